@@ -1,0 +1,41 @@
+"""``create_app``: the FastAPI application around one ``Service``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gridworker.service import Service
+
+from .routers import cameras, health, incidents
+
+
+def create_app(service_factory: Callable[[], Service]) -> FastAPI:
+    """Build the app; ``service_factory`` runs in the lifespan (the model loads there, not at import).
+
+    Example:
+        >>> app = create_app(lambda: Service(settings, detector))  # doctest: +SKIP
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = service_factory()
+        app.state.service = service
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="gridworker",
+        description="AI grid worker: cameras in, graded incidents out.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(cameras.router)
+    app.include_router(incidents.router)
+    return app

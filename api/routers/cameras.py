@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+
+from gridworker.service import CameraExists, CameraNotFound
+from gridworker.settings import CAMERA_ID_PATTERN, CameraConfig
+
+from ..deps import ServiceDep
+from ..schemas import CameraOut
+
+router = APIRouter(prefix="/cameras", tags=["cameras"])
+
+CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN, description="Camera id")]
+_NOT_FOUND = {404: {"description": "No such camera"}}
+
+
+@router.get("", response_model=list[CameraOut])
+def list_cameras(service: ServiceDep) -> list[CameraOut]:
+    return [CameraOut.of(v) for v in service.cameras()]
+
+
+@router.post("", response_model=CameraOut, status_code=status.HTTP_201_CREATED, responses={409: {"description": "Camera id taken"}})
+def add_camera(config: CameraConfig, service: ServiceDep) -> CameraOut:
+    """Start analysing a camera now, without a restart; it is saved and survives restarts."""
+    try:
+        return CameraOut.of(service.add_camera(config))
+    except CameraExists:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"camera {config.id!r} already exists") from None
+
+
+@router.get("/{camera_id}", response_model=CameraOut, responses=_NOT_FOUND)
+def get_camera(camera_id: CameraId, service: ServiceDep) -> CameraOut:
+    try:
+        return CameraOut.of(service.camera(camera_id))
+    except CameraNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+
+
+@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_NOT_FOUND)
+def remove_camera(camera_id: CameraId, service: ServiceDep) -> Response:
+    try:
+        service.remove_camera(camera_id)
+    except CameraNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{camera_id}/frame.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **_NOT_FOUND},
+)
+def latest_frame(camera_id: CameraId, service: ServiceDep) -> Response:
+    """The latest analysed frame with detections and zones drawn."""
+    try:
+        jpeg = service.latest_jpeg(camera_id)
+    except CameraNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+    if jpeg is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id!r} has no analysed frame yet")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

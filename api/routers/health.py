@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from ..deps import ServiceDep
+from ..schemas import HealthOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthOut)
+def health(service: ServiceDep) -> HealthOut:
+    views = service.cameras()
+    live = sum(1 for v in views if v.health.state.value == "live")
+    return HealthOut(
+        status="ok" if service.started and (live == len(views)) else "degraded",
+        cameras=len(views),
+        cameras_live=live,
+        detector=type(service.detector).__name__,
+        open_incidents=service.incidents.open_count(),
+    )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(service: ServiceDep) -> Response:
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

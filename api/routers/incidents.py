@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from gridworker.incidents import IncidentQuery
+
+from ..deps import StoreDep
+from ..schemas import IncidentOut, IncidentPage
+
+router = APIRouter(prefix="/incidents", tags=["incidents"])
+
+IncidentId = Annotated[int, Path(ge=1, le=2**62, description="Incident id")]
+
+
+@router.get("", response_model=IncidentPage)
+def list_incidents(
+    store: StoreDep,
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64, description="Rule type, e.g. dwell")] = None,
+    status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+    since: Annotated[datetime | None, Query(description="Opened at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Opened at or before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> IncidentPage:
+    """Newest first; filter by camera, type, status and opening time."""
+    since_ts = _timestamp(since, "since")
+    until_ts = _timestamp(until, "until")
+    if since_ts is not None and until_ts is not None and since_ts > until_ts:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "'since' is after 'until'")
+    query = IncidentQuery(camera_id=camera_id, type=type, status=status_, since=since_ts, until=until_ts, limit=limit, offset=offset)
+    items, total = store.list(query)
+    return IncidentPage(items=[IncidentOut.of(i) for i in items], total=total, limit=limit, offset=offset)
+
+
+def _timestamp(value: datetime | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return value.timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"'{name}' is out of range") from None
+
+
+@router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": "No such incident"}})
+def get_incident(incident_id: IncidentId, store: StoreDep) -> IncidentOut:
+    inc = store.get(incident_id)
+    if inc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    return IncidentOut.of(inc)
+
+
+@router.get(
+    "/{incident_id}/snapshot.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such incident or snapshot"}},
+)
+def get_snapshot(incident_id: IncidentId, store: StoreDep) -> Response:
+    """The annotated evidence picture taken when the incident opened."""
+    jpeg = store.snapshot(incident_id)
+    if jpeg is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot for incident {incident_id}")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})

@@ -1,0 +1,124 @@
+"""Response models of the public JSON API (numpy and internal types stop here)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from gridworker.incidents import Incident
+from gridworker.service import CameraView
+from gridworker.vision.config import ZoneConfig
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class StreamHealthOut(BaseModel):
+    state: Literal["connecting", "live", "stalled", "backoff", "stopped"]
+    since: datetime | None
+    stream_fps: float
+    frames_decoded: int
+    frames_published: int
+    frames_dropped: int
+    reconnects: int
+    last_error: str | None
+    last_frame_at: datetime | None
+
+
+class CameraOut(BaseModel):
+    id: str
+    name: str
+    site: str
+    url: str = Field(description="Stream URL with any password removed.")
+    fps: float
+    health: StreamHealthOut
+    analysed_fps: float
+    frames_analysed: int
+    last_analysed_at: datetime | None
+    open_incident_types: list[str]
+    zones: list[ZoneConfig]
+
+    @classmethod
+    def of(cls, view: CameraView) -> CameraOut:
+        h = view.health
+        return cls(
+            id=view.config.id,
+            name=view.config.name,
+            site=view.config.site,
+            url=view.config.public_url(),
+            fps=view.config.fps,
+            health=StreamHealthOut(
+                state=h.state.value,
+                since=_dt(h.since),
+                stream_fps=round(h.fps, 2),
+                frames_decoded=h.frames_decoded,
+                frames_published=h.frames_published,
+                frames_dropped=h.frames_dropped,
+                reconnects=h.reconnects,
+                last_error=h.last_error,
+                last_frame_at=_dt(h.last_frame_ts),
+            ),
+            analysed_fps=view.analysed_fps,
+            frames_analysed=view.frames_analysed,
+            last_analysed_at=_dt(view.last_analysed_at),
+            open_incident_types=view.open_incident_types,
+            zones=view.config.zones,
+        )
+
+
+class IncidentOut(BaseModel):
+    id: int
+    type: str
+    status: Literal["open", "closed"]
+    camera_id: str
+    camera_name: str
+    site: str
+    zone_id: str
+    rule_id: str
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    peak_count: int
+    observations: int
+    summary: str
+    details: dict[str, Any]
+    snapshot_url: str | None
+
+    @classmethod
+    def of(cls, inc: Incident) -> IncidentOut:
+        return cls(
+            id=inc.id,
+            type=inc.type,
+            status=inc.status,  # type: ignore[arg-type]
+            camera_id=inc.camera_id,
+            camera_name=inc.camera_name,
+            site=inc.site,
+            zone_id=inc.zone_id,
+            rule_id=inc.rule_id,
+            opened_at=_dt(inc.opened_at),  # type: ignore[arg-type]
+            updated_at=_dt(inc.updated_at),  # type: ignore[arg-type]
+            closed_at=_dt(inc.closed_at),
+            peak_count=inc.peak_count,
+            observations=inc.observations,
+            summary=inc.summary,
+            details=inc.details,
+            snapshot_url=f"/incidents/{inc.id}/snapshot.jpg" if inc.has_snapshot else None,
+        )
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    cameras: int
+    cameras_live: int
+    detector: str
+    open_incidents: int

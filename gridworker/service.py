@@ -1,0 +1,286 @@
+"""The composition root of a running gridworker: readers → batcher → detector → tracker →
+rules → incidents, each stage in its own thread joined by bounded queues (Frigate's
+per-stage loops around one stop event).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import supervision as sv
+
+from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
+from gridworker.models.base import Detector
+from gridworker.streams.frame import Frame
+from gridworker.streams.health import StreamHealth, StreamState
+from gridworker.streams.reader import CameraStream
+from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
+from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.batcher import Batcher
+
+from .metrics import Metrics
+from .settings import CameraConfig, Settings
+
+log = logging.getLogger(__name__)
+
+
+class CameraExists(ValueError):
+    pass
+
+
+class CameraNotFound(KeyError):
+    pass
+
+
+@dataclass
+class _Camera:
+    config: CameraConfig
+    stream: CameraStream
+    analyzer: CameraAnalyzer
+    persisted: bool = False
+    last: FrameAnalysis | None = None
+    analysed_ts: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+
+
+@dataclass(frozen=True, slots=True)
+class CameraView:
+    """A read-only picture of one camera for the API."""
+
+    config: CameraConfig
+    health: StreamHealth
+    analysed_fps: float
+    frames_analysed: int
+    open_incident_types: list[str]
+    last_analysed_at: float | None
+
+
+FrameObserver = Callable[[FrameAnalysis, float], None]
+
+
+class Service:
+    """Owns the cameras, the pipeline threads, the incident store and the metrics.
+
+    Example:
+        >>> service = Service(settings, detector=load_detector(settings.detector))  # doctest: +SKIP
+        >>> service.start(); ...; service.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings, detector: Detector, store: IncidentStore | None = None) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.store = store or IncidentStore(settings.database.url)
+        self.annotator = FrameAnnotator(jpeg_quality=settings.pipeline.snapshot_quality)
+        self.metrics = Metrics(self._camera_metrics)
+        self.incidents = IncidentManager(
+            store=self.store,
+            camera_info=self._camera_info,
+            annotator=self.annotator,
+            write_interval_s=settings.pipeline.incident_write_interval_s,
+        )
+        self.incidents.on_open.append(self._count_incident)
+        self._cameras: dict[str, _Camera] = {}
+        self._cameras_lock = threading.RLock()
+        self._frames_analysed: dict[str, int] = {}
+        self.batcher = Batcher(
+            self._live_sources,
+            max_batch=detector.max_batch,
+            deadline_s=settings.pipeline.batch_deadline_ms / 1000.0,
+        )
+        self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.observers: list[FrameObserver] = []
+        self.started = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        if self.started:
+            return
+        for cam in self.settings.cameras:
+            self._add(cam, persist=False)
+        for cam_id, raw in self.store.saved_cameras():
+            if cam_id in self._cameras:
+                log.warning("camera %r saved through the API is also in the config file; the config file wins", cam_id)
+                continue
+            try:
+                self._add(CameraConfig.model_validate_json(raw), persist=False, persisted=True)
+            except ValueError as exc:
+                log.error("skipping saved camera %r: %s", cam_id, exc)
+        keys = [(c.config.id, z.id, r.rule_id) for c in self._cameras.values() for z in c.config.zones for r in z.rules]
+        self.incidents.adopt_open(keys, time.time())
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._inference_loop, name="gw-inference", daemon=True),
+            threading.Thread(target=self._post_loop, name="gw-post", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        self.started = True
+        log.info("service started with %d camera(s)", len(self._cameras))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        for cam in cams:
+            cam.stream.stop(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout)
+            if t.is_alive():
+                log.error("thread %s did not stop within %.0f s", t.name, timeout)
+        self._threads = []
+        self.started = False
+
+    # -- cameras --------------------------------------------------------------------
+    def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> None:
+        with self._cameras_lock:
+            if config.id in self._cameras:
+                raise CameraExists(config.id)
+            stream = CameraStream(config.id, config.stream_config())
+            analyzer = CameraAnalyzer(config.id, config.fps, config.zones, self.settings.tracker)
+            if persist:
+                self.store.save_camera(config.id, config.model_dump_json())
+            self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted)
+            self._frames_analysed[config.id] = 0
+        stream.start()
+        log.info("camera %s (%s) added", config.id, config.public_url())
+
+    def add_camera(self, config: CameraConfig) -> CameraView:
+        """Start analysing a new camera now; it is saved and comes back after a restart."""
+        self._add(config, persist=True)
+        return self.camera(config.id)
+
+    def remove_camera(self, camera_id: str) -> None:
+        with self._cameras_lock:
+            cam = self._cameras.pop(camera_id, None)
+            if cam is None:
+                raise CameraNotFound(camera_id)
+            self.batcher.forget(camera_id)
+        cam.stream.stop(timeout=5.0)
+        self.incidents.close_camera(camera_id, time.time())
+        self.store.delete_camera(camera_id)
+        log.info("camera %s removed", camera_id)
+
+    def _get(self, camera_id: str) -> _Camera:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        if cam is None:
+            raise CameraNotFound(camera_id)
+        return cam
+
+    def _view(self, cam: _Camera) -> CameraView:
+        ts = list(cam.analysed_ts)
+        fps = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0
+        if ts and time.time() - ts[-1] > 5.0:
+            fps = 0.0
+        return CameraView(
+            config=cam.config,
+            health=cam.stream.health(),
+            analysed_fps=round(fps, 2),
+            frames_analysed=self._frames_analysed.get(cam.config.id, 0),
+            open_incident_types=self.incidents.open_types(cam.config.id),
+            last_analysed_at=ts[-1] if ts else None,
+        )
+
+    def camera(self, camera_id: str) -> CameraView:
+        return self._view(self._get(camera_id))
+
+    def cameras(self) -> list[CameraView]:
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        return [self._view(c) for c in cams]
+
+    def latest_jpeg(self, camera_id: str) -> bytes | None:
+        """The latest analysed frame with boxes and zones drawn, or None before the first."""
+        cam = self._get(camera_id)
+        last = cam.last
+        if last is None:
+            return None
+        active = [v.zone_id for v in last.active]
+        return self.annotator.render_jpeg(last.frame.image, last.detections, last.zones, active_zone_ids=active)
+
+    def _camera_info(self, camera_id: str) -> CameraInfo:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return CameraInfo() if cam is None else CameraInfo(name=cam.config.name, site=cam.config.site)
+
+    def _live_sources(self) -> Sequence[CameraStream]:
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        return [c.stream for c in cams if c.stream.health().state == StreamState.LIVE]
+
+    def _camera_metrics(self) -> list[dict[str, Any]]:
+        out = []
+        for view in self.cameras():
+            out.append(
+                {
+                    "id": view.config.id,
+                    "analysed_fps": view.analysed_fps,
+                    "stream_fps": view.health.fps,
+                    "state": view.health.state.value,
+                    "reconnects": view.health.reconnects,
+                    "frames_dropped": view.health.frames_dropped,
+                    "open_incidents": len(view.open_incident_types),
+                }
+            )
+        return out
+
+    def _count_incident(self, incident: Incident) -> None:
+        self.metrics.incidents_opened.labels(type=incident.type).inc()
+
+    # -- pipeline threads -------------------------------------------------------------
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self.batcher.next_batch(self._stop)
+            if not batch:
+                continue
+            t0 = time.perf_counter()
+            try:
+                detections = self.detector.detect([f.image for f in batch])
+            except Exception:  # a bad frame must not kill the pipeline
+                log.exception("detector failed on a batch of %d; batch skipped", len(batch))
+                continue
+            self.metrics.inference_seconds.observe(time.perf_counter() - t0)
+            self.metrics.batch_size.observe(len(batch))
+            while not self._stop.is_set():
+                try:
+                    self._results.put((batch, detections), timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def _post_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch, detections = self._results.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            for frame, dets in zip(batch, detections):
+                try:
+                    self._post_one(frame, dets)
+                except Exception:
+                    log.exception("post-processing failed for camera %s", frame.camera_id)
+
+    def _post_one(self, frame: Frame, dets: sv.Detections) -> None:
+        with self._cameras_lock:
+            cam = self._cameras.get(frame.camera_id)
+        if cam is None:  # removed meanwhile
+            return
+        analysis = cam.analyzer.analyze(frame, dets)
+        self.incidents.observe(analysis)
+        done = time.time()
+        cam.last = analysis
+        cam.analysed_ts.append(done)
+        self._frames_analysed[frame.camera_id] = self._frames_analysed.get(frame.camera_id, 0) + 1
+        self.metrics.frames_analysed.inc()
+        latency = done - frame.ts
+        self.metrics.frame_latency_seconds.observe(latency)
+        for observer in self.observers:
+            observer(analysis, latency)

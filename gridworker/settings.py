@@ -1,0 +1,177 @@
+"""Configuration: one YAML file (cameras, zones, settings), overridable by environment.
+
+Precedence: environment variables (``GRIDWORKER_`` prefix, ``__`` between nested keys, e.g.
+``GRIDWORKER_DETECTOR__THREADS=2``, ``GRIDWORKER_DATABASE__URL=postgresql+psycopg://…``)
+over the YAML file over defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gridworker.models.config import DetectorConfig
+from gridworker.streams.config import StreamConfig
+from gridworker.streams.redact import redact_url
+from gridworker.vision.config import ZoneConfig
+from gridworker.vision.tracker import TrackerConfig
+
+CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+URL_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "file"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file, camera and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CameraConfig(_Strict):
+    """One camera: where its stream is, how often to analyse it, and its zones.
+
+    Example:
+        >>> CameraConfig(id="gate-1", url="rtsp://10.0.0.5/stream1", fps=5).site
+        ''
+    """
+
+    id: str = Field(pattern=CAMERA_ID_PATTERN, description="Unique camera id (letters, digits, _ . -).")
+    name: str = Field("", max_length=200, description="Human-readable name.")
+    site: str = Field("", max_length=200, description="Site the camera watches (school, hospital, ...).")
+    url: str = Field(min_length=1, max_length=2000, description="rtsp://, http(s)://, file:// URL or a local file path.")
+    fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    stream: dict[str, Any] = Field(default_factory=dict, description="Reader tuning: timeouts, backoff (see StreamConfig).")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if "://" in url:
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in URL_SCHEMES:
+                raise ValueError(f"unsupported URL scheme {scheme!r} in {redact_url(url)}; use one of {sorted(URL_SCHEMES)}")
+            if scheme != "file" and not urlsplit(url).hostname:
+                raise ValueError(f"URL {redact_url(url)} has no host")
+        return url
+
+    @model_validator(mode="after")
+    def _check(self) -> CameraConfig:
+        ids = [z.id for z in self.zones]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"zone ids must be unique within a camera; repeated: {sorted(dup)}")
+        self.stream_config()  # validates the tuning keys
+        return self
+
+    def stream_config(self) -> StreamConfig:
+        return StreamConfig(url=self.url, fps=self.fps, **self.stream)
+
+    def public_url(self) -> str:
+        return redact_url(self.url)
+
+
+class ServerConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class DatabaseConfig(_Strict):
+    url: str = Field("sqlite:///var/gridworker.db", description="SQLAlchemy URL; SQLite by default, PostgreSQL via postgresql+psycopg://...")
+
+
+class PipelineConfig(_Strict):
+    batch_deadline_ms: float = Field(30.0, ge=0.0, le=2000.0, description="Longest wait for more frames once a batch has one.")
+    snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots and live frames.")
+    incident_write_interval_s: float = Field(5.0, ge=0.1, le=600.0, description="How often an open incident's progress is written.")
+
+
+class Settings(BaseSettings):
+    """The whole service configuration (the composition root's view)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDWORKER_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Settings:
+        seen: set[str] = set()
+        for cam in self.cameras:
+            if cam.id in seen:
+                raise ValueError(f"camera id {cam.id!r} is used twice")
+            seen.add(cam.id)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment wins over the YAML file, which arrives as init kwargs
+        return env_settings, init_settings
+
+
+def describe_errors(err: ValidationError, data: Any, source: str = "config") -> str:
+    """Turn a pydantic error into lines naming the camera (by id) and the key at fault."""
+    lines = [f"{source}: {err.error_count()} problem(s)"]
+    for e in err.errors():
+        loc = list(e["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
+            try:
+                cam_id = data["cameras"][loc[1]].get("id", "?")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                cam_id = "?"
+            rest = ".".join(str(p) for p in loc[2:]) or "(camera)"
+            where = f"camera {cam_id!r} (cameras[{loc[1]}]): {rest}"
+        msg = e["msg"]
+        # pydantic echoes the input value; never echo a URL's password
+        msg = re.sub(r"\w+://[^\s'\"]+", lambda m: redact_url(m.group(0)), msg)
+        lines.append(f"  - {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), apply environment overrides, validate.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML or invalid values, with a readable message.
+    """
+    data: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read config file: {exc.strerror or exc}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping with keys like 'cameras', 'server', 'detector'")
+        data = loaded
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(describe_errors(err, data, source)) from None

@@ -1,0 +1,298 @@
+"""Incident persistence with SQLAlchemy: SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+log = logging.getLogger(__name__)
+
+OPEN = "open"
+CLOSED = "closed"
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class IncidentRow(_Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    camera_name: Mapped[str] = mapped_column(String(200), default="")
+    site: Mapped[str] = mapped_column(String(200), default="")
+    zone_id: Mapped[str] = mapped_column(String(64))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    opened_at: Mapped[float] = mapped_column(Float, index=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+    closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_count: Mapped[int] = mapped_column(Integer, default=0)
+    observations: Mapped[int] = mapped_column(Integer, default=1)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SnapshotRow(_Base):
+    __tablename__ = "incident_snapshots"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    taken_at: Mapped[float] = mapped_column(Float)
+
+
+class CameraRow(_Base):
+    """Cameras added through the API, so they survive a restart."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A stored incident (times are Unix seconds)."""
+
+    id: int
+    camera_id: str
+    camera_name: str
+    site: str
+    zone_id: str
+    rule_id: str
+    type: str
+    status: str
+    opened_at: float
+    updated_at: float
+    closed_at: float | None
+    peak_count: int
+    observations: int
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    has_snapshot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    camera_id: str | None = None
+    type: str | None = None
+    status: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _to_incident(row: IncidentRow, has_snapshot: bool) -> Incident:
+    return Incident(
+        id=row.id,
+        camera_id=row.camera_id,
+        camera_name=row.camera_name,
+        site=row.site,
+        zone_id=row.zone_id,
+        rule_id=row.rule_id,
+        type=row.type,
+        status=row.status,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        closed_at=row.closed_at,
+        peak_count=row.peak_count,
+        observations=row.observations,
+        summary=row.summary,
+        details=dict(row.details or {}),
+        has_snapshot=has_snapshot,
+    )
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class IncidentStore:
+    """Stores incidents, their snapshots and API-added cameras.
+
+    Safe to share between threads: each call opens its own short session.
+
+    Example:
+        >>> store = IncidentStore("sqlite:///:memory:")
+        >>> store.list(IncidentQuery())[1]
+        0
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = _make_engine(url)
+        _Base.metadata.create_all(self._engine)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- incidents -------------------------------------------------------------------
+    def open(
+        self,
+        *,
+        camera_id: str,
+        camera_name: str,
+        site: str,
+        zone_id: str,
+        rule_id: str,
+        type: str,
+        at: float,
+        count: int,
+        summary: str,
+        details: dict[str, Any],
+        snapshot: bytes | None,
+    ) -> Incident:
+        with self._session() as s:
+            row = IncidentRow(
+                camera_id=camera_id,
+                camera_name=camera_name,
+                site=site,
+                zone_id=zone_id,
+                rule_id=rule_id,
+                type=type,
+                status=OPEN,
+                opened_at=at,
+                updated_at=at,
+                closed_at=None,
+                peak_count=count,
+                observations=1,
+                summary=summary,
+                details=json.loads(json.dumps(details, default=str)),
+            )
+            s.add(row)
+            s.flush()
+            if snapshot is not None:
+                s.add(SnapshotRow(incident_id=row.id, jpeg=snapshot, taken_at=at))
+            return _to_incident(row, snapshot is not None)
+
+    def touch(self, incident_id: int, *, at: float, count: int, summary: str, observations: int) -> None:
+        with self._session() as s:
+            row = s.get(IncidentRow, incident_id)
+            if row is None or row.status != OPEN:
+                return
+            row.updated_at = max(row.updated_at, at)
+            row.peak_count = max(row.peak_count, count)
+            row.observations += observations
+            row.summary = summary
+
+    def close_incident(self, incident_id: int, *, at: float) -> None:
+        with self._session() as s:
+            row = s.get(IncidentRow, incident_id)
+            if row is not None and row.status == OPEN:
+                row.status = CLOSED
+                row.closed_at = at
+
+    def get(self, incident_id: int) -> Incident | None:
+        with self._session() as s:
+            row = s.get(IncidentRow, incident_id)
+            if row is None:
+                return None
+            has = s.scalar(select(func.count()).select_from(SnapshotRow).where(SnapshotRow.incident_id == incident_id))
+            return _to_incident(row, bool(has))
+
+    def snapshot(self, incident_id: int) -> bytes | None:
+        with self._session() as s:
+            snap = s.get(SnapshotRow, incident_id)
+            return None if snap is None else bytes(snap.jpeg)
+
+    def list(self, query: IncidentQuery) -> tuple[list[Incident], int]:
+        conditions = []
+        if query.camera_id is not None:
+            conditions.append(IncidentRow.camera_id == query.camera_id)
+        if query.type is not None:
+            conditions.append(IncidentRow.type == query.type)
+        if query.status is not None:
+            conditions.append(IncidentRow.status == query.status)
+        if query.since is not None:
+            conditions.append(IncidentRow.opened_at >= query.since)
+        if query.until is not None:
+            conditions.append(IncidentRow.opened_at <= query.until)
+        with self._session() as s:
+            total = s.scalar(select(func.count()).select_from(IncidentRow).where(*conditions)) or 0
+            rows = s.execute(
+                select(IncidentRow, SnapshotRow.incident_id)
+                .outerjoin(SnapshotRow, SnapshotRow.incident_id == IncidentRow.id)
+                .where(*conditions)
+                .order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
+                .limit(query.limit)
+                .offset(query.offset)
+            ).all()
+            return [_to_incident(r, snap is not None) for r, snap in rows], int(total)
+
+    def open_incidents(self) -> list[Incident]:
+        with self._session() as s:
+            rows = s.scalars(select(IncidentRow).where(IncidentRow.status == OPEN)).all()
+            return [_to_incident(r, False) for r in rows]
+
+    def count_by(self, status: str | None = None) -> dict[str, int]:
+        with self._session() as s:
+            stmt = select(IncidentRow.type, func.count()).group_by(IncidentRow.type)
+            if status is not None:
+                stmt = stmt.where(IncidentRow.status == status)
+            return {t: int(n) for t, n in s.execute(stmt).all()}
+
+    # -- cameras added at run time --------------------------------------------------------
+    def save_camera(self, camera_id: str, config_json: str) -> None:
+        with self._session() as s:
+            row = s.get(CameraRow, camera_id)
+            if row is None:
+                s.add(CameraRow(id=camera_id, config=config_json, created_at=time.time()))
+            else:
+                row.config = config_json
+
+    def delete_camera(self, camera_id: str) -> None:
+        with self._session() as s:
+            row = s.get(CameraRow, camera_id)
+            if row is not None:
+                s.delete(row)
+
+    def saved_cameras(self) -> Sequence[tuple[str, str]]:
+        with self._session() as s:
+            return [(r.id, r.config) for r in s.scalars(select(CameraRow).order_by(CameraRow.created_at)).all()]

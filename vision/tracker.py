@@ -1,0 +1,59 @@
+"""Per-camera multi-object tracking (ByteTrack from Roboflow's ``trackers`` package).
+
+Why a library: ``trackers`` is a maintained, Apache-2.0 clean-room ByteTrack that takes and
+returns ``supervision.Detections`` and accepts real timestamps, so a camera sampled at an
+uneven rate (latest-frame semantics drop frames under load) still predicts motion right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import supervision as sv
+from pydantic import BaseModel, ConfigDict, Field
+from trackers import ByteTrackTracker
+
+
+class TrackerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lost_track_s: float = Field(3.0, gt=0.0, le=120.0, description="Keep a lost track this long for re-association.")
+    activation_threshold: float = Field(0.45, ge=0.0, le=1.0, description="Score needed to start a new track.")
+    min_iou: float = Field(0.1, ge=0.0, le=1.0, description="IoU needed to associate a box with a track.")
+
+
+class ByteTracker:
+    """One camera's tracker: ``update(dets, ts) -> dets`` with ``tracker_id`` filled in.
+
+    Example:
+        >>> tracker = ByteTracker(fps=5)
+        >>> tracked = tracker.update(sv.Detections.empty(), ts=0.0)
+    """
+
+    def __init__(self, fps: float, config: TrackerConfig | None = None) -> None:
+        self._fps = fps
+        self._config = config or TrackerConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        cfg = self._config
+        self._tracker = ByteTrackTracker(
+            # the library counts the buffer in 30 fps frames
+            lost_track_buffer=max(1, round(cfg.lost_track_s * 30)),
+            frame_rate=self._fps,
+            track_activation_threshold=cfg.activation_threshold,
+            minimum_consecutive_frames=1,
+            minimum_iou_threshold=cfg.min_iou,
+        )
+
+    def update(self, detections: sv.Detections, ts: float) -> sv.Detections:
+        """Associate ``detections`` (not modified) with tracks; unconfirmed boxes get id -1."""
+        if len(detections) == 0:
+            self._tracker.update(detections, timestamp=ts)
+            out = sv.Detections.empty()
+            out.tracker_id = np.zeros(0, dtype=np.int64)
+            out.data["class_name"] = np.zeros(0, dtype=str)
+            return out
+        tracked = self._tracker.update(replace(detections, data=dict(detections.data)), timestamp=ts)
+        return tracked
