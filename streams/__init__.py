@@ -1,0 +1,41 @@
+"""Camera streams: read RTSP/HTTP/file sources into sampled, latest-only frames.
+
+Public surface::
+
+    CameraStream(camera_id, StreamConfig(url=..., fps=5))   # one thread per camera
+        .start() .stop() .latest(after_seq) .wait(after_seq, timeout) .health()
+    Frame, StreamHealth, StreamState
+    StreamError > StreamOpenError | StreamTimeout | StreamEnded
+    redact_url, RedactingFilter
+    RtspServerProcess, gst_rtsp_available      # real RTSP server for tests and demos
+    clips.encode_still / transcode_h264 / synthetic_clip
+"""
+
+from .backoff import Backoff, backoff_delay
+from .config import StreamConfig
+from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
+from .frame import Frame
+from .health import StreamHealth, StreamState
+from .reader import CameraStream
+from .redact import RedactingFilter, redact_text, redact_url
+from .rtsp_serve import RtspServerProcess, RtspServerUnavailable, gst_rtsp_available
+
+__all__ = [
+    "Backoff",
+    "CameraStream",
+    "Frame",
+    "RedactingFilter",
+    "RtspServerProcess",
+    "RtspServerUnavailable",
+    "StreamConfig",
+    "StreamEnded",
+    "StreamError",
+    "StreamHealth",
+    "StreamOpenError",
+    "StreamState",
+    "StreamTimeout",
+    "backoff_delay",
+    "gst_rtsp_available",
+    "redact_text",
+    "redact_url",
+]

@@ -29,3 +29,29 @@ def make_detections(
         tracker_id=None if tracker_id is None else np.asarray(tracker_id, dtype=np.int64),
         data={"class_name": np.asarray(names)},
     )
+
+
+class ParkedCarDetector:
+    """A fake detector (beside the real-model end-to-end test): one car parked in the
+    lower middle of every frame, so rule timing is exact and independent of the model."""
+
+    class_names = ["car"]
+    max_batch = 8
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        self.batches.append(len(images))
+        out = []
+        for img in images:
+            h, w = img.shape[:2]
+            out.append(
+                sv.Detections(
+                    xyxy=np.array([[0.4 * w, 0.6 * h, 0.6 * w, 0.9 * h]], dtype=np.float32),
+                    confidence=np.array([0.9], dtype=np.float32),
+                    class_id=np.array([3]),
+                    data={"class_name": np.array(["car"])},
+                )
+            )
+        return out

@@ -1,0 +1,127 @@
+"""Command-line sub-commands of :mod:`gridworker.bench`.
+
+``register(subparsers)`` adds, to the ``gridworker`` command's argparse sub-parsers::
+
+    gridworker bench throughput [--streams 1,4,8,16] [--seconds 20] [--media DIR | --synthetic]
+                                [--fps F] [--json] [--out FILE] [--no-ultralytics] ...
+
+Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
+not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
+the human table goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _stream_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,4,8, got {text!r}") from None
+    if not counts or min(counts) < 1 or max(counts) > 64:
+        raise argparse.ArgumentTypeError(f"stream counts must be between 1 and 64, got {text!r}")
+    return counts
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``bench`` (with ``throughput``) to an argparse sub-parsers object."""
+    bench = subparsers.add_parser("bench", help="benchmarks", description="Benchmarks of the analysis pipeline.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="COMMAND")
+    bench_sub.required = True
+
+    p = bench_sub.add_parser(
+        "throughput",
+        help="live frames per second on N real RTSP streams, against a ceiling and baselines",
+        description=(
+            "For each stream count N: start N RTSP cameras (gst-rtsp-server looping clips in real time) "
+            "and measure the sum-of-parts ceiling, gridworker's pipeline, a naive OpenCV baseline and, "
+            "where installed, Ultralytics' predict loop. Only live frames (age <= 1 s) count. "
+            "See docs/benchmarks.md."
+        ),
+    )
+    p.add_argument("--streams", type=_stream_counts, default=[1, 4, 8, 16], metavar="N[,N...]", help="stream counts (default 1,4,8,16)")
+    p.add_argument("--seconds", type=_positive, default=20.0, help="measurement window per pipeline, s (default 20)")
+    p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media if present)")
+    p.add_argument("--synthetic", action="store_true", help="use generated 640x360 25 fps clips even if media exists")
+    p.add_argument("--fps", type=_positive, default=None, help="analysis rate per camera (default: each clip's native rate)")
+    p.add_argument("--model", default="ssd_mobilenet_v2_coco", help="detector model name or path (default: the embedded SSD)")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+    p.add_argument("--max-batch", type=int, default=8, help="largest detector batch (default 8)")
+    p.add_argument("--calibrate-seconds", type=_positive, default=1.0, help="budget of each isolated part timing, s (default 1)")
+    p.add_argument("--warmup-timeout", type=_positive, default=30.0, help="longest wait for all cameras to deliver, s (default 30)")
+    p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics comparison")
+    p.add_argument("--ultralytics-seconds", type=_positive, default=8.0, help="window of each pipeline in that comparison, s (default 8)")
+    p.add_argument("--yolo-onnx", type=Path, default=None, help="existing YOLO ONNX export for that comparison")
+    p.add_argument("--yolo-imgsz", type=int, default=320, help="YOLO input size (default 320)")
+    p.add_argument("--json", action="store_true", help="print the results as a JSON list on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON list to FILE")
+    p.set_defaults(func=_throughput)
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    from gridworker.streams.rtsp_serve import RtspServerUnavailable
+
+    from .throughput import ThroughputConfig, format_table, live_definition, run_throughput, target_verdict, to_json
+
+    if args.media is not None and not args.media.is_dir():
+        print(f"gridworker bench: --media {args.media}: not a directory", file=sys.stderr)
+        return 2
+    config = ThroughputConfig(
+        streams=args.streams,
+        seconds=args.seconds,
+        media=args.media,
+        synthetic=args.synthetic,
+        fps=args.fps,
+        model=args.model,
+        threads=args.threads,
+        max_batch=args.max_batch,
+        calibrate_s=args.calibrate_seconds,
+        ultralytics=not args.no_ultralytics,
+        ultralytics_seconds=args.ultralytics_seconds,
+        yolo_onnx=args.yolo_onnx,
+        yolo_imgsz=args.yolo_imgsz,
+        warmup_timeout_s=args.warmup_timeout,
+    )
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    try:
+        rows = run_throughput(config, progress=progress)
+    except RtspServerUnavailable as exc:
+        print(f"gridworker bench: the RTSP test server cannot run here: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"gridworker bench: {exc}", file=sys.stderr)
+        return 1
+    table = "\n".join(filter(None, [format_table(rows), live_definition(), target_verdict(rows)]))
+    for row in rows:
+        for note in row.get("notes", []):
+            table += f"\n  N={row['streams']}: {note}"
+    text = to_json(rows)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(table, file=sys.stderr)
+        print(text)
+    else:
+        print(table)
+    return 0

@@ -1,0 +1,492 @@
+"""The pipelines the benchmark runs on the same RTSP streams, and what each one reports.
+
+* :func:`run_gridworker` — gridworker's real :class:`~gridworker.service.Service`
+  (readers → batcher → detector → tracker/zones/rules → incidents in SQLite);
+* :func:`run_naive` — one thread per camera: ``cv2.VideoCapture`` read loop and batch-1
+  inference in that thread, as a first prototype would do it;
+* :func:`run_ultralytics` — Ultralytics' own ``predict(stream=True)`` loop over a
+  ``.streams`` file (only where ``ultralytics`` is installed).
+
+Every pipeline measures frame age the same way (see :mod:`gridworker.bench.timing`) and
+counts only live frames (age at the end of analysis at most ``LIVE_AGE_S``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import supervision as sv
+
+from gridworker.models.base import Detector
+
+from .timing import LIVE_AGE_S, AgeLog, PtsCameraStream, SendClock, percentile
+
+__all__ = ["BENCH_ZONES", "PipelineResult", "run_gridworker", "run_naive", "run_ultralytics"]
+
+log = logging.getLogger(__name__)
+
+# One zone over the lower 60 % of every camera with the three rule types, so rules and
+# incidents (with their snapshots and SQLite writes) do their real work per frame.
+BENCH_ZONES: list[dict[str, Any]] = [
+    {
+        "id": "road",
+        "polygon": [[0.0, 0.4], [1.0, 0.4], [1.0, 1.0], [0.0, 1.0]],
+        "rules": [
+            {"type": "intrusion", "classes": ["person"], "min_duration_s": 1.0, "clear_after_s": 5.0},
+            {"type": "crowd", "classes": ["person", "car"], "min_count": 3, "min_duration_s": 2.0, "clear_after_s": 5.0},
+            {"type": "dwell", "min_duration_s": 5.0, "clear_after_s": 5.0},
+        ],
+    }
+]
+
+
+@dataclass
+class PipelineResult:
+    """What one pipeline did during its measurement window.
+
+    Attributes:
+        live_fps: analysed frames per second whose age was at most ``LIVE_AGE_S``.
+        all_fps: analysed frames per second, live or not.
+        mean_age_ms: mean age of the analysed frames at the end of their analysis (PTS-based).
+        live_fraction: live frames / analysed frames.
+        streams_live: streams that delivered an analysed frame during warm-up.
+        extra: pipeline-specific figures (latency percentiles, RSS, batch sizes, ...).
+        notes: what went wrong or was approximated.
+    """
+
+    live_fps: float = 0.0
+    all_fps: float = 0.0
+    mean_age_ms: float | None = None
+    live_fraction: float | None = None
+    streams_live: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def _summarise(rows: list[tuple[Any, ...]], seconds: float, result: PipelineResult) -> None:
+    """Fill live/all fps, mean age and live fraction from ``(stream, done, age, ...)`` rows."""
+    ages = [r[2] for r in rows if r[2] is not None]
+    live = sum(1 for a in ages if a <= LIVE_AGE_S)
+    result.all_fps = len(rows) / seconds
+    result.live_fps = live / seconds
+    result.mean_age_ms = float(np.mean(ages)) * 1e3 if ages else None
+    result.live_fraction = live / len(ages) if ages else None
+    unknown = len(rows) - len(ages)
+    if unknown:
+        result.notes.append(f"{unknown} frame(s) without a PTS-based age were not counted as live")
+    if ages:
+        result.extra["min_age_ms"] = min(ages) * 1e3
+        if min(ages) < -0.05:
+            result.notes.append(f"negative frame age ({min(ages) * 1e3:.0f} ms): the PTS anchor is off")
+
+
+def _wait_warm(log_: AgeLog, n: int, timeout_s: float, settle_s: float, stop: threading.Event | None = None) -> int:
+    """Wait until all ``n`` streams delivered an analysed frame (or timeout), then settle."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and len(log_.streams_seen()) < n:
+        if stop is not None and stop.is_set():
+            break
+        time.sleep(0.1)
+    time.sleep(settle_s)
+    return len(log_.streams_seen())
+
+
+class _TimedDetector:
+    """Wraps a detector to count batches and busy time (the pipeline sees no difference)."""
+
+    def __init__(self, inner: Detector) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.busy_s = 0.0
+        self.batches: list[int] = []
+
+    @property
+    def class_names(self) -> list[str]:
+        return self._inner.class_names
+
+    @property
+    def max_batch(self) -> int:
+        return self._inner.max_batch
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        t = time.perf_counter()
+        out = self._inner.detect(images)
+        spent = time.perf_counter() - t
+        with self._lock:
+            self.busy_s += spent
+            self.batches.append(len(images))
+        return out
+
+    def reset(self) -> tuple[float, list[int]]:
+        with self._lock:
+            busy, batches = self.busy_s, self.batches
+            self.busy_s, self.batches = 0.0, []
+        return busy, batches
+
+
+@contextlib.contextmanager
+def _pts_readers() -> Iterator[dict[str, PtsCameraStream]]:
+    """Make the service build :class:`PtsCameraStream` readers; yields them by camera id."""
+    import gridworker.service as service_module
+
+    made: dict[str, PtsCameraStream] = {}
+    original = service_module.CameraStream
+
+    def factory(camera_id: str, config: Any) -> PtsCameraStream:
+        stream = PtsCameraStream(camera_id, config)
+        made[camera_id] = stream
+        return stream
+
+    service_module.CameraStream = factory  # type: ignore[assignment, misc]
+    try:
+        yield made
+    finally:
+        service_module.CameraStream = original  # type: ignore[misc]
+
+
+def run_gridworker(
+    urls: Sequence[str],
+    rates: Sequence[float],
+    detector: Detector,
+    *,
+    seconds: float,
+    workdir: Path,
+    detector_settings: dict[str, Any] | None = None,
+    warmup_timeout_s: float = 30.0,
+    settle_s: float = 1.0,
+) -> PipelineResult:
+    """Run gridworker's Service on ``urls`` and measure its live analysed rate.
+
+    Args:
+        urls: one RTSP URL per camera.
+        rates: sampling rate (fps) per camera.
+        detector: a loaded detector (shared, already warm).
+        seconds: measurement window after the warm-up.
+        workdir: where the SQLite database goes.
+        detector_settings: the ``detector`` settings section (informational; the Service
+            uses ``detector``).
+        warmup_timeout_s: longest wait for every camera's first analysed frame.
+        settle_s: extra wait after that, so backlogs from the open burst drain.
+    """
+    from gridworker.service import Service
+    from gridworker.settings import Settings
+
+    result = PipelineResult()
+    n = len(urls)
+    db = workdir / f"bench-{n}-{int(time.time() * 1000)}.db"
+    settings = Settings(
+        cameras=[
+            {"id": f"cam{i}", "url": url, "fps": min(60.0, rate), "zones": BENCH_ZONES}
+            for i, (url, rate) in enumerate(zip(urls, rates))
+        ],
+        database={"url": f"sqlite:///{db}"},
+        detector=detector_settings or {},
+    )
+    timed = _TimedDetector(detector)
+    ages = AgeLog()
+    with _pts_readers() as readers:
+        service = Service(settings, detector=timed)
+        index = {f"cam{i}": i for i in range(n)}
+
+        def observe(analysis: Any, latency_s: float) -> None:
+            now = time.time()
+            frame = analysis.frame
+            reader = readers.get(frame.camera_id)
+            sent = reader.sent_at(frame.seq) if reader is not None else None
+            age = now - sent if sent is not None else None
+            ages.add(index.get(frame.camera_id, -1), now, age, latency_s, now - frame.ts)
+
+        service.observers.append(observe)
+        rss0 = _rss()
+        service.start()
+        try:
+            result.streams_live = _wait_warm(ages, n, warmup_timeout_s, settle_s)
+            if result.streams_live < n:
+                result.notes.append(f"only {result.streams_live}/{n} cameras delivered a frame within {warmup_timeout_s:g} s")
+            timed.reset()
+            cpu0 = psutil.Process().cpu_times()
+            start = time.time()
+            time.sleep(seconds)
+            end = time.time()
+            cpu1 = psutil.Process().cpu_times()
+            busy, batches = timed.reset()
+            rss1 = _rss()
+            views = service.cameras()
+            slack = [d for d in (r.min_packet_delay() for r in readers.values()) if d is not None]
+        finally:
+            service.stop()
+            service.store.close()
+    rows = ages.window(start, end)
+    span = end - start
+    _summarise(rows, span, result)
+    latencies = [r[3] for r in rows]
+    ts_ages = [r[4] for r in rows]
+    p95 = percentile(latencies, 95)
+    result.extra.update(
+        {
+            "p95_latency_ms": p95 * 1e3 if p95 is not None else None,
+            "mean_age_ts_ms": float(np.mean(ts_ages)) * 1e3 if ts_ages else None,
+            "anchor_slack_ms": float(np.mean(slack)) * 1e3 if slack else None,
+            "rss_mb_per_stream": (rss1 - rss0) / n / 2**20,
+            "mean_batch": float(np.mean(batches)) if batches else None,
+            "infer_busy": busy / span,
+            "cpu_cores_used": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / span,
+            "frames_dropped": sum(v.health.frames_dropped for v in views),
+            "reconnects": sum(v.health.reconnects for v in views),
+            "per_camera_fps": [round(sum(1 for r in rows if r[0] == i) / span, 2) for i in range(n)],
+        }
+    )
+    return result
+
+
+def _naive_worker(
+    index: int,
+    url: str,
+    detector: Detector,
+    stop: threading.Event,
+    ages: AgeLog,
+    errors: list[str],
+) -> None:
+    import cv2
+
+    clock = SendClock(t0=time.time(), p0=0.0)  # CAP_PROP_POS_MSEC counts from the first packet
+    cap = cv2.VideoCapture(
+        url,
+        cv2.CAP_FFMPEG,
+        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 15000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000],
+    )
+    try:
+        if not cap.isOpened():
+            errors.append(f"stream {index}: cv2.VideoCapture could not open it")
+            return
+        failures = 0
+        while not stop.is_set():
+            ok, bgr = cap.read()
+            if not ok:
+                failures += 1
+                if failures >= 3:
+                    errors.append(f"stream {index}: read failed {failures} times")
+                    return
+                continue
+            pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            detector.detect([rgb])
+            now = time.time()
+            sent = clock.sent_at(pts)
+            ages.add(index, now, now - sent if sent is not None else None)
+    finally:
+        cap.release()
+
+
+@contextlib.contextmanager
+def _opencv_tcp() -> Iterator[None]:
+    """RTSP over TCP for OpenCV's FFmpeg backend too (gridworker's reader uses TCP)."""
+    key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+    previous = os.environ.get(key)
+    os.environ[key] = "rtsp_transport;tcp"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
+
+
+def run_naive(
+    urls: Sequence[str],
+    detector: Detector,
+    *,
+    seconds: float,
+    warmup_timeout_s: float = 30.0,
+    settle_s: float = 1.0,
+) -> PipelineResult:
+    """One thread per camera: ``cv2.VideoCapture`` read, RGB, batch-1 ``detect``, repeat.
+
+    The detector is the same object gridworker uses, so preprocessing and inference cost the
+    same per image; only the structure differs (no batching, no frame skipping).
+    """
+    result = PipelineResult()
+    n = len(urls)
+    ages = AgeLog()
+    stop = threading.Event()
+    errors: list[str] = []
+    with _opencv_tcp():
+        threads = [
+            threading.Thread(
+                target=_naive_worker, args=(i, url, detector, stop, ages, errors), name=f"naive-{i}", daemon=True
+            )
+            for i, url in enumerate(urls)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            result.streams_live = _wait_warm(ages, n, warmup_timeout_s, settle_s)
+            start = time.time()
+            time.sleep(seconds)
+            end = time.time()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10.0)
+                if t.is_alive():
+                    result.notes.append(f"{t.name} did not stop within 10 s")
+    if result.streams_live < n:
+        result.notes.append(f"only {result.streams_live}/{n} streams delivered a frame within {warmup_timeout_s:g} s")
+    result.notes.extend(errors)
+    rows = ages.window(start, end)
+    _summarise(rows, end - start, result)
+    result.extra["per_camera_fps"] = [round(sum(1 for r in rows if r[0] == i) / (end - start), 2) for i in range(n)]
+    return result
+
+
+def ultralytics_available() -> str | None:
+    """None if Ultralytics and torch import here, else why not."""
+    try:
+        import torch  # noqa: F401
+        import ultralytics  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not here"
+        return f"ultralytics/torch not importable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def export_yolo_onnx(out: Path, imgsz: int = 320) -> Path:
+    """An untrained YOLOv8n (built offline from ``yolov8n.yaml``) exported to ONNX.
+
+    Same graph and cost as the real YOLOv8n; useless for accuracy, right for speed. Needs
+    ``ultralytics``, ``torch``, ``onnx`` (and ``onnxslim``).
+    """
+    from ultralytics import YOLO
+
+    out = Path(out)
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="yolo-export-") as tmp:
+        previous = Path.cwd()
+        os.chdir(tmp)  # the export writes next to the (yaml-built) model: keep it out of the repo
+        try:
+            model = YOLO("yolov8n.yaml")
+            exported = Path(model.export(format="onnx", dynamic=True, imgsz=imgsz, verbose=False))
+        finally:
+            os.chdir(previous)
+        if not exported.is_absolute():
+            exported = Path(tmp) / exported
+        exported.replace(out)
+    return out
+
+
+@contextlib.contextmanager
+def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterator[None]:
+    """Note ``time.time()`` before each ``cv2.VideoCapture(url)`` Ultralytics makes."""
+    cv2_module = loaders_module.cv2
+    original = cv2_module.VideoCapture
+
+    class _Proxy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(cv2_module, name)
+
+        @staticmethod
+        def VideoCapture(source: Any, *args: Any) -> Any:  # noqa: N802 - cv2's own name
+            opened.setdefault(str(source), time.time())
+            return original(source, *args)
+
+    loaders_module.cv2 = _Proxy()
+    try:
+        yield
+    finally:
+        loaders_module.cv2 = cv2_module
+
+
+def run_ultralytics(
+    urls: Sequence[str],
+    onnx_path: Path,
+    *,
+    seconds: float,
+    workdir: Path,
+    imgsz: int = 320,
+    warmup_timeout_s: float = 60.0,
+    settle_s: float = 1.0,
+) -> PipelineResult:
+    """Ultralytics' ``YOLO(onnx).predict(source=<.streams file>, stream=True)`` loop.
+
+    Ultralytics reads each stream in its own thread (``LoadStreams``, OpenCV, latest frame
+    only) and runs the whole set as one batch. Frame age uses the stream's
+    ``CAP_PROP_POS_MSEC`` when the batch is taken (within one frame of the analysed frame)
+    and the wall time before Ultralytics opened that stream.
+    """
+    from ultralytics import YOLO
+    from ultralytics.data import loaders
+
+    result = PipelineResult()
+    n = len(urls)
+    source_file = workdir / f"bench-{n}.streams"
+    source_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    model = YOLO(str(onnx_path), task="detect")
+    opened: dict[str, float] = {}
+    taken: dict[int, float] = {}  # stream -> PTS (s) of its newest frame when the batch was taken
+    ages = AgeLog()
+    original_next = loaders.LoadStreams.__next__
+
+    def next_with_pts(self: Any) -> Any:
+        batch = original_next(self)
+        for i, cap in enumerate(self.caps):
+            if cap is not None:
+                taken[i] = cap.get(loaders.cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return batch
+
+    stop_at: float | None = None
+    window: tuple[float, float] | None = None
+    first_seen = threading.Event()
+    with _opencv_tcp(), _capture_open_times(loaders, opened):
+        loaders.LoadStreams.__next__ = next_with_pts  # type: ignore[method-assign]
+        try:
+            results = model.predict(source=str(source_file), stream=True, imgsz=imgsz, verbose=False)
+            warm_deadline = time.monotonic() + warmup_timeout_s
+            for r_index, res in enumerate(results):
+                now = time.time()
+                i = r_index % n
+                url = urls[i]
+                t0 = opened.get(url)
+                pts = taken.get(i)
+                age = now - (t0 + pts) if t0 is not None and pts is not None else None
+                ages.add(i, now, age)
+                del res
+                if window is None:
+                    if len(ages.streams_seen()) >= n or time.monotonic() > warm_deadline:
+                        if not first_seen.is_set():
+                            first_seen.set()
+                            stop_at = time.time() + settle_s
+                        if time.time() >= (stop_at or 0):
+                            window = (time.time(), time.time() + seconds)
+                elif now >= window[1]:
+                    break
+        finally:
+            loaders.LoadStreams.__next__ = original_next  # type: ignore[method-assign]
+            with contextlib.suppress(Exception):
+                dataset = model.predictor.dataset if model.predictor is not None else None
+                if dataset is not None and hasattr(dataset, "close"):
+                    dataset.close()
+    if window is None:
+        result.notes.append("ultralytics delivered no result in time")
+        return result
+    result.streams_live = len(ages.streams_seen())
+    _summarise(ages.window(*window), window[1] - window[0], result)
+    result.notes.append("ultralytics frame age is taken from each stream's newest PTS when the batch is formed (±1 frame)")
+    return result
+

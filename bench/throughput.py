@@ -1,0 +1,360 @@
+"""``gridworker bench throughput``: how many live frames per second the pipeline analyses.
+
+For each stream count N, one run starts N real RTSP cameras (Debian's gst-rtsp-server
+looping H.264 clips in real time) and measures, on the same streams:
+
+* ``ceiling_fps``   the sum-of-parts ceiling from decode and bare inference costs measured in
+                    isolation (:mod:`gridworker.bench.parts`);
+* ``e2e_fps``       gridworker's real Service, live frames only (:func:`run_gridworker`);
+* ``naive_fps``     a thread-per-camera OpenCV + batch-1 baseline (:func:`run_naive`);
+* ``ultralytics_fps`` Ultralytics' own streaming predict loop on a YOLOv8n ONNX, against
+                    gridworker running the same ONNX (only where ultralytics is installed).
+
+Definitions and how to read the numbers: docs/benchmarks.md.
+
+Example:
+    >>> rows = run_throughput(ThroughputConfig(streams=[1], seconds=3))  # doctest: +SKIP
+    >>> rows[0]["e2e_fps"] > 0  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .parts import BATCH_SIZES, Clip, DecodeCost, ceiling, measure_decode, measure_inference, probe_clip, sample_frames
+from .pipelines import (
+    PipelineResult,
+    export_yolo_onnx,
+    run_gridworker,
+    run_naive,
+    run_ultralytics,
+    ultralytics_available,
+)
+from .timing import LIVE_AGE_S
+
+__all__ = [
+    "TARGET_OVER_CEILING",
+    "TARGET_OVER_NAIVE",
+    "TARGET_STREAMS",
+    "ThroughputConfig",
+    "default_media_dir",
+    "format_table",
+    "run_throughput",
+    "target_verdict",
+]
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGET_STREAMS = 8
+TARGET_OVER_CEILING = 0.85
+TARGET_OVER_NAIVE = 1.5
+SYNTHETIC_SIZE = (640, 360)
+SYNTHETIC_FPS = 25.0
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
+
+
+@dataclass
+class ThroughputConfig:
+    """What ``bench throughput`` measures and how long.
+
+    Attributes:
+        streams: stream counts N, one measurement each.
+        seconds: measurement window per pipeline (after its warm-up).
+        media: folder of H.264 clips (no B-frames); None: ``../shared/media`` if present,
+            else generated clips.
+        synthetic: use generated clips even when ``media`` exists.
+        fps: sampling rate per camera for gridworker; None: each clip's native rate.
+        model: detector model (embedded name or path), as in the ``detector`` settings.
+        threads: ONNX Runtime intra-op threads (pipeline and bare measurement alike).
+        max_batch: the detector's largest batch.
+        calibrate_s: time budget of each isolated part measurement.
+        ultralytics: compare with Ultralytics where it is installed.
+        ultralytics_seconds: window of each pipeline in that (slow) comparison.
+        yolo_onnx: an existing YOLO ONNX export to use (else one is exported once).
+        yolo_imgsz: input size of the YOLO comparison.
+        warmup_timeout_s: longest wait for every camera's first analysed frame.
+        synthetic_seconds: length of a generated clip (it loops).
+    """
+
+    streams: list[int] = field(default_factory=lambda: [1, 4, 8, 16])
+    seconds: float = 20.0
+    media: Path | None = None
+    synthetic: bool = False
+    fps: float | None = None
+    model: str = "ssd_mobilenet_v2_coco"
+    threads: int = 2
+    max_batch: int = 8
+    calibrate_s: float = 1.0
+    ultralytics: bool = True
+    ultralytics_seconds: float = 8.0
+    yolo_onnx: Path | None = None
+    yolo_imgsz: int = 320
+    warmup_timeout_s: float = 30.0
+    synthetic_seconds: float = 10.0
+
+
+def default_media_dir() -> Path | None:
+    """``../shared/media`` beside the repository, or beside the working directory."""
+    for base in (REPO_ROOT, Path.cwd()):
+        candidate = base.parent / "shared" / "media"
+        if candidate.is_dir() and any(p.suffix.lower() in VIDEO_SUFFIXES for p in candidate.iterdir()):
+            return candidate
+    return None
+
+
+def _clips(config: ThroughputConfig, workdir: Path) -> tuple[list[Clip], str]:
+    """The clips to serve, and where they came from."""
+    media = None if config.synthetic else (config.media or default_media_dir())
+    if media is not None:
+        paths = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not paths:
+            raise ValueError(f"no video clips ({', '.join(sorted(VIDEO_SUFFIXES))}) in {media}")
+        return [probe_clip(p) for p in paths], str(media)
+    from gridworker.streams.clips import synthetic_clip
+
+    path = synthetic_clip(
+        workdir / "synthetic.mp4", seconds=config.synthetic_seconds, size=SYNTHETIC_SIZE, fps=SYNTHETIC_FPS
+    )
+    return [probe_clip(path)], f"synthetic {SYNTHETIC_SIZE[0]}x{SYNTHETIC_SIZE[1]} @ {SYNTHETIC_FPS:g} fps"
+
+
+def _model_file(model: str) -> Path:
+    """The .onnx file behind a detector model name or path."""
+    from gridworker.models.loader import resolve_model
+    from gridworker.models.manifest import load_manifest
+
+    path = resolve_model(model)
+    if path.is_dir():
+        return path / load_manifest(path).model.file
+    return path
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return round(float(value), digits)
+
+
+def run_throughput(config: ThroughputConfig, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run the whole benchmark; one result dict per stream count (see docs/benchmarks.md).
+
+    Raises:
+        RtspServerUnavailable: Debian's gst-rtsp-server is not installed.
+        ValueError: bad stream counts or an empty media folder.
+    """
+    from gridworker.models.config import DetectorConfig
+    from gridworker.models.loader import load_detector
+    from gridworker.streams.rtsp_serve import RtspServerProcess
+
+    say = progress or (lambda msg: log.info("%s", msg))
+    counts = sorted({int(n) for n in config.streams})
+    if not counts or counts[0] < 1:
+        raise ValueError(f"stream counts must be positive integers, got {config.streams}")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="gridworker-bench-") as tmp:
+        workdir = Path(tmp)
+        clips, source = _clips(config, workdir)
+        say(f"clips: {source}: " + ", ".join(f"{c.name} ({c.width}x{c.height} @ {c.fps:g})" for c in clips))
+        detector_settings = {"model": config.model, "threads": config.threads, "max_batch": config.max_batch}
+        detector = load_detector(DetectorConfig(**detector_settings))
+        images = sample_frames(clips[0], count=max(BATCH_SIZES))
+        detector.detect(images[: detector.max_batch])  # grow the arena before any RSS baseline
+
+        # Isolated parts, measured once (they don't depend on N).
+        used = {c.path: c for c in itertools.islice(itertools.cycle(clips), max(counts))}
+        decode: dict[Path, DecodeCost] = {}
+        for clip in used.values():
+            decode[clip.path] = measure_decode(clip, budget_s=config.calibrate_s)
+            say(f"decode {clip.name}: {decode[clip.path].decode_s * 1e3:.2f} ms/frame + {decode[clip.path].convert_s * 1e3:.2f} ms RGB")
+        batches = [b for b in BATCH_SIZES if b <= min(max(counts), detector.max_batch)]
+        inference = measure_inference(
+            _model_file(config.model), images, threads=config.threads, batches=batches, budget_s=config.calibrate_s
+        )
+        say("bare inference ms/image: " + ", ".join(f"b{b}={s * 1e3:.1f}" for b, s in inference.per_image_s.items()))
+
+        ultra_reason = None if config.ultralytics else "disabled (--no-ultralytics)"
+        if ultra_reason is None:
+            ultra_reason = ultralytics_available()
+        yolo_detector = None
+        yolo_onnx: Path | None = None
+        if ultra_reason is None:
+            try:
+                yolo_onnx = config.yolo_onnx or export_yolo_onnx(workdir / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
+                yolo_detector = load_detector(DetectorConfig(model=str(yolo_onnx), threads=config.threads, max_batch=config.max_batch))
+            except Exception as exc:  # noqa: BLE001 - the comparison is optional
+                ultra_reason = f"YOLO ONNX export/load failed: {type(exc).__name__}: {exc}"
+        if ultra_reason is not None:
+            say(f"ultralytics comparison skipped: {ultra_reason}")
+
+        for n in counts:
+            streams = list(itertools.islice(itertools.cycle(clips), n))
+            rates = [min(config.fps, c.fps) if config.fps else c.fps for c in streams]
+            ceil = ceiling(streams, decode, inference, fps=config.fps, max_batch=detector.max_batch)
+            mounts = {f"cam{i}": c.path for i, c in enumerate(streams)}
+            row: dict[str, Any] = {"streams": n}
+            notes: list[str] = []
+            with RtspServerProcess(mounts) as server:
+                urls = [server.url(name) for name in mounts]
+                say(f"N={n}: gridworker pipeline, {config.seconds:g} s")
+                e2e = run_gridworker(
+                    urls, rates, detector, seconds=config.seconds, workdir=workdir,
+                    detector_settings=detector_settings, warmup_timeout_s=config.warmup_timeout_s,
+                )
+                gc.collect()
+                say(f"N={n}: naive pipeline, {config.seconds:g} s")
+                naive = run_naive(urls, detector, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)
+                gc.collect()
+                ultra: PipelineResult | None = None
+                e2e_yolo: PipelineResult | None = None
+                if yolo_detector is not None and yolo_onnx is not None:
+                    say(f"N={n}: ultralytics vs gridworker on {yolo_onnx.name}, {config.ultralytics_seconds:g} s each")
+                    try:
+                        ultra = run_ultralytics(
+                            urls, yolo_onnx, seconds=config.ultralytics_seconds, workdir=workdir, imgsz=config.yolo_imgsz
+                        )
+                        e2e_yolo = run_gridworker(
+                            urls, rates, yolo_detector, seconds=config.ultralytics_seconds, workdir=workdir,
+                            detector_settings={**detector_settings, "model": str(yolo_onnx)},
+                            warmup_timeout_s=config.warmup_timeout_s,
+                        )
+                    except Exception as exc:  # noqa: BLE001 - the comparison is optional
+                        notes.append(f"ultralytics comparison failed: {type(exc).__name__}: {exc}")
+                        ultra = e2e_yolo = None
+                    gc.collect()
+            row.update(
+                {
+                    "offered_fps": _r(ceil.offered_fps),
+                    "sampled_fps": _r(ceil.sampled_fps),
+                    "ceiling_fps": _r(ceil.fps),
+                    "ceiling_analysed_only_fps": _r(ceil.analysed_only_fps),
+                    "decode_ms": _r(ceil.decode_ms, 3),
+                    "convert_ms": _r(ceil.convert_ms, 3),
+                    "decode_load": _r(ceil.decode_load, 3),
+                    "infer_ms": _r(ceil.infer_ms, 2),
+                    "infer_batch": ceil.infer_batch,
+                    "e2e_fps": _r(e2e.live_fps),
+                    "e2e_all_fps": _r(e2e.all_fps),
+                    "e2e_live_fraction": _r(e2e.live_fraction, 3),
+                    "e2e_mean_age_ms": _r(e2e.mean_age_ms, 1),
+                    "e2e_mean_age_ts_ms": _r(e2e.extra.get("mean_age_ts_ms"), 1),
+                    "e2e_anchor_slack_ms": _r(e2e.extra.get("anchor_slack_ms"), 1),
+                    "p95_latency_ms": _r(e2e.extra.get("p95_latency_ms"), 1),
+                    "rss_mb_per_stream": _r(e2e.extra.get("rss_mb_per_stream"), 2),
+                    "e2e_mean_batch": _r(e2e.extra.get("mean_batch")),
+                    "e2e_infer_busy": _r(e2e.extra.get("infer_busy"), 3),
+                    "e2e_cpu_cores": _r(e2e.extra.get("cpu_cores_used"), 2),
+                    "e2e_frames_dropped": e2e.extra.get("frames_dropped"),
+                    "e2e_per_camera_fps": e2e.extra.get("per_camera_fps"),
+                    "naive_fps": _r(naive.live_fps),
+                    "naive_all_fps": _r(naive.all_fps),
+                    "naive_mean_age_ms": _r(naive.mean_age_ms, 1),
+                    "naive_live_fraction": _r(naive.live_fraction, 3),
+                    "naive_per_camera_fps": naive.extra.get("per_camera_fps"),
+                    "e2e_over_ceiling": _r(_ratio(e2e.live_fps, ceil.fps), 3),
+                    "e2e_over_naive": _r(_ratio(e2e.live_fps, naive.live_fps), 3),
+                    "seconds": config.seconds,
+                }
+            )
+            if ultra is not None and e2e_yolo is not None:
+                row.update(
+                    {
+                        "ultralytics_fps": _r(ultra.live_fps),
+                        "ultralytics_all_fps": _r(ultra.all_fps),
+                        "ultralytics_mean_age_ms": _r(ultra.mean_age_ms, 1),
+                        "e2e_yolo_fps": _r(e2e_yolo.live_fps),
+                        "e2e_over_ultralytics": _r(_ratio(e2e_yolo.live_fps, ultra.live_fps), 3),
+                    }
+                )
+                notes += [f"ultralytics: {m}" for m in ultra.notes] + [f"gridworker (yolo): {m}" for m in e2e_yolo.notes]
+            elif ultra_reason is not None:
+                notes.append(f"ultralytics comparison skipped: {ultra_reason}")
+            notes += [f"gridworker: {m}" for m in e2e.notes] + [f"naive: {m}" for m in naive.notes]
+            row["notes"] = notes
+            rows.append(row)
+            say(
+                f"N={n}: ceiling {row['ceiling_fps']} fps, gridworker {row['e2e_fps']} fps live "
+                f"(age {row['e2e_mean_age_ms']} ms), naive {row['naive_fps']} fps live (age {row['naive_mean_age_ms']} ms)"
+            )
+    return rows
+
+
+_COLUMNS: list[tuple[str, str, str]] = [
+    ("streams", "N", "{:d}"),
+    ("offered_fps", "offered", "{:.0f}"),
+    ("ceiling_fps", "ceiling", "{:.1f}"),
+    ("e2e_fps", "e2e", "{:.1f}"),
+    ("naive_fps", "naive", "{:.1f}"),
+    ("e2e_over_ceiling", "e2e/ceil", "{:.2f}"),
+    ("e2e_over_naive", "e2e/naive", "{:.2f}"),
+    ("p95_latency_ms", "p95 ms", "{:.0f}"),
+    ("e2e_mean_age_ms", "age e2e", "{:.0f}"),
+    ("naive_mean_age_ms", "age naive", "{:.0f}"),
+    ("naive_live_fraction", "naive live", "{:.0%}"),
+    ("rss_mb_per_stream", "MB/stream", "{:.1f}"),
+    ("ultralytics_fps", "ultralytics", "{:.1f}"),
+    ("e2e_over_ultralytics", "e2e/ultra", "{:.2f}"),
+]
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of the main figures (fps are live frames per second)."""
+    columns = [c for c in _COLUMNS if any(c[0] in r for r in rows)]
+    cells = [[title for _, title, _ in columns]]
+    for row in rows:
+        line = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            line.append("-" if value is None else fmt.format(value))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def target_verdict(rows: Sequence[dict[str, Any]]) -> str | None:
+    """One line on the target at ``TARGET_STREAMS`` streams, or None if N=8 was not run."""
+    row = next((r for r in rows if r["streams"] == TARGET_STREAMS), None)
+    if row is None:
+        return None
+    over_ceiling, over_naive = row.get("e2e_over_ceiling"), row.get("e2e_over_naive")
+    ok_ceiling = over_ceiling is not None and over_ceiling >= TARGET_OVER_CEILING
+    ok_naive = over_naive is not None and over_naive >= TARGET_OVER_NAIVE or (row.get("naive_fps") == 0 and (row.get("e2e_fps") or 0) > 0)
+    return (
+        f"target at {TARGET_STREAMS} streams: e2e >= {TARGET_OVER_CEILING:.0%} of ceiling "
+        f"[{'PASS' if ok_ceiling else 'FAIL'}: {over_ceiling}], e2e >= {TARGET_OVER_NAIVE:g}x naive "
+        f"[{'PASS' if ok_naive else 'FAIL'}: {over_naive}]"
+    )
+
+
+def to_json(rows: Sequence[dict[str, Any]]) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, (np.floating, np.integer)):
+            return value.item()
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+    return json.dumps(list(rows), indent=2, default=default)
+
+
+def live_definition() -> str:
+    return f"live = frame age at the end of analysis <= {LIVE_AGE_S:g} s (age from the stream's PTS)"
+

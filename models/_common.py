@@ -1,0 +1,86 @@
+"""Helpers shared by the detector families (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import supervision as sv
+
+from .errors import ModelError
+
+__all__ = [
+    "build_detections",
+    "check_images",
+    "chunks",
+    "class_filter_ids",
+    "pad_batch",
+    "static_batch",
+]
+
+
+def check_images(images: Sequence[np.ndarray]) -> None:
+    """Raise ``ValueError`` unless every image is (H, W, 3) uint8 with H, W > 0."""
+    for index, image in enumerate(images):
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"image {index}: expected a numpy array, got {type(image).__name__}")
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"image {index}: expected shape (H, W, 3), got {image.shape}")
+        if image.dtype != np.uint8:
+            raise ValueError(f"image {index}: expected dtype uint8, got {image.dtype}")
+
+
+def chunks(count: int, size: int) -> Iterator[slice]:
+    """Slices ``[0, size), [size, 2 size), ...`` covering ``range(count)``."""
+    for start in range(0, count, size):
+        yield slice(start, min(start + size, count))
+
+
+def build_detections(
+    xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, class_names: np.ndarray
+) -> sv.Detections:
+    """``sv.Detections`` in the :class:`~gridworker.models.base.Detector` contract.
+
+    Args:
+        xyxy: (n, 4) boxes in source pixels.
+        confidence: (n,) scores.
+        class_id: (n,) class ids.
+        class_names: (n_classes,) str array; ``class_names[class_id]`` names each box.
+    """
+    ids = np.asarray(class_id, dtype=np.int64).reshape(-1)
+    return sv.Detections(
+        xyxy=np.asarray(xyxy, dtype=np.float32).reshape(-1, 4),
+        confidence=np.asarray(confidence, dtype=np.float32).reshape(-1),
+        class_id=ids,
+        data={"class_name": class_names[ids] if ids.size else np.zeros((0,), dtype=class_names.dtype)},
+    )
+
+
+def class_filter_ids(names: list[str] | None, class_names: Sequence[str]) -> np.ndarray | None:
+    """Class ids kept by a name filter; ``None`` keeps all.
+
+    Raises:
+        ModelError: a requested name is not one of the model's classes.
+    """
+    if names is None:
+        return None
+    index = {name: i for i, name in enumerate(class_names) if name}
+    unknown = [name for name in names if name not in index]
+    if unknown:
+        known = ", ".join(sorted(index))
+        raise ModelError(f"unknown class name(s) {unknown} in the class filter; this model knows: {known}")
+    return np.asarray(sorted(index[name] for name in names), dtype=np.int64)
+
+
+def static_batch(shape: Sequence[int | None]) -> int | None:
+    """The fixed batch size of an input shape, or ``None`` when the batch dim is symbolic."""
+    return shape[0] if shape and isinstance(shape[0], int) else None
+
+
+def pad_batch(batch: np.ndarray, size: int | None) -> np.ndarray:
+    """Zero-pad ``batch`` along axis 0 to ``size`` rows (for static-batch models)."""
+    if size is None or batch.shape[0] == size:
+        return batch
+    padded = np.zeros((size,) + batch.shape[1:], dtype=batch.dtype)
+    padded[: batch.shape[0]] = batch
+    return padded

@@ -1,0 +1,75 @@
+"""Configuration of the object detector (one section of gridworker's settings tree)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["DEFAULT_MODEL", "DetectorConfig"]
+
+DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
+
+
+class DetectorConfig(BaseModel):
+    """How to load and run the object detector.
+
+    Example:
+        >>> config = DetectorConfig(model="ssd_mobilenet_v2_coco", confidence=0.5)
+        >>> config.threads
+        2
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        title="Model",
+        description=(
+            "Name of an embedded model (see `gridworker.models.embedded_models()`), or a path "
+            "to an .onnx file (Ultralytics YOLO export) or to a directory holding manifest.json."
+        ),
+        min_length=1,
+    )
+    threads: int = Field(
+        default=2,
+        title="Threads",
+        description="ONNX Runtime intra-op threads used by one inference (inter-op is always 1).",
+        ge=1,
+        le=64,
+    )
+    confidence: float = Field(
+        default=0.4,
+        title="Confidence threshold",
+        description="Detections scoring below this are dropped.",
+        ge=0.0,
+        le=1.0,
+    )
+    iou: float = Field(
+        default=0.5,
+        title="NMS IoU threshold",
+        description="Class-aware NMS drops a box overlapping a better one of its class by more than this IoU.",
+        gt=0.0,
+        le=1.0,
+    )
+    max_batch: int = Field(
+        default=8,
+        title="Maximum batch",
+        description="Most images sent to the model in one run; larger requests are split.",
+        ge=1,
+        le=64,
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        title="Class filter",
+        description="Keep only detections of these class names (None keeps every class).",
+        min_length=1,
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _strip_classes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [name.strip() for name in value]
+        if any(not name for name in cleaned):
+            raise ValueError("class names must not be empty")
+        return list(dict.fromkeys(cleaned))

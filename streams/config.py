@@ -1,0 +1,162 @@
+"""Configuration of one camera stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .redact import redact_url
+
+__all__ = ["NETWORK_SCHEMES", "StreamConfig"]
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+class StreamConfig(BaseModel):
+    """How to read one camera.
+
+    ``url`` is an ``rtsp://``, ``rtsps://``, ``http(s)://`` or ``file://`` URL, or a plain
+    file path. Files play like a camera: at real-time pace and looped (both configurable).
+    Network sources are live: their end of stream counts as a disconnect.
+
+    Example:
+        >>> cfg = StreamConfig(url="rtsp://admin:pw@10.0.0.7/stream1", fps=5)
+        >>> cfg.is_file, cfg.redacted_url
+        (False, 'rtsp://***@10.0.0.7/stream1')
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        title="Source URL",
+        description="rtsp://, rtsps://, http(s)://, file:// URL or a plain path to a video file. "
+        "May contain user:password (it is never logged).",
+        min_length=1,
+    )
+    fps: float = Field(
+        5.0,
+        title="Sampling rate",
+        description="Frames per second published to consumers; decoded frames in between are skipped. "
+        "If the source is slower, every frame is published.",
+        gt=0,
+        le=60,
+    )
+    open_timeout_s: float = Field(
+        10.0,
+        title="Open timeout",
+        description="Seconds allowed to connect and read the stream description.",
+        gt=0,
+        le=300,
+    )
+    read_timeout_s: float = Field(
+        5.0,
+        title="Read timeout",
+        description="Seconds one read may block before the connection is treated as dead "
+        "(this is what detects a hung server).",
+        gt=0,
+        le=300,
+    )
+    stall_after_s: float = Field(
+        2.0,
+        title="Stall threshold",
+        description="Seconds without a decoded frame, while connected, before health reports 'stalled'.",
+        gt=0,
+        le=300,
+    )
+    backoff_initial_s: float = Field(
+        0.5,
+        title="First reconnect delay",
+        description="Delay before the first reconnect attempt; doubles with every failed attempt.",
+        gt=0,
+        le=300,
+    )
+    backoff_max_s: float = Field(
+        30.0,
+        title="Longest reconnect delay",
+        description="Upper bound of the reconnect delay (jitter included).",
+        gt=0,
+        le=3600,
+    )
+    backoff_jitter: float = Field(
+        0.2,
+        title="Reconnect jitter",
+        description="Random spread of each delay as a fraction: 0.2 means +-20%, so many cameras "
+        "behind one failed switch do not reconnect in lock-step.",
+        ge=0,
+        le=1,
+    )
+    realtime: bool | None = Field(
+        None,
+        title="Real-time pacing of files",
+        description="Files only: play at the pace of their timestamps (True) or as fast as possible "
+        "(False). Default: True for files. Ignored for live sources.",
+    )
+    loop: bool = Field(True, title="Loop files", description="Files only: restart at the end instead of stopping.")
+    decode_threads: int = Field(
+        1,
+        title="Decoder threads",
+        description="Threads per camera decoder; 0 = FFmpeg's automatic choice. With several cameras, "
+        "1 thread each uses the cores best (one camera per core, no oversubscription).",
+        ge=0,
+        le=16,
+    )
+    analyze_s: float = Field(
+        0.5,
+        title="Probe duration",
+        description="Live sources: seconds FFmpeg may read at open to probe the stream. Short keeps "
+        "time-to-first-frame low; H.264 parameters come from the RTSP SDP anyway.",
+        ge=0,
+        le=10,
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        if "://" in value:
+            scheme = value.split("://", 1)[0].lower()
+            if scheme not in (*NETWORK_SCHEMES, "file"):
+                allowed = ", ".join(f"{s}://" for s in (*NETWORK_SCHEMES, "file"))
+                raise ValueError(f"unsupported URL scheme {scheme!r}: use {allowed} or a plain path")
+            if scheme != "file" and not urlsplit(value).hostname:
+                raise ValueError(f"URL has no host: {redact_url(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> StreamConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s ({self.backoff_initial_s})"
+            )
+        return self
+
+    @property
+    def is_file(self) -> bool:
+        """True for ``file://`` URLs and plain paths."""
+        return "://" not in self.url or self.url.lower().startswith("file://")
+
+    @property
+    def path(self) -> Path | None:
+        """Local path of a file source, else None."""
+        if not self.is_file:
+            return None
+        if "://" in self.url:
+            return Path(unquote(urlsplit(self.url).path))
+        return Path(self.url)
+
+    @property
+    def effective_realtime(self) -> bool:
+        """Whether frames are paced to their timestamps (always True for live sources)."""
+        return True if not self.is_file else (self.realtime if self.realtime is not None else True)
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with credentials replaced by ``***``."""
+        return redact_url(self.url)
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, (redact_url(value) if key == "url" else value)
