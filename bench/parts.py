@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -45,6 +45,7 @@ __all__ = [
     "ceiling",
     "measure_decode",
     "measure_inference",
+    "parts_cpu_per_frame",
     "probe_clip",
     "sample_frames",
 ]
@@ -69,19 +70,30 @@ class Clip:
 @dataclass(frozen=True)
 class DecodeCost:
     """Per-frame costs of one clip, seconds: ``decode_s`` (every frame) and ``convert_s``
-    (to an RGB ndarray, analysed frames only); ``frames`` is how many were timed."""
+    (to an RGB ndarray, analysed frames only), wall time and CPU time (``*_cpu_s``);
+    ``frames`` is how many were timed."""
 
     decode_s: float
     convert_s: float
     frames: int
+    decode_cpu_s: float = 0.0
+    convert_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
 class InferenceCost:
-    """Bare ONNX Runtime seconds per image by batch size."""
+    """Bare ONNX Runtime seconds per image by batch size: wall time and process CPU time."""
 
     per_image_s: dict[int, float]
     threads: int
+    per_image_cpu_s: dict[int, float] = field(default_factory=dict)
+
+    def cpu_near(self, batch: float) -> float:
+        """CPU seconds per image at the measured batch size nearest to ``batch``."""
+        if not self.per_image_cpu_s:
+            return 0.0
+        nearest = min(self.per_image_cpu_s, key=lambda b: abs(b - batch))
+        return self.per_image_cpu_s[nearest]
 
     def best(self, max_batch: int) -> tuple[int, float]:
         """``(batch, seconds per image)`` of the cheapest batch size not above ``max_batch``."""
@@ -127,7 +139,7 @@ def measure_decode(clip: Clip, budget_s: float = 1.0, threads: int = 1) -> Decod
     Decoding is timed per packet (``packet.decode()``), conversion per frame
     (``to_ndarray(format="rgb24")``), so the two costs are separate.
     """
-    decode_s = convert_s = 0.0
+    decode_s = convert_s = decode_cpu = convert_cpu = 0.0
     frames = 0
     started = time.perf_counter()
     with av.open(str(clip.path)) as container:
@@ -138,19 +150,21 @@ def measure_decode(clip: Clip, budget_s: float = 1.0, threads: int = 1) -> Decod
             stream.thread_type = "SLICE"
             stream.codec_context.thread_count = threads
         for packet in container.demux(stream):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             decoded = packet.decode()
             decode_s += time.perf_counter() - t
+            decode_cpu += time.thread_time() - c
             for frame in decoded:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 frame.to_ndarray(format="rgb24")
                 convert_s += time.perf_counter() - t
+                convert_cpu += time.thread_time() - c
                 frames += 1
             if frames >= 20 and time.perf_counter() - started >= budget_s:
                 break
     if frames == 0:
         raise ValueError(f"{clip.path}: no frame decoded")
-    return DecodeCost(decode_s / frames, convert_s / frames, frames)
+    return DecodeCost(decode_s / frames, convert_s / frames, frames, decode_cpu / frames, convert_cpu / frames)
 
 
 def sample_frames(clip: Clip, count: int = 8) -> list[np.ndarray]:
@@ -191,23 +205,29 @@ def measure_inference(
     """Bare ``session.run`` seconds per image for each batch size.
 
     The session is built by gridworker's own ``create_session`` (same threads and options as
-    the detector). Per batch size: two warm-up runs, then runs for about ``budget_s``
-    seconds (at least three); the median run time divided by the batch size is reported.
+    the detector). Two warm-up runs per batch size, then rounds of one run per batch size
+    for about ``budget_s`` seconds per size (at least three rounds); the median run time
+    divided by the batch size is reported.
     """
     session = create_session(Path(model_path), threads)
-    per_image: dict[int, float] = {}
-    for batch in batches:
-        feed = _model_input(session, images, batch)
+    feeds = {batch: _model_input(session, images, batch) for batch in batches}
+    for feed in feeds.values():
         for _ in range(2):
             session.run(None, feed)
-        times: list[float] = []
-        started = time.perf_counter()
-        while len(times) < 3 or time.perf_counter() - started < budget_s:
-            t = time.perf_counter()
+    # Round-robin over the batch sizes, so a burst of load from elsewhere on the machine
+    # hits all sizes alike instead of skewing one of them.
+    times: dict[int, list[float]] = {batch: [] for batch in batches}
+    cpu: dict[int, list[float]] = {batch: [] for batch in batches}
+    started = time.perf_counter()
+    while min(len(t) for t in times.values()) < 3 or time.perf_counter() - started < budget_s * len(batches):
+        for batch, feed in feeds.items():
+            t, c = time.perf_counter(), time.process_time()
             session.run(None, feed)
-            times.append(time.perf_counter() - t)
-        per_image[batch] = float(np.median(times)) / batch
-    return InferenceCost(per_image, threads)
+            times[batch].append(time.perf_counter() - t)
+            cpu[batch].append(time.process_time() - c)
+    per_image = {batch: float(np.median(t)) / batch for batch, t in times.items()}
+    per_image_cpu = {batch: float(np.median(c)) / batch for batch, c in cpu.items()}
+    return InferenceCost(per_image, threads, per_image_cpu)
 
 
 def ceiling(
@@ -247,3 +267,24 @@ def ceiling(
         infer_ms=infer * 1e3,
         infer_batch=batch,
     )
+
+
+def parts_cpu_per_frame(
+    streams: Sequence[Clip],
+    decode: dict[Path, DecodeCost],
+    inference: InferenceCost,
+    analysed_fps: float,
+    batch: float,
+) -> float | None:
+    """CPU seconds the isolated parts need per analysed frame at a pipeline's actual rate.
+
+    Every offered frame is decoded, analysed frames are converted and inferred at the
+    batch size nearest the pipeline's mean batch. Comparing this with the pipeline's own
+    CPU seconds per frame shows its overhead even on a machine shared with other work
+    (CPU time is far less sensitive to contention than wall time).
+    """
+    if analysed_fps <= 0:
+        return None
+    decode_cpu = sum(decode[c.path].decode_cpu_s * c.fps for c in streams)
+    convert_cpu = sum(decode[c.path].convert_cpu_s for c in streams) / len(streams)
+    return decode_cpu / analysed_fps + convert_cpu + inference.cpu_near(batch)

@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from .parts import BATCH_SIZES, Clip, DecodeCost, ceiling, measure_decode, measure_inference, probe_clip, sample_frames
+from .parts import (
+    BATCH_SIZES,
+    Clip,
+    DecodeCost,
+    ceiling,
+    measure_decode,
+    measure_inference,
+    parts_cpu_per_frame,
+    probe_clip,
+    sample_frames,
+)
 from .pipelines import (
     PipelineResult,
     export_yolo_onnx,
@@ -148,10 +159,36 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
 def _r(value: float | None, digits: int = 2) -> float | None:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return round(float(value), digits)
+
+
+def _guarded(server: Any, label: str, notes: list[str], run: Callable[[], PipelineResult]) -> PipelineResult:
+    """Run one pipeline; if the RTSP server died meanwhile, restart it and run once more.
+
+    A dead server makes every camera of that run fail, so the figures would measure the
+    server, not the pipeline. The restart keeps the port, so the URLs stay valid.
+    """
+    result = PipelineResult()
+    for attempt in (1, 2):
+        if not server.running:
+            server.restart()
+        result = run()
+        if server.running:
+            return result
+        reason = (server.log_tail(400).strip().splitlines() or ["no log"])[-1]
+        if attempt == 1:
+            notes.append(f"{label}: the RTSP server died during the run ({reason}); restarted, run repeated")
+        else:
+            notes.append(f"{label}: the RTSP server died again ({reason}); these figures are unreliable")
+            server.restart()
+    return result
 
 
 def run_throughput(config: ThroughputConfig, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
@@ -214,27 +251,49 @@ def run_throughput(config: ThroughputConfig, progress: Callable[[str], None] | N
             notes: list[str] = []
             with RtspServerProcess(mounts) as server:
                 urls = [server.url(name) for name in mounts]
+                row["load_before"] = _r(os.getloadavg()[0])
                 say(f"N={n}: gridworker pipeline, {config.seconds:g} s")
-                e2e = run_gridworker(
-                    urls, rates, detector, seconds=config.seconds, workdir=workdir,
-                    detector_settings=detector_settings, warmup_timeout_s=config.warmup_timeout_s,
+                e2e = _guarded(
+                    server,
+                    "gridworker",
+                    notes,
+                    lambda: run_gridworker(
+                        urls, rates, detector, seconds=config.seconds, workdir=workdir,
+                        detector_settings=detector_settings, warmup_timeout_s=config.warmup_timeout_s,
+                    ),
                 )
                 gc.collect()
                 say(f"N={n}: naive pipeline, {config.seconds:g} s")
-                naive = run_naive(urls, detector, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)
+                naive = _guarded(
+                    server,
+                    "naive",
+                    notes,
+                    lambda: run_naive(urls, detector, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s),
+                )
                 gc.collect()
                 ultra: PipelineResult | None = None
                 e2e_yolo: PipelineResult | None = None
                 if yolo_detector is not None and yolo_onnx is not None:
                     say(f"N={n}: ultralytics vs gridworker on {yolo_onnx.name}, {config.ultralytics_seconds:g} s each")
+                    onnx, yolo = yolo_onnx, yolo_detector
                     try:
-                        ultra = run_ultralytics(
-                            urls, yolo_onnx, seconds=config.ultralytics_seconds, workdir=workdir, imgsz=config.yolo_imgsz
+                        ultra = _guarded(
+                            server,
+                            "ultralytics",
+                            notes,
+                            lambda: run_ultralytics(
+                                urls, onnx, seconds=config.ultralytics_seconds, workdir=workdir, imgsz=config.yolo_imgsz
+                            ),
                         )
-                        e2e_yolo = run_gridworker(
-                            urls, rates, yolo_detector, seconds=config.ultralytics_seconds, workdir=workdir,
-                            detector_settings={**detector_settings, "model": str(yolo_onnx)},
-                            warmup_timeout_s=config.warmup_timeout_s,
+                        e2e_yolo = _guarded(
+                            server,
+                            "gridworker (yolo)",
+                            notes,
+                            lambda: run_gridworker(
+                                urls, rates, yolo, seconds=config.ultralytics_seconds, workdir=workdir,
+                                detector_settings={**detector_settings, "model": str(onnx)},
+                                warmup_timeout_s=config.warmup_timeout_s,
+                            ),
                         )
                     except Exception as exc:  # noqa: BLE001 - the comparison is optional
                         notes.append(f"ultralytics comparison failed: {type(exc).__name__}: {exc}")
@@ -262,6 +321,10 @@ def run_throughput(config: ThroughputConfig, progress: Callable[[str], None] | N
                     "e2e_mean_batch": _r(e2e.extra.get("mean_batch")),
                     "e2e_infer_busy": _r(e2e.extra.get("infer_busy"), 3),
                     "e2e_cpu_cores": _r(e2e.extra.get("cpu_cores_used"), 2),
+                    "e2e_cpu_ms_per_frame": _r(_ms(_ratio(e2e.extra.get("cpu_cores_used"), e2e.all_fps))),
+                    "parts_cpu_ms_per_frame": _r(
+                        _ms(parts_cpu_per_frame(streams, decode, inference, e2e.all_fps, e2e.extra.get("mean_batch") or 1))
+                    ),
                     "e2e_frames_dropped": e2e.extra.get("frames_dropped"),
                     "e2e_per_camera_fps": e2e.extra.get("per_camera_fps"),
                     "naive_fps": _r(naive.live_fps),

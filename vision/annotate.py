@@ -25,8 +25,17 @@ class FrameAnnotator:
 
     def __init__(self, jpeg_quality: int = 85) -> None:
         self._quality = int(jpeg_quality)
-        self._boxes = sv.BoxAnnotator(thickness=2)
-        self._labels = sv.LabelAnnotator(text_scale=0.45, text_padding=3)
+        self._by_size: dict[tuple[int, int], tuple[sv.BoxAnnotator, sv.LabelAnnotator, float, int]] = {}
+
+    def _annotators(self, size: tuple[int, int]) -> tuple[sv.BoxAnnotator, sv.LabelAnnotator, float, int]:
+        """Box/label annotators with line width and text size that suit the frame size."""
+        found = self._by_size.get(size)
+        if found is None:
+            scale = max(0.4, sv.calculate_optimal_text_scale(resolution_wh=size))
+            thickness = max(2, sv.calculate_optimal_line_thickness(resolution_wh=size))
+            found = (sv.BoxAnnotator(thickness=thickness), sv.LabelAnnotator(text_scale=scale, text_padding=3), scale, thickness)
+            self._by_size[size] = found
+        return found
 
     def draw(
         self,
@@ -43,12 +52,14 @@ class FrameAnnotator:
         """
         canvas = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
         h, w = canvas.shape[:2]
+        boxes, label_annotator, text_scale, thickness = self._annotators((w, h))
         for zone in zones:
             colour = _ACTIVE_ZONE_COLOUR if zone.id in active_zone_ids else _ZONE_COLOUR
             pts = zone.polygon_px((w, h))
-            cv2.polylines(canvas, [pts], isClosed=True, color=colour, thickness=2)
+            cv2.polylines(canvas, [pts], isClosed=True, color=colour, thickness=thickness)
             x, y = pts.min(axis=0)
-            cv2.putText(canvas, zone.config.name or zone.id, (int(x) + 4, int(y) + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+            offset = int(30 * text_scale)
+            cv2.putText(canvas, zone.config.name or zone.id, (int(x) + 4, int(y) + offset), cv2.FONT_HERSHEY_SIMPLEX, text_scale, colour, max(1, thickness // 2), cv2.LINE_AA)
         if len(detections):
             names = detections.data.get("class_name", np.full(len(detections), "?"))
             conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
@@ -60,8 +71,8 @@ class FrameAnnotator:
                 for box in detections.xyxy.astype(int):
                     cv2.rectangle(canvas, tuple(box[:2]), tuple(box[2:]), (160, 160, 160), 1)
             if len(subset):
-                canvas = self._boxes.annotate(canvas, subset)
-                canvas = self._labels.annotate(canvas, subset, labels=sub_labels)
+                canvas = boxes.annotate(canvas, subset)
+                canvas = label_annotator.annotate(canvas, subset, labels=sub_labels)
         return canvas
 
     def encode(self, image_bgr: np.ndarray) -> bytes:

@@ -1,5 +1,6 @@
 """The HTTP API on a running service (real stream reader, real SQLite, scripted detector)."""
 
+import logging
 import time
 
 import cv2
@@ -121,7 +122,8 @@ def test_bad_requests_get_4xx_with_reason(client, method, path, kwargs, code, re
     assert reason in r.text
 
 
-def test_password_never_in_api_output(client):
+def test_password_never_in_api_output_or_logs(client, caplog):
+    caplog.set_level(logging.DEBUG)
     body = {"id": "secretcam", "url": "rtsp://admin:Hunter2pw@127.0.0.1:9/stream", "fps": 1}
     r = client.post("/cameras", json=body)
     assert r.status_code == 201
@@ -130,3 +132,5 @@ def test_password_never_in_api_output(client):
     time.sleep(1.0)
     for path in ("/cameras", "/cameras/secretcam", "/metrics", "/health"):
         assert "Hunter2pw" not in client.get(path).text
+    assert caplog.records, "the reader logs its reconnects"
+    assert not [r for r in caplog.records if "Hunter2pw" in r.getMessage()]
