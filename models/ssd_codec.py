@@ -116,7 +116,8 @@ def select_detections(
         class_ids=None if class_agnostic else class_ids[candidates],
         max_det=max_det,
     )
-    return candidates[keep]
+    selected: np.ndarray = candidates[keep]
+    return selected
 
 
 def generate_ssd_anchors(

@@ -204,7 +204,8 @@ def undo_letterbox(xyxy: np.ndarray, params: LetterboxParams, height: int, width
     """Map (k, 4) model-input boxes back to source pixels, clipped to the image."""
     offset = np.asarray([params.left, params.top, params.left, params.top], dtype=np.float32)
     limit = np.asarray([width, height, width, height], dtype=np.float32)
-    return np.clip((np.asarray(xyxy, dtype=np.float32) - offset) / np.float32(params.ratio), 0.0, limit)
+    boxes: np.ndarray = np.clip((np.asarray(xyxy, dtype=np.float32) - offset) / np.float32(params.ratio), 0.0, limit)
+    return boxes
 
 
 class YoloDetector:

@@ -137,18 +137,24 @@ def test_static_batch_model_runs_one_image_at_a_time(fall_model_dir: Path, bus_i
 
 @pytest.mark.export
 def test_untrained_yolov8n_exports_and_runs_batched(
-    export_tools: None, tmp_path: Path, hopper_image: np.ndarray, capsys: pytest.CaptureFixture[str]
+    export_tools: None,
+    tmp_path: Path,
+    hopper_image: np.ndarray,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "yolov8n.onnx"
-    cwd_before = set(Path.cwd().iterdir())
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     args = parser.parse_args(["models", "export", "yolov8n.yaml", "--out", str(out)])
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip().endswith("yolov8n.onnx")
-    assert set(Path.cwd().iterdir()) == cwd_before, "export wrote into the current directory"
+    assert not list(workdir.iterdir()), "export wrote into the current directory"
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     [output_arg] = session.get_outputs()
