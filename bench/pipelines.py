@@ -60,7 +60,7 @@ class PipelineResult:
         all_fps: analysed frames per second, live or not.
         mean_age_ms: mean age of the analysed frames at the end of their analysis (PTS-based).
         live_fraction: live frames / analysed frames.
-        streams_live: streams that delivered an analysed frame during warm-up.
+        streams_live: streams that had a live frame analysed during the warm-up.
         extra: pipeline-specific figures (latency percentiles, RSS, batch sizes, ...).
         notes: what went wrong or was approximated.
     """
@@ -95,15 +95,24 @@ def _summarise(rows: list[tuple[Any, ...]], seconds: float, result: PipelineResu
             result.notes.append(f"negative frame age ({min(ages) * 1e3:.0f} ms): the PTS anchor is off")
 
 
-def _wait_warm(log_: AgeLog, n: int, timeout_s: float, settle_s: float, stop: threading.Event | None = None) -> int:
-    """Wait until all ``n`` streams delivered an analysed frame (or timeout), then settle."""
+def _wait_warm(ages: AgeLog, n: int, timeout_s: float, settle_s: float, result: PipelineResult, what: str) -> None:
+    """The warm-up: wait until every stream had a *live* frame analysed, then ``settle_s`` more.
+
+    Every client first receives a backlog (the frames FFmpeg read while probing the stream
+    at open, up to a few seconds' worth); the warm-up lets each pipeline work through it and
+    reach its steady state, so the window measures that state and not the start-up. A
+    pipeline that never catches up is measured anyway once ``timeout_s`` has passed.
+    """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(log_.streams_seen()) < n:
-        if stop is not None and stop.is_set():
-            break
+    while time.monotonic() < deadline and len(ages.streams_live()) < n:
         time.sleep(0.1)
     time.sleep(settle_s)
-    return len(log_.streams_seen())
+    seen, live = len(ages.streams_seen()), len(ages.streams_live())
+    result.streams_live = live
+    if seen < n:
+        result.notes.append(f"only {seen}/{n} {what} delivered a frame within the {timeout_s:g} s warm-up")
+    elif live < n:
+        result.notes.append(f"only {live}/{n} {what} had a live frame within the {timeout_s:g} s warm-up (measured anyway)")
 
 
 class _TimedDetector:
@@ -215,9 +224,7 @@ def run_gridworker(
         rss0 = _rss()
         service.start()
         try:
-            result.streams_live = _wait_warm(ages, n, warmup_timeout_s, settle_s)
-            if result.streams_live < n:
-                result.notes.append(f"only {result.streams_live}/{n} cameras delivered a frame within {warmup_timeout_s:g} s")
+            _wait_warm(ages, n, warmup_timeout_s, settle_s, result, "cameras")
             timed.reset()
             cpu0 = psutil.Process().cpu_times()
             start = time.time()
@@ -336,7 +343,7 @@ def run_naive(
         for t in threads:
             t.start()
         try:
-            result.streams_live = _wait_warm(ages, n, warmup_timeout_s, settle_s)
+            _wait_warm(ages, n, warmup_timeout_s, settle_s, result, "streams")
             start = time.time()
             time.sleep(seconds)
             end = time.time()
@@ -346,8 +353,6 @@ def run_naive(
                 t.join(10.0)
                 if t.is_alive():
                     result.notes.append(f"{t.name} did not stop within 10 s")
-    if result.streams_live < n:
-        result.notes.append(f"only {result.streams_live}/{n} streams delivered a frame within {warmup_timeout_s:g} s")
     result.notes.extend(errors)
     rows = ages.window(start, end)
     _summarise(rows, end - start, result)
@@ -392,10 +397,59 @@ def export_yolo_onnx(out: Path, imgsz: int = 320) -> Path:
 
 
 @contextlib.contextmanager
+def _torchvision_or_stand_in(notes: list[str]) -> Iterator[None]:
+    """Make ``import torchvision`` work for Ultralytics' predictor.
+
+    Ultralytics imports torchvision for stream sources and then uses its NMS kernel. Where
+    torchvision is installed but unusable (e.g. PyPI's CUDA build beside a CPU-only torch:
+    "operator torchvision::nms does not exist"), a stand-in module whose ``ops.nms`` is
+    Ultralytics' own ``TorchNMS.nms`` (documented to match torchvision exactly) is put in
+    ``sys.modules`` for the duration of the run, and removed afterwards.
+    """
+    import importlib
+    import sys
+    import types
+
+    try:
+        importlib.import_module("torchvision")
+    except Exception as exc:  # noqa: BLE001 - any failure means the real one is unusable
+        from ultralytics.utils.nms import TorchNMS
+
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        stand_in = types.ModuleType("torchvision")
+        stand_in.ops = types.SimpleNamespace(nms=TorchNMS.nms)  # type: ignore[attr-defined]
+        sys.modules["torchvision"] = stand_in
+        notes.append(
+            f"torchvision is unusable here ({type(exc).__name__}: {str(exc)[:80]}); "
+            "ultralytics ran with its own TorchNMS in its place"
+        )
+        try:
+            yield
+        finally:
+            if sys.modules.get("torchvision") is stand_in:
+                del sys.modules["torchvision"]
+        return
+    yield
+
+
+@contextlib.contextmanager
 def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterator[None]:
-    """Note ``time.time()`` before each ``cv2.VideoCapture(url)`` Ultralytics makes."""
+    """Note ``time.time()`` before each ``cv2.VideoCapture(url)`` Ultralytics makes.
+
+    The captures also report no frame count: the test server's SDP carries the looped
+    file's duration (``a=range:npt=now-30.16``), from which OpenCV derives a frame count,
+    and Ultralytics' reader thread stops after that many frames. A real camera advertises
+    no end, so this keeps Ultralytics reading as it would from one.
+    """
     cv2_module = loaders_module.cv2
     original = cv2_module.VideoCapture
+
+    class _EndlessCapture(original):  # type: ignore[misc, valid-type]
+        def get(self, prop: int) -> float:
+            if prop == cv2_module.CAP_PROP_FRAME_COUNT:
+                return 0.0
+            return float(super().get(prop))
 
     class _Proxy:
         def __getattr__(self, name: str) -> Any:
@@ -404,7 +458,7 @@ def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterat
         @staticmethod
         def VideoCapture(source: Any, *args: Any) -> Any:  # noqa: N802 - cv2's own name
             opened.setdefault(str(source), time.time())
-            return original(source, *args)
+            return _EndlessCapture(source, *args)
 
     loaders_module.cv2 = _Proxy()
     try:
@@ -450,34 +504,31 @@ def run_ultralytics(
                 taken[i] = cap.get(loaders.cv2.CAP_PROP_POS_MSEC) / 1000.0
         return batch
 
-    stop_at: float | None = None
     window: tuple[float, float] | None = None
-    first_seen = threading.Event()
-    with _opencv_tcp(), _capture_open_times(loaders, opened):
+    with _opencv_tcp(), _capture_open_times(loaders, opened), _torchvision_or_stand_in(result.notes):
         loaders.LoadStreams.__next__ = next_with_pts  # type: ignore[method-assign]
+        results = model.predict(source=str(source_file), stream=True, imgsz=imgsz, verbose=False)
         try:
-            results = model.predict(source=str(source_file), stream=True, imgsz=imgsz, verbose=False)
             warm_deadline = time.monotonic() + warmup_timeout_s
+            settle_until: float | None = None
             for r_index, res in enumerate(results):
                 now = time.time()
-                i = r_index % n
-                url = urls[i]
-                t0 = opened.get(url)
-                pts = taken.get(i)
-                age = now - (t0 + pts) if t0 is not None and pts is not None else None
-                ages.add(i, now, age)
+                i = r_index % n  # one result per stream, in stream order, per batch
+                t0, pts = opened.get(urls[i]), taken.get(i)
+                ages.add(i, now, now - (t0 + pts) if t0 is not None and pts is not None else None)
                 del res
                 if window is None:
-                    if len(ages.streams_seen()) >= n or time.monotonic() > warm_deadline:
-                        if not first_seen.is_set():
-                            first_seen.set()
-                            stop_at = time.time() + settle_s
-                        if time.time() >= (stop_at or 0):
-                            window = (time.time(), time.time() + seconds)
+                    mono = time.monotonic()
+                    if settle_until is None and (len(ages.streams_live()) >= n or mono > warm_deadline):
+                        settle_until = mono + settle_s
+                    if settle_until is not None and mono >= settle_until:
+                        window = (now, now + seconds)
                 elif now >= window[1]:
                     break
         finally:
             loaders.LoadStreams.__next__ = original_next  # type: ignore[method-assign]
+            with contextlib.suppress(Exception):
+                results.close()
             with contextlib.suppress(Exception):
                 dataset = model.predictor.dataset if model.predictor is not None else None
                 if dataset is not None and hasattr(dataset, "close"):
@@ -485,7 +536,9 @@ def run_ultralytics(
     if window is None:
         result.notes.append("ultralytics delivered no result in time")
         return result
-    result.streams_live = len(ages.streams_seen())
+    result.streams_live = len(ages.streams_live())
+    if result.streams_live < n:
+        result.notes.append(f"only {result.streams_live}/{n} streams had a live frame within the {warmup_timeout_s:g} s warm-up")
     _summarise(ages.window(*window), window[1] - window[0], result)
     result.notes.append("ultralytics frame age is taken from each stream's newest PTS when the batch is formed (±1 frame)")
     return result

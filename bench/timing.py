@@ -99,8 +99,14 @@ class AgeLog:
             self._rows.append((stream, done_at, age_s, *extra))
 
     def streams_seen(self) -> set[int]:
+        """Streams with at least one analysed frame."""
         with self._lock:
             return {row[0] for row in self._rows}
+
+    def streams_live(self) -> set[int]:
+        """Streams with at least one live analysed frame (age known and <= ``LIVE_AGE_S``)."""
+        with self._lock:
+            return {row[0] for row in self._rows if row[2] is not None and row[2] <= LIVE_AGE_S}
 
     def window(self, start: float, end: float) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -119,11 +125,14 @@ class _DemuxSpy:
         return self._container.streams
 
     def demux(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        base: float | None = None  # the time base as a float: Fraction arithmetic per packet is slow
         for packet in self._container.demux(*args, **kwargs):
             if packet.pts is not None:
-                base = packet.time_base or packet.stream.time_base
+                if base is None:
+                    fraction = packet.time_base or packet.stream.time_base
+                    base = float(fraction) if fraction is not None else None
                 if base is not None:
-                    pts = float(packet.pts * base)
+                    pts = packet.pts * base
                     if self._clock.p0 is None:
                         self._clock.p0 = pts
                     self._clock.arrived(pts, time.time())

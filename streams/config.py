@@ -54,8 +54,8 @@ class StreamConfig(BaseModel):
     read_timeout_s: float = Field(
         5.0,
         title="Read timeout",
-        description="Seconds one read may block before the connection is treated as dead "
-        "(this is what detects a hung server).",
+        description="Seconds without data before a live connection is treated as dead and "
+        "reopened (this is what detects a hung server).",
         gt=0,
         le=300,
     )

@@ -341,21 +341,20 @@ class CameraStream:
         self._session_frames = 0
         self._sampler.reset()
         self._pacer.reset()
-        container = self._open()
-        try:
-            media_offset = 0.0
-            while True:
+        media_offset = 0.0
+        while True:
+            container = self._open()
+            try:
                 media_offset = self._play(container, media_offset)
-                if self._stop.is_set():
-                    return
-                if not cfg.is_file:
-                    raise StreamEnded(f"stream ended: {self._safe_url} closed the connection")
-                if not cfg.loop:
-                    raise StreamEnded(f"end of file {self._safe_url}")
+            finally:
                 container.close()
-                container = self._open()
-        finally:
-            container.close()
+            if self._stop.is_set():
+                return
+            if not cfg.is_file:
+                raise StreamEnded(f"stream ended: {self._safe_url} closed the connection")
+            if not cfg.loop:
+                raise StreamEnded(f"end of file {self._safe_url}")
+            # a looped file: reopen (cheap for a local file) and continue the media clock
 
     def _open(self) -> av.container.InputContainer:
         cfg = self._config
@@ -369,13 +368,19 @@ class CameraStream:
                 options.update({"rtsp_transport": "tcp", "timeout": read_us})
             else:
                 options.update({"rw_timeout": read_us})
+        # PyAV's read timeout interrupts one blocking read. On a silent RTSP connection the
+        # first interrupted read still returns a packet FFmpeg was holding back, and only
+        # the second raises, so half of read_timeout_s makes "no data for read_timeout_s"
+        # the actual detection time (measured: 2 x the PyAV timeout after a SIGSTOP).
+        read_interrupt_s = cfg.read_timeout_s if cfg.is_file else cfg.read_timeout_s / 2
         try:
-            container = av.open(target, mode="r", options=options, timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
+            container = av.open(target, mode="r", options=options, timeout=(cfg.open_timeout_s, read_interrupt_s))
         except (av.error.ExitError, TimeoutError):
             raise StreamTimeout(f"no answer from {self._safe_url} within {cfg.open_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:
             raise StreamOpenError(f"cannot open {self._safe_url}: {self._describe(exc)}") from None
         self._session_opened = time.monotonic()
+        log.debug("camera %s: opened %s", self._camera_id, self._safe_url)
         if not container.streams.video:
             container.close()
             raise StreamOpenError(f"no video stream in {self._safe_url}")

@@ -109,40 +109,56 @@ class _Looper:
     """Makes one shared media loop its file forever (see the module docstring).
 
     Seeks are sent upstream from the payloader's sink pad, so they reach qtdemux directly
-    instead of going through the RTSP media's own (non-seekable) pipeline handling.
+    instead of going through the RTSP media's own (non-seekable) seek handling. All seeks
+    are non-flushing: a flush would empty the sinks' last sample, and a client PLAY in that
+    window trips an assertion in gst-rtsp-server 1.22 (``gst_rtsp_media_get_rates``).
     """
 
     def __init__(self, Gst, GLib, media, name: str, registry: set) -> None:  # type: ignore[no-untyped-def]
         self.Gst, self.GLib, self.name = Gst, GLib, name
-        self.registry = registry  # keeps this object (and its probe) alive while prepared
+        self.registry = registry  # keeps this object (and its probe) alive while in use
         registry.add(self)
-        self.prepared = False
-        pay = media.get_element().get_by_name("pay0")
+        self.bin = media.get_element()
+        self.segment_mode = False
+        self.active = True
+        pay = self.bin.get_by_name("pay0")
         self.pay_sink = pay.get_static_pad("sink")
         self.pay_sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
-        media.connect("prepared", self._on_prepared)
+        media.connect("new-state", self._on_new_state)
         media.connect("unprepared", self._on_unprepared)
 
-    def _seek(self, flush: bool) -> bool:
-        if not self.prepared:
-            return False
+    def _seek(self) -> bool:
         Gst = self.Gst
-        flags = Gst.SeekFlags.SEGMENT | (Gst.SeekFlags.FLUSH if flush else Gst.SeekFlags.NONE)
-        event = Gst.Event.new_seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1)
+        if not self.active:
+            return False
+        event = Gst.Event.new_seek(
+            1.0, Gst.Format.TIME, Gst.SeekFlags.SEGMENT, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
+        )
         if not self.pay_sink.push_event(event):
             _log(f"{self.name}: segment seek failed, the stream will end at the end of the file")
         elif VERBOSE:
-            _log(f"{self.name}: segment seek to 0 (flush={flush})")
+            _log(f"{self.name}: segment seek to 0")
         return False  # also used as a one-shot GLib idle callback
 
-    def _on_prepared(self, media) -> None:  # type: ignore[no-untyped-def]
-        self.prepared = True
-        # Put the first pass into segment mode, so the end of the file produces
-        # segment-done instead of EOS. The media is PAUSED here; nobody plays yet.
-        self._seek(flush=True)
+    def _on_new_state(self, media, state) -> None:  # type: ignore[no-untyped-def]
+        # Switch the first pass into segment mode (so the end of the file produces
+        # segment-done instead of EOS) once the pipeline plays: a non-flushing seek in
+        # PAUSED would wait for the stream lock held by the prerolled streaming thread.
+        # The first fraction of a second of the file plays twice, which nobody notices.
+        if state == self.Gst.State.PLAYING and not self.segment_mode:
+            self.segment_mode = True
+            self._seek()
+
+    def _frame_duration(self, pad) -> int:  # type: ignore[no-untyped-def]
+        caps = pad.get_current_caps()
+        if caps is not None and caps.get_size() > 0:
+            ok, num, den = caps.get_structure(0).get_fraction("framerate")
+            if ok and num > 0 and den > 0:
+                return self.Gst.SECOND * den // num
+        return self.Gst.SECOND // 25
 
     def _on_unprepared(self, media) -> None:  # type: ignore[no-untyped-def]
-        self.prepared = False
+        self.active = False
         self.registry.discard(self)
 
     def _on_event(self, pad, info):  # type: ignore[no-untyped-def]
@@ -151,9 +167,13 @@ class _Looper:
         if VERBOSE:
             _log(f"{self.name}: event {etype.value_nick}")
         if etype == Gst.EventType.SEGMENT_DONE:
+            # The next pass's running time continues from the *start* of the last frame;
+            # shift it by one frame so the first frame of the pass doesn't share the
+            # last frame's timestamp.
+            pad.set_offset(pad.get_offset() + self._frame_duration(pad))
             # Next pass: a non-flushing segment seek (running time keeps increasing),
             # issued from the main loop rather than from this streaming thread.
-            self.GLib.idle_add(self._seek, False)
+            self.GLib.idle_add(self._seek)
             return Gst.PadProbeReturn.DROP
         if etype == Gst.EventType.EOS:  # would make clients get RTCP BYE
             return Gst.PadProbeReturn.DROP

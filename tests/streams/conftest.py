@@ -15,7 +15,7 @@ from gridworker.streams import CameraStream, StreamConfig
 FAST: dict[str, Any] = {
     "open_timeout_s": 3.0,
     "read_timeout_s": 2.0,
-    "stall_after_s": 1.0,
+    "stall_after_s": 0.5,
     "backoff_initial_s": 0.2,
     "backoff_max_s": 1.0,
     "backoff_jitter": 0.1,

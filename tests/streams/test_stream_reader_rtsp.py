@@ -149,7 +149,7 @@ def test_hung_server_stalls_then_backs_off_and_recovers_without_slowing_others(
 
         victim.resume()  # SIGCONT
         wait_state(hung, LIVE, timeout=12)
-    assert t_backoff - t0 < 10
+    assert t_backoff - t0 < 6  # read_timeout_s=2 after the last byte, plus slack
     assert hung.health().reconnects >= 1
     assert other.health().reconnects == 0
 
@@ -257,7 +257,7 @@ def test_stop_on_hung_camera_reports_a_worker_that_will_not_exit(rtsp_factory, s
     cam = camera("frozen", server.url("cam"), fps=5)
     wait_state(cam, LIVE, timeout=10)
     server.pause()
-    wait_state(cam, STALLED, timeout=5)  # no frame for 1 s: blocked in a read (2 s timeout)
+    wait_state(cam, STALLED, timeout=5)  # no frame for 0.5 s: blocked in a read
     with caplog.at_level(logging.WARNING, logger="gridworker.streams.reader"):
         # the worker sits in a blocking read until its 2 s read timeout
         assert cam.stop(timeout=0.1) is False

@@ -1,0 +1,125 @@
+"""Smoke run of ``gridworker bench throughput``: one real RTSP stream, a few seconds per pipeline.
+
+It checks that the whole benchmark runs end to end (RTSP server, isolated part timings,
+gridworker's Service, the naive baseline) and that its JSON carries the documented keys
+with positive figures. It says nothing about speed: the numbers come from a few seconds on
+a machine that may be busy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from gridworker.bench.cli import register
+from gridworker.bench.parts import Clip, DecodeCost, InferenceCost, ceiling
+from gridworker.bench.throughput import format_table, target_verdict
+from gridworker.bench.timing import AgeLog, SendClock
+
+REQUIRED_KEYS = {
+    "streams",
+    "ceiling_fps",
+    "e2e_fps",
+    "naive_fps",
+    "e2e_over_ceiling",
+    "e2e_over_naive",
+    "p95_latency_ms",
+    "rss_mb_per_stream",
+    "e2e_mean_age_ms",
+    "naive_mean_age_ms",
+    "naive_live_fraction",
+}
+POSITIVE_KEYS = REQUIRED_KEYS - {"streams", "rss_mb_per_stream"}
+
+
+@pytest.mark.rtsp
+@pytest.mark.model
+def test_throughput_smoke_json(gst_rtsp: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(
+        [
+            "bench", "throughput", "--streams", "1", "--seconds", "3", "--synthetic",
+            "--no-ultralytics", "--calibrate-seconds", "0.3", "--warmup-timeout", "20",
+            "--json", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert json.loads(out.read_text()) == rows
+    assert isinstance(rows, list) and len(rows) == 1
+    row = rows[0]
+    assert REQUIRED_KEYS <= row.keys(), sorted(REQUIRED_KEYS - row.keys())
+    assert row["streams"] == 1
+    for key in POSITIVE_KEYS:
+        value = row[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value, row.get("notes"))
+    assert row["rss_mb_per_stream"] is not None
+    assert "ultralytics_fps" not in row
+    assert "e2e" in captured.err  # the human table went to stderr
+
+
+# -- the pure parts: no server, no model --------------------------------------------------
+
+
+def _clip(name: str, fps: float) -> Clip:
+    return Clip(Path(f"/clips/{name}.mp4"), fps, 640, 360)
+
+
+@pytest.mark.parametrize(
+    ("streams", "decode_ms", "infer_ms", "expected"),
+    [
+        # keeps up with the sampled rate: the offered rate caps the ceiling
+        ([("a", 10.0)], 2.0, 10.0, 10.0),
+        # overloaded: X = (1 - d*R) / (c + i) with R = 4*25, d = 2 ms, c = 0, i = 10 ms -> 80
+        ([("b", 25.0)] * 4, 2.0, 10.0, 80.0),
+        # decoding alone saturates the machine: nothing left for inference
+        ([("c", 25.0)] * 4, 10.0, 10.0, 0.0),
+    ],
+)
+def test_ceiling_formula(streams: list[tuple[str, float]], decode_ms: float, infer_ms: float, expected: float) -> None:
+    clips = [_clip(name, fps) for name, fps in streams]
+    decode = {c.path: DecodeCost(decode_ms / 1e3, 0.0, 100) for c in clips}
+    inference = InferenceCost({1: infer_ms / 1e3, 4: infer_ms / 1e3}, threads=2)
+    result = ceiling(clips, decode, inference)
+    assert result.fps == pytest.approx(expected, abs=1e-6)
+    assert result.analysed_only_fps >= result.fps
+
+
+def test_ceiling_uses_best_batch_not_above_stream_count() -> None:
+    clips = [_clip("a", 10.0)] * 2
+    decode = {clips[0].path: DecodeCost(0.0, 0.0, 10)}
+    inference = InferenceCost({1: 0.020, 2: 0.015, 4: 0.005}, threads=2)
+    result = ceiling(clips, decode, inference)
+    assert result.infer_batch == 2  # batch 4 is cheaper but two cameras never fill it
+
+
+def test_send_clock_and_live_log() -> None:
+    clock = SendClock(t0=100.0)
+    assert clock.sent_at(3.0) is None
+    clock.p0 = 2.0
+    assert clock.sent_at(3.5) == pytest.approx(101.5)
+    clock.arrived(3.5, 101.7)
+    assert clock.min_delay == pytest.approx(0.2)
+    ages = AgeLog()
+    ages.add(0, 10.0, 1.5)
+    ages.add(1, 10.5, 0.3)
+    assert ages.streams_seen() == {0, 1}
+    assert ages.streams_live() == {1}
+    assert [row[0] for row in ages.window(10.2, 11.0)] == [1]
+
+
+def test_table_and_verdict() -> None:
+    rows = [{"streams": 8, "ceiling_fps": 50.0, "e2e_fps": 45.0, "naive_fps": 20.0, "e2e_over_ceiling": 0.9, "e2e_over_naive": 2.25}]
+    table = format_table(rows)
+    assert "ceiling" in table and "45.0" in table
+    verdict = target_verdict(rows)
+    assert verdict is not None and verdict.count("PASS") == 2
+    assert target_verdict([{**rows[0], "streams": 4}]) is None
