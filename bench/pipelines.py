@@ -445,11 +445,33 @@ def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterat
     cv2_module = loaders_module.cv2
     original = cv2_module.VideoCapture
 
-    class _EndlessCapture(original):  # type: ignore[misc, valid-type]
+    class _EndlessCapture:
+        """Wraps (not subclasses: a Python subclass of ``cv2.VideoCapture`` crashed the
+        interpreter at garbage collection) a capture. Also notes the PTS of the last frame
+        read, *in the reading thread*: ``CAP_PROP_POS_MSEC`` read from another thread
+        stays 0 (seen with OpenCV 5.0)."""
+
+        def __init__(self, *args: Any) -> None:
+            self._cap = original(*args)
+            self.last_pts_s: float | None = None
+
         def get(self, prop: int) -> float:
             if prop == cv2_module.CAP_PROP_FRAME_COUNT:
                 return 0.0
-            return float(super().get(prop))
+            return float(self._cap.get(prop))
+
+        def retrieve(self, *args: Any) -> Any:
+            out = self._cap.retrieve(*args)
+            self.last_pts_s = self._cap.get(cv2_module.CAP_PROP_POS_MSEC) / 1000.0
+            return out
+
+        def read(self, *args: Any) -> Any:
+            out = self._cap.read(*args)
+            self.last_pts_s = self._cap.get(cv2_module.CAP_PROP_POS_MSEC) / 1000.0
+            return out
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cap, name)
 
     class _Proxy:
         def __getattr__(self, name: str) -> Any:
@@ -480,9 +502,9 @@ def run_ultralytics(
     """Ultralytics' ``YOLO(onnx).predict(source=<.streams file>, stream=True)`` loop.
 
     Ultralytics reads each stream in its own thread (``LoadStreams``, OpenCV, latest frame
-    only) and runs the whole set as one batch. Frame age uses the stream's
-    ``CAP_PROP_POS_MSEC`` when the batch is taken (within one frame of the analysed frame)
-    and the wall time before Ultralytics opened that stream.
+    only) and runs the whole set as one batch. Frame age uses the PTS of the newest frame
+    each reader thread had retrieved when the batch was taken (the analysed frame, give or
+    take one) and the wall time before Ultralytics opened that stream.
     """
     from ultralytics import YOLO
     from ultralytics.data import loaders
@@ -500,8 +522,9 @@ def run_ultralytics(
     def next_with_pts(self: Any) -> Any:
         batch = original_next(self)
         for i, cap in enumerate(self.caps):
-            if cap is not None:
-                taken[i] = cap.get(loaders.cv2.CAP_PROP_POS_MSEC) / 1000.0
+            pts = getattr(cap, "last_pts_s", None)
+            if pts is not None:
+                taken[i] = pts
         return batch
 
     window: tuple[float, float] | None = None

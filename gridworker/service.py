@@ -19,7 +19,7 @@ import supervision as sv
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
 from gridworker.models.base import Detector
 from gridworker.streams.frame import Frame
-from gridworker.streams.health import StreamHealth, StreamState
+from gridworker.streams.health import StreamHealth
 from gridworker.streams.reader import CameraStream
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.annotate import FrameAnnotator
@@ -214,7 +214,7 @@ class Service:
     def _live_sources(self) -> Sequence[CameraStream]:
         with self._cameras_lock:
             cams = list(self._cameras.values())
-        return [c.stream for c in cams if c.stream.health().state == StreamState.LIVE]
+        return [c.stream for c in cams if c.stream.is_live]
 
     def _camera_metrics(self) -> list[dict[str, Any]]:
         out = []

@@ -18,7 +18,7 @@ from .frame import Frame
 from .health import StreamHealth, StreamState
 from .reader import CameraStream
 from .redact import RedactingFilter, redact_text, redact_url
-from .rtsp_serve import RtspServerProcess, RtspServerUnavailable, gst_rtsp_available
+from .rtsp_serve import RtspServerProcess, RtspServerUnavailable, gst_rtsp_available, gst_rtsp_unavailable_reason
 
 __all__ = [
     "Backoff",
@@ -36,6 +36,7 @@ __all__ = [
     "StreamTimeout",
     "backoff_delay",
     "gst_rtsp_available",
+    "gst_rtsp_unavailable_reason",
     "redact_text",
     "redact_url",
 ]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.stream import VideoStream
 
 __all__ = ["encode_frames", "encode_still", "h264_encoder_name", "synthetic_clip", "transcode_h264"]
 
@@ -76,14 +77,18 @@ def encode_frames(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
-    gop = max(1, int(round(2 * float(fps)))) if gop is None else max(1, int(gop))
+    gop = max(1, round(2 * float(fps))) if gop is None else max(1, int(gop))
     encoder = h264_encoder_name()
     with av.open(str(out), mode="w") as container:
         stream = container.add_stream(encoder, rate=rate)
+        if not isinstance(stream, VideoStream):
+            raise RuntimeError(f"{encoder} did not give a video stream")
         stream.pix_fmt = "yuv420p"
-        options = {"bf": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        options: dict[str, object] = {"bf": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         if encoder in ("libx264", "h264"):
-            options.update({"preset": preset, "crf": str(crf), "x264-params": "bframes=0:scenecut=0:sliced-threads=0:slices=1"})
+            # one slice per frame: RTP payloaders and FFmpeg's depacketizer handle that best
+            x264 = "bframes=0:scenecut=0:sliced-threads=0:slices=1"
+            options.update({"preset": preset, "crf": str(crf), "x264-params": x264})
         stream.options = options
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = 0
@@ -130,7 +135,7 @@ def encode_still(
             that P-frames carry some data as a real camera's would.
         seed: noise seed (clips are reproducible).
     """
-    n_frames = max(1, int(round(seconds * fps)))
+    n_frames = max(1, round(seconds * fps))
     rng = np.random.default_rng(seed)
     base = np.ascontiguousarray(image_rgb, dtype=np.uint8)
 
@@ -174,7 +179,7 @@ def transcode_h264(
                 if max_seconds is not None and i >= max_seconds * rate:
                     break
                 if scale_width:
-                    h = int(round(frame.height * scale_width / frame.width))
+                    h = round(frame.height * scale_width / frame.width)
                     frame = frame.reformat(width=_even(scale_width), height=_even(h))
                 yield frame.to_ndarray(format="rgb24")
 
@@ -201,7 +206,7 @@ def synthetic_clip(
         gop: keyframe interval in frames (default ~2 s).
     """
     w, h = _even(size[0]), _even(size[1])
-    n_frames = max(1, int(round(seconds * fps)))
+    n_frames = max(1, round(seconds * fps))
     yy, xx = np.mgrid[0:h, 0:w]
     background = np.stack([(xx * 96 // w + 40), (yy * 96 // h + 40), np.full_like(xx, 60)], axis=-1).astype(np.uint8)
     band = h - h // 8

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import selectors
@@ -28,7 +29,14 @@ from urllib.parse import quote
 
 from .redact import get_logger
 
-__all__ = ["SERVER_SCRIPT", "SYSTEM_PYTHON", "RtspServerProcess", "RtspServerUnavailable", "gst_rtsp_available", "gst_rtsp_unavailable_reason"]
+__all__ = [
+    "SERVER_SCRIPT",
+    "SYSTEM_PYTHON",
+    "RtspServerProcess",
+    "RtspServerUnavailable",
+    "gst_rtsp_available",
+    "gst_rtsp_unavailable_reason",
+]
 
 log = get_logger(__name__)
 
@@ -41,7 +49,7 @@ class RtspServerUnavailable(RuntimeError):
     """gst-rtsp-server (or the system Python with its GObject bindings) is not installed."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _check(python: str) -> str | None:
     if not Path(python).exists():
         return f"{python} not found (gst-rtsp-server runs under the system Python)"
@@ -138,7 +146,8 @@ class RtspServerProcess:
         for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):  # keep the venv out of /usr/bin/python3
             env.pop(var, None)
         if self._log_file is None:
-            self._log_file = tempfile.NamedTemporaryFile(prefix="rtsp_server_", suffix=".log")
+            self._log_file = tempfile.NamedTemporaryFile(prefix="rtsp_server_", suffix=".log")  # noqa: SIM115 - closed in close()
+        self._log_file.seek(0)  # the child shares this file offset
         self._log_file.truncate(0)
         self._proc = subprocess.Popen(
             cmd,
@@ -290,10 +299,8 @@ class RtspServerProcess:
             return
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
-                try:
+                with contextlib.suppress(OSError):
                     pipe.close()
-                except OSError:
-                    pass
 
     def __repr__(self) -> str:
         return f"RtspServerProcess({self.base_url}, mounts={sorted(self.mounts)}, running={self.running})"

@@ -11,16 +11,23 @@ Run it with the **system** Python (it needs Debian's ``python3-gi`` and
 
 Each mount ``NAME=PATH`` is served at ``rtsp://HOST:PORT/NAME``. The H.264 is passed
 through (``filesrc ! qtdemux ! h264parse ! rtph264pay``), so it costs almost no CPU; the
-file must be H.264 without B-frames (see ``streams/clips.py``).
+file must be H.264 without B-frames (see ``streams/clips.py``). SPS/PPS are repeated
+in-band by ``h264parse`` before every IDR *access unit* (doing it in ``rtph264pay`` puts
+them before every IDR *slice*, which makes FFmpeg split multi-slice keyframes in two).
 
 How a file becomes a live camera:
   * the media is *shared*: every client sees the same position, like a real camera;
-  * looping uses segment seeks: on each segment-done the file is seeked back to 0
-    without flushing, so running time (and RTP timestamps) keep increasing;
+  * looping uses segment seeks: once the pipeline plays, and again on each segment-done,
+    the file is seeked back to 0 *without flushing*, so running time (and the RTP
+    timestamps) keep increasing; a pad offset adds the one frame duration that segment
+    accumulation leaves out, so the timestamps stay evenly spaced across the loop point;
   * EOS / segment-done events are dropped before the payloader, otherwise clients
     receive RTCP BYE at the end of the first pass;
   * the media is marked not seekable (publish-clock mode ``clock-and-offset``), otherwise
-    each new client's ``PLAY Range: npt=0-`` would rewind the shared stream for all.
+    each new client's ``PLAY Range: npt=0-`` would rewind the shared stream for all;
+  * no flushing seek is ever made: after a flush the sinks have no last sample, and a
+    client PLAY in that window aborts gst-rtsp-server 1.22 (assertion in
+    ``gst_rtsp_media_get_rates``; seen under CPU load).
 
 Protocol with the parent process: one line ``READY rtsp://HOST:PORT`` on stdout once the
 server listens; ``UNAVAILABLE: reason`` and exit code 3 when GStreamer pieces are missing;
@@ -35,6 +42,7 @@ import argparse
 import os
 import signal
 import sys
+from typing import Any
 
 EXIT_UNAVAILABLE = 3
 EXIT_USAGE = 2
@@ -46,7 +54,7 @@ def _log(msg: str) -> None:
     print(f"rtsp_server[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
 
 
-def _import_gst():  # type: ignore[no-untyped-def]
+def _import_gst() -> tuple[Any, Any, Any]:
     """Import GStreamer or exit with ``UNAVAILABLE`` (code 3)."""
     try:
         import gi
@@ -114,7 +122,7 @@ class _Looper:
     window trips an assertion in gst-rtsp-server 1.22 (``gst_rtsp_media_get_rates``).
     """
 
-    def __init__(self, Gst, GLib, media, name: str, registry: set) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, Gst: Any, GLib: Any, media: Any, name: str, registry: set[_Looper]) -> None:
         self.Gst, self.GLib, self.name = Gst, GLib, name
         self.registry = registry  # keeps this object (and its probe) alive while in use
         registry.add(self)
@@ -140,7 +148,7 @@ class _Looper:
             _log(f"{self.name}: segment seek to 0")
         return False  # also used as a one-shot GLib idle callback
 
-    def _on_new_state(self, media, state) -> None:  # type: ignore[no-untyped-def]
+    def _on_new_state(self, media: Any, state: Any) -> None:
         # Switch the first pass into segment mode (so the end of the file produces
         # segment-done instead of EOS) once the pipeline plays: a non-flushing seek in
         # PAUSED would wait for the stream lock held by the prerolled streaming thread.
@@ -149,19 +157,19 @@ class _Looper:
             self.segment_mode = True
             self._seek()
 
-    def _frame_duration(self, pad) -> int:  # type: ignore[no-untyped-def]
+    def _frame_duration(self, pad: Any) -> int:
         caps = pad.get_current_caps()
         if caps is not None and caps.get_size() > 0:
             ok, num, den = caps.get_structure(0).get_fraction("framerate")
             if ok and num > 0 and den > 0:
-                return self.Gst.SECOND * den // num
-        return self.Gst.SECOND // 25
+                return int(self.Gst.SECOND * den // num)
+        return int(self.Gst.SECOND // 25)
 
-    def _on_unprepared(self, media) -> None:  # type: ignore[no-untyped-def]
+    def _on_unprepared(self, media: Any) -> None:
         self.active = False
         self.registry.discard(self)
 
-    def _on_event(self, pad, info):  # type: ignore[no-untyped-def]
+    def _on_event(self, pad: Any, info: Any) -> Any:
         Gst = self.Gst
         etype = info.get_event().type
         if VERBOSE:
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             perms.add_permission_for_role(role, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
             factory.set_permissions(perms)
 
-        def on_configure(_factory, media, _name=name):  # type: ignore[no-untyped-def]
+        def on_configure(_factory: Any, media: Any, _name: str = name) -> None:
             _Looper(Gst, GLib, media, _name, loopers)
 
         factory.connect("media-configure", on_configure)
@@ -232,14 +240,14 @@ def main(argv: list[str] | None = None) -> int:
 
     loop = GLib.MainLoop()
 
-    def quit_loop(*_a):  # type: ignore[no-untyped-def]
+    def quit_loop(*_a: Any) -> bool:
         loop.quit()
         return False
 
     GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, quit_loop)
     GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, quit_loop)
 
-    def on_stdin(fd, condition):  # type: ignore[no-untyped-def]
+    def on_stdin(fd: int, condition: Any) -> bool:
         try:
             data = os.read(fd, 4096)
         except OSError:
@@ -251,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         return True
 
     if args.exit_on_stdin_eof:
-        GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP, on_stdin)
+        condition = GLib.IOCondition.IN | GLib.IOCondition.HUP
+        GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, condition, on_stdin)
 
     print(f"READY rtsp://{args.host}:{port}", flush=True)
     try:

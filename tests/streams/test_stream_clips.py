@@ -31,7 +31,10 @@ def test_encoder_is_available():
     assert h264_encoder_name() in ("libx264", "h264", "libopenh264")
 
 
-@pytest.mark.parametrize(("fps", "gop", "keyframes"), [(10, None, [0, 20]), (10, 5, [0, 5, 10, 15, 20, 25]), (25, 25, [0, 25])])
+@pytest.mark.parametrize(
+    ("fps", "gop", "keyframes"),
+    [(10, None, [0, 20]), (10, 5, [0, 5, 10, 15, 20, 25]), (25, 25, [0, 25])],
+)
 def test_synthetic_clip_gop_and_no_b_frames(tmp_path, fps, gop, keyframes):
     info = _probe(synthetic_clip(tmp_path / "s.mp4", seconds=3 if fps == 10 else 2, size=(161, 121), fps=fps, gop=gop))
     assert info["codec"] == "h264"
@@ -63,3 +66,10 @@ def test_transcode_h264(tmp_path):
 def test_encode_rejects_bad_frames(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         encode_still(np.zeros((8, 8), np.float32), tmp_path / "x.mp4")
+
+
+def test_opencv_sample_transcoded(vtest_clip):
+    info = _probe(vtest_clip)
+    assert info["size"] == (768, 576) and info["rate"] == 10 and info["n"] == 100
+    assert "B" not in info["types"] and info["keyframes"][:2] == [0, 20]
+    assert info["first"].std() > 10  # a real scene

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -100,7 +101,7 @@ def test_slow_consumer_drop_counter_and_image_conversion(short_clip, camera):
         seen.append(frame)
     h = cam.health()
     assert h.frames_dropped >= 6  # ~2-3 replaced per 0.35 s
-    assert all(b.seq - a.seq >= 2 for a, b in zip(seen, seen[1:]))
+    assert all(b.seq - a.seq >= 2 for a, b in itertools.pairwise(seen))
     # consumed frames are RGB, read-only and shared
     img = seen[-1].image
     assert img.shape == (120, 160, 3) and not img.flags.writeable

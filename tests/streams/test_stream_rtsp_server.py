@@ -6,6 +6,7 @@ import ast
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import av
 import pytest
@@ -22,9 +23,13 @@ from gridworker.streams.rtsp_serve import (
 def test_server_script_imports_only_stdlib_and_gi():
     """It runs under /usr/bin/python3, which has neither the project nor the venv."""
     tree = ast.parse(SERVER_SCRIPT.read_text())
-    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert modules <= {"__future__", "argparse", "os", "signal", "sys", "gi"}, modules
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module.split(".")[0])
+    assert modules <= {"__future__", "argparse", "os", "signal", "sys", "typing", "gi"}, modules
 
 
 def test_unavailable_python_raises_clear_error(sample_clip, tmp_path):
@@ -58,7 +63,8 @@ def test_bad_arguments(gst_rtsp, tmp_path):
 def test_sigterm_ends_clients_at_once_and_port_is_reusable(rtsp_factory, sample_clip):
     server = rtsp_factory({"cam": sample_clip})
     port = server.port
-    with av.open(server.url("cam"), options={"rtsp_transport": "tcp", "analyzeduration": "500000"}, timeout=(5, 5)) as c:
+    options = {"rtsp_transport": "tcp", "analyzeduration": "500000"}
+    with av.open(server.url("cam"), options=options, timeout=(5, 5)) as c:
         frames = c.decode(video=0)
         next(frames)
         t = time.monotonic()
@@ -85,10 +91,10 @@ def test_url_and_restart(rtsp_factory, sample_clip):
     server.restart()
     assert server.pid != pid and server.running
     # the password is passed through the environment, not the command line
-    cmdline = open(f"/proc/{server.pid}/cmdline", "rb").read().decode()
+    cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().decode()
     assert "p w@x" not in cmdline
     server.pause()
-    assert open(f"/proc/{server.pid}/stat").read().rpartition(")")[2].split()[0] == "T"
+    assert Path(f"/proc/{server.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
     server.resume()
     server.kill()
     assert not server.running

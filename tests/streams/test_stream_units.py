@@ -70,7 +70,10 @@ def test_backoff_schedule_bounded_and_resets(seed):
         ({"url": "a.mp4", "fps": 61}, pytest.raises(ValidationError, match="less than or equal to 60")),
         ({"url": "a.mp4", "read_timeout_s": -1}, pytest.raises(ValidationError)),
         ({"url": "a.mp4", "backoff_jitter": 1.5}, pytest.raises(ValidationError)),
-        ({"url": "a.mp4", "backoff_initial_s": 5, "backoff_max_s": 1}, pytest.raises(ValidationError, match="backoff_max_s")),
+        (
+            {"url": "a.mp4", "backoff_initial_s": 5, "backoff_max_s": 1},
+            pytest.raises(ValidationError, match="backoff_max_s"),
+        ),
         ({"url": "a.mp4", "fsp": 5}, pytest.raises(ValidationError, match="Extra inputs")),  # typo
     ],
 )
