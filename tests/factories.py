@@ -55,3 +55,16 @@ class ParkedCarDetector:
                 )
             )
         return out
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout``."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

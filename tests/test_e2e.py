@@ -14,6 +14,7 @@ from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
+from tests.factories import wait_until
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.model]
 
@@ -32,14 +33,6 @@ def detector():
     return load_detector(DetectorConfig())
 
 
-def _wait(predicate, timeout=30.0, interval=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def test_rtsp_to_stored_incident_survives_restart(tmp_path, bus_clip, detector, rtsp_factory):
@@ -64,7 +57,7 @@ def test_rtsp_to_stored_incident_survives_restart(tmp_path, bus_clip, detector, 
         ],
     )
     with TestClient(create_app(lambda: Service(settings, detector))) as client:
-        page = _wait(lambda: (p := client.get("/incidents").json())["total"] and p)
+        page = wait_until(lambda: (p := client.get("/incidents").json())["total"] and p)
         inc = page["items"][0]
         assert inc["type"] == "dwell" and inc["camera_id"] == "bus-stop" and inc["status"] == "open"
         assert inc["details"]["longest_s"] >= 3
@@ -81,7 +74,7 @@ def test_rtsp_to_stored_incident_survives_restart(tmp_path, bus_clip, detector, 
         # a camera added through the API starts producing frames
         r = client.post("/cameras", json={"id": "added", "url": server.url("bus2"), "fps": 2})
         assert r.status_code == 201, r.text
-        _wait(lambda: client.get("/cameras/added").json()["frames_analysed"] >= 2)
+        wait_until(lambda: client.get("/cameras/added").json()["frames_analysed"] >= 2)
         assert client.get("/cameras/added/frame.jpg").status_code == 200
         first_id = inc["id"]
 
@@ -92,6 +85,6 @@ def test_rtsp_to_stored_incident_survives_restart(tmp_path, bus_clip, detector, 
         assert page["total"] == 1 and page["items"][0]["id"] == first_id
         assert client.get(f"/incidents/{first_id}/snapshot.jpg").status_code == 200
         assert {c["id"] for c in client.get("/cameras").json()} == {"bus-stop", "added"}
-        _wait(lambda: client.get("/cameras/bus-stop").json()["frames_analysed"] > 20)
+        wait_until(lambda: client.get("/cameras/bus-stop").json()["frames_analysed"] > 20)
         page = client.get("/incidents").json()
         assert page["total"] == 1 and page["items"][0]["status"] == "open", "no duplicate incident after restart"

@@ -6,18 +6,11 @@ import pytest
 
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector
+from tests.factories import ParkedCarDetector, wait_until
 
 pytestmark = pytest.mark.rtsp
 
 
-def _wait(predicate, timeout=30.0, interval=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def _state(service, cam):
@@ -43,7 +36,7 @@ def two_camera_service(tmp_path, rtsp_factory, sample_clip):
     service = Service(settings, ParkedCarDetector())
     service.start()
     try:
-        _wait(lambda: _state(service, "a") == "live" and _state(service, "b") == "live")
+        wait_until(lambda: _state(service, "a") == "live" and _state(service, "b") == "live")
         yield service, a
     finally:
         service.stop()
@@ -60,22 +53,22 @@ def test_hung_camera_goes_stalled_then_recovers(two_camera_service):
     service, server_a = two_camera_service
     server_a.pause()  # SIGSTOP: the socket stays open but nothing arrives
     try:
-        _wait(lambda: _state(service, "a") in ("stalled", "backoff"), timeout=10)
+        wait_until(lambda: _state(service, "a") in ("stalled", "backoff"), timeout=10)
         _b_keeps_delivering(service, 3)
     finally:
         server_a.resume()
-    _wait(lambda: _state(service, "a") == "live", timeout=30)
+    wait_until(lambda: _state(service, "a") == "live", timeout=30)
     before = _analysed(service, "a")
-    _wait(lambda: _analysed(service, "a") > before + 3, timeout=10)
+    wait_until(lambda: _analysed(service, "a") > before + 3, timeout=10)
 
 
 def test_killed_camera_backs_off_and_reconnects(two_camera_service):
     service, server_a = two_camera_service
     reconnects = service.camera("a").health.reconnects
     server_a.kill()
-    _wait(lambda: _state(service, "a") in ("backoff", "connecting"), timeout=10)
+    wait_until(lambda: _state(service, "a") in ("backoff", "connecting"), timeout=10)
     _b_keeps_delivering(service, 3)
     assert service.camera("a").health.last_error
     server_a.restart()
-    _wait(lambda: _state(service, "a") == "live", timeout=30)
+    wait_until(lambda: _state(service, "a") == "live", timeout=30)
     assert service.camera("a").health.reconnects > reconnects

@@ -12,7 +12,7 @@ from gridworker.api import create_app
 from gridworker.service import Service
 from gridworker.settings import Settings
 
-from tests.factories import ParkedCarDetector
+from tests.factories import ParkedCarDetector, wait_until
 
 ZONES = [
     {
@@ -30,14 +30,6 @@ def _settings(tmp_path, clip_path):
     )
 
 
-def _wait(predicate, timeout=15.0, interval=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -48,8 +40,8 @@ def client(tmp_path, clip_path):
 
 
 def test_incident_flow_and_snapshot(client):
-    _wait(lambda: client.get("/cameras").json()[0]["health"]["state"] == "live")
-    page = _wait(lambda: (p := client.get("/incidents").json())["total"] and p)
+    wait_until(lambda: client.get("/cameras").json()[0]["health"]["state"] == "live")
+    page = wait_until(lambda: (p := client.get("/incidents").json())["total"] and p)
     inc = page["items"][0]
     assert inc["type"] == "dwell" and inc["camera_id"] == "cam1" and inc["status"] == "open" and inc["site"] == "school"
     snap = client.get(inc["snapshot_url"])
@@ -71,7 +63,7 @@ def test_incident_flow_and_snapshot(client):
 
 
 def test_filters_and_pagination(client):
-    _wait(lambda: client.get("/incidents").json()["total"])
+    wait_until(lambda: client.get("/incidents").json()["total"])
     assert client.get("/incidents", params={"camera_id": "nope"}).json()["total"] == 0
     assert client.get("/incidents", params={"type": "crowd"}).json()["total"] == 0
     assert client.get("/incidents", params={"type": "dwell", "status": "open"}).json()["total"] == 1
@@ -86,7 +78,7 @@ def test_add_and_remove_camera_at_runtime(client, clip_path):
     r = client.post("/cameras", json=body)
     assert r.status_code == 201, r.text
     assert client.post("/cameras", json=body).status_code == 409
-    _wait(lambda: client.get("/cameras/cam2").json()["frames_analysed"] > 3)
+    wait_until(lambda: client.get("/cameras/cam2").json()["frames_analysed"] > 3)
     assert client.get("/cameras/cam2/frame.jpg").status_code == 200
     assert {c["id"] for c in client.get("/cameras").json()} == {"cam1", "cam2"}
     assert client.delete("/cameras/cam2").status_code == 204
@@ -128,7 +120,7 @@ def test_password_never_in_api_output_or_logs(client, caplog):
     r = client.post("/cameras", json=body)
     assert r.status_code == 201
     assert "Hunter2pw" not in r.text
-    _wait(lambda: client.get("/cameras/secretcam").json()["health"]["state"] in ("backoff", "connecting"))
+    wait_until(lambda: client.get("/cameras/secretcam").json()["health"]["state"] in ("backoff", "connecting"))
     time.sleep(1.0)
     for path in ("/cameras", "/cameras/secretcam", "/metrics", "/health"):
         assert "Hunter2pw" not in client.get(path).text
