@@ -56,18 +56,36 @@ def register(subparsers: Any) -> None:
             "See docs/benchmarks.md."
         ),
     )
-    p.add_argument("--streams", type=_stream_counts, default=[1, 4, 8, 16], metavar="N[,N...]", help="stream counts (default 1,4,8,16)")
+    p.add_argument(
+        "--streams", type=_stream_counts, default=[1, 4, 8, 16], metavar="N[,N...]", help="stream counts (default 1,4,8,16)"
+    )
     p.add_argument("--seconds", type=_positive, default=20.0, help="measurement window per pipeline, s (default 20)")
-    p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media if present)")
+    p.add_argument(
+        "--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media if present)"
+    )
     p.add_argument("--synthetic", action="store_true", help="use generated 640x360 25 fps clips even if media exists")
-    p.add_argument("--fps", type=_positive, default=None, help="analysis rate per camera (default: each clip's native rate)")
+    p.add_argument(
+        "--fps", type=_positive, default=None,
+        help="gridworker's analysis rate per camera (default: each clip's native rate); the baselines read every frame",
+    )
     p.add_argument("--model", default="ssd_mobilenet_v2_coco", help="detector model name or path (default: the embedded SSD)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
     p.add_argument("--max-batch", type=int, default=8, help="largest detector batch (default 8)")
-    p.add_argument("--calibrate-seconds", type=_positive, default=1.0, help="budget of each isolated part timing, s (default 1)")
-    p.add_argument("--warmup-timeout", type=_positive, default=30.0, help="longest wait for all cameras to deliver, s (default 30)")
+    p.add_argument(
+        "--calibrate-seconds", type=_positive, default=1.0, help="budget of each isolated part timing, s (default 1)"
+    )
+    p.add_argument(
+        "--warmup-timeout", type=_positive, default=30.0,
+        help="longest wait for every stream's first live frame, s (default 30)",
+    )
+    p.add_argument(
+        "--batch-deadline-ms", type=float, default=None,
+        help="gridworker's pipeline.batch_deadline_ms for this run (default: the product's default)",
+    )
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics comparison")
-    p.add_argument("--ultralytics-seconds", type=_positive, default=8.0, help="window of each pipeline in that comparison, s (default 8)")
+    p.add_argument(
+        "--ultralytics-seconds", type=_positive, default=8.0, help="window of each pipeline in that comparison, s (default 8)"
+    )
     p.add_argument("--yolo-onnx", type=Path, default=None, help="existing YOLO ONNX export for that comparison")
     p.add_argument("--yolo-imgsz", type=int, default=320, help="YOLO input size (default 320)")
     p.add_argument("--json", action="store_true", help="print the results as a JSON list on standard output")
@@ -76,6 +94,7 @@ def register(subparsers: Any) -> None:
 
 
 def _throughput(args: argparse.Namespace) -> int:
+    from gridworker.models.errors import ModelError
     from gridworker.streams.rtsp_serve import RtspServerUnavailable
 
     from .throughput import ThroughputConfig, format_table, live_definition, run_throughput, target_verdict, to_json
@@ -98,6 +117,7 @@ def _throughput(args: argparse.Namespace) -> int:
         yolo_onnx=args.yolo_onnx,
         yolo_imgsz=args.yolo_imgsz,
         warmup_timeout_s=args.warmup_timeout,
+        batch_deadline_ms=args.batch_deadline_ms,
     )
 
     def progress(message: str) -> None:
@@ -108,7 +128,7 @@ def _throughput(args: argparse.Namespace) -> int:
     except RtspServerUnavailable as exc:
         print(f"gridworker bench: the RTSP test server cannot run here: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, OSError) as exc:
+    except (ModelError, ValueError, OSError) as exc:
         print(f"gridworker bench: {exc}", file=sys.stderr)
         return 1
     table = "\n".join(filter(None, [format_table(rows), live_definition(), target_verdict(rows)]))

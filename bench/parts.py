@@ -29,11 +29,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
-
 from gridworker.models.onnx_session import create_session
 
 __all__ = [
@@ -178,9 +178,9 @@ def sample_frames(clip: Clip, count: int = 8) -> list[np.ndarray]:
     return images
 
 
-def _model_input(session: object, images: Sequence[np.ndarray], batch: int) -> dict[str, np.ndarray]:
+def _model_input(session: Any, images: Sequence[np.ndarray], batch: int) -> dict[str, np.ndarray]:
     """A batch in the model's own input format (NHWC uint8 or NCHW float, as declared)."""
-    arg = session.get_inputs()[0]  # type: ignore[attr-defined]
+    arg = session.get_inputs()[0]
     shape = list(arg.shape)
     nchw = len(shape) == 4 and shape[1] == 3
     h, w = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
@@ -190,9 +190,9 @@ def _model_input(session: object, images: Sequence[np.ndarray], batch: int) -> d
     tensor = np.stack(resized)
     if nchw:
         tensor = tensor.transpose(0, 3, 1, 2)
-    if "float" in arg.type:  # type: ignore[attr-defined]
+    if "float" in arg.type:
         tensor = tensor.astype(np.float32) / np.float32(255.0)
-    return {arg.name: np.ascontiguousarray(tensor)}  # type: ignore[attr-defined]
+    return {str(arg.name): np.ascontiguousarray(tensor)}
 
 
 def measure_inference(
@@ -251,7 +251,7 @@ def ceiling(
     rates = [min(fps, c.fps) if fps else c.fps for c in streams]
     sampled = sum(rates)
     decode_load = sum(decode[c.path].decode_s * c.fps for c in streams)  # decode-seconds per second
-    convert = sum(decode[c.path].convert_s * r for c, r in zip(streams, rates)) / sampled
+    convert = sum(decode[c.path].convert_s * r for c, r in zip(streams, rates, strict=True)) / sampled
     batch, infer = inference.best(min(n, max_batch))
     capacity = max(0.0, 1.0 - decode_load) / (convert + infer)
     analysed_only = 1.0 / (decode_load / sampled + convert + infer)

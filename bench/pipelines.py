@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import psutil
 import supervision as sv
-
 from gridworker.models.base import Detector
 
 from .timing import LIVE_AGE_S, AgeLog, PtsCameraStream, SendClock, percentile
@@ -95,6 +94,15 @@ def _summarise(rows: list[tuple[Any, ...]], seconds: float, result: PipelineResu
             result.notes.append(f"negative frame age ({min(ages) * 1e3:.0f} ms): the PTS anchor is off")
 
 
+def _per_stream_live_fps(rows: list[tuple[Any, ...]], n: int, seconds: float) -> list[float]:
+    """Live analysed frames per second of each stream."""
+    counts = [0] * n
+    for row in rows:
+        if 0 <= row[0] < n and row[2] is not None and row[2] <= LIVE_AGE_S:
+            counts[row[0]] += 1
+    return [round(c / seconds, 2) for c in counts]
+
+
 def _wait_warm(ages: AgeLog, n: int, timeout_s: float, settle_s: float, result: PipelineResult, what: str) -> None:
     """The warm-up: wait until every stream had a *live* frame analysed, then ``settle_s`` more.
 
@@ -126,15 +134,15 @@ class _TimedDetector:
 
     @property
     def class_names(self) -> list[str]:
-        return self._inner.class_names
+        return list(self._inner.class_names)
 
     @property
     def max_batch(self) -> int:
-        return self._inner.max_batch
+        return int(self._inner.max_batch)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         t = time.perf_counter()
-        out = self._inner.detect(images)
+        out = list(self._inner.detect(images))
         spent = time.perf_counter() - t
         with self._lock:
             self.busy_s += spent
@@ -154,18 +162,18 @@ def _pts_readers() -> Iterator[dict[str, PtsCameraStream]]:
     import gridworker.service as service_module
 
     made: dict[str, PtsCameraStream] = {}
-    original = service_module.CameraStream
+    original = getattr(service_module, "CameraStream")  # noqa: B009 - not re-exported there
 
     def factory(camera_id: str, config: Any) -> PtsCameraStream:
         stream = PtsCameraStream(camera_id, config)
         made[camera_id] = stream
         return stream
 
-    service_module.CameraStream = factory  # type: ignore[assignment, misc]
+    setattr(service_module, "CameraStream", factory)  # noqa: B010 - see above
     try:
         yield made
     finally:
-        service_module.CameraStream = original  # type: ignore[misc]
+        setattr(service_module, "CameraStream", original)  # noqa: B010
 
 
 def run_gridworker(
@@ -176,6 +184,7 @@ def run_gridworker(
     seconds: float,
     workdir: Path,
     detector_settings: dict[str, Any] | None = None,
+    pipeline_settings: dict[str, Any] | None = None,
     warmup_timeout_s: float = 30.0,
     settle_s: float = 1.0,
 ) -> PipelineResult:
@@ -189,8 +198,10 @@ def run_gridworker(
         workdir: where the SQLite database goes.
         detector_settings: the ``detector`` settings section (informational; the Service
             uses ``detector``).
-        warmup_timeout_s: longest wait for every camera's first analysed frame.
-        settle_s: extra wait after that, so backlogs from the open burst drain.
+        pipeline_settings: the ``pipeline`` settings section (e.g. ``batch_deadline_ms``);
+            None keeps the product's defaults.
+        warmup_timeout_s: longest wait for every camera's first live analysed frame.
+        settle_s: extra wait after that.
     """
     from gridworker.service import Service
     from gridworker.settings import Settings
@@ -198,14 +209,16 @@ def run_gridworker(
     result = PipelineResult()
     n = len(urls)
     db = workdir / f"bench-{n}-{int(time.time() * 1000)}.db"
-    settings = Settings(
-        cameras=[
+    sections: dict[str, Any] = {
+        "cameras": [
             {"id": f"cam{i}", "url": url, "fps": min(60.0, rate), "zones": BENCH_ZONES}
-            for i, (url, rate) in enumerate(zip(urls, rates))
+            for i, (url, rate) in enumerate(zip(urls, rates, strict=True))
         ],
-        database={"url": f"sqlite:///{db}"},
-        detector=detector_settings or {},
-    )
+        "database": {"url": f"sqlite:///{db}"},
+        "detector": detector_settings or {},
+        "pipeline": pipeline_settings or {},
+    }
+    settings = Settings(**sections)
     timed = _TimedDetector(detector)
     ages = AgeLog()
     with _pts_readers() as readers:
@@ -215,8 +228,10 @@ def run_gridworker(
         def observe(analysis: Any, latency_s: float) -> None:
             now = time.time()
             frame = analysis.frame
-            reader = readers.get(frame.camera_id)
-            sent = reader.sent_at(frame.seq) if reader is not None else None
+            sent = getattr(frame, "sent_ts", None)  # the reader's own estimate, where Frame has one
+            if sent is None:
+                reader = readers.get(frame.camera_id)
+                sent = reader.sent_at(frame.seq) if reader is not None else None
             age = now - sent if sent is not None else None
             ages.add(index.get(frame.camera_id, -1), now, age, latency_s, now - frame.ts)
 
@@ -255,7 +270,7 @@ def run_gridworker(
             "cpu_cores_used": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / span,
             "frames_dropped": sum(v.health.frames_dropped for v in views),
             "reconnects": sum(v.health.reconnects for v in views),
-            "per_camera_fps": [round(sum(1 for r in rows if r[0] == i) / span, 2) for i in range(n)],
+            "per_camera_fps": _per_stream_live_fps(rows, n, span),
         }
     )
     return result
@@ -356,7 +371,7 @@ def run_naive(
     result.notes.extend(errors)
     rows = ages.window(start, end)
     _summarise(rows, end - start, result)
-    result.extra["per_camera_fps"] = [round(sum(1 for r in rows if r[0] == i) / (end - start), 2) for i in range(n)]
+    result.extra["per_camera_fps"] = _per_stream_live_fps(rows, n, end - start)
     return result
 
 
@@ -376,7 +391,7 @@ def export_yolo_onnx(out: Path, imgsz: int = 320) -> Path:
     Same graph and cost as the real YOLOv8n; useless for accuracy, right for speed. Needs
     ``ultralytics``, ``torch``, ``onnx`` (and ``onnxslim``).
     """
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
     out = Path(out)
     if out.is_file():
@@ -506,7 +521,7 @@ def run_ultralytics(
     each reader thread had retrieved when the batch was taken (the analysed frame, give or
     take one) and the wall time before Ultralytics opened that stream.
     """
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
     from ultralytics.data import loaders
 
     result = PipelineResult()
@@ -551,7 +566,7 @@ def run_ultralytics(
         finally:
             loaders.LoadStreams.__next__ = original_next  # type: ignore[method-assign]
             with contextlib.suppress(Exception):
-                results.close()
+                getattr(results, "close", lambda: None)()
             with contextlib.suppress(Exception):
                 dataset = model.predictor.dataset if model.predictor is not None else None
                 if dataset is not None and hasattr(dataset, "close"):

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.reader import CameraStream
 

@@ -87,7 +87,16 @@ class DatabaseConfig(_Strict):
 
 
 class PipelineConfig(_Strict):
-    batch_deadline_ms: float = Field(30.0, ge=0.0, le=2000.0, description="Longest wait for more frames once a batch has one.")
+    batch_deadline_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=2000.0,
+        description=(
+            "Longest wait for more frames once a batch has one. 0 (the default) runs whatever is ready: on a CPU,"
+            " batching gains ~10% per image while waiting costs live frames (bench: 78 vs 93 live fps at 8 streams);"
+            " raise it on a GPU, where large batches pay."
+        ),
+    )
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots and live frames.")
     incident_write_interval_s: float = Field(5.0, ge=0.1, le=600.0, description="How often an open incident's progress is written.")
 

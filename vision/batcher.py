@@ -34,7 +34,7 @@ class Batcher:
         self,
         sources: Callable[[], Sequence[FrameSource]],
         max_batch: int = 8,
-        deadline_s: float = 0.03,
+        deadline_s: float = 0.0,
         poll_s: float = 0.003,
     ) -> None:
         if max_batch < 1:

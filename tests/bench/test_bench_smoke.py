@@ -31,7 +31,19 @@ REQUIRED_KEYS = {
     "naive_mean_age_ms",
     "naive_live_fraction",
 }
-POSITIVE_KEYS = REQUIRED_KEYS - {"streams", "rss_mb_per_stream"}
+# Always positive for one stream. The naive baseline's *live* rate can drop to 0 on a loaded
+# machine (it falls behind a 25 fps stream when read + detect exceed 40 ms), so its live
+# figures are only required to be numbers; that it ran at all is checked on its totals.
+POSITIVE_KEYS = {
+    "ceiling_fps",
+    "e2e_fps",
+    "e2e_over_ceiling",
+    "p95_latency_ms",
+    "e2e_mean_age_ms",
+    "naive_all_fps",
+    "naive_mean_age_ms",
+}
+NON_NEGATIVE_KEYS = {"naive_fps", "naive_live_fraction"}
 
 
 @pytest.mark.rtsp
@@ -60,7 +72,14 @@ def test_throughput_smoke_json(gst_rtsp: None, tmp_path: Path, capsys: pytest.Ca
     for key in POSITIVE_KEYS:
         value = row[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value, row.get("notes"))
-    assert row["rss_mb_per_stream"] is not None
+    for key in NON_NEGATIVE_KEYS:
+        value = row[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, (key, value, row.get("notes"))
+    if row["naive_fps"] > 0:
+        assert row["e2e_over_naive"] > 0
+    else:
+        assert row["e2e_over_naive"] is None
+    assert isinstance(row["rss_mb_per_stream"], (int, float))
     assert "ultralytics_fps" not in row
     assert "e2e" in captured.err  # the human table went to stderr
 
