@@ -117,9 +117,10 @@ class Service:
         self.incidents.adopt_open(keys, time.time())
         self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._inference_loop, name="gw-inference", daemon=True),
-            threading.Thread(target=self._post_loop, name="gw-post", daemon=True),
+            threading.Thread(target=self._inference_loop, name=f"gw-inference-{i}", daemon=True)
+            for i in range(self.settings.pipeline.inference_workers)
         ]
+        self._threads.append(threading.Thread(target=self._post_loop, name="gw-post", daemon=True))
         for t in self._threads:
             t.start()
         self.started = True
@@ -272,6 +273,10 @@ class Service:
         with self._cameras_lock:
             cam = self._cameras.get(frame.camera_id)
         if cam is None:  # removed meanwhile
+            return
+        if cam.last is not None and frame.seq <= cam.last.frame.seq:
+            # with several inference workers a later batch can finish first: the tracker
+            # only moves forward in time, so a frame older than the last analysed is dropped
             return
         analysis = cam.analyzer.analyze(frame, dets)
         self.incidents.observe(analysis)

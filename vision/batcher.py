@@ -45,9 +45,12 @@ class Batcher:
         self._poll_s = poll_s
         self._last_seq: dict[str, int] = {}
         self._start = 0
+        # several inference workers may ask for batches at once; one gathers at a time
+        self._lock = threading.Lock()
 
     def forget(self, camera_id: str) -> None:
-        self._last_seq.pop(camera_id, None)
+        with self._lock:
+            self._last_seq.pop(camera_id, None)
 
     def _collect(self, batch: list[Frame], taken: set[str]) -> int:
         """Add new frames to ``batch``; returns how many sources there are."""
@@ -71,7 +74,14 @@ class Batcher:
         return n
 
     def next_batch(self, stop: threading.Event, idle_timeout_s: float = 0.5) -> list[Frame]:
-        """Block until a batch is ready, ``stop`` is set, or ``idle_timeout_s`` passes with no frame."""
+        """Block until a batch is ready, ``stop`` is set, or ``idle_timeout_s`` passes with no frame.
+
+        Safe to call from several threads: each frame goes to exactly one batch.
+        """
+        with self._lock:
+            return self._next_batch(stop, idle_timeout_s)
+
+    def _next_batch(self, stop: threading.Event, idle_timeout_s: float) -> list[Frame]:
         batch: list[Frame] = []
         taken: set[str] = set()
         t0 = time.monotonic()
