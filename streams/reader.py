@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -110,6 +111,14 @@ class _Pacer:
             self._anchor = (now, media_t)
         elif delay > 0:
             self._stop.wait(delay)
+
+
+def _lower_thread_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux: per thread), so inference runs first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (OSError, AttributeError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 class CameraStream:
@@ -300,6 +309,8 @@ class CameraStream:
     # ------------------------------------------------------------------ worker
     def _worker(self) -> None:
         cfg = self._config
+        if cfg.thread_nice:
+            _lower_thread_priority(cfg.thread_nice)
         backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s, cfg.backoff_jitter)
         attempt = 0
         try:
