@@ -163,7 +163,8 @@ class Service:
             cam = self._cameras.pop(camera_id, None)
             if cam is None:
                 raise CameraNotFound(camera_id)
-            self.batcher.forget(camera_id)
+        # outside the cameras lock: the batcher holds its own lock while it asks for sources
+        self.batcher.forget(camera_id)
         cam.stream.stop(timeout=5.0)
         self.incidents.close_camera(camera_id, time.time())
         self.store.delete_camera(camera_id)
