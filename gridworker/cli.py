@@ -26,20 +26,25 @@ def _serve(settings: Settings, *, log_level: str = "info") -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _load(path: str) -> Settings | None:
+    """The settings, or None after printing why the file cannot be used."""
     try:
-        settings = load_settings(args.config)
+        return load_settings(path)
     except ConfigError as exc:
         print(f"gridworker: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
         return 2
     return _serve(settings, log_level=args.log_level)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"gridworker: {exc}", file=sys.stderr)
+    settings = _load(args.config)
+    if settings is None:
         return 2
     print(f"{args.config}: OK, {len(settings.cameras)} camera(s)")
     for cam in settings.cameras:

@@ -46,6 +46,7 @@ class _Camera:
     analyzer: CameraAnalyzer
     persisted: bool = False
     last: FrameAnalysis | None = None
+    frames_analysed: int = 0
     analysed_ts: deque[float] = field(default_factory=lambda: deque(maxlen=50))
 
 
@@ -87,7 +88,6 @@ class Service:
         self.incidents.on_open.append(self._count_incident)
         self._cameras: dict[str, _Camera] = {}
         self._cameras_lock = threading.RLock()
-        self._frames_analysed: dict[str, int] = {}
         self.batcher = Batcher(
             self._live_sources,
             max_batch=detector.max_batch,
@@ -149,7 +149,6 @@ class Service:
             if persist:
                 self.store.save_camera(config.id, config.model_dump_json())
             self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted)
-            self._frames_analysed[config.id] = 0
         stream.start()
         log.info("camera %s (%s) added", config.id, config.public_url())
 
@@ -186,7 +185,7 @@ class Service:
             config=cam.config,
             health=cam.stream.health(),
             analysed_fps=round(fps, 2),
-            frames_analysed=self._frames_analysed.get(cam.config.id, 0),
+            frames_analysed=cam.frames_analysed,
             open_incident_types=self.incidents.open_types(cam.config.id),
             last_analysed_at=ts[-1] if ts else None,
         )
@@ -284,7 +283,7 @@ class Service:
         done = time.time()
         cam.last = analysis
         cam.analysed_ts.append(done)
-        self._frames_analysed[frame.camera_id] = self._frames_analysed.get(frame.camera_id, 0) + 1
+        cam.frames_analysed += 1
         self.metrics.frames_analysed.inc()
         latency = done - frame.ts
         self.metrics.frame_latency_seconds.observe(latency)
