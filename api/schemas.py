@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from gridworker.incidents import Incident
 from gridworker.service import CameraView
-from gridworker.vision.config import ZoneConfig
+from gridworker.vision.config import CalibrationConfig, LineConfig, MaskConfig, SignalConfig, ZoneConfig
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -40,6 +40,10 @@ class CameraOut(BaseModel):
     last_analysed_at: datetime | None
     open_incident_types: list[str]
     zones: list[ZoneConfig]
+    masks: list[MaskConfig]
+    lines: list[LineConfig]
+    signals: list[SignalConfig]
+    calibration: CalibrationConfig | None
 
     @classmethod
     def of(cls, view: CameraView) -> CameraOut:
@@ -66,6 +70,10 @@ class CameraOut(BaseModel):
             last_analysed_at=_dt(view.last_analysed_at),
             open_incident_types=view.open_incident_types,
             zones=view.config.zones,
+            masks=view.config.masks,
+            lines=view.config.lines,
+            signals=view.config.signals,
+            calibration=view.config.calibration,
         )
 
 

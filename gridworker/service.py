@@ -22,6 +22,7 @@ from gridworker.streams.frame import Frame
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.reader import CameraStream
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
+from gridworker.vision.signals import SignalBoard
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.batcher import Batcher
 
@@ -86,6 +87,7 @@ class Service:
             write_interval_s=settings.pipeline.incident_write_interval_s,
         )
         self.incidents.on_open.append(self._count_incident)
+        self.signals = SignalBoard()
         self._cameras: dict[str, _Camera] = {}
         self._cameras_lock = threading.RLock()
         self.batcher = Batcher(
@@ -145,7 +147,7 @@ class Service:
             if config.id in self._cameras:
                 raise CameraExists(config.id)
             stream = CameraStream(config.id, config.stream_config())
-            analyzer = CameraAnalyzer(config.id, config.fps, config.zones, self.settings.tracker)
+            analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self.settings.tracker, signals=self.signals)
             if persist:
                 self.store.save_camera(config.id, config.model_dump_json())
             self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted)

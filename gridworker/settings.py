@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gridworker.models.config import DetectorConfig
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.redact import redact_url
-from gridworker.vision.config import ZoneConfig
+from gridworker.vision.config import SceneConfig
 from gridworker.vision.tracker import TrackerConfig
 
 CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -34,8 +34,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CameraConfig(_Strict):
-    """One camera: where its stream is, how often to analyse it, and its zones.
+class CameraConfig(SceneConfig):
+    """One camera: where its stream is, how often to analyse it, and its scene (zones and
+    rules, masks, counting lines, signals, calibration; see ``SceneConfig``).
 
     Example:
         >>> CameraConfig(id="gate-1", url="rtsp://10.0.0.5/stream1", fps=5).site
@@ -47,7 +48,6 @@ class CameraConfig(_Strict):
     site: str = Field("", max_length=200, description="Site the camera watches (school, hospital, ...).")
     url: str = Field(min_length=1, max_length=2000, description="rtsp://, http(s)://, file:// URL or a local file path.")
     fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
-    zones: list[ZoneConfig] = Field(default_factory=list)
     stream: dict[str, Any] = Field(default_factory=dict, description="Reader tuning: timeouts, backoff (see StreamConfig).")
 
     @field_validator("url")
@@ -63,15 +63,15 @@ class CameraConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> CameraConfig:
-        ids = [z.id for z in self.zones]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            raise ValueError(f"zone ids must be unique within a camera; repeated: {sorted(dup)}")
         self.stream_config()  # validates the tuning keys
         return self
 
     def stream_config(self) -> StreamConfig:
         return StreamConfig(url=self.url, fps=self.fps, **self.stream)
+
+    def scene(self) -> SceneConfig:
+        """The camera's scene alone (what the analyzer needs)."""
+        return SceneConfig(**{name: getattr(self, name) for name in SceneConfig.model_fields})
 
     def public_url(self) -> str:
         return redact_url(self.url)

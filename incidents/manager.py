@@ -128,16 +128,22 @@ class IncidentManager:
                 site=info.site,
                 zone_id=verdict.zone_id,
                 rule_id=verdict.rule_id,
-                type=verdict.rule_type,
+                type=verdict.kind.code,
                 at=now,
                 count=result.count,
                 summary=result.summary,
-                details={**result.details, "frame_seq": analysis.frame.seq},
+                details={
+                    **result.details,
+                    "frame_seq": analysis.frame.seq,
+                    "type_name_zh": verdict.kind.name_zh,
+                    "type_name_en": verdict.kind.name_en,
+                    "category": verdict.kind.category,
+                },
                 snapshot=snapshot,
             )
             with self._lock:
-                self._open[key] = _Open(inc.id, verdict.rule_type, last_active=now, last_written=now, peak=result.count)
-            log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.rule_type, key[0], verdict.zone_id, result.summary)
+                self._open[key] = _Open(inc.id, verdict.kind.code, last_active=now, last_written=now, peak=result.count)
+            log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, result.summary)
             return inc
         state.last_active = now
         state.pending_observations += 1

@@ -1,20 +1,28 @@
-"""One camera's analysis step: tracked detections → zones → rule verdicts."""
+"""One camera's analysis step: detections → masks → tracker → zones → rule verdicts.
+
+The analyzer owns everything per camera that keeps state between frames (the tracker,
+the rules' clocks, the line counters) and turns one frame's raw detections into a
+:class:`FrameAnalysis`. It does no I/O.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
 
 from gridworker.streams.frame import Frame
 
-from .config import ZoneConfig
-from .rules import Rule, RuleResult, build_rule
+from .calibration import GroundPlane
+from .config import SceneConfig, ZoneConfig
+from .lines import Crossing, LineCounter
+from .rules import INACTIVE, IncidentKind, Rule, RuleResult, Scene, build_rule
+from .rules.base import SignalState
+from .signals import SignalBoard, SignalReader
 from .tracker import ByteTracker, TrackerConfig
-from .zones import Zone
+from .zones import Zone, ground_points
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +32,7 @@ class RuleVerdict:
     rule_type: str
     clear_after_s: float
     result: RuleResult
+    kind: IncidentKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,8 @@ class FrameAnalysis:
     detections: sv.Detections
     verdicts: tuple[RuleVerdict, ...]
     zones: tuple[Zone, ...]
+    crossings: tuple[Crossing, ...] = ()
+    signals: dict[str, SignalState] = field(default_factory=dict)
 
     @property
     def active(self) -> tuple[RuleVerdict, ...]:
@@ -44,43 +55,136 @@ class _ZoneRules:
     def __init__(self, config: ZoneConfig) -> None:
         self.zone = Zone(config)
         self.rules: list[Rule] = [build_rule(r) for r in config.rules]
+        self.armed: dict[str, bool] = {r.id: True for r in self.rules}
+
+
+class _SceneState:
+    """The built, per-camera form of a SceneConfig (swapped whole when the config changes)."""
+
+    def __init__(self, camera_id: str, config: SceneConfig, board: SignalBoard | None) -> None:
+        self.config = config
+        self.zones = [_ZoneRules(z) for z in config.zones]
+        self.masks = [Zone(m) for m in config.masks]
+        self.lines = LineCounter(config.lines) if config.lines else None
+        self.signals = SignalReader(camera_id, config.signals, board) if config.signals else None
+        self.plane = GroundPlane(config.calibration) if config.calibration else None
+        self.zone_area = {z.id: self.plane.area_m2(z.polygon) for z in config.zones} if self.plane else {}
+
+
+def _empty_tracked() -> sv.Detections:
+    out = sv.Detections.empty()
+    out.tracker_id = np.zeros(0, dtype=np.int64)
+    out.data["class_name"] = np.zeros(0, dtype=str)
+    return out
 
 
 class CameraAnalyzer:
-    """Tracker, zones and rules of one camera.
+    """Masks, tracker, zones, rules, lines and signals of one camera.
 
-    ``analyze`` is called from the pipeline's post-processing thread only; ``set_zones``
-    may come from the API thread, so the zone list is swapped under a lock.
+    ``analyze`` is called from the pipeline's post-processing thread only; ``set_scene``
+    may come from the API thread, so the built scene is swapped under a lock.
+
+    Args:
+        camera_id: the camera.
+        fps: the analysis rate, for the tracker's motion model.
+        scene: zones and the rest; a plain list of zones is accepted too.
+        tracker: tracker tuning; ``track=False`` keeps the detections' own ``tracker_id``
+            (scripted scenarios, or a detector that tracks).
+        signals: where API-pushed signal states are read from.
 
     Example:
-        >>> analyzer = CameraAnalyzer("cam1", fps=5, zones=[])
+        >>> analyzer = CameraAnalyzer("cam1", fps=5, scene=SceneConfig())
     """
 
-    def __init__(self, camera_id: str, fps: float, zones: Sequence[ZoneConfig], tracker: TrackerConfig | None = None) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        fps: float,
+        scene: SceneConfig | list[ZoneConfig],
+        tracker: TrackerConfig | None = None,
+        *,
+        track: bool = True,
+        signals: SignalBoard | None = None,
+    ) -> None:
         self.camera_id = camera_id
-        self._tracker = ByteTracker(fps=fps, config=tracker)
+        self._tracker = ByteTracker(fps=fps, config=tracker) if track else None
+        self._board = signals
         self._lock = threading.Lock()
-        self._zones = [_ZoneRules(z) for z in zones]
+        self._state = _SceneState(camera_id, self._as_scene(scene), signals)
 
-    def set_zones(self, zones: Sequence[ZoneConfig]) -> None:
-        built = [_ZoneRules(z) for z in zones]
+    @staticmethod
+    def _as_scene(scene: SceneConfig | list[ZoneConfig]) -> SceneConfig:
+        return scene if isinstance(scene, SceneConfig) else SceneConfig(zones=list(scene))
+
+    def set_scene(self, scene: SceneConfig | list[ZoneConfig]) -> None:
+        built = _SceneState(self.camera_id, self._as_scene(scene), self._board)
         with self._lock:
-            self._zones = built
+            self._state = built
+
+    def set_zones(self, zones: list[ZoneConfig]) -> None:
+        """Replace only the zones, keeping masks, lines, signals and calibration."""
+        with self._lock:
+            current = self._state.config
+        self.set_scene(current.model_copy(update={"zones": list(zones)}))
 
     @property
     def zones(self) -> tuple[Zone, ...]:
         with self._lock:
-            return tuple(z.zone for z in self._zones)
+            return tuple(z.zone for z in self._state.zones)
+
+    def _apply_masks(self, detections: sv.Detections, state: _SceneState, size: tuple[int, int]) -> sv.Detections:
+        if not state.masks or len(detections) == 0:
+            return detections
+        points = ground_points(detections.xyxy)
+        masked = np.zeros(len(detections), dtype=bool)
+        for mask in state.masks:
+            masked |= mask.contains_points(points, size)
+        return detections[~masked] if masked.any() else detections
 
     def analyze(self, frame: Frame, detections: sv.Detections) -> FrameAnalysis:
-        tracked = self._tracker.update(detections, ts=frame.ts)
         size = (frame.width, frame.height)
+        now = frame.ts
         with self._lock:
-            zone_rules = list(self._zones)
+            state = self._state
+        detections = self._apply_masks(detections, state, size)
+        if self._tracker is not None:
+            tracked = self._tracker.update(detections, ts=now)
+        else:
+            tracked = detections if len(detections) else _empty_tracked()
+        n = len(tracked)
+        points = ground_points(tracked.xyxy) if n else np.zeros((0, 2), dtype=np.float32)
+        membership = {zr.zone.id: (zr.zone.contains_points(points, size) if n else np.zeros(0, dtype=bool)) for zr in state.zones}
+        ground = state.plane.to_ground(points, size) if state.plane is not None else None
+        image = frame.image if (state.signals is not None or _wants_image(state)) else None
+        signals = state.signals.read(image, size, now) if state.signals is not None else {}
+        crossings = tuple(state.lines.update(tracked, size, now)) if state.lines is not None else ()
         verdicts: list[RuleVerdict] = []
-        for zr in zone_rules:
-            in_zone = zr.zone.contains(tracked, size) if len(tracked) else np.zeros(0, dtype=bool)
+        for zr in state.zones:
+            scene = Scene(
+                detections=tracked,
+                now=now,
+                size=size,
+                in_zone=membership[zr.zone.id],
+                zones=membership,
+                ground=ground,
+                signals=signals,
+                image=image,
+                zone_area_m2=state.zone_area.get(zr.zone.id),
+            )
             for rule in zr.rules:
-                result = rule.evaluate(tracked, in_zone, frame.ts)
-                verdicts.append(RuleVerdict(zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result))
-        return FrameAnalysis(frame, tracked, tuple(verdicts), tuple(zr.zone for zr in zone_rules))
+                schedule = rule.config.schedule
+                armed = schedule is None or schedule.active(now)
+                if not armed:
+                    if zr.armed[rule.id]:
+                        rule.reset()
+                        zr.armed[rule.id] = False
+                    result = INACTIVE
+                else:
+                    zr.armed[rule.id] = True
+                    result = rule.evaluate(scene)
+                verdicts.append(RuleVerdict(zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind))
+        return FrameAnalysis(frame, tracked, tuple(verdicts), tuple(zr.zone for zr in state.zones), crossings, signals)
+
+
+def _wants_image(state: _SceneState) -> bool:
+    return any(getattr(r, "needs_image", False) for zr in state.zones for r in zr.rules)

@@ -1,34 +1,125 @@
-"""Zone and rule configuration: what to look for, where.
+"""Scene and rule configuration: what to look for, where, and when.
 
-Zones are polygons in normalised 0..1 image coordinates (x to the right, y down), so one
-config fits any camera resolution. Each zone lists the rules that apply inside it; a rule
-is chosen by its ``type`` (a pydantic discriminated union), so adding a rule means adding
-one config class here and one module in ``vision/rules/``.
+Everything spatial is in normalised 0..1 image coordinates (x to the right, y down), so
+one config fits any camera resolution. A camera's *scene* holds its zones (each with the
+rules that apply inside it), ignore masks, counting lines, signal heads and an optional
+ground-plane calibration. A rule is chosen by its ``type`` (a pydantic discriminated
+union): adding a rule means one config class here and one module in ``vision/rules/``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 VEHICLE_CLASSES = ["car", "bus", "truck", "motorcycle"]
+NON_MOTOR_CLASSES = ["bicycle", "motorcycle"]
+GOODS_CLASSES = ["umbrella", "chair", "dining table", "suitcase", "bench", "potted plant", "handbag", "backpack"]
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+Point = tuple[float, float]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _check_unit_points(points: list[Point], what: str) -> list[Point]:
+    for i, (x, y) in enumerate(points):
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"{what} point {i} ({x}, {y}) is outside 0..1: coordinates are normalised to the frame size")
+    return points
+
+
+def _check_polygon(polygon: list[Point]) -> list[Point]:
+    _check_unit_points(polygon, "polygon")
+    xs = [p[0] for p in polygon]
+    ys = [p[1] for p in polygon]
+    area2 = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(polygon)))
+    if abs(area2) < 1e-9:
+        raise ValueError("polygon has no area (its vertices are collinear or repeated)")
+    return polygon
+
+
+def _check_segment(points: list[Point]) -> list[Point]:
+    _check_unit_points(points, "line")
+    (x0, y0), (x1, y1) = points
+    if abs(x0 - x1) < 1e-6 and abs(y0 - y1) < 1e-6:
+        raise ValueError("a line needs two distinct points")
+    return points
+
+
+FULL_FRAME: list[Point] = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+class TimeWindow(_Strict):
+    """A daily window, e.g. school hours ``{days: [mon, tue, wed, thu, fri], start: "07:00", end: "17:30"}``.
+
+    ``end`` before ``start`` wraps past midnight (``22:00``-``06:00``); the window then
+    belongs to the day it starts on.
+    """
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=lambda: list(_WEEKDAYS), min_length=1)
+    start: dt.time = Field(description="Local start time, HH:MM.")
+    end: dt.time = Field(description="Local end time, HH:MM (exclusive).")
+
+    def contains(self, when: dt.datetime) -> bool:
+        t = when.time()
+        today = _WEEKDAYS[when.weekday()]
+        yesterday = _WEEKDAYS[(when.weekday() - 1) % 7]
+        if self.start <= self.end:
+            return today in self.days and self.start <= t < self.end
+        # wraps midnight: the evening part is today's window, the morning part yesterday's
+        return (today in self.days and t >= self.start) or (yesterday in self.days and t < self.end)
+
+
+class ScheduleConfig(_Strict):
+    """When a rule is armed. Outside every window the rule is idle and forgets its state."""
+
+    windows: list[TimeWindow] = Field(min_length=1, max_length=64)
+    timezone: str | None = Field(None, description="IANA zone, e.g. Asia/Shanghai; default: the host's local time.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, tz: str | None) -> str | None:
+        if tz is not None:
+            try:
+                zoneinfo.ZoneInfo(tz)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {tz!r}") from exc
+        return tz
+
+    def active(self, ts: float) -> bool:
+        """Whether the epoch time ``ts`` falls inside a window."""
+        tz = zoneinfo.ZoneInfo(self.timezone) if self.timezone else None
+        when = dt.datetime.fromtimestamp(ts, tz=tz) if tz else dt.datetime.fromtimestamp(ts)
+        return any(w.contains(when) for w in self.windows)
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
 class _RuleBase(_Strict):
-    id: str | None = Field(
-        None, pattern=_ID_PATTERN, description="Rule id, unique within its zone; defaults to the rule type."
-    )
+    """Settings every rule has: which objects it looks at, and when and where it is quiet."""
+
+    id: str | None = Field(None, pattern=_ID_PATTERN, description="Rule id, unique within its zone; defaults to the rule type.")
     classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Detector class names the rule looks at.")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Ignore detections below this score.")
-    clear_after_s: float = Field(
-        10.0, ge=0.0, le=3600.0, description="An open incident closes once the condition has been clear this long."
+    min_box_height: float = Field(
+        0.0, ge=0.0, le=1.0, description="Ignore boxes shorter than this fraction of the frame height (far, tiny objects)."
     )
+    exempt_zones: list[str] = Field(
+        default_factory=list, description="Ids of other zones of the camera where the rule does not apply (crosswalks, parking bays)."
+    )
+    schedule: ScheduleConfig | None = Field(None, description="Only armed inside these time windows; always armed when unset.")
+    clear_after_s: float = Field(10.0, ge=0.0, le=3600.0, description="An open incident closes once the condition has been clear this long.")
 
     @property
     def rule_id(self) -> str:
@@ -36,23 +127,34 @@ class _RuleBase(_Strict):
 
 
 class IntrusionRuleConfig(_RuleBase):
-    """Listed classes inside the zone (区域入侵)."""
+    """区域入侵 intrusion: listed classes inside a restricted zone (optionally only within a schedule)."""
 
     type: Literal["intrusion"] = "intrusion"
     min_duration_s: float = Field(0.0, ge=0.0, le=3600.0, description="A track must stay inside this long before it counts.")
 
 
+class LaneIntrusionRuleConfig(_RuleBase):
+    """行人/非机动车闯入机动车道: a person or non-motor vehicle in a motor-lane zone; crosswalks exempt."""
+
+    type: Literal["lane_intrusion"] = "lane_intrusion"
+    classes: list[str] = Field(default_factory=lambda: ["person", "bicycle"], min_length=1)
+    min_duration_s: float = Field(2.0, ge=0.0, le=3600.0, description="A track must stay in the lane this long before it counts.")
+
+
 class CrowdRuleConfig(_RuleBase):
-    """At least ``min_count`` objects in the zone for ``min_duration_s`` (人员聚集)."""
+    """人员聚集 crowd: at least ``min_count`` persons (or ``min_density`` per m²) in the zone for ``min_duration_s``."""
 
     type: Literal["crowd"] = "crowd"
     min_count: int = Field(5, ge=1, le=10_000, description="Objects needed in the zone at once.")
+    min_density: float | None = Field(
+        None, gt=0.0, le=10.0, description="Alternatively, persons per m² of zone (needs the camera's calibration)."
+    )
     min_duration_s: float = Field(10.0, ge=0.0, le=3600.0, description="How long the count must hold.")
     grace_s: float = Field(2.0, ge=0.0, le=60.0, description="Dips below the count shorter than this don't reset the clock.")
 
 
 class DwellRuleConfig(_RuleBase):
-    """A stationary object in the zone for ``min_duration_s`` — the basis of illegal parking."""
+    """滞留 a stationary object in the zone for ``min_duration_s`` (the generic form of the parking rules)."""
 
     type: Literal["dwell"] = "dwell"
     classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
@@ -63,13 +165,141 @@ class DwellRuleConfig(_RuleBase):
         le=5.0,
         description="Largest drift of the box's ground point, as a fraction of the box height, still called stationary.",
     )
-    lost_grace_s: float = Field(5.0, ge=0.0, le=600.0, description="Keep a track's clock this long after it was last seen.")
+    lost_grace_s: float = Field(
+        10.0,
+        ge=0.0,
+        le=600.0,
+        description="A stay survives this long unseen; a new track at the same place within it continues the clock (occlusion, ID switch).",
+    )
+
+
+class IllegalParkingRuleConfig(DwellRuleConfig):
+    """机动车违停 illegal parking: a motor vehicle stationary in a no-parking zone for ≥ ``min_duration_s``."""
+
+    type: Literal["illegal_parking"] = "illegal_parking"  # type: ignore[assignment]
+    min_duration_s: float = Field(180.0, ge=0.0, le=86_400.0, description="How long the vehicle must stay still.")
+
+
+class NonMotorParkingRuleConfig(DwellRuleConfig):
+    """非机动车乱停放: bicycles/motorcycles parked ≥ ``min_duration_s`` outside the allowed parking zones (``exempt_zones``)."""
+
+    type: Literal["nonmotor_parking"] = "nonmotor_parking"  # type: ignore[assignment]
+    classes: list[str] = Field(default_factory=lambda: list(NON_MOTOR_CLASSES), min_length=1)
+    min_duration_s: float = Field(300.0, ge=0.0, le=86_400.0, description="How long the vehicle must stay still.")
+
+
+class LoiteringRuleConfig(_RuleBase):
+    """徘徊 loitering: one person inside a key-site zone (a school gate) for ≥ ``min_duration_s``, moving or not."""
+
+    type: Literal["loitering"] = "loitering"
+    min_duration_s: float = Field(120.0, ge=0.0, le=86_400.0, description="How long one person must stay in the zone.")
+    lost_grace_s: float = Field(
+        5.0, ge=0.0, le=600.0, description="A presence survives this long unseen; a new track near where it vanished continues it."
+    )
+    rejoin_distance: float = Field(
+        1.0, gt=0.0, le=10.0, description="How near (in box heights) a new track must appear to continue a vanished one."
+    )
+
+
+class StreetVendingRuleConfig(_RuleBase):
+    """占道经营/游商 street vending: stationary persons with stationary goods-like objects in a kerb zone for ≥ T."""
+
+    type: Literal["street_vending"] = "street_vending"
+    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Who sells.")
+    goods_classes: list[str] = Field(default_factory=lambda: list(GOODS_CLASSES), min_length=1, description="What counts as goods/stall.")
+    min_duration_s: float = Field(300.0, ge=0.0, le=86_400.0, description="How long person and goods must stay.")
+    max_movement: float = Field(0.6, gt=0.0, le=5.0, description="Drift (in box heights) still called stationary; people fidget.")
+    max_gap: float = Field(2.0, gt=0.0, le=20.0, description="How near (in person heights) goods must be to the person.")
+    lost_grace_s: float = Field(15.0, ge=0.0, le=600.0, description="A stay survives this long unseen.")
+
+
+class WrongWayRuleConfig(_RuleBase):
+    """车辆逆行 wrong-way driving: a vehicle whose smoothed motion runs against the lane's allowed direction."""
+
+    type: Literal["wrong_way"] = "wrong_way"
+    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    direction: tuple[float, float] = Field(
+        description="Allowed direction of travel as an image vector (dx, dy), y down: (0, 1) = towards the bottom of the frame."
+    )
+    min_distance: float = Field(
+        1.0, gt=0.0, le=50.0, description="How far (in box heights) a vehicle must have moved before its direction is judged."
+    )
+    min_angle_deg: float = Field(
+        120.0, ge=90.0, le=180.0, description="Angle between the motion and the allowed direction from which it is wrong-way."
+    )
+    window_s: float = Field(3.0, gt=0.0, le=60.0, description="Motion is smoothed over this much track history.")
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, d: tuple[float, float]) -> tuple[float, float]:
+        if abs(d[0]) < 1e-9 and abs(d[1]) < 1e-9:
+            raise ValueError("direction must be a non-zero vector (dx, dy)")
+        return d
+
+
+class SpeedingRuleConfig(_RuleBase):
+    """超速 speeding: a vehicle's ground speed (from the camera's calibration) above ``max_speed_kmh``."""
+
+    type: Literal["speeding"] = "speeding"
+    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    max_speed_kmh: float = Field(gt=0.0, le=400.0, description="Speed limit in this zone.")
+    tolerance_kmh: float = Field(0.0, ge=0.0, le=100.0, description="Only speeds above limit + tolerance fire.")
+    window_s: float = Field(1.0, gt=0.0, le=30.0, description="Speed is measured over this much track history.")
+    min_track_s: float = Field(0.5, ge=0.0, le=30.0, description="A track must be this old before its speed is trusted.")
+
+
+class RedLightRuleConfig(_RuleBase):
+    """闯红灯 red-light running: a vehicle crossing the stop line while the signal is red."""
+
+    type: Literal["red_light"] = "red_light"
+    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    stop_line: list[Point] = Field(min_length=2, max_length=2, description="The stop line, two points (normalised).")
+    signal: str = Field(pattern=_ID_PATTERN, description="Id of the camera signal (``signals``) that governs this approach.")
+    direction: Literal["left_to_right", "right_to_left", "any"] = Field(
+        "any",
+        description="Which crossing counts, seen along the line from its first to its second point: the side vehicles come from.",
+    )
+
+    _segment = field_validator("stop_line")(classmethod(lambda cls, v: _check_segment(v)))
+
+
+class IncidentTypeConfig(_Strict):
+    """The incident type a model-class event opens, e.g. code ``person_fallen``, 人员倒地, person fallen."""
+
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$", description="Incident type code.")
+    name_zh: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(min_length=1, max_length=100)
+    category: Literal["traffic", "street_order", "city_appearance", "public_safety"] = "public_safety"
+
+
+class ClassEventRuleConfig(_RuleBase):
+    """Model-class event: any detector class → an incident type, with confidence and persistence thresholds."""
+
+    type: Literal["class_event"] = "class_event"
+    incident: IncidentTypeConfig
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Ignore detections below this score.")
+    min_duration_s: float = Field(1.0, ge=0.0, le=3600.0, description="The class must persist this long (gaps under grace_s allowed).")
+    grace_s: float = Field(1.0, ge=0.0, le=60.0, description="Missed detections shorter than this don't reset the clock.")
 
 
 RuleConfig = Annotated[
-    IntrusionRuleConfig | CrowdRuleConfig | DwellRuleConfig,
+    IntrusionRuleConfig
+    | LaneIntrusionRuleConfig
+    | CrowdRuleConfig
+    | DwellRuleConfig
+    | IllegalParkingRuleConfig
+    | NonMotorParkingRuleConfig
+    | LoiteringRuleConfig
+    | StreetVendingRuleConfig
+    | WrongWayRuleConfig
+    | SpeedingRuleConfig
+    | RedLightRuleConfig
+    | ClassEventRuleConfig,
     Field(discriminator="type"),
 ]
+
+
+# --- scene parts ------------------------------------------------------------------------
 
 
 class ZoneConfig(_Strict):
@@ -82,21 +312,12 @@ class ZoneConfig(_Strict):
 
     id: str = Field(pattern=_ID_PATTERN, description="Zone id, unique within its camera.")
     name: str | None = Field(None, max_length=200)
-    polygon: list[tuple[float, float]] = Field(min_length=3, max_length=256, description="Vertices (x, y), each in 0..1.")
+    polygon: list[Point] = Field(
+        default_factory=lambda: list(FULL_FRAME), min_length=3, max_length=256, description="Vertices (x, y), each in 0..1; default: the whole frame."
+    )
     rules: list[RuleConfig] = Field(default_factory=list)
 
-    @field_validator("polygon")
-    @classmethod
-    def _in_unit_square(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for i, (x, y) in enumerate(polygon):
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"vertex {i} ({x}, {y}) is outside 0..1: zone coordinates are normalised to the frame size")
-        xs = [p[0] for p in polygon]
-        ys = [p[1] for p in polygon]
-        area2 = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(polygon)))
-        if abs(area2) < 1e-9:
-            raise ValueError("polygon has no area (its vertices are collinear or repeated)")
-        return polygon
+    _poly = field_validator("polygon")(classmethod(lambda cls, v: _check_polygon(v)))
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> ZoneConfig:
@@ -105,4 +326,108 @@ class ZoneConfig(_Strict):
             if rule.rule_id in seen:
                 raise ValueError(f"rule id {rule.rule_id!r} is used twice in zone {self.id!r}; give each rule an 'id'")
             seen.add(rule.rule_id)
+        return self
+
+
+class MaskConfig(_Strict):
+    """An ignore region: detections whose ground point falls inside are dropped before tracking
+    (a flag waving, a billboard with people on it, the camera's own timestamp overlay)."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    polygon: list[Point] = Field(min_length=3, max_length=256)
+
+    _poly = field_validator("polygon")(classmethod(lambda cls, v: _check_polygon(v)))
+
+
+class LineConfig(_Strict):
+    """A directed counting line (越线). Crossings from its left to its right side, looking from
+    ``start`` to ``end``, count as ``in``; the other way as ``out``. Counts are statistics,
+    not incidents."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str | None = Field(None, max_length=200)
+    points: list[Point] = Field(min_length=2, max_length=2, description="start and end (normalised).")
+    classes: list[str] = Field(default_factory=lambda: ["person", "bicycle", *VEHICLE_CLASSES], min_length=1)
+    min_confidence: float = Field(0.3, ge=0.0, le=1.0)
+
+    _segment = field_validator("points")(classmethod(lambda cls, v: _check_segment(v)))
+
+
+class CalibrationConfig(_Strict):
+    """Ground-plane calibration: four image points and where they lie on the ground, in metres.
+
+    Example: the corners of a lane segment ``image: [[0.40,0.55],[0.55,0.55],[0.70,0.95],[0.30,0.95]]``,
+    ``ground: [[0,0],[3.5,0],[3.5,30],[0,30]]`` (3.5 m wide, 30 m long).
+    """
+
+    image: list[Point] = Field(min_length=4, max_length=4, description="Four image points (normalised).")
+    ground: list[tuple[float, float]] = Field(min_length=4, max_length=4, description="The same four points on the ground, metres.")
+
+    _poly = field_validator("image")(classmethod(lambda cls, v: _check_polygon(v)))
+
+    @field_validator("ground")
+    @classmethod
+    def _spread(cls, ground: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        xs = [p[0] for p in ground]
+        ys = [p[1] for p in ground]
+        area2 = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(4))
+        if abs(area2) < 1e-6:
+            raise ValueError("ground points must span an area (no three on one line)")
+        return ground
+
+
+class SignalConfig(_Strict):
+    """A traffic signal head the camera's red-light rules listen to.
+
+    ``source: image`` reads the lamp colour from ``region`` of each frame; ``source: api``
+    takes the state a signal controller pushes to ``PUT /cameras/{id}/signals/{signal}``,
+    treated as unknown once older than ``stale_after_s``.
+    """
+
+    id: str = Field(pattern=_ID_PATTERN)
+    source: Literal["image", "api"] = "image"
+    region: list[Point] | None = Field(None, min_length=3, max_length=64, description="Where the signal head is in the frame (image source).")
+    stale_after_s: float = Field(5.0, gt=0.0, le=3600.0)
+
+    @model_validator(mode="after")
+    def _region_for_image(self) -> SignalConfig:
+        if self.source == "image":
+            if self.region is None:
+                raise ValueError(f"signal {self.id!r} reads the image, so it needs a 'region' around the signal head")
+            _check_polygon(self.region)
+        return self
+
+
+class SceneConfig(_Strict):
+    """Everything spatial about one camera: zones and their rules, masks, lines, signals, calibration."""
+
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    masks: list[MaskConfig] = Field(default_factory=list, description="Ignore regions, applied before tracking.")
+    lines: list[LineConfig] = Field(default_factory=list, description="Counting lines.")
+    signals: list[SignalConfig] = Field(default_factory=list, description="Signal heads, for red-light rules.")
+    calibration: CalibrationConfig | None = Field(None, description="Ground-plane calibration, for speeds and densities.")
+
+    @model_validator(mode="after")
+    def _references(self) -> SceneConfig:
+        for what, items in (("zone", self.zones), ("mask", self.masks), ("line", self.lines), ("signal", self.signals)):
+            ids = [i.id for i in items]
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"{what} ids must be unique within a camera; repeated: {dup}")
+        zone_ids = {z.id for z in self.zones}
+        signal_ids = {s.id for s in self.signals}
+        for z in self.zones:
+            for r in z.rules:
+                where = f"zones.{z.id}.rules.{r.rule_id}"
+                for ex in r.exempt_zones:
+                    if ex not in zone_ids:
+                        raise ValueError(f"{where}: exempt zone {ex!r} is not a zone of this camera (zones: {sorted(zone_ids)})")
+                    if ex == z.id:
+                        raise ValueError(f"{where}: a zone cannot exempt itself")
+                if isinstance(r, RedLightRuleConfig) and r.signal not in signal_ids:
+                    raise ValueError(f"{where}: signal {r.signal!r} is not configured under 'signals' (have: {sorted(signal_ids)})")
+                if self.calibration is None and (
+                    isinstance(r, SpeedingRuleConfig) or (isinstance(r, CrowdRuleConfig) and r.min_density is not None)
+                ):
+                    raise ValueError(f"{where}: needs the camera's ground-plane 'calibration' (four image points with distances in metres)")
         return self

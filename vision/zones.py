@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from .config import ZoneConfig
+from .config import MaskConfig, ZoneConfig
 
 
 def ground_points(xyxy: np.ndarray) -> np.ndarray:
@@ -24,6 +24,15 @@ def ground_points(xyxy: np.ndarray) -> np.ndarray:
     return np.stack([(xyxy[:, 0] + xyxy[:, 2]) * 0.5, xyxy[:, 3]], axis=1)
 
 
+def polygon_mask(polygon: Sequence[tuple[float, float]], size: tuple[int, int]) -> np.ndarray:
+    """(height, width) bool mask of a normalised polygon for a frame of ``size`` = (width, height)."""
+    w, h = size
+    px = np.round(np.asarray(polygon, dtype=np.float32) * np.array([w - 1, h - 1], dtype=np.float32)).astype(np.int32)
+    canvas = np.zeros((h, w), dtype=np.uint8)
+    cv2.fillPoly(canvas, [px], 1)
+    return canvas.astype(bool)
+
+
 class Zone:
     """A polygon in normalised coordinates, rasterised once per frame size.
 
@@ -33,7 +42,7 @@ class Zone:
         [True]
     """
 
-    def __init__(self, config: ZoneConfig) -> None:
+    def __init__(self, config: ZoneConfig | MaskConfig) -> None:
         self.config = config
         self.id = config.id
         self._polygon = np.asarray(config.polygon, dtype=np.float32)
@@ -48,10 +57,7 @@ class Zone:
         """(height, width) bool mask of the zone for a frame of ``size`` = (width, height)."""
         mask = self._masks.get(size)
         if mask is None:
-            w, h = size
-            canvas = np.zeros((h, w), dtype=np.uint8)
-            cv2.fillPoly(canvas, [self.polygon_px(size)], 1)
-            mask = canvas.astype(bool)
+            mask = polygon_mask(self.config.polygon, size)
             self._masks[size] = mask
         return mask
 

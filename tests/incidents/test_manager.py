@@ -38,7 +38,7 @@ def _manager(store: IncidentStore) -> IncidentManager:
 
 def test_one_incident_per_condition_then_closed(store):
     manager = _manager(store)
-    analyzer = CameraAnalyzer("cam1", fps=2, zones=[ZONE])
+    analyzer = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
     times = [i * 0.5 for i in range(40)]  # 20 s: car present 0..10 s, then gone
     opened = _run(manager, analyzer, times, present=lambda t: t < 10)
     assert len(opened) == 1, "a parked car must open exactly one incident"
@@ -56,7 +56,7 @@ def test_one_incident_per_condition_then_closed(store):
 
 def test_reopens_after_close(store):
     manager = _manager(store)
-    analyzer = CameraAnalyzer("cam1", fps=2, zones=[ZONE])
+    analyzer = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
     times = [i * 0.5 for i in range(80)]
     opened = _run(manager, analyzer, times, present=lambda t: t < 10 or t > 20)
     assert len(opened) == 2
@@ -67,7 +67,7 @@ def test_reopens_after_close(store):
 def test_open_incident_survives_restart(store_url):
     store = IncidentStore(store_url)
     manager = _manager(store)
-    analyzer = CameraAnalyzer("cam1", fps=2, zones=[ZONE])
+    analyzer = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
     _run(manager, analyzer, [i * 0.5 for i in range(10)], present=lambda t: True)
     first = store.list(IncidentQuery(status="open"))[0]
     assert len(first) == 1
@@ -77,7 +77,7 @@ def test_open_incident_survives_restart(store_url):
     store2 = IncidentStore(store_url)
     manager2 = _manager(store2)
     manager2.adopt_open([("cam1", "no-parking", "dwell")], now=5.0)
-    analyzer2 = CameraAnalyzer("cam1", fps=2, zones=[ZONE])
+    analyzer2 = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
     opened = _run(manager2, analyzer2, [5 + i * 0.5 for i in range(10)], present=lambda t: True)
     assert opened == [], "the still-parked car continues the incident adopted after the restart"
     items, total = store2.list(IncidentQuery())
@@ -87,7 +87,7 @@ def test_open_incident_survives_restart(store_url):
 
 def test_adopt_closes_incidents_of_removed_rules(store):
     manager = _manager(store)
-    analyzer = CameraAnalyzer("cam1", fps=2, zones=[ZONE])
+    analyzer = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
     _run(manager, analyzer, [i * 0.5 for i in range(10)], present=lambda t: True)
     fresh = _manager(store)
     fresh.adopt_open([], now=100.0)

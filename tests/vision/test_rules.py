@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from gridworker.vision.config import CrowdRuleConfig, DwellRuleConfig, IntrusionRuleConfig
-from gridworker.vision.rules import CrowdRule, DwellRule, IntrusionRule
+from gridworker.vision.rules import CrowdRule, DwellRule, IntrusionRule, Scene
 from tests.factories import make_detections
+
+
+def _scene(dets, in_zone, now):
+    return Scene(detections=dets, now=float(now), size=(1000, 1000), in_zone=in_zone)
 
 
 def _all_in(dets):
@@ -15,12 +19,12 @@ def _all_in(dets):
 def test_intrusion_immediate_and_class_filter():
     rule = IntrusionRule(IntrusionRuleConfig(classes=["person"]))
     dets = make_detections([[0, 0, 10, 10], [5, 5, 20, 20]], class_name=["car", "person"], tracker_id=[1, 2])
-    res = rule.evaluate(dets, _all_in(dets), now=0.0)
+    res = rule.evaluate(_scene(dets, _all_in(dets), 0.0))
     assert res.active and res.subjects.tolist() == [1] and res.count == 1
     cars = make_detections([[0, 0, 10, 10]], class_name=["car"], tracker_id=[1])
-    assert not rule.evaluate(cars, _all_in(cars), now=1.0).active
+    assert not rule.evaluate(_scene(cars, _all_in(cars), 1.0)).active
     outside = make_detections([[0, 0, 10, 10]], tracker_id=[3])
-    assert not rule.evaluate(outside, np.zeros(1, bool), now=2.0).active
+    assert not rule.evaluate(_scene(outside, np.zeros(1, bool), 2.0)).active
 
 
 def test_intrusion_min_duration_per_track():
@@ -28,17 +32,17 @@ def test_intrusion_min_duration_per_track():
     fired = []
     for t in np.arange(0, 4.01, 0.5):
         dets = make_detections([[0, 0, 10, 10]], tracker_id=[7])
-        fired.append(rule.evaluate(dets, _all_in(dets), now=float(t)).active)
+        fired.append(rule.evaluate(_scene(dets, _all_in(dets), float(t))).active)
     assert fired.index(True) == 4  # t = 2.0 s
     # the track leaves and a new one arrives: the clock restarts
     dets = make_detections([[0, 0, 10, 10]], tracker_id=[8])
-    assert not rule.evaluate(dets, _all_in(dets), now=4.5).active
+    assert not rule.evaluate(_scene(dets, _all_in(dets), 4.5)).active
 
 
 def test_intrusion_low_confidence_ignored():
     rule = IntrusionRule(IntrusionRuleConfig(classes=["person"], min_confidence=0.5))
     dets = make_detections([[0, 0, 10, 10]], confidence=[0.3], tracker_id=[1])
-    assert not rule.evaluate(dets, _all_in(dets), now=0).active
+    assert not rule.evaluate(_scene(dets, _all_in(dets), 0)).active
 
 
 def _people(n):
@@ -59,7 +63,7 @@ def test_crowd_threshold_and_duration(counts, expect_first_fire):
     fired = []
     for i, n in enumerate(counts):
         dets = _people(n)
-        fired.append(rule.evaluate(dets, _all_in(dets), now=i * 0.5).active)
+        fired.append(rule.evaluate(_scene(dets, _all_in(dets), i * 0.5)).active)
     if expect_first_fire is None:
         assert not any(fired)
     else:
@@ -77,7 +81,7 @@ def test_dwell_fires_after_threshold_with_jitter():
     for i in range(0, 30):
         t = i * 0.5
         dets = _car(200 + rng.normal(0, 2), 300 + rng.normal(0, 2), track=1)
-        if rule.evaluate(dets, _all_in(dets), now=t).active and fired_at is None:
+        if rule.evaluate(_scene(dets, _all_in(dets), t)).active and fired_at is None:
             fired_at = t
     assert fired_at == pytest.approx(10.0)
 
@@ -86,7 +90,7 @@ def test_dwell_moving_vehicle_never_fires():
     rule = DwellRule(DwellRuleConfig(min_duration_s=5.0))
     for i in range(60):
         dets = _car(100 + i * 8, 300, track=1)  # 8 px per step, box height 40: moves 0.2 h/step
-        assert not rule.evaluate(dets, _all_in(dets), now=i * 0.5).active
+        assert not rule.evaluate(_scene(dets, _all_in(dets), i * 0.5)).active
 
 
 def test_dwell_survives_missed_frames_but_not_long_absence():
@@ -96,18 +100,18 @@ def test_dwell_survives_missed_frames_but_not_long_absence():
     results = []
     for t, present in timeline:
         dets = _car(200, 300, 1) if present else empty
-        results.append(rule.evaluate(dets, _all_in(dets), now=t).active)
+        results.append(rule.evaluate(_scene(dets, _all_in(dets), t)).active)
     assert results == [False] * 6 + [True]  # one missed frame kept the clock
     rule2 = DwellRule(DwellRuleConfig(min_duration_s=6.0, lost_grace_s=2.0))
     for t in (0, 1, 2):
-        rule2.evaluate(_car(200, 300, 1), np.ones(1, bool), now=t)
-    rule2.evaluate(empty, np.zeros(0, bool), now=6)  # gone 4 s > grace: state pruned
-    assert not rule2.evaluate(_car(200, 300, 1), np.ones(1, bool), now=7).active
+        rule2.evaluate(_scene(_car(200, 300, 1), np.ones(1, bool), t))
+    rule2.evaluate(_scene(empty, np.zeros(0, bool), 6))  # gone 4 s > grace: state pruned
+    assert not rule2.evaluate(_scene(_car(200, 300, 1), np.ones(1, bool), 7)).active
 
 
 def test_dwell_ignores_other_classes_and_unconfirmed_tracks():
     rule = DwellRule(DwellRuleConfig(min_duration_s=0.0))
     person = make_detections([[0, 0, 10, 40]], class_name=["person"], tracker_id=[1])
-    assert not rule.evaluate(person, _all_in(person), now=0).active
+    assert not rule.evaluate(_scene(person, _all_in(person), 0)).active
     unconfirmed = make_detections([[0, 0, 10, 40]], class_name=["car"], tracker_id=[-1])
-    assert not rule.evaluate(unconfirmed, _all_in(unconfirmed), now=0).active
+    assert not rule.evaluate(_scene(unconfirmed, _all_in(unconfirmed), 0)).active

@@ -1,19 +1,34 @@
 """The rule interface.
 
 A rule looks at one camera's tracked detections for one zone and says whether its
-condition holds *now*. It keeps whatever per-track state it needs, is handed the clock
-(``now``) instead of reading it, and never does I/O: opening, updating and closing
-incidents is the incident manager's job.
+condition holds *now*. It is handed a :class:`Scene` (the frame's detections, which of
+them stand in the rule's zone and in every other zone, the clock, ground-plane positions
+and signal states), keeps whatever per-track state it needs, and never does I/O: opening,
+updating and closing incidents is the incident manager's job.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import supervision as sv
+
+Category = Literal["traffic", "street_order", "city_appearance", "public_safety"]
+SignalState = Literal["red", "yellow", "green", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentKind:
+    """What an incident of a rule is called: a stable code and its Chinese and English names."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    category: Category
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +40,7 @@ class RuleResult:
         subjects: (k,) int indices into the detections that make it hold (for evidence).
         count: how many objects take part (persons in a crowd, intruders, parked vehicles).
         summary: one human-readable line, e.g. "2 person in zone 'gate' for 4.0 s".
-        details: JSON-able extras (track ids, durations).
+        details: JSON-able extras (track ids, durations, speeds).
     """
 
     active: bool
@@ -36,6 +51,44 @@ class RuleResult:
 
 
 INACTIVE = RuleResult(active=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """One analysed frame as a rule of one zone sees it.
+
+    Attributes:
+        detections: tracked detections (``tracker_id``, ``class_name``), masks already applied.
+        now: frame time, epoch seconds.
+        size: frame (width, height) in pixels.
+        in_zone: (n,) bool, ground point inside the rule's zone.
+        zones: zone id → (n,) bool membership, for every zone of the camera (exemptions).
+        ground: (n, 2) ground-plane positions in metres when the camera is calibrated, else None.
+        signals: signal id → state, for red-light rules.
+        image: the RGB frame (read-only), for rules that look at pixels; None in scripted tests.
+        zone_area_m2: the zone's ground area when the camera is calibrated.
+    """
+
+    detections: sv.Detections
+    now: float
+    size: tuple[int, int]
+    in_zone: np.ndarray
+    zones: Mapping[str, np.ndarray] = field(default_factory=dict)
+    ground: np.ndarray | None = None
+    signals: Mapping[str, SignalState] = field(default_factory=dict)
+    image: np.ndarray | None = None
+    zone_area_m2: float | None = None
+
+    @property
+    def tracker_ids(self) -> np.ndarray:
+        """(n,) int track ids; -1 for unconfirmed boxes (or all when untracked)."""
+        ids = self.detections.tracker_id
+        return np.full(len(self.detections), -1, dtype=np.int64) if ids is None else ids
+
+    @property
+    def class_names(self) -> np.ndarray:
+        names = self.detections.data.get("class_name")
+        return np.full(len(self.detections), "", dtype=object) if names is None else np.asarray(names)
 
 
 def class_mask(detections: sv.Detections, classes: set[str], min_confidence: float) -> np.ndarray:
@@ -54,21 +107,43 @@ def class_mask(detections: sv.Detections, classes: set[str], min_confidence: flo
 class Rule(ABC):
     """One rule instance, bound to one zone of one camera.
 
-    Subclasses set ``type`` and implement ``evaluate``. ``in_zone`` is the zone's
-    (n,) membership mask, computed once per frame and shared by all rules of the zone.
+    Subclasses set ``type`` and ``kind`` and implement ``evaluate``. The common filters of
+    every rule (classes, confidence, minimum box size, exempt zones) are applied by
+    ``candidates``; schedules are applied by the analyzer, which calls ``reset`` when a
+    rule goes idle so no stale clock survives the night.
     """
 
     type: ClassVar[str]
+    kind: ClassVar[IncidentKind]
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self.id: str = config.rule_id
         self._classes = set(config.classes)
 
-    def candidates(self, detections: sv.Detections, in_zone: np.ndarray) -> np.ndarray:
-        """(n,) bool: detections in the zone, of the rule's classes and confidence."""
-        return in_zone & class_mask(detections, self._classes, self.config.min_confidence)
+    @property
+    def incident_kind(self) -> IncidentKind:
+        """The incident type this rule opens (a class-event rule takes it from its config)."""
+        return self.kind
+
+    def candidates(self, scene: Scene, classes: set[str] | None = None) -> np.ndarray:
+        """(n,) bool: detections in the zone, of the rule's (or the given) classes, confident
+        and big enough, and not standing in an exempt zone."""
+        dets = scene.detections
+        keep = scene.in_zone & class_mask(dets, self._classes if classes is None else classes, self.config.min_confidence)
+        if self.config.min_box_height > 0 and len(dets):
+            keep &= (dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= self.config.min_box_height * scene.size[1]
+        for zone_id in self.config.exempt_zones:
+            inside = scene.zones.get(zone_id)
+            if inside is not None and len(inside) == len(keep):
+                keep &= ~inside
+        return keep
+
+    def reset(self) -> None:
+        """Forget all per-track state (called when the rule's schedule closes)."""
+        state = type(self)(self.config).__dict__
+        self.__dict__.update(state)
 
     @abstractmethod
-    def evaluate(self, detections: sv.Detections, in_zone: np.ndarray, now: float) -> RuleResult:
-        """Judge one frame. ``detections`` carry ``tracker_id``; ``now`` is the frame time (s)."""
+    def evaluate(self, scene: Scene) -> RuleResult:
+        """Judge one frame."""

@@ -1,12 +1,11 @@
-"""人员聚集 crowd: at least N objects in the zone for at least T seconds."""
+"""人员聚集 crowd: at least N persons (or a density per m²) in the zone for at least T seconds."""
 
 from __future__ import annotations
 
 import numpy as np
-import supervision as sv
 
 from ..config import CrowdRuleConfig
-from .base import INACTIVE, Rule, RuleResult
+from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
 class CrowdRule(Rule):
@@ -17,6 +16,7 @@ class CrowdRule(Rule):
     """
 
     type = "crowd"
+    kind = IncidentKind("crowd", "人员聚集", "crowd gathering", "public_safety")
     config: CrowdRuleConfig
 
     def __init__(self, config: CrowdRuleConfig) -> None:
@@ -24,25 +24,36 @@ class CrowdRule(Rule):
         self._since: float | None = None
         self._last_ok: float | None = None
 
-    def evaluate(self, detections: sv.Detections, in_zone: np.ndarray, now: float) -> RuleResult:
-        idx = np.flatnonzero(self.candidates(detections, in_zone))
+    def _needed(self, scene: Scene) -> int:
         cfg = self.config
-        if len(idx) >= cfg.min_count:
+        if cfg.min_density is not None and scene.zone_area_m2:
+            return max(1, int(np.ceil(cfg.min_density * scene.zone_area_m2)))
+        return cfg.min_count
+
+    def evaluate(self, scene: Scene) -> RuleResult:
+        idx = np.flatnonzero(self.candidates(scene))
+        cfg = self.config
+        now = scene.now
+        needed = self._needed(scene)
+        if len(idx) >= needed:
             if self._since is None:
                 self._since = now
             self._last_ok = now
         elif self._last_ok is None or now - self._last_ok > cfg.grace_s:
             self._since = None
             self._last_ok = None
-        if self._since is None or len(idx) < cfg.min_count:
+        if self._since is None or len(idx) < needed:
             return INACTIVE
         held = now - self._since
         if held < cfg.min_duration_s:
             return INACTIVE
+        details: dict[str, float] = {"held_s": round(held, 1), "needed": needed}
+        if scene.zone_area_m2:
+            details["density_per_m2"] = round(len(idx) / scene.zone_area_m2, 3)
         return RuleResult(
             active=True,
             subjects=idx,
             count=len(idx),
-            summary=f"{len(idx)} objects in the zone for {held:.0f} s (threshold {cfg.min_count})",
-            details={"held_s": round(held, 1)},
+            summary=f"{len(idx)} objects in the zone for {held:.0f} s (threshold {needed})",
+            details=details,
         )

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import supervision as sv
 
-from ..config import DwellRuleConfig
+from ..config import DwellRuleConfig, IllegalParkingRuleConfig, NonMotorParkingRuleConfig
 from ..zones import ground_points
-from .base import INACTIVE, Rule, RuleResult
+from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
 @dataclass(slots=True)
@@ -28,15 +27,17 @@ class DwellRule(Rule):
     """
 
     type = "dwell"
+    kind = IncidentKind("dwell", "物体滞留", "stationary object", "street_order")
     config: DwellRuleConfig
 
     def __init__(self, config: DwellRuleConfig) -> None:
         super().__init__(config)
         self._stays: dict[int, _Stay] = {}
 
-    def evaluate(self, detections: sv.Detections, in_zone: np.ndarray, now: float) -> RuleResult:
+    def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config
-        idx = np.flatnonzero(self.candidates(detections, in_zone))
+        detections, now = scene.detections, scene.now
+        idx = np.flatnonzero(self.candidates(scene))
         if detections.tracker_id is not None and len(idx):
             idx = idx[detections.tracker_id[idx] >= 0]
         dwelling: list[int] = []
@@ -67,3 +68,19 @@ class DwellRule(Rule):
             summary=f"{len(dwelling)} stationary object(s), the longest for {longest:.0f} s",
             details={"longest_s": round(longest, 1), "tracks": [int(detections.tracker_id[i]) for i in dwelling]},  # type: ignore[index]
         )
+
+
+class IllegalParkingRule(DwellRule):
+    """机动车违停: a motor vehicle stationary in a no-parking zone for ``min_duration_s``."""
+
+    type = "illegal_parking"
+    kind = IncidentKind("illegal_parking", "机动车违停", "illegal parking", "traffic")
+    config: IllegalParkingRuleConfig
+
+
+class NonMotorParkingRule(DwellRule):
+    """非机动车乱停放: a bicycle/motorcycle parked outside the allowed parking zones (``exempt_zones``)."""
+
+    type = "nonmotor_parking"
+    kind = IncidentKind("nonmotor_parking", "非机动车乱停放", "non-motor vehicle parking", "street_order")
+    config: NonMotorParkingRuleConfig

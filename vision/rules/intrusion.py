@@ -1,12 +1,11 @@
-"""区域入侵 intrusion: listed classes inside the zone (optionally for a minimum time)."""
+"""区域入侵 intrusion, and its traffic form 行人/非机动车闯入机动车道 (lane intrusion)."""
 
 from __future__ import annotations
 
 import numpy as np
-import supervision as sv
 
-from ..config import IntrusionRuleConfig
-from .base import INACTIVE, Rule, RuleResult
+from ..config import IntrusionRuleConfig, LaneIntrusionRuleConfig
+from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
 class IntrusionRule(Rule):
@@ -17,34 +16,39 @@ class IntrusionRule(Rule):
     """
 
     type = "intrusion"
-    config: IntrusionRuleConfig
+    kind = IncidentKind("intrusion", "区域入侵", "intrusion", "public_safety")
+    config: IntrusionRuleConfig | LaneIntrusionRuleConfig
 
-    def __init__(self, config: IntrusionRuleConfig) -> None:
+    def __init__(self, config: IntrusionRuleConfig | LaneIntrusionRuleConfig) -> None:
         super().__init__(config)
         self._entered: dict[int, float] = {}
 
-    def evaluate(self, detections: sv.Detections, in_zone: np.ndarray, now: float) -> RuleResult:
-        hit = self.candidates(detections, in_zone)
-        idx = np.flatnonzero(hit)
+    def evaluate(self, scene: Scene) -> RuleResult:
+        idx = np.flatnonzero(self.candidates(scene))
         min_s = self.config.min_duration_s
-        if min_s > 0 and detections.tracker_id is not None:
-            ids = detections.tracker_id[idx]
+        if min_s > 0:
+            ids = scene.tracker_ids[idx]
             present = {int(t) for t in ids if t >= 0}
             self._entered = {t: s for t, s in self._entered.items() if t in present}
             for t in present:
-                self._entered.setdefault(t, now)
-            ok = np.array([t >= 0 and now - self._entered[int(t)] >= min_s for t in ids], dtype=bool)
+                self._entered.setdefault(t, scene.now)
+            ok = np.array([t >= 0 and scene.now - self._entered[int(t)] >= min_s for t in ids], dtype=bool)
             idx = idx[ok] if len(idx) else idx
-        elif min_s > 0:
-            idx = idx[:0]
         if len(idx) == 0:
             return INACTIVE
-        names = detections.data["class_name"][idx]
-        labels = sorted(set(str(n) for n in names))
+        labels = sorted({str(n) for n in scene.class_names[idx]})
         return RuleResult(
             active=True,
             subjects=idx,
             count=len(idx),
             summary=f"{len(idx)} × {'/'.join(labels)} inside the zone",
-            details={"classes": labels},
+            details={"classes": labels, "tracks": [int(t) for t in scene.tracker_ids[idx]]},
         )
+
+
+class LaneIntrusionRule(IntrusionRule):
+    """A person or non-motor vehicle in a motor lane for ``min_duration_s``; ``exempt_zones``
+    (crosswalks) are where crossing is allowed."""
+
+    type = "lane_intrusion"
+    kind = IncidentKind("lane_intrusion", "行人/非机动车闯入机动车道", "pedestrian or non-motor vehicle in motor lane", "traffic")

@@ -1,0 +1,44 @@
+"""Ground-plane calibration: image points → metres on the road, through a homography.
+
+Four image points with their real positions (a lane segment of known width and length,
+a crosswalk's corners) fix the plane-to-plane mapping. Coordinates go in normalised (0..1),
+so the same calibration fits every stream resolution of the camera.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .config import CalibrationConfig, Point
+
+
+class GroundPlane:
+    """Maps image points to ground-plane metres.
+
+    Example:
+        >>> plane = GroundPlane(CalibrationConfig(image=[(0, 0), (1, 0), (1, 1), (0, 1)], ground=[(0, 0), (10, 0), (10, 20), (0, 20)]))
+        >>> plane.to_ground(np.array([[50.0, 50.0]]), (100, 100)).round(1).tolist()
+        [[5.1, 10.1]]
+    """
+
+    def __init__(self, config: CalibrationConfig) -> None:
+        self.config = config
+        src = np.asarray(config.image, dtype=np.float32)
+        dst = np.asarray(config.ground, dtype=np.float32)
+        self._h = cv2.getPerspectiveTransform(src, dst)
+
+    def to_ground(self, points_px: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """(n, 2) pixel points in a frame of ``size`` = (width, height) → (n, 2) metres."""
+        pts = np.asarray(points_px, dtype=np.float64).reshape(-1, 2)
+        if len(pts) == 0:
+            return np.zeros((0, 2), dtype=np.float64)
+        w, h = size
+        norm = pts / np.array([max(w - 1, 1), max(h - 1, 1)], dtype=np.float64)
+        return cv2.perspectiveTransform(norm.reshape(-1, 1, 2), self._h).reshape(-1, 2)
+
+    def area_m2(self, polygon: list[Point]) -> float:
+        """Ground area of a normalised image polygon (shoelace on its projected vertices)."""
+        pts = cv2.perspectiveTransform(np.asarray(polygon, dtype=np.float64).reshape(-1, 1, 2), self._h).reshape(-1, 2)
+        x, y = pts[:, 0], pts[:, 1]
+        return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2.0)
