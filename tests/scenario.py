@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
+from gridworker.incidents.manager import CameraInfo, IncidentManager
+from gridworker.incidents.store import Incident, IncidentQuery, IncidentStore
 from gridworker.streams.frame import Frame
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.config import SceneConfig
@@ -122,6 +124,17 @@ class Run:
             n += on and not prev
             prev = on
         return n
+
+    def incidents(self, tmp_path: Any) -> list[Incident]:
+        """Feed the run through the real ``IncidentManager`` into a SQLite store in
+        ``tmp_path``; returns the stored incidents (open and closed), oldest first."""
+        store = IncidentStore(f"sqlite:///{tmp_path}/scenario-{id(self)}.db")
+        manager = IncidentManager(store=store, camera_info=lambda _cam: CameraInfo(name="scenario"), write_interval_s=0.0)
+        for a in self.analyses:
+            manager.observe(a)
+        items, _total = store.list(IncidentQuery(limit=1000))
+        store.close()
+        return sorted(items, key=lambda i: i.opened_at)
 
     def results(self, zone_id: str, rule_id: str) -> list[tuple[float, Any]]:
         return [(a.frame.ts, v.result) for a in self.analyses for v in a.verdicts if v.zone_id == zone_id and v.rule_id == rule_id]
