@@ -257,7 +257,19 @@ class RedLightRuleConfig(_RuleBase):
     signal: str = Field(pattern=_ID_PATTERN, description="Id of the camera signal (``signals``) that governs this approach.")
     direction: Literal["left_to_right", "right_to_left", "any"] = Field(
         "any",
-        description="Which crossing counts, seen along the line from its first to its second point: the side vehicles come from.",
+        description=(
+            "Which crossing counts, looking along the line from its first to its second point on the image:"
+            " left_to_right = vehicles come from the left of the line and leave on its right."
+        ),
+    )
+    margin: float = Field(
+        0.1,
+        ge=0.0,
+        le=2.0,
+        description="How far (in box heights) past the line the ground point must get to count as crossed; jitter on the line never crosses.",
+    )
+    clear_after_s: float = Field(
+        0.0, ge=0.0, le=3600.0, description="0: every crossing is its own incident (a larger value merges crossings close in time)."
     )
 
     _segment = field_validator("stop_line")(classmethod(lambda cls, v: _check_segment(v)))
@@ -387,7 +399,15 @@ class SignalConfig(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     source: Literal["image", "api"] = "image"
     region: list[Point] | None = Field(None, min_length=3, max_length=64, description="Where the signal head is in the frame (image source).")
-    stale_after_s: float = Field(5.0, gt=0.0, le=3600.0)
+    stale_after_s: float = Field(
+        5.0, gt=0.0, le=3600.0, description="A pushed (or last read) state older than this counts as unknown."
+    )
+    hold_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=60.0,
+        description="Image source: a frame where no lamp can be read keeps the last read colour this long (LED flicker, occlusion).",
+    )
 
     @model_validator(mode="after")
     def _region_for_image(self) -> SignalConfig:
