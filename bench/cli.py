@@ -4,6 +4,7 @@
 
     gridworker bench throughput [--streams 1,4,8,16] [--seconds 20] [--media DIR | --synthetic]
                                 [--fps F] [--json] [--out FILE] [--no-ultralytics] ...
+    gridworker bench patrol --cameras N [--concurrency C] [--media DIR | --synthetic] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
 not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
@@ -91,6 +92,85 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the results as a JSON list on standard output")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON list to FILE")
     p.set_defaults(func=_throughput)
+
+    _register_patrol(bench_sub)
+
+
+def _register_patrol(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "patrol",
+        help="glance-patrol visits per minute over N real RTSP cameras, against a naive sequential patrol",
+        description=(
+            "Serve N distinct RTSP cameras (gst-rtsp-server mounts, phase-shifted clips), run one glance "
+            "patrol cycle (RTSP session + keyframe-only decode + batched inference + rules per visit), then "
+            "a naive sequential OpenCV patrol on a few of the same cameras. See docs/benchmarks.md."
+        ),
+    )
+    p.add_argument("--cameras", type=int, default=200, help="camera URLs to visit once each (default 200)")
+    p.add_argument("--concurrency", type=int, default=64, help="visits in flight at once (default 64)")
+    p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media)")
+    p.add_argument("--synthetic", action="store_true", help="use generated clips even if media exists")
+    p.add_argument("--servers", type=int, default=0, help="RTSP server processes (default: 1 per 100 cameras, 1-4)")
+    p.add_argument("--phases", type=int, default=8, help="phase-shifted copies per clip (default 8)")
+    p.add_argument("--keyframes", type=int, default=1, help="keyframes per glance (default 1)")
+    p.add_argument("--naive-cameras", type=int, default=12, help="cameras the naive patrol visits (default 12; 0 skips)")
+    p.add_argument("--model", default="ssd_mobilenet_v2_coco", help="detector model name or path")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+    p.add_argument("--max-batch", type=int, default=8, help="largest detector batch (default 8)")
+    p.add_argument("--stagger-ms", type=float, default=10.0, help="least gap between visit starts, ms (default 10)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_patrol)
+
+
+def _patrol(args: argparse.Namespace) -> int:
+    from gridworker.models.errors import ModelError
+    from gridworker.streams.rtsp_serve import RtspServerUnavailable
+
+    from .patrol import PatrolBenchConfig, format_summary, run_patrol_bench, to_json
+
+    if args.media is not None and not args.media.is_dir():
+        print(f"gridworker bench: --media {args.media}: not a directory", file=sys.stderr)
+        return 2
+    if args.cameras < 1 or args.concurrency < 1 or not 0 <= args.servers <= 16 or args.phases < 1 or args.keyframes < 1:
+        print("gridworker bench patrol: --cameras, --concurrency, --phases, --keyframes must be >= 1; --servers 0-16", file=sys.stderr)
+        return 2
+    config = PatrolBenchConfig(
+        cameras=args.cameras,
+        media=args.media,
+        synthetic=args.synthetic,
+        concurrency=args.concurrency,
+        servers=args.servers,
+        phases=args.phases,
+        keyframes=args.keyframes,
+        naive_cameras=args.naive_cameras,
+        model=args.model,
+        threads=args.threads,
+        max_batch=args.max_batch,
+        stagger_s=args.stagger_ms / 1000.0,
+    )
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_patrol_bench(config, progress=progress)
+    except RtspServerUnavailable as exc:
+        print(f"gridworker bench: the RTSP test server cannot run here: {exc}", file=sys.stderr)
+        return 1
+    except (ModelError, ValueError, OSError) as exc:
+        print(f"gridworker bench: {exc}", file=sys.stderr)
+        return 1
+    text = to_json(result)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(format_summary(result), file=sys.stderr)
+        print(text)
+    else:
+        print(format_summary(result))
+    return 0
 
 
 def _throughput(args: argparse.Namespace) -> int:

@@ -1,0 +1,598 @@
+"""Run a patrol plan: cycles of visits, a bounded number in flight, dead cameras sidelined.
+
+:class:`PatrolRun` owns one dispatcher thread and a pool of ``plan.concurrency`` visit
+threads. The dispatcher walks the cycle's order (:func:`~gridworker.patrol.selection.plan_order`)
+and starts a visit whenever a slot is free; each visit is a :func:`~gridworker.streams.glance.glance`
+(or, in watch mode, ``watch_s`` of video) whose frames go to the caller's ``visit_sink``.
+The sink does the analysis (batched inference + rules); it runs on the visit's thread and
+may block, which keeps the visit's slot busy: a slow sink slows the patrol down instead
+of piling frames up.
+
+A visit that fails (refused, 404, no answer, no keyframe in time) is recorded with its
+reason; the camera is listed offline and retried in later cycles with a backoff counted in
+cycles (:func:`~gridworker.patrol.selection.skip_cycles`). Nothing a camera does can stall
+the cycle: every visit has its own open and keyframe timeouts.
+
+Example:
+    >>> run = PatrolRun(plan, cameras, visit_sink=lambda target, frames: analyse(frames))
+    >>> run.start(); run.start()        # the second start is a no-op
+    True
+    False
+    >>> run.status().visited, run.status().total   # doctest: +SKIP
+    (120, 200)
+    >>> run.stop()
+    True
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from gridworker.streams.frame import Frame
+from gridworker.streams.glance import GlanceResult, glance
+from gridworker.streams.redact import get_logger, redact_url
+
+from .config import PatrolPlan, PatrolTarget
+from .selection import plan_order, skip_cycles
+
+__all__ = [
+    "CameraOutcome",
+    "FailedVisit",
+    "OfflineCamera",
+    "PatrolRun",
+    "PatrolState",
+    "PatrolStatus",
+    "VisitSink",
+    "Visitor",
+    "default_visitor",
+]
+
+log = get_logger(__name__)
+
+VisitSink = Callable[[PatrolTarget, Sequence[Frame]], None]
+"""Receives a visit's frames (on the visit's thread; may be called several times per watch visit)."""
+
+Visitor = Callable[[PatrolTarget, PatrolPlan, threading.Event, int, Callable[[Sequence[Frame]], None]], GlanceResult]
+"""Performs one visit: ``visitor(target, plan, stop, first_seq, deliver) -> GlanceResult``.
+It hands frames to ``deliver`` (glance: once, at the end; watch: as they come)."""
+
+
+class PatrolState(str, enum.Enum):
+    IDLE = "idle"  # created, not started
+    RUNNING = "running"
+    PAUSED = "paused"  # no new visits; those in flight finish
+    WAITING = "waiting"  # outside the plan's time windows, or waiting out min_cycle_s
+    STOPPING = "stopping"
+    STOPPED = "stopped"  # stopped by the caller
+    FINISHED = "finished"  # all cycles done
+
+
+@dataclass(frozen=True, slots=True)
+class CameraOutcome:
+    """What one visit gave. ``reason`` is None for a good visit."""
+
+    camera_id: str
+    cycle: int
+    ok: bool
+    started_at: float
+    duration_s: float
+    frames: int = 0
+    connect_s: float | None = None
+    first_keyframe_s: float | None = None
+    packets_decoded: int = 0
+    packets_skipped: int = 0
+    error_kind: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedVisit:
+    camera_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineCamera:
+    """A camera whose last visit failed. It is tried again in cycle ``retry_cycle``."""
+
+    camera_id: str
+    reason: str
+    failures: int
+    since: float
+    retry_cycle: int
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolStatus:
+    """A consistent snapshot of a run (safe to return from an API as is).
+
+    ``visited`` counts finished visits of the current cycle (good or failed); ``skipped``
+    the offline cameras that sit this cycle out; ``total`` the cycle's cameras. ``eta_s``
+    estimates the rest of the current cycle from its pace so far (or the last cycle's).
+    """
+
+    plan_id: str
+    state: PatrolState
+    cycle: int
+    cycles: int
+    completed_cycles: int
+    total: int
+    visited: int
+    ok: int
+    failed: int
+    skipped: int
+    in_flight: tuple[str, ...]
+    started_at: float | None
+    cycle_started_at: float | None
+    last_cycle_s: float | None
+    eta_s: float | None
+    visits_total: int
+    failed_this_cycle: tuple[FailedVisit, ...]
+    offline: tuple[OfflineCamera, ...]
+
+    @property
+    def progress(self) -> float:
+        return (self.visited + self.skipped) / self.total if self.total else 0.0
+
+
+@dataclass
+class _CameraState:
+    failures: int = 0
+    retry_cycle: int = 0
+    offline_since: float | None = None
+    reason: str | None = None
+    seq: int = 0
+
+
+def default_visitor(
+    target: PatrolTarget,
+    plan: PatrolPlan,
+    stop: threading.Event,
+    first_seq: int,
+    deliver: Callable[[Sequence[Frame]], None],
+) -> GlanceResult:
+    """Glance (or watch) one camera as the plan says, and hand its frames to ``deliver``."""
+    if plan.mode == "watch":
+        return _watch(target, plan, stop, first_seq, deliver)
+    result = glance(
+        target.camera_id,
+        target.url,
+        keyframes=plan.keyframes,
+        open_timeout_s=plan.open_timeout_s,
+        keyframe_timeout_s=plan.keyframe_timeout_s,
+        stop=stop,
+        first_seq=first_seq,
+    )
+    if result.ok and result.frames:
+        deliver(result.frames)
+    return result
+
+
+def _watch(
+    target: PatrolTarget,
+    plan: PatrolPlan,
+    stop: threading.Event,
+    first_seq: int,
+    deliver: Callable[[Sequence[Frame]], None],
+) -> GlanceResult:
+    """``plan.watch_s`` seconds of video at ``plan.watch_fps`` through the regular stream reader."""
+    from gridworker.streams.config import StreamConfig
+    from gridworker.streams.reader import CameraStream
+
+    started_at, t0 = time.time(), time.monotonic()
+    config = StreamConfig(
+        url=target.url,
+        fps=plan.watch_fps,
+        open_timeout_s=plan.open_timeout_s,
+        read_timeout_s=min(plan.keyframe_timeout_s, 30.0),
+        backoff_initial_s=max(plan.watch_s, 1.0),  # one session per visit: no reconnect inside it
+        backoff_max_s=max(plan.watch_s, 1.0),
+    )
+    stream = CameraStream(target.camera_id, config)
+    delivered = 0
+    first: float | None = None
+    last_seq = -1
+    stream.start()
+    try:
+        deadline_first = t0 + plan.open_timeout_s + plan.keyframe_timeout_s
+        end: float | None = None
+        while not stop.is_set():
+            now = time.monotonic()
+            if end is None and now > deadline_first:
+                break
+            if end is not None and now >= end:
+                break
+            frame = stream.wait(after_seq=last_seq, timeout=0.25)
+            if frame is None:
+                continue
+            last_seq = frame.seq
+            if first is None:
+                first = time.monotonic() - t0
+                end = time.monotonic() + plan.watch_s
+            deliver([Frame(frame.camera_id, first_seq + delivered, frame.ts, frame.image)])
+            delivered += 1
+        health = stream.health()
+    finally:
+        stream.stop()
+    total = time.monotonic() - t0
+    safe = redact_url(target.url)
+    if stop.is_set() and delivered == 0:
+        return GlanceResult(target.camera_id, safe, started_at, total_s=total, error_kind="stopped", error="stopped")
+    if delivered == 0:
+        why = health.last_error or f"no frame within {plan.open_timeout_s + plan.keyframe_timeout_s:g} s"
+        return GlanceResult(target.camera_id, safe, started_at, total_s=total, error_kind="keyframe_timeout", error=why)
+    return GlanceResult(
+        target.camera_id, safe, started_at, connect_s=None, first_keyframe_s=first, total_s=total,
+        packets_decoded=health.frames_decoded,
+    )
+
+
+class PatrolRun:
+    """Executes one :class:`PatrolPlan` over a camera list.
+
+    Args:
+        plan: what to visit and how.
+        cameras: the candidate cameras, or a callable returning them (read at each cycle's
+            start, so cameras added or removed in the service take effect next cycle).
+        visit_sink: gets each visit's frames; must be thread-safe (visits run in parallel).
+        visitor: performs one visit (default :func:`default_visitor`: a real glance/watch).
+        on_outcome: optional callback per finished visit (metrics, logs), any thread.
+        clock: wall clock for the plan's time windows and timestamps.
+
+    Lifecycle: ``start`` (idempotent while running), ``pause``/``resume`` (idempotent),
+    ``stop`` (idempotent; in-flight visits are abandoned at their next packet), ``wait``.
+    A run is started once; after it stopped or finished, make a new one.
+    """
+
+    def __init__(
+        self,
+        plan: PatrolPlan,
+        cameras: Sequence[PatrolTarget] | Callable[[], Sequence[PatrolTarget]],
+        visit_sink: VisitSink,
+        *,
+        visitor: Visitor = default_visitor,
+        on_outcome: Callable[[CameraOutcome], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plan = plan
+        self._cameras = cameras if callable(cameras) else (lambda: list(cameras))  # type: ignore[arg-type]
+        self._sink = visit_sink
+        self._visitor = visitor
+        self._on_outcome = on_outcome
+        self._clock = clock
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._slots = threading.BoundedSemaphore(plan.concurrency)
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        # guarded by _cond
+        self._state = PatrolState.IDLE
+        self._paused = False
+        self._cycle = 0
+        self._completed = 0
+        self._total = 0
+        self._ok = 0
+        self._failed = 0
+        self._skipped = 0
+        self._visits_total = 0
+        self._in_flight: dict[str, float] = {}
+        self._started_at: float | None = None
+        self._cycle_started_mono: float | None = None
+        self._cycle_started_at: float | None = None
+        self._last_cycle_s: float | None = None
+        self._failed_now: list[FailedVisit] = []
+        self._cams: dict[str, _CameraState] = {}
+        self._last: dict[str, CameraOutcome] = {}
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> bool:
+        """Start the run. Returns False (and does nothing) if it is already running."""
+        with self._cond:
+            if self._thread is not None or self._stop.is_set():
+                if self._stop.is_set() or self._state in _ENDED:
+                    raise RuntimeError(f"patrol {self.plan.id}: this run has ended; start a new PatrolRun")
+                return False
+            self._state = PatrolState.RUNNING
+            self._started_at = self._clock()
+            self._pool = ThreadPoolExecutor(max_workers=self.plan.concurrency, thread_name_prefix=f"patrol-{self.plan.id}")
+            self._thread = threading.Thread(target=self._dispatch, name=f"patrol-{self.plan.id}", daemon=True)
+            self._thread.start()
+        log.info("patrol %s: started (%s, concurrency %d)", self.plan.id, self.plan.mode, self.plan.concurrency)
+        return True
+
+    def pause(self) -> bool:
+        """Start no new visits (those in flight finish). False if already paused or not running."""
+        with self._cond:
+            if self._paused or self._thread is None or self._state in _ENDED:
+                return False
+            self._paused = True
+            self._resume.clear()
+            if self._state is PatrolState.RUNNING:
+                self._state = PatrolState.PAUSED
+            self._cond.notify_all()
+        return True
+
+    def resume(self) -> bool:
+        """Undo :meth:`pause`. False if it was not paused."""
+        with self._cond:
+            if not self._paused:
+                return False
+            self._paused = False
+            self._resume.set()
+            if self._state is PatrolState.PAUSED:
+                self._state = PatrolState.RUNNING
+            self._cond.notify_all()
+        return True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop and wait for the dispatcher and the visits. True once all of them ended.
+
+        Args:
+            timeout: seconds to wait; default the longest a visit can take (its timeouts).
+        """
+        with self._cond:
+            if self._state not in _ENDED and self._thread is not None:
+                self._state = PatrolState.STOPPING
+            elif self._thread is None:
+                self._state = PatrolState.STOPPED
+        self._stop.set()
+        self._resume.set()
+        with self._cond:
+            self._cond.notify_all()
+        return self.wait(self.plan.visit_budget_s() + 2.0 if timeout is None else timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the run has ended (all cycles done, or stopped). True if it has."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._in_flight, timeout)
+
+    # ------------------------------------------------------------------ observation
+    def status(self) -> PatrolStatus:
+        with self._cond:
+            now = time.monotonic()
+            done = self._ok + self._failed + self._skipped
+            eta: float | None = None
+            if self._state in (PatrolState.RUNNING, PatrolState.PAUSED) and self._total:
+                remaining = max(0, self._total - done)
+                if done and self._cycle_started_mono is not None:
+                    eta = remaining * (now - self._cycle_started_mono) / done
+                elif self._last_cycle_s is not None:
+                    eta = self._last_cycle_s
+            offline = tuple(
+                OfflineCamera(cid, st.reason or "", st.failures, st.offline_since, st.retry_cycle)
+                for cid, st in sorted(self._cams.items())
+                if st.offline_since is not None
+            )
+            return PatrolStatus(
+                plan_id=self.plan.id,
+                state=self._state,
+                cycle=self._cycle,
+                cycles=self.plan.cycles,
+                completed_cycles=self._completed,
+                total=self._total,
+                visited=self._ok + self._failed,
+                ok=self._ok,
+                failed=self._failed,
+                skipped=self._skipped,
+                in_flight=tuple(sorted(self._in_flight)),
+                started_at=self._started_at,
+                cycle_started_at=self._cycle_started_at,
+                last_cycle_s=self._last_cycle_s,
+                eta_s=eta,
+                visits_total=self._visits_total,
+                failed_this_cycle=tuple(self._failed_now),
+                offline=offline,
+            )
+
+    def last_outcomes(self) -> dict[str, CameraOutcome]:
+        """The latest visit outcome of every camera visited so far."""
+        with self._cond:
+            return dict(self._last)
+
+    def wait_for(self, predicate: Callable[[PatrolStatus], bool], timeout: float) -> bool:
+        """Wait until ``predicate(status())`` holds (re-checked on every change). True if it did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate(self.status()):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._cond:
+                self._cond.wait(min(left, 0.2))
+
+    # ------------------------------------------------------------------ dispatcher
+    def _dispatch(self) -> None:
+        plan = self.plan
+        try:
+            while not self._stop.is_set():
+                if plan.cycles and self._cycle >= plan.cycles:
+                    break
+                if not self._wait_window():
+                    break
+                cycle_t0 = time.monotonic()
+                self._run_cycle(self._cycle + 1)
+                if self._stop.is_set():
+                    break
+                rest = plan.min_cycle_s - (time.monotonic() - cycle_t0)
+                more = not plan.cycles or self._cycle < plan.cycles
+                if rest > 0 and more:
+                    self._set_state(PatrolState.WAITING)
+                    self._stop.wait(rest)
+                    self._set_state(PatrolState.PAUSED if self._paused else PatrolState.RUNNING)
+        except Exception:  # noqa: BLE001 - logged; the run ends as stopped instead of dying silently
+            log.exception("patrol %s: dispatcher failed", plan.id)
+        finally:
+            self._drain()
+            with self._cond:
+                self._state = PatrolState.STOPPED if self._stop.is_set() else PatrolState.FINISHED
+                self._cond.notify_all()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            log.info("patrol %s: %s after %d cycle(s)", plan.id, self._state.value, self._completed)
+
+    def _set_state(self, state: PatrolState) -> None:
+        with self._cond:
+            if self._state not in (*_ENDED, PatrolState.STOPPING):
+                self._state = state
+            self._cond.notify_all()
+
+    def _wait_window(self) -> bool:
+        """Block while paused or outside the plan's time windows. False if stopped meanwhile."""
+        schedule = self.plan.schedule
+        while not self._stop.is_set():
+            if not self._resume.is_set():
+                self._resume.wait(0.5)
+                continue
+            if schedule is None or schedule.active(self._clock()):
+                self._set_state(PatrolState.PAUSED if self._paused else PatrolState.RUNNING)
+                return True
+            self._set_state(PatrolState.WAITING)
+            self._stop.wait(1.0)
+        return False
+
+    def _run_cycle(self, cycle: int) -> None:
+        plan = self.plan
+        targets = plan_order(self._cameras(), plan, cycle)
+        with self._cond:
+            self._cycle = cycle
+            self._total = len(targets)
+            self._ok = self._failed = self._skipped = 0
+            self._failed_now = []
+            self._cycle_started_mono = time.monotonic()
+            self._cycle_started_at = self._clock()
+            present = {t.camera_id for t in targets}
+            for cid in [c for c in self._cams if c not in present]:
+                del self._cams[cid]  # removed from the plan or the service: forget it
+        log.info("patrol %s: cycle %d, %d camera(s)", plan.id, cycle, len(targets))
+        last_start = 0.0
+        for target in targets:
+            if not self._wait_window():
+                break
+            with self._cond:
+                st = self._cams.setdefault(target.camera_id, _CameraState())
+                if st.offline_since is not None and st.retry_cycle > cycle:
+                    self._skipped += 1
+                    self._cond.notify_all()
+                    continue
+            if not self._acquire_slot():
+                break
+            gap = plan.stagger_s - (time.monotonic() - last_start)
+            if gap > 0:
+                self._stop.wait(gap)
+            last_start = time.monotonic()
+            with self._cond:
+                self._in_flight[target.camera_id] = last_start
+                first_seq = st.seq + 1
+                self._cond.notify_all()
+            assert self._pool is not None
+            self._pool.submit(self._visit, target, cycle, first_seq)
+        self._drain()
+        with self._cond:
+            if not self._stop.is_set():
+                assert self._cycle_started_mono is not None
+                self._last_cycle_s = time.monotonic() - self._cycle_started_mono
+                self._completed += 1
+            self._cond.notify_all()
+        log.info(
+            "patrol %s: cycle %d done in %.1f s: %d ok, %d failed, %d offline skipped",
+            plan.id, cycle, self._last_cycle_s or 0.0, self._ok, self._failed, self._skipped,
+        )
+
+    def _acquire_slot(self) -> bool:
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=0.2):
+                return True
+        return False
+
+    def _drain(self) -> None:
+        """Wait for every visit in flight (they honour the stop event and their own timeouts)."""
+        limit = time.monotonic() + self.plan.visit_budget_s() + 5.0
+        with self._cond:
+            while self._in_flight:
+                left = limit - time.monotonic()
+                if left <= 0 and self._stop.is_set():
+                    log.warning("patrol %s: visits still running after stop: %s", self.plan.id, sorted(self._in_flight))
+                    return
+                self._cond.wait(0.2)
+
+    # ------------------------------------------------------------------ one visit
+    def _visit(self, target: PatrolTarget, cycle: int, first_seq: int) -> None:
+        t0 = time.monotonic()
+        delivered = 0
+
+        def deliver(frames: Sequence[Frame]) -> None:
+            nonlocal delivered
+            self._sink(target, frames)
+            delivered += len(frames)
+
+        try:
+            result = self._visitor(target, self.plan, self._stop, first_seq, deliver)
+            outcome = CameraOutcome(
+                camera_id=target.camera_id,
+                cycle=cycle,
+                ok=result.ok,
+                started_at=result.started_at,
+                duration_s=time.monotonic() - t0,
+                frames=delivered,
+                connect_s=result.connect_s,
+                first_keyframe_s=result.first_keyframe_s,
+                packets_decoded=result.packets_decoded,
+                packets_skipped=result.packets_skipped,
+                error_kind=result.error_kind,
+                reason=result.reason,
+            )
+        except Exception as exc:  # noqa: BLE001 - a failing sink or visitor fails this visit, not the run
+            log.exception("patrol %s: visit of %s failed", self.plan.id, target.camera_id)
+            outcome = CameraOutcome(
+                camera_id=target.camera_id, cycle=cycle, ok=False, started_at=self._clock(),
+                duration_s=time.monotonic() - t0, frames=delivered, error_kind="error",
+                reason=f"error: {type(exc).__name__}: {exc}",
+            )
+        finally:
+            self._slots.release()
+        self._record(outcome, first_seq)
+
+    def _record(self, outcome: CameraOutcome, first_seq: int) -> None:
+        stopped = outcome.error_kind == "stopped"
+        with self._cond:
+            self._in_flight.pop(outcome.camera_id, None)
+            st = self._cams.setdefault(outcome.camera_id, _CameraState())
+            st.seq = max(st.seq, first_seq - 1 + outcome.frames)
+            if not stopped:
+                self._last[outcome.camera_id] = outcome
+                self._visits_total += 1
+                if outcome.ok:
+                    self._ok += 1
+                    st.failures, st.offline_since, st.reason = 0, None, None
+                else:
+                    self._failed += 1
+                    reason = outcome.reason or "failed"
+                    self._failed_now.append(FailedVisit(outcome.camera_id, reason))
+                    st.failures += 1
+                    st.reason = reason
+                    if st.offline_since is None:
+                        st.offline_since = self._clock()
+                    st.retry_cycle = outcome.cycle + 1 + skip_cycles(st.failures, self.plan.retry_max_skip_cycles)
+            self._cond.notify_all()
+        if self._on_outcome is not None and not stopped:
+            try:
+                self._on_outcome(outcome)
+            except Exception:  # noqa: BLE001 - an observer must not break the run
+                log.exception("patrol %s: on_outcome callback failed", self.plan.id)
+
+
+_ENDED = (PatrolState.STOPPED, PatrolState.FINISHED)
