@@ -1,73 +1,81 @@
-"""Dwell: an object that stays still inside the zone — the basis of illegal parking (机动车违停)."""
+"""Dwell: an object that stays still inside the zone — the basis of 机动车违停 (illegal
+parking) and 非机动车乱停放 (non-motor vehicles parked outside the allowed bays)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..config import DwellRuleConfig, IllegalParkingRuleConfig, NonMotorParkingRuleConfig
-from ..zones import ground_points
 from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .stays import Stay, StayTracker, elsewhere, format_duration, tracked_candidates
 
-
-@dataclass(slots=True)
-class _Stay:
-    anchor: np.ndarray  # (2,) ground point where the stay began, pixels
-    since: float
-    last_seen: float
+#: How many objects a summary names before it says "and N more".
+_NAMED = 5
 
 
 class DwellRule(Rule):
     """Fires while any tracked object has stood still in the zone for ``min_duration_s``.
 
-    "Still" is judged on the box's ground point relative to the box height, so the same
-    setting works near and far from the camera. Per-track state lives in a dict keyed by
-    tracker id and is pruned once a track has been unseen for ``lost_grace_s``.
+    "Still" is judged on the box's ground point relative to the box height (a drift of at
+    most ``max_movement`` heights), so the same setting works near and far from the camera.
+    Stays survive occlusions and tracker ID switches (see :mod:`.stays`): while a stay that
+    already counted is unseen for at most ``lost_grace_s`` the rule stays active and its
+    clock keeps running, and a new track that begins at the same place with a similar box
+    inherits the start time. A track seen to move away (even out of the zone) ends its stay.
     """
 
     type = "dwell"
     kind = IncidentKind("dwell", "物体滞留", "stationary object", "street_order")
     config: DwellRuleConfig
+    noun: ClassVar[str] = "object"
 
     def __init__(self, config: DwellRuleConfig) -> None:
         super().__init__(config)
-        self._stays: dict[int, _Stay] = {}
+        self._stays = StayTracker(max_movement=config.max_movement, lost_grace_s=config.lost_grace_s)
 
     def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config
-        detections, now = scene.detections, scene.now
-        idx = np.flatnonzero(self.candidates(scene))
-        if detections.tracker_id is not None and len(idx):
-            idx = idx[detections.tracker_id[idx] >= 0]
-        dwelling: list[int] = []
-        durations: list[float] = []
-        if len(idx):
-            xyxy = detections.xyxy[idx]
-            points = ground_points(xyxy)
-            heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
-            for j, det_i in enumerate(idx):
-                track = int(detections.tracker_id[det_i])  # type: ignore[index]
-                stay = self._stays.get(track)
-                if stay is None or np.linalg.norm(points[j] - stay.anchor) > cfg.max_movement * heights[j]:
-                    self._stays[track] = _Stay(anchor=points[j].copy(), since=now, last_seen=now)
-                    continue
-                stay.last_seen = now
-                held = now - stay.since
-                if held >= cfg.min_duration_s:
-                    dwelling.append(int(det_i))
-                    durations.append(held)
-        self._stays = {t: s for t, s in self._stays.items() if now - s.last_seen <= cfg.lost_grace_s}
-        if not dwelling:
+        now = scene.now
+        idx = tracked_candidates(scene, self.candidates(scene))
+        dets = scene.detections
+        present = self._stays.update(
+            now, scene.tracker_ids[idx], dets.xyxy[idx], scene.class_names[idx], scene.size, elsewhere(scene, idx)
+        )
+        visible = [(int(i), s) for i, s in zip(idx, present, strict=True) if s.held(now) >= cfg.min_duration_s]
+        # counted before it went out of sight: still there as far as we know (no second incident)
+        hidden = [s for s in self._stays.unseen() if s.seen_for >= cfg.min_duration_s]
+        if not visible and not hidden:
             return INACTIVE
-        longest = max(durations)
+        stays = [(s, True) for _, s in visible] + [(s, False) for s in hidden]
+        stays.sort(key=lambda sv: -sv[0].held(now))
+        longest = stays[0][0].held(now)
+        listed = ", ".join(f"{s.label()} for {format_duration(s.held(now))}{'' if seen else ' (hidden)'}" for s, seen in stays[:_NAMED])
+        more = f" and {len(stays) - _NAMED} more" if len(stays) > _NAMED else ""
         return RuleResult(
             active=True,
-            subjects=np.asarray(dwelling, dtype=np.int64),
-            count=len(dwelling),
-            summary=f"{len(dwelling)} stationary object(s), the longest for {longest:.0f} s",
-            details={"longest_s": round(longest, 1), "tracks": [int(detections.tracker_id[i]) for i in dwelling]},  # type: ignore[index]
+            subjects=np.asarray([i for i, _ in visible], dtype=np.int64),
+            count=len(stays),
+            summary=f"{len(stays)} stationary {self.noun}(s): {listed}{more}",
+            details={
+                "longest_s": round(longest, 1),
+                "threshold_s": cfg.min_duration_s,
+                "tracks": [s.track for s, _ in stays],
+                "objects": [_describe(s, now, visible=seen) for s, seen in stays],
+            },
         )
+
+
+def _describe(stay: Stay, now: float, *, visible: bool) -> dict[str, Any]:
+    return {
+        "track": stay.track,
+        "class": stay.class_name,
+        "stationary_s": round(stay.held(now), 1),
+        "since": round(stay.since, 3),
+        "previous_tracks": list(stay.previous),
+        "visible": visible,
+    }
 
 
 class IllegalParkingRule(DwellRule):
@@ -76,6 +84,7 @@ class IllegalParkingRule(DwellRule):
     type = "illegal_parking"
     kind = IncidentKind("illegal_parking", "机动车违停", "illegal parking", "traffic")
     config: IllegalParkingRuleConfig
+    noun = "vehicle"
 
 
 class NonMotorParkingRule(DwellRule):
@@ -84,3 +93,4 @@ class NonMotorParkingRule(DwellRule):
     type = "nonmotor_parking"
     kind = IncidentKind("nonmotor_parking", "非机动车乱停放", "non-motor vehicle parking", "street_order")
     config: NonMotorParkingRuleConfig
+    noun = "non-motor vehicle"

@@ -1,0 +1,304 @@
+"""Stays: how long each tracked object has been still (or merely present) in a zone.
+
+Shared by the dwell/parking, loitering and street-vending rules. A :class:`StayTracker`
+keeps one :class:`Stay` per track and carries it across the two things a real tracker
+does to a parked car or a waiting person:
+
+* **occlusion**: the object is unseen for a while (a bus drives past, the detector
+  misses a few frames). The stay survives ``lost_grace_s`` unseen and its clock keeps
+  running; the same track id coming back continues it.
+* **ID switch**: the tracker gives the object a new id. A stay that has gone unseen is
+  taken over by a track that *began* near where the stay was last seen (within
+  ``rejoin_distance`` box heights), no later than ``lost_grace_s`` after it was last seen,
+  with a box of similar size. The taking-over track inherits the start time, so the clock
+  does not restart. This also covers a new id that shows up while the old one is still
+  reported for a frame or two.
+
+Two modes:
+
+* ``max_movement`` set (**stationary** mode, for dwell/parking/vending): a stay lasts
+  while the box's ground point stays within ``max_movement`` box heights of its *anchor*
+  (the mean of the stay's ground points, so detector wobble averages out while a slow
+  creep still drifts away from it). Judging the drift relative to the box height makes
+  one setting work near and far from the camera. Only a move that lasts ``confirm_s``
+  ends the stay (one bad box does not reset a three-minute clock); a new stay then begins
+  where the object is. A stay taken over on an ID switch keeps its anchor, so the new
+  track must also stand at the same place.
+* ``max_movement=None`` (**presence** mode, for loitering): a stay lasts while the track
+  is in the zone, however it moves. Because a moving object can really leave, a stay
+  whose track was last seen at the frame border, or is seen outside the zone, is not
+  handed to another track (only its own id may come back to it).
+
+A tracker never does I/O and knows nothing of rules' thresholds: a rule reads ``held``
+from the stays of the present tracks and ``unseen()`` for those within their grace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..zones import ground_points
+from .base import Scene
+
+#: Default largest relative size change (of height and of width) between the box of a
+#: vanished stay and the track that takes it over: 0.5 allows up to ×1.5.
+SIZE_TOLERANCE = 0.5
+#: Default time a ground point must stay beyond ``max_movement`` before the object counts as moved.
+MOVE_CONFIRM_S = 1.0
+#: A box within this fraction of the frame size from an edge touches the border.
+BORDER = 0.01
+
+
+@dataclass(slots=True, eq=False)
+class Stay:
+    """One object's stay.
+
+    Attributes:
+        track: the track id now carrying the stay.
+        class_name: its class on the last frame it was seen.
+        since: when the stay began, epoch seconds (kept across occlusions and ID switches).
+        anchor: (2,) ground point (px) the drift is measured from: the mean of the stay's points.
+        point: (2,) ground point when last seen.
+        box: (4,) xyxy box when last seen.
+        last_seen: when the object was last seen in the zone.
+        started: when *this track's own* record began (what an ID switch is judged on).
+        origin: (2,) where this track's own record began.
+        previous: earlier track ids of the same object, oldest first.
+        left: the object was seen leaving (at the frame border, or outside the zone): another
+            track may not take the stay over.
+        moved_since: when the object was first seen beyond ``max_movement`` of the anchor in
+            the current run of such frames; None while it is within.
+    """
+
+    track: int
+    class_name: str
+    since: float
+    anchor: np.ndarray
+    point: np.ndarray
+    box: np.ndarray
+    last_seen: float
+    started: float
+    origin: np.ndarray
+    previous: list[int] = field(default_factory=list)
+    left: bool = False
+    moved_since: float | None = None
+    n_points: int = 1
+
+    def settle(self, point: np.ndarray) -> None:
+        """Fold a ground point within the movement limit into the anchor (running mean)."""
+        self.n_points += 1
+        self.anchor = self.anchor + (point - self.anchor) / self.n_points
+        self.moved_since = None
+
+    @property
+    def height(self) -> float:
+        return max(float(self.box[3] - self.box[1]), 1.0)
+
+    @property
+    def width(self) -> float:
+        return max(float(self.box[2] - self.box[0]), 1.0)
+
+    @property
+    def seen_for(self) -> float:
+        """How long the stay had lasted when the object was last seen."""
+        return self.last_seen - self.since
+
+    def held(self, now: float) -> float:
+        """How long the stay has lasted at ``now`` (the clock runs on while it is unseen)."""
+        return now - self.since
+
+    def label(self) -> str:
+        """``car #12`` or ``car #12 (was #7)``, for summaries."""
+        was = f" (was #{', #'.join(str(t) for t in self.previous)})" if self.previous else ""
+        return f"{self.class_name} #{self.track}{was}"
+
+
+class StayTracker:
+    """Per-track stays of one rule (see the module docstring).
+
+    Args:
+        max_movement: stationary mode: largest drift of the ground point, in box heights,
+            still called the same stay; None for presence mode.
+        lost_grace_s: how long a stay survives unseen.
+        rejoin_distance: how near (in box heights of the vanished object) a new track must
+            begin to take a stay over; defaults to ``max_movement`` (stationary mode) or 1.0.
+        size_tolerance: largest relative size change for a take-over (see ``SIZE_TOLERANCE``).
+        confirm_s: how long a move must last to end a stay (stationary mode).
+
+    Example:
+        >>> stays = StayTracker(max_movement=0.3, lost_grace_s=5.0)
+        >>> boxes = np.array([[0.0, 0.0, 60.0, 40.0]])
+        >>> _ = stays.update(0.0, np.array([1]), boxes, np.array(["car"]), (100, 100))
+        >>> stays.update(7.0, np.array([1]), boxes + 2, np.array(["car"]), (100, 100))[0].held(7.0)
+        7.0
+    """
+
+    def __init__(
+        self,
+        *,
+        max_movement: float | None,
+        lost_grace_s: float,
+        rejoin_distance: float | None = None,
+        size_tolerance: float = SIZE_TOLERANCE,
+        confirm_s: float = MOVE_CONFIRM_S,
+    ) -> None:
+        self.max_movement = max_movement
+        self.lost_grace_s = lost_grace_s
+        self.rejoin_distance = rejoin_distance if rejoin_distance is not None else (max_movement if max_movement is not None else 1.0)
+        self.size_tolerance = size_tolerance
+        self.confirm_s = confirm_s
+        self._stays: dict[int, Stay] = {}
+        self._present: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._stays)
+
+    def update(
+        self,
+        now: float,
+        ids: np.ndarray,
+        boxes: np.ndarray,
+        class_names: np.ndarray,
+        size: tuple[int, int],
+        elsewhere: Mapping[int, np.ndarray] | None = None,
+    ) -> list[Stay]:
+        """Take one frame's objects in the zone; returns their stays, in the order given.
+
+        Args:
+            now: frame time.
+            ids: (n,) track ids (all >= 0) of the objects in the zone.
+            boxes: (n, 4) their xyxy boxes, pixels.
+            class_names: (n,) their classes.
+            size: frame (width, height).
+            elsewhere: track id → box of tracked objects on this frame that are *not* among
+                ``ids`` (outside the zone, filtered out): a stationary stay whose track is
+                seen to have moved away (for ``confirm_s``) ends; a presence whose track
+                is seen outside is marked as left.
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        points = ground_points(boxes).astype(np.float64)
+        present: dict[int, Stay] = {}
+        out: list[Stay] = []
+        for tid, box, point, name in zip((int(t) for t in ids), boxes, points, class_names, strict=True):
+            stay = self._stays.get(tid)
+            if stay is not None and self._moved(stay, point, max(float(box[3] - box[1]), 1.0), now):
+                stay = None  # it moved away: a new stay begins where it is now
+            if stay is None:
+                stay = Stay(tid, str(name), now, point.copy(), point.copy(), box.copy(), now, now, point.copy())
+            stay.class_name = str(name)
+            stay.point, stay.box, stay.last_seen, stay.left = point.copy(), box.copy(), now, False
+            present[tid] = stay
+            out.append(stay)
+
+        unseen: dict[int, Stay] = {}
+        for tid, stay in self._stays.items():
+            if tid in present or now - stay.last_seen > self.lost_grace_s:
+                continue
+            seen = elsewhere.get(tid) if elsewhere else None
+            if seen is not None:
+                if self.max_movement is not None:
+                    seen_box = np.asarray(seen, dtype=np.float64)
+                    seen_point = ground_points(seen_box[None])[0].astype(np.float64)
+                    if self._moved(stay, seen_point, max(float(seen_box[3] - seen_box[1]), 1.0), now):
+                        continue  # seen driving away (out of the zone): the stay is over
+                else:
+                    stay.left = True
+            elif self.max_movement is None and _at_border(stay.box, size):
+                stay.left = True  # walked out of the picture
+            unseen[tid] = stay
+
+        self._take_over(present, unseen)
+        self._stays = {**unseen, **present}
+        self._present = set(present)
+        return out
+
+    def _moved(self, stay: Stay, point: np.ndarray, height: float, now: float) -> bool:
+        """Stationary mode: fold ``point`` into the stay, or say whether it has moved for good."""
+        if self.max_movement is None:
+            return False
+        if _dist(point, stay.anchor) <= self.max_movement * height:
+            stay.settle(point)
+            return False
+        if stay.moved_since is None:
+            stay.moved_since = now
+        return now - stay.moved_since >= self.confirm_s
+
+    def unseen(self) -> list[Stay]:
+        """Stays not seen on the last frame but still within their grace."""
+        return [s for t, s in self._stays.items() if t not in self._present]
+
+    def _take_over(self, present: dict[int, Stay], unseen: dict[int, Stay]) -> None:
+        """Hand vanished stays to the tracks that began where they vanished (ID switches)."""
+        pairs: list[tuple[float, int, int]] = []
+        for pid, p in present.items():
+            for oid, o in unseen.items():
+                if not o.left and self._may_take_over(p, o):
+                    pairs.append((_dist(p.origin, o.point) / o.height, pid, oid))
+        taken: set[int] = set()
+        done: set[int] = set()
+        for _, pid, oid in sorted(pairs):
+            if pid in done or oid in taken:
+                continue
+            p, o = present[pid], unseen.pop(oid)
+            p.since = o.since
+            if self.max_movement is not None:
+                p.anchor, p.n_points = o.anchor, o.n_points
+            p.previous = [*o.previous, o.track]
+            taken.add(oid)
+            done.add(pid)
+
+    def _may_take_over(self, p: Stay, o: Stay) -> bool:
+        if o.since >= p.since:  # only an older stay is worth inheriting
+            return False
+        if p.started - o.last_seen > self.lost_grace_s:  # began too long after it vanished
+            return False
+        if _dist(p.origin, o.point) > self.rejoin_distance * o.height:  # began somewhere else
+            return False
+        tol = 1.0 + self.size_tolerance
+        if not (_ratio(p.height, o.height) <= tol and _ratio(p.width, o.width) <= tol):
+            return False
+        return self.max_movement is None or _dist(p.point, o.anchor) <= self.max_movement * o.height
+
+
+def tracked_candidates(scene: Scene, mask: np.ndarray) -> np.ndarray:
+    """Indices of the ``mask``-selected detections that have a confirmed track id."""
+    idx = np.flatnonzero(mask)
+    return idx[scene.tracker_ids[idx] >= 0] if len(idx) else idx
+
+
+def elsewhere(scene: Scene, idx: np.ndarray) -> dict[int, np.ndarray]:
+    """Track id → box of the tracked detections not among ``idx`` (for ``StayTracker.update``)."""
+    ids = scene.tracker_ids
+    if len(ids) == 0:
+        return {}
+    rest = np.ones(len(ids), dtype=bool)
+    rest[idx] = False
+    rest &= ids >= 0
+    return {int(ids[i]): scene.detections.xyxy[i] for i in np.flatnonzero(rest)}
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+
+def _ratio(a: float, b: float) -> float:
+    return max(a, b) / max(min(a, b), 1e-9)
+
+
+def _at_border(box: np.ndarray, size: tuple[int, int]) -> bool:
+    w, h = size
+    mx, my = BORDER * w, BORDER * h
+    return bool(box[0] <= mx or box[1] <= my or box[2] >= w - 1 - mx or box[3] >= h - 1 - my)
