@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_bench(sub)
+    from .replay import register as register_replay
+
+    register_replay(sub)
     return parser
 
 
