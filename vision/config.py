@@ -131,6 +131,9 @@ class IntrusionRuleConfig(_RuleBase):
 
     type: Literal["intrusion"] = "intrusion"
     min_duration_s: float = Field(0.0, ge=0.0, le=3600.0, description="A track must stay inside this long before it counts.")
+    grace_s: float = Field(
+        1.0, ge=0.0, le=60.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
+    )
 
 
 class LaneIntrusionRuleConfig(_RuleBase):
@@ -139,6 +142,9 @@ class LaneIntrusionRuleConfig(_RuleBase):
     type: Literal["lane_intrusion"] = "lane_intrusion"
     classes: list[str] = Field(default_factory=lambda: ["person", "bicycle"], min_length=1)
     min_duration_s: float = Field(2.0, ge=0.0, le=3600.0, description="A track must stay in the lane this long before it counts.")
+    grace_s: float = Field(
+        1.0, ge=0.0, le=60.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
+    )
 
 
 class CrowdRuleConfig(_RuleBase):

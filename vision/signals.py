@@ -31,11 +31,13 @@ _HUES: dict[str, tuple[tuple[int, int], ...]] = {
     "green": ((42, 100),),
 }
 _MIN_PEAK_V = 80  # the lit lamp is at least this bright (V of HSV, 0..255)
-_MIN_CONTRAST_V = 60  # ... and this much brighter than the median of the region (the dark housing)
+_MIN_CONTRAST_V = 40  # ... and this much brighter than the median of the region (the dark housing)
 _MIN_SATURATION = 80  # lamp colour, not a white glare or grey housing
 _DOMINANCE = 3.0  # the winning colour has this many times the pixels of the runner-up
 _MIN_BLOB_SHARE = 0.5  # ... and most of them form one blob (a lamp), not scattered specks
-_MIN_BLOB_PX = 4
+_MIN_BLOB_PX = 6
+_MIN_BLOB_FILL = 0.35  # ... and the blob is compact (a disc or ring fills its box; speckle does not)
+_MIN_REGION_PX = 100  # below this (e.g. 8 x 12 px) a head is too small to read reliably
 
 
 def classify_lamp(rgb: np.ndarray, mask: np.ndarray | None = None) -> SignalState:
@@ -60,7 +62,7 @@ def classify_lamp(rgb: np.ndarray, mask: np.ndarray | None = None) -> SignalStat
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         return "unknown"
     valid = np.ones(rgb.shape[:2], dtype=bool) if mask is None else mask.astype(bool)
-    if valid.sum() < 9:
+    if valid.sum() < _MIN_REGION_PX:
         return "unknown"
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2HSV)
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
@@ -82,8 +84,12 @@ def classify_lamp(rgb: np.ndarray, mask: np.ndarray | None = None) -> SignalStat
     if counts[best] < _MIN_BLOB_PX or counts[best] < _DOMINANCE * counts[second]:
         return "unknown"
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(masks[best].astype(np.uint8), connectivity=8)
-    largest = int(stats[1:, cv2.CC_STAT_AREA].max()) if n > 1 else 0
-    if largest < _MIN_BLOB_PX or largest < _MIN_BLOB_SHARE * counts[best]:
+    if n <= 1:
+        return "unknown"
+    blob = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = int(stats[blob, cv2.CC_STAT_AREA])
+    box = int(stats[blob, cv2.CC_STAT_WIDTH]) * int(stats[blob, cv2.CC_STAT_HEIGHT])
+    if area < _MIN_BLOB_PX or area < _MIN_BLOB_SHARE * counts[best] or area < _MIN_BLOB_FILL * box:
         return "unknown"
     return best  # type: ignore[return-value]
 

@@ -9,7 +9,8 @@ from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
 class IntrusionRule(Rule):
-    """Fires while any listed object has been inside the zone for ``min_duration_s``.
+    """Fires while any listed object has been inside the zone for ``min_duration_s``
+    (per track; missed detections shorter than ``grace_s`` don't restart its clock).
 
     Example:
         >>> rule = IntrusionRule(IntrusionRuleConfig(classes=["person"]))
@@ -22,6 +23,7 @@ class IntrusionRule(Rule):
     def __init__(self, config: IntrusionRuleConfig | LaneIntrusionRuleConfig) -> None:
         super().__init__(config)
         self._entered: dict[int, float] = {}
+        self._seen: dict[int, float] = {}
 
     def evaluate(self, scene: Scene) -> RuleResult:
         idx = np.flatnonzero(self.candidates(scene))
@@ -29,9 +31,14 @@ class IntrusionRule(Rule):
         if min_s > 0:
             ids = scene.tracker_ids[idx]
             present = {int(t) for t in ids if t >= 0}
-            self._entered = {t: s for t, s in self._entered.items() if t in present}
             for t in present:
                 self._entered.setdefault(t, scene.now)
+                self._seen[t] = scene.now
+            # a track missed for a frame or two (detector flicker) keeps its clock
+            gone = [t for t, s in self._seen.items() if scene.now - s > self.config.grace_s]
+            for t in gone:
+                del self._seen[t]
+                self._entered.pop(t, None)
             ok = np.array([t >= 0 and scene.now - self._entered[int(t)] >= min_s for t in ids], dtype=bool)
             idx = idx[ok] if len(idx) else idx
         if len(idx) == 0:
