@@ -314,6 +314,8 @@ def run_naive_patrol(
     key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
     previous = os.environ.get(key)
     os.environ[key] = "rtsp_transport;tcp"
+    # OpenCV's FFmpeg complains about every P-frame before the first keyframe; keep stderr readable
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     latencies: list[float] = []
     failed = 0
     t_start = time.monotonic()

@@ -13,7 +13,7 @@ See docs/patrol.md.
 """
 
 from .config import SITE_TYPES, CameraPatrolConfig, PatrolPlan, PatrolSelection, PatrolTarget, SiteType
-from .engine import CameraOutcome, FailedVisit, OfflineCamera, PatrolRun, PatrolState, PatrolStatus, default_visitor
+from .engine import CameraOutcome, CycleSummary, FailedVisit, OfflineCamera, PatrolRun, PatrolState, PatrolStatus, default_visitor
 from .revisit import RevisitChecker, RevisitConfig, RevisitViolation, Sighting
 from .selection import order_cameras, plan_order, select_cameras, skip_cycles, unknown_ids
 
@@ -21,6 +21,7 @@ __all__ = [
     "SITE_TYPES",
     "CameraOutcome",
     "CameraPatrolConfig",
+    "CycleSummary",
     "FailedVisit",
     "OfflineCamera",
     "PatrolPlan",

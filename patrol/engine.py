@@ -42,6 +42,7 @@ from .selection import plan_order, skip_cycles
 
 __all__ = [
     "CameraOutcome",
+    "CycleSummary",
     "FailedVisit",
     "OfflineCamera",
     "PatrolRun",
@@ -97,6 +98,19 @@ class FailedVisit:
 
 
 @dataclass(frozen=True, slots=True)
+class CycleSummary:
+    """The totals of a finished cycle (kept in the status while the next one runs)."""
+
+    cycle: int
+    total: int
+    ok: int
+    failed: int
+    skipped: int
+    duration_s: float
+    failed_visits: tuple[FailedVisit, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class OfflineCamera:
     """A camera whose last visit failed. It is tried again in cycle ``retry_cycle``."""
 
@@ -134,6 +148,7 @@ class PatrolStatus:
     visits_total: int
     failed_this_cycle: tuple[FailedVisit, ...]
     offline: tuple[OfflineCamera, ...]
+    last_cycle: CycleSummary | None = None
 
     @property
     def progress(self) -> float:
@@ -287,6 +302,7 @@ class PatrolRun:
         self._cycle_started_mono: float | None = None
         self._cycle_started_at: float | None = None
         self._last_cycle_s: float | None = None
+        self._last_summary: CycleSummary | None = None
         self._failed_now: list[FailedVisit] = []
         self._cams: dict[str, _CameraState] = {}
         self._last: dict[str, CameraOutcome] = {}
@@ -395,6 +411,7 @@ class PatrolRun:
                 visits_total=self._visits_total,
                 failed_this_cycle=tuple(self._failed_now),
                 offline=offline,
+                last_cycle=self._last_summary,
             )
 
     def last_outcomes(self) -> dict[str, CameraOutcome]:
@@ -506,6 +523,9 @@ class PatrolRun:
                 assert self._cycle_started_mono is not None
                 self._last_cycle_s = time.monotonic() - self._cycle_started_mono
                 self._completed += 1
+                self._last_summary = CycleSummary(
+                    cycle, self._total, self._ok, self._failed, self._skipped, self._last_cycle_s, tuple(self._failed_now)
+                )
             self._cond.notify_all()
         log.info(
             "patrol %s: cycle %d done in %.1f s: %d ok, %d failed, %d offline skipped",
