@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from gridworker.service import Service
 
-from .routers import cameras, health, incidents
+from .routers import cameras, flows, health, incidents
 from .routers import signals, types
 
 
@@ -39,6 +39,7 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(health.router)
     app.include_router(cameras.router)
     app.include_router(incidents.router)
+    app.include_router(flows.router)
     app.include_router(signals.router)
     app.include_router(types.router)
     return app

@@ -56,6 +56,12 @@ class Metrics:
             "gridworker_incidents_opened", "Incidents opened", labelnames=["type"], registry=self.registry
         )
         self.frames_analysed = Counter("gridworker_frames_analysed", "Frames analysed", registry=self.registry)
+        self.line_crossings = Counter(
+            "gridworker_line_crossings",
+            "Objects crossing a counting line",
+            labelnames=["camera", "line", "class_name", "direction"],
+            registry=self.registry,
+        )
         self.registry.register(_CameraCollector(camera_snapshot))
 
     def render(self) -> bytes:

@@ -17,6 +17,7 @@ from typing import Any
 import supervision as sv
 
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
+from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.models.base import Detector
 from gridworker.streams.frame import Frame
 from gridworker.streams.health import StreamHealth
@@ -99,6 +100,10 @@ class Service:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.observers: list[FrameObserver] = []
+        # counting-line crossings → gridworker_line_crossings_total + per-minute rows beside the incidents
+        self.flows = FlowStore(self.store.url)
+        self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
+        self.observers.append(self.flow_recorder.observe)
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -139,6 +144,7 @@ class Service:
             if t.is_alive():
                 log.error("thread %s did not stop within %.0f s", t.name, timeout)
         self._threads = []
+        self.flow_recorder.flush()
         self.started = False
 
     # -- cameras --------------------------------------------------------------------

@@ -367,6 +367,12 @@ class LineConfig(_Strict):
     points: list[Point] = Field(min_length=2, max_length=2, description="start and end (normalised).")
     classes: list[str] = Field(default_factory=lambda: ["person", "bicycle", *VEHICLE_CLASSES], min_length=1)
     min_confidence: float = Field(0.3, ge=0.0, le=1.0)
+    hysteresis: float = Field(
+        0.1,
+        ge=0.0,
+        le=2.0,
+        description="A ground point is on a side only this far (in box heights, at least 2 px) from the line: no counts from a box wobbling on it.",
+    )
 
     _segment = field_validator("points")(classmethod(lambda cls, v: _check_segment(v)))
 
@@ -378,20 +384,32 @@ class CalibrationConfig(_Strict):
     ``ground: [[0,0],[3.5,0],[3.5,30],[0,30]]`` (3.5 m wide, 30 m long).
     """
 
-    image: list[Point] = Field(min_length=4, max_length=4, description="Four image points (normalised).")
+    image: list[Point] = Field(min_length=4, max_length=4, description="Four image points (normalised), in order around the quadrilateral.")
     ground: list[tuple[float, float]] = Field(min_length=4, max_length=4, description="The same four points on the ground, metres.")
 
-    _poly = field_validator("image")(classmethod(lambda cls, v: _check_polygon(v)))
+    @field_validator("image")
+    @classmethod
+    def _image_quad(cls, image: list[Point]) -> list[Point]:
+        return _check_quad(_check_polygon(image), "image", 1e-6)
 
     @field_validator("ground")
     @classmethod
-    def _spread(cls, ground: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        xs = [p[0] for p in ground]
-        ys = [p[1] for p in ground]
-        area2 = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(4))
-        if abs(area2) < 1e-6:
-            raise ValueError("ground points must span an area (no three on one line)")
-        return ground
+    def _ground_quad(cls, ground: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        return _check_quad(ground, "ground", 1e-3)
+
+
+def _check_quad(points: list[tuple[float, float]], what: str, eps: float) -> list[tuple[float, float]]:
+    """Four points going around a convex quadrilateral: no three on one line and not in
+    crossed ("Z") order, which would fold the plane through the homography."""
+    turns = []
+    for i in range(4):
+        (ax, ay), (bx, by), (cx, cy) = points[i - 1], points[i], points[(i + 1) % 4]
+        turns.append((bx - ax) * (cy - by) - (by - ay) * (cx - bx))
+    if any(abs(t) < eps for t in turns):
+        raise ValueError(f"{what} points must span an area (no three on one line)")
+    if not (all(t > 0 for t in turns) or all(t < 0 for t in turns)):
+        raise ValueError(f"{what} points must go around a convex quadrilateral in order (not crosswise)")
+    return points
 
 
 class SignalConfig(_Strict):

@@ -1,18 +1,149 @@
 """车辆逆行 wrong-way driving: smoothed motion against the lane's allowed direction.
 
-TODO(helper): implement; this skeleton only registers the type.
+Each vehicle's ground point (bottom centre of its box, pixels) is kept over the last
+``window_s`` seconds. Its motion is the least-squares velocity of that history times the
+history's time span: box jitter averages out, a single bad box barely moves it. Only once
+that displacement reaches ``min_distance`` box heights is the direction judged, so a
+parked car wobbling in place is never judged at all. A vehicle whose displacement makes an
+angle of at least ``min_angle_deg`` with the lane's ``direction`` is wrong-way; a lane
+change (about 90°) is not.
+
+A verdict sticks to the track while it stands still (a wrong-way car that stops is still
+the wrong-way car) and is revised whenever it has moved far enough again. When the tracker
+loses a vehicle and a new id appears where the lost one was heading, the new id inherits
+the history (an ID switch neither hides a wrong-way vehicle nor starts its clock anew).
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
 from ..config import WrongWayRuleConfig
-from .base import IncidentKind, Rule, RuleResult, Scene
+from ..zones import ground_points
+from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+
+_MIN_SAMPLES = 3
+
+
+@dataclass(slots=True)
+class _History:
+    """One track's recent ground points."""
+
+    ts: deque[float] = field(default_factory=deque)
+    xy: deque[tuple[float, float]] = field(default_factory=deque)
+    heights: deque[float] = field(default_factory=deque)
+    last_seen: float = 0.0
+    wrong: bool = False
+    angle_deg: float | None = None
+
+    def add(self, t: float, point: np.ndarray, height: float, window_s: float) -> None:
+        self.ts.append(t)
+        self.xy.append((float(point[0]), float(point[1])))
+        self.heights.append(height)
+        self.last_seen = t
+        while self.ts and self.ts[0] < t - window_s:
+            self.ts.popleft()
+            self.xy.popleft()
+            self.heights.popleft()
+
+    def velocity(self) -> np.ndarray | None:
+        """Least-squares velocity (px/s) of the history, or None with too little of it."""
+        if len(self.ts) < _MIN_SAMPLES:
+            return None
+        t = np.asarray(self.ts, dtype=np.float64)
+        t = t - t.mean()
+        denom = float(np.dot(t, t))
+        if denom <= 0.0:
+            return None
+        xy = np.asarray(self.xy, dtype=np.float64)
+        return (t @ (xy - xy.mean(axis=0))) / denom  # type: ignore[no-any-return]
+
+    def displacement(self) -> np.ndarray | None:
+        """Smoothed displacement over the history's time span (px)."""
+        v = self.velocity()
+        return None if v is None else v * (self.ts[-1] - self.ts[0])
+
+    def height(self) -> float:
+        return float(np.median(np.asarray(self.heights)))
 
 
 class WrongWayRule(Rule):
+    """Fires while a vehicle in the lane zone is judged to travel against its ``direction``."""
+
     type = "wrong_way"
     kind = IncidentKind("wrong_way", "车辆逆行", "wrong-way driving", "traffic")
     config: WrongWayRuleConfig
 
+    def __init__(self, config: WrongWayRuleConfig) -> None:
+        super().__init__(config)
+        d = np.asarray(config.direction, dtype=np.float64)
+        self._direction = d / np.linalg.norm(d)
+        self._cos_limit = math.cos(math.radians(config.min_angle_deg))
+        self._tracks: dict[int, _History] = {}
+
     def evaluate(self, scene: Scene) -> RuleResult:
-        raise NotImplementedError
+        cfg = self.config
+        now = scene.now
+        ids = scene.tracker_ids
+        idx = np.flatnonzero(self.candidates(scene) & (ids >= 0))
+        xyxy = scene.detections.xyxy[idx] if len(idx) else np.zeros((0, 4), dtype=np.float32)
+        points = ground_points(xyxy)
+        heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
+
+        seen_now = {int(ids[i]) for i in idx}
+        for j, det_i in enumerate(idx):
+            track = int(ids[det_i])
+            if track not in self._tracks:
+                inherited = self._rejoin(points[j], float(heights[j]), now, seen_now)
+                self._tracks[track] = inherited if inherited is not None else _History()
+            self._tracks[track].add(now, points[j], float(heights[j]), cfg.window_s)
+
+        wrong: list[int] = []
+        angles: list[float] = []
+        for j, det_i in enumerate(idx):
+            hist = self._tracks[int(ids[det_i])]
+            self._judge(hist)
+            if hist.wrong:
+                wrong.append(int(det_i))
+                angles.append(hist.angle_deg or 180.0)
+
+        self._tracks = {t: h for t, h in self._tracks.items() if now - h.last_seen <= cfg.window_s}
+        if not wrong:
+            return INACTIVE
+        tracks = [int(ids[i]) for i in wrong]
+        return RuleResult(
+            active=True,
+            subjects=np.asarray(wrong, dtype=np.int64),
+            count=len(wrong),
+            summary=f"{len(wrong)} vehicle(s) driving against the lane direction",
+            details={"tracks": tracks, "angle_deg": [round(a, 1) for a in angles], "direction": list(cfg.direction)},
+        )
+
+    def _judge(self, hist: _History) -> None:
+        disp = hist.displacement()
+        if disp is None:
+            return
+        dist = float(np.linalg.norm(disp))
+        if dist < self.config.min_distance * hist.height():
+            return  # too little motion to judge: keep the previous verdict
+        cos = float(np.dot(disp, self._direction)) / dist
+        hist.angle_deg = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+        hist.wrong = cos <= self._cos_limit + 1e-12
+
+    def _rejoin(self, point: np.ndarray, height: float, now: float, seen_now: set[int]) -> _History | None:
+        """The history of a track lost recently whose predicted position is within one box
+        height of ``point`` (the same vehicle under a new id), removed from the table."""
+        best: tuple[float, int] | None = None
+        for track, hist in self._tracks.items():
+            if track in seen_now or not hist.ts or now - hist.last_seen > self.config.window_s:
+                continue
+            v = hist.velocity()
+            predicted = np.asarray(hist.xy[-1]) + (v * (now - hist.last_seen) if v is not None else 0.0)
+            gap = float(np.linalg.norm(point - predicted))
+            if gap <= max(height, hist.height()) and (best is None or gap < best[0]):
+                best = (gap, track)
+        return None if best is None else self._tracks.pop(best[1])
