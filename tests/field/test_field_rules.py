@@ -1,0 +1,109 @@
+"""Rules on real footage: each clip of ``../shared/media`` replayed with its scene file
+(``tests/field/scenes/<clip>.yaml``) through the real detector, tracker, rules and incident
+manager. Skipped when the clips are absent. Counts and what was measured: docs/rules-field.md.
+
+Incidents are per camera + zone + rule (one stays open while its condition holds), so the
+counts below are counts of episodes, not of vehicles or persons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gridworker.replay import ReplayIncident, ReplayResult
+
+from tests.field.helpers import LOW_SCORE_TRACKS
+
+pytestmark = [pytest.mark.media, pytest.mark.model]
+
+Replay = Callable[..., ReplayResult]
+
+# ground points (bottom centre, normalised) of the cars parked on the kerbs the whole clip
+KERB_PARKED = [(0.18, 0.40), (0.28, 0.37), (0.40, 0.35), (0.07, 0.72), (0.37, 0.80), (0.61, 0.84)]
+
+
+def _ground(inc: ReplayIncident) -> list[tuple[float, float]]:
+    return [((s.box[0] + s.box[2]) / 2, s.box[3]) for s in inc.subjects]
+
+
+# --- street_parking_kerb: illegal parking on both kerbs -------------------------------------
+
+
+@LOW_SCORE_TRACKS
+def test_kerb_parked_cars_fire(field_replay: Replay) -> None:
+    result = field_replay("street_parking_kerb")
+    parking = result.of("illegal_parking")
+    assert 2 <= len(parking) <= 8, parking
+    assert {i.zone_id for i in parking} == {"far_kerb", "near_kerb"}
+    # nothing can be parked for 20 s before 20 s into the clip
+    assert all(i.opened_s >= 20.0 for i in parking)
+    assert set(result.counts()) == {"illegal_parking"}
+
+
+def test_kerb_passing_traffic_and_bus_do_not_fire(field_replay: Replay) -> None:
+    result = field_replay("street_parking_kerb")
+    for inc in result.of("illegal_parking"):
+        assert all(s.class_name in {"car", "truck"} for s in inc.subjects), inc
+        for gx, gy in _ground(inc):
+            # every subject is one of the parked cars, never the bus (55-57 s) or a passing car
+            assert min(abs(gx - px) + abs(gy - py) for px, py in KERB_PARKED) <= 0.08, (inc, gx, gy)
+
+
+# --- oneway_overpass: wrong way on a one-way road -------------------------------------------
+
+
+def test_overpass_real_traffic_is_not_wrong_way(field_replay: Replay) -> None:
+    result = field_replay("oneway_overpass")
+    assert result.of("wrong_way") == []
+    assert result.frames_analysed >= 135
+
+
+def test_overpass_reversed_is_wrong_way(field_replay: Replay, overpass_reversed: Path) -> None:
+    result = field_replay("oneway_overpass", overpass_reversed)
+    wrong = result.of("wrong_way")
+    assert 2 <= len(wrong) <= 6, wrong
+    assert wrong[0].opened_s <= 3.0  # the first reversed car is judged within ~1 box height of travel
+    assert max(i.peak_count for i in wrong) >= 2
+    assert all(s.class_name in {"car", "truck", "bus"} for i in wrong for s in i.subjects)
+
+
+# --- motorway_shoulder_cyclist: a cyclist on the hard shoulder --------------------------------
+
+
+@LOW_SCORE_TRACKS
+def test_motorway_cyclist_on_shoulder_fires(field_replay: Replay) -> None:
+    result = field_replay("motorway_shoulder_cyclist")
+    lane = result.of("lane_intrusion", "hard_shoulder")
+    assert 1 <= len(lane) <= 2, lane
+    assert 2.5 <= lane[0].opened_s <= 6.0  # the cyclist enters at the bottom right at ~2.8 s
+
+
+def test_motorway_traffic_does_not_fire(field_replay: Replay) -> None:
+    result = field_replay("motorway_shoulder_cyclist")
+    for inc in result.incidents:
+        assert inc.type == "lane_intrusion"
+        assert all(s.class_name in {"person", "bicycle"} for s in inc.subjects), inc
+        assert all(gx >= 0.7 for gx, _ in _ground(inc)), inc
+
+
+# --- campus_pedestrians: crowd on the road, intrusion on the lawn ----------------------------
+
+
+def test_campus_crowd_on_road(field_replay: Replay) -> None:
+    result = field_replay("campus_pedestrians")
+    crowd = result.of("crowd", "road")
+    assert 1 <= len(crowd) <= 5, crowd
+    assert all(i.peak_count >= 6 for i in crowd)
+    assert all(s.class_name == "person" for i in crowd for s in i.subjects)
+
+
+def test_campus_lawn_intrusion(field_replay: Replay) -> None:
+    result = field_replay("campus_pedestrians")
+    lawn = result.of("intrusion", "lawn")
+    assert 1 <= len(lawn) <= 4, lawn
+    # the walker who crosses the lawn in the foreground from ~52 s
+    assert any(50.0 <= i.opened_s <= 60.0 for i in lawn), lawn
+    assert all(gy >= 0.47 for i in lawn for _, gy in _ground(i))
