@@ -12,7 +12,7 @@ from tests.factories import make_detections
 ZONE = ZoneConfig(
     id="no-parking",
     polygon=[(0, 0), (1, 0), (1, 1), (0, 1)],
-    rules=[{"type": "dwell", "min_duration_s": 2.0, "clear_after_s": 3.0}],
+    rules=[{"type": "dwell", "min_duration_s": 2.0, "clear_after_s": 3.0, "lost_grace_s": 0.0}],
 )
 
 
