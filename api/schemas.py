@@ -94,6 +94,8 @@ class IncidentOut(BaseModel):
     summary: str
     details: dict[str, Any]
     snapshot_url: str | None
+    has_clip: bool = Field(False, description="An evidence clip (MP4 around the opening) is ready.")
+    clip_url: str | None = None
 
     @classmethod
     def of(cls, inc: Incident) -> IncidentOut:
@@ -114,6 +116,8 @@ class IncidentOut(BaseModel):
             summary=inc.summary,
             details=inc.details,
             snapshot_url=f"/incidents/{inc.id}/snapshot.jpg" if inc.has_snapshot else None,
+            has_clip=inc.has_clip,
+            clip_url=f"/incidents/{inc.id}/clip.mp4" if inc.has_clip else None,
         )
 
 

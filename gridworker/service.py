@@ -17,8 +17,11 @@ from typing import Any
 import supervision as sv
 
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
+from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.models.base import Detector
+from gridworker.streams.config import StreamConfig
+from gridworker.streams.evidence import PacketRing
 from gridworker.streams.frame import Frame
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.reader import CameraStream
@@ -88,6 +91,17 @@ class Service:
             write_interval_s=settings.pipeline.incident_write_interval_s,
         )
         self.incidents.on_open.append(self._count_incident)
+        evidence = settings.evidence
+        self.clips: ClipRecorder | None = None
+        if evidence.clips:  # evidence clips cut from each camera's packet ring (docs/evidence.md)
+            self.clips = ClipRecorder(
+                self.store,
+                self._packet_ring,
+                evidence.resolve_clips_dir(settings.database.url),
+                pre_s=evidence.clip_pre_s,
+                post_s=evidence.clip_post_s,
+            )
+            self.incidents.on_open.append(self.clips)
         self.signals = SignalBoard()
         self._cameras: dict[str, _Camera] = {}
         self._cameras_lock = threading.RLock()
@@ -128,6 +142,8 @@ class Service:
             for i in range(self.settings.pipeline.inference_workers)
         ]
         self._threads.append(threading.Thread(target=self._post_loop, name="gw-post", daemon=True))
+        if self.clips is not None:
+            self.clips.start()
         for t in self._threads:
             t.start()
         self.started = True
@@ -144,6 +160,8 @@ class Service:
             if t.is_alive():
                 log.error("thread %s did not stop within %.0f s", t.name, timeout)
         self._threads = []
+        if self.clips is not None:
+            self.clips.stop()  # pending clips are cut now with what the rings hold
         self.flow_recorder.flush()
         self.started = False
 
@@ -152,7 +170,7 @@ class Service:
         with self._cameras_lock:
             if config.id in self._cameras:
                 raise CameraExists(config.id)
-            stream = CameraStream(config.id, config.stream_config())
+            stream = CameraStream(config.id, self._stream_config(config))
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self.settings.tracker, signals=self.signals)
             if persist:
                 self.store.save_camera(config.id, config.model_dump_json())
@@ -214,6 +232,22 @@ class Service:
             return None
         active = [v.zone_id for v in last.active]
         return self.annotator.render_jpeg(last.frame.image, last.detections, last.zones, active_zone_ids=active)
+
+    def _stream_config(self, config: CameraConfig) -> StreamConfig:
+        """The camera's reader config; with clips on, a packet ring unless the camera sets its own."""
+        stream_config = config.stream_config()
+        evidence = self.settings.evidence
+        if evidence.clips and "clip_buffer_s" not in config.stream:
+            update = {"clip_buffer_s": evidence.ring_seconds}
+            if "clip_buffer_mb" not in config.stream:
+                update["clip_buffer_mb"] = evidence.buffer_mb
+            stream_config = stream_config.model_copy(update=update)
+        return stream_config
+
+    def _packet_ring(self, camera_id: str) -> PacketRing | None:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return None if cam is None else cam.stream.packet_ring
 
     def _camera_info(self, camera_id: str) -> CameraInfo:
         with self._cameras_lock:

@@ -111,6 +111,42 @@ class PipelineConfig(_Strict):
     incident_write_interval_s: float = Field(5.0, ge=0.1, le=600.0, description="How often an open incident's progress is written.")
 
 
+class EvidenceConfig(_Strict):
+    """Evidence clips of incidents on continuously watched cameras (see docs/evidence.md)."""
+
+    clips: bool = Field(
+        True,
+        description="Keep a ring of each camera's encoded packets and save a clip around every incident's opening.",
+    )
+    clip_pre_s: float = Field(5.0, ge=0.0, le=60.0, description="Seconds before the opening (the clip starts at the keyframe at or before).")
+    clip_post_s: float = Field(5.0, ge=0.0, le=60.0, description="Seconds after the opening; the clip is saved that long after it.")
+    clips_dir: Path | None = Field(
+        None,
+        description="Folder of the MP4 files. Default: 'clips' beside a SQLite database file, else var/clips.",
+    )
+    buffer_s: float | None = Field(
+        None,
+        gt=0.0,
+        le=300.0,
+        description="Seconds of packets each camera keeps in memory. Default: clip_pre_s + clip_post_s + 5 "
+        "(room for one GOP and for the clip being cut a little late). A camera's own stream.clip_buffer_s wins "
+        "(0 turns clips off for that camera).",
+    )
+    buffer_mb: float = Field(32.0, gt=0.0, le=1024.0, description="Cap of each camera's ring, megabytes.")
+
+    @property
+    def ring_seconds(self) -> float:
+        return self.buffer_s if self.buffer_s is not None else self.clip_pre_s + self.clip_post_s + 5.0
+
+    def resolve_clips_dir(self, database_url: str) -> Path:
+        if self.clips_dir is not None:
+            return self.clips_dir
+        parsed = urlsplit(database_url)
+        if parsed.scheme.startswith("sqlite") and parsed.path not in ("", "/", "/:memory:"):
+            return Path(parsed.path[1:]).parent / "clips"  # sqlite:///rel/path.db and sqlite:////abs/path.db
+        return Path("var/clips")
+
+
 class Settings(BaseSettings):
     """The whole service configuration (the composition root's view)."""
 
@@ -121,6 +157,7 @@ class Settings(BaseSettings):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -65,6 +65,19 @@ class SnapshotRow(_Base):
     taken_at: Mapped[float] = mapped_column(Float)
 
 
+class ClipRow(_Base):
+    """An incident's evidence clip: an MP4 file on disk (videos stay out of the database)."""
+
+    __tablename__ = "incident_clips"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    offset_s: Mapped[float] = mapped_column(Float)  # where in the clip the incident opened
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class CameraRow(_Base):
     """Cameras added through the API, so they survive a restart."""
 
@@ -95,6 +108,20 @@ class Incident:
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
     has_snapshot: bool = False
+    has_clip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentClip:
+    """An incident's evidence clip: ``path`` of the MP4 file, its size and media duration,
+    and ``offset_s``, the time into the clip at which the incident opened."""
+
+    incident_id: int
+    path: str
+    size_bytes: int
+    duration_s: float
+    offset_s: float
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +135,7 @@ class IncidentQuery:
     offset: int = 0
 
 
-def _to_incident(row: IncidentRow, has_snapshot: bool) -> Incident:
+def _to_incident(row: IncidentRow, has_snapshot: bool, has_clip: bool = False) -> Incident:
     return Incident(
         id=row.id,
         camera_id=row.camera_id,
@@ -126,6 +153,7 @@ def _to_incident(row: IncidentRow, has_snapshot: bool) -> Incident:
         summary=row.summary,
         details=dict(row.details or {}),
         has_snapshot=has_snapshot,
+        has_clip=has_clip,
     )
 
 
@@ -235,12 +263,39 @@ class IncidentStore:
             if row is None:
                 return None
             has = s.scalar(select(func.count()).select_from(SnapshotRow).where(SnapshotRow.incident_id == incident_id))
-            return _to_incident(row, bool(has))
+            clip = s.scalar(select(func.count()).select_from(ClipRow).where(ClipRow.incident_id == incident_id))
+            return _to_incident(row, bool(has), bool(clip))
 
     def snapshot(self, incident_id: int) -> bytes | None:
         with self._session() as s:
             snap = s.get(SnapshotRow, incident_id)
             return None if snap is None else bytes(snap.jpeg)
+
+    def add_clip(
+        self, incident_id: int, *, path: str, size_bytes: int, duration_s: float, offset_s: float, created_at: float
+    ) -> IncidentClip:
+        """Record (or replace) the evidence clip of an incident."""
+        clip = IncidentClip(incident_id, path, size_bytes, duration_s, offset_s, created_at)
+        with self._session() as s:
+            row = s.get(ClipRow, incident_id)
+            if row is None:
+                row = ClipRow(incident_id=incident_id)
+                s.add(row)
+            row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at = (
+                path,
+                size_bytes,
+                duration_s,
+                offset_s,
+                created_at,
+            )
+        return clip
+
+    def clip(self, incident_id: int) -> IncidentClip | None:
+        with self._session() as s:
+            row = s.get(ClipRow, incident_id)
+            if row is None:
+                return None
+            return IncidentClip(row.incident_id, row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at)
 
     def list(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         conditions = []
@@ -257,14 +312,15 @@ class IncidentStore:
         with self._session() as s:
             total = s.scalar(select(func.count()).select_from(IncidentRow).where(*conditions)) or 0
             rows = s.execute(
-                select(IncidentRow, SnapshotRow.incident_id)
+                select(IncidentRow, SnapshotRow.incident_id, ClipRow.incident_id)
                 .outerjoin(SnapshotRow, SnapshotRow.incident_id == IncidentRow.id)
+                .outerjoin(ClipRow, ClipRow.incident_id == IncidentRow.id)
                 .where(*conditions)
                 .order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
                 .limit(query.limit)
                 .offset(query.offset)
             ).all()
-            return [_to_incident(r, snap is not None) for r, snap in rows], int(total)
+            return [_to_incident(r, snap is not None, clip is not None) for r, snap, clip in rows], int(total)
 
     def open_incidents(self) -> list[Incident]:
         with self._session() as s:

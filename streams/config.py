@@ -122,6 +122,22 @@ class StreamConfig(BaseModel):
         le=10,
     )
 
+    clip_buffer_s: float = Field(
+        0.0,
+        title="Evidence ring length",
+        description="Seconds of encoded video packets kept in memory for incident clips (no decoding, "
+        "just the packets' bytes; about bitrate x seconds of memory). 0 turns the ring off.",
+        ge=0,
+        le=300,
+    )
+    clip_buffer_mb: float = Field(
+        32.0,
+        title="Evidence ring size cap",
+        description="Upper bound of the ring's packet data in megabytes, whatever the bitrate.",
+        gt=0,
+        le=1024,
+    )
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:

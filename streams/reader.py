@@ -17,6 +17,7 @@ import numpy as np
 from .backoff import Backoff
 from .config import StreamConfig
 from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
+from .evidence import CodecParams, PacketRing
 from .frame import Frame
 from .health import StreamHealth, StreamState
 from .redact import get_logger, redact_text, url_secrets
@@ -172,6 +173,10 @@ class CameraStream:
         self._session_opened = 0.0
         self._sampler = _Sampler(config.fps)
         self._pacer = _Pacer(self._stop)
+        # Encoded packets for evidence clips; written by the worker only (the ring locks itself).
+        self._ring: PacketRing | None = None
+        if config.clip_buffer_s > 0:
+            self._ring = PacketRing(config.clip_buffer_s, max_bytes=int(config.clip_buffer_mb * 1_000_000))
 
     # ------------------------------------------------------------------ consumer API
     @property
@@ -181,6 +186,11 @@ class CameraStream:
     @property
     def config(self) -> StreamConfig:
         return self._config
+
+    @property
+    def packet_ring(self) -> PacketRing | None:
+        """The ring of recent encoded packets (``config.clip_buffer_s > 0``), else None."""
+        return self._ring
 
     @property
     def is_live(self) -> bool:
@@ -428,6 +438,9 @@ class CameraStream:
         interval = 1.0 / rate if rate > 0 else 0.04
         pass_start: float | None = None
         media_t = media_offset - interval
+        ring = self._ring
+        if ring is not None:
+            self._start_ring_session(ring, stream)
         packets = container.demux(stream)
         while not self._stop.is_set():
             try:
@@ -458,8 +471,20 @@ class CameraStream:
                     if self._stop.is_set():
                         return media_t + interval
                 self._on_frame(vframe, media_t)
+            if ring is not None:
+                # after decoding (and a file's pacing): arrival time ~ the frame's timestamp
+                ring.append_packet(packet, time.time())
             self._check_progress()
         return media_t + interval
+
+    def _start_ring_session(self, ring: PacketRing, stream: av.video.stream.VideoStream) -> None:
+        """New container: the ring takes its codec parameters (a reconnect may bring a new SPS)."""
+        try:
+            params: CodecParams | None = CodecParams.from_stream(stream)
+        except Exception as exc:  # noqa: BLE001 - clips are optional, the camera is not
+            params = None
+            log.warning("camera %s: no evidence clips for this session: %s", self._camera_id, self._describe(exc))
+        ring.start_session(params)
 
     def _on_frame(self, vframe: av.VideoFrame, sample_t: float) -> None:
         """Count a decoded frame and publish it if the sampler wants it.

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.responses import FileResponse
 
 from gridworker.incidents import IncidentQuery
 
@@ -64,3 +66,32 @@ def get_snapshot(incident_id: IncidentId, store: StoreDep) -> Response:
     if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot for incident {incident_id}")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get(
+    "/{incident_id}/clip.mp4",
+    response_class=FileResponse,
+    responses={200: {"content": {"video/mp4": {}}}, 404: {"description": "No such incident, or no clip (yet)"}},
+)
+def get_clip(incident_id: IncidentId, store: StoreDep) -> FileResponse:
+    """The evidence clip: a few seconds before to a few seconds after the opening, as recorded
+    (no re-encoding). It is saved ``clip_post_s`` after the opening; until then this is a 404.
+    Range requests are served, so browsers can seek."""
+    clip = store.clip(incident_id)
+    if clip is None:
+        if store.get(incident_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no clip for incident {incident_id} (not saved yet, clips are off for its camera, "
+            "or the camera had no video buffered)",
+        )
+    if not os.path.isfile(clip.path):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the clip file of incident {incident_id} is missing")
+    return FileResponse(
+        clip.path,
+        media_type="video/mp4",
+        filename=f"incident-{incident_id}.mp4",
+        content_disposition_type="inline",
+        headers={"Cache-Control": "max-age=3600"},
+    )
