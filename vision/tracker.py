@@ -43,6 +43,10 @@ class ByteTracker:
             lost_track_buffer=max(1, round(cfg.lost_track_s * 30)),
             frame_rate=self._fps,
             track_activation_threshold=cfg.activation_threshold,
+            # ByteTrack's first-stage ("high") threshold is also what may start a track:
+            # left at the library default (0.6), boxes scored below it would never get an
+            # id whatever activation_threshold says, so both follow the one setting
+            high_conf_det_threshold=cfg.activation_threshold,
             minimum_consecutive_frames=1,
             minimum_iou_threshold=cfg.min_iou,
         )

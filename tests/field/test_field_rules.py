@@ -15,7 +15,6 @@ import pytest
 
 from gridworker.replay import ReplayIncident, ReplayResult
 
-from tests.field.helpers import LOW_SCORE_TRACKS
 
 pytestmark = [pytest.mark.media, pytest.mark.model]
 
@@ -32,7 +31,6 @@ def _ground(inc: ReplayIncident) -> list[tuple[float, float]]:
 # --- street_parking_kerb: illegal parking on both kerbs -------------------------------------
 
 
-@LOW_SCORE_TRACKS
 def test_kerb_parked_cars_fire(field_replay: Replay) -> None:
     result = field_replay("street_parking_kerb")
     parking = result.of("illegal_parking")
@@ -73,7 +71,6 @@ def test_overpass_reversed_is_wrong_way(field_replay: Replay, overpass_reversed:
 # --- motorway_shoulder_cyclist: a cyclist on the hard shoulder --------------------------------
 
 
-@LOW_SCORE_TRACKS
 def test_motorway_cyclist_on_shoulder_fires(field_replay: Replay) -> None:
     result = field_replay("motorway_shoulder_cyclist")
     lane = result.of("lane_intrusion", "hard_shoulder")
