@@ -201,6 +201,11 @@ class IncidentStore:
     def close(self) -> None:
         self._engine.dispose()
 
+    @property
+    def engine(self) -> Engine:
+        """The engine, shared by stores of tables beside the incidents (work orders)."""
+        return self._engine
+
     # -- incidents -------------------------------------------------------------------
     def open(
         self,

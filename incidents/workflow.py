@@ -1,0 +1,413 @@
+"""The work-order lifecycle: who may move a case from which state to which, and the clock.
+
+::
+
+    detected ──dispatch──▶ dispatched ──accept──▶ accepted ──handle──▶ handled ──close──▶ closed
+        │                      │  ▲                  │                    │
+        │                      │  └──dispatch────────┼────────────────────┘ (rework)
+        ├──reject──▶ rejected ◀┘                     │
+        └──escalate──▶ escalated ◀──escalate─────────┘   (also from dispatched; by the clock when overdue)
+                         │ accept / dispatch (never below the escalated level) / reject
+
+``TRANSITIONS`` is the table (source states, target, roles). Beyond it:
+
+- a unit handler acts only on cases currently held by their own unit;
+- escalation moves a case to a unit of a strictly higher level (default: its unit's
+  parent) and raises its *floor*: it can never again be dispatched below that level;
+- ``WorkflowClock.tick(now)`` escalates running cases past their due time to the parent
+  unit (actor ``system:overdue``); at the top it records the lateness once;
+- ``Workflow.verify_cleared`` closes a handled case when the camera shows the condition
+  cleared (actor ``system:auto-verify``), or notes the clearing on a case not yet handled.
+
+Every transition writes an audit row (``WorkOrders.record``) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from .workorders import (
+    ACCEPTED,
+    CLOSED,
+    DETECTED,
+    DISPATCHED,
+    ESCALATED,
+    HANDLED,
+    REJECTED,
+    RUNNING,
+    TERMINAL,
+    WorkOrder,
+    WorkOrderPhotoRow,
+    WorkOrderRow,
+    WorkOrders,
+    to_order,
+)
+
+log = logging.getLogger(__name__)
+
+# -- roles --------------------------------------------------------------------------------
+VIEWER = "viewer"
+OPERATOR = "operator"
+UNIT_HANDLER = "unit_handler"
+SUPERVISOR = "supervisor"
+ADMIN = "admin"
+SYSTEM = "system"
+ROLES = (VIEWER, OPERATOR, UNIT_HANDLER, SUPERVISOR, ADMIN)  # the ones a key can have
+
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a key's name and role (and unit for a unit handler), or the system."""
+
+    name: str
+    role: str
+    unit: str | None = None
+
+    def sees(self, order: WorkOrder) -> bool:
+        """Whether this actor may see ``order`` at all (unit handlers: their unit's only)."""
+        return self.role != UNIT_HANDLER or order.unit == self.unit
+
+
+SYSTEM_OVERDUE = Actor("system:overdue", SYSTEM)
+SYSTEM_VERIFY = Actor("system:auto-verify", SYSTEM)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    action: str
+    sources: frozenset[str]
+    target: str
+    roles: frozenset[str]
+
+
+def _t(action: str, sources: set[str], target: str, roles: set[str]) -> Transition:
+    return Transition(action, frozenset(sources), target, frozenset(roles))
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.action: t
+    for t in (
+        _t("dispatch", {DETECTED, DISPATCHED, ESCALATED, HANDLED}, DISPATCHED, {OPERATOR, SUPERVISOR, ADMIN}),
+        _t("accept", {DISPATCHED, ESCALATED}, ACCEPTED, {UNIT_HANDLER, SUPERVISOR, ADMIN}),
+        _t("handle", {ACCEPTED}, HANDLED, {UNIT_HANDLER, SUPERVISOR, ADMIN}),
+        _t("close", {HANDLED}, CLOSED, {OPERATOR, SUPERVISOR, ADMIN, SYSTEM}),
+        _t("reject", {DETECTED, DISPATCHED, ESCALATED}, REJECTED, {OPERATOR, SUPERVISOR, ADMIN}),
+        _t("escalate", {DETECTED, DISPATCHED, ACCEPTED, ESCALATED}, ESCALATED, {SUPERVISOR, ADMIN, SYSTEM}),
+    )
+}
+
+
+class WorkflowError(Exception):
+    """A refused transition; ``reason`` says why in words an operator understands."""
+
+    status = 409
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotFound(WorkflowError):
+    """No such work order, or one the actor may not see."""
+
+    status = 404
+
+
+class Forbidden(WorkflowError):
+    """The actor's role may not do this."""
+
+    status = 403
+
+
+class Conflict(WorkflowError):
+    """Not allowed from the case's current state (or would send it back down)."""
+
+    status = 409
+
+
+class Invalid(WorkflowError):
+    """A bad argument: unknown unit, bad grade, a photo that is not a JPEG."""
+
+    status = 422
+
+
+def allowed(action: str, state: str, role: str) -> bool:
+    t = TRANSITIONS.get(action)
+    return t is not None and state in t.sources and (role in t.roles or role == ADMIN)
+
+
+class Workflow:
+    """Applies lifecycle actions to the work orders of ``orders`` (thread-safe: each
+    action is one transaction with the order's row locked).
+
+    Example:
+        >>> from gridworker.incidents import IncidentStore
+        >>> wf = Workflow(WorkOrders(IncidentStore("sqlite:///:memory:")))
+        >>> allowed("escalate", "dispatched", "operator"), allowed("escalate", "dispatched", "supervisor")
+        (False, True)
+    """
+
+    def __init__(self, orders: WorkOrders, clock: Callable[[], float] = time.time) -> None:
+        self.orders = orders
+        self.catalogue = orders.catalogue
+        self.clock = clock
+
+    # -- the actions ----------------------------------------------------------------------
+    def dispatch(self, incident_id: int, actor: Actor, *, unit: str | None = None, grade: int | None = None, note: str = "", at: float | None = None) -> WorkOrder:
+        """Send the case to ``unit`` (default: the unit holding it) — never below its floor."""
+        return self._apply("dispatch", incident_id, actor, at, note=note, unit=unit, grade=grade)
+
+    def accept(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None) -> WorkOrder:
+        return self._apply("accept", incident_id, actor, at, note=note)
+
+    def handle(self, incident_id: int, actor: Actor, *, note: str, photo: bytes | None = None, at: float | None = None) -> WorkOrder:
+        """Report the case handled, with a note (required) and optionally a JPEG photo."""
+        if not note.strip():
+            raise Invalid("a handling note is required")
+        if photo is not None:
+            if len(photo) > MAX_PHOTO_BYTES:
+                raise Invalid(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MiB")
+            if photo[:3] != b"\xff\xd8\xff":
+                raise Invalid("the photo is not a JPEG")
+        return self._apply("handle", incident_id, actor, at, note=note, photo=photo)
+
+    def close(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None) -> WorkOrder:
+        return self._apply("close", incident_id, actor, at, note=note)
+
+    def reject(self, incident_id: int, actor: Actor, *, note: str, at: float | None = None) -> WorkOrder:
+        """Close as a false alarm; the reason is required."""
+        if not note.strip():
+            raise Invalid("say why the case is a false alarm")
+        return self._apply("reject", incident_id, actor, at, note=note)
+
+    def escalate(self, incident_id: int, actor: Actor, *, unit: str | None = None, note: str = "", at: float | None = None) -> WorkOrder:
+        """Move the case up to ``unit`` (default: the parent of the unit holding it)."""
+        return self._apply("escalate", incident_id, actor, at, note=note, unit=unit)
+
+    def visible(self, incident_id: int, actor: Actor) -> WorkOrder:
+        """The order if ``actor`` may see it; ``NotFound`` otherwise (no existence leak)."""
+        order = self.orders.get(incident_id)
+        if order is None or not actor.sees(order):
+            raise NotFound(f"no work order {incident_id}")
+        return order
+
+    # -- the engine -----------------------------------------------------------------------
+    def _apply(
+        self,
+        action: str,
+        incident_id: int,
+        actor: Actor,
+        at: float | None,
+        *,
+        note: str = "",
+        unit: str | None = None,
+        grade: int | None = None,
+        photo: bytes | None = None,
+        reason: str | None = None,
+    ) -> WorkOrder:
+        now = self.clock() if at is None else at
+        with self.orders.transaction() as s:
+            row = self.orders.lock(s, incident_id)
+            if row is None or (actor.role == UNIT_HANDLER and row.unit != actor.unit):
+                raise NotFound(f"no work order {incident_id}")
+            self._transition(s, row, action, actor, now, note=note, unit=unit, grade=grade, photo=photo, reason=reason)
+            order = to_order(row, s.get(WorkOrderPhotoRow, incident_id) is not None)
+        log.info("work order %s: %s → %s by %s (%s)", incident_id, action, order.state, actor.name, actor.role)
+        return order
+
+    def _transition(
+        self,
+        s: Session,
+        row: WorkOrderRow,
+        action: str,
+        actor: Actor,
+        now: float,
+        *,
+        note: str = "",
+        unit: str | None = None,
+        grade: int | None = None,
+        photo: bytes | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Check and apply one transition to a locked row inside the caller's transaction."""
+        t = TRANSITIONS[action]
+        note = note.strip()[:MAX_TEXT]
+        cat = self.catalogue
+        if actor.role not in t.roles and actor.role != ADMIN:
+            raise Forbidden(f"the {actor.role} role may not {action} a case (allowed: {', '.join(sorted(t.roles))})")
+        if row.state not in t.sources:
+            raise Conflict(f"cannot {action} a case that is {row.state} (only from {', '.join(sorted(t.sources))})")
+        incident_id = row.incident_id
+        from_state, from_unit = row.state, row.unit
+        details: dict[str, object] = {}
+        if action == "dispatch":
+            target = unit or row.unit
+            if cat.unit(target) is None:
+                raise Invalid(f"unknown unit {target!r}")
+            rank = cat.rank(target)
+            if rank < row.floor_rank:
+                raise Conflict(
+                    f"the case was escalated to the {cat.levels[row.floor_rank]} level; "
+                    f"it cannot be sent back down to {target!r} ({cat.levels[rank]} level)"
+                )
+            if grade is not None and grade != row.grade:
+                if grade not in (1, 2, 3, 4):
+                    raise Invalid(f"grade must be 1-4, not {grade}")
+                details["grade"] = [row.grade, grade]
+                row.grade = grade
+                row.due_at = row.clock_start + cat.type(row.type).time_limit_s(grade)
+            if from_state == HANDLED:  # rework: the handling did not pass the check
+                row.handled_at = None
+                row.on_time = None
+                details["rework"] = True
+            row.unit = target
+            row.dispatched_at = now
+        elif action == "accept":
+            row.accepted_at = now
+        elif action == "handle":
+            row.handled_at = now
+            row.on_time = (not row.overdue) and now <= row.due_at
+            if not row.on_time:
+                row.overdue = True
+            row.note = note
+            if photo is not None:
+                existing = s.get(WorkOrderPhotoRow, incident_id)
+                if existing is None:
+                    s.add(WorkOrderPhotoRow(incident_id=incident_id, jpeg=photo, taken_at=now))
+                else:
+                    existing.jpeg, existing.taken_at = photo, now
+                details["photo_bytes"] = len(photo)
+        elif action in ("close", "reject"):
+            row.closed_at = now
+        elif action == "escalate":
+            parent = cat.parent(row.unit)
+            target = unit or (parent.code if parent else None)
+            if target is None:
+                raise Conflict(f"{row.unit!r} is at the top level; there is no one to escalate to")
+            if cat.unit(target) is None:
+                raise Invalid(f"unknown unit {target!r}")
+            if cat.rank(target) <= cat.rank(row.unit):
+                raise Conflict(f"escalation must go up: {target!r} is not above {row.unit!r}")
+            row.unit = target
+            row.floor_rank = max(row.floor_rank, cat.rank(target))
+            row.escalations += 1
+            row.clock_start = now  # the upper level gets a fresh time limit
+            row.due_at = now + cat.type(row.type).time_limit_s(row.grade)
+        row.state = t.target
+        self.orders.record(
+            s,
+            row,
+            at=now,
+            actor=actor.name,
+            role=actor.role,
+            action=action,
+            from_state=from_state,
+            from_unit=from_unit,
+            reason=reason if reason is not None else note,
+            details=details,
+        )
+
+    # -- system transitions -------------------------------------------------------------
+    def verify_cleared(self, incident_id: int, at: float | None = None) -> str:
+        """The camera shows the incident's condition cleared (its detection incident
+        closed). A ``handled`` case closes (actor ``system:auto-verify``); a case still
+        running gets ``cleared_at`` and an audit note. Returns what happened:
+        ``"closed"``, ``"noted"`` or ``"ignored"`` (no order, or already finished)."""
+        now = self.clock() if at is None else at
+        with self.orders.transaction() as s:
+            row = self.orders.lock(s, incident_id)
+            if row is None or row.state in TERMINAL:
+                return "ignored"
+            row.cleared_at = now
+            if row.state == HANDLED:
+                self._transition(s, row, "close", SYSTEM_VERIFY, now, reason="closing verified on camera: the condition cleared")
+                return "closed"
+            self.orders.record(
+                s,
+                row,
+                at=now,
+                actor=SYSTEM_VERIFY.name,
+                role=SYSTEM,
+                action="verify",
+                from_state=row.state,
+                from_unit=row.unit,
+                reason="the camera shows the condition cleared; the case is not handled yet",
+            )
+            return "noted"
+
+    def overdue_one(self, incident_id: int, now: float) -> str:
+        """Deal with one late case: escalate it to its unit's parent, or at the top note the
+        lateness once. Returns ``"escalated"``, ``"noted"`` or ``"skipped"`` (not late now)."""
+        cat = self.catalogue
+        with self.orders.transaction() as s:
+            row = self.orders.lock(s, incident_id)
+            if row is None or row.state not in RUNNING or row.due_at >= now or row.top_overdue_noted:
+                return "skipped"
+            row.overdue = True
+            limit_min = cat.type(row.type).time_limits_min[row.grade]
+            why = f"overdue: the {limit_min:g} min limit of grade {row.grade} ran out"
+            if cat.parent(row.unit) is None:
+                row.top_overdue_noted = True
+                self.orders.record(
+                    s, row, at=now, actor=SYSTEM_OVERDUE.name, role=SYSTEM, action="overdue",
+                    from_state=row.state, from_unit=row.unit, reason=why + f"; {row.unit!r} is the top level",
+                )
+                return "noted"
+            self._transition(s, row, "escalate", SYSTEM_OVERDUE, now, reason=why)
+            return "escalated"
+
+
+class WorkflowClock:
+    """Escalates overdue cases. ``tick(now)`` is safe to call from any thread; ``start``
+    runs it every ``interval_s`` in a daemon thread until ``stop``."""
+
+    def __init__(self, workflow: Workflow, interval_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+        self.workflow = workflow
+        self.interval_s = interval_s
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tick_lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> dict[str, int]:
+        """One pass over the late cases; returns counts of what was done."""
+        now = self.clock() if now is None else now
+        done = {"escalated": 0, "noted": 0, "skipped": 0}
+        with self._tick_lock:
+            for incident_id in self.workflow.orders.due_ids(now):
+                try:
+                    done[self.workflow.overdue_one(incident_id, now)] += 1
+                except Exception:  # one bad row must not stop the others
+                    log.exception("work order %s: overdue handling failed", incident_id)
+        if done["escalated"] or done["noted"]:
+            log.info("overdue cases: %d escalated, %d late at the top level", done["escalated"], done["noted"])
+        return done
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gw-workflow-clock", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("workflow clock tick failed")

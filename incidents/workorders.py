@@ -1,0 +1,610 @@
+"""Work orders (工单): the case-handling state of each incident, its audit trail, and API keys.
+
+Tables beside the incidents, on the same engine and declarative base (``incidents/store.py``):
+
+- ``work_orders`` — one row per incident (keyed by its id): state, grade, current unit,
+  first unit, responsible unit, escalation floor, due time, handling times, version;
+- ``work_order_photos`` — the handler's photo (JPEG), apart so listings stay light;
+- ``incident_audit`` — every transition: who, when, from, to, why;
+- ``api_keys`` — API keys, hashed (``api/auth.py`` makes and checks them).
+
+They are created with ``create_all`` of these tables only, so an existing database gains
+them without touching the incident tables. SQLite (WAL) and PostgreSQL both work.
+
+Every write to a work order goes through ``transaction()`` and ``record()``: ``record``
+bumps the order's version, appends the audit row and then calls each ``on_change``
+hook *inside the same transaction* — the place where a transactional outbox writes its
+message so that the change and the message commit together (or neither does).
+
+The lifecycle rules (who may move a case where) live in ``workflow.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    case,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from .catalogue import Catalogue, load_catalogue
+from .store import Incident, IncidentStore, _Base
+
+log = logging.getLogger(__name__)
+
+# -- states -------------------------------------------------------------------------------
+DETECTED = "detected"
+DISPATCHED = "dispatched"
+ACCEPTED = "accepted"
+HANDLED = "handled"
+CLOSED = "closed"
+REJECTED = "rejected"
+ESCALATED = "escalated"
+STATES = (DETECTED, DISPATCHED, ACCEPTED, HANDLED, CLOSED, REJECTED, ESCALATED)
+TERMINAL = frozenset({CLOSED, REJECTED})
+# states whose clock runs: a case in one of them past its due time is overdue
+RUNNING = frozenset({DETECTED, DISPATCHED, ACCEPTED, ESCALATED})
+
+
+class WorkOrdersConfig(BaseModel):
+    """``workorders:`` in the service config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalogue: Path | None = Field(None, description="Catalogue YAML; default: the one shipped with gridworker.")
+    tick_interval_s: float = Field(30.0, gt=0, description="How often overdue cases are looked for.")
+
+
+class AuthConfig(BaseModel):
+    """``auth:`` in the service config.
+
+    ``enabled``: ``true`` — every API call needs a key (until one is created with
+    ``gridworker keys create``, nothing gets in); ``false`` — no keys checked (a closed lab
+    network, the embedded demo); unset (default) — on as soon as any unrevoked key exists.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+
+
+# -- tables -------------------------------------------------------------------------------
+class WorkOrderRow(_Base):
+    __tablename__ = "work_orders"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    site: Mapped[str] = mapped_column(String(200), default="", index=True)
+    camera_id: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    grade: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(64), index=True)  # who holds the case now
+    first_unit: Mapped[str] = mapped_column(String(64))  # where it was routed first
+    responsible_unit: Mapped[str] = mapped_column(String(64))  # the competent department (catalogue)
+    floor_rank: Mapped[int] = mapped_column(Integer, default=0)  # never dispatched below this level again
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+    detected_at: Mapped[float] = mapped_column(Float, index=True)
+    clock_start: Mapped[float] = mapped_column(Float)  # detection, or the latest escalation
+    due_at: Mapped[float] = mapped_column(Float, index=True)
+    dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accepted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    handled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cleared_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # the camera saw the condition clear
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)  # once late, always counted late
+    top_overdue_noted: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # set when handled
+    note: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class WorkOrderPhotoRow(_Base):
+    __tablename__ = "work_order_photos"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("work_orders.incident_id", ondelete="CASCADE"), primary_key=True)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    taken_at: Mapped[float] = mapped_column(Float)
+
+
+class AuditRow(_Base):
+    __tablename__ = "incident_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("work_orders.incident_id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    from_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ApiKeyRow(_Base):
+    """An API key: ``key_id`` is public (it names the key), only a salted digest of the
+    secret part is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+TABLES = [WorkOrderRow.__table__, WorkOrderPhotoRow.__table__, AuditRow.__table__, ApiKeyRow.__table__]
+
+
+# -- values -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WorkOrder:
+    incident_id: int
+    type: str
+    site: str
+    camera_id: str
+    state: str
+    grade: int
+    unit: str
+    first_unit: str
+    responsible_unit: str
+    floor_rank: int
+    escalations: int
+    detected_at: float
+    due_at: float
+    dispatched_at: float | None
+    accepted_at: float | None
+    handled_at: float | None
+    closed_at: float | None
+    cleared_at: float | None
+    overdue: bool
+    on_time: bool | None
+    note: str
+    version: int
+    updated_at: float
+    has_photo: bool = False
+
+    def is_overdue(self, now: float) -> bool:
+        """Late now: flagged late before, or still running past its due time."""
+        return self.overdue or (self.state in RUNNING and now > self.due_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    incident_id: int
+    version: int
+    at: float
+    actor: str
+    role: str
+    action: str
+    from_state: str | None
+    to_state: str
+    from_unit: str | None
+    to_unit: str | None
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrderQuery:
+    state: str | None = None
+    type: str | None = None
+    unit: str | None = None
+    site: str | None = None
+    overdue: bool | None = None
+    now: float | None = None  # for ``overdue``; default time.time()
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatsGroup:
+    key: str
+    total: int
+    finished: int  # handled or closed
+    judged: int  # finished, or still running but already late
+    on_time: int
+    on_time_rate: float | None
+    mean_handling_s: float | None  # detection → handled, over finished cases
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    id: int
+    key_id: str
+    name: str
+    role: str
+    unit: str | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+def to_order(row: WorkOrderRow, has_photo: bool = False) -> WorkOrder:
+    return WorkOrder(
+        incident_id=row.incident_id,
+        type=row.type,
+        site=row.site,
+        camera_id=row.camera_id,
+        state=row.state,
+        grade=row.grade,
+        unit=row.unit,
+        first_unit=row.first_unit,
+        responsible_unit=row.responsible_unit,
+        floor_rank=row.floor_rank,
+        escalations=row.escalations,
+        detected_at=row.detected_at,
+        due_at=row.due_at,
+        dispatched_at=row.dispatched_at,
+        accepted_at=row.accepted_at,
+        handled_at=row.handled_at,
+        closed_at=row.closed_at,
+        cleared_at=row.cleared_at,
+        overdue=bool(row.overdue),
+        on_time=row.on_time,
+        note=row.note,
+        version=row.version,
+        updated_at=row.updated_at,
+        has_photo=has_photo,
+    )
+
+
+def _to_audit(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        incident_id=row.incident_id,
+        version=row.version,
+        at=row.at,
+        actor=row.actor,
+        role=row.role,
+        action=row.action,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        from_unit=row.from_unit,
+        to_unit=row.to_unit,
+        reason=row.reason,
+        details=dict(row.details or {}),
+    )
+
+
+def _to_key(row: ApiKeyRow) -> StoredKey:
+    return StoredKey(row.id, row.key_id, row.name, row.role, row.unit, row.created_at, row.last_used_at, row.revoked_at)
+
+
+ChangeHook = Callable[[Session, WorkOrderRow, AuditRow], None]
+
+
+class WorkOrders:
+    """The work-order store: one ``transaction()`` for every lifecycle write, read views,
+    statistics and API-key rows. Safe to share between threads.
+
+    Args:
+        store: the incident store whose engine (and database) the tables share.
+        catalogue: incident types, units and routing; default: the shipped catalogue.
+        auth_enabled: see ``AuthConfig.enabled``.
+
+    Example:
+        >>> store = IncidentStore("sqlite:///:memory:")
+        >>> orders = WorkOrders(store)
+        >>> orders.list(WorkOrderQuery())[1]
+        0
+    """
+
+    def __init__(self, store: IncidentStore, catalogue: Catalogue | None = None, *, auth_enabled: bool | None = None) -> None:
+        self.store = store
+        self.catalogue = catalogue if catalogue is not None else load_catalogue()
+        self.auth_enabled = auth_enabled
+        self.engine = store.engine
+        _Base.metadata.create_all(self.engine, tables=TABLES)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # called inside the transaction of every change, after the audit row is flushed:
+        # hook(session, order_row, audit_row). An exception rolls the change back.
+        self.on_change: list[ChangeHook] = []
+        self._open_lock = threading.Lock()
+
+    # -- the unit of work ----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One database transaction; commits on success, rolls back on an exception."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def lock(self, session: Session, incident_id: int) -> WorkOrderRow | None:
+        """The order's row, locked for update until the transaction ends (PostgreSQL;
+        SQLite serialises writers anyway)."""
+        return session.scalars(
+            select(WorkOrderRow).where(WorkOrderRow.incident_id == incident_id).with_for_update()
+        ).one_or_none()
+
+    def record(
+        self,
+        session: Session,
+        row: WorkOrderRow,
+        *,
+        at: float,
+        actor: str,
+        role: str,
+        action: str,
+        from_state: str | None,
+        from_unit: str | None,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> AuditRow:
+        """Bump the order's version, write its audit row and run the ``on_change`` hooks,
+        all in ``session``'s transaction. Every lifecycle write ends here."""
+        row.version = (row.version or 0) + 1
+        row.updated_at = at
+        audit = AuditRow(
+            incident_id=row.incident_id,
+            version=row.version,
+            at=at,
+            actor=actor,
+            role=role,
+            action=action,
+            from_state=from_state,
+            to_state=row.state,
+            from_unit=from_unit,
+            to_unit=row.unit,
+            reason=reason,
+            details=details or {},
+        )
+        session.add(audit)
+        session.flush()
+        for hook in self.on_change:
+            hook(session, row, audit)
+        return audit
+
+    # -- creation -------------------------------------------------------------------------
+    def on_incident_opened(self, incident: Incident) -> WorkOrder | None:
+        """Create the incident's work order in ``detected``, graded and routed by the
+        catalogue. Meant for ``IncidentManager.on_open``; a second call for the same
+        incident is a no-op (returns None)."""
+        cat = self.catalogue
+        itype = cat.type(incident.type)
+        unit = cat.route(incident.type, site=incident.site, camera=incident.camera_id, zone=incident.zone_id)
+        at = incident.opened_at
+        with self._open_lock, self.transaction() as s:
+            if s.get(WorkOrderRow, incident.id) is not None:
+                return None
+            row = WorkOrderRow(
+                incident_id=incident.id,
+                type=incident.type,
+                site=incident.site,
+                camera_id=incident.camera_id,
+                state=DETECTED,
+                grade=itype.grade,
+                unit=unit.code,
+                first_unit=unit.code,
+                responsible_unit=itype.unit,
+                floor_rank=0,
+                escalations=0,
+                detected_at=at,
+                clock_start=at,
+                due_at=at + itype.time_limit_s(itype.grade),
+                overdue=False,
+                top_overdue_noted=False,
+                note="",
+                version=0,
+                updated_at=at,
+            )
+            s.add(row)
+            s.flush()
+            self.record(
+                s,
+                row,
+                at=at,
+                actor="system:detector",
+                role="system",
+                action="detect",
+                from_state=None,
+                from_unit=None,
+                reason=f"{incident.type} on camera {incident.camera_id}: {incident.summary}"[:1000],
+                details={"grade": itype.grade, "routed_to": unit.code, "listed_type": cat.is_listed(incident.type)},
+            )
+            return to_order(row)
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, incident_id: int) -> WorkOrder | None:
+        with self.transaction() as s:
+            row = s.get(WorkOrderRow, incident_id)
+            if row is None:
+                return None
+            has = s.get(WorkOrderPhotoRow, incident_id) is not None
+            return to_order(row, has)
+
+    def photo(self, incident_id: int) -> bytes | None:
+        with self.transaction() as s:
+            p = s.get(WorkOrderPhotoRow, incident_id)
+            return None if p is None else bytes(p.jpeg)
+
+    def audit(self, incident_id: int) -> list[AuditEntry]:
+        with self.transaction() as s:
+            rows = s.scalars(select(AuditRow).where(AuditRow.incident_id == incident_id).order_by(AuditRow.version, AuditRow.id)).all()
+            return [_to_audit(r) for r in rows]
+
+    def _conditions(self, q: WorkOrderQuery) -> list[Any]:
+        cond: list[Any] = []
+        if q.state is not None:
+            cond.append(WorkOrderRow.state == q.state)
+        if q.type is not None:
+            cond.append(WorkOrderRow.type == q.type)
+        if q.unit is not None:
+            cond.append(WorkOrderRow.unit == q.unit)
+        if q.site is not None:
+            cond.append(WorkOrderRow.site == q.site)
+        if q.overdue is not None:
+            now = time.time() if q.now is None else q.now
+            late = WorkOrderRow.overdue.is_(True) | (WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.due_at < now))
+            cond.append(late if q.overdue else ~late)
+        return cond
+
+    def list(self, q: WorkOrderQuery) -> tuple[list[WorkOrder], int]:
+        """Newest first."""
+        cond = self._conditions(q)
+        with self.transaction() as s:
+            total = s.scalar(select(func.count()).select_from(WorkOrderRow).where(*cond)) or 0
+            rows = s.execute(
+                select(WorkOrderRow, WorkOrderPhotoRow.incident_id)
+                .outerjoin(WorkOrderPhotoRow, WorkOrderPhotoRow.incident_id == WorkOrderRow.incident_id)
+                .where(*cond)
+                .order_by(WorkOrderRow.detected_at.desc(), WorkOrderRow.incident_id.desc())
+                .limit(q.limit)
+                .offset(q.offset)
+            ).all()
+            return [to_order(r, p is not None) for r, p in rows], int(total)
+
+    def due_ids(self, now: float, limit: int = 500) -> list[int]:
+        """Running orders past their due time not yet dealt with by the clock."""
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(WorkOrderRow.incident_id)
+                    .where(
+                        WorkOrderRow.state.in_(sorted(RUNNING)),
+                        WorkOrderRow.due_at < now,
+                        WorkOrderRow.top_overdue_noted.is_(False),
+                    )
+                    .order_by(WorkOrderRow.due_at)
+                    .limit(limit)
+                ).all()
+            )
+
+    def stats(self, *, now: float | None = None, since: float | None = None, until: float | None = None, unit: str | None = None) -> dict[str, Any]:
+        """Counts by state; on-time rate and mean handling time by type, unit and site.
+
+        A case is *on time* when it was handled before its due time and was never late.
+        The rate's denominator (``judged``) is the finished cases (handled or closed) plus
+        the cases still running but already late (they can no longer be on time);
+        rejected cases (false alarms) count in no rate. Handling time is detection →
+        handled. ``since``/``until`` select by detection time.
+        """
+        now = time.time() if now is None else now
+        cond: list[Any] = []
+        if since is not None:
+            cond.append(WorkOrderRow.detected_at >= since)
+        if until is not None:
+            cond.append(WorkOrderRow.detected_at < until)
+        if unit is not None:
+            cond.append(WorkOrderRow.unit == unit)
+        finished = WorkOrderRow.handled_at.is_not(None) & (WorkOrderRow.state != REJECTED)
+        late_running = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))
+        aggregates = (
+            func.count(),
+            func.sum(case((finished, 1), else_=0)),
+            func.sum(case((finished | late_running, 1), else_=0)),
+            func.sum(case((finished & WorkOrderRow.on_time.is_(True), 1), else_=0)),
+            func.avg(case((finished, WorkOrderRow.handled_at - WorkOrderRow.detected_at), else_=None)),
+        )
+        out: dict[str, Any] = {"now": now}
+        with self.transaction() as s:
+            out["by_state"] = {st: 0 for st in STATES} | {
+                st: int(n) for st, n in s.execute(select(WorkOrderRow.state, func.count()).where(*cond).group_by(WorkOrderRow.state)).all()
+            }
+            for name, column in (("by_type", WorkOrderRow.type), ("by_unit", WorkOrderRow.unit), ("by_site", WorkOrderRow.site)):
+                groups = []
+                for key, total, fin, judged, ontime, mean in s.execute(select(column, *aggregates).where(*cond).group_by(column).order_by(column)).all():
+                    judged = int(judged or 0)
+                    groups.append(
+                        StatsGroup(
+                            key=key,
+                            total=int(total),
+                            finished=int(fin or 0),
+                            judged=judged,
+                            on_time=int(ontime or 0),
+                            on_time_rate=(int(ontime or 0) / judged) if judged else None,
+                            mean_handling_s=None if mean is None else float(mean),
+                        )
+                    )
+                out[name] = groups
+        return out
+
+    # -- API keys (hashing lives in api/auth.py) ----------------------------------------
+    def add_key(self, *, key_id: str, name: str, role: str, unit: str | None, salt: bytes, digest: bytes, at: float) -> StoredKey:
+        with self.transaction() as s:
+            row = ApiKeyRow(key_id=key_id, name=name, role=role, unit=unit, salt=salt, digest=digest, created_at=at)
+            s.add(row)
+            s.flush()
+            return _to_key(row)
+
+    def key_secret(self, key_id: str) -> tuple[StoredKey, bytes, bytes] | None:
+        """The key named ``key_id`` with its salt and digest, unless revoked."""
+        with self.transaction() as s:
+            row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))).one_or_none()
+            return None if row is None else (_to_key(row), bytes(row.salt), bytes(row.digest))
+
+    def touch_key(self, id: int, at: float) -> None:
+        with self.transaction() as s:
+            row = s.get(ApiKeyRow, id)
+            if row is not None:
+                row.last_used_at = at
+
+    def keys(self, include_revoked: bool = False) -> list[StoredKey]:
+        with self.transaction() as s:
+            stmt = select(ApiKeyRow).order_by(ApiKeyRow.id)
+            if not include_revoked:
+                stmt = stmt.where(ApiKeyRow.revoked_at.is_(None))
+            return [_to_key(r) for r in s.scalars(stmt).all()]
+
+    def any_key(self) -> bool:
+        with self.transaction() as s:
+            return s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1)) is not None
+
+    def revoke_key(self, id: int, at: float) -> bool:
+        with self.transaction() as s:
+            row = s.get(ApiKeyRow, id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = at
+            return True
+
+    def auth_required(self) -> bool:
+        """Whether API calls must carry a key (see ``AuthConfig``)."""
+        if self.auth_enabled is not None:
+            return self.auth_enabled
+        return self.any_key()
+
+
+def attach_workorders(service: Any) -> WorkOrders:
+    """Build the work-order store of a ``Service`` and register it on the incident manager.
+
+    Reads ``settings.workorders`` (``WorkOrdersConfig``) and ``settings.auth``
+    (``AuthConfig``) when the settings have them; defaults otherwise.
+    """
+    settings = service.settings
+    cfg: WorkOrdersConfig = getattr(settings, "workorders", None) or WorkOrdersConfig()
+    auth: AuthConfig = getattr(settings, "auth", None) or AuthConfig()
+    orders = WorkOrders(service.store, load_catalogue(cfg.catalogue), auth_enabled=auth.enabled)
+    service.incidents.on_open.append(orders.on_incident_opened)
+    if not orders.auth_required():
+        log.warning("API authentication is off (no API keys yet): create one with `gridworker keys create --role admin --name ...`")
+    return orders
