@@ -43,6 +43,7 @@ from sqlalchemy import (
     case,
     func,
     select,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -340,8 +341,16 @@ class WorkOrders:
             yield session
 
     def lock(self, session: Session, incident_id: int) -> WorkOrderRow | None:
-        """The order's row, locked for update until the transaction ends (PostgreSQL;
-        SQLite serialises writers anyway)."""
+        """The order's row, locked for update until the transaction ends.
+
+        PostgreSQL: ``SELECT … FOR UPDATE``. SQLite has no row locks and pysqlite runs a
+        plain SELECT outside any transaction, so two writers could both read the old
+        state; an UPDATE first takes the database's write lock (other writers wait on the
+        busy timeout), and the SELECT after it reads the latest committed row."""
+        if self.engine.dialect.name == "sqlite":
+            session.execute(
+                update(WorkOrderRow).where(WorkOrderRow.incident_id == incident_id).values(version=WorkOrderRow.version)
+            )
         return session.scalars(
             select(WorkOrderRow).where(WorkOrderRow.incident_id == incident_id).with_for_update()
         ).one_or_none()

@@ -1,0 +1,149 @@
+"""API keys and roles.
+
+A key looks like ``gwk_<key id>_<secret>``: the key id (12 hex digits) is public and names
+the key in listings and audit rows; the secret is 32 random bytes (``secrets``). Only
+``sha256(salt ‖ secret)`` with a per-key 16-byte salt is stored. A slow hash (scrypt,
+PBKDF2) protects *low-entropy* passwords against guessing; a 256-bit random secret cannot
+be guessed, so a fast hash loses nothing and keeps every request cheap. Digests are
+compared with ``hmac.compare_digest``. The raw key is shown once, when it is created, and
+never logged.
+
+Send it as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+Roles: ``viewer`` (reads), ``operator`` (command-centre dispatcher), ``unit_handler``
+(bound to one unit: sees and acts on that unit's cases only), ``supervisor`` (also
+escalates), ``admin`` (everything, keys included). Whether keys are needed at all is
+``AuthConfig.enabled`` (default: as soon as one key exists).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+
+from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor
+from gridworker.incidents.workorders import StoredKey, WorkOrders
+
+KEY_PREFIX = "gwk_"
+_KEY_RE = re.compile(r"^gwk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
+ANY_ROLE = (VIEWER, OPERATOR, UNIT_HANDLER, SUPERVISOR, ADMIN)
+TOUCH_EVERY_S = 60.0
+
+
+class KeyError_(ValueError):
+    """A key that cannot be created (bad role, unit missing or unknown)."""
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hashlib.sha256(salt + secret.encode("ascii")).digest()
+
+
+def create_key(orders: WorkOrders, *, name: str, role: str, unit: str | None = None, at: float | None = None) -> tuple[StoredKey, str]:
+    """Make a key; returns its stored record and the raw key (the only time it exists).
+
+    Raises:
+        KeyError_: unknown role, a unit handler without a (known) unit, a unit on another role.
+    """
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise KeyError_("a key needs a name of 1-200 characters")
+    if role not in ROLES:
+        raise KeyError_(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    if role == UNIT_HANDLER:
+        if not unit:
+            raise KeyError_("a unit_handler key needs --unit")
+        if orders.catalogue.unit(unit) is None:
+            known = ", ".join(u.code for u in orders.catalogue.units)
+            raise KeyError_(f"unknown unit {unit!r} (the catalogue has: {known})")
+    elif unit:
+        raise KeyError_(f"only unit_handler keys are bound to a unit, not {role} keys")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_bytes(16)
+    stored = orders.add_key(
+        key_id=key_id, name=name, role=role, unit=unit if role == UNIT_HANDLER else None,
+        salt=salt, digest=_digest(salt, secret), at=time.time() if at is None else at,
+    )
+    return stored, f"{KEY_PREFIX}{key_id}_{secret}"
+
+
+def verify_key(orders: WorkOrders, raw: str, *, now: float | None = None) -> StoredKey | None:
+    """The key's record if ``raw`` is a valid, unrevoked key; None otherwise."""
+    m = _KEY_RE.match(raw.strip())
+    if m is None:
+        return None
+    found = orders.key_secret(m.group(1))
+    if found is None:
+        return None
+    stored, salt, digest = found
+    if not hmac.compare_digest(_digest(salt, m.group(2)), digest):
+        return None
+    now = time.time() if now is None else now
+    if stored.last_used_at is None or now - stored.last_used_at > TOUCH_EVERY_S:
+        orders.touch_key(stored.id, now)
+    return stored
+
+
+def actor_of(key: StoredKey) -> Actor:
+    return Actor(name=f"key:{key.key_id}:{key.name}", role=key.role, unit=key.unit)
+
+
+# -- FastAPI dependencies ------------------------------------------------------------------
+def get_orders(request: Request) -> WorkOrders:
+    orders = getattr(request.app.state.service, "workorders", None)
+    if orders is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "work orders are not set up on this service")
+    return orders  # type: ignore[no-any-return]
+
+
+OrdersDep = Annotated[WorkOrders, Depends(get_orders)]
+ANONYMOUS = Actor("anonymous", ADMIN)
+
+
+def current_user(
+    orders: OrdersDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Actor:
+    """The caller. With authentication off, everyone is an anonymous admin."""
+    if not orders.auth_required():
+        return ANONYMOUS
+    raw = x_api_key
+    if raw is None and authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            raw = value
+    unauthorized = {"WWW-Authenticate": "Bearer"}
+    if not raw:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API key is required", headers=unauthorized)
+    key = verify_key(orders, raw)
+    if key is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
+    return actor_of(key)
+
+
+CurrentUser = Annotated[Actor, Depends(current_user)]
+
+
+def require(*roles: str) -> Callable[..., Actor]:
+    """A dependency admitting callers with one of ``roles`` (admins always); 403 otherwise.
+
+    Example:
+        >>> @router.post("/x")  # doctest: +SKIP
+        ... def x(user: Annotated[Actor, Depends(require("operator", "supervisor"))]): ...
+    """
+    allowed = frozenset(roles) | {ADMIN}
+
+    def dependency(user: CurrentUser) -> Actor:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not do this (needs {', '.join(sorted(allowed))})")
+        return user
+
+    return dependency
