@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from gridworker.service import Service
 
 from .routers import cameras, flows, health, incidents
+from .routers import workorders
 from .routers import signals, types
 
 
@@ -42,4 +43,5 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(flows.router)
     app.include_router(signals.router)
     app.include_router(types.router)
+    app.include_router(workorders.router)
     return app

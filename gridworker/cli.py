@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .replay import register as register_replay
 
     register_replay(sub)
+    from .keys_cli import register as register_keys  # gridworker keys (API keys)
+
+    register_keys(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ import supervision as sv
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
+from gridworker.incidents.workorders import attach_workorders
 from gridworker.models.base import Detector
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.evidence import PacketRing
@@ -118,6 +119,7 @@ class Service:
         self.flows = FlowStore(self.store.url)
         self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
         self.observers.append(self.flow_recorder.observe)
+        self.workorders = attach_workorders(self)  # a graded work order per incident (docs/workorders.md)
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------------

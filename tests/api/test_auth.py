@@ -1,0 +1,123 @@
+"""API keys: stored hashed, checked in constant time, never logged; when auth is on."""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gridworker.api import create_app
+from gridworker.api.auth import KeyError_, create_key, verify_key
+from gridworker.incidents import IncidentStore
+from gridworker.incidents.workorders import WorkOrders
+
+
+@dataclass
+class _Service:
+    store: IncidentStore
+    workorders: WorkOrders
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+
+@pytest.fixture
+def orders(tmp_path):
+    store = IncidentStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    yield WorkOrders(store)
+    store.close()
+
+
+def _db_bytes(tmp_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in tmp_path.glob("keys.db*"))
+
+
+def test_raw_key_is_not_stored_or_logged(orders, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    stored, raw = create_key(orders, name="ops lead", role="admin")
+    secret = raw[17:]  # after "gwk_" + 12 hex + "_" (the secret may contain "_")
+    assert raw == f"gwk_{stored.key_id}_{secret}" and len(secret) == 43
+    # used through the API too, so request handling is in the captured logs
+    with TestClient(create_app(lambda: _Service(orders.store, orders))) as client:
+        assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+        assert client.get("/keys", headers={"X-API-Key": raw}).status_code == 200
+        assert client.get("/workorders", headers={"Authorization": f"Bearer {raw[:-1]}A"}).status_code == 401
+    orders.store.engine.dispose()  # flush the WAL into the file as well
+    data = _db_bytes(tmp_path)
+    assert data, "the database file is there"
+    assert stored.key_id.encode() in data  # the public part is
+    assert secret.encode() not in data and raw.encode() not in data
+    logged = "\n".join(r.getMessage() for r in caplog.records) + caplog.text
+    assert secret not in logged and raw not in logged
+
+
+def test_verify(orders):
+    stored, raw = create_key(orders, name="grid 3", role="unit_handler", unit="community-grid")
+    found = verify_key(orders, raw, now=1000.0)
+    assert found is not None and (found.role, found.unit, found.name) == ("unit_handler", "community-grid", "grid 3")
+    assert orders.keys()[0].last_used_at == 1000.0
+    key_id, secret = raw[4:16], raw[17:]
+    other_stored, other_raw = create_key(orders, name="other", role="viewer")
+    assert verify_key(orders, f"gwk_{key_id}_{other_raw[17:]}") is None  # another key's secret
+    assert verify_key(orders, f"gwk_{other_stored.key_id}_{secret}") is None
+    assert verify_key(orders, raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
+    assert verify_key(orders, "") is None and verify_key(orders, "Bearer x") is None
+    assert verify_key(orders, f" {raw} ") is not None
+    assert orders.revoke_key(stored.id, time.time())
+    assert verify_key(orders, raw) is None
+    assert [k.name for k in orders.keys()] == ["other"] and len(orders.keys(include_revoked=True)) == 2
+    # two keys made the same way never share salt or secret
+    a, b = create_key(orders, name="a", role="viewer")[1], create_key(orders, name="b", role="viewer")[1]
+    assert a[17:] != b[17:]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"role": "root"}, "unknown role"),
+        ({"role": "unit_handler"}, "needs --unit"),
+        ({"role": "unit_handler", "unit": "ministry"}, "unknown unit 'ministry'"),
+        ({"role": "operator", "unit": "community-grid"}, "only unit_handler keys"),
+        ({"role": "admin", "name": " "}, "needs a name"),
+    ],
+)
+def test_create_refuses(orders, kwargs, message):
+    with pytest.raises(KeyError_, match=message):
+        create_key(orders, **{"name": "n", **kwargs})
+    assert orders.keys() == []
+
+
+@pytest.mark.parametrize(
+    "enabled, with_key, status",
+    [
+        (None, False, 200),  # default: open until the first key exists
+        (None, True, 401),  # ... and closed from then on
+        (True, False, 401),  # forced on: nothing gets in before `gridworker keys create`
+        (True, True, 401),
+        (False, True, 200),  # forced off
+    ],
+)
+def test_when_auth_applies(tmp_path, enabled, with_key, status):
+    store = IncidentStore(f"sqlite:///{tmp_path / 'mode.db'}")
+    orders = WorkOrders(store, auth_enabled=enabled)
+    if with_key:
+        create_key(orders, name="k", role="viewer")
+    with TestClient(create_app(lambda: _Service(store, orders))) as client:
+        assert client.get("/workorders").status_code == status
+        if status == 200:  # open: callers are an anonymous admin
+            assert client.get("/keys").status_code == 200
+    store.close()
+
+
+def test_revocation_reopens_when_no_key_is_left(orders):
+    """Default mode counts unrevoked keys: revoking the last reopens the API (documented)."""
+    stored, raw = create_key(orders, name="only", role="admin")
+    assert orders.auth_required()
+    orders.revoke_key(stored.id, time.time())
+    assert not orders.auth_required()
+    assert WorkOrders(orders.store, auth_enabled=True).auth_required()
