@@ -11,7 +11,7 @@ from gridworker.service import Service
 
 from .routers import cameras, flows, health, incidents
 from .routers import workorders
-from .routers import signals, types
+from .routers import patrol, signals, types
 
 
 def create_app(service_factory: Callable[[], Service]) -> FastAPI:
@@ -40,8 +40,9 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(health.router)
     app.include_router(cameras.router)
     app.include_router(incidents.router)
-    app.include_router(flows.router)
     app.include_router(signals.router)
     app.include_router(types.router)
     app.include_router(workorders.router)
+    app.include_router(flows.router)
+    app.include_router(patrol.router)
     return app

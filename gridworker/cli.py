@@ -46,10 +46,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
         return 2
-    print(f"{args.config}: OK, {len(settings.cameras)} camera(s)")
+    print(f"{args.config}: OK, {len(settings.cameras)} camera(s), {len(settings.patrol_plans)} patrol plan(s)")
     for cam in settings.cameras:
         rules = sum(len(z.rules) for z in cam.zones)
-        print(f"  {cam.id}: {cam.public_url()} @ {cam.fps} fps, {len(cam.zones)} zone(s), {rules} rule(s)")
+        watch = f"@ {cam.fps} fps" if cam.watch == "continuous" else f"patrol only ({cam.patrol.site_type}, priority {cam.patrol.priority})"
+        print(f"  {cam.id}: {cam.public_url()} {watch}, {len(cam.zones)} zone(s), {rules} rule(s)")
+    if settings.patrol_plans:
+        from gridworker.patrol.config import PatrolTarget
+        from gridworker.patrol.selection import select_cameras
+
+        targets = [PatrolTarget(c.id, c.url, c.patrol) for c in settings.cameras]
+        for plan in settings.patrol_plans:
+            n = len(select_cameras(targets, plan.select))
+            print(f"  plan {plan.id}: {n} camera(s), {plan.mode}, concurrency {plan.concurrency}, cycles {plan.cycles or 'forever'}")
     return 0
 
 
@@ -57,6 +66,81 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(workdir=args.workdir, host=args.host, port=args.port, use_rtsp=not args.no_rtsp, log_level=args.log_level)
+
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _patrol_request(args: argparse.Namespace, method: str, path: str) -> tuple[int, object] | None:
+    """One HTTP call to the running service; None (after printing why) when it cannot be reached."""
+    import httpx
+
+    base = args.url.rstrip("/")
+    try:
+        r = httpx.request(method, f"{base}{path}", timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(
+            f"gridworker: cannot reach the service at {base} ({type(exc).__name__}: {exc}); "
+            "is `gridworker run` up? Pass --url to point at it.",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        body: object = r.json()
+    except ValueError:
+        body = r.text
+    return r.status_code, body
+
+
+def _fmt_s(value: object) -> str:
+    return "-" if value is None else f"{float(value):.1f} s"  # type: ignore[arg-type]
+
+
+def _print_status(st: dict) -> None:  # type: ignore[type-arg]
+    cycles = st["cycles"] or "∞"
+    print(
+        f"{st['plan_id']}: {st['state']}  cycle {st['cycle']}/{cycles}  visited {st['visited']}/{st['total']}"
+        f" (ok {st['ok']}, failed {st['failed']}, skipped {st['skipped']})  ETA {_fmt_s(st['eta_s'])}"
+        f"  last cycle {_fmt_s(st['last_cycle_s'])}"
+    )
+    if st["in_flight"]:
+        print(f"  in flight: {', '.join(st['in_flight'])}")
+    for f in st["failed_this_cycle"]:
+        print(f"  failed: {f['camera_id']}: {f['reason']}")
+    for o in st["offline"]:
+        print(f"  offline: {o['camera_id']} ({o['failures']} failure(s), retry in cycle {o['retry_cycle']}): {o['reason']}")
+
+
+def _cmd_patrol(args: argparse.Namespace) -> int:
+    import json
+
+    action = args.patrol_action
+    if action == "status":
+        path = f"/patrol/plans/{args.plan}" if args.plan else "/patrol/plans"
+        got = _patrol_request(args, "GET", path)
+    else:
+        got = _patrol_request(args, "POST", f"/patrol/plans/{args.plan}/{action}")
+    if got is None:
+        return 3
+    code, body = got
+    if code >= 400:
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+        print(f"gridworker: patrol {action} {args.plan or ''}: HTTP {code}: {detail}".replace("  ", " "), file=sys.stderr)
+        return 4 if code == 404 else 5
+    if args.json:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return 0
+    if action == "status":
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            print("no patrol plans")
+        for item in items:
+            _print_status(item["status"])  # type: ignore[index]
+        return 0
+    if action == "start" and code == 200:
+        print(f"{args.plan}: already running")
+    _print_status(body)  # type: ignore[arg-type]
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +164,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rtsp", action="store_true", help="read the clips directly instead of through the RTSP server")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("patrol", help="start, pause, resume, stop a patrol plan and read its progress (running service)")
+    psub = p.add_subparsers(dest="patrol_action", required=True)
+    for action, text in (
+        ("start", "start a plan (nothing changes if it runs already)"),
+        ("pause", "start no new visits"),
+        ("resume", "undo pause"),
+        ("stop", "stop a plan"),
+        ("status", "progress of one plan, or of all"),
+    ):
+        q = psub.add_parser(action, help=text)
+        if action == "status":
+            q.add_argument("plan", nargs="?", help="plan id (default: all plans)")
+        else:
+            q.add_argument("plan", help="plan id")
+        q.add_argument("--url", default=DEFAULT_URL, help=f"the service's HTTP address (default {DEFAULT_URL})")
+        q.add_argument("--json", action="store_true", help="print the API's JSON")
+        q.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout, seconds")
+        q.set_defaults(func=_cmd_patrol)
 
     from gridworker.models.cli import register as register_models
 

@@ -21,6 +21,11 @@ from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.incidents.workorders import attach_workorders
 from gridworker.models.base import Detector
+from gridworker.patrol.config import PatrolPlan, PatrolTarget
+from gridworker.patrol.engine import PatrolRun, default_visitor
+from gridworker.patrol.glance_rules import VisitAnalyzer
+from gridworker.patrol.manager import PatrolManager
+from gridworker.streams.glance import GlanceResult
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.evidence import PacketRing
 from gridworker.streams.frame import Frame
@@ -32,7 +37,7 @@ from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.batcher import Batcher
 
 from .metrics import Metrics
-from .settings import CameraConfig, Settings
+from .settings import CameraConfig, Settings, plan_camera_problems
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ class _Camera:
     stream: CameraStream
     analyzer: CameraAnalyzer
     persisted: bool = False
+    visits: VisitAnalyzer | None = None  # patrol-only cameras: analyses their patrol visits
     last: FrameAnalysis | None = None
     frames_analysed: int = 0
     analysed_ts: deque[float] = field(default_factory=lambda: deque(maxlen=50))
@@ -110,7 +116,10 @@ class Service:
             self._live_sources,
             max_batch=detector.max_batch,
             deadline_s=settings.pipeline.batch_deadline_ms / 1000.0,
+            submit_max_per_batch=settings.pipeline.patrol_batch_slots,
         )
+        self.patrol_max_pending = settings.pipeline.patrol_max_pending or 2 * detector.max_batch
+        self.patrol = PatrolManager(self._make_patrol_run, settings.patrol_plans, validate=self._validate_plan)
         self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -152,6 +161,8 @@ class Service:
         log.info("service started with %d camera(s)", len(self._cameras))
 
     def stop(self, timeout: float = 10.0) -> None:
+        # patrols first, while inference still runs to answer the frames their visits wait for
+        self.patrol.stop_all(timeout)
         self._stop.set()
         with self._cameras_lock:
             cams = list(self._cameras.values())
@@ -162,6 +173,7 @@ class Service:
             if t.is_alive():
                 log.error("thread %s did not stop within %.0f s", t.name, timeout)
         self._threads = []
+        self.batcher.cancel_pending(RuntimeError("service stopped"))
         if self.clips is not None:
             self.clips.stop()  # pending clips are cut now with what the rings hold
         self.flow_recorder.flush()
@@ -172,11 +184,28 @@ class Service:
         with self._cameras_lock:
             if config.id in self._cameras:
                 raise CameraExists(config.id)
-            stream = CameraStream(config.id, self._stream_config(config))
+            patrol_only = config.watch == "patrol"
+            stream = CameraStream(config.id, config.stream_config() if patrol_only else self._stream_config(config))
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self.settings.tracker, signals=self.signals)
+            visits = None
+            if patrol_only:
+                visits = VisitAnalyzer(
+                    config.id,
+                    config.scene(),
+                    incidents=self.incidents,
+                    store=self.store,
+                    annotator=self.annotator,
+                    camera_info=self._camera_info,
+                    on_open=[self._count_incident],
+                    tracker=self.settings.tracker,
+                )
             if persist:
                 self.store.save_camera(config.id, config.model_dump_json())
-            self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted)
+            self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted, visits=visits)
+        if patrol_only:
+            stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")
+            log.info("camera %s (%s) added, patrol only", config.id, config.public_url())
+            return
         stream.start()
         log.info("camera %s (%s) added", config.id, config.public_url())
 
@@ -283,17 +312,23 @@ class Service:
     # -- pipeline threads -------------------------------------------------------------
     def _inference_loop(self) -> None:
         while not self._stop.is_set():
-            batch = self.batcher.next_batch(self._stop)
-            if not batch:
+            work = self.batcher.next_work(self._stop)
+            if not len(work):
                 continue
             t0 = time.perf_counter()
             try:
-                detections = self.detector.detect([f.image for f in batch])
-            except Exception:  # a bad frame must not kill the pipeline
-                log.exception("detector failed on a batch of %d; batch skipped", len(batch))
+                detections = self.detector.detect([f.image for f in work.frames])
+                live = work.resolve(detections)  # patrol frames: their visits get the detections
+            except Exception as exc:  # a bad frame must not kill the pipeline
+                work.fail(exc)
+                log.exception("detector failed on a batch of %d; batch skipped", len(work))
                 continue
             self.metrics.inference_seconds.observe(time.perf_counter() - t0)
-            self.metrics.batch_size.observe(len(batch))
+            self.metrics.batch_size.observe(len(work))
+            if not live:
+                continue
+            batch = [f for f, _ in live]
+            detections = [d for _, d in live]
             while not self._stop.is_set():
                 try:
                     self._results.put((batch, detections), timeout=0.5)
@@ -333,3 +368,74 @@ class Service:
         self.metrics.frame_latency_seconds.observe(latency)
         for observer in self.observers:
             observer(analysis, latency)
+
+    # -- patrol -----------------------------------------------------------------------
+    def patrol_targets(self) -> list[PatrolTarget]:
+        """Every camera as the patrol sees it (plans select among them)."""
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        return [PatrolTarget(c.config.id, c.config.url, c.config.patrol) for c in cams]
+
+    def _validate_plan(self, plan: PatrolPlan) -> None:
+        with self._cameras_lock:
+            known = set(self._cameras)
+        problems = plan_camera_problems(plan, known)
+        if problems:
+            raise ValueError(f"patrol plan {plan.id!r}: {problems}")
+
+    def _patrol_admit(self) -> bool:
+        """Back-pressure: a new visit starts only while few patrol frames wait for inference."""
+        return self.batcher.pending() < self.patrol_max_pending
+
+    def _make_patrol_run(self, plan: PatrolPlan) -> PatrolRun:
+        def sink(target: PatrolTarget, frames: Sequence[Frame]) -> None:
+            self._patrol_sink(plan, target, frames)
+
+        return PatrolRun(plan, self.patrol_targets, sink, visitor=self._patrol_visitor, admit=self._patrol_admit)
+
+    def _patrol_sink(self, plan: PatrolPlan, target: PatrolTarget, frames: Sequence[Frame]) -> None:
+        """A patrol-only camera's visit frames → the shared batched inference → glance rules / revisit."""
+        with self._cameras_lock:
+            cam = self._cameras.get(target.camera_id)
+        if cam is None or cam.visits is None or not frames:
+            return
+        futures = [self.batcher.submit(f) for f in frames]
+        limit = 30.0 + plan.visit_budget_s()
+        try:
+            detections = [fut.result(timeout=limit) for fut in futures]
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+        if plan.mode == "watch":
+            for frame, dets in zip(frames, detections, strict=True):
+                cam.last = cam.visits.analyse_watch(frame, dets)
+        else:
+            cam.visits.analyse_glance(frames, detections)
+            cam.last = cam.visits.last
+        done = time.time()
+        cam.analysed_ts.append(done)
+        cam.frames_analysed += len(frames)
+        self.metrics.frames_analysed.inc(len(frames))
+
+    def _patrol_visitor(self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]) -> GlanceResult:
+        """Patrol-only cameras get a real glance/watch; a continuously watched camera is not
+        opened again: its visit is its next analysed frame (all its rules already run on it)."""
+        with self._cameras_lock:
+            cam = self._cameras.get(target.camera_id)
+        if cam is None or cam.visits is not None:
+            return default_visitor(target, plan, stop, first_seq, deliver)
+        started_at, t0 = time.time(), time.monotonic()
+        wait_s = plan.open_timeout_s + plan.keyframe_timeout_s
+        before = cam.frames_analysed
+        while not stop.is_set() and cam.frames_analysed == before and time.monotonic() - t0 < wait_s:
+            stop.wait(0.02)
+        url = cam.config.public_url()
+        took = time.monotonic() - t0
+        if stop.is_set() and cam.frames_analysed == before:
+            return GlanceResult(target.camera_id, url, started_at, total_s=took, error_kind="stopped", error="stopped")
+        if cam.frames_analysed == before:
+            health = cam.stream.health()
+            why = f"continuous stream is {health.state.value}" + (f": {health.last_error}" if health.last_error else "")
+            return GlanceResult(target.camera_id, url, started_at, total_s=took, error_kind="keyframe_timeout", error=why)
+        return GlanceResult(target.camera_id, url, started_at, first_keyframe_s=took, total_s=took)

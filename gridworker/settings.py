@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gridworker.models.config import DetectorConfig
+from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.redact import redact_url
 from gridworker.vision.config import SceneConfig
@@ -49,6 +50,14 @@ class CameraConfig(SceneConfig):
     url: str = Field(min_length=1, max_length=2000, description="rtsp://, http(s)://, file:// URL or a local file path.")
     fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
     stream: dict[str, Any] = Field(default_factory=dict, description="Reader tuning: timeouts, backoff (see StreamConfig).")
+    watch: Literal["continuous", "patrol"] = Field(
+        "continuous",
+        description="continuous: streamed and analysed all the time at ``fps``; patrol: never streamed, "
+        "only visited by patrol plans (the hundreds of key-site cameras; see docs/patrol.md).",
+    )
+    patrol: CameraPatrolConfig = Field(
+        default_factory=CameraPatrolConfig, description="Site type, tags and priority used by patrol plans."
+    )
 
     @field_validator("url")
     @classmethod
@@ -109,6 +118,20 @@ class PipelineConfig(_Strict):
     )
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots and live frames.")
     incident_write_interval_s: float = Field(5.0, ge=0.1, le=600.0, description="How often an open incident's progress is written.")
+    patrol_batch_slots: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Most patrol frames in one inference batch while a continuous camera is live "
+        "(default: half the detector's batch). Live frames always go first; patrol takes the free slots.",
+    )
+    patrol_max_pending: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="A patrol starts no new visit while this many of its frames wait for inference "
+        "(default: twice the detector's batch): back-pressure that keeps decode and inference in step.",
+    )
 
 
 class EvidenceConfig(_Strict):
@@ -159,6 +182,7 @@ class Settings(BaseSettings):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
+    patrol_plans: list[PatrolPlan] = Field(default_factory=list, description="Patrol plans (docs/patrol.md).")
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Settings:
@@ -167,6 +191,14 @@ class Settings(BaseSettings):
             if cam.id in seen:
                 raise ValueError(f"camera id {cam.id!r} is used twice")
             seen.add(cam.id)
+        plans: set[str] = set()
+        for plan in self.patrol_plans:
+            if plan.id in plans:
+                raise ValueError(f"patrol plan id {plan.id!r} is used twice")
+            plans.add(plan.id)
+            problems = plan_camera_problems(plan, seen)
+            if problems:
+                raise ValueError(f"patrol plan {plan.id!r}: {problems}")
         return self
 
     @classmethod
@@ -182,6 +214,18 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
+def plan_camera_problems(plan: PatrolPlan, camera_ids: set[str] | frozenset[str]) -> str | None:
+    """Why ``plan`` does not fit these cameras (unknown listed ids), or None when it does."""
+    unknown = [c for c in plan.select.camera_ids if c not in camera_ids]
+    unknown_ex = [c for c in plan.select.exclude if c not in camera_ids]
+    parts = []
+    if unknown:
+        parts.append(f"select.camera_ids names unknown camera(s) {unknown[:10]}" + (" ..." if len(unknown) > 10 else ""))
+    if unknown_ex:
+        parts.append(f"select.exclude names unknown camera(s) {unknown_ex[:10]}" + (" ..." if len(unknown_ex) > 10 else ""))
+    return "; ".join(parts) or None
+
+
 def describe_errors(err: ValidationError, data: Any, source: str = "config") -> str:
     """Turn a pydantic error into lines naming the camera (by id) and the key at fault."""
     lines = [f"{source}: {err.error_count()} problem(s)"]
@@ -195,6 +239,13 @@ def describe_errors(err: ValidationError, data: Any, source: str = "config") -> 
                 cam_id = "?"
             rest = ".".join(str(p) for p in loc[2:]) or "(camera)"
             where = f"camera {cam_id!r} (cameras[{loc[1]}]): {rest}"
+        elif len(loc) >= 2 and loc[0] == "patrol_plans" and isinstance(loc[1], int):
+            try:
+                plan_id = data["patrol_plans"][loc[1]].get("id", "?")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                plan_id = "?"
+            rest = ".".join(str(p) for p in loc[2:]) or "(plan)"
+            where = f"patrol plan {plan_id!r} (patrol_plans[{loc[1]}]): {rest}"
         msg = e["msg"]
         # pydantic echoes the input value; never echo a URL's password
         msg = re.sub(r"\w+://[^\s'\"]+", lambda m: redact_url(m.group(0)), msg)

@@ -257,6 +257,9 @@ class PatrolRun:
         visit_sink: gets each visit's frames; must be thread-safe (visits run in parallel).
         visitor: performs one visit (default :func:`default_visitor`: a real glance/watch).
         on_outcome: optional callback per finished visit (metrics, logs), any thread.
+        admit: optional back-pressure check: no visit starts while it returns False (the
+            service passes "the patrol's frames waiting for inference are few", so visits
+            do not decode faster than the shared detector can take their frames).
         clock: wall clock for the plan's time windows and timestamps.
 
     Lifecycle: ``start`` (idempotent while running), ``pause``/``resume`` (idempotent),
@@ -272,9 +275,11 @@ class PatrolRun:
         *,
         visitor: Visitor = default_visitor,
         on_outcome: Callable[[CameraOutcome], None] | None = None,
+        admit: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.plan = plan
+        self._admit = admit
         self._cameras = cameras if callable(cameras) else (lambda: list(cameras))  # type: ignore[arg-type]
         self._sink = visit_sink
         self._visitor = visitor
@@ -330,7 +335,7 @@ class PatrolRun:
                 return False
             self._paused = True
             self._resume.clear()
-            if self._state is PatrolState.RUNNING:
+            if self._state in (PatrolState.RUNNING, PatrolState.WAITING):
                 self._state = PatrolState.PAUSED
             self._cond.notify_all()
         return True
@@ -447,7 +452,7 @@ class PatrolRun:
                 rest = plan.min_cycle_s - (time.monotonic() - cycle_t0)
                 more = not plan.cycles or self._cycle < plan.cycles
                 if rest > 0 and more:
-                    self._set_state(PatrolState.WAITING)
+                    self._set_state(PatrolState.PAUSED if self._paused else PatrolState.WAITING)
                     self._stop.wait(rest)
                     self._set_state(PatrolState.PAUSED if self._paused else PatrolState.RUNNING)
         except Exception:  # noqa: BLE001 - logged; the run ends as stopped instead of dying silently
@@ -507,6 +512,9 @@ class PatrolRun:
                     continue
             if not self._acquire_slot():
                 break
+            if not self._wait_admitted():
+                self._slots.release()
+                break
             gap = plan.stagger_s - (time.monotonic() - last_start)
             if gap > 0:
                 self._stop.wait(gap)
@@ -531,6 +539,20 @@ class PatrolRun:
             "patrol %s: cycle %d done in %.1f s: %d ok, %d failed, %d offline skipped",
             plan.id, cycle, self._last_cycle_s or 0.0, self._ok, self._failed, self._skipped,
         )
+
+    def _wait_admitted(self) -> bool:
+        """Block while the admission check says no (back-pressure). False if stopped meanwhile."""
+        if self._admit is None:
+            return True
+        while not self._stop.is_set():
+            try:
+                if self._admit():
+                    return True
+            except Exception:  # noqa: BLE001 - a broken check must not stall the patrol
+                log.exception("patrol %s: admission check failed", self.plan.id)
+                return True
+            self._stop.wait(0.01)
+        return False
 
     def _acquire_slot(self) -> bool:
         while not self._stop.is_set():

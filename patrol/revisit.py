@@ -111,6 +111,11 @@ class _CameraMemory:
     last_ts: float | None = None
 
 
+def _parked_key(zone_id: str, first: Sighting) -> str:
+    x0, y0, x1, y1 = first.xyxy
+    return f"{zone_id}:{first.ts:.3f}:{x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}"
+
+
 def _greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """(row, col) pairs, best IoU first, each row and column used once, IoU >= threshold."""
     if iou.size == 0:
@@ -152,6 +157,23 @@ class RevisitChecker:
         """How many parked vehicles are remembered for the camera."""
         mem = self._memory.get(camera_id)
         return len(mem.parked) if mem else 0
+
+    def reported(self, camera_id: str) -> dict[str, tuple[str, Sighting, Sighting]]:
+        """The vehicles already reported and still remembered (seen, or unseen for at most ``max_misses`` visits).
+
+        Returns ``key → (zone_id, first sighting, latest sighting)``. The key is stable while
+        the vehicle stays, so a caller can keep one incident per reported vehicle and close it
+        once its key is gone (the vehicle left).
+        """
+        mem = self._memory.get(camera_id)
+        if mem is None:
+            return {}
+        return {_parked_key(p.zone_id, p.first): (p.zone_id, p.first, p.latest) for p in mem.parked if p.reported}
+
+    def frame_refs(self, camera_id: str) -> set[str]:
+        """Frame references still needed as evidence: the first sightings remembered for the camera."""
+        mem = self._memory.get(camera_id)
+        return set() if mem is None else {p.first.frame_ref for p in mem.parked}
 
     def _candidates(self, detections: sv.Detections, size: tuple[int, int], zones: Sequence[Zone]) -> list[tuple[str, np.ndarray]]:
         """Per zone: indices of the vehicles standing in it."""
@@ -248,3 +270,4 @@ class RevisitChecker:
             class_name=str(names[i]) if names is not None else "",
             confidence=float(conf[i]) if conf is not None else 1.0,
         )
+

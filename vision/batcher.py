@@ -1,11 +1,30 @@
-"""Gathers the newest frame of every live camera into one inference batch."""
+"""Gathers the newest frame of every live camera into one inference batch, and tops batches
+up with frames submitted by a lower-priority source (patrol visits).
+
+Two kinds of work share one detector:
+
+* **live** frames: the latest frame of every continuously watched camera, pulled round-robin
+  (:meth:`Batcher.next_batch`). They always come first.
+* **submitted** frames (:meth:`Batcher.submit` → ``Future[Detections]``): a patrol visit's
+  keyframes. They take the batch slots the live cameras left free, and while any live camera
+  is connected at most ``submit_max_per_batch`` of them ride in one batch, so a live frame
+  that arrives while a batch runs waits for at most a small batch. A patrol visit blocks on
+  its future, so a long queue slows the patrol down, never the live cameras.
+
+The service's inference loop calls :meth:`Batcher.next_work`, runs the detector on
+``work.frames`` and hands the results back with :meth:`Work.resolve` (submitted frames get
+their future set, live frames go on to post-processing).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from gridworker.streams.frame import Frame
 
@@ -17,12 +36,60 @@ class FrameSource(Protocol):
     def latest(self, after_seq: int = -1) -> Frame | None: ...
 
 
+@dataclass
+class Work:
+    """One batch for the detector: live frames first, then submitted ones.
+
+    ``frames`` is what to run the detector on; after it ran, :meth:`resolve` sets the
+    submitted frames' futures and returns the live frames with their detections.
+    """
+
+    live: list[Frame] = field(default_factory=list)
+    submitted: list[tuple[Frame, Future[Any]]] = field(default_factory=list)
+
+    @property
+    def frames(self) -> list[Frame]:
+        return self.live + [f for f, _ in self.submitted]
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self.submitted)
+
+    def resolve(self, detections: Sequence[Any]) -> list[tuple[Frame, Any]]:
+        """Set each submitted frame's future to its detections; return ``(frame, dets)`` of the live ones."""
+        if len(detections) != len(self):
+            err = RuntimeError(f"detector returned {len(detections)} results for {len(self)} frames")
+            self.fail(err)
+            raise err
+        n = len(self.live)
+        for (_, fut), dets in zip(self.submitted, detections[n:]):
+            if not fut.done():
+                fut.set_result(dets)
+        return list(zip(self.live, detections[:n]))
+
+    def fail(self, exc: BaseException) -> None:
+        """The detector failed on this batch: the submitted frames' futures get the error."""
+        for _, fut in self.submitted:
+            if not fut.done():
+                fut.set_exception(exc)
+
+
 class Batcher:
     """Collects up to ``max_batch`` new frames, waiting at most ``deadline_s`` after the first.
 
     Cameras are visited round-robin from a rotating start so that, when more cameras have
     a frame than fit in a batch, none is starved. Each camera contributes at most one frame
     per batch: its latest (older, unconsumed frames were already replaced in the reader).
+
+    Submitted frames (:meth:`submit`) fill the slots the live frames leave free; see the
+    module docstring. :meth:`next_batch` returns live frames only; :meth:`next_work` both.
+
+    Args:
+        sources: the live cameras (called on every gathering round).
+        max_batch: most frames per batch (the detector's batch size).
+        deadline_s: once a batch has a live frame, wait at most this long for more.
+        submit_max_per_batch: most submitted frames in a batch while at least one live
+            camera is connected (default ``max(1, max_batch // 2)``); with no live camera
+            submitted frames may fill the whole batch.
 
     Example:
         >>> batcher = Batcher(lambda: [], max_batch=8, deadline_s=0.03)
@@ -36,17 +103,72 @@ class Batcher:
         max_batch: int = 8,
         deadline_s: float = 0.0,
         poll_s: float = 0.003,
+        submit_max_per_batch: int | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if submit_max_per_batch is not None and submit_max_per_batch < 1:
+            raise ValueError("submit_max_per_batch must be at least 1")
         self._sources = sources
         self.max_batch = max_batch
         self.deadline_s = deadline_s
+        self.submit_max_per_batch = min(max_batch, submit_max_per_batch or max(1, max_batch // 2))
         self._poll_s = poll_s
         self._last_seq: dict[str, int] = {}
         self._start = 0
         # several inference workers may ask for batches at once; one gathers at a time
         self._lock = threading.Lock()
+        # submitted (lower-priority) frames, oldest first; guarded by _cond
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[tuple[Frame, Future[Any]]] = deque()
+        self.submitted_total = 0
+        self.submitted_done = 0
+
+    # ------------------------------------------------------------------ submitted frames
+    def submit(self, frame: Frame) -> Future[Any]:
+        """Queue ``frame`` for inference behind the live cameras; the future gets its detections.
+
+        Safe from any thread. The caller may ``cancel()`` the future while it still waits
+        (a stopped patrol); a cancelled frame is dropped before it reaches the detector.
+        """
+        fut: Future[Any] = Future()
+        with self._cond:
+            self._queue.append((frame, fut))
+            self.submitted_total += 1
+            self._cond.notify_all()
+        return fut
+
+    def pending(self) -> int:
+        """Submitted frames waiting for a batch (the patrol's back-pressure signal)."""
+        with self._cond:
+            return len(self._queue)
+
+    def cancel_pending(self, exc: BaseException | None = None) -> int:
+        """Fail every waiting submitted frame (service shutdown). Returns how many."""
+        with self._cond:
+            items = list(self._queue)
+            self._queue.clear()
+        for _, fut in items:
+            if exc is None:
+                fut.cancel()
+            elif fut.set_running_or_notify_cancel():
+                fut.set_exception(exc)
+        return len(items)
+
+    def _take_submitted(self, room: int) -> list[tuple[Frame, Future[Any]]]:
+        out: list[tuple[Frame, Future[Any]]] = []
+        with self._cond:
+            while self._queue and len(out) < room:
+                frame, fut = self._queue.popleft()
+                # False when the submitter cancelled it: drop it without running the detector
+                if fut.set_running_or_notify_cancel():
+                    out.append((frame, fut))
+            self.submitted_done += len(out)
+        return out
+
+    def _has_submitted(self) -> bool:
+        with self._cond:
+            return bool(self._queue)
 
     def forget(self, camera_id: str) -> None:
         with self._lock:
@@ -79,13 +201,29 @@ class Batcher:
         Safe to call from several threads: each frame goes to exactly one batch.
         """
         with self._lock:
-            return self._next_batch(stop, idle_timeout_s)
+            return self._next_batch(stop, idle_timeout_s, with_submitted=False)[0]
 
-    def _next_batch(self, stop: threading.Event, idle_timeout_s: float) -> list[Frame]:
+    def next_work(self, stop: threading.Event, idle_timeout_s: float = 0.5) -> Work:
+        """Like :meth:`next_batch`, topped up with submitted frames.
+
+        Live frames are gathered exactly as in :meth:`next_batch`; the free slots then take
+        the oldest submitted frames (at most ``submit_max_per_batch`` while a live camera is
+        connected). When no live frame is ready but submitted frames wait, they go at once.
+        """
+        with self._lock:
+            live, n_sources = self._next_batch(stop, idle_timeout_s, with_submitted=True)
+            room = self.max_batch - len(live)
+            if n_sources:
+                room = min(room, self.submit_max_per_batch)
+            submitted = self._take_submitted(room) if room > 0 and not stop.is_set() else []
+            return Work(live, submitted)
+
+    def _next_batch(self, stop: threading.Event, idle_timeout_s: float, *, with_submitted: bool) -> tuple[list[Frame], int]:
         batch: list[Frame] = []
         taken: set[str] = set()
         t0 = time.monotonic()
         first_at: float | None = None
+        n_sources = 0
         while not stop.is_set():
             n_sources = self._collect(batch, taken)
             now = time.monotonic()
@@ -96,7 +234,16 @@ class Batcher:
                 break
             if first_at is not None and now - first_at >= self.deadline_s:
                 break
+            # nothing live is ready but submitted frames wait: run them now (they fill free time)
+            if with_submitted and not batch and self._has_submitted():
+                break
             if first_at is None and now - t0 >= idle_timeout_s:
                 break
+            if with_submitted and not batch:
+                # sleep on the submit queue, so a patrol frame does not wait out a poll
+                with self._cond:
+                    if not self._queue:
+                        self._cond.wait(self._poll_s)
+                continue
             time.sleep(self._poll_s)
-        return batch
+        return batch, n_sources

@@ -1,0 +1,111 @@
+"""One-click patrol (一键轮巡): list plans, read their progress, start/pause/resume/stop them.
+
+Status codes: 404 no such plan; 409 pause/resume of a plan that is not running, or replacing
+a running plan; 422 an invalid plan body (or one listing unknown cameras, or whose id differs
+from the path). ``start`` and ``stop`` are idempotent (200 with the status either way;
+``start`` answers 202 when it started a run now).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+
+from gridworker.patrol.config import PatrolPlan
+from gridworker.patrol.manager import PatrolConflict, PatrolNotRunning, PlanNotFound
+from gridworker.patrol.selection import select_cameras
+from gridworker.service import Service
+
+from ..deps import ServiceDep
+from ..schemas_patrol import PatrolPlanOut, PatrolStatusOut
+
+router = APIRouter(prefix="/patrol", tags=["patrol"])
+
+PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="Patrol plan id")]
+_NOT_FOUND = {404: {"description": "No such plan"}}
+_CONFLICT = {409: {"description": "The plan is not running"}}
+
+
+def _not_found(plan_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no patrol plan {plan_id!r}")
+
+
+def _plan_out(service: Service, plan: PatrolPlan) -> PatrolPlanOut:
+    cameras = len(select_cameras(service.patrol_targets(), plan.select))
+    return PatrolPlanOut(plan=plan, cameras=cameras, status=PatrolStatusOut.of(service.patrol.status(plan.id)))
+
+
+@router.get("/plans", response_model=list[PatrolPlanOut])
+def list_plans(service: ServiceDep) -> list[PatrolPlanOut]:
+    """Every plan with its current status."""
+    return [_plan_out(service, p) for p in service.patrol.plans()]
+
+
+@router.get("/plans/{plan_id}", response_model=PatrolPlanOut, responses=_NOT_FOUND)
+def get_plan(plan_id: PlanId, service: ServiceDep) -> PatrolPlanOut:
+    """The plan and its progress: state, visited/total, in flight, cycle, last cycle's duration,
+    ETA, failures of this cycle with reasons, offline cameras."""
+    try:
+        return _plan_out(service, service.patrol.plan(plan_id))
+    except PlanNotFound:
+        raise _not_found(plan_id) from None
+
+
+@router.put(
+    "/plans/{plan_id}",
+    response_model=PatrolPlanOut,
+    responses={201: {"description": "Created"}, 409: {"description": "The plan is running"}},
+)
+def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: Response) -> PatrolPlanOut:
+    """Create or replace a plan at runtime (not written back to the config file)."""
+    if plan.id != plan_id:
+        raise HTTPException(422, f"plan id {plan.id!r} does not match the path ({plan_id!r})")
+    try:
+        created = service.patrol.put_plan(plan)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except PatrolConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return _plan_out(service, plan)
+
+
+@router.post("/plans/{plan_id}/start", response_model=PatrolStatusOut, responses={202: {"description": "Started now"}, **_NOT_FOUND})
+def start_plan(plan_id: PlanId, service: ServiceDep, response: Response) -> PatrolStatusOut:
+    """One click: start the plan. Starting a running plan changes nothing and returns its status (200)."""
+    try:
+        st, started = service.patrol.start(plan_id)
+    except PlanNotFound:
+        raise _not_found(plan_id) from None
+    except PatrolConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    response.status_code = status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK
+    return PatrolStatusOut.of(st)
+
+
+def _control(plan_id: str, service: Service, verb: str) -> PatrolStatusOut:
+    try:
+        return PatrolStatusOut.of(getattr(service.patrol, verb)(plan_id))
+    except PlanNotFound:
+        raise _not_found(plan_id) from None
+    except PatrolNotRunning as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@router.post("/plans/{plan_id}/pause", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT})
+def pause_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
+    """Start no new visits (those in flight finish). Idempotent while the run lives; 409 if it does not."""
+    return _control(plan_id, service, "pause")
+
+
+@router.post("/plans/{plan_id}/resume", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT})
+def resume_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
+    """Undo pause. Idempotent while the run lives; 409 if it does not."""
+    return _control(plan_id, service, "resume")
+
+
+@router.post("/plans/{plan_id}/stop", response_model=PatrolStatusOut, responses=_NOT_FOUND)
+def stop_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
+    """Stop the plan (visits in flight are abandoned). Idempotent."""
+    return _control(plan_id, service, "stop")

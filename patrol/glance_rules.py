@@ -1,0 +1,290 @@
+"""Rules on patrol visits: what a glance can judge, the revisit parking check, and incidents.
+
+A glance is one or a few keyframes of a camera, minutes apart from the next one; nothing
+can be tracked across it. :class:`VisitAnalyzer` (one per patrol camera) therefore judges a
+visit in two ways:
+
+* **Glance rules** (:data:`GLANCE_RULE_TYPES`): the rules that need no track: ``crowd``
+  (the count on the frame), ``intrusion`` and ``lane_intrusion`` (presence of the listed
+  classes in the zone) and ``class_event`` (a model class in the zone). A glance is one
+  moment, so their ``min_duration_s`` is not applied, and an incident they opened closes on
+  the next visit that shows the condition cleared (``clear_after_s`` counts in visits, not
+  seconds). Rules that need tracks or time on a track (parking, dwell, loitering, street
+  vending, wrong way, speeding, red light) and counting lines are not run on glances; use
+  ``mode: watch`` plans (tracked video) or continuous watching for them.
+* **Revisit check** for every zone with an ``illegal_parking`` rule: a vehicle at the same
+  spot on two visits at least the rule's ``min_duration_s`` apart (the "two captures N
+  minutes apart" method, :class:`~gridworker.patrol.revisit.RevisitChecker`) opens an
+  ``illegal_parking`` incident whose snapshot shows both captures side by side, with both
+  times and boxes in its details (``method: "revisit"``). It closes on the first visit
+  after the vehicle is gone.
+
+Glance-rule incidents go through the service's :class:`~gridworker.incidents.IncidentManager`
+(snapshot: the visit's annotated keyframe); revisit incidents are written to the store
+directly (one per vehicle).
+
+In ``watch`` mode the visit's frames are tracked and every rule of the camera runs, as on a
+continuous camera, with a tracker that starts afresh at each visit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import supervision as sv
+
+from gridworker.streams.frame import Frame
+from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
+from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.config import SceneConfig
+from gridworker.vision.rules import IllegalParkingRule
+from gridworker.vision.tracker import TrackerConfig
+from gridworker.vision.zones import Zone
+
+from .revisit import RevisitChecker, RevisitConfig, RevisitViolation, Sighting
+
+__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "VisitReport", "glance_scene"]
+
+#: Rules judged on a single glance (no tracking needed).
+GLANCE_RULE_TYPES = frozenset({"crowd", "intrusion", "lane_intrusion", "class_event"})
+#: Rules replaced on glances by the two-captures revisit check.
+REVISIT_RULE_TYPES = frozenset({"illegal_parking"})
+#: A watch-mode frame this long after the previous one starts a new visit (fresh tracker).
+_NEW_VISIT_GAP_S = 5.0
+
+
+def glance_scene(scene: SceneConfig) -> SceneConfig:
+    """The camera's scene as a glance sees it: only :data:`GLANCE_RULE_TYPES`, no durations,
+    incidents clear on the next clear visit; no counting lines or signals."""
+    zones = []
+    for zone in scene.zones:
+        rules = []
+        for rule in zone.rules:
+            if rule.type not in GLANCE_RULE_TYPES:
+                continue
+            update: dict[str, object] = {"clear_after_s": 0.0}
+            if "min_duration_s" in type(rule).model_fields:
+                update["min_duration_s"] = 0.0
+            rules.append(rule.model_copy(update=update))
+        zones.append(zone.model_copy(update={"rules": rules}))
+    return scene.model_copy(update={"zones": zones, "lines": [], "signals": []})
+
+
+@dataclass(frozen=True, slots=True)
+class VisitReport:
+    """What one visit gave: frames analysed, incidents opened and closed by it."""
+
+    camera_id: str
+    frames: int
+    active: tuple[str, ...] = ()  # "zone/rule" of the glance rules active at this visit
+    opened: tuple[int, ...] = ()  # incident ids
+    revisit_opened: tuple[int, ...] = ()
+    revisit_closed: tuple[int, ...] = ()
+
+
+@dataclass
+class _RevisitZone:
+    zone: Zone
+    rule_id: str
+    key: str  # the checker's camera key: one memory per zone + rule
+    checker: RevisitChecker
+
+
+class VisitAnalyzer:
+    """Analyses the visits of one patrol camera and turns them into incidents.
+
+    Thread-safe: visits of the same camera (two plans) are analysed one at a time.
+
+    Args:
+        camera_id: the camera.
+        scene: the camera's full scene config (zones with all their rules).
+        incidents: the service's incident manager (glance-rule and watch incidents).
+        store: the incident store (revisit incidents).
+        annotator: renders snapshots.
+        camera_info: camera id → (name, site) for stored incidents.
+        on_open: called with each revisit incident opened (metrics).
+        tracker: tracker tuning for watch visits.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        scene: SceneConfig,
+        *,
+        incidents: object,
+        store: object,
+        annotator: FrameAnnotator,
+        camera_info: Callable[[str], object],
+        on_open: Sequence[Callable[[object], None]] = (),
+        tracker: TrackerConfig | None = None,
+    ) -> None:
+        self.camera_id = camera_id
+        self._scene = scene
+        self._incidents = incidents
+        self._store = store
+        self._annotator = annotator
+        self._camera_info = camera_info
+        self._on_open = list(on_open)
+        self._tracker_config = tracker
+        self._lock = threading.Lock()
+        self._glance = CameraAnalyzer(camera_id, 1.0, glance_scene(scene), track=False)
+        self._watch: CameraAnalyzer | None = None
+        self._watch_last_ts: float | None = None
+        self._revisit: list[_RevisitZone] = []
+        for zc in scene.zones:
+            for rule in zc.rules:
+                if rule.type in REVISIT_RULE_TYPES:
+                    cfg = RevisitConfig(
+                        min_gap_s=max(1.0, float(rule.min_duration_s)),
+                        classes=list(rule.classes),
+                        min_confidence=rule.min_confidence,
+                    )
+                    key = f"{camera_id}/{zc.id}/{rule.rule_id}"
+                    self._revisit.append(_RevisitZone(Zone(zc), rule.rule_id, key, RevisitChecker(cfg)))
+        self._evidence: dict[str, bytes] = {}  # frame_ref → annotated JPEG of a first sighting
+        self._open_revisit: dict[tuple[str, str], int] = {}  # (checker key, vehicle key) → incident id
+        self.last: FrameAnalysis | None = None
+
+    @property
+    def revisit_zones(self) -> list[str]:
+        return [rz.zone.id for rz in self._revisit]
+
+    # ------------------------------------------------------------------ glance
+    def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitReport:
+        """Judge one glance visit (its keyframes and their detections)."""
+        if not frames:
+            return VisitReport(self.camera_id, 0)
+        with self._lock:
+            analyses = [self._glance.analyze(f, d) for f, d in zip(frames, detections, strict=True)]
+            # the visit's verdict: the keyframe showing most (the latest on a tie)
+            rep = max(enumerate(analyses), key=lambda ia: (len(ia[1].active), ia[0]))[1]
+            opened = self._incidents.observe(rep)  # type: ignore[attr-defined]
+            self.last = rep
+            r_open, r_closed = self._revisit_step(frames[-1], detections[-1])
+        return VisitReport(
+            self.camera_id,
+            len(frames),
+            active=tuple(f"{v.zone_id}/{v.rule_id}" for v in rep.active),
+            opened=tuple(i.id for i in opened or ()),
+            revisit_opened=tuple(r_open),
+            revisit_closed=tuple(r_closed),
+        )
+
+    # ------------------------------------------------------------------ watch
+    def analyse_watch(self, frame: Frame, dets: sv.Detections) -> FrameAnalysis:
+        """One frame of a watch visit: tracked, all of the camera's rules."""
+        with self._lock:
+            if self._watch is None or self._watch_last_ts is None or frame.ts - self._watch_last_ts > _NEW_VISIT_GAP_S:
+                self._watch = CameraAnalyzer(self.camera_id, 5.0, self._scene, self._tracker_config)
+            self._watch_last_ts = frame.ts
+            analysis = self._watch.analyze(frame, dets)
+            self._incidents.observe(analysis)  # type: ignore[attr-defined]
+            self.last = analysis
+            return analysis
+
+    # ------------------------------------------------------------------ revisit
+    def _revisit_step(self, frame: Frame, dets: sv.Detections) -> tuple[list[int], list[int]]:
+        if not self._revisit:
+            return [], []
+        size = (frame.width, frame.height)
+        ref = f"{self.camera_id}#{frame.seq}@{frame.ts:.3f}"
+        opened: list[int] = []
+        closed: list[int] = []
+        jpeg: bytes | None = None
+        for rz in self._revisit:
+            try:
+                violations = rz.checker.observe(rz.key, ref, frame.ts, dets, size, [rz.zone])
+            except ValueError:  # a visit older than the last one (two plans raced): skip it
+                continue
+            needed = rz.checker.frame_refs(rz.key)
+            if ref in needed and ref not in self._evidence:
+                jpeg = jpeg or self._render(frame, dets, rz.zone.id)
+                self._evidence[ref] = jpeg
+            for violation in violations:
+                opened.append(self._open_violation(rz, violation, frame, dets))
+            # vehicles gone: close their incidents
+            still = rz.checker.reported(rz.key)
+            for (key, vehicle), inc_id in list(self._open_revisit.items()):
+                if key == rz.key and vehicle not in still:
+                    self._store.close_incident(inc_id, at=frame.ts)  # type: ignore[attr-defined]
+                    del self._open_revisit[(key, vehicle)]
+                    closed.append(inc_id)
+        keep = set().union(*(rz.checker.frame_refs(rz.key) for rz in self._revisit))
+        for stale in [r for r in self._evidence if r not in keep]:
+            del self._evidence[stale]
+        return opened, closed
+
+    def _render(self, frame: Frame, dets: sv.Detections, zone_id: str) -> bytes:
+        zones = [rz.zone for rz in self._revisit if rz.zone.id == zone_id]
+        return self._annotator.render_jpeg(frame.image, dets, zones, active_zone_ids=[zone_id])
+
+    def _evidence_pair(self, violation: RevisitViolation, frame: Frame, dets: sv.Detections, zone: Zone) -> bytes:
+        """Both captures side by side, each with its time and the vehicle's box."""
+        second = self._annotator.draw(frame.image, dets, [zone], active_zone_ids=[zone.id])
+        first_jpeg = self._evidence.get(violation.first.frame_ref)
+        first = cv2.imdecode(np.frombuffer(first_jpeg, np.uint8), cv2.IMREAD_COLOR) if first_jpeg else None
+        if first is None or first.shape != second.shape:
+            first = np.zeros_like(second)
+            cv2.putText(first, "first capture not kept", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
+        panels = []
+        for image, sighting, label in ((first, violation.first, "1st"), (second, violation.second, "2nd")):
+            image = image.copy()
+            x0, y0, x1, y1 = (int(v) for v in sighting.xyxy)
+            cv2.rectangle(image, (x0, y0), (x1, y1), (0, 0, 255), 4)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sighting.ts))
+            cv2.putText(image, f"{label} {stamp}", (16, image.shape[0] - 20), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 255, 255), 2, cv2.LINE_AA)
+            panels.append(image)
+        return self._annotator.encode(np.hstack(panels))
+
+    def _open_violation(self, rz: _RevisitZone, v: RevisitViolation, frame: Frame, dets: sv.Detections) -> int:
+        kind = IllegalParkingRule.kind
+        info = self._camera_info(self.camera_id)
+
+        def capture(s: Sighting) -> dict[str, object]:
+            return {"at": round(s.ts, 3), "frame_ref": s.frame_ref, "box": [round(x, 1) for x in s.xyxy], "confidence": round(s.confidence, 3)}
+
+        gap_min = v.gap_s / 60.0
+        inc = self._store.open(  # type: ignore[attr-defined]
+            camera_id=self.camera_id,
+            camera_name=getattr(info, "name", ""),
+            site=getattr(info, "site", ""),
+            zone_id=rz.zone.id,
+            rule_id=rz.rule_id,
+            type=kind.code,
+            at=v.second.ts,
+            count=1,
+            summary=f"{v.class_name} at the same spot on two patrol captures {gap_min:.1f} min apart (IoU {v.iou:.2f})",
+            details={
+                "method": "revisit",
+                "class_name": v.class_name,
+                "gap_s": round(v.gap_s, 1),
+                "iou": round(v.iou, 3),
+                "first_capture": capture(v.first),
+                "second_capture": capture(v.second),
+                "first_capture_at": round(v.first.ts, 3),
+                "second_capture_at": round(v.second.ts, 3),
+                "snapshot": "both captures side by side (first left, second right)",
+                "frame_seq": frame.seq,
+                "type_name_zh": kind.name_zh,
+                "type_name_en": kind.name_en,
+                "category": kind.category,
+            },
+            snapshot=self._evidence_pair(v, frame, dets, rz.zone),
+        )
+        vehicle = next(
+            (k for k, (z, first, _) in rz.checker.reported(rz.key).items() if z == v.zone_id and first == v.first), None
+        )
+        if vehicle is not None:
+            self._open_revisit[(rz.key, vehicle)] = inc.id
+        for callback in self._on_open:
+            try:
+                callback(inc)
+            except Exception:  # noqa: BLE001 - an observer must not break the patrol
+                pass
+        return int(inc.id)
+

@@ -1,0 +1,180 @@
+"""The service's patrol control: plans by id, one run per plan, start/pause/resume/stop.
+
+:class:`PatrolManager` is what the API and the CLI talk to. It knows the plans (from the
+config file, plus any created at runtime), and keeps at most one :class:`PatrolRun` per
+plan. Semantics (the API maps them to HTTP codes):
+
+* ``start``: idempotent. A running (or paused, or waiting) plan is left alone and its status
+  returned; a plan that never ran, or whose last run finished or was stopped, gets a new run.
+* ``pause`` / ``resume``: idempotent while the run lives; :class:`PatrolNotRunning` when the
+  plan has no live run (409).
+* ``stop``: idempotent; stopping a plan that is not running returns its status as it is.
+* ``put_plan``: create or replace a plan; :class:`PatrolConflict` while it runs (409).
+
+Example:
+    >>> manager = PatrolManager(lambda plan: PatrolRun(plan, cameras, sink), plans=[plan])
+    >>> manager.start("schools").state          # doctest: +SKIP
+    <PatrolState.RUNNING: 'running'>
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+from .config import PatrolPlan
+from .engine import PatrolRun, PatrolState, PatrolStatus
+
+__all__ = ["PatrolConflict", "PatrolManager", "PatrolNotRunning", "PlanNotFound", "idle_status"]
+
+_LIVE = (PatrolState.RUNNING, PatrolState.PAUSED, PatrolState.WAITING, PatrolState.STOPPING)
+
+
+class PlanNotFound(KeyError):
+    """No plan with this id."""
+
+
+class PatrolNotRunning(RuntimeError):
+    """The plan has no live run (pause/resume of an idle, finished or stopped plan)."""
+
+
+class PatrolConflict(RuntimeError):
+    """The operation clashes with the plan's running state (replacing a running plan)."""
+
+
+def idle_status(plan: PatrolPlan) -> PatrolStatus:
+    """The status of a plan that never ran."""
+    return PatrolStatus(
+        plan_id=plan.id, state=PatrolState.IDLE, cycle=0, cycles=plan.cycles, completed_cycles=0, total=0,
+        visited=0, ok=0, failed=0, skipped=0, in_flight=(), started_at=None, cycle_started_at=None,
+        last_cycle_s=None, eta_s=None, visits_total=0, failed_this_cycle=(), offline=(),
+    )
+
+
+class PatrolManager:
+    """Plans by id and their runs.
+
+    Args:
+        make_run: builds a (not yet started) run for a plan (the service wires its sink,
+            visitor, cameras and back-pressure in here).
+        plans: the initial plans (from the config file).
+        validate: optional check of a plan before it is stored or started; raises
+            ``ValueError`` with a readable message (unknown cameras).
+    """
+
+    def __init__(
+        self,
+        make_run: Callable[[PatrolPlan], PatrolRun],
+        plans: Iterable[PatrolPlan] = (),
+        validate: Callable[[PatrolPlan], None] | None = None,
+    ) -> None:
+        self._make_run = make_run
+        self._validate = validate
+        self._lock = threading.RLock()
+        self._plans: dict[str, PatrolPlan] = {}
+        self._runs: dict[str, PatrolRun] = {}
+        self._closed = False
+        for plan in plans:
+            if plan.id in self._plans:
+                raise ValueError(f"patrol plan id {plan.id!r} is used twice")
+            self._plans[plan.id] = plan
+
+    # ------------------------------------------------------------------ plans
+    def plans(self) -> list[PatrolPlan]:
+        with self._lock:
+            return [self._plans[k] for k in sorted(self._plans)]
+
+    def plan(self, plan_id: str) -> PatrolPlan:
+        with self._lock:
+            plan = self._plans.get(plan_id)
+        if plan is None:
+            raise PlanNotFound(plan_id)
+        return plan
+
+    def put_plan(self, plan: PatrolPlan) -> bool:
+        """Create or replace a plan. Returns True if it was created. Raises PatrolConflict while it runs."""
+        if self._validate is not None:
+            self._validate(plan)
+        with self._lock:
+            run = self._runs.get(plan.id)
+            if run is not None and run.status().state in _LIVE:
+                raise PatrolConflict(f"patrol plan {plan.id!r} is running; stop it before replacing it")
+            created = plan.id not in self._plans
+            self._plans[plan.id] = plan
+            return created
+
+    def delete_plan(self, plan_id: str) -> None:
+        with self._lock:
+            self.plan(plan_id)
+            run = self._runs.get(plan_id)
+            if run is not None and run.status().state in _LIVE:
+                raise PatrolConflict(f"patrol plan {plan_id!r} is running; stop it before deleting it")
+            self._plans.pop(plan_id, None)
+            self._runs.pop(plan_id, None)
+
+    # ------------------------------------------------------------------ runs
+    def status(self, plan_id: str) -> PatrolStatus:
+        with self._lock:
+            plan = self.plan(plan_id)
+            run = self._runs.get(plan_id)
+        return run.status() if run is not None else idle_status(plan)
+
+    def statuses(self) -> list[PatrolStatus]:
+        return [self.status(p.id) for p in self.plans()]
+
+    def run(self, plan_id: str) -> PatrolRun | None:
+        with self._lock:
+            return self._runs.get(plan_id)
+
+    def start(self, plan_id: str) -> tuple[PatrolStatus, bool]:
+        """Start the plan unless it runs. Returns (status, started_now)."""
+        with self._lock:
+            if self._closed:
+                raise PatrolConflict("the service is stopping")
+            plan = self.plan(plan_id)
+            run = self._runs.get(plan_id)
+            if run is not None and run.status().state in _LIVE:
+                return run.status(), False
+            run = self._make_run(plan)
+            self._runs[plan_id] = run
+            run.start()
+        return run.status(), True
+
+    def pause(self, plan_id: str) -> PatrolStatus:
+        run = self._live_run(plan_id, "pause")
+        run.pause()
+        return run.status()
+
+    def resume(self, plan_id: str) -> PatrolStatus:
+        run = self._live_run(plan_id, "resume")
+        run.resume()
+        return run.status()
+
+    def stop(self, plan_id: str, timeout: float | None = None) -> PatrolStatus:
+        """Stop the plan's run (waits for its visits, at most their timeouts). Idempotent."""
+        with self._lock:
+            self.plan(plan_id)
+            run = self._runs.get(plan_id)
+        if run is None:
+            return self.status(plan_id)
+        run.stop(timeout)
+        return run.status()
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every run (service shutdown); no start is accepted afterwards."""
+        with self._lock:
+            self._closed = True
+            runs = list(self._runs.values())
+        for run in runs:
+            run.stop(timeout=0)  # signal them all first, then wait
+        for run in runs:
+            run.wait(timeout)
+
+    def _live_run(self, plan_id: str, verb: str) -> PatrolRun:
+        with self._lock:
+            self.plan(plan_id)
+            run = self._runs.get(plan_id)
+        if run is None or run.status().state not in _LIVE or run.status().state is PatrolState.STOPPING:
+            state = "idle" if run is None else run.status().state.value
+            raise PatrolNotRunning(f"patrol plan {plan_id!r} is not running ({state}); cannot {verb}")
+        return run
