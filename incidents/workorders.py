@@ -613,7 +613,16 @@ def attach_workorders(service: Any) -> WorkOrders:
     cfg: WorkOrdersConfig = getattr(settings, "workorders", None) or WorkOrdersConfig()
     auth: AuthConfig = getattr(settings, "auth", None) or AuthConfig()
     orders = WorkOrders(service.store, load_catalogue(cfg.catalogue), auth_enabled=auth.enabled)
-    service.incidents.on_open.append(orders.on_incident_opened)
+
+    def on_open(incident: Incident) -> None:
+        # the pipeline's thread calls this: a database hiccup must not cost the frame's
+        # other callbacks (clips, metrics) — it is logged, and the incident stays stored
+        try:
+            orders.on_incident_opened(incident)
+        except Exception:
+            log.exception("incident %s: could not create its work order", incident.id)
+
+    service.incidents.on_open.append(on_open)
     if not orders.auth_required():
         log.warning("API authentication is off (no API keys yet): create one with `gridworker keys create --role admin --name ...`")
     return orders

@@ -124,3 +124,16 @@ def test_unreadable_and_bad_yaml(tmp_path):
     bad.write_text("- just\n- a list\n", encoding="utf-8")
     with pytest.raises(CatalogueError, match="top level must be a mapping"):
         load_catalogue(bad)
+
+
+def test_docs_example_is_a_valid_catalogue():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "workorders.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    cat = parse_catalogue(yaml.safe_load(block), "docs/workorders.md")
+    assert cat.route("street_vending", camera="cam-17").code == "street-team"
+    assert cat.route("street_vending", site="market-east").code == "grid-2"
+    assert cat.route("street_vending", site="school").code == "grid-1"
+    assert [u.code for u in cat.units if cat.parent(u.code) is None] == ["district-urban"]
