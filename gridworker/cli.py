@@ -75,9 +75,13 @@ def _patrol_request(args: argparse.Namespace, method: str, path: str) -> tuple[i
     """One HTTP call to the running service; None (after printing why) when it cannot be reached."""
     import httpx
 
+    import os
+
     base = args.url.rstrip("/")
+    key = args.api_key or os.environ.get("GRIDWORKER_API_KEY")
+    headers = {"X-API-Key": key} if key else {}
     try:
-        r = httpx.request(method, f"{base}{path}", timeout=args.timeout)
+        r = httpx.request(method, f"{base}{path}", timeout=args.timeout, headers=headers)
     except httpx.HTTPError as exc:
         print(
             f"gridworker: cannot reach the service at {base} ({type(exc).__name__}: {exc}); "
@@ -182,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--url", default=DEFAULT_URL, help=f"the service's HTTP address (default {DEFAULT_URL})")
         q.add_argument("--json", action="store_true", help="print the API's JSON")
         q.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout, seconds")
+        q.add_argument("--api-key", default=None, help="API key, if the service requires one (default: $GRIDWORKER_API_KEY)")
         q.set_defaults(func=_cmd_patrol)
 
     from gridworker.models.cli import register as register_models

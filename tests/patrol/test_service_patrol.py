@@ -67,7 +67,7 @@ def _service(tmp_path: Path, detector, cameras: list[dict], plans: list[dict]) -
 
 
 def test_hung_and_dead_cameras_through_the_service(tmp_path, rtsp_factory, sample_clip, detector):
-    good = rtsp_factory({"gate": sample_clip, "ward": sample_clip})
+    good = rtsp_factory({"gate": sample_clip, "ward": sample_clip, "street": sample_clip})
     hung = rtsp_factory({"frozen": sample_clip})
     hung.pause()
     cams = [
@@ -75,6 +75,8 @@ def test_hung_and_dead_cameras_through_the_service(tmp_path, rtsp_factory, sampl
         {"id": "ward", "url": good.url("ward"), "watch": "patrol", "patrol": {"site_type": "hospital"}},
         {"id": "hung", "url": hung.url("frozen"), "watch": "patrol", "patrol": {"site_type": "school"}},
         {"id": "dead", "url": f"rtsp://u:secret@127.0.0.1:{free_port()}/x", "watch": "patrol"},
+        # a continuously watched camera in the plan: its visit is its next analysed frame, no new session
+        {"id": "street", "url": good.url("street"), "fps": 5, "patrol": {"site_type": "street"}},
     ]
     service = _service(tmp_path, detector, cams, [{"id": "all", "cycles": 2, "concurrency": 2, **FAST}])
     try:
@@ -90,10 +92,12 @@ def test_hung_and_dead_cameras_through_the_service(tmp_path, rtsp_factory, sampl
         assert "secret" not in reasons["dead"]
         outcomes = run.last_outcomes()
         assert outcomes["hung"].cycle == 2 and outcomes["dead"].cycle == 2  # retried next cycle
-        assert final.last_cycle is not None and (final.last_cycle.ok, final.last_cycle.failed) == (2, 2)
+        assert final.last_cycle is not None and (final.last_cycle.ok, final.last_cycle.failed) == (3, 2)
+        street = outcomes["street"]
+        assert street.ok and street.connect_s is None and street.packets_decoded == 0 and street.frames == 0
         # the good cameras' keyframes went through the shared detector
         assert service.camera("gate").frames_analysed == 2 and service.camera("ward").frames_analysed == 2
-        assert service.batcher.submitted_done >= 4 and service.batcher.pending() == 0
+        assert service.batcher.submitted_done == 4 and service.batcher.pending() == 0  # gate + ward, 2 cycles
         # starting a finished plan runs it afresh
         _, again = service.patrol.start("all")
         assert again
