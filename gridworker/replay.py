@@ -185,15 +185,18 @@ def _camera_id_from(clip: Path) -> str:
     return (stem or "replay")[:64]
 
 
-def _subjects(analysis: FrameAnalysis, zone_id: str, rule_id: str) -> tuple[Subject, ...]:
+def _subjects(analysis: FrameAnalysis, zone_id: str, rule_id: str, obj: str = "") -> tuple[Subject, ...]:
+    """The detections an incident opened on: its object's (per-object rules), else the verdict's."""
     verdict = next((v for v in analysis.verdicts if v.zone_id == zone_id and v.rule_id == rule_id), None)
     if verdict is None:
         return ()
+    hit = next((h for h in verdict.result.hits if h.key == obj), None) if obj else None
+    indices = verdict.result.subjects if hit is None else hit.subjects
     dets = analysis.detections
     w, h = analysis.frame.width, analysis.frame.height
     names = dets.data.get("class_name")
     out = []
-    for i in np.asarray(verdict.result.subjects, dtype=np.int64):
+    for i in np.asarray(indices, dtype=np.int64):
         if not 0 <= i < len(dets):
             continue
         x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])
@@ -269,7 +272,7 @@ def replay_clip(
             analysis = analyzer.analyze(frame, dets)
             for inc in manager.observe(analysis):
                 opened_ids.append(inc.id)
-                subjects[inc.id] = _subjects(analysis, inc.zone_id, inc.rule_id)
+                subjects[inc.id] = _subjects(analysis, inc.zone_id, inc.rule_id, str(inc.details.get("object", "")))
             if on_analysis is not None:
                 on_analysis(analysis)
             analysed += 1

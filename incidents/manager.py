@@ -1,5 +1,11 @@
 """Incident lifecycle: open when a rule's condition holds, update while it holds, close after
-it has been clear for ``clear_after_s``. One open incident per camera + zone + rule.
+it has been clear for ``clear_after_s``.
+
+Zone-level rules (crowd, intrusion, …) have one open incident per camera + zone + rule.
+Per-object rules (parking, loitering, vending, wrong way, speeding, red light) report each
+object as a ``Hit`` with a key of its own, and each object is its own incident, keyed
+camera + zone + rule + object (three cars parked on one kerb are three incidents); the
+object's key is stored as ``details["object"]``.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ from dataclasses import dataclass, field
 
 from gridworker.vision.analyzer import FrameAnalysis, RuleVerdict
 from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.rules import Hit
 
 from .store import Incident, IncidentStore
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str, str]  # camera_id, zone_id, rule_id
+RuleKey = tuple[str, str, str]  # camera_id, zone_id, rule_id
+Key = tuple[str, str, str, str]  # camera_id, zone_id, rule_id, object key ("" for zone-level rules)
 
 
 @dataclass(slots=True)
@@ -28,6 +36,9 @@ class _Open:
     peak: int
     pending_observations: int = 0
     summary: str = ""
+    #: adopted after a restart for a per-object rule: the object's box when the incident
+    #: opened (normalised xyxy), for a new key of the same object to take it over
+    orphan_box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +70,33 @@ class IncidentManager:
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    def adopt_open(self, valid_keys: Iterable[Key], now: float) -> None:
+    def adopt_open(self, valid_rules: Iterable[RuleKey], now: float) -> None:
         """After a restart: keep stored open incidents whose camera/zone/rule still exist
-        (they close normally once their condition stays clear), close the rest."""
-        valid = set(valid_keys)
+        (they close normally once their condition stays clear), close the rest.
+
+        A per-object incident is adopted under its stored ``details["object"]``. Rule clocks
+        live in memory, so after a restart the rules judge every object afresh and give it a
+        new key. An object that qualifies again while the adopted incident is still open
+        (within ``clear_after_s`` of the restart) and stands where the incident's object
+        stood (its box, ``details["box"]``, overlapping by IoU >= ``ORPHAN_IOU``) continues
+        that incident; otherwise the adopted incident closes ``clear_after_s`` after the
+        restart, and an object still there (a car still parked) opens a new incident once it
+        qualifies again (for parking: after ``min_duration_s`` more).
+        """
+        valid = set(valid_rules)
         for inc in self.store.open_incidents():
-            key = (inc.camera_id, inc.zone_id, inc.rule_id)
-            if key in valid and key not in self._open:
-                self._open[key] = _Open(inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count)
-            else:
+            obj = inc.details.get("object", "") if isinstance(inc.details, dict) else ""
+            key = (inc.camera_id, inc.zone_id, inc.rule_id, str(obj or ""))
+            with self._lock:
+                current = self._open.get(key)
+                if key[:3] in valid and current is None:
+                    box = inc.details.get("box") if key[3] and isinstance(inc.details, dict) else None
+                    orphan = tuple(float(v) for v in box) if isinstance(box, list) and len(box) == 4 else None
+                    current = self._open[key] = _Open(
+                        inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan  # type: ignore[arg-type]
+                    )
+                keep = current is not None and current.incident_id == inc.id
+            if not keep:  # its rule is gone, or a duplicate of an incident already open
                 self.store.close_incident(inc.id, at=now)
 
     def open_count(self, camera_id: str | None = None) -> int:
@@ -83,21 +112,32 @@ class IncidentManager:
         now = analysis.frame.ts
         cam = analysis.frame.camera_id
         opened: list[Incident] = []
-        seen: set[Key] = set()
+        with self._lock:
+            open_keys = [k for k in self._open if k[0] == cam]
+        by_rule: dict[RuleKey, list[Key]] = {}
+        for k in open_keys:
+            by_rule.setdefault(k[:3], []).append(k)
+        seen: set[RuleKey] = set()
         for verdict in analysis.verdicts:
-            key = (cam, verdict.zone_id, verdict.rule_id)
-            seen.add(key)
-            if verdict.result.active:
-                inc = self._on_active(key, verdict, analysis, now)
+            rule_key = (cam, verdict.zone_id, verdict.rule_id)
+            seen.add(rule_key)
+            active: set[Key] = set()
+            for obj, hit in _objects(verdict):
+                key = (*rule_key, obj)
+                if hit is not None:
+                    self._take_orphan(key, by_rule.get(rule_key, []), _box(analysis, hit))
+                active.add(key)
+                inc = self._on_active(key, verdict, analysis, now, hit)
                 if inc is not None:
                     opened.append(inc)
-            else:
-                self._on_clear(key, verdict.clear_after_s, now)
+            # this rule's open incidents whose object (or condition) is not there on this frame
+            for key in by_rule.get(rule_key, ()):
+                if key not in active:
+                    self._on_clear(key, verdict.clear_after_s, now)
         # rules that vanished from the config (zones edited) close their incidents
-        with self._lock:
-            stale = [k for k in self._open if k[0] == cam and k not in seen]
-        for key in stale:
-            self._close(key, now)
+        for key in open_keys:
+            if key[:3] not in seen:
+                self._close(key, now)
         for inc in opened:
             for callback in self.on_open:
                 callback(inc)
@@ -109,8 +149,16 @@ class IncidentManager:
         for key in keys:
             self._close(key, now)
 
-    def _on_active(self, key: Key, verdict: RuleVerdict, analysis: FrameAnalysis, now: float) -> Incident | None:
+    def _on_active(self, key: Key, verdict: RuleVerdict, analysis: FrameAnalysis, now: float, hit: Hit | None) -> Incident | None:
         result = verdict.result
+        if hit is not None:  # one object of a per-object rule: its own incident
+            count, summary, subjects = 1, hit.summary, hit.subjects
+            details = {**hit.details, "object": hit.key}
+            box = _box(analysis, hit)
+            if box is not None:
+                details["box"] = [round(v, 4) for v in box]
+        else:
+            count, summary, subjects, details = result.count, result.summary, result.subjects, dict(result.details)
         with self._lock:
             state = self._open.get(key)
         if state is None:
@@ -120,7 +168,7 @@ class IncidentManager:
                 analysis.detections,
                 analysis.zones,
                 active_zone_ids=[verdict.zone_id],
-                highlight=result.subjects,
+                highlight=subjects,
             )
             inc = self.store.open(
                 camera_id=key[0],
@@ -130,10 +178,10 @@ class IncidentManager:
                 rule_id=verdict.rule_id,
                 type=verdict.kind.code,
                 at=now,
-                count=result.count,
-                summary=result.summary,
+                count=count,
+                summary=summary,
                 details={
-                    **result.details,
+                    **details,
                     "frame_seq": analysis.frame.seq,
                     "type_name_zh": verdict.kind.name_zh,
                     "type_name_en": verdict.kind.name_en,
@@ -142,18 +190,43 @@ class IncidentManager:
                 snapshot=snapshot,
             )
             with self._lock:
-                self._open[key] = _Open(inc.id, verdict.kind.code, last_active=now, last_written=now, peak=result.count)
-            log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, result.summary)
+                self._open[key] = _Open(inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count)
+            log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, summary)
             return inc
         state.last_active = now
         state.pending_observations += 1
-        state.summary = result.summary
-        if result.count > state.peak or now - state.last_written >= self.write_interval_s:
-            state.peak = max(state.peak, result.count)
-            self.store.touch(state.incident_id, at=now, count=result.count, summary=result.summary, observations=state.pending_observations)
+        state.summary = summary
+        if count > state.peak or now - state.last_written >= self.write_interval_s:
+            state.peak = max(state.peak, count)
+            self.store.touch(state.incident_id, at=now, count=count, summary=summary, observations=state.pending_observations)
             state.pending_observations = 0
             state.last_written = now
         return None
+
+    def _take_orphan(self, key: Key, rule_keys: list[Key], box: tuple[float, float, float, float] | None) -> None:
+        """A new object key not open yet: if an incident adopted after a restart for the same
+        rule was opened on an object standing where this one stands, continue it under
+        ``key`` (``rule_keys`` is updated so the orphan is not also cleared)."""
+        if box is None:
+            return
+        with self._lock:
+            if key in self._open:
+                return
+            best: tuple[float, Key] | None = None
+            for k in rule_keys:
+                state = self._open.get(k)
+                if state is None or state.orphan_box is None:
+                    continue
+                iou = _iou(state.orphan_box, box)
+                if iou >= ORPHAN_IOU and (best is None or iou > best[0]):
+                    best = (iou, k)
+            if best is None:
+                return
+            state = self._open.pop(best[1])
+            state.orphan_box = None
+            self._open[key] = state
+        rule_keys[rule_keys.index(best[1])] = key
+        log.info("incident %s continues after the restart as object %s", state.incident_id, key[3])
 
     def _on_clear(self, key: Key, clear_after_s: float, now: float) -> None:
         with self._lock:
@@ -169,4 +242,41 @@ class IncidentManager:
         if state.pending_observations:
             self.store.touch(state.incident_id, at=state.last_active, count=state.peak, summary=state.summary, observations=state.pending_observations)
         self.store.close_incident(state.incident_id, at=now)
-        log.info("incident %s closed (%s on %s/%s)", state.incident_id, state.type, key[0], key[1])
+        log.info("incident %s closed (%s on %s/%s%s)", state.incident_id, state.type, key[0], key[1], f" object {key[3]}" if key[3] else "")
+
+
+#: How much an object's box must overlap the box of an incident adopted after a restart to continue it.
+ORPHAN_IOU = 0.5
+
+
+def _box(analysis: FrameAnalysis, hit: Hit) -> tuple[float, float, float, float] | None:
+    """The hit's subjects' enclosing box, normalised to the frame; None when none is visible."""
+    idx = [int(i) for i in hit.subjects if 0 <= int(i) < len(analysis.detections)]
+    if not idx:
+        return None
+    xyxy = analysis.detections.xyxy[idx]
+    w, h = max(analysis.frame.width, 1), max(analysis.frame.height, 1)
+    return (float(xyxy[:, 0].min()) / w, float(xyxy[:, 1].min()) / h, float(xyxy[:, 2].max()) / w, float(xyxy[:, 3].max()) / h)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _objects(verdict: RuleVerdict) -> list[tuple[str, Hit | None]]:
+    """The (object key, hit) pairs a verdict holds on this frame: one per hit of an active
+    per-object verdict (the first of hits sharing a key), ``("", None)`` for an active
+    zone-level one, none while inactive."""
+    result = verdict.result
+    if not result.active:
+        return []
+    if not verdict.per_object or not result.hits:  # (a per-object rule naming nobody: the zone's condition)
+        return [("", None)]
+    out: dict[str, Hit] = {}
+    for hit in result.hits:
+        out.setdefault(hit.key, hit)
+    return list(out.items())

@@ -27,12 +27,19 @@ from .zones import Zone, ground_points
 
 @dataclass(frozen=True, slots=True)
 class RuleVerdict:
+    """One rule's judgement of one frame.
+
+    ``per_object``: the rule reports individual objects (``result.hits``), each its own
+    incident; otherwise the verdict is zone-level (one incident per camera + zone + rule).
+    """
+
     zone_id: str
     rule_id: str
     rule_type: str
     clear_after_s: float
     result: RuleResult
     kind: IncidentKind
+    per_object: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +189,9 @@ class CameraAnalyzer:
                 else:
                     zr.armed[rule.id] = True
                     result = rule.evaluate(scene)
-                verdicts.append(RuleVerdict(zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind))
+                verdicts.append(
+                    RuleVerdict(zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind, rule.per_object)
+                )
         return FrameAnalysis(frame, tracked, tuple(verdicts), tuple(zr.zone for zr in state.zones), crossings, signals)
 
 

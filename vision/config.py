@@ -275,7 +275,7 @@ class RedLightRuleConfig(_RuleBase):
         description="How far (in box heights) past the line the ground point must get to count as crossed; jitter on the line never crosses.",
     )
     clear_after_s: float = Field(
-        0.0, ge=0.0, le=3600.0, description="0: every crossing is its own incident (a larger value merges crossings close in time)."
+        5.0, ge=0.0, le=3600.0, description="Every crossing is its own incident; it closes this long after the crossing."
     )
 
     _segment = field_validator("stop_line")(classmethod(lambda cls, v: _check_segment(v)))

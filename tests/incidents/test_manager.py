@@ -6,8 +6,10 @@ import pytest
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentQuery, IncidentStore
 from gridworker.streams.frame import Frame
 from gridworker.vision.analyzer import CameraAnalyzer
+from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.config import ZoneConfig
 from tests.factories import make_detections
+from tests.scenario import Scenario
 
 ZONE = ZoneConfig(
     id="no-parking",
@@ -64,25 +66,192 @@ def test_reopens_after_close(store):
     assert store.list(IncidentQuery(status="closed"))[1] == 1
 
 
-def test_open_incident_survives_restart(store_url):
+class _RecordingAnnotator(FrameAnnotator):
+    """Remembers which detection boxes each snapshot highlighted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.highlighted: list[list[tuple[float, ...]]] = []
+
+    def render_jpeg(self, image_rgb, detections, zones, **kwargs):
+        idx = np.asarray(kwargs.get("highlight"), dtype=np.int64)
+        self.highlighted.append([tuple(float(v) for v in detections.xyxy[i]) for i in idx])
+        return super().render_jpeg(image_rgb, detections, zones, **kwargs)
+
+
+KERB = {
+    "id": "kerb",
+    "rules": [{"type": "illegal_parking", "min_duration_s": 2.0, "clear_after_s": 3.0, "lost_grace_s": 2.0}],
+}
+CAR_A = (100.0, 600.0, 300.0, 700.0)
+CAR_B = (600.0, 600.0, 800.0, 700.0)
+
+
+def _observe(manager: IncidentManager, run) -> list:
+    opened = []
+    for a in run.analyses:
+        opened += manager.observe(a)
+    return opened
+
+
+def test_each_parked_car_is_its_own_incident(store):
+    sc = Scenario(fps=5)
+    sc.track("car", CAR_A, track_id=1).stay(0, 20)
+    sc.track("car", CAR_B, track_id=2).stay(0, 10).move(10, 12, dx=-700, dy=-600)  # drives off at 10 s
+    annotator = _RecordingAnnotator()
+    manager = IncidentManager(store=store, camera_info=lambda cid: CameraInfo(), annotator=annotator, write_interval_s=1.0)
+    run = sc.run([KERB], until=20)
+    opened = _observe(manager, run)
+
+    assert len(opened) == 2, "two parked cars are two incidents"
+    by_track = {i.details["track"]: i for i in opened}
+    assert set(by_track) == {1, 2}
+    a, b = by_track[1], by_track[2]
+    assert a.details["object"] == "1@0.000" and b.details["object"] == "2@0.000"
+    assert a.peak_count == b.peak_count == 1 and "#1" in a.summary and "#2" in b.summary
+    assert a.details["type_name_zh"] == "机动车违停" and a.details["category"] == "traffic"
+    # each snapshot highlights its own car, and only it
+    assert [tuple(h) for h in annotator.highlighted] == [((CAR_A if i.details["track"] == 1 else CAR_B),) for i in opened]
+    assert store.snapshot(a.id)[:2] == b"\xff\xd8" and store.snapshot(b.id)[:2] == b"\xff\xd8"
+
+    # car 2 drove off at 10 s: its stay ends once the move has lasted 1 s (confirm_s), and
+    # its incident closes clear_after_s (3 s) after that, while car 1's stays open
+    b_now, a_now = store.get(b.id), store.get(a.id)
+    assert b_now.status == "closed" and 13.6 <= b_now.closed_at <= 14.4
+    assert a_now.status == "open" and a_now.peak_count == 1
+    assert manager.open_count("scenario") == 1 and manager.open_types("scenario") == ["illegal_parking"]
+    # the verdict itself is still one per zone, with both cars while both were parked
+    both = [r for t, r in run.results("kerb", "illegal_parking") if t == 5.0][0]
+    assert both.count == 2 and len(both.hits) == 2
+
+
+def test_id_switch_keeps_the_objects_incident(store):
+    sc = Scenario(fps=5)
+    sc.track("car", CAR_A, track_id=1).stay(0, 8).hide(8, 9).stay(9, 20).switch_id(9, new_id=41)
+    sc.track("car", CAR_B, track_id=2).stay(0, 20)
+    manager = _manager(store)
+    run = sc.run([KERB], until=20)
+    opened = _observe(manager, run)
+    assert sorted(i.details["object"] for i in opened) == ["1@0.000", "2@0.000"]
+    after = [r for t, r in run.results("kerb", "illegal_parking") if t == 15.0][0]
+    assert sorted((h.key, h.details["track"]) for h in after.hits) == [("1@0.000", 41), ("2@0.000", 2)]
+    assert store.list(IncidentQuery(status="open"))[1] == 2 and store.list(IncidentQuery())[1] == 2
+
+
+def test_zone_level_rule_stays_one_incident(store):
+    sc = Scenario(fps=5)
+    sc.track("person", CAR_A).stay(0, 10)
+    sc.track("person", CAR_B).stay(2, 10)
+    manager = _manager(store)
+    opened = _observe(manager, sc.run([{"id": "yard", "rules": [{"type": "intrusion"}]}], until=10))
+    assert len(opened) == 1 and "object" not in opened[0].details
+    assert store.get(opened[0].id).peak_count == 2
+
+
+def test_removed_per_object_rule_closes_all_its_incidents(store):
+    sc = Scenario(fps=5)
+    sc.track("car", CAR_A).stay(0, 10)
+    sc.track("car", CAR_B).stay(0, 10)
+    manager = _manager(store)
+    run = sc.run([KERB], until=5)
+    assert len(_observe(manager, run)) == 2
+    later = Scenario(fps=5)
+    later.track("car", CAR_A).stay(0, 1)
+    rerun = later.run([{"id": "kerb", "rules": [{"type": "crowd"}]}], until=1)  # the parking rule is gone
+    manager.observe(rerun.analyses[0])
+    assert manager.open_count() == 0 and store.list(IncidentQuery(status="open"))[1] == 0
+
+
+GATE = ZoneConfig(
+    id="gate",
+    polygon=[(0, 0), (1, 0), (1, 1), (0, 1)],
+    rules=[{"type": "intrusion", "classes": ["car"], "clear_after_s": 3.0}],
+)
+
+
+def test_zone_level_incident_survives_restart(store_url):
     store = IncidentStore(store_url)
     manager = _manager(store)
-    analyzer = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
+    analyzer = CameraAnalyzer("cam1", fps=2, scene=[GATE])
     _run(manager, analyzer, [i * 0.5 for i in range(10)], present=lambda t: True)
     first = store.list(IncidentQuery(status="open"))[0]
-    assert len(first) == 1
+    assert len(first) == 1 and "object" not in first[0].details
     store.close()
 
     # "restart": new store, manager and analyzer on the same database
     store2 = IncidentStore(store_url)
     manager2 = _manager(store2)
-    manager2.adopt_open([("cam1", "no-parking", "dwell")], now=5.0)
-    analyzer2 = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
+    manager2.adopt_open([("cam1", "gate", "intrusion")], now=5.0)
+    assert manager2.open_count("cam1") == 1
+    analyzer2 = CameraAnalyzer("cam1", fps=2, scene=[GATE])
     opened = _run(manager2, analyzer2, [5 + i * 0.5 for i in range(10)], present=lambda t: True)
-    assert opened == [], "the still-parked car continues the incident adopted after the restart"
+    assert opened == [], "the zone's condition still holding continues the incident adopted after the restart"
     items, total = store2.list(IncidentQuery())
     assert total == 1 and items[0].id == first[0].id and items[0].status == "open"
     store2.close()
+
+
+PATIENT = ZoneConfig(
+    id="no-parking",
+    polygon=[(0, 0), (1, 0), (1, 1), (0, 1)],
+    rules=[{"type": "dwell", "min_duration_s": 2.0, "clear_after_s": 6.0, "lost_grace_s": 0.0}],
+)
+
+
+def _other_car():
+    return make_detections([[100, 40, 150, 80]], class_name=["car"], confidence=[0.9])
+
+
+@pytest.mark.parametrize("same_place", [True, False])
+def test_per_object_incident_after_restart(store_url, same_place):
+    """Rule clocks live in memory: after a restart a per-object incident is adopted under its
+    object key, which never comes back (the rules give every object a new key). A car that
+    qualifies again where the incident's car stood, while the adopted incident is still
+    open, continues it; a car elsewhere opens its own, and the adopted one closes
+    clear_after_s after the restart."""
+    store = IncidentStore(store_url)
+    manager = _manager(store)
+    analyzer = CameraAnalyzer("cam1", fps=2, scene=[PATIENT])
+    _run(manager, analyzer, [i * 0.5 for i in range(10)], present=lambda t: True)
+    (before,) = store.list(IncidentQuery(status="open"))[0]
+    assert before.details["object"] == f"{before.details['track']}@{before.details['since']:.3f}"
+    assert before.details["box"] == pytest.approx([40 / 160, 40 / 120, 100 / 160, 90 / 120], abs=1e-3)
+    store.close()
+
+    store2 = IncidentStore(store_url)
+    manager2 = _manager(store2)
+    manager2.adopt_open([("cam1", "no-parking", "dwell")], now=10.0)
+    assert manager2.open_count("cam1") == 1 and manager2.open_types("cam1") == ["dwell"]
+    analyzer2 = CameraAnalyzer("cam1", fps=2, scene=[PATIENT])
+    opened = []
+    for seq, t in enumerate(10 + i * 0.5 for i in range(20)):
+        dets = _car() if same_place else _other_car()
+        opened += manager2.observe(analyzer2.analyze(_frame(t, seq), dets))
+    old = store2.get(before.id)
+    if same_place:
+        assert opened == [] and old.status == "open", "the car still parked there continues the adopted incident"
+        assert store2.list(IncidentQuery())[1] == 1 and old.observations > before.observations
+    else:
+        assert len(opened) == 1 and opened[0].details["object"] != before.details["object"]
+        assert 12.0 <= opened[0].opened_at <= 13.5
+        assert old.status == "closed" and 16.0 <= old.closed_at <= 16.5  # 10 s + clear_after_s
+    assert manager2.open_count("cam1") == 1
+    store2.close()
+
+
+def test_adopt_open_rebuilds_object_keys(store):
+    common = dict(camera_name="", site="", zone_id="kerb", type="illegal_parking", count=1, summary="", snapshot=None)
+    a = store.open(camera_id="cam1", rule_id="illegal_parking", at=1.0, details={"object": "3@0.000"}, **common)
+    b = store.open(camera_id="cam1", rule_id="illegal_parking", at=2.0, details={"object": "4@0.500"}, **common)
+    gone = store.open(camera_id="cam1", rule_id="old_rule", at=2.0, details={"object": "5@0.000"}, **common)
+    manager = _manager(store)
+    manager.adopt_open([("cam1", "kerb", "illegal_parking")], now=100.0)
+    assert manager.open_count("cam1") == 2 and manager.open_count() == 2
+    assert store.get(gone.id).status == "closed"
+    assert set(manager._open) == {("cam1", "kerb", "illegal_parking", "3@0.000"), ("cam1", "kerb", "illegal_parking", "4@0.500")}
+    # a second adoption (e.g. a repeated start) adds nothing and closes nothing
+    manager.adopt_open([("cam1", "kerb", "illegal_parking")], now=101.0)
+    assert manager.open_count() == 2 and {store.get(a.id).status, store.get(b.id).status} == {"open"}
 
 
 def test_adopt_closes_incidents_of_removed_rules(store):

@@ -1,7 +1,8 @@
 """徘徊 loitering and 占道经营 street_vending on scripted tracks.
 
-``clear_after_s: 0`` where "exactly one incident" is asserted: one inactive frame after
-the first firing would then open a second incident.
+Both rules are per-object: each loiterer, each vendor, is their own incident.
+``clear_after_s: 0`` where "exactly one incident" (per person) is asserted: one frame
+without the person's hit after their first firing would then open a second incident.
 """
 
 import pytest
@@ -116,7 +117,7 @@ def test_stepping_out_briefly_keeps_clock_longer_restarts():
     assert first is not None and first > 30
 
 
-def test_each_person_judged_on_their_own():
+def test_each_person_judged_on_their_own(tmp_path):
     sc = Scenario(fps=FPS)
     sc.track("person", PERSON, track_id=1).stay(0, 40)
     sc.track("person", (300, 400, 340, 520), track_id=2).stay(10, 40)
@@ -128,6 +129,12 @@ def test_each_person_judged_on_their_own():
     assert at[29.8].count == 1
     assert at[30.0].count == 2 and sorted(at[30.0].details["tracks"]) == [1, 2]
     assert all(3 not in r.details.get("tracks", []) for r in at.values())
+    # each loiterer is their own incident, opened when their own clock reached T
+    incidents = run.incidents(tmp_path)
+    assert [i.details["track"] for i in incidents] == [1, 2]
+    assert [i.details["object"] for i in incidents] == ["1@0.000", "2@10.000"]
+    assert incidents[0].opened_at == pytest.approx(T, abs=FRAME) and incidents[1].opened_at == pytest.approx(T + 10, abs=FRAME)
+    assert all(i.peak_count == 1 and i.status == "open" for i in incidents)
 
 
 def test_loitering_ignores_vehicles():
@@ -202,6 +209,23 @@ def test_walking_person_by_stall_never_fires():
         p.move(10 * k, 10 * k + 5, dx=300).move(10 * k + 5, 10 * k + 10, dx=-300)
     run = sc.run(zones=_vending(), until=60)
     assert not any(_on(run, "kerb", "street_vending"))
+
+
+def test_two_vendors_are_two_incidents(tmp_path):
+    sc = Scenario(fps=FPS)
+    sc.track("person", PERSON, track_id=1).stay(0, 40).jitter(3, seed=1)
+    sc.track("umbrella", UMBRELLA_STALL, track_id=2).stay(0, 40)
+    sc.track("person", (180, 500, 220, 620), track_id=3).stay(5, 40).jitter(3, seed=2)  # 300 px to the left
+    sc.track("suitcase", (100, 580, 160, 630), track_id=4).stay(5, 40)
+    run = sc.run(zones=_vending(), until=40)
+    _, last = run.results("kerb", "street_vending")[-1]
+    assert last.count == 2 and sorted(last.subjects.tolist()) == [0, 1, 2, 3]
+    hits = {h.details["track"]: h for h in last.hits}
+    assert sorted(hits[1].subjects.tolist()) == [0, 1] and sorted(hits[3].subjects.tolist()) == [2, 3]
+    incidents = run.incidents(tmp_path)
+    assert [i.details["track"] for i in incidents] == [1, 3]
+    assert [[g["class"] for g in i.details["goods"]] for i in incidents] == [["umbrella"], ["suitcase"]]
+    assert incidents[1].opened_at == pytest.approx(T + 5, abs=FRAME)
 
 
 def test_vendor_occlusion_and_id_switches_keep_incident(tmp_path):

@@ -1,5 +1,7 @@
 """Motion rules on scripted tracks: 车辆逆行 wrong_way and 超速 speeding.
 
+Both rules are per-object: each wrong-way or speeding vehicle is its own incident.
+
 Frames are 1000 x 1000 px (speeding: 1001 x 1001, so that the calibration below maps
 exactly 0.2 m to a pixel) at 5 fps; cars are 100 px boxes.
 """
@@ -37,8 +39,8 @@ def test_wrong_way_fires_once_after_min_distance(tmp_path):
     assert run.openings("lane", "wrong_way") == 1
     incidents = run.incidents(tmp_path)
     assert len(incidents) == 1 and incidents[0].type == "wrong_way"
-    assert incidents[0].details["tracks"] == [1]
-    assert incidents[0].details["angle_deg"][0] > 170
+    assert incidents[0].details["track"] == 1 and incidents[0].details["object"] == "1@0.000"
+    assert incidents[0].details["angle_deg"] > 170 and incidents[0].peak_count == 1
 
 
 @pytest.mark.parametrize(
@@ -80,7 +82,7 @@ def test_wrong_way_survives_jitter_and_missed_frames(tmp_path):
     assert all(on for t, on in run.active("lane", "wrong_way") if 4.4 <= t <= 6.0)  # ... and resumes at once
     incidents = run.incidents(tmp_path)
     assert len(incidents) == 1  # ... but it is one incident
-    assert incidents[0].details["tracks"] == [1]
+    assert incidents[0].details["track"] == 1
 
 
 def test_wrong_way_id_switch_keeps_the_verdict(tmp_path):
@@ -93,7 +95,25 @@ def test_wrong_way_id_switch_keeps_the_verdict(tmp_path):
     assert all(on for t, on in run.active("lane", "wrong_way") if first <= t <= 6.0)
     after = [r for t, r in run.results("lane", "wrong_way") if t >= 3.0 and r.active]
     assert after and after[0].details["tracks"] == [77]
-    assert len(run.incidents(tmp_path)) == 1
+    # the hit keeps the key of the history it inherited: the same incident
+    assert after[0].hits[0].key == "1@0.000" and after[0].hits[0].details["first_track"] == 1
+    assert "car #77 (was #1)" in after[0].hits[0].summary
+    incidents = run.incidents(tmp_path)
+    assert len(incidents) == 1 and incidents[0].details["object"] == "1@0.000"
+
+
+def test_two_wrong_way_cars_are_two_incidents(tmp_path):
+    sc = Scenario(fps=5)
+    sc.track("car", CAR, track_id=1).move(0, 6, dy=-600)
+    sc.track("car", (150, 700, 250, 800), track_id=2).hide(0, 2).move(2, 8, dy=-600)  # 2 s later, one lane over
+    sc.track("car", (750, 100, 850, 200), track_id=3).move(0, 6, dy=600)  # the right way
+    run = sc.run(_lane(clear_after_s=0), until=10)
+    both = [r for _, r in run.results("lane", "wrong_way") if r.active and r.count == 2]
+    assert both and {h.key for h in both[0].hits} == {"1@0.000", "2@2.000"}
+    incidents = run.incidents(tmp_path)
+    assert [i.details["track"] for i in incidents] == [1, 2]
+    assert incidents[1].opened_at - incidents[0].opened_at == pytest.approx(2.0, abs=0.3)
+    assert all(i.peak_count == 1 for i in incidents)
 
 
 def test_wrong_way_id_switch_does_not_inherit_from_a_far_track():
@@ -189,6 +209,20 @@ def test_speeding_parked_jitter_missed_frames_and_id_switch(tmp_path):
     incidents = run.incidents(tmp_path)
     assert len(incidents) == 1  # a gap and a new id on the fast car: still one incident
     assert incidents[0].details["speed_kmh"] == pytest.approx(90, abs=1.5)
+
+
+def test_two_speeding_cars_two_seconds_apart_are_two_incidents(tmp_path):
+    sc = Scenario(size=(1001, 1001), fps=5)
+    step = _px_per_s(90) * 2  # 90 km/h for 2 s
+    sc.track("car", (450, 50, 550, 150), track_id=1).move(0, 2, dy=step)  # then gone
+    # the next car, the same lane, appears where the first one started as it vanishes
+    sc.track("car", (450, 50, 550, 150), track_id=2).hide(0, 2.2).move(2.2, 4.2, dy=step)
+    run = sc.run(_speed_zone(clear_after_s=5), until=10, calibration=CAL)
+    incidents = run.incidents(tmp_path)
+    assert [i.details["track"] for i in incidents] == [1, 2]  # not merged, even within clear_after_s
+    assert [i.details["first_track"] for i in incidents] == [1, 2]
+    assert incidents[1].opened_at - incidents[0].opened_at == pytest.approx(2.2, abs=0.3)
+    assert all(i.details["speed_kmh"] == pytest.approx(90, abs=1.5) for i in incidents)
 
 
 def test_speeding_ignores_uncalibrated_scenes_and_other_classes():

@@ -1,8 +1,10 @@
 """机动车违停 illegal_parking and 非机动车乱停放 nonmotor_parking on scripted tracks.
 
-Rules run with ``clear_after_s: 0`` wherever "exactly one incident" is asserted: then a
-single inactive frame after the rule first fires would close the incident and the next
-active frame would open a second one, so one incident proves the verdict never dropped.
+Both rules are per-object: each parked vehicle is its own incident. Rules run with
+``clear_after_s: 0`` wherever "exactly one incident" (per vehicle) is asserted: then a
+single frame without the vehicle's hit after it first counted would close its incident
+and the next would open a second one, so one incident per vehicle proves its verdict
+never dropped.
 """
 
 import pytest
@@ -173,6 +175,25 @@ def test_several_vehicles_named_in_summary():
     _, last = run.results("kerb", "illegal_parking")[-1]
     assert last.count == 2 and sorted(last.details["tracks"]) == [11, 12]
     assert last.summary.startswith("2 stationary vehicle(s): car #11 for 40 s, truck #12 for 35 s")
+    assert [h.summary for h in last.hits] == ["stationary vehicle: car #11 for 40 s", "stationary vehicle: truck #12 for 35 s"]
+
+
+def test_two_parked_cars_are_two_incidents(tmp_path):
+    sc = Scenario(fps=FPS)
+    sc.track("car", CAR, track_id=11).stay(0, 40).jitter(3, seed=1)
+    sc.track("truck", (50, 550, 300, 700), track_id=12).stay(5, 40).jitter(3, seed=2)
+    sc.track("car", (700, 600, 900, 700), track_id=13).move(0, 10, dx=-600)  # passes by: no incident
+    run = sc.run(zones=_parking(), until=40)
+    assert run.openings("kerb", "illegal_parking") == 1  # the zone's verdict rose once ...
+    incidents = run.incidents(tmp_path)
+    assert len(incidents) == 2  # ... but each vehicle is its own incident, never dropped
+    first, second = incidents
+    assert first.details["track"] == 11 and first.details["object"] == "11@0.000" and first.details["class"] == "car"
+    assert second.details["track"] == 12 and second.details["object"] == "12@5.000" and second.details["class"] == "truck"
+    assert first.opened_at == pytest.approx(T, abs=FRAME) and second.opened_at == pytest.approx(T + 5, abs=FRAME)
+    assert first.peak_count == second.peak_count == 1
+    assert "car #11" in first.summary and "truck" not in first.summary and "truck #12" in second.summary
+    assert all(i.status == "open" for i in incidents)
 
 
 # --- 非机动车乱停放 ------------------------------------------------------------------------
@@ -202,12 +223,23 @@ def test_bike_in_bay_never_fires_bike_outside_does(tmp_path):
     _, last = run.results("sidewalk", "nonmotor_parking")[-1]
     assert last.details["tracks"] == [2] and last.subjects.tolist() == [1]
     incidents = run.incidents(tmp_path)
-    assert len(incidents) == 1 and incidents[0].type == "nonmotor_parking"
+    assert len(incidents) == 1 and incidents[0].type == "nonmotor_parking" and incidents[0].details["track"] == 2
 
     only_bay = Scenario(fps=FPS)
     only_bay.track("bicycle", (100, 620, 180, 700)).stay(0, 60)
     run = only_bay.run(zones=_sidewalk(), until=60)
     assert not any(_actives(run, "sidewalk", "nonmotor_parking"))
+
+
+def test_two_parked_bikes_are_two_incidents(tmp_path):
+    sc = Scenario(fps=FPS)
+    sc.track("bicycle", (500, 620, 580, 700), track_id=1).stay(0, 40).jitter(2, seed=1)
+    sc.track("motorcycle", (700, 610, 800, 700), track_id=2).stay(10, 40).jitter(2, seed=2)
+    sc.track("bicycle", (100, 620, 180, 700), track_id=3).stay(0, 40)  # in the bay
+    run = sc.run(zones=_sidewalk(), until=40)
+    incidents = run.incidents(tmp_path)
+    assert [(i.details["track"], i.details["class"]) for i in incidents] == [(1, "bicycle"), (2, "motorcycle")]
+    assert incidents[1].opened_at == pytest.approx(T + 10, abs=FRAME)
 
 
 def test_nonmotor_ignores_cars_and_ridden_bikes():

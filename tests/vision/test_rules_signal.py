@@ -62,7 +62,9 @@ def test_crossing_on_red_fires_once_with_state_and_track(tmp_path):
     assert inc.details["signal_state"] == "red" and inc.details["signal"] == "main"
     assert inc.details["track"] == 42 and inc.details["class"] == "car"
     assert 3.9 <= inc.details["crossed_at"] <= 4.3
-    assert inc.status == "closed"  # clear_after_s defaults to 0: the crossing is the event
+    assert inc.details["object"] == f"42@{inc.details['crossed_at']:.3f}" and inc.peak_count == 1
+    # the crossing is the event: the incident closes clear_after_s (default 5 s) after it
+    assert inc.status == "closed" and inc.closed_at - inc.opened_at == pytest.approx(5.0, abs=0.25)
 
 
 @pytest.mark.parametrize("state", ["green", "yellow", None])
@@ -85,12 +87,17 @@ def test_each_vehicle_crossing_is_its_own_incident(tmp_path):
     sc = Scenario()
     _car_up(sc, 300, 1, 7, track_id=1)
     _car_up(sc, 700, 1, 7, track_id=2)  # side by side: both cross on the same frame
-    _car_up(sc, 500, 10, 16, track_id=3)
+    _car_up(sc, 500, 2, 8, track_id=3)  # one second behind: crosses while the first two are still open
     run = run_with_signal(sc, [_zone()], lambda t: "red", until=25)
-    assert run.openings("approach", "red_light") == 3
+    together = [r for _, r in run.results("approach", "red_light") if r.active and r.count == 2]
+    assert len(together) == 1 and sorted(h.details["track"] for h in together[0].hits) == [1, 2]
     incidents = run.incidents(tmp_path)
     assert sorted(i.details["track"] for i in incidents) == [1, 2, 3]
-    assert all(i.details["signal_state"] == "red" for i in incidents)
+    assert len({i.details["object"] for i in incidents}) == 3
+    assert all(i.details["signal_state"] == "red" and i.peak_count == 1 for i in incidents)
+    third = next(i for i in incidents if i.details["track"] == 3)
+    assert third.opened_at - incidents[0].opened_at == pytest.approx(1.0, abs=0.25)
+    assert all(i.status == "closed" for i in incidents)  # each 5 s after its own crossing
 
 
 def test_vehicle_stopped_on_the_line_with_jitter_does_not_fire():

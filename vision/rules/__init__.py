@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene, class_mask
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene, class_mask
 from .class_event import ClassEventRule
 from .crowd import CrowdRule
 from .dwell import DwellRule, IllegalParkingRule, NonMotorParkingRule
@@ -53,6 +53,7 @@ __all__ = [
     "ClassEventRule",
     "CrowdRule",
     "DwellRule",
+    "Hit",
     "IllegalParkingRule",
     "IncidentKind",
     "IntrusionRule",

@@ -32,6 +32,26 @@ class IncidentKind:
 
 
 @dataclass(frozen=True, slots=True)
+class Hit:
+    """One object's part in a per-object rule's verdict (one incident each).
+
+    Attributes:
+        key: identifies the object for as long as the rule follows it, stable across tracker
+            ID switches (e.g. the first track id of a stay, or ``"<track>@<time>"`` for an
+            event such as a red-light crossing). Unique among the hits of one result.
+        subjects: (k,) int indices into the detections showing the object on this frame
+            (empty while it is hidden but still counted).
+        summary: one human-readable line about this object.
+        details: JSON-able extras about this object.
+    """
+
+    key: str
+    subjects: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class RuleResult:
     """What a rule saw on one frame.
 
@@ -41,6 +61,8 @@ class RuleResult:
         count: how many objects take part (persons in a crowd, intruders, parked vehicles).
         summary: one human-readable line, e.g. "2 person in zone 'gate' for 4.0 s".
         details: JSON-able extras (track ids, durations, speeds).
+        hits: per-object rules (``Rule.per_object``): one entry per object counted on this
+            frame, each its own incident; empty for zone-level rules.
     """
 
     active: bool
@@ -48,6 +70,7 @@ class RuleResult:
     count: int = 0
     summary: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    hits: tuple[Hit, ...] = ()
 
 
 INACTIVE = RuleResult(active=False)
@@ -107,7 +130,10 @@ def class_mask(detections: sv.Detections, classes: set[str], min_confidence: flo
 class Rule(ABC):
     """One rule instance, bound to one zone of one camera.
 
-    Subclasses set ``type`` and ``kind`` and implement ``evaluate``. The common filters of
+    Subclasses set ``type`` and ``kind`` and implement ``evaluate``. A rule about individual
+    road users (a parked car, a speeding car) sets ``per_object`` and reports each object as
+    a :class:`Hit` of its results, so each object is its own incident; other rules are
+    zone-level (one incident per zone while the condition holds). The common filters of
     every rule (classes, confidence, minimum box size, exempt zones) are applied by
     ``candidates``; schedules are applied by the analyzer, which calls ``reset`` when a
     rule goes idle so no stale clock survives the night.
@@ -115,6 +141,8 @@ class Rule(ABC):
 
     type: ClassVar[str]
     kind: ClassVar[IncidentKind]
+    #: Each object is its own incident (``RuleResult.hits``), rather than one per zone.
+    per_object: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import DwellRuleConfig, IllegalParkingRuleConfig, NonMotorParkingRuleConfig
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 from .stays import Stay, StayTracker, elsewhere, format_duration, tracked_candidates
 
 #: How many objects a summary names before it says "and N more".
@@ -24,9 +24,13 @@ class DwellRule(Rule):
     already counted is unseen for at most ``lost_grace_s`` the rule stays active and its
     clock keeps running, and a new track that begins at the same place with a similar box
     inherits the start time. A track seen to move away (even out of the zone) ends its stay.
+
+    Per object: each stationary object is its own hit (key: the stay's first track id), so
+    three cars parked on one kerb are three incidents.
     """
 
     type = "dwell"
+    per_object = True
     kind = IncidentKind("dwell", "物体滞留", "stationary object", "street_order")
     config: DwellRuleConfig
     noun: ClassVar[str] = "object"
@@ -48,8 +52,18 @@ class DwellRule(Rule):
         hidden = [s for s in self._stays.unseen() if s.seen_for >= cfg.min_duration_s]
         if not visible and not hidden:
             return INACTIVE
+        where = {id(s): i for i, s in visible}
         stays = [(s, True) for _, s in visible] + [(s, False) for s in hidden]
         stays.sort(key=lambda sv: -sv[0].held(now))
+        hits = tuple(
+            Hit(
+                key=s.key,
+                subjects=np.asarray([where[id(s)]] if seen else [], dtype=np.int64),
+                summary=f"stationary {self.noun}: {s.label()} for {format_duration(s.held(now))}{'' if seen else ' (hidden)'}",
+                details={"threshold_s": cfg.min_duration_s, **_describe(s, now, visible=seen)},
+            )
+            for s, seen in stays
+        )
         longest = stays[0][0].held(now)
         listed = ", ".join(f"{s.label()} for {format_duration(s.held(now))}{'' if seen else ' (hidden)'}" for s, seen in stays[:_NAMED])
         more = f" and {len(stays) - _NAMED} more" if len(stays) > _NAMED else ""
@@ -64,6 +78,7 @@ class DwellRule(Rule):
                 "tracks": [s.track for s, _ in stays],
                 "objects": [_describe(s, now, visible=seen) for s, seen in stays],
             },
+            hits=hits,
         )
 
 

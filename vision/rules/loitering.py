@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import LoiteringRuleConfig
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 from .stays import StayTracker, elsewhere, format_duration, tracked_candidates
 
 _NAMED = 5
@@ -24,6 +24,9 @@ _NAMED = 5
 class LoiteringRule(Rule):
     """Fires while any one person has been in the zone for ``min_duration_s``.
 
+    Per object: each loitering person is their own hit (key: the first track id of their
+    presence, kept across ID switches).
+
     Example:
         >>> rule = LoiteringRule(LoiteringRuleConfig(min_duration_s=60))
     """
@@ -31,6 +34,7 @@ class LoiteringRule(Rule):
     type = "loitering"
     kind = IncidentKind("loitering", "徘徊", "loitering", "public_safety")
     config: LoiteringRuleConfig
+    per_object = True
 
     def __init__(self, config: LoiteringRuleConfig) -> None:
         super().__init__(config)
@@ -48,8 +52,28 @@ class LoiteringRule(Rule):
         hidden = [s for s in self._presence.unseen() if s.seen_for >= cfg.min_duration_s]
         if not visible and not hidden:
             return INACTIVE
+        where = {id(s): i for i, s in visible}
         people = [(s, True) for _, s in visible] + [(s, False) for s in hidden]
         people.sort(key=lambda p: -p[0].held(now))
+        persons = [
+            {
+                "track": s.track,
+                "in_zone_s": round(s.held(now), 1),
+                "since": round(s.since, 3),
+                "previous_tracks": list(s.previous),
+                "visible": seen,
+            }
+            for s, seen in people
+        ]
+        hits = tuple(
+            Hit(
+                key=s.key,
+                subjects=np.asarray([where[id(s)]] if seen else [], dtype=np.int64),
+                summary=f"loitering: {s.label()} for {format_duration(s.held(now))}{'' if seen else ' (out of sight)'}",
+                details={"threshold_s": cfg.min_duration_s, **person},
+            )
+            for (s, seen), person in zip(people, persons, strict=True)
+        )
         longest = people[0][0].held(now)
         listed = ", ".join(
             f"{s.label()} for {format_duration(s.held(now))}{'' if seen else ' (out of sight)'}" for s, seen in people[:_NAMED]
@@ -64,15 +88,7 @@ class LoiteringRule(Rule):
                 "longest_s": round(longest, 1),
                 "threshold_s": cfg.min_duration_s,
                 "tracks": [s.track for s, _ in people],
-                "persons": [
-                    {
-                        "track": s.track,
-                        "in_zone_s": round(s.held(now), 1),
-                        "since": round(s.since, 3),
-                        "previous_tracks": list(s.previous),
-                        "visible": seen,
-                    }
-                    for s, seen in people
-                ],
+                "persons": persons,
             },
+            hits=hits,
         )

@@ -8,22 +8,21 @@ point first passed the line, so a light turning red while the vehicle is already
 does not count. A vehicle standing on the line with its box jittering never gets clearly
 across, and so never crosses.
 
-Every crossing is its own incident: the rule reports one crossing per active frame and
-keeps an inactive frame between two crossings, so with ``clear_after_s: 0`` (the default
-for this rule) the incident manager closes one incident before the next opens, even when
-two vehicles cross on the same frame.
+Every crossing is its own incident: the rule is per-object, and each crossing is a hit of
+the frame it is completed on, keyed ``"<track>@<crossed_at>"``, so two vehicles crossing
+on the same frame, or one right after the other, are separate incidents. Each closes
+``clear_after_s`` after its crossing.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import RedLightRuleConfig
 from ..zones import ground_points
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene, SignalState
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene, SignalState
 
 _FORGET_AFTER_S = 10.0  # a track unseen this long is forgotten
 
@@ -57,12 +56,11 @@ class RedLightRule(Rule):
     type = "red_light"
     kind = IncidentKind("red_light", "闯红灯", "red-light running", "traffic")
     config: RedLightRuleConfig
+    per_object = True
 
     def __init__(self, config: RedLightRuleConfig) -> None:
         super().__init__(config)
         self._tracks: dict[int, _Track] = {}
-        self._pending: deque[_Crossing] = deque()
-        self._was_active = False
 
     def _line_px(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         w, h = size
@@ -100,6 +98,7 @@ class RedLightRule(Rule):
         d = p1 - p0
         ids = scene.tracker_ids
         names = scene.class_names
+        crossings: list[_Crossing] = []
         if len(idx):
             points = ground_points(scene.detections.xyxy[idx]).astype(np.float64)
             heights = (scene.detections.xyxy[idx, 3] - scene.detections.xyxy[idx, 1]).astype(np.float64)
@@ -133,31 +132,38 @@ class RedLightRule(Rule):
                     tr.side, tr.passed = raw, None
                     if light == "red" and self._counts(from_side) and not tr.fired:
                         tr.fired = True
-                        self._pending.append(
-                            _Crossing(tid, str(names[i]), at, light, "left" if from_side < 0 else "right")
-                        )
+                        crossings.append(_Crossing(tid, str(names[i]), at, light, "left" if from_side < 0 else "right"))
             tr.point = q
             tr.last_seen = now
         for tid in [t for t, tr in self._tracks.items() if now - tr.last_seen > _FORGET_AFTER_S]:
             del self._tracks[tid]
-        if self._was_active or not self._pending:
-            # one frame of silence after each reported crossing: the next is a new incident
-            self._was_active = False
+        if not crossings:
             return INACTIVE
-        crossing = self._pending.popleft()
-        self._was_active = True
-        subjects = np.flatnonzero(ids == crossing.track) if len(ids) else np.zeros(0, dtype=np.int64)
+        hits = tuple(
+            Hit(
+                key=f"{c.track}@{c.at:.3f}",
+                subjects=np.flatnonzero(ids == c.track).astype(np.int64),
+                summary=f"{c.class_name} #{c.track} crossed the stop line on {c.state} (signal {cfg.signal!r})",
+                details={
+                    "track": c.track,
+                    "class": c.class_name,
+                    "signal": cfg.signal,
+                    "signal_state": c.state,
+                    "crossed_at": round(c.at, 3),
+                    "from_side": c.from_side,
+                },
+            )
+            for c in crossings
+        )
         return RuleResult(
             active=True,
-            subjects=subjects.astype(np.int64),
-            count=1,
-            summary=f"{crossing.class_name} #{crossing.track} crossed the stop line on {crossing.state} (signal {cfg.signal!r})",
+            subjects=np.unique(np.concatenate([h.subjects for h in hits])).astype(np.int64),
+            count=len(hits),
+            summary=hits[0].summary if len(hits) == 1 else f"{len(hits)} vehicles crossed the stop line on red (signal {cfg.signal!r})",
             details={
-                "track": crossing.track,
-                "class": crossing.class_name,
                 "signal": cfg.signal,
-                "signal_state": crossing.state,
-                "crossed_at": round(crossing.at, 3),
-                "from_side": crossing.from_side,
+                "tracks": [c.track for c in crossings],
+                "crossings": [h.details for h in hits],
             },
+            hits=hits,
         )

@@ -8,6 +8,10 @@ between every pair of sightings. Box jitter averages out over the pairs (as in a
 least-squares fit), while one bad box (a detector glitch, a box cut by an occluder)
 moves the median little. A track younger than ``min_track_s`` or with fewer than three
 sightings in its window is not judged.
+
+Each speeding vehicle is its own incident. A vehicle missed for a moment keeps its track
+record for ``KEEP_S``, and a new track id that appears where a recently lost vehicle was
+predicted to be (an ID switch) takes its record over, so neither splits the incident.
 """
 
 from __future__ import annotations
@@ -18,16 +22,27 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import SpeedingRuleConfig
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 
 _MIN_SAMPLES = 3
 _MAX_SAMPLES = 40
 MS_TO_KMH = 3.6
 
 
+#: A lost track is remembered this long (at least ``window_s``), so a vehicle missed for a
+#: moment, or renamed by the tracker, stays the same vehicle (and the same incident).
+KEEP_S = 5.0
+#: A new track takes over a lost one whose predicted position is within this many metres ...
+REJOIN_M = 3.0
+#: ... or this fraction of the distance the lost one is predicted to have travelled since.
+REJOIN_FRACTION = 0.2
+
+
 @dataclass(slots=True)
 class _Track:
     first_seen: float
+    key: str = ""  # "<first track id>@<first seen>": the vehicle's Hit.key, kept by a taking-over id
+    first_track: int = -1
     ts: deque[float] = field(default_factory=deque)
     xy: deque[tuple[float, float]] = field(default_factory=deque)
 
@@ -44,6 +59,11 @@ class _Track:
 
     def speed_ms(self) -> float | None:
         """Theil–Sen ground speed (m/s), or None with fewer than three sightings."""
+        v = self.velocity_ms()
+        return None if v is None else float(np.linalg.norm(v))
+
+    def velocity_ms(self) -> np.ndarray | None:
+        """Theil–Sen ground velocity (m/s, per axis), or None with fewer than three sightings."""
         if len(self.ts) < _MIN_SAMPLES:
             return None
         t = np.asarray(self.ts, dtype=np.float64)
@@ -57,7 +77,13 @@ class _Track:
         if not ok.any():
             return None
         slopes = (xy[j[ok]] - xy[i[ok]]) / dt[ok, None]
-        return float(np.linalg.norm(np.median(slopes, axis=0)))
+        return np.median(slopes, axis=0)  # type: ignore[no-any-return]
+
+    def predict(self, t: float) -> np.ndarray:
+        """Where the vehicle should be at ``t`` (m), from its last sighting and velocity."""
+        last = np.asarray(self.xy[-1], dtype=np.float64)
+        v = self.velocity_ms()
+        return last if v is None else last + v * (t - self.last_seen)
 
 
 def speed_kmh(ts: np.ndarray, ground: np.ndarray) -> float | None:
@@ -75,11 +101,16 @@ def speed_kmh(ts: np.ndarray, ground: np.ndarray) -> float | None:
 
 
 class SpeedingRule(Rule):
-    """Fires while a vehicle in the zone is measured above ``max_speed_kmh + tolerance_kmh``."""
+    """Fires while a vehicle in the zone is measured above ``max_speed_kmh + tolerance_kmh``.
+
+    Per object: each speeding vehicle is its own hit (key: its track id and when the
+    track was first seen).
+    """
 
     type = "speeding"
     kind = IncidentKind("speeding", "超速", "speeding", "traffic")
     config: SpeedingRuleConfig
+    per_object = True
 
     def __init__(self, config: SpeedingRuleConfig) -> None:
         super().__init__(config)
@@ -95,11 +126,15 @@ class SpeedingRule(Rule):
         limit = cfg.max_speed_kmh + cfg.tolerance_kmh
         fast: list[int] = []
         speeds: list[float] = []
+        seen_now = {int(ids[i]) for i in idx}
         for det_i in idx:
             track_id = int(ids[det_i])
             track = self._tracks.get(track_id)
             if track is None:
-                track = self._tracks[track_id] = _Track(first_seen=now)
+                track = self._rejoin(scene.ground[det_i], now, seen_now)
+                if track is None:
+                    track = _Track(first_seen=now, key=f"{track_id}@{now:.3f}", first_track=track_id)
+                self._tracks[track_id] = track
             track.add(now, scene.ground[det_i], cfg.window_s)
             if now - track.first_seen < cfg.min_track_s:
                 continue
@@ -107,11 +142,27 @@ class SpeedingRule(Rule):
             if v is not None and v * MS_TO_KMH > limit:
                 fast.append(int(det_i))
                 speeds.append(v * MS_TO_KMH)
-        # a track unseen for a whole window has nothing left to measure with
-        self._tracks = {t: tr for t, tr in self._tracks.items() if now - tr.last_seen <= cfg.window_s}
+        keep = max(KEEP_S, cfg.window_s)
+        self._tracks = {t: tr for t, tr in self._tracks.items() if now - tr.last_seen <= keep}
         if not fast:
             return INACTIVE
         top = max(speeds)
+        names = scene.class_names
+        hits = tuple(
+            Hit(
+                key=self._tracks[int(ids[i])].key,
+                subjects=np.asarray([i], dtype=np.int64),
+                summary=f"{names[i]} #{int(ids[i])} at {v:.0f} km/h, limit {cfg.max_speed_kmh:g} km/h",
+                details={
+                    "track": int(ids[i]),
+                    "first_track": self._tracks[int(ids[i])].first_track,
+                    "speed_kmh": round(v, 1),
+                    "limit_kmh": cfg.max_speed_kmh,
+                    "tolerance_kmh": cfg.tolerance_kmh,
+                },
+            )
+            for i, v in zip(fast, speeds, strict=True)
+        )
         return RuleResult(
             active=True,
             subjects=np.asarray(fast, dtype=np.int64),
@@ -124,4 +175,19 @@ class SpeedingRule(Rule):
                 "tolerance_kmh": cfg.tolerance_kmh,
                 "tracks": [int(ids[i]) for i in fast],
             },
+            hits=hits,
         )
+
+    def _rejoin(self, point: np.ndarray, now: float, seen_now: set[int]) -> _Track | None:
+        """The record of a vehicle lost recently (not seen on this frame) that was predicted
+        to be where the new track ``point`` appears, removed from the table; else None."""
+        best: tuple[float, int] | None = None
+        for tid, tr in self._tracks.items():
+            if tid in seen_now or not tr.ts or now - tr.last_seen > KEEP_S:
+                continue
+            predicted = tr.predict(now)
+            travelled = float(np.linalg.norm(predicted - np.asarray(tr.xy[-1])))
+            gap = float(np.linalg.norm(np.asarray(point, dtype=np.float64) - predicted))
+            if gap <= max(REJOIN_M, REJOIN_FRACTION * travelled) and (best is None or gap < best[0]):
+                best = (gap, tid)
+        return None if best is None else self._tracks.pop(best[1])

@@ -110,6 +110,16 @@ class Stay:
         """How long the stay has lasted at ``now`` (the clock runs on while it is unseen)."""
         return now - self.since
 
+    @property
+    def key(self) -> str:
+        """The object's key for per-object incidents (``Hit.key``): ``"<first track>@<since>"``.
+
+        Both parts survive ID switches (a taking-over track inherits the start time and the
+        earlier ids), while a new stay (the object moved away and stopped again, or a track
+        id reused after the tracker restarted) gets a new key.
+        """
+        return f"{self.previous[0] if self.previous else self.track}@{self.since:.3f}"
+
     def label(self) -> str:
         """``car #12`` or ``car #12 (was #7)``, for summaries."""
         was = f" (was #{', #'.join(str(t) for t in self.previous)})" if self.previous else ""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import StreetVendingRuleConfig
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene, class_mask
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene, class_mask
 from .stays import Stay, StayTracker, elsewhere, format_duration, tracked_candidates
 
 #: Goods with at least this fraction of their box inside a person's box ...
@@ -34,6 +34,9 @@ _NAMED = 5
 class StreetVendingRule(Rule):
     """Fires while a still person and still goods near them have been in the zone for ``min_duration_s``.
 
+    Per object: each vendor is their own hit (key: the first track id of the person's
+    stay), with their goods as its subjects too.
+
     Example:
         >>> rule = StreetVendingRule(StreetVendingRuleConfig(min_duration_s=120))
     """
@@ -41,6 +44,7 @@ class StreetVendingRule(Rule):
     type = "street_vending"
     kind = IncidentKind("street_vending", "占道经营", "street vending", "street_order")
     config: StreetVendingRuleConfig
+    per_object = True
 
     def __init__(self, config: StreetVendingRuleConfig) -> None:
         super().__init__(config)
@@ -67,8 +71,10 @@ class StreetVendingRule(Rule):
 
         vendors: list[tuple[Stay, float, list[Stay]]] = []
         subjects: set[int] = set()
+        own: dict[int, list[int]] = {}  # id(person stay) → its visible detections (person, goods)
         for p, pi in all_persons:
             held, stock = 0.0, []
+            mine: list[int] = [pi] if pi >= 0 else []
             for g, gi in all_goods:
                 if _gap(p, g) > cfg.max_gap * p.height:
                     continue
@@ -79,11 +85,11 @@ class StreetVendingRule(Rule):
                 held = max(held, now - start)
                 stock.append(g)
                 if gi >= 0:
-                    subjects.add(gi)
+                    mine.append(gi)
             if stock:
                 vendors.append((p, held, stock))
-                if pi >= 0:
-                    subjects.add(pi)
+                subjects.update(mine)
+                own[id(p)] = sorted(set(mine))
         if not vendors:
             return INACTIVE
         vendors.sort(key=lambda v: -v[1])
@@ -92,6 +98,24 @@ class StreetVendingRule(Rule):
             f"{p.label()} with {', '.join(g.label() for g in stock)} for {format_duration(held)}" for p, held, stock in vendors[:_NAMED]
         )
         more = f" and {len(vendors) - _NAMED} more" if len(vendors) > _NAMED else ""
+        described = [
+            {
+                "track": p.track,
+                "together_s": round(held, 1),
+                "previous_tracks": list(p.previous),
+                "goods": [{"track": g.track, "class": g.class_name} for g in stock],
+            }
+            for p, held, stock in vendors
+        ]
+        hits = tuple(
+            Hit(
+                key=p.key,
+                subjects=np.asarray(own[id(p)], dtype=np.int64),
+                summary=f"street vendor: {p.label()} with {', '.join(g.label() for g in stock)} for {format_duration(held)}",
+                details={"threshold_s": cfg.min_duration_s, **vendor},
+            )
+            for (p, held, stock), vendor in zip(vendors, described, strict=True)
+        )
         return RuleResult(
             active=True,
             subjects=np.asarray(sorted(subjects), dtype=np.int64),
@@ -101,16 +125,9 @@ class StreetVendingRule(Rule):
                 "longest_s": round(longest, 1),
                 "threshold_s": cfg.min_duration_s,
                 "tracks": [p.track for p, _, _ in vendors],
-                "vendors": [
-                    {
-                        "track": p.track,
-                        "together_s": round(held, 1),
-                        "previous_tracks": list(p.previous),
-                        "goods": [{"track": g.track, "class": g.class_name} for g in stock],
-                    }
-                    for p, held, stock in vendors
-                ],
+                "vendors": described,
             },
+            hits=hits,
         )
 
     def _carried(self, scene: Scene) -> np.ndarray:

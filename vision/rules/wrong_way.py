@@ -12,6 +12,9 @@ A verdict sticks to the track while it stands still (a wrong-way car that stops 
 the wrong-way car) and is revised whenever it has moved far enough again. When the tracker
 loses a vehicle and a new id appears where the lost one was heading, the new id inherits
 the history (an ID switch neither hides a wrong-way vehicle nor starts its clock anew).
+
+Each wrong-way vehicle is its own incident: its hit's key is the track id its history
+began under and when, which an inherited history keeps.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from ..config import WrongWayRuleConfig
 from ..zones import ground_points
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 
 _MIN_SAMPLES = 3
 
@@ -33,6 +36,8 @@ _MIN_SAMPLES = 3
 class _History:
     """One track's recent ground points."""
 
+    first_track: int = -1  # the track id this history began under (kept when a new id inherits it)
+    key: str = ""  # "<first track>@<first seen>": the vehicle's Hit.key
     ts: deque[float] = field(default_factory=deque)
     xy: deque[tuple[float, float]] = field(default_factory=deque)
     heights: deque[float] = field(default_factory=deque)
@@ -77,6 +82,7 @@ class WrongWayRule(Rule):
     type = "wrong_way"
     kind = IncidentKind("wrong_way", "车辆逆行", "wrong-way driving", "traffic")
     config: WrongWayRuleConfig
+    per_object = True
 
     def __init__(self, config: WrongWayRuleConfig) -> None:
         super().__init__(config)
@@ -99,17 +105,29 @@ class WrongWayRule(Rule):
             track = int(ids[det_i])
             if track not in self._tracks:
                 inherited = self._rejoin(points[j], float(heights[j]), now, seen_now)
-                self._tracks[track] = inherited if inherited is not None else _History()
+                self._tracks[track] = inherited if inherited is not None else _History(first_track=track, key=f"{track}@{now:.3f}")
             self._tracks[track].add(now, points[j], float(heights[j]), cfg.window_s)
 
         wrong: list[int] = []
         angles: list[float] = []
+        hits: list[Hit] = []
         for j, det_i in enumerate(idx):
-            hist = self._tracks[int(ids[det_i])]
+            track = int(ids[det_i])
+            hist = self._tracks[track]
             self._judge(hist)
             if hist.wrong:
+                angle = hist.angle_deg or 180.0
                 wrong.append(int(det_i))
-                angles.append(hist.angle_deg or 180.0)
+                angles.append(angle)
+                was = "" if hist.first_track == track else f" (was #{hist.first_track})"
+                hits.append(
+                    Hit(
+                        key=hist.key,
+                        subjects=np.asarray([det_i], dtype=np.int64),
+                        summary=f"{scene.class_names[det_i]} #{track}{was} driving against the lane direction ({angle:.0f}°)",
+                        details={"track": track, "first_track": hist.first_track, "angle_deg": round(angle, 1), "direction": list(cfg.direction)},
+                    )
+                )
 
         self._tracks = {t: h for t, h in self._tracks.items() if now - h.last_seen <= cfg.window_s}
         if not wrong:
@@ -121,6 +139,7 @@ class WrongWayRule(Rule):
             count=len(wrong),
             summary=f"{len(wrong)} vehicle(s) driving against the lane direction",
             details={"tracks": tracks, "angle_deg": [round(a, 1) for a in angles], "direction": list(cfg.direction)},
+            hits=tuple(hits),
         )
 
     def _judge(self, hist: _History) -> None:
