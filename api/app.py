@@ -11,6 +11,7 @@ from gridworker.service import Service
 
 from .routers import cameras, flows, health, incidents
 from .routers import workorders
+from .routers import events, forwarding
 from .routers import patrol, signals, types
 
 
@@ -43,6 +44,8 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(signals.router)
     app.include_router(types.router)
     app.include_router(workorders.router)
+    app.include_router(events.router)
+    app.include_router(forwarding.router)
     app.include_router(flows.router)
     app.include_router(patrol.router)
     return app

@@ -1,0 +1,123 @@
+"""MQTT: each event published with QoS 1 to ``{topic_prefix}/{site}/{type}``; delivered
+when the broker's PUBACK arrives (paho-mqtt's network loop runs in its own thread).
+
+Topic levels are the site and incident type with ``/ + #`` and control characters
+replaced by ``_`` (an empty site is ``_``), so a subscriber can take
+``gridworker/incidents/market-east/#`` or ``gridworker/incidents/+/illegal_parking``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import threading
+
+import paho.mqtt.client as mqtt
+
+from gridworker.incidents.outbox import OutboxEvent
+from gridworker.streams.redact import redact_text
+
+from .config import MqttDestination
+from .dispatcher import Outcome, Result
+
+log = logging.getLogger(__name__)
+_BAD = re.compile(r"[/+#\x00-\x1f]")
+
+
+def topic_level(text: str) -> str:
+    """A value made safe for one MQTT topic level.
+
+    Example:
+        >>> topic_level("market/east #2"), topic_level("")
+        ('market_east _2', '_')
+    """
+    return _BAD.sub("_", text) or "_"
+
+
+def topic_for(prefix: str, event: OutboxEvent) -> str:
+    return f"{prefix}/{topic_level(event.site)}/{topic_level(event.type)}"
+
+
+class MqttSender:
+    kind = "mqtt"
+
+    def __init__(self, config: MqttDestination) -> None:
+        self.config = config
+        self.name = config.name
+        self._secrets = (config.password.get_secret_value(),) if config.password else ()
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._connect_error = ""
+        self._lock = threading.Lock()
+
+    def target(self) -> str:
+        return self.config.target()
+
+    # -- connection ------------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object = None) -> None:
+        if getattr(reason, "is_failure", False):
+            self._connect_error = f"CONNACK refused: {reason}"
+            self._connected.clear()
+        else:
+            self._connect_error = ""
+            self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object = None) -> None:
+        self._connected.clear()
+
+    def _ensure(self) -> str | None:
+        """Connected (or connecting in the background); an error text when not."""
+        cfg = self.config
+        if self._client is None:
+            c = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=cfg.client_id or f"gridworker-{cfg.name}",
+                protocol=mqtt.MQTTv311,
+                clean_session=True,
+            )
+            if cfg.username is not None:
+                c.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
+            if cfg.tls:
+                c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            c.on_connect = self._on_connect
+            c.on_disconnect = self._on_disconnect
+            c.reconnect_delay_set(min_delay=1, max_delay=30)
+            c.max_inflight_messages_set(100)
+            try:
+                c.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+            except OSError as exc:
+                return redact_text(f"cannot connect to {cfg.host}:{cfg.port}: {exc}", self._secrets)
+            c.loop_start()  # from here on paho reconnects by itself
+            self._client = c
+        if not self._connected.wait(cfg.timeout_s):
+            return self._connect_error or f"not connected to {cfg.host}:{cfg.port}"
+        return None
+
+    # -- sending ------------------------------------------------------------------------------
+    def send(self, event: OutboxEvent) -> Result:
+        with self._lock:
+            err = self._ensure()
+            if err is not None:
+                return Result(Outcome.UNREACHABLE, err)
+            assert self._client is not None
+            info = self._client.publish(topic_for(self.config.topic_prefix, event), event.body(), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return Result(Outcome.UNREACHABLE, f"publish failed: {mqtt.error_string(info.rc)}")
+            try:
+                info.wait_for_publish(self.config.timeout_s)
+            except (RuntimeError, ValueError) as exc:
+                return Result(Outcome.RETRY, f"publish failed: {exc}")
+            if not info.is_published():
+                return Result(Outcome.RETRY, f"no PUBACK within {self.config.timeout_s:g} s")
+            return Result.ok()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.disconnect()
+                finally:
+                    self._client.loop_stop()
+                self._client = None
+                self._connected.clear()
