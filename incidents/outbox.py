@@ -302,7 +302,7 @@ class Outbox:
                 sess.info.pop("gw_outbox_notify", None)
                 self.notify()
 
-            def _after_rollback(sess: Session) -> None:
+            def _after_rollback(sess: Session, _previous: object) -> None:
                 sess.info.pop("gw_outbox_notify", None)
 
             event.listen(session, "after_commit", _after_commit, once=True)

@@ -1,0 +1,95 @@
+"""Helpers for forwarding tests: a PostgreSQL database of one's own, incidents with work
+orders, a real HTTP receiver in a thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gridworker.incidents import IncidentStore
+from gridworker.incidents.workorders import WorkOrders
+
+PG_URL = os.environ.get("GRIDWORKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+T0 = 1_700_000_000.0
+
+
+def pg_database(name: str) -> str:
+    """A fresh (emptied) PostgreSQL database ``name``; skips when PostgreSQL is away."""
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": name}) is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} in CI: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    url = sa.engine.make_url(PG_URL).set(database=name)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url.render_as_string(hide_password=False)
+
+
+def open_incident(orders: WorkOrders, *, type: str = "illegal_parking", site: str = "market", camera: str = "cam-1", at: float = T0, summary: str = "a car parked"):
+    inc = orders.store.open(
+        camera_id=camera, camera_name="东门 Gate", site=site, zone_id="kerb", rule_id="r1", type=type,
+        at=at, count=1, summary=summary, details={}, snapshot=None,
+    )
+    order = orders.on_incident_opened(inc)
+    assert order is not None
+    return order
+
+
+class Receiver:
+    """A real HTTP server (thread) that records every POST; ``respond`` decides the status
+    (default 200)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.respond: Callable[[dict[str, Any]], int | tuple[int, dict[str, str]]] = lambda req: 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                with outer.lock:
+                    outer.requests.append(req)
+                out = outer.respond(req)
+                code, headers = out if isinstance(out, tuple) else (out, {})
+                self.send_response(code)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def documents(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(r["body"]) for r in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
