@@ -55,7 +55,7 @@ class Receiver:
     """A real HTTP server (thread) that records every POST; ``respond`` decides the status
     (default 200)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.respond: Callable[[dict[str, Any]], int | tuple[int, dict[str, str]]] = lambda req: 200
@@ -80,7 +80,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
