@@ -28,7 +28,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor
+from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound, Workflow
 from gridworker.incidents.workorders import StoredKey, WorkOrders
 
 KEY_PREFIX = "gwk_"
@@ -147,3 +147,30 @@ def require(*roles: str) -> Callable[..., Actor]:
         return user
 
     return dependency
+
+
+# -- role sets used by the routers -----------------------------------------------------------
+#: Reads of the command centre's picture (cameras, incidents, flows, patrol status).
+READ = Depends(require(VIEWER, OPERATOR, SUPERVISOR))
+#: Day-to-day control (patrol start/stop, signal states pushed by a controller's key).
+OPERATE = Depends(require(OPERATOR, SUPERVISOR))
+#: Changing what the service is set up to do (patrol plans).
+SUPERVISE = Depends(require(SUPERVISOR))
+#: Cameras and keys.
+ADMINISTER = Depends(require())
+#: Anyone with a valid key (unit handlers included): reference data such as incident types.
+ANYONE = Depends(require(VIEWER, OPERATOR, UNIT_HANDLER, SUPERVISOR))
+
+
+def incident_evidence_access(incident_id: int, request: Request, user: CurrentUser) -> Actor:
+    """Detection incidents and their evidence: readers see all; a unit handler sees those of
+    the cases their unit holds (404 otherwise, so ids of other units' cases don't leak)."""
+    if user.role in (VIEWER, OPERATOR, SUPERVISOR, ADMIN):
+        return user
+    if user.role == UNIT_HANDLER:
+        try:
+            Workflow(get_orders(request)).visible(incident_id, user)
+        except NotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}") from None
+        return user
+    raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not do this")

@@ -19,6 +19,7 @@ import supervision as sv
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
+from gridworker.incidents.workflow import Workflow, WorkflowClock
 from gridworker.incidents.workorders import attach_workorders
 from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
@@ -129,6 +130,10 @@ class Service:
         self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
         self.observers.append(self.flow_recorder.observe)
         self.workorders = attach_workorders(self)  # a graded work order per incident (docs/workorders.md)
+        self.workflow = Workflow(self.workorders)
+        self.workflow_clock = WorkflowClock(self.workflow, interval_s=settings.workorders.tick_interval_s)
+        # the camera shows the condition cleared: a handled case closes, verified on camera
+        self.incidents.on_close.append(self._verify_cleared)
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -155,6 +160,7 @@ class Service:
         self._threads.append(threading.Thread(target=self._post_loop, name="gw-post", daemon=True))
         if self.clips is not None:
             self.clips.start()
+        self.workflow_clock.start()
         for t in self._threads:
             t.start()
         self.started = True
@@ -177,7 +183,11 @@ class Service:
         if self.clips is not None:
             self.clips.stop()  # pending clips are cut now with what the rings hold
         self.flow_recorder.flush()
+        self.workflow_clock.stop()
         self.started = False
+
+    def _verify_cleared(self, incident_id: int, at: float) -> None:
+        self.workflow.verify_cleared(incident_id, at)
 
     # -- cameras --------------------------------------------------------------------
     def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> None:
@@ -223,6 +233,7 @@ class Service:
         self.batcher.forget(camera_id)
         cam.stream.stop(timeout=5.0)
         self.incidents.close_camera(camera_id, time.time())
+        self.signals.forget(camera_id)
         self.store.delete_camera(camera_id)
         log.info("camera %s removed", camera_id)
 

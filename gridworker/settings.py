@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gridworker.incidents.workorders import AuthConfig, WorkOrdersConfig
 from gridworker.models.config import DetectorConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig
@@ -181,6 +182,8 @@ class Settings(BaseSettings):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    workorders: WorkOrdersConfig = Field(default_factory=WorkOrdersConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     patrol_plans: list[PatrolPlan] = Field(default_factory=list, description="Patrol plans (docs/patrol.md).")
 

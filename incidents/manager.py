@@ -60,6 +60,8 @@ class IncidentManager:
         annotator: renders the evidence snapshot.
         write_interval_s: while an incident stays open, write its progress at most this often.
         on_open: callbacks (e.g. metrics) called with each newly opened incident.
+        on_close: callbacks called with (incident id, time) when an incident's condition
+            has cleared and it closed (work orders verify closing on camera with it).
     """
 
     store: IncidentStore
@@ -67,6 +69,7 @@ class IncidentManager:
     annotator: FrameAnnotator = field(default_factory=FrameAnnotator)
     write_interval_s: float = 5.0
     on_open: list[Callable[[Incident], None]] = field(default_factory=list)
+    on_close: list[Callable[[int, float], None]] = field(default_factory=list)
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -242,6 +245,11 @@ class IncidentManager:
         if state.pending_observations:
             self.store.touch(state.incident_id, at=state.last_active, count=state.peak, summary=state.summary, observations=state.pending_observations)
         self.store.close_incident(state.incident_id, at=now)
+        for callback in self.on_close:
+            try:
+                callback(state.incident_id, now)
+            except Exception:  # a failing listener must not stop the pipeline or the others
+                log.exception("incident %s: close callback failed", state.incident_id)
         log.info("incident %s closed (%s on %s/%s%s)", state.incident_id, state.type, key[0], key[1], f" object {key[3]}" if key[3] else "")
 
 

@@ -9,6 +9,7 @@ from gridworker.settings import CAMERA_ID_PATTERN, CameraConfig
 
 from ..deps import ServiceDep
 from ..schemas import CameraOut
+from ..auth import ADMINISTER, READ
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -16,12 +17,12 @@ CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN, description="Camera id
 _NOT_FOUND = {404: {"description": "No such camera"}}
 
 
-@router.get("", response_model=list[CameraOut])
+@router.get("", response_model=list[CameraOut], dependencies=[READ])
 def list_cameras(service: ServiceDep) -> list[CameraOut]:
     return [CameraOut.of(v) for v in service.cameras()]
 
 
-@router.post("", response_model=CameraOut, status_code=status.HTTP_201_CREATED, responses={409: {"description": "Camera id taken"}})
+@router.post("", response_model=CameraOut, status_code=status.HTTP_201_CREATED, responses={409: {"description": "Camera id taken"}}, dependencies=[ADMINISTER])
 def add_camera(config: CameraConfig, service: ServiceDep) -> CameraOut:
     """Start analysing a camera now, without a restart; it is saved and survives restarts."""
     try:
@@ -30,7 +31,7 @@ def add_camera(config: CameraConfig, service: ServiceDep) -> CameraOut:
         raise HTTPException(status.HTTP_409_CONFLICT, f"camera {config.id!r} already exists") from None
 
 
-@router.get("/{camera_id}", response_model=CameraOut, responses=_NOT_FOUND)
+@router.get("/{camera_id}", response_model=CameraOut, responses=_NOT_FOUND, dependencies=[READ])
 def get_camera(camera_id: CameraId, service: ServiceDep) -> CameraOut:
     try:
         return CameraOut.of(service.camera(camera_id))
@@ -38,7 +39,7 @@ def get_camera(camera_id: CameraId, service: ServiceDep) -> CameraOut:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
 
 
-@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_NOT_FOUND)
+@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_NOT_FOUND, dependencies=[ADMINISTER])
 def remove_camera(camera_id: CameraId, service: ServiceDep) -> Response:
     try:
         service.remove_camera(camera_id)
@@ -50,8 +51,7 @@ def remove_camera(camera_id: CameraId, service: ServiceDep) -> Response:
 @router.get(
     "/{camera_id}/frame.jpg",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, **_NOT_FOUND},
-)
+    responses={200: {"content": {"image/jpeg": {}}}, **_NOT_FOUND}, dependencies=[READ])
 def latest_frame(camera_id: CameraId, service: ServiceDep) -> Response:
     """The latest analysed frame with detections and zones drawn."""
     try:

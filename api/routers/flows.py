@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from gridworker.incidents.flows import BUCKET_SECONDS, FlowQuery, FlowStore
 
+from ..auth import READ
+
 router = APIRouter(prefix="/flows", tags=["flows"])
 
 MAX_BUCKETS = 10_000
@@ -52,7 +54,7 @@ class FlowSeries(BaseModel):
     buckets: list[FlowBucketOut]
 
 
-@router.get("", response_model=FlowSeries, response_model_by_alias=True)
+@router.get("", response_model=FlowSeries, response_model_by_alias=True, dependencies=[READ])
 def list_flows(
     flows: FlowsDep,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,

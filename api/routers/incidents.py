@@ -4,20 +4,23 @@ import os
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import FileResponse
 
 from gridworker.incidents import IncidentQuery
 
 from ..deps import StoreDep
 from ..schemas import IncidentOut, IncidentPage
+from ..auth import READ, incident_evidence_access
+
+EVIDENCE = Depends(incident_evidence_access)
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 IncidentId = Annotated[int, Path(ge=1, le=2**62, description="Incident id")]
 
 
-@router.get("", response_model=IncidentPage)
+@router.get("", response_model=IncidentPage, dependencies=[READ])
 def list_incidents(
     store: StoreDep,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -47,7 +50,7 @@ def _timestamp(value: datetime | None, name: str) -> float | None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"'{name}' is out of range") from None
 
 
-@router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": "No such incident"}})
+@router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": "No such incident"}}, dependencies=[EVIDENCE])
 def get_incident(incident_id: IncidentId, store: StoreDep) -> IncidentOut:
     inc = store.get(incident_id)
     if inc is None:
@@ -58,8 +61,7 @@ def get_incident(incident_id: IncidentId, store: StoreDep) -> IncidentOut:
 @router.get(
     "/{incident_id}/snapshot.jpg",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such incident or snapshot"}},
-)
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such incident or snapshot"}}, dependencies=[EVIDENCE])
 def get_snapshot(incident_id: IncidentId, store: StoreDep) -> Response:
     """The annotated evidence picture taken when the incident opened."""
     jpeg = store.snapshot(incident_id)
@@ -71,8 +73,7 @@ def get_snapshot(incident_id: IncidentId, store: StoreDep) -> Response:
 @router.get(
     "/{incident_id}/clip.mp4",
     response_class=FileResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 404: {"description": "No such incident, or no clip (yet)"}},
-)
+    responses={200: {"content": {"video/mp4": {}}}, 404: {"description": "No such incident, or no clip (yet)"}}, dependencies=[EVIDENCE])
 def get_clip(incident_id: IncidentId, store: StoreDep) -> FileResponse:
     """The evidence clip: a few seconds before to a few seconds after the opening, as recorded
     (no re-encoding). It is saved ``clip_post_s`` after the opening; until then this is a 404.

@@ -18,6 +18,8 @@ from gridworker.patrol.selection import select_cameras
 from gridworker.service import Service
 
 from ..deps import ServiceDep
+
+from ..auth import OPERATE, READ, SUPERVISE
 from ..schemas_patrol import PatrolPlanOut, PatrolStatusOut
 
 router = APIRouter(prefix="/patrol", tags=["patrol"])
@@ -36,13 +38,13 @@ def _plan_out(service: Service, plan: PatrolPlan) -> PatrolPlanOut:
     return PatrolPlanOut(plan=plan, cameras=cameras, status=PatrolStatusOut.of(service.patrol.status(plan.id)))
 
 
-@router.get("/plans", response_model=list[PatrolPlanOut])
+@router.get("/plans", response_model=list[PatrolPlanOut], dependencies=[READ])
 def list_plans(service: ServiceDep) -> list[PatrolPlanOut]:
     """Every plan with its current status."""
     return [_plan_out(service, p) for p in service.patrol.plans()]
 
 
-@router.get("/plans/{plan_id}", response_model=PatrolPlanOut, responses=_NOT_FOUND)
+@router.get("/plans/{plan_id}", response_model=PatrolPlanOut, responses=_NOT_FOUND, dependencies=[READ])
 def get_plan(plan_id: PlanId, service: ServiceDep) -> PatrolPlanOut:
     """The plan and its progress: state, visited/total, in flight, cycle, last cycle's duration,
     ETA, failures of this cycle with reasons, offline cameras."""
@@ -55,8 +57,7 @@ def get_plan(plan_id: PlanId, service: ServiceDep) -> PatrolPlanOut:
 @router.put(
     "/plans/{plan_id}",
     response_model=PatrolPlanOut,
-    responses={201: {"description": "Created"}, 409: {"description": "The plan is running"}},
-)
+    responses={201: {"description": "Created"}, 409: {"description": "The plan is running"}}, dependencies=[SUPERVISE])
 def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: Response) -> PatrolPlanOut:
     """Create or replace a plan at runtime (not written back to the config file)."""
     if plan.id != plan_id:
@@ -71,7 +72,7 @@ def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: R
     return _plan_out(service, plan)
 
 
-@router.post("/plans/{plan_id}/start", response_model=PatrolStatusOut, responses={202: {"description": "Started now"}, **_NOT_FOUND})
+@router.post("/plans/{plan_id}/start", response_model=PatrolStatusOut, responses={202: {"description": "Started now"}, **_NOT_FOUND}, dependencies=[OPERATE])
 def start_plan(plan_id: PlanId, service: ServiceDep, response: Response) -> PatrolStatusOut:
     """One click: start the plan. Starting a running plan changes nothing and returns its status (200)."""
     try:
@@ -93,19 +94,19 @@ def _control(plan_id: str, service: Service, verb: str) -> PatrolStatusOut:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-@router.post("/plans/{plan_id}/pause", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT})
+@router.post("/plans/{plan_id}/pause", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT}, dependencies=[OPERATE])
 def pause_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
     """Start no new visits (those in flight finish). Idempotent while the run lives; 409 if it does not."""
     return _control(plan_id, service, "pause")
 
 
-@router.post("/plans/{plan_id}/resume", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT})
+@router.post("/plans/{plan_id}/resume", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT}, dependencies=[OPERATE])
 def resume_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
     """Undo pause. Idempotent while the run lives; 409 if it does not."""
     return _control(plan_id, service, "resume")
 
 
-@router.post("/plans/{plan_id}/stop", response_model=PatrolStatusOut, responses=_NOT_FOUND)
+@router.post("/plans/{plan_id}/stop", response_model=PatrolStatusOut, responses=_NOT_FOUND, dependencies=[OPERATE])
 def stop_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
     """Stop the plan (visits in flight are abandoned). Idempotent."""
     return _control(plan_id, service, "stop")

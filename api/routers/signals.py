@@ -20,6 +20,7 @@ from gridworker.settings import CAMERA_ID_PATTERN
 from gridworker.vision.config import SignalConfig
 
 from ..deps import ServiceDep
+from ..auth import OPERATE, READ
 
 router = APIRouter(prefix="/cameras", tags=["signals"])
 
@@ -56,7 +57,7 @@ def _out(service: Service, camera_id: str, cfg: SignalConfig, now: float) -> Sig
     return SignalOut(id=cfg.id, source=cfg.source, state=st.state, updated_at=at, stale_after_s=cfg.stale_after_s)
 
 
-@router.get("/{camera_id}/signals", response_model=list[SignalOut], responses={404: {"description": "No such camera"}})
+@router.get("/{camera_id}/signals", response_model=list[SignalOut], responses={404: {"description": "No such camera"}}, dependencies=[READ])
 def list_signals(camera_id: CameraId, service: ServiceDep) -> list[SignalOut]:
     now = time.time()
     return [_out(service, camera_id, cfg, now) for cfg in _signals(service, camera_id)]
@@ -68,8 +69,7 @@ def list_signals(camera_id: CameraId, service: ServiceDep) -> list[SignalOut]:
     responses={
         404: {"description": "No such camera, or no such signal on it"},
         409: {"description": "The signal reads its state from the image (source: image)"},
-    },
-)
+    }, dependencies=[OPERATE])
 def push_signal(camera_id: CameraId, signal_id: SignalId, body: SignalStateIn, service: ServiceDep) -> SignalOut:
     """A signal controller reports the lit lamp. The state holds for the signal's
     ``stale_after_s``; push on every change and at least that often."""

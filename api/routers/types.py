@@ -11,6 +11,7 @@ from gridworker.vision.config import ClassEventRuleConfig
 from gridworker.vision.rules import incident_kinds
 
 from ..deps import ServiceDep
+from ..auth import ANYONE
 
 router = APIRouter(tags=["incident types"])
 
@@ -24,7 +25,7 @@ class IncidentTypeOut(BaseModel):
     cameras: list[str] = Field(default_factory=list, description="Cameras whose config defines it (class events only).")
 
 
-@router.get("/incident-types", response_model=list[IncidentTypeOut])
+@router.get("/incident-types", response_model=list[IncidentTypeOut], dependencies=[ANYONE])
 def list_incident_types(service: ServiceDep) -> list[IncidentTypeOut]:
     """The built-in rules' incident types, then the class-event types configured on the
     cameras (each code once; the first camera's names win if two disagree)."""
