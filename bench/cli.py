@@ -5,6 +5,7 @@
     gridworker bench throughput [--streams 1,4,8,16] [--seconds 20] [--media DIR | --synthetic]
                                 [--fps F] [--json] [--out FILE] [--no-ultralytics] ...
     gridworker bench patrol --cameras N [--concurrency C] [--media DIR | --synthetic] [--json] [--out FILE]
+    gridworker bench reliability [--incidents 500] [--burst 300] [--database URL] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
 not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
@@ -94,6 +95,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_throughput)
 
     _register_patrol(bench_sub)
+    _register_reliability(bench_sub)
 
 
 def _register_patrol(bench_sub: Any) -> None:
@@ -121,6 +123,60 @@ def _register_patrol(bench_sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_patrol)
+
+
+def _register_reliability(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "reliability",
+        help="forwarding under faults: webhook receiver down for N incidents, kill -9 of the service mid-burst",
+        description=(
+            "Run the two fault scenarios of docs/forwarding.md against real processes (a webhook receiver that "
+            "de-duplicates by Idempotency-Key, a service process killed with SIGKILL) and print produced, "
+            "delivered, duplicates, lost and lost_after_kill."
+        ),
+    )
+    p.add_argument("--incidents", type=int, default=500, help="incidents produced while the receiver is down (default 500)")
+    p.add_argument("--burst", type=int, default=300, help="incidents posted to the service around the kill (default 300)")
+    p.add_argument("--kill-at", type=float, default=0.4, help="kill after this share of the burst is acknowledged (default 0.4)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients in the burst (default 8)")
+    p.add_argument("--database", default=None, help="a scratch database URL (its gridworker tables are dropped); default: SQLite files")
+    p.add_argument("--workdir", type=Path, default=None, help="where databases and logs go (default: a new temporary folder)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_reliability)
+
+
+def _reliability(args: argparse.Namespace) -> int:
+    import json
+
+    from .reliability import ReliabilityConfig, format_summary, run_reliability
+
+    if args.incidents < 1 or args.burst < 2 or args.clients < 1 or not 0 < args.kill_at < 1:
+        print("gridworker bench reliability: --incidents >= 1, --burst >= 2, --clients >= 1, 0 < --kill-at < 1", file=sys.stderr)
+        return 2
+    config = ReliabilityConfig(
+        incidents=args.incidents, burst=args.burst, kill_at=args.kill_at, clients=args.clients,
+        database=args.database, workdir=args.workdir,
+    )
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_reliability(config, progress=progress)
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"gridworker bench: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(format_summary(result), file=sys.stderr)
+        print(text)
+    else:
+        print(format_summary(result))
+    return 0 if result["lost"] == 0 and result["lost_after_kill"] == 0 else 1
 
 
 def _patrol(args: argparse.Namespace) -> int:
