@@ -48,6 +48,7 @@ from pydantic import ValidationError
 from gridworker.incidents.manager import CameraInfo, IncidentManager
 from gridworker.incidents.store import Incident, IncidentStore
 from gridworker.models.base import Detector
+from gridworker.models.tiling import detect_tiled
 from gridworker.models.config import DetectorConfig
 from gridworker.streams.frame import Frame
 from gridworker.streams.reader import _Sampler  # the live reader's file sampler, so replays sample alike
@@ -266,7 +267,7 @@ def replay_clip(
         if not pending:
             return
         t0 = time.perf_counter()
-        found: list[sv.Detections] = detector.detect([f.image for f in pending])
+        found: list[sv.Detections] = detect_tiled(detector, [f.image for f in pending], [camera.detect_tiles] * len(pending))
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):
             analysis = analyzer.analyze(frame, dets)

@@ -20,6 +20,7 @@ from gridworker.incidents import CameraInfo, Incident, IncidentManager, Incident
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.incidents.workflow import Workflow, WorkflowClock
+from gridworker.models.tiling import TileConfig, detect_tiled
 from gridworker.incidents.workorders import attach_workorders
 from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
@@ -36,6 +37,7 @@ from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.signals import SignalBoard
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.batcher import Batcher
+from gridworker.vision.config import SceneConfig
 
 from .metrics import Metrics
 from .settings import CameraConfig, Settings, plan_camera_problems
@@ -237,6 +239,40 @@ class Service:
         self.store.delete_camera(camera_id)
         log.info("camera %s removed", camera_id)
 
+    def update_scene(self, camera_id: str, scene: SceneConfig) -> tuple[CameraView, bool]:
+        """Replace a camera's zones, masks, lines, signals and calibration while it runs.
+
+        The next analysed frame uses the new scene (rule clocks restart; incidents of rules
+        that are gone close). A camera added through the API is saved with it; a camera from
+        the config file keeps the edit until the service restarts (the file stays the source
+        of truth). Returns the camera's view and whether the edit was saved.
+
+        Raises:
+            CameraNotFound: no such camera.
+            ValueError: the camera with this scene does not validate.
+        """
+        with self._cameras_lock:
+            cam = self._get(camera_id)
+            merged = {**cam.config.model_dump(), **scene.model_dump()}
+            config = CameraConfig.model_validate(merged)  # pydantic.ValidationError is a ValueError
+            cam.analyzer.set_scene(config.scene())
+            if cam.visits is not None:  # patrol-only: a new visit analyser (revisit sightings restart)
+                cam.visits = VisitAnalyzer(
+                    config.id,
+                    config.scene(),
+                    incidents=self.incidents,
+                    store=self.store,
+                    annotator=self.annotator,
+                    camera_info=self._camera_info,
+                    on_open=[self._count_incident],
+                    tracker=self.settings.tracker,
+                )
+            cam.config = config
+            if cam.persisted:
+                self.store.save_camera(config.id, config.model_dump_json())
+        log.info("camera %s: scene updated (%d zone(s), %d line(s)%s)", camera_id, len(config.zones), len(config.lines), "" if cam.persisted else ", until restart")
+        return self.camera(camera_id), cam.persisted
+
     def _get(self, camera_id: str) -> _Camera:
         with self._cameras_lock:
             cam = self._cameras.get(camera_id)
@@ -320,6 +356,11 @@ class Service:
     def _count_incident(self, incident: Incident) -> None:
         self.metrics.incidents_opened.labels(type=incident.type).inc()
 
+    def _tiles(self, camera_id: str) -> TileConfig | None:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return cam.config.detect_tiles if cam is not None else None
+
     # -- pipeline threads -------------------------------------------------------------
     def _inference_loop(self) -> None:
         while not self._stop.is_set():
@@ -328,7 +369,7 @@ class Service:
                 continue
             t0 = time.perf_counter()
             try:
-                detections = self.detector.detect([f.image for f in work.frames])
+                detections = detect_tiled(self.detector, [f.image for f in work.frames], [self._tiles(f.camera_id) for f in work.frames])
                 live = work.resolve(detections)  # patrol frames: their visits get the detections
             except Exception as exc:  # a bad frame must not kill the pipeline
                 work.fail(exc)

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gridworker.incidents.workorders import AuthConfig, WorkOrdersConfig
 from gridworker.models.config import DetectorConfig
+from gridworker.models.tiling import TileConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.redact import redact_url
@@ -51,6 +52,9 @@ class CameraConfig(SceneConfig):
     url: str = Field(min_length=1, max_length=2000, description="rtsp://, http(s)://, file:// URL or a local file path.")
     fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
     stream: dict[str, Any] = Field(default_factory=dict, description="Reader tuning: timeouts, backoff (see StreamConfig).")
+    detect_tiles: TileConfig | None = Field(
+        None, description="Detect on overlapping tiles (small, far objects; one model run per tile). See docs/models.md."
+    )
     watch: Literal["continuous", "patrol"] = Field(
         "continuous",
         description="continuous: streamed and analysed all the time at ``fps``; patrol: never streamed, "
