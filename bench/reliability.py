@@ -34,6 +34,7 @@ receiver|service ...``).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -363,8 +364,8 @@ def scenario_kill9(cfg: ReliabilityConfig, work: Path, progress: Progress) -> di
                         killed.set()
                         service.kill9()
                     return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+            pass  # cut by the kill: not acknowledged (the answer did not arrive whole)
         with lock:
             failed += 1
 
