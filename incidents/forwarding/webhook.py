@@ -62,6 +62,10 @@ class WebhookSender:
         self.name = config.name
         self._secret = config.secret.get_secret_value()
         self._scrub = (self._secret, *url_secrets(config.url))
+        # credentials in the URL become a Basic auth header, and leave the URL (httpx logs URLs)
+        parsed = httpx.URL(config.url)
+        self._auth = (parsed.username, parsed.password) if parsed.username or parsed.password else None
+        self._url = parsed.copy_with(username=None, password=None) if self._auth else parsed
         self._client = httpx.Client(
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
             verify=config.verify_tls,
@@ -86,7 +90,7 @@ class WebhookSender:
             SIGNATURE_HEADER: sign(self._secret, body),
         }
         try:
-            r = self._client.post(self.config.url, content=body, headers=headers)
+            r = self._client.post(self._url, content=body, headers=headers, auth=self._auth)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             return Result(Outcome.UNREACHABLE, self._err(exc))
         except httpx.HTTPError as exc:  # read/write timeouts, a dropped connection: it may have arrived

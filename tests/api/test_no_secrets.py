@@ -20,7 +20,7 @@ from gridworker.service import Service
 from gridworker.settings import Settings
 
 from tests.factories import ParkedCarDetector
-from tests.forwarding.helpers import open_incident
+from tests.forwarding.helpers import Receiver, open_incident
 
 CAM_PW = "Cam-P4ss-9z7q"
 CAM_PW2 = "Api-Cam-Pw-5k2m"
@@ -40,6 +40,7 @@ def _dead_port() -> int:
 def test_no_secret_in_responses_or_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     port = _dead_port()
+    receiver = Receiver()  # a destination that works: httpx logs each request's URL
     settings = Settings(
         database={"url": f"sqlite:///{tmp_path / 'secrets.db'}"},
         cameras=[{"id": "gate", "url": f"rtsp://admin:{CAM_PW}@127.0.0.1:{port}/stream1", "fps": 5}],
@@ -51,6 +52,7 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
         ForwardingConfig(
             destinations=[
                 WebhookDestination(name="hook", url=f"http://hookuser:{HOOK_PW}@127.0.0.1:{port}/x", secret=HOOK_SECRET, connect_timeout_s=0.5),
+                WebhookDestination(name="up", url=receiver.url.replace("http://", f"http://hookuser:{HOOK_PW}@"), secret=HOOK_SECRET),
                 MqttDestination(name="bus", host="127.0.0.1", port=port, username="gw", password=MQTT_PW, timeout_s=0.5),
             ],
             retry=RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=2),
@@ -92,11 +94,15 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
                      "/events?after=0&max_s=1", "/metrics"):
             call("GET", path)
         status = client.get("/forwarding/destinations", headers=h).json()["destinations"]
-        assert {d["name"]: d["state"] for d in status} == {"hook": "unreachable", "bus": "unreachable"}
-        assert all(d["last_error"] for d in status)  # the errors are there, scrubbed
+        states = {d["name"]: d["state"] for d in status}
+        assert (states["hook"], states["bus"]) == ("unreachable", "unreachable") and states["up"] in ("idle", "delivering")
+        assert all(r["headers"]["authorization"].startswith("Basic ") for r in receiver.requests) and len(receiver.requests) >= 5
+        assert all(d["last_error"] for d in status if d["name"] != "up")  # the errors are there, scrubbed
         service.forwarding.stop()
+    receiver.close()
     logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
     assert "unreachable" in logged and "127.0.0.1" in logged  # the failures were logged
+    assert f"POST http://127.0.0.1:{receiver.server.server_address[1]}/hook" in logged  # and the requests
     everything = "\n".join(texts) + "\n" + logged
     assert "***@127.0.0.1" in everything  # the URLs with credentials were shown and logged, redacted
     secrets = [CAM_PW, CAM_PW2, HOOK_PW, HOOK_SECRET, MQTT_PW, admin, admin[17:], *new_keys, *(k[17:] for k in new_keys)]
