@@ -13,6 +13,7 @@ from .routers import cameras, flows, health, incidents
 from .routers import workorders
 from .routers import events, forwarding
 from .routers import patrol, signals, types
+from .routers.console import mount_console
 
 
 def create_app(service_factory: Callable[[], Service]) -> FastAPI:
@@ -48,4 +49,5 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(forwarding.router)
     app.include_router(flows.router)
     app.include_router(patrol.router)
+    mount_console(app)  # /auth/me, /console/events, the console's files at /console/, / → /console/
     return app

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from pydantic import BaseModel, Field
 
+from gridworker.incidents.workflow import SUPERVISOR
 from gridworker.service import CameraExists, CameraNotFound
 from gridworker.settings import CAMERA_ID_PATTERN, CameraConfig
+from gridworker.vision.config import SceneConfig
 
 from ..deps import ServiceDep
 from ..schemas import CameraOut
-from ..auth import ADMINISTER, READ
+from ..auth import ADMINISTER, READ, require
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -61,3 +64,30 @@ def latest_frame(camera_id: CameraId, service: ServiceDep) -> Response:
     if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id!r} has no analysed frame yet")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+class SceneSaved(BaseModel):
+    camera: CameraOut
+    persisted: bool = Field(
+        description="Saved across restarts (cameras added through the API). A camera from the config file "
+        "keeps the edit until the service restarts: copy the scene into the file to keep it."
+    )
+
+
+@router.put(
+    "/{camera_id}/scene",
+    response_model=SceneSaved,
+    responses={**_NOT_FOUND, 422: {"description": "The scene does not validate (the message names the part)"}},
+    dependencies=[Depends(require(SUPERVISOR))],
+)
+def put_scene(camera_id: CameraId, scene: SceneConfig, service: ServiceDep) -> SceneSaved:
+    """Replace the camera's zones (with their rules), masks, counting lines, signals and
+    calibration; the running analysis applies it from the next frame, no restart.
+    Supervisors and admins."""
+    try:
+        view, persisted = service.update_scene(camera_id, scene)
+    except CameraNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return SceneSaved(camera=CameraOut.of(view), persisted=persisted)

@@ -1,0 +1,94 @@
+// Interface strings, Chinese (default) and English. Incident type names come from the API.
+const STRINGS = {
+  zh: {
+    "title": "AI 网格员 · 指挥中心", "tab.monitor": "监控", "tab.editor": "区域编辑", "logout": "退出",
+    "login.title": "登录", "login.key": "API 密钥", "login.submit": "登录", "login.bad": "密钥无效或已吊销",
+    "feed.on": "实时", "feed.off": "连接中…", "role.anonymous": "未启用认证",
+    "wall.title": "监控墙", "wall.cameras": "{n} 路", "wall.noframe": "暂无画面",
+    "health.live": "在线", "health.reconnecting": "重连中", "health.offline": "离线",
+    "patrol.title": "一键轮巡", "patrol.start": "开始轮巡", "patrol.stop": "停止", "patrol.none": "没有轮巡计划",
+    "patrol.progress": "已巡 {visited}/{total} · 成功 {ok} · 失败 {failed}", "patrol.cycle": "第 {cycle} 轮",
+    "patrol.now": "正在巡查: {cams}", "patrol.badge": "轮巡中", "patrol.offline": "离线: {cams}",
+    "patrol.state.idle": "未开始", "patrol.state.running": "轮巡中", "patrol.state.paused": "已暂停", "patrol.state.waiting": "等待下一轮",
+    "patrol.state.stopping": "停止中", "patrol.state.stopped": "已停止", "patrol.state.finished": "已完成",
+    "queue.title": "事件队列", "queue.count": "{n} 件", "queue.empty": "暂无事件",
+    "filter.state": "全部状态", "filter.type": "全部类型", "filter.site": "全部场所",
+    "state.detected": "待处理", "state.dispatched": "已派遣", "state.accepted": "已受理", "state.handled": "已处置",
+    "state.closed": "已结案", "state.rejected": "误报", "state.escalated": "已上报",
+    "grade": "{g}级", "grade.1": "一级", "grade.2": "二级", "grade.3": "三级", "grade.4": "四级",
+    "act.dispatch": "派遣", "act.accept": "受理", "act.handle": "处置完成", "act.close": "结案", "act.reject": "误报", "act.escalate": "上报",
+    "act.note": "备注（处置、误报必填）", "act.unit": "默认单位", "act.needNote": "请填写备注", "act.done": "已{action}",
+    "detail.snapshot": "证据截图", "detail.clip": "证据视频", "detail.noclip": "暂无视频（事件发生后数秒生成）", "detail.history": "处置记录",
+    "detail.camera": "摄像机", "detail.site": "场所", "detail.zone": "区域", "detail.time": "发现时间", "detail.unit": "承办单位",
+    "detail.due": "办理期限", "detail.summary": "描述", "detail.incident": "事件状态", "detail.open": "持续中", "detail.cleared": "已消失",
+    "h.at": "时间", "h.actor": "操作人", "h.action": "动作", "h.state": "状态", "h.reason": "说明",
+    "ed.select": "选择", "ed.polygon": "多边形", "ed.line": "计数线", "ed.lane": "方向车道", "ed.refresh": "刷新画面",
+    "ed.delete": "删除", "ed.revert": "放弃修改", "ed.save": "保存并生效",
+    "ed.hint.select": "点击图形选中；拖动白色顶点移动；右键顶点删除该顶点；Delete 键删除选中图形。",
+    "ed.hint.polygon": "依次点击画多边形顶点；点击第一个点、双击或按 Enter 完成；Esc 取消。",
+    "ed.hint.line": "点击起点和终点画计数线（从起点看向终点，左→右为“进”）。",
+    "ed.hint.lane": "先画车道多边形（Enter 完成），再点击两点画出允许的行驶方向箭头。",
+    "ed.hint.arrow": "现在点击两点：箭头起点和终点（允许行驶方向）。",
+    "ed.saved": "已保存，服务已应用新配置。", "ed.savedTemp": "已应用（此摄像机来自配置文件：重启后恢复配置文件内容，请将下列配置写入配置文件）。",
+    "ed.nothing": "未选中图形。画一个区域、计数线或方向车道，或点击已有图形。",
+    "ed.kind": "类型", "ed.kind.zone": "区域", "ed.kind.mask": "屏蔽区", "ed.kind.line": "计数线", "ed.kind.lane": "方向车道",
+    "ed.id": "编号", "ed.name": "名称", "ed.rules": "规则", "ed.addRule": "添加规则", "ed.removeRule": "移除",
+    "ed.classes": "目标类别（逗号分隔）", "ed.direction": "允许方向（来自箭头）", "ed.unsaved": "有未保存的修改",
+    "ed.forbidden": "当前角色不能修改区域", "err.generic": "出错了: {msg}",
+  },
+  en: {
+    "title": "AI grid worker · Command centre", "tab.monitor": "Monitor", "tab.editor": "Zone editor", "logout": "Log out",
+    "login.title": "Log in", "login.key": "API key", "login.submit": "Log in", "login.bad": "Invalid or revoked key",
+    "feed.on": "live", "feed.off": "connecting…", "role.anonymous": "auth off",
+    "wall.title": "Video wall", "wall.cameras": "{n} cameras", "wall.noframe": "no picture yet",
+    "health.live": "live", "health.reconnecting": "reconnecting", "health.offline": "offline",
+    "patrol.title": "One-click patrol", "patrol.start": "Start patrol", "patrol.stop": "Stop", "patrol.none": "No patrol plans",
+    "patrol.progress": "visited {visited}/{total} · ok {ok} · failed {failed}", "patrol.cycle": "cycle {cycle}",
+    "patrol.now": "visiting: {cams}", "patrol.badge": "patrol", "patrol.offline": "offline: {cams}",
+    "patrol.state.idle": "idle", "patrol.state.running": "running", "patrol.state.paused": "paused", "patrol.state.waiting": "waiting",
+    "patrol.state.stopping": "stopping", "patrol.state.stopped": "stopped", "patrol.state.finished": "finished",
+    "queue.title": "Incident queue", "queue.count": "{n}", "queue.empty": "No incidents",
+    "filter.state": "All states", "filter.type": "All types", "filter.site": "All sites",
+    "state.detected": "new", "state.dispatched": "dispatched", "state.accepted": "accepted", "state.handled": "handled",
+    "state.closed": "closed", "state.rejected": "false alarm", "state.escalated": "escalated",
+    "grade": "G{g}", "grade.1": "grade 1", "grade.2": "grade 2", "grade.3": "grade 3", "grade.4": "grade 4",
+    "act.dispatch": "Dispatch", "act.accept": "Accept", "act.handle": "Handled", "act.close": "Close", "act.reject": "False alarm", "act.escalate": "Escalate",
+    "act.note": "Note (needed for handled and false alarm)", "act.unit": "default unit", "act.needNote": "Write a note first", "act.done": "{action}: done",
+    "detail.snapshot": "Snapshot", "detail.clip": "Clip", "detail.noclip": "No clip (yet: it is cut a few seconds after the opening)", "detail.history": "History",
+    "detail.camera": "Camera", "detail.site": "Site", "detail.zone": "Zone", "detail.time": "Detected", "detail.unit": "Unit",
+    "detail.due": "Due", "detail.summary": "Summary", "detail.incident": "On camera", "detail.open": "still there", "detail.cleared": "cleared",
+    "h.at": "At", "h.actor": "Actor", "h.action": "Action", "h.state": "State", "h.reason": "Reason",
+    "ed.select": "Select", "ed.polygon": "Polygon", "ed.line": "Count line", "ed.lane": "Directed lane", "ed.refresh": "Refresh frame",
+    "ed.delete": "Delete", "ed.revert": "Discard", "ed.save": "Save & apply",
+    "ed.hint.select": "Click a shape to select it; drag a white vertex to move it; right-click a vertex to remove it; Delete removes the selected shape.",
+    "ed.hint.polygon": "Click the vertices; click the first one, double-click or press Enter to finish; Esc cancels.",
+    "ed.hint.line": "Click the start and the end (looking from start to end, left → right counts as in).",
+    "ed.hint.lane": "Draw the lane polygon (Enter finishes), then click two points for the allowed direction.",
+    "ed.hint.arrow": "Now click two points: the arrow's start and end (the allowed direction of travel).",
+    "ed.saved": "Saved; the service applies it now.", "ed.savedTemp": "Applied (this camera comes from the config file: a restart restores the file, so copy this scene into it).",
+    "ed.nothing": "Nothing selected. Draw a zone, count line or directed lane, or click a shape.",
+    "ed.kind": "Kind", "ed.kind.zone": "zone", "ed.kind.mask": "mask (ignore)", "ed.kind.line": "count line", "ed.kind.lane": "directed lane",
+    "ed.id": "Id", "ed.name": "Name", "ed.rules": "Rules", "ed.addRule": "Add rule", "ed.removeRule": "Remove",
+    "ed.classes": "Classes (comma separated)", "ed.direction": "Allowed direction (from the arrow)", "ed.unsaved": "unsaved changes",
+    "ed.forbidden": "This role may not edit zones", "err.generic": "Error: {msg}",
+  },
+};
+
+const LANG_KEY = "gw.lang";
+export let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";
+
+export function setLang(next) {
+  lang = next === "en" ? "en" : "zh";
+  localStorage.setItem(LANG_KEY, lang);
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  applyI18n(document);
+}
+
+export function t(key, vars = {}) {
+  const s = STRINGS[lang][key] ?? STRINGS.zh[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+export function applyI18n(root) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+}

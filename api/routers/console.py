@@ -1,0 +1,179 @@
+"""The command-centre console's server side: the static files at ``/console/``, who the
+caller is (``GET /auth/me``) and a live feed of case changes (``GET /console/events``).
+
+The console itself is plain HTML/CSS/JS in ``api/console/`` (no build step) and talks
+only to the public JSON API with the key in a header (docs/console.md).
+
+``/console/events`` streams the work-order audit log (every case opened, every
+transition, every "the camera shows it cleared" note) as server-sent events::
+
+    id: 57
+    data: {"audit_id":57,"incident_id":12,"action":"dispatch","state":"dispatched","version":2,"at":"..."}
+
+``id:`` is the audit row id (monotonic), so a reconnecting client resumes after
+``Last-Event-ID``. It exists because the outbox behind ``GET /events`` is filled only when
+forwarding is wired into the service; ``/auth/me`` tells the console which feed to read
+(``events_url``). Both carry ``incident_id``, which is all the console needs: it re-reads
+the case, so a repeated or reordered message does no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from gridworker.incidents.outbox import Outbox
+from gridworker.incidents.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor
+from gridworker.incidents.workorders import AuditRow, WorkOrderRow, WorkOrders
+
+from ..auth import ANY_ROLE, OrdersDep, require
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+POLL_S = 0.25
+RETRY_MS = 3000
+BATCH = 200
+
+router = APIRouter(tags=["console"])
+Anyone = Annotated[Actor, Depends(require(*ANY_ROLE))]
+
+
+class MeOut(BaseModel):
+    name: str
+    role: str
+    unit: str | None
+    auth_required: bool = Field(description="Whether this service asks for API keys at all.")
+    actions: dict[str, list[str]] = Field(description="Work-order actions this role may take → the states they start from.")
+    may: dict[str, bool] = Field(description="Console features for this role: wall, patrol, patrol_control, edit_scene.")
+    events_url: str = Field(description="The server-sent event feed of case changes the console should read.")
+
+
+def _outbox_hooked(orders: WorkOrders) -> bool:
+    return any(isinstance(getattr(hook, "__self__", None), Outbox) for hook in orders.on_change)
+
+
+@router.get("/auth/me", response_model=MeOut)
+def me(user: Anyone, orders: OrdersDep) -> MeOut:
+    """The caller's name, role and unit, and what the console should offer them."""
+    role = user.role
+    actions = {name: sorted(t.sources) for name, t in TRANSITIONS.items() if role in t.roles}
+    readers = (VIEWER, OPERATOR, SUPERVISOR, ADMIN)
+    return MeOut(
+        name=user.name,
+        role=role,
+        unit=user.unit,
+        auth_required=orders.auth_required(),
+        actions=actions,
+        may={
+            "wall": role in readers,
+            "patrol": role in readers,
+            "patrol_control": role in (OPERATOR, SUPERVISOR, ADMIN),
+            "edit_scene": role in (SUPERVISOR, ADMIN),
+        },
+        events_url="/events" if _outbox_hooked(orders) else "/console/events",
+    )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def _changes_after(orders: WorkOrders, after: int, unit: str | None) -> list[dict[str, Any]]:
+    q = (
+        select(AuditRow.id, AuditRow.incident_id, AuditRow.action, AuditRow.to_state, AuditRow.version, AuditRow.at, WorkOrderRow.unit)
+        .join(WorkOrderRow, WorkOrderRow.incident_id == AuditRow.incident_id)
+        .where(AuditRow.id > after)
+        .order_by(AuditRow.id)
+        .limit(BATCH)
+    )
+    with orders.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    return [
+        {
+            "audit_id": r.id,
+            "incident_id": r.incident_id,
+            "action": r.action,
+            "state": r.to_state,
+            "version": r.version,
+            "at": _iso(r.at),
+            "visible": unit is None or r.unit == unit,
+        }
+        for r in rows
+    ]
+
+
+def _last_audit_id(orders: WorkOrders) -> int:
+    with orders.engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(AuditRow.id), 0))).scalar_one())
+
+
+@router.get(
+    "/console/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of case changes"}},
+)
+async def console_events(
+    request: Request,
+    user: Anyone,
+    orders: OrdersDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="Start after this audit id (first connection)")] = None,
+    max_s: Annotated[float, Query(ge=1, le=3600, description="End the stream after this long (the client reconnects)")] = 300.0,
+) -> StreamingResponse:
+    """Case changes (the work-order audit log) as server-sent events, resumable with
+    ``Last-Event-ID``; a unit handler gets those of cases their unit holds."""
+    start: int | None = after
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            start = int(last_event_id.strip())
+        except ValueError:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an audit id (an integer)") from None
+    if start is None:
+        start = await run_in_threadpool(_last_audit_id, orders)
+    unit = user.unit if user.role == UNIT_HANDLER else None
+
+    async def stream() -> AsyncIterator[str]:
+        last = start
+        began = time.monotonic()
+        next_ping = began + 15.0
+        yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
+        while not await request.is_disconnected():
+            batch = await run_in_threadpool(_changes_after, orders, last, unit)
+            for change in batch:
+                last = change["audit_id"]
+                if change.pop("visible"):
+                    yield f"id: {last}\ndata: {json.dumps(change, separators=(',', ':'))}\n\n"
+            if len(batch) == BATCH:
+                continue
+            now = time.monotonic()
+            if now - began >= max_s:
+                return
+            if now >= next_ping:
+                next_ping = now + 15.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def mount_console(app: FastAPI) -> None:
+    """Serve the console at ``/console/`` and send ``/`` there. Call after the API routers."""
+    app.include_router(router)
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/")

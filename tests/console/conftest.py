@@ -1,0 +1,108 @@
+"""A real gridworker serving the console: Debian's RTSP server, the real default model,
+uvicorn on a free port, and Debian's Chromium driven by Playwright.
+
+* ``console_server``  module  a ``Live`` (base URL, service, API keys by role)
+* ``browser``         module  a headless Chromium (skips when Playwright or /usr/bin/chromium is missing)
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import pytest
+
+from gridworker.api import create_app
+from gridworker.api.auth import create_key
+from gridworker.assets import ultralytics_asset
+from gridworker.models import DetectorConfig, load_detector
+from gridworker.service import Service
+from gridworker.settings import Settings
+from gridworker.streams.clips import encode_still
+from gridworker.streams.rtsp_serve import RtspServerProcess
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Live:
+    url: str
+    service: Service
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def client(self, role: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.keys[role]}"}, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bus_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bus = ultralytics_asset("bus.jpg")
+    if bus is None:
+        pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
+    image = cv2.cvtColor(cv2.imread(str(bus)), cv2.COLOR_BGR2RGB)
+    return encode_still(image, tmp_path_factory.mktemp("console") / "bus_still.mp4", seconds=6, fps=10)
+
+
+@pytest.fixture(scope="module")
+def console_server(gst_rtsp: None, bus_clip: Path, sample_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    import uvicorn
+
+    work = tmp_path_factory.mktemp("console-svc")
+    with RtspServerProcess({"bus": bus_clip, "gate": sample_clip}) as rtsp:
+        settings = Settings(
+            database={"url": f"sqlite:///{work / 'console.db'}"},
+            cameras=[
+                {"id": "bus-stop", "name": "Bus stop", "site": "transport hub", "url": rtsp.url("bus"), "fps": 4},
+                {"id": "gate", "name": "School gate", "site": "school", "url": rtsp.url("gate"), "watch": "patrol",
+                 "patrol": {"site_type": "school"}},
+            ],
+            patrol_plans=[
+                {"id": "schools", "name": "Schools", "select": {"camera_ids": ["gate", "bus-stop"]}, "cycles": 0, "min_cycle_s": 1.0,
+                 "open_timeout_s": 3.0, "keyframe_timeout_s": 4.0, "stagger_s": 0.0},
+            ],
+        )
+        service = Service(settings, load_detector(DetectorConfig()))
+        keys = {}
+        for role in ("admin", "supervisor", "operator", "viewer"):
+            _, keys[role] = create_key(service.workorders, name=f"{role}-console", role=role)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, name="uvicorn-console", daemon=True)
+        thread.start()
+        deadline = time.time() + 60
+        while not server.started and time.time() < deadline and thread.is_alive():
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        try:
+            yield Live(f"http://127.0.0.1:{port}", service, keys)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses Debian's chromium)")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} absent: apt-get install chromium")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
