@@ -34,6 +34,11 @@ PY=${PYTHON:-python3}
 if [ "${1:-}" = "--test" ]; then
   # a real SIP peer (sipp) for the GB/T 28181 forwarding tests
   dpkg -s sip-tester >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sip-tester; }
+  # Debian's Chromium for the console's browser tests (Playwright drives it; never `playwright install`),
+  # and a CJK font so the console's Chinese renders in its screenshots
+  for p in chromium fonts-wqy-microhei; do
+    dpkg -s "$p" >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$p"; }
+  done
   # CPU-only torch first: a plain `pip install ultralytics` would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" "torchvision==0.28.0"
   .venv/bin/python -m pip install -q -e ".[test,export,postgres]"

@@ -26,9 +26,15 @@ from tests.factories import wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.rtsp, pytest.mark.model]
 
 
-def shot_dir(tmp_path: Path) -> Path:
-    target = os.environ.get("GRIDWORKER_SCREENSHOTS")
-    return Path(target) if target else tmp_path
+def save_shot(page: Any, tmp_path: Path, name: str) -> Path:
+    """A PNG of the page, in 256 colours (docs screenshots stay under 300 KB)."""
+    from PIL import Image
+
+    target = Path(os.environ.get("GRIDWORKER_SCREENSHOTS") or tmp_path) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), type="png")
+    Image.open(target).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    return target
 
 
 def open_console(browser: Any, live: Any, role: str, *, lang: str | None = None, size: tuple[int, int] = (1600, 900)) -> Any:
@@ -124,7 +130,7 @@ def test_draw_save_incident_and_close_it(console_server, browser, tmp_path):
     page.mouse.down()
     page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.4 * box["height"], steps=5)
     page.mouse.up()
-    page.screenshot(path=str(shot_dir(tmp_path) / "console-editor.png"), type="png")
+    save_shot(page, tmp_path, "console-editor.png")
     page.click("#ed-save")
     page.wait_for_selector("#ed-status.ok", timeout=10_000)
 
@@ -152,7 +158,7 @@ def test_draw_save_incident_and_close_it(console_server, browser, tmp_path):
     assert page.evaluate("window.__noReload") == 1
     page.wait_for_selector('.tile[data-camera="bus-stop"].alert', timeout=10_000)
     page.wait_for_function("document.querySelector('#queue li[data-type=\"intrusion\"] img')?.naturalWidth > 0", timeout=10_000)
-    page.screenshot(path=str(shot_dir(tmp_path) / "console-wall.png"), type="png")
+    save_shot(page, tmp_path, "console-wall.png")
     incident_id = int(row.get_attribute("data-incident"))
 
     # close it through the UI: dispatch → accept → handle (with a note) → close
