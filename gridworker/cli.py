@@ -22,7 +22,8 @@ def _serve(settings: Settings, *, log_level: str = "info") -> int:
 
     detector = load_detector(settings.detector)  # fail before binding the port if the model is bad
     app = create_app(lambda: Service(settings, detector))
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level)
+    # open event streams (consoles) must not hold a shutdown for long
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level, timeout_graceful_shutdown=5)
     return 0
 
 

@@ -19,6 +19,8 @@ import supervision as sv
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
+from gridworker.incidents.forwarding import attach_forwarding
+from gridworker.incidents.outbox import reconcile_workorders
 from gridworker.incidents.workflow import Workflow, WorkflowClock
 from gridworker.models.tiling import TileConfig, detect_tiled
 from gridworker.incidents.workorders import attach_workorders
@@ -133,6 +135,8 @@ class Service:
         self.observers.append(self.flow_recorder.observe)
         self.workorders = attach_workorders(self)  # a graded work order per incident (docs/workorders.md)
         self.workflow = Workflow(self.workorders)
+        # every work-order change leaves through the outbox, committed with it (docs/forwarding.md)
+        self.forwarding = attach_forwarding(self)
         self.workflow_clock = WorkflowClock(self.workflow, interval_s=settings.workorders.tick_interval_s)
         # the camera shows the condition cleared: a handled case closes, verified on camera
         self.incidents.on_close.append(self._verify_cleared)
@@ -163,6 +167,10 @@ class Service:
         if self.clips is not None:
             self.clips.start()
         self.workflow_clock.start()
+        repaired = reconcile_workorders(self.workorders)  # incidents stored just before a crash
+        if repaired:
+            log.warning("%d incident(s) stored before a crash had no work order; created now", repaired)
+        self.forwarding.start()
         for t in self._threads:
             t.start()
         self.started = True
@@ -186,6 +194,7 @@ class Service:
             self.clips.stop()  # pending clips are cut now with what the rings hold
         self.flow_recorder.flush()
         self.workflow_clock.stop()
+        self.forwarding.stop()
         self.started = False
 
     def _verify_cleared(self, incident_id: int, at: float) -> None:

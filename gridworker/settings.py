@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gridworker.incidents.forwarding import ForwardingConfig
 from gridworker.incidents.workorders import AuthConfig, WorkOrdersConfig
 from gridworker.models.config import DetectorConfig
 from gridworker.models.tiling import TileConfig
@@ -188,6 +189,7 @@ class Settings(BaseSettings):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     workorders: WorkOrdersConfig = Field(default_factory=WorkOrdersConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig, description="Outbox delivery (docs/forwarding.md).")
     cameras: list[CameraConfig] = Field(default_factory=list)
     patrol_plans: list[PatrolPlan] = Field(default_factory=list, description="Patrol plans (docs/patrol.md).")
 

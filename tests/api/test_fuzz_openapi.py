@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
+from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination
 from gridworker.service import Service
 from gridworker.settings import Settings
 
@@ -55,20 +55,16 @@ SCHEMA, OPERATIONS = _operations()
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
     db = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    service = Service(Settings(database={"url": f"sqlite:///{db}"}), ParkedCarDetector())
+    dead_port = _free_port()
+    forwarding = ForwardingConfig(
+        destinations=[WebhookDestination(name="down", url=f"http://127.0.0.1:{dead_port}/x", secret="fuzz-secret", connect_timeout_s=0.5)],
+        retry=RetryPolicy(base_s=0.1, cap_s=0.5),
+        poll_interval_s=0.1,
+    )
+    # forwarding comes from the settings, as in production; the app's lifespan starts and stops it
+    service = Service(Settings(database={"url": f"sqlite:///{db}"}, forwarding=forwarding), ParkedCarDetector())
     orders = service.workorders
     orders.auth_enabled = True
-    dead_port = _free_port()
-    service.forwarding = build_forwarding(
-        ForwardingConfig(
-            destinations=[WebhookDestination(name="down", url=f"http://127.0.0.1:{dead_port}/x", secret="fuzz-secret", connect_timeout_s=0.5)],
-            retry=RetryPolicy(base_s=0.1, cap_s=0.5),
-            poll_interval_s=0.1,
-        ),
-        service.store.engine,
-        orders=orders,
-    )
-    service.forwarding.start()
     for i in range(3):
         open_incident(orders, camera=f"cam-{i}")
     _, key = create_key(orders, name="fuzzer", role="admin")
@@ -83,7 +79,6 @@ def live_api(tmp_path_factory):
     yield f"http://127.0.0.1:{port}", key
     server.should_exit = True
     thread.join(15)
-    service.forwarding.stop()
 
 
 def test_the_schema_has_the_routes():

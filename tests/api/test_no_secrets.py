@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, RetryPolicy, WebhookDestination, build_forwarding
+from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, RetryPolicy, WebhookDestination
 from gridworker.service import Service
 from gridworker.settings import Settings
 
@@ -41,31 +41,27 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     port = _dead_port()
     receiver = Receiver()  # a destination that works: httpx logs each request's URL
+    forwarding = ForwardingConfig(
+        destinations=[
+            WebhookDestination(name="hook", url=f"http://hookuser:{HOOK_PW}@127.0.0.1:{port}/x", secret=HOOK_SECRET, connect_timeout_s=0.5),
+            WebhookDestination(name="up", url=receiver.url.replace("http://", f"http://hookuser:{HOOK_PW}@"), secret=HOOK_SECRET),
+            MqttDestination(name="bus", host="127.0.0.1", port=port, username="gw", password=MQTT_PW, timeout_s=0.5),
+        ],
+        retry=RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=2),
+        poll_interval_s=0.05,
+    )
     settings = Settings(
         database={"url": f"sqlite:///{tmp_path / 'secrets.db'}"},
         cameras=[{"id": "gate", "url": f"rtsp://admin:{CAM_PW}@127.0.0.1:{port}/stream1", "fps": 5}],
+        forwarding=forwarding,
     )
     service = Service(settings, ParkedCarDetector())
     orders = service.workorders
     orders.auth_enabled = True
-    service.forwarding = build_forwarding(
-        ForwardingConfig(
-            destinations=[
-                WebhookDestination(name="hook", url=f"http://hookuser:{HOOK_PW}@127.0.0.1:{port}/x", secret=HOOK_SECRET, connect_timeout_s=0.5),
-                WebhookDestination(name="up", url=receiver.url.replace("http://", f"http://hookuser:{HOOK_PW}@"), secret=HOOK_SECRET),
-                MqttDestination(name="bus", host="127.0.0.1", port=port, username="gw", password=MQTT_PW, timeout_s=0.5),
-            ],
-            retry=RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=2),
-            poll_interval_s=0.05,
-        ),
-        service.store.engine,
-        orders=orders,
-    )
     _, admin = create_key(orders, name="admin", role="admin")
     texts: list[str] = []
     new_keys: list[str] = []
-    with TestClient(create_app(lambda: service)) as client:
-        service.forwarding.start()
+    with TestClient(create_app(lambda: service)) as client:  # the lifespan starts the forwarding
         h = {"X-API-Key": admin}
 
         def call(method: str, path: str, **kw) -> object:
@@ -98,7 +94,6 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
         assert (states["hook"], states["bus"]) == ("unreachable", "unreachable") and states["up"] in ("idle", "delivering")
         assert all(r["headers"]["authorization"].startswith("Basic ") for r in receiver.requests) and len(receiver.requests) >= 5
         assert all(d["last_error"] for d in status if d["name"] != "up")  # the errors are there, scrubbed
-        service.forwarding.stop()
     receiver.close()
     logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
     assert "unreachable" in logged and "127.0.0.1" in logged  # the failures were logged
