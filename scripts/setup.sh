@@ -32,6 +32,24 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip show -q ultralytics >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps ultralytics
 
 if [ "${1:-}" = "--test" ]; then
+  # the real services the tests talk to: PostgreSQL (database `test`, trust auth on 127.0.0.1)
+  # and mosquitto on 127.0.0.1:1883. Machines that already run them (CI) skip this.
+  listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  if ! listening 5432; then
+    dpkg -s postgresql >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql; }
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n 1)
+    grep -q "^host all all 127.0.0.1/32 trust" "$hba" || $SUDO sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    ver=$(basename "$(dirname "$(dirname "$hba")")")
+    $SUDO pg_ctlcluster "$ver" main restart || $SUDO pg_ctlcluster "$ver" main start
+    for _ in $(seq 1 30); do listening 5432 && break; sleep 1; done
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
+      || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test"
+  fi
+  if ! listening 1883; then
+    dpkg -s mosquitto >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mosquitto; }
+    $SUDO mosquitto -d -p 1883 || true
+    for _ in $(seq 1 10); do listening 1883 && break; sleep 1; done
+  fi
   # a real SIP peer (sipp) for the GB/T 28181 forwarding tests
   dpkg -s sip-tester >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sip-tester; }
   # Debian's Chromium for the console's browser tests (Playwright drives it; never `playwright install`),
