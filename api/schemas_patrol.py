@@ -101,5 +101,10 @@ class PatrolStatusOut(BaseModel):
 
 class PatrolPlanOut(BaseModel):
     plan: PatrolPlan
+    source: str = Field(
+        "config",
+        description="config: from the config file (cannot be deleted; a PUT lasts until restart); "
+        "api: created through the API (saved, survives a restart, can be deleted).",
+    )
     cameras: int = Field(description="Cameras the plan selects now.")
     status: PatrolStatusOut

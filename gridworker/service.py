@@ -124,7 +124,13 @@ class Service:
             submit_max_per_batch=settings.pipeline.patrol_batch_slots,
         )
         self.patrol_max_pending = settings.pipeline.patrol_max_pending or 2 * detector.max_batch
-        self.patrol = PatrolManager(self._make_patrol_run, settings.patrol_plans, validate=self._validate_plan)
+        self.patrol = PatrolManager(
+            self._make_patrol_run,
+            settings.patrol_plans,
+            validate=self._validate_plan,
+            save=lambda plan: self.store.save_patrol_plan(plan.id, plan.model_dump_json()),  # PUT plans survive a restart
+            forget=self.store.delete_patrol_plan,
+        )
         self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,6 +162,18 @@ class Service:
                 self._add(CameraConfig.model_validate_json(raw), persist=False, persisted=True)
             except ValueError as exc:
                 log.error("skipping saved camera %r: %s", cam_id, exc)
+        for plan_id, raw in self.store.saved_patrol_plans():  # plans created through the API
+            try:
+                plan = PatrolPlan.model_validate_json(raw)
+            except ValueError as exc:
+                log.error("skipping saved patrol plan %r: %s", plan_id, exc)
+                continue
+            if not self.patrol.adopt(plan):
+                log.warning("patrol plan %r saved through the API is also in the config file; the config file wins", plan_id)
+                continue
+            problems = plan_camera_problems(plan, set(self._cameras))
+            if problems:
+                log.warning("saved patrol plan %r: %s", plan_id, problems)
         keys = [(c.config.id, z.id, r.rule_id) for c in self._cameras.values() for z in c.config.zones for r in z.rules]
         self.incidents.adopt_open(keys, time.time())
         self._stop.clear()
@@ -485,6 +503,8 @@ class Service:
         with self._cameras_lock:
             cam = self._cameras.get(target.camera_id)
         if cam is None or cam.visits is not None:
+            if cam is not None and cam.visits is not None and plan.mode == "watch":
+                cam.visits.begin_watch(plan.watch_fps)  # a fresh tracker and rule clocks for this stop
             return default_visitor(target, plan, stop, first_seq, deliver)
         started_at, t0 = time.time(), time.monotonic()
         wait_s = plan.open_timeout_s + plan.keyframe_timeout_s

@@ -88,6 +88,16 @@ class CameraRow(_Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class PatrolPlanRow(_Base):
+    """Patrol plans created or replaced through the API (``PUT /patrol/plans/{id}``), so they survive a restart."""
+
+    __tablename__ = "patrol_plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """A stored incident (times are Unix seconds)."""
@@ -357,3 +367,22 @@ class IncidentStore:
     def saved_cameras(self) -> Sequence[tuple[str, str]]:
         with self._session() as s:
             return [(r.id, r.config) for r in s.scalars(select(CameraRow).order_by(CameraRow.created_at)).all()]
+
+    # -- patrol plans created at run time --------------------------------------------------
+    def save_patrol_plan(self, plan_id: str, config_json: str) -> None:
+        with self._session() as s:
+            row = s.get(PatrolPlanRow, plan_id)
+            if row is None:
+                s.add(PatrolPlanRow(id=plan_id, config=config_json, created_at=time.time()))
+            else:
+                row.config = config_json
+
+    def delete_patrol_plan(self, plan_id: str) -> None:
+        with self._session() as s:
+            row = s.get(PatrolPlanRow, plan_id)
+            if row is not None:
+                s.delete(row)
+
+    def saved_patrol_plans(self) -> Sequence[tuple[str, str]]:
+        with self._session() as s:
+            return [(r.id, r.config) for r in s.scalars(select(PatrolPlanRow).order_by(PatrolPlanRow.created_at)).all()]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -311,6 +312,7 @@ class PatrolRun:
         self._failed_now: list[FailedVisit] = []
         self._cams: dict[str, _CameraState] = {}
         self._last: dict[str, CameraOutcome] = {}
+        self._history: deque[CameraOutcome] = deque(maxlen=_HISTORY)
 
     # ------------------------------------------------------------------ control
     def start(self) -> bool:
@@ -423,6 +425,11 @@ class PatrolRun:
         """The latest visit outcome of every camera visited so far."""
         with self._cond:
             return dict(self._last)
+
+    def outcomes(self) -> list[CameraOutcome]:
+        """The finished visits of this run, oldest first (the last few thousand; stopped ones left out)."""
+        with self._cond:
+            return list(self._history)
 
     def wait_for(self, predicate: Callable[[PatrolStatus], bool], timeout: float) -> bool:
         """Wait until ``predicate(status())`` holds (re-checked on every change). True if it did."""
@@ -616,6 +623,7 @@ class PatrolRun:
             st.seq = max(st.seq, first_seq - 1 + outcome.frames)
             if not stopped:
                 self._last[outcome.camera_id] = outcome
+                self._history.append(outcome)
                 self._visits_total += 1
                 if outcome.ok:
                     self._ok += 1
@@ -638,3 +646,4 @@ class PatrolRun:
 
 
 _ENDED = (PatrolState.STOPPED, PatrolState.FINISHED)
+_HISTORY = 4096  # visit outcomes kept per run (PatrolRun.outcomes)

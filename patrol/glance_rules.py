@@ -24,11 +24,19 @@ Glance-rule incidents go through the service's :class:`~gridworker.incidents.Inc
 directly (one per vehicle).
 
 In ``watch`` mode the visit's frames are tracked and every rule of the camera runs, as on a
-continuous camera, with a tracker that starts afresh at each visit.
+continuous camera, with a tracker (and rule clocks) that start afresh at each visit
+(:meth:`VisitAnalyzer.begin_watch`). The time between two stops is not watched, so it does
+not count towards ``clear_after_s``: an incident open from an earlier stop is kept through
+the new stop's warm-up (the longest ``min_duration_s`` of the camera's rules, during which
+a tracked rule cannot fire yet) and closes only if the stop shows the condition clear for
+``clear_after_s`` or past its warm-up. A car still parked at the next stop keeps its incident:
+an object that a per-object rule reports in the new stop where an object of the previous
+stop stood (box IoU >= 0.5, same zone and rule) continues that object's incident.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,10 +47,11 @@ import numpy as np
 import supervision as sv
 
 from gridworker.streams.frame import Frame
-from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
+from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis, RuleVerdict
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.config import SceneConfig
 from gridworker.vision.rules import IllegalParkingRule
+from gridworker.vision.rules.base import Hit
 from gridworker.vision.tracker import TrackerConfig
 from gridworker.vision.zones import Zone
 
@@ -56,6 +65,16 @@ GLANCE_RULE_TYPES = frozenset({"crowd", "intrusion", "lane_intrusion", "class_ev
 REVISIT_RULE_TYPES = frozenset({"illegal_parking"})
 #: A watch-mode frame this long after the previous one starts a new visit (fresh tracker).
 _NEW_VISIT_GAP_S = 5.0
+#: Box overlap at which an object of a watch stop continues an object of the previous stop.
+_CONTINUE_IOU = 0.5
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def glance_scene(scene: SceneConfig) -> SceneConfig:
@@ -134,7 +153,20 @@ class VisitAnalyzer:
         self._lock = threading.Lock()
         self._glance = CameraAnalyzer(camera_id, 1.0, glance_scene(scene), track=False)
         self._watch: CameraAnalyzer | None = None
-        self._watch_last_ts: float | None = None
+        self._watch_fps = 5.0
+        self._watch_last_ts: float | None = None  # last frame of the previous (or current) stop
+        self._watch_start_ts: float | None = None  # first frame of the current stop
+        self._watch_gap_s = 0.0  # unwatched time between the previous stop and this one
+        self._new_stop = True
+        # per-object incidents across stops: (zone, rule) → object key → its last box, for the
+        # previous stop (``_carry``) and this one (``_boxes``); new key → carried key (``_alias``)
+        self._carry: dict[tuple[str, str], dict[str, tuple[float, ...]]] = {}
+        self._boxes: dict[tuple[str, str], dict[str, tuple[float, ...]]] = {}
+        self._alias: dict[tuple[str, str, str], str] = {}
+        # a tracked rule cannot fire before this much of a stop has been watched
+        self._warmup_s = max(
+            (float(getattr(r, "min_duration_s", 0.0) or 0.0) for z in scene.zones for r in z.rules), default=0.0
+        )
         self._revisit: list[_RevisitZone] = []
         for zc in scene.zones:
             for rule in zc.rules:
@@ -176,16 +208,69 @@ class VisitAnalyzer:
         )
 
     # ------------------------------------------------------------------ watch
-    def analyse_watch(self, frame: Frame, dets: sv.Detections) -> FrameAnalysis:
-        """One frame of a watch visit: tracked, all of the camera's rules."""
+    def begin_watch(self, fps: float) -> None:
+        """A watch stop starts: the next frame gets a fresh tracker (at ``fps``) and fresh rule clocks."""
         with self._lock:
-            if self._watch is None or self._watch_last_ts is None or frame.ts - self._watch_last_ts > _NEW_VISIT_GAP_S:
-                self._watch = CameraAnalyzer(self.camera_id, 5.0, self._scene, self._tracker_config)
+            self._watch_fps = float(fps)
+            self._new_stop = True
+
+    def analyse_watch(self, frame: Frame, dets: sv.Detections) -> FrameAnalysis:
+        """One frame of a watch visit: tracked, all of the camera's rules.
+
+        A stop starts after :meth:`begin_watch` (or, for callers that do not call it, after a
+        gap of more than ``_NEW_VISIT_GAP_S`` between frames).
+        """
+        with self._lock:
+            last = self._watch_last_ts
+            if self._watch is None or self._new_stop or last is None or frame.ts - last > _NEW_VISIT_GAP_S:
+                self._watch = CameraAnalyzer(self.camera_id, self._watch_fps, self._scene, self._tracker_config)
+                self._watch_gap_s = 0.0 if last is None else max(0.0, frame.ts - last)
+                self._watch_start_ts = frame.ts
+                self._new_stop = False
+                self._carry = {k: dict(v) for k, v in self._boxes.items() if v} or self._carry
+                self._boxes, self._alias = {}, {}
             self._watch_last_ts = frame.ts
             analysis = self._watch.analyze(frame, dets)
-            self._incidents.observe(analysis)  # type: ignore[attr-defined]
+            assert self._watch_start_ts is not None
+            warm = self._watch_gap_s > 0 and frame.ts - self._watch_start_ts <= self._warmup_s + max(1.0, 3.0 / self._watch_fps)
+            verdicts = []
+            for v in analysis.verdicts:
+                if v.per_object and v.result.hits:
+                    v = dataclasses.replace(v, result=dataclasses.replace(v.result, hits=self._continue_hits(v, analysis)))
+                if warm:  # in the stop's warm-up the unwatched gap does not count as "clear"
+                    v = dataclasses.replace(v, clear_after_s=v.clear_after_s + self._watch_gap_s)
+                verdicts.append(v)
+            judged = dataclasses.replace(analysis, verdicts=tuple(verdicts))
+            self._incidents.observe(judged)  # type: ignore[attr-defined]
             self.last = analysis
             return analysis
+
+    def _continue_hits(self, verdict: RuleVerdict, analysis: FrameAnalysis) -> tuple[Hit, ...]:
+        """Give an object reported in this stop the key of the previous stop's object that stood
+        at the same place (so its incident continues), and remember every object's last box."""
+        rule = (verdict.zone_id, verdict.rule_id)
+        carried = self._carry.get(rule, {})
+        boxes = self._boxes.setdefault(rule, {})
+        xyxy = analysis.detections.xyxy
+        out = []
+        for hit in verdict.result.hits:
+            box = tuple(float(x) for x in xyxy[int(hit.subjects[0])]) if len(hit.subjects) else None
+            alias = self._alias.get((*rule, hit.key))
+            if alias is None and hit.key not in boxes and box is not None:
+                taken = set(self._alias.values())
+                best = max(
+                    ((_iou(box, b), k) for k, b in carried.items() if k not in taken and k not in boxes),
+                    default=(0.0, ""),
+                )
+                if best[0] >= _CONTINUE_IOU:
+                    alias = self._alias[(*rule, hit.key)] = best[1]
+            key = alias or hit.key
+            if box is not None:
+                boxes[key] = box
+            elif key not in boxes and key in carried:
+                boxes[key] = carried[key]
+            out.append(dataclasses.replace(hit, key=key) if alias else hit)
+        return tuple(out)
 
     # ------------------------------------------------------------------ revisit
     def _revisit_step(self, frame: Frame, dets: sv.Detections) -> tuple[list[int], list[int]]:

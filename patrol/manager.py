@@ -9,7 +9,12 @@ plan. Semantics (the API maps them to HTTP codes):
 * ``pause`` / ``resume``: idempotent while the run lives; :class:`PatrolNotRunning` when the
   plan has no live run (409).
 * ``stop``: idempotent; stopping a plan that is not running returns its status as it is.
-* ``put_plan``: create or replace a plan; :class:`PatrolConflict` while it runs (409).
+* ``put_plan``: create or replace a plan; :class:`PatrolConflict` while it runs (409). A plan
+  that is not from the config file is handed to ``save`` (the service stores it, so it comes
+  back after a restart through :meth:`PatrolManager.adopt`); a config-file plan replaced at
+  runtime is kept until the restart (the file stays the source of truth).
+* ``delete_plan``: runtime plans only; :class:`PatrolConflict` while it runs or for a plan
+  from the config file (409).
 
 Example:
     >>> manager = PatrolManager(lambda plan: PatrolRun(plan, cameras, sink), plans=[plan])
@@ -60,6 +65,9 @@ class PatrolManager:
         plans: the initial plans (from the config file).
         validate: optional check of a plan before it is stored or started; raises
             ``ValueError`` with a readable message (unknown cameras).
+        save: called (under the manager's lock) with a runtime plan created or replaced by
+            :meth:`put_plan`; the service persists it.
+        forget: called with the id of a runtime plan deleted by :meth:`delete_plan`.
     """
 
     def __init__(
@@ -67,9 +75,14 @@ class PatrolManager:
         make_run: Callable[[PatrolPlan], PatrolRun],
         plans: Iterable[PatrolPlan] = (),
         validate: Callable[[PatrolPlan], None] | None = None,
+        *,
+        save: Callable[[PatrolPlan], None] | None = None,
+        forget: Callable[[str], None] | None = None,
     ) -> None:
         self._make_run = make_run
         self._validate = validate
+        self._save = save
+        self._forget = forget
         self._lock = threading.RLock()
         self._plans: dict[str, PatrolPlan] = {}
         self._runs: dict[str, PatrolRun] = {}
@@ -78,8 +91,23 @@ class PatrolManager:
             if plan.id in self._plans:
                 raise ValueError(f"patrol plan id {plan.id!r} is used twice")
             self._plans[plan.id] = plan
+        self._config_ids = frozenset(self._plans)
 
     # ------------------------------------------------------------------ plans
+    def source(self, plan_id: str) -> str:
+        """``"config"`` for a plan from the config file, ``"api"`` for one created at runtime."""
+        self.plan(plan_id)
+        return "config" if plan_id in self._config_ids else "api"
+
+    def adopt(self, plan: PatrolPlan) -> bool:
+        """Add a plan saved by an earlier run (service start). False, and nothing changes, when
+        a config-file plan has its id (the config file wins)."""
+        with self._lock:
+            if plan.id in self._config_ids:
+                return False
+            self._plans[plan.id] = plan
+            return True
+
     def plans(self) -> list[PatrolPlan]:
         with self._lock:
             return [self._plans[k] for k in sorted(self._plans)]
@@ -100,15 +128,26 @@ class PatrolManager:
             if run is not None and run.status().state in _LIVE:
                 raise PatrolConflict(f"patrol plan {plan.id!r} is running; stop it before replacing it")
             created = plan.id not in self._plans
+            if self._save is not None and plan.id not in self._config_ids:
+                self._save(plan)
             self._plans[plan.id] = plan
             return created
 
     def delete_plan(self, plan_id: str) -> None:
+        """Delete a runtime plan. Raises PlanNotFound, or PatrolConflict while it runs or when
+        it comes from the config file."""
         with self._lock:
             self.plan(plan_id)
+            if plan_id in self._config_ids:
+                raise PatrolConflict(
+                    f"patrol plan {plan_id!r} comes from the config file and cannot be deleted at runtime; "
+                    "remove it from the config file"
+                )
             run = self._runs.get(plan_id)
             if run is not None and run.status().state in _LIVE:
                 raise PatrolConflict(f"patrol plan {plan_id!r} is running; stop it before deleting it")
+            if self._forget is not None:
+                self._forget(plan_id)
             self._plans.pop(plan_id, None)
             self._runs.pop(plan_id, None)
 

@@ -1,7 +1,7 @@
 """One-click patrol (一键轮巡): list plans, read their progress, start/pause/resume/stop them.
 
-Status codes: 404 no such plan; 409 pause/resume of a plan that is not running, or replacing
-a running plan; 422 an invalid plan body (or one listing unknown cameras, or whose id differs
+Status codes: 404 no such plan; 409 pause/resume of a plan that is not running, replacing or
+deleting a running plan, or deleting a plan from the config file; 422 an invalid plan body (or one listing unknown cameras, or whose id differs
 from the path). ``start`` and ``stop`` are idempotent (200 with the status either way;
 ``start`` answers 202 when it started a run now).
 """
@@ -35,7 +35,9 @@ def _not_found(plan_id: str) -> HTTPException:
 
 def _plan_out(service: Service, plan: PatrolPlan) -> PatrolPlanOut:
     cameras = len(select_cameras(service.patrol_targets(), plan.select))
-    return PatrolPlanOut(plan=plan, cameras=cameras, status=PatrolStatusOut.of(service.patrol.status(plan.id)))
+    return PatrolPlanOut(
+        plan=plan, source=service.patrol.source(plan.id), cameras=cameras, status=PatrolStatusOut.of(service.patrol.status(plan.id))
+    )
 
 
 @router.get("/plans", response_model=list[PatrolPlanOut], dependencies=[READ])
@@ -59,7 +61,9 @@ def get_plan(plan_id: PlanId, service: ServiceDep) -> PatrolPlanOut:
     response_model=PatrolPlanOut,
     responses={201: {"description": "Created"}, 409: {"description": "The plan is running"}}, dependencies=[SUPERVISE])
 def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: Response) -> PatrolPlanOut:
-    """Create or replace a plan at runtime (not written back to the config file)."""
+    """Create or replace a plan at runtime. A plan created here is saved in the database and comes
+    back after a restart; replacing a plan from the config file lasts until the restart (the
+    config file is not written)."""
     if plan.id != plan_id:
         raise HTTPException(422, f"plan id {plan.id!r} does not match the path ({plan_id!r})")
     try:
@@ -70,6 +74,25 @@ def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: R
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return _plan_out(service, plan)
+
+
+@router.delete(
+    "/plans/{plan_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**_NOT_FOUND, 409: {"description": "The plan is running, or comes from the config file"}},
+    dependencies=[SUPERVISE],
+)
+def delete_plan(plan_id: PlanId, service: ServiceDep) -> Response:
+    """Delete a plan created through the API (also from the database). Stop it first; plans
+    from the config file are removed there."""
+    try:
+        service.patrol.delete_plan(plan_id)
+    except PlanNotFound:
+        raise _not_found(plan_id) from None
+    except PatrolConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/plans/{plan_id}/start", response_model=PatrolStatusOut, responses={202: {"description": "Started now"}, **_NOT_FOUND}, dependencies=[OPERATE])
