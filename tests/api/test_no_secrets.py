@@ -84,7 +84,7 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
         call("POST", "/workorders/2/reject", json={"note": "false alarm"}, headers={"X-API-Key": op})
         call("GET", "/workorders/1", headers={"X-API-Key": op})
         call("GET", "/workorders", headers={"Authorization": f"Bearer {op}"})
-        call("GET", "/workorders", headers={"X-API-Key": op[:-2] + "xx"})  # a wrong key: 401
+        call("GET", "/workorders", headers={"X-API-Key": op[:-2] + ("xx" if op[-2:] != "xx" else "yy")})  # a wrong key: 401
         for path in ("/cameras", "/cameras/gate", "/cameras/side", "/health", "/incidents", "/incidents/1", "/keys",
                      "/forwarding/destinations", "/forwarding/dead", "/stats/workorders", "/catalogue", "/openapi.json",
                      "/events?after=0&max_s=1", "/metrics"):
