@@ -65,6 +65,8 @@ class _Camera:
     last: FrameAnalysis | None = None
     frames_analysed: int = 0
     analysed_ts: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+    # the annotated JPEG of ``last``, rendered once however many consoles poll it
+    jpeg: tuple[FrameAnalysis, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,8 +337,13 @@ class Service:
         last = cam.last
         if last is None:
             return None
+        cached = cam.jpeg
+        if cached is not None and cached[0] is last:
+            return cached[1]
         active = [v.zone_id for v in last.active]
-        return self.annotator.render_jpeg(last.frame.image, last.detections, last.zones, active_zone_ids=active)
+        jpeg = self.annotator.render_jpeg(last.frame.image, last.detections, last.zones, active_zone_ids=active)
+        cam.jpeg = (last, jpeg)
+        return jpeg
 
     def _stream_config(self, config: CameraConfig) -> StreamConfig:
         """The camera's reader config; with clips on, a packet ring unless the camera sets its own."""
