@@ -110,7 +110,7 @@ class IncidentManager:
         with self._lock:
             return sorted({o.type for k, o in self._open.items() if k[0] == camera_id})
 
-    def observe(self, analysis: FrameAnalysis) -> list[Incident]:
+    def observe(self, analysis: FrameAnalysis, *, partial: bool = False) -> list[Incident]:
         """Apply one frame's verdicts; returns incidents opened by it."""
         now = analysis.frame.ts
         cam = analysis.frame.camera_id
@@ -137,9 +137,11 @@ class IncidentManager:
             for key in by_rule.get(rule_key, ()):
                 if key not in active:
                     self._on_clear(key, verdict.clear_after_s, now)
-        # rules that vanished from the config (zones edited) close their incidents
+        # rules that vanished from the config (zones edited) close their incidents; a partial
+        # analysis (a patrol glance runs only the rules that need no tracking) says nothing
+        # about the rules it left out
         for key in open_keys:
-            if key[:3] not in seen:
+            if not partial and key[:3] not in seen:
                 self._close(key, now)
         for inc in opened:
             for callback in self.on_open:

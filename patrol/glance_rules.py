@@ -195,7 +195,7 @@ class VisitAnalyzer:
             analyses = [self._glance.analyze(f, d) for f, d in zip(frames, detections, strict=True)]
             # the visit's verdict: the keyframe showing most (the latest on a tie)
             rep = max(enumerate(analyses), key=lambda ia: (len(ia[1].active), ia[0]))[1]
-            opened = self._incidents.observe(rep)  # type: ignore[attr-defined]
+            opened = self._incidents.observe(rep, partial=True)  # type: ignore[attr-defined]
             self.last = rep
             r_open, r_closed = self._revisit_step(frames[-1], detections[-1])
         return VisitReport(

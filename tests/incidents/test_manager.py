@@ -5,7 +5,7 @@ import pytest
 
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentQuery, IncidentStore
 from gridworker.streams.frame import Frame
-from gridworker.vision.analyzer import CameraAnalyzer
+from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.config import ZoneConfig
 from tests.factories import make_detections
@@ -285,3 +285,28 @@ def test_list_filters(store, query, expected):
     assert total == expected
     assert len(items) == min(expected, query.limit)
     assert [i.opened_at for i in items] == sorted((i.opened_at for i in items), reverse=True)
+
+
+def test_partial_analysis_leaves_the_rules_it_did_not_run_alone(tmp_path):
+    """A patrol glance runs only the rules that need no tracking: the incident a watch stop
+    opened with a tracked rule must survive it; a full analysis without that rule closes it."""
+    both = [
+        {"id": "kerb", "rules": [{"type": "dwell", "min_duration_s": 2, "clear_after_s": 30}]},
+        {"id": "gate", "rules": [{"type": "intrusion", "classes": ["person"]}]},
+    ]
+    glance_only = [{"id": "gate", "rules": [{"type": "intrusion", "classes": ["person"]}]}]
+    sc = Scenario(fps=5)
+    sc.track("car", (400, 600, 600, 700)).stay(0, 10)
+    watch = sc.run(both, until=5)
+    glance = sc.run(glance_only, until=1)
+    for partial, expect_open in ((True, True), (False, False)):
+        store = IncidentStore(f"sqlite:///{tmp_path / f'p{partial}.db'}")
+        manager = IncidentManager(store=store, camera_info=lambda _c: CameraInfo(), write_interval_s=0.0)
+        for a in watch.analyses:
+            manager.observe(a)
+        assert manager.open_count() == 1
+        last = glance.analyses[-1]
+        later = FrameAnalysis(Frame(last.frame.camera_id, 999, 6.0, last.frame.image), last.detections, last.verdicts, last.zones)
+        manager.observe(later, partial=partial)
+        assert (manager.open_count() == 1) is expect_open
+        store.close()
