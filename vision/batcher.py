@@ -118,6 +118,12 @@ class Batcher:
         self._start = 0
         # several inference workers may ask for batches at once; one gathers at a time
         self._lock = threading.Lock()
+        # cameras removed since the last gather: applied by the gatherer under ``_lock``. A
+        # separate small lock because the gatherer holds ``_lock`` while it polls and takes it
+        # again at once, so a remover waiting on ``_lock`` could starve (seen: a camera
+        # DELETE hanging while no camera had frames)
+        self._forget_lock = threading.Lock()
+        self._forgotten: set[str] = set()
         # submitted (lower-priority) frames, oldest first; guarded by _cond
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[Frame, Future[Any]]] = deque()
@@ -171,11 +177,16 @@ class Batcher:
             return bool(self._queue)
 
     def forget(self, camera_id: str) -> None:
-        with self._lock:
-            self._last_seq.pop(camera_id, None)
+        """Drop a removed camera's position (never blocks on a gather in progress)."""
+        with self._forget_lock:
+            self._forgotten.add(camera_id)
 
     def _collect(self, batch: list[Frame], taken: set[str]) -> int:
         """Add new frames to ``batch``; returns how many sources there are."""
+        with self._forget_lock:
+            forgotten, self._forgotten = self._forgotten, set()
+        for cam in forgotten:
+            self._last_seq.pop(cam, None)
         sources = list(self._sources())
         n = len(sources)
         if n == 0:

@@ -10,6 +10,7 @@ covers it) and ``DELETE /keys/{key}`` (it could revoke the key the fuzzer runs w
 from __future__ import annotations
 
 import socket
+import faulthandler
 import threading
 import time
 
@@ -95,7 +96,14 @@ def test_no_server_errors(live_api, operation):
     @given(case=operation.as_strategy())
     @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case):
-        response = case.call(base_url=base, headers={"X-API-Key": key}, timeout=30)
+        # a request that hangs: dump every thread (the service runs in this process) before the
+        # client gives up, so the failure shows where it was stuck
+        watchdog = threading.Timer(25, faulthandler.dump_traceback, kwargs={"all_threads": True})
+        watchdog.start()
+        try:
+            response = case.call(base_url=base, headers={"X-API-Key": key}, timeout=30)
+        finally:
+            watchdog.cancel()
         assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
         assert key not in response.text  # never the key itself in a response
 

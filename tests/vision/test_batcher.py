@@ -75,3 +75,41 @@ def test_stop_event_ends_the_wait():
     stop = threading.Event()
     stop.set()
     assert Batcher(lambda: [_Source("a")], max_batch=2).next_batch(stop, idle_timeout_s=5.0) == []
+
+
+def test_forget_does_not_wait_for_a_busy_gatherer_and_a_readded_camera_restarts():
+    """A gatherer that keeps polling (no camera has frames) re-takes its lock at once; removing a
+    camera must not starve behind it (a DELETE /cameras hung for 30 s that way)."""
+    idle = _Source("idle")  # never has a frame
+    cam = _Source("c0", seq=5)
+    sources = [idle, cam]
+    batcher = Batcher(lambda: list(sources), max_batch=4)
+    stop = threading.Event()
+    assert [f.seq for f in batcher.next_batch(stop, idle_timeout_s=0.05)] == [5]
+    sources.remove(cam)
+
+    def spin():
+        while not stop.is_set():
+            batcher.next_work(stop, idle_timeout_s=0.2)
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.1)
+        worst = 0.0
+        for _ in range(20):
+            t0 = time.monotonic()
+            batcher.forget("c0")
+            worst = max(worst, time.monotonic() - t0)
+        assert worst < 0.05
+        # the camera comes back under the same id with its sequence restarted: its frames are taken
+        sources.append(_Source("c0", seq=1))
+        got = []
+        end = time.monotonic() + 3
+        while not got and time.monotonic() < end:
+            time.sleep(0.05)
+            got = [s for s in sources if s.camera_id == "c0" and s.taken]
+        assert got, "a re-added camera's first frames must not be skipped as already seen"
+    finally:
+        stop.set()
+        t.join(2)
