@@ -240,9 +240,14 @@ class Service:
                     on_open=[self._count_incident],
                     tracker=self.settings.tracker,
                 )
-            if persist:
-                self.store.save_camera(config.id, config.model_dump_json())
             self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted, visits=visits)
+        if persist:  # outside the lock: a slow database must not stall the pipeline's camera lookups
+            try:
+                self.store.save_camera(config.id, config.model_dump_json())
+            except Exception:
+                with self._cameras_lock:
+                    self._cameras.pop(config.id, None)
+                raise
         if patrol_only:
             stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")
             log.info("camera %s (%s) added, patrol only", config.id, config.public_url())
@@ -297,8 +302,8 @@ class Service:
                     tracker=self.settings.tracker,
                 )
             cam.config = config
-            if cam.persisted:
-                self.store.save_camera(config.id, config.model_dump_json())
+        if cam.persisted:  # outside the lock, as in _add
+            self.store.save_camera(config.id, config.model_dump_json())
         log.info("camera %s: scene updated (%d zone(s), %d line(s)%s)", camera_id, len(config.zones), len(config.lines), "" if cam.persisted else ", until restart")
         return self.camera(camera_id), cam.persisted
 

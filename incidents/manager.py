@@ -145,7 +145,10 @@ class IncidentManager:
                 self._close(key, now)
         for inc in opened:
             for callback in self.on_open:
-                callback(inc)
+                try:
+                    callback(inc)
+                except Exception:  # one listener (clips, metrics, work orders) must not cost the others
+                    log.exception("incident %s: open callback failed", inc.id)
         return opened
 
     def close_camera(self, camera_id: str, now: float) -> None:

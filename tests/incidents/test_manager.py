@@ -310,3 +310,20 @@ def test_partial_analysis_leaves_the_rules_it_did_not_run_alone(tmp_path):
         manager.observe(later, partial=partial)
         assert (manager.open_count() == 1) is expect_open
         store.close()
+
+
+def test_a_failing_open_listener_does_not_stop_the_others(tmp_path):
+    store = IncidentStore(f"sqlite:///{tmp_path / 'l.db'}")
+    seen = []
+
+    def broken(_inc):
+        raise RuntimeError("listener down")
+
+    manager = IncidentManager(store=store, camera_info=lambda _c: CameraInfo(), write_interval_s=0.0, on_open=[broken, seen.append])
+    sc = Scenario(fps=5)
+    sc.track("person", (400, 600, 440, 700)).stay(0, 2)
+    for a in sc.run([{"id": "z", "rules": [{"type": "intrusion"}]}], until=2).analyses:
+        manager.observe(a)
+    assert [i.type for i in seen] == ["intrusion"]
+    assert store.get(seen[0].id) is not None
+    store.close()
