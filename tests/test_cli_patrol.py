@@ -4,7 +4,6 @@ the real default model)."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -17,14 +16,9 @@ from gridworker.cli import main
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
+from tests.factories import free_port
 
 pytestmark = [pytest.mark.model]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,20 +11,15 @@ import httpx
 import pytest
 
 from gridworker.assets import ultralytics_asset
+from tests.factories import free_port
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.model]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_demo_opens_a_dwell_incident(tmp_path, gst_rtsp):
     if ultralytics_asset("bus.jpg") is None:
         pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("gridworker")
     proc = subprocess.Popen(
         [str(exe), "demo", "--port", str(port), "--workdir", str(tmp_path / "demo")],

@@ -9,7 +9,6 @@ covers it) and ``DELETE /keys/{key}`` (it could revoke the key the fuzzer runs w
 
 from __future__ import annotations
 
-import socket
 import faulthandler
 import threading
 import time
@@ -25,15 +24,8 @@ from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, Webho
 from gridworker.service import Service
 from gridworker.settings import Settings
 
-from tests.factories import ParkedCarDetector
+from tests.factories import ParkedCarDetector, free_port
 from tests.forwarding.helpers import open_incident
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _operations():
@@ -56,7 +48,7 @@ SCHEMA, OPERATIONS = _operations()
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
     db = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    dead_port = _free_port()
+    dead_port = free_port()
     forwarding = ForwardingConfig(
         destinations=[WebhookDestination(name="down", url=f"http://127.0.0.1:{dead_port}/x", secret="fuzz-secret", connect_timeout_s=0.5)],
         retry=RetryPolicy(base_s=0.1, cap_s=0.5),
@@ -69,7 +61,7 @@ def live_api(tmp_path_factory):
     for i in range(3):
         open_incident(orders, camera=f"cam-{i}")
     _, key = create_key(orders, name="fuzzer", role="admin")
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

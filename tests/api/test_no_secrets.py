@@ -8,7 +8,6 @@ shows the new key once, in its own response."""
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 from fastapi.testclient import TestClient
@@ -19,7 +18,7 @@ from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, R
 from gridworker.service import Service
 from gridworker.settings import Settings
 
-from tests.factories import ParkedCarDetector
+from tests.factories import ParkedCarDetector, free_port
 from tests.forwarding.helpers import Receiver, open_incident
 
 CAM_PW = "Cam-P4ss-9z7q"
@@ -29,17 +28,9 @@ HOOK_SECRET = "hook-hmac-secret-31f"
 MQTT_PW = "Mqtt-Pw-0a9b"
 
 
-def _dead_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_no_secret_in_responses_or_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    port = _dead_port()
+    port = free_port()
     receiver = Receiver()  # a destination that works: httpx logs each request's URL
     forwarding = ForwardingConfig(
         destinations=[

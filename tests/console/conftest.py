@@ -8,7 +8,6 @@ uvicorn on a free port, and Debian's Chromium driven by Playwright.
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,15 +27,10 @@ from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
 from gridworker.streams.rtsp_serve import RtspServerProcess
+from tests.factories import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -22,6 +22,7 @@ from gridworker.incidents.outbox import DEAD, DELIVERED
 from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
 
 from tests.forwarding.helpers import T0, open_incident
+from tests.factories import free_port
 
 SIPP = shutil.which("sipp")
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp not installed (apt-get install sip-tester)")
@@ -56,17 +57,9 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def _free_port(kind=socket.SOCK_DGRAM) -> int:
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Sipp:
     def __init__(self, tmp: Path, *, calls: int, transport: str = "udp", code: str = "200 OK", port: int | None = None) -> None:
-        self.port = port or _free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
+        self.port = port or free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
         self.scenario = tmp / f"uas-{self.port}.xml"
         self.scenario.write_text(SCENARIO.replace("{code}", code))
         self.log = tmp / f"sipp-{self.port}.log"
@@ -186,7 +179,7 @@ def test_silent_platform_then_retransmission_reaches_it(sqlite_orders, tmp_path)
     """Nothing listens at first: the transaction (with its UDP retransmissions) times out —
     unreachable, not counted against the message; sipp starts and the next try reaches it."""
     orders = sqlite_orders
-    port = _free_port()
+    port = free_port(socket.SOCK_DGRAM)
     disp = build_forwarding(_config(port, timeout_s=2.0), orders.engine, orders=orders)
     sipp = None
     try:

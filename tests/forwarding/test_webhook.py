@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING
 from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
 
 from tests.forwarding.helpers import T0, Receiver, open_incident
+from tests.factories import free_port
 
 SECRET = "whsec-4f1d9c2b7a"
 FAST = RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=3, jitter=0.5)
@@ -127,17 +127,9 @@ def test_4xx_dead_at_once_except_408_and_429(sqlite_orders, receiver, code, outc
         assert d.attempts == 1 and d.last_error.startswith(f"HTTP {code}")
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_receiver_down_keeps_everything_pending_then_delivers(sqlite_orders):
     orders = sqlite_orders
-    port = _free_port()
+    port = free_port()
     url = f"http://hookuser:pa55-w0rd-x@127.0.0.1:{port}/hook"
     disp = build_forwarding(_config(url), orders.engine, orders=orders)
     with disp:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,14 +11,9 @@ import pytest
 from gridworker.patrol import CameraPatrolConfig, PatrolPlan, PatrolRun, PatrolState, PatrolTarget
 from gridworker.streams.frame import Frame
 from gridworker.streams.rtsp_serve import RtspServerProcess
+from tests.factories import free_port
 
 FAST = {"open_timeout_s": 1.5, "keyframe_timeout_s": 3.0, "stagger_s": 0.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Sink:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -24,16 +23,11 @@ from gridworker.patrol import PatrolState
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
+from tests.factories import free_port
 
 pytestmark = [pytest.mark.model]
 
 FAST = {"open_timeout_s": 2.0, "keyframe_timeout_s": 3.0, "stagger_s": 0.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import pytest
 from gridworker.bench.patrol import phase_copy
 from gridworker.streams.glance import glance
 from gridworker.streams.rtsp_serve import RtspServerProcess
+from tests.factories import free_port
 
 GOP_FRAMES = 10  # sample_clip: 10 fps, a keyframe every second
 
@@ -22,12 +22,6 @@ def midgop_clip(tmp_path_factory: pytest.TempPathFactory, sample_clip: Path) -> 
     """The sample clip starting 0.5 s into a GOP: a new session sees ~5 non-key frames first,
     as when joining a live camera between two keyframes."""
     return phase_copy(sample_clip, tmp_path_factory.mktemp("glance") / "midgop.mp4", 0.5, 4.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("keyframes", [1, 3])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import statistics
 import threading
 import time
@@ -18,6 +17,7 @@ import pytest
 from stream_helpers import collect, wait_state, wait_until
 
 from gridworker.streams import CameraStream, StreamState
+from tests.factories import free_port
 
 LIVE, STALLED, BACKOFF = StreamState.LIVE, StreamState.STALLED, StreamState.BACKOFF
 
@@ -53,12 +53,6 @@ class FrameWatch:
     def longest_gap(self, t0: float, t1: float) -> float:
         times = [t0, *(t for t in self.arrivals if t0 <= t <= t1), t1]
         return max(b - a for a, b in itertools.pairwise(times))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_goes_live_and_publishes_at_sampling_fps(rtsp_server, camera):
@@ -188,7 +182,7 @@ def test_killed_server_reconnects_when_restarted_on_same_port(rtsp_server, rtsp_
 @pytest.mark.parametrize(
     ("make_url", "expected"),
     [
-        pytest.param(lambda srv: f"rtsp://127.0.0.1:{_free_port()}/cam", "Connection refused", id="closed-port"),
+        pytest.param(lambda srv: f"rtsp://127.0.0.1:{free_port()}/cam", "Connection refused", id="closed-port"),
         pytest.param(lambda srv: f"{srv.base_url}/no-such-mount", "404", id="unknown-mount"),
     ],
 )
