@@ -138,7 +138,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self.observers: list[FrameObserver] = []
         # counting-line crossings → gridworker_line_crossings_total + per-minute rows beside the incidents
-        self.flows = FlowStore(self.store.url)
+        self.flows = FlowStore(self.store.engine)  # the incident store's connection pool
         self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
         self.observers.append(self.flow_recorder.observe)
         self.workorders = attach_workorders(self)  # a graded work order per incident (docs/workorders.md)
@@ -221,6 +221,19 @@ class Service:
         self.workflow.verify_cleared(incident_id, at)
 
     # -- cameras --------------------------------------------------------------------
+    def _visit_analyzer(self, config: CameraConfig) -> VisitAnalyzer:
+        """The analyser of a patrol-only camera's visits (glance rules, revisit, watch stops)."""
+        return VisitAnalyzer(
+            config.id,
+            config.scene(),
+            incidents=self.incidents,
+            store=self.store,
+            annotator=self.annotator,
+            camera_info=self._camera_info,
+            on_open=[self._count_incident],
+            tracker=self.settings.tracker,
+        )
+
     def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> None:
         with self._cameras_lock:
             if config.id in self._cameras:
@@ -228,18 +241,7 @@ class Service:
             patrol_only = config.watch == "patrol"
             stream = CameraStream(config.id, config.stream_config() if patrol_only else self._stream_config(config))
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self.settings.tracker, signals=self.signals)
-            visits = None
-            if patrol_only:
-                visits = VisitAnalyzer(
-                    config.id,
-                    config.scene(),
-                    incidents=self.incidents,
-                    store=self.store,
-                    annotator=self.annotator,
-                    camera_info=self._camera_info,
-                    on_open=[self._count_incident],
-                    tracker=self.settings.tracker,
-                )
+            visits = self._visit_analyzer(config) if patrol_only else None
             self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted, visits=visits)
         if persist:  # outside the lock: a slow database must not stall the pipeline's camera lookups
             try:
@@ -291,16 +293,7 @@ class Service:
             config = CameraConfig.model_validate(merged)  # pydantic.ValidationError is a ValueError
             cam.analyzer.set_scene(config.scene())
             if cam.visits is not None:  # patrol-only: a new visit analyser (revisit sightings restart)
-                cam.visits = VisitAnalyzer(
-                    config.id,
-                    config.scene(),
-                    incidents=self.incidents,
-                    store=self.store,
-                    annotator=self.annotator,
-                    camera_info=self._camera_info,
-                    on_open=[self._count_incident],
-                    tracker=self.settings.tracker,
-                )
+                cam.visits = self._visit_analyzer(config)
             cam.config = config
         if cam.persisted:  # outside the lock, as in _add
             self.store.save_camera(config.id, config.model_dump_json())

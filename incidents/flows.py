@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Index, Integer, String, func, select
+from sqlalchemy import BigInteger, Engine, Index, Integer, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .store import _make_engine
@@ -120,9 +120,11 @@ class FlowStore:
         [0, 3]
     """
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine = _make_engine(url)
+    def __init__(self, url: str | Engine) -> None:
+        """``url`` opens an engine of its own; an ``Engine`` (the incident store's) is shared,
+        so the service keeps one connection pool per database, and ``close`` leaves it open."""
+        self._owns_engine = not isinstance(url, Engine)
+        self._engine = _make_engine(url) if isinstance(url, str) else url
         _FlowBase.metadata.create_all(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
@@ -132,7 +134,8 @@ class FlowStore:
             yield session
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     def add(self, counts: Mapping[FlowKey, int]) -> None:
         """Add ``counts`` (key → crossings) to the stored minutes, in one transaction."""
