@@ -9,10 +9,7 @@ import numpy as np
 
 from ..config import DwellRuleConfig, IllegalParkingRuleConfig, NonMotorParkingRuleConfig
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
-from .stays import Stay, StayTracker, elsewhere, format_duration, tracked_candidates
-
-#: How many objects a summary names before it says "and N more".
-_NAMED = 5
+from .stays import Stay, StayTracker, counted_stays, format_duration, listing, tracked_candidates
 
 
 class DwellRule(Rule):
@@ -43,40 +40,29 @@ class DwellRule(Rule):
         cfg = self.config
         now = scene.now
         idx = tracked_candidates(scene, self.candidates(scene))
-        dets = scene.detections
-        present = self._stays.update(
-            now, scene.tracker_ids[idx], dets.xyxy[idx], scene.class_names[idx], scene.size, elsewhere(scene, idx)
-        )
-        visible = [(int(i), s) for i, s in zip(idx, present, strict=True) if s.held(now) >= cfg.min_duration_s]
-        # counted before it went out of sight: still there as far as we know (no second incident)
-        hidden = [s for s in self._stays.unseen() if s.seen_for >= cfg.min_duration_s]
-        if not visible and not hidden:
+        stays = counted_stays(self._stays, scene, idx, cfg.min_duration_s)
+        if not stays:
             return INACTIVE
-        where = {id(s): i for i, s in visible}
-        stays = [(s, True) for _, s in visible] + [(s, False) for s in hidden]
-        stays.sort(key=lambda sv: -sv[0].held(now))
         hits = tuple(
             Hit(
                 key=s.key,
-                subjects=np.asarray([where[id(s)]] if seen else [], dtype=np.int64),
-                summary=f"stationary {self.noun}: {s.label()} for {format_duration(s.held(now))}{'' if seen else ' (hidden)'}",
-                details={"threshold_s": cfg.min_duration_s, **_describe(s, now, visible=seen)},
+                subjects=np.asarray([] if i is None else [i], dtype=np.int64),
+                summary=f"stationary {self.noun}: {s.label()} for {format_duration(s.held(now))}{' (hidden)' if i is None else ''}",
+                details={"threshold_s": cfg.min_duration_s, **_describe(s, now, visible=i is not None)},
             )
-            for s, seen in stays
+            for s, i in stays
         )
-        longest = stays[0][0].held(now)
-        listed = ", ".join(f"{s.label()} for {format_duration(s.held(now))}{'' if seen else ' (hidden)'}" for s, seen in stays[:_NAMED])
-        more = f" and {len(stays) - _NAMED} more" if len(stays) > _NAMED else ""
+        listed = listing([f"{s.label()} for {format_duration(s.held(now))}{' (hidden)' if i is None else ''}" for s, i in stays])
         return RuleResult(
             active=True,
-            subjects=np.asarray([i for i, _ in visible], dtype=np.int64),
+            subjects=np.asarray(sorted(i for _, i in stays if i is not None), dtype=np.int64),
             count=len(stays),
-            summary=f"{len(stays)} stationary {self.noun}(s): {listed}{more}",
+            summary=f"{len(stays)} stationary {self.noun}(s): {listed}",
             details={
-                "longest_s": round(longest, 1),
+                "longest_s": round(stays[0][0].held(now), 1),
                 "threshold_s": cfg.min_duration_s,
                 "tracks": [s.track for s, _ in stays],
-                "objects": [_describe(s, now, visible=seen) for s, seen in stays],
+                "objects": [_describe(s, now, visible=i is not None) for s, i in stays],
             },
             hits=hits,
         )

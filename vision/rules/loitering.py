@@ -16,9 +16,7 @@ import numpy as np
 
 from ..config import LoiteringRuleConfig
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
-from .stays import StayTracker, elsewhere, format_duration, tracked_candidates
-
-_NAMED = 5
+from .stays import StayTracker, counted_stays, format_duration, listing, tracked_candidates
 
 
 class LoiteringRule(Rule):
@@ -44,48 +42,37 @@ class LoiteringRule(Rule):
         cfg = self.config
         now = scene.now
         idx = tracked_candidates(scene, self.candidates(scene))
-        present = self._presence.update(
-            now, scene.tracker_ids[idx], scene.detections.xyxy[idx], scene.class_names[idx], scene.size, elsewhere(scene, idx)
-        )
-        visible = [(int(i), s) for i, s in zip(idx, present, strict=True) if s.held(now) >= cfg.min_duration_s]
         # already loitering when last seen, gone for less than the grace: still counts
-        hidden = [s for s in self._presence.unseen() if s.seen_for >= cfg.min_duration_s]
-        if not visible and not hidden:
+        people = counted_stays(self._presence, scene, idx, cfg.min_duration_s)
+        if not people:
             return INACTIVE
-        where = {id(s): i for i, s in visible}
-        people = [(s, True) for _, s in visible] + [(s, False) for s in hidden]
-        people.sort(key=lambda p: -p[0].held(now))
         persons = [
             {
                 "track": s.track,
                 "in_zone_s": round(s.held(now), 1),
                 "since": round(s.since, 3),
                 "previous_tracks": list(s.previous),
-                "visible": seen,
+                "visible": i is not None,
             }
-            for s, seen in people
+            for s, i in people
         ]
         hits = tuple(
             Hit(
                 key=s.key,
-                subjects=np.asarray([where[id(s)]] if seen else [], dtype=np.int64),
-                summary=f"loitering: {s.label()} for {format_duration(s.held(now))}{'' if seen else ' (out of sight)'}",
+                subjects=np.asarray([] if i is None else [i], dtype=np.int64),
+                summary=f"loitering: {s.label()} for {format_duration(s.held(now))}{' (out of sight)' if i is None else ''}",
                 details={"threshold_s": cfg.min_duration_s, **person},
             )
-            for (s, seen), person in zip(people, persons, strict=True)
+            for (s, i), person in zip(people, persons, strict=True)
         )
-        longest = people[0][0].held(now)
-        listed = ", ".join(
-            f"{s.label()} for {format_duration(s.held(now))}{'' if seen else ' (out of sight)'}" for s, seen in people[:_NAMED]
-        )
-        more = f" and {len(people) - _NAMED} more" if len(people) > _NAMED else ""
+        listed = listing([f"{s.label()} for {format_duration(s.held(now))}{' (out of sight)' if i is None else ''}" for s, i in people])
         return RuleResult(
             active=True,
-            subjects=np.asarray([i for i, _ in visible], dtype=np.int64),
+            subjects=np.asarray(sorted(i for _, i in people if i is not None), dtype=np.int64),
             count=len(people),
-            summary=f"{len(people)} loitering: {listed}{more}",
+            summary=f"{len(people)} loitering: {listed}",
             details={
-                "longest_s": round(longest, 1),
+                "longest_s": round(people[0][0].held(now), 1),
                 "threshold_s": cfg.min_duration_s,
                 "tracks": [s.track for s, _ in people],
                 "persons": persons,

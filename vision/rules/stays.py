@@ -35,7 +35,7 @@ from the stays of the present tracks and ``unseen()`` for those within their gra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -288,6 +288,27 @@ def elsewhere(scene: Scene, idx: np.ndarray) -> dict[int, np.ndarray]:
     rest[idx] = False
     rest &= ids >= 0
     return {int(ids[i]): scene.detections.xyxy[i] for i in np.flatnonzero(rest)}
+
+
+#: How many objects a summary names before it says "and N more".
+NAMED = 5
+
+
+def counted_stays(tracker: StayTracker, scene: Scene, idx: np.ndarray, min_duration_s: float) -> list[tuple[Stay, int | None]]:
+    """Feed the detections ``idx`` to ``tracker``; the stays held at least ``min_duration_s``,
+    longest first, each with its detection index — or None for a stay that had counted before
+    it went out of sight and is still within its grace (still there as far as we know)."""
+    now = scene.now
+    present = tracker.update(now, scene.tracker_ids[idx], scene.detections.xyxy[idx], scene.class_names[idx], scene.size, elsewhere(scene, idx))
+    visible: list[tuple[Stay, int | None]] = [(s, int(i)) for i, s in zip(idx, present, strict=True) if s.held(now) >= min_duration_s]
+    hidden: list[tuple[Stay, int | None]] = [(s, None) for s in tracker.unseen() if s.seen_for >= min_duration_s]
+    return sorted(visible + hidden, key=lambda item: -item[0].held(now))
+
+
+def listing(items: Sequence[str], sep: str = ", ") -> str:
+    """The first ``NAMED`` items joined, then "and N more"."""
+    more = f" and {len(items) - NAMED} more" if len(items) > NAMED else ""
+    return sep.join(items[:NAMED]) + more
 
 
 def format_duration(seconds: float) -> str:

@@ -22,13 +22,12 @@ import numpy as np
 
 from ..config import StreetVendingRuleConfig
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene, class_mask
-from .stays import Stay, StayTracker, elsewhere, format_duration, tracked_candidates
+from .stays import Stay, StayTracker, elsewhere, format_duration, listing, tracked_candidates
 
 #: Goods with at least this fraction of their box inside a person's box ...
 CARRIED_OVERLAP = 0.7
 #: ... and a bottom edge more than this many person heights above the person's feet are carried.
 CARRIED_LIFT = 0.15
-_NAMED = 5
 
 
 class StreetVendingRule(Rule):
@@ -94,10 +93,7 @@ class StreetVendingRule(Rule):
             return INACTIVE
         vendors.sort(key=lambda v: -v[1])
         longest = vendors[0][1]
-        listed = "; ".join(
-            f"{p.label()} with {', '.join(g.label() for g in stock)} for {format_duration(held)}" for p, held, stock in vendors[:_NAMED]
-        )
-        more = f" and {len(vendors) - _NAMED} more" if len(vendors) > _NAMED else ""
+        listed = listing([f"{p.label()} with {', '.join(g.label() for g in stock)} for {format_duration(held)}" for p, held, stock in vendors], "; ")
         described = [
             {
                 "track": p.track,
@@ -120,7 +116,7 @@ class StreetVendingRule(Rule):
             active=True,
             subjects=np.asarray(sorted(subjects), dtype=np.int64),
             count=len(vendors),
-            summary=f"{len(vendors)} street vendor(s): {listed}{more}",
+            summary=f"{len(vendors)} street vendor(s): {listed}",
             details={
                 "longest_s": round(longest, 1),
                 "threshold_s": cfg.min_duration_s,
