@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
+import sqlalchemy as sa
 import supervision as sv
 
 
@@ -76,3 +79,27 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+PG_URL = os.environ.get("GRIDWORKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pg_database(name: str) -> str:
+    """A fresh (emptied) PostgreSQL database ``name``; skips when PostgreSQL is away."""
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": name}) is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} in CI: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    url = sa.engine.make_url(PG_URL).set(database=name)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url.render_as_string(hide_password=False)

@@ -10,7 +10,8 @@ import pytest
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.workorders import WorkOrders
 
-from tests.forwarding.helpers import Receiver, pg_database
+from tests.factories import pg_database
+from tests.forwarding.helpers import Receiver
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -4,41 +4,16 @@ orders, a real HTTP receiver in a thread."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
 
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.workorders import WorkOrders
 
-PG_URL = os.environ.get("GRIDWORKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 T0 = 1_700_000_000.0
-
-
-def pg_database(name: str) -> str:
-    """A fresh (emptied) PostgreSQL database ``name``; skips when PostgreSQL is away."""
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": name}) is None:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} in CI: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    url = sa.engine.make_url(PG_URL).set(database=name)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url.render_as_string(hide_password=False)
 
 
 def open_incident(orders: WorkOrders, *, type: str = "illegal_parking", site: str = "market", camera: str = "cam-1", at: float = T0, summary: str = "a car parked"):

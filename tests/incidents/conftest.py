@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from gridworker.incidents import IncidentStore
 
-PG_URL = os.environ.get("GRIDWORKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.factories import PG_URL
 
 
 def _pg_available() -> bool:

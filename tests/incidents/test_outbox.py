@@ -14,7 +14,8 @@ from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING, DeliveryRow, O
 from gridworker.incidents.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow
 from gridworker.incidents.workorders import WorkOrderRow, WorkOrders
 
-from tests.forwarding.helpers import T0, open_incident, pg_database
+from tests.factories import pg_database
+from tests.forwarding.helpers import T0, open_incident
 
 OP = Actor("op-li", OPERATOR)
 SUP = Actor("sup-wang", SUPERVISOR)

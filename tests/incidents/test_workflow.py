@@ -2,11 +2,9 @@
 audit rows, the escalation floor, the overdue clock, auto-verified closing, the
 on_change hook inside the transaction, and statistics."""
 
-import os
 import threading
 
 import pytest
-import sqlalchemy as sa
 
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.workflow import (
@@ -27,8 +25,8 @@ from gridworker.incidents.workflow import (
     allowed,
 )
 from gridworker.incidents.workorders import AuditRow, WorkOrderQuery, WorkOrders
+from tests.factories import pg_database
 
-PG_URL = os.environ.get("GRIDWORKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_DB = "gw_workorders"  # a database of its own: other suites drop tables in the shared one
 
 T0 = 1_700_000_000.0
@@ -41,23 +39,7 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 100 + b"\xff\xd9"
 
 
 def _pg_url():
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": PG_DB}) is None:
-                conn.execute(sa.text(f'CREATE DATABASE "{PG_DB}"'))
-        admin.dispose()
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} in CI: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    url = sa.engine.make_url(PG_URL).set(database=PG_DB)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url.render_as_string(hide_password=False)
+    return pg_database(PG_DB)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
