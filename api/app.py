@@ -14,6 +14,9 @@ from .routers import workorders
 from .routers import events, forwarding
 from .routers import patrol, signals, types
 from .routers.console import mount_console
+from .security import SecurityGuard, SecurityMiddleware
+from .feeds import close_feeds
+from .limits import install_body_limit
 
 
 def create_app(service_factory: Callable[[], Service]) -> FastAPI:
@@ -23,14 +26,18 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
         >>> app = create_app(lambda: Service(settings, detector))  # doctest: +SKIP
     """
 
+    guard = SecurityGuard()  # the strictest policy until the service (its settings, its keys) exists
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = service_factory()
         app.state.service = service
+        guard.configure(service)
         service.start()
         try:
             yield
         finally:
+            await close_feeds(app)  # the shared SSE pollers (api/feeds.py)
             service.stop()
 
     app = FastAPI(
@@ -50,4 +57,9 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(flows.router)
     app.include_router(patrol.router)
     mount_console(app)  # /auth/me, /console/events, the console's files at /console/, / → /console/
+    # Middleware: the one added LAST runs FIRST. Host/loopback/origin checks and the security
+    # headers (api/security.py) go here; the request-body cap must be added after this line so
+    # that it is outermost and refuses a huge body before anything reads it.
+    app.add_middleware(SecurityMiddleware, guard=guard)
+    install_body_limit(app)  # outermost: 413 for a body over limits.max_body_bytes, before anything reads it
     return app

@@ -13,7 +13,9 @@ Send it as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 Roles: ``viewer`` (reads), ``operator`` (command-centre dispatcher), ``unit_handler``
 (bound to one unit: sees and acts on that unit's cases only), ``supervisor`` (also
 escalates), ``admin`` (everything, keys included). Whether keys are needed at all is
-``AuthConfig.enabled`` (default: as soon as one key exists).
+``AuthConfig.enabled`` (default: as soon as a key has been created). Until then the caller
+is an anonymous admin, but only from this machine (loopback) unless ``auth.open`` is set;
+keys themselves are only ever created by a key-holding admin or the CLI.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from fastapi import Depends, Header, HTTPException, Request, status
 
 from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound, Workflow
 from gridworker.incidents.workorders import StoredKey, WorkOrders
+
+from .security import NO_KEY_MESSAGE, is_loopback_address
 
 KEY_PREFIX = "gwk_"
 _KEY_RE = re.compile(r"^gwk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
@@ -108,28 +112,47 @@ ANONYMOUS = Actor("anonymous", ADMIN)
 
 
 def current_user(
+    request: Request,
     orders: OrdersDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Actor:
-    """The caller. With authentication off, everyone is an anonymous admin."""
-    if not orders.auth_required():
-        return ANONYMOUS
+    """The caller: the key's holder when a key is sent (401 if it is not valid). Without a
+    key: 401 when keys are required; otherwise an anonymous admin, but only for a loopback
+    client or with ``auth.open`` (api/security.py refuses the others first; this repeats it
+    so no route is open by a middleware mistake)."""
     raw = x_api_key
     if raw is None and authorization is not None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer":
             raw = value
     unauthorized = {"WWW-Authenticate": "Bearer"}
-    if not raw:
+    if raw:
+        key = verify_key(orders, raw)
+        if key is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
+        return actor_of(key)
+    if orders.auth_required():
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API key is required", headers=unauthorized)
-    key = verify_key(orders, raw)
-    if key is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
-    return actor_of(key)
+    if not orders.auth_open and not is_loopback_address(request.client.host if request.client else None):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, NO_KEY_MESSAGE)
+    return ANONYMOUS
 
 
 CurrentUser = Annotated[Actor, Depends(current_user)]
+
+
+def key_admin(user: CurrentUser) -> Actor:
+    """An admin *with a key*: creating keys is never done by an anonymous caller (the
+    first key comes from ``gridworker keys create``)."""
+    if user == ANONYMOUS:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "keys are created with an admin key; create the first one with `gridworker keys create --role admin --name ...`",
+        )
+    if user.role != ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not do this (needs admin)")
+    return user
 
 
 def require(*roles: str) -> Callable[..., Actor]:

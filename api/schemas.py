@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from gridworker.incidents import Incident
 from gridworker.service import CameraView
+from gridworker.settings import CameraConfig
+from gridworker.streams.sources import require_network
 from gridworker.vision.config import CalibrationConfig, LineConfig, MaskConfig, SignalConfig, ZoneConfig
 
 
@@ -24,7 +26,10 @@ class StreamHealthOut(BaseModel):
     frames_published: int
     frames_dropped: int
     reconnects: int
-    last_error: str | None
+    last_error: str | None = Field(
+        description="Why the stream last failed. Administrators get the detail (credentials redacted); "
+        "everyone else only its kind, e.g. 'cannot open the stream'."
+    )
     last_frame_at: datetime | None
 
 
@@ -46,7 +51,8 @@ class CameraOut(BaseModel):
     calibration: CalibrationConfig | None
 
     @classmethod
-    def of(cls, view: CameraView) -> CameraOut:
+    def of(cls, view: CameraView, *, detail: bool = False) -> CameraOut:
+        """The camera as the API shows it; ``detail`` (administrators) shows ``last_error`` in full."""
         h = view.health
         return cls(
             id=view.config.id,
@@ -62,7 +68,7 @@ class CameraOut(BaseModel):
                 frames_published=h.frames_published,
                 frames_dropped=h.frames_dropped,
                 reconnects=h.reconnects,
-                last_error=h.last_error,
+                last_error=h.last_error if detail else h.public_error,
                 last_frame_at=_dt(h.last_frame_ts),
             ),
             analysed_fps=view.analysed_fps,
@@ -75,6 +81,17 @@ class CameraOut(BaseModel):
             signals=view.config.signals,
             calibration=view.config.calibration,
         )
+
+
+class NewCamera(CameraConfig):
+    """A camera added through the API: a network camera only (rtsp, rtsps, rtmp, rtmps, or
+    http(s) HLS). Video files are sources only in the config file, under ``media_dir``."""
+
+    @field_validator("url")
+    @classmethod
+    def _network_only(cls, url: str) -> str:
+        require_network(url)  # a SourceError (ValueError): 422 naming body.url
+        return url
 
 
 class IncidentOut(BaseModel):

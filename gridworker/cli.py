@@ -12,7 +12,55 @@ from .settings import ConfigError, Settings, load_settings
 log = logging.getLogger("gridworker")
 
 
-def _serve(settings: Settings, *, log_level: str = "info") -> int:
+def exposure_refusal(settings: Settings, config: str | None = None) -> str | None:
+    """Why ``settings`` must not be served as they are, or None.
+
+    A non-loopback ``server.host`` is refused until an API key exists (or ``auth.open`` is
+    set): without keys every caller is an admin, so the API answers loopback clients only
+    and binding anything wider would only hide that behind 403s (docs/security.md)."""
+    from gridworker.api.security import is_loopback_bind
+    from gridworker.incidents import IncidentStore
+    from gridworker.incidents.workorders import WorkOrders
+
+    host = settings.server.host
+    if is_loopback_bind(host) or settings.auth.open:
+        return None
+    store = IncidentStore(settings.database.url)
+    try:
+        orders = WorkOrders(store, auth_enabled=settings.auth.enabled)
+        keyed = orders.auth_required() and orders.any_key()
+    finally:
+        store.close()
+    if keyed:
+        return None
+    if settings.auth.enabled is False:
+        return (
+            f"refusing to listen on {host}: API keys are switched off (auth.enabled: false), so anyone who can reach"
+            " the port would be an admin.\n  Remove auth.enabled: false and create a key, or bind 127.0.0.1"
+            " (or, on a closed lab network only, set `auth: {open: true}` in the config)"
+        )
+    return (
+        f"refusing to listen on {host}: no API key exists yet, so anyone who can reach the port would be an admin.\n"
+        f"  Create a key first:  gridworker keys create {_db_option(settings, config)} --role admin --name <who>\n"
+        "  (or bind 127.0.0.1; or, on a closed lab network only, set `auth: {open: true}` in the config)"
+    )
+
+
+def _db_option(settings: Settings, config: str | None) -> str:
+    """How to point ``gridworker keys`` at this service's database (never showing a password)."""
+    if config:
+        return f"--config {config}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(settings.database.url)
+    except ArgumentError:
+        return "--config <config.yaml>"
+    return "--config <config.yaml>" if url.password else f"--database {settings.database.url}"
+
+
+def _serve(settings: Settings, *, log_level: str = "info", config: str | None = None) -> int:
     import uvicorn
 
     from gridworker.api import create_app
@@ -20,6 +68,10 @@ def _serve(settings: Settings, *, log_level: str = "info") -> int:
 
     from .service import Service
 
+    refusal = exposure_refusal(settings, config)  # before the model loads or a port opens
+    if refusal is not None:
+        print(f"gridworker: {refusal}", file=sys.stderr)
+        return 2
     detector = load_detector(settings.detector)  # fail before binding the port if the model is bad
     app = create_app(lambda: Service(settings, detector))
     # open event streams (consoles) must not hold a shutdown for long
@@ -40,7 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
         return 2
-    return _serve(settings, log_level=args.log_level)
+    return _serve(settings, log_level=args.log_level, config=args.config)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -215,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from gridworker.streams.redact import install_handler_redaction
+
+    # every record, FFmpeg's libav.* and the web server's included, loses URL credentials
+    install_handler_redaction()
     return int(args.func(args) or 0)
 
 

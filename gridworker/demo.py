@@ -115,17 +115,22 @@ def demo_config(urls: dict[str, str], workdir: Path, host: str, port: int) -> di
     return {
         "server": {"host": host, "port": port},
         "database": {"url": f"sqlite:///{(workdir / 'demo.db').resolve()}"},
+        "media_dir": str(workdir.resolve()),  # the clips, when they are read as files (no RTSP server)
         "cameras": cameras,
     }
 
 
 def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: int = 8080, use_rtsp: bool = True, log_level: str = "info") -> int:
-    from gridworker.cli import _serve
+    from gridworker.cli import _serve, exposure_refusal
     from gridworker.streams.rtsp_serve import RtspServerProcess, gst_rtsp_available
 
-    from .settings import ConfigError, load_settings
+    from .settings import ConfigError, Settings, load_settings
 
     work = Path(workdir)
+    refusal = exposure_refusal(Settings(**demo_config({}, work, host, port)))
+    if refusal is not None:  # before the clips are built or the RTSP server starts
+        print(f"gridworker: {refusal}", file=sys.stderr)
+        return 2
     clips = build_sample_clips(work)
     server: RtspServerProcess | None = None
     if use_rtsp and gst_rtsp_available():
@@ -159,7 +164,7 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
     ]
     print("\n".join(lines), flush=True)
     try:
-        return _serve(settings, log_level=log_level)
+        return _serve(settings, log_level=log_level, config=str(config_path))
     finally:
         if server is not None:
             server.stop()

@@ -1,7 +1,8 @@
 """``gridworker keys``: create, list and revoke API keys in the service's database.
 
-The first admin key is made here (nothing can call ``POST /keys`` before one exists once
-authentication is on). The key is printed once, on stdout, and nowhere else.
+The first admin key is made here: ``POST /keys`` needs an admin *key*, never an anonymous
+caller. The last admin key cannot be revoked (create another first), so revoking never
+leaves a service nobody can manage. The key is printed once, on stdout, and nowhere else.
 
 Example:
     gridworker keys create --config site.yaml --role admin --name "ops lead"
@@ -93,11 +94,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_revoke(args: argparse.Namespace) -> int:
     import time
 
+    from gridworker.incidents.workorders import LastAdminKey
+
     orders = _orders(args)
     if orders is None:
         return 2
     try:
         ok = orders.revoke_key(args.id, time.time())
+    except LastAdminKey as exc:
+        print(f"gridworker keys: {exc}", file=sys.stderr)
+        return 3
     finally:
         orders.store.close()
     if not ok:

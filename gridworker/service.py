@@ -5,7 +5,6 @@ per-stage loops around one stop event).
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -28,13 +27,15 @@ from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.patrol.engine import PatrolRun, default_visitor
 from gridworker.patrol.glance_rules import VisitAnalyzer
-from gridworker.patrol.manager import PatrolManager
+from gridworker.patrol.manager import PatrolLimitReached, PatrolManager
 from gridworker.streams.glance import GlanceResult
 from gridworker.streams.config import StreamConfig
-from gridworker.streams.evidence import PacketRing
+from gridworker.streams.evidence import PacketRing, RingBudget
 from gridworker.streams.frame import Frame
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.reader import CameraStream
+from gridworker.streams.redact import get_logger
+from gridworker.streams.sources import require_network
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.signals import SignalBoard
 from gridworker.vision.annotate import FrameAnnotator
@@ -44,7 +45,7 @@ from gridworker.vision.config import SceneConfig
 from .metrics import Metrics
 from .settings import CameraConfig, Settings, plan_camera_problems
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # scrubs URL credentials from every line (streams/redact.py)
 
 
 class CameraExists(ValueError):
@@ -53,6 +54,14 @@ class CameraExists(ValueError):
 
 class CameraNotFound(KeyError):
     pass
+
+
+class CameraLimitReached(ValueError):
+    """``limits.max_cameras`` cameras exist already (the API answers 409)."""
+
+
+class SceneTooLarge(ValueError):
+    """A scene over ``limits.scene`` (the API answers 422)."""
 
 
 @dataclass
@@ -119,6 +128,12 @@ class Service:
         self.signals = SignalBoard()
         self._cameras: dict[str, _Camera] = {}
         self._cameras_lock = threading.RLock()
+        # every camera's clip ring draws on one total (limits.clip_buffers_total_mb)
+        self.ring_budget = RingBudget(int(settings.limits.clip_buffers_total_mb * 1_000_000))
+        # serialises camera saves, deletes and stream starts (never taken by the pipeline): a save
+        # checks, under it, that its camera is still the one listed, so a DELETE cannot be undone
+        # by a save that was still in flight (it would bring the camera back after a restart)
+        self._persist_lock = threading.Lock()
         self.batcher = Batcher(
             self._live_sources,
             max_batch=detector.max_batch,
@@ -132,6 +147,7 @@ class Service:
             validate=self._validate_plan,
             save=lambda plan: self.store.save_patrol_plan(plan.id, plan.model_dump_json()),  # PUT plans survive a restart
             forget=self.store.delete_patrol_plan,
+            max_plans=settings.limits.max_patrol_plans,
         )
         self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
@@ -161,7 +177,9 @@ class Service:
                 log.warning("camera %r saved through the API is also in the config file; the config file wins", cam_id)
                 continue
             try:
-                self._add(CameraConfig.model_validate_json(raw), persist=False, persisted=True)
+                saved = CameraConfig.model_validate_json(raw)
+                require_network(saved.url)  # saved cameras came through the API: never a file
+                self._add(saved, persist=False, persisted=True)
             except ValueError as exc:
                 log.error("skipping saved camera %r: %s", cam_id, exc)
         for plan_id, raw in self.store.saved_patrol_plans():  # plans created through the API
@@ -170,7 +188,16 @@ class Service:
             except ValueError as exc:
                 log.error("skipping saved patrol plan %r: %s", plan_id, exc)
                 continue
-            if not self.patrol.adopt(plan):
+            cap = self.settings.limits.max_patrol_concurrency
+            if plan.concurrency > cap:
+                log.warning("saved patrol plan %r: concurrency %d lowered to limits.max_patrol_concurrency (%d)", plan_id, plan.concurrency, cap)
+                plan = plan.model_copy(update={"concurrency": cap})
+            try:
+                adopted = self.patrol.adopt(plan)
+            except PatrolLimitReached as exc:
+                log.error("skipping saved patrol plan %r: %s", plan_id, exc)
+                continue
+            if not adopted:
                 log.warning("patrol plan %r saved through the API is also in the config file; the config file wins", plan_id)
                 continue
             problems = plan_camera_problems(plan, set(self._cameras))
@@ -234,33 +261,66 @@ class Service:
             tracker=self.settings.tracker,
         )
 
-    def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> None:
+    def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> _Camera:
         with self._cameras_lock:
             if config.id in self._cameras:
                 raise CameraExists(config.id)
+            self._check_limits(config)
             patrol_only = config.watch == "patrol"
             stream = CameraStream(config.id, config.stream_config() if patrol_only else self._stream_config(config))
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self.settings.tracker, signals=self.signals)
             visits = self._visit_analyzer(config) if patrol_only else None
-            self._cameras[config.id] = _Camera(config, stream, analyzer, persisted=persist or persisted, visits=visits)
-        if persist:  # outside the lock: a slow database must not stall the pipeline's camera lookups
-            try:
-                self.store.save_camera(config.id, config.model_dump_json())
-            except Exception:
-                with self._cameras_lock:
-                    self._cameras.pop(config.id, None)
-                raise
-        if patrol_only:
-            stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")
-            log.info("camera %s (%s) added, patrol only", config.id, config.public_url())
-            return
-        stream.start()
+            if stream.packet_ring is not None:
+                self.ring_budget.attach(stream.packet_ring)
+            cam = _Camera(config, stream, analyzer, persisted=persist or persisted, visits=visits)
+            self._cameras[config.id] = cam
+        # outside the cameras lock (a slow database must not stall the pipeline's camera lookups),
+        # under the persist lock: a remove_camera that popped the camera meanwhile waits here, and
+        # one that got here first leaves the camera unlisted, so it is neither saved nor started
+        with self._persist_lock:
+            with self._cameras_lock:
+                listed = self._cameras.get(config.id) is cam
+                latest = cam.config  # a scene edit may have landed since
+            if not listed:
+                log.info("camera %s was removed while it was being added; not saved", config.id)
+                stream.stop()
+                return cam
+            if persist:
+                try:
+                    self.store.save_camera(config.id, latest.model_dump_json())
+                except Exception:
+                    with self._cameras_lock:
+                        if self._cameras.get(config.id) is cam:
+                            del self._cameras[config.id]
+                    raise
+            if patrol_only:
+                stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")
+                log.info("camera %s (%s) added, patrol only", config.id, config.public_url())
+                return cam
+            stream.start()
         log.info("camera %s (%s) added", config.id, config.public_url())
+        return cam
+
+    def _check_limits(self, config: CameraConfig) -> None:
+        """Raises CameraLimitReached at ``limits.max_cameras``, SceneTooLarge over ``limits.scene``
+        (call under the cameras lock)."""
+        limits = self.settings.limits
+        if len(self._cameras) >= limits.max_cameras:
+            raise CameraLimitReached(
+                f"{len(self._cameras)} cameras exist, the limit (limits.max_cameras) is {limits.max_cameras}; remove one first"
+            )
+        over = limits.scene.problems(config)
+        if over:
+            raise SceneTooLarge("; ".join(over))
 
     def add_camera(self, config: CameraConfig) -> CameraView:
-        """Start analysing a new camera now; it is saved and comes back after a restart."""
-        self._add(config, persist=True)
-        return self.camera(config.id)
+        """Start analysing a new network camera now; it is saved and comes back after a restart.
+
+        Raises:
+            SourceError: a video file (files are sources only in the config file, under media_dir).
+        """
+        require_network(config.url)
+        return self._view(self._add(config, persist=True))
 
     def remove_camera(self, camera_id: str) -> None:
         with self._cameras_lock:
@@ -269,10 +329,16 @@ class Service:
                 raise CameraNotFound(camera_id)
         # outside the cameras lock: the batcher holds its own lock while it asks for sources
         self.batcher.forget(camera_id)
-        cam.stream.stop(timeout=5.0)
+        if cam.stream.packet_ring is not None:
+            self.ring_budget.detach(cam.stream.packet_ring)
+        with self._persist_lock:  # after any save of this camera still in flight
+            with self._cameras_lock:
+                readded = camera_id in self._cameras  # added again meanwhile: its row is the new camera's
+            if not readded:
+                self.store.delete_camera(camera_id)
+        cam.stream.stop(timeout=5.0)  # after the persist lock: an _add in flight has started it by now, or never will
         self.incidents.close_camera(camera_id, time.time())
         self.signals.forget(camera_id)
-        self.store.delete_camera(camera_id)
         log.info("camera %s removed", camera_id)
 
     def update_scene(self, camera_id: str, scene: SceneConfig) -> tuple[CameraView, bool]:
@@ -291,14 +357,24 @@ class Service:
             cam = self._get(camera_id)
             merged = {**cam.config.model_dump(), **scene.model_dump()}
             config = CameraConfig.model_validate(merged)  # pydantic.ValidationError is a ValueError
+            over = self.settings.limits.scene.problems(config)
+            if over:
+                raise SceneTooLarge("; ".join(over))
             cam.analyzer.set_scene(config.scene())
             if cam.visits is not None:  # patrol-only: a new visit analyser (revisit sightings restart)
                 cam.visits = self._visit_analyzer(config)
             cam.config = config
-        if cam.persisted:  # outside the lock, as in _add
-            self.store.save_camera(config.id, config.model_dump_json())
+        if cam.persisted:  # outside the cameras lock, as in _add
+            with self._persist_lock:
+                # a camera removed meanwhile stays removed; of two edits racing, the config saved
+                # is the one in force (read here, not the one this call made)
+                with self._cameras_lock:
+                    listed = self._cameras.get(camera_id) is cam
+                    latest = cam.config
+                if listed:
+                    self.store.save_camera(camera_id, latest.model_dump_json())
         log.info("camera %s: scene updated (%d zone(s), %d line(s)%s)", camera_id, len(config.zones), len(config.lines), "" if cam.persisted else ", until restart")
-        return self.camera(camera_id), cam.persisted
+        return self._view(cam), cam.persisted
 
     def _get(self, camera_id: str) -> _Camera:
         with self._cameras_lock:
@@ -347,9 +423,9 @@ class Service:
         """The camera's reader config; with clips on, a packet ring unless the camera sets its own."""
         stream_config = config.stream_config()
         evidence = self.settings.evidence
-        if evidence.clips and "clip_buffer_s" not in config.stream:
+        if evidence.clips and "clip_buffer_s" not in config.stream.model_fields_set:
             update = {"clip_buffer_s": evidence.ring_seconds}
-            if "clip_buffer_mb" not in config.stream:
+            if "clip_buffer_mb" not in config.stream.model_fields_set:
                 update["clip_buffer_mb"] = evidence.buffer_mb
             stream_config = stream_config.model_copy(update=update)
         return stream_config
@@ -466,6 +542,9 @@ class Service:
         problems = plan_camera_problems(plan, known)
         if problems:
             raise ValueError(f"patrol plan {plan.id!r}: {problems}")
+        cap = self.settings.limits.max_patrol_concurrency
+        if plan.concurrency > cap:
+            raise ValueError(f"patrol plan {plan.id!r}: concurrency {plan.concurrency} is more than limits.max_patrol_concurrency ({cap})")
 
     def _patrol_admit(self) -> bool:
         """Back-pressure: a new visit starts only while few patrol frames wait for inference."""

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gridworker.incidents.forwarding import ForwardingConfig
@@ -21,13 +21,13 @@ from gridworker.incidents.workorders import AuthConfig, WorkOrdersConfig
 from gridworker.models.config import DetectorConfig
 from gridworker.models.tiling import TileConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
-from gridworker.streams.config import StreamConfig
+from gridworker.streams.config import StreamConfig, StreamTuning
 from gridworker.streams.redact import redact_url
-from gridworker.vision.config import SceneConfig
+from gridworker.streams.sources import FileSource, check_media_path, parse_source
+from gridworker.vision.config import SceneConfig, SceneLimits
 from gridworker.vision.tracker import TrackerConfig
 
 CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-URL_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "file"}
 
 
 class ConfigError(ValueError):
@@ -50,9 +50,14 @@ class CameraConfig(SceneConfig):
     id: str = Field(pattern=CAMERA_ID_PATTERN, description="Unique camera id (letters, digits, _ . -).")
     name: str = Field("", max_length=200, description="Human-readable name.")
     site: str = Field("", max_length=200, description="Site the camera watches (school, hospital, ...).")
-    url: str = Field(min_length=1, max_length=2000, description="rtsp://, http(s)://, file:// URL or a local file path.")
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="rtsp://, rtsps://, rtmp://, rtmps://, http(s):// (HLS) URL; in the config file also a video file "
+        "(a path or file://) under media_dir. Credentials (user:pw@, ?pwd=, ;password=) are never shown or logged.",
+    )
     fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
-    stream: dict[str, Any] = Field(default_factory=dict, description="Reader tuning: timeouts, backoff (see StreamConfig).")
+    stream: StreamTuning = Field(default_factory=StreamTuning, description="Reader tuning: timeouts, backoff, clip ring (see StreamConfig).")
     detect_tiles: TileConfig | None = Field(
         None, description="Detect on overlapping tiles (small, far objects; one model run per tile). See docs/models.md."
     )
@@ -67,22 +72,17 @@ class CameraConfig(SceneConfig):
 
     @field_validator("url")
     @classmethod
-    def _known_scheme(cls, url: str) -> str:
-        if "://" in url:
-            scheme = urlsplit(url).scheme.lower()
-            if scheme not in URL_SCHEMES:
-                raise ValueError(f"unsupported URL scheme {scheme!r} in {redact_url(url)}; use one of {sorted(URL_SCHEMES)}")
-            if scheme != "file" and not urlsplit(url).hostname:
-                raise ValueError(f"URL {redact_url(url)} has no host")
+    def _known_source(cls, url: str) -> str:
+        parse_source(url)  # the one check of camera URLs (streams/sources.py); a SourceError is a ValueError
         return url
 
-    @model_validator(mode="after")
-    def _check(self) -> CameraConfig:
-        self.stream_config()  # validates the tuning keys
-        return self
+    @field_serializer("stream")
+    def _stream_as_set(self, stream: StreamTuning) -> dict[str, Any]:
+        # only what was set: a saved camera must not freeze today's defaults (clip_buffer_s above all)
+        return stream.model_dump(exclude_unset=True)
 
     def stream_config(self) -> StreamConfig:
-        return StreamConfig(url=self.url, fps=self.fps, **self.stream)
+        return StreamConfig(url=self.url, fps=self.fps, **self.stream.model_dump(exclude_unset=True))
 
     def scene(self) -> SceneConfig:
         """The camera's scene alone (what the analyzer needs)."""
@@ -93,8 +93,53 @@ class CameraConfig(SceneConfig):
 
 
 class ServerConfig(_Strict):
-    host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the HTTP API. Anything but loopback needs an API key first (docs/security.md).",
+    )
     port: int = Field(8080, ge=0, le=65535)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Host names (no port) the API answers to besides localhost, IP literals and `host`; any other Host header"
+            " is refused (400) against DNS rebinding. Add the name clients use, e.g. gridworker.example.org."
+        ),
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Extra browser origins (scheme://host[:port]) allowed to send POST/PUT/PATCH/DELETE, e.g. the https:// origin"
+            " of a TLS proxy in front of the API. The API's own origin is always allowed."
+        ),
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        out = []
+        for name in v:
+            name = name.strip().lower().rstrip(".")
+            if not re.fullmatch(r"[a-z0-9_]([a-z0-9_\-]{0,62})(\.[a-z0-9_]([a-z0-9_\-]{0,62}))*", name):
+                raise ValueError(f"allowed_hosts: {name!r} is not a host name (no scheme, port or path)")
+            out.append(name)
+        return out
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        out = []
+        for origin in v:
+            parts = urlsplit(origin.strip())
+            try:
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                parts = urlsplit("")
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
+                raise ValueError(f"allowed_origins: {origin!r} is not an origin like https://host or http://host:8080")
+            out.append(origin.strip().rstrip("/").lower())
+        return out
 
 
 class DatabaseConfig(_Strict):
@@ -176,6 +221,84 @@ class EvidenceConfig(_Strict):
         return Path("var/clips")
 
 
+MIB = 1024 * 1024
+
+
+class LimitsConfig(_Strict):
+    """Caps on what callers and the config file can make the service hold (docs/security.md,
+    "Limits"). A request over a cap gets a 4xx naming the cap; a config file over one does not
+    load (ConfigError).
+
+    Example:
+        >>> LimitsConfig().body_limit("/cameras"), LimitsConfig(body_bytes_by_path={"/photos": 8 * MIB}).body_limit("/photos/7")
+        (1048576, 8388608)
+    """
+
+    max_body_bytes: int = Field(
+        MIB, ge=1024, le=1024 * MIB, description="Largest request body, bytes (413 beyond; checked while it streams in)."
+    )
+    body_bytes_by_path: dict[str, int] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Other caps for routes under a path prefix, bytes, e.g. {'/photos': 20971520} for a route that "
+        "takes photos; the longest matching prefix wins. No route takes large bodies today.",
+    )
+    max_event_streams: int = Field(64, ge=1, le=100_000, description="Open server-sent event streams in all (429 beyond).")
+    max_event_streams_per_key: int = Field(8, ge=1, le=100_000, description="Open event streams of one API key (429 beyond).")
+    max_cameras: int = Field(1000, ge=1, le=100_000, description="Cameras in all, config file and API together (409 beyond).")
+    max_patrol_plans: int = Field(64, ge=1, le=10_000, description="Patrol plans in all (409 beyond).")
+    max_patrol_concurrency: int = Field(
+        128, ge=1, le=512, description="Highest 'concurrency' (visits in flight) a patrol plan may ask for (422 beyond)."
+    )
+    clip_buffers_total_mb: float = Field(
+        1024.0,
+        gt=0.0,
+        le=1_048_576.0,
+        description="Memory of all cameras' clip rings together, megabytes. The rings share it: with N rings each "
+        "keeps at most min(its own cap, total / N).",
+    )
+    scene: SceneLimits = Field(default_factory=SceneLimits, description="Zones, rules, masks, lines, signals, vertices per camera.")
+
+    @field_validator("body_bytes_by_path")
+    @classmethod
+    def _prefixes(cls, v: dict[str, int]) -> dict[str, int]:
+        for prefix, n in v.items():
+            if not prefix.startswith("/") or len(prefix) > 200 or any(c.isspace() or c in "?#" for c in prefix):
+                raise ValueError(f"body_bytes_by_path: {prefix[:200]!r} is not a path prefix like /photos")
+            if not 1024 <= n <= 1024 * MIB:
+                raise ValueError(f"body_bytes_by_path: {prefix!r}: {n} bytes is outside 1024..{1024 * MIB}")
+        return v
+
+    def body_limit(self, path: str) -> int:
+        """The body cap of a request to ``path``: the longest matching prefix's, else ``max_body_bytes``."""
+        best, limit = -1, self.max_body_bytes
+        for prefix, n in self.body_bytes_by_path.items():
+            if len(prefix) > best and (path == prefix or path.startswith(prefix.rstrip("/") + "/")):
+                best, limit = len(prefix), n
+        return limit
+
+    def problems(self, settings: Settings) -> list[str]:
+        """What in the config file exceeds these caps (empty when it fits)."""
+        out: list[str] = []
+        if len(settings.cameras) > self.max_cameras:
+            out.append(f"{len(settings.cameras)} cameras, more than limits.max_cameras ({self.max_cameras})")
+        if len(settings.patrol_plans) > self.max_patrol_plans:
+            out.append(f"{len(settings.patrol_plans)} patrol plans, more than limits.max_patrol_plans ({self.max_patrol_plans})")
+        for plan in settings.patrol_plans:
+            if plan.concurrency > self.max_patrol_concurrency:
+                out.append(
+                    f"patrol plan {plan.id!r}: concurrency {plan.concurrency} is more than limits.max_patrol_concurrency ({self.max_patrol_concurrency})"
+                )
+        for cam in settings.cameras:
+            out.extend(f"camera {cam.id!r}: {p}" for p in self.scene.problems(cam))
+            ring_mb = cam.stream.clip_buffer_mb if "clip_buffer_mb" in cam.stream.model_fields_set else None
+            if ring_mb is not None and ring_mb > self.clip_buffers_total_mb:
+                out.append(f"camera {cam.id!r}: stream.clip_buffer_mb {ring_mb} is more than limits.clip_buffers_total_mb ({self.clip_buffers_total_mb})")
+        if settings.evidence.buffer_mb > self.clip_buffers_total_mb:
+            out.append(f"evidence.buffer_mb {settings.evidence.buffer_mb} is more than limits.clip_buffers_total_mb ({self.clip_buffers_total_mb})")
+        return out
+
+
 class Settings(BaseSettings):
     """The whole service configuration (the composition root's view)."""
 
@@ -190,8 +313,29 @@ class Settings(BaseSettings):
     workorders: WorkOrdersConfig = Field(default_factory=WorkOrdersConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig, description="Outbox delivery (docs/forwarding.md).")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Caps on bodies, streams, cameras, plans, scenes, clip memory (docs/security.md).")
+    media_dir: Path | None = Field(
+        None,
+        description="Folder of the video files that cameras in this file may play (a path or file:// URL that resolves, "
+        "symlinks and '..' followed, inside it). None: no file sources. Cameras added through the API are always "
+        "network cameras.",
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
     patrol_plans: list[PatrolPlan] = Field(default_factory=list, description="Patrol plans (docs/patrol.md).")
+
+    @model_validator(mode="after")
+    def _file_sources_in_media_dir(self) -> Settings:
+        problems = []
+        for i, cam in enumerate(self.cameras):
+            source = parse_source(cam.url)
+            if isinstance(source, FileSource):
+                try:
+                    check_media_path(source, self.media_dir)
+                except ValueError as exc:
+                    problems.append(f"camera {cam.id!r} (cameras[{i}]): url: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems[:10]))
+        return self
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Settings:
@@ -208,6 +352,9 @@ class Settings(BaseSettings):
             problems = plan_camera_problems(plan, seen)
             if problems:
                 raise ValueError(f"patrol plan {plan.id!r}: {problems}")
+        over = self.limits.problems(self)
+        if over:
+            raise ValueError("over the limits: " + "; ".join(over[:10]) + (f"; and {len(over) - 10} more" if len(over) > 10 else ""))
         return self
 
     @classmethod

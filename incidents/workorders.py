@@ -64,6 +64,7 @@ STATES = (DETECTED, DISPATCHED, ACCEPTED, HANDLED, CLOSED, REJECTED, ESCALATED)
 TERMINAL = frozenset({CLOSED, REJECTED})
 # states whose clock runs: a case in one of them past its due time is overdue
 RUNNING = frozenset({DETECTED, DISPATCHED, ACCEPTED, ESCALATED})
+ADMIN_ROLE = "admin"  # workflow.ADMIN (workflow imports this module, not the other way round)
 
 
 class WorkOrdersConfig(BaseModel):
@@ -79,13 +80,27 @@ class AuthConfig(BaseModel):
     """``auth:`` in the service config.
 
     ``enabled``: ``true`` — every API call needs a key (until one is created with
-    ``gridworker keys create``, nothing gets in); ``false`` — no keys checked (a closed lab
-    network, the embedded demo); unset (default) — on as soon as any unrevoked key exists.
+    ``gridworker keys create``, nothing gets in); ``false`` — no keys checked; unset
+    (default) — on as soon as a key has been created (a revoked key still counts, so
+    revoking keys never reopens the API).
+
+    Without keys the API answers only loopback clients (127.0.0.0/8, ::1) and
+    ``gridworker run`` refuses to bind another address. ``open: true`` lifts both: anyone
+    who can reach the port is an admin. It is for a closed lab network only and is logged
+    as a warning on every start (docs/security.md).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None
+    open: bool = Field(
+        False,
+        description="Answer non-loopback clients even though no key is required (anyone reaching the port is an admin).",
+    )
+
+
+class LastAdminKey(ValueError):
+    """Revoking this key would leave no unrevoked admin key."""
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -313,6 +328,7 @@ class WorkOrders:
         store: the incident store whose engine (and database) the tables share.
         catalogue: incident types, units and routing; default: the shipped catalogue.
         auth_enabled: see ``AuthConfig.enabled``.
+        auth_open: see ``AuthConfig.open``.
 
     Example:
         >>> store = IncidentStore("sqlite:///:memory:")
@@ -321,10 +337,15 @@ class WorkOrders:
         0
     """
 
-    def __init__(self, store: IncidentStore, catalogue: Catalogue | None = None, *, auth_enabled: bool | None = None) -> None:
+    def __init__(
+        self, store: IncidentStore, catalogue: Catalogue | None = None, *, auth_enabled: bool | None = None, auth_open: bool = False
+    ) -> None:
         self.store = store
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
         self.auth_enabled = auth_enabled
+        self.auth_open = auth_open
+        self._ever_keyed = False
+        self._keys_lock = threading.Lock()
         self.engine = store.engine
         _Base.metadata.create_all(self.engine, tables=TABLES)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -585,22 +606,55 @@ class WorkOrders:
             return [_to_key(r) for r in s.scalars(stmt).all()]
 
     def any_key(self) -> bool:
+        """Whether an unrevoked key exists."""
         with self.transaction() as s:
             return s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1)) is not None
 
     def revoke_key(self, id: int, at: float) -> bool:
-        with self.transaction() as s:
+        """Revoke key ``id``; False when there is no such unrevoked key.
+
+        Raises:
+            LastAdminKey: it is the last unrevoked admin key (nobody could manage keys
+                through the API any more; create another admin key first).
+        """
+        with self._keys_lock, self.transaction() as s:
+            # take the write lock on the admin keys first (PostgreSQL: their rows; SQLite: the
+            # database) so two revocations at once cannot both see "another admin is left"
+            s.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.role == ADMIN_ROLE, ApiKeyRow.revoked_at.is_(None))
+                .values(role=ApiKeyRow.role)
+            )
             row = s.get(ApiKeyRow, id)
             if row is None or row.revoked_at is not None:
                 return False
+            if row.role == ADMIN_ROLE:
+                others = s.scalar(
+                    select(func.count(ApiKeyRow.id)).where(
+                        ApiKeyRow.role == ADMIN_ROLE, ApiKeyRow.revoked_at.is_(None), ApiKeyRow.id != id
+                    )
+                )
+                if not others:
+                    raise LastAdminKey(f"key {id} is the last admin key: create another admin key before revoking it")
             row.revoked_at = at
             return True
 
     def auth_required(self) -> bool:
-        """Whether API calls must carry a key (see ``AuthConfig``)."""
+        """Whether API calls must carry a key (see ``AuthConfig``).
+
+        By default: once any key has been created, revoked or not. Key rows are never
+        deleted, so once true this stays true (and is not asked of the database again);
+        a database error propagates (the caller fails the request, it does not open up).
+        """
         if self.auth_enabled is not None:
             return self.auth_enabled
-        return self.any_key()
+        if self._ever_keyed:
+            return True
+        with self.transaction() as s:
+            keyed = s.scalar(select(ApiKeyRow.id).limit(1)) is not None
+        if keyed:
+            self._ever_keyed = True
+        return keyed
 
 
 def attach_workorders(service: Any) -> WorkOrders:
@@ -612,7 +666,7 @@ def attach_workorders(service: Any) -> WorkOrders:
     settings = service.settings
     cfg: WorkOrdersConfig = getattr(settings, "workorders", None) or WorkOrdersConfig()
     auth: AuthConfig = getattr(settings, "auth", None) or AuthConfig()
-    orders = WorkOrders(service.store, load_catalogue(cfg.catalogue), auth_enabled=auth.enabled)
+    orders = WorkOrders(service.store, load_catalogue(cfg.catalogue), auth_enabled=auth.enabled, auth_open=auth.open)
 
     def on_open(incident: Incident) -> None:
         # the pipeline's thread calls this: a database hiccup must not cost the frame's
@@ -623,6 +677,15 @@ def attach_workorders(service: Any) -> WorkOrders:
             log.exception("incident %s: could not create its work order", incident.id)
 
     service.incidents.on_open.append(on_open)
-    if not orders.auth_required():
-        log.warning("API authentication is off (no API keys yet): create one with `gridworker keys create --role admin --name ...`")
+    if orders.auth_open and not orders.auth_required():
+        log.warning(
+            "auth.open is set and no API key is required: ANYONE who can reach this service is an admin"
+            " (cameras, keys, cases). Use it on a closed lab network only; create a key with"
+            " `gridworker keys create --role admin --name ...` and remove auth.open"
+        )
+    elif not orders.auth_required():
+        log.warning(
+            "no API key exists yet: the API answers only loopback clients (127.0.0.1, ::1);"
+            " create one with `gridworker keys create --role admin --name ...`"
+        )
     return orders

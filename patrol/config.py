@@ -127,7 +127,9 @@ class PatrolPlan(_Strict):
     keyframes: int = Field(1, ge=1, le=10, description="Keyframes taken per glance.")
     watch_s: float = Field(10.0, gt=0, le=600, description="Seconds of video per stop in watch mode.")
     watch_fps: float = Field(5.0, gt=0, le=30, description="Analysis rate during a watch stop.")
-    concurrency: int = Field(32, ge=1, le=512, description="Most visits in flight at once.")
+    concurrency: int = Field(
+        32, ge=1, le=512, description="Most visits in flight at once (the service allows up to limits.max_patrol_concurrency, 128 by default)."
+    )
     stagger_s: float = Field(
         0.01, ge=0, le=10, description="Least time between two visit starts (spreads RTSP handshakes)."
     )

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from .config import PatrolPlan
 from .engine import PatrolRun, PatrolState, PatrolStatus
 
-__all__ = ["PatrolConflict", "PatrolManager", "PatrolNotRunning", "PlanNotFound", "idle_status"]
+__all__ = ["PatrolConflict", "PatrolLimitReached", "PatrolManager", "PatrolNotRunning", "PlanNotFound", "idle_status"]
 
 _LIVE = (PatrolState.RUNNING, PatrolState.PAUSED, PatrolState.WAITING, PatrolState.STOPPING)
 
@@ -45,6 +45,10 @@ class PatrolNotRunning(RuntimeError):
 
 class PatrolConflict(RuntimeError):
     """The operation clashes with the plan's running state (replacing a running plan)."""
+
+
+class PatrolLimitReached(PatrolConflict):
+    """A new plan would pass ``max_plans`` (``limits.max_patrol_plans``; the API answers 409)."""
 
 
 def idle_status(plan: PatrolPlan) -> PatrolStatus:
@@ -68,6 +72,7 @@ class PatrolManager:
         save: called (under the manager's lock) with a runtime plan created or replaced by
             :meth:`put_plan`; the service persists it.
         forget: called with the id of a runtime plan deleted by :meth:`delete_plan`.
+        max_plans: most plans in all; a new one beyond it raises :class:`PatrolLimitReached`.
     """
 
     def __init__(
@@ -78,11 +83,13 @@ class PatrolManager:
         *,
         save: Callable[[PatrolPlan], None] | None = None,
         forget: Callable[[str], None] | None = None,
+        max_plans: int | None = None,
     ) -> None:
         self._make_run = make_run
         self._validate = validate
         self._save = save
         self._forget = forget
+        self._max_plans = max_plans
         self._lock = threading.RLock()
         self._plans: dict[str, PatrolPlan] = {}
         self._runs: dict[str, PatrolRun] = {}
@@ -101,10 +108,11 @@ class PatrolManager:
 
     def adopt(self, plan: PatrolPlan) -> bool:
         """Add a plan saved by an earlier run (service start). False, and nothing changes, when
-        a config-file plan has its id (the config file wins)."""
+        a config-file plan has its id (the config file wins). Raises PatrolLimitReached."""
         with self._lock:
             if plan.id in self._config_ids:
                 return False
+            self._check_room(plan.id)
             self._plans[plan.id] = plan
             return True
 
@@ -128,10 +136,17 @@ class PatrolManager:
             if run is not None and run.status().state in _LIVE:
                 raise PatrolConflict(f"patrol plan {plan.id!r} is running; stop it before replacing it")
             created = plan.id not in self._plans
+            self._check_room(plan.id)
             if self._save is not None and plan.id not in self._config_ids:
                 self._save(plan)
             self._plans[plan.id] = plan
             return created
+
+    def _check_room(self, plan_id: str) -> None:
+        if self._max_plans is not None and plan_id not in self._plans and len(self._plans) >= self._max_plans:
+            raise PatrolLimitReached(
+                f"{len(self._plans)} patrol plans exist, the limit (limits.max_patrol_plans) is {self._max_plans}; delete one first"
+            )
 
     def delete_plan(self, plan_id: str) -> None:
         """Delete a runtime plan. Raises PlanNotFound, or PatrolConflict while it runs or when

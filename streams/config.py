@@ -4,46 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .redact import redact_url
+from .sources import NETWORK_SCHEMES, FileSource, Source, parse_source
 
-__all__ = ["NETWORK_SCHEMES", "StreamConfig"]
-
-NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
+__all__ = ["NETWORK_SCHEMES", "StreamConfig", "StreamTuning"]
 
 
-class StreamConfig(BaseModel):
-    """How to read one camera.
+class StreamTuning(BaseModel):
+    """How a camera's reader behaves: timeouts, reconnect backoff, decoding, the evidence ring.
 
-    ``url`` is an ``rtsp://``, ``rtsps://``, ``http(s)://`` or ``file://`` URL, or a plain
-    file path. Files play like a camera: at real-time pace and looped (both configurable).
-    Network sources are live: their end of stream counts as a disconnect.
+    Everything of :class:`StreamConfig` except the source and the rate; a camera's ``stream``
+    section in the config file (and in ``POST /cameras``) is one of these.
 
     Example:
-        >>> cfg = StreamConfig(url="rtsp://admin:pw@10.0.0.7/stream1", fps=5)
-        >>> cfg.is_file, cfg.redacted_url
-        (False, 'rtsp://***@10.0.0.7/stream1')
+        >>> StreamTuning(open_timeout_s=5).read_timeout_s
+        5.0
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(
-        title="Source URL",
-        description="rtsp://, rtsps://, http(s)://, file:// URL or a plain path to a video file. "
-        "May contain user:password (it is never logged).",
-        min_length=1,
-    )
-    fps: float = Field(
-        5.0,
-        title="Sampling rate",
-        description="Frames per second published to consumers; decoded frames in between are skipped. "
-        "If the source is slower, every frame is published.",
-        gt=0,
-        le=60,
-    )
     open_timeout_s: float = Field(
         10.0,
         title="Open timeout",
@@ -138,40 +120,71 @@ class StreamConfig(BaseModel):
         le=1024,
     )
 
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        value = value.strip()
-        if "://" in value:
-            scheme = value.split("://", 1)[0].lower()
-            if scheme not in (*NETWORK_SCHEMES, "file"):
-                allowed = ", ".join(f"{s}://" for s in (*NETWORK_SCHEMES, "file"))
-                raise ValueError(f"unsupported URL scheme {scheme!r}: use {allowed} or a plain path")
-            if scheme != "file" and not urlsplit(value).hostname:
-                raise ValueError(f"URL has no host: {redact_url(value)!r}")
-        return value
-
     @model_validator(mode="after")
-    def _check_backoff(self) -> StreamConfig:
+    def _check_backoff(self) -> StreamTuning:
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError(
                 f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s ({self.backoff_initial_s})"
             )
         return self
 
+
+class StreamConfig(StreamTuning):
+    """How to read one camera.
+
+    ``url`` is an ``rtsp://``, ``rtsps://``, ``rtmp://``, ``rtmps://``, ``http(s)://`` (HLS) or
+    ``file://`` URL, or a plain file path (see :mod:`gridworker.streams.sources`; anything else,
+    FFmpeg's ``concat:`` and other protocol prefixes included, is refused). Files play like a
+    camera: at real-time pace and looped (both configurable). Network sources are live: their
+    end of stream counts as a disconnect.
+
+    Example:
+        >>> cfg = StreamConfig(url="rtsp://admin:pw@10.0.0.7/stream1", fps=5)
+        >>> cfg.is_file, cfg.redacted_url
+        (False, 'rtsp://***@10.0.0.7/stream1')
+    """
+
+    url: str = Field(
+        title="Source URL",
+        description="rtsp://, rtsps://, rtmp://, rtmps://, http(s):// (HLS), file:// URL or a plain path to a "
+        "video file. May contain user:password or a ?pwd=/;password= parameter (never logged).",
+        min_length=1,
+    )
+    fps: float = Field(
+        5.0,
+        title="Sampling rate",
+        description="Frames per second published to consumers; decoded frames in between are skipped. "
+        "If the source is slower, every frame is published.",
+        gt=0,
+        le=60,
+    )
+
+    _parsed: tuple[str, Source] | None = PrivateAttr(default=None)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parse_source(value)  # SourceError is a ValueError: pydantic reports it on "url"
+        return value
+
+    @property
+    def source(self) -> Source:
+        """The parsed source (network camera or local file); parsed once, not per frame."""
+        parsed = self._parsed
+        if parsed is None or parsed[0] != self.url:  # model_copy(update={"url": ...}) keeps private state
+            parsed = self._parsed = (self.url, parse_source(self.url))
+        return parsed[1]
+
     @property
     def is_file(self) -> bool:
         """True for ``file://`` URLs and plain paths."""
-        return "://" not in self.url or self.url.lower().startswith("file://")
+        return isinstance(self.source, FileSource)
 
     @property
     def path(self) -> Path | None:
         """Local path of a file source, else None."""
-        if not self.is_file:
-            return None
-        if "://" in self.url:
-            return Path(unquote(urlsplit(self.url).path))
-        return Path(self.url)
+        source = self.source
+        return source.path if isinstance(source, FileSource) else None
 
     @property
     def effective_realtime(self) -> bool:

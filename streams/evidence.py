@@ -33,6 +33,7 @@ import io
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -43,7 +44,7 @@ import av
 
 from .redact import get_logger
 
-__all__ = ["ClipSource", "CodecParams", "PacketRing", "RingPacket", "write_mp4"]
+__all__ = ["ClipSource", "CodecParams", "PacketRing", "RingBudget", "RingPacket", "write_mp4"]
 
 log = get_logger(__name__)
 
@@ -184,6 +185,61 @@ def _timeline(packets: tuple[RingPacket, ...]) -> tuple[list[int], list[int], fl
     return dts, durations, (dts[-1] + durations[-1]) / scale
 
 
+class RingBudget:
+    """One memory cap shared by the packet rings of all cameras (``limits.clip_buffers_total_mb``).
+
+    Each attached ring keeps at most ``min(its own max_bytes, total_bytes / rings)``, so N
+    cameras can never hold more than ``total_bytes`` together, however many are added. A ring
+    leaves the budget when it is detached or garbage-collected (a removed camera's).
+
+    Example:
+        >>> budget = RingBudget(64_000_000)
+        >>> a, b = PacketRing(15, 48_000_000), PacketRing(15, 48_000_000)
+        >>> budget.attach(a); budget.attach(b); (a.cap_bytes, budget.rings)
+        (32000000, 2)
+    """
+
+    def __init__(self, total_bytes: int) -> None:
+        if total_bytes <= 0:
+            raise ValueError(f"total_bytes must be > 0, got {total_bytes}")
+        self.total_bytes = int(total_bytes)
+        self._rings: weakref.WeakSet[PacketRing] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._warned = False
+
+    @property
+    def rings(self) -> int:
+        return len(self._rings)
+
+    def share(self) -> int:
+        """Bytes each ring may keep now."""
+        return self.total_bytes // max(1, len(self._rings))
+
+    def attach(self, ring: PacketRing) -> None:
+        """Add ``ring``; the rings already in the budget shrink to the new share at once."""
+        with self._lock:
+            self._rings.add(ring)
+            ring.budget = self
+            share = self.share()
+            squeezed = share < ring.max_bytes
+            others = [r for r in self._rings if r is not ring]
+        for other in others:
+            other.shrink_to_cap()
+        if squeezed and not self._warned:
+            self._warned = True
+            log.warning(
+                "clip rings share limits.clip_buffers_total_mb (%.0f MB): %d rings keep at most %.1f MB each, "
+                "less than the %.1f MB asked; clips may start later than clip_pre_s",
+                self.total_bytes / 1e6, len(self._rings), share / 1e6, ring.max_bytes / 1e6,
+            )
+
+    def detach(self, ring: PacketRing) -> None:
+        with self._lock:
+            self._rings.discard(ring)
+            if ring.budget is self:
+                ring.budget = None
+
+
 class PacketRing:
     """A bounded, thread-safe ring of one camera's encoded video packets.
 
@@ -225,6 +281,7 @@ class PacketRing:
         self._last: RingPacket | None = None
         self._tb: tuple[Fraction | None, float] = (None, float(_DEFAULT_TB))  # time base -> float, cached
         self.overflows = 0  # times a single GOP exceeded max_bytes
+        self.budget: RingBudget | None = None  # a cap shared with other cameras' rings (RingBudget.attach)
 
     # ------------------------------------------------------------------ writer side
     def start_session(self, params: CodecParams | None) -> None:
@@ -316,17 +373,34 @@ class PacketRing:
             ts=ts,
         )
 
+    @property
+    def cap_bytes(self) -> int:
+        """The bytes this ring may keep now: ``max_bytes``, or less when a shared budget is tight."""
+        budget = self.budget
+        return self.max_bytes if budget is None else min(self.max_bytes, budget.share())
+
+    def shrink_to_cap(self) -> None:
+        """Drop the oldest GOPs until the ring fits :attr:`cap_bytes` (a shared budget got tighter)."""
+        with self._lock:
+            cap = self.cap_bytes
+            while len(self._gops) >= 2 and self._nbytes > cap:
+                self._drop_oldest()
+            if self._nbytes > cap:
+                self._drop_oldest()
+                self._need_key = True
+
     def _trim(self, newest_ts: float) -> None:
         horizon = newest_ts - self.seconds
+        cap = self.cap_bytes
         gops = self._gops
-        while len(gops) >= 2 and (gops[1][0].ts <= horizon or self._nbytes > self.max_bytes):
+        while len(gops) >= 2 and (gops[1][0].ts <= horizon or self._nbytes > cap):
             self._drop_oldest()
-        if self._nbytes > self.max_bytes:  # one GOP alone is too big: wait for a keyframe
+        if self._nbytes > cap:  # one GOP alone is too big: wait for a keyframe
             self._drop_oldest()
             self._need_key = True
             self.overflows += 1
             if self.overflows == 1:
-                log.warning("packet ring: one GOP exceeds %d bytes; keyframes too rare for clips", self.max_bytes)
+                log.warning("packet ring: one GOP exceeds %d bytes; keyframes too rare for clips", cap)
 
     def _drop_oldest(self) -> None:
         gop = self._gops.popleft()

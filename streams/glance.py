@@ -36,14 +36,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
-
 import av
 import av.error
 import numpy as np
 
 from .frame import Frame
 from .redact import get_logger, redact_text, redact_url, url_secrets
+from .sources import NetworkSource, SourceError, parse_source
 
 __all__ = ["GlanceErrorKind", "GlanceResult", "glance"]
 
@@ -140,7 +139,8 @@ def glance(
 
     Args:
         camera_id: id copied into the frames and the result.
-        url: ``rtsp://`` (TCP is used), ``http(s)://`` or a local file path.
+        url: ``rtsp(s)://`` (TCP is used), ``rtmp(s)://``, ``http(s)://`` (HLS) or a local file path;
+            anything else fails the visit with ``open_failed`` before FFmpeg sees it.
         keyframes: how many keyframes to take (each one after the first costs a GOP of waiting).
         open_timeout_s: longest RTSP handshake (connect + DESCRIBE/SETUP/PLAY).
         keyframe_timeout_s: longest wait, once connected, until all ``keyframes`` are decoded.
@@ -190,22 +190,26 @@ def glance(
 
 
 def _open(url: str, safe_url: str, open_timeout_s: float, read_s: float) -> av.container.InputContainer:
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    try:
+        source = parse_source(url)
+    except SourceError as exc:
+        raise _Failed("open_failed", str(exc)) from None
     options: dict[str, str] = {}
-    if scheme in ("rtsp", "rtsps"):
+    if isinstance(source, NetworkSource) and source.scheme in ("rtsp", "rtsps"):
         options = {
-            "rtsp_transport": "tcp",
             "timeout": str(int(max(open_timeout_s, read_s) * 1_000_000)),  # socket-level I/O timeout, us
             # no probing: SPS/PPS come from the SDP, so open returns once the session plays
             "probesize": "32",
             "analyzeduration": "0",
             "fpsprobesize": "0",
         }
-    elif scheme in ("http", "https"):
+    elif isinstance(source, NetworkSource):  # RTMP, HLS: the stream's own headers carry the parameters
         options = {"rw_timeout": str(int(read_s * 1_000_000))}
+    # the protocols and demuxers this kind of source needs, and no others (sources.py)
+    args = source.open_args().with_options(options)
     t0 = time.monotonic()
     try:
-        container = av.open(url, mode="r", options=options, timeout=(open_timeout_s, read_s))
+        container = av.open(args.target, mode="r", format=args.format, options=args.options, timeout=(open_timeout_s, read_s))
     except (av.error.ExitError, TimeoutError):
         raise _Failed("open_timeout", f"no answer from {safe_url} within {open_timeout_s:g} s") from None
     except (av.FFmpegError, OSError) as exc:

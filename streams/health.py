@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["StreamHealth", "StreamState"]
+__all__ = ["GENERIC_ERRORS", "StreamErrorKind", "StreamHealth", "StreamState"]
+
+StreamErrorKind = Literal["open_failed", "timeout", "ended", "error"]
+"""What kind of failure ``last_error`` is: the source could not be opened (refused, 401/404, no
+video); nothing arrived in time; the source ended the stream; anything else."""
+
+GENERIC_ERRORS: dict[str, str] = {
+    "open_failed": "cannot open the stream",
+    "timeout": "the stream timed out",
+    "ended": "the stream ended",
+    "error": "the stream failed",
+}
+"""What callers who may not see the details (viewers) are told, per error kind."""
 
 
 class StreamState(str, Enum):
@@ -42,7 +54,9 @@ class StreamHealth:
         frames_dropped: published frames replaced by a newer one before any consumer took them.
         reconnects: open attempts after a failure or disconnect (the first open is not counted).
         last_error: last failure as ``"Type: message"``, credentials redacted; None if none yet.
+            It names hosts, paths and server answers: show it to administrators only.
         last_frame_ts: wall-clock time of the last decoded frame, None before the first.
+        last_error_kind: the kind of ``last_error`` (:data:`StreamErrorKind`), None if none yet.
 
     Example:
         >>> h = stream.health()
@@ -60,6 +74,14 @@ class StreamHealth:
     reconnects: int
     last_error: str | None
     last_frame_ts: float | None
+    last_error_kind: StreamErrorKind | None = None
+
+    @property
+    def public_error(self) -> str | None:
+        """``last_error`` without details (per :data:`GENERIC_ERRORS`), for non-administrators."""
+        if self.last_error is None:
+            return None
+        return GENERIC_ERRORS[self.last_error_kind or "error"]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (``state`` as its string value)."""

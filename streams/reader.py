@@ -8,8 +8,6 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
 import av
 import av.error
 import numpy as np
@@ -19,8 +17,9 @@ from .config import StreamConfig
 from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
 from .evidence import CodecParams, PacketRing
 from .frame import Frame
-from .health import StreamHealth, StreamState
+from .health import StreamErrorKind, StreamHealth, StreamState
 from .redact import get_logger, redact_text, url_secrets
+from .sources import NetworkSource
 
 __all__ = ["CameraStream"]
 
@@ -61,6 +60,16 @@ class _Published:
                 image.flags.writeable = False  # shared by every consumer of this frame
                 self.image, self.vframe = image, None
         return Frame(camera_id, self.seq, self.ts, self.image)
+
+
+def _error_kind(error: StreamError) -> StreamErrorKind:
+    if isinstance(error, StreamOpenError):
+        return "open_failed"
+    if isinstance(error, StreamTimeout):
+        return "timeout"
+    if isinstance(error, StreamEnded):
+        return "ended"
+    return "error"
 
 
 class _Sampler:
@@ -165,6 +174,7 @@ class CameraStream:
         self._frames_dropped = 0
         self._reconnects = 0
         self._last_error: str | None = None
+        self._last_error_kind: StreamErrorKind | None = None
         self._last_frame_ts: float | None = None
         self._last_frame_mono: float | None = None
         self._publish_times: deque[float] = deque(maxlen=max(8, int(config.fps * _FPS_WINDOW_S) + 2))
@@ -280,6 +290,7 @@ class CameraStream:
                 self._frames_dropped,
                 self._reconnects,
                 self._last_error,
+                self._last_error_kind,
             )
         now = time.monotonic()
         stall = self._config.stall_after_s
@@ -292,7 +303,7 @@ class CameraStream:
             recent = [t for t in times if now - t <= _FPS_WINDOW_S]
             if len(recent) >= 2 and recent[-1] > recent[0]:
                 fps = (len(recent) - 1) / (recent[-1] - recent[0])
-        decoded, published, dropped, reconnects, last_error = snapshot
+        decoded, published, dropped, reconnects, last_error, error_kind = snapshot
         return StreamHealth(
             camera_id=self._camera_id,
             state=state,
@@ -304,6 +315,7 @@ class CameraStream:
             reconnects=reconnects,
             last_error=last_error,
             last_frame_ts=last_ts,
+            last_error_kind=error_kind,
         )
 
     def __enter__(self) -> CameraStream:
@@ -356,7 +368,7 @@ class CameraStream:
                     backoff.reset()
                 delay = backoff.next_delay()
                 message = f"{type(error).__name__}: {error}"
-                self._set_state(StreamState.BACKOFF, error=message)
+                self._set_state(StreamState.BACKOFF, error=message, error_kind=_error_kind(error))
                 log.warning(
                     "camera %s: %s; reconnecting to %s in %.2f s",
                     self._camera_id,
@@ -393,23 +405,23 @@ class CameraStream:
 
     def _open(self) -> av.container.InputContainer:
         cfg = self._config
-        if cfg.is_file:
-            target, options = str(cfg.path), {}
-        else:
-            target = cfg.url
+        source = cfg.source
+        extra: dict[str, str] = {}
+        if isinstance(source, NetworkSource):
             read_us = str(int(cfg.read_timeout_s * 1_000_000))
-            options = {"analyzeduration": str(int(cfg.analyze_s * 1_000_000))}
-            if urlsplit(cfg.url).scheme.lower() in ("rtsp", "rtsps"):
-                options.update({"rtsp_transport": "tcp", "timeout": read_us})
-            else:
-                options.update({"rw_timeout": read_us})
+            extra["analyzeduration"] = str(int(cfg.analyze_s * 1_000_000))
+            extra["timeout" if source.scheme in ("rtsp", "rtsps") else "rw_timeout"] = read_us
+        # the protocols and demuxers this kind of source needs, and no others (sources.py)
+        args = source.open_args().with_options(extra)
         # PyAV's read timeout interrupts one blocking read. On a silent RTSP connection the
         # first interrupted read still returns a packet FFmpeg was holding back, and only
         # the second raises, so half of read_timeout_s makes "no data for read_timeout_s"
         # the actual detection time (measured: 2 x the PyAV timeout after a SIGSTOP).
         read_interrupt_s = cfg.read_timeout_s if cfg.is_file else cfg.read_timeout_s / 2
         try:
-            container = av.open(target, mode="r", options=options, timeout=(cfg.open_timeout_s, read_interrupt_s))
+            container = av.open(
+                args.target, mode="r", format=args.format, options=args.options, timeout=(cfg.open_timeout_s, read_interrupt_s)
+            )
         except (av.error.ExitError, TimeoutError):
             raise StreamTimeout(f"no answer from {self._safe_url} within {cfg.open_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:
@@ -531,14 +543,16 @@ class CameraStream:
                 raise StreamTimeout(f"no decodable frame from {self._safe_url} for {now - last:.1f} s")
 
     # ------------------------------------------------------------------ helpers
-    def _set_state(self, state: StreamState, error: str | None = None) -> StreamState:
+    def _set_state(
+        self, state: StreamState, error: str | None = None, error_kind: StreamErrorKind = "error"
+    ) -> StreamState:
         """Set the state (and last error); returns the previous state."""
         with self._cond:
             previous = self._state
             if state is not previous:
                 self._state, self._since = state, time.time()
             if error is not None:
-                self._last_error = error
+                self._last_error, self._last_error_kind = error, error_kind
             self._cond.notify_all()
         return previous
 

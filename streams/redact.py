@@ -1,15 +1,27 @@
-"""Keep camera passwords out of logs, errors and health snapshots.
+"""Keep camera passwords and tokens out of logs, errors, API responses and metrics.
 
-Camera URLs usually embed credentials (``rtsp://admin:secret@10.0.0.7/stream1``) and
-FFmpeg/PyAV error messages repeat the URL verbatim. Everything in ``streams/`` that turns
-a URL or a library error into text goes through these helpers.
+Camera URLs embed credentials in three places, and FFmpeg/PyAV error messages repeat the
+URL verbatim:
 
-Policy: the whole user-info part is replaced by ``***`` (``rtsp://***@host/...``); neither
-the user nor the password survives.
+* user-info: ``rtsp://admin:secret@10.0.0.7/stream1``
+* the query: ``rtsp://10.0.0.7/cam?user=admin&pwd=secret``, ``https://cdn/x.m3u8?token=...``
+* ``;name=value`` parameters: ``rtsp://10.0.0.7/cam;password=secret``
+
+Everything in ``streams/`` (and the service) that turns a URL or a library error into text
+goes through these helpers.
+
+Policy: the whole user-info part becomes ``***`` (``rtsp://***@host/...``; neither the user
+nor the password survives); the value of every query or ``;`` parameter whose name says
+secret (:func:`is_secret_name`: ``pwd``, ``password``, ``passwd``, ``pass``, ``token``,
+``key``, ``auth``, ``secret``, ``signature``, ``sig`` and names ending in them, such as
+``access_token`` or ``api_key``; case-insensitive) becomes ``***``. Other parameters
+(``user``, ``channel``, ``subtype``) stay readable.
 
 Example:
     >>> redact_url("rtsp://admin:secret@10.0.0.7:554/stream1")
     'rtsp://***@10.0.0.7:554/stream1'
+    >>> redact_url("rtsp://10.0.0.7/cam;password=x1y2?user=admin&pwd=S3cret")
+    'rtsp://10.0.0.7/cam;password=***?user=admin&pwd=***'
     >>> redact_text("open failed: 'rtsp://admin:secret@10.0.0.7/s1' returned 401")
     "open failed: 'rtsp://***@10.0.0.7/s1' returned 401"
 """
@@ -19,55 +31,104 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["REDACTED", "RedactingFilter", "get_logger", "redact_text", "redact_url", "url_secrets"]
+__all__ = [
+    "REDACTED",
+    "RedactingFilter",
+    "get_logger",
+    "install_handler_redaction",
+    "is_secret_name",
+    "redact_text",
+    "redact_url",
+    "url_secrets",
+]
 
 REDACTED = "***"
 
 # scheme://userinfo@  - userinfo runs to the last '@' before the first '/', whitespace or quote
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/'\"<>]*)@")
+# name=value after ? & ; # (a query, a ;param, a fragment) or at a word start in free text
+_PARAM = re.compile(r"(?P<lead>(?:^|[?&;#\s'\"(,]))(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)=(?P<value>[^?&;#\s'\"<>),]*)")
+# an Authorization header in a protocol dump (FFmpeg's RTSP/HTTP debug log): Basic is base64 of user:password
+_AUTH_HEADER = re.compile(r"(?im)^(?P<head>[ \t]*(?:proxy-)?authorization:[ \t]*)(?P<value>[^\r\n]+)")
+_SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "pass", "token", "secret", "signature", "sig", "key", "auth", "credential", "credentials")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a URL parameter called ``name`` carries a secret (case, ``-`` and ``_`` ignored).
+
+    Example:
+        >>> [is_secret_name(n) for n in ("PWD", "access_token", "X-Api-Key", "user", "channel")]
+        [True, True, True, False, False]
+    """
+    norm = re.sub(r"[^a-z0-9]", "", name.lower())
+    return bool(norm) and (norm in _SECRET_WORDS or norm.endswith(_SECRET_WORDS) or norm in ("pw", "sid", "session", "sessionid"))
+
+
+def _redact_params(text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if not m.group("value") or not is_secret_name(m.group("name")):
+            return m.group(0)
+        return f"{m.group('lead')}{m.group('name')}={REDACTED}"
+
+    return _PARAM.sub(sub, text)
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any ``user:password@`` replaced by ``***@``.
+    """Return ``url`` with any ``user:password@`` replaced by ``***@`` and secret parameters by ``***``.
 
     Works on URLs whose password contains reserved characters (``@``, ``:``); plain
     paths and URLs without credentials are returned unchanged.
     """
-    if "@" not in url or "://" not in url:
+    if "://" not in url:
         return url
     try:
         parts = urlsplit(url)
     except ValueError:
         return redact_text(url)
-    if "@" not in parts.netloc:
+    head = len(parts.scheme) + 3 + len(parts.netloc)
+    if url[: len(parts.scheme) + 3].lower() != f"{parts.scheme}://":
         return redact_text(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"{REDACTED}@{host}", parts.path, parts.query, parts.fragment))
+    netloc = f"{REDACTED}@{parts.netloc.rpartition('@')[2]}" if "@" in parts.netloc else parts.netloc
+    return f"{url[: len(parts.scheme) + 3]}{netloc}{_redact_params(url[head:])}"
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
-    """The password of ``url`` in the spellings it may appear in (raw, decoded, encoded).
+    """The secrets of ``url`` (its password, the values of its secret parameters) in the
+    spellings they may appear in (raw, decoded, encoded).
 
-    Used to scrub text that mentions the password *without* the URL around it.
-    Empty passwords and 1-2 character ones (which would redact random text) are skipped.
+    Used to scrub text that mentions a secret *without* the URL around it.
+    Empty values and 1-2 character ones (which would redact random text) are skipped.
     """
+    if "://" not in url:
+        return ()
     try:
         parts = urlsplit(url)
     except ValueError:
         return ()
+    values: list[str] = []
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
     _, sep, password = userinfo.partition(":")
-    if not sep or len(password) < 3:
-        return ()
-    spellings = {password, unquote(password), quote(unquote(password), safe="")}
-    return tuple(sorted(spellings, key=len, reverse=True))
+    if sep:
+        values.append(password)
+    for text in (parts.path, "?" + parts.query, "#" + parts.fragment):
+        for m in _PARAM.finditer(text):
+            if is_secret_name(m.group("name")):
+                values.append(m.group("value"))
+    spellings: set[str] = set()
+    for value in values:
+        if len(value) >= 3:
+            spellings |= {value, unquote(value), quote(unquote(value), safe="")}
+    return tuple(sorted((s for s in spellings if len(s) >= 3), key=len, reverse=True))
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Redact credentials of every URL inside ``text`` and every literal ``secrets`` string."""
+    """Redact credentials of every URL inside ``text``, secret ``name=value`` parameters,
+    ``Authorization:`` header lines and every literal ``secrets`` string."""
     out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    out = _redact_params(out)
+    out = _AUTH_HEADER.sub(lambda m: f"{m.group('head')}{REDACTED}", out)
     for secret in secrets:
         if secret:
             out = out.replace(secret, REDACTED)
@@ -105,6 +166,18 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info, self.secrets)
         return True
+
+
+def install_handler_redaction(logger: logging.Logger | None = None, secrets: Iterable[str] = ()) -> None:
+    """Attach a :class:`RedactingFilter` to every handler of ``logger`` (default: the root).
+
+    Handler filters see the records of *every* logger that reaches them, FFmpeg's ``libav.*``
+    and the web server's included; the CLI calls this once logging is configured.
+    """
+    target = logger if logger is not None else logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(secrets))
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Sequence
@@ -79,6 +80,47 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)
+
+
+def local_client(app, **kwargs):
+    """A ``TestClient`` that looks like a caller on this machine: client address 127.0.0.1 and
+    ``Host: 127.0.0.1`` (Starlette's defaults, "testclient"/"testserver", are refused by the API's
+    loopback and trusted-host checks). Pass ``client=("10.1.2.3", 40000)`` to be a remote caller.
+    Use it as ``with local_client(create_app(...)) as client:``."""
+    from starlette.testclient import TestClient
+
+    kwargs.setdefault("base_url", "http://127.0.0.1")
+    kwargs.setdefault("client", LOOPBACK_CLIENT)
+    return TestClient(app, **kwargs)
+
+
+@contextlib.contextmanager
+def live_server(app, **config):
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 (a thread of this process); yields the base URL
+    ``http://127.0.0.1:PORT``. Extra keyword arguments go to ``uvicorn.Config``."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    config.setdefault("log_level", "warning")
+    config.setdefault("timeout_graceful_shutdown", 2)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 PG_URL = os.environ.get("GRIDWORKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -6,7 +6,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.assets import ultralytics_asset
@@ -14,7 +13,7 @@ from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
-from tests.factories import wait_until
+from tests.factories import local_client, wait_until
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.model]
 
@@ -56,7 +55,7 @@ def test_rtsp_to_stored_incident_survives_restart(tmp_path, bus_clip, detector, 
             }
         ],
     )
-    with TestClient(create_app(lambda: Service(settings, detector))) as client:
+    with local_client(create_app(lambda: Service(settings, detector))) as client:
         page = wait_until(lambda: (p := client.get("/incidents").json())["total"] and p)
         inc = page["items"][0]
         assert inc["type"] == "dwell" and inc["camera_id"] == "bus-stop" and inc["status"] == "open"
@@ -80,7 +79,7 @@ def test_rtsp_to_stored_incident_survives_restart(tmp_path, bus_clip, detector, 
 
     # restart on the same database: the incident is still there (and still the open one),
     # the API-added camera came back
-    with TestClient(create_app(lambda: Service(settings, detector))) as client:
+    with local_client(create_app(lambda: Service(settings, detector))) as client:
         page = client.get("/incidents").json()
         assert page["total"] == 1 and page["items"][0]["id"] == first_id
         assert client.get(f"/incidents/{first_id}/snapshot.jpg").status_code == 200

@@ -38,8 +38,13 @@ def test_create_list_revoke(tmp_path, capsys, caplog):
     assert "ops lead" in listing and "grid 3" in listing and "community-grid" in listing
     assert raw not in listing and raw[17:] not in listing and handler_raw[17:] not in listing
 
+    # the last admin key cannot be revoked (the API would be left with nobody to manage it)
+    assert main(["keys", "revoke", "--config", str(config), str(key.id)]) == 3
+    assert "last admin key" in capsys.readouterr().err and verify_key(orders, raw) is not None
+    assert main(["keys", "create", "--config", str(config), "--role", "admin", "--name", "deputy"]) == 0
+    deputy_raw = capsys.readouterr().out.strip()
     assert main(["keys", "revoke", "--config", str(config), str(key.id)]) == 0
-    assert verify_key(orders, raw) is None
+    assert verify_key(orders, raw) is None and verify_key(orders, deputy_raw) is not None
     assert main(["keys", "revoke", "--config", str(config), str(key.id)]) == 1
     assert main(["keys", "list", "--config", str(config)]) == 0
     assert "ops lead" not in capsys.readouterr().out

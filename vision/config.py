@@ -333,7 +333,7 @@ class ZoneConfig(_Strict):
     polygon: list[Point] = Field(
         default_factory=lambda: list(FULL_FRAME), min_length=3, max_length=256, description="Vertices (x, y), each in 0..1; default: the whole frame."
     )
-    rules: list[RuleConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list, max_length=64)
 
     _poly = field_validator("polygon")(classmethod(lambda cls, v: _check_polygon(v)))
 
@@ -445,10 +445,10 @@ class SignalConfig(_Strict):
 class SceneConfig(_Strict):
     """Everything spatial about one camera: zones and their rules, masks, lines, signals, calibration."""
 
-    zones: list[ZoneConfig] = Field(default_factory=list)
-    masks: list[MaskConfig] = Field(default_factory=list, description="Ignore regions, applied before tracking.")
-    lines: list[LineConfig] = Field(default_factory=list, description="Counting lines.")
-    signals: list[SignalConfig] = Field(default_factory=list, description="Signal heads, for red-light rules.")
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=256)
+    masks: list[MaskConfig] = Field(default_factory=list, max_length=256, description="Ignore regions, applied before tracking.")
+    lines: list[LineConfig] = Field(default_factory=list, max_length=256, description="Counting lines.")
+    signals: list[SignalConfig] = Field(default_factory=list, max_length=64, description="Signal heads, for red-light rules.")
     calibration: CalibrationConfig | None = Field(None, description="Ground-plane calibration, for speeds and densities.")
 
     @model_validator(mode="after")
@@ -475,3 +475,42 @@ class SceneConfig(_Strict):
                 ):
                     raise ValueError(f"{where}: needs the camera's ground-plane 'calibration' (four image points with distances in metres)")
         return self
+
+
+class SceneLimits(_Strict):
+    """Caps on a camera's scene (``limits.scene`` in the config file): every zone, rule, mask,
+    line and polygon vertex costs work on every analysed frame. The schema's own caps (the
+    ``le`` bounds here) hold whatever the config says.
+
+    Example:
+        >>> SceneLimits(zones=2).problems(SceneConfig(zones=[{"id": z} for z in "abc"]))
+        ['3 zones, more than limits.scene.zones (2)']
+    """
+
+    zones: int = Field(64, ge=1, le=256, description="Most zones per camera.")
+    rules_per_zone: int = Field(16, ge=1, le=64, description="Most rules in one zone.")
+    masks: int = Field(64, ge=0, le=256, description="Most ignore masks per camera.")
+    lines: int = Field(64, ge=0, le=256, description="Most counting lines per camera.")
+    signals: int = Field(16, ge=0, le=64, description="Most signal heads per camera.")
+    polygon_points: int = Field(128, ge=3, le=256, description="Most vertices of one zone, mask or signal region.")
+
+    def problems(self, scene: SceneConfig) -> list[str]:
+        """What in ``scene`` exceeds these caps (empty when it fits)."""
+        out: list[str] = []
+        for what, n, cap in (
+            ("zones", len(scene.zones), self.zones),
+            ("masks", len(scene.masks), self.masks),
+            ("lines", len(scene.lines), self.lines),
+            ("signals", len(scene.signals), self.signals),
+        ):
+            if n > cap:
+                out.append(f"{n} {what}, more than limits.scene.{what} ({cap})")
+        for z in scene.zones:
+            if len(z.rules) > self.rules_per_zone:
+                out.append(f"zone {z.id!r} has {len(z.rules)} rules, more than limits.scene.rules_per_zone ({self.rules_per_zone})")
+        shapes = [(f"zone {z.id!r}", z.polygon) for z in scene.zones] + [(f"mask {m.id!r}", m.polygon) for m in scene.masks]
+        shapes += [(f"signal {s.id!r} region", s.region) for s in scene.signals if s.region is not None]
+        for name, points in shapes:
+            if len(points) > self.polygon_points:
+                out.append(f"{name} has {len(points)} points, more than limits.scene.polygon_points ({self.polygon_points})")
+        return out

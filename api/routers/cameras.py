@@ -3,15 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from gridworker.incidents.workflow import SUPERVISOR
-from gridworker.service import CameraExists, CameraNotFound
-from gridworker.settings import CAMERA_ID_PATTERN, CameraConfig
+from gridworker.incidents.workflow import ADMIN, SUPERVISOR, Actor
+from gridworker.service import CameraExists, CameraLimitReached, CameraNotFound, SceneTooLarge
+from gridworker.settings import CAMERA_ID_PATTERN
+from gridworker.streams.redact import redact_text
+from gridworker.streams.sources import SourceError
 from gridworker.vision.config import SceneConfig
 
 from ..deps import ServiceDep
-from ..schemas import CameraOut
+from ..schemas import CameraOut, NewCamera
 from ..auth import ADMINISTER, READ, require
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
@@ -20,24 +22,55 @@ CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN, description="Camera id
 _NOT_FOUND = {404: {"description": "No such camera"}}
 
 
-@router.get("", response_model=list[CameraOut], dependencies=[READ])
-def list_cameras(service: ServiceDep) -> list[CameraOut]:
-    return [CameraOut.of(v) for v in service.cameras()]
+Reader = Annotated[Actor, READ]
 
 
-@router.post("", response_model=CameraOut, status_code=status.HTTP_201_CREATED, responses={409: {"description": "Camera id taken"}}, dependencies=[ADMINISTER])
-def add_camera(config: CameraConfig, service: ServiceDep) -> CameraOut:
-    """Start analysing a camera now, without a restart; it is saved and survives restarts."""
+def _reason(exc: ValueError) -> str:
+    """A validation failure as text: where and why, never the input (pydantic's ``input_value``
+    would echo the camera, URL and credentials included)."""
+    if isinstance(exc, ValidationError):
+        text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'camera'}: {e['msg']}" for e in exc.errors())
+    else:
+        text = str(exc)
+    return redact_text(text)
+
+
+def _detail(user: Actor) -> bool:
+    """Whether the caller sees stream errors in full (hosts, paths, server answers): admins only."""
+    return user.role == ADMIN
+
+
+@router.get("", response_model=list[CameraOut])
+def list_cameras(service: ServiceDep, user: Reader) -> list[CameraOut]:
+    return [CameraOut.of(v, detail=_detail(user)) for v in service.cameras()]
+
+
+@router.post(
+    "",
+    response_model=CameraOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "Camera id taken, or limits.max_cameras reached"}, 422: {"description": "Invalid, or a scene over limits.scene"}},
+    dependencies=[ADMINISTER],
+)
+def add_camera(config: NewCamera, service: ServiceDep) -> CameraOut:
+    """Start analysing a network camera now, without a restart; it is saved and survives restarts.
+    Video files are not accepted here (only in the config file, under ``media_dir``)."""
     try:
-        return CameraOut.of(service.add_camera(config))
+        return CameraOut.of(service.add_camera(config), detail=True)
+    except SourceError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except CameraExists:
         raise HTTPException(status.HTTP_409_CONFLICT, f"camera {config.id!r} already exists") from None
+    except CameraLimitReached as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except SceneTooLarge as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"camera {config.id!r}: {exc}") from None
 
 
-@router.get("/{camera_id}", response_model=CameraOut, responses=_NOT_FOUND, dependencies=[READ])
-def get_camera(camera_id: CameraId, service: ServiceDep) -> CameraOut:
+@router.get("/{camera_id}", response_model=CameraOut, responses=_NOT_FOUND)
+def get_camera(camera_id: CameraId, service: ServiceDep, user: Reader) -> CameraOut:
     try:
-        return CameraOut.of(service.camera(camera_id))
+        return CameraOut.of(service.camera(camera_id), detail=_detail(user))
     except CameraNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
 
@@ -78,9 +111,10 @@ class SceneSaved(BaseModel):
     "/{camera_id}/scene",
     response_model=SceneSaved,
     responses={**_NOT_FOUND, 422: {"description": "The scene does not validate (the message names the part)"}},
-    dependencies=[Depends(require(SUPERVISOR))],
 )
-def put_scene(camera_id: CameraId, scene: SceneConfig, service: ServiceDep) -> SceneSaved:
+def put_scene(
+    camera_id: CameraId, scene: SceneConfig, service: ServiceDep, user: Annotated[Actor, Depends(require(SUPERVISOR))]
+) -> SceneSaved:
     """Replace the camera's zones (with their rules), masks, counting lines, signals and
     calibration; the running analysis applies it from the next frame, no restart.
     Supervisors and admins."""
@@ -89,5 +123,5 @@ def put_scene(camera_id: CameraId, scene: SceneConfig, service: ServiceDep) -> S
     except CameraNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return SceneSaved(camera=CameraOut.of(view), persisted=persisted)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _reason(exc)) from None
+    return SceneSaved(camera=CameraOut.of(view, detail=_detail(user)), persisted=persisted)

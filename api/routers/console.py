@@ -19,30 +19,28 @@ the case, so a repeated or reordered message does no harm.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
-from starlette.concurrency import run_in_threadpool
 
 from gridworker.incidents.outbox import Outbox
 from gridworker.incidents.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor
 from gridworker.incidents.workorders import AuditRow, WorkOrderRow, WorkOrders
 
 from ..auth import ANY_ROLE, OrdersDep, require
+from ..feeds import FeedPoller, feed_for, slots_for, sse_response
+from ..limits import limits_of
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
-POLL_S = 0.25
-RETRY_MS = 3000
 BATCH = 200
 
 router = APIRouter(tags=["console"])
@@ -89,28 +87,35 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
-def _changes_after(orders: WorkOrders, after: int, unit: str | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class AuditChange:
+    """One audit row as the console feed sends it, with the unit that holds the case."""
+
+    id: int
+    incident_id: int
+    action: str
+    state: str
+    version: int
+    at: float
+    unit: str | None
+
+    def message(self) -> str:
+        data = {"audit_id": self.id, "incident_id": self.incident_id, "action": self.action, "state": self.state,
+                "version": self.version, "at": _iso(self.at)}
+        return f"id: {self.id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _changes_after(orders: WorkOrders, after: int, limit: int = BATCH) -> list[AuditChange]:
     q = (
         select(AuditRow.id, AuditRow.incident_id, AuditRow.action, AuditRow.to_state, AuditRow.version, AuditRow.at, WorkOrderRow.unit)
         .join(WorkOrderRow, WorkOrderRow.incident_id == AuditRow.incident_id)
         .where(AuditRow.id > after)
         .order_by(AuditRow.id)
-        .limit(BATCH)
+        .limit(limit)
     )
     with orders.engine.connect() as conn:
         rows = conn.execute(q).all()
-    return [
-        {
-            "audit_id": r.id,
-            "incident_id": r.incident_id,
-            "action": r.action,
-            "state": r.to_state,
-            "version": r.version,
-            "at": _iso(r.at),
-            "visible": unit is None or r.unit == unit,
-        }
-        for r in rows
-    ]
+    return [AuditChange(r.id, r.incident_id, r.action, r.to_state, r.version, r.at, r.unit) for r in rows]
 
 
 def _last_audit_id(orders: WorkOrders) -> int:
@@ -121,7 +126,10 @@ def _last_audit_id(orders: WorkOrders) -> int:
 @router.get(
     "/console/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of case changes"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "A stream of case changes"},
+        429: {"description": "Too many event streams open (per key or in total; see limits in the config)"},
+    },
 )
 async def console_events(
     request: Request,
@@ -139,34 +147,18 @@ async def console_events(
             start = int(last_event_id.strip())
         except ValueError:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an audit id (an integer)") from None
-    if start is None:
-        start = await run_in_threadpool(_last_audit_id, orders)
     unit = user.unit if user.role == UNIT_HANDLER else None
 
-    async def stream() -> AsyncIterator[str]:
-        last = start
-        began = time.monotonic()
-        next_ping = began + 15.0
-        yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
-        while not await request.is_disconnected():
-            batch = await run_in_threadpool(_changes_after, orders, last, unit)
-            for change in batch:
-                last = change["audit_id"]
-                if change.pop("visible"):
-                    yield f"id: {last}\ndata: {json.dumps(change, separators=(',', ':'))}\n\n"
-            if len(batch) == BATCH:
-                continue
-            now = time.monotonic()
-            if now - began >= max_s:
-                return
-            if now >= next_ping:
-                next_ping = now + 15.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(POLL_S)
+    def render(change: AuditChange) -> str | None:
+        return change.message() if unit is None or change.unit == unit else None
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    # one poller of the audit log for all console streams (api/feeds.py); streams capped per key and in total
+    feed = feed_for(
+        request.app, "audit", lambda: FeedPoller("audit", partial(_changes_after, orders), partial(_last_audit_id, orders))
     )
+    limits = limits_of(request.app)
+    slots = slots_for(request.app, limits.max_event_streams, limits.max_event_streams_per_key)
+    return await sse_response(feed, slots, user.name, start=start, render=render, keepalive_s=15.0, max_s=max_s)
 
 
 def mount_console(app: FastAPI) -> None:

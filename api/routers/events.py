@@ -13,6 +13,10 @@ with neither, the stream starts with the events that happen from now on. A comme
 (``: keep-alive``) goes out every ``keepalive_s`` so proxies keep the connection; a
 stream ends after ``max_s`` (the browser reconnects by itself after ``retry``).
 
+All open streams share one reader of the outbox (``api/feeds.py``): the database is read
+every 250 ms however many consoles listen. Open streams are capped per key and in total
+(``limits.max_event_streams_per_key`` / ``limits.max_event_streams``); beyond them: 429.
+
 Keys go in a header (``Authorization``/``X-API-Key``), never in the URL (URLs end up in
 access logs): a console uses a fetch-based EventSource, or a proxy that adds the header.
 Unit handlers get the events of cases that are or were with their unit.
@@ -20,26 +24,23 @@ Unit handlers get the events of cases that are or were with their unit.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from gridworker.incidents.outbox import Outbox, OutboxEvent
 from gridworker.incidents.workflow import UNIT_HANDLER, Actor
 
 from ..auth import ANY_ROLE, require
+from ..feeds import FeedPoller, feed_for, slots_for, sse_response
+from ..limits import limits_of
 from .forwarding import get_dispatcher, get_outbox
 
 router = APIRouter(tags=["forwarding"])
 Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
-POLL_S = 0.25
-RETRY_MS = 3000
+_TOO_MANY = {429: {"description": "Too many event streams open (per key or in total; see limits in the config)"}}
 
 
 def format_event(ev: OutboxEvent) -> str:
@@ -51,10 +52,28 @@ def _visible(ev: OutboxEvent, user: Actor) -> bool:
     return user.role != UNIT_HANDLER or user.unit in (ev.unit, ev.from_unit)
 
 
+def parse_last_event_id(raw: str | None) -> int | None:
+    """The ``Last-Event-ID`` header as an id; 422 when it is not a non-negative integer."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an event id (an integer)") from None
+    if value < 0:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must not be negative")
+    return value
+
+
+def outbox_feed(request: Request, outbox: Outbox) -> FeedPoller[OutboxEvent]:
+    """The app's one poller of the outbox (all ``/events`` streams share it)."""
+    return feed_for(request.app, "outbox", lambda: FeedPoller("outbox", outbox.events_after, outbox.last_id))
+
+
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of work-order events"}},
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of work-order events"}, **_TOO_MANY},
 )
 async def events(
     request: Request,
@@ -66,48 +85,22 @@ async def events(
     max_s: Annotated[float, Query(ge=1, le=3600, description="End the stream after this long (the client reconnects)")] = 300.0,
 ) -> StreamingResponse:
     """Work-order events as server-sent events, resumable with ``Last-Event-ID``."""
-    start: int | None = None
-    if last_event_id is not None and last_event_id.strip():
-        try:
-            start = int(last_event_id.strip())
-        except ValueError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an event id (an integer)") from None
-        if start < 0:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must not be negative")
-    elif after is not None:
-        start = after
+    start = parse_last_event_id(last_event_id)
     if start is None:
-        start = await run_in_threadpool(outbox.last_id)
+        start = after
     disp = get_dispatcher(request)
     keepalive = keepalive_s or getattr(disp, "sse_keepalive_s", None) or 15.0
+    limits = limits_of(request.app)
 
-    async def stream() -> AsyncIterator[str]:
-        last = start
-        began = time.monotonic()
-        next_ping = began + keepalive
-        yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
-        while True:
-            if await request.is_disconnected():
-                return
-            batch = await run_in_threadpool(outbox.events_after, last, 200)
-            for ev in batch:
-                last = ev.id
-                if _visible(ev, user):
-                    yield format_event(ev)
-            if batch:
-                next_ping = time.monotonic() + keepalive
-                if len(batch) == 200:
-                    continue
-            now = time.monotonic()
-            if now - began >= max_s:
-                return
-            if now >= next_ping:
-                next_ping = now + keepalive
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(POLL_S)
+    def render(ev: OutboxEvent) -> str | None:
+        return format_event(ev) if _visible(ev, user) else None
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+    return await sse_response(
+        outbox_feed(request, outbox),
+        slots_for(request.app, limits.max_event_streams, limits.max_event_streams_per_key),
+        user.name,
+        start=start,
+        render=render,
+        keepalive_s=keepalive,
+        max_s=max_s,
     )

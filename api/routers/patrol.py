@@ -1,8 +1,9 @@
 """One-click patrol (一键轮巡): list plans, read their progress, start/pause/resume/stop them.
 
 Status codes: 404 no such plan; 409 pause/resume of a plan that is not running, replacing or
-deleting a running plan, or deleting a plan from the config file; 422 an invalid plan body (or one listing unknown cameras, or whose id differs
-from the path). ``start`` and ``stop`` are idempotent (200 with the status either way;
+deleting a running plan, deleting a plan from the config file, or creating one beyond
+``limits.max_patrol_plans``; 422 an invalid plan body (or one listing unknown cameras, whose id
+differs from the path, or whose ``concurrency`` is over ``limits.max_patrol_concurrency``). ``start`` and ``stop`` are idempotent (200 with the status either way;
 ``start`` answers 202 when it started a run now).
 """
 
@@ -59,7 +60,13 @@ def get_plan(plan_id: PlanId, service: ServiceDep) -> PatrolPlanOut:
 @router.put(
     "/plans/{plan_id}",
     response_model=PatrolPlanOut,
-    responses={201: {"description": "Created"}, 409: {"description": "The plan is running"}}, dependencies=[SUPERVISE])
+    responses={
+        201: {"description": "Created"},
+        409: {"description": "The plan is running, or limits.max_patrol_plans plans exist"},
+        422: {"description": "Invalid plan: unknown cameras, id differs from the path, concurrency over limits.max_patrol_concurrency"},
+    },
+    dependencies=[SUPERVISE],
+)
 def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: Response) -> PatrolPlanOut:
     """Create or replace a plan at runtime. A plan created here is saved in the database and comes
     back after a restart; replacing a plan from the config file lasts until the restart (the

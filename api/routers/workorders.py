@@ -22,9 +22,9 @@ from gridworker.incidents.workflow import (
     Workflow,
     WorkflowError,
 )
-from gridworker.incidents.workorders import STATES, AuditEntry, StatsGroup, StoredKey, WorkOrder, WorkOrderQuery
+from gridworker.incidents.workorders import STATES, AuditEntry, LastAdminKey, StatsGroup, StoredKey, WorkOrder, WorkOrderQuery
 
-from ..auth import ANY_ROLE, KeyError_, OrdersDep, create_key, require
+from ..auth import ANY_ROLE, KeyError_, OrdersDep, create_key, key_admin, require
 
 router = APIRouter(tags=["work orders"])
 
@@ -336,8 +336,9 @@ class NewKeyOut(KeyOut):
 
 
 @router.post("/keys", response_model=NewKeyOut, status_code=status.HTTP_201_CREATED, tags=["api keys"])
-def post_key(body: KeyIn, orders: OrdersDep, user: Admin) -> NewKeyOut:
-    """Create a key (admin). The response is the only place the key ever appears."""
+def post_key(body: KeyIn, orders: OrdersDep, user: Annotated[Actor, Depends(key_admin)]) -> NewKeyOut:
+    """Create a key (an admin *key*: never an anonymous caller, so the first key comes from
+    ``gridworker keys create``). The response is the only place the key ever appears."""
     try:
         stored, raw = create_key(orders, name=body.name, role=body.role, unit=body.unit)
     except KeyError_ as exc:
@@ -351,9 +352,18 @@ def list_keys(orders: OrdersDep, user: Admin) -> list[KeyOut]:
     return [KeyOut.of(k) for k in orders.keys()]
 
 
-@router.delete("/keys/{key}", status_code=status.HTTP_204_NO_CONTENT, tags=["api keys"], responses={404: {"description": "No such key"}})
+@router.delete(
+    "/keys/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["api keys"],
+    responses={404: {"description": "No such key"}, 409: {"description": "The last admin key (create another admin key first)"}},
+)
 def delete_key(key: Annotated[int, Path(ge=1, le=2**62)], orders: OrdersDep, user: Admin) -> Response:
-    """Revoke a key at once."""
-    if not orders.revoke_key(key, time.time()):
+    """Revoke a key at once. The last unrevoked admin key cannot be revoked (409)."""
+    try:
+        revoked = orders.revoke_key(key, time.time())
+    except LastAdminKey as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if not revoked:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

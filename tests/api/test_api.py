@@ -6,13 +6,12 @@ import time
 import cv2
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.service import Service
 from gridworker.settings import Settings
 
-from tests.factories import ParkedCarDetector, wait_until
+from tests.factories import ParkedCarDetector, local_client, wait_until
 
 ZONES = [
     {
@@ -26,6 +25,7 @@ ZONES = [
 def _settings(tmp_path, clip_path):
     return Settings(
         database={"url": f"sqlite:///{tmp_path / 'api.db'}"},
+        media_dir=clip_path.parent,  # the config file may play video files from here
         cameras=[{"id": "cam1", "name": "Gate", "site": "school", "url": str(clip_path), "fps": 5, "zones": ZONES}],
     )
 
@@ -35,7 +35,7 @@ def _settings(tmp_path, clip_path):
 @pytest.fixture
 def client(tmp_path, clip_path):
     settings = _settings(tmp_path, clip_path)
-    with TestClient(create_app(lambda: Service(settings, ParkedCarDetector()))) as c:
+    with local_client(create_app(lambda: Service(settings, ParkedCarDetector()))) as c:
         yield c
 
 
@@ -73,8 +73,8 @@ def test_filters_and_pagination(client):
     assert page["items"] == [] and page["total"] == 1 and page["limit"] == 1
 
 
-def test_add_and_remove_camera_at_runtime(client, clip_path):
-    body = {"id": "cam2", "name": "Added", "url": f"file://{clip_path}", "fps": 5}
+def test_add_and_remove_camera_at_runtime(client, rtsp_server):
+    body = {"id": "cam2", "name": "Added", "url": rtsp_server.url("cam"), "fps": 5}
     r = client.post("/cameras", json=body)
     assert r.status_code == 201, r.text
     assert client.post("/cameras", json=body).status_code == 409

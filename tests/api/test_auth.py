@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+import sqlalchemy as sa
 
 from gridworker.api import create_app
 from gridworker.api.auth import KeyError_, create_key, verify_key
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.incidents.workorders import LastAdminKey, WorkOrders
+from tests.factories import local_client
 
 
 @dataclass
@@ -43,7 +44,7 @@ def test_raw_key_is_not_stored_or_logged(orders, tmp_path, caplog):
     secret = raw[17:]  # after "gwk_" + 12 hex + "_" (the secret may contain "_")
     assert raw == f"gwk_{stored.key_id}_{secret}" and len(secret) == 43
     # used through the API too, so request handling is in the captured logs
-    with TestClient(create_app(lambda: _Service(orders.store, orders))) as client:
+    with local_client(create_app(lambda: _Service(orders.store, orders))) as client:
         assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
         assert client.get("/keys", headers={"X-API-Key": raw}).status_code == 200
         wrong = raw[:-1] + ("A" if raw[-1] != "A" else "B")  # one character off (never the key itself)
@@ -96,7 +97,7 @@ def test_create_refuses(orders, kwargs, message):
 @pytest.mark.parametrize(
     "enabled, with_key, status",
     [
-        (None, False, 200),  # default: open until the first key exists
+        (None, False, 200),  # default: open (to loopback callers) until the first key exists
         (None, True, 401),  # ... and closed from then on
         (True, False, 401),  # forced on: nothing gets in before `gridworker keys create`
         (True, True, 401),
@@ -108,17 +109,25 @@ def test_when_auth_applies(tmp_path, enabled, with_key, status):
     orders = WorkOrders(store, auth_enabled=enabled)
     if with_key:
         create_key(orders, name="k", role="viewer")
-    with TestClient(create_app(lambda: _Service(store, orders))) as client:
+    with local_client(create_app(lambda: _Service(store, orders))) as client:
         assert client.get("/workorders").status_code == status
-        if status == 200:  # open: callers are an anonymous admin
+        if status == 200:  # open: loopback callers are an anonymous admin
             assert client.get("/keys").status_code == 200
     store.close()
 
 
-def test_revocation_reopens_when_no_key_is_left(orders):
-    """Default mode counts unrevoked keys: revoking the last reopens the API (documented)."""
+def test_revocation_never_reopens(orders):
+    """The last admin key cannot be revoked, and keys revoked anyway (in the database) keep
+    the API closed: once a key has existed, keys stay required."""
     stored, raw = create_key(orders, name="only", role="admin")
+    viewer, _ = create_key(orders, name="viewer", role="viewer")
     assert orders.auth_required()
-    orders.revoke_key(stored.id, time.time())
-    assert not orders.auth_required()
-    assert WorkOrders(orders.store, auth_enabled=True).auth_required()
+    assert orders.revoke_key(viewer.id, time.time())
+    with pytest.raises(LastAdminKey, match="last admin key"):
+        orders.revoke_key(stored.id, time.time())
+    assert verify_key(orders, raw) is not None
+    with orders.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE api_keys SET revoked_at = 1"))
+    assert not orders.any_key()
+    assert orders.auth_required() and WorkOrders(orders.store).auth_required()
+    assert not WorkOrders(orders.store, auth_enabled=False).auth_required()

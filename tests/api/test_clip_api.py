@@ -9,13 +9,12 @@ from pathlib import Path
 
 import av
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.incidents import IncidentQuery
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector, wait_until
+from tests.factories import ParkedCarDetector, local_client, wait_until
 
 PRE_S, POST_S, GOP_S, FPS = 2.0, 2.0, 1.0, 10  # sample_clip: 10 fps, a keyframe every second
 
@@ -52,7 +51,7 @@ def test_rtsp_incident_gets_a_clip_served_by_the_api(tmp_path, rtsp_factory, sam
         holder["service"] = Service(settings, ParkedCarDetector())
         return holder["service"]
 
-    with TestClient(create_app(factory)) as client:
+    with local_client(create_app(factory)) as client:
         service = holder["service"]
         ring = service._packet_ring("gate")
         assert ring is not None and ring.seconds == PRE_S + POST_S + 5.0
@@ -102,9 +101,10 @@ def test_clips_off_globally_or_per_camera(tmp_path, sample_clip):
         {"id": "off", "url": str(sample_clip), "fps": 5, "zones": ZONES, "stream": {"clip_buffer_s": 0}},
         {"id": "long", "url": str(sample_clip), "fps": 5, "stream": {"clip_buffer_s": 30, "clip_buffer_mb": 4}},
     ]
-    on = Service(Settings(database={"url": f"sqlite:///{tmp_path / 'a.db'}"}, cameras=cameras), ParkedCarDetector())
+    media = sample_clip.parent
+    on = Service(Settings(database={"url": f"sqlite:///{tmp_path / 'a.db'}"}, media_dir=media, cameras=cameras), ParkedCarDetector())
     off = Service(
-        Settings(database={"url": f"sqlite:///{tmp_path / 'b.db'}"}, evidence={"clips": False}, cameras=cameras[:2]),
+        Settings(database={"url": f"sqlite:///{tmp_path / 'b.db'}"}, media_dir=media, evidence={"clips": False}, cameras=cameras[:2]),
         ParkedCarDetector(),
     )
     for service in (on, off):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import supervision as sv
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import ANONYMOUS, current_user
@@ -18,7 +17,7 @@ from gridworker.api.routers import flows as flows_router
 from gridworker.incidents.flows import FlowQuery, FlowStore
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import wait_until
+from tests.factories import local_client, wait_until
 
 T0 = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).timestamp()
 
@@ -45,7 +44,7 @@ def client(store):
     app.include_router(flows_router.router)
     app.state.service = SimpleNamespace(flows=store)
     app.dependency_overrides[current_user] = lambda: ANONYMOUS  # the router alone: no key store behind it
-    with TestClient(app) as c:
+    with local_client(app) as c:
         yield c
 
 
@@ -131,6 +130,7 @@ class SweepingCarDetector:
 def test_flows_and_metrics_from_a_running_service(tmp_path, clip_path):
     settings = Settings(
         database={"url": f"sqlite:///{tmp_path / 'svc.db'}"},
+        media_dir=clip_path.parent,
         cameras=[
             {"id": "cam1", "url": str(clip_path), "fps": 5, "lines": [{"id": "middle", "points": [[0.05, 0.5], [0.95, 0.5]], "classes": ["car"]}]}
         ],
@@ -141,7 +141,7 @@ def test_flows_and_metrics_from_a_running_service(tmp_path, clip_path):
         service.flow_recorder.flush_interval_s = 0.2
         return service
 
-    with TestClient(create_app(factory)) as c:
+    with local_client(create_app(factory)) as c:
         metric = 'gridworker_line_crossings_total{camera="cam1",class_name="car",direction="in",line="middle"}'
         wait_until(lambda: metric in c.get("/metrics").text, timeout=30)
         series = wait_until(lambda: (b := c.get("/flows", params={"camera_id": "cam1", "bucket": "minute"}).json())["totals"]["in"] and b)

@@ -1,10 +1,17 @@
-"""Schemathesis over the whole OpenAPI of the app around a real ``Service`` (no cameras),
-served by a real uvicorn, authentication on with an admin key, forwarding wired (a
-webhook destination that is down, so dead letters and counters exist): no request may
-get a 5xx.
+"""Schemathesis over the whole OpenAPI of the app around a real ``Service`` (no cameras at
+start), served by a real uvicorn, forwarding wired (a webhook destination that is down, so
+dead letters and counters exist): no request may get a 5xx, and no response may carry the
+API key or the forwarding secret.
 
-Left out: endless server-sent-event streams (``GET /events``; tests/forwarding/test_sse.py
-covers it) and ``DELETE /keys/{key}`` (it could revoke the key the fuzzer runs with).
+Run twice: with authentication on (the fuzzer holds the only admin key, so revoking it is
+refused) and with no key at all (a loopback client, which is what a no-key service answers).
+Every operation is fuzzed on its own — ``POST /cameras``, ``POST /keys`` and the DELETE
+routes included — and then statefully: schemathesis links the operations (a camera made by
+``POST /cameras`` is read, re-scened and deleted by id; a key made by ``POST /keys`` is
+revoked) and runs random sequences of them.
+
+Left out: endless server-sent-event streams (``GET /events`` and ``GET /console/events``;
+tests/forwarding/test_sse.py covers them).
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from __future__ import annotations
 import faulthandler
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
 import uvicorn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
@@ -27,13 +36,7 @@ from gridworker.settings import Settings
 from tests.factories import ParkedCarDetector, free_port
 from tests.forwarding.helpers import open_incident
 
-
-def _operations():
-    # the OpenAPI document needs no running service: built from the routes alone
-    raw = schemathesis.openapi.from_dict(create_app(lambda: None).openapi())
-    schema = raw.exclude(path_regex=r"^/keys/\{[^}]+\}$", method="DELETE")
-    ops = [r.ok() for r in schema.get_all_operations()]
-    return schema, [op for op in ops if not _streams(op)]
+FORWARDING_SECRET = "fuzz-secret-0123456789"
 
 
 def _streams(op) -> bool:
@@ -42,25 +45,23 @@ def _streams(op) -> bool:
     return "text/event-stream" in (ok.get("content") or {})
 
 
-SCHEMA, OPERATIONS = _operations()
+def _schema():
+    # the OpenAPI document needs no running service: built from the routes alone
+    return schemathesis.openapi.from_dict(create_app(lambda: None).openapi())
 
 
-@pytest.fixture(scope="module")
-def live_api(tmp_path_factory):
-    db = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    dead_port = free_port()
-    forwarding = ForwardingConfig(
-        destinations=[WebhookDestination(name="down", url=f"http://127.0.0.1:{dead_port}/x", secret="fuzz-secret", connect_timeout_s=0.5)],
-        retry=RetryPolicy(base_s=0.1, cap_s=0.5),
-        poll_interval_s=0.1,
-    )
-    # forwarding comes from the settings, as in production; the app's lifespan starts and stops it
-    service = Service(Settings(database={"url": f"sqlite:///{db}"}, forwarding=forwarding), ParkedCarDetector())
-    orders = service.workorders
-    orders.auth_enabled = True
-    for i in range(3):
-        open_incident(orders, camera=f"cam-{i}")
-    _, key = create_key(orders, name="fuzzer", role="admin")
+SCHEMA = _schema()
+OPERATIONS = [op for op in (r.ok() for r in SCHEMA.get_all_operations()) if not _streams(op)]
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    base: str
+    headers: dict[str, str]
+    key: str | None
+
+
+def _serve(service: Service) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -69,34 +70,90 @@ def live_api(tmp_path_factory):
     while not server.started and time.monotonic() < end:
         time.sleep(0.05)
     assert server.started
-    yield f"http://127.0.0.1:{port}", key
-    server.should_exit = True
-    thread.join(15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="module", params=["key", "no-key"])
+def live_api(request, tmp_path_factory) -> Iterator[LiveApi]:
+    db = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+    forwarding = ForwardingConfig(
+        destinations=[WebhookDestination(name="down", url=f"http://127.0.0.1:{free_port()}/x", secret=FORWARDING_SECRET, connect_timeout_s=0.5)],
+        retry=RetryPolicy(base_s=0.1, cap_s=0.5),
+        poll_interval_s=0.1,
+    )
+    # forwarding comes from the settings, as in production; the app's lifespan starts and stops it
+    service = Service(Settings(database={"url": f"sqlite:///{db}"}, forwarding=forwarding), ParkedCarDetector())
+    orders = service.workorders
+    for i in range(3):
+        open_incident(orders, camera=f"cam-{i}")
+    key = None
+    if request.param == "key":
+        orders.auth_enabled = True
+        _, key = create_key(orders, name="fuzzer", role="admin")
+    for base in _serve(service):
+        yield LiveApi(base, {"X-API-Key": key} if key else {}, key)
+
+
+def _check(response, case, api: LiveApi) -> None:
+    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    if api.key:
+        assert api.key not in response.text  # never the key itself in a response
+    assert FORWARDING_SECRET not in response.text
 
 
 def test_the_schema_has_the_routes():
     labels = {op.label for op in OPERATIONS}
     assert {"GET /forwarding/destinations", "GET /forwarding/dead", "POST /forwarding/dead/{delivery_id}/replay",
-            "GET /workorders", "POST /keys", "GET /incidents"} <= labels
+            "GET /workorders", "POST /keys", "DELETE /keys/{key}", "POST /cameras", "DELETE /cameras/{camera_id}",
+            "DELETE /patrol/plans/{plan_id}", "GET /incidents"} <= labels
     assert "GET /events" not in labels and len(labels) >= 25
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
 def test_no_server_errors(live_api, operation):
-    base, key = live_api
-
     @given(case=operation.as_strategy())
-    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case):
         # a request that hangs: dump every thread (the service runs in this process) before the
         # client gives up, so the failure shows where it was stuck
         watchdog = threading.Timer(25, faulthandler.dump_traceback, kwargs={"all_threads": True})
         watchdog.start()
         try:
-            response = case.call(base_url=base, headers={"X-API-Key": key}, timeout=30)
+            response = case.call(base_url=live_api.base, headers=live_api.headers, timeout=30)
         finally:
             watchdog.cancel()
-        assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
-        assert key not in response.text  # never the key itself in a response
+        _check(response, case, live_api)
 
     run()
+
+
+def test_stateful_sequences(live_api):
+    """Random chains of linked calls (create, read, change, delete) never get a 5xx."""
+    schema = _schema()
+    schema.config.update(base_url=live_api.base)
+    machine = schema.as_state_machine()
+    seen: list[str] = []
+
+    class Sequences(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case):
+            return {"headers": dict(live_api.headers), "timeout": 30}
+
+        def after_call(self, response, case):
+            seen.append(f"{case.method} {case.operation.path} {response.status_code}")
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            _check(response, case, live_api)
+
+    Sequences.run(
+        settings=settings(
+            max_examples=40, stateful_step_count=6, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck), phases=[Phase.generate],
+        )
+    )
+    assert seen, "the state machine made no calls"
+    # the links were followed: some call on a path with an id (taken from an earlier response) succeeded
+    assert any("{" in call.split()[1] and int(call.split()[2]) < 400 for call in seen), seen

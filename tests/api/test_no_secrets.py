@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
@@ -18,7 +17,7 @@ from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, R
 from gridworker.service import Service
 from gridworker.settings import Settings
 
-from tests.factories import ParkedCarDetector, free_port
+from tests.factories import ParkedCarDetector, free_port, local_client
 from tests.forwarding.helpers import Receiver, open_incident
 
 CAM_PW = "Cam-P4ss-9z7q"
@@ -52,7 +51,7 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
     _, admin = create_key(orders, name="admin", role="admin")
     texts: list[str] = []
     new_keys: list[str] = []
-    with TestClient(create_app(lambda: service)) as client:  # the lifespan starts the forwarding
+    with local_client(create_app(lambda: service)) as client:  # the lifespan starts the forwarding
         h = {"X-API-Key": admin}
 
         def call(method: str, path: str, **kw) -> object:

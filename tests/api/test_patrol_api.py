@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import wait_until
+from tests.factories import local_client, wait_until
 
 pytestmark = [pytest.mark.model]
 
@@ -38,7 +37,7 @@ def client(tmp_path, rtsp_factory, sample_clip, detector):
             {"id": "once", "select": {"camera_ids": ["school-a"]}, "cycles": 1, **FAST},
         ],
     )
-    with TestClient(create_app(lambda: Service(settings, detector))) as c:
+    with local_client(create_app(lambda: Service(settings, detector))) as c:
         yield c
 
 

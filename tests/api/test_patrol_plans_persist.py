@@ -14,7 +14,7 @@ from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector
+from tests.factories import ParkedCarDetector, local_client
 
 CAMS = [
     {"id": "gate", "url": "rtsp://127.0.0.1:9/gate", "watch": "patrol", "patrol": {"site_type": "school", "priority": 8}},
@@ -38,7 +38,7 @@ def _settings(db, plans=(CONFIG_PLAN,)) -> Settings:
 
 
 def _client(settings: Settings) -> TestClient:
-    return TestClient(create_app(lambda: Service(settings, ParkedCarDetector())))
+    return local_client(create_app(lambda: Service(settings, ParkedCarDetector())))
 
 
 def _ids(client) -> list[str]:
@@ -130,7 +130,7 @@ def test_put_and_delete_are_for_supervisors(tmp_path, role, allowed):
         keys[r] = create_key(service.workorders, name=r, role=r, unit=unit)[1]
     boss = {"Authorization": f"Bearer {keys['supervisor']}"}
     me = {"Authorization": f"Bearer {keys[role]}"}
-    with TestClient(create_app(lambda: service)) as c:
+    with local_client(create_app(lambda: service)) as c:
         assert c.put("/patrol/plans/night", json=NIGHT).status_code == 401
         assert c.delete("/patrol/plans/night").status_code == 401
         put = c.put("/patrol/plans/night", json=NIGHT, headers=me).status_code

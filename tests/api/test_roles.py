@@ -5,13 +5,12 @@ around a real Service."""
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector
+from tests.factories import ParkedCarDetector, local_client
 
 PLAN = {"id": "am", "name": "Morning", "select": {"camera_ids": ["c1"]}}
 CAMERA = {"id": "c9", "url": "rtsp://127.0.0.1:9/none", "watch": "patrol"}
@@ -28,7 +27,7 @@ def env(tmp_path):
     keys = {}
     for role, unit in [("viewer", None), ("operator", None), ("unit_handler", "traffic-squad"), ("supervisor", None), ("admin", None)]:
         keys[role] = create_key(service.workorders, name=role, role=role, unit=unit)[1]
-    with TestClient(create_app(lambda: service)) as client:
+    with local_client(create_app(lambda: service)) as client:
         yield client, service, keys
 
 

@@ -5,13 +5,12 @@ only (config-file cameras keep the edit until restart)."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector, wait_until
+from tests.factories import ParkedCarDetector, local_client, wait_until
 
 PARKING = {
     "id": "kerb",
@@ -31,6 +30,7 @@ def make_client(tmp_path, clip_path):
     def make(extra_cameras=()):
         settings = Settings(
             database={"url": f"sqlite:///{tmp_path / 'scene.db'}"},
+            media_dir=clip_path.parent,
             cameras=[{"id": "cam1", "url": str(clip_path), "fps": 5}, *extra_cameras],
             evidence={"clips": False},
         )
@@ -42,7 +42,7 @@ def make_client(tmp_path, clip_path):
                     keys[role] = create_key(service.workorders, name=role, role=role)[1]
             return service
 
-        return TestClient(create_app(factory))
+        return local_client(create_app(factory))
 
     make.keys = keys
     return make
@@ -80,10 +80,11 @@ def test_scene_applied_without_restart_and_kept_until_restart(make_client, clip_
         assert client.get("/cameras/cam1", headers=_h(make_client.keys, "admin")).json()["zones"] == []
 
 
-def test_scene_of_an_api_added_camera_survives_a_restart(make_client, clip_path):
+def test_scene_of_an_api_added_camera_survives_a_restart(make_client, rtsp_server):
     with make_client() as client:
         admin = _h(make_client.keys, "admin")
-        assert client.post("/cameras", json={"id": "added", "url": str(clip_path), "fps": 2, "name": "Added"}, headers=admin).status_code == 201
+        body = {"id": "added", "url": rtsp_server.url("cam"), "fps": 2, "name": "Added"}  # the API takes network cameras
+        assert client.post("/cameras", json=body, headers=admin).status_code == 201
         r = client.put("/cameras/added/scene", json=_scene(zones=[PARKING], masks=[{"id": "sky", "polygon": [[0, 0], [1, 0], [1, 0.2]]}]), headers=admin)
         assert r.status_code == 200 and r.json()["persisted"] is True
     with make_client() as client:

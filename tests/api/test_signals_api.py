@@ -5,22 +5,21 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.vision.rules import incident_kinds
-from tests.factories import ParkedCarDetector, wait_until
+from tests.factories import ParkedCarDetector, local_client, wait_until
 
 HEAD = [[0.9, 0.05], [0.97, 0.05], [0.97, 0.3], [0.9, 0.3]]
 FALLEN = {"code": "person_fallen", "name_zh": "人员倒地", "name_en": "person fallen", "category": "public_safety"}
 
 
-def _camera(cam_id: str, clip_path, **extra):
+def _camera(cam_id: str, url, **extra):
     return {
         "id": cam_id,
-        "url": str(clip_path),
+        "url": str(url),
         "fps": 5,
         "signals": [{"id": "main", "source": "api", "stale_after_s": 30}, {"id": "head", "source": "image", "region": HEAD}],
         "zones": [
@@ -38,8 +37,10 @@ def _camera(cam_id: str, clip_path, **extra):
 
 @pytest.fixture
 def client(tmp_path, clip_path):
-    settings = Settings(database={"url": f"sqlite:///{tmp_path / 'signals.db'}"}, cameras=[_camera("cam1", clip_path)])
-    with TestClient(create_app(lambda: Service(settings, ParkedCarDetector()))) as c:
+    settings = Settings(
+        database={"url": f"sqlite:///{tmp_path / 'signals.db'}"}, media_dir=clip_path.parent, cameras=[_camera("cam1", clip_path)]
+    )
+    with local_client(create_app(lambda: Service(settings, ParkedCarDetector()))) as c:
         yield c
 
 
@@ -92,7 +93,7 @@ def test_list_signals_unknown_camera(client):
     assert client.get("/cameras/nope/signals").status_code == 404
 
 
-def test_incident_types_lists_builtin_and_configured(client, clip_path):
+def test_incident_types_lists_builtin_and_configured(client, rtsp_server):
     types = client.get("/incident-types").json()
     by_code = {t["code"]: t for t in types}
     for kind in incident_kinds():
@@ -104,7 +105,7 @@ def test_incident_types_lists_builtin_and_configured(client, clip_path):
     assert fallen == {**FALLEN, "source": "class_event", "cameras": ["cam1"]}
     # a camera added at runtime brings its own class-event type; a repeated code is listed once
     garbage = {"code": "exposed_garbage", "name_zh": "暴露垃圾", "name_en": "exposed garbage", "category": "city_appearance"}
-    cam2 = _camera("cam2", clip_path)
+    cam2 = _camera("cam2", rtsp_server.url("cam2"))  # through the API: a network camera
     cam2["zones"][0]["rules"].append({"type": "class_event", "id": "garbage", "classes": ["garbage"], "incident": garbage})
     assert client.post("/cameras", json=cam2).status_code == 201
     types = client.get("/incident-types").json()

@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.workorders import WorkOrders
+from tests.factories import local_client
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
 
@@ -44,7 +44,7 @@ def env(tmp_path):
         ("admin", "admin", None),
     ]:
         keys[name] = create_key(orders, name=name, role=role, unit=unit)[1]
-    with TestClient(create_app(lambda: _Service(store, orders))) as client:
+    with local_client(create_app(lambda: _Service(store, orders))) as client:
         yield client, orders, keys
     store.close()
 
@@ -221,13 +221,14 @@ def test_real_service_opens_work_orders(tmp_path, clip_path):
 
     settings = Settings(
         database={"url": f"sqlite:///{tmp_path / 'svc.db'}"},
+        media_dir=clip_path.parent,
         cameras=[{
             "id": "cam1", "name": "Gate", "site": "school", "url": str(clip_path), "fps": 5,
             "zones": [{"id": "kerb", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]],
                        "rules": [{"type": "dwell", "min_duration_s": 1.0, "clear_after_s": 2.0}]}],
         }],
     )
-    with TestClient(create_app(lambda: Service(settings, ParkedCarDetector()))) as client:
+    with local_client(create_app(lambda: Service(settings, ParkedCarDetector()))) as client:
         page = wait_until(lambda: (p := client.get("/workorders").json())["total"] and p)  # no keys yet: open
         o = page["items"][0]
         assert (o["type"], o["state"], o["site"], o["grade"], o["unit"]) == ("dwell", "detected", "school", 4, "community-grid")

@@ -42,6 +42,8 @@ def open_console(browser: Any, live: Any, role: str, *, lang: str | None = None,
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # the console runs under a strict Content-Security-Policy: any violation is an error too
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None)
     page.errors = errors
     page.goto(live.url + "/")
     if lang:
@@ -65,11 +67,11 @@ def test_wall_shows_a_live_tile_and_switches_language(console_server, browser, t
     page = open_console(browser, console_server, "viewer")
     tile = page.locator('.tile[data-camera="bus-stop"]')
     tile.wait_for()
-    page.wait_for_function("document.querySelector('.tile[data-camera=\"bus-stop\"] img').naturalWidth > 0", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('.tile[data-camera=\"bus-stop\"] img').naturalWidth > 0", timeout=20_000)
     first = tile.locator("img").get_attribute("src")
     assert first.startswith("blob:")  # fetched with the key in a header, not in the URL
     page.wait_for_function(
-        f"document.querySelector('.tile[data-camera=\"bus-stop\"] img').src !== '{first}'", timeout=10_000
+        f"() => document.querySelector('.tile[data-camera=\"bus-stop\"] img').src !== '{first}'", timeout=10_000
     )
     size = page.evaluate("(() => { const i = document.querySelector('.tile[data-camera=\"bus-stop\"] img'); return [i.naturalWidth, i.naturalHeight]; })()")
     assert size == [810, 1080]  # bus.jpg, annotated
@@ -88,7 +90,7 @@ def test_wall_shows_a_live_tile_and_switches_language(console_server, browser, t
     assert page.locator('.plan[data-plan="schools"] button').count() == 0
     # click to enlarge
     tile.click()
-    page.wait_for_function("document.querySelector('#zoom').open && document.querySelector('#zoom-img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#zoom').open && document.querySelector('#zoom-img').naturalWidth > 0")
     page.keyboard.press("Escape")
     assert page.errors == []
     page.context.close()
@@ -157,14 +159,14 @@ def test_draw_save_incident_and_close_it(console_server, browser, tmp_path):
     row.wait_for(timeout=30_000)
     assert page.evaluate("window.__noReload") == 1
     page.wait_for_selector('.tile[data-camera="bus-stop"].alert', timeout=10_000)
-    page.wait_for_function("document.querySelector('#queue li[data-type=\"intrusion\"] img')?.naturalWidth > 0", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#queue li[data-type=\"intrusion\"] img')?.naturalWidth > 0", timeout=10_000)
     save_shot(page, tmp_path, "console-wall.png")
     incident_id = int(row.get_attribute("data-incident"))
 
     # close it through the UI: dispatch → accept → handle (with a note) → close
     row.click()
     page.wait_for_selector("#detail[open] #detail-state")
-    page.wait_for_function("document.querySelector('#detail img')?.naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#detail img')?.naturalWidth > 0")
     for action, state in (("dispatch", "dispatched"), ("accept", "accepted"), ("handle", "handled"), ("close", "closed")):
         if action == "handle":
             page.fill("#act-note", "people moved on")

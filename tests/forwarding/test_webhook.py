@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
@@ -21,7 +20,7 @@ from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING
 from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
 
 from tests.forwarding.helpers import T0, Receiver, open_incident
-from tests.factories import free_port
+from tests.factories import free_port, local_client
 
 SECRET = "whsec-4f1d9c2b7a"
 FAST = RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=3, jitter=0.5)
@@ -175,7 +174,7 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
     _, sup = create_key(orders, name="sup", role="supervisor")
     _, viewer = create_key(orders, name="viewer", role="viewer")
     _, op = create_key(orders, name="op", role="operator")
-    with disp, TestClient(create_app(lambda: _Service(orders.store, orders, disp))) as client:
+    with disp, local_client(create_app(lambda: _Service(orders.store, orders, disp))) as client:
         inc = open_incident(orders)
         assert _wait(lambda: disp.outbox.counters()["city"]["dead"] == 1)
         for key in (viewer, op):
