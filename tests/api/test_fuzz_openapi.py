@@ -26,6 +26,7 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Flaky
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
@@ -105,6 +106,15 @@ def _check(response, case, api: LiveApi) -> None:
     assert FORWARDING_SECRET not in response.text
 
 
+def _inconsistent_replay(exc: AssertionError) -> bool:
+    """Hypothesis asserts (rather than raising ``Flaky``) when a replay of a sequence drew
+    differently because the server answered differently: the assertion is in its data tree."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == "hypothesis.internal.conjecture.datatree"
+
+
 def test_the_schema_has_the_routes():
     labels = {op.label for op in OPERATIONS}
     assert {"GET /forwarding/destinations", "GET /forwarding/dead", "POST /forwarding/dead/{delivery_id}/replay",
@@ -132,11 +142,18 @@ def test_no_server_errors(live_api, operation):
 
 
 def test_stateful_sequences(live_api):
-    """Random chains of linked calls (create, read, change, delete) never get a 5xx."""
+    """Random chains of linked calls (create, read, change, delete) never get a 5xx.
+
+    What the server answered depends on what earlier sequences left behind (a real, shared
+    service), so Hypothesis may stop a run as "flaky data generation", as schemathesis' own
+    runner expects of a live API. Violations are therefore collected per call, not raised
+    into Hypothesis, and runs are repeated until enough calls were made.
+    """
     schema = _schema()
     schema.config.update(base_url=live_api.base)
     machine = schema.as_state_machine()
     seen: list[str] = []
+    violations: list[str] = []
 
     class Sequences(machine):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case):
@@ -146,14 +163,27 @@ def test_stateful_sequences(live_api):
             seen.append(f"{case.method} {case.operation.path} {response.status_code}")
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
-            _check(response, case, live_api)
+            try:
+                _check(response, case, live_api)
+            except AssertionError as exc:
+                violations.append(str(exc))
 
-    Sequences.run(
-        settings=settings(
-            max_examples=40, stateful_step_count=6, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck), phases=[Phase.generate],
-        )
-    )
-    assert seen, "the state machine made no calls"
+    for _ in range(8):
+        try:
+            Sequences.run(
+                settings=settings(
+                    max_examples=40, stateful_step_count=6, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck), phases=[Phase.generate],
+                )
+            )
+        except Flaky:
+            pass  # generation depended on the live server's state; the calls made still count
+        except AssertionError as exc:
+            if not _inconsistent_replay(exc):
+                raise  # (our own checks never raise into Hypothesis; this is something else)
+        if len(seen) >= 150:
+            break
+    assert not violations, violations[:5]
+    assert len(seen) >= 100, f"only {len(seen)} calls made"
     # the links were followed: some call on a path with an id (taken from an earlier response) succeeded
     assert any("{" in call.split()[1] and int(call.split()[2]) < 400 for call in seen), seen
