@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from gridworker.service import Service
 
@@ -17,6 +18,7 @@ from .routers.console import mount_console
 from .security import SecurityGuard, SecurityMiddleware
 from .feeds import close_feeds
 from .limits import install_body_limit
+from .errors import validation_error
 
 
 def create_app(service_factory: Callable[[], Service]) -> FastAPI:
@@ -46,6 +48,7 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_exception_handler(RequestValidationError, validation_error)  # NaN/Infinity echoed: still a 422
     app.include_router(health.router)
     app.include_router(cameras.router)
     app.include_router(incidents.router)

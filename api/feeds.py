@@ -74,7 +74,7 @@ class Subscription(Generic[T]):
     Attributes:
         head: the poller's position when the stream subscribed; rows with a larger id arrive
             through :meth:`get`, older ones the stream reads itself.
-        dropped: the subscriber fell ``QUEUE_SIZE`` rows behind and was removed.
+        dropped: the subscriber fell a full queue behind (or the app stops) and was removed.
     """
 
     head: int

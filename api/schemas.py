@@ -13,6 +13,9 @@ from gridworker.settings import CameraConfig
 from gridworker.streams.sources import require_network
 from gridworker.vision.config import CalibrationConfig, LineConfig, MaskConfig, SignalConfig, ZoneConfig
 
+NETWORK_URL_PATTERN = r"^(rtsps?|rtmps?|https?)://[^\s/?#|]+(/[^\s|]*)?$"
+"""The shape of a camera URL given to the API, for the OpenAPI schema (streams/sources.py checks)."""
+
 
 def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
@@ -87,6 +90,16 @@ class NewCamera(CameraConfig):
     """A camera added through the API: a network camera only (rtsp, rtsps, rtmp, rtmps, or
     http(s) HLS). Video files are sources only in the config file, under ``media_dir``."""
 
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="rtsp://, rtsps://, rtmp://, rtmps://, http(s):// (HLS) URL of the camera. Credentials "
+        "(user:pw@, ?pwd=, ;password=) are kept for the connection and never shown or logged.",
+        # documents the shape (and lets API fuzzers make valid ones); the check itself is
+        # streams/sources.py's, which also refuses control characters, '|' and bad ports
+        json_schema_extra={"pattern": NETWORK_URL_PATTERN, "examples": ["rtsp://admin:pw@10.0.0.7:554/stream1"]},
+    )
+
     @field_validator("url")
     @classmethod
     def _network_only(cls, url: str) -> str:
@@ -113,6 +126,11 @@ class IncidentOut(BaseModel):
     snapshot_url: str | None
     has_clip: bool = Field(False, description="An evidence clip (MP4 around the opening) is ready.")
     clip_url: str | None = None
+    clip_missing: str | None = Field(
+        None,
+        description="Why there is no clip: it could not be saved (e.g. the clip disk was full) or retention deleted it. "
+        "Null while a clip exists or may still come.",
+    )
 
     @classmethod
     def of(cls, inc: Incident) -> IncidentOut:
@@ -135,6 +153,7 @@ class IncidentOut(BaseModel):
             snapshot_url=f"/incidents/{inc.id}/snapshot.jpg" if inc.has_snapshot else None,
             has_clip=inc.has_clip,
             clip_url=f"/incidents/{inc.id}/clip.mp4" if inc.has_clip else None,
+            clip_missing=inc.clip_missing,
         )
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from .service import Service
 
 log = logging.getLogger("gridworker")
 
@@ -60,7 +64,15 @@ def _db_option(settings: Settings, config: str | None) -> str:
     return "--config <config.yaml>" if url.password else f"--database {settings.database.url}"
 
 
-def _serve(settings: Settings, *, log_level: str = "info", config: str | None = None) -> int:
+def _serve(
+    settings: Settings,
+    *,
+    log_level: str = "info",
+    config: str | None = None,
+    on_service: Callable[[Service], None] | None = None,
+    access_log: bool = True,
+) -> int:
+    """Serve the API until Ctrl-C; ``on_service`` sees the service once built (before it starts)."""
     import uvicorn
 
     from gridworker.api import create_app
@@ -73,9 +85,18 @@ def _serve(settings: Settings, *, log_level: str = "info", config: str | None = 
         print(f"gridworker: {refusal}", file=sys.stderr)
         return 2
     detector = load_detector(settings.detector)  # fail before binding the port if the model is bad
-    app = create_app(lambda: Service(settings, detector))
+
+    def build() -> Service:
+        service = Service(settings, detector)
+        if on_service is not None:
+            on_service(service)
+        return service
+
+    app = create_app(build)
     # open event streams (consoles) must not hold a shutdown for long
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app, host=settings.server.host, port=settings.server.port, log_level=log_level, timeout_graceful_shutdown=5, access_log=access_log
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.incidents.forwarding import attach_forwarding
 from gridworker.incidents.outbox import reconcile_workorders
+from gridworker.incidents.retention import RetentionWorker
 from gridworker.incidents.workflow import Workflow, WorkflowClock
 from gridworker.models.tiling import TileConfig, detect_tiled
 from gridworker.incidents.workorders import attach_workorders
@@ -123,6 +124,7 @@ class Service:
                 evidence.resolve_clips_dir(settings.database.url),
                 pre_s=evidence.clip_pre_s,
                 post_s=evidence.clip_post_s,
+                min_free_bytes=int(evidence.min_free_mb * 1e6),
             )
             self.incidents.on_open.append(self.clips)
         self.signals = SignalBoard()
@@ -162,6 +164,10 @@ class Service:
         # every work-order change leaves through the outbox, committed with it (docs/forwarding.md)
         self.forwarding = attach_forwarding(self)
         self.workflow_clock = WorkflowClock(self.workflow, interval_s=settings.workorders.tick_interval_s)
+        # clips, settled outbox messages and old audit rows are deleted as configured (retention:)
+        self.retention = RetentionWorker(
+            self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve()
+        )
         # the camera shows the condition cleared: a handled case closes, verified on camera
         self.incidents.on_close.append(self._verify_cleared)
         self.started = False
@@ -218,6 +224,7 @@ class Service:
         if repaired:
             log.warning("%d incident(s) stored before a crash had no work order; created now", repaired)
         self.forwarding.start()
+        self.retention.start()
         for t in self._threads:
             t.start()
         self.started = True
@@ -242,6 +249,7 @@ class Service:
         self.flow_recorder.flush()
         self.workflow_clock.stop()
         self.forwarding.stop()
+        self.retention.stop()
         self.started = False
 
     def _verify_cleared(self, incident_id: int, at: float) -> None:
@@ -257,9 +265,18 @@ class Service:
             store=self.store,
             annotator=self.annotator,
             camera_info=self._camera_info,
-            on_open=[self._count_incident],
+            on_open=[self._patrol_incident_opened],
             tracker=self.settings.tracker,
         )
+
+    def _patrol_incident_opened(self, incident: Incident) -> None:
+        """A revisit incident (stored by the visit analyser, not the incident manager) gets what
+        every opened incident gets: counted, its work order (so it is queued and forwarded)."""
+        for callback in list(self.incidents.on_open):
+            try:
+                callback(incident)
+            except Exception:  # one listener must not cost the others
+                log.exception("incident %s: open callback failed", incident.id)
 
     def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> _Camera:
         with self._cameras_lock:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gridworker.incidents.forwarding import ForwardingConfig
+from gridworker.incidents.retention import RetentionConfig
 from gridworker.incidents.workorders import AuthConfig, WorkOrdersConfig
 from gridworker.models.config import DetectorConfig
 from gridworker.models.tiling import TileConfig
@@ -90,6 +91,10 @@ class CameraConfig(SceneConfig):
 
     def public_url(self) -> str:
         return redact_url(self.url)
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, (redact_url(value) if key == "url" else value)
 
 
 class ServerConfig(_Strict):
@@ -207,6 +212,12 @@ class EvidenceConfig(_Strict):
         "(0 turns clips off for that camera).",
     )
     buffer_mb: float = Field(32.0, gt=0.0, le=1024.0, description="Cap of each camera's ring, megabytes.")
+    min_free_mb: float = Field(
+        256.0,
+        ge=0.0,
+        description="No clip is written while the clip disk has less free space than this (megabytes); the "
+        "incident still opens and says its clip is missing. Retention (retention:) bounds what clips take.",
+    )
 
     @property
     def ring_seconds(self) -> float:
@@ -313,6 +324,9 @@ class Settings(BaseSettings):
     workorders: WorkOrdersConfig = Field(default_factory=WorkOrdersConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig, description="Outbox delivery (docs/forwarding.md).")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="What is deleted when: clips, delivered outbox messages, audit rows."
+    )
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Caps on bodies, streams, cameras, plans, scenes, clip memory (docs/security.md).")
     media_dir: Path | None = Field(
         None,

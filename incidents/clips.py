@@ -5,12 +5,19 @@ The recorder is an ``IncidentManager.on_open`` callback. The callback only queue
 (the pipeline's post-processing thread must not wait ``post_s``); one timer thread cuts,
 writes and records each clip when it is due. Clip writing is a remux (no decoding), a few
 milliseconds for a 10 s clip.
+
+The incident never depends on its clip: when no clip can be made (the clip disk is full or
+unwritable, less than ``min_free_bytes`` is free, the camera buffered nothing or is gone) the
+incident stays as it is and its record says why the clip is missing
+(``IncidentStore.clip_missing``; ``GET /incidents/{id}`` shows it as ``clip_missing``).
 """
 
 from __future__ import annotations
 
+import errno
 import heapq
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +58,8 @@ class ClipRecorder:
         clock: wall clock (``opened_at`` is wall-clock time).
         max_pending: jobs beyond this many are refused (logged); protects memory when a
             flood of incidents opens at once.
+        min_free_bytes: no clip is written while the clip disk has less free space than
+            this (the incident's record says so); the database may share the disk.
 
     Example:
         >>> recorder = ClipRecorder(store, service_ring_lookup, "var/clips", pre_s=5, post_s=5)  # doctest: +SKIP
@@ -69,6 +78,7 @@ class ClipRecorder:
         grace_s: float = 0.5,
         clock: Callable[[], float] = time.time,
         max_pending: int = 1000,
+        min_free_bytes: int = 0,
     ) -> None:
         if pre_s < 0 or post_s < 0:
             raise ValueError("pre_s and post_s must be >= 0")
@@ -80,6 +90,7 @@ class ClipRecorder:
         self.grace_s = float(grace_s)
         self.clock = clock
         self.max_pending = max_pending
+        self.min_free_bytes = int(min_free_bytes)
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -124,12 +135,13 @@ class ClipRecorder:
             return
         job = _Job(incident.opened_at + self.post_s + self.grace_s, incident.id, incident.camera_id, incident.opened_at)
         with self._cond:
-            if len(self._jobs) >= self.max_pending:
-                self.skipped += 1
-                log.warning("incident %s: %d clips already pending, no clip for this one", incident.id, len(self._jobs))
-                return
-            heapq.heappush(self._jobs, job)
-            self._cond.notify_all()
+            full = len(self._jobs) >= self.max_pending
+            if not full:
+                heapq.heappush(self._jobs, job)
+                self._cond.notify_all()
+        if full:
+            log.warning("incident %s: %d clips already pending, no clip for this one", incident.id, self.max_pending)
+            self._missing(job, "too many clips were waiting to be cut when the incident opened")
 
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
@@ -156,21 +168,43 @@ class ClipRecorder:
     def _record(self, job: _Job) -> IncidentClip | None:
         try:
             return self._cut_and_store(job)
-        except Exception:  # noqa: BLE001 - one failed clip must not stop the others
-            self.skipped += 1
+        except Exception as exc:  # noqa: BLE001 - one failed clip must not stop the others
             log.exception("incident %s: evidence clip failed", job.incident_id)
+            self._missing(job, f"the clip could not be made ({type(exc).__name__})")
             return None
+
+    def _missing(self, job: _Job, reason: str) -> None:
+        """Count a clip that will not exist and record why on its incident (never raises)."""
+        self.skipped += 1
+        try:
+            self.store.clip_missing(job.incident_id, reason, at=self.clock())
+        except Exception:  # noqa: BLE001 - the database may be the very thing that failed
+            log.exception("incident %s: could not record why it has no clip (%s)", job.incident_id, reason)
+
+    def disk_problem(self) -> str | None:
+        """Why no clip can be written now (the folder is unusable, or the disk is below
+        ``min_free_bytes``), or None. The reason names no path (viewers read it)."""
+        try:
+            self.clips_dir.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(self.clips_dir).free
+        except OSError as exc:
+            log.error("clip folder %s is not usable: %s", self.clips_dir, exc)
+            return f"the clip folder is not usable ({_why(exc)})"
+        if free < self.min_free_bytes:
+            log.error("clip disk of %s has %d bytes free, below the %d kept free: no clip", self.clips_dir, free, self.min_free_bytes)
+            return f"the clip disk is full ({free / 1e6:.0f} MB free, {self.min_free_bytes / 1e6:.0f} MB must stay free)"
+        return None
 
     def _cut_and_store(self, job: _Job) -> IncidentClip | None:
         ring = self.ring_for(job.camera_id)
         if ring is None:
-            self.skipped += 1
             log.info("incident %s: camera %s is gone, no clip (the incident stays)", job.incident_id, job.camera_id)
+            self._missing(job, "the camera was removed before its clip was cut")
             return None
         start, end = job.opened_at - self.pre_s, job.opened_at + self.post_s
         clip = ring.cut(start, end)
         if clip is None:
-            self.skipped += 1
+            self._missing(job, "the camera had no video buffered around the opening")
             log.warning(
                 "incident %s: camera %s buffered nothing between %.1f and %.1f, no clip",
                 job.incident_id,
@@ -179,16 +213,29 @@ class ClipRecorder:
                 end,
             )
             return None
-        path = write_mp4(clip, self.clips_dir / f"{job.incident_id}.mp4")
-        size = path.stat().st_size
-        stored = self.store.add_clip(
-            job.incident_id,
-            path=str(path),
-            size_bytes=size,
-            duration_s=round(clip.duration_s, 3),
-            offset_s=round(job.opened_at - clip.start_ts, 3),
-            created_at=self.clock(),
-        )
+        problem = self.disk_problem()
+        if problem is not None:
+            self._missing(job, problem)
+            return None
+        try:
+            path = write_mp4(clip, self.clips_dir / f"{job.incident_id}.mp4")
+        except OSError as exc:  # ENOSPC and other file-system failures (PyAV's own OSError too)
+            log.error("incident %s: clip not written to %s: %s", job.incident_id, self.clips_dir, exc)
+            self._missing(job, f"the clip could not be written ({_why(exc)})")
+            return None
+        try:
+            size = path.stat().st_size
+            stored = self.store.add_clip(
+                job.incident_id,
+                path=str(path),
+                size_bytes=size,
+                duration_s=round(clip.duration_s, 3),
+                offset_s=round(job.opened_at - clip.start_ts, 3),
+                created_at=self.clock(),
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)  # a file no row names would never be served nor pruned
+            raise
         self.written += 1
         log.info(
             "incident %s: clip %s (%.1f s from %+.1f s, %d bytes)",
@@ -199,3 +246,10 @@ class ClipRecorder:
             size,
         )
         return stored
+
+
+def _why(exc: OSError) -> str:
+    """A short reason for a file-system error, without the path (``No space left on device``)."""
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the clip disk"
+    return exc.strerror or type(exc).__name__

@@ -6,6 +6,12 @@ Per-object rules (parking, loitering, vending, wrong way, speeding, red light) r
 object as a ``Hit`` with a key of its own, and each object is its own incident, keyed
 camera + zone + rule + object (three cars parked on one kerb are three incidents); the
 object's key is stored as ``details["object"]``.
+
+An open incident shows its **worst** frame: whenever a frame is at least as bad as any before
+(the rule's ``severity``: the highest speed, the longest stay; a zone-level rule without one
+uses its count, so a crowd shows its peak), its details and summary become that frame's, with
+``details["worst"]`` (the value) and ``details["worst_at"]`` (when). They are written with the
+incident's progress (every ``write_interval_s``, at once for a new peak count, and on close).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gridworker.vision.analyzer import FrameAnalysis, RuleVerdict
 from gridworker.vision.annotate import FrameAnnotator
@@ -39,6 +46,10 @@ class _Open:
     #: adopted after a restart for a per-object rule: the object's box when the incident
     #: opened (normalised xyxy), for a new key of the same object to take it over
     orphan_box: tuple[float, float, float, float] | None = None
+    #: the worst severity seen (the rule's measure: km/h, persons, seconds) and, until they are
+    #: written, the details of that frame (the stored incident shows its worst frame)
+    worst: float | None = None
+    worst_details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +106,10 @@ class IncidentManager:
                 if key[:3] in valid and current is None:
                     box = inc.details.get("box") if key[3] and isinstance(inc.details, dict) else None
                     orphan = tuple(float(v) for v in box) if isinstance(box, list) and len(box) == 4 else None
+                    worst = inc.details.get("worst") if isinstance(inc.details, dict) else None
                     current = self._open[key] = _Open(
-                        inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan  # type: ignore[arg-type]
+                        inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan,  # type: ignore[arg-type]
+                        summary=inc.summary, worst=float(worst) if isinstance(worst, (int, float)) else None,
                     )
                 keep = current is not None and current.incident_id == inc.id
             if not keep:  # its rule is gone, or a duplicate of an incident already open
@@ -160,13 +173,16 @@ class IncidentManager:
     def _on_active(self, key: Key, verdict: RuleVerdict, analysis: FrameAnalysis, now: float, hit: Hit | None) -> Incident | None:
         result = verdict.result
         if hit is not None:  # one object of a per-object rule: its own incident
-            count, summary, subjects = 1, hit.summary, hit.subjects
+            count, summary, subjects, severity = 1, hit.summary, hit.subjects, hit.severity
             details = {**hit.details, "object": hit.key}
             box = _box(analysis, hit)
             if box is not None:
                 details["box"] = [round(v, 4) for v in box]
         else:
             count, summary, subjects, details = result.count, result.summary, result.subjects, dict(result.details)
+            severity = result.severity
+        worst = float(count if severity is None else severity)
+        details.update(worst=round(worst, 3), worst_at=round(now, 3))
         with self._lock:
             state = self._open.get(key)
         if state is None:
@@ -198,18 +214,26 @@ class IncidentManager:
                 snapshot=snapshot,
             )
             with self._lock:
-                self._open[key] = _Open(inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count)
+                self._open[key] = _Open(inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count, summary=summary, worst=worst)
             log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, summary)
             return inc
         state.last_active = now
         state.pending_observations += 1
-        state.summary = summary
+        if state.worst is None or worst >= state.worst:  # as bad as ever (ties: the latest): the incident shows this frame
+            state.worst, state.worst_details, state.summary = worst, details, summary
         if count > state.peak or now - state.last_written >= self.write_interval_s:
             state.peak = max(state.peak, count)
-            self.store.touch(state.incident_id, at=now, count=count, summary=summary, observations=state.pending_observations)
-            state.pending_observations = 0
-            state.last_written = now
+            self._write(state, now, count)
         return None
+
+    def _write(self, state: _Open, at: float, count: int) -> None:
+        """Write an open incident's progress: observations, peak, and its worst frame's summary and details."""
+        self.store.touch(
+            state.incident_id, at=at, count=count, summary=state.summary, observations=state.pending_observations, details=state.worst_details
+        )
+        state.pending_observations = 0
+        state.worst_details = None
+        state.last_written = at
 
     def _take_orphan(self, key: Key, rule_keys: list[Key], box: tuple[float, float, float, float] | None) -> None:
         """A new object key not open yet: if an incident adopted after a restart for the same
@@ -247,8 +271,8 @@ class IncidentManager:
             state = self._open.pop(key, None)
         if state is None:
             return
-        if state.pending_observations:
-            self.store.touch(state.incident_id, at=state.last_active, count=state.peak, summary=state.summary, observations=state.pending_observations)
+        if state.pending_observations or state.worst_details is not None:
+            self._write(state, state.last_active, state.peak)
         self.store.close_incident(state.incident_id, at=now)
         for callback in self.on_close:
             try:

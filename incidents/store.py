@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -78,6 +79,18 @@ class ClipRow(_Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class ClipMissingRow(_Base):
+    """Why an incident has no evidence clip: it could not be saved (the clip disk was full or
+    unwritable, the camera had nothing buffered), or retention deleted it. A table of its own,
+    so databases from before it get it from ``create_all`` (no column is added anywhere)."""
+
+    __tablename__ = "incident_clips_missing"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[float] = mapped_column(Float)
+
+
 class CameraRow(_Base):
     """Cameras added through the API, so they survive a restart."""
 
@@ -119,6 +132,7 @@ class Incident:
     details: dict[str, Any] = field(default_factory=dict)
     has_snapshot: bool = False
     has_clip: bool = False
+    clip_missing: str | None = None  # why there is no clip (not saved, or deleted by retention)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +159,7 @@ class IncidentQuery:
     offset: int = 0
 
 
-def _to_incident(row: IncidentRow, has_snapshot: bool, has_clip: bool = False) -> Incident:
+def _to_incident(row: IncidentRow, has_snapshot: bool, has_clip: bool = False, clip_missing: str | None = None) -> Incident:
     return Incident(
         id=row.id,
         camera_id=row.camera_id,
@@ -164,7 +178,12 @@ def _to_incident(row: IncidentRow, has_snapshot: bool, has_clip: bool = False) -
         details=dict(row.details or {}),
         has_snapshot=has_snapshot,
         has_clip=has_clip,
+        clip_missing=None if has_clip else clip_missing,
     )
+
+
+def _to_clip(row: ClipRow) -> IncidentClip:
+    return IncidentClip(row.incident_id, row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at)
 
 
 def _make_engine(url: str) -> Engine:
@@ -247,7 +266,8 @@ class IncidentStore:
                 peak_count=count,
                 observations=1,
                 summary=summary,
-                details=json.loads(json.dumps(details, default=str)),
+                # NaN and infinities (a degenerate speed, say) become null: the API must be able to write them
+                details=json.loads(json.dumps(details, default=str), parse_constant=lambda _: None),
             )
             s.add(row)
             s.flush()
@@ -255,7 +275,10 @@ class IncidentStore:
                 s.add(SnapshotRow(incident_id=row.id, jpeg=snapshot, taken_at=at))
             return _to_incident(row, snapshot is not None)
 
-    def touch(self, incident_id: int, *, at: float, count: int, summary: str, observations: int) -> None:
+    def touch(
+        self, incident_id: int, *, at: float, count: int, summary: str, observations: int, details: dict[str, Any] | None = None
+    ) -> None:
+        """Record an open incident's progress; ``details`` (if given) are merged over the stored ones."""
         with self._session() as s:
             row = s.get(IncidentRow, incident_id)
             if row is None or row.status != OPEN:
@@ -264,6 +287,8 @@ class IncidentStore:
             row.peak_count = max(row.peak_count, count)
             row.observations += observations
             row.summary = summary
+            if details:
+                row.details = {**(row.details or {}), **details}  # a new dict: the JSON column sees the change
 
     def close_incident(self, incident_id: int, *, at: float) -> None:
         with self._session() as s:
@@ -279,7 +304,8 @@ class IncidentStore:
                 return None
             has = s.scalar(select(func.count()).select_from(SnapshotRow).where(SnapshotRow.incident_id == incident_id))
             clip = s.scalar(select(func.count()).select_from(ClipRow).where(ClipRow.incident_id == incident_id))
-            return _to_incident(row, bool(has), bool(clip))
+            missing = s.get(ClipMissingRow, incident_id)
+            return _to_incident(row, bool(has), bool(clip), None if missing is None else missing.reason)
 
     def snapshot(self, incident_id: int) -> bytes | None:
         with self._session() as s:
@@ -292,6 +318,7 @@ class IncidentStore:
         """Record (or replace) the evidence clip of an incident."""
         clip = IncidentClip(incident_id, path, size_bytes, duration_s, offset_s, created_at)
         with self._session() as s:
+            s.execute(delete(ClipMissingRow).where(ClipMissingRow.incident_id == incident_id))
             row = s.get(ClipRow, incident_id)
             if row is None:
                 row = ClipRow(incident_id=incident_id)
@@ -310,7 +337,47 @@ class IncidentStore:
             row = s.get(ClipRow, incident_id)
             if row is None:
                 return None
-            return IncidentClip(row.incident_id, row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at)
+            return _to_clip(row)
+
+    def clip_missing(self, incident_id: int, reason: str, *, at: float) -> bool:
+        """Record why an incident has no clip (it keeps the first reason given). False when the
+        incident does not exist (nothing recorded)."""
+        with self._session() as s:
+            if s.get(IncidentRow, incident_id) is None:
+                return False
+            if s.get(ClipMissingRow, incident_id) is None:
+                s.add(ClipMissingRow(incident_id=incident_id, reason=reason[:2000], at=at))
+            return True
+
+    def remove_clip(self, incident_id: int, reason: str, *, at: float) -> IncidentClip | None:
+        """Forget an incident's clip (its file is the caller's) and say why, in one transaction.
+        Returns the clip as it was, None when it had none."""
+        with self._session() as s:
+            row = s.get(ClipRow, incident_id)
+            if row is None:
+                return None
+            clip = _to_clip(row)
+            s.delete(row)
+            s.execute(delete(ClipMissingRow).where(ClipMissingRow.incident_id == incident_id))
+            s.add(ClipMissingRow(incident_id=incident_id, reason=reason[:2000], at=at))
+            return clip
+
+    def clips(self, *, created_before: float | None = None, limit: int = 1000, offset: int = 0) -> list[IncidentClip]:
+        """Clips, oldest first (by ``created_at``), optionally only those made before a time."""
+        with self._session() as s:
+            stmt = select(ClipRow).order_by(ClipRow.created_at, ClipRow.incident_id).limit(limit).offset(offset)
+            if created_before is not None:
+                stmt = stmt.where(ClipRow.created_at < created_before)
+            return [_to_clip(r) for r in s.scalars(stmt).all()]
+
+    def clip_bytes(self) -> int:
+        """The total size of the recorded clips (what their rows say)."""
+        with self._session() as s:
+            return int(s.scalar(select(func.coalesce(func.sum(ClipRow.size_bytes), 0))) or 0)
+
+    def clip_paths(self) -> set[str]:
+        with self._session() as s:
+            return set(s.scalars(select(ClipRow.path)).all())
 
     def list(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         conditions = []
@@ -327,15 +394,16 @@ class IncidentStore:
         with self._session() as s:
             total = s.scalar(select(func.count()).select_from(IncidentRow).where(*conditions)) or 0
             rows = s.execute(
-                select(IncidentRow, SnapshotRow.incident_id, ClipRow.incident_id)
+                select(IncidentRow, SnapshotRow.incident_id, ClipRow.incident_id, ClipMissingRow.reason)
                 .outerjoin(SnapshotRow, SnapshotRow.incident_id == IncidentRow.id)
                 .outerjoin(ClipRow, ClipRow.incident_id == IncidentRow.id)
+                .outerjoin(ClipMissingRow, ClipMissingRow.incident_id == IncidentRow.id)
                 .where(*conditions)
                 .order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
                 .limit(query.limit)
                 .offset(query.offset)
             ).all()
-            return [_to_incident(r, snap is not None, clip is not None) for r, snap, clip in rows], int(total)
+            return [_to_incident(r, snap is not None, clip is not None, missing) for r, snap, clip, missing in rows], int(total)
 
     def open_incidents(self) -> list[Incident]:
         with self._session() as s:

@@ -142,6 +142,18 @@ class WorkOrderPhotoRow(_Base):
     taken_at: Mapped[float] = mapped_column(Float)
 
 
+AUDIT_ACTOR_MAX = 200  # incident_audit.actor is VARCHAR(200) in every existing database
+
+
+def fit_actor(actor: str) -> str:
+    """``actor`` cut to what ``incident_audit.actor`` holds. Actors are ``key:<key id>:<key
+    name>`` or ``system:<what>``, so the cut falls in the free-text name and the key id stays
+    whole. (Widening the column would not reach existing databases: nothing alters a table.)"""
+    if len(actor) <= AUDIT_ACTOR_MAX:
+        return actor
+    return actor[: AUDIT_ACTOR_MAX - 1] + "…"
+
+
 class AuditRow(_Base):
     __tablename__ = "incident_audit"
 
@@ -149,7 +161,7 @@ class AuditRow(_Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("work_orders.incident_id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     at: Mapped[float] = mapped_column(Float)
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(AUDIT_ACTOR_MAX))  # bounded in record(): existing tables keep 200
     role: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(32))
     from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -398,7 +410,7 @@ class WorkOrders:
             incident_id=row.incident_id,
             version=row.version,
             at=at,
-            actor=actor,
+            actor=fit_actor(actor),
             role=role,
             action=action,
             from_state=from_state,

@@ -48,7 +48,7 @@ _TAG_PATTERN = r"^[^\s,]{1,64}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN, Infinity, 1e400: never a setting
 
 
 class CameraPatrolConfig(_Strict):

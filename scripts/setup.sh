@@ -52,6 +52,14 @@ if [ "${1:-}" = "--test" ]; then
   fi
   # a real SIP peer (sipp) for the GB/T 28181 forwarding tests
   dpkg -s sip-tester >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sip-tester; }
+  # a real RTMP server for the RTMP ingest tests (nginx + its RTMP module, run by the tests in the
+  # foreground with their own config; the system nginx service is not used)
+  if ! dpkg -s libnginx-mod-rtmp >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libnginx-mod-rtmp
+    # the package enables the nginx web server on port 80; the tests need only the binary
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+  fi
   # Debian's Chromium for the console's browser tests (Playwright drives it; never `playwright install`),
   # and a CJK font so the console's Chinese renders in its screenshots
   for p in chromium fonts-wqy-microhei; do

@@ -36,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Literal
+
 import av
 import av.error
 import numpy as np

@@ -8,6 +8,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+
 import av
 import av.error
 import numpy as np

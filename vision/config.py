@@ -20,12 +20,16 @@ NON_MOTOR_CLASSES = ["bicycle", "motorcycle"]
 GOODS_CLASSES = ["umbrella", "chair", "dining table", "suitcase", "bench", "potted plant", "handbag", "backpack"]
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# an IANA zone key: slash-separated names (Asia/Shanghai, America/Argentina/Buenos_Aires, Etc/GMT+8)
+_GROUND_MAX_M = 100_000.0  # a camera sees a few hundred metres; beyond this the homography's numbers lose meaning
+_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
 
 Point = tuple[float, float]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities parse from JSON (NaN, Infinity, 1e400) and YAML (.nan, .inf); no setting means them
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _check_unit_points(points: list[Point], what: str) -> list[Point]:
@@ -84,7 +88,12 @@ class ScheduleConfig(_Strict):
     """When a rule is armed. Outside every window the rule is idle and forgets its state."""
 
     windows: list[TimeWindow] = Field(min_length=1, max_length=64)
-    timezone: str | None = Field(None, description="IANA zone, e.g. Asia/Shanghai; default: the host's local time.")
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        pattern=_ZONE_PATTERN,
+        description="IANA zone, e.g. Asia/Shanghai; default: the host's local time.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -92,8 +101,10 @@ class ScheduleConfig(_Strict):
         if tz is not None:
             try:
                 zoneinfo.ZoneInfo(tz)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {tz!r}") from exc
+            # OSError: a key naming a folder of the zone database (America), or one too long for
+            # the file system; ValueError: not a zone file, not a normalised relative key
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+                raise ValueError(f"unknown time zone {tz!r}: use an IANA name such as Asia/Shanghai") from exc
         return tz
 
     def active(self, ts: float) -> bool:
@@ -395,6 +406,8 @@ class CalibrationConfig(_Strict):
     @field_validator("ground")
     @classmethod
     def _ground_quad(cls, ground: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if any(abs(v) > _GROUND_MAX_M for point in ground for v in point):
+            raise ValueError(f"ground points must lie within {_GROUND_MAX_M:g} m of the origin")
         return _check_quad(ground, "ground", 1e-3)
 
 

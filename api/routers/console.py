@@ -147,6 +147,8 @@ async def console_events(
             start = int(last_event_id.strip())
         except ValueError:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an audit id (an integer)") from None
+        if not 0 <= start <= 2**62:  # a database integer: a longer one would overflow the query
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an audit id between 0 and 2^62")
     unit = user.unit if user.role == UNIT_HANDLER else None
 
     def render(change: AuditChange) -> str | None:

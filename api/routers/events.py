@@ -60,8 +60,8 @@ def parse_last_event_id(raw: str | None) -> int | None:
         value = int(raw.strip())
     except ValueError:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an event id (an integer)") from None
-    if value < 0:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must not be negative")
+    if not 0 <= value <= 2**62:  # ids are database integers: a longer one would overflow the query
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an event id between 0 and 2^62")
     return value
 
 

@@ -18,6 +18,8 @@ router = APIRouter(prefix="/flows", tags=["flows"])
 
 MAX_BUCKETS = 10_000
 DEFAULT_SPAN_S = 86_400.0
+# 1970-01-01 .. 3000-01-01 UTC: times outside cannot be shown in every zone (year 0, year 10000)
+EARLIEST_TS, LATEST_TS = 0.0, 32_503_680_000.0
 
 
 def get_flows(request: Request) -> FlowStore:
@@ -69,7 +71,7 @@ def list_flows(
     filtered by camera, line and class. Counts reach the database every few seconds."""
     try:
         zone = zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'America' is a folder of zones
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown time zone {tz!r}") from None
     until_ts = _timestamp(until, zone, "until") if until is not None else time.time()
     since_ts = _timestamp(since, zone, "since") if since is not None else until_ts - DEFAULT_SPAN_S
@@ -97,6 +99,9 @@ def list_flows(
 def _timestamp(value: datetime, zone: zoneinfo.ZoneInfo, name: str) -> float:
     """Epoch seconds; a time without an offset is read in the requested time zone."""
     try:
-        return (value if value.tzinfo is not None else value.replace(tzinfo=zone)).timestamp()
+        ts = (value if value.tzinfo is not None else value.replace(tzinfo=zone)).timestamp()
     except (OverflowError, OSError, ValueError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"'{name}' is out of range") from None
+        ts = -1.0
+    if not EARLIEST_TS <= ts < LATEST_TS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"'{name}' is out of range (1970 to 3000)")
+    return ts

@@ -80,8 +80,11 @@ def get_clip(incident_id: IncidentId, store: StoreDep) -> FileResponse:
     Range requests are served, so browsers can seek."""
     clip = store.clip(incident_id)
     if clip is None:
-        if store.get(incident_id) is None:
+        inc = store.get(incident_id)
+        if inc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+        if inc.clip_missing:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"incident {incident_id} has no clip: {inc.clip_missing}")
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no clip for incident {incident_id} (not saved yet, clips are off for its camera, "

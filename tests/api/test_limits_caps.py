@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
+import yaml
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.service import Service
-from gridworker.settings import ConfigError, load_settings
+from gridworker.settings import ConfigError, LimitsConfig, load_settings
 from gridworker.streams.evidence import CodecParams, PacketRing, RingBudget
 from tests.factories import ParkedCarDetector, free_port, local_client
 
@@ -215,3 +218,10 @@ def test_service_rings_draw_on_the_configured_total(tmp_path):
         assert service.ring_budget.rings == 2 and rings[1].cap_bytes == 15_000_000
     finally:
         service.stop()
+
+
+def test_the_documented_defaults_are_the_defaults():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("limits:"))
+    assert LimitsConfig.model_validate(yaml.safe_load(block)["limits"]) == LimitsConfig()
+    assert set(yaml.safe_load(block)["limits"]) == set(LimitsConfig.model_fields)

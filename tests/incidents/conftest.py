@@ -27,7 +27,7 @@ def store_url(request, tmp_path):
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS incident_clips, line_flows, incident_snapshots, incidents, cameras CASCADE"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS incident_clips_missing, incident_clips, line_flows, incident_snapshots, incidents, cameras CASCADE"))
     engine.dispose()
     return PG_URL
 

@@ -27,7 +27,7 @@ def store(store_url):
     if store_url.startswith("postgresql"):
         engine = sa.create_engine(store_url)
         with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS incident_clips CASCADE"))
+            conn.execute(sa.text("DROP TABLE IF EXISTS incident_clips_missing, incident_clips CASCADE"))
         engine.dispose()
     s = IncidentStore(store_url)
     yield s
@@ -195,6 +195,10 @@ def test_no_ring_no_packets_or_camera_gone_leave_the_incident_alone(tmp_path, so
     assert store.clip(ok.id) is not None
     for inc in (no_ring, empty, gone, old):
         assert store.clip(inc.id) is None and store.get(inc.id) is not None
+    # the incident's record says why (a camera that keeps no ring never expected a clip)
+    assert store.get(no_ring.id).clip_missing is None and store.get(ok.id).clip_missing is None
+    assert store.get(empty.id).clip_missing == store.get(old.id).clip_missing == "the camera had no video buffered around the opening"
+    assert store.get(gone.id).clip_missing == "the camera was removed before its clip was cut"
     assert [p.name for p in (tmp_path / "clips").iterdir()] == [f"{ok.id}.mp4"]
     store.close()
 

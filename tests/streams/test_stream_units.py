@@ -117,6 +117,14 @@ def test_stream_config_defaults_and_repr_hide_password():
         ("rtsp://10.0.0.7/s1", "rtsp://10.0.0.7/s1"),
         ("/data/clip@2x.mp4", "/data/clip@2x.mp4"),
         ("", ""),
+        # secrets in the query and in ;name=value parameters; other parameters stay readable
+        ("rtsp://h/cam?user=admin&pwd=S3cret", "rtsp://h/cam?user=admin&pwd=***"),
+        ("rtsp://h/cam?PASSWORD=a&Passwd=b&pass=c&channel=1", "rtsp://h/cam?PASSWORD=***&Passwd=***&pass=***&channel=1"),
+        ("https://cdn/x.m3u8?access_token=t1&api_key=k&X-Amz-Signature=s&Expires=9", "https://cdn/x.m3u8?access_token=***&api_key=***&X-Amz-Signature=***&Expires=9"),
+        ("rtsp://h/cam;user=admin;password=x1y2?subtype=0", "rtsp://h/cam;user=admin;password=***?subtype=0"),
+        ("rtsp://u:p@h/cam?token=abc#sig=zz", "rtsp://***@h/cam?token=***#sig=***"),
+        ("RTMP://h/live/gate?auth=abc", "RTMP://h/live/gate?auth=***"),
+        ("rtsp://h/cam?pwd=", "rtsp://h/cam?pwd="),
     ],
 )
 def test_redact_url_table(url, expected):
@@ -130,6 +138,9 @@ def test_redact_url_table(url, expected):
         ("two rtsp://a:b@h/1 and http://c:d@g/2", (), "two rtsp://***@h/1 and http://***@g/2"),
         ("password hunter22 rejected", ("hunter22",), "password *** rejected"),
         ("nothing here", ("hunter22",), "nothing here"),
+        ("cannot open 'rtsp://h/c?user=a&pwd=S3cret': 401", (), "cannot open 'rtsp://h/c?user=a&pwd=***': 401"),
+        ("404 for rtsp://h/c;password=abc;user=x", (), "404 for rtsp://h/c;password=***;user=x"),
+        ("DESCRIBE rtsp://h/c RTSP/1.0\r\nAuthorization: Basic YWRtaW46cHc=\r\nCSeq: 2", (), "DESCRIBE rtsp://h/c RTSP/1.0\r\nAuthorization: ***\r\nCSeq: 2"),
     ],
 )
 def test_redact_text_table(text, secrets, expected):
@@ -143,6 +154,8 @@ def test_redact_text_table(text, secrets, expected):
         ("rtsp://u@h/s", ()),
         ("rtsp://u:ab@h/s", ()),  # too short to scrub safely
         ("/a/file.mp4", ()),
+        ("rtsp://h/c;password=semi1?user=admin&pwd=S3%2Fcret&channel=1", ("semi1", "S3%2Fcret", "S3/cret")),
+        ("https://h/x.m3u8?token=ab", ()),  # too short to scrub safely (the URL form is still redacted)
     ],
 )
 def test_url_secrets(url, expected):

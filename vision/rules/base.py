@@ -43,12 +43,16 @@ class Hit:
             (empty while it is hidden but still counted).
         summary: one human-readable line about this object.
         details: JSON-able extras about this object.
+        severity: how bad this object is on this frame, in the rule's own measure (km/h for
+            speeding, seconds for a stay); its incident keeps the details and summary of the
+            worst frame seen. None: every frame is as bad as the first.
     """
 
     key: str
     subjects: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     summary: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    severity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class RuleResult:
         details: JSON-able extras (track ids, durations, speeds).
         hits: per-object rules (``Rule.per_object``): one entry per object counted on this
             frame, each its own incident; empty for zone-level rules.
+        severity: how bad the zone's condition is on this frame (the incident keeps the
+            details and summary of its worst frame); None: ``count`` (a crowd's peak).
     """
 
     active: bool
@@ -71,6 +77,7 @@ class RuleResult:
     summary: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     hits: tuple[Hit, ...] = ()
+    severity: float | None = None
 
 
 INACTIVE = RuleResult(active=False)

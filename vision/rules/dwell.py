@@ -49,6 +49,7 @@ class DwellRule(Rule):
                 subjects=np.asarray([] if i is None else [i], dtype=np.int64),
                 summary=f"stationary {self.noun}: {s.label()} for {format_duration(s.held(now))}{' (hidden)' if i is None else ''}",
                 details={"threshold_s": cfg.min_duration_s, **_describe(s, now, visible=i is not None)},
+                severity=s.held(now),  # the longest stay: the case shows how long it has stood
             )
             for s, i in stays
         )

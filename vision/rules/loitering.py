@@ -62,6 +62,7 @@ class LoiteringRule(Rule):
                 subjects=np.asarray([] if i is None else [i], dtype=np.int64),
                 summary=f"loitering: {s.label()} for {format_duration(s.held(now))}{' (out of sight)' if i is None else ''}",
                 details={"threshold_s": cfg.min_duration_s, **person},
+                severity=s.held(now),
             )
             for (s, i), person in zip(people, persons, strict=True)
         )

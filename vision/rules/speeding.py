@@ -160,6 +160,7 @@ class SpeedingRule(Rule):
                     "limit_kmh": cfg.max_speed_kmh,
                     "tolerance_kmh": cfg.tolerance_kmh,
                 },
+                severity=v,  # the case keeps the highest speed measured
             )
             for i, v in zip(fast, speeds, strict=True)
         )
@@ -176,6 +177,7 @@ class SpeedingRule(Rule):
                 "tracks": [int(ids[i]) for i in fast],
             },
             hits=hits,
+            severity=top,
         )
 
     def _rejoin(self, point: np.ndarray, now: float, seen_now: set[int]) -> _Track | None:

@@ -1,0 +1,54 @@
+"""Error responses that can always be rendered.
+
+FastAPI's 422 echoes each invalid ``input``. Python's JSON parser accepts ``NaN``,
+``Infinity`` and numbers like ``1e400`` (infinite), and a response with a non-finite float
+cannot be written as JSON: the default handler then fails and the caller gets a 500 instead of
+the 422 that names the problem. This handler writes such values as strings (``"nan"``,
+``"inf"``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette import status
+
+__all__ = ["json_safe", "validation_error"]
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` (lists, dicts, scalars) with every non-finite float as a string.
+
+    Iterative: an echoed input can nest as deep as the parser allows (about 1000 levels).
+
+    Example:
+        >>> json_safe({"input": [1.5, float("inf")]})
+        {'input': [1.5, 'inf']}
+    """
+    root = [value]
+    stack: list[tuple[list[Any] | dict[Any, Any], Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, float) and not math.isfinite(item):
+            container[key] = str(item)
+        elif isinstance(item, dict):
+            copy = dict(item)
+            container[key] = copy
+            stack.extend((copy, k) for k in copy)
+        elif isinstance(item, (list, tuple)):
+            seq = list(item)
+            container[key] = seq
+            stack.extend((seq, i) for i in range(len(seq)))
+    return root[0]
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """The 422 of an invalid request, as FastAPI writes it, but always valid JSON."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": json_safe(jsonable_encoder(errors))})

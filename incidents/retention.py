@@ -1,0 +1,338 @@
+"""Retention: evidence clips (by age and by total size), settled outbox messages and old audit
+rows are deleted, so the disk does not grow for ever.
+
+What may go, and what never does:
+
+- **Clips** older than ``clips_max_age_days``; then, while the clips add up to more than
+  ``clips_max_total_mb``, the oldest. The file goes first, then the row, and the incident's
+  record says why its clip is gone (``IncidentStore.remove_clip``): ``GET /incidents/{id}``
+  shows ``clip_missing``, ``GET /incidents/{id}/clip.mp4`` answers 404 with the reason. Stray
+  files in the clip folder (a clip no row names, a ``.part`` left by a crash) go after an hour.
+- **Outbox messages** (``outbox`` rows and their ``deliveries``) once they are settled: every
+  destination has delivered the message more than ``outbox_delivered_max_age_days`` ago, or
+  dead-lettered it more than ``outbox_dead_max_age_days`` ago (dead letters are kept longer:
+  an operator replays them from ``/forwarding/dead``). A message still pending anywhere is
+  never deleted, however old; so is one with a dead letter while dead letters are kept
+  (``outbox_dead_max_age_days: null``). Each deletion re-checks the delivery's state, so a
+  dead letter replayed meanwhile stays.
+- **Audit rows** older than ``audit_max_age_days`` of work orders that are finished (closed or
+  rejected); a case still running keeps its whole history.
+
+``null`` for an age or size keeps that kind for ever. ``run_retention`` is one pass (tests call
+it directly); ``RetentionWorker`` runs it every ``interval_s`` on a thread of its own, started
+and stopped with the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, delete, exists, func, inspect, not_, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from .outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
+from .store import IncidentClip, IncidentStore
+from .workorders import TERMINAL, AuditRow, WorkOrderRow
+
+__all__ = ["RetentionConfig", "RetentionReport", "RetentionWorker", "prune_audit", "prune_clips", "prune_outbox", "run_retention"]
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86_400.0
+STRAY_AGE_S = 3600.0  # a file younger than this may be a clip being written or just recorded
+_CLIP_NAME = re.compile(r"^\d+\.mp4$")  # what ClipRecorder writes: <incident id>.mp4
+_PART_NAME = re.compile(r"^\.\d+\.mp4\.\d+\.\d+\.part$")  # write_mp4's temporary name
+
+
+class RetentionConfig(BaseModel):
+    """``retention:`` in the service config. An age or size of ``null`` keeps that kind for ever."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float = Field(3600.0, gt=0.0, le=7 * DAY_S, description="Seconds between two retention passes.")
+    clips_max_age_days: float | None = Field(30.0, gt=0.0, le=36_500.0, description="Evidence clips older than this are deleted.")
+    clips_max_total_mb: float | None = Field(
+        20_000.0, gt=0.0, description="The oldest clips are deleted while all of them add up to more than this (megabytes)."
+    )
+    outbox_delivered_max_age_days: float | None = Field(
+        7.0, gt=0.0, le=36_500.0, description="Outbox messages every destination delivered longer ago than this are deleted."
+    )
+    outbox_dead_max_age_days: float | None = Field(
+        30.0,
+        gt=0.0,
+        le=36_500.0,
+        description="Dead letters older than this no longer keep their message (null: they keep it for ever).",
+    )
+    audit_max_age_days: float | None = Field(
+        365.0, gt=0.0, le=36_500.0, description="Audit rows older than this of closed or rejected work orders are deleted."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What one pass deleted."""
+
+    clips_expired: int = 0
+    clips_over_size: int = 0
+    clip_bytes_freed: int = 0
+    stray_files: int = 0
+    outbox_rows: int = 0
+    deliveries: int = 0
+    audit_rows: int = 0
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+# -- clips ---------------------------------------------------------------------------------
+def _days(seconds: float) -> str:
+    return f"{seconds / DAY_S:g} day" + ("" if seconds == DAY_S else "s")
+
+
+def _unlink(path: str) -> bool:
+    """Delete a clip file (gone already counts as deleted). Only ``.mp4`` files, whatever a
+    row says."""
+    if not path.endswith(".mp4"):
+        log.error("retention: clip path %s is not an .mp4 file; left alone", path)
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("retention: cannot delete clip file %s: %s", path, exc)
+        return False
+    return True
+
+
+def _drop(store: IncidentStore, clip: IncidentClip, reason: str, now: float) -> bool:
+    """File first, then the row: a crash in between leaves a row whose file is gone (the API
+    says so, and the next pass deletes the row), never a file no row names."""
+    if not _unlink(clip.path):
+        return False
+    store.remove_clip(clip.incident_id, reason, at=now)
+    return True
+
+
+def prune_clips(
+    store: IncidentStore,
+    *,
+    now: float,
+    max_age_s: float | None,
+    max_total_bytes: int | None,
+    clips_dir: Path | None = None,
+    batch: int = 500,
+) -> tuple[int, int, int, int]:
+    """Delete expired clips, then the oldest while over ``max_total_bytes``, then stray files
+    in ``clips_dir``. Returns (expired, over size, bytes freed, stray files)."""
+    expired = over = freed = 0
+    if max_age_s is not None:
+        cutoff, failed = now - max_age_s, 0
+        reason = f"deleted by retention: older than {_days(max_age_s)}"
+        while clips := store.clips(created_before=cutoff, limit=batch, offset=failed):
+            for clip in clips:  # the ones that could not be deleted stay first in the order
+                if _drop(store, clip, reason, now):
+                    expired, freed = expired + 1, freed + clip.size_bytes
+                else:
+                    failed += 1
+    if max_total_bytes is not None:
+        total, failed = store.clip_bytes(), 0
+        reason = f"deleted by retention: clips over {max_total_bytes / 1e6:g} MB in total, oldest first"
+        while total > max_total_bytes and (clips := store.clips(limit=batch, offset=failed)):
+            for clip in clips:
+                if total <= max_total_bytes:
+                    break
+                if _drop(store, clip, reason, now):
+                    over, freed, total = over + 1, freed + clip.size_bytes, total - clip.size_bytes
+                else:
+                    failed += 1
+    stray = _sweep(clips_dir, store, now) if clips_dir is not None else 0
+    return expired, over, freed, stray
+
+
+def _sweep(clips_dir: Path, store: IncidentStore, now: float) -> int:
+    """Delete, in ``clips_dir`` only (not below), clip files no row names and temporary files
+    of interrupted writes, once they are an hour old. Other files are never touched."""
+    try:
+        entries = list(os.scandir(clips_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    except OSError as exc:
+        log.error("retention: cannot list the clip folder %s: %s", clips_dir, exc)
+        return 0
+    named = {os.path.realpath(p) for p in store.clip_paths()}
+    swept = 0
+    for entry in entries:
+        stray_clip = _CLIP_NAME.match(entry.name) is not None
+        if not (stray_clip or _PART_NAME.match(entry.name)):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < STRAY_AGE_S:
+                continue
+            if stray_clip and os.path.realpath(entry.path) in named:
+                continue
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.error("retention: cannot delete stray clip file %s: %s", entry.path, exc)
+            continue
+        swept += 1
+    return swept
+
+
+# -- outbox ----------------------------------------------------------------------------------
+def _has_tables(engine: Engine, *names: str) -> bool:
+    insp = inspect(engine)
+    return all(insp.has_table(n) for n in names)
+
+
+def prune_outbox(
+    engine: Engine,
+    *,
+    now: float,
+    delivered_max_age_s: float | None,
+    dead_max_age_s: float | None,
+    batch: int = 1000,
+) -> tuple[int, int]:
+    """Delete settled outbox messages (see the module docstring) older than
+    ``delivered_max_age_s``. Returns (outbox rows, delivery rows) deleted."""
+    if delivered_max_age_s is None or not _has_tables(engine, OutboxRow.__tablename__, DeliveryRow.__tablename__):
+        return 0, 0
+    cut_delivered = now - delivered_max_age_s
+    settled_conds = [and_(DeliveryRow.state == DELIVERED, func.coalesce(DeliveryRow.delivered_at, DeliveryRow.created_at) < cut_delivered)]
+    if dead_max_age_s is not None:
+        cut_dead = now - dead_max_age_s
+        settled_conds.append(and_(DeliveryRow.state == DEAD, func.coalesce(DeliveryRow.dead_at, DeliveryRow.created_at) < cut_dead))
+    settled = or_(*settled_conds)
+    still_needed = exists().where(DeliveryRow.outbox_id == OutboxRow.id, not_(settled))
+    any_delivery = exists().where(DeliveryRow.outbox_id == OutboxRow.id)
+    sessions = sessionmaker(engine)
+    rows = deliveries = 0
+    while True:
+        with sessions() as s, s.begin():
+            ids = list(
+                s.scalars(
+                    select(OutboxRow.id).where(OutboxRow.created_at < cut_delivered, ~still_needed).order_by(OutboxRow.id).limit(batch)
+                ).all()
+            )
+            if not ids:
+                break
+            # the state is checked again by each DELETE: a dead letter replayed meanwhile (pending
+            # again) keeps its delivery row, and so its message
+            deliveries += int(s.execute(delete(DeliveryRow).where(DeliveryRow.outbox_id.in_(ids), settled)).rowcount or 0)
+            gone = int(s.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids), ~any_delivery)).rowcount or 0)
+        rows += gone
+        if gone < len(ids):  # some were needed after all: they would be picked again
+            break
+    return rows, deliveries
+
+
+# -- audit -----------------------------------------------------------------------------------
+def prune_audit(engine: Engine, *, now: float, max_age_s: float | None, batch: int = 1000) -> int:
+    """Delete audit rows older than ``max_age_s`` of finished (closed, rejected) work orders."""
+    if max_age_s is None or not _has_tables(engine, AuditRow.__tablename__, WorkOrderRow.__tablename__):
+        return 0
+    cutoff = now - max_age_s
+    finished = exists().where(WorkOrderRow.incident_id == AuditRow.incident_id, WorkOrderRow.state.in_(sorted(TERMINAL)))
+    sessions = sessionmaker(engine)
+    total = 0
+    while True:
+        with sessions() as s, s.begin():
+            ids = list(s.scalars(select(AuditRow.id).where(AuditRow.at < cutoff, finished).order_by(AuditRow.id).limit(batch)).all())
+            if not ids:
+                break
+            total += int(s.execute(delete(AuditRow).where(AuditRow.id.in_(ids), finished)).rowcount or 0)
+        if len(ids) < batch:
+            break
+    return total
+
+
+# -- one pass, and the worker ------------------------------------------------------------------
+def run_retention(store: IncidentStore, config: RetentionConfig, *, now: float | None = None, clips_dir: Path | None = None) -> RetentionReport:
+    """One retention pass over clips, the outbox and the audit log (see the module docstring)."""
+    now = time.time() if now is None else now
+    max_age_s = None if config.clips_max_age_days is None else config.clips_max_age_days * DAY_S
+    max_bytes = None if config.clips_max_total_mb is None else int(config.clips_max_total_mb * 1e6)
+    expired, over, freed, stray = prune_clips(store, now=now, max_age_s=max_age_s, max_total_bytes=max_bytes, clips_dir=clips_dir)
+    delivered_s = None if config.outbox_delivered_max_age_days is None else config.outbox_delivered_max_age_days * DAY_S
+    dead_s = None if config.outbox_dead_max_age_days is None else config.outbox_dead_max_age_days * DAY_S
+    outbox_rows, deliveries = prune_outbox(store.engine, now=now, delivered_max_age_s=delivered_s, dead_max_age_s=dead_s)
+    audit_s = None if config.audit_max_age_days is None else config.audit_max_age_days * DAY_S
+    audit_rows = prune_audit(store.engine, now=now, max_age_s=audit_s)
+    return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows)
+
+
+class RetentionWorker:
+    """Runs :func:`run_retention` every ``config.interval_s`` on its own thread.
+
+    The first pass runs ``min(interval_s, first_delay_s)`` after ``start()`` (not at once: the
+    service is starting). A failing pass is logged and the next one runs on time.
+
+    Example:
+        >>> worker = RetentionWorker(store, RetentionConfig(), clips_dir=Path("var/clips"))  # doctest: +SKIP
+        >>> worker.start(); ...; worker.stop()                                                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        config: RetentionConfig,
+        *,
+        clips_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        first_delay_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clips_dir = clips_dir
+        self.clock = clock
+        self.first_delay_s = first_delay_s
+        self.last: RetentionReport | None = None
+        self.passes = 0
+        self._stop = threading.Event()
+        self._pass_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gw-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("retention pass did not finish within %.0f s", timeout)
+
+    def run_once(self) -> RetentionReport:
+        """One pass now (passes never overlap)."""
+        with self._pass_lock:
+            report = run_retention(self.store, self.config, now=self.clock(), clips_dir=self.clips_dir)
+            self.last = report
+            self.passes += 1
+        if report:
+            log.info("retention: %s", ", ".join(f"{f.name}={getattr(report, f.name)}" for f in fields(report) if getattr(report, f.name)))
+        return report
+
+    def _run(self) -> None:
+        wait = min(self.config.interval_s, self.first_delay_s)
+        while not self._stop.wait(wait):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - a failed pass (database away) must not end retention
+                log.exception("retention pass failed; next one in %.0f s", self.config.interval_s)
+            wait = self.config.interval_s
