@@ -211,6 +211,7 @@ class Service:
                 log.warning("saved patrol plan %r: %s", plan_id, problems)
         keys = [(c.config.id, z.id, r.rule_id) for c in self._cameras.values() for z in c.config.zones for r in z.rules]
         self.incidents.adopt_open(keys, time.time())
+        self._restore_rule_clocks()
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._inference_loop, name=f"gw-inference-{i}", daemon=True)
@@ -251,6 +252,20 @@ class Service:
         self.forwarding.stop()
         self.retention.stop()
         self.started = False
+
+    def _restore_rule_clocks(self) -> None:
+        """Rule clocks survive a restart: each open per-object incident adopted at start gives
+        its camera's rule back the object's clock (IncidentManager.restore_rule_clocks)."""
+        restored = self.incidents.restore_rule_clocks(self._continuous_analyzer)
+        if restored:
+            log.info("rule clocks of %d object(s) restored from their open incidents", restored)
+
+    def _continuous_analyzer(self, camera_id: str) -> CameraAnalyzer | None:
+        """The camera's analyser, for a continuously watched camera (a patrol-only camera's
+        visits start afresh)."""
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return cam.analyzer if cam is not None and cam.visits is None else None
 
     def _verify_cleared(self, incident_id: int, at: float) -> None:
         self.workflow.verify_cleared(incident_id, at)
@@ -309,6 +324,8 @@ class Service:
                     with self._cameras_lock:
                         if self._cameras.get(config.id) is cam:
                             del self._cameras[config.id]
+                    if stream.packet_ring is not None:
+                        self.ring_budget.detach(stream.packet_ring)
                     raise
             if patrol_only:
                 stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")

@@ -129,7 +129,7 @@ class ClipRecorder:
 
     # ------------------------------------------------------------------ the callback
     def __call__(self, incident: Incident) -> None:
-        """``IncidentManager.on_open`` hook: queue the incident's clip. Never blocks."""
+        """``IncidentManager.on_open`` hook: queue the incident's clip (never waits for it)."""
         if self.ring_for(incident.camera_id) is None:
             log.debug("incident %s: camera %s keeps no packet ring, no clip", incident.id, incident.camera_id)
             return

@@ -11,7 +11,8 @@ An open incident shows its **worst** frame: whenever a frame is at least as bad 
 (the rule's ``severity``: the highest speed, the longest stay; a zone-level rule without one
 uses its count, so a crowd shows its peak), its details and summary become that frame's, with
 ``details["worst"]`` (the value) and ``details["worst_at"]`` (when). They are written with the
-incident's progress (every ``write_interval_s``, at once for a new peak count, and on close).
+incident's progress: every ``write_interval_s``, at once for a new peak count, within a second
+for a worst value 5 % above the one written (a new top speed), and on close.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gridworker.vision.analyzer import FrameAnalysis, RuleVerdict
 from gridworker.vision.annotate import FrameAnnotator
@@ -50,6 +51,13 @@ class _Open:
     #: written, the details of that frame (the stored incident shows its worst frame)
     worst: float | None = None
     worst_details: dict[str, Any] | None = None
+    written_worst: float | None = None  # the worst as last written
+
+
+class ClockKeeper(Protocol):
+    """What keeps rule clocks per object (``CameraAnalyzer``)."""
+
+    def restore(self, zone_id: str, rule_id: str, key: str, box: tuple[float, float, float, float], class_name: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +118,35 @@ class IncidentManager:
                     current = self._open[key] = _Open(
                         inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan,  # type: ignore[arg-type]
                         summary=inc.summary, worst=float(worst) if isinstance(worst, (int, float)) else None,
+                        written_worst=float(worst) if isinstance(worst, (int, float)) else None,
                     )
                 keep = current is not None and current.incident_id == inc.id
             if not keep:  # its rule is gone, or a duplicate of an incident already open
                 self.store.close_incident(inc.id, at=now)
+
+    def restore_rule_clocks(self, analyzer_of: Callable[[str], ClockKeeper | None]) -> int:
+        """After :meth:`adopt_open`: give each adopted per-object incident's rule back its
+        object's clock, so that a car parked for ten minutes before a restart has been parked
+        for ten minutes after it (its incident continues under the same object key) instead
+        of arriving anew. ``analyzer_of(camera_id)`` is the camera's analyser, or None to skip
+        it. Returns how many clocks came back (rules without per-object clocks take none)."""
+        with self._lock:
+            adopted = {o.incident_id for o in self._open.values()}
+        restored = 0
+        for inc in self.store.open_incidents():
+            details = inc.details if isinstance(inc.details, dict) else {}
+            key, box = details.get("object"), details.get("box")
+            if inc.id not in adopted or not isinstance(key, str) or not key or not isinstance(box, list) or len(box) != 4:
+                continue
+            analyzer = analyzer_of(inc.camera_id)
+            if analyzer is None:
+                continue
+            try:
+                xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+            except (TypeError, ValueError):
+                continue
+            restored += bool(analyzer.restore(inc.zone_id, inc.rule_id, key, xyxy, str(details.get("class", ""))))
+        return restored
 
     def open_count(self, camera_id: str | None = None) -> int:
         with self._lock:
@@ -214,14 +247,20 @@ class IncidentManager:
                 snapshot=snapshot,
             )
             with self._lock:
-                self._open[key] = _Open(inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count, summary=summary, worst=worst)
+                self._open[key] = _Open(
+                    inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count, summary=summary, worst=worst, written_worst=worst
+                )
             log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, summary)
             return inc
         state.last_active = now
         state.pending_observations += 1
         if state.worst is None or worst >= state.worst:  # as bad as ever (ties: the latest): the incident shows this frame
             state.worst, state.worst_details, state.summary = worst, details, summary
-        if count > state.peak or now - state.last_written >= self.write_interval_s:
+        # a markedly worse frame (a new top speed) is written soon, at most once a second: an
+        # operator opening the case sees it; slow growth (a stay's seconds) waits for the interval
+        rising = state.worst_details is not None and (state.written_worst is None or state.worst > state.written_worst * PROMPT_RISE)
+        due = now - state.last_written >= self.write_interval_s or (rising and now - state.last_written >= PROMPT_MIN_S)
+        if count > state.peak or due:
             state.peak = max(state.peak, count)
             self._write(state, now, count)
         return None
@@ -233,6 +272,7 @@ class IncidentManager:
         )
         state.pending_observations = 0
         state.worst_details = None
+        state.written_worst = state.worst
         state.last_written = at
 
     def _take_orphan(self, key: Key, rule_keys: list[Key], box: tuple[float, float, float, float] | None) -> None:
@@ -281,6 +321,10 @@ class IncidentManager:
                 log.exception("incident %s: close callback failed", state.incident_id)
         log.info("incident %s closed (%s on %s/%s%s)", state.incident_id, state.type, key[0], key[1], f" object {key[3]}" if key[3] else "")
 
+
+#: A worst value this much above the one last written is written within ``PROMPT_MIN_S``.
+PROMPT_RISE = 1.05
+PROMPT_MIN_S = 1.0
 
 #: How much an object's box must overlap the box of an incident adopted after a restart to continue it.
 ORPHAN_IOU = 0.5

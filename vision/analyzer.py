@@ -134,6 +134,20 @@ class CameraAnalyzer:
             current = self._state.config
         self.set_scene(current.model_copy(update={"zones": list(zones)}))
 
+    def restore(self, zone_id: str, rule_id: str, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
+        """After a restart: give the rule ``zone_id``/``rule_id`` back the clock of object ``key``
+        (an open incident's object, last seen at the normalised ``box``). False when there is no
+        such rule or it keeps no clocks per object (see ``Rule.restore``)."""
+        with self._lock:
+            state = self._state
+        for zr in state.zones:
+            if zr.zone.id != zone_id:
+                continue
+            for rule in zr.rules:
+                if rule.id == rule_id:
+                    return rule.restore(key, box, class_name)
+        return False
+
     @property
     def zones(self) -> tuple[Zone, ...]:
         with self._lock:

@@ -174,6 +174,11 @@ class Rule(ABC):
                 keep &= ~inside
         return keep
 
+    def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
+        """After a restart: bring back the clock of the object ``key`` of an open incident, last
+        seen at ``box`` (normalised xyxy). True if this rule keeps such clocks (stays)."""
+        return False
+
     def reset(self) -> None:
         """Forget all per-track state (called when the rule's schedule closes)."""
         state = type(self)(self.config).__dict__

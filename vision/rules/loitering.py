@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import LoiteringRuleConfig
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
-from .stays import StayTracker, counted_stays, format_duration, listing, tracked_candidates
+from .stays import StayTracker, counted_stays, format_duration, listing, parse_stay_key, tracked_candidates
 
 
 class LoiteringRule(Rule):
@@ -37,6 +37,13 @@ class LoiteringRule(Rule):
     def __init__(self, config: LoiteringRuleConfig) -> None:
         super().__init__(config)
         self._presence = StayTracker(max_movement=None, lost_grace_s=config.lost_grace_s, rejoin_distance=config.rejoin_distance)
+
+    def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
+        parsed = parse_stay_key(key)
+        if parsed is None:
+            return False
+        self._presence.restore(parsed[0], parsed[1], box, class_name)
+        return True
 
     def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config

@@ -162,9 +162,31 @@ class StayTracker:
         self.confirm_s = confirm_s
         self._stays: dict[int, Stay] = {}
         self._present: set[int] = set()
+        self._restored: list[tuple[int, float, tuple[float, float, float, float], str]] = []
+        self._ghosts = 0
 
     def __len__(self) -> int:
         return len(self._stays)
+
+    def restore(self, track: int, since: float, box: tuple[float, float, float, float], class_name: str) -> None:
+        """Bring back a stay known from before a restart (an open incident's object).
+
+        It enters on the next frame as a stay whose object has just gone out of sight at
+        ``box`` (normalised xyxy): reported while within ``lost_grace_s``, and taken over, with
+        its start time ``since`` and its key ``"<track>@<since>"``, by the track that appears
+        where it stands, exactly as after an ID switch. A car parked for ten minutes before the
+        restart is still parked for ten minutes after it, not newly arrived.
+        """
+        self._restored.append((int(track), float(since), box, str(class_name)))
+
+    def _bring_back(self, now: float, size: tuple[int, int]) -> None:
+        w, h = size
+        for track, since, (x0, y0, x1, y1), name in self._restored:
+            box = np.array([x0 * w, y0 * h, x1 * w, y1 * h], dtype=np.float64)
+            point = ground_points(box[None])[0].astype(np.float64)
+            self._ghosts += 1  # negative keys: never a real track id, so never confused with one
+            self._stays[-self._ghosts] = Stay(track, name, since, point.copy(), point.copy(), box, now, since, point.copy())
+        self._restored = []
 
     def update(
         self,
@@ -188,6 +210,8 @@ class StayTracker:
                 seen to have moved away (for ``confirm_s``) ends; a presence whose track
                 is seen outside is marked as left.
         """
+        if self._restored:
+            self._bring_back(now, size)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         points = ground_points(boxes).astype(np.float64)
         present: dict[int, Stay] = {}
@@ -271,6 +295,20 @@ class StayTracker:
         if not (_ratio(p.height, o.height) <= tol and _ratio(p.width, o.width) <= tol):
             return False
         return self.max_movement is None or _dist(p.point, o.anchor) <= self.max_movement * o.height
+
+
+def parse_stay_key(key: str) -> tuple[int, float] | None:
+    """``"<track>@<since>"`` (``Stay.key``) → (track, since); None for any other key.
+
+    Example:
+        >>> parse_stay_key("7@1700000000.125")
+        (7, 1700000000.125)
+    """
+    track, sep, since = key.partition("@")
+    try:
+        return (int(track), float(since)) if sep else None
+    except ValueError:
+        return None
 
 
 def tracked_candidates(scene: Scene, mask: np.ndarray) -> np.ndarray:
