@@ -178,3 +178,25 @@ def test_flow_times_that_cannot_be_shown_in_the_zone_are_422(sqlite_client, para
     client, _ = sqlite_client
     r = client.get("/flows", params=params)
     assert r.status_code == 422 and "out of range" in _detail(r), r.text
+
+
+def test_a_422_never_echoes_the_request(sqlite_client):
+    """FastAPI's default 422 repeats each invalid ``input``: here the whole camera, password
+    and query token included. Ours names the field and the problem only."""
+    client, _ = sqlite_client
+    url = f"rtsp://admin:Pa55-word-x@127.0.0.1:{free_port()}/cam?token=T0ken-Value-9"
+    cases = [
+        {"id": "c1", "url": url, "fps": -1},  # a bad field beside the URL
+        {"id": "c1", "url": url, "zones": "not-a-list"},
+        {"id": "c1", "url": url, "unknown_key": url},  # an extra key whose value is the URL
+        {"id": "bad id!", "url": url},
+    ]
+    for body in cases:
+        r = client.post("/cameras", json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"], r.text  # still names the problem
+        for secret in ("Pa55-word-x", "T0ken-Value-9"):
+            assert secret not in r.text, (body, r.text)
+    # a body that is one big string is not copied back either
+    r = client.post("/cameras", content=b'"' + b"x" * 500_000 + b'"', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and len(r.content) < 2_000
