@@ -165,8 +165,12 @@ class IncidentPage(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(
+        description="ok: the service runs and every continuously watched camera is live (patrol-only cameras are"
+        " opened only by their visits, so they never count as down)."
+    )
     cameras: int
     cameras_live: int
+    cameras_patrol_only: int = Field(0, description="Cameras only patrol visits open (not counted in cameras_live).")
     detector: str
     open_incidents: int

@@ -137,13 +137,13 @@ def run_service(database: str, port: int, webhook: str, secret: str) -> None:
     from gridworker.incidents.workorders import WorkOrders
 
     store = IncidentStore(database)
-    orders = WorkOrders(store, auth_enabled=False)
+    orders = WorkOrders(store.db, auth_enabled=False)
     cfg = ForwardingConfig(
         destinations=[WebhookDestination(name="receiver", url=webhook, secret=secret, timeout_s=5, connect_timeout_s=2)],
         retry=RetryPolicy(base_s=0.2, cap_s=1.0, max_attempts=50),
         poll_interval_s=0.2,
     )
-    disp = build_forwarding(cfg, store.engine, orders=orders)
+    disp = build_forwarding(cfg, store.db, orders=orders)
     reconciled = reconcile_workorders(orders)  # before anything else writes: the crash gap
 
     @dataclass
@@ -247,12 +247,12 @@ def _db_url(cfg: ReliabilityConfig, work: Path, name: str) -> str:
     # a database given by the user is emptied of gridworker's tables first
     import sqlalchemy as sa
 
-    from gridworker.incidents.store import _Base
-    import gridworker.incidents.outbox  # noqa: F401 - registers the tables
-    import gridworker.incidents.workorders  # noqa: F401
+    from gridworker.incidents.db import schema
 
     engine = sa.create_engine(cfg.database)
-    _Base.metadata.drop_all(engine)
+    schema().drop_all(engine)
+    with engine.begin() as conn:  # and its schema version: the next open builds it anew
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     return cfg.database
 
@@ -275,13 +275,13 @@ def scenario_receiver_down(cfg: ReliabilityConfig, work: Path, progress: Progres
     rec_log = work / "receiver-down.jsonl"
     receiver = _Proc(["receiver", "--port", str(port), "--log", str(rec_log), "--secret", SECRET], work / "receiver-down.log", port).start()
     store = IncidentStore(_db_url(cfg, work, "receiver-down"))
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     fcfg = ForwardingConfig(
         destinations=[WebhookDestination(name="receiver", url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout_s=5, connect_timeout_s=2)],
         retry=RetryPolicy(base_s=0.2, cap_s=1.0, max_attempts=8),
         poll_interval_s=0.2,
     )
-    disp = build_forwarding(fcfg, store.engine, orders=orders)
+    disp = build_forwarding(fcfg, store.db, orders=orders)
     keys: list[str] = []
 
     def produce(n: int, offset: int) -> None:

@@ -23,18 +23,18 @@ def exposure_refusal(settings: Settings, config: str | None = None) -> str | Non
     set): without keys every caller is an admin, so the API answers loopback clients only
     and binding anything wider would only hide that behind 403s (docs/security.md)."""
     from gridworker.api.security import is_loopback_bind
-    from gridworker.incidents import IncidentStore
+    from gridworker.incidents.db import Database
     from gridworker.incidents.workorders import WorkOrders
 
     host = settings.server.host
     if is_loopback_bind(host) or settings.auth.open:
         return None
-    store = IncidentStore(settings.database.url)
+    db = Database.open(settings.database.url)
     try:
-        orders = WorkOrders(store, auth_enabled=settings.auth.enabled)
+        orders = WorkOrders(db, auth_enabled=settings.auth.enabled)
         keyed = orders.auth_required() and orders.any_key()
     finally:
-        store.close()
+        db.close()
     if keyed:
         return None
     if settings.auth.enabled is False:
@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .keys_cli import register as register_keys  # gridworker keys (API keys)
 
     register_keys(sub)
+    from .db_cli import register as register_db  # gridworker db (schema upgrades)
+
+    register_db(sub)
     return parser
 
 

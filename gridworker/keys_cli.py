@@ -22,7 +22,6 @@ from gridworker.incidents.workflow import ROLES
 
 
 def _orders(args: argparse.Namespace) -> Any:
-    from gridworker.incidents import IncidentStore
     from gridworker.incidents.catalogue import CatalogueError, load_catalogue
     from gridworker.incidents.workorders import WorkOrders, WorkOrdersConfig
 
@@ -47,7 +46,9 @@ def _orders(args: argparse.Namespace) -> Any:
     except CatalogueError as exc:
         print(f"gridworker: {exc}", file=sys.stderr)
         return None
-    return WorkOrders(IncidentStore(url), catalogue)
+    from gridworker.incidents.db import Database
+
+    return WorkOrders(Database.open(url), catalogue)
 
 
 def _when(ts: float | None) -> str:
@@ -66,7 +67,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
         print(f"gridworker keys: {exc}", file=sys.stderr)
         return 2
     finally:
-        orders.store.close()
+        orders.db.close()
     unit = f" for unit {stored.unit}" if stored.unit else ""
     print(f"created key {stored.id} ({stored.key_id}) {stored.role}{unit}: {stored.name}", file=sys.stderr)
     print("store it now; it is not shown again:", file=sys.stderr)
@@ -81,7 +82,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     try:
         keys = orders.keys(include_revoked=args.all)
     finally:
-        orders.store.close()
+        orders.db.close()
     print(f"{'id':>4}  {'key id':12}  {'role':12}  {'unit':18}  {'created':20}  {'last used':20}  {'revoked':20}  name")
     for k in keys:
         print(
@@ -105,7 +106,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
         print(f"gridworker keys: {exc}", file=sys.stderr)
         return 3
     finally:
-        orders.store.close()
+        orders.db.close()
     if not ok:
         print(f"gridworker keys: no unrevoked key {args.id}", file=sys.stderr)
         return 1

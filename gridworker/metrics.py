@@ -1,9 +1,25 @@
-"""Prometheus metrics of one service instance (its own registry: no globals)."""
+"""Prometheus metrics of one service instance (its own registry: no globals).
+
+Besides the pipeline's figures (batches, frames, latency, incidents, line crossings) and the
+cameras', three groups are read at scrape time from the parts that own them:
+
+* **delivery** (the outbox): ``gridworker_delivery_queue_depth{destination}`` (messages not
+  delivered yet), ``gridworker_delivery_oldest_undelivered_age_seconds{destination}`` and
+  ``gridworker_delivery_dead_letters{destination}`` (gave up; replay them from the API);
+* **cases** (work orders): ``gridworker_cases_open{state}`` and ``gridworker_cases_overdue``;
+* **patrol**: ``gridworker_patrol_visits_total{plan,outcome}`` and
+  ``gridworker_patrol_failures_total{plan,kind}`` (counted per visit), and
+  ``gridworker_patrol_cycle_seconds{plan}`` (the last full cycle's duration).
+
+``gridworker_listener_failures_total{event,listener}`` counts listeners (incident open/close
+callbacks, frame observers) that raised; each is logged with its traceback too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -34,7 +50,73 @@ class _CameraCollector(Collector):
         yield from (fps, dec, live, rec, drop, opened)
 
 
+class DeliveryFigures(Protocol):
+    """Per destination: counts by state and the oldest pending message's time (``Outbox.counters``)."""
+
+    def counters(self) -> dict[str, dict[str, Any]]: ...
+
+
+class CaseFigures(Protocol):
+    """Unfinished cases by state and how many are overdue (``WorkOrders.case_counts``)."""
+
+    def case_counts(self, now: float) -> tuple[dict[str, int], int]: ...
+
+
+class _DeliveryCollector(Collector):
+    def __init__(self, source: DeliveryFigures, clock: Callable[[], float]) -> None:
+        self._source, self._clock = source, clock
+
+    def collect(self) -> Iterable[Any]:
+        depth = GaugeMetricFamily("gridworker_delivery_queue_depth", "Messages not delivered yet", labels=["destination"])
+        age = GaugeMetricFamily(
+            "gridworker_delivery_oldest_undelivered_age_seconds", "Age of the oldest message not delivered yet (0: none)", labels=["destination"]
+        )
+        dead = GaugeMetricFamily("gridworker_delivery_dead_letters", "Messages given up on (replay them)", labels=["destination"])
+        now = self._clock()
+        for dest, c in sorted(self._source.counters().items()):
+            depth.add_metric([dest], float(c.get("pending", 0)))
+            oldest = c.get("oldest_pending_at")
+            age.add_metric([dest], max(0.0, now - float(oldest)) if oldest is not None else 0.0)
+            dead.add_metric([dest], float(c.get("dead", 0)))
+        yield from (depth, age, dead)
+
+
+class _CaseCollector(Collector):
+    def __init__(self, source: CaseFigures, clock: Callable[[], float]) -> None:
+        self._source, self._clock = source, clock
+
+    def collect(self) -> Iterable[Any]:
+        by_state, overdue = self._source.case_counts(self._clock())
+        opened = GaugeMetricFamily("gridworker_cases_open", "Cases not finished, by state", labels=["state"])
+        for state, n in sorted(by_state.items()):
+            opened.add_metric([state], float(n))
+        late = GaugeMetricFamily("gridworker_cases_overdue", "Cases still running past their time limit")
+        late.add_metric([], float(overdue))
+        yield from (opened, late)
+
+
+class _PatrolCycleCollector(Collector):
+    def __init__(self, cycles: Callable[[], Mapping[str, float | None]]) -> None:
+        self._cycles = cycles
+
+    def collect(self) -> Iterable[Any]:
+        g = GaugeMetricFamily("gridworker_patrol_cycle_seconds", "Duration of the plan's last full cycle", labels=["plan"])
+        for plan, seconds in sorted(self._cycles().items()):
+            if seconds is not None:
+                g.add_metric([plan], seconds)
+        yield g
+
+
 class Metrics:
+    """The service's registry. ``watch_delivery``, ``watch_cases`` and ``watch_patrol`` add the
+    figures read at scrape time (the composition root calls them once).
+
+    Example:
+        >>> m = Metrics(lambda: [])
+        >>> m.frames_done(3, None); b"gridworker_frames_analysed_total 3.0" in m.render()
+        True
+    """
+
     def __init__(self, camera_snapshot: Callable[[], Iterable[dict[str, Any]]]) -> None:
         self.registry = CollectorRegistry()
         self.batch_size = Histogram(
@@ -62,7 +144,50 @@ class Metrics:
             labelnames=["camera", "line", "class_name", "direction"],
             registry=self.registry,
         )
+        self.listener_failures = Counter(
+            "gridworker_listener_failures",
+            "Listeners (incident open/close callbacks, frame observers) that raised; each is logged",
+            labelnames=["event", "listener"],
+            registry=self.registry,
+        )
+        self.patrol_visits = Counter(
+            "gridworker_patrol_visits", "Patrol visits finished", labelnames=["plan", "outcome"], registry=self.registry
+        )
+        self.patrol_failures = Counter(
+            "gridworker_patrol_failures", "Patrol visits that failed, by kind", labelnames=["plan", "kind"], registry=self.registry
+        )
         self.registry.register(_CameraCollector(camera_snapshot))
+
+    # -- what the parts tell ------------------------------------------------------------
+    def batch_done(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.inference_seconds.observe(seconds)
+
+    def frames_done(self, n: int, latency_s: float | None) -> None:
+        self.frames_analysed.inc(n)
+        if latency_s is not None:
+            self.frame_latency_seconds.observe(latency_s)
+
+    def listener_failed(self, event: str, listener: str) -> None:
+        self.listener_failures.labels(event=event, listener=listener).inc()
+
+    def incident_opened(self, type_code: str) -> None:
+        self.incidents_opened.labels(type=type_code).inc()
+
+    def patrol_visit(self, plan_id: str, ok: bool, error_kind: str | None) -> None:
+        self.patrol_visits.labels(plan=plan_id, outcome="ok" if ok else "failed").inc()
+        if not ok:
+            self.patrol_failures.labels(plan=plan_id, kind=error_kind or "error").inc()
+
+    # -- what is read at scrape time ----------------------------------------------------
+    def watch_delivery(self, source: DeliveryFigures, clock: Callable[[], float] = time.time) -> None:
+        self.registry.register(_DeliveryCollector(source, clock))
+
+    def watch_cases(self, source: CaseFigures, clock: Callable[[], float] = time.time) -> None:
+        self.registry.register(_CaseCollector(source, clock))
+
+    def watch_patrol(self, last_cycles: Callable[[], Mapping[str, float | None]]) -> None:
+        self.registry.register(_PatrolCycleCollector(last_cycles))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

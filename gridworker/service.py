@@ -1,47 +1,57 @@
-"""The composition root of a running gridworker: readers → batcher → detector → tracker →
-rules → incidents, each stage in its own thread joined by bounded queues (Frigate's
-per-stage loops around one stop event).
+"""The composition root of a running gridworker.
+
+:class:`Service` builds the parts from :class:`~gridworker.settings.Settings` and wires them,
+in one place, with typed interfaces:
+
+* the :class:`~gridworker.vision.pipeline.Pipeline` (readers → batcher → detector →
+  per-camera analyser) and the patrol (:class:`~gridworker.patrol.feed.PipelineFeed`: visits
+  enter the same batcher) submit every observation to one sink, the
+  :class:`~gridworker.incidents.IncidentManager`, the only writer of incidents;
+* downstream of that sink: the metrics, the evidence clip and the work order hang off its
+  ``on_open``; verified closing (the workflow) off its ``on_close``; forwarding, the event
+  streams and the console's queue off the work orders' outbox.
+
+It starts and stops the parts in order (:class:`ServiceState`; a stopped service starts
+again), keeps the cameras (config, persistence, limits) and hands typed handles to the API
+(``api/deps.py``). docs/architecture.md follows one frame and one patrol visit through it.
 """
 
 from __future__ import annotations
 
-import queue
+import enum
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
-
-import supervision as sv
 
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
+from gridworker.incidents.db import Database
 from gridworker.incidents.flows import FlowRecorder, FlowStore
-from gridworker.incidents.forwarding import attach_forwarding
+from gridworker.incidents.forwarding import Dispatcher, build_dispatcher, build_outbox
 from gridworker.incidents.outbox import reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
 from gridworker.incidents.workflow import Workflow, WorkflowClock
-from gridworker.models.tiling import TileConfig, detect_tiled
-from gridworker.incidents.workorders import attach_workorders
+from gridworker.incidents.workorders import build_workorders
 from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
-from gridworker.patrol.engine import PatrolRun, default_visitor
+from gridworker.patrol.engine import CameraOutcome
+from gridworker.patrol.feed import PipelineFeed
 from gridworker.patrol.glance_rules import VisitAnalyzer
 from gridworker.patrol.manager import PatrolLimitReached, PatrolManager
-from gridworker.streams.glance import GlanceResult
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.evidence import PacketRing, RingBudget
-from gridworker.streams.frame import Frame
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
 from gridworker.streams.sources import require_network
-from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
+from gridworker.vision.analyzer import CameraAnalyzer
 from gridworker.vision.signals import SignalBoard
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.batcher import Batcher
 from gridworker.vision.config import SceneConfig
+from gridworker.vision.pipeline import CameraSlot, FrameObserver, Pipeline
 
 from .metrics import Metrics
 from .settings import CameraConfig, Settings, plan_camera_problems
@@ -65,18 +75,29 @@ class SceneTooLarge(ValueError):
     """A scene over ``limits.scene`` (the API answers 422)."""
 
 
+class ServiceState(str, enum.Enum):
+    """CREATED → STARTING → RUNNING → STOPPING → STOPPED; ``start`` again leads back to RUNNING."""
+
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
 @dataclass
 class _Camera:
+    """A camera as the service keeps it: its config, its reader and its slot in the pipeline
+    (the slot holds the runtime state: analyser, patrol judge, latest frame, rate)."""
+
     config: CameraConfig
     stream: CameraStream
-    analyzer: CameraAnalyzer
+    slot: CameraSlot
     persisted: bool = False
-    visits: VisitAnalyzer | None = None  # patrol-only cameras: analyses their patrol visits
-    last: FrameAnalysis | None = None
-    frames_analysed: int = 0
-    analysed_ts: deque[float] = field(default_factory=lambda: deque(maxlen=50))
-    # the annotated JPEG of ``last``, rendered once however many consoles poll it
-    jpeg: tuple[FrameAnalysis, bytes] | None = None
+
+    @property
+    def patrol_only(self) -> bool:
+        return self.slot.patrol_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +110,12 @@ class CameraView:
     frames_analysed: int
     open_incident_types: list[str]
     last_analysed_at: float | None
-
-
-FrameObserver = Callable[[FrameAnalysis, float], None]
+    #: only patrol visits open its stream (its reader's state reads "stopped" between them)
+    patrol_only: bool = False
 
 
 class Service:
-    """Owns the cameras, the pipeline threads, the incident store and the metrics.
+    """Builds the parts from the settings, wires them, starts and stops them in order.
 
     Example:
         >>> service = Service(settings, detector=load_detector(settings.detector))  # doctest: +SKIP
@@ -105,16 +125,31 @@ class Service:
     def __init__(self, settings: Settings, detector: Detector, store: IncidentStore | None = None) -> None:
         self.settings = settings
         self.detector = detector
-        self.store = store or IncidentStore(settings.database.url)
+        # the one Database of every store; its schema is upgraded to the newest migration here,
+        # before anything reads it (a store handed in was opened, and so upgraded, from its URL)
+        self.store = store or IncidentStore(Database.open(settings.database.url))
+        self.db = self.store.db
         self.annotator = FrameAnnotator(jpeg_quality=settings.pipeline.snapshot_quality)
         self.metrics = Metrics(self._camera_metrics)
+        # the one writer of incidents: every observation (frames, patrol visits, revisit reports) goes here
         self.incidents = IncidentManager(
             store=self.store,
             camera_info=self._camera_info,
             annotator=self.annotator,
             write_interval_s=settings.pipeline.incident_write_interval_s,
+            on_listener_error=self.metrics.listener_failed,
         )
-        self.incidents.on_open.append(self._count_incident)
+        pipeline = settings.pipeline
+        self.pipeline = Pipeline(
+            detector,
+            self.incidents,
+            annotator=self.annotator,
+            meter=self.metrics,
+            deadline_s=pipeline.batch_deadline_ms / 1000.0,
+            patrol_batch_slots=pipeline.patrol_batch_slots,
+            patrol_max_pending=pipeline.patrol_max_pending,
+            inference_workers=pipeline.inference_workers,
+        )
         evidence = settings.evidence
         self.clips: ClipRecorder | None = None
         if evidence.clips:  # evidence clips cut from each camera's packet ring (docs/evidence.md)
@@ -126,7 +161,6 @@ class Service:
                 post_s=evidence.clip_post_s,
                 min_free_bytes=int(evidence.min_free_mb * 1e6),
             )
-            self.incidents.on_open.append(self.clips)
         self.signals = SignalBoard()
         self._cameras: dict[str, _Camera] = {}
         self._cameras_lock = threading.RLock()
@@ -136,46 +170,89 @@ class Service:
         # checks, under it, that its camera is still the one listed, so a DELETE cannot be undone
         # by a save that was still in flight (it would bring the camera back after a restart)
         self._persist_lock = threading.Lock()
-        self.batcher = Batcher(
-            self._live_sources,
-            max_batch=detector.max_batch,
-            deadline_s=settings.pipeline.batch_deadline_ms / 1000.0,
-            submit_max_per_batch=settings.pipeline.patrol_batch_slots,
-        )
-        self.patrol_max_pending = settings.pipeline.patrol_max_pending or 2 * detector.max_batch
         self.patrol = PatrolManager(
-            self._make_patrol_run,
+            PipelineFeed(self.pipeline, self.patrol_targets, on_outcome=self._patrol_outcome).make_run,
             settings.patrol_plans,
             validate=self._validate_plan,
             save=lambda plan: self.store.save_patrol_plan(plan.id, plan.model_dump_json()),  # PUT plans survive a restart
             forget=self.store.delete_patrol_plan,
             max_plans=settings.limits.max_patrol_plans,
         )
-        self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.observers: list[FrameObserver] = []
         # counting-line crossings → gridworker_line_crossings_total + per-minute rows beside the incidents
-        self.flows = FlowStore(self.store.engine)  # the incident store's connection pool
+        self.flows = FlowStore(self.db)
         self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
-        self.observers.append(self.flow_recorder.observe)
-        self.workorders = attach_workorders(self)  # a graded work order per incident (docs/workorders.md)
+        self.pipeline.observers.append(self.flow_recorder.observe)
+        self.workorders = build_workorders(self.db, settings.workorders, settings.auth)
         self.workflow = Workflow(self.workorders)
-        # every work-order change leaves through the outbox, committed with it (docs/forwarding.md)
-        self.forwarding = attach_forwarding(self)
+        # every work-order change leaves through the outbox, committed with it (docs/forwarding.md);
+        # the dispatcher drains it (a new one at each start: a stopped one has closed its senders)
+        self.outbox = build_outbox(settings.forwarding, self.db, orders=self.workorders)
+        self.forwarding: Dispatcher = build_dispatcher(settings.forwarding, self.outbox)
         self.workflow_clock = WorkflowClock(self.workflow, interval_s=settings.workorders.tick_interval_s)
         # clips, settled outbox messages and old audit rows are deleted as configured (retention:)
         self.retention = RetentionWorker(
             self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve()
         )
+        # downstream of the one incident sink, in the order each opened incident meets them
+        self.incidents.on_open.append(self._count_incident)
+        if self.clips is not None:
+            self.incidents.on_open.append(self.clips)
+        self.incidents.on_open.append(self.workorders.on_incident_opened)  # a graded work order (docs/workorders.md)
         # the camera shows the condition cleared: a handled case closes, verified on camera
-        self.incidents.on_close.append(self._verify_cleared)
-        self.started = False
+        self.incidents.on_close.append(self.workflow.verify_cleared)
+        self.metrics.watch_delivery(self.outbox)
+        self.metrics.watch_cases(self.workorders)
+        self.metrics.watch_patrol(self.patrol.last_cycles)
+        self._state = ServiceState.CREATED
+        self._lifecycle = threading.Lock()  # one start or stop at a time
+
+    # -- handles ----------------------------------------------------------------------
+    @property
+    def state(self) -> ServiceState:
+        return self._state
+
+    @property
+    def started(self) -> bool:
+        """Running (started and not stopped)."""
+        return self._state is ServiceState.RUNNING
+
+    @property
+    def batcher(self) -> Batcher:
+        return self.pipeline.batcher
+
+    @property
+    def observers(self) -> list[FrameObserver]:
+        """Called with each analysed live frame and its latency (flows, benchmarks)."""
+        return self.pipeline.observers
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
-        if self.started:
-            return
+        """Start in order: cameras, open incidents adopted, case and delivery workers, the
+        pipeline. A stopped service starts again (cameras re-added, a new dispatcher)."""
+        with self._lifecycle:
+            if self._state in (ServiceState.RUNNING, ServiceState.STARTING):
+                return
+            again = self._state is ServiceState.STOPPED
+            self._state = ServiceState.STARTING
+            try:
+                self._start(again)
+            except BaseException:
+                self._state = ServiceState.STOPPED
+                raise
+            self._state = ServiceState.RUNNING
+        log.info("service started with %d camera(s)", len(self._cameras))
+
+    def _start(self, again: bool) -> None:
+        if again:  # a stopped reader does not start again: the cameras are built afresh
+            with self._cameras_lock:
+                cams = list(self._cameras.values())
+                self._cameras.clear()
+            for cam in cams:
+                self.pipeline.remove(cam.config.id)
+                if cam.stream.packet_ring is not None:
+                    self.ring_budget.detach(cam.stream.packet_ring)
+            self.forwarding = build_dispatcher(self.settings.forwarding, self.outbox)
+            self.patrol.reopen()
         for cam in self.settings.cameras:
             self._add(cam, persist=False)
         for cam_id, raw in self.store.saved_cameras():
@@ -188,7 +265,7 @@ class Service:
                 self._add(saved, persist=False, persisted=True)
             except ValueError as exc:
                 log.error("skipping saved camera %r: %s", cam_id, exc)
-        for plan_id, raw in self.store.saved_patrol_plans():  # plans created through the API
+        for plan_id, raw in [] if again else self.store.saved_patrol_plans():  # plans created through the API
             try:
                 plan = PatrolPlan.model_validate_json(raw)
             except ValueError as exc:
@@ -212,12 +289,6 @@ class Service:
         keys = [(c.config.id, z.id, r.rule_id) for c in self._cameras.values() for z in c.config.zones for r in z.rules]
         self.incidents.adopt_open(keys, time.time())
         self._restore_rule_clocks()
-        self._stop.clear()
-        self._threads = [
-            threading.Thread(target=self._inference_loop, name=f"gw-inference-{i}", daemon=True)
-            for i in range(self.settings.pipeline.inference_workers)
-        ]
-        self._threads.append(threading.Thread(target=self._post_loop, name="gw-post", daemon=True))
         if self.clips is not None:
             self.clips.start()
         self.workflow_clock.start()
@@ -226,32 +297,34 @@ class Service:
             log.warning("%d incident(s) stored before a crash had no work order; created now", repaired)
         self.forwarding.start()
         self.retention.start()
-        for t in self._threads:
-            t.start()
-        self.started = True
-        log.info("service started with %d camera(s)", len(self._cameras))
+        self.pipeline.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        # patrols first, while inference still runs to answer the frames their visits wait for
+        """Stop in order: patrols (while inference still answers their frames), readers, the
+        pipeline, then clips, flows, case and delivery workers. Idempotent."""
+        with self._lifecycle:
+            if self._state in (ServiceState.CREATED, ServiceState.STOPPED):
+                self._state = ServiceState.STOPPED
+                return
+            self._state = ServiceState.STOPPING
+            try:
+                self._stop_parts(timeout)
+            finally:
+                self._state = ServiceState.STOPPED
+
+    def _stop_parts(self, timeout: float) -> None:
         self.patrol.stop_all(timeout)
-        self._stop.set()
         with self._cameras_lock:
             cams = list(self._cameras.values())
-        for cam in cams:
+        for cam in cams:  # the cameras stay listed (their last frame, "stopped") until a start
             cam.stream.stop(timeout=timeout)
-        for t in self._threads:
-            t.join(timeout)
-            if t.is_alive():
-                log.error("thread %s did not stop within %.0f s", t.name, timeout)
-        self._threads = []
-        self.batcher.cancel_pending(RuntimeError("service stopped"))
+        self.pipeline.stop(timeout)
         if self.clips is not None:
             self.clips.stop()  # pending clips are cut now with what the rings hold
         self.flow_recorder.flush()
         self.workflow_clock.stop()
         self.forwarding.stop()
         self.retention.stop()
-        self.started = False
 
     def _restore_rule_clocks(self) -> None:
         """Rule clocks survive a restart: each open per-object incident adopted at start gives
@@ -265,33 +338,12 @@ class Service:
         visits start afresh)."""
         with self._cameras_lock:
             cam = self._cameras.get(camera_id)
-        return cam.analyzer if cam is not None and cam.visits is None else None
-
-    def _verify_cleared(self, incident_id: int, at: float) -> None:
-        self.workflow.verify_cleared(incident_id, at)
+        return cam.slot.analyzer if cam is not None and not cam.patrol_only else None
 
     # -- cameras --------------------------------------------------------------------
     def _visit_analyzer(self, config: CameraConfig) -> VisitAnalyzer:
         """The analyser of a patrol-only camera's visits (glance rules, revisit, watch stops)."""
-        return VisitAnalyzer(
-            config.id,
-            config.scene(),
-            incidents=self.incidents,
-            store=self.store,
-            annotator=self.annotator,
-            camera_info=self._camera_info,
-            on_open=[self._patrol_incident_opened],
-            tracker=self.settings.tracker,
-        )
-
-    def _patrol_incident_opened(self, incident: Incident) -> None:
-        """A revisit incident (stored by the visit analyser, not the incident manager) gets what
-        every opened incident gets: counted, its work order (so it is queued and forwarded)."""
-        for callback in list(self.incidents.on_open):
-            try:
-                callback(incident)
-            except Exception:  # one listener must not cost the others
-                log.exception("incident %s: open callback failed", incident.id)
+        return VisitAnalyzer(config.id, config.scene(), annotator=self.annotator, tracker=self.settings.tracker)
 
     def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> _Camera:
         with self._cameras_lock:
@@ -304,8 +356,11 @@ class Service:
             visits = self._visit_analyzer(config) if patrol_only else None
             if stream.packet_ring is not None:
                 self.ring_budget.attach(stream.packet_ring)
-            cam = _Camera(config, stream, analyzer, persisted=persist or persisted, visits=visits)
+            slot = CameraSlot(config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles)
+            cam = _Camera(config, stream, slot, persisted=persist or persisted)
             self._cameras[config.id] = cam
+            # in the same critical section as the listing (the pipeline never takes this lock)
+            self.pipeline.add(slot)
         # outside the cameras lock (a slow database must not stall the pipeline's camera lookups),
         # under the persist lock: a remove_camera that popped the camera meanwhile waits here, and
         # one that got here first leaves the camera unlisted, so it is neither saved nor started
@@ -324,6 +379,7 @@ class Service:
                     with self._cameras_lock:
                         if self._cameras.get(config.id) is cam:
                             del self._cameras[config.id]
+                            self.pipeline.remove(config.id)
                     if stream.packet_ring is not None:
                         self.ring_budget.detach(stream.packet_ring)
                     raise
@@ -361,8 +417,9 @@ class Service:
             cam = self._cameras.pop(camera_id, None)
             if cam is None:
                 raise CameraNotFound(camera_id)
-        # outside the cameras lock: the batcher holds its own lock while it asks for sources
-        self.batcher.forget(camera_id)
+            # with the listing: a camera added again under this id meanwhile keeps its slot (the
+            # pipeline's remove never waits: it only takes its own small lock)
+            self.pipeline.remove(camera_id)
         if cam.stream.packet_ring is not None:
             self.ring_budget.detach(cam.stream.packet_ring)
         with self._persist_lock:  # after any save of this camera still in flight
@@ -394,9 +451,10 @@ class Service:
             over = self.settings.limits.scene.problems(config)
             if over:
                 raise SceneTooLarge("; ".join(over))
-            cam.analyzer.set_scene(config.scene())
-            if cam.visits is not None:  # patrol-only: a new visit analyser (revisit sightings restart)
-                cam.visits = self._visit_analyzer(config)
+            cam.slot.analyzer.set_scene(config.scene())
+            if cam.patrol_only:  # a new visit analyser (revisit sightings restart)
+                cam.slot.visits = self._visit_analyzer(config)
+            cam.slot.tiles = config.detect_tiles
             cam.config = config
         if cam.persisted:  # outside the cameras lock, as in _add
             with self._persist_lock:
@@ -418,17 +476,15 @@ class Service:
         return cam
 
     def _view(self, cam: _Camera) -> CameraView:
-        ts = list(cam.analysed_ts)
-        fps = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0
-        if ts and time.time() - ts[-1] > 5.0:
-            fps = 0.0
+        stats = cam.slot.stats(time.time())
         return CameraView(
             config=cam.config,
             health=cam.stream.health(),
-            analysed_fps=round(fps, 2),
-            frames_analysed=cam.frames_analysed,
+            analysed_fps=stats.analysed_fps,
+            frames_analysed=stats.frames_analysed,
             open_incident_types=self.incidents.open_types(cam.config.id),
-            last_analysed_at=ts[-1] if ts else None,
+            last_analysed_at=stats.last_analysed_at,
+            patrol_only=cam.patrol_only,
         )
 
     def camera(self, camera_id: str) -> CameraView:
@@ -441,17 +497,8 @@ class Service:
 
     def latest_jpeg(self, camera_id: str) -> bytes | None:
         """The latest analysed frame with boxes and zones drawn, or None before the first."""
-        cam = self._get(camera_id)
-        last = cam.last
-        if last is None:
-            return None
-        cached = cam.jpeg
-        if cached is not None and cached[0] is last:
-            return cached[1]
-        active = [v.zone_id for v in last.active]
-        jpeg = self.annotator.render_jpeg(last.frame.image, last.detections, last.zones, active_zone_ids=active)
-        cam.jpeg = (last, jpeg)
-        return jpeg
+        self._get(camera_id)  # CameraNotFound
+        return self.pipeline.latest_jpeg(camera_id)
 
     def _stream_config(self, config: CameraConfig) -> StreamConfig:
         """The camera's reader config; with clips on, a packet ring unless the camera sets its own."""
@@ -474,11 +521,6 @@ class Service:
             cam = self._cameras.get(camera_id)
         return CameraInfo() if cam is None else CameraInfo(name=cam.config.name, site=cam.config.site)
 
-    def _live_sources(self) -> Sequence[CameraStream]:
-        with self._cameras_lock:
-            cams = list(self._cameras.values())
-        return [c.stream for c in cams if c.stream.is_live]
-
     def _camera_metrics(self) -> list[dict[str, Any]]:
         out = []
         for view in self.cameras():
@@ -496,72 +538,7 @@ class Service:
         return out
 
     def _count_incident(self, incident: Incident) -> None:
-        self.metrics.incidents_opened.labels(type=incident.type).inc()
-
-    def _tiles(self, camera_id: str) -> TileConfig | None:
-        with self._cameras_lock:
-            cam = self._cameras.get(camera_id)
-        return cam.config.detect_tiles if cam is not None else None
-
-    # -- pipeline threads -------------------------------------------------------------
-    def _inference_loop(self) -> None:
-        while not self._stop.is_set():
-            work = self.batcher.next_work(self._stop)
-            if not len(work):
-                continue
-            t0 = time.perf_counter()
-            try:
-                detections = detect_tiled(self.detector, [f.image for f in work.frames], [self._tiles(f.camera_id) for f in work.frames])
-                live = work.resolve(detections)  # patrol frames: their visits get the detections
-            except Exception as exc:  # a bad frame must not kill the pipeline
-                work.fail(exc)
-                log.exception("detector failed on a batch of %d; batch skipped", len(work))
-                continue
-            self.metrics.inference_seconds.observe(time.perf_counter() - t0)
-            self.metrics.batch_size.observe(len(work))
-            if not live:
-                continue
-            batch = [f for f, _ in live]
-            detections = [d for _, d in live]
-            while not self._stop.is_set():
-                try:
-                    self._results.put((batch, detections), timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    def _post_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch, detections = self._results.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            for frame, dets in zip(batch, detections):
-                try:
-                    self._post_one(frame, dets)
-                except Exception:
-                    log.exception("post-processing failed for camera %s", frame.camera_id)
-
-    def _post_one(self, frame: Frame, dets: sv.Detections) -> None:
-        with self._cameras_lock:
-            cam = self._cameras.get(frame.camera_id)
-        if cam is None:  # removed meanwhile
-            return
-        if cam.last is not None and frame.seq <= cam.last.frame.seq:
-            # with several inference workers a later batch can finish first: the tracker
-            # only moves forward in time, so a frame older than the last analysed is dropped
-            return
-        analysis = cam.analyzer.analyze(frame, dets)
-        self.incidents.observe(analysis)
-        done = time.time()
-        cam.last = analysis
-        cam.analysed_ts.append(done)
-        cam.frames_analysed += 1
-        self.metrics.frames_analysed.inc()
-        latency = done - frame.ts
-        self.metrics.frame_latency_seconds.observe(latency)
-        for observer in self.observers:
-            observer(analysis, latency)
+        self.metrics.incident_opened(incident.type)
 
     # -- patrol -----------------------------------------------------------------------
     def patrol_targets(self) -> list[PatrolTarget]:
@@ -580,61 +557,5 @@ class Service:
         if plan.concurrency > cap:
             raise ValueError(f"patrol plan {plan.id!r}: concurrency {plan.concurrency} is more than limits.max_patrol_concurrency ({cap})")
 
-    def _patrol_admit(self) -> bool:
-        """Back-pressure: a new visit starts only while few patrol frames wait for inference."""
-        return self.batcher.pending() < self.patrol_max_pending
-
-    def _make_patrol_run(self, plan: PatrolPlan) -> PatrolRun:
-        def sink(target: PatrolTarget, frames: Sequence[Frame]) -> None:
-            self._patrol_sink(plan, target, frames)
-
-        return PatrolRun(plan, self.patrol_targets, sink, visitor=self._patrol_visitor, admit=self._patrol_admit)
-
-    def _patrol_sink(self, plan: PatrolPlan, target: PatrolTarget, frames: Sequence[Frame]) -> None:
-        """A patrol-only camera's visit frames → the shared batched inference → glance rules / revisit."""
-        with self._cameras_lock:
-            cam = self._cameras.get(target.camera_id)
-        if cam is None or cam.visits is None or not frames:
-            return
-        futures = [self.batcher.submit(f) for f in frames]
-        limit = 30.0 + plan.visit_budget_s()
-        try:
-            detections = [fut.result(timeout=limit) for fut in futures]
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
-        if plan.mode == "watch":
-            for frame, dets in zip(frames, detections, strict=True):
-                cam.last = cam.visits.analyse_watch(frame, dets)
-        else:
-            cam.visits.analyse_glance(frames, detections)
-            cam.last = cam.visits.last
-        done = time.time()
-        cam.analysed_ts.append(done)
-        cam.frames_analysed += len(frames)
-        self.metrics.frames_analysed.inc(len(frames))
-
-    def _patrol_visitor(self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]) -> GlanceResult:
-        """Patrol-only cameras get a real glance/watch; a continuously watched camera is not
-        opened again: its visit is its next analysed frame (all its rules already run on it)."""
-        with self._cameras_lock:
-            cam = self._cameras.get(target.camera_id)
-        if cam is None or cam.visits is not None:
-            if cam is not None and cam.visits is not None and plan.mode == "watch":
-                cam.visits.begin_watch(plan.watch_fps)  # a fresh tracker and rule clocks for this stop
-            return default_visitor(target, plan, stop, first_seq, deliver)
-        started_at, t0 = time.time(), time.monotonic()
-        wait_s = plan.open_timeout_s + plan.keyframe_timeout_s
-        before = cam.frames_analysed
-        while not stop.is_set() and cam.frames_analysed == before and time.monotonic() - t0 < wait_s:
-            stop.wait(0.02)
-        url = cam.config.public_url()
-        took = time.monotonic() - t0
-        if stop.is_set() and cam.frames_analysed == before:
-            return GlanceResult(target.camera_id, url, started_at, total_s=took, error_kind="stopped", error="stopped")
-        if cam.frames_analysed == before:
-            health = cam.stream.health()
-            why = f"continuous stream is {health.state.value}" + (f": {health.last_error}" if health.last_error else "")
-            return GlanceResult(target.camera_id, url, started_at, total_s=took, error_kind="keyframe_timeout", error=why)
-        return GlanceResult(target.camera_id, url, started_at, first_keyframe_s=took, total_s=took)
+    def _patrol_outcome(self, plan: PatrolPlan, outcome: CameraOutcome) -> None:
+        self.metrics.patrol_visit(plan.id, outcome.ok, outcome.error_kind)

@@ -8,8 +8,8 @@ stop). Writes add to what is stored (an upsert), so a bucket flushed in several 
 or by two processes, sums correctly. ``FlowStore.totals`` rolls the minutes up into
 minute, hour or day buckets (days in a given time zone) with in/out totals.
 
-Works on SQLite and PostgreSQL; the table lives beside the incidents (same URL) but has
-its own metadata, so it is created independently.
+Works on SQLite and PostgreSQL; the table lives beside the incidents, in the same
+``Database``.
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ import threading
 import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Engine, Index, Integer, String, func, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import BigInteger, Index, Integer, String, func, select
+from sqlalchemy.orm import Mapped, mapped_column
 
-from .store import _make_engine
+from .db import Base, Database
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,7 @@ BUCKET_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86_400}
 FlowKey = tuple[str, str, str, str, int]  # camera_id, line_id, class_name, direction, minute start (epoch s)
 
 
-class _FlowBase(DeclarativeBase):
-    pass
-
-
-class FlowRow(_FlowBase):
+class FlowRow(Base):
     """Crossings of one line by one class in one direction within one minute."""
 
     __tablename__ = "line_flows"
@@ -120,22 +115,16 @@ class FlowStore:
         [0, 3]
     """
 
-    def __init__(self, url: str | Engine) -> None:
-        """``url`` opens an engine of its own; an ``Engine`` (the incident store's) is shared,
-        so the service keeps one connection pool per database, and ``close`` leaves it open."""
-        self._owns_engine = not isinstance(url, Engine)
-        self._engine = _make_engine(url) if isinstance(url, str) else url
-        _FlowBase.metadata.create_all(self._engine)
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+    def __init__(self, db: Database | str) -> None:
+        """``db``: the process's ``Database`` (shared: ``close`` leaves it open), or a URL for
+        a store with a database of its own (opened and upgraded here)."""
+        self._owns_db = isinstance(db, str)
+        self.db = Database.open(db) if isinstance(db, str) else db
+        self._session = self.db.transaction
 
     def close(self) -> None:
-        if self._owns_engine:
-            self._engine.dispose()
+        if self._owns_db:
+            self.db.close()
 
     def add(self, counts: Mapping[FlowKey, int]) -> None:
         """Add ``counts`` (key → crossings) to the stored minutes, in one transaction."""
@@ -146,7 +135,7 @@ class FlowStore:
         ]
         if not rows:
             return
-        dialect = self._engine.dialect.name
+        dialect = self.db.dialect
         with self._session() as s:
             if dialect in ("sqlite", "postgresql"):
                 if dialect == "sqlite":

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from gridworker.vision.analyzer import FrameAnalysis, RuleVerdict
 from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.observations import ObjectReport, ObjectSighting
 from gridworker.vision.rules import Hit
 
 from .store import Incident, IncidentStore
@@ -52,6 +53,7 @@ class _Open:
     worst: float | None = None
     worst_details: dict[str, Any] | None = None
     written_worst: float | None = None  # the worst as last written
+    cooldown_s: float = 0.0  # the rule's: once closed, the key opens nothing for this long
 
 
 class ClockKeeper(Protocol):
@@ -81,6 +83,13 @@ class IncidentManager:
         on_open: callbacks (e.g. metrics) called with each newly opened incident.
         on_close: callbacks called with (incident id, time) when an incident's condition
             has cleared and it closed (work orders verify closing on camera with it).
+        on_listener_error: told ``(event, listener name)`` when an ``on_open``/``on_close``
+            callback raised (it is logged with its traceback too; the others still run).
+            The service counts them in ``gridworker_listener_failures``.
+
+    Every incident is opened, updated and closed here, from two kinds of observation:
+    :meth:`observe` (one analysed frame's rule verdicts) and :meth:`report` (a check's
+    word on the objects of one camera + zone + rule, e.g. the patrol's revisit check).
     """
 
     store: IncidentStore
@@ -89,7 +98,10 @@ class IncidentManager:
     write_interval_s: float = 5.0
     on_open: list[Callable[[Incident], None]] = field(default_factory=list)
     on_close: list[Callable[[int, float], None]] = field(default_factory=list)
+    on_listener_error: Callable[[str, str], None] | None = None
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
+    #: key → time before which it opens no new incident (the rule's ``cooldown_s`` after a close)
+    _cooling: dict[Key, float] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def adopt_open(self, valid_rules: Iterable[RuleKey], now: float) -> None:
@@ -189,13 +201,104 @@ class IncidentManager:
         for key in open_keys:
             if not partial and key[:3] not in seen:
                 self._close(key, now)
-        for inc in opened:
+        self._opened(opened)
+        return opened
+
+    def report(self, report: ObjectReport) -> list[Incident]:
+        """Apply a check's word on one camera + zone + rule (see :class:`ObjectReport`);
+        returns the incidents it opened.
+
+        An object that qualifies opens its incident (``details["object"]`` is its key,
+        ``details["box"]`` its box) or keeps its own open; an object that does not qualify
+        yet keeps an incident already open on it. A key not open yet first takes over an
+        incident adopted after a restart whose object stood at the same place (box IoU >=
+        ``ORPHAN_IOU``). Open incidents of the rule whose object is not listed clear.
+        """
+        now = report.at
+        rule_key = (report.camera_id, report.zone_id, report.rule_id)
+        with self._lock:
+            rule_keys = [k for k in self._open if k[:3] == rule_key]
+        opened: list[Incident] = []
+        seen: set[Key] = set()
+        for obj in report.objects:
+            key = (*rule_key, obj.key)
+            self._take_orphan(key, rule_keys, obj.box)
+            with self._lock:
+                state = self._open.get(key)
+            if state is None and not obj.qualifies:
+                continue
+            seen.add(key)
+            if state is None:
+                inc = self._open_reported(key, report, obj)
+                if inc is not None:
+                    opened.append(inc)
+                continue
+            state.last_active = now
+            state.pending_observations += 1
+            if now - state.last_written >= self.write_interval_s:
+                self._write(state, now, state.peak)
+        for key in rule_keys:
+            if key not in seen:
+                self._on_clear(key, report.clear_after_s, now)
+        self._opened(opened)
+        return opened
+
+    def _open_reported(self, key: Key, report: ObjectReport, obj: ObjectSighting) -> Incident | None:
+        if self._cooling_down(key, report.at):
+            return None
+        info = self.camera_info(key[0])
+        kind = report.kind
+        details: dict[str, Any] = {
+            **obj.details,
+            "object": obj.key,
+            "box": [round(v, 4) for v in obj.box],
+            "type_name_zh": kind.name_zh,
+            "type_name_en": kind.name_en,
+            "category": kind.category,
+        }
+        if report.frame_seq is not None:
+            details["frame_seq"] = report.frame_seq
+        inc = self.store.open(
+            camera_id=key[0], camera_name=info.name, site=info.site, zone_id=key[1], rule_id=key[2], type=kind.code,
+            at=report.at, count=1, summary=obj.summary, details=details, snapshot=obj.snapshot,
+        )
+        with self._lock:
+            self._open[key] = _Open(
+                inc.id, kind.code, last_active=report.at, last_written=report.at, peak=1, summary=obj.summary,
+                cooldown_s=report.cooldown_s,
+            )
+        log.info("incident %s opened: %s on %s/%s: %s", inc.id, kind.code, key[0], key[1], obj.summary)
+        return inc
+
+    def _cooling_down(self, key: Key, now: float) -> bool:
+        """True while ``key`` may not open a new incident (its rule's cooldown after a close)."""
+        with self._lock:
+            until = self._cooling.get(key)
+            if until is None:
+                return False
+            if now < until:
+                return True
+            del self._cooling[key]
+            if len(self._cooling) > 1024:  # keys of objects long gone
+                for k in [k for k, t in self._cooling.items() if t <= now]:
+                    del self._cooling[k]
+            return False
+
+    def _opened(self, incidents: list[Incident]) -> None:
+        for inc in incidents:
             for callback in self.on_open:
                 try:
                     callback(inc)
                 except Exception:  # one listener (clips, metrics, work orders) must not cost the others
-                    log.exception("incident %s: open callback failed", inc.id)
-        return opened
+                    log.exception("incident %s: open callback %s failed", inc.id, _name(callback))
+                    self._listener_failed("open", callback)
+
+    def _listener_failed(self, event: str, callback: Callable[..., None]) -> None:
+        if self.on_listener_error is not None:
+            try:
+                self.on_listener_error(event, _name(callback))
+            except Exception:
+                log.exception("counting a failed %s listener failed", event)
 
     def close_camera(self, camera_id: str, now: float) -> None:
         with self._lock:
@@ -218,6 +321,8 @@ class IncidentManager:
         details.update(worst=round(worst, 3), worst_at=round(now, 3))
         with self._lock:
             state = self._open.get(key)
+        if state is None and self._cooling_down(key, now):
+            return None
         if state is None:
             info = self.camera_info(key[0])
             snapshot = self.annotator.render_jpeg(
@@ -248,7 +353,8 @@ class IncidentManager:
             )
             with self._lock:
                 self._open[key] = _Open(
-                    inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count, summary=summary, worst=worst, written_worst=worst
+                    inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count, summary=summary, worst=worst, written_worst=worst,
+                    cooldown_s=verdict.cooldown_s,
                 )
             log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, summary)
             return inc
@@ -314,11 +420,15 @@ class IncidentManager:
         if state.pending_observations or state.worst_details is not None:
             self._write(state, state.last_active, state.peak)
         self.store.close_incident(state.incident_id, at=now)
+        if state.cooldown_s > 0:
+            with self._lock:
+                self._cooling[key] = now + state.cooldown_s
         for callback in self.on_close:
             try:
                 callback(state.incident_id, now)
             except Exception:  # a failing listener must not stop the pipeline or the others
-                log.exception("incident %s: close callback failed", state.incident_id)
+                log.exception("incident %s: close callback %s failed", state.incident_id, _name(callback))
+                self._listener_failed("close", callback)
         log.info("incident %s closed (%s on %s/%s%s)", state.incident_id, state.type, key[0], key[1], f" object {key[3]}" if key[3] else "")
 
 
@@ -328,6 +438,12 @@ PROMPT_MIN_S = 1.0
 
 #: How much an object's box must overlap the box of an incident adopted after a restart to continue it.
 ORPHAN_IOU = 0.5
+
+
+def _name(callback: Callable[..., object]) -> str:
+    """A listener's name for logs and the failure metric: its qualified name, or its class's."""
+    name = getattr(callback, "__qualname__", None) or type(callback).__qualname__
+    return str(name)
 
 
 def _box(analysis: FrameAnalysis, hit: Hit) -> tuple[float, float, float, float] | None:

@@ -1,7 +1,7 @@
 """The transactional outbox: every work-order change leaves one outgoing message, committed
 in the same transaction as the change.
 
-Two tables beside the incidents (same engine, same declarative base):
+Two tables beside the incidents (same ``Database``, same declarative base):
 
 - ``outbox`` — one row per work-order change (creation included): the event name
   (``workorder.<action>``), the incident and its version, an idempotency key
@@ -34,8 +34,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -56,9 +55,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from .store import IncidentRow, _Base
+from .db import Base, Database, to_domain
+from .store import IncidentRow
 
 if TYPE_CHECKING:  # pragma: no cover
     from .catalogue import Catalogue
@@ -75,7 +75,7 @@ DELIVERY_STATES = (PENDING, DELIVERED, DEAD)
 _PG_LOCK_KEY = 0x67770B0C
 
 
-class OutboxRow(_Base):
+class OutboxRow(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -92,7 +92,7 @@ class OutboxRow(_Base):
     created_at: Mapped[float] = mapped_column(Float, index=True)
 
 
-class DeliveryRow(_Base):
+class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("outbox_id", "destination", name="uq_delivery"),
@@ -113,9 +113,6 @@ class DeliveryRow(_Base):
     dead_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     replays: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
-
-
-TABLES = [OutboxRow.__table__, DeliveryRow.__table__]
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -187,20 +184,12 @@ class Route:
 
 
 def _to_event(r: OutboxRow) -> OutboxEvent:
-    return OutboxEvent(
-        id=r.id, event=r.event, incident_id=r.incident_id, version=r.version, idempotency_key=r.idempotency_key,
-        type=r.type, site=r.site, camera_id=r.camera_id, unit=r.unit, from_unit=r.from_unit,
-        payload=dict(r.payload or {}), created_at=r.created_at,
-    )
+    return to_domain(OutboxEvent, r)
 
 
 def _to_delivery(d: DeliveryRow, o: OutboxRow | None = None) -> Delivery:
-    return Delivery(
-        id=d.id, outbox_id=d.outbox_id, destination=d.destination, incident_id=d.incident_id, state=d.state,
-        attempts=d.attempts, next_attempt_at=d.next_attempt_at, last_error=d.last_error or "",
-        last_attempt_at=d.last_attempt_at, delivered_at=d.delivered_at, dead_at=d.dead_at, replays=d.replays or 0,
-        created_at=d.created_at, event=o.event if o else "", idempotency_key=o.idempotency_key if o else "",
-        version=o.version if o else 0,
+    return to_domain(
+        Delivery, d, event=o.event if o else "", idempotency_key=o.idempotency_key if o else "", version=o.version if o else 0
     )
 
 
@@ -213,29 +202,32 @@ def idempotency_key(incident_id: int, version: int) -> str:
 
 
 class Outbox:
-    """The outbox and delivery tables on ``engine``, the ``on_change`` hook that fills
+    """The outbox and delivery tables in ``db``, the ``on_change`` hook that fills
     them, and the reads and state changes the delivery workers and the API need.
 
     Safe to share between threads.
 
     Example:
-        >>> from gridworker.incidents import IncidentStore
         >>> from gridworker.incidents.workorders import WorkOrders
-        >>> orders = WorkOrders(IncidentStore("sqlite:///:memory:"))
-        >>> outbox = Outbox(orders.engine).attach(orders)
+        >>> orders = WorkOrders(Database.open("sqlite:///:memory:"))
+        >>> outbox = Outbox(orders.db).attach(orders)
         >>> outbox.last_id()
         0
     """
 
-    def __init__(self, engine: Engine, *, catalogue: Catalogue | None = None, routes: Iterable[Route] = ()) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, *, catalogue: Catalogue | None = None, routes: Iterable[Route] = ()) -> None:
+        self.db = db
         self.catalogue = catalogue
         self.routes: list[Route] = list(routes)
-        _Base.metadata.create_all(engine, tables=TABLES)
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._tx = db.transaction
         self._listeners: list[threading.Event] = []
         self._listeners_lock = threading.Lock()
-        self._pg = engine.dialect.name == "postgresql"
+        self._pg = db.dialect == "postgresql"
+
+    @property
+    def engine(self) -> Engine:
+        """The database's engine."""
+        return self.db.engine
 
     # -- wiring ---------------------------------------------------------------------------
     def attach(self, orders: WorkOrders) -> Outbox:
@@ -360,11 +352,6 @@ class Outbox:
         }
 
     # -- reads ------------------------------------------------------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._sessions() as s, s.begin():
-            yield s
-
     def last_id(self) -> int:
         with self._tx() as s:
             return int(s.scalar(select(func.max(OutboxRow.id))) or 0)

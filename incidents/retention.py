@@ -35,10 +35,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, delete, exists, func, inspect, not_, or_, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import and_, delete, exists, func, not_, or_, select
 
+from .db import Database
 from .outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
 from .store import IncidentClip, IncidentStore
 from .workorders import TERMINAL, AuditRow, WorkOrderRow
@@ -191,13 +190,8 @@ def _sweep(clips_dir: Path, store: IncidentStore, now: float) -> int:
 
 
 # -- outbox ----------------------------------------------------------------------------------
-def _has_tables(engine: Engine, *names: str) -> bool:
-    insp = inspect(engine)
-    return all(insp.has_table(n) for n in names)
-
-
 def prune_outbox(
-    engine: Engine,
+    db: Database,
     *,
     now: float,
     delivered_max_age_s: float | None,
@@ -206,7 +200,7 @@ def prune_outbox(
 ) -> tuple[int, int]:
     """Delete settled outbox messages (see the module docstring) older than
     ``delivered_max_age_s``. Returns (outbox rows, delivery rows) deleted."""
-    if delivered_max_age_s is None or not _has_tables(engine, OutboxRow.__tablename__, DeliveryRow.__tablename__):
+    if delivered_max_age_s is None:
         return 0, 0
     cut_delivered = now - delivered_max_age_s
     settled_conds = [and_(DeliveryRow.state == DELIVERED, func.coalesce(DeliveryRow.delivered_at, DeliveryRow.created_at) < cut_delivered)]
@@ -216,10 +210,9 @@ def prune_outbox(
     settled = or_(*settled_conds)
     still_needed = exists().where(DeliveryRow.outbox_id == OutboxRow.id, not_(settled))
     any_delivery = exists().where(DeliveryRow.outbox_id == OutboxRow.id)
-    sessions = sessionmaker(engine)
     rows = deliveries = 0
     while True:
-        with sessions() as s, s.begin():
+        with db.transaction() as s:
             ids = list(
                 s.scalars(
                     select(OutboxRow.id).where(OutboxRow.created_at < cut_delivered, ~still_needed).order_by(OutboxRow.id).limit(batch)
@@ -238,16 +231,15 @@ def prune_outbox(
 
 
 # -- audit -----------------------------------------------------------------------------------
-def prune_audit(engine: Engine, *, now: float, max_age_s: float | None, batch: int = 1000) -> int:
+def prune_audit(db: Database, *, now: float, max_age_s: float | None, batch: int = 1000) -> int:
     """Delete audit rows older than ``max_age_s`` of finished (closed, rejected) work orders."""
-    if max_age_s is None or not _has_tables(engine, AuditRow.__tablename__, WorkOrderRow.__tablename__):
+    if max_age_s is None:
         return 0
     cutoff = now - max_age_s
     finished = exists().where(WorkOrderRow.incident_id == AuditRow.incident_id, WorkOrderRow.state.in_(sorted(TERMINAL)))
-    sessions = sessionmaker(engine)
     total = 0
     while True:
-        with sessions() as s, s.begin():
+        with db.transaction() as s:
             ids = list(s.scalars(select(AuditRow.id).where(AuditRow.at < cutoff, finished).order_by(AuditRow.id).limit(batch)).all())
             if not ids:
                 break
@@ -266,9 +258,9 @@ def run_retention(store: IncidentStore, config: RetentionConfig, *, now: float |
     expired, over, freed, stray = prune_clips(store, now=now, max_age_s=max_age_s, max_total_bytes=max_bytes, clips_dir=clips_dir)
     delivered_s = None if config.outbox_delivered_max_age_days is None else config.outbox_delivered_max_age_days * DAY_S
     dead_s = None if config.outbox_dead_max_age_days is None else config.outbox_dead_max_age_days * DAY_S
-    outbox_rows, deliveries = prune_outbox(store.engine, now=now, delivered_max_age_s=delivered_s, dead_max_age_s=dead_s)
+    outbox_rows, deliveries = prune_outbox(store.db, now=now, delivered_max_age_s=delivered_s, dead_max_age_s=dead_s)
     audit_s = None if config.audit_max_age_days is None else config.audit_max_age_days * DAY_S
-    audit_rows = prune_audit(store.engine, now=now, max_age_s=audit_s)
+    audit_rows = prune_audit(store.db, now=now, max_age_s=audit_s)
     return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows)
 
 

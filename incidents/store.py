@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Float,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    create_engine,
-    delete,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import Base, Database, to_domain
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +21,7 @@ OPEN = "open"
 CLOSED = "closed"
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class IncidentRow(_Base):
+class IncidentRow(Base):
     __tablename__ = "incidents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -58,7 +41,7 @@ class IncidentRow(_Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class SnapshotRow(_Base):
+class SnapshotRow(Base):
     __tablename__ = "incident_snapshots"
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
@@ -66,7 +49,7 @@ class SnapshotRow(_Base):
     taken_at: Mapped[float] = mapped_column(Float)
 
 
-class ClipRow(_Base):
+class ClipRow(Base):
     """An incident's evidence clip: an MP4 file on disk (videos stay out of the database)."""
 
     __tablename__ = "incident_clips"
@@ -79,10 +62,9 @@ class ClipRow(_Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
-class ClipMissingRow(_Base):
+class ClipMissingRow(Base):
     """Why an incident has no evidence clip: it could not be saved (the clip disk was full or
-    unwritable, the camera had nothing buffered), or retention deleted it. A table of its own,
-    so databases from before it get it from ``create_all`` (no column is added anywhere)."""
+    unwritable, the camera had nothing buffered), or retention deleted it (migration 0002)."""
 
     __tablename__ = "incident_clips_missing"
 
@@ -91,7 +73,7 @@ class ClipMissingRow(_Base):
     at: Mapped[float] = mapped_column(Float)
 
 
-class CameraRow(_Base):
+class CameraRow(Base):
     """Cameras added through the API, so they survive a restart."""
 
     __tablename__ = "cameras"
@@ -101,7 +83,7 @@ class CameraRow(_Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
-class PatrolPlanRow(_Base):
+class PatrolPlanRow(Base):
     """Patrol plans created or replaced through the API (``PUT /patrol/plans/{id}``), so they survive a restart."""
 
     __tablename__ = "patrol_plans"
@@ -160,55 +142,23 @@ class IncidentQuery:
 
 
 def _to_incident(row: IncidentRow, has_snapshot: bool, has_clip: bool = False, clip_missing: str | None = None) -> Incident:
-    return Incident(
-        id=row.id,
-        camera_id=row.camera_id,
-        camera_name=row.camera_name,
-        site=row.site,
-        zone_id=row.zone_id,
-        rule_id=row.rule_id,
-        type=row.type,
-        status=row.status,
-        opened_at=row.opened_at,
-        updated_at=row.updated_at,
-        closed_at=row.closed_at,
-        peak_count=row.peak_count,
-        observations=row.observations,
-        summary=row.summary,
-        details=dict(row.details or {}),
-        has_snapshot=has_snapshot,
-        has_clip=has_clip,
-        clip_missing=None if has_clip else clip_missing,
+    return to_domain(
+        Incident, row, has_snapshot=has_snapshot, has_clip=has_clip, clip_missing=None if has_clip else clip_missing
     )
 
 
 def _to_clip(row: ClipRow) -> IncidentClip:
-    return IncidentClip(row.incident_id, row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at)
-
-
-def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    return to_domain(IncidentClip, row)
 
 
 class IncidentStore:
-    """Stores incidents, their snapshots and API-added cameras.
+    """Stores incidents, their snapshots and clips, and API-added cameras and patrol plans.
 
     Safe to share between threads: each call opens its own short session.
+
+    Args:
+        db: the process's ``Database``; or a URL, for a store with a database of its own
+            (opened and upgraded here, disposed of by ``close``).
 
     Example:
         >>> store = IncidentStore("sqlite:///:memory:")
@@ -216,24 +166,21 @@ class IncidentStore:
         0
     """
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine = _make_engine(url)
-        _Base.metadata.create_all(self._engine)
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+    def __init__(self, db: Database | str) -> None:
+        self._owns_db = isinstance(db, str)
+        self.db = Database.open(db) if isinstance(db, str) else db
+        self.url = self.db.url
+        self._session = self.db.transaction
 
     def close(self) -> None:
-        self._engine.dispose()
+        """Dispose of the database's connections if this store opened it (from a URL)."""
+        if self._owns_db:
+            self.db.close()
 
     @property
     def engine(self) -> Engine:
-        """The engine, shared by stores of tables beside the incidents (work orders)."""
-        return self._engine
+        """The database's engine."""
+        return self.db.engine
 
     # -- incidents -------------------------------------------------------------------
     def open(

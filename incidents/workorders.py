@@ -1,6 +1,7 @@
 """Work orders (工单): the case-handling state of each incident, its audit trail, and API keys.
 
-Tables beside the incidents, on the same engine and declarative base (``incidents/store.py``):
+Tables beside the incidents, in the same ``Database`` and on the same declarative base
+(``incidents/db.py``):
 
 - ``work_orders`` — one row per incident (keyed by its id): state, grade, current unit,
   first unit, responsible unit, escalation floor, due time, handling times, version;
@@ -8,10 +9,10 @@ Tables beside the incidents, on the same engine and declarative base (``incident
 - ``incident_audit`` — every transition: who, when, from, to, why;
 - ``api_keys`` — API keys, hashed (``api/auth.py`` makes and checks them).
 
-They are created with ``create_all`` of these tables only, so an existing database gains
-them without touching the incident tables. SQLite (WAL) and PostgreSQL both work.
+The schema comes from the migrations (``incidents/migrations``). SQLite (WAL) and
+PostgreSQL both work.
 
-Every write to a work order goes through ``transaction()`` and ``record()``: ``record``
+Every write to a work order goes through ``transaction()`` (the database's) and ``record()``: ``record``
 bumps the order's version, appends the audit row and then calls each ``on_change``
 hook *inside the same transaction* — the place where a transactional outbox writes its
 message so that the change and the message commit together (or neither does).
@@ -24,8 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .catalogue import Catalogue, load_catalogue
-from .store import Incident, IncidentStore, _Base
+from .db import Base, Database, to_domain
+from .store import Incident
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class LastAdminKey(ValueError):
 
 
 # -- tables -------------------------------------------------------------------------------
-class WorkOrderRow(_Base):
+class WorkOrderRow(Base):
     __tablename__ = "work_orders"
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
@@ -134,7 +137,7 @@ class WorkOrderRow(_Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
-class WorkOrderPhotoRow(_Base):
+class WorkOrderPhotoRow(Base):
     __tablename__ = "work_order_photos"
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("work_orders.incident_id", ondelete="CASCADE"), primary_key=True)
@@ -154,7 +157,7 @@ def fit_actor(actor: str) -> str:
     return actor[: AUDIT_ACTOR_MAX - 1] + "…"
 
 
-class AuditRow(_Base):
+class AuditRow(Base):
     __tablename__ = "incident_audit"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -172,7 +175,7 @@ class AuditRow(_Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class ApiKeyRow(_Base):
+class ApiKeyRow(Base):
     """An API key: ``key_id`` is public (it names the key), only a salted digest of the
     secret part is stored."""
 
@@ -188,9 +191,6 @@ class ApiKeyRow(_Base):
     created_at: Mapped[float] = mapped_column(Float)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-
-TABLES = [WorkOrderRow.__table__, WorkOrderPhotoRow.__table__, AuditRow.__table__, ApiKeyRow.__table__]
 
 
 # -- values -------------------------------------------------------------------------------
@@ -279,54 +279,15 @@ class StoredKey:
 
 
 def to_order(row: WorkOrderRow, has_photo: bool = False) -> WorkOrder:
-    return WorkOrder(
-        incident_id=row.incident_id,
-        type=row.type,
-        site=row.site,
-        camera_id=row.camera_id,
-        state=row.state,
-        grade=row.grade,
-        unit=row.unit,
-        first_unit=row.first_unit,
-        responsible_unit=row.responsible_unit,
-        floor_rank=row.floor_rank,
-        escalations=row.escalations,
-        detected_at=row.detected_at,
-        due_at=row.due_at,
-        dispatched_at=row.dispatched_at,
-        accepted_at=row.accepted_at,
-        handled_at=row.handled_at,
-        closed_at=row.closed_at,
-        cleared_at=row.cleared_at,
-        overdue=bool(row.overdue),
-        on_time=row.on_time,
-        note=row.note,
-        version=row.version,
-        updated_at=row.updated_at,
-        has_photo=has_photo,
-    )
+    return to_domain(WorkOrder, row, has_photo=has_photo)
 
 
 def _to_audit(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        id=row.id,
-        incident_id=row.incident_id,
-        version=row.version,
-        at=row.at,
-        actor=row.actor,
-        role=row.role,
-        action=row.action,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        from_unit=row.from_unit,
-        to_unit=row.to_unit,
-        reason=row.reason,
-        details=dict(row.details or {}),
-    )
+    return to_domain(AuditEntry, row)
 
 
 def _to_key(row: ApiKeyRow) -> StoredKey:
-    return StoredKey(row.id, row.key_id, row.name, row.role, row.unit, row.created_at, row.last_used_at, row.revoked_at)
+    return to_domain(StoredKey, row)
 
 
 ChangeHook = Callable[[Session, WorkOrderRow, AuditRow], None]
@@ -337,41 +298,40 @@ class WorkOrders:
     statistics and API-key rows. Safe to share between threads.
 
     Args:
-        store: the incident store whose engine (and database) the tables share.
+        db: the process's ``Database`` (the incident store's).
         catalogue: incident types, units and routing; default: the shipped catalogue.
         auth_enabled: see ``AuthConfig.enabled``.
         auth_open: see ``AuthConfig.open``.
 
     Example:
-        >>> store = IncidentStore("sqlite:///:memory:")
-        >>> orders = WorkOrders(store)
+        >>> orders = WorkOrders(Database.open("sqlite:///:memory:"))
         >>> orders.list(WorkOrderQuery())[1]
         0
     """
 
     def __init__(
-        self, store: IncidentStore, catalogue: Catalogue | None = None, *, auth_enabled: bool | None = None, auth_open: bool = False
+        self, db: Database, catalogue: Catalogue | None = None, *, auth_enabled: bool | None = None, auth_open: bool = False
     ) -> None:
-        self.store = store
+        self.db = db
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
         self.auth_enabled = auth_enabled
         self.auth_open = auth_open
         self._ever_keyed = False
         self._keys_lock = threading.Lock()
-        self.engine = store.engine
-        _Base.metadata.create_all(self.engine, tables=TABLES)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # called inside the transaction of every change, after the audit row is flushed:
         # hook(session, order_row, audit_row). An exception rolls the change back.
         self.on_change: list[ChangeHook] = []
         self._open_lock = threading.Lock()
 
+    @property
+    def engine(self) -> Engine:
+        """The database's engine."""
+        return self.db.engine
+
     # -- the unit of work ----------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self) -> AbstractContextManager[Session]:
         """One database transaction; commits on success, rolls back on an exception."""
-        with self._sessions() as session, session.begin():
-            yield session
+        return self.db.transaction()
 
     def lock(self, session: Session, incident_id: int) -> WorkOrderRow | None:
         """The order's row, locked for update until the transaction ends.
@@ -541,6 +501,20 @@ class WorkOrders:
                 ).all()
             )
 
+    def case_counts(self, now: float) -> tuple[dict[str, int], int]:
+        """Cases not finished, by state, and how many of them are past their due time (metrics)."""
+        with self.transaction() as s:
+            by_state = {st: 0 for st in STATES if st not in TERMINAL} | {
+                st: int(n)
+                for st, n in s.execute(
+                    select(WorkOrderRow.state, func.count()).where(WorkOrderRow.state.not_in(sorted(TERMINAL))).group_by(WorkOrderRow.state)
+                ).all()
+            }
+            overdue = s.scalar(
+                select(func.count()).select_from(WorkOrderRow).where(WorkOrderRow.state.in_(sorted(RUNNING)), WorkOrderRow.due_at < now)
+            )
+        return by_state, int(overdue or 0)
+
     def stats(self, *, now: float | None = None, since: float | None = None, until: float | None = None, unit: str | None = None) -> dict[str, Any]:
         """Counts by state; on-time rate and mean handling time by type, unit and site.
 
@@ -669,26 +643,14 @@ class WorkOrders:
         return keyed
 
 
-def attach_workorders(service: Any) -> WorkOrders:
-    """Build the work-order store of a ``Service`` and register it on the incident manager.
+def build_workorders(db: Database, config: WorkOrdersConfig, auth: AuthConfig) -> WorkOrders:
+    """The work-order store of a service, from its ``workorders:`` and ``auth:`` settings.
 
-    Reads ``settings.workorders`` (``WorkOrdersConfig``) and ``settings.auth``
-    (``AuthConfig``) when the settings have them; defaults otherwise.
+    The composition root registers ``orders.on_incident_opened`` on the incident manager (a
+    graded work order per incident, docs/workorders.md). Logs a warning while the API is
+    open to anyone (``auth.open`` without keys) or loopback-only (no key yet).
     """
-    settings = service.settings
-    cfg: WorkOrdersConfig = getattr(settings, "workorders", None) or WorkOrdersConfig()
-    auth: AuthConfig = getattr(settings, "auth", None) or AuthConfig()
-    orders = WorkOrders(service.store, load_catalogue(cfg.catalogue), auth_enabled=auth.enabled, auth_open=auth.open)
-
-    def on_open(incident: Incident) -> None:
-        # the pipeline's thread calls this: a database hiccup must not cost the frame's
-        # other callbacks (clips, metrics) — it is logged, and the incident stays stored
-        try:
-            orders.on_incident_opened(incident)
-        except Exception:
-            log.exception("incident %s: could not create its work order", incident.id)
-
-    service.incidents.on_open.append(on_open)
+    orders = WorkOrders(db, load_catalogue(config.catalogue), auth_enabled=auth.enabled, auth_open=auth.open)
     if orders.auth_open and not orders.auth_required():
         log.warning(
             "auth.open is set and no API key is required: ANYONE who can reach this service is an admin"

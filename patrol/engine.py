@@ -258,9 +258,10 @@ class PatrolRun:
         visit_sink: gets each visit's frames; must be thread-safe (visits run in parallel).
         visitor: performs one visit (default :func:`default_visitor`: a real glance/watch).
         on_outcome: optional callback per finished visit (metrics, logs), any thread.
-        admit: optional back-pressure check: no visit starts while it returns False (the
-            service passes "the patrol's frames waiting for inference are few", so visits
-            do not decode faster than the shared detector can take their frames).
+        admit: optional back-pressure: ``admit(stop)`` blocks until a new visit may start
+            (True) or ``stop`` is set (False). The service passes the pipeline's "few patrol
+            frames wait for inference" (a condition wait), so visits do not decode faster
+            than the shared detector can take their frames.
         clock: wall clock for the plan's time windows and timestamps.
 
     Lifecycle: ``start`` (idempotent while running), ``pause``/``resume`` (idempotent),
@@ -276,7 +277,7 @@ class PatrolRun:
         *,
         visitor: Visitor = default_visitor,
         on_outcome: Callable[[CameraOutcome], None] | None = None,
-        admit: Callable[[], bool] | None = None,
+        admit: Callable[[threading.Event], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.plan = plan
@@ -548,18 +549,14 @@ class PatrolRun:
         )
 
     def _wait_admitted(self) -> bool:
-        """Block while the admission check says no (back-pressure). False if stopped meanwhile."""
+        """Block until admitted (back-pressure). False if stopped meanwhile."""
         if self._admit is None:
-            return True
-        while not self._stop.is_set():
-            try:
-                if self._admit():
-                    return True
-            except Exception:  # noqa: BLE001 - a broken check must not stall the patrol
-                log.exception("patrol %s: admission check failed", self.plan.id)
-                return True
-            self._stop.wait(0.01)
-        return False
+            return not self._stop.is_set()
+        try:
+            return self._admit(self._stop) and not self._stop.is_set()
+        except Exception:  # noqa: BLE001 - a broken check must not stall the patrol
+            log.exception("patrol %s: admission check failed", self.plan.id)
+            return not self._stop.is_set()
 
     def _acquire_slot(self) -> bool:
         while not self._stop.is_set():

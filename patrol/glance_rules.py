@@ -19,9 +19,13 @@ visit in two ways:
   times and boxes in its details (``method: "revisit"``). It closes on the first visit
   after the vehicle is gone.
 
-Glance-rule incidents go through the service's :class:`~gridworker.incidents.IncidentManager`
-(snapshot: the visit's annotated keyframe); revisit incidents are written to the store
-directly (one per vehicle).
+The analyser writes nothing: each visit gives a :class:`~gridworker.vision.observations.VisitJudgement`
+(the visit's analysed frame and the revisit check's
+:class:`~gridworker.vision.observations.ObjectReport` per zone), which the pipeline hands to the
+one incident sink, the :class:`~gridworker.incidents.IncidentManager`, like every other
+observation. Glance-rule incidents show the visit's annotated keyframe; a revisit incident
+(one per vehicle, ``details["object"]`` its key) shows both captures, and after a restart a
+vehicle still standing where an open revisit incident's vehicle stood continues it.
 
 In ``watch`` mode the visit's frames are tracked and every rule of the camera runs, as on a
 continuous camera, with a tracker (and rule clocks) that start afresh at each visit
@@ -50,14 +54,15 @@ from gridworker.streams.frame import Frame
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis, RuleVerdict
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.config import SceneConfig
+from gridworker.vision.observations import ObjectReport, ObjectSighting, VisitJudgement
 from gridworker.vision.rules import IllegalParkingRule
 from gridworker.vision.rules.base import Hit
 from gridworker.vision.tracker import TrackerConfig
 from gridworker.vision.zones import Zone
 
-from .revisit import RevisitChecker, RevisitConfig, RevisitViolation, Sighting
+from .revisit import ParkedVehicle, RevisitChecker, RevisitConfig, RevisitViolation, Sighting
 
-__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "VisitReport", "glance_scene"]
+__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "glance_scene"]
 
 #: Rules judged on a single glance (no tracking needed).
 GLANCE_RULE_TYPES = frozenset({"crowd", "intrusion", "lane_intrusion", "class_event"})
@@ -94,40 +99,39 @@ def glance_scene(scene: SceneConfig) -> SceneConfig:
     return scene.model_copy(update={"zones": zones, "lines": [], "signals": []})
 
 
-@dataclass(frozen=True, slots=True)
-class VisitReport:
-    """What one visit gave: frames analysed, incidents opened and closed by it."""
-
-    camera_id: str
-    frames: int
-    active: tuple[str, ...] = ()  # "zone/rule" of the glance rules active at this visit
-    opened: tuple[int, ...] = ()  # incident ids
-    revisit_opened: tuple[int, ...] = ()
-    revisit_closed: tuple[int, ...] = ()
-
-
 @dataclass
 class _RevisitZone:
     zone: Zone
     rule_id: str
     key: str  # the checker's camera key: one memory per zone + rule
     checker: RevisitChecker
+    cooldown_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """What a reported vehicle's incident opens with (kept while the vehicle stays)."""
+
+    summary: str
+    details: dict[str, object]
+    snapshot: bytes
 
 
 class VisitAnalyzer:
-    """Analyses the visits of one patrol camera and turns them into incidents.
+    """Judges the visits of one patrol camera; writes nothing (see the module docstring).
 
-    Thread-safe: visits of the same camera (two plans) are analysed one at a time.
+    Thread-safe: visits of the same camera (two plans) are judged one at a time.
 
     Args:
         camera_id: the camera.
         scene: the camera's full scene config (zones with all their rules).
-        incidents: the service's incident manager (glance-rule and watch incidents).
-        store: the incident store (revisit incidents).
-        annotator: renders snapshots.
-        camera_info: camera id → (name, site) for stored incidents.
-        on_open: called with each revisit incident opened (metrics).
+        annotator: renders snapshots (the revisit check's side-by-side evidence).
         tracker: tracker tuning for watch visits.
+
+    Example:
+        >>> judge = VisitAnalyzer("cam1", scene, annotator=FrameAnnotator())  # doctest: +SKIP
+        >>> judgement = judge.analyse_glance(frames, detections)            # doctest: +SKIP
+        >>> manager.observe(judgement.analysis, partial=True); [manager.report(r) for r in judgement.reports]  # doctest: +SKIP
     """
 
     def __init__(
@@ -135,20 +139,12 @@ class VisitAnalyzer:
         camera_id: str,
         scene: SceneConfig,
         *,
-        incidents: object,
-        store: object,
         annotator: FrameAnnotator,
-        camera_info: Callable[[str], object],
-        on_open: Sequence[Callable[[object], None]] = (),
         tracker: TrackerConfig | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._scene = scene
-        self._incidents = incidents
-        self._store = store
         self._annotator = annotator
-        self._camera_info = camera_info
-        self._on_open = list(on_open)
         self._tracker_config = tracker
         self._lock = threading.Lock()
         self._glance = CameraAnalyzer(camera_id, 1.0, glance_scene(scene), track=False)
@@ -177,35 +173,29 @@ class VisitAnalyzer:
                         min_confidence=rule.min_confidence,
                     )
                     key = f"{camera_id}/{zc.id}/{rule.rule_id}"
-                    self._revisit.append(_RevisitZone(Zone(zc), rule.rule_id, key, RevisitChecker(cfg)))
+                    self._revisit.append(_RevisitZone(Zone(zc), rule.rule_id, key, RevisitChecker(cfg), rule.cooldown_s))
         self._evidence: dict[str, bytes] = {}  # frame_ref → annotated JPEG of a first sighting
-        self._open_revisit: dict[tuple[str, str], int] = {}  # (checker key, vehicle key) → incident id
-        self.last: FrameAnalysis | None = None
+        self._reported: dict[tuple[str, str], _Evidence] = {}  # (checker key, vehicle key) → its incident's evidence
 
     @property
     def revisit_zones(self) -> list[str]:
         return [rz.zone.id for rz in self._revisit]
 
     # ------------------------------------------------------------------ glance
-    def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitReport:
-        """Judge one glance visit (its keyframes and their detections)."""
+    def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None:
+        """Judge one glance visit (its keyframes and their detections); None without frames.
+
+        The judgement's analysis is the keyframe showing most (the latest on a tie), judged
+        by the glance rules only (``partial``); its reports are the revisit check's, made on
+        the last keyframe.
+        """
         if not frames:
-            return VisitReport(self.camera_id, 0)
+            return None
         with self._lock:
             analyses = [self._glance.analyze(f, d) for f, d in zip(frames, detections, strict=True)]
-            # the visit's verdict: the keyframe showing most (the latest on a tie)
             rep = max(enumerate(analyses), key=lambda ia: (len(ia[1].active), ia[0]))[1]
-            opened = self._incidents.observe(rep, partial=True)  # type: ignore[attr-defined]
-            self.last = rep
-            r_open, r_closed = self._revisit_step(frames[-1], detections[-1])
-        return VisitReport(
-            self.camera_id,
-            len(frames),
-            active=tuple(f"{v.zone_id}/{v.rule_id}" for v in rep.active),
-            opened=tuple(i.id for i in opened or ()),
-            revisit_opened=tuple(r_open),
-            revisit_closed=tuple(r_closed),
-        )
+            reports = self._revisit_step(frames[-1], detections[-1])
+        return VisitJudgement(rep, partial=True, reports=tuple(reports))
 
     # ------------------------------------------------------------------ watch
     def begin_watch(self, fps: float) -> None:
@@ -214,7 +204,7 @@ class VisitAnalyzer:
             self._watch_fps = float(fps)
             self._new_stop = True
 
-    def analyse_watch(self, frame: Frame, dets: sv.Detections) -> FrameAnalysis:
+    def analyse_watch(self, frame: Frame, dets: sv.Detections) -> VisitJudgement:
         """One frame of a watch visit: tracked, all of the camera's rules.
 
         A stop starts after :meth:`begin_watch` (or, for callers that do not call it, after a
@@ -240,10 +230,7 @@ class VisitAnalyzer:
                 if warm:  # in the stop's warm-up the unwatched gap does not count as "clear"
                     v = dataclasses.replace(v, clear_after_s=v.clear_after_s + self._watch_gap_s)
                 verdicts.append(v)
-            judged = dataclasses.replace(analysis, verdicts=tuple(verdicts))
-            self._incidents.observe(judged)  # type: ignore[attr-defined]
-            self.last = analysis
-            return analysis
+            return VisitJudgement(dataclasses.replace(analysis, verdicts=tuple(verdicts)))
 
     def _continue_hits(self, verdict: RuleVerdict, analysis: FrameAnalysis) -> tuple[Hit, ...]:
         """Give an object reported in this stop the key of the previous stop's object that stood
@@ -273,13 +260,12 @@ class VisitAnalyzer:
         return tuple(out)
 
     # ------------------------------------------------------------------ revisit
-    def _revisit_step(self, frame: Frame, dets: sv.Detections) -> tuple[list[int], list[int]]:
-        if not self._revisit:
-            return [], []
+    def _revisit_step(self, frame: Frame, dets: sv.Detections) -> list[ObjectReport]:
+        """The revisit check on one visit's frame: one report per zone + rule, listing every
+        remembered vehicle (reported ones qualify; the others only keep an incident open)."""
         size = (frame.width, frame.height)
         ref = f"{self.camera_id}#{frame.seq}@{frame.ts:.3f}"
-        opened: list[int] = []
-        closed: list[int] = []
+        reports: list[ObjectReport] = []
         jpeg: bytes | None = None
         for rz in self._revisit:
             try:
@@ -290,19 +276,34 @@ class VisitAnalyzer:
             if ref in needed and ref not in self._evidence:
                 jpeg = jpeg or self._render(frame, dets, rz.zone.id)
                 self._evidence[ref] = jpeg
+            parked = rz.checker.parked(rz.key)
             for violation in violations:
-                opened.append(self._open_violation(rz, violation, frame, dets))
-            # vehicles gone: close their incidents
-            still = rz.checker.reported(rz.key)
-            for (key, vehicle), inc_id in list(self._open_revisit.items()):
-                if key == rz.key and vehicle not in still:
-                    self._store.close_incident(inc_id, at=frame.ts)  # type: ignore[attr-defined]
-                    del self._open_revisit[(key, vehicle)]
-                    closed.append(inc_id)
+                vehicle = next((p.key for p in parked if p.zone_id == violation.zone_id and p.first == violation.first), None)
+                if vehicle is not None:
+                    self._reported[(rz.key, vehicle)] = self._violation_evidence(violation, frame, dets, rz.zone)
+            remembered = {(rz.key, p.key) for p in parked}
+            for gone in [k for k in self._reported if k[0] == rz.key and k not in remembered]:
+                del self._reported[gone]  # the vehicle left: its incident clears
+            objects = tuple(self._sighting(rz, p, size) for p in parked)
+            reports.append(
+                ObjectReport(
+                    self.camera_id, rz.zone.id, rz.rule_id, IllegalParkingRule.kind, at=frame.ts, objects=objects,
+                    clear_after_s=0.0, frame_seq=frame.seq, cooldown_s=rz.cooldown_s,
+                )
+            )
         keep = set().union(*(rz.checker.frame_refs(rz.key) for rz in self._revisit))
         for stale in [r for r in self._evidence if r not in keep]:
             del self._evidence[stale]
-        return opened, closed
+        return reports
+
+    def _sighting(self, rz: _RevisitZone, vehicle: ParkedVehicle, size: tuple[int, int]) -> ObjectSighting:
+        w, h = max(size[0], 1), max(size[1], 1)
+        x0, y0, x1, y1 = vehicle.latest.xyxy
+        box = (x0 / w, y0 / h, x1 / w, y1 / h)
+        evidence = self._reported.get((rz.key, vehicle.key)) if vehicle.reported else None
+        if evidence is None:  # not (yet) two captures T apart: it only keeps an open incident on it
+            return ObjectSighting(vehicle.key, box, qualifies=False)
+        return ObjectSighting(vehicle.key, box, summary=evidence.summary, details=evidence.details, snapshot=evidence.snapshot)
 
     def _render(self, frame: Frame, dets: sv.Detections, zone_id: str) -> bytes:
         zones = [rz.zone for rz in self._revisit if rz.zone.id == zone_id]
@@ -326,23 +327,12 @@ class VisitAnalyzer:
             panels.append(image)
         return self._annotator.encode(np.hstack(panels))
 
-    def _open_violation(self, rz: _RevisitZone, v: RevisitViolation, frame: Frame, dets: sv.Detections) -> int:
-        kind = IllegalParkingRule.kind
-        info = self._camera_info(self.camera_id)
-
+    def _violation_evidence(self, v: RevisitViolation, frame: Frame, dets: sv.Detections, zone: Zone) -> _Evidence:
         def capture(s: Sighting) -> dict[str, object]:
             return {"at": round(s.ts, 3), "frame_ref": s.frame_ref, "box": [round(x, 1) for x in s.xyxy], "confidence": round(s.confidence, 3)}
 
         gap_min = v.gap_s / 60.0
-        inc = self._store.open(  # type: ignore[attr-defined]
-            camera_id=self.camera_id,
-            camera_name=getattr(info, "name", ""),
-            site=getattr(info, "site", ""),
-            zone_id=rz.zone.id,
-            rule_id=rz.rule_id,
-            type=kind.code,
-            at=v.second.ts,
-            count=1,
+        return _Evidence(
             summary=f"{v.class_name} at the same spot on two patrol captures {gap_min:.1f} min apart (IoU {v.iou:.2f})",
             details={
                 "method": "revisit",
@@ -354,22 +344,6 @@ class VisitAnalyzer:
                 "first_capture_at": round(v.first.ts, 3),
                 "second_capture_at": round(v.second.ts, 3),
                 "snapshot": "both captures side by side (first left, second right)",
-                "frame_seq": frame.seq,
-                "type_name_zh": kind.name_zh,
-                "type_name_en": kind.name_en,
-                "category": kind.category,
             },
-            snapshot=self._evidence_pair(v, frame, dets, rz.zone),
+            snapshot=self._evidence_pair(v, frame, dets, zone),
         )
-        vehicle = next(
-            (k for k, (z, first, _) in rz.checker.reported(rz.key).items() if z == v.zone_id and first == v.first), None
-        )
-        if vehicle is not None:
-            self._open_revisit[(rz.key, vehicle)] = inc.id
-        for callback in self._on_open:
-            try:
-                callback(inc)
-            except Exception:  # noqa: BLE001 - an observer must not break the patrol
-                pass
-        return int(inc.id)
-

@@ -214,8 +214,17 @@ class PatrolManager:
         run.stop(timeout)
         return run.status()
 
+    def reopen(self) -> None:
+        """Accept starts again after :meth:`stop_all` (the service started again)."""
+        with self._lock:
+            self._closed = False
+
+    def last_cycles(self) -> dict[str, float | None]:
+        """Each plan's last full cycle, seconds (None before one finished): a metric."""
+        return {s.plan_id: s.last_cycle_s for s in self.statuses()}
+
     def stop_all(self, timeout: float = 10.0) -> None:
-        """Stop every run (service shutdown); no start is accepted afterwards."""
+        """Stop every run (service shutdown); no start is accepted until :meth:`reopen`."""
         with self._lock:
             self._closed = True
             runs = list(self._runs.values())

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gridworker.vision.config import VEHICLE_CLASSES
 from gridworker.vision.zones import Zone
 
-__all__ = ["RevisitChecker", "RevisitConfig", "RevisitViolation", "Sighting"]
+__all__ = ["ParkedVehicle", "RevisitChecker", "RevisitConfig", "RevisitViolation", "Sighting"]
 
 
 class RevisitConfig(BaseModel):
@@ -94,6 +94,18 @@ class RevisitViolation:
     def evidence(self) -> tuple[str, str]:
         """The two frame references (snapshots) that prove it."""
         return (self.first.frame_ref, self.second.frame_ref)
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedVehicle:
+    """A vehicle the checker remembers: its stable ``key``, zone, first and latest sighting,
+    and whether it was reported (its two captures are ``min_gap_s`` apart)."""
+
+    key: str
+    zone_id: str
+    first: Sighting
+    latest: Sighting
+    reported: bool
 
 
 @dataclass
@@ -169,6 +181,13 @@ class RevisitChecker:
         if mem is None:
             return {}
         return {_parked_key(p.zone_id, p.first): (p.zone_id, p.first, p.latest) for p in mem.parked if p.reported}
+
+    def parked(self, camera_id: str) -> list[ParkedVehicle]:
+        """Every vehicle remembered for the camera (reported or not yet), oldest first."""
+        mem = self._memory.get(camera_id)
+        if mem is None:
+            return []
+        return [ParkedVehicle(_parked_key(p.zone_id, p.first), p.zone_id, p.first, p.latest, p.reported) for p in mem.parked]
 
     def frame_refs(self, camera_id: str) -> set[str]:
         """Frame references still needed as evidence: the first sightings remembered for the camera."""

@@ -7,6 +7,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
@@ -186,6 +187,8 @@ class CameraStream:
         self._pacer = _Pacer(self._stop)
         # Encoded packets for evidence clips; written by the worker only (the ring locks itself).
         self._ring: PacketRing | None = None
+        # told after each published frame, outside ``_cond`` (the batcher's wake-up)
+        self._wake: Callable[[], None] | None = None
         if config.clip_buffer_s > 0:
             self._ring = PacketRing(config.clip_buffer_s, max_bytes=int(config.clip_buffer_mb * 1_000_000))
 
@@ -202,6 +205,11 @@ class CameraStream:
     def packet_ring(self) -> PacketRing | None:
         """The ring of recent encoded packets (``config.clip_buffer_s > 0``), else None."""
         return self._ring
+
+    def wake_on_frame(self, wake: Callable[[], None] | None) -> None:
+        """Call ``wake()`` after every published frame (the batcher's :meth:`~gridworker.vision.batcher.Batcher.wake`),
+        from the worker thread and outside this reader's lock; None stops it."""
+        self._wake = wake
 
     @property
     def is_live(self) -> bool:
@@ -522,6 +530,9 @@ class CameraStream:
                 self._publish_times.append(mono)
             if publish or previous is not StreamState.LIVE:
                 self._cond.notify_all()
+        wake = self._wake
+        if publish and wake is not None:
+            wake()
         if previous is not StreamState.LIVE:
             log.info("camera %s: live (%dx%d) from %s", self._camera_id, vframe.width, vframe.height, self._safe_url)
 

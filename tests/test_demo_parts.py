@@ -98,7 +98,7 @@ def _open(store: IncidentStore, camera: str, at: float, type_: str = "crowd") ->
 
 def test_crew_works_the_first_cases_with_named_actors(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'crew.db'}")
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     workflow = Workflow(orders)
     old = _open(store, "campus", 50.0)  # from an earlier run of the demo
     ids = [_open(store, "campus", 100.0), _open(store, "key-site-1", 101.0), _open(store, "bus-stop", 102.0), _open(store, "campus", 103.0)]
@@ -132,7 +132,7 @@ def test_crew_lets_go_of_a_case_taken_in_the_console(tmp_path):
     from gridworker.incidents.workflow import Actor
 
     store = IncidentStore(f"sqlite:///{tmp_path / 'crew.db'}")
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     workflow = Workflow(orders)
     case = _open(store, "campus", 100.0)
     orders.on_incident_opened(store.get(case))

@@ -6,12 +6,12 @@ import yaml
 
 from gridworker.api.auth import verify_key
 from gridworker.cli import main
-from gridworker.incidents import IncidentStore
+from gridworker.incidents.db import Database
 from gridworker.incidents.workorders import WorkOrders
 
 
 def _orders(url):
-    return WorkOrders(IncidentStore(url))
+    return WorkOrders(Database.open(url))
 
 
 def test_create_list_revoke(tmp_path, capsys, caplog):
@@ -52,7 +52,7 @@ def test_create_list_revoke(tmp_path, capsys, caplog):
     assert "ops lead" in capsys.readouterr().out
 
     # nothing of either key in the database file or the logs
-    orders.store.close()
+    orders.db.close()
     data = b"".join(p.read_bytes() for p in db.parent.glob("gw.db*"))
     for k in (raw, handler_raw):
         assert k[17:].encode() not in data

@@ -31,6 +31,8 @@ class RuleVerdict:
 
     ``per_object``: the rule reports individual objects (``result.hits``), each its own
     incident; otherwise the verdict is zone-level (one incident per camera + zone + rule).
+    ``cooldown_s``: after an incident of this rule closes, the same object (the zone, for a
+    zone-level rule) opens no new one for this long.
     """
 
     zone_id: str
@@ -40,6 +42,7 @@ class RuleVerdict:
     result: RuleResult
     kind: IncidentKind
     per_object: bool = False
+    cooldown_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +207,10 @@ class CameraAnalyzer:
                     zr.armed[rule.id] = True
                     result = rule.evaluate(scene)
                 verdicts.append(
-                    RuleVerdict(zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind, rule.per_object)
+                    RuleVerdict(
+                        zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind, rule.per_object,
+                        rule.config.cooldown_s,
+                    )
                 )
         return FrameAnalysis(frame, tracked, tuple(verdicts), tuple(zr.zone for zr in state.zones), crossings, signals)
 

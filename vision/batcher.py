@@ -11,9 +11,11 @@ Two kinds of work share one detector:
   that arrives while a batch runs waits for at most a small batch. A patrol visit blocks on
   its future, so a long queue slows the patrol down, never the live cameras.
 
-The service's inference loop calls :meth:`Batcher.next_work`, runs the detector on
-``work.frames`` and hands the results back with :meth:`Work.resolve` (submitted frames get
-their future set, live frames go on to post-processing).
+The pipeline's inference loop (vision/pipeline.py) calls :meth:`Batcher.next_work`, runs the
+detector on ``work.frames`` and hands the results back with :meth:`Work.resolve` (submitted
+frames get their future set, live frames go on to post-processing). Readers call
+:meth:`Batcher.wake` when they publish a frame; the gatherer sleeps on one condition until
+then (no timer polls).
 """
 
 from __future__ import annotations
@@ -80,8 +82,13 @@ class Batcher:
     a frame than fit in a batch, none is starved. Each camera contributes at most one frame
     per batch: its latest (older, unconsumed frames were already replaced in the reader).
 
-    Submitted frames (:meth:`submit`) fill the slots the live frames leave free; see the
-    module docstring. :meth:`next_batch` returns live frames only; :meth:`next_work` both.
+    Nothing polls: a gatherer sleeps on one condition until a reader publishes a frame
+    (:meth:`wake`, which readers call through ``CameraStream.wake_on_frame``), a frame is
+    submitted, the deadline or the idle timeout passes, or the stop event is set and
+    :meth:`wake` called. Submitted frames (:meth:`submit`) fill the slots the live frames
+    leave free; see the module docstring. :meth:`next_batch` returns live frames only;
+    :meth:`next_work` both. :meth:`wait_room` is the patrol's back-pressure: it blocks
+    (on the same condition) while too many submitted frames wait.
 
     Args:
         sources: the live cameras (called on every gathering round).
@@ -102,7 +109,6 @@ class Batcher:
         sources: Callable[[], Sequence[FrameSource]],
         max_batch: int = 8,
         deadline_s: float = 0.0,
-        poll_s: float = 0.003,
         submit_max_per_batch: int | None = None,
     ) -> None:
         if max_batch < 1:
@@ -113,22 +119,32 @@ class Batcher:
         self.max_batch = max_batch
         self.deadline_s = deadline_s
         self.submit_max_per_batch = min(max_batch, submit_max_per_batch or max(1, max_batch // 2))
-        self._poll_s = poll_s
         self._last_seq: dict[str, int] = {}
         self._start = 0
         # several inference workers may ask for batches at once; one gathers at a time
         self._lock = threading.Lock()
         # cameras removed since the last gather: applied by the gatherer under ``_lock``. A
-        # separate small lock because the gatherer holds ``_lock`` while it polls and takes it
-        # again at once, so a remover waiting on ``_lock`` could starve (seen: a camera
-        # DELETE hanging while no camera had frames)
+        # separate small lock because the gatherer holds ``_lock`` while it waits, so a
+        # remover waiting on ``_lock`` could starve (seen: a camera DELETE hanging while no
+        # camera had frames)
         self._forget_lock = threading.Lock()
         self._forgotten: set[str] = set()
-        # submitted (lower-priority) frames, oldest first; guarded by _cond
+        # guards the submitted frames (oldest first) and the wake-up count; gatherers wait on
+        # it for news, the patrol's admission waits on it for room. Never held while a
+        # source is asked for its frame (readers take it in ``wake`` after their own lock).
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[Frame, Future[Any]]] = deque()
+        self._news = 0  # bumped by every wake() and submit(): a gatherer sleeps until it moves
         self.submitted_total = 0
         self.submitted_done = 0
+
+    # ------------------------------------------------------------------ wake-ups
+    def wake(self) -> None:
+        """Something changed (a reader published a frame, a camera came or went, the stop
+        event was set): gatherers look again. Cheap; safe from any thread."""
+        with self._cond:
+            self._news += 1
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ submitted frames
     def submit(self, frame: Frame) -> Future[Any]:
@@ -141,6 +157,7 @@ class Batcher:
         with self._cond:
             self._queue.append((frame, fut))
             self.submitted_total += 1
+            self._news += 1
             self._cond.notify_all()
         return fut
 
@@ -149,11 +166,27 @@ class Batcher:
         with self._cond:
             return len(self._queue)
 
+    def wait_room(self, limit: int, stop: threading.Event, timeout: float | None = None) -> bool:
+        """Block until fewer than ``limit`` submitted frames wait (a batch took some), ``stop``
+        is set (and :meth:`wake` called), or ``timeout`` passes. True when there is room."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while len(self._queue) >= limit:
+                if stop.is_set():
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                # bounded, as every wait in the pipeline: a stop set without a wake() is still seen
+                self._cond.wait(_MAX_WAIT_S if left is None else min(left, _MAX_WAIT_S))
+            return not stop.is_set()
+
     def cancel_pending(self, exc: BaseException | None = None) -> int:
         """Fail every waiting submitted frame (service shutdown). Returns how many."""
         with self._cond:
             items = list(self._queue)
             self._queue.clear()
+            self._cond.notify_all()
         for _, fut in items:
             if exc is None:
                 fut.cancel()
@@ -170,16 +203,14 @@ class Batcher:
                 if fut.set_running_or_notify_cancel():
                     out.append((frame, fut))
             self.submitted_done += len(out)
+            self._cond.notify_all()  # room for the patrol's admission
         return out
-
-    def _has_submitted(self) -> bool:
-        with self._cond:
-            return bool(self._queue)
 
     def forget(self, camera_id: str) -> None:
         """Drop a removed camera's position (never blocks on a gather in progress)."""
         with self._forget_lock:
             self._forgotten.add(camera_id)
+        self.wake()
 
     def _collect(self, batch: list[Frame], taken: set[str]) -> int:
         """Add new frames to ``batch``; returns how many sources there are."""
@@ -236,6 +267,8 @@ class Batcher:
         first_at: float | None = None
         n_sources = 0
         while not stop.is_set():
+            with self._cond:
+                news = self._news  # a frame published from here on wakes the wait below
             n_sources = self._collect(batch, taken)
             now = time.monotonic()
             if batch and first_at is None:
@@ -243,18 +276,19 @@ class Batcher:
             # full, or every camera already has its frame in: waiting longer gains nothing
             if len(batch) >= self.max_batch or (batch and len(batch) >= n_sources):
                 break
-            if first_at is not None and now - first_at >= self.deadline_s:
+            wait_until = first_at + self.deadline_s if first_at is not None else t0 + idle_timeout_s
+            if now >= wait_until:
                 break
-            # nothing live is ready but submitted frames wait: run them now (they fill free time)
-            if with_submitted and not batch and self._has_submitted():
-                break
-            if first_at is None and now - t0 >= idle_timeout_s:
-                break
-            if with_submitted and not batch:
-                # sleep on the submit queue, so a patrol frame does not wait out a poll
-                with self._cond:
-                    if not self._queue:
-                        self._cond.wait(self._poll_s)
-                continue
-            time.sleep(self._poll_s)
+            with self._cond:
+                # nothing live is ready but submitted frames wait: run them now (they fill free time)
+                if with_submitted and not batch and self._queue:
+                    break
+                if self._news == news:
+                    self._cond.wait(min(wait_until - now, _MAX_WAIT_S))
         return batch, n_sources
+
+
+#: Longest single wait on the condition: a stop event set by code that does not call
+#: :meth:`Batcher.wake` is still noticed within this (a bound, not a poll: every frame,
+#: submission and stop wakes the waiter at once).
+_MAX_WAIT_S = 0.5

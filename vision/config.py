@@ -131,6 +131,13 @@ class _RuleBase(_Strict):
     )
     schedule: ScheduleConfig | None = Field(None, description="Only armed inside these time windows; always armed when unset.")
     clear_after_s: float = Field(10.0, ge=0.0, le=3600.0, description="An open incident closes once the condition has been clear this long.")
+    cooldown_s: float = Field(
+        0.0,
+        ge=0.0,
+        le=86_400.0,
+        description="After an incident of this rule closes, the same camera + zone + rule + object opens no new one for this long"
+        " (0: at once). Stops a flickering condition from opening case after case.",
+    )
 
     @property
     def rule_id(self) -> str:

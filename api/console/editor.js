@@ -1,10 +1,13 @@
-// Zone editor: draw, move and delete polygons (zones, masks), counting lines and directed
-// lanes on the camera's current frame; rule forms come from the API's own OpenAPI schema
-// (the pydantic rule configs), so every rule and parameter the service knows is offered.
+// Zone editor: draw, move and delete polygons (zones, masks), counting lines, directed lanes,
+// signal heads and the ground-plane calibration (four image points with their metres) on the
+// camera's current frame; insert a vertex on an edge by dragging its midpoint. Rule forms come
+// from the API's own OpenAPI schema (the pydantic rule configs), so every rule and parameter
+// the service knows is offered.
 import { api, objectUrl } from "./api.js";
 import { lang, t } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
+const POLYGONS = ["zone", "mask", "lane", "signal"];  // shapes whose edges take a new vertex
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$/;
 const round = (v, n = 4) => Math.round(v * 10 ** n) / 10 ** n;
 const clamp01 = (v) => Math.min(1, Math.max(0, v));
@@ -54,6 +57,7 @@ export class Editor {
     this.draft = null;
     this.drag = null;
     this.size = [1280, 720];
+    this.apiSignals = [];  // signals without a region (pushed through the API): kept, listed, not drawn
     this.cam = null;
     this.schema = null;
     this.dirty = false;
@@ -124,15 +128,27 @@ export class Editor {
       const { id, name, points, ...extra } = l;
       shapes.push({ kind: "line", id, name: name || "", points: points.map((p) => [...p]), extra });
     }
+    this.apiSignals = [];
+    for (const sg of cam.signals || []) {
+      const { id, region, ...extra } = sg;
+      if (region) shapes.push({ kind: "signal", id, name: "", points: region.map((p) => [...p]), extra });
+      else this.apiSignals.push({ ...sg });
+    }
+    if (cam.calibration) {
+      shapes.push({ kind: "calibration", id: "calibration", name: "", points: cam.calibration.image.map((p) => [...p]), ground: cam.calibration.ground.map((g) => [...g]) });
+    }
     return shapes;
   }
 
   toScene() {
     const [W, H] = this.size;
-    const zones = [], masks = [], lines = [];
+    const zones = [], masks = [], lines = [], signals = [];
+    let calibration = null;
     for (const s of this.shapes) {
       const points = s.points.map(([x, y]) => [round(x), round(y)]);
       if (s.kind === "mask") masks.push({ id: s.id, polygon: points });
+      else if (s.kind === "signal") signals.push({ ...s.extra, id: s.id, region: points });
+      else if (s.kind === "calibration") calibration = { image: points, ground: s.ground.map((g) => g.map(Number)) };
       else if (s.kind === "line") lines.push({ ...s.extra, id: s.id, name: s.name || null, points });
       else {
         const rules = s.rules.map((r) => ({ ...r }));
@@ -147,12 +163,17 @@ export class Editor {
         zones.push({ id: s.id, name: s.name || null, polygon: points, rules });
       }
     }
-    return { zones, masks, lines, signals: this.cam.signals, calibration: this.cam.calibration };
+    return { zones, masks, lines, signals: [...signals, ...this.apiSignals.map((sg) => ({ ...sg }))], calibration };
   }
 
   async save() {
-    const bad = this.shapes.find((s) => !ID_RE.test(s.id));
+    const bad = this.shapes.find((s) => s.kind !== "calibration" && !ID_RE.test(s.id));
     if (bad) return this.say(`${t("ed.id")}: "${bad.id}"`, "err");
+    const cal = this.shapes.find((s) => s.kind === "calibration");
+    if (cal && !cal.ground.every((g) => g.every((v) => v !== null && v !== "" && Number.isFinite(Number(v))))) {
+      this.select(cal);
+      return this.say(t("ed.calNeedsGround"), "err");
+    }
     const scene = this.toScene();
     try {
       const res = await api(`/cameras/${encodeURIComponent(this.cam.id)}/scene`, { method: "PUT", body: scene });
@@ -220,6 +241,16 @@ export class Editor {
   onDown(e) {
     if (e.button !== 0) return;
     const h = e.target.dataset;
+    if (h.mid !== undefined && !this.draft && this.sel) {  // a midpoint: a new vertex on that edge, dragged from there
+      e.preventDefault();
+      const i = Number(h.mid), pts = this.sel.points, next = pts[(i + 1) % pts.length];
+      pts.splice(i + 1, 0, [round((pts[i][0] + next[0]) / 2), round((pts[i][1] + next[1]) / 2)]);
+      this.suppressClick = true;
+      this.drag = { shape: this.sel, which: String(i + 1), moved: true };
+      this.setDirty(true);
+      this.renderShapes();
+      return;
+    }
     if (h.handle !== undefined && !this.draft) {
       e.preventDefault();
       this.suppressClick = true;  // the click that ends this drag adds no point
@@ -227,7 +258,7 @@ export class Editor {
       return;
     }
     if (this.tool === "select") {
-      const shape = this.shapes.find((s) => s.id === e.target.dataset.id) || null;
+      const shape = this.shapes.find((s) => s.id === h.id && s.kind === h.kind) || null;
       this.select(shape);
     }
   }
@@ -248,6 +279,8 @@ export class Editor {
 
   onUp() {
     if (this.drag?.moved) this.setDirty(true);
+    // a drag that ended elsewhere fires no click: the suppression must not eat the next real click
+    if (this.drag) setTimeout(() => { this.suppressClick = false; }, 0);
     this.drag = null;
   }
 
@@ -260,6 +293,9 @@ export class Editor {
     } else if (this.draft.kind === "arrow" || this.draft.kind === "line") {
       this.draft.points.push(p);
       if (this.draft.points.length === 2) this.finish();
+    } else if (this.draft.kind === "calibration") {
+      this.draft.points.push(p);
+      if (this.draft.points.length === 4) return this.finish();
     } else {
       const pts = this.draft.points;
       if (pts.length >= 3 && this.screenDist(p, pts[0]) < 12) return this.finish();
@@ -271,7 +307,7 @@ export class Editor {
 
   onContext(e) {
     const h = e.target.dataset.handle;
-    if (h === undefined || h.startsWith("a") || !this.sel || this.sel.kind === "line") return;
+    if (h === undefined || h.startsWith("a") || !this.sel || this.sel.kind === "line" || this.sel.kind === "calibration") return;
     e.preventDefault();
     if (this.sel.points.length > 3) {
       this.sel.points.splice(Number(h), 1);
@@ -286,7 +322,7 @@ export class Editor {
     else if (e.key === "Escape") { this.draft = null; this.renderShapes(); this.hint(); }
     else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); this.deleteSelected(); }
     else if (!e.ctrlKey && !e.metaKey && !e.altKey) {
-      const tool = { s: "select", p: "polygon", l: "line", d: "lane" }[e.key.toLowerCase()];
+      const tool = { s: "select", p: "polygon", l: "line", d: "lane", g: "signal", c: "calibration" }[e.key.toLowerCase()];
       if (tool) this.setTool(tool);
     }
   }
@@ -310,6 +346,23 @@ export class Editor {
       d.shape.arrow = pts.slice(0, 2);
       this.draft = null;
       this.select(d.shape);
+    } else if (d.kind === "calibration") {
+      if (pts.length < 4) return;
+      const old = this.shapes.find((s) => s.kind === "calibration");  // one per camera: a new one replaces it
+      const shape = { kind: "calibration", id: "calibration", name: "", points: pts.slice(0, 4), ground: old ? old.ground.map((g) => [...g]) : [[null, null], [null, null], [null, null], [null, null]] };
+      this.shapes = this.shapes.filter((s) => s !== old);
+      this.shapes.push(shape);
+      this.draft = null;
+      this.select(shape);
+    } else if (d.kind === "signal") {
+      if (pts.length < 3) return;
+      const taken = new Set([...this.shapes.filter((s) => s.kind === "signal").map((s) => s.id), ...this.apiSignals.map((sg) => sg.id)]);
+      let n = 1;
+      while (taken.has(`signal-${n}`)) n++;
+      const shape = { kind: "signal", id: `signal-${n}`, name: "", points: pts, extra: { source: "image" } };
+      this.shapes.push(shape);
+      this.draft = null;
+      this.select(shape);
     } else {
       if (pts.length < 3) return;
       const lane = d.kind === "lane";
@@ -337,7 +390,7 @@ export class Editor {
 
   // -- drawing ---------------------------------------------------------------------------
   hint() {
-    const key = this.draft?.kind === "arrow" ? "ed.hint.arrow" : `ed.hint.${this.tool}`;
+    const key = this.draft?.kind === "arrow" ? "ed.hint.arrow" : `ed.hint.${this.tool}`;  // (signal, calibration included)
     this.root.querySelector("#ed-hint").textContent = t(key);
   }
 
@@ -358,21 +411,36 @@ export class Editor {
     marker.append(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: "#3ddc84" }));
     defs.append(marker);
     svg.append(defs);
-    for (const s of this.shapes) {
+    // the calibration quadrilateral lies under the other shapes (it is picked where nothing else is)
+    for (const s of [...this.shapes].sort((a, b) => (b.kind === "calibration") - (a.kind === "calibration"))) {
       const cls = `shape ${s.kind}${s === this.sel ? " selected" : ""}`;
       const node = s.kind === "line"
-        ? svgEl("polyline", { points: s.points.map(px).join(" "), class: cls, "data-id": s.id })
-        : svgEl("polygon", { points: s.points.map(px).join(" "), class: cls, "data-id": s.id });
+        ? svgEl("polyline", { points: s.points.map(px).join(" "), class: cls, "data-id": s.id, "data-kind": s.kind })
+        : svgEl("polygon", { points: s.points.map(px).join(" "), class: cls, "data-id": s.id, "data-kind": s.kind });
       svg.append(node);
+      if (s.kind === "calibration") {
+        s.points.forEach((p, i) => {
+          const n = svgEl("text", { x: p[0] * W, y: p[1] * H - r * 1.4, "font-size": r * 2, "text-anchor": "middle", class: "calnum" });
+          n.textContent = String(i + 1);
+          svg.append(n);
+        });
+      }
       if (s.kind === "lane" && s.arrow) {
         svg.append(svgEl("line", { x1: s.arrow[0][0] * W, y1: s.arrow[0][1] * H, x2: s.arrow[1][0] * W, y2: s.arrow[1][1] * H, class: "arrow", "data-id": s.id }));
       }
       const [lx, ly] = s.kind === "line" ? s.points[0] : centroid(s.points);
       const label = svgEl("text", { x: lx * W, y: ly * H, "font-size": r * 2.2, "text-anchor": "middle" });
-      label.textContent = s.id;
+      label.textContent = s.kind === "calibration" ? t("ed.kind.calibration") : s.id;
       svg.append(label);
     }
     if (this.sel) {
+      if (POLYGONS.includes(this.sel.kind) && !this.draft) {  // midpoints: drag one to insert a vertex on that edge
+        const pts = this.sel.points;
+        pts.forEach((p, i) => {
+          const q = pts[(i + 1) % pts.length];
+          svg.append(svgEl("circle", { cx: ((p[0] + q[0]) / 2) * W, cy: ((p[1] + q[1]) / 2) * H, r: r * 0.6, class: "mid", "data-mid": String(i) }));
+        });
+      }
       this.sel.points.forEach((p, i) => svg.append(svgEl("circle", { cx: p[0] * W, cy: p[1] * H, r, class: "handle", "data-handle": String(i) })));
       (this.sel.arrow || []).forEach((p, i) => svg.append(svgEl("circle", { cx: p[0] * W, cy: p[1] * H, r: r * 0.8, class: "handle", "data-handle": `a${i}` })));
     }
@@ -387,7 +455,8 @@ export class Editor {
   renderProps() {
     const form = this.props;
     const s = this.sel;
-    if (!s) return form.replaceChildren(el("p", { class: "hint" }, t("ed.nothing")));
+    if (!s) return form.replaceChildren(el("p", { class: "hint" }, t("ed.nothing")), ...this.apiSignalsPanel());
+    if (s.kind === "calibration") return form.replaceChildren(...this.calibrationPanel(s));
     const kids = [];
     const polygonKinds = ["zone", "mask"];
     if (polygonKinds.includes(s.kind)) {
@@ -399,9 +468,10 @@ export class Editor {
       name: "id", value: s.id, pattern: ID_RE.source, required: true,
       oninput: (e) => { s.id = e.target.value.trim(); this.setDirty(true); this.renderShapes(); },
     })));
-    if (s.kind !== "mask") {
+    if (s.kind !== "mask" && s.kind !== "signal") {
       kids.push(el("label", {}, t("ed.name"), el("input", { name: "name", value: s.name, oninput: (e) => { s.name = e.target.value; this.setDirty(true); } })));
     }
+    if (s.kind === "signal") kids.push(...this.signalFields(s));
     if (s.kind === "line") {
       kids.push(el("label", {}, t("ed.classes"), el("input", {
         name: "classes", value: (s.extra.classes || []).join(", "), placeholder: "person, bicycle, car, bus, truck, motorcycle",
@@ -419,6 +489,58 @@ export class Editor {
       }, t("ed.addRule"))));
     }
     form.replaceChildren(...kids);
+  }
+
+  /** A signal head: where it reads the lamp (the polygon), or pushed through the API; its timings. */
+  signalFields(s) {
+    const num = (name, min, max) => el("label", { title: name }, name, el("input", {
+      type: "number", name, step: "any", min, max, value: s.extra[name] ?? "", placeholder: { stale_after_s: "5", hold_s: "1" }[name],
+      oninput: (e) => { if (e.target.value === "") delete s.extra[name]; else s.extra[name] = Number(e.target.value); this.setDirty(true); },
+    }));
+    return [
+      el("p", { class: "hint" }, t("ed.signalHint")),
+      el("label", {}, t("ed.source"), el("select", {
+        name: "source", onchange: (e) => { s.extra.source = e.target.value; this.setDirty(true); },
+      }, ...["image", "api"].map((v) => el("option", { value: v, selected: (s.extra.source || "image") === v }, t(`ed.source.${v}`))))),
+      num("stale_after_s", "0", "3600"),
+      num("hold_s", "0", "60"),
+    ];
+  }
+
+  /** The calibration: the four image points (drawn) and where each lies on the ground, metres. */
+  calibrationPanel(s) {
+    const rows = s.points.map((p, i) => el("tr", { "data-point": String(i) },
+      el("td", {}, String(i + 1)),
+      el("td", { class: "xy" }, `${p[0].toFixed(3)}, ${p[1].toFixed(3)}`),
+      ...[0, 1].map((axis) => el("td", {}, el("input", {
+        type: "number", step: "any", name: `ground-${i}-${"xy"[axis]}`, value: s.ground[i][axis] ?? "", required: true,
+        oninput: (e) => { s.ground[i][axis] = e.target.value === "" ? null : Number(e.target.value); this.setDirty(true); },
+      })))));
+    return [
+      el("p", {}, `${t("ed.kind")}: ${t("ed.kind.calibration")}`),
+      el("p", { class: "hint" }, t("ed.calHint")),
+      el("table", { class: "cal" }, el("tr", {}, ...["#", "ed.image", "ed.groundX", "ed.groundY"].map((k) => el("th", {}, k === "#" ? k : t(k)))), ...rows),
+      el("button", { type: "button", name: "remove-calibration", class: "danger", onclick: () => this.deleteSelected() }, t("ed.removeCal")),
+    ];
+  }
+
+  /** Signals pushed through the API have no region to draw: listed here, removable, and new ones added by id. */
+  apiSignalsPanel() {
+    const id = el("input", { name: "api-signal-id", placeholder: "signal id", pattern: ID_RE.source });
+    const add = () => {
+      const v = id.value.trim();
+      const taken = this.apiSignals.some((sg) => sg.id === v) || this.shapes.some((s) => s.kind === "signal" && s.id === v);
+      if (!ID_RE.test(v) || taken) { id.setCustomValidity(t("ed.id")); id.reportValidity(); return; }
+      this.apiSignals.push({ id: v, source: "api" });
+      this.setDirty(true);
+      this.renderProps();
+    };
+    return [
+      el("h3", {}, t("ed.apiSignals")),
+      el("ul", { class: "api-signals" }, ...this.apiSignals.map((sg, i) => el("li", { "data-signal": sg.id }, `${sg.id} `,
+        el("button", { type: "button", class: "danger", onclick: () => { this.apiSignals.splice(i, 1); this.setDirty(true); this.renderProps(); } }, t("ed.removeRule"))))),
+      el("div", { class: "actions" }, id, el("button", { type: "button", name: "add-api-signal", onclick: add }, t("ed.addApiSignal"))),
+    ];
   }
 
   ruleFieldset(shape, rule, index) {

@@ -23,13 +23,13 @@ def get_dispatcher(request: Request) -> Any:
 
 def get_outbox(request: Request) -> Outbox:
     """The running dispatcher's outbox; without forwarding wired, an outbox on the
-    service's database (its tables are created if missing), so reads still answer."""
+    service's database, so reads still answer."""
     disp = get_dispatcher(request)
     if disp is not None:
         return disp.outbox  # type: ignore[no-any-return]
     cached = getattr(request.app.state, "outbox", None)
     if cached is None:
-        cached = Outbox(request.app.state.service.store.engine)
+        cached = Outbox(request.app.state.service.store.db)
         request.app.state.outbox = cached
     return cached  # type: ignore[no-any-return]
 

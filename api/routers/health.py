@@ -11,11 +11,13 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=HealthOut)
 def health(service: ServiceDep) -> HealthOut:
     views = service.cameras()
-    live = sum(1 for v in views if v.health.state.value == "live")
+    continuous = [v for v in views if not v.patrol_only]
+    live = sum(1 for v in continuous if v.health.state.value == "live")
     return HealthOut(
-        status="ok" if service.started and (live == len(views)) else "degraded",
+        status="ok" if service.started and live == len(continuous) else "degraded",
         cameras=len(views),
         cameras_live=live,
+        cameras_patrol_only=len(views) - len(continuous),
         detector=type(service.detector).__name__,
         open_incidents=service.incidents.open_count(),
     )

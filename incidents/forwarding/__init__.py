@@ -7,20 +7,22 @@ MQTT and GB/T 28181 platforms (server-sent events read the outbox directly, see
 
 Wiring::
 
-    dispatcher = build_forwarding(config, engine, orders=orders)   # dispatcher.outbox: the outbox
+    dispatcher = build_forwarding(config, db, orders=orders)   # dispatcher.outbox: the outbox
     dispatcher.start(); ...; dispatcher.stop()
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
-
+from gridworker.incidents.db import Database
 from gridworker.incidents.outbox import Outbox, Route
 
 from .config import ForwardingConfig, Gb28181Destination, GbCamera, MqttDestination, RetryPolicy, WebhookDestination
 from .dispatcher import DestinationStatus, Dispatcher, Outcome, Result, Sender
+
+if TYPE_CHECKING:
+    from gridworker.incidents.workorders import WorkOrders
 
 
 def make_sender(dest: Any) -> Sender:
@@ -39,17 +41,35 @@ def make_sender(dest: Any) -> Sender:
     raise TypeError(f"unknown destination {dest!r}")
 
 
-def build_forwarding(config: ForwardingConfig, engine: Engine, *, orders: Any = None, senders: list[Sender] | None = None) -> Dispatcher:
-    """The outbox on ``engine`` with one route per enabled destination, and its dispatcher
-    (not started). With ``orders`` (a ``WorkOrders``) the outbox hook is registered on it —
-    do that before any work order is written, or those changes leave no message.
+def _enabled(config: ForwardingConfig) -> list[WebhookDestination | MqttDestination | Gb28181Destination]:
+    return [d for d in config.destinations if d.enabled] if config.enabled else []
 
-    ``senders`` replaces the senders built from the config (tests)."""
-    enabled = [d for d in config.destinations if d.enabled] if config.enabled else []
-    routes = [Route(d.name, tuple(d.events), tuple(d.types)) for d in enabled]
-    outbox = Outbox(engine, catalogue=getattr(orders, "catalogue", None), routes=routes)
+
+def build_outbox(config: ForwardingConfig, db: Database, *, orders: WorkOrders | None = None) -> Outbox:
+    """The outbox in ``db`` with one route per enabled destination. With ``orders`` its hook is
+    registered on them — do that once, before any work order is written, or those changes
+    leave no message."""
+    routes = [Route(d.name, tuple(d.events), tuple(d.types)) for d in _enabled(config)]
+    outbox = Outbox(db, catalogue=orders.catalogue if orders is not None else None, routes=routes)
     if orders is not None:
         outbox.attach(orders)
+    return outbox
+
+
+def build_forwarding(
+    config: ForwardingConfig, db: Database, *, orders: WorkOrders | None = None, senders: list[Sender] | None = None
+) -> Dispatcher:
+    """:func:`build_outbox` and its dispatcher (not started).
+
+    ``senders`` replaces the senders built from the config (tests)."""
+    return build_dispatcher(config, build_outbox(config, db, orders=orders), senders=senders)
+
+
+def build_dispatcher(config: ForwardingConfig, outbox: Outbox, *, senders: list[Sender] | None = None) -> Dispatcher:
+    """A dispatcher (not started) draining ``outbox`` to the enabled destinations, each with a
+    fresh sender. A stopped dispatcher has closed its senders: a service started again builds
+    a new one on the same outbox."""
+    enabled = _enabled(config)
     built = senders if senders is not None else [make_sender(d) for d in enabled]
     return Dispatcher(
         outbox,
@@ -61,13 +81,6 @@ def build_forwarding(config: ForwardingConfig, engine: Engine, *, orders: Any = 
         secrets=config.secrets(),
         sse_keepalive_s=config.sse_keepalive_s,
     )
-
-
-def attach_forwarding(service: Any) -> Dispatcher:
-    """Build the forwarding of a ``Service`` from ``settings.forwarding`` (defaults when the
-    settings lack it), hooked on ``service.workorders``; the caller starts and stops it."""
-    cfg: ForwardingConfig = getattr(service.settings, "forwarding", None) or ForwardingConfig()
-    return build_forwarding(cfg, service.store.engine, orders=service.workorders)
 
 
 __all__ = [
@@ -82,7 +95,8 @@ __all__ = [
     "RetryPolicy",
     "Sender",
     "WebhookDestination",
-    "attach_forwarding",
+    "build_dispatcher",
     "build_forwarding",
+    "build_outbox",
     "make_sender",
 ]

@@ -30,7 +30,7 @@ class _Service:
 @pytest.fixture
 def orders(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'keys.db'}")
-    yield WorkOrders(store)
+    yield WorkOrders(store.db)
     store.close()
 
 
@@ -44,12 +44,12 @@ def test_raw_key_is_not_stored_or_logged(orders, tmp_path, caplog):
     secret = raw[17:]  # after "gwk_" + 12 hex + "_" (the secret may contain "_")
     assert raw == f"gwk_{stored.key_id}_{secret}" and len(secret) == 43
     # used through the API too, so request handling is in the captured logs
-    with local_client(create_app(lambda: _Service(orders.store, orders))) as client:
+    with local_client(create_app(lambda: _Service(IncidentStore(orders.db), orders))) as client:
         assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
         assert client.get("/keys", headers={"X-API-Key": raw}).status_code == 200
         wrong = raw[:-1] + ("A" if raw[-1] != "A" else "B")  # one character off (never the key itself)
         assert client.get("/workorders", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
-    orders.store.engine.dispose()  # flush the WAL into the file as well
+    orders.db.close()  # flush the WAL into the file as well
     data = _db_bytes(tmp_path)
     assert data, "the database file is there"
     assert stored.key_id.encode() in data  # the public part is
@@ -106,7 +106,7 @@ def test_create_refuses(orders, kwargs, message):
 )
 def test_when_auth_applies(tmp_path, enabled, with_key, status):
     store = IncidentStore(f"sqlite:///{tmp_path / 'mode.db'}")
-    orders = WorkOrders(store, auth_enabled=enabled)
+    orders = WorkOrders(store.db, auth_enabled=enabled)
     if with_key:
         create_key(orders, name="k", role="viewer")
     with local_client(create_app(lambda: _Service(store, orders))) as client:
@@ -129,5 +129,5 @@ def test_revocation_never_reopens(orders):
     with orders.engine.begin() as conn:
         conn.execute(sa.text("UPDATE api_keys SET revoked_at = 1"))
     assert not orders.any_key()
-    assert orders.auth_required() and WorkOrders(orders.store).auth_required()
-    assert not WorkOrders(orders.store, auth_enabled=False).auth_required()
+    assert orders.auth_required() and WorkOrders(orders.db).auth_required()
+    assert not WorkOrders(orders.db, auth_enabled=False).auth_required()

@@ -216,7 +216,7 @@ def test_revoking_every_key_does_not_reopen(tmp_path):
             conn.execute(sa.text("UPDATE api_keys SET revoked_at = 1"))
         assert live.orders.keys() == []
         assert httpx.get(live.url() + "/workorders").status_code == 401
-        assert WorkOrders(live.orders.store).auth_required()  # a fresh store (a restart) agrees
+        assert WorkOrders(live.orders.db).auth_required()  # a fresh store (a restart) agrees
 
 
 # -- trusted hosts ----------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_exposure_rules(tmp_path):
         assert "no API key exists yet" in (exposure_refusal(Settings(server={"host": host}, database=db), "s.yaml") or ""), host
     assert exposure_refusal(Settings(server={"host": "0.0.0.0"}, database=db, auth={"open": True})) is None
     store = IncidentStore(db["url"])
-    create_key(WorkOrders(store), name="ops", role="admin")
+    create_key(WorkOrders(store.db), name="ops", role="admin")
     store.close()
     assert exposure_refusal(Settings(server={"host": "0.0.0.0"}, database=db)) is None
     off = exposure_refusal(Settings(server={"host": "0.0.0.0"}, database=db, auth={"enabled": False})) or ""

@@ -166,7 +166,7 @@ def test_fifty_streams_share_one_poller_per_feed(tmp_path):
             # every stream still gets every event
             open_incident(orders, camera="cam-new")
             wait_until(lambda: all(s.ids for s in streams), timeout=10, interval=0.05)
-            outbox_id = Outbox(orders.engine).last_id()
+            outbox_id = Outbox(orders.db).last_id()
             assert {s.ids[-1] for s in streams[:25]} == {outbox_id}
             assert all(len(s.ids) == 1 for s in streams), "a stream got an event twice or one from before it opened"
             with httpx.Client(timeout=10) as c:
@@ -180,8 +180,8 @@ def test_fifty_streams_share_one_poller_per_feed(tmp_path):
 
 def test_a_slow_subscriber_is_dropped_and_resumes_by_id(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'slow.db'}")
-    orders = WorkOrders(store)
-    outbox = Outbox(orders.engine).attach(orders)
+    orders = WorkOrders(store.db)
+    outbox = Outbox(orders.db).attach(orders)
 
     async def scenario() -> tuple[bool, int, list[int], int]:
         feed: FeedPoller[Any] = FeedPoller("outbox", outbox.events_after, outbox.last_id, poll_s=0.05, queue_size=3)

@@ -33,7 +33,7 @@ class _Service:
 @pytest.fixture
 def env(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'api.db'}")
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     keys = {}
     for name, role, unit in [
         ("viewer", "viewer", None),
@@ -50,7 +50,7 @@ def env(tmp_path):
 
 
 def _open(orders, type="illegal_parking", site="market"):
-    inc = orders.store.open(
+    inc = IncidentStore(orders.db).open(
         camera_id="cam-1", camera_name="Gate", site=site, zone_id="kerb", rule_id="r1", type=type,
         at=time.time(), count=1, summary="parked", details={}, snapshot=None,
     )

@@ -18,14 +18,14 @@ from tests.forwarding.helpers import Receiver
 def orders(request, tmp_path) -> Iterator[WorkOrders]:
     url = f"sqlite:///{tmp_path / 'fw.db'}" if request.param == "sqlite" else pg_database("gw_forwarding")
     store = IncidentStore(url)
-    yield WorkOrders(store)
+    yield WorkOrders(store.db)
     store.close()
 
 
 @pytest.fixture
 def sqlite_orders(tmp_path) -> Iterator[WorkOrders]:
     store = IncidentStore(f"sqlite:///{tmp_path / 'fw1.db'}")
-    yield WorkOrders(store)
+    yield WorkOrders(store.db)
     store.close()
 
 

@@ -17,7 +17,7 @@ T0 = 1_700_000_000.0
 
 
 def open_incident(orders: WorkOrders, *, type: str = "illegal_parking", site: str = "market", camera: str = "cam-1", at: float = T0, summary: str = "a car parked"):
-    inc = orders.store.open(
+    inc = IncidentStore(orders.db).open(
         camera_id=camera, camera_name="东门 Gate", site=site, zone_id="kerb", rule_id="r1", type=type,
         at=at, count=1, summary=summary, details={}, snapshot=None,
     )

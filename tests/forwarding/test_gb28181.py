@@ -122,7 +122,7 @@ def test_alarm_notify_received_by_sipp(sqlite_orders, tmp_path, transport):
     orders = sqlite_orders
     sipp = Sipp(tmp_path, calls=2, transport=transport)
     try:
-        disp = build_forwarding(_config(sipp.port, transport), orders.engine, orders=orders)
+        disp = build_forwarding(_config(sipp.port, transport), orders.db, orders=orders)
         with disp:
             a = open_incident(orders, type="intrusion", camera="cam-17", site="东区变电站", summary="有人进入围栏区域", at=T0)
             b = open_incident(orders, type="crowd", camera="cam-9", site="market", at=T0 + 60)
@@ -164,7 +164,7 @@ def test_platform_refusal_is_a_dead_letter(sqlite_orders, tmp_path):
     orders = sqlite_orders
     sipp = Sipp(tmp_path, calls=1, code="403 Forbidden")
     try:
-        disp = build_forwarding(_config(sipp.port), orders.engine, orders=orders)
+        disp = build_forwarding(_config(sipp.port), orders.db, orders=orders)
         with disp:
             open_incident(orders, camera="cam-17")
             assert disp.drain(20)
@@ -180,7 +180,7 @@ def test_silent_platform_then_retransmission_reaches_it(sqlite_orders, tmp_path)
     unreachable, not counted against the message; sipp starts and the next try reaches it."""
     orders = sqlite_orders
     port = free_port(socket.SOCK_DGRAM)
-    disp = build_forwarding(_config(port, timeout_s=2.0), orders.engine, orders=orders)
+    disp = build_forwarding(_config(port, timeout_s=2.0), orders.db, orders=orders)
     sipp = None
     try:
         with disp:

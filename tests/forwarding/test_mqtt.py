@@ -70,7 +70,7 @@ def test_publishes_qos1_per_site_and_type_to_real_mosquitto(sqlite_orders):
         destinations=[MqttDestination(name="bus", host="127.0.0.1", port=SHARED[1], topic_prefix=prefix, timeout_s=5)],
         retry=FAST, poll_interval_s=0.05,
     )
-    disp = build_forwarding(cfg, orders.engine, orders=orders)
+    disp = build_forwarding(cfg, orders.db, orders=orders)
     try:
         with disp:
             a = open_incident(orders, site="market/east", type="street_vending")
@@ -105,7 +105,7 @@ def test_broker_down_then_back(sqlite_orders, tmp_path):
         destinations=[MqttDestination(name="bus", host="127.0.0.1", port=port, topic_prefix="gw", timeout_s=2)],
         retry=slow, poll_interval_s=0.05,
     )
-    disp = build_forwarding(cfg, orders.engine, orders=orders)
+    disp = build_forwarding(cfg, orders.db, orders=orders)
     broker = sub = None
     try:
         with disp:

@@ -16,6 +16,7 @@ import uvicorn
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
+from gridworker.incidents import IncidentStore
 from gridworker.incidents.forwarding import ForwardingConfig, build_forwarding
 from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
 
@@ -40,12 +41,12 @@ class _Service:
 @pytest.fixture
 def server(sqlite_orders):
     orders = sqlite_orders
-    disp = build_forwarding(ForwardingConfig(sse_keepalive_s=1.0), orders.engine, orders=orders)
+    disp = build_forwarding(ForwardingConfig(sse_keepalive_s=1.0), orders.db, orders=orders)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    app = create_app(lambda: _Service(orders.store, orders, disp))
+    app = create_app(lambda: _Service(IncidentStore(orders.db), orders, disp))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()

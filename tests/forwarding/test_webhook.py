@@ -15,6 +15,7 @@ import pytest
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
+from gridworker.incidents import IncidentStore
 from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
 from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING
 from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
@@ -45,7 +46,7 @@ def _wait(cond, timeout=15.0):
 
 
 def test_signed_json_with_idempotency_keys_in_order(orders, receiver):
-    disp = build_forwarding(_config(receiver.url, headers={"X-Tenant": "pudong"}), orders.engine, orders=orders)
+    disp = build_forwarding(_config(receiver.url, headers={"X-Tenant": "pudong"}), orders.db, orders=orders)
     with disp:
         a = open_incident(orders, camera="cam-a")
         b = open_incident(orders, camera="cam-b", type="wrong_way")
@@ -83,7 +84,7 @@ def test_retries_with_backoff_then_dead_letter_then_replay(orders, receiver):
         return 503 if calls[key] <= 2 else 200
 
     receiver.respond = respond
-    disp = build_forwarding(_config(receiver.url), orders.engine, orders=orders)
+    disp = build_forwarding(_config(receiver.url), orders.db, orders=orders)
     with disp:
         a = open_incident(orders, camera="cam-a")
         assert _wait(lambda: disp.outbox.counters()["city"]["delivered"] == 1)
@@ -115,7 +116,7 @@ def test_4xx_dead_at_once_except_408_and_429(sqlite_orders, receiver, code, outc
         return (code, {"Retry-After": "0"}) if n["calls"] == 1 else 200
 
     receiver.respond = respond
-    disp = build_forwarding(_config(receiver.url), orders.engine, orders=orders)
+    disp = build_forwarding(_config(receiver.url), orders.db, orders=orders)
     with disp:
         open_incident(orders)
         assert _wait(lambda: disp.outbox.counters()["city"]["pending"] == 0)
@@ -130,7 +131,7 @@ def test_receiver_down_keeps_everything_pending_then_delivers(sqlite_orders):
     orders = sqlite_orders
     port = free_port()
     url = f"http://hookuser:pa55-w0rd-x@127.0.0.1:{port}/hook"
-    disp = build_forwarding(_config(url), orders.engine, orders=orders)
+    disp = build_forwarding(_config(url), orders.db, orders=orders)
     with disp:
         ids = [open_incident(orders, camera=f"cam-{i}").incident_id for i in range(20)]
         # many more probes than max_attempts: an unreachable receiver kills nothing
@@ -169,12 +170,12 @@ class _Service:
 def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, receiver):
     orders = sqlite_orders
     receiver.respond = lambda req: 410
-    disp = build_forwarding(_config(receiver.url), orders.engine, orders=orders)
+    disp = build_forwarding(_config(receiver.url), orders.db, orders=orders)
     _, admin = create_key(orders, name="admin", role="admin")
     _, sup = create_key(orders, name="sup", role="supervisor")
     _, viewer = create_key(orders, name="viewer", role="viewer")
     _, op = create_key(orders, name="op", role="operator")
-    with disp, local_client(create_app(lambda: _Service(orders.store, orders, disp))) as client:
+    with disp, local_client(create_app(lambda: _Service(IncidentStore(orders.db), orders, disp))) as client:
         inc = open_incident(orders)
         assert _wait(lambda: disp.outbox.counters()["city"]["dead"] == 1)
         for key in (viewer, op):

@@ -1,35 +1,15 @@
-import os
-
 import pytest
-import sqlalchemy as sa
 
 from gridworker.incidents import IncidentStore
 
-from tests.factories import PG_URL
-
-
-def _pg_available() -> bool:
-    try:
-        with sa.create_engine(PG_URL).connect() as conn:
-            conn.execute(sa.text("select 1"))
-        return True
-    except Exception:
-        return False
+from tests.factories import pg_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'incidents.db'}"
-    if not _pg_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL} in CI")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS incident_clips_missing, incident_clips, line_flows, incident_snapshots, incidents, cameras CASCADE"))
-    engine.dispose()
-    return PG_URL
+    return pg_database("gw_incidents")  # emptied: the migrations build it from nothing
 
 
 @pytest.fixture

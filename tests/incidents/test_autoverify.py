@@ -14,7 +14,7 @@ ZONES = [{"id": "kerb", "rules": [{"type": "illegal_parking", "min_duration_s": 
 
 def test_handled_case_closes_when_the_car_is_gone(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'v.db'}")
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     flow = Workflow(orders)
     manager = IncidentManager(store=store, camera_info=lambda _c: CameraInfo(site="market"), write_interval_s=0.0)
     manager.on_open.append(orders.on_incident_opened)
@@ -43,7 +43,7 @@ def test_handled_case_closes_when_the_car_is_gone(tmp_path):
 
 def test_running_case_is_only_noted_when_condition_clears(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'n.db'}")
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     flow = Workflow(orders)
     manager = IncidentManager(store=store, camera_info=lambda _c: CameraInfo(site="market"), write_interval_s=0.0)
     manager.on_open.append(orders.on_incident_opened)

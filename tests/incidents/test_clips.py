@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from gridworker.incidents import IncidentQuery, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
-from gridworker.incidents.store import IncidentRow, SnapshotRow, _Base
+from gridworker.incidents.db import Base
+from gridworker.incidents.store import IncidentRow, SnapshotRow
 from gridworker.streams.clips import synthetic_clip
 from gridworker.streams.evidence import CodecParams, PacketRing
 from tests.factories import wait_until
@@ -23,12 +24,6 @@ FPS = 10
 
 @pytest.fixture
 def store(store_url):
-    # the shared PostgreSQL fixture drops the original tables only: start clips from empty too
-    if store_url.startswith("postgresql"):
-        engine = sa.create_engine(store_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS incident_clips_missing, incident_clips CASCADE"))
-        engine.dispose()
     s = IncidentStore(store_url)
     yield s
     s.close()
@@ -91,7 +86,7 @@ def test_store_records_clips_and_reports_has_clip(store):
 def test_database_from_before_clips_gets_the_table(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
-    _Base.metadata.create_all(engine, tables=[IncidentRow.__table__, SnapshotRow.__table__])
+    Base.metadata.create_all(engine, tables=[IncidentRow.__table__, SnapshotRow.__table__])
     assert "incident_clips" not in sa.inspect(engine).get_table_names()
     engine.dispose()
     store = IncidentStore(url)

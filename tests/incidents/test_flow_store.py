@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gridworker.incidents.flows import FlowQuery, FlowRecorder, FlowStore, bucket_starts
 from gridworker.vision.lines import Crossing
-from tests.incidents.conftest import PG_URL, _pg_available
+from tests.factories import pg_database
 
 # 2024-05-01 00:00 UTC = 08:00 in Shanghai
 T0 = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).timestamp()
@@ -22,13 +22,7 @@ def flows(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'flows.db'}"
     else:
-        if not _pg_available():
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL}")
-        engine = sa.create_engine(PG_URL)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS line_flows"))
-        engine.dispose()
-        url = PG_URL
+        url = pg_database("gw_flows")
     store = FlowStore(url)
     yield store
     store.close()

@@ -26,7 +26,7 @@ SQUAD = Actor("squad-7", UNIT_HANDLER, "traffic-squad")
 def orders(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'ob.db'}" if request.param == "sqlite" else pg_database("gw_outbox")
     store = IncidentStore(url)
-    yield WorkOrders(store)
+    yield WorkOrders(store.db)
     store.close()
 
 
@@ -36,7 +36,7 @@ def _rows(orders, model):
 
 
 def test_one_message_per_change_with_key_and_payload(orders):
-    outbox = Outbox(orders.engine, routes=[Route("hook"), Route("gb", events=("workorder.detect",))]).attach(orders)
+    outbox = Outbox(orders.db, routes=[Route("hook"), Route("gb", events=("workorder.detect",))]).attach(orders)
     order = open_incident(orders)
     wf = Workflow(orders)
     wf.dispatch(order.incident_id, OP, unit="traffic-squad", at=T0 + 10)
@@ -68,7 +68,7 @@ def test_one_message_per_change_with_key_and_payload(orders):
 
 
 def test_a_failing_write_leaves_neither_change_nor_message(orders):
-    outbox = Outbox(orders.engine, routes=[Route("hook")]).attach(orders)
+    outbox = Outbox(orders.db, routes=[Route("hook")]).attach(orders)
     order = open_incident(orders)
 
     def boom(session, row, audit):
@@ -81,7 +81,7 @@ def test_a_failing_write_leaves_neither_change_nor_message(orders):
     assert [e.event for e in outbox.events_after(0)] == ["workorder.detect"]
     assert len(_rows(orders, DeliveryRow)) == 1
     # and the creation of a work order is atomic with its message too
-    inc = orders.store.open(camera_id="c", camera_name="", site="", zone_id="z", rule_id="r", type="crowd",
+    inc = IncidentStore(orders.db).open(camera_id="c", camera_name="", site="", zone_id="z", rule_id="r", type="crowd",
                             at=T0, count=3, summary="", details={}, snapshot=None)
     with pytest.raises(RuntimeError):
         orders.on_incident_opened(inc)
@@ -91,7 +91,7 @@ def test_a_failing_write_leaves_neither_change_nor_message(orders):
 
 
 def test_per_incident_order_dead_and_replay(orders):
-    outbox = Outbox(orders.engine, routes=[Route("hook")]).attach(orders)
+    outbox = Outbox(orders.db, routes=[Route("hook")]).attach(orders)
     a = open_incident(orders, camera="cam-a")
     b = open_incident(orders, camera="cam-b")
     Workflow(orders).dispatch(a.incident_id, OP, at=T0 + 1)
@@ -125,7 +125,7 @@ def test_per_incident_order_dead_and_replay(orders):
 
 def test_ids_become_visible_in_order_under_concurrent_writers(orders):
     """A reader that follows the outbox by id never skips a message that commits late."""
-    outbox = Outbox(orders.engine, routes=[]).attach(orders)
+    outbox = Outbox(orders.db, routes=[]).attach(orders)
     ids = [open_incident(orders, camera=f"cam-{i}").incident_id for i in range(24)]
     seen: list[int] = []
     stop = threading.Event()
@@ -166,13 +166,13 @@ def test_ids_become_visible_in_order_under_concurrent_writers(orders):
 
 
 def test_reconcile_creates_the_work_order_a_crash_skipped(orders):
-    outbox = Outbox(orders.engine, routes=[Route("hook")]).attach(orders)
-    old = orders.store.open(camera_id="c", camera_name="", site="", zone_id="z", rule_id="r", type="crowd",
+    outbox = Outbox(orders.db, routes=[Route("hook")]).attach(orders)
+    old = IncidentStore(orders.db).open(camera_id="c", camera_name="", site="", zone_id="z", rule_id="r", type="crowd",
                             at=T0 - 1000, count=1, summary="before work orders existed", details={}, snapshot=None)
-    orders.store.close_incident(old.id, at=T0 - 900)
+    IncidentStore(orders.db).close_incident(old.id, at=T0 - 900)
     first = open_incident(orders, camera="cam-1")
     # the process dies after IncidentStore.open and before on_incident_opened
-    lost = orders.store.open(camera_id="cam-2", camera_name="", site="s", zone_id="z", rule_id="r", type="wrong_way",
+    lost = IncidentStore(orders.db).open(camera_id="cam-2", camera_name="", site="s", zone_id="z", rule_id="r", type="wrong_way",
                              at=T0 + 5, count=1, summary="", details={}, snapshot=None)
     assert orders.get(lost.id) is None
     assert reconcile_workorders(orders) == 1

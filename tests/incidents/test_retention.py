@@ -138,7 +138,7 @@ def test_pruned_clip_through_the_api(tmp_path):
     """After retention the incident says its clip is gone and why; the clip URL is a 404 with
     the reason, never a 500."""
     store = IncidentStore(f"sqlite:///{tmp_path / 'api.db'}")
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     clips = tmp_path / "clips"
     old, new = _clip(store, clips, 40, 100), _clip(store, clips, 1, 100)
 
@@ -166,15 +166,15 @@ def test_pruned_clip_through_the_api(tmp_path):
 # ---------------------------------------------------------------------------------- outbox
 @pytest.fixture
 def outbox_env(store):
-    orders = WorkOrders(store)
-    outbox = Outbox(orders.engine, routes=[Route("a"), Route("b")]).attach(orders)
+    orders = WorkOrders(store.db)
+    outbox = Outbox(orders.db, routes=[Route("a"), Route("b")]).attach(orders)
     return orders, outbox
 
 
 def _message(orders: WorkOrders, outbox: Outbox, age_days: float, **states: tuple[str, float]) -> int:
     """A work order detected ``age_days`` ago (one message to a and b); ``states`` settles its
     deliveries: destination → (state, days ago)."""
-    inc = _open(orders.store, NOW - age_days * DAY_S)
+    inc = _open(IncidentStore(orders.db), NOW - age_days * DAY_S)
     orders.on_incident_opened(inc)
     (event,) = [e for e in outbox.events_after(0, limit=10_000) if e.incident_id == inc.id]
     for d in outbox.deliveries(incident_id=inc.id)[0]:
@@ -200,7 +200,7 @@ def test_only_settled_outbox_messages_older_than_the_age_go(outbox_env):
     gone_dead = _message(orders, outbox, 40, a=(DELIVERED, 40), b=(DEAD, 35))
     young = _message(orders, outbox, 1, a=(DELIVERED, 1), b=(DELIVERED, 1))
     late = _message(orders, outbox, 10, a=(DELIVERED, 1), b=(DELIVERED, 9))  # delivered only yesterday (an outage)
-    rows, deliveries = prune_outbox(orders.engine, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=30 * DAY_S)
+    rows, deliveries = prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=30 * DAY_S)
     assert (rows, deliveries) == (2, 4)
     assert _left(outbox) == {pending, fresh_dead, young, late}
     assert gone_delivered not in _left(outbox) and gone_dead not in _left(outbox)
@@ -213,7 +213,7 @@ def test_dead_letters_kept_for_ever_keep_their_message(outbox_env):
     orders, outbox = outbox_env
     dead = _message(orders, outbox, 400, a=(DELIVERED, 400), b=(DEAD, 399))
     done = _message(orders, outbox, 400, a=(DELIVERED, 400), b=(DELIVERED, 399))
-    assert prune_outbox(orders.engine, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None) == (1, 2)
+    assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None) == (1, 2)
     assert _left(outbox) == {dead}
     assert done not in _left(outbox)
 
@@ -223,14 +223,14 @@ def test_a_replayed_dead_letter_keeps_its_message(outbox_env):
     msg = _message(orders, outbox, 60, a=(DELIVERED, 60), b=(DEAD, 50))
     (dead,) = outbox.deliveries(state=DEAD)[0]
     outbox.replay(dead.id, now=NOW)  # an operator queued it again: pending
-    assert prune_outbox(orders.engine, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=30 * DAY_S) == (0, 0)
+    assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=30 * DAY_S) == (0, 0)
     assert _left(outbox) == {msg}
 
 
 def test_outbox_retention_off_keeps_everything(outbox_env):
     orders, outbox = outbox_env
     msg = _message(orders, outbox, 400, a=(DELIVERED, 400), b=(DELIVERED, 400))
-    assert prune_outbox(orders.engine, now=NOW, delivered_max_age_s=None, dead_max_age_s=None) == (0, 0)
+    assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=None, dead_max_age_s=None) == (0, 0)
     assert _left(outbox) == {msg}
 
 
@@ -238,13 +238,13 @@ def test_outbox_pruned_in_batches(outbox_env):
     orders, outbox = outbox_env
     ids = [_message(orders, outbox, 20, a=(DELIVERED, 20), b=(DELIVERED, 20)) for _ in range(7)]
     keep = _message(orders, outbox, 20, a=(DELIVERED, 20))
-    assert prune_outbox(orders.engine, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None, batch=3) == (7, 14)
+    assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None, batch=3) == (7, 14)
     assert _left(outbox) == {keep} and not set(ids) & _left(outbox)
 
 
 # ---------------------------------------------------------------------------------- audit
 def test_old_audit_rows_of_finished_work_orders_go(store):
-    orders = WorkOrders(store)
+    orders = WorkOrders(store.db)
     flow = Workflow(orders)
     admin = Actor("key:0123456789ab:ops", ADMIN)
     done, running, recent = (_open(store, NOW - age * DAY_S).id for age in (400, 400, 400))
@@ -255,16 +255,16 @@ def test_old_audit_rows_of_finished_work_orders_go(store):
     flow.dispatch(running, admin, at=NOW - 399 * DAY_S)  # still running: keeps its history
     flow.reject(recent, admin, note="duplicate", at=NOW - 10 * DAY_S)  # finished; detect row old, reject row recent
     assert [len(orders.audit(i)) for i in (done, running, recent)] == [3, 2, 2]
-    assert prune_audit(orders.engine, now=NOW, max_age_s=365 * DAY_S) == 4
+    assert prune_audit(orders.db, now=NOW, max_age_s=365 * DAY_S) == 4
     assert orders.audit(done) == []
     assert [a.action for a in orders.audit(running)] == ["detect", "dispatch"]
     assert [a.action for a in orders.audit(recent)] == ["reject"]
     assert orders.get(done).state == "rejected"  # the work order itself stays
-    assert prune_audit(orders.engine, now=NOW, max_age_s=None) == 0
+    assert prune_audit(orders.db, now=NOW, max_age_s=None) == 0
 
 
 def test_run_retention_on_a_database_without_work_orders(tmp_path):
-    """Clip retention alone (no outbox or work-order tables yet): nothing fails."""
+    """Clip retention alone (no work orders, no outbox messages): nothing fails."""
     store = IncidentStore(f"sqlite:///{tmp_path / 'bare.db'}")
     old = _clip(store, tmp_path / "clips", 40, 10)
     report = run_retention(store, RetentionConfig(), now=NOW)

@@ -46,12 +46,12 @@ def _pg_url():
 def orders(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'wo.db'}" if request.param == "sqlite" else _pg_url()
     store = IncidentStore(url)
-    yield WorkOrders(store)
+    yield WorkOrders(store.db)
     store.close()
 
 
 def _incident(orders, type="illegal_parking", site="market", camera="cam-1", at=T0):
-    inc = orders.store.open(
+    inc = IncidentStore(orders.db).open(
         camera_id=camera, camera_name="Gate", site=site, zone_id="kerb", rule_id="r1", type=type,
         at=at, count=1, summary="a car parked", details={}, snapshot=None,
     )
@@ -74,7 +74,7 @@ def test_opened_incident_becomes_a_graded_routed_work_order(orders):
     fallen = _incident(orders, type="person_fallen")
     assert (fallen.grade, fallen.unit, fallen.due_at) == (1, "police-station", T0 + 5 * 60)
     # a second notification of the same incident changes nothing
-    inc = orders.store.get(o.incident_id)
+    inc = IncidentStore(orders.db).get(o.incident_id)
     assert orders.on_incident_opened(inc) is None
     [audit] = orders.audit(o.incident_id)
     assert (audit.action, audit.from_state, audit.to_state, audit.actor, audit.to_unit) == ("detect", None, "detected", "system:detector", "traffic-squad")

@@ -141,6 +141,9 @@ def test_revisit_parking_still_vs_moved_and_glance_incident_closes(tmp_path, rts
     assert d["second_capture_at"] - d["first_capture_at"] >= t_gap and d["gap_s"] >= t_gap
     assert d["first_capture"]["frame_ref"] != d["second_capture"]["frame_ref"]
     assert inc.zone_id == "no-parking" and inc.rule_id == "illegal_parking" and inc.status == "open"
+    # a revisit case is a case like any other: queued as a work order (so also forwarded)
+    order = service.workorders.get(inc.id)
+    assert order is not None and order.type == "illegal_parking" and order.state == "detected" and order.camera_id == "parked"
     # both captures as evidence: one snapshot, the two frames side by side
     snap = cv2.imdecode(np.frombuffer(store.snapshot(inc.id), np.uint8), cv2.IMREAD_COLOR)
     assert snap.shape[:2] == (540, 1920)

@@ -93,7 +93,7 @@ def test_watch_plan_stays_tracks_and_releases(tmp_path, rtsp_factory, sample_cli
         st = run.status()
         history = run.outcomes()
         kerb_view, gate_view = service.camera("kerb"), service.camera("gate")
-        kerb_last = service._get("kerb").visits.last  # the last analysed frame of the last kerb stop
+        kerb_last = service.pipeline.slot("kerb").last  # the last analysed frame of the last kerb stop
         incidents, _ = service.store.list(IncidentQuery())
         # the stream is released after each stop: no reader left for these patrol-only cameras
         left = _reader_threads("kerb", "gate")

@@ -56,7 +56,11 @@ def test_round_robin_serves_every_camera_when_batches_are_full():
 def test_deadline_waits_for_more_frames():
     early, late = _Source("a", seq=1), _Source("b", seq=0)
     batcher = Batcher(lambda: [early, late], max_batch=8, deadline_s=0.3)
-    threading.Timer(0.05, lambda: setattr(late, "seq", 1)).start()
+    def publish() -> None:  # what a reader does: publish, then wake the batcher
+        late.seq = 1
+        batcher.wake()
+
+    threading.Timer(0.05, publish).start()
     t0 = time.monotonic()
     batch = batcher.next_batch(threading.Event(), idle_timeout_s=1.0)
     assert {f.camera_id for f in batch} == {"a", "b"}
@@ -113,3 +117,56 @@ def test_forget_does_not_wait_for_a_busy_gatherer_and_a_readded_camera_restarts(
     finally:
         stop.set()
         t.join(2)
+
+
+def test_an_idle_gatherer_sleeps_instead_of_polling():
+    """No camera has a frame: the gatherer asks its sources once, then sleeps on the condition
+    until the idle timeout (the old batcher asked every 3 ms: ~100 times in 0.3 s)."""
+    silent = _Source("a", seq=0)
+    calls = []
+    latest = silent.latest
+    silent.latest = lambda after_seq=-1: calls.append(after_seq) or latest(after_seq)
+    batcher = Batcher(lambda: [silent], max_batch=4)
+    t0 = time.monotonic()
+    assert batcher.next_batch(threading.Event(), idle_timeout_s=0.3) == []
+    assert time.monotonic() - t0 >= 0.29
+    assert len(calls) <= 2, len(calls)
+
+
+def test_a_published_frame_wakes_the_gatherer_at_once():
+    src = _Source("a", seq=0)
+    batcher = Batcher(lambda: [src], max_batch=4)
+
+    def publish() -> None:
+        src.seq = 1
+        batcher.wake()
+
+    threading.Timer(0.1, publish).start()
+    t0 = time.monotonic()
+    batch = batcher.next_batch(threading.Event(), idle_timeout_s=3.0)
+    assert [f.seq for f in batch] == [1]
+    assert time.monotonic() - t0 < 0.4
+
+
+def test_wait_room_blocks_until_a_batch_takes_submitted_frames():
+    batcher = Batcher(lambda: [], max_batch=2)
+    stop = threading.Event()
+    for i in range(3):
+        batcher.submit(Frame(f"p{i}", 1, time.time(), np.zeros((2, 2, 3), np.uint8)))
+    assert not batcher.wait_room(3, stop, timeout=0.1)  # 3 wait, the limit is 3: no room
+    threading.Timer(0.1, lambda: batcher.next_work(stop, idle_timeout_s=0.05)).start()
+    t0 = time.monotonic()
+    assert batcher.wait_room(3, stop, timeout=3.0)  # the batch took 2: room
+    assert time.monotonic() - t0 < 1.0 and batcher.pending() == 1
+    # a stop (with its wake-up) ends the wait
+    for i in range(3):
+        batcher.submit(Frame(f"q{i}", 1, time.time(), np.zeros((2, 2, 3), np.uint8)))
+
+    def stop_now() -> None:
+        stop.set()
+        batcher.wake()
+
+    threading.Timer(0.1, stop_now).start()
+    t0 = time.monotonic()
+    assert not batcher.wait_room(3, stop)
+    assert time.monotonic() - t0 < 0.4

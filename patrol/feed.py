@@ -1,0 +1,91 @@
+"""Patrol visits into the pipeline: what a :class:`~gridworker.patrol.engine.PatrolRun` is given
+to run inside a service.
+
+:class:`PipelineFeed` builds each plan's run with three things, all backed by the
+:class:`~gridworker.vision.pipeline.Pipeline`:
+
+* **admission**: a visit starts only while few patrol frames wait for inference
+  (:meth:`Pipeline.admit <gridworker.vision.pipeline.Pipeline.admit>`, a condition wait);
+* **the visit sink**: a patrol-only camera's frames enter the shared batcher as one
+  :class:`~gridworker.vision.pipeline.PatrolVisit` and are judged there;
+* **the visitor**: a patrol-only camera gets a real glance/watch; a continuously watched
+  camera is not opened again: its visit is its next analysed frame (all its rules already
+  run on it), waited for on the camera's condition.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from gridworker.streams.frame import Frame
+from gridworker.streams.glance import GlanceResult
+from gridworker.streams.redact import redact_url
+from gridworker.vision.pipeline import PatrolVisit, Pipeline
+
+from .config import PatrolPlan, PatrolTarget
+from .engine import CameraOutcome, PatrolRun, default_visitor
+
+__all__ = ["PipelineFeed"]
+
+#: Extra seconds a visit waits for its detections beyond the plan's own visit budget.
+_INFERENCE_GRACE_S = 30.0
+
+
+class PipelineFeed:
+    """Makes the patrol runs of a service: visits feed the shared pipeline.
+
+    Args:
+        pipeline: the service's pipeline.
+        targets: every camera as the patrol sees it (read at each cycle's start).
+        on_outcome: told each finished visit (the service's patrol metrics).
+
+    Example:
+        >>> feed = PipelineFeed(pipeline, service_targets)          # doctest: +SKIP
+        >>> manager = PatrolManager(feed.make_run, plans)            # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        targets: Callable[[], Sequence[PatrolTarget]],
+        *,
+        on_outcome: Callable[[PatrolPlan, CameraOutcome], None] | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._targets = targets
+        self._on_outcome = on_outcome
+
+    def make_run(self, plan: PatrolPlan) -> PatrolRun:
+        def sink(target: PatrolTarget, frames: Sequence[Frame]) -> None:
+            mode = "watch" if plan.mode == "watch" else "glance"
+            visit = PatrolVisit(target.camera_id, tuple(frames), mode, timeout_s=_INFERENCE_GRACE_S + plan.visit_budget_s())
+            self._pipeline.judge_visit(visit)
+
+        def outcome(result: CameraOutcome) -> None:
+            if self._on_outcome is not None:
+                self._on_outcome(plan, result)
+
+        return PatrolRun(plan, self._targets, sink, visitor=self._visit, admit=self._pipeline.admit, on_outcome=outcome)
+
+    def _visit(
+        self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]
+    ) -> GlanceResult:
+        slot = self._pipeline.slot(target.camera_id)
+        if slot is None or slot.patrol_only:
+            if slot is not None and plan.mode == "watch":
+                self._pipeline.begin_watch(target.camera_id, plan.watch_fps)  # a fresh tracker and rule clocks for this stop
+            return default_visitor(target, plan, stop, first_seq, deliver)
+        started_at, t0 = time.time(), time.monotonic()
+        before = slot.frames_analysed
+        analysed = slot.wait_analysed(before, stop, plan.open_timeout_s + plan.keyframe_timeout_s)
+        took = time.monotonic() - t0
+        url = redact_url(target.url)
+        if analysed:
+            return GlanceResult(target.camera_id, url, started_at, first_keyframe_s=took, total_s=took)
+        if stop.is_set():
+            return GlanceResult(target.camera_id, url, started_at, total_s=took, error_kind="stopped", error="stopped")
+        health = slot.reader.health()
+        why = f"continuous stream is {health.state.value}" + (f": {health.last_error}" if health.last_error else "")
+        return GlanceResult(target.camera_id, url, started_at, total_s=took, error_kind="keyframe_timeout", error=why)

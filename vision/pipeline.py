@@ -1,0 +1,441 @@
+"""The data path of a running gridworker: readers → batcher → detector → per-camera analyzer →
+one incident sink.
+
+:class:`Pipeline` owns the inference and post-processing threads and every camera's runtime
+state (:class:`CameraSlot`: its reader, analyser, patrol judge, tiling, latest analysed frame
+and rate). Readers wake the batcher when they publish a frame (nothing polls on a timer);
+patrol visits enter the same batcher through one typed entry point, :meth:`Pipeline.judge_visit`,
+after :meth:`Pipeline.admit` let them start (back-pressure on a condition, no busy-wait).
+Every observation (an analysed frame, a revisit report) goes to one
+:class:`~gridworker.vision.observations.IncidentSink`, the incident manager; everything
+downstream of an incident hangs off that sink (see docs/architecture.md).
+
+Threads: ``inference_workers`` inference threads (gather a batch, run the detector, hand the
+live frames on through a bounded queue of 2) and one post-processing thread (analyse each
+live frame in order, submit it, record it). Patrol visits run on the patrol's own threads
+and block on their frames' futures.
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import supervision as sv
+
+from gridworker.models.base import Detector
+from gridworker.models.tiling import TileConfig, detect_tiled
+from gridworker.streams.frame import Frame
+from gridworker.streams.health import StreamHealth
+from gridworker.streams.redact import get_logger
+
+from .analyzer import CameraAnalyzer, FrameAnalysis
+from .annotate import FrameAnnotator
+from .batcher import Batcher
+from .observations import IncidentSink, VisitJudgement
+
+__all__ = [
+    "CameraSlot",
+    "FrameObserver",
+    "LiveReader",
+    "PatrolVisit",
+    "Pipeline",
+    "PipelineMeter",
+    "PipelineState",
+    "SlotStats",
+    "VisitJudge",
+]
+
+log = get_logger(__name__)
+
+#: Called with each analysed live frame and its latency (capture → incidents written), seconds.
+FrameObserver = Callable[[FrameAnalysis, float], None]
+
+
+class PipelineState(str, enum.Enum):
+    """IDLE (built) → RUNNING → STOPPED → RUNNING again after another ``start``."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class LiveReader(Protocol):
+    """What the pipeline needs of a camera's reader (``streams.CameraStream``)."""
+
+    @property
+    def camera_id(self) -> str: ...
+
+    @property
+    def is_live(self) -> bool: ...
+
+    def latest(self, after_seq: int = -1) -> Frame | None: ...
+
+    def wake_on_frame(self, wake: Callable[[], None] | None) -> None: ...
+
+    def health(self) -> StreamHealth: ...
+
+
+class VisitJudge(Protocol):
+    """Judges a patrol-only camera's visits (``patrol.glance_rules.VisitAnalyzer``)."""
+
+    def begin_watch(self, fps: float) -> None: ...
+
+    def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None: ...
+
+    def analyse_watch(self, frame: Frame, dets: sv.Detections) -> VisitJudgement: ...
+
+
+class PipelineMeter(Protocol):
+    """Where the pipeline's figures go (``gridworker.metrics.Metrics``)."""
+
+    def batch_done(self, size: int, seconds: float) -> None: ...
+
+    def frames_done(self, n: int, latency_s: float | None) -> None: ...
+
+    def listener_failed(self, event: str, listener: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlotStats:
+    """A camera's analysis figures at one moment."""
+
+    frames_analysed: int
+    analysed_fps: float
+    last_analysed_at: float | None
+
+
+@dataclass(eq=False)
+class CameraSlot:
+    """One camera's runtime state in the pipeline.
+
+    ``visits`` set: a patrol-only camera (its frames come from patrol visits, its reader
+    never streams); otherwise the reader streams and ``analyzer`` analyses every frame.
+    """
+
+    camera_id: str
+    reader: LiveReader
+    analyzer: CameraAnalyzer
+    visits: VisitJudge | None = None
+    tiles: TileConfig | None = None
+    # guarded by _cond; notified on every recorded analysis
+    _last: FrameAnalysis | None = field(default=None, init=False)
+    _frames: int = field(default=0, init=False)
+    _times: deque[float] = field(default_factory=lambda: deque(maxlen=50), init=False)
+    _jpeg: tuple[FrameAnalysis, bytes] | None = field(default=None, init=False)
+    _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
+    # one visit of this camera judged and submitted at a time (two plans may visit it)
+    _visit_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    @property
+    def patrol_only(self) -> bool:
+        return self.visits is not None
+
+    @property
+    def last(self) -> FrameAnalysis | None:
+        with self._cond:
+            return self._last
+
+    def record(self, analysis: FrameAnalysis, frames: int, at: float) -> None:
+        with self._cond:
+            self._last = analysis
+            self._frames += frames
+            self._times.append(at)
+            self._cond.notify_all()
+
+    def stats(self, now: float) -> SlotStats:
+        with self._cond:
+            ts, frames = list(self._times), self._frames
+        fps = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0
+        if ts and now - ts[-1] > 5.0:
+            fps = 0.0
+        return SlotStats(frames, round(fps, 2), ts[-1] if ts else None)
+
+    def wait_analysed(self, after: int, stop: threading.Event, timeout: float) -> bool:
+        """Block until more than ``after`` frames were analysed (True), ``timeout`` passes or
+        ``stop`` is set (False). Woken by :meth:`record`; checks ``stop`` at least every 0.5 s."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._frames <= after:
+                left = deadline - time.monotonic()
+                if left <= 0 or stop.is_set():
+                    return False
+                self._cond.wait(min(left, 0.5))
+            return True
+
+    @property
+    def frames_analysed(self) -> int:
+        with self._cond:
+            return self._frames
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolVisit:
+    """One patrol visit's frames for the shared detector: the patrol's one way in.
+
+    Attributes:
+        camera_id: the visited (patrol-only) camera.
+        frames: the visit's keyframes (glance) or sampled frames (watch).
+        mode: ``glance`` (one judgement of the visit) or ``watch`` (every frame tracked).
+        timeout_s: longest wait for the frames' detections.
+    """
+
+    camera_id: str
+    frames: tuple[Frame, ...]
+    mode: Literal["glance", "watch"] = "glance"
+    timeout_s: float = 60.0
+
+
+class Pipeline:
+    """Readers → batcher → detector → per-camera analyser → one incident sink.
+
+    Args:
+        detector: runs whole batches (its ``max_batch`` sizes them).
+        sink: the one writer of incidents.
+        annotator: renders the latest analysed frame of a camera as a JPEG.
+        meter: batch, frame and listener-failure figures.
+        deadline_s: once a batch has a live frame, wait at most this long for more.
+        patrol_batch_slots: most patrol frames per batch while a live camera is connected.
+        patrol_max_pending: :meth:`admit` holds new visits while this many patrol frames wait.
+        inference_workers: threads that gather and run batches.
+
+    Example:
+        >>> pipeline = Pipeline(detector, manager, annotator=FrameAnnotator(), meter=metrics)  # doctest: +SKIP
+        >>> pipeline.add(CameraSlot("gate", reader, analyzer)); pipeline.start()               # doctest: +SKIP
+        >>> pipeline.stop()                                                                     # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        sink: IncidentSink,
+        *,
+        annotator: FrameAnnotator,
+        meter: PipelineMeter,
+        deadline_s: float = 0.0,
+        patrol_batch_slots: int | None = None,
+        patrol_max_pending: int | None = None,
+        inference_workers: int = 1,
+    ) -> None:
+        self.detector = detector
+        self._sink = sink
+        self._annotator = annotator
+        self._meter = meter
+        self._workers = inference_workers
+        self.batcher = Batcher(
+            self._live_readers, max_batch=detector.max_batch, deadline_s=deadline_s, submit_max_per_batch=patrol_batch_slots
+        )
+        self.patrol_max_pending = patrol_max_pending or 2 * detector.max_batch
+        self.observers: list[FrameObserver] = []
+        self._slots: dict[str, CameraSlot] = {}
+        self._lock = threading.Lock()  # guards _slots (never held while a slot or the sink works)
+        self._state = PipelineState.IDLE
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
+
+    # -- cameras ----------------------------------------------------------------------
+    def add(self, slot: CameraSlot) -> None:
+        """Put a camera in the pipeline; a continuously watched one's reader wakes the batcher.
+
+        Raises:
+            KeyError: a camera with this id is in already.
+        """
+        with self._lock:
+            if slot.camera_id in self._slots:
+                raise KeyError(slot.camera_id)
+            self._slots[slot.camera_id] = slot
+        if not slot.patrol_only:
+            slot.reader.wake_on_frame(self.batcher.wake)
+        self.batcher.wake()
+
+    def remove(self, camera_id: str) -> CameraSlot | None:
+        """Take a camera out (its reader is the caller's to stop); None when it was not in."""
+        with self._lock:
+            slot = self._slots.pop(camera_id, None)
+        if slot is not None:
+            slot.reader.wake_on_frame(None)
+            self.batcher.forget(camera_id)
+        return slot
+
+    def slot(self, camera_id: str) -> CameraSlot | None:
+        with self._lock:
+            return self._slots.get(camera_id)
+
+    def slots(self) -> list[CameraSlot]:
+        with self._lock:
+            return list(self._slots.values())
+
+    def _live_readers(self) -> list[LiveReader]:
+        with self._lock:
+            slots = list(self._slots.values())
+        return [s.reader for s in slots if not s.patrol_only and s.reader.is_live]
+
+    def latest_jpeg(self, camera_id: str) -> bytes | None:
+        """The camera's latest analysed frame with boxes and zones drawn (rendered once however
+        many consoles poll it); None before the first, or for an unknown camera."""
+        slot = self.slot(camera_id)
+        if slot is None:
+            return None
+        last = slot.last
+        if last is None:
+            return None
+        cached = slot._jpeg
+        if cached is not None and cached[0] is last:
+            return cached[1]
+        active = [v.zone_id for v in last.active]
+        jpeg = self._annotator.render_jpeg(last.frame.image, last.detections, last.zones, active_zone_ids=active)
+        slot._jpeg = (last, jpeg)
+        return jpeg
+
+    # -- lifecycle --------------------------------------------------------------------
+    @property
+    def state(self) -> PipelineState:
+        return self._state
+
+    def start(self) -> None:
+        """Start the inference and post-processing threads (again after a ``stop``)."""
+        if self._state is PipelineState.RUNNING:
+            return
+        self._stop = threading.Event()
+        self._results = queue.Queue(maxsize=2)
+        stop = self._stop
+        self._threads = [
+            threading.Thread(target=self._inference_loop, args=(stop,), name=f"gw-inference-{i}", daemon=True)
+            for i in range(self._workers)
+        ]
+        self._threads.append(threading.Thread(target=self._post_loop, args=(stop,), name="gw-post", daemon=True))
+        for t in self._threads:
+            t.start()
+        self._state = PipelineState.RUNNING
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the threads (they finish the batch in hand) and fail waiting patrol frames."""
+        self._stop.set()
+        self.batcher.wake()
+        for t in self._threads:
+            t.join(timeout)
+            if t.is_alive():
+                log.error("thread %s did not stop within %.0f s", t.name, timeout)
+        self._threads = []
+        self.batcher.cancel_pending(RuntimeError("pipeline stopped"))
+        if self._state is PipelineState.RUNNING:
+            self._state = PipelineState.STOPPED
+
+    # -- the live path ----------------------------------------------------------------
+    def _inference_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            work = self.batcher.next_work(stop)
+            if not len(work):
+                continue
+            frames = work.frames
+            with self._lock:  # one lookup per batch, not per frame
+                tiles = [s.tiles if (s := self._slots.get(f.camera_id)) is not None else None for f in frames]
+            t0 = time.perf_counter()
+            try:
+                detections = detect_tiled(self.detector, [f.image for f in frames], tiles)
+                live = work.resolve(detections)  # patrol frames: their visits get the detections
+            except Exception as exc:  # a bad frame must not kill the pipeline
+                work.fail(exc)
+                log.exception("detector failed on a batch of %d; batch skipped", len(work))
+                continue
+            self._meter.batch_done(len(work), time.perf_counter() - t0)
+            if not live:
+                continue
+            item = ([f for f, _ in live], [d for _, d in live])
+            while not stop.is_set():
+                try:
+                    self._results.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def _post_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                batch, detections = self._results.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            for frame, dets in zip(batch, detections):
+                try:
+                    self._post_one(frame, dets)
+                except Exception:
+                    log.exception("post-processing failed for camera %s", frame.camera_id)
+
+    def _post_one(self, frame: Frame, dets: sv.Detections) -> None:
+        slot = self.slot(frame.camera_id)
+        if slot is None or slot.patrol_only:  # removed meanwhile
+            return
+        last = slot.last
+        if last is not None and frame.seq <= last.frame.seq:
+            # with several inference workers a later batch can finish first: the tracker
+            # only moves forward in time, so a frame older than the last analysed is dropped
+            return
+        analysis = slot.analyzer.analyze(frame, dets)
+        self._sink.observe(analysis)
+        done = time.time()
+        slot.record(analysis, 1, done)
+        latency = done - frame.ts
+        self._meter.frames_done(1, latency)
+        for observer in self.observers:
+            try:
+                observer(analysis, latency)
+            except Exception:  # one observer (flows, a benchmark) must not cost the others
+                name = getattr(observer, "__qualname__", type(observer).__qualname__)
+                log.exception("frame observer %s failed on camera %s", name, frame.camera_id)
+                self._meter.listener_failed("frame", str(name))
+
+    # -- the patrol's way in ----------------------------------------------------------
+    def admit(self, stop: threading.Event) -> bool:
+        """Block until few patrol frames wait for inference (fewer than ``patrol_max_pending``):
+        a visit starts only then, so decoding keeps in step with the shared detector. False
+        when ``stop`` was set first."""
+        return self.batcher.wait_room(self.patrol_max_pending, stop)
+
+    def begin_watch(self, camera_id: str, fps: float) -> None:
+        """A watch stop of a patrol-only camera starts: a fresh tracker and rule clocks."""
+        slot = self.slot(camera_id)
+        if slot is not None and slot.visits is not None:
+            slot.visits.begin_watch(fps)
+
+    def judge_visit(self, visit: PatrolVisit) -> FrameAnalysis | None:
+        """Run a patrol-only camera's visit frames through the shared detector, judge them
+        and submit the judgements to the sink. Returns the visit's shown analysis (None for
+        an unknown or continuously watched camera, or no frames).
+
+        Raises:
+            TimeoutError: the detections did not come within ``visit.timeout_s`` (the
+                frames still waiting are cancelled).
+        """
+        slot = self.slot(visit.camera_id)
+        if slot is None or slot.visits is None or not visit.frames:
+            return None
+        futures = [self.batcher.submit(f) for f in visit.frames]
+        try:
+            detections = [fut.result(timeout=visit.timeout_s) for fut in futures]
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+        with slot._visit_lock:
+            if visit.mode == "watch":
+                judgements = [slot.visits.analyse_watch(f, d) for f, d in zip(visit.frames, detections, strict=True)]
+            else:
+                judged = slot.visits.analyse_glance(visit.frames, detections)
+                judgements = [judged] if judged is not None else []
+            for judgement in judgements:
+                self._sink.observe(judgement.analysis, partial=judgement.partial)
+                for report in judgement.reports:
+                    self._sink.report(report)
+            if not judgements:
+                return None
+            shown = judgements[-1].analysis
+            slot.record(shown, len(visit.frames), time.time())
+        self._meter.frames_done(len(visit.frames), None)
+        return shown
