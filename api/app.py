@@ -11,36 +11,46 @@ from fastapi.exceptions import RequestValidationError
 from gridworker.service import Service
 
 from .routers import cameras, flows, health, incidents
-from .routers import workorders
+from .routers import catalogue, keys, stats, workorders
 from .routers import events, forwarding
 from .routers import patrol, signals, types
 from .routers.console import mount_console
-from .security import SecurityGuard, SecurityMiddleware
-from .feeds import close_feeds
+from .deps import Wiring
+from .feeds import Feeds
+from .security import SecurityMiddleware
 from .limits import install_body_limit
 from .errors import validation_error
 
 
-def create_app(service_factory: Callable[[], Service]) -> FastAPI:
-    """Build the app; ``service_factory`` runs in the lifespan (the model loads there, not at import).
+def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: Feeds | None = None) -> FastAPI:
+    """Build the app; ``service_factory`` runs in the lifespan (the model loads there, not at
+    import), which starts the service and stops it at shutdown. ``feeds``: the server-sent
+    event feeds (default: ``Feeds()``, see api/feeds.py), closed at shutdown.
+
+    Without a factory the app has no service: its routes answer 503 unless their getters
+    (api/deps.py) are overridden — :class:`~gridworker.api.deps.CaseParts` serves the case
+    routes from parts that way; the OpenAPI document needs no service either.
 
     Example:
         >>> app = create_app(lambda: Service(settings, detector))  # doctest: +SKIP
     """
 
-    guard = SecurityGuard()  # the strictest policy until the service (its settings, its keys) exists
+    # the front door starts with the strictest policy, until the service (its settings, its keys) exists
+    wired = Wiring(feeds=feeds if feeds is not None else Feeds())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = service_factory()
-        app.state.service = service
-        guard.configure(service)
-        service.start()
+        service = service_factory() if service_factory is not None else None
+        if service is not None:
+            wired.service = service
+            wired.guard.configure(server=service.settings.server, orders=service.workorders)
+            service.start()
         try:
             yield
         finally:
-            await close_feeds(app)  # the shared SSE pollers (api/feeds.py)
-            service.stop()
+            await wired.feeds.close()  # the shared SSE pollers (api/feeds.py)
+            if service is not None:
+                service.stop()
 
     app = FastAPI(
         title="gridworker",
@@ -48,6 +58,7 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    wired.install(app)
     app.add_exception_handler(RequestValidationError, validation_error)  # NaN/Infinity echoed: still a 422
     app.include_router(health.router)
     app.include_router(cameras.router)
@@ -55,6 +66,9 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(signals.router)
     app.include_router(types.router)
     app.include_router(workorders.router)
+    app.include_router(stats.router)
+    app.include_router(catalogue.router)
+    app.include_router(keys.router)
     app.include_router(events.router)
     app.include_router(forwarding.router)
     app.include_router(flows.router)
@@ -63,6 +77,6 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     # Middleware: the one added LAST runs FIRST. Host/loopback/origin checks and the security
     # headers (api/security.py) go here; the request-body cap must be added after this line so
     # that it is outermost and refuses a huge body before anything reads it.
-    app.add_middleware(SecurityMiddleware, guard=guard)
+    app.add_middleware(SecurityMiddleware, guard=wired.guard)
     install_body_limit(app)  # outermost: 413 for a body over limits.max_body_bytes, before anything reads it
     return app

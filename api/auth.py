@@ -28,11 +28,13 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound, Workflow
+from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
 from gridworker.incidents.workorders import StoredKey, WorkOrders
 
+from .deps import OrdersDep, WorkflowDep
 from .security import NO_KEY_MESSAGE, is_loopback_address
 
 KEY_PREFIX = "gwk_"
@@ -100,32 +102,30 @@ def actor_of(key: StoredKey) -> Actor:
 
 
 # -- FastAPI dependencies ------------------------------------------------------------------
-def get_orders(request: Request) -> WorkOrders:
-    orders = getattr(request.app.state.service, "workorders", None)
-    if orders is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "work orders are not set up on this service")
-    return orders  # type: ignore[no-any-return]
-
-
-OrdersDep = Annotated[WorkOrders, Depends(get_orders)]
 ANONYMOUS = Actor("anonymous", ADMIN)
+#: The two ways to send a key, declared so that OpenAPI (and /docs) shows them; neither
+#: refuses a request by itself (``auto_error=False``): :func:`current_user` decides.
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", scheme_name="ApiKey", auto_error=False,
+    description="An API key (`gwk_<key id>_<secret>`), from `gridworker keys create` or `POST /keys`.",
+)
+BEARER = HTTPBearer(
+    scheme_name="Bearer", bearerFormat="gwk_<key id>_<secret>", auto_error=False,
+    description="The same API key as `Authorization: Bearer <key>`.",
+)
 
 
 def current_user(
     request: Request,
     orders: OrdersDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Actor:
-    """The caller: the key's holder when a key is sent (401 if it is not valid). Without a
-    key: 401 when keys are required; otherwise an anonymous admin, but only for a loopback
-    client or with ``auth.open`` (api/security.py refuses the others first; this repeats it
-    so no route is open by a middleware mistake)."""
-    raw = x_api_key
-    if raw is None and authorization is not None:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            raw = value
+    """The caller: the key's holder when a key is sent (``X-API-Key``, else ``Authorization:
+    Bearer``; 401 if it is not valid). Without a key: 401 when keys are required; otherwise an
+    anonymous admin, but only for a loopback client or with ``auth.open`` (api/security.py
+    refuses the others first; this repeats it so no route is open by a middleware mistake)."""
+    raw = x_api_key or (bearer.credentials if bearer is not None else None)
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if raw:
         key = verify_key(orders, raw)
@@ -185,14 +185,14 @@ ADMINISTER = Depends(require())
 ANYONE = Depends(require(VIEWER, OPERATOR, UNIT_HANDLER, SUPERVISOR))
 
 
-def incident_evidence_access(incident_id: int, request: Request, user: CurrentUser) -> Actor:
+def incident_evidence_access(incident_id: int, user: CurrentUser, workflow: WorkflowDep) -> Actor:
     """Detection incidents and their evidence: readers see all; a unit handler sees those of
     the cases their unit holds (404 otherwise, so ids of other units' cases don't leak)."""
     if user.role in (VIEWER, OPERATOR, SUPERVISOR, ADMIN):
         return user
     if user.role == UNIT_HANDLER:
         try:
-            Workflow(get_orders(request)).visible(incident_id, user)
+            workflow.visible(incident_id, user)
         except NotFound:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}") from None
         return user

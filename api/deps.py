@@ -1,22 +1,214 @@
-"""Typed dependency getters: routes receive services, never reach for globals."""
+"""The API's dependencies: one typed getter per handle a route needs.
+
+Routes take what they use as a parameter (``orders: OrdersDep``, ``outbox: OutboxDep``, …) and
+never reach into the app's state; this module is the only code that does. Each getter reads
+the running :class:`~gridworker.service.Service` (built by the app's lifespan), so an app can
+also be served around parts without a service by overriding getters with FastAPI's
+``app.dependency_overrides`` — :meth:`CaseParts.serve` does that for the case side (the
+reliability bench, tests).
+
+Example:
+    >>> @router.get("/x")  # doctest: +SKIP
+    ... def x(orders: OrdersDep, workflow: WorkflowDep) -> ...: ...
+    >>> app = CaseParts.of(store, orders).serve(create_app())  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from starlette.applications import Starlette
 
 from gridworker.incidents import IncidentStore
+from gridworker.incidents.db import Database
+from gridworker.incidents.flows import FlowStore
+from gridworker.incidents.forwarding import Dispatcher, ForwardingConfig, build_dispatcher
+from gridworker.incidents.outbox import Outbox
+from gridworker.incidents.workflow import Workflow
+from gridworker.incidents.workorders import WorkOrders
+from gridworker.metrics import Metrics
+from gridworker.patrol.manager import PatrolManager
 from gridworker.service import Service
+from gridworker.settings import LimitsConfig
+
+from .feeds import Feeds
+from .security import SecurityGuard
+
+__all__ = [
+    "CaseParts",
+    "DatabaseDep",
+    "DispatcherDep",
+    "FeedsDep",
+    "FlowsDep",
+    "LimitsDep",
+    "MetricsDep",
+    "OrdersDep",
+    "OutboxDep",
+    "PatrolDep",
+    "ServiceDep",
+    "StoreDep",
+    "Wiring",
+    "WorkflowDep",
+    "get_db",
+    "get_dispatcher",
+    "get_feeds",
+    "get_flows",
+    "get_limits",
+    "get_metrics",
+    "get_orders",
+    "get_outbox",
+    "get_patrol",
+    "get_service",
+    "get_store",
+    "get_workflow",
+    "running_service",
+    "wiring",
+]
 
 
+@dataclass
+class Wiring:
+    """What ``create_app`` keeps on its app: the front door's policy, the server-sent event
+    feeds, and the running service (None before the lifespan has built it, and in an app
+    served around parts)."""
+
+    guard: SecurityGuard = field(default_factory=SecurityGuard)
+    feeds: Feeds = field(default_factory=Feeds)
+    service: Service | None = None
+
+    def install(self, app: FastAPI) -> None:
+        app.state.gw = self
+
+
+def wiring(app: Starlette) -> Wiring:
+    """The wiring of an app made by ``create_app``.
+
+    Raises:
+        LookupError: ``app`` was not made by ``create_app``.
+    """
+    try:
+        found = app.state.gw
+    except AttributeError:
+        found = None
+    if not isinstance(found, Wiring):
+        raise LookupError("not an app made by gridworker.api.create_app")
+    return found
+
+
+def running_service(app: object) -> Service | None:
+    """The running service of ``app`` (an ASGI scope's ``app``); None before the lifespan has
+    built it, for an app served around parts, or for an app not made by ``create_app``."""
+    if not isinstance(app, Starlette):
+        return None
+    try:
+        return wiring(app).service
+    except LookupError:
+        return None
+
+
+# -- getters --------------------------------------------------------------------------------
 def get_service(request: Request) -> Service:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
-def get_store(request: Request) -> IncidentStore:
-    return request.app.state.service.store  # type: ignore[no-any-return]
+    service = wiring(request.app).service
+    if service is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is not running")
+    return service
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_store(service: ServiceDep) -> IncidentStore:
+    return service.store
+
+
+def get_db(service: ServiceDep) -> Database:
+    return service.db
+
+
+def get_orders(service: ServiceDep) -> WorkOrders:
+    return service.workorders
+
+
+def get_workflow(service: ServiceDep) -> Workflow:
+    return service.workflow
+
+
+def get_outbox(service: ServiceDep) -> Outbox:
+    return service.outbox
+
+
+def get_dispatcher(service: ServiceDep) -> Dispatcher:
+    return service.forwarding
+
+
+def get_patrol(service: ServiceDep) -> PatrolManager:
+    return service.patrol
+
+
+def get_flows(service: ServiceDep) -> FlowStore:
+    return service.flows
+
+
+def get_metrics(service: ServiceDep) -> Metrics:
+    return service.metrics
+
+
+def get_limits(request: Request) -> LimitsConfig:
+    """The running service's ``limits:``; the defaults without a service."""
+    service = wiring(request.app).service
+    return service.settings.limits if service is not None else LimitsConfig()
+
+
+def get_feeds(request: Request) -> Feeds:
+    return wiring(request.app).feeds
+
+
 StoreDep = Annotated[IncidentStore, Depends(get_store)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+OrdersDep = Annotated[WorkOrders, Depends(get_orders)]
+WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+PatrolDep = Annotated[PatrolManager, Depends(get_patrol)]
+FlowsDep = Annotated[FlowStore, Depends(get_flows)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LimitsDep = Annotated[LimitsConfig, Depends(get_limits)]
+FeedsDep = Annotated[Feeds, Depends(get_feeds)]
+
+
+# -- an app around parts ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CaseParts:
+    """The case side of a service without cameras: incidents, work orders and their workflow,
+    the outbox and its dispatcher. :meth:`serve` answers their routes from these parts (the
+    camera, patrol, flow and health routes answer 503: there is no service).
+
+    The dispatcher is not started here: start and stop it around the app (``with dispatcher:``).
+    """
+
+    store: IncidentStore
+    orders: WorkOrders
+    workflow: Workflow
+    dispatcher: Dispatcher
+
+    @classmethod
+    def of(cls, store: IncidentStore, orders: WorkOrders, dispatcher: Dispatcher | None = None) -> CaseParts:
+        """``dispatcher`` default: one without destinations, on an outbox of ``orders``' database
+        that is not hooked to them (so no change leaves a message)."""
+        if dispatcher is None:
+            dispatcher = build_dispatcher(ForwardingConfig(), Outbox(orders.db, catalogue=orders.catalogue))
+        return cls(store, orders, Workflow(orders), dispatcher)
+
+    def serve(self, app: FastAPI) -> FastAPI:
+        """Override ``app``'s getters with these parts; its front door uses their API keys."""
+        overrides = app.dependency_overrides
+        overrides[get_store] = lambda: self.store
+        overrides[get_db] = lambda: self.orders.db
+        overrides[get_orders] = lambda: self.orders
+        overrides[get_workflow] = lambda: self.workflow
+        overrides[get_outbox] = lambda: self.dispatcher.outbox
+        overrides[get_dispatcher] = lambda: self.dispatcher
+        wiring(app).guard.configure(server=None, orders=self.orders)
+        return app

@@ -1,27 +1,32 @@
-"""Server-sent event feeds: one database poller per feed, fanned out to every open stream.
+"""Server-sent event feeds: one reader per feed, woken by the writer's commit, fanned out to
+every open stream.
 
 A feed is a table read by id (the outbox behind ``GET /events``, the work-order audit log
-behind ``GET /console/events``). Without this module every open stream polled the database
-on its own (300 streams: 1,200 queries a second). Now:
+behind ``GET /console/events``), described by a :class:`FeedSource`. :meth:`Feeds.stream` is
+the one helper both routes answer with:
 
-* one :class:`FeedPoller` per feed and app reads the rows after the newest it has seen, every
-  ``poll_s``, while at least one stream is open, and offers each row to every subscriber;
+* one :class:`FeedPoller` per feed and app reads the rows after the newest it has seen and
+  offers each row to every subscriber. It reads when the writer in this process commits (the
+  source's :class:`~gridworker.incidents.db.CommitSignal`, set after the commit of a
+  transaction that wrote such rows) and otherwise only every ``fallback_poll_s`` (2 s), for
+  rows written by another process; it runs only while a stream is open;
 * each subscriber has a bounded queue. A subscriber whose queue is full (its client reads
   more slowly than events arrive) is dropped: its stream ends and the client reconnects
   with ``Last-Event-ID``, so nothing is lost and nothing grows;
 * a stream that resumes from an older id reads the rows between its id and the poller's
   position itself, once (the "backfill"), then follows the queue;
 * :class:`StreamSlots` caps the open streams per key and in total (``limits:`` in the
-  config); beyond them the route answers 429 with ``Retry-After``.
+  config); beyond them the route answers 429 with ``Retry-After``;
+* a keep-alive comment goes out after ``keepalive_s`` without a message, and a stream ends
+  after ``max_s`` (the client reconnects).
 
-The poller runs as a task on the app's event loop (Frigate-style: a loop around one stop
-event); it ends when its last subscriber leaves and with the app (:func:`close_feeds` in the
-lifespan).
+The poller runs as a task on the app's event loop; it ends when its last subscriber leaves
+and with the app (:meth:`Feeds.close` in the lifespan).
 
 Example:
-    >>> feed = FeedPoller("events", outbox.events_after, outbox.last_id)  # doctest: +SKIP
-    >>> sub = await feed.subscribe()                                        # doctest: +SKIP
-    >>> item = await sub.get(timeout=15.0)                                  # doctest: +SKIP
+    >>> source = FeedSource("outbox", outbox.events_after, outbox.last_id, outbox.committed)  # doctest: +SKIP
+    >>> return await feeds.stream(source, user.name, limits, start=None, render=format_event,  # doctest: +SKIP
+    ...                           keepalive_s=15.0, max_s=300.0)
 """
 
 from __future__ import annotations
@@ -33,26 +38,29 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from fastapi import FastAPI, HTTPException, status
+from fastapi import HTTPException, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from gridworker.incidents.db import CommitSignal
+from gridworker.settings import LimitsConfig
+
 __all__ = [
     "FeedPoller",
+    "FeedSource",
+    "Feeds",
     "StreamSlots",
     "Subscription",
-    "close_feeds",
-    "feed_for",
-    "slots_for",
-    "sse_response",
+    "parse_last_event_id",
 ]
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.25
+POLL_S = 0.25  # a poller nothing wakes reads this often
+FALLBACK_POLL_S = 2.0  # a woken poller reads this often anyway (writes by other processes)
 BATCH = 200
 QUEUE_SIZE = 1000  # events a subscriber may lag behind before it is dropped
 RETRY_MS = 3000
@@ -104,6 +112,24 @@ class Subscription(Generic[T]):
         return await asyncio.wait_for(self.queue.get(), timeout)
 
 
+@dataclass(frozen=True)
+class FeedSource(Generic[T]):
+    """What a feed follows: rows read by id, and the signal its writer sets after a commit.
+
+    Attributes:
+        name: the feed's name (one poller per name and app; also in logs).
+        fetch_after: ``(after_id, limit) -> rows`` with ``id > after_id``, oldest first (blocking;
+            run in the thread pool).
+        last_id: the newest id now (blocking).
+        committed: fired after this process commits rows of the feed.
+    """
+
+    name: str
+    fetch_after: Callable[[int, int], Sequence[T]]
+    last_id: Callable[[], int]
+    committed: CommitSignal
+
+
 class FeedPoller(Generic[T]):
     """Reads one feed for all its subscribers.
 
@@ -112,7 +138,9 @@ class FeedPoller(Generic[T]):
         fetch_after: ``(after_id, limit) -> rows`` with ``id > after_id``, oldest first (blocking;
             run in the thread pool).
         last_id: the newest id now (blocking).
-        poll_s: seconds between two reads while nothing new arrives.
+        wake: read as soon as this fires (the writer committed); None: poll only.
+        poll_s: seconds between two reads while nothing new arrives and nothing wakes the
+            poller; default ``POLL_S``, or ``FALLBACK_POLL_S`` with ``wake``.
         batch: rows per read; a full batch is followed at once by the next read.
         queue_size: rows a subscriber may lag behind before it is dropped.
     """
@@ -123,22 +151,30 @@ class FeedPoller(Generic[T]):
         fetch_after: Callable[[int, int], Sequence[T]],
         last_id: Callable[[], int],
         *,
-        poll_s: float = POLL_S,
+        wake: CommitSignal | None = None,
+        poll_s: float | None = None,
         batch: int = BATCH,
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.name = name
         self.fetch_after = fetch_after
         self.last_id = last_id
-        self.poll_s = poll_s
+        self.wake = wake
+        self.poll_s = poll_s if poll_s is not None else (FALLBACK_POLL_S if wake is not None else POLL_S)
         self.batch = batch
         self.queue_size = queue_size
         self.loop = asyncio.get_running_loop()
+        self.reads = 0  # database reads so far (tests, diagnostics)
         self._subs: set[Subscription[T]] = set()
         self._head = 0
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._woken = asyncio.Event()  # set by a commit (from any thread), by the last unsubscribe and by close
         self._starting = asyncio.Lock()
+
+    @classmethod
+    def of(cls, source: FeedSource[T], *, poll_s: float | None = None, queue_size: int = QUEUE_SIZE) -> FeedPoller[T]:
+        return cls(source.name, source.fetch_after, source.last_id, wake=source.committed, poll_s=poll_s, queue_size=queue_size)
 
     @property
     def subscribers(self) -> int:
@@ -158,10 +194,13 @@ class FeedPoller(Generic[T]):
 
     def unsubscribe(self, sub: Subscription[T]) -> None:
         self._subs.discard(sub)
+        if not self._subs:
+            self._woken.set()  # the poller ends now rather than at its next read
 
     async def close(self) -> None:
         """Stop the poller and end every subscriber's stream (app shutdown)."""
         self._stop.set()
+        self._woken.set()
         for sub in list(self._subs):
             sub.end()
         self._subs.clear()
@@ -171,9 +210,24 @@ class FeedPoller(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _nudge(self) -> None:
+        """The writer committed (called in its thread): read now."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the app has stopped
+            self.loop.call_soon_threadsafe(self._woken.set)
+
     async def _run(self) -> None:
+        if self.wake is not None:
+            self.wake.listen(self._nudge)
+        try:
+            await self._follow()
+        finally:
+            if self.wake is not None:
+                self.wake.unlisten(self._nudge)
+
+    async def _follow(self) -> None:
         failures = 0
         while self._subs and not self._stop.is_set():
+            self._woken.clear()  # a commit from here on wakes the wait below
             try:
                 rows = await run_in_threadpool(self.fetch_after, self._head, self.batch)
                 failures = 0
@@ -182,6 +236,7 @@ class FeedPoller(Generic[T]):
                 if failures == 1:
                     log.exception("feed %s: reading the database failed; retrying", self.name)
                 rows = []
+            self.reads += 1
             for row in rows:
                 self._head = row.id
                 for sub in list(self._subs):
@@ -192,7 +247,7 @@ class FeedPoller(Generic[T]):
                 continue
             delay = self.poll_s * min(2**failures, 40)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+                await asyncio.wait_for(self._woken.wait(), delay)
 
 
 class StreamSlots:
@@ -267,122 +322,136 @@ class _SlotResponse(StreamingResponse):
 
 
 class Feeds:
-    """An app's pollers (one per feed name, on the app's event loop) and its stream counter,
-    kept at ``app.state.gw_feeds``."""
+    """An app's event feeds: one poller per feed (on the app's event loop), one stream counter
+    for all of them, and :meth:`stream`, the one way a route answers with a feed.
 
-    def __init__(self) -> None:
-        self.pollers: dict[str, object] = {}
-        self.slots: StreamSlots | None = None
-
-    @staticmethod
-    def of(app: FastAPI) -> Feeds:
-        feeds = getattr(app.state, "gw_feeds", None)
-        if not isinstance(feeds, Feeds):
-            feeds = Feeds()
-            app.state.gw_feeds = feeds
-        return feeds
-
-
-def feed_for(app: FastAPI, name: str, make: Callable[[], FeedPoller[T]]) -> FeedPoller[T]:
-    """The app's poller of feed ``name`` on the running event loop (made on first use)."""
-    feeds = Feeds.of(app)
-    feed = feeds.pollers.get(name)
-    if not isinstance(feed, FeedPoller) or feed.loop is not asyncio.get_running_loop():
-        feed = make()
-        feeds.pollers[name] = feed
-    return feed
-
-
-def slots_for(app: FastAPI, total: int, per_key: int) -> StreamSlots:
-    """The app's stream counter, shared by all its feeds (made on first use)."""
-    feeds = Feeds.of(app)
-    if feeds.slots is None:
-        feeds.slots = StreamSlots(total, per_key)
-    return feeds.slots
-
-
-async def close_feeds(app: FastAPI) -> None:
-    """Stop the app's pollers (call when the app shuts down)."""
-    feeds = Feeds.of(app)
-    pollers, feeds.pollers = feeds.pollers, {}
-    for feed in pollers.values():
-        if isinstance(feed, FeedPoller) and feed.loop is asyncio.get_running_loop():
-            await feed.close()
-
-
-async def sse_response(
-    feed: FeedPoller[T],
-    slots: StreamSlots,
-    key: str,
-    *,
-    start: int | None,
-    render: Callable[[T], str | None],
-    keepalive_s: float,
-    max_s: float,
-) -> StreamingResponse:
-    """A server-sent event stream of ``feed`` after ``start`` (None: from now on).
-
-    ``render`` turns a row into its SSE message, or None when this caller may not see it.
-    Raises the 429 of :meth:`StreamSlots.refuse` when the caller is over a cap.
+    Args:
+        fallback_poll_s: how often a woken poller reads anyway (rows written by another process).
+        queue_size: rows a subscriber may lag behind before it is dropped.
     """
-    if not slots.acquire(key):
-        raise slots.refuse(key)
-    try:
-        sub = await feed.subscribe()
-        if start is None:
-            start = await run_in_threadpool(feed.last_id)
-    except BaseException:
-        slots.release(key)
-        raise
-    begin = start
 
-    async def stream() -> AsyncIterator[str]:
-        last = begin
-        began = time.monotonic()
-        next_ping = began + keepalive_s
+    def __init__(self, *, fallback_poll_s: float = FALLBACK_POLL_S, queue_size: int = QUEUE_SIZE) -> None:
+        self.fallback_poll_s = fallback_poll_s
+        self.queue_size = queue_size
+        self._pollers: dict[str, FeedPoller[Any]] = {}
+        self._slots: StreamSlots | None = None
+
+    def poller(self, source: FeedSource[T]) -> FeedPoller[T]:
+        """The poller of ``source`` on the running event loop (made on first use, and again for
+        another loop or another writer: a service started again)."""
+        feed = self._pollers.get(source.name)
+        if feed is None or feed.loop is not asyncio.get_running_loop() or feed.wake is not source.committed:
+            feed = FeedPoller.of(source, poll_s=self.fallback_poll_s, queue_size=self.queue_size)
+            self._pollers[source.name] = feed
+        return cast(FeedPoller[T], feed)
+
+    def slots(self, limits: LimitsConfig) -> StreamSlots:
+        """The open-stream counter shared by every feed (its caps from the first ``limits``)."""
+        if self._slots is None:
+            self._slots = StreamSlots(limits.max_event_streams, limits.max_event_streams_per_key)
+        return self._slots
+
+    async def close(self) -> None:
+        """Stop the pollers (call when the app shuts down)."""
+        pollers, self._pollers = self._pollers, {}
+        for feed in pollers.values():
+            if feed.loop is asyncio.get_running_loop():
+                await feed.close()
+
+    async def stream(
+        self,
+        source: FeedSource[T],
+        key: str,
+        limits: LimitsConfig,
+        *,
+        start: int | None,
+        render: Callable[[T], str | None],
+        keepalive_s: float,
+        max_s: float,
+    ) -> StreamingResponse:
+        """A server-sent event stream of ``source`` after ``start`` (None: from now on), for the
+        caller ``key`` (the per-key cap counts it).
+
+        ``render`` turns a row into its SSE message, or None when this caller may not see it.
+        Raises the 429 of :meth:`StreamSlots.refuse` when the caller is over a cap.
+        """
+        slots = self.slots(limits)
+        if not slots.acquire(key):
+            raise slots.refuse(key)
+        feed = self.poller(source)
         try:
-            yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
-            while last < sub.head:  # what happened between ``start`` and the poller's position
-                rows = await run_in_threadpool(feed.fetch_after, last, feed.batch)
-                for row in rows:
-                    last = row.id
-                    msg = render(row)
-                    if msg is not None:
-                        next_ping = time.monotonic() + keepalive_s
-                        yield msg
-                if len(rows) < feed.batch:
-                    break
-            while True:
-                now = time.monotonic()
-                if now - began >= max_s:
-                    return
-                try:
-                    row = await sub.get(max(0.0, min(next_ping, began + max_s) - now))
-                except TimeoutError:
-                    if time.monotonic() >= next_ping:
-                        next_ping = time.monotonic() + keepalive_s
-                        yield ": keep-alive\n\n"
-                    continue
-                if row is None:
-                    return  # dropped (too slow) or the app stops: the client reconnects and resumes
-                if row.id <= last:
-                    continue
-                last = row.id
-                msg = render(row)
+            sub = await feed.subscribe()
+            if start is None:
+                start = await run_in_threadpool(feed.last_id)
+        except BaseException:
+            slots.release(key)
+            raise
+
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                feed.unsubscribe(sub)
+                slots.release(key)
+
+        return _SlotResponse(_messages(feed, sub, start, render, keepalive_s, max_s), release)
+
+
+async def _messages(
+    feed: FeedPoller[T], sub: Subscription[T], start: int, render: Callable[[T], str | None], keepalive_s: float, max_s: float
+) -> AsyncIterator[str]:
+    """One stream's messages: the backfill from ``start``, then the subscription's rows, with
+    keep-alive comments, until ``max_s`` or the subscriber is dropped."""
+    last = start
+    began = time.monotonic()
+    next_ping = began + keepalive_s
+    try:
+        yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
+        while last < sub.head:  # what happened between ``start`` and the poller's position
+            rows = await run_in_threadpool(feed.fetch_after, last, feed.batch)
+            for old in rows:
+                last = old.id
+                msg = render(old)
                 if msg is not None:
                     next_ping = time.monotonic() + keepalive_s
                     yield msg
-        finally:
-            feed.unsubscribe(sub)
+            if len(rows) < feed.batch:
+                break
+        while True:
+            now = time.monotonic()
+            if now - began >= max_s:
+                return
+            try:
+                row = await sub.get(max(0.0, min(next_ping, began + max_s) - now))
+            except TimeoutError:
+                if time.monotonic() >= next_ping:
+                    next_ping = time.monotonic() + keepalive_s
+                    yield ": keep-alive\n\n"
+                continue
+            if row is None:
+                return  # dropped (too slow) or the app stops: the client reconnects and resumes
+            if row.id <= last:
+                continue
+            last = row.id
+            msg = render(row)
+            if msg is not None:
+                next_ping = time.monotonic() + keepalive_s
+                yield msg
+    finally:
+        feed.unsubscribe(sub)
 
-    released = False
 
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            feed.unsubscribe(sub)
-            slots.release(key)
-
-    return _SlotResponse(stream(), release)
-
+def parse_last_event_id(raw: str | None, what: str = "an event id") -> int | None:
+    """The ``Last-Event-ID`` header as an id (None when absent or blank); 422 when it is not
+    an integer from 0 to 2^62 (ids are database integers: a longer one would overflow the query)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Last-Event-ID must be {what} (an integer)") from None
+    if not 0 <= value <= 2**62:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Last-Event-ID must be {what} between 0 and 2^62")
+    return value

@@ -27,7 +27,9 @@ from collections.abc import Callable, Mapping
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gridworker.settings import MIB, LimitsConfig, Settings
+from gridworker.settings import MIB, LimitsConfig
+
+from .deps import running_service
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "BodySizeLimit", "BodyTooLarge", "install_body_limit", "limits_of", "service_limits"]
 
@@ -39,11 +41,10 @@ class BodyTooLarge(Exception):
 
 
 def limits_of(app: object) -> LimitsConfig:
-    """The running service's ``limits:`` section; the defaults before the service exists (or
-    for a service without settings)."""
-    service = getattr(getattr(app, "state", None), "service", None)
-    settings = getattr(service, "settings", None)
-    return settings.limits if isinstance(settings, Settings) else LimitsConfig()
+    """The ``limits:`` section of ``app``'s running service; the defaults before the service
+    exists (or for an app served around parts, api/deps.py)."""
+    service = running_service(app)
+    return service.settings.limits if service is not None else LimitsConfig()
 
 
 def service_limits(scope: Scope) -> LimitsConfig:

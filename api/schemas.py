@@ -17,8 +17,12 @@ NETWORK_URL_PATTERN = r"^(rtsps?|rtmps?|https?)://[^\s/?#|]+(/[^\s|]*)?$"
 """The shape of a camera URL given to the API, for the OpenAPI schema (streams/sources.py checks)."""
 
 
-def _dt(ts: float | None) -> datetime | None:
+def utc(ts: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime (None stays None)."""
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+_dt = utc
 
 
 class StreamHealthOut(BaseModel):

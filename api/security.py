@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridworker.incidents.workorders import WorkOrders
+from gridworker.settings import ServerConfig
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -39,7 +40,7 @@ HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 #: The console and the API: only this origin's own files, no inline script or style.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 #: FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN and start them with an
@@ -165,17 +166,13 @@ class SecurityGuard:
 
     policy: SecurityPolicy = field(default_factory=SecurityPolicy)
 
-    def configure(self, service: object) -> None:
-        from gridworker.settings import Settings
-
-        settings = getattr(service, "settings", None)
-        orders = getattr(service, "workorders", None)
-        server = settings.server if isinstance(settings, Settings) else None
+    def configure(self, *, server: ServerConfig | None, orders: WorkOrders | None) -> None:
+        """Answer as ``server:`` says (None: loopback names only) with ``orders``' API keys."""
         self.policy = SecurityPolicy.of(
             server_host=server.host if server is not None else None,
             allowed_hosts=list(server.allowed_hosts) if server is not None else [],
             allowed_origins=list(server.allowed_origins) if server is not None else [],
-            orders=orders if isinstance(orders, WorkOrders) else None,
+            orders=orders,
         )
 
 

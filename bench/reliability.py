@@ -131,6 +131,7 @@ def run_service(database: str, port: int, webhook: str, secret: str) -> None:
     from fastapi import APIRouter, status
 
     from gridworker.api import create_app
+    from gridworker.api.deps import CaseParts
     from gridworker.incidents import IncidentStore
     from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
     from gridworker.incidents.outbox import reconcile_workorders
@@ -146,18 +147,6 @@ def run_service(database: str, port: int, webhook: str, secret: str) -> None:
     disp = build_forwarding(cfg, store.db, orders=orders)
     reconciled = reconcile_workorders(orders)  # before anything else writes: the crash gap
 
-    @dataclass
-    class BenchService:
-        store: Any
-        workorders: Any
-        forwarding: Any
-
-        def start(self) -> None:
-            self.forwarding.start()
-
-        def stop(self) -> None:
-            self.forwarding.stop()
-
     router = APIRouter()
 
     @router.post("/bench/incidents", status_code=status.HTTP_201_CREATED)
@@ -170,10 +159,11 @@ def run_service(database: str, port: int, webhook: str, secret: str) -> None:
         orders.on_incident_opened(inc)  # what IncidentManager.on_open does in the pipeline
         return {"incident_id": inc.id}
 
-    app = create_app(lambda: BenchService(store, orders, disp))
+    app = CaseParts.of(store, orders, disp).serve(create_app())  # the case routes, no cameras
     app.include_router(router)
     print(json.dumps({"reconciled": reconciled}), flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    with disp:  # delivering while the app serves
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 # -- the benchmark ---------------------------------------------------------------------------

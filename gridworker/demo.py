@@ -171,7 +171,7 @@ def tour(base: str, receiver: str | None, sites: int, continuous: Sequence[str])
         "  What to look at, in order:",
         f"  1. Open {base}/console/  (the command-centre console; 中文/EN button top right).",
         f"     The wall: {len(continuous)} cameras watched all the time ({', '.join(continuous)}) and {sites} key-site",
-        "     cameras that are only visited by the patrol (offline until visited).",
+        "     cameras that are only visited by the patrol (on standby between visits).",
         "  2. Within ~20 s the queue (事件队列) fills: a crowd on campus, the bus standing in the no-parking",
         f"     lane at the bus stop (after ~{DWELL_S} s). Click a case: its snapshot, its evidence clip, its history.",
     ]
@@ -218,7 +218,7 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
         unplugged: str | None = None
         if use_rtsp and gst_rtsp_available():
             mounts = {**clips, **{site.id: path for site, path in site_clips}}
-            server = RtspServerProcess(mounts)
+            server = RtspServerProcess(mounts, own_process_group=True)  # Ctrl-C stops the service first, then the server
             server.start()
             urls = {name: server.url(name) for name in clips}
             sites = [(site, server.url(site.id)) for site, _ in site_clips]

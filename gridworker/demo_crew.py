@@ -111,7 +111,7 @@ class DemoCrew:
         if case.next_action == "accept":
             self.workflow.accept(case.incident_id, team, note="demo: on our way")
         else:
-            self.workflow.handle(case.incident_id, team, note="demo: cleared on site, photo on file")
+            self.workflow.handle(case.incident_id, team, note="demo: cleared on site")
         log.info("demo crew: case %s %s by %s", case.incident_id, "accepted" if case.next_action == "accept" else "handled", team.name)
 
     # ------------------------------------------------------------------ thread

@@ -38,7 +38,6 @@ from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.patrol.engine import CameraOutcome
 from gridworker.patrol.feed import PipelineFeed
-from gridworker.patrol.glance_rules import VisitAnalyzer
 from gridworker.patrol.manager import PatrolLimitReached, PatrolManager
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.evidence import PacketRing, RingBudget
@@ -52,6 +51,7 @@ from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.batcher import Batcher
 from gridworker.vision.config import SceneConfig
 from gridworker.vision.pipeline import CameraSlot, FrameObserver, Pipeline
+from gridworker.vision.visits import VisitAnalyzer
 
 from .metrics import Metrics
 from .settings import CameraConfig, Settings, plan_camera_problems

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -172,6 +173,68 @@ class Database:
                 conn.rollback()
                 raise
             conn.commit()
+
+
+class CommitSignal:
+    """Tells listeners in this process that a transaction which wrote rows of some kind has
+    committed: the writer ``arm``s it in the transaction's session; after the commit each
+    listener is called once (in the committing thread; a rollback calls nobody). The outbox
+    wakes its delivery workers and event streams with it, the work orders the console's feed.
+
+    A listener must be quick and must not raise; one that does is logged and the others still
+    run (the commit is done by then and cannot be undone).
+
+    Example:
+        >>> signal, seen = CommitSignal("demo"), []
+        >>> signal.listen(lambda: seen.append(1))
+        >>> db = Database("sqlite:///:memory:")
+        >>> with db.transaction() as s:
+        ...     signal.arm(s)
+        ...     signal.arm(s)  # once per transaction, however many rows it wrote
+        >>> seen
+        [1]
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._key = f"gw_commit_signal_{id(self)}"
+        self._listeners: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def fire(self) -> None:
+        """Call every listener now."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:  # the commit is done: one listener must not cost the others
+                log.exception("%s: a commit listener failed", self.name)
+
+    def arm(self, session: Session) -> None:
+        """Fire after ``session``'s transaction commits (once, however often it is armed)."""
+        if session.info.get(self._key):
+            return
+        session.info[self._key] = True
+
+        def committed(sess: Session) -> None:
+            sess.info.pop(self._key, None)
+            self.fire()
+
+        def rolled_back(sess: Session, _previous: object) -> None:
+            sess.info.pop(self._key, None)  # (sessions live one transaction: ``committed`` never runs)
+
+        event.listen(session, "after_commit", committed, once=True)
+        event.listen(session, "after_soft_rollback", rolled_back, once=True)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

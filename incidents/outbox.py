@@ -47,7 +47,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
     exists,
     func,
     select,
@@ -57,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from .db import Base, Database, to_domain
+from .db import Base, CommitSignal, Database, to_domain
 from .store import IncidentRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -220,8 +219,9 @@ class Outbox:
         self.catalogue = catalogue
         self.routes: list[Route] = list(routes)
         self._tx = db.transaction
-        self._listeners: list[threading.Event] = []
-        self._listeners_lock = threading.Lock()
+        #: fired after every commit that wrote outbox rows in this process (delivery workers and
+        #: the ``/events`` streams wake on it)
+        self.committed = CommitSignal("outbox")
         self._pg = db.dialect == "postgresql"
 
     @property
@@ -241,19 +241,14 @@ class Outbox:
     def listen(self) -> threading.Event:
         """An event set after every commit that wrote outbox rows (in this process)."""
         ev = threading.Event()
-        with self._listeners_lock:
-            self._listeners.append(ev)
+        self.committed.listen(ev.set)
         return ev
 
     def unlisten(self, ev: threading.Event) -> None:
-        with self._listeners_lock:
-            if ev in self._listeners:
-                self._listeners.remove(ev)
+        self.committed.unlisten(ev.set)
 
     def notify(self) -> None:
-        with self._listeners_lock:
-            for ev in self._listeners:
-                ev.set()
+        self.committed.fire()
 
     # -- the hook ---------------------------------------------------------------------------
     def on_change(self, session: Session, row: WorkOrderRow, audit: AuditRow) -> None:
@@ -287,18 +282,7 @@ class Outbox:
                         attempts=0, next_attempt_at=0.0, last_error="", replays=0, created_at=audit.at,
                     )
                 )
-        if not session.info.get("gw_outbox_notify"):
-            session.info["gw_outbox_notify"] = True
-
-            def _after_commit(sess: Session) -> None:
-                sess.info.pop("gw_outbox_notify", None)
-                self.notify()
-
-            def _after_rollback(sess: Session, _previous: object) -> None:
-                sess.info.pop("gw_outbox_notify", None)
-
-            event.listen(session, "after_commit", _after_commit, once=True)
-            event.listen(session, "after_soft_rollback", _after_rollback, once=True)
+        self.committed.arm(session)
 
     def payload(self, row: WorkOrderRow, audit: AuditRow, incident: IncidentRow | None) -> dict[str, Any]:
         """The message body (without ``event_id``). Nothing secret goes in: cameras are named

@@ -50,7 +50,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .catalogue import Catalogue, load_catalogue
-from .db import Base, Database, to_domain
+from .db import Base, CommitSignal, Database, to_domain
 from .store import Incident
 
 log = logging.getLogger(__name__)
@@ -321,6 +321,8 @@ class WorkOrders:
         # called inside the transaction of every change, after the audit row is flushed:
         # hook(session, order_row, audit_row). An exception rolls the change back.
         self.on_change: list[ChangeHook] = []
+        #: fired after every commit that wrote audit rows in this process (the console's feed wakes on it)
+        self.committed = CommitSignal("work orders")
         self._open_lock = threading.Lock()
 
     @property
@@ -384,6 +386,7 @@ class WorkOrders:
         session.flush()
         for hook in self.on_change:
             hook(session, row, audit)
+        self.committed.arm(session)
         return audit
 
     # -- creation -------------------------------------------------------------------------

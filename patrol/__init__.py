@@ -12,9 +12,10 @@ Public surface::
 See docs/patrol.md.
 """
 
+from gridworker.vision.revisit import RevisitChecker, RevisitConfig, RevisitViolation, Sighting  # the check runs in vision/visits.py
+
 from .config import SITE_TYPES, CameraPatrolConfig, PatrolPlan, PatrolSelection, PatrolTarget, SiteType
 from .engine import CameraOutcome, CycleSummary, FailedVisit, OfflineCamera, PatrolRun, PatrolState, PatrolStatus, default_visitor
-from .revisit import RevisitChecker, RevisitConfig, RevisitViolation, Sighting
 from .selection import order_cameras, plan_order, select_cameras, skip_cycles, unknown_ids
 
 __all__ = [

@@ -90,6 +90,10 @@ class RtspServerProcess:
         password: the password for ``user``.
         python: interpreter with the GStreamer bindings.
         ready_timeout_s: how long to wait for the server to listen.
+        own_process_group: start the server in a process group of its own, so that a terminal's
+            Ctrl-C (sent to the whole foreground group) reaches only the parent, which stops the
+            server last (``gridworker demo``: its cameras do not see the server vanish first).
+            It still exits with the parent: its stdin closes.
 
     Raises:
         RtspServerUnavailable: from :meth:`start` when GStreamer is missing.
@@ -111,6 +115,7 @@ class RtspServerProcess:
         password: str | None = None,
         python: str = SYSTEM_PYTHON,
         ready_timeout_s: float = 20.0,
+        own_process_group: bool = False,
     ) -> None:
         if not mounts:
             raise ValueError("at least one mount is required")
@@ -124,6 +129,7 @@ class RtspServerProcess:
         self.user, self.password = user, password
         self.python = python
         self.ready_timeout_s = ready_timeout_s
+        self.own_process_group = own_process_group
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
 
@@ -155,6 +161,7 @@ class RtspServerProcess:
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             env=env,
+            start_new_session=self.own_process_group,
         )
         self._wait_ready()
         log.info("rtsp server pid %d listening on rtsp://%s:%d", self._proc.pid, self.host, self.port)

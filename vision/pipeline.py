@@ -83,7 +83,7 @@ class LiveReader(Protocol):
 
 
 class VisitJudge(Protocol):
-    """Judges a patrol-only camera's visits (``patrol.glance_rules.VisitAnalyzer``)."""
+    """Judges a patrol-only camera's visits (``vision.visits.VisitAnalyzer``)."""
 
     def begin_watch(self, fps: float) -> None: ...
 

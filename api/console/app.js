@@ -37,8 +37,10 @@ const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh
 function health(cam) {
   const h = cam.health;
   if (h.state === "live") return "live";
+  // never streamed: a patrol-only camera between visits is on standby, offline once a patrol could not reach it
+  if (h.state === "stopped") return state.plans.some((p) => p.status.offline.some((o) => o.camera_id === cam.id)) ? "offline" : "standby";
   const since = h.since ? Date.parse(h.since) : 0;
-  if (h.state === "stopped" || (!h.last_frame_at && Date.now() - since > 30000) || Date.now() - since > 60000) return "offline";
+  if ((!h.last_frame_at && Date.now() - since > 30000) || Date.now() - since > 60000) return "offline";
   return "reconnecting";
 }
 function every(ms, fn) {
@@ -117,6 +119,7 @@ function renderWall() {
   const cams = [...state.cameras].sort((a, b) =>
     (b.open_incident_types.length > 0) - (a.open_incident_types.length > 0) || visiting.has(b.id) - visiting.has(a.id) || a.id.localeCompare(b.id));
   $("#wall-count").textContent = t("wall.cameras", { n: cams.length });
+  wall.classList.toggle("dense", cams.length > 8);
   const seen = new Set();
   for (const cam of cams) {
     seen.add(cam.id);
@@ -287,7 +290,11 @@ async function openDetail(id, show = true) {
   const clipBox = el("figure", { class: "clip" }, el("figcaption", {}, t("detail.clip")));
   if (incident?.clip_url) {
     objectUrl(incident.clip_url).then((u) => clipBox.append(el("video", { src: u, controls: true, muted: true, playsinline: true }))).catch(() => clipBox.append(t("detail.noclip")));
-  } else clipBox.append(el("p", { class: "hint" }, t("detail.noclip")));
+  } else {
+    // why there is none: the store's reason, or a patrol case (two captures in the snapshot, no video ring)
+    const why = incident?.clip_missing || (incident?.details?.method === "revisit" ? t("detail.noclip.revisit") : t("detail.noclip"));
+    clipBox.append(el("p", { class: "hint" }, why));
+  }
   const kv = (k, v) => [el("dt", {}, t(k)), el("dd", {}, v ?? "—")];
   body.replaceChildren(
     el("h2", {}, el("span", { class: `grade g${order.grade}` }, t("grade", { g: order.grade })), `${typeName(order.type, order)} #${id} `,

@@ -22,23 +22,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from gridworker.incidents.outbox import Outbox
 from gridworker.incidents.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor
 from gridworker.incidents.workorders import AuditRow, WorkOrderRow, WorkOrders
 
-from ..auth import ANY_ROLE, OrdersDep, require
-from ..feeds import FeedPoller, feed_for, slots_for, sse_response
-from ..limits import limits_of
+from ..auth import ANY_ROLE, require
+from ..deps import FeedsDep, LimitsDep, OrdersDep, OutboxDep
+from ..feeds import FeedSource, parse_last_event_id
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 BATCH = 200
@@ -57,12 +55,8 @@ class MeOut(BaseModel):
     events_url: str = Field(description="The server-sent event feed of case changes the console should read.")
 
 
-def _outbox_hooked(orders: WorkOrders) -> bool:
-    return any(isinstance(getattr(hook, "__self__", None), Outbox) for hook in orders.on_change)
-
-
 @router.get("/auth/me", response_model=MeOut)
-def me(user: Anyone, orders: OrdersDep) -> MeOut:
+def me(user: Anyone, orders: OrdersDep, outbox: OutboxDep) -> MeOut:
     """The caller's name, role and unit, and what the console should offer them."""
     role = user.role
     actions = {name: sorted(t.sources) for name, t in TRANSITIONS.items() if role in t.roles}
@@ -79,7 +73,7 @@ def me(user: Anyone, orders: OrdersDep) -> MeOut:
             "patrol_control": role in (OPERATOR, SUPERVISOR, ADMIN),
             "edit_scene": role in (SUPERVISOR, ADMIN),
         },
-        events_url="/events" if _outbox_hooked(orders) else "/console/events",
+        events_url="/events" if outbox.on_change in orders.on_change else "/console/events",  # is the outbox filled?
     )
 
 
@@ -105,22 +99,31 @@ class AuditChange:
         return f"id: {self.id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _changes_after(orders: WorkOrders, after: int, limit: int = BATCH) -> list[AuditChange]:
-    q = (
-        select(AuditRow.id, AuditRow.incident_id, AuditRow.action, AuditRow.to_state, AuditRow.version, AuditRow.at, WorkOrderRow.unit)
-        .join(WorkOrderRow, WorkOrderRow.incident_id == AuditRow.incident_id)
-        .where(AuditRow.id > after)
-        .order_by(AuditRow.id)
-        .limit(limit)
-    )
-    with orders.engine.connect() as conn:
-        rows = conn.execute(q).all()
-    return [AuditChange(r.id, r.incident_id, r.action, r.to_state, r.version, r.at, r.unit) for r in rows]
+class AuditFeed:
+    """The work-order audit log as a feed: its rows with the unit holding the case, woken by
+    the work orders' commits."""
 
+    def __init__(self, orders: WorkOrders) -> None:
+        self.orders = orders
 
-def _last_audit_id(orders: WorkOrders) -> int:
-    with orders.engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.max(AuditRow.id), 0))).scalar_one())
+    def changes_after(self, after: int, limit: int = BATCH) -> list[AuditChange]:
+        q = (
+            select(AuditRow.id, AuditRow.incident_id, AuditRow.action, AuditRow.to_state, AuditRow.version, AuditRow.at, WorkOrderRow.unit)
+            .join(WorkOrderRow, WorkOrderRow.incident_id == AuditRow.incident_id)
+            .where(AuditRow.id > after)
+            .order_by(AuditRow.id)
+            .limit(limit)
+        )
+        with self.orders.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [AuditChange(r.id, r.incident_id, r.action, r.to_state, r.version, r.at, r.unit) for r in rows]
+
+    def last_id(self) -> int:
+        with self.orders.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(AuditRow.id), 0))).scalar_one())
+
+    def source(self) -> FeedSource[AuditChange]:
+        return FeedSource("audit", self.changes_after, self.last_id, self.orders.committed)
 
 
 @router.get(
@@ -132,35 +135,26 @@ def _last_audit_id(orders: WorkOrders) -> int:
     },
 )
 async def console_events(
-    request: Request,
     user: Anyone,
     orders: OrdersDep,
+    feeds: FeedsDep,
+    limits: LimitsDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62, description="Start after this audit id (first connection)")] = None,
     max_s: Annotated[float, Query(ge=1, le=3600, description="End the stream after this long (the client reconnects)")] = 300.0,
 ) -> StreamingResponse:
     """Case changes (the work-order audit log) as server-sent events, resumable with
     ``Last-Event-ID``; a unit handler gets those of cases their unit holds."""
-    start: int | None = after
-    if last_event_id is not None and last_event_id.strip():
-        try:
-            start = int(last_event_id.strip())
-        except ValueError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an audit id (an integer)") from None
-        if not 0 <= start <= 2**62:  # a database integer: a longer one would overflow the query
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an audit id between 0 and 2^62")
+    start = parse_last_event_id(last_event_id, "an audit id")
+    if start is None:
+        start = after
     unit = user.unit if user.role == UNIT_HANDLER else None
 
     def render(change: AuditChange) -> str | None:
         return change.message() if unit is None or change.unit == unit else None
 
-    # one poller of the audit log for all console streams (api/feeds.py); streams capped per key and in total
-    feed = feed_for(
-        request.app, "audit", lambda: FeedPoller("audit", partial(_changes_after, orders), partial(_last_audit_id, orders))
-    )
-    limits = limits_of(request.app)
-    slots = slots_for(request.app, limits.max_event_streams, limits.max_event_streams_per_key)
-    return await sse_response(feed, slots, user.name, start=start, render=render, keepalive_s=15.0, max_s=max_s)
+    # one reader of the audit log for all console streams (api/feeds.py); streams capped per key and in total
+    return await feeds.stream(AuditFeed(orders).source(), user.name, limits, start=start, render=render, keepalive_s=15.0, max_s=max_s)
 
 
 def mount_console(app: FastAPI) -> None:

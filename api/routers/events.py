@@ -13,8 +13,9 @@ with neither, the stream starts with the events that happen from now on. A comme
 (``: keep-alive``) goes out every ``keepalive_s`` so proxies keep the connection; a
 stream ends after ``max_s`` (the browser reconnects by itself after ``retry``).
 
-All open streams share one reader of the outbox (``api/feeds.py``): the database is read
-every 250 ms however many consoles listen. Open streams are capped per key and in total
+All open streams share one reader of the outbox (``api/feeds.py``), woken when a work-order
+change commits in this process (and every 2 s for changes written by another process),
+however many consoles listen. Open streams are capped per key and in total
 (``limits.max_event_streams_per_key`` / ``limits.max_event_streams``); beyond them: 429.
 
 Keys go in a header (``Authorization``/``X-API-Key``), never in the URL (URLs end up in
@@ -27,16 +28,15 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
 from gridworker.incidents.outbox import Outbox, OutboxEvent
 from gridworker.incidents.workflow import UNIT_HANDLER, Actor
 
 from ..auth import ANY_ROLE, require
-from ..feeds import FeedPoller, feed_for, slots_for, sse_response
-from ..limits import limits_of
-from .forwarding import get_dispatcher, get_outbox
+from ..deps import DispatcherDep, FeedsDep, LimitsDep, OutboxDep
+from ..feeds import FeedSource, parse_last_event_id
 
 router = APIRouter(tags=["forwarding"])
 Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
@@ -52,22 +52,9 @@ def _visible(ev: OutboxEvent, user: Actor) -> bool:
     return user.role != UNIT_HANDLER or user.unit in (ev.unit, ev.from_unit)
 
 
-def parse_last_event_id(raw: str | None) -> int | None:
-    """The ``Last-Event-ID`` header as an id; 422 when it is not a non-negative integer."""
-    if raw is None or not raw.strip():
-        return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an event id (an integer)") from None
-    if not 0 <= value <= 2**62:  # ids are database integers: a longer one would overflow the query
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be an event id between 0 and 2^62")
-    return value
-
-
-def outbox_feed(request: Request, outbox: Outbox) -> FeedPoller[OutboxEvent]:
-    """The app's one poller of the outbox (all ``/events`` streams share it)."""
-    return feed_for(request.app, "outbox", lambda: FeedPoller("outbox", outbox.events_after, outbox.last_id))
+def outbox_source(outbox: Outbox) -> FeedSource[OutboxEvent]:
+    """The outbox as a feed, woken by the outbox's commits."""
+    return FeedSource("outbox", outbox.events_after, outbox.last_id, outbox.committed)
 
 
 @router.get(
@@ -76,9 +63,11 @@ def outbox_feed(request: Request, outbox: Outbox) -> FeedPoller[OutboxEvent]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of work-order events"}, **_TOO_MANY},
 )
 async def events(
-    request: Request,
     user: Reader,
-    outbox: Annotated[Outbox, Depends(get_outbox)],
+    outbox: OutboxDep,
+    dispatcher: DispatcherDep,
+    feeds: FeedsDep,
+    limits: LimitsDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62, description="Start after this event id (first connection)")] = None,
     keepalive_s: Annotated[float | None, Query(ge=1, le=300, description="Keep-alive comment interval; default from the config (15 s)")] = None,
@@ -88,19 +77,16 @@ async def events(
     start = parse_last_event_id(last_event_id)
     if start is None:
         start = after
-    disp = get_dispatcher(request)
-    keepalive = keepalive_s or getattr(disp, "sse_keepalive_s", None) or 15.0
-    limits = limits_of(request.app)
 
     def render(ev: OutboxEvent) -> str | None:
         return format_event(ev) if _visible(ev, user) else None
 
-    return await sse_response(
-        outbox_feed(request, outbox),
-        slots_for(request.app, limits.max_event_streams, limits.max_event_streams_per_key),
+    return await feeds.stream(
+        outbox_source(outbox),
         user.name,
+        limits,
         start=start,
         render=render,
-        keepalive_s=keepalive,
+        keepalive_s=keepalive_s or dispatcher.sse_keepalive_s,
         max_s=max_s,
     )

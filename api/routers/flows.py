@@ -7,12 +7,13 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from gridworker.incidents.flows import BUCKET_SECONDS, FlowQuery, FlowStore
+from gridworker.incidents.flows import BUCKET_SECONDS, FlowQuery
 
 from ..auth import READ
+from ..deps import FlowsDep
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
@@ -20,13 +21,6 @@ MAX_BUCKETS = 10_000
 DEFAULT_SPAN_S = 86_400.0
 # 1970-01-01 .. 3000-01-01 UTC: times outside cannot be shown in every zone (year 0, year 10000)
 EARLIEST_TS, LATEST_TS = 0.0, 32_503_680_000.0
-
-
-def get_flows(request: Request) -> FlowStore:
-    return request.app.state.service.flows  # type: ignore[no-any-return]
-
-
-FlowsDep = Annotated[FlowStore, Depends(get_flows)]
 
 
 class FlowBucketOut(BaseModel):

@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
-from gridworker.incidents.outbox import DEAD, Delivery, Outbox
+from gridworker.incidents.outbox import DEAD, Delivery
 from gridworker.incidents.workflow import SUPERVISOR, Actor
 
 from ..auth import require
+from ..deps import DispatcherDep, OutboxDep
+from ..schemas import utc
 
 router = APIRouter(prefix="/forwarding", tags=["forwarding"])
 Supervisor = Annotated[Actor, Depends(require(SUPERVISOR))]
-
-
-def get_dispatcher(request: Request) -> Any:
-    return getattr(request.app.state.service, "forwarding", None)
-
-
-def get_outbox(request: Request) -> Outbox:
-    """The running dispatcher's outbox; without forwarding wired, an outbox on the
-    service's database, so reads still answer."""
-    disp = get_dispatcher(request)
-    if disp is not None:
-        return disp.outbox  # type: ignore[no-any-return]
-    cached = getattr(request.app.state, "outbox", None)
-    if cached is None:
-        cached = Outbox(request.app.state.service.store.db)
-        request.app.state.outbox = cached
-    return cached  # type: ignore[no-any-return]
-
-
-OutboxDep = Annotated[Outbox, Depends(get_outbox)]
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
 class DestinationOut(BaseModel):
@@ -92,9 +70,9 @@ class DeliveryOut(BaseModel):
         return cls(
             id=d.id, outbox_id=d.outbox_id, destination=d.destination, event=d.event, incident_id=d.incident_id,
             version=d.version, idempotency_key=d.idempotency_key, state=d.state, attempts=d.attempts, replays=d.replays,
-            last_error=d.last_error, created_at=_dt(d.created_at), last_attempt_at=_dt(d.last_attempt_at),  # type: ignore[arg-type]
-            dead_at=_dt(d.dead_at), delivered_at=_dt(d.delivered_at),
-            next_attempt_at=_dt(d.next_attempt_at) if d.state == "pending" and d.next_attempt_at else None,
+            last_error=d.last_error, created_at=utc(d.created_at), last_attempt_at=utc(d.last_attempt_at),  # type: ignore[arg-type]
+            dead_at=utc(d.dead_at), delivered_at=utc(d.delivered_at),
+            next_attempt_at=utc(d.next_attempt_at) if d.state == "pending" and d.next_attempt_at else None,
         )
 
 
@@ -106,22 +84,21 @@ class DeliveryPage(BaseModel):
 
 
 @router.get("/destinations", response_model=DestinationsOut)
-def destinations(request: Request, outbox: OutboxDep, user: Supervisor) -> DestinationsOut:
+def destinations(user: Supervisor, outbox: OutboxDep, dispatcher: DispatcherDep) -> DestinationsOut:
     """Every destination with its counters (from the database) and its worker's state."""
     counters = outbox.counters()
-    disp = get_dispatcher(request)
     rows: list[DestinationOut] = []
     seen: set[str] = set()
-    for st in disp.statuses() if disp is not None else []:
+    for st in dispatcher.statuses():
         c = counters.get(st.name, {})
         seen.add(st.name)
         rows.append(
             DestinationOut(
                 name=st.name, kind=st.kind, target=st.target, configured=True, running=st.running, state=st.state,
                 pending=c.get("pending", 0), delivered=c.get("delivered", 0), dead=c.get("dead", 0),
-                oldest_pending_at=_dt(c.get("oldest_pending_at")), last_delivered_at=_dt(c.get("last_delivered_at")),
-                consecutive_failures=st.consecutive_failures, paused_until=_dt(st.paused_until),
-                last_error=st.last_error, last_error_at=_dt(st.last_error_at),
+                oldest_pending_at=utc(c.get("oldest_pending_at")), last_delivered_at=utc(c.get("last_delivered_at")),
+                consecutive_failures=st.consecutive_failures, paused_until=utc(st.paused_until),
+                last_error=st.last_error, last_error_at=utc(st.last_error_at),
             )
         )
     for name, c in sorted(counters.items()):
@@ -131,7 +108,7 @@ def destinations(request: Request, outbox: OutboxDep, user: Supervisor) -> Desti
             DestinationOut(
                 name=name, kind="unknown", target="", configured=False, running=False, state="stopped",
                 pending=c.get("pending", 0), delivered=c.get("delivered", 0), dead=c.get("dead", 0),
-                oldest_pending_at=_dt(c.get("oldest_pending_at")), last_delivered_at=_dt(c.get("last_delivered_at")),
+                oldest_pending_at=utc(c.get("oldest_pending_at")), last_delivered_at=utc(c.get("last_delivered_at")),
                 consecutive_failures=0, paused_until=None, last_error="", last_error_at=None,
             )
         )
@@ -140,8 +117,8 @@ def destinations(request: Request, outbox: OutboxDep, user: Supervisor) -> Desti
 
 @router.get("/dead", response_model=DeliveryPage)
 def dead_letters(
-    outbox: OutboxDep,
     user: Supervisor,
+    outbox: OutboxDep,
     destination: Annotated[str | None, Query(max_length=64)] = None,
     incident_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -157,7 +134,9 @@ def dead_letters(
     response_model=DeliveryOut,
     responses={404: {"description": "No such delivery"}, 409: {"description": "The delivery is not dead"}},
 )
-def replay(delivery_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, outbox: OutboxDep, user: Supervisor) -> DeliveryOut:
+def replay(
+    delivery_id: Annotated[int, Path(ge=1, le=2**62)], user: Supervisor, outbox: OutboxDep, dispatcher: DispatcherDep
+) -> DeliveryOut:
     """Queue a dead delivery again (its attempts start over); the worker tries it at once."""
     try:
         d = outbox.replay(delivery_id)
@@ -165,7 +144,5 @@ def replay(delivery_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, 
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     if d is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {delivery_id}")
-    disp = get_dispatcher(request)
-    if disp is not None:
-        disp.wake(d.destination)
+    dispatcher.wake(d.destination)
     return DeliveryOut.of(d)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ..deps import ServiceDep
+from ..deps import MetricsDep, ServiceDep
 from ..schemas import HealthOut
 
 router = APIRouter(tags=["health"])
@@ -24,5 +24,5 @@ def health(service: ServiceDep) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(service: ServiceDep) -> Response:
-    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+def metrics(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -9,17 +9,18 @@ differs from the path, or whose ``concurrency`` is over ``limits.max_patrol_conc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from gridworker.patrol.config import PatrolPlan
+from gridworker.patrol.engine import PatrolStatus
 from gridworker.patrol.manager import PatrolConflict, PatrolNotRunning, PlanNotFound
 from gridworker.patrol.selection import select_cameras
 from gridworker.service import Service
 
-from ..deps import ServiceDep
-
+from ..deps import PatrolDep, ServiceDep
 from ..auth import OPERATE, READ, SUPERVISE
 from ..schemas_patrol import PatrolPlanOut, PatrolStatusOut
 
@@ -90,11 +91,11 @@ def put_plan(plan_id: PlanId, plan: PatrolPlan, service: ServiceDep, response: R
     responses={**_NOT_FOUND, 409: {"description": "The plan is running, or comes from the config file"}},
     dependencies=[SUPERVISE],
 )
-def delete_plan(plan_id: PlanId, service: ServiceDep) -> Response:
+def delete_plan(plan_id: PlanId, patrol: PatrolDep) -> Response:
     """Delete a plan created through the API (also from the database). Stop it first; plans
     from the config file are removed there."""
     try:
-        service.patrol.delete_plan(plan_id)
+        patrol.delete_plan(plan_id)
     except PlanNotFound:
         raise _not_found(plan_id) from None
     except PatrolConflict as exc:
@@ -103,10 +104,10 @@ def delete_plan(plan_id: PlanId, service: ServiceDep) -> Response:
 
 
 @router.post("/plans/{plan_id}/start", response_model=PatrolStatusOut, responses={202: {"description": "Started now"}, **_NOT_FOUND}, dependencies=[OPERATE])
-def start_plan(plan_id: PlanId, service: ServiceDep, response: Response) -> PatrolStatusOut:
+def start_plan(plan_id: PlanId, patrol: PatrolDep, response: Response) -> PatrolStatusOut:
     """One click: start the plan. Starting a running plan changes nothing and returns its status (200)."""
     try:
-        st, started = service.patrol.start(plan_id)
+        st, started = patrol.start(plan_id)
     except PlanNotFound:
         raise _not_found(plan_id) from None
     except PatrolConflict as exc:
@@ -115,9 +116,9 @@ def start_plan(plan_id: PlanId, service: ServiceDep, response: Response) -> Patr
     return PatrolStatusOut.of(st)
 
 
-def _control(plan_id: str, service: Service, verb: str) -> PatrolStatusOut:
+def _control(plan_id: str, act: Callable[[str], PatrolStatus]) -> PatrolStatusOut:
     try:
-        return PatrolStatusOut.of(getattr(service.patrol, verb)(plan_id))
+        return PatrolStatusOut.of(act(plan_id))
     except PlanNotFound:
         raise _not_found(plan_id) from None
     except PatrolNotRunning as exc:
@@ -125,18 +126,18 @@ def _control(plan_id: str, service: Service, verb: str) -> PatrolStatusOut:
 
 
 @router.post("/plans/{plan_id}/pause", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT}, dependencies=[OPERATE])
-def pause_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
+def pause_plan(plan_id: PlanId, patrol: PatrolDep) -> PatrolStatusOut:
     """Start no new visits (those in flight finish). Idempotent while the run lives; 409 if it does not."""
-    return _control(plan_id, service, "pause")
+    return _control(plan_id, patrol.pause)
 
 
 @router.post("/plans/{plan_id}/resume", response_model=PatrolStatusOut, responses={**_NOT_FOUND, **_CONFLICT}, dependencies=[OPERATE])
-def resume_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
+def resume_plan(plan_id: PlanId, patrol: PatrolDep) -> PatrolStatusOut:
     """Undo pause. Idempotent while the run lives; 409 if it does not."""
-    return _control(plan_id, service, "resume")
+    return _control(plan_id, patrol.resume)
 
 
 @router.post("/plans/{plan_id}/stop", response_model=PatrolStatusOut, responses=_NOT_FOUND, dependencies=[OPERATE])
-def stop_plan(plan_id: PlanId, service: ServiceDep) -> PatrolStatusOut:
+def stop_plan(plan_id: PlanId, patrol: PatrolDep) -> PatrolStatusOut:
     """Stop the plan (visits in flight are abandoned). Idempotent."""
-    return _control(plan_id, service, "stop")
+    return _control(plan_id, patrol.stop)

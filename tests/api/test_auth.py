@@ -2,7 +2,6 @@
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,21 +9,10 @@ import sqlalchemy as sa
 
 from gridworker.api import create_app
 from gridworker.api.auth import KeyError_, create_key, verify_key
+from gridworker.api.deps import CaseParts
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.workorders import LastAdminKey, WorkOrders
 from tests.factories import local_client
-
-
-@dataclass
-class _Service:
-    store: IncidentStore
-    workorders: WorkOrders
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
 
 
 @pytest.fixture
@@ -44,7 +32,7 @@ def test_raw_key_is_not_stored_or_logged(orders, tmp_path, caplog):
     secret = raw[17:]  # after "gwk_" + 12 hex + "_" (the secret may contain "_")
     assert raw == f"gwk_{stored.key_id}_{secret}" and len(secret) == 43
     # used through the API too, so request handling is in the captured logs
-    with local_client(create_app(lambda: _Service(IncidentStore(orders.db), orders))) as client:
+    with local_client(CaseParts.of(IncidentStore(orders.db), orders).serve(create_app())) as client:
         assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
         assert client.get("/keys", headers={"X-API-Key": raw}).status_code == 200
         wrong = raw[:-1] + ("A" if raw[-1] != "A" else "B")  # one character off (never the key itself)
@@ -109,7 +97,7 @@ def test_when_auth_applies(tmp_path, enabled, with_key, status):
     orders = WorkOrders(store.db, auth_enabled=enabled)
     if with_key:
         create_key(orders, name="k", role="viewer")
-    with local_client(create_app(lambda: _Service(store, orders))) as client:
+    with local_client(CaseParts.of(store, orders).serve(create_app())) as client:
         assert client.get("/workorders").status_code == status
         if status == 200:  # open: loopback callers are an anonymous admin
             assert client.get("/keys").status_code == 200
@@ -131,3 +119,38 @@ def test_revocation_never_reopens(orders):
     assert not orders.any_key()
     assert orders.auth_required() and WorkOrders(orders.db).auth_required()
     assert not WorkOrders(orders.db, auth_enabled=False).auth_required()
+
+def test_openapi_declares_the_key_schemes_on_every_protected_operation():
+    doc = create_app().openapi()  # no service needed
+    schemes = doc["components"]["securitySchemes"]
+    assert (schemes["ApiKey"]["type"], schemes["ApiKey"]["in"], schemes["ApiKey"]["name"]) == ("apiKey", "header", "X-API-Key")
+    assert (schemes["Bearer"]["type"], schemes["Bearer"]["scheme"]) == ("http", "bearer")
+    open_to_all = {("get", "/health"), ("get", "/metrics")}  # probes and Prometheus scrape without a key
+    operations = {(method, path): op for path, item in doc["paths"].items() for method, op in item.items()}
+    assert open_to_all <= set(operations) and len(operations) > 40
+    for (method, path), op in operations.items():
+        if (method, path) in open_to_all:
+            assert "security" not in op, (method, path)
+        else:
+            assert op.get("security") == [{"ApiKey": []}, {"Bearer": []}], (method, path)
+        # the key is a security scheme, not a documented header parameter
+        assert not {p["name"].lower() for p in op.get("parameters", []) if p["in"] == "header"} & {"authorization", "x-api-key"}
+
+
+def test_how_a_key_is_read(orders):
+    """X-API-Key first, then ``Authorization: Bearer``; another scheme is no key; 401s say Bearer."""
+    _, raw = create_key(orders, name="ops", role="viewer")
+    with local_client(CaseParts.of(IncidentStore(orders.db), orders).serve(create_app())) as client:
+        for headers, status in [
+            ({"X-API-Key": raw}, 200),
+            ({"Authorization": f"Bearer {raw}"}, 200),
+            ({"Authorization": f"bearer {raw}"}, 200),  # the scheme is case-insensitive
+            ({"X-API-Key": raw, "Authorization": "Bearer gwk_000000000000_" + "x" * 43}, 200),  # X-API-Key wins
+            ({"X-API-Key": "gwk_000000000000_" + "x" * 43, "Authorization": f"Bearer {raw}"}, 401),
+            ({"Authorization": f"Basic {raw}"}, 401),  # not a bearer token: no key at all
+            ({}, 401),
+        ]:
+            r = client.get("/workorders", headers=headers)
+            assert r.status_code == status, (headers.keys(), r.text)
+            if status == 401:
+                assert r.headers["www-authenticate"] == "Bearer"

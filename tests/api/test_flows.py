@@ -4,7 +4,6 @@ service (stream → detector → tracker → line → recorder → /flows and /m
 import datetime as dt
 import time
 from collections.abc import Sequence
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 
 from gridworker.api import create_app
 from gridworker.api.auth import ANONYMOUS, current_user
+from gridworker.api.deps import get_flows, running_service
 from gridworker.api.routers import flows as flows_router
 from gridworker.incidents.flows import FlowQuery, FlowStore
 from gridworker.service import Service
@@ -42,7 +42,7 @@ def store(tmp_path):
 def client(store):
     app = FastAPI()
     app.include_router(flows_router.router)
-    app.state.service = SimpleNamespace(flows=store)
+    app.dependency_overrides[get_flows] = lambda: store
     app.dependency_overrides[current_user] = lambda: ANONYMOUS  # the router alone: no key store behind it
     with local_client(app) as c:
         yield c
@@ -147,7 +147,8 @@ def test_flows_and_metrics_from_a_running_service(tmp_path, clip_path):
         series = wait_until(lambda: (b := c.get("/flows", params={"camera_id": "cam1", "bucket": "minute"}).json())["totals"]["in"] and b)
         assert series["totals"]["out"] == 0  # it only ever drives down: left → right of the line
         assert series["line_id"] is None and series["buckets"]
-        stopped_service = c.app.state.service
+        stopped_service = running_service(c.app)
+        assert stopped_service is not None
     # stop flushed whatever was pending: the store and the counter agree
     text = stopped_service.metrics.render().decode()
     counted = float(next(line.split()[-1] for line in text.splitlines() if line.startswith(metric)))

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from gridworker.api import create_app
+from gridworker.api.deps import running_service
 from gridworker.api.auth import create_key
 from gridworker.api.security import CSP, is_loopback_address, is_loopback_bind, parse_origin, split_host
 from gridworker.incidents.workorders import WorkOrders
@@ -122,7 +123,8 @@ def test_no_key_remote_client_in_process(tmp_path):
         r = c.get("/workorders")
         assert r.status_code == 403 and NO_KEY in r.json()["detail"]
         assert c.post("/patrol/plans/am/start").status_code == 403
-        assert c.app.state.service.patrol.status("am").state.value == "idle"
+        service = running_service(c.app)
+        assert service is not None and service.patrol.status("am").state.value == "idle"
     settings = _settings(tmp_path, auth={"enabled": False})
     with local_client(create_app(lambda: Service(settings, ParkedCarDetector())), client=("10.1.2.3", 40000)) as c:
         r = c.get("/workorders")

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from gridworker.api import create_app
+from gridworker.api.deps import running_service
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.vision.rules import incident_kinds
@@ -54,7 +55,8 @@ def test_push_and_read_signal_states(client):
     states = {s["id"]: s for s in client.get("/cameras/cam1/signals").json()}
     assert states["main"]["state"] == "red" and states["main"]["stale_after_s"] == 30
     # the analyzers read the same board the API writes
-    service: Service = client.app.state.service  # type: ignore[attr-defined]
+    service = running_service(client.app)
+    assert service is not None
     assert service.signals.get("cam1", "main", now=time.time(), stale_after_s=30) == "red"
     assert client.put("/cameras/cam1/signals/main", json={"state": "green"}).json()["state"] == "green"
     assert {s["id"]: s["state"] for s in client.get("/cameras/cam1/signals").json()}["main"] == "green"

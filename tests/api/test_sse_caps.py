@@ -155,14 +155,14 @@ def test_fifty_streams_share_one_poller_per_feed(tmp_path):
             time.sleep(0.5)  # every stream past its start
             event.listen(orders.engine, "before_cursor_execute", count)
             try:
-                time.sleep(2.0)
+                time.sleep(2.5)
             finally:
                 event.remove(orders.engine, "before_cursor_execute", count)
             outbox_reads = sum("ORDER BY outbox.id" in q for q in queries)
             audit_reads = sum("ORDER BY incident_audit.id" in q for q in queries)
-            # one poller per feed reads every 0.25 s: ~8 reads in 2 s each (not 25 × 8)
-            assert 4 <= outbox_reads <= 12, outbox_reads
-            assert 4 <= audit_reads <= 12, audit_reads
+            # nothing is written: one poller per feed reads only at its 2 s fallback (not 25 streams × anything)
+            assert 1 <= outbox_reads <= 2, outbox_reads
+            assert 1 <= audit_reads <= 2, audit_reads
             # every stream still gets every event
             open_incident(orders, camera="cam-new")
             wait_until(lambda: all(s.ids for s in streams), timeout=10, interval=0.05)

@@ -3,31 +3,17 @@ catalogue and key administration — on a real SQLite store behind the real app.
 
 import base64
 import time
-from dataclasses import dataclass
 
 import pytest
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
+from gridworker.api.deps import CaseParts
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.workorders import WorkOrders
 from tests.factories import local_client
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
-
-
-@dataclass
-class _Service:
-    """The parts of a Service these routes use: no cameras, no detector."""
-
-    store: IncidentStore
-    workorders: WorkOrders
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
 
 
 @pytest.fixture
@@ -44,7 +30,8 @@ def env(tmp_path):
         ("admin", "admin", None),
     ]:
         keys[name] = create_key(orders, name=name, role=role, unit=unit)[1]
-    with local_client(create_app(lambda: _Service(store, orders))) as client:
+    # the case routes around real parts (no cameras, no detector)
+    with local_client(CaseParts.of(store, orders).serve(create_app())) as client:
         yield client, orders, keys
     store.close()
 

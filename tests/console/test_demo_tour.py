@@ -73,11 +73,23 @@ def test_walk_the_demo_tour(tmp_path, gst_rtsp, browser):
             timeout=30_000,
         )
         page.wait_for_selector(".tile.patrolling", timeout=10_000)
-        _shot(page, tmp_path, "demo-patrol.png")
+        if not os.environ.get("GRIDWORKER_SCREENSHOTS"):
+            _shot(page, tmp_path, "demo-patrol.png")
         wait_until(lambda: httpx.get(f"{base}/patrol/plans/{PLAN_ID}").json()["status"]["completed_cycles"] >= 1, timeout=40)
-        page.wait_for_function("() => [...document.querySelectorAll('#wall .tile')].filter((t) => !t.classList.contains('noframe')).length >= 20", timeout=15_000)
+        # every key site has its picture now (but the unplugged one), on standby between visits
+        page.wait_for_function("() => [...document.querySelectorAll('#wall .tile')].filter((t) => !t.classList.contains('noframe')).length >= 25", timeout=15_000)
+        page.wait_for_selector('.tile[data-camera="depot-yard"][data-health="offline"]', timeout=10_000)
+        assert page.locator('.tile[data-health="standby"]').count() >= 20
         page.wait_for_selector('#queue li[data-type="crowd"]', timeout=30_000)
         _shot(page, tmp_path, "demo-wall.png")
+        if os.environ.get("GRIDWORKER_SCREENSHOTS"):  # the README's picture: cycle 2, the tiles have pictures, revisit cases come in
+            page.wait_for_function(
+                f"() => {{ const p = document.querySelector('.plan[data-plan=\"{PLAN_ID}\"]');"
+                " const w = parseFloat(p?.querySelector('.progress > div')?.style.width || '0');"
+                " return p?.dataset.state === 'running' && w >= 25 && w < 100 && document.querySelector('.tile.patrolling:not(.noframe)'); }",
+                timeout=60_000, polling=100,
+            )
+            _shot(page, tmp_path, "demo-patrol.png")
 
         # 2. a case: its snapshot and its evidence clip
         def campus_case_with_clip():
@@ -90,9 +102,17 @@ def test_walk_the_demo_tour(tmp_path, gst_rtsp, browser):
         row.click()
         page.wait_for_selector("#detail[open] #detail-state")
         page.wait_for_function("() => document.querySelector('#detail .evidence img')?.naturalWidth > 0", timeout=10_000)
-        page.wait_for_function("() => (document.querySelector('#detail video')?.readyState || 0) >= 2", timeout=20_000)
+        # the clip loads and decodes: its length is known, and a frame shows once it is sought
+        page.wait_for_function("() => (document.querySelector('#detail video')?.readyState || 0) >= 1", timeout=20_000)
         duration = page.evaluate("document.querySelector('#detail video').duration")
         assert duration > 5, f"the evidence clip is {duration} s"
+        # (the dialog is drawn again when the case changes, e.g. the demo's crew dispatches it: a new <video>)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#detail video'); if (!v) return false;"
+            " if (v.readyState >= 1 && v.currentTime < 3 && !v.seeking) v.currentTime = 4;"
+            " return v.readyState >= 2 && !v.seeking && v.currentTime >= 3 && v.videoWidth > 0; }",
+            timeout=20_000,
+        )
         _shot(page, tmp_path, "demo-case.png")
 
         # 6. the webhook receiver's count rises with what the console does

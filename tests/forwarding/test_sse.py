@@ -3,62 +3,49 @@ keep-alive comments, roles (no key: 401; unit handlers: their unit's cases only)
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from gridworker.api import create_app
+from gridworker.api.deps import CaseParts
+from gridworker.api.feeds import Feeds
 from gridworker.api.auth import create_key
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.forwarding import ForwardingConfig, build_forwarding
+from gridworker.incidents.db import Database
+from gridworker.incidents.outbox import Outbox
 from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
+from gridworker.incidents.workorders import WorkOrders
 
+from tests.factories import live_server
 from tests.forwarding.helpers import T0, open_incident
 
 OP = Actor("op-li", OPERATOR)
 
 
-@dataclass
-class _Service:
-    store: Any
-    workorders: Any
-    forwarding: Any = None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
+@contextlib.contextmanager
+def _serve(orders: WorkOrders, fallback_poll_s: float = 2.0) -> Iterator[tuple[str, dict[str, str]]]:
+    """The app around real parts (the work orders, forwarding wired with no destination) on a
+    real uvicorn; yields its URL and keys for viewer, admin and a unit handler."""
+    disp = build_forwarding(ForwardingConfig(sse_keepalive_s=1.0), orders.db, orders=orders)
+    app = CaseParts.of(IncidentStore(orders.db), orders, disp).serve(create_app(feeds=Feeds(fallback_poll_s=fallback_poll_s)))
+    keys = {role: create_key(orders, name=role, role=role)[1] for role in ("viewer", "admin")}
+    keys["grid"] = create_key(orders, name="grid 3", role="unit_handler", unit="community-grid")[1]
+    with live_server(app) as base:
+        yield base, keys
 
 
 @pytest.fixture
 def server(sqlite_orders):
-    orders = sqlite_orders
-    disp = build_forwarding(ForwardingConfig(sse_keepalive_s=1.0), orders.db, orders=orders)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    app = create_app(lambda: _Service(IncidentStore(orders.db), orders, disp))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    end = time.monotonic() + 10
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.02)
-    assert srv.started
-    keys = {role: create_key(orders, name=role, role=role)[1] for role in ("viewer", "admin")}
-    keys["grid"] = create_key(orders, name="grid 3", role="unit_handler", unit="community-grid")[1]
-    yield orders, f"http://127.0.0.1:{port}", keys
-    srv.should_exit = True
-    t.join(10)
+    with _serve(sqlite_orders) as (base, keys):
+        yield sqlite_orders, base, keys
 
 
 class Stream:
@@ -69,6 +56,7 @@ class Stream:
         self.cm = self.client.stream("GET", url, headers=headers)
         self.response = self.cm.__enter__()
         self.blocks: list[dict[str, Any]] = []
+        self.arrived: list[float] = []  # time.monotonic() at each message with data
         self.comments: list[str] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         if self.response.status_code == 200:
@@ -81,6 +69,8 @@ class Stream:
                 if line == "":
                     if block:
                         self.blocks.append(block)
+                        if "data" in block:
+                            self.arrived.append(time.monotonic())
                     block = {}
                 elif line.startswith(":"):
                     self.comments.append(line[1:].strip())
@@ -161,3 +151,59 @@ def test_auth_and_unit_handlers(server):
         r = c.get(f"{base}/events?after=0&max_s=1", headers={"X-API-Key": keys["admin"]})
         assert r.status_code == 200 and time.monotonic() - t < 5
         assert r.text.count("data: ") == 2
+
+
+def _arrival(stream: Stream, n: int, since: float) -> float:
+    """Seconds from ``since`` until ``stream`` had ``n`` messages."""
+    assert len(stream.wait(n, timeout=10)) >= n, stream.blocks
+    return stream.arrived[n - 1] - since
+
+
+def test_a_commit_wakes_both_feeds_long_before_the_fallback_poll(sqlite_orders):
+    """The feeds read when the writer in this process commits, not on a timer: with the fallback
+    poll at 30 s, a new case and a dispatch reach /events and /console/events within a second."""
+    orders = sqlite_orders
+    with _serve(orders, fallback_poll_s=30.0) as (base, keys):
+        events = Stream(f"{base}/events", {"X-API-Key": keys["viewer"]})
+        console = Stream(f"{base}/console/events", {"X-API-Key": keys["admin"]})
+        try:
+            assert (events.response.status_code, console.response.status_code) == (200, 200)
+            assert events.wait(0) == [] and console.wait(0) == []
+            time.sleep(0.5)  # both pollers have read once and now wait for a commit (or 30 s)
+            t0 = time.monotonic()
+            order = open_incident(orders, camera="cam-wake")
+            assert _arrival(events, 1, t0) < 1.0 and _arrival(console, 1, t0) < 1.0
+            time.sleep(0.5)
+            t1 = time.monotonic()
+            Workflow(orders).dispatch(order.incident_id, OP, at=T0 + 5)
+            assert _arrival(events, 2, t1) < 1.0 and _arrival(console, 2, t1) < 1.0
+            got = [json.loads(e["data"]) for e in events.events()]
+            assert [(e["incident_id"], e["version"]) for e in got] == [(order.incident_id, 1), (order.incident_id, 2)]
+            assert [json.loads(e["data"])["action"] for e in console.events()] == ["detect", "dispatch"]
+        finally:
+            events.close()
+            console.close()
+
+
+def test_writes_of_another_process_arrive_by_the_fallback_poll(sqlite_orders, tmp_path):
+    """A change committed through another ``Database`` on the same file (as another process
+    would: this app's commit signals never hear of it) reaches the streams at the fallback poll."""
+    orders = sqlite_orders
+    other_db = Database(orders.db.url)
+    other = WorkOrders(other_db)
+    Outbox(other_db).attach(other)  # the other writer's own outbox hook (and commit signal)
+    try:
+        with _serve(orders, fallback_poll_s=0.5) as (base, keys):
+            events = Stream(f"{base}/events", {"X-API-Key": keys["viewer"]})
+            console = Stream(f"{base}/console/events", {"X-API-Key": keys["admin"]})
+            try:
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                order = open_incident(other, camera="cam-elsewhere")
+                assert _arrival(events, 1, t0) < 3.0 and _arrival(console, 1, t0) < 3.0
+                assert json.loads(events.events()[0]["data"])["incident_id"] == order.incident_id
+            finally:
+                events.close()
+                console.close()
+    finally:
+        other_db.close()

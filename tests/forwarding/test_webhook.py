@@ -8,12 +8,12 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from gridworker.api import create_app
+from gridworker.api.deps import CaseParts
 from gridworker.api.auth import create_key
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
@@ -154,19 +154,6 @@ def test_receiver_down_keeps_everything_pending_then_delivers(sqlite_orders):
             rec.close()
 
 
-@dataclass
-class _Service:
-    store: Any
-    workorders: Any
-    forwarding: Any = None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
 def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, receiver):
     orders = sqlite_orders
     receiver.respond = lambda req: 410
@@ -175,7 +162,7 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
     _, sup = create_key(orders, name="sup", role="supervisor")
     _, viewer = create_key(orders, name="viewer", role="viewer")
     _, op = create_key(orders, name="op", role="operator")
-    with disp, local_client(create_app(lambda: _Service(IncidentStore(orders.db), orders, disp))) as client:
+    with disp, local_client(CaseParts.of(IncidentStore(orders.db), orders, disp).serve(create_app())) as client:
         inc = open_incident(orders)
         assert _wait(lambda: disp.outbox.counters()["city"]["dead"] == 1)
         for key in (viewer, op):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gridworker.api import create_app
+from gridworker.api.deps import CaseParts
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING, Outbox, Route
 from gridworker.incidents.retention import (
@@ -142,15 +143,7 @@ def test_pruned_clip_through_the_api(tmp_path):
     clips = tmp_path / "clips"
     old, new = _clip(store, clips, 40, 100), _clip(store, clips, 1, 100)
 
-    class _Service:
-        def __init__(self) -> None:
-            self.store, self.workorders = store, orders
-
-        def start(self) -> None: ...
-
-        def stop(self) -> None: ...
-
-    with local_client(create_app(_Service)) as client:
+    with local_client(CaseParts.of(store, orders).serve(create_app())) as client:
         assert client.get(f"/incidents/{old}/clip.mp4").status_code == 200
         run_retention(store, RetentionConfig(), now=NOW, clips_dir=clips)
         got = client.get(f"/incidents/{old}").json()

@@ -1,4 +1,4 @@
-"""Rules on patrol visits: what a glance can judge, the revisit parking check, and incidents.
+"""Judging patrol visits: what a glance can judge, the revisit parking check, watch stops.
 
 A glance is one or a few keyframes of a camera, minutes apart from the next one; nothing
 can be tracked across it. :class:`VisitAnalyzer` (one per patrol camera) therefore judges a
@@ -14,7 +14,7 @@ visit in two ways:
   ``mode: watch`` plans (tracked video) or continuous watching for them.
 * **Revisit check** for every zone with an ``illegal_parking`` rule: a vehicle at the same
   spot on two visits at least the rule's ``min_duration_s`` apart (the "two captures N
-  minutes apart" method, :class:`~gridworker.patrol.revisit.RevisitChecker`) opens an
+  minutes apart" method, :class:`~gridworker.vision.revisit.RevisitChecker`) opens an
   ``illegal_parking`` incident whose snapshot shows both captures side by side, with both
   times and boxes in its details (``method: "revisit"``). It closes on the first visit
   after the vehicle is gone.
@@ -51,14 +51,15 @@ import numpy as np
 import supervision as sv
 
 from gridworker.streams.frame import Frame
-from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis, RuleVerdict
-from gridworker.vision.annotate import FrameAnnotator
-from gridworker.vision.config import SceneConfig
-from gridworker.vision.observations import ObjectReport, ObjectSighting, VisitJudgement
-from gridworker.vision.rules import IllegalParkingRule
-from gridworker.vision.rules.base import Hit
-from gridworker.vision.tracker import TrackerConfig
-from gridworker.vision.zones import Zone
+
+from .analyzer import CameraAnalyzer, FrameAnalysis, RuleVerdict
+from .annotate import FrameAnnotator
+from .config import SceneConfig
+from .observations import ObjectReport, ObjectSighting, VisitJudgement
+from .rules import IllegalParkingRule
+from .rules.base import Hit
+from .tracker import TrackerConfig
+from .zones import Zone
 
 from .revisit import ParkedVehicle, RevisitChecker, RevisitConfig, RevisitViolation, Sighting
 

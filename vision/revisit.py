@@ -30,8 +30,8 @@ import numpy as np
 import supervision as sv
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gridworker.vision.config import VEHICLE_CLASSES
-from gridworker.vision.zones import Zone
+from .config import VEHICLE_CLASSES
+from .zones import Zone
 
 __all__ = ["ParkedVehicle", "RevisitChecker", "RevisitConfig", "RevisitViolation", "Sighting"]
 
