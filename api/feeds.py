@@ -164,7 +164,6 @@ class FeedPoller(Generic[T]):
         self.batch = batch
         self.queue_size = queue_size
         self.loop = asyncio.get_running_loop()
-        self.reads = 0  # database reads so far (tests, diagnostics)
         self._subs: set[Subscription[T]] = set()
         self._head = 0
         self._task: asyncio.Task[None] | None = None
@@ -236,7 +235,6 @@ class FeedPoller(Generic[T]):
                 if failures == 1:
                     log.exception("feed %s: reading the database failed; retrying", self.name)
                 rows = []
-            self.reads += 1
             for row in rows:
                 self._head = row.id
                 for sub in list(self._subs):

@@ -156,24 +156,17 @@ class _TimedDetector:
         return busy, batches
 
 
-@contextlib.contextmanager
-def _pts_readers() -> Iterator[dict[str, PtsCameraStream]]:
-    """Make the service build :class:`PtsCameraStream` readers; yields them by camera id."""
-    import gridworker.service as service_module
+class _PtsReaders:
+    """Builds the service's readers as :class:`PtsCameraStream` (passed as ``Service(reader=...)``)
+    and keeps them by camera id."""
 
-    made: dict[str, PtsCameraStream] = {}
-    original = getattr(service_module, "CameraStream")  # noqa: B009 - not re-exported there
+    def __init__(self) -> None:
+        self.made: dict[str, PtsCameraStream] = {}
 
-    def factory(camera_id: str, config: Any) -> PtsCameraStream:
+    def __call__(self, camera_id: str, config: Any) -> PtsCameraStream:
         stream = PtsCameraStream(camera_id, config)
-        made[camera_id] = stream
+        self.made[camera_id] = stream
         return stream
-
-    setattr(service_module, "CameraStream", factory)  # noqa: B010 - see above
-    try:
-        yield made
-    finally:
-        setattr(service_module, "CameraStream", original)  # noqa: B010
 
 
 def run_gridworker(
@@ -221,38 +214,39 @@ def run_gridworker(
     settings = Settings(**sections)
     timed = _TimedDetector(detector)
     ages = AgeLog()
-    with _pts_readers() as readers:
-        service = Service(settings, detector=timed)
-        index = {f"cam{i}": i for i in range(n)}
+    pts = _PtsReaders()
+    readers = pts.made
+    service = Service(settings, detector=timed, reader=pts)
+    index = {f"cam{i}": i for i in range(n)}
 
-        def observe(analysis: Any, latency_s: float) -> None:
-            now = time.time()
-            frame = analysis.frame
-            sent = getattr(frame, "sent_ts", None)  # the reader's own estimate, where Frame has one
-            if sent is None:
-                reader = readers.get(frame.camera_id)
-                sent = reader.sent_at(frame.seq) if reader is not None else None
-            age = now - sent if sent is not None else None
-            ages.add(index.get(frame.camera_id, -1), now, age, latency_s, now - frame.ts)
+    def observe(analysis: Any, latency_s: float) -> None:
+        now = time.time()
+        frame = analysis.frame
+        sent = getattr(frame, "sent_ts", None)  # the reader's own estimate, where Frame has one
+        if sent is None:
+            reader = readers.get(frame.camera_id)
+            sent = reader.sent_at(frame.seq) if reader is not None else None
+        age = now - sent if sent is not None else None
+        ages.add(index.get(frame.camera_id, -1), now, age, latency_s, now - frame.ts)
 
-        service.observers.append(observe)
-        rss0 = _rss()
-        service.start()
-        try:
-            _wait_warm(ages, n, warmup_timeout_s, settle_s, result, "cameras")
-            timed.reset()
-            cpu0 = psutil.Process().cpu_times()
-            start = time.time()
-            time.sleep(seconds)
-            end = time.time()
-            cpu1 = psutil.Process().cpu_times()
-            busy, batches = timed.reset()
-            rss1 = _rss()
-            views = service.cameras()
-            slack = [d for d in (r.min_packet_delay() for r in readers.values()) if d is not None]
-        finally:
-            service.stop()
-            service.store.close()
+    service.observers.append(observe)
+    rss0 = _rss()
+    service.start()
+    try:
+        _wait_warm(ages, n, warmup_timeout_s, settle_s, result, "cameras")
+        timed.reset()
+        cpu0 = psutil.Process().cpu_times()
+        start = time.time()
+        time.sleep(seconds)
+        end = time.time()
+        cpu1 = psutil.Process().cpu_times()
+        busy, batches = timed.reset()
+        rss1 = _rss()
+        views = service.cameras()
+        slack = [d for d in (r.min_packet_delay() for r in readers.values()) if d is not None]
+    finally:
+        service.stop()
+        service.store.close()
     rows = ages.window(start, end)
     span = end - start
     _summarise(rows, span, result)

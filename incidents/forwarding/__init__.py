@@ -13,7 +13,7 @@ Wiring::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gridworker.incidents.db import Database
 from gridworker.incidents.outbox import Outbox, Route
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from gridworker.incidents.workorders import WorkOrders
 
 
-def make_sender(dest: Any) -> Sender:
+def make_sender(dest: WebhookDestination | MqttDestination | Gb28181Destination) -> Sender:
     if isinstance(dest, WebhookDestination):
         from .webhook import WebhookSender
 

@@ -1,0 +1,377 @@
+"""The service's cameras: their config, persistence and limits; each one a reader plus a slot
+in the pipeline.
+
+:class:`CameraRegistry` adds, edits and removes cameras while the pipeline runs, saves the
+ones added through the API (they come back after a restart), enforces ``limits:`` and gives
+the API read-only :class:`CameraView` pictures. The runtime state of a camera (analyser,
+patrol judge, latest frame, rate) lives in its :class:`~gridworker.vision.pipeline.CameraSlot`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
+from gridworker.patrol.config import PatrolPlan, PatrolTarget
+from gridworker.streams.config import StreamConfig
+from gridworker.streams.evidence import PacketRing, RingBudget
+from gridworker.streams.health import StreamHealth
+from gridworker.streams.reader import CameraStream
+from gridworker.streams.redact import get_logger
+from gridworker.streams.sources import require_network
+from gridworker.vision.analyzer import CameraAnalyzer
+from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.config import SceneConfig
+from gridworker.vision.pipeline import CameraSlot, Pipeline
+from gridworker.vision.signals import SignalBoard
+from gridworker.vision.visits import VisitAnalyzer
+
+from .settings import CameraConfig, Settings, plan_camera_problems
+
+__all__ = ["CameraExists", "CameraLimitReached", "CameraNotFound", "CameraRegistry", "CameraView", "ReaderFactory", "SceneTooLarge"]
+
+log = get_logger(__name__)  # scrubs URL credentials from every line (streams/redact.py)
+
+#: Builds a camera's reader (``CameraStream``; the throughput bench passes one that also notes send times).
+ReaderFactory = Callable[[str, StreamConfig], CameraStream]
+
+
+class CameraExists(ValueError):
+    pass
+
+
+class CameraNotFound(KeyError):
+    pass
+
+
+class CameraLimitReached(ValueError):
+    """``limits.max_cameras`` cameras exist already (the API answers 409)."""
+
+
+class SceneTooLarge(ValueError):
+    """A scene over ``limits.scene`` (the API answers 422)."""
+
+
+@dataclass
+class _Camera:
+    """A camera as the service keeps it: its config, its reader and its slot in the pipeline
+    (the slot holds the runtime state: analyser, patrol judge, latest frame, rate)."""
+
+    config: CameraConfig
+    stream: CameraStream
+    slot: CameraSlot
+    persisted: bool = False
+
+    @property
+    def patrol_only(self) -> bool:
+        return self.slot.patrol_only
+
+
+@dataclass(frozen=True, slots=True)
+class CameraView:
+    """A read-only picture of one camera for the API."""
+
+    config: CameraConfig
+    health: StreamHealth
+    analysed_fps: float
+    frames_analysed: int
+    open_incident_types: list[str]
+    last_analysed_at: float | None
+    #: only patrol visits open its stream (its reader's state reads "stopped" between them)
+    patrol_only: bool = False
+
+
+class CameraRegistry:
+    """The cameras of one service.
+
+    Args:
+        settings: limits, evidence (clip rings), tracker tuning.
+        store: where cameras added through the API are saved.
+        pipeline: gets a slot per camera.
+        incidents: a removed camera's incidents close; views list open incident types.
+        signals: API-pushed signal states (a removed camera's are forgotten).
+        annotator: renders patrol evidence (the visit judges).
+        rings: the total every camera's clip ring draws on.
+        reader: builds a camera's reader.
+
+    Example:
+        >>> registry = CameraRegistry(settings, store, pipeline, manager, SignalBoard(), FrameAnnotator(), RingBudget(10**8))  # doctest: +SKIP
+        >>> registry.load(settings.cameras); registry.add(CameraConfig(id="gate", url="rtsp://10.0.0.7/s1"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: IncidentStore,
+        pipeline: Pipeline,
+        incidents: IncidentManager,
+        signals: SignalBoard,
+        annotator: FrameAnnotator,
+        rings: RingBudget,
+        *,
+        reader: ReaderFactory = CameraStream,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._pipeline = pipeline
+        self._incidents = incidents
+        self._signals = signals
+        self._annotator = annotator
+        self._rings = rings
+        self._reader = reader
+        self._cameras: dict[str, _Camera] = {}
+        self._cameras_lock = threading.RLock()
+        # serialises camera saves, deletes and stream starts (never taken by the pipeline): a save
+        # checks, under it, that its camera is still the one listed, so a DELETE cannot be undone
+        # by a save that was still in flight (it would bring the camera back after a restart)
+        self._persist_lock = threading.Lock()
+
+    # -- start and stop -----------------------------------------------------------------
+    def load(self) -> None:
+        """Add the config file's cameras, then those saved through the API (the file wins)."""
+        for cam in self._settings.cameras:
+            self._add(cam, persist=False)
+        for cam_id, raw in self._store.saved_cameras():
+            if cam_id in self._cameras:
+                log.warning("camera %r saved through the API is also in the config file; the config file wins", cam_id)
+                continue
+            try:
+                saved = CameraConfig.model_validate_json(raw)
+                require_network(saved.url)  # saved cameras came through the API: never a file
+                self._add(saved, persist=False, persisted=True)
+            except ValueError as exc:
+                log.error("skipping saved camera %r: %s", cam_id, exc)
+
+    def stop_readers(self, timeout: float) -> None:
+        """Stop every reader; the cameras stay listed (their last frame, "stopped")."""
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        for cam in cams:
+            cam.stream.stop(timeout=timeout)
+
+    def clear(self) -> None:
+        """Forget every camera (a stopped reader does not start again: a start loads them afresh)."""
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+            self._cameras.clear()
+            for cam in cams:
+                self._pipeline.remove(cam.config.id)
+        for cam in cams:
+            if cam.stream.packet_ring is not None:
+                self._rings.detach(cam.stream.packet_ring)
+
+    # -- lookups for the other parts ----------------------------------------------------
+    def __len__(self) -> int:
+        with self._cameras_lock:
+            return len(self._cameras)
+
+    def ids(self) -> set[str]:
+        with self._cameras_lock:
+            return set(self._cameras)
+
+    def rule_keys(self) -> list[tuple[str, str, str]]:
+        """(camera, zone, rule) of every rule configured now (open incidents of others close at start)."""
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        return [(c.config.id, z.id, r.rule_id) for c in cams for z in c.config.zones for r in z.rules]
+
+    def continuous_analyzer(self, camera_id: str) -> CameraAnalyzer | None:
+        """The camera's analyser, for a continuously watched camera (a patrol-only camera's
+        visits start afresh)."""
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return cam.slot.analyzer if cam is not None and not cam.patrol_only else None
+
+    def targets(self) -> list[PatrolTarget]:
+        """Every camera as the patrol sees it (plans select among them)."""
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        return [PatrolTarget(c.config.id, c.config.url, c.config.patrol) for c in cams]
+
+    def plan_problems(self, plan: PatrolPlan) -> str | None:
+        """What is wrong with the plan's camera choice (unknown cameras), or None."""
+        return plan_camera_problems(plan, self.ids())
+
+    # -- the API's operations -----------------------------------------------------------
+    def _visit_analyzer(self, config: CameraConfig) -> VisitAnalyzer:
+        """The analyser of a patrol-only camera's visits (glance rules, revisit, watch stops)."""
+        return VisitAnalyzer(config.id, config.scene(), annotator=self._annotator, tracker=self._settings.tracker)
+
+    def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> _Camera:
+        with self._cameras_lock:
+            if config.id in self._cameras:
+                raise CameraExists(config.id)
+            self._check_limits(config)
+            patrol_only = config.watch == "patrol"
+            stream = self._reader(config.id, config.stream_config() if patrol_only else self._stream_config(config))
+            analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self._settings.tracker, signals=self._signals)
+            visits = self._visit_analyzer(config) if patrol_only else None
+            if stream.packet_ring is not None:
+                self._rings.attach(stream.packet_ring)
+            slot = CameraSlot(config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles)
+            cam = _Camera(config, stream, slot, persisted=persist or persisted)
+            self._cameras[config.id] = cam
+            # in the same critical section as the listing (the pipeline never takes this lock)
+            self._pipeline.add(slot)
+        # outside the cameras lock (a slow database must not stall the pipeline's camera lookups),
+        # under the persist lock: a remove_camera that popped the camera meanwhile waits here, and
+        # one that got here first leaves the camera unlisted, so it is neither saved nor started
+        with self._persist_lock:
+            with self._cameras_lock:
+                listed = self._cameras.get(config.id) is cam
+                latest = cam.config  # a scene edit may have landed since
+            if not listed:
+                log.info("camera %s was removed while it was being added; not saved", config.id)
+                stream.stop()
+                return cam
+            if persist:
+                try:
+                    self._store.save_camera(config.id, latest.model_dump_json())
+                except Exception:
+                    with self._cameras_lock:
+                        if self._cameras.get(config.id) is cam:
+                            del self._cameras[config.id]
+                            self._pipeline.remove(config.id)
+                    if stream.packet_ring is not None:
+                        self._rings.detach(stream.packet_ring)
+                    raise
+            if patrol_only:
+                stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")
+                log.info("camera %s (%s) added, patrol only", config.id, config.public_url())
+                return cam
+            stream.start()
+        log.info("camera %s (%s) added", config.id, config.public_url())
+        return cam
+
+    def _check_limits(self, config: CameraConfig) -> None:
+        """Raises CameraLimitReached at ``limits.max_cameras``, SceneTooLarge over ``limits.scene``
+        (call under the cameras lock)."""
+        limits = self._settings.limits
+        if len(self._cameras) >= limits.max_cameras:
+            raise CameraLimitReached(
+                f"{len(self._cameras)} cameras exist, the limit (limits.max_cameras) is {limits.max_cameras}; remove one first"
+            )
+        over = limits.scene.problems(config)
+        if over:
+            raise SceneTooLarge("; ".join(over))
+
+    def add(self, config: CameraConfig) -> CameraView:
+        """Start analysing a new network camera now; it is saved and comes back after a restart.
+
+        Raises:
+            SourceError: a video file (files are sources only in the config file, under media_dir).
+        """
+        require_network(config.url)
+        return self._view(self._add(config, persist=True))
+
+    def remove(self, camera_id: str) -> None:
+        with self._cameras_lock:
+            cam = self._cameras.pop(camera_id, None)
+            if cam is None:
+                raise CameraNotFound(camera_id)
+            # with the listing: a camera added again under this id meanwhile keeps its slot (the
+            # pipeline's remove never waits: it only takes its own small lock)
+            self._pipeline.remove(camera_id)
+        if cam.stream.packet_ring is not None:
+            self._rings.detach(cam.stream.packet_ring)
+        with self._persist_lock:  # after any save of this camera still in flight
+            with self._cameras_lock:
+                readded = camera_id in self._cameras  # added again meanwhile: its row is the new camera's
+            if not readded:
+                self._store.delete_camera(camera_id)
+        cam.stream.stop(timeout=5.0)  # after the persist lock: an _add in flight has started it by now, or never will
+        self._incidents.close_camera(camera_id, time.time())
+        self._signals.forget(camera_id)
+        log.info("camera %s removed", camera_id)
+
+    def update_scene(self, camera_id: str, scene: SceneConfig) -> tuple[CameraView, bool]:
+        """Replace a camera's zones, masks, lines, signals and calibration while it runs.
+
+        The next analysed frame uses the new scene (rule clocks restart; incidents of rules
+        that are gone close). A camera added through the API is saved with it; a camera from
+        the config file keeps the edit until the service restarts (the file stays the source
+        of truth). Returns the camera's view and whether the edit was saved.
+
+        Raises:
+            CameraNotFound: no such camera.
+            ValueError: the camera with this scene does not validate.
+        """
+        with self._cameras_lock:
+            cam = self._get(camera_id)
+            merged = {**cam.config.model_dump(), **scene.model_dump()}
+            config = CameraConfig.model_validate(merged)  # pydantic.ValidationError is a ValueError
+            over = self._settings.limits.scene.problems(config)
+            if over:
+                raise SceneTooLarge("; ".join(over))
+            cam.slot.analyzer.set_scene(config.scene())
+            if cam.patrol_only:  # a new visit analyser (revisit sightings restart)
+                cam.slot.visits = self._visit_analyzer(config)
+            cam.slot.tiles = config.detect_tiles
+            cam.config = config
+        if cam.persisted:  # outside the cameras lock, as in _add
+            with self._persist_lock:
+                # a camera removed meanwhile stays removed; of two edits racing, the config saved
+                # is the one in force (read here, not the one this call made)
+                with self._cameras_lock:
+                    listed = self._cameras.get(camera_id) is cam
+                    latest = cam.config
+                if listed:
+                    self._store.save_camera(camera_id, latest.model_dump_json())
+        log.info("camera %s: scene updated (%d zone(s), %d line(s)%s)", camera_id, len(config.zones), len(config.lines), "" if cam.persisted else ", until restart")
+        return self._view(cam), cam.persisted
+
+    def _get(self, camera_id: str) -> _Camera:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        if cam is None:
+            raise CameraNotFound(camera_id)
+        return cam
+
+    def _view(self, cam: _Camera) -> CameraView:
+        stats = cam.slot.stats(time.time())
+        return CameraView(
+            config=cam.config,
+            health=cam.stream.health(),
+            analysed_fps=stats.analysed_fps,
+            frames_analysed=stats.frames_analysed,
+            open_incident_types=self._incidents.open_types(cam.config.id),
+            last_analysed_at=stats.last_analysed_at,
+            patrol_only=cam.patrol_only,
+        )
+
+    def view(self, camera_id: str) -> CameraView:
+        return self._view(self._get(camera_id))
+
+    def views(self) -> list[CameraView]:
+        with self._cameras_lock:
+            cams = list(self._cameras.values())
+        return [self._view(c) for c in cams]
+
+    def latest_jpeg(self, camera_id: str) -> bytes | None:
+        """The latest analysed frame with boxes and zones drawn, or None before the first."""
+        self._get(camera_id)  # CameraNotFound
+        return self._pipeline.latest_jpeg(camera_id)
+
+    def _stream_config(self, config: CameraConfig) -> StreamConfig:
+        """The camera's reader config; with clips on, a packet ring unless the camera sets its own."""
+        stream_config = config.stream_config()
+        evidence = self._settings.evidence
+        if evidence.clips and "clip_buffer_s" not in config.stream.model_fields_set:
+            update = {"clip_buffer_s": evidence.ring_seconds}
+            if "clip_buffer_mb" not in config.stream.model_fields_set:
+                update["clip_buffer_mb"] = evidence.buffer_mb
+            stream_config = stream_config.model_copy(update=update)
+        return stream_config
+
+    def packet_ring(self, camera_id: str) -> PacketRing | None:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return None if cam is None else cam.stream.packet_ring
+
+    def info(self, camera_id: str) -> CameraInfo:
+        with self._cameras_lock:
+            cam = self._cameras.get(camera_id)
+        return CameraInfo() if cam is None else CameraInfo(name=cam.config.name, site=cam.config.site)
