@@ -96,8 +96,8 @@ class IncidentManager:
     camera_info: Callable[[str], CameraInfo]
     annotator: FrameAnnotator = field(default_factory=FrameAnnotator)
     write_interval_s: float = 5.0
-    on_open: list[Callable[[Incident], None]] = field(default_factory=list)
-    on_close: list[Callable[[int, float], None]] = field(default_factory=list)
+    on_open: list[Callable[[Incident], object]] = field(default_factory=list)  # what a listener returns is ignored
+    on_close: list[Callable[[int, float], object]] = field(default_factory=list)
     on_listener_error: Callable[[str, str], None] | None = None
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
     #: key → time before which it opens no new incident (the rule's ``cooldown_s`` after a close)
@@ -293,7 +293,7 @@ class IncidentManager:
                     log.exception("incident %s: open callback %s failed", inc.id, _name(callback))
                     self._listener_failed("open", callback)
 
-    def _listener_failed(self, event: str, callback: Callable[..., None]) -> None:
+    def _listener_failed(self, event: str, callback: Callable[..., object]) -> None:
         if self.on_listener_error is not None:
             try:
                 self.on_listener_error(event, _name(callback))

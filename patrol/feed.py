@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult
@@ -59,7 +60,7 @@ class PipelineFeed:
 
     def make_run(self, plan: PatrolPlan) -> PatrolRun:
         def sink(target: PatrolTarget, frames: Sequence[Frame]) -> None:
-            mode = "watch" if plan.mode == "watch" else "glance"
+            mode: Literal["glance", "watch"] = "watch" if plan.mode == "watch" else "glance"
             visit = PatrolVisit(target.camera_id, tuple(frames), mode, timeout_s=_INFERENCE_GRACE_S + plan.visit_budget_s())
             self._pipeline.judge_visit(visit)
 

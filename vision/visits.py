@@ -54,7 +54,7 @@ from gridworker.streams.frame import Frame
 
 from .analyzer import CameraAnalyzer, FrameAnalysis, RuleVerdict
 from .annotate import FrameAnnotator
-from .config import SceneConfig
+from .config import DwellRuleConfig, SceneConfig
 from .observations import ObjectReport, ObjectSighting, VisitJudgement
 from .rules import IllegalParkingRule
 from .rules.base import Hit
@@ -167,7 +167,7 @@ class VisitAnalyzer:
         self._revisit: list[_RevisitZone] = []
         for zc in scene.zones:
             for rule in zc.rules:
-                if rule.type in REVISIT_RULE_TYPES:
+                if rule.type in REVISIT_RULE_TYPES and isinstance(rule, DwellRuleConfig):
                     cfg = RevisitConfig(
                         min_gap_s=max(1.0, float(rule.min_duration_s)),
                         classes=list(rule.classes),
