@@ -141,14 +141,14 @@ class IncidentOut(BaseModel):
         return cls(
             id=inc.id,
             type=inc.type,
-            status=inc.status,  # type: ignore[arg-type]
+            status=inc.status,
             camera_id=inc.camera_id,
             camera_name=inc.camera_name,
             site=inc.site,
             zone_id=inc.zone_id,
             rule_id=inc.rule_id,
-            opened_at=_dt(inc.opened_at),  # type: ignore[arg-type]
-            updated_at=_dt(inc.updated_at),  # type: ignore[arg-type]
+            opened_at=_dt(inc.opened_at),
+            updated_at=_dt(inc.updated_at),
             closed_at=_dt(inc.closed_at),
             peak_count=inc.peak_count,
             observations=inc.observations,

@@ -38,13 +38,21 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
 import psutil
 
 from gridworker.models.base import Detector
+
+if TYPE_CHECKING:  # imported lazily at run time (the bench's start-up stays light)
+    from gridworker.patrol.config import PatrolTarget
+    from gridworker.patrol.engine import CameraOutcome
+    from gridworker.streams.frame import Frame
+    from gridworker.streams.rtsp_serve import RtspServerProcess
+    from gridworker.vision.analyzer import CameraAnalyzer
+    from gridworker.vision.config import ZoneConfig
 
 __all__ = ["TARGET_CAMERAS", "TARGET_VISITS_PER_MIN", "PatrolBenchConfig", "format_summary", "run_patrol_bench"]
 
@@ -177,7 +185,7 @@ def prepare_clips(config: PatrolBenchConfig, workdir: Path) -> tuple[list[Path],
 @dataclass
 class _Job:
     camera_id: str
-    frame: Any  # gridworker.streams.frame.Frame
+    frame: Frame
     done: Future[int]
 
 
@@ -197,7 +205,7 @@ class BatchAnalyzer:
     analysed), so the patrol can never outrun inference.
     """
 
-    def __init__(self, detector: Detector, analyzers: dict[str, Any], max_batch: int) -> None:
+    def __init__(self, detector: Detector, analyzers: dict[str, CameraAnalyzer], max_batch: int) -> None:
         self._detector = detector
         self._analyzers = analyzers
         self._max_batch = max_batch
@@ -207,9 +215,9 @@ class BatchAnalyzer:
         self.stats = BatchStats()
         self._thread.start()
 
-    def analyse(self, camera_id: str, frames: Sequence[Any]) -> int:
+    def analyse(self, camera_id: str, frames: Sequence[Frame]) -> int:
         """Analyse a visit's frames; returns the number of detections. Blocks until done."""
-        futures = []
+        futures: list[Future[int]] = []
         for frame in frames:
             job = _Job(camera_id, frame, Future())
             self._queue.put(job)
@@ -249,7 +257,7 @@ class BatchAnalyzer:
         self._thread.join(5)
 
 
-def _scene() -> list[Any]:
+def _scene() -> list[ZoneConfig]:
     from gridworker.vision.config import ZoneConfig
 
     return [
@@ -263,7 +271,7 @@ def _scene() -> list[Any]:
     ]
 
 
-def _analyzers(camera_ids: Sequence[str]) -> dict[str, Any]:
+def _analyzers(camera_ids: Sequence[str]) -> dict[str, CameraAnalyzer]:
     from gridworker.vision.analyzer import CameraAnalyzer
 
     zones = _scene()
@@ -287,7 +295,7 @@ def _cpu_s(proc: psutil.Process) -> float:
 
 
 @contextlib.contextmanager
-def _servers(mount_sets: Sequence[dict[str, Path]]) -> Iterator[list[Any]]:
+def _servers(mount_sets: Sequence[dict[str, Path]]) -> Iterator[list[RtspServerProcess]]:
     from gridworker.streams.rtsp_serve import RtspServerProcess
 
     servers: list[RtspServerProcess] = []
@@ -304,7 +312,7 @@ def _servers(mount_sets: Sequence[dict[str, Path]]) -> Iterator[list[Any]]:
 
 
 def run_naive_patrol(
-    urls: Sequence[tuple[str, str]], detector: Detector, analyzers: dict[str, Any], open_timeout_s: float = 15.0
+    urls: Sequence[tuple[str, str]], detector: Detector, analyzers: dict[str, CameraAnalyzer], open_timeout_s: float = 15.0
 ) -> dict[str, Any]:
     """One camera after another: cv2.VideoCapture, first frame, batch-1 detect, rules, release."""
     import cv2
@@ -399,14 +407,17 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
                 stagger_s=config.stagger_s,
             )
             targets = [PatrolTarget(cid, urls[cid]) for cid in camera_ids]
-            outcomes: list[Any] = []
+            outcomes: list[CameraOutcome] = []
             lock = threading.Lock()
 
-            def on_outcome(outcome: Any) -> None:
+            def on_outcome(outcome: CameraOutcome) -> None:
                 with lock:
                     outcomes.append(outcome)
 
-            run = PatrolRun(plan, targets, lambda t, frames: batcher.analyse(t.camera_id, frames), on_outcome=on_outcome)
+            def visit(target: PatrolTarget, frames: Sequence[Frame]) -> None:
+                batcher.analyse(target.camera_id, frames)
+
+            run = PatrolRun(plan, targets, visit, on_outcome=on_outcome)
             me = psutil.Process()
             server_procs = [psutil.Process(s.pid) for s in servers if s.pid is not None]
             cpu0, srv0 = _cpu_s(me), [_cpu_s(p) for p in server_procs]

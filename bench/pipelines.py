@@ -385,7 +385,7 @@ def export_yolo_onnx(out: Path, imgsz: int = 320) -> Path:
     Same graph and cost as the real YOLOv8n; useless for accuracy, right for speed. Needs
     ``ultralytics``, ``torch``, ``onnx`` (and ``onnxslim``).
     """
-    from ultralytics import YOLO  # type: ignore[attr-defined]
+    from ultralytics import YOLO
 
     out = Path(out)
     if out.is_file():
@@ -515,7 +515,7 @@ def run_ultralytics(
     each reader thread had retrieved when the batch was taken (the analysed frame, give or
     take one) and the wall time before Ultralytics opened that stream.
     """
-    from ultralytics import YOLO  # type: ignore[attr-defined]
+    from ultralytics import YOLO
     from ultralytics.data import loaders
 
     result = PipelineResult()
@@ -538,7 +538,7 @@ def run_ultralytics(
 
     window: tuple[float, float] | None = None
     with _opencv_tcp(), _capture_open_times(loaders, opened), _torchvision_or_stand_in(result.notes):
-        loaders.LoadStreams.__next__ = next_with_pts  # type: ignore[method-assign]
+        loaders.LoadStreams.__next__ = next_with_pts
         results = model.predict(source=str(source_file), stream=True, imgsz=imgsz, verbose=False)
         try:
             warm_deadline = time.monotonic() + warmup_timeout_s
@@ -558,7 +558,7 @@ def run_ultralytics(
                 elif now >= window[1]:
                     break
         finally:
-            loaders.LoadStreams.__next__ = original_next  # type: ignore[method-assign]
+            loaders.LoadStreams.__next__ = original_next
             with contextlib.suppress(Exception):
                 getattr(results, "close", lambda: None)()
             with contextlib.suppress(Exception):

@@ -101,8 +101,8 @@ class DemoCrew:
 
     def _act(self, case: _Case) -> None:
         if case.next_action == "dispatch":
-            order = self.workflow.dispatch(case.incident_id, DESK, note="demo: sent to the routed unit")
-            log.info("demo crew: case %s dispatched to %s by %s", case.incident_id, order.unit, DESK.name)
+            dispatched = self.workflow.dispatch(case.incident_id, DESK, note="demo: sent to the routed unit")
+            log.info("demo crew: case %s dispatched to %s by %s", case.incident_id, dispatched.unit, DESK.name)
             return
         order = self.orders.get(case.incident_id)
         if order is None:

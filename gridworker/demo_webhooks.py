@@ -33,6 +33,12 @@ MAX_BODY = 1024 * 1024
 KEEP = 200  # deliveries listed
 
 
+def _section(doc: dict[str, object], name: str) -> dict[str, object]:
+    """``doc[name]`` when it is a JSON object, else empty."""
+    value = doc.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One accepted webhook call."""
@@ -141,9 +147,7 @@ class WebhookReceiver:
         if duplicate:
             log.info("webhook receiver: %s again (idempotency key %s): already processed, dropped", doc.get("event"), key)
             return 200
-        incident = doc.get("incident") if isinstance(doc.get("incident"), dict) else {}
-        order = doc.get("workorder") if isinstance(doc.get("workorder"), dict) else {}
-        change = doc.get("change") if isinstance(doc.get("change"), dict) else {}
+        incident, order, change = (_section(doc, name) for name in ("incident", "workorder", "change"))
         incident_id = incident.get("id")
         got = Delivery(
             received_at=time.time(),

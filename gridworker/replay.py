@@ -51,7 +51,7 @@ from gridworker.models.base import Detector
 from gridworker.models.tiling import detect_tiled
 from gridworker.models.config import DetectorConfig
 from gridworker.streams.frame import Frame
-from gridworker.streams.reader import _Sampler  # the live reader's file sampler, so replays sample alike
+from gridworker.streams.reader import _Sampler, media_time  # the live reader's file sampler, so replays sample alike
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.tracker import TrackerConfig
@@ -286,11 +286,12 @@ def replay_clip(
         first: float | None = None
         seq = 0
         for vframe in container.decode(stream):
-            if vframe.time is None:
+            frame_time = media_time(vframe)
+            if frame_time is None:
                 media_t = decoded / rate
             else:
-                first = vframe.time if first is None else first
-                media_t = vframe.time - first
+                first = frame_time if first is None else first
+                media_t = frame_time - first
             decoded += 1
             if max_seconds is not None and media_t > max_seconds:
                 break

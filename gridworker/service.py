@@ -203,7 +203,11 @@ class Service:
             try:
                 self._start(again)
             except BaseException:
-                self._state = ServiceState.STOPPED
+                log.exception("service start failed; stopping what had started")
+                try:
+                    self._stop_parts(10.0)
+                finally:
+                    self._state = ServiceState.STOPPED
                 raise
             self._state = ServiceState.RUNNING
         log.info("service started with %d camera(s)", len(self.registry))

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import JSON, MetaData, create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed import DataclassInstance
     from alembic.config import Config
 
 log = logging.getLogger(__name__)
@@ -309,11 +310,11 @@ def _adopt_legacy(conn: Connection, cfg: Config) -> None:
 
 
 # -- rows → domain values ------------------------------------------------------------------
-_T = TypeVar("_T")
+_T = TypeVar("_T", bound="DataclassInstance")
 
 
 @functools.cache
-def _shared(cls: type, row_cls: type) -> tuple[tuple[str, bool], ...]:
+def _shared(cls: type[DataclassInstance], row_cls: type[Base]) -> tuple[tuple[str, bool], ...]:
     """The (name, is JSON) of the dataclass fields ``row_cls`` maps a column of."""
     columns = {attr.key: attr.columns[0] for attr in inspect(row_cls).column_attrs}
     return tuple(
@@ -338,3 +339,14 @@ def to_domain(cls: type[_T], row: Base, /, **given: Any) -> _T:
         if name not in given
     }
     return cls(**values, **given)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run through ``Session.execute`` matched.
+
+    SQLAlchemy types ``Session.execute`` as returning a plain ``Result``; for DML it is a
+    ``CursorResult``, which carries ``rowcount``.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected the CursorResult of an UPDATE or DELETE, got {type(result).__name__}")
+    return int(result.rowcount or 0)

@@ -22,10 +22,13 @@ import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
+from prometheus_client import Counter as PromCounter
 from sqlalchemy import BigInteger, Index, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
+
+from gridworker.vision.analyzer import FrameAnalysis
 
 from .db import Base, Database
 
@@ -34,6 +37,17 @@ log = logging.getLogger(__name__)
 Bucket = Literal["minute", "hour", "day"]
 BUCKET_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86_400}
 FlowKey = tuple[str, str, str, str, int]  # camera_id, line_id, class_name, direction, minute start (epoch s)
+
+
+class _FlowValues(TypedDict):
+    """One minute's count as the columns of a :class:`FlowRow`."""
+
+    camera_id: str
+    line_id: str
+    class_name: str
+    direction: str
+    minute: int
+    count: int
 
 
 class FlowRow(Base):
@@ -128,7 +142,7 @@ class FlowStore:
 
     def add(self, counts: Mapping[FlowKey, int]) -> None:
         """Add ``counts`` (key → crossings) to the stored minutes, in one transaction."""
-        rows = [
+        rows: list[_FlowValues] = [
             {"camera_id": c, "line_id": line, "class_name": cls, "direction": d, "minute": int(m), "count": int(n)}
             for (c, line, cls, d, m), n in counts.items()
             if n
@@ -178,8 +192,8 @@ class FlowStore:
             rows = s.execute(select(g, FlowRow.direction, func.sum(FlowRow.count)).where(*conditions).group_by(g, FlowRow.direction)).all()
         sums: dict[float, Counter[str]] = {}
         for grain_ts, direction, n in rows:
-            start = _bucket_start(int(grain_ts), query.bucket, tz).timestamp()
-            sums.setdefault(start, Counter())[direction] += int(n or 0)
+            bucket_ts = _bucket_start(int(grain_ts), query.bucket, tz).timestamp()
+            sums.setdefault(bucket_ts, Counter())[direction] += int(n or 0)
         out = []
         for start in bucket_starts(query.since, query.until, query.bucket, tz):
             got = sums.get(start.timestamp(), Counter())
@@ -204,7 +218,7 @@ class FlowRecorder:
     def __init__(
         self,
         store: FlowStore,
-        counter: Any | None = None,
+        counter: PromCounter | None = None,
         flush_interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -216,9 +230,9 @@ class FlowRecorder:
         self._lock = threading.Lock()
         self._last_flush = clock()
 
-    def observe(self, analysis: Any, latency: float = 0.0) -> None:
+    def observe(self, analysis: FrameAnalysis, latency: float = 0.0) -> None:
         """Take one ``FrameAnalysis`` (its ``crossings``); the service's observer signature."""
-        crossings = getattr(analysis, "crossings", ())
+        crossings = analysis.crossings
         if crossings:
             camera = analysis.frame.camera_id
             with self._lock:

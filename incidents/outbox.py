@@ -56,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from .db import Base, CommitSignal, Database, to_domain
+from .db import Base, CommitSignal, Database, affected_rows, to_domain
 from .store import IncidentRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -440,13 +440,15 @@ class Outbox:
     def replay_all(self, destination: str, now: float | None = None) -> int:
         now = time.time() if now is None else now
         with self._tx() as s:
-            n = s.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.destination == destination, DeliveryRow.state == DEAD)
-                .values(state=PENDING, attempts=0, next_attempt_at=now, dead_at=None, replays=DeliveryRow.replays + 1)
-            ).rowcount
+            n = affected_rows(
+                s.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.destination == destination, DeliveryRow.state == DEAD)
+                    .values(state=PENDING, attempts=0, next_attempt_at=now, dead_at=None, replays=DeliveryRow.replays + 1)
+                )
+            )
         self.notify()
-        return int(n or 0)
+        return n
 
     # -- the API's views ---------------------------------------------------------------------
     def delivery(self, delivery_id: int) -> Delivery | None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, exists, func, not_, or_, select
 
-from .db import Database
+from .db import Database, affected_rows
 from .outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
 from .store import IncidentClip, IncidentStore
 from .workorders import TERMINAL, AuditRow, WorkOrderRow
@@ -222,8 +222,8 @@ def prune_outbox(
                 break
             # the state is checked again by each DELETE: a dead letter replayed meanwhile (pending
             # again) keeps its delivery row, and so its message
-            deliveries += int(s.execute(delete(DeliveryRow).where(DeliveryRow.outbox_id.in_(ids), settled)).rowcount or 0)
-            gone = int(s.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids), ~any_delivery)).rowcount or 0)
+            deliveries += affected_rows(s.execute(delete(DeliveryRow).where(DeliveryRow.outbox_id.in_(ids), settled)))
+            gone = affected_rows(s.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids), ~any_delivery)))
         rows += gone
         if gone < len(ids):  # some were needed after all: they would be picked again
             break
@@ -243,7 +243,7 @@ def prune_audit(db: Database, *, now: float, max_age_s: float | None, batch: int
             ids = list(s.scalars(select(AuditRow.id).where(AuditRow.at < cutoff, finished).order_by(AuditRow.id).limit(batch)).all())
             if not ids:
                 break
-            total += int(s.execute(delete(AuditRow).where(AuditRow.id.in_(ids), finished)).rowcount or 0)
+            total += affected_rows(s.execute(delete(AuditRow).where(AuditRow.id.in_(ids), finished)))
         if len(ids) < batch:
             break
     return total

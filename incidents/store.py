@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import time
@@ -352,7 +353,7 @@ class IncidentStore:
             ).all()
             return [_to_incident(r, snap is not None, clip is not None, missing) for r, snap, clip, missing in rows], int(total)
 
-    def open_incidents(self) -> list[Incident]:
+    def open_incidents(self) -> builtins.list[Incident]:
         with self._session() as s:
             rows = s.scalars(select(IncidentRow).where(IncidentRow.status == OPEN)).all()
             return [_to_incident(r, False) for r in rows]

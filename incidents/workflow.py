@@ -290,15 +290,15 @@ class Workflow:
             row.closed_at = now
         elif action == "escalate":
             parent = cat.parent(row.unit)
-            target = unit or (parent.code if parent else None)
-            if target is None:
+            above = unit or (parent.code if parent else None)
+            if above is None:
                 raise Conflict(f"{row.unit!r} is at the top level; there is no one to escalate to")
-            if cat.unit(target) is None:
-                raise Invalid(f"unknown unit {target!r}")
-            if cat.rank(target) <= cat.rank(row.unit):
-                raise Conflict(f"escalation must go up: {target!r} is not above {row.unit!r}")
-            row.unit = target
-            row.floor_rank = max(row.floor_rank, cat.rank(target))
+            if cat.unit(above) is None:
+                raise Invalid(f"unknown unit {above!r}")
+            if cat.rank(above) <= cat.rank(row.unit):
+                raise Conflict(f"escalation must go up: {above!r} is not above {row.unit!r}")
+            row.unit = above
+            row.floor_rank = max(row.floor_rank, cat.rank(above))
             row.escalations += 1
             row.clock_start = now  # the upper level gets a fresh time limit
             row.due_at = now + cat.type(row.type).time_limit_s(row.grade)

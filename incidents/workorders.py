@@ -22,6 +22,7 @@ The lifecycle rules (who may move a case where) live in ``workflow.py``.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -488,7 +489,7 @@ class WorkOrders:
             ).all()
             return [to_order(r, p is not None) for r, p in rows], int(total)
 
-    def due_ids(self, now: float, limit: int = 500) -> list[int]:
+    def due_ids(self, now: float, limit: int = 500) -> builtins.list[int]:
         """Running orders past their due time not yet dealt with by the clock."""
         with self.transaction() as s:
             return list(
@@ -587,7 +588,7 @@ class WorkOrders:
             if row is not None:
                 row.last_used_at = at
 
-    def keys(self, include_revoked: bool = False) -> list[StoredKey]:
+    def keys(self, include_revoked: bool = False) -> builtins.list[StoredKey]:
         with self.transaction() as s:
             stmt = select(ApiKeyRow).order_by(ApiKeyRow.id)
             if not include_revoked:

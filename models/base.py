@@ -26,3 +26,15 @@ class Detector(Protocol):
     def max_batch(self) -> int: ...
 
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]: ...
+
+
+def subset(detections: sv.Detections, index: np.ndarray | slice) -> sv.Detections:
+    """``detections[index]`` for a boolean mask, an index array or a slice, typed as Detections.
+
+    supervision types ``Detections.__getitem__`` for string keys too (which return the
+    ``data`` column); a mask, indices or a slice always give ``sv.Detections``.
+    """
+    picked = detections[index]
+    if not isinstance(picked, sv.Detections):  # only a str key returns something else
+        raise TypeError(f"indexing Detections with {type(index).__name__} gave {type(picked).__name__}")
+    return picked

@@ -82,7 +82,7 @@ def export_ultralytics(weights: Path, out: Path | None = None, imgsz: int = 640)
         raise ExportError(f"weights file not found: {weights}")
     destination = _destination(weights, out)
 
-    from ultralytics import YOLO  # type: ignore[attr-defined]  # heavy: imports torch
+    from ultralytics import YOLO  # heavy: imports torch
 
     with tempfile.TemporaryDirectory(prefix="gw-export-") as scratch:
         scratch_path = Path(scratch)

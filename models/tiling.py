@@ -18,6 +18,8 @@ import numpy as np
 import supervision as sv
 from pydantic import BaseModel, ConfigDict, Field
 
+from .base import subset
+
 
 class TileConfig(BaseModel):
     """How to cut a camera's frames for detection (``detect_tiles:`` on a camera).
@@ -97,7 +99,7 @@ def detect_tiled(detector: _Detector, images: Sequence[np.ndarray], tiles: Seque
         for index, dx, dy in parts:
             d = found[index]
             if len(d):
-                d = d[np.ones(len(d), dtype=bool)]  # a copy: the offset must not touch the detector's arrays
+                d = subset(d, np.ones(len(d), dtype=bool))  # a copy: the offset must not touch the detector's arrays
                 d.xyxy = d.xyxy + np.array([dx, dy, dx, dy], dtype=d.xyxy.dtype)
             shifted.append(d)
         merged = sv.Detections.merge([d for d in shifted if len(d)]) if any(len(d) for d in shifted) else found[parts[0][0]]
@@ -119,4 +121,4 @@ def _merge(detections: sv.Detections, tiling: TileConfig) -> sv.Detections:
     rank = conf.astype(np.float64) + 1e-9 * area / max(float(area.max()), 1.0)
     predictions = np.column_stack([detections.xyxy, rank, groups])
     keep = sv.box_non_max_suppression(predictions, iou_threshold=tiling.merge_threshold, overlap_metric=sv.OverlapMetric.IOS)
-    return detections[keep]
+    return subset(detections, keep)

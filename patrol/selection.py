@@ -117,4 +117,4 @@ def skip_cycles(consecutive_failures: int, max_skip: int) -> int:
     """
     if consecutive_failures <= 1:
         return 0
-    return min(max_skip, 2 ** min(consecutive_failures - 1, 30) - 1)
+    return min(max_skip, (1 << min(consecutive_failures - 1, 30)) - 1)

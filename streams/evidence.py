@@ -360,7 +360,7 @@ class PacketRing:
             self._trim(ts)
             return True
 
-    def append_packet(self, packet: av.Packet, ts: float | None = None) -> bool:
+    def append_packet(self, packet: av.Packet[av.VideoStream], ts: float | None = None) -> bool:
         """:meth:`append` for a demuxed PyAV packet (one copy: ``bytes(packet)``)."""
         if not packet.size:
             return False

@@ -23,7 +23,7 @@ from .health import StreamErrorKind, StreamHealth, StreamState
 from .redact import get_logger, redact_text, url_secrets
 from .sources import NetworkSource
 
-__all__ = ["CameraStream"]
+__all__ = ["CameraStream", "media_time"]
 
 log = get_logger(__name__)
 
@@ -40,6 +40,11 @@ def _to_rgb(vframe: av.VideoFrame) -> np.ndarray:
         return vframe.to_ndarray(format="rgb24", threads=1)
     except TypeError:  # PyAV without the ``threads`` argument
         return vframe.to_ndarray(format="rgb24")
+
+
+def media_time(vframe: av.frame.Frame) -> float | None:
+    """The frame's time in seconds, None without a pts (PyAV's VideoFrame stub omits the None)."""
+    return vframe.time
 
 
 @dataclass(eq=False)
@@ -481,12 +486,13 @@ class CameraStream:
                     # Live: sample on arrival time; camera timestamps can be garbage.
                     self._on_frame(vframe, time.monotonic())
                     continue
-                if vframe.time is None:
+                frame_time = media_time(vframe)
+                if frame_time is None:
                     media_t += interval
                 else:
                     if pass_start is None:
-                        pass_start = vframe.time
-                    media_t = media_offset + (vframe.time - pass_start)
+                        pass_start = frame_time
+                    media_t = media_offset + (frame_time - pass_start)
                 if cfg.effective_realtime:
                     self._pacer.wait_for(media_t)
                     if self._stop.is_set():

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 
+from gridworker.models.base import subset
 from gridworker.streams.frame import Frame
 
 from .calibration import GroundPlane
-from .config import SceneConfig, ZoneConfig
+from .config import RuleConfigBase, SceneConfig, ZoneConfig
 from .lines import Crossing, LineCounter
 from .rules import INACTIVE, IncidentKind, Rule, RuleResult, Scene, build_rule
 from .rules.base import SignalState
@@ -64,7 +65,7 @@ class FrameAnalysis:
 class _ZoneRules:
     def __init__(self, config: ZoneConfig) -> None:
         self.zone = Zone(config)
-        self.rules: list[Rule] = [build_rule(r) for r in config.rules]
+        self.rules: list[Rule[RuleConfigBase]] = [build_rule(r) for r in config.rules]
         self.armed: dict[str, bool] = {r.id: True for r in self.rules}
 
 
@@ -163,7 +164,7 @@ class CameraAnalyzer:
         masked = np.zeros(len(detections), dtype=bool)
         for mask in state.masks:
             masked |= mask.contains_points(points, size)
-        return detections[~masked] if masked.any() else detections
+        return subset(detections, ~masked) if masked.any() else detections
 
     def analyze(self, frame: Frame, detections: sv.Detections) -> FrameAnalysis:
         size = (frame.width, frame.height)

@@ -8,6 +8,9 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from gridworker.models.base import subset
+
+from .config import ZoneConfig
 from .zones import Zone
 
 _ZONE_COLOUR = (0, 200, 255)  # BGR
@@ -50,7 +53,7 @@ class FrameAnnotator:
         ``highlight`` (optional (k,) indices) limits boxes to the detections that matter
         for an incident; other boxes are drawn too but thinner.
         """
-        canvas = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+        canvas = np.asarray(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), dtype=np.uint8)
         h, w = canvas.shape[:2]
         boxes, label_annotator, text_scale, thickness = self._annotators((w, h))
         for zone in zones:
@@ -59,20 +62,21 @@ class FrameAnnotator:
             cv2.polylines(canvas, [pts], isClosed=True, color=colour, thickness=thickness)
             x, y = pts.min(axis=0)
             offset = int(30 * text_scale)
-            cv2.putText(canvas, zone.config.name or zone.id, (int(x) + 4, int(y) + offset), cv2.FONT_HERSHEY_SIMPLEX, text_scale, colour, max(1, thickness // 2), cv2.LINE_AA)
+            name = zone.config.name if isinstance(zone.config, ZoneConfig) else None
+            cv2.putText(canvas, name or zone.id, (int(x) + 4, int(y) + offset), cv2.FONT_HERSHEY_SIMPLEX, text_scale, colour, max(1, thickness // 2), cv2.LINE_AA)
         if len(detections):
             names = detections.data.get("class_name", np.full(len(detections), "?"))
             conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
             tids = detections.tracker_id if detections.tracker_id is not None else np.full(len(detections), -1)
             labels = [f"{n} {c:.2f}" + (f" #{t}" if t >= 0 else "") for n, c, t in zip(names, conf, tids)]
-            subset = detections if highlight is None else detections[np.asarray(highlight, dtype=np.int64)]
+            picked = detections if highlight is None else subset(detections, np.asarray(highlight, dtype=np.int64))
             sub_labels = labels if highlight is None else [labels[i] for i in np.asarray(highlight, dtype=np.int64)]
             if highlight is not None and len(detections):
                 for box in detections.xyxy.astype(int):
                     cv2.rectangle(canvas, tuple(box[:2]), tuple(box[2:]), (160, 160, 160), 1)
-            if len(subset):
-                canvas = boxes.annotate(canvas, subset)
-                canvas = label_annotator.annotate(canvas, subset, labels=sub_labels)
+            if len(picked):
+                canvas = boxes.annotate(canvas, picked)
+                canvas = label_annotator.annotate(canvas, picked, labels=sub_labels)
         return canvas
 
     def encode(self, image_bgr: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,7 +19,8 @@ VEHICLE_CLASSES = ["car", "bus", "truck", "motorcycle"]
 NON_MOTOR_CLASSES = ["bicycle", "motorcycle"]
 GOODS_CLASSES = ["umbrella", "chair", "dining table", "suitcase", "bench", "potted plant", "handbag", "backpack"]
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # an IANA zone key: slash-separated names (Asia/Shanghai, America/Argentina/Buenos_Aires, Etc/GMT+8)
 _GROUND_MAX_M = 100_000.0  # a camera sees a few hundred metres; beyond this the homography's numbers lose meaning
 _ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
@@ -70,7 +71,7 @@ class TimeWindow(_Strict):
     belongs to the day it starts on.
     """
 
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=lambda: list(_WEEKDAYS), min_length=1)
+    days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS), min_length=1)
     start: dt.time = Field(description="Local start time, HH:MM.")
     end: dt.time = Field(description="Local end time, HH:MM (exclusive).")
 
@@ -120,6 +121,9 @@ class ScheduleConfig(_Strict):
 class _RuleBase(_Strict):
     """Settings every rule has: which objects it looks at, and when and where it is quiet."""
 
+    if TYPE_CHECKING:
+        type: str  # each rule's config declares it as its Literal discriminator
+
     id: str | None = Field(None, pattern=_ID_PATTERN, description="Rule id, unique within its zone; defaults to the rule type.")
     classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Detector class names the rule looks at.")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Ignore detections below this score.")
@@ -141,7 +145,11 @@ class _RuleBase(_Strict):
 
     @property
     def rule_id(self) -> str:
-        return self.id or self.type  # type: ignore[attr-defined, no-any-return]
+        return self.id or self.type
+
+
+#: What every rule's config has (the bound of ``Rule``'s config type).
+RuleConfigBase = _RuleBase
 
 
 class IntrusionRuleConfig(_RuleBase):

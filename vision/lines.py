@@ -76,7 +76,8 @@ class _Line:
         start, end = self.endpoints(size)
         d = end - start
         rel = points - start
-        return (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / float(np.linalg.norm(d))
+        distance: np.ndarray = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / float(np.linalg.norm(d))
+        return distance
 
     def crosses_segment(self, a: np.ndarray, b: np.ndarray, size: tuple[int, int]) -> bool:
         """Whether the path a → b (on opposite sides) meets the line between start and end."""

@@ -279,7 +279,7 @@ class RevisitChecker:
 
     @staticmethod
     def _sighting(
-        ts: float, frame_ref: str, box: np.ndarray, names: np.ndarray | None, conf: np.ndarray | None, i: int
+        ts: float, frame_ref: str, box: np.ndarray, names: np.ndarray | Sequence[object] | None, conf: np.ndarray | None, i: int
     ) -> Sighting:
         x0, y0, x1, y1 = (float(v) for v in box)
         return Sighting(

@@ -70,7 +70,7 @@ class DeliveryOut(BaseModel):
         return cls(
             id=d.id, outbox_id=d.outbox_id, destination=d.destination, event=d.event, incident_id=d.incident_id,
             version=d.version, idempotency_key=d.idempotency_key, state=d.state, attempts=d.attempts, replays=d.replays,
-            last_error=d.last_error, created_at=utc(d.created_at), last_attempt_at=utc(d.last_attempt_at),  # type: ignore[arg-type]
+            last_error=d.last_error, created_at=utc(d.created_at), last_attempt_at=utc(d.last_attempt_at),
             dead_at=utc(d.dead_at), delivered_at=utc(d.delivered_at),
             next_attempt_at=utc(d.next_attempt_at) if d.state == "pending" and d.next_attempt_at else None,
         )

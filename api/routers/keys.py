@@ -41,7 +41,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, k: StoredKey) -> KeyOut:
-        return cls(id=k.id, key_id=k.key_id, name=k.name, role=k.role, unit=k.unit, created_at=utc(k.created_at), last_used_at=utc(k.last_used_at))  # type: ignore[arg-type]
+        return cls(id=k.id, key_id=k.key_id, name=k.name, role=k.role, unit=k.unit, created_at=utc(k.created_at), last_used_at=utc(k.last_used_at))
 
 
 class NewKeyOut(KeyOut):

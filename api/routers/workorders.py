@@ -48,7 +48,7 @@ class AuditOut(BaseModel):
     @classmethod
     def of(cls, a: AuditEntry) -> AuditOut:
         return cls(
-            version=a.version, at=utc(a.at), actor=a.actor, role=a.role, action=a.action,  # type: ignore[arg-type]
+            version=a.version, at=utc(a.at), actor=a.actor, role=a.role, action=a.action,
             from_state=a.from_state, to_state=a.to_state, from_unit=a.from_unit, to_unit=a.to_unit,
             reason=a.reason, details=a.details,
         )
@@ -98,9 +98,9 @@ def _out(orders: WorkOrders, o: WorkOrder, now: float | None = None, audit: list
     now = time.time() if now is None else now
     return WorkOrderOut(
         incident_id=o.incident_id, type=o.type, type_name_zh=t.name_zh, type_name_en=t.name_en, category=t.category,
-        site=o.site, camera_id=o.camera_id, state=o.state, grade=o.grade, unit=o.unit, first_unit=o.first_unit,  # type: ignore[arg-type]
+        site=o.site, camera_id=o.camera_id, state=o.state, grade=o.grade, unit=o.unit, first_unit=o.first_unit,
         responsible_unit=o.responsible_unit, escalations=o.escalations, floor_level=cat.levels[o.floor_rank],
-        detected_at=utc(o.detected_at), due_at=utc(o.due_at), dispatched_at=utc(o.dispatched_at),  # type: ignore[arg-type]
+        detected_at=utc(o.detected_at), due_at=utc(o.due_at), dispatched_at=utc(o.dispatched_at),
         accepted_at=utc(o.accepted_at), handled_at=utc(o.handled_at), closed_at=utc(o.closed_at),
         cleared_at=utc(o.cleared_at), overdue=o.is_overdue(now), on_time=o.on_time, note=o.note, version=o.version,
         incident_url=f"/incidents/{o.incident_id}",

@@ -50,7 +50,7 @@ class RetryPolicy(BaseModel):
 
     def delay(self, n: int, rand: float) -> float:
         """The wait after the ``n``-th consecutive failure (n ≥ 1); ``rand`` in [0, 1)."""
-        raw = min(self.cap_s, self.base_s * (2 ** min(max(n, 1) - 1, 40)))
+        raw = min(self.cap_s, self.base_s * (1 << min(max(n, 1) - 1, 40)))
         return raw * (1.0 - self.jitter * rand)
 
 

@@ -14,6 +14,7 @@ import ssl
 import threading
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gridworker.incidents.outbox import OutboxEvent
 from gridworker.streams.redact import redact_text
@@ -71,7 +72,7 @@ class MqttSender:
         cfg = self.config
         if self._client is None:
             c = mqtt.Client(
-                mqtt.CallbackAPIVersion.VERSION2,
+                CallbackAPIVersion.VERSION2,
                 client_id=cfg.client_id or f"gridworker-{cfg.name}",
                 protocol=mqtt.MQTTv311,
                 clean_session=True,

@@ -160,7 +160,7 @@ class SipClient:
             info = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
         except socket.gaierror as exc:
             raise SipError(f"cannot resolve {host}: {exc}", unreachable=True) from None
-        return info[0][4][0], port
+        return str(info[0][4][0]), port
 
     def _udp_socket(self, addr: tuple[str, int]) -> socket.socket:
         if self._udp is None:

@@ -90,7 +90,8 @@ class WebhookSender:
             SIGNATURE_HEADER: sign(self._secret, body),
         }
         try:
-            r = self._client.post(self._url, content=body, headers=headers, auth=self._auth)
+            auth = self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT  # the client has none
+            r = self._client.post(self._url, content=body, headers=headers, auth=auth)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             return Result(Outcome.UNREACHABLE, self._err(exc))
         except httpx.HTTPError as exc:  # read/write timeouts, a dropped connection: it may have arrived

@@ -148,7 +148,7 @@ def tflite_reference(tflite_path: Path, image: np.ndarray, post: dict[str, Any])
     by_name = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
 
     def dequantised(spec: dict[str, Any]) -> np.ndarray:
-        q = interpreter.get_tensor(by_name[spec["name"]])
+        q = np.asarray(interpreter.get_tensor(by_name[spec["name"]]))
         return ((q.astype(np.float32) - np.float32(spec["zero_point"])) * np.float32(spec["scale"])).astype(np.float32)
 
     return {

@@ -6,8 +6,7 @@ Adding a rule: a config class in ``vision/config.py`` (added to ``RuleConfig``),
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..config import RuleConfig, RuleConfigBase
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene, class_mask
 from .class_event import ClassEventRule
 from .crowd import CrowdRule
@@ -19,7 +18,7 @@ from .speeding import SpeedingRule
 from .vending import StreetVendingRule
 from .wrong_way import WrongWayRule
 
-RULE_TYPES: dict[str, type[Rule]] = {
+RULE_TYPES: dict[str, type[Rule[RuleConfigBase]]] = {
     cls.type: cls
     for cls in (
         IllegalParkingRule,
@@ -38,7 +37,7 @@ RULE_TYPES: dict[str, type[Rule]] = {
 }
 
 
-def build_rule(config: Any) -> Rule:
+def build_rule(config: RuleConfig) -> Rule[RuleConfigBase]:
     return RULE_TYPES[config.type](config)
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import supervision as sv
+
+from ..config import RuleConfigBase
 
 Category = Literal["traffic", "street_order", "city_appearance", "public_safety"]
 SignalState = Literal["red", "yellow", "green", "unknown"]
@@ -134,7 +136,10 @@ def class_mask(detections: sv.Detections, classes: set[str], min_confidence: flo
     return keep
 
 
-class Rule(ABC):
+ConfigT = TypeVar("ConfigT", bound=RuleConfigBase, covariant=True)
+
+
+class Rule(ABC, Generic[ConfigT]):
     """One rule instance, bound to one zone of one camera.
 
     Subclasses set ``type`` and ``kind`` and implement ``evaluate``. A rule about individual
@@ -151,8 +156,8 @@ class Rule(ABC):
     #: Each object is its own incident (``RuleResult.hits``), rather than one per zone.
     per_object: ClassVar[bool] = False
 
-    def __init__(self, config: Any) -> None:
-        self.config = config
+    def __init__(self, config: ConfigT) -> None:
+        self.config: ConfigT = config
         self.id: str = config.rule_id
         self._classes = set(config.classes)
 
@@ -165,7 +170,7 @@ class Rule(ABC):
         """(n,) bool: detections in the zone, of the rule's (or the given) classes, confident
         and big enough, and not standing in an exempt zone."""
         dets = scene.detections
-        keep = scene.in_zone & class_mask(dets, self._classes if classes is None else classes, self.config.min_confidence)
+        keep: np.ndarray = scene.in_zone & class_mask(dets, self._classes if classes is None else classes, self.config.min_confidence)
         if self.config.min_box_height > 0 and len(dets):
             keep &= (dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= self.config.min_box_height * scene.size[1]
         for zone_id in self.config.exempt_zones:

@@ -16,7 +16,7 @@ from ..config import ClassEventRuleConfig
 from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
-class ClassEventRule(Rule):
+class ClassEventRule(Rule[ClassEventRuleConfig]):
     """Fires once a listed class has been seen in the zone (at ``min_confidence``) for
     ``min_duration_s``; gaps in the detections shorter than ``grace_s`` don't restart the clock.
 
@@ -30,7 +30,6 @@ class ClassEventRule(Rule):
 
     type = "class_event"
     kind = IncidentKind("class_event", "模型类别事件", "model-class event", "public_safety")
-    config: ClassEventRuleConfig
 
     def __init__(self, config: ClassEventRuleConfig) -> None:
         super().__init__(config)

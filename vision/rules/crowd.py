@@ -8,7 +8,7 @@ from ..config import CrowdRuleConfig
 from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
-class CrowdRule(Rule):
+class CrowdRule(Rule[CrowdRuleConfig]):
     """Counts listed objects in the zone; fires once the count has held ``min_duration_s``.
 
     Short dips below the count (a missed detection, an occlusion) shorter than ``grace_s``
@@ -17,7 +17,6 @@ class CrowdRule(Rule):
 
     type = "crowd"
     kind = IncidentKind("crowd", "人员聚集", "crowd gathering", "public_safety")
-    config: CrowdRuleConfig
 
     def __init__(self, config: CrowdRuleConfig) -> None:
         super().__init__(config)

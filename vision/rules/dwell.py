@@ -12,7 +12,7 @@ from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 from .stays import Stay, StayTracker, counted_stays, format_duration, listing, parse_stay_key, tracked_candidates
 
 
-class DwellRule(Rule):
+class DwellRule(Rule[DwellRuleConfig]):
     """Fires while any tracked object has stood still in the zone for ``min_duration_s``.
 
     "Still" is judged on the box's ground point relative to the box height (a drift of at
@@ -29,7 +29,6 @@ class DwellRule(Rule):
     type = "dwell"
     per_object = True
     kind = IncidentKind("dwell", "物体滞留", "stationary object", "street_order")
-    config: DwellRuleConfig
     noun: ClassVar[str] = "object"
 
     def __init__(self, config: DwellRuleConfig) -> None:

@@ -8,7 +8,7 @@ from ..config import IntrusionRuleConfig, LaneIntrusionRuleConfig
 from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
 
 
-class IntrusionRule(Rule):
+class IntrusionRule(Rule[IntrusionRuleConfig | LaneIntrusionRuleConfig]):
     """Fires while any listed object has been inside the zone for ``min_duration_s``
     (per track; missed detections shorter than ``grace_s`` don't restart its clock).
 
@@ -18,7 +18,6 @@ class IntrusionRule(Rule):
 
     type = "intrusion"
     kind = IncidentKind("intrusion", "区域入侵", "intrusion", "public_safety")
-    config: IntrusionRuleConfig | LaneIntrusionRuleConfig
 
     def __init__(self, config: IntrusionRuleConfig | LaneIntrusionRuleConfig) -> None:
         super().__init__(config)

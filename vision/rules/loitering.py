@@ -19,7 +19,7 @@ from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 from .stays import StayTracker, counted_stays, format_duration, listing, parse_stay_key, tracked_candidates
 
 
-class LoiteringRule(Rule):
+class LoiteringRule(Rule[LoiteringRuleConfig]):
     """Fires while any one person has been in the zone for ``min_duration_s``.
 
     Per object: each loitering person is their own hit (key: the first track id of their
@@ -31,7 +31,6 @@ class LoiteringRule(Rule):
 
     type = "loitering"
     kind = IncidentKind("loitering", "徘徊", "loitering", "public_safety")
-    config: LoiteringRuleConfig
     per_object = True
 
     def __init__(self, config: LoiteringRuleConfig) -> None:

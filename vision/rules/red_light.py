@@ -45,7 +45,7 @@ class _Crossing:
     from_side: str
 
 
-class RedLightRule(Rule):
+class RedLightRule(Rule[RedLightRuleConfig]):
     """Fires once per vehicle whose ground point crosses the stop line (in the configured
     direction) while the configured signal is red.
 
@@ -55,7 +55,6 @@ class RedLightRule(Rule):
 
     type = "red_light"
     kind = IncidentKind("red_light", "闯红灯", "red-light running", "traffic")
-    config: RedLightRuleConfig
     per_object = True
 
     def __init__(self, config: RedLightRuleConfig) -> None:
@@ -83,7 +82,7 @@ class RedLightRule(Rule):
             return False
         w = a - p0
         u = (w[0] * m[1] - w[1] * m[0]) / denom  # position along the segment, 0..1 inside
-        return -1e-6 <= u <= 1 + 1e-6
+        return bool(-1e-6 <= u <= 1 + 1e-6)
 
     def _counts(self, from_side: int) -> bool:
         direction = self.config.direction

@@ -77,7 +77,7 @@ class _Track:
         if not ok.any():
             return None
         slopes = (xy[j[ok]] - xy[i[ok]]) / dt[ok, None]
-        return np.median(slopes, axis=0)  # type: ignore[no-any-return]
+        return np.median(slopes, axis=0)
 
     def predict(self, t: float) -> np.ndarray:
         """Where the vehicle should be at ``t`` (m), from its last sighting and velocity."""
@@ -100,7 +100,7 @@ def speed_kmh(ts: np.ndarray, ground: np.ndarray) -> float | None:
     return None if v is None else v * MS_TO_KMH
 
 
-class SpeedingRule(Rule):
+class SpeedingRule(Rule[SpeedingRuleConfig]):
     """Fires while a vehicle in the zone is measured above ``max_speed_kmh + tolerance_kmh``.
 
     Per object: each speeding vehicle is its own hit (key: its track id and when the
@@ -109,7 +109,6 @@ class SpeedingRule(Rule):
 
     type = "speeding"
     kind = IncidentKind("speeding", "超速", "speeding", "traffic")
-    config: SpeedingRuleConfig
     per_object = True
 
     def __init__(self, config: SpeedingRuleConfig) -> None:

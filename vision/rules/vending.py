@@ -30,7 +30,7 @@ CARRIED_OVERLAP = 0.7
 CARRIED_LIFT = 0.15
 
 
-class StreetVendingRule(Rule):
+class StreetVendingRule(Rule[StreetVendingRuleConfig]):
     """Fires while a still person and still goods near them have been in the zone for ``min_duration_s``.
 
     Per object: each vendor is their own hit (key: the first track id of the person's
@@ -42,7 +42,6 @@ class StreetVendingRule(Rule):
 
     type = "street_vending"
     kind = IncidentKind("street_vending", "占道经营", "street vending", "street_order")
-    config: StreetVendingRuleConfig
     per_object = True
 
     def __init__(self, config: StreetVendingRuleConfig) -> None:

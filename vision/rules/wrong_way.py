@@ -76,12 +76,11 @@ class _History:
         return float(np.median(np.asarray(self.heights)))
 
 
-class WrongWayRule(Rule):
+class WrongWayRule(Rule[WrongWayRuleConfig]):
     """Fires while a vehicle in the lane zone is judged to travel against its ``direction``."""
 
     type = "wrong_way"
     kind = IncidentKind("wrong_way", "车辆逆行", "wrong-way driving", "traffic")
-    config: WrongWayRuleConfig
     per_object = True
 
     def __init__(self, config: WrongWayRuleConfig) -> None:

@@ -12,6 +12,8 @@ never edit it to follow a model; add a revision instead.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,14 +26,21 @@ depends_on = None
 def build(metadata: sa.MetaData) -> None:
     """Declare the revision's tables on ``metadata``."""
 
-    def col(name: str, type_: sa.types.TypeEngine | type[sa.types.TypeEngine], *args: sa.SchemaItem, **kw: object) -> sa.Column:
-        kw.setdefault("nullable", False)
-        return sa.Column(name, type_, *args, **kw)  # type: ignore[arg-type]
+    def col(
+        name: str,
+        type_: sa.types.TypeEngine[Any] | type[sa.types.TypeEngine[Any]],
+        *args: sa.schema.SchemaItem,
+        nullable: bool = False,
+        index: bool | None = None,
+        unique: bool | None = None,
+        primary_key: bool = False,
+    ) -> sa.Column[Any]:
+        return sa.Column(name, type_, *args, nullable=nullable, index=index, unique=unique, primary_key=primary_key)
 
-    def pk_id() -> sa.Column:
+    def pk_id() -> sa.Column[Any]:
         return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
 
-    def incident_fk(target: str = "incidents.id") -> sa.Column:
+    def incident_fk(target: str = "incidents.id") -> sa.Column[Any]:
         return sa.Column("incident_id", sa.Integer, sa.ForeignKey(target, ondelete="CASCADE"), primary_key=True)
 
     sa.Table(
