@@ -25,7 +25,10 @@ from starlette import status
 
 from gridworker.streams.redact import redact_text
 
-__all__ = ["json_safe", "validation_error"]
+__all__ = ["Responses", "json_safe", "validation_error"]
+
+#: A route's ``responses=`` table as FastAPI takes it: status → OpenAPI response object.
+Responses = dict[int | str, dict[str, Any]]
 
 
 def json_safe(value: Any) -> Any:

@@ -101,7 +101,10 @@ def build_sample_clips(workdir: Path) -> dict[str, Path]:
     if bus is not None:
         out = workdir / "bus_still.mp4"
         if not out.exists():
-            image = cv2.cvtColor(cv2.imread(str(bus)), cv2.COLOR_BGR2RGB)
+            bgr = cv2.imread(str(bus))
+            if bgr is None:
+                raise RuntimeError(f"cannot read {bus}")
+            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             encode_still(image, out, seconds=10, fps=10)
         clips["bus-stop"] = out
     else:

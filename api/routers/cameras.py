@@ -13,13 +13,14 @@ from gridworker.streams.sources import SourceError
 from gridworker.vision.config import SceneConfig
 
 from ..deps import ServiceDep
+from ..errors import Responses
 from ..schemas import CameraOut, NewCamera
 from ..auth import ADMINISTER, READ, require
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
 CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN, description="Camera id")]
-_NOT_FOUND = {404: {"description": "No such camera"}}
+_NOT_FOUND: Responses = {404: {"description": "No such camera"}}
 
 
 Reader = Annotated[Actor, READ]

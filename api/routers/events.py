@@ -36,11 +36,12 @@ from gridworker.incidents.workflow import UNIT_HANDLER, Actor
 
 from ..auth import ANY_ROLE, require
 from ..deps import DispatcherDep, FeedsDep, LimitsDep, OutboxDep
+from ..errors import Responses
 from ..feeds import FeedSource, parse_last_event_id
 
 router = APIRouter(tags=["forwarding"])
 Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
-_TOO_MANY = {429: {"description": "Too many event streams open (per key or in total; see limits in the config)"}}
+_TOO_MANY: Responses = {429: {"description": "Too many event streams open (per key or in total; see limits in the config)"}}
 
 
 def format_event(ev: OutboxEvent) -> str:

@@ -21,14 +21,15 @@ from gridworker.patrol.selection import select_cameras
 from gridworker.service import Service
 
 from ..deps import PatrolDep, ServiceDep
+from ..errors import Responses
 from ..auth import OPERATE, READ, SUPERVISE
 from ..schemas_patrol import PatrolPlanOut, PatrolStatusOut
 
 router = APIRouter(prefix="/patrol", tags=["patrol"])
 
 PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="Patrol plan id")]
-_NOT_FOUND = {404: {"description": "No such plan"}}
-_CONFLICT = {409: {"description": "The plan is not running"}}
+_NOT_FOUND: Responses = {404: {"description": "No such plan"}}
+_CONFLICT: Responses = {409: {"description": "The plan is not running"}}
 
 
 def _not_found(plan_id: str) -> HTTPException:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 import pytest
-from stream_helpers import wait_until
+from tests.streams.stream_helpers import wait_until
 
 from gridworker.streams import StreamState
 from gridworker.streams.clips import synthetic_clip

@@ -28,8 +28,8 @@ from gridworker.streams import StreamConfig, StreamState
 from gridworker.streams.glance import glance
 from gridworker.streams.sources import FileSource, NetworkSource, SourceError, parse_source, require_network
 
-from live_servers import FifoWatch, HttpFiles, Listener, NginxRtmp, copy_segment, write_hls
-from stream_helpers import wait_until
+from tests.streams.live_servers import FifoWatch, HttpFiles, Listener, NginxRtmp, copy_segment, write_hls
+from tests.streams.stream_helpers import wait_until
 
 from tests.factories import free_port
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from stream_helpers import collect, wait_state, wait_until
+from tests.streams.stream_helpers import collect, wait_state, wait_until
 
 from gridworker.streams import StreamState
 from gridworker.streams.clips import synthetic_clip

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from stream_helpers import collect, wait_state, wait_until
+from tests.streams.stream_helpers import collect, wait_state, wait_until
 
 from gridworker.streams import CameraStream, StreamState
 from tests.factories import free_port
