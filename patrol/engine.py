@@ -282,7 +282,7 @@ class PatrolRun:
     ) -> None:
         self.plan = plan
         self._admit = admit
-        self._cameras = cameras if callable(cameras) else (lambda: list(cameras))  # type: ignore[arg-type]
+        self._cameras = cameras if callable(cameras) else (lambda: list(cameras))
         self._sink = visit_sink
         self._visitor = visitor
         self._on_outcome = on_outcome

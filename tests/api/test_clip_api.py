@@ -33,6 +33,7 @@ def _decode(data: bytes, tmp_path: Path) -> tuple[int, float, tuple[int, int], s
     path.write_bytes(data)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
+        assert s.duration is not None and s.time_base is not None
         duration = float(s.duration * s.time_base)
         frames = list(c.decode(s))
     return len(frames), duration, (frames[0].width, frames[0].height), s.codec_context.name

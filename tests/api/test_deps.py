@@ -33,7 +33,7 @@ def test_only_deps_reads_the_app_state_and_nothing_falls_back_by_getattr():
 
 
 def _paths(router: APIRouter) -> set[tuple[str, str]]:
-    return {(method, route.path) for route in router.routes if isinstance(route, APIRoute) for method in route.methods}
+    return {(method, route.path) for route in router.routes if isinstance(route, APIRoute) for method in route.methods or ()}
 
 
 def test_keys_catalogue_and_stats_have_routers_of_their_own():

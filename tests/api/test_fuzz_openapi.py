@@ -170,7 +170,7 @@ def test_stateful_sequences(live_api):
     seen: list[str] = []
     violations: list[str] = []
 
-    class Sequences(machine):  # type: ignore[misc, valid-type]
+    class Sequences(machine):
         def before_call(self, case):
             _spare_own_key(case, live_api)
 

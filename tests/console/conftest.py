@@ -48,7 +48,9 @@ def bus_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bus = ultralytics_asset("bus.jpg")
     if bus is None:
         pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    image = cv2.cvtColor(cv2.imread(str(bus)), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imread(str(bus))
+    assert bgr is not None, f"cannot read {bus}"
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return encode_still(image, tmp_path_factory.mktemp("console") / "bus_still.mp4", seconds=6, fps=10)
 
 

@@ -64,6 +64,7 @@ class Sipp:
         self.scenario.write_text(SCENARIO.replace("{code}", code))
         self.log = tmp / f"sipp-{self.port}.log"
         self.errors = tmp / f"sipp-{self.port}.err"
+        assert SIPP is not None  # the module is skipped without it
         cmd = [SIPP, "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port), "-m", str(calls), "-nostdin",
                "-trace_msg", "-message_file", str(self.log), "-trace_err", "-error_file", str(self.errors), "-timeout", "60s"]
         if transport == "tcp":

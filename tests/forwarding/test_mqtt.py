@@ -11,6 +11,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, RetryPolicy, build_forwarding
@@ -34,7 +35,7 @@ class Subscriber:
     def __init__(self, port: int, topic: str) -> None:
         self.messages: list[tuple[str, int, dict]] = []
         self.ready = threading.Event()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gw-test-sub-{time.monotonic_ns()}")
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-test-sub-{time.monotonic_ns()}")
         self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
         self.c.on_subscribe = lambda *a: self.ready.set()
         self.c.on_message = lambda c, u, m: self.messages.append((m.topic, m.qos, json.loads(m.payload)))

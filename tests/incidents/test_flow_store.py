@@ -109,7 +109,7 @@ def test_recorder_keeps_counts_when_a_write_fails(flows):
             flows.add(counts)
 
     flaky = Flaky()
-    rec = FlowRecorder(flaky, flush_interval_s=3600)  # type: ignore[arg-type]
+    rec = FlowRecorder(flaky, flush_interval_s=3600)
     rec.observe(_analysis("cam1", Crossing("gate", 1, "car", "in", T0)))
     assert rec.flush() is False and rec.pending == 1
     rec.observe(_analysis("cam1", Crossing("gate", 2, "car", "in", T0 + 5)))

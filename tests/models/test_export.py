@@ -27,6 +27,8 @@ from gridworker.models import DetectorConfig, YoloDetector, YoloLayout, export_u
 from gridworker.models.cli import register
 from gridworker.models.nms import box_iou_matrix
 
+from tests.models.contract import arrays
+
 CONFIDENCE = 0.25
 IOU = 0.5
 
@@ -92,20 +94,20 @@ def test_fall_export_has_dynamic_batch_and_names(fall_onnx: Path, fall_detector:
 def test_fall_model_matches_ultralytics(fall_pt: Path, fall_detector: YoloDetector, bus_image: np.ndarray) -> None:
     [dets] = fall_detector.detect([bus_image])
     assert isinstance(dets, sv.Detections) and len(dets) > 0
-    assert dets.xyxy.dtype == np.float32 and dets.confidence.dtype == np.float32
-    assert set(dets.data["class_name"].tolist()) <= {"Normal", "Fall"}
+    assert dets.xyxy.dtype == np.float32 and arrays(dets).confidence.dtype == np.float32
+    assert set(arrays(dets).class_name.tolist()) <= {"Normal", "Fall"}
 
     ref_boxes, ref_scores, ref_classes = ultralytics_reference(fall_pt, bus_image)
     assert len(ref_scores) > 0
     # Same top detection.
-    assert dets.class_id[0] == ref_classes[0]
+    assert arrays(dets).class_id[0] == ref_classes[0]
     assert box_iou_matrix(dets.xyxy[:1], ref_boxes[:1])[0, 0] > 0.9
-    assert dets.confidence[0] == pytest.approx(ref_scores[0], abs=0.02)
+    assert arrays(dets).confidence[0] == pytest.approx(ref_scores[0], abs=0.02)
     # Every confident reference detection is found again, same class, same place.
     ious = box_iou_matrix(ref_boxes, dets.xyxy)
     for i in np.flatnonzero(ref_scores >= CONFIDENCE + 0.05):
         j = int(np.argmax(ious[i]))
-        assert ious[i, j] > 0.9 and dets.class_id[j] == ref_classes[i], (i, ref_boxes[i], ref_scores[i])
+        assert ious[i, j] > 0.9 and arrays(dets).class_id[j] == ref_classes[i], (i, ref_boxes[i], ref_scores[i])
     assert abs(len(dets) - len(ref_scores)) <= 1
 
 
@@ -117,8 +119,8 @@ def test_fall_model_batch_equals_singles(fall_detector: YoloDetector, bus_image:
     for image, dets in zip(images, batched):
         [single] = fall_detector.detect([image])
         np.testing.assert_allclose(dets.xyxy, single.xyxy, atol=0.05)
-        np.testing.assert_allclose(dets.confidence, single.confidence, atol=1e-4)
-        assert dets.class_id.tolist() == single.class_id.tolist()
+        np.testing.assert_allclose(arrays(dets).confidence, arrays(single).confidence, atol=1e-4)
+        assert arrays(dets).class_id.tolist() == arrays(single).class_id.tolist()
 
 
 @pytest.mark.model
@@ -132,7 +134,7 @@ def test_static_batch_model_runs_one_image_at_a_time(fall_model_dir: Path, bus_i
     assert detector.class_names == ["Normal", "Fall"]
     results = detector.detect([bus_image, bus_image[:600]])
     assert len(results) == 2 and len(results[0]) > 0
-    assert set(results[0].data["class_name"].tolist()) <= {"Normal", "Fall"}
+    assert set(arrays(results[0]).class_name.tolist()) <= {"Normal", "Fall"}
 
 
 @pytest.mark.export

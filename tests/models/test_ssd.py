@@ -12,6 +12,8 @@ from gridworker.models import Detector, DetectorConfig, ModelError, SsdDetector,
 from gridworker.models.nms import box_iou_matrix
 from gridworker.models.ssd_codec import BoxCoderScales, best_class, decode_boxes, generate_ssd_anchors
 
+from tests.models.contract import arrays
+
 # TFLite's own post-processed output on bus.jpg (810x1080), printed by
 # models/tools/convert_ssd_mobilenet_v2.py when it built the weights: (label, score, box).
 BUS_REFERENCE = [
@@ -24,21 +26,22 @@ BUS_REFERENCE = [
 
 def assert_matches(dets: sv.Detections, expected: list[tuple[str, float, list[float]]], min_iou: float) -> None:
     """Each expected box has a detection of the same label with IoU >= min_iou and a close score."""
-    names = dets.data["class_name"]
+    names = arrays(dets).class_name
     for label, score, box in expected:
         same = names == label
         assert same.any(), f"no {label!r} detected; got {names.tolist()}"
         ious = box_iou_matrix(np.asarray([box], np.float32), dets.xyxy[same])[0]
         best = int(np.argmax(ious))
         assert ious[best] >= min_iou, f"{label} {box}: best IoU {ious[best]:.3f}"
-        assert dets.confidence[same][best] == pytest.approx(score, abs=0.1)
+        assert arrays(dets).confidence[same][best] == pytest.approx(score, abs=0.1)
 
 
 def assert_same(a: sv.Detections, b: sv.Detections) -> None:
     np.testing.assert_allclose(a.xyxy, b.xyxy, rtol=0, atol=1e-3)
-    np.testing.assert_allclose(a.confidence, b.confidence, rtol=0, atol=1e-6)
-    assert a.class_id.tolist() == b.class_id.tolist()
-    assert a.data["class_name"].tolist() == b.data["class_name"].tolist()
+    got, want = arrays(a), arrays(b)
+    np.testing.assert_allclose(got.confidence, want.confidence, rtol=0, atol=1e-6)
+    assert got.class_id.tolist() == want.class_id.tolist()
+    assert got.class_name.tolist() == want.class_name.tolist()
 
 
 # ----------------------------------------------------------------------------- pure numpy
@@ -79,7 +82,7 @@ def test_shipped_anchors_are_the_standard_ssd_anchors(ssd_dir: Path) -> None:
 def test_bus_finds_the_bus_and_the_people(ssd_detector: SsdDetector, bus_image: np.ndarray) -> None:
     [dets] = ssd_detector.detect([bus_image])
     assert_matches(dets, BUS_REFERENCE, min_iou=0.7)
-    assert set(dets.data["class_name"].tolist()) <= {"person", "bus", "car", "truck"}
+    assert set(arrays(dets).class_name.tolist()) <= {"person", "bus", "car", "truck"}
     height, width = bus_image.shape[:2]
     assert (dets.xyxy >= 0).all() and (dets.xyxy[:, [0, 2]] <= width).all() and (dets.xyxy[:, [1, 3]] <= height).all()
 
@@ -90,11 +93,12 @@ def test_detections_follow_the_contract(ssd_detector: SsdDetector, hopper_image:
     [dets] = ssd_detector.detect([hopper_image])
     assert isinstance(dets, sv.Detections)
     assert dets.xyxy.dtype == np.float32 and dets.xyxy.shape == (len(dets), 4)
-    assert dets.confidence.dtype == np.float32
-    assert np.issubdtype(dets.class_id.dtype, np.integer)
-    assert dets.data["class_name"].tolist() == [ssd_detector.class_names[i] for i in dets.class_id]
-    assert (np.diff(dets.confidence) <= 0).all()  # best first
-    assert "person" in dets.data["class_name"].tolist()
+    got = arrays(dets)
+    assert got.confidence.dtype == np.float32
+    assert np.issubdtype(got.class_id.dtype, np.integer)
+    assert got.class_name.tolist() == [ssd_detector.class_names[i] for i in got.class_id]
+    assert (np.diff(got.confidence) <= 0).all()  # best first
+    assert "person" in got.class_name.tolist()
     assert len(ssd_detector.class_names) == 90 and ssd_detector.class_names[:3] == ["person", "bicycle", "car"]
 
 
@@ -135,7 +139,7 @@ def test_more_images_than_max_batch(ssd_dir: Path, hopper_image: np.ndarray) -> 
 def test_class_filter_keeps_only_those_classes(ssd_dir: Path, bus_image: np.ndarray) -> None:
     detector = SsdDetector.from_directory(ssd_dir, DetectorConfig(classes=["bus"], confidence=0.3))
     [dets] = detector.detect([bus_image])
-    assert dets.data["class_name"].tolist() == ["bus"]
+    assert arrays(dets).class_name.tolist() == ["bus"]
     assert_matches(dets, BUS_REFERENCE[1:2], min_iou=0.7)
 
 
@@ -151,7 +155,7 @@ def test_load_detector_default_is_the_embedded_ssd(hopper_image: np.ndarray) -> 
     assert isinstance(detector, SsdDetector)
     assert detector.detect([]) == []
     [dets] = detector.detect([hopper_image])
-    assert "person" in dets.data["class_name"].tolist()
+    assert "person" in arrays(dets).class_name.tolist()
 
 
 @pytest.mark.model

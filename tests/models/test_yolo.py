@@ -13,6 +13,8 @@ from gridworker.models import Detector, ModelError, YoloDetector, YoloLayout
 from gridworker.models.errors import ModelFormatError
 from gridworker.models.yolo import decode_yolo, infer_yolo_layout, letterbox_params, undo_letterbox
 
+from tests.models.contract import arrays
+
 NAMES_3 = "{0: 'person', 1: 'car', 2: 'dog'}"
 
 
@@ -215,10 +217,10 @@ def test_detector_maps_boxes_to_source_pixels(fake_session: Any, output: np.ndar
     [dets] = detector.detect([image])
     assert isinstance(dets, sv.Detections)
     np.testing.assert_allclose(dets.xyxy, [[440, 380, 840, 580]], atol=1e-3)
-    assert dets.xyxy.dtype == np.float32 and dets.confidence.dtype == np.float32
-    assert dets.class_id.tolist() == [1]
-    assert dets.data["class_name"].tolist() == ["car"]
-    np.testing.assert_allclose(dets.confidence, [0.9])
+    assert dets.xyxy.dtype == np.float32 and arrays(dets).confidence.dtype == np.float32
+    assert arrays(dets).class_id.tolist() == [1]
+    assert arrays(dets).class_name.tolist() == ["car"]
+    np.testing.assert_allclose(arrays(dets).confidence, [0.9])
     [batch] = session.calls
     assert batch.shape == (1, 3, 640, 640) and batch.dtype == np.float32
     assert batch[0, :, 0, 0] == pytest.approx([114 / 255] * 3)  # padding
@@ -261,8 +263,8 @@ def test_detector_nms_is_class_aware(fake_session: Any) -> None:
     rows = _v8([[320, 320, 200, 100, 0.9, 0.0], [321, 320, 200, 100, 0.0, 0.8], [322, 320, 200, 100, 0.7, 0.0]], 20)
     detector, _ = _detector(fake_session, _tile(rows), output_shape=["batch", 6, "a"], iou=0.5)
     [dets] = detector.detect([np.zeros((640, 640, 3), np.uint8)])
-    assert dets.class_id.tolist() == [0, 1]
-    np.testing.assert_allclose(dets.confidence, [0.9, 0.8])
+    assert arrays(dets).class_id.tolist() == [0, 1]
+    np.testing.assert_allclose(arrays(dets).confidence, [0.9, 0.8])
 
 
 def test_detector_class_filter(fake_session: Any) -> None:
@@ -271,7 +273,7 @@ def test_detector_class_filter(fake_session: Any) -> None:
         fake_session, _tile(rows), output_shape=["batch", 7, "a"], metadata={"names": NAMES_3}, classes=["dog"]
     )
     [dets] = detector.detect([np.zeros((640, 640, 3), np.uint8)])
-    assert dets.data["class_name"].tolist() == ["dog"]
+    assert arrays(dets).class_name.tolist() == ["dog"]
 
 
 def test_detector_empty_results_keep_the_contract(fake_session: Any) -> None:
@@ -279,8 +281,8 @@ def test_detector_empty_results_keep_the_contract(fake_session: Any) -> None:
     [dets] = detector.detect([np.zeros((50, 60, 3), np.uint8)])
     assert len(dets) == 0
     assert dets.xyxy.shape == (0, 4) and dets.xyxy.dtype == np.float32
-    assert dets.confidence.shape == (0,) and dets.class_id.shape == (0,)
-    assert dets.data["class_name"].shape == (0,)
+    assert arrays(dets).confidence.shape == (0,) and arrays(dets).class_id.shape == (0,)
+    assert arrays(dets).class_name.shape == (0,)
     assert detector.detect([]) == []
 
 

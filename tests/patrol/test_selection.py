@@ -13,7 +13,7 @@ from gridworker.patrol.selection import interleave_site_types, skip_cycles, unkn
 
 
 def cam(cid: str, site: str = "street", tags: tuple[str, ...] = (), priority: int = 5, enabled: bool = True) -> PatrolTarget:
-    return PatrolTarget(cid, f"rtsp://10.0.0.1/{cid}", CameraPatrolConfig(site_type=site, tags=list(tags), priority=priority, enabled=enabled))  # type: ignore[arg-type]
+    return PatrolTarget(cid, f"rtsp://10.0.0.1/{cid}", CameraPatrolConfig(site_type=site, tags=list(tags), priority=priority, enabled=enabled))
 
 
 CAMS = [

@@ -41,7 +41,9 @@ def bus_stills(tmp_path_factory) -> dict[str, Path]:
     bus = ultralytics_asset("bus.jpg")
     if bus is None:
         pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(bus)), cv2.COLOR_BGR2RGB), (405, 540))
+    bgr = cv2.imread(str(bus))
+    assert bgr is not None, f"cannot read {bus}"
+    photo = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (405, 540))
     out = tmp_path_factory.mktemp("stills")
     clips = {}
     for name, x in (("left", 0), ("right", 555)):

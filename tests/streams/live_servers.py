@@ -72,7 +72,7 @@ class RtmpPublisher:
                             ostream = out.add_stream_from_template(istream)
                         last = 0
                         for packet in inp.demux(istream):
-                            if packet.dts is None or self._stop.is_set():
+                            if packet.dts is None or packet.pts is None or self._stop.is_set():
                                 continue
                             packet.pts, packet.dts = packet.pts + offset, packet.dts + offset
                             last = max(last, packet.dts + (packet.duration or 0))

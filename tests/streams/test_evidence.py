@@ -57,7 +57,7 @@ def ring_packets(ring: PacketRing):
     return [] if clip is None else list(clip.packets)
 
 
-def decode_all(path: Path) -> tuple[list[bytes], list[av.VideoFrame], av.video.stream.VideoStream]:
+def decode_all(path: Path) -> tuple[list[bytes], list[av.VideoFrame], tuple[str, int, int]]:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         payloads = [bytes(p) for p in c.demux(s) if p.size]
@@ -240,7 +240,9 @@ def test_cut_and_remux_copies_packets_unchanged(clip6: Path, tmp_path: Path) -> 
     assert pts == pytest.approx([i / FPS for i in range(len(frames))], abs=1e-3)
     # duration: the requested window, plus at most one GOP at the start (and one frame)
     with av.open(str(out)) as c:
-        duration = float(c.streams.video[0].duration * c.streams.video[0].time_base)
+        stream = c.streams.video[0]
+        assert stream.duration is not None and stream.time_base is not None
+        duration = float(stream.duration * stream.time_base)
     assert clip.duration_s == pytest.approx(duration, abs=0.02)
     assert end - start <= duration + 0.11 <= end - start + GOP_S + 0.11
     # faststart: the index (moov) precedes the media data (mdat)
@@ -253,7 +255,9 @@ def test_remuxed_frames_match_the_source_pixels(clip6: Path, tmp_path: Path) -> 
     ring = PacketRing(seconds=30)
     ring.start_session(params)
     fill(ring, packets)
-    out = write_mp4(ring.cut(T0 + 1.0, T0 + 1.9), tmp_path / "a.mp4")
+    clip = ring.cut(T0 + 1.0, T0 + 1.9)
+    assert clip is not None
+    out = write_mp4(clip, tmp_path / "a.mp4")
     with av.open(str(clip6)) as c:
         source = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][10:20]
     _, frames, _ = decode_all(out)
@@ -284,6 +288,7 @@ def test_write_failure_leaves_no_file(clip6: Path, tmp_path: Path) -> None:
     ring.start_session(params)
     fill(ring, packets[:20])
     clip = ring.cut(T0, T0 + 1.9)
+    assert clip is not None
     target = tmp_path / "x.mp4"
     target.mkdir()  # rename onto a directory fails
     with pytest.raises(OSError):

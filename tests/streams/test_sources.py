@@ -182,7 +182,7 @@ def test_hls_playlist_cannot_point_a_segment_at_a_local_file(tmp_path: Path, hls
         with HttpFiles(serve) as http:
             cams = [camera(name, f"{http.base}/{name}/evil.m3u8") for name in ("a", "b")]
             for cam in cams:
-                wait_until(lambda cam=cam: cam.health().last_error, timeout=10, what=f"{cam.camera_id} fails")
+                wait_until(lambda: cam.health().last_error, timeout=10, what=f"{cam.camera_id} fails")
             for name in ("a", "b"):
                 result = glance(name, f"{http.base}/{name}/evil.m3u8", open_timeout_s=3, keyframe_timeout_s=3)
                 assert not result.ok and not result.frames

@@ -16,6 +16,7 @@ def _probe(path: Path) -> dict:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         frames = list(c.decode(s))
+        assert s.average_rate is not None
         return {
             "codec": s.codec_context.name,
             "size": (s.width, s.height),

@@ -13,8 +13,8 @@ from tests.scenario import Scenario
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
-def epoch(*args: int, tz: dt.tzinfo = SHANGHAI) -> float:
-    return dt.datetime(*args, tzinfo=tz).timestamp()
+def epoch(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, *, tz: dt.tzinfo = SHANGHAI) -> float:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=tz).timestamp()
 
 
 # --- 行人/非机动车闯入机动车道 lane_intrusion ---------------------------------------------

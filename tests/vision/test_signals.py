@@ -46,7 +46,7 @@ def signal_head(
         else:
             cv2.circle(img, centre, radius, UNLIT[colour], -1, lineType=cv2.LINE_AA)
     if radius >= 6:
-        img = cv2.GaussianBlur(img, (3, 3), 0)
+        img = np.asarray(cv2.GaussianBlur(img, (3, 3), 0), dtype=np.uint8)
     if noise:
         rng = np.random.default_rng(seed)
         img = np.clip(img.astype(np.float64) + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
@@ -56,7 +56,9 @@ def signal_head(
 def jpeg_roundtrip(rgb: np.ndarray, quality: int = 70) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 @pytest.mark.parametrize("lit", ORDER)

@@ -9,7 +9,9 @@ def _ids(threshold: float, score: float) -> list[int]:
     out = []
     for i in range(4):
         dets = make_detections([[100 + i, 100, 160 + i, 200]], class_name=["car"], confidence=[score])
-        out.append(tracker.update(dets, ts=i * 0.2).tracker_id.tolist())
+        ids = tracker.update(dets, ts=i * 0.2).tracker_id
+        assert ids is not None
+        out.append(ids.tolist())
     return out[-1]
 
 
