@@ -65,6 +65,12 @@ def test_walk_the_demo_tour(tmp_path, gst_rtsp, browser):
         plan = page.locator(f'.plan[data-plan="{PLAN_ID}"]')
         plan.wait_for()
         assert plan.locator(".counts").inner_text().startswith("visited 0/")
+        # a visit is brief: record whether any tile was ever drawn as being visited (purple)
+        page.evaluate(
+            "() => { window.sawPatrolling = false; const wall = document.querySelector('#wall');"
+            " new MutationObserver(() => { if (wall.querySelector('.tile.patrolling')) window.sawPatrolling = true; })"
+            ".observe(wall, {subtree: true, attributes: true, attributeFilter: ['class'], childList: true}); }"
+        )
         plan.locator('button[data-action="start"]').click()
         page.wait_for_selector(f'.plan[data-plan="{PLAN_ID}"][data-state="running"]', timeout=10_000)
         page.wait_for_function(
@@ -72,10 +78,10 @@ def test_walk_the_demo_tour(tmp_path, gst_rtsp, browser):
             " const w = parseFloat(b?.style.width || '0'); return w >= 20 && w < 100; }",
             timeout=30_000,
         )
-        page.wait_for_selector(".tile.patrolling", timeout=10_000)
         if not os.environ.get("GRIDWORKER_SCREENSHOTS"):
             _shot(page, tmp_path, "demo-patrol.png")
         wait_until(lambda: httpx.get(f"{base}/patrol/plans/{PLAN_ID}").json()["status"]["completed_cycles"] >= 1, timeout=40)
+        assert page.evaluate("window.sawPatrolling"), "no tile was ever shown as being visited"
         # every key site has its picture now (but the unplugged one), on standby between visits
         page.wait_for_function("() => [...document.querySelectorAll('#wall .tile')].filter((t) => !t.classList.contains('noframe')).length >= 25", timeout=15_000)
         page.wait_for_selector('.tile[data-camera="depot-yard"][data-health="offline"]', timeout=10_000)
