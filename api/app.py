@@ -43,7 +43,7 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
         service = service_factory() if service_factory is not None else None
         if service is not None:
             wired.service = service
-            wired.guard.configure(server=service.settings.server, orders=service.workorders)
+            wired.guard.configure(server=service.settings.server, keys=service.keys)
             service.start()
         try:
             yield

@@ -31,10 +31,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from gridworker.incidents.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
-from gridworker.incidents.workorders import StoredKey, WorkOrders
+from gridworker.cases.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
+from gridworker.keystore import KeyStore, StoredKey
 
-from .deps import OrdersDep, WorkflowDep
+from .deps import KeysDep, WorkflowDep
 from .security import NO_KEY_MESSAGE, is_loopback_address
 
 KEY_PREFIX = "gwk_"
@@ -51,7 +51,7 @@ def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode("ascii")).digest()
 
 
-def create_key(orders: WorkOrders, *, name: str, role: str, unit: str | None = None, at: float | None = None) -> tuple[StoredKey, str]:
+def create_key(keys: KeyStore, *, name: str, role: str, unit: str | None = None, at: float | None = None) -> tuple[StoredKey, str]:
     """Make a key; returns its stored record and the raw key (the only time it exists).
 
     Raises:
@@ -65,27 +65,27 @@ def create_key(orders: WorkOrders, *, name: str, role: str, unit: str | None = N
     if role == UNIT_HANDLER:
         if not unit:
             raise KeyError_("a unit_handler key needs --unit")
-        if orders.catalogue.unit(unit) is None:
-            known = ", ".join(u.code for u in orders.catalogue.units)
+        if keys.catalogue.unit(unit) is None:
+            known = ", ".join(u.code for u in keys.catalogue.units)
             raise KeyError_(f"unknown unit {unit!r} (the catalogue has: {known})")
     elif unit:
         raise KeyError_(f"only unit_handler keys are bound to a unit, not {role} keys")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
-    stored = orders.add_key(
+    stored = keys.add_key(
         key_id=key_id, name=name, role=role, unit=unit if role == UNIT_HANDLER else None,
         salt=salt, digest=_digest(salt, secret), at=time.time() if at is None else at,
     )
     return stored, f"{KEY_PREFIX}{key_id}_{secret}"
 
 
-def verify_key(orders: WorkOrders, raw: str, *, now: float | None = None) -> StoredKey | None:
+def verify_key(keys: KeyStore, raw: str, *, now: float | None = None) -> StoredKey | None:
     """The key's record if ``raw`` is a valid, unrevoked key; None otherwise."""
     m = _KEY_RE.match(raw.strip())
     if m is None:
         return None
-    found = orders.key_secret(m.group(1))
+    found = keys.key_secret(m.group(1))
     if found is None:
         return None
     stored, salt, digest = found
@@ -93,7 +93,7 @@ def verify_key(orders: WorkOrders, raw: str, *, now: float | None = None) -> Sto
         return None
     now = time.time() if now is None else now
     if stored.last_used_at is None or now - stored.last_used_at > TOUCH_EVERY_S:
-        orders.touch_key(stored.id, now)
+        keys.touch_key(stored.id, now)
     return stored
 
 
@@ -117,7 +117,7 @@ BEARER = HTTPBearer(
 
 def current_user(
     request: Request,
-    orders: OrdersDep,
+    keys: KeysDep,
     x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Actor:
@@ -128,13 +128,13 @@ def current_user(
     raw = x_api_key or (bearer.credentials if bearer is not None else None)
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if raw:
-        key = verify_key(orders, raw)
+        key = verify_key(keys, raw)
         if key is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
         return actor_of(key)
-    if orders.auth_required():
+    if keys.auth_required():
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API key is required", headers=unauthorized)
-    if not orders.auth_open and not is_loopback_address(request.client.host if request.client else None):
+    if not keys.auth_open and not is_loopback_address(request.client.host if request.client else None):
         raise HTTPException(status.HTTP_403_FORBIDDEN, NO_KEY_MESSAGE)
     return ANONYMOUS
 

@@ -24,10 +24,11 @@ from starlette.applications import Starlette
 from gridworker.incidents import IncidentStore
 from gridworker.incidents.db import Database
 from gridworker.incidents.flows import FlowStore
-from gridworker.incidents.forwarding import Dispatcher, ForwardingConfig, build_dispatcher
-from gridworker.incidents.outbox import Outbox
-from gridworker.incidents.workflow import Workflow
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.delivery import Dispatcher, ForwardingConfig, build_dispatcher
+from gridworker.delivery.outbox import Outbox
+from gridworker.cases.workflow import Workflow
+from gridworker.cases.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 from gridworker.metrics import Metrics
 from gridworker.patrol.manager import PatrolManager
 from gridworker.service import Service
@@ -42,6 +43,7 @@ __all__ = [
     "DispatcherDep",
     "FeedsDep",
     "FlowsDep",
+    "KeysDep",
     "LimitsDep",
     "MetricsDep",
     "OrdersDep",
@@ -55,6 +57,7 @@ __all__ = [
     "get_dispatcher",
     "get_feeds",
     "get_flows",
+    "get_keys",
     "get_limits",
     "get_metrics",
     "get_orders",
@@ -131,6 +134,10 @@ def get_orders(service: ServiceDep) -> WorkOrders:
     return service.workorders
 
 
+def get_keys(service: ServiceDep) -> KeyStore:
+    return service.keys
+
+
 def get_workflow(service: ServiceDep) -> Workflow:
     return service.workflow
 
@@ -168,6 +175,7 @@ def get_feeds(request: Request) -> Feeds:
 StoreDep = Annotated[IncidentStore, Depends(get_store)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 OrdersDep = Annotated[WorkOrders, Depends(get_orders)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
 WorkflowDep = Annotated[Workflow, Depends(get_workflow)]
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
@@ -182,7 +190,7 @@ FeedsDep = Annotated[Feeds, Depends(get_feeds)]
 @dataclass(frozen=True)
 class CaseParts:
     """The case side of a service without cameras: incidents, work orders and their workflow,
-    the outbox and its dispatcher. :meth:`serve` answers their routes from these parts (the
+    the API keys, the outbox and its dispatcher. :meth:`serve` answers their routes from these parts (the
     camera, patrol, flow and health routes answer 503: there is no service).
 
     The dispatcher is not started here: start and stop it around the app (``with dispatcher:``).
@@ -192,14 +200,18 @@ class CaseParts:
     orders: WorkOrders
     workflow: Workflow
     dispatcher: Dispatcher
+    keys: KeyStore
 
     @classmethod
-    def of(cls, store: IncidentStore, orders: WorkOrders, dispatcher: Dispatcher | None = None) -> CaseParts:
+    def of(
+        cls, store: IncidentStore, orders: WorkOrders, dispatcher: Dispatcher | None = None, keys: KeyStore | None = None
+    ) -> CaseParts:
         """``dispatcher`` default: one without destinations, on an outbox of ``orders``' database
-        that is not hooked to them (so no change leaves a message)."""
+        that is not hooked to them (so no change leaves a message). ``keys`` default: the key
+        store of ``orders``' database, keys required once one exists."""
         if dispatcher is None:
             dispatcher = build_dispatcher(ForwardingConfig(), Outbox(orders.db, catalogue=orders.catalogue))
-        return cls(store, orders, Workflow(orders), dispatcher)
+        return cls(store, orders, Workflow(orders), dispatcher, keys if keys is not None else KeyStore(orders.db, orders.catalogue))
 
     def serve(self, app: FastAPI) -> FastAPI:
         """Override ``app``'s getters with these parts; its front door uses their API keys."""
@@ -207,8 +219,9 @@ class CaseParts:
         overrides[get_store] = lambda: self.store
         overrides[get_db] = lambda: self.orders.db
         overrides[get_orders] = lambda: self.orders
+        overrides[get_keys] = lambda: self.keys
         overrides[get_workflow] = lambda: self.workflow
         overrides[get_outbox] = lambda: self.dispatcher.outbox
         overrides[get_dispatcher] = lambda: self.dispatcher
-        wiring(app).guard.configure(server=None, orders=self.orders)
+        wiring(app).guard.configure(server=None, keys=self.keys)
         return app

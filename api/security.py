@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 from gridworker.settings import ServerConfig
 
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -139,25 +139,25 @@ def parse_origin(value: str) -> str | None:
 # -- the policy -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SecurityPolicy:
-    """What the middleware admits. ``orders`` None: no key store, treated as "no keys"."""
+    """What the middleware admits. ``keys`` None: no key store, treated as "no keys"."""
 
     hosts: frozenset[str] = frozenset()
     origins: frozenset[str] = frozenset()
-    orders: WorkOrders | None = None
+    keys: KeyStore | None = None
 
     @classmethod
-    def of(cls, *, server_host: str | None, allowed_hosts: list[str], allowed_origins: list[str], orders: WorkOrders | None) -> SecurityPolicy:
+    def of(cls, *, server_host: str | None, allowed_hosts: list[str], allowed_origins: list[str], keys: KeyStore | None) -> SecurityPolicy:
         hosts = {h.strip().lower().rstrip(".") for h in allowed_hosts}
         if server_host:
             hosts.add(server_host.strip().strip("[]").lower().rstrip("."))
         origins = {o for o in (parse_origin(v) for v in allowed_origins) if o is not None}
-        return cls(frozenset(hosts), frozenset(origins), orders)
+        return cls(frozenset(hosts), frozenset(origins), keys)
 
     def host_allowed(self, name: str) -> bool:
         return name in LOOPBACK_NAMES or _ip(name) is not None or name in self.hosts
 
     def open(self) -> bool:
-        return self.orders is not None and self.orders.auth_open
+        return self.keys is not None and self.keys.auth_open
 
 
 @dataclass
@@ -166,13 +166,13 @@ class SecurityGuard:
 
     policy: SecurityPolicy = field(default_factory=SecurityPolicy)
 
-    def configure(self, *, server: ServerConfig | None, orders: WorkOrders | None) -> None:
-        """Answer as ``server:`` says (None: loopback names only) with ``orders``' API keys."""
+    def configure(self, *, server: ServerConfig | None, keys: KeyStore | None) -> None:
+        """Answer as ``server:`` says (None: loopback names only) with the API keys of ``keys``."""
         self.policy = SecurityPolicy.of(
             server_host=server.host if server is not None else None,
             allowed_hosts=list(server.allowed_hosts) if server is not None else [],
             allowed_origins=list(server.allowed_origins) if server is not None else [],
-            orders=orders,
+            keys=keys,
         )
 
 
@@ -236,9 +236,9 @@ class SecurityMiddleware:
         # 2. without keys, only this machine
         client = scope.get("client")
         if not policy.open() and not is_loopback_address(client[0] if client else None):
-            orders = policy.orders
-            if orders is None or not await run_in_threadpool(orders.auth_required):
-                keys_off = orders is not None and orders.auth_enabled is False
+            keys = policy.keys
+            if keys is None or not await run_in_threadpool(keys.auth_required):
+                keys_off = keys is not None and keys.auth_enabled is False
                 return 403, KEYS_OFF_MESSAGE if keys_off else NO_KEY_MESSAGE
         # 3. state changes come from this origin, not another site's page
         if scope["type"] == "http" and scope.get("method", "GET").upper() in STATE_CHANGING:

@@ -66,7 +66,7 @@ Progress = Callable[[str], None]
 def run_receiver(port: int, log_path: Path, secret: str) -> None:
     """Record each POST's Idempotency-Key durably (an append before the 200) and count
     duplicates; keys seen by earlier runs (same log) count as seen."""
-    from gridworker.incidents.forwarding.webhook import verify
+    from gridworker.delivery.webhook import verify
 
     seen: set[str] = set()
     received = 0
@@ -133,12 +133,13 @@ def run_service(database: str, port: int, webhook: str, secret: str) -> None:
     from gridworker.api import create_app
     from gridworker.api.deps import CaseParts
     from gridworker.incidents import IncidentStore
-    from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
-    from gridworker.incidents.outbox import reconcile_workorders
-    from gridworker.incidents.workorders import WorkOrders
+    from gridworker.delivery import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
+    from gridworker.delivery.outbox import reconcile_workorders
+    from gridworker.cases.workorders import WorkOrders
+    from gridworker.keystore import KeyStore
 
     store = IncidentStore(database)
-    orders = WorkOrders(store.db, auth_enabled=False)
+    orders = WorkOrders(store.db)
     cfg = ForwardingConfig(
         destinations=[WebhookDestination(name="receiver", url=webhook, secret=secret, timeout_s=5, connect_timeout_s=2)],
         retry=RetryPolicy(base_s=0.2, cap_s=1.0, max_attempts=50),
@@ -159,7 +160,8 @@ def run_service(database: str, port: int, webhook: str, secret: str) -> None:
         orders.on_incident_opened(inc)  # what IncidentManager.on_open does in the pipeline
         return {"incident_id": inc.id}
 
-    app = CaseParts.of(store, orders, disp).serve(create_app())  # the case routes, no cameras
+    keys = KeyStore(store.db, orders.catalogue, auth_enabled=False)
+    app = CaseParts.of(store, orders, disp, keys).serve(create_app())  # the case routes, no cameras
     app.include_router(router)
     print(json.dumps({"reconciled": reconciled}), flush=True)
     with disp:  # delivering while the app serves
@@ -256,8 +258,8 @@ def _wait_for(cond: Callable[[], bool], timeout: float, every: float = 0.2) -> b
 
 def scenario_receiver_down(cfg: ReliabilityConfig, work: Path, progress: Progress) -> dict[str, Any]:
     from gridworker.incidents import IncidentStore
-    from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
-    from gridworker.incidents.workorders import WorkOrders
+    from gridworker.delivery import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
+    from gridworker.cases.workorders import WorkOrders
 
     port = _free_port()
     rec_log = work / "receiver-down.jsonl"

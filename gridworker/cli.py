@@ -24,15 +24,15 @@ def exposure_refusal(settings: Settings, config: str | None = None) -> str | Non
     and binding anything wider would only hide that behind 403s (docs/security.md)."""
     from gridworker.api.security import is_loopback_bind
     from gridworker.incidents.db import Database
-    from gridworker.incidents.workorders import WorkOrders
+    from gridworker.keystore import KeyStore
 
     host = settings.server.host
     if is_loopback_bind(host) or settings.auth.open:
         return None
     db = Database.open(settings.database.url)
     try:
-        orders = WorkOrders(db, auth_enabled=settings.auth.enabled)
-        keyed = orders.auth_required() and orders.any_key()
+        keys = KeyStore(db, auth_enabled=settings.auth.enabled)
+        keyed = keys.auth_required() and keys.any_key()
     finally:
         db.close()
     if keyed:

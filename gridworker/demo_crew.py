@@ -2,7 +2,7 @@
 
 A command desk (an operator) dispatches a new case to its routed unit, that unit's street team
 (a unit handler bound to the unit) accepts it and reports it handled, a few seconds apart, all
-through the service's own :class:`~gridworker.incidents.workflow.Workflow` (the same
+through the service's own :class:`~gridworker.cases.workflow.Workflow` (the same
 transitions, audit rows and forwarded messages as the API's). The queue, the case history,
 ``/stats/workorders`` and the webhook receiver then have something to show. The other cases
 are left for whoever runs the demo to act on in the console.
@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from gridworker.incidents.workflow import OPERATOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
-from gridworker.incidents.workorders import DETECTED, WorkOrderQuery, WorkOrders
+from gridworker.cases.workflow import OPERATOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
+from gridworker.cases.workorders import DETECTED, WorkOrderQuery, WorkOrders
 
 log = logging.getLogger("gridworker.demo.crew")
 

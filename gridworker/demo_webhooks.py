@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from gridworker.incidents.forwarding.webhook import SIGNATURE_HEADER, verify
+from gridworker.delivery.webhook import SIGNATURE_HEADER, verify
 
 log = logging.getLogger("gridworker.demo.webhooks")
 

@@ -16,14 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridworker.incidents.workflow import ROLES
+from gridworker.cases.workflow import ROLES
+
+if TYPE_CHECKING:
+    from gridworker.keystore import KeyStore
 
 
-def _orders(args: argparse.Namespace) -> Any:
-    from gridworker.incidents.catalogue import CatalogueError, load_catalogue
-    from gridworker.incidents.workorders import WorkOrders, WorkOrdersConfig
+def _open(args: argparse.Namespace) -> KeyStore | None:
+    """The key store of the configured database, with the catalogue (a unit handler's unit
+    must be in it); None after printing why not."""
+    from gridworker.cases.catalogue import CatalogueError, load_catalogue
+    from gridworker.cases.workorders import WorkOrdersConfig
 
     url = args.database
     catalogue_path = args.catalogue
@@ -47,8 +52,9 @@ def _orders(args: argparse.Namespace) -> Any:
         print(f"gridworker: {exc}", file=sys.stderr)
         return None
     from gridworker.incidents.db import Database
+    from gridworker.keystore import KeyStore
 
-    return WorkOrders(Database.open(url), catalogue)
+    return KeyStore(Database.open(url), catalogue)
 
 
 def _when(ts: float | None) -> str:
@@ -58,16 +64,17 @@ def _when(ts: float | None) -> str:
 def _cmd_create(args: argparse.Namespace) -> int:
     from gridworker.api.auth import KeyError_, create_key
 
-    orders = _orders(args)
-    if orders is None:
+    opened = _open(args)
+    if opened is None:
         return 2
+    keys = opened
     try:
-        stored, raw = create_key(orders, name=args.name, role=args.role, unit=args.unit)
+        stored, raw = create_key(keys, name=args.name, role=args.role, unit=args.unit)
     except KeyError_ as exc:
         print(f"gridworker keys: {exc}", file=sys.stderr)
         return 2
     finally:
-        orders.db.close()
+        keys.db.close()
     unit = f" for unit {stored.unit}" if stored.unit else ""
     print(f"created key {stored.id} ({stored.key_id}) {stored.role}{unit}: {stored.name}", file=sys.stderr)
     print("store it now; it is not shown again:", file=sys.stderr)
@@ -76,13 +83,14 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    orders = _orders(args)
-    if orders is None:
+    opened = _open(args)
+    if opened is None:
         return 2
+    store = opened
     try:
-        keys = orders.keys(include_revoked=args.all)
+        keys = store.keys(include_revoked=args.all)
     finally:
-        orders.db.close()
+        store.db.close()
     print(f"{'id':>4}  {'key id':12}  {'role':12}  {'unit':18}  {'created':20}  {'last used':20}  {'revoked':20}  name")
     for k in keys:
         print(
@@ -95,18 +103,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_revoke(args: argparse.Namespace) -> int:
     import time
 
-    from gridworker.incidents.workorders import LastAdminKey
+    from gridworker.keystore import LastAdminKey
 
-    orders = _orders(args)
-    if orders is None:
+    opened = _open(args)
+    if opened is None:
         return 2
+    keys = opened
     try:
-        ok = orders.revoke_key(args.id, time.time())
+        ok = keys.revoke_key(args.id, time.time())
     except LastAdminKey as exc:
         print(f"gridworker keys: {exc}", file=sys.stderr)
         return 3
     finally:
-        orders.db.close()
+        keys.db.close()
     if not ok:
         print(f"gridworker keys: no unrevoked key {args.id}", file=sys.stderr)
         return 1

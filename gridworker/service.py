@@ -27,11 +27,12 @@ from gridworker.incidents import CameraInfo, Incident, IncidentManager, Incident
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.db import Database
 from gridworker.incidents.flows import FlowRecorder, FlowStore
-from gridworker.incidents.forwarding import Dispatcher, build_dispatcher, build_outbox
-from gridworker.incidents.outbox import reconcile_workorders
+from gridworker.delivery import Dispatcher, build_dispatcher, build_outbox
+from gridworker.delivery.outbox import reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
-from gridworker.incidents.workflow import Workflow, WorkflowClock
-from gridworker.incidents.workorders import build_workorders
+from gridworker.cases.workflow import Workflow, WorkflowClock
+from gridworker.cases.workorders import build_workorders
+from gridworker.keystore import build_keystore
 from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.patrol.engine import CameraOutcome
@@ -148,7 +149,8 @@ class Service:
         self.flows = FlowStore(self.db)
         self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
         self.pipeline.observers.append(self.flow_recorder.observe)
-        self.workorders = build_workorders(self.db, settings.workorders, settings.auth)
+        self.workorders = build_workorders(self.db, settings.workorders)
+        self.keys = build_keystore(self.db, self.workorders.catalogue, settings.auth)
         self.workflow = Workflow(self.workorders)
         # every work-order change leaves through the outbox, committed with it (docs/forwarding.md);
         # the dispatcher drains it (a new one at each start: a stopped one has closed its senders)

@@ -16,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gridworker.incidents.forwarding import ForwardingConfig
+from gridworker.delivery import ForwardingConfig
 from gridworker.incidents.retention import RetentionConfig
-from gridworker.incidents.workorders import AuthConfig, WorkOrdersConfig
+from gridworker.cases.workorders import WorkOrdersConfig
+from gridworker.keystore import AuthConfig
 from gridworker.models.config import DetectorConfig
 from gridworker.models.tiling import TileConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan

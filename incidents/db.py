@@ -60,7 +60,11 @@ class Base(DeclarativeBase):
 def schema() -> MetaData:
     """The metadata of every table, all modules that map one imported (what migrations are
     compared with)."""
-    from . import flows, outbox, store, workorders  # noqa: F401 - they map their tables on Base
+    from gridworker import keystore  # noqa: F401 - they map their tables on Base
+    from gridworker.cases import workorders  # noqa: F401
+    from gridworker.delivery import outbox  # noqa: F401
+
+    from . import flows, store  # noqa: F401
 
     return Base.metadata
 

@@ -37,10 +37,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, exists, func, not_, or_, select
 
+from gridworker.cases.workorders import TERMINAL, AuditRow, WorkOrderRow
+from gridworker.delivery.outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
+
 from .db import Database, affected_rows
-from .outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
 from .store import IncidentClip, IncidentStore
-from .workorders import TERMINAL, AuditRow, WorkOrderRow
 
 __all__ = ["RetentionConfig", "RetentionReport", "RetentionWorker", "prune_audit", "prune_clips", "prune_outbox", "run_retention"]
 

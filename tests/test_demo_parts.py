@@ -22,12 +22,12 @@ from gridworker.demo_crew import DESK, DemoCrew
 from gridworker.demo_sites import PLAN_ID, REVISIT_S, UNPLUGGED, Site, View, ZoneSpec, _sites, patrol_plan
 from gridworker.demo_webhooks import WebhookReceiver
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.forwarding.config import WebhookDestination
-from gridworker.incidents.forwarding.dispatcher import Outcome
-from gridworker.incidents.forwarding.webhook import WebhookSender
-from gridworker.incidents.outbox import OutboxEvent
-from gridworker.incidents.workflow import Workflow
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.delivery.config import WebhookDestination
+from gridworker.delivery.dispatcher import Outcome
+from gridworker.delivery.webhook import WebhookSender
+from gridworker.delivery.outbox import OutboxEvent
+from gridworker.cases.workflow import Workflow
+from gridworker.cases.workorders import WorkOrders
 from gridworker.patrol.config import PatrolTarget
 from gridworker.patrol.selection import select_cameras
 from gridworker.settings import Settings
@@ -129,7 +129,7 @@ def test_crew_works_the_first_cases_with_named_actors(tmp_path):
 
 
 def test_crew_lets_go_of_a_case_taken_in_the_console(tmp_path):
-    from gridworker.incidents.workflow import Actor
+    from gridworker.cases.workflow import Actor
 
     store = IncidentStore(f"sqlite:///{tmp_path / 'crew.db'}")
     orders = WorkOrders(store.db)

@@ -7,11 +7,11 @@ import yaml
 from gridworker.api.auth import verify_key
 from gridworker.cli import main
 from gridworker.incidents.db import Database
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 
 
-def _orders(url):
-    return WorkOrders(Database.open(url))
+def _keys(url):
+    return KeyStore(Database.open(url))
 
 
 def test_create_list_revoke(tmp_path, capsys, caplog):
@@ -25,13 +25,13 @@ def test_create_list_revoke(tmp_path, capsys, caplog):
     raw = out.strip()
     assert raw.startswith("gwk_") and out.count("\n") == 1  # stdout: the key alone, for scripts
     assert raw not in err and "not shown again" in err
-    orders = _orders(f"sqlite:///{db}")
-    key = verify_key(orders, raw)
+    keys = _keys(f"sqlite:///{db}")
+    key = verify_key(keys, raw)
     assert key is not None and (key.role, key.name) == ("admin", "ops lead")
 
     assert main(["keys", "create", "--database", f"sqlite:///{db}", "--role", "unit_handler", "--unit", "community-grid", "--name", "grid 3"]) == 0
     handler_raw = capsys.readouterr().out.strip()
-    assert verify_key(orders, handler_raw).unit == "community-grid"
+    assert verify_key(keys, handler_raw).unit == "community-grid"
 
     assert main(["keys", "list", "--config", str(config)]) == 0
     listing = capsys.readouterr().out
@@ -40,11 +40,11 @@ def test_create_list_revoke(tmp_path, capsys, caplog):
 
     # the last admin key cannot be revoked (the API would be left with nobody to manage it)
     assert main(["keys", "revoke", "--config", str(config), str(key.id)]) == 3
-    assert "last admin key" in capsys.readouterr().err and verify_key(orders, raw) is not None
+    assert "last admin key" in capsys.readouterr().err and verify_key(keys, raw) is not None
     assert main(["keys", "create", "--config", str(config), "--role", "admin", "--name", "deputy"]) == 0
     deputy_raw = capsys.readouterr().out.strip()
     assert main(["keys", "revoke", "--config", str(config), str(key.id)]) == 0
-    assert verify_key(orders, raw) is None and verify_key(orders, deputy_raw) is not None
+    assert verify_key(keys, raw) is None and verify_key(keys, deputy_raw) is not None
     assert main(["keys", "revoke", "--config", str(config), str(key.id)]) == 1
     assert main(["keys", "list", "--config", str(config)]) == 0
     assert "ops lead" not in capsys.readouterr().out
@@ -52,7 +52,7 @@ def test_create_list_revoke(tmp_path, capsys, caplog):
     assert "ops lead" in capsys.readouterr().out
 
     # nothing of either key in the database file or the logs
-    orders.db.close()
+    keys.db.close()
     data = b"".join(p.read_bytes() for p in db.parent.glob("gw.db*"))
     for k in (raw, handler_raw):
         assert k[17:].encode() not in data
@@ -69,4 +69,4 @@ def test_refusals(tmp_path, capsys):
     assert "--config or --database" in capsys.readouterr().err
     assert main(["keys", "create", "--config", str(tmp_path / "missing.yaml"), "--role", "admin", "--name", "x"]) == 2
     assert capsys.readouterr().out == ""
-    assert _orders(url).keys() == []
+    assert _keys(url).keys() == []

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
-from gridworker.incidents.outbox import Outbox, Route
-from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.delivery.outbox import Outbox, Route
+from gridworker.cases.workflow import OPERATOR, Actor, Workflow
+from gridworker.cases.workorders import WorkOrders
 from gridworker.metrics import Metrics
 from gridworker.vision.observations import ObjectReport, ObjectSighting
 from gridworker.vision.rules import IllegalParkingRule

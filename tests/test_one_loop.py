@@ -111,7 +111,7 @@ def test_a_patrol_case_goes_round_the_one_loop(tmp_path, rtsp_factory, stills, d
 
     # -- 1. two visits T apart: one incident, one routed work order, delivered once each ----
     service = Service(settings, detector)
-    _, admin = create_key(service.workorders, name="loop-admin", role="admin")
+    _, admin = create_key(service.keys, name="loop-admin", role="admin")
     auth = {"Authorization": f"Bearer {admin}"}
     with live_server(create_app(lambda: service)) as base, httpx.Client(base_url=base, headers=auth, timeout=15) as client:
         _patrol(client, service)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from gridworker.incidents.workflow import ADMIN, SUPERVISOR, Actor
+from gridworker.cases.workflow import ADMIN, SUPERVISOR, Actor
 from gridworker.service import CameraExists, CameraLimitReached, CameraNotFound, SceneTooLarge
 from gridworker.settings import CAMERA_ID_PATTERN
 from gridworker.streams.redact import redact_text

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from gridworker.incidents.workflow import Actor
+from gridworker.cases.workflow import Actor
 
 from ..auth import ANY_ROLE, require
 from ..deps import OrdersDep

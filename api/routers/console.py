@@ -31,11 +31,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from gridworker.incidents.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor
-from gridworker.incidents.workorders import AuditRow, WorkOrderRow, WorkOrders
+from gridworker.cases.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor
+from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 
 from ..auth import ANY_ROLE, require
-from ..deps import FeedsDep, LimitsDep, OrdersDep, OutboxDep
+from ..deps import FeedsDep, KeysDep, LimitsDep, OrdersDep, OutboxDep
 from ..feeds import FeedSource, parse_last_event_id
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -56,7 +56,7 @@ class MeOut(BaseModel):
 
 
 @router.get("/auth/me", response_model=MeOut)
-def me(user: Anyone, orders: OrdersDep, outbox: OutboxDep) -> MeOut:
+def me(user: Anyone, orders: OrdersDep, keys: KeysDep, outbox: OutboxDep) -> MeOut:
     """The caller's name, role and unit, and what the console should offer them."""
     role = user.role
     actions = {name: sorted(t.sources) for name, t in TRANSITIONS.items() if role in t.roles}
@@ -65,7 +65,7 @@ def me(user: Anyone, orders: OrdersDep, outbox: OutboxDep) -> MeOut:
         name=user.name,
         role=role,
         unit=user.unit,
-        auth_required=orders.auth_required(),
+        auth_required=keys.auth_required(),
         actions=actions,
         may={
             "wall": role in readers,

@@ -31,8 +31,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
-from gridworker.incidents.outbox import Outbox, OutboxEvent
-from gridworker.incidents.workflow import UNIT_HANDLER, Actor
+from gridworker.delivery.outbox import Outbox, OutboxEvent
+from gridworker.cases.workflow import UNIT_HANDLER, Actor
 
 from ..auth import ANY_ROLE, require
 from ..deps import DispatcherDep, FeedsDep, LimitsDep, OutboxDep

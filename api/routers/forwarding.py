@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
-from gridworker.incidents.outbox import DEAD, Delivery
-from gridworker.incidents.workflow import SUPERVISOR, Actor
+from gridworker.delivery.outbox import DEAD, Delivery
+from gridworker.cases.workflow import SUPERVISOR, Actor
 
 from ..auth import require
 from ..deps import DispatcherDep, OutboxDep

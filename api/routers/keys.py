@@ -10,11 +10,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field
 
-from gridworker.incidents.workflow import ADMIN, ROLES, Actor
-from gridworker.incidents.workorders import LastAdminKey, StoredKey
+from gridworker.cases.workflow import ADMIN, ROLES, Actor
+from gridworker.keystore import LastAdminKey, StoredKey
 
 from ..auth import KeyError_, create_key, key_admin, require
-from ..deps import OrdersDep
+from ..deps import KeysDep
 from ..schemas import utc
 
 router = APIRouter(tags=["api keys"])
@@ -49,20 +49,20 @@ class NewKeyOut(KeyOut):
 
 
 @router.post("/keys", response_model=NewKeyOut, status_code=status.HTTP_201_CREATED)
-def post_key(body: KeyIn, user: Annotated[Actor, Depends(key_admin)], orders: OrdersDep) -> NewKeyOut:
+def post_key(body: KeyIn, user: Annotated[Actor, Depends(key_admin)], keys: KeysDep) -> NewKeyOut:
     """Create a key (an admin *key*: never an anonymous caller, so the first key comes from
     ``gridworker keys create``). The response is the only place the key ever appears."""
     try:
-        stored, raw = create_key(orders, name=body.name, role=body.role, unit=body.unit)
+        stored, raw = create_key(keys, name=body.name, role=body.role, unit=body.unit)
     except KeyError_ as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return NewKeyOut(**KeyOut.of(stored).model_dump(), key=raw)
 
 
 @router.get("/keys", response_model=list[KeyOut])
-def list_keys(user: Admin, orders: OrdersDep) -> list[KeyOut]:
+def list_keys(user: Admin, keys: KeysDep) -> list[KeyOut]:
     """The unrevoked keys (never the keys themselves)."""
-    return [KeyOut.of(k) for k in orders.keys()]
+    return [KeyOut.of(k) for k in keys.keys()]
 
 
 @router.delete(
@@ -70,10 +70,10 @@ def list_keys(user: Admin, orders: OrdersDep) -> list[KeyOut]:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "No such key"}, 409: {"description": "The last admin key (create another admin key first)"}},
 )
-def delete_key(key: Annotated[int, Path(ge=1, le=2**62)], user: Admin, orders: OrdersDep) -> Response:
+def delete_key(key: Annotated[int, Path(ge=1, le=2**62)], user: Admin, keys: KeysDep) -> Response:
     """Revoke a key at once. The last unrevoked admin key cannot be revoked (409)."""
     try:
-        revoked = orders.revoke_key(key, time.time())
+        revoked = keys.revoke_key(key, time.time())
     except LastAdminKey as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     if not revoked:

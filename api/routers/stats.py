@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridworker.incidents.workflow import UNIT_HANDLER, Actor
-from gridworker.incidents.workorders import StatsGroup
+from gridworker.cases.workflow import UNIT_HANDLER, Actor
+from gridworker.cases.workorders import StatsGroup
 
 from ..auth import ANY_ROLE, require
 from ..deps import OrdersDep

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
-from gridworker.incidents.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
-from gridworker.incidents.workorders import STATES, AuditEntry, WorkOrder, WorkOrderQuery, WorkOrders
+from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
+from gridworker.cases.workorders import STATES, AuditEntry, WorkOrder, WorkOrderQuery, WorkOrders
 
 from ..auth import ANY_ROLE, require
 from ..deps import OrdersDep, WorkflowDep

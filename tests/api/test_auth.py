@@ -11,14 +11,15 @@ from gridworker.api import create_app
 from gridworker.api.auth import KeyError_, create_key, verify_key
 from gridworker.api.deps import CaseParts
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workorders import LastAdminKey, WorkOrders
+from gridworker.cases.workorders import WorkOrders
+from gridworker.keystore import KeyStore, LastAdminKey
 from tests.factories import local_client
 
 
 @pytest.fixture
-def orders(tmp_path):
+def keys(tmp_path):
     store = IncidentStore(f"sqlite:///{tmp_path / 'keys.db'}")
-    yield WorkOrders(store.db)
+    yield KeyStore(store.db)
     store.close()
 
 
@@ -26,18 +27,18 @@ def _db_bytes(tmp_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in tmp_path.glob("keys.db*"))
 
 
-def test_raw_key_is_not_stored_or_logged(orders, tmp_path, caplog):
+def test_raw_key_is_not_stored_or_logged(keys, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    stored, raw = create_key(orders, name="ops lead", role="admin")
+    stored, raw = create_key(keys, name="ops lead", role="admin")
     secret = raw[17:]  # after "gwk_" + 12 hex + "_" (the secret may contain "_")
     assert raw == f"gwk_{stored.key_id}_{secret}" and len(secret) == 43
     # used through the API too, so request handling is in the captured logs
-    with local_client(CaseParts.of(IncidentStore(orders.db), orders).serve(create_app())) as client:
+    with local_client(CaseParts.of(IncidentStore(keys.db), WorkOrders(keys.db), keys=keys).serve(create_app())) as client:
         assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
         assert client.get("/keys", headers={"X-API-Key": raw}).status_code == 200
         wrong = raw[:-1] + ("A" if raw[-1] != "A" else "B")  # one character off (never the key itself)
         assert client.get("/workorders", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
-    orders.db.close()  # flush the WAL into the file as well
+    keys.db.close()  # flush the WAL into the file as well
     data = _db_bytes(tmp_path)
     assert data, "the database file is there"
     assert stored.key_id.encode() in data  # the public part is
@@ -46,23 +47,23 @@ def test_raw_key_is_not_stored_or_logged(orders, tmp_path, caplog):
     assert secret not in logged and raw not in logged
 
 
-def test_verify(orders):
-    stored, raw = create_key(orders, name="grid 3", role="unit_handler", unit="community-grid")
-    found = verify_key(orders, raw, now=1000.0)
+def test_verify(keys):
+    stored, raw = create_key(keys, name="grid 3", role="unit_handler", unit="community-grid")
+    found = verify_key(keys, raw, now=1000.0)
     assert found is not None and (found.role, found.unit, found.name) == ("unit_handler", "community-grid", "grid 3")
-    assert orders.keys()[0].last_used_at == 1000.0
+    assert keys.keys()[0].last_used_at == 1000.0
     key_id, secret = raw[4:16], raw[17:]
-    other_stored, other_raw = create_key(orders, name="other", role="viewer")
-    assert verify_key(orders, f"gwk_{key_id}_{other_raw[17:]}") is None  # another key's secret
-    assert verify_key(orders, f"gwk_{other_stored.key_id}_{secret}") is None
-    assert verify_key(orders, raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
-    assert verify_key(orders, "") is None and verify_key(orders, "Bearer x") is None
-    assert verify_key(orders, f" {raw} ") is not None
-    assert orders.revoke_key(stored.id, time.time())
-    assert verify_key(orders, raw) is None
-    assert [k.name for k in orders.keys()] == ["other"] and len(orders.keys(include_revoked=True)) == 2
+    other_stored, other_raw = create_key(keys, name="other", role="viewer")
+    assert verify_key(keys, f"gwk_{key_id}_{other_raw[17:]}") is None  # another key's secret
+    assert verify_key(keys, f"gwk_{other_stored.key_id}_{secret}") is None
+    assert verify_key(keys, raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
+    assert verify_key(keys, "") is None and verify_key(keys, "Bearer x") is None
+    assert verify_key(keys, f" {raw} ") is not None
+    assert keys.revoke_key(stored.id, time.time())
+    assert verify_key(keys, raw) is None
+    assert [k.name for k in keys.keys()] == ["other"] and len(keys.keys(include_revoked=True)) == 2
     # two keys made the same way never share salt or secret
-    a, b = create_key(orders, name="a", role="viewer")[1], create_key(orders, name="b", role="viewer")[1]
+    a, b = create_key(keys, name="a", role="viewer")[1], create_key(keys, name="b", role="viewer")[1]
     assert a[17:] != b[17:]
 
 
@@ -76,10 +77,10 @@ def test_verify(orders):
         ({"role": "admin", "name": " "}, "needs a name"),
     ],
 )
-def test_create_refuses(orders, kwargs, message):
+def test_create_refuses(keys, kwargs, message):
     with pytest.raises(KeyError_, match=message):
-        create_key(orders, **{"name": "n", **kwargs})
-    assert orders.keys() == []
+        create_key(keys, **{"name": "n", **kwargs})
+    assert keys.keys() == []
 
 
 @pytest.mark.parametrize(
@@ -94,31 +95,31 @@ def test_create_refuses(orders, kwargs, message):
 )
 def test_when_auth_applies(tmp_path, enabled, with_key, status):
     store = IncidentStore(f"sqlite:///{tmp_path / 'mode.db'}")
-    orders = WorkOrders(store.db, auth_enabled=enabled)
+    keys = KeyStore(store.db, auth_enabled=enabled)
     if with_key:
-        create_key(orders, name="k", role="viewer")
-    with local_client(CaseParts.of(store, orders).serve(create_app())) as client:
+        create_key(keys, name="k", role="viewer")
+    with local_client(CaseParts.of(store, WorkOrders(store.db), keys=keys).serve(create_app())) as client:
         assert client.get("/workorders").status_code == status
         if status == 200:  # open: loopback callers are an anonymous admin
             assert client.get("/keys").status_code == 200
     store.close()
 
 
-def test_revocation_never_reopens(orders):
+def test_revocation_never_reopens(keys):
     """The last admin key cannot be revoked, and keys revoked anyway (in the database) keep
     the API closed: once a key has existed, keys stay required."""
-    stored, raw = create_key(orders, name="only", role="admin")
-    viewer, _ = create_key(orders, name="viewer", role="viewer")
-    assert orders.auth_required()
-    assert orders.revoke_key(viewer.id, time.time())
+    stored, raw = create_key(keys, name="only", role="admin")
+    viewer, _ = create_key(keys, name="viewer", role="viewer")
+    assert keys.auth_required()
+    assert keys.revoke_key(viewer.id, time.time())
     with pytest.raises(LastAdminKey, match="last admin key"):
-        orders.revoke_key(stored.id, time.time())
-    assert verify_key(orders, raw) is not None
-    with orders.engine.begin() as conn:
+        keys.revoke_key(stored.id, time.time())
+    assert verify_key(keys, raw) is not None
+    with keys.db.engine.begin() as conn:
         conn.execute(sa.text("UPDATE api_keys SET revoked_at = 1"))
-    assert not orders.any_key()
-    assert orders.auth_required() and WorkOrders(orders.db).auth_required()
-    assert not WorkOrders(orders.db, auth_enabled=False).auth_required()
+    assert not keys.any_key()
+    assert keys.auth_required() and KeyStore(keys.db).auth_required()
+    assert not KeyStore(keys.db, auth_enabled=False).auth_required()
 
 def test_openapi_declares_the_key_schemes_on_every_protected_operation():
     doc = create_app().openapi()  # no service needed
@@ -137,10 +138,10 @@ def test_openapi_declares_the_key_schemes_on_every_protected_operation():
         assert not {p["name"].lower() for p in op.get("parameters", []) if p["in"] == "header"} & {"authorization", "x-api-key"}
 
 
-def test_how_a_key_is_read(orders):
+def test_how_a_key_is_read(keys):
     """X-API-Key first, then ``Authorization: Bearer``; another scheme is no key; 401s say Bearer."""
-    _, raw = create_key(orders, name="ops", role="viewer")
-    with local_client(CaseParts.of(IncidentStore(orders.db), orders).serve(create_app())) as client:
+    _, raw = create_key(keys, name="ops", role="viewer")
+    with local_client(CaseParts.of(IncidentStore(keys.db), WorkOrders(keys.db), keys=keys).serve(create_app())) as client:
         for headers, status in [
             ({"X-API-Key": raw}, 200),
             ({"Authorization": f"Bearer {raw}"}, 200),

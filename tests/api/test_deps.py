@@ -14,7 +14,7 @@ from gridworker.api import create_app
 from gridworker.api.deps import CaseParts, running_service
 from gridworker.api.routers import catalogue, keys, stats, workorders
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workorders import WorkOrders
 from tests.factories import local_client
 
 API_DIR = Path(api_pkg.__file__).resolve().parent

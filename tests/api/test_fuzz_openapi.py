@@ -30,7 +30,7 @@ from hypothesis.errors import Flaky
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination
+from gridworker.delivery import ForwardingConfig, RetryPolicy, WebhookDestination
 from gridworker.service import Service
 from gridworker.settings import Settings
 
@@ -98,8 +98,8 @@ def live_api(request, tmp_path_factory) -> Iterator[LiveApi]:
         open_incident(orders, camera=f"cam-{i}")
     key, key_row = None, None
     if request.param == "key":
-        orders.auth_enabled = True
-        stored, key = create_key(orders, name="fuzzer", role="admin")
+        service.keys.auth_enabled = True
+        stored, key = create_key(service.keys, name="fuzzer", role="admin")
         key_row = stored.id
     for base in _serve(service):
         yield LiveApi(base, {"X-API-Key": key} if key else {}, key, key_row)

@@ -109,7 +109,7 @@ def test_dispatch_by_a_key_with_a_200_character_name_on_postgresql(tmp_path):
     def factory() -> Service:
         service = Service(settings, ParkedCarDetector())
         holder["service"] = service
-        holder["stored"], holder["key"] = create_key(service.workorders, name=name, role="admin")
+        holder["stored"], holder["key"] = create_key(service.keys, name=name, role="admin")
         return service
 
     with local_client(create_app(factory)) as client:

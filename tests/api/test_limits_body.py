@@ -36,7 +36,7 @@ def live(tmp_path_factory) -> Iterator[Live]:
     db = tmp_path_factory.mktemp("limits") / "limits.db"
     settings = Settings(database={"url": f"sqlite:///{db}"}, limits={"body_bytes_by_path": {"/patrol": 4 * MIB}})
     service = Service(settings, ParkedCarDetector())
-    _, key = create_key(service.workorders, name="ops", role="admin")  # keys exist: an anonymous caller gets 401
+    _, key = create_key(service.keys, name="ops", role="admin")  # keys exist: an anonymous caller gets 401
     with live_server(create_app(lambda: service)) as base:
         yield Live(base, {"X-API-Key": key}, service)
 

@@ -94,7 +94,7 @@ def api(tmp_path):
     }
     settings = load_settings(None, database={"url": f"sqlite:///{tmp_path / 'caps.db'}"}, limits=limits)
     service = Service(settings, ParkedCarDetector())
-    _, key = create_key(service.workorders, name="ops", role="admin")
+    _, key = create_key(service.keys, name="ops", role="admin")
     with local_client(create_app(lambda: service)) as client:
         client.headers["X-API-Key"] = key
         yield client, service
@@ -148,7 +148,7 @@ def test_patrol_plan_count_and_concurrency_caps(api):
 def test_saved_cameras_and_plans_over_lowered_caps_are_skipped_or_clamped(tmp_path, caplog):
     db = {"url": f"sqlite:///{tmp_path / 'saved.db'}"}
     first = Service(load_settings(None, database=db, limits={"max_cameras": 3}), ParkedCarDetector())
-    _, key = create_key(first.workorders, name="ops", role="admin")
+    _, key = create_key(first.keys, name="ops", role="admin")
     with local_client(create_app(lambda: first), headers={"X-API-Key": key}) as client:
         for cam_id in ("s1", "s2", "s3"):
             assert client.post("/cameras", json=_cam(cam_id)).status_code == 201

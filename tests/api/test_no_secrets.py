@@ -13,7 +13,7 @@ import time
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, RetryPolicy, WebhookDestination
+from gridworker.delivery import ForwardingConfig, MqttDestination, RetryPolicy, WebhookDestination
 from gridworker.service import Service
 from gridworker.settings import Settings
 
@@ -47,8 +47,8 @@ def test_no_secret_in_responses_or_logs(tmp_path, caplog):
     )
     service = Service(settings, ParkedCarDetector())
     orders = service.workorders
-    orders.auth_enabled = True
-    _, admin = create_key(orders, name="admin", role="admin")
+    service.keys.auth_enabled = True
+    _, admin = create_key(service.keys, name="admin", role="admin")
     texts: list[str] = []
     new_keys: list[str] = []
     with local_client(create_app(lambda: service)) as client:  # the lifespan starts the forwarding

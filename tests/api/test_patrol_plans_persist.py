@@ -127,7 +127,7 @@ def test_put_and_delete_are_for_supervisors(tmp_path, role, allowed):
     service = Service(settings, ParkedCarDetector())
     keys = {}
     for r, unit in [("viewer", None), ("operator", None), ("unit_handler", "traffic-squad"), ("supervisor", None), ("admin", None)]:
-        keys[r] = create_key(service.workorders, name=r, role=r, unit=unit)[1]
+        keys[r] = create_key(service.keys, name=r, role=r, unit=unit)[1]
     boss = {"Authorization": f"Bearer {keys['supervisor']}"}
     me = {"Authorization": f"Bearer {keys[role]}"}
     with local_client(create_app(lambda: service)) as c:

@@ -26,7 +26,7 @@ def env(tmp_path):
     service = Service(settings, ParkedCarDetector())
     keys = {}
     for role, unit in [("viewer", None), ("operator", None), ("unit_handler", "traffic-squad"), ("supervisor", None), ("admin", None)]:
-        keys[role] = create_key(service.workorders, name=role, role=role, unit=unit)[1]
+        keys[role] = create_key(service.keys, name=role, role=role, unit=unit)[1]
     with local_client(create_app(lambda: service)) as client:
         yield client, service, keys
 

@@ -39,7 +39,7 @@ def make_client(tmp_path, clip_path):
             service = Service(settings, ParkedCarDetector())
             if not keys:
                 for role in ("admin", "supervisor", "operator"):
-                    keys[role] = create_key(service.workorders, name=role, role=role)[1]
+                    keys[role] = create_key(service.keys, name=role, role=role)[1]
             return service
 
         return local_client(create_app(factory))

@@ -29,7 +29,8 @@ from gridworker.api import create_app
 from gridworker.api.deps import running_service
 from gridworker.api.auth import create_key
 from gridworker.api.security import CSP, is_loopback_address, is_loopback_bind, parse_origin, split_host
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 from gridworker.service import Service
 from gridworker.settings import Settings
 from tests.factories import ParkedCarDetector, free_port, local_client
@@ -61,6 +62,10 @@ class Live:
     @property
     def orders(self) -> WorkOrders:
         return self.service.workorders
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.service.keys
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}"
@@ -94,8 +99,8 @@ def serve(settings: Settings, bind: str = "127.0.0.1") -> Iterator[Live]:
         thread.join(15)
 
 
-def _key(orders: WorkOrders, role: str = "admin", name: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_key(orders, name=name or role, role=role)[1]}"}
+def _key(keys: KeyStore, role: str = "admin", name: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_key(keys, name=name or role, role=role)[1]}"}
 
 
 # -- loopback only without keys ---------------------------------------------------------------
@@ -112,7 +117,7 @@ def test_no_key_real_uvicorn_answers_loopback_only(tmp_path):
         r = httpx.post(live.url(addr) + "/cameras", json={"id": "x", "url": "rtsp://127.0.0.1:9/x"})
         assert r.status_code == 403 and "x" not in {c.config.id for c in live.service.cameras()}
         # with a key, remote callers are answered, and only with the key
-        admin = _key(live.orders)
+        admin = _key(live.keys)
         assert httpx.get(live.url(addr) + "/workorders", headers=admin).status_code == 200
         assert httpx.get(live.url(addr) + "/workorders").status_code == 401
         assert httpx.get(live.url() + "/workorders").status_code == 401  # loopback too: keys apply to all
@@ -158,9 +163,9 @@ def test_anonymous_cannot_create_keys(tmp_path):
     with serve(_settings(tmp_path)) as live:
         r = httpx.post(live.url() + "/keys", json={"name": "me", "role": "admin"})
         assert r.status_code == 403 and "gridworker keys create" in r.json()["detail"]
-        assert live.orders.keys(include_revoked=True) == []
+        assert live.keys.keys(include_revoked=True) == []
         assert httpx.get(live.url() + "/workorders").status_code == 200  # and the service is still usable from here
-        admin, viewer = _key(live.orders), _key(live.orders, "viewer")
+        admin, viewer = _key(live.keys), _key(live.keys, "viewer")
         assert httpx.post(live.url() + "/keys", json={"name": "v", "role": "viewer"}, headers=viewer).status_code == 403
         r = httpx.post(live.url() + "/keys", json={"name": "ops", "role": "admin"}, headers=admin)
         assert r.status_code == 201 and r.json()["key"].startswith("gwk_")
@@ -169,14 +174,14 @@ def test_anonymous_cannot_create_keys(tmp_path):
 def test_keys_off_still_no_anonymous_keys(tmp_path):
     with serve(_settings(tmp_path, auth={"enabled": False})) as live:
         assert httpx.post(live.url() + "/keys", json={"name": "me", "role": "admin"}).status_code == 403
-        assert live.orders.keys() == []
+        assert live.keys.keys() == []
 
 
 def test_last_admin_key_cannot_be_revoked(tmp_path):
     with serve(_settings(tmp_path)) as live:
-        orders = live.orders
-        first = create_key(orders, name="first", role="admin")
-        viewer = create_key(orders, name="viewer", role="viewer")[0]
+        store = live.keys
+        first = create_key(store, name="first", role="admin")
+        viewer = create_key(store, name="viewer", role="viewer")[0]
         h = {"X-API-Key": first[1]}
         assert httpx.delete(live.url() + f"/keys/{viewer.id}", headers=h).status_code == 204
         r = httpx.delete(live.url() + f"/keys/{first[0].id}", headers=h)
@@ -186,12 +191,12 @@ def test_last_admin_key_cannot_be_revoked(tmp_path):
         assert httpx.delete(live.url() + f"/keys/{first[0].id}", headers={"X-API-Key": second["key"]}).status_code == 204
         assert httpx.get(live.url() + "/keys", headers=h).status_code == 401
         assert httpx.delete(live.url() + f"/keys/{second['id']}", headers={"X-API-Key": second["key"]}).status_code == 409
-        assert [k.name for k in orders.keys()] == ["second"]
+        assert [k.name for k in store.keys()] == ["second"]
 
 
 def test_two_revocations_at_once_leave_one_admin(tmp_path):
     with serve(_settings(tmp_path)) as live:
-        keys = [create_key(live.orders, name=f"a{i}", role="admin") for i in range(2)]
+        keys = [create_key(live.keys, name=f"a{i}", role="admin") for i in range(2)]
         codes: list[int] = []
         barrier = threading.Barrier(2)
 
@@ -206,19 +211,19 @@ def test_two_revocations_at_once_leave_one_admin(tmp_path):
         for t in threads:
             t.join()
         assert sorted(codes) in ([204, 401], [204, 409]), codes
-        assert len([k for k in live.orders.keys() if k.role == "admin"]) == 1
+        assert len([k for k in live.keys.keys() if k.role == "admin"]) == 1
 
 
 def test_revoking_every_key_does_not_reopen(tmp_path):
     with serve(_settings(tmp_path)) as live:
-        create_key(live.orders, name="only", role="admin")
+        create_key(live.keys, name="only", role="admin")
         assert httpx.get(live.url() + "/workorders").status_code == 401
         # revoked behind the API's back (straight in the database): still closed
-        with live.orders.engine.begin() as conn:
+        with live.keys.db.engine.begin() as conn:
             conn.execute(sa.text("UPDATE api_keys SET revoked_at = 1"))
-        assert live.orders.keys() == []
+        assert live.keys.keys() == []
         assert httpx.get(live.url() + "/workorders").status_code == 401
-        assert WorkOrders(live.orders.db).auth_required()  # a fresh store (a restart) agrees
+        assert KeyStore(live.keys.db).auth_required()  # a fresh store (a restart) agrees
 
 
 # -- trusted hosts ----------------------------------------------------------------------------------

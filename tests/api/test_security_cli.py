@@ -84,7 +84,7 @@ def test_exposure_rules(tmp_path):
     from gridworker.api.auth import create_key
     from gridworker.cli import exposure_refusal
     from gridworker.incidents import IncidentStore
-    from gridworker.incidents.workorders import WorkOrders
+    from gridworker.keystore import KeyStore
     from gridworker.settings import Settings
 
     db = {"url": f"sqlite:///{tmp_path / 'x.db'}"}
@@ -94,7 +94,7 @@ def test_exposure_rules(tmp_path):
         assert "no API key exists yet" in (exposure_refusal(Settings(server={"host": host}, database=db), "s.yaml") or ""), host
     assert exposure_refusal(Settings(server={"host": "0.0.0.0"}, database=db, auth={"open": True})) is None
     store = IncidentStore(db["url"])
-    create_key(WorkOrders(store.db), name="ops", role="admin")
+    create_key(KeyStore(store.db), name="ops", role="admin")
     store.close()
     assert exposure_refusal(Settings(server={"host": "0.0.0.0"}, database=db)) is None
     off = exposure_refusal(Settings(server={"host": "0.0.0.0"}, database=db, auth={"enabled": False})) or ""

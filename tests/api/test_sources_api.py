@@ -38,7 +38,7 @@ def media(tmp_path: Path, sample_clip: Path) -> Path:
 def _service(tmp_path: Path, media: Path, **extra) -> tuple[Service, dict[str, dict[str, str]]]:
     settings = Settings(database={"url": f"sqlite:///{tmp_path / 'sources.db'}"}, media_dir=media, evidence={"clips": False}, **extra)
     service = Service(settings, ParkedCarDetector())
-    keys = {role: {"X-API-Key": create_key(service.workorders, name=role, role=role)[1]} for role in ("admin", "viewer")}
+    keys = {role: {"X-API-Key": create_key(service.keys, name=role, role=role)[1]} for role in ("admin", "viewer")}
     return service, keys
 
 

@@ -52,7 +52,7 @@ def test_camera_secrets_never_leave_the_service(tmp_path, rtsp_factory, sample_c
         ],
     )
     service = Service(settings, ParkedCarDetector())
-    keys = {role: {"X-API-Key": create_key(service.workorders, name=role, role=role)[1]} for role in ("admin", "viewer")}
+    keys = {role: {"X-API-Key": create_key(service.keys, name=role, role=role)[1]} for role in ("admin", "viewer")}
     texts: list[str] = []
     with local_client(create_app(lambda: service)) as client:
 

@@ -22,8 +22,8 @@ from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.api.feeds import FeedPoller
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.outbox import Outbox
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.delivery.outbox import Outbox
+from gridworker.cases.workorders import WorkOrders
 from gridworker.service import Service
 from gridworker.settings import Settings
 from tests.factories import ParkedCarDetector, live_server, wait_until
@@ -40,8 +40,8 @@ class Live:
 @contextlib.contextmanager
 def _live(tmp_path, **limits: int) -> Iterator[Live]:
     service = Service(Settings(database={"url": f"sqlite:///{tmp_path / 'sse.db'}"}, limits=limits), ParkedCarDetector())
-    keys = {name: create_key(service.workorders, name=name, role="viewer")[1] for name in ("a", "b", "c")}
-    keys["admin"] = create_key(service.workorders, name="admin", role="admin")[1]
+    keys = {name: create_key(service.keys, name=name, role="viewer")[1] for name in ("a", "b", "c")}
+    keys["admin"] = create_key(service.keys, name="admin", role="admin")[1]
     with live_server(create_app(lambda: service)) as base:
         yield Live(base, service, keys)
 

@@ -10,7 +10,8 @@ from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.api.deps import CaseParts
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 from tests.factories import local_client
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
@@ -29,7 +30,7 @@ def env(tmp_path):
         ("supervisor", "supervisor", None),
         ("admin", "admin", None),
     ]:
-        keys[name] = create_key(orders, name=name, role=role, unit=unit)[1]
+        keys[name] = create_key(KeyStore(orders.db), name=name, role=role, unit=unit)[1]
     # the case routes around real parts (no cameras, no detector)
     with local_client(CaseParts.of(store, orders).serve(create_app())) as client:
         yield client, orders, keys

@@ -75,7 +75,7 @@ def console_server(gst_rtsp: None, bus_clip: Path, sample_clip: Path, tmp_path_f
         service = Service(settings, load_detector(DetectorConfig()))
         keys = {}
         for role in ("admin", "supervisor", "operator", "viewer"):
-            _, keys[role] = create_key(service.workorders, name=f"{role}-console", role=role)
+            _, keys[role] = create_key(service.keys, name=f"{role}-console", role=role)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, name="uvicorn-console", daemon=True)

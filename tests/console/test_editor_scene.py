@@ -123,7 +123,7 @@ def test_signals_calibration_and_a_vertex_on_an_edge(console_server, browser):
 def test_unit_handler_gets_its_cases_not_the_editor(console_server, browser):
     live = console_server
     service = live.service
-    _, key = create_key(service.workorders, name="grid 3", role="unit_handler", unit="community-grid")
+    _, key = create_key(service.keys, name="grid 3", role="unit_handler", unit="community-grid")
     live.keys["unit_handler"] = key
     # a case for the handler's unit, dispatched there by an operator
     inc = service.store.open(

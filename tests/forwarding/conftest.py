@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workorders import WorkOrders
 
 from tests.factories import pg_database
 from tests.forwarding.helpers import Receiver

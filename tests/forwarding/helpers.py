@@ -11,7 +11,7 @@ from typing import Any
 
 
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workorders import WorkOrders
 
 T0 = 1_700_000_000.0
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from gridworker.incidents.forwarding import ForwardingConfig, Gb28181Destination, MqttDestination, WebhookDestination
-from gridworker.incidents.forwarding import config as config_module
+from gridworker.delivery import ForwardingConfig, Gb28181Destination, MqttDestination, WebhookDestination
+from gridworker.delivery import config as config_module
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "forwarding.md"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gridworker.incidents.forwarding import ForwardingConfig, Gb28181Destination, GbCamera, RetryPolicy, build_forwarding
-from gridworker.incidents.forwarding.gb28181 import alarm_time, alarm_xml
-from gridworker.incidents.outbox import DEAD, DELIVERED
-from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
+from gridworker.delivery import ForwardingConfig, Gb28181Destination, GbCamera, RetryPolicy, build_forwarding
+from gridworker.delivery.gb28181 import alarm_time, alarm_xml
+from gridworker.delivery.outbox import DEAD, DELIVERED
+from gridworker.cases.workflow import OPERATOR, Actor, Workflow
 
 from tests.forwarding.helpers import T0, open_incident
 from tests.factories import free_port
@@ -204,7 +204,7 @@ def test_silent_platform_then_retransmission_reaches_it(sqlite_orders, tmp_path)
 
 
 def test_characters_outside_gb2312_survive_as_references():
-    from gridworker.incidents.outbox import OutboxEvent
+    from gridworker.delivery.outbox import OutboxEvent
 
     cfg = _config(5060).destinations[0]
     ev = OutboxEvent(7, "workorder.detect", 3, 1, "3:1", "street_vending", "", "cam-x", "u", "", {

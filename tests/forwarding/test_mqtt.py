@@ -14,8 +14,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
-from gridworker.incidents.forwarding import ForwardingConfig, MqttDestination, RetryPolicy, build_forwarding
-from gridworker.incidents.forwarding.mqtt import topic_for, topic_level
+from gridworker.delivery import ForwardingConfig, MqttDestination, RetryPolicy, build_forwarding
+from gridworker.delivery.mqtt import topic_for, topic_level
 
 from tests.forwarding.helpers import open_incident
 

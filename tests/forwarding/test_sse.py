@@ -18,11 +18,12 @@ from gridworker.api.deps import CaseParts
 from gridworker.api.feeds import Feeds
 from gridworker.api.auth import create_key
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.forwarding import ForwardingConfig, build_forwarding
+from gridworker.delivery import ForwardingConfig, build_forwarding
 from gridworker.incidents.db import Database
-from gridworker.incidents.outbox import Outbox
-from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.delivery.outbox import Outbox
+from gridworker.cases.workflow import OPERATOR, Actor, Workflow
+from gridworker.cases.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 
 from tests.factories import live_server
 from tests.forwarding.helpers import T0, open_incident
@@ -36,8 +37,8 @@ def _serve(orders: WorkOrders, fallback_poll_s: float = 2.0) -> Iterator[tuple[s
     real uvicorn; yields its URL and keys for viewer, admin and a unit handler."""
     disp = build_forwarding(ForwardingConfig(sse_keepalive_s=1.0), orders.db, orders=orders)
     app = CaseParts.of(IncidentStore(orders.db), orders, disp).serve(create_app(feeds=Feeds(fallback_poll_s=fallback_poll_s)))
-    keys = {role: create_key(orders, name=role, role=role)[1] for role in ("viewer", "admin")}
-    keys["grid"] = create_key(orders, name="grid 3", role="unit_handler", unit="community-grid")[1]
+    keys = {role: create_key(KeyStore(orders.db), name=role, role=role)[1] for role in ("viewer", "admin")}
+    keys["grid"] = create_key(KeyStore(orders.db), name="grid 3", role="unit_handler", unit="community-grid")[1]
     with live_server(app) as base:
         yield base, keys
 

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
+from gridworker.keystore import KeyStore
 from gridworker.api import create_app
 from gridworker.api.deps import CaseParts
 from gridworker.api.auth import create_key
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.forwarding import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
-from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING
-from gridworker.incidents.workflow import OPERATOR, Actor, Workflow
+from gridworker.delivery import ForwardingConfig, RetryPolicy, WebhookDestination, build_forwarding
+from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING
+from gridworker.cases.workflow import OPERATOR, Actor, Workflow
 
 from tests.forwarding.helpers import T0, Receiver, open_incident
 from tests.factories import free_port, local_client
@@ -158,10 +159,10 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
     orders = sqlite_orders
     receiver.respond = lambda req: 410
     disp = build_forwarding(_config(receiver.url), orders.db, orders=orders)
-    _, admin = create_key(orders, name="admin", role="admin")
-    _, sup = create_key(orders, name="sup", role="supervisor")
-    _, viewer = create_key(orders, name="viewer", role="viewer")
-    _, op = create_key(orders, name="op", role="operator")
+    _, admin = create_key(KeyStore(orders.db), name="admin", role="admin")
+    _, sup = create_key(KeyStore(orders.db), name="sup", role="supervisor")
+    _, viewer = create_key(KeyStore(orders.db), name="viewer", role="viewer")
+    _, op = create_key(KeyStore(orders.db), name="op", role="operator")
     with disp, local_client(CaseParts.of(IncidentStore(orders.db), orders, disp).serve(create_app())) as client:
         inc = open_incident(orders)
         assert _wait(lambda: disp.outbox.counters()["city"]["dead"] == 1)

@@ -3,8 +3,8 @@ condition cleared (its detection incident closed), through the real manager's on
 
 from gridworker.incidents import IncidentManager, IncidentQuery, IncidentStore
 from gridworker.incidents.manager import CameraInfo
-from gridworker.incidents.workflow import Actor, Workflow
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workflow import Actor, Workflow
+from gridworker.cases.workorders import WorkOrders
 from gridworker.vision.analyzer import CameraAnalyzer
 from gridworker.vision.config import SceneConfig
 from tests.scenario import Scenario

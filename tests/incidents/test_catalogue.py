@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from gridworker.incidents.catalogue import DEFAULT_PATH, CatalogueError, load_catalogue, parse_catalogue
+from gridworker.cases.catalogue import DEFAULT_PATH, CatalogueError, load_catalogue, parse_catalogue
 from gridworker.vision.rules import incident_kinds
 
 RULE_CODES = {

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from gridworker.incidents.db import CommitSignal, Database
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workorders import WorkOrders
 from tests.forwarding.helpers import open_incident
 
 

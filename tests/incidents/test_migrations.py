@@ -22,8 +22,9 @@ from gridworker.cli import main
 from gridworker.incidents import IncidentQuery, IncidentStore
 from gridworker.incidents.db import INITIAL_REVISION, Database, SchemaTooNew, head_revision, schema
 from gridworker.incidents.flows import FlowQuery, FlowStore
-from gridworker.incidents.outbox import Outbox
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.delivery.outbox import Outbox
+from gridworker.cases.workorders import WorkOrders
+from gridworker.keystore import KeyStore
 from tests.factories import ParkedCarDetector, pg_database
 
 LEGACY = Path(__file__).parent / "legacy_schema"
@@ -142,7 +143,7 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_rows(url, commit
         order = orders.get(ids["parked"])
         assert order is not None and (order.state, order.unit, order.due_at) == ("detected", "traffic-squad", T0 + 1800)
         assert [(a.action, a.details) for a in orders.audit(ids["parked"])] == [("detect", {"grade": 2})]
-        assert [k.name for k in orders.keys()] == ["ops lead"]
+        assert [k.name for k in KeyStore(db).keys()] == ["ops lead"]
         outbox = Outbox(db)
         assert [e.idempotency_key for e in outbox.events_after(0)] == [f"{ids['parked']}:1"]
         assert outbox.deliveries()[1] == 1

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING, DeliveryRow, Outbox, OutboxRow, Route, reconcile_workorders
-from gridworker.incidents.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow
-from gridworker.incidents.workorders import WorkOrderRow, WorkOrders
+from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING, DeliveryRow, Outbox, OutboxRow, Route, reconcile_workorders
+from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow
+from gridworker.cases.workorders import WorkOrderRow, WorkOrders
 
 from tests.factories import pg_database
 from tests.forwarding.helpers import T0, open_incident

@@ -14,7 +14,7 @@ import pytest
 from gridworker.api import create_app
 from gridworker.api.deps import CaseParts
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.outbox import DEAD, DELIVERED, PENDING, Outbox, Route
+from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING, Outbox, Route
 from gridworker.incidents.retention import (
     DAY_S,
     RetentionConfig,
@@ -24,8 +24,8 @@ from gridworker.incidents.retention import (
     prune_outbox,
     run_retention,
 )
-from gridworker.incidents.workflow import ADMIN, Actor, Workflow
-from gridworker.incidents.workorders import WorkOrders
+from gridworker.cases.workflow import ADMIN, Actor, Workflow
+from gridworker.cases.workorders import WorkOrders
 from gridworker.service import Service
 from gridworker.settings import Settings
 from tests.factories import ParkedCarDetector, local_client, pg_database, wait_until

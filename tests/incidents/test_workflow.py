@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from gridworker.incidents import IncidentStore
-from gridworker.incidents.workflow import (
+from gridworker.cases.workflow import (
     ADMIN,
     OPERATOR,
     SUPERVISOR,
@@ -24,7 +24,7 @@ from gridworker.incidents.workflow import (
     WorkflowClock,
     allowed,
 )
-from gridworker.incidents.workorders import AuditRow, WorkOrderQuery, WorkOrders
+from gridworker.cases.workorders import AuditRow, WorkOrderQuery, WorkOrders
 from tests.factories import pg_database
 
 PG_DB = "gw_workorders"  # a database of its own: other suites drop tables in the shared one

@@ -23,7 +23,7 @@ lock before it inserts: outbox writes are serialised from the insert to the comm
 commit order equals id order. The hook runs last in each work-order transaction (nothing
 else is locked after it), so the lock cannot deadlock with the order's row lock.
 
-The delivery workers (``incidents/forwarding``) drain ``deliveries``; see
+The delivery workers (``delivery/``: dispatcher and senders) drain ``deliveries``; see
 docs/forwarding.md.
 """
 
@@ -56,12 +56,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from .db import Base, CommitSignal, Database, affected_rows, to_domain
-from .store import IncidentRow
+from gridworker.incidents.db import Base, CommitSignal, Database, affected_rows, to_domain
+from gridworker.incidents.store import IncidentRow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .catalogue import Catalogue
-    from .workorders import AuditRow, WorkOrderRow, WorkOrders
+    from gridworker.cases.catalogue import Catalogue
+    from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class Outbox:
     Safe to share between threads.
 
     Example:
-        >>> from gridworker.incidents.workorders import WorkOrders
+        >>> from gridworker.cases.workorders import WorkOrders
         >>> orders = WorkOrders(Database.open("sqlite:///:memory:"))
         >>> outbox = Outbox(orders.db).attach(orders)
         >>> outbox.last_id()
@@ -511,8 +511,8 @@ def reconcile_workorders(orders: WorkOrders, *, limit: int = 10_000) -> int:
     message. Call this at start-up, before the cameras run: it closes that gap. Older
     incidents without work orders (a database from before work orders existed) are left
     alone, so an upgrade does not forward the whole history. Returns how many were made."""
-    from .store import _to_incident
-    from .workorders import WorkOrderRow
+    from gridworker.cases.workorders import WorkOrderRow
+    from gridworker.incidents.store import _to_incident
 
     with orders.transaction() as s:
         newest = s.scalar(select(func.max(WorkOrderRow.incident_id)))

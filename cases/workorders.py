@@ -1,4 +1,4 @@
-"""Work orders (工单): the case-handling state of each incident, its audit trail, and API keys.
+"""Work orders (工单): the case-handling state of each incident and its audit trail.
 
 Tables beside the incidents, in the same ``Database`` and on the same declarative base
 (``incidents/db.py``):
@@ -6,8 +6,9 @@ Tables beside the incidents, in the same ``Database`` and on the same declarativ
 - ``work_orders`` — one row per incident (keyed by its id): state, grade, current unit,
   first unit, responsible unit, escalation floor, due time, handling times, version;
 - ``work_order_photos`` — the handler's photo (JPEG), apart so listings stay light;
-- ``incident_audit`` — every transition: who, when, from, to, why;
-- ``api_keys`` — API keys, hashed (``api/auth.py`` makes and checks them).
+- ``incident_audit`` — every transition: who, when, from, to, why.
+
+API keys live beside them in ``gridworker/keystore.py``.
 
 The schema comes from the migrations (``incidents/migrations``). SQLite (WAL) and
 PostgreSQL both work.
@@ -23,7 +24,6 @@ The lifecycle rules (who may move a case where) live in ``workflow.py``.
 from __future__ import annotations
 
 import builtins
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -50,11 +50,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .catalogue import Catalogue, load_catalogue
-from .db import Base, CommitSignal, Database, to_domain
-from .store import Incident
+from gridworker.incidents.db import Base, CommitSignal, Database, to_domain
+from gridworker.incidents.store import Incident
 
-log = logging.getLogger(__name__)
+from .catalogue import Catalogue, load_catalogue
 
 # -- states -------------------------------------------------------------------------------
 DETECTED = "detected"
@@ -68,7 +67,6 @@ STATES = (DETECTED, DISPATCHED, ACCEPTED, HANDLED, CLOSED, REJECTED, ESCALATED)
 TERMINAL = frozenset({CLOSED, REJECTED})
 # states whose clock runs: a case in one of them past its due time is overdue
 RUNNING = frozenset({DETECTED, DISPATCHED, ACCEPTED, ESCALATED})
-ADMIN_ROLE = "admin"  # workflow.ADMIN (workflow imports this module, not the other way round)
 
 
 class WorkOrdersConfig(BaseModel):
@@ -78,33 +76,6 @@ class WorkOrdersConfig(BaseModel):
 
     catalogue: Path | None = Field(None, description="Catalogue YAML; default: the one shipped with gridworker.")
     tick_interval_s: float = Field(30.0, gt=0, description="How often overdue cases are looked for.")
-
-
-class AuthConfig(BaseModel):
-    """``auth:`` in the service config.
-
-    ``enabled``: ``true`` — every API call needs a key (until one is created with
-    ``gridworker keys create``, nothing gets in); ``false`` — no keys checked; unset
-    (default) — on as soon as a key has been created (a revoked key still counts, so
-    revoking keys never reopens the API).
-
-    Without keys the API answers only loopback clients (127.0.0.0/8, ::1) and
-    ``gridworker run`` refuses to bind another address. ``open: true`` lifts both: anyone
-    who can reach the port is an admin. It is for a closed lab network only and is logged
-    as a warning on every start (docs/security.md).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | None = None
-    open: bool = Field(
-        False,
-        description="Answer non-loopback clients even though no key is required (anyone reaching the port is an admin).",
-    )
-
-
-class LastAdminKey(ValueError):
-    """Revoking this key would leave no unrevoked admin key."""
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -174,24 +145,6 @@ class AuditRow(Base):
     to_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class ApiKeyRow(Base):
-    """An API key: ``key_id`` is public (it names the key), only a salted digest of the
-    secret part is stored."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key_id: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(32))
-    unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    salt: Mapped[bytes] = mapped_column(LargeBinary)
-    digest: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[float] = mapped_column(Float)
-    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 # -- values -------------------------------------------------------------------------------
@@ -267,18 +220,6 @@ class StatsGroup:
     mean_handling_s: float | None  # detection → handled, over finished cases
 
 
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    id: int
-    key_id: str
-    name: str
-    role: str
-    unit: str | None
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
-
-
 def to_order(row: WorkOrderRow, has_photo: bool = False) -> WorkOrder:
     return to_domain(WorkOrder, row, has_photo=has_photo)
 
@@ -287,22 +228,16 @@ def _to_audit(row: AuditRow) -> AuditEntry:
     return to_domain(AuditEntry, row)
 
 
-def _to_key(row: ApiKeyRow) -> StoredKey:
-    return to_domain(StoredKey, row)
-
-
 ChangeHook = Callable[[Session, WorkOrderRow, AuditRow], None]
 
 
 class WorkOrders:
     """The work-order store: one ``transaction()`` for every lifecycle write, read views,
-    statistics and API-key rows. Safe to share between threads.
+    statistics. Safe to share between threads.
 
     Args:
         db: the process's ``Database`` (the incident store's).
         catalogue: incident types, units and routing; default: the shipped catalogue.
-        auth_enabled: see ``AuthConfig.enabled``.
-        auth_open: see ``AuthConfig.open``.
 
     Example:
         >>> orders = WorkOrders(Database.open("sqlite:///:memory:"))
@@ -310,15 +245,9 @@ class WorkOrders:
         0
     """
 
-    def __init__(
-        self, db: Database, catalogue: Catalogue | None = None, *, auth_enabled: bool | None = None, auth_open: bool = False
-    ) -> None:
+    def __init__(self, db: Database, catalogue: Catalogue | None = None) -> None:
         self.db = db
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
-        self.auth_enabled = auth_enabled
-        self.auth_open = auth_open
-        self._ever_keyed = False
-        self._keys_lock = threading.Lock()
         # called inside the transaction of every change, after the audit row is flushed:
         # hook(session, order_row, audit_row). An exception rolls the change back.
         self.on_change: list[ChangeHook] = []
@@ -568,102 +497,10 @@ class WorkOrders:
                 out[name] = groups
         return out
 
-    # -- API keys (hashing lives in api/auth.py) ----------------------------------------
-    def add_key(self, *, key_id: str, name: str, role: str, unit: str | None, salt: bytes, digest: bytes, at: float) -> StoredKey:
-        with self.transaction() as s:
-            row = ApiKeyRow(key_id=key_id, name=name, role=role, unit=unit, salt=salt, digest=digest, created_at=at)
-            s.add(row)
-            s.flush()
-            return _to_key(row)
-
-    def key_secret(self, key_id: str) -> tuple[StoredKey, bytes, bytes] | None:
-        """The key named ``key_id`` with its salt and digest, unless revoked."""
-        with self.transaction() as s:
-            row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))).one_or_none()
-            return None if row is None else (_to_key(row), bytes(row.salt), bytes(row.digest))
-
-    def touch_key(self, id: int, at: float) -> None:
-        with self.transaction() as s:
-            row = s.get(ApiKeyRow, id)
-            if row is not None:
-                row.last_used_at = at
-
-    def keys(self, include_revoked: bool = False) -> builtins.list[StoredKey]:
-        with self.transaction() as s:
-            stmt = select(ApiKeyRow).order_by(ApiKeyRow.id)
-            if not include_revoked:
-                stmt = stmt.where(ApiKeyRow.revoked_at.is_(None))
-            return [_to_key(r) for r in s.scalars(stmt).all()]
-
-    def any_key(self) -> bool:
-        """Whether an unrevoked key exists."""
-        with self.transaction() as s:
-            return s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1)) is not None
-
-    def revoke_key(self, id: int, at: float) -> bool:
-        """Revoke key ``id``; False when there is no such unrevoked key.
-
-        Raises:
-            LastAdminKey: it is the last unrevoked admin key (nobody could manage keys
-                through the API any more; create another admin key first).
-        """
-        with self._keys_lock, self.transaction() as s:
-            # take the write lock on the admin keys first (PostgreSQL: their rows; SQLite: the
-            # database) so two revocations at once cannot both see "another admin is left"
-            s.execute(
-                update(ApiKeyRow)
-                .where(ApiKeyRow.role == ADMIN_ROLE, ApiKeyRow.revoked_at.is_(None))
-                .values(role=ApiKeyRow.role)
-            )
-            row = s.get(ApiKeyRow, id)
-            if row is None or row.revoked_at is not None:
-                return False
-            if row.role == ADMIN_ROLE:
-                others = s.scalar(
-                    select(func.count(ApiKeyRow.id)).where(
-                        ApiKeyRow.role == ADMIN_ROLE, ApiKeyRow.revoked_at.is_(None), ApiKeyRow.id != id
-                    )
-                )
-                if not others:
-                    raise LastAdminKey(f"key {id} is the last admin key: create another admin key before revoking it")
-            row.revoked_at = at
-            return True
-
-    def auth_required(self) -> bool:
-        """Whether API calls must carry a key (see ``AuthConfig``).
-
-        By default: once any key has been created, revoked or not. Key rows are never
-        deleted, so once true this stays true (and is not asked of the database again);
-        a database error propagates (the caller fails the request, it does not open up).
-        """
-        if self.auth_enabled is not None:
-            return self.auth_enabled
-        if self._ever_keyed:
-            return True
-        with self.transaction() as s:
-            keyed = s.scalar(select(ApiKeyRow.id).limit(1)) is not None
-        if keyed:
-            self._ever_keyed = True
-        return keyed
 
 
-def build_workorders(db: Database, config: WorkOrdersConfig, auth: AuthConfig) -> WorkOrders:
-    """The work-order store of a service, from its ``workorders:`` and ``auth:`` settings.
-
-    The composition root registers ``orders.on_incident_opened`` on the incident manager (a
-    graded work order per incident, docs/workorders.md). Logs a warning while the API is
-    open to anyone (``auth.open`` without keys) or loopback-only (no key yet).
-    """
-    orders = WorkOrders(db, load_catalogue(config.catalogue), auth_enabled=auth.enabled, auth_open=auth.open)
-    if orders.auth_open and not orders.auth_required():
-        log.warning(
-            "auth.open is set and no API key is required: ANYONE who can reach this service is an admin"
-            " (cameras, keys, cases). Use it on a closed lab network only; create a key with"
-            " `gridworker keys create --role admin --name ...` and remove auth.open"
-        )
-    elif not orders.auth_required():
-        log.warning(
-            "no API key exists yet: the API answers only loopback clients (127.0.0.1, ::1);"
-            " create one with `gridworker keys create --role admin --name ...`"
-        )
-    return orders
+def build_workorders(db: Database, config: WorkOrdersConfig) -> WorkOrders:
+    """The work-order store of a service, from its ``workorders:`` settings. The composition
+    root registers ``orders.on_incident_opened`` on the incident manager (a graded work order
+    per incident, docs/workorders.md)."""
+    return WorkOrders(db, load_catalogue(config.catalogue))

@@ -1,6 +1,6 @@
-"""Forwarding work-order events out of gridworker, at least once and idempotent.
+"""Delivery: forwarding work-order events out of gridworker, at least once and idempotent.
 
-The transactional outbox (``incidents/outbox.py``) records one message per work-order
+The transactional outbox (``delivery/outbox.py``) records one message per work-order
 change in the change's own transaction; the ``Dispatcher`` here drains it to webhooks,
 MQTT and GB/T 28181 platforms (server-sent events read the outbox directly, see
 ``api/routers/events.py``). See docs/forwarding.md.
@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gridworker.incidents.db import Database
-from gridworker.incidents.outbox import Outbox, Route
+from gridworker.delivery.outbox import Outbox, Route
 
 from .config import ForwardingConfig, Gb28181Destination, GbCamera, MqttDestination, RetryPolicy, WebhookDestination
 from .dispatcher import DestinationStatus, Dispatcher, Outcome, Result, Sender
 
 if TYPE_CHECKING:
-    from gridworker.incidents.workorders import WorkOrders
+    from gridworker.cases.workorders import WorkOrders
 
 
 def make_sender(dest: WebhookDestination | MqttDestination | Gb28181Destination) -> Sender:

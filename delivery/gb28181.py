@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from xml.sax.saxutils import escape
 
-from gridworker.incidents.outbox import OutboxEvent
+from gridworker.delivery.outbox import OutboxEvent
 
 from .config import Gb28181Destination
 from .dispatcher import Outcome, Result

@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from gridworker.incidents.outbox import OutboxEvent
+from gridworker.delivery.outbox import OutboxEvent
 from gridworker.streams.redact import redact_text, url_secrets
 
 from .config import WebhookDestination

@@ -16,7 +16,7 @@ import threading
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gridworker.incidents.outbox import OutboxEvent
+from gridworker.delivery.outbox import OutboxEvent
 from gridworker.streams.redact import redact_text
 
 from .config import MqttDestination

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gridworker.incidents.outbox import Due, Outbox, OutboxEvent
+from gridworker.delivery.outbox import Due, Outbox, OutboxEvent
 from gridworker.streams.redact import redact_text
 
 from .config import RetryPolicy
