@@ -18,20 +18,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.assets import ultralytics_asset
 from gridworker.incidents import IncidentQuery
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
-from gridworker.streams.clips import encode_still
-from tests.factories import live_server, wait_until
+from tests.factories import bus_street_clips, live_server, wait_until
 from tests.forwarding.helpers import Receiver
 from tests.forwarding.test_mqtt import SHARED, Subscriber, _port_open
 
@@ -57,20 +53,7 @@ def detector():
 @pytest.fixture(scope="module")
 def stills(tmp_path_factory) -> dict[str, Path]:
     """bus.jpg (a real photo) shrunk onto a grey 960x540 street, and the same street empty."""
-    bus = ultralytics_asset("bus.jpg")
-    if bus is None:
-        pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    bgr = cv2.imread(str(bus))
-    assert bgr is not None, f"cannot read {bus}"
-    photo = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (405, 540))
-    out = tmp_path_factory.mktemp("loop")
-    street = np.full((540, 960, 3), 110, np.uint8)
-    parked = street.copy()
-    parked[:, :405] = photo
-    return {
-        "parked": encode_still(parked, out / "parked.mp4", seconds=4, fps=10),
-        "empty": encode_still(street, out / "empty.mp4", seconds=4, fps=10),
-    }
+    return bus_street_clips(tmp_path_factory.mktemp("loop"), {"parked": 0, "empty": None})
 
 
 def _settings(db: str, camera_url: str, webhook_url: str, prefix: str) -> Settings:

@@ -16,14 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from gridworker.assets import ultralytics_asset
 from gridworker.incidents import IncidentQuery
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.patrol import PatrolState
 from gridworker.service import Service
 from gridworker.settings import Settings
-from gridworker.streams.clips import encode_still
-from tests.factories import free_port
+from tests.factories import bus_street_clips, free_port
 
 pytestmark = [pytest.mark.model]
 
@@ -38,19 +36,7 @@ def detector():
 @pytest.fixture(scope="module")
 def bus_stills(tmp_path_factory) -> dict[str, Path]:
     """bus.jpg (a real photo) shrunk onto a grey 960x540 street, the bus on the left or on the right."""
-    bus = ultralytics_asset("bus.jpg")
-    if bus is None:
-        pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    bgr = cv2.imread(str(bus))
-    assert bgr is not None, f"cannot read {bus}"
-    photo = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (405, 540))
-    out = tmp_path_factory.mktemp("stills")
-    clips = {}
-    for name, x in (("left", 0), ("right", 555)):
-        canvas = np.full((540, 960, 3), 110, np.uint8)
-        canvas[:, x : x + 405] = photo
-        clips[name] = encode_still(canvas, out / f"bus_{name}.mp4", seconds=4, fps=10)
-    return clips
+    return bus_street_clips(tmp_path_factory.mktemp("stills"), {"left": 0, "right": 555})
 
 
 def _service(tmp_path: Path, detector, cameras: list[dict], plans: list[dict]) -> Service:
