@@ -64,10 +64,9 @@ def _when(ts: float | None) -> str:
 def _cmd_create(args: argparse.Namespace) -> int:
     from gridworker.api.auth import KeyError_, create_key
 
-    opened = _open(args)
-    if opened is None:
+    keys = _open(args)
+    if keys is None:
         return 2
-    keys = opened
     try:
         stored, raw = create_key(keys, name=args.name, role=args.role, unit=args.unit)
     except KeyError_ as exc:
@@ -83,10 +82,9 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    opened = _open(args)
-    if opened is None:
+    store = _open(args)
+    if store is None:
         return 2
-    store = opened
     try:
         keys = store.keys(include_revoked=args.all)
     finally:
@@ -105,10 +103,9 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
     from gridworker.keystore import LastAdminKey
 
-    opened = _open(args)
-    if opened is None:
+    keys = _open(args)
+    if keys is None:
         return 2
-    keys = opened
     try:
         ok = keys.revoke_key(args.id, time.time())
     except LastAdminKey as exc:

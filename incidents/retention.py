@@ -251,17 +251,24 @@ def prune_audit(db: Database, *, now: float, max_age_s: float | None, batch: int
 
 
 # -- one pass, and the worker ------------------------------------------------------------------
+def _seconds(days: float | None) -> float | None:
+    return None if days is None else days * DAY_S
+
+
 def run_retention(store: IncidentStore, config: RetentionConfig, *, now: float | None = None, clips_dir: Path | None = None) -> RetentionReport:
     """One retention pass over clips, the outbox and the audit log (see the module docstring)."""
     now = time.time() if now is None else now
-    max_age_s = None if config.clips_max_age_days is None else config.clips_max_age_days * DAY_S
     max_bytes = None if config.clips_max_total_mb is None else int(config.clips_max_total_mb * 1e6)
-    expired, over, freed, stray = prune_clips(store, now=now, max_age_s=max_age_s, max_total_bytes=max_bytes, clips_dir=clips_dir)
-    delivered_s = None if config.outbox_delivered_max_age_days is None else config.outbox_delivered_max_age_days * DAY_S
-    dead_s = None if config.outbox_dead_max_age_days is None else config.outbox_dead_max_age_days * DAY_S
-    outbox_rows, deliveries = prune_outbox(store.db, now=now, delivered_max_age_s=delivered_s, dead_max_age_s=dead_s)
-    audit_s = None if config.audit_max_age_days is None else config.audit_max_age_days * DAY_S
-    audit_rows = prune_audit(store.db, now=now, max_age_s=audit_s)
+    expired, over, freed, stray = prune_clips(
+        store, now=now, max_age_s=_seconds(config.clips_max_age_days), max_total_bytes=max_bytes, clips_dir=clips_dir
+    )
+    outbox_rows, deliveries = prune_outbox(
+        store.db,
+        now=now,
+        delivered_max_age_s=_seconds(config.outbox_delivered_max_age_days),
+        dead_max_age_s=_seconds(config.outbox_dead_max_age_days),
+    )
+    audit_rows = prune_audit(store.db, now=now, max_age_s=_seconds(config.audit_max_age_days))
     return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows)
 
 
