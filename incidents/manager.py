@@ -126,11 +126,11 @@ class IncidentManager:
                 if key[:3] in valid and current is None:
                     box = inc.details.get("box") if key[3] and isinstance(inc.details, dict) else None
                     orphan = tuple(float(v) for v in box) if isinstance(box, list) and len(box) == 4 else None
-                    worst = inc.details.get("worst") if isinstance(inc.details, dict) else None
+                    stored = inc.details.get("worst") if isinstance(inc.details, dict) else None
+                    worst = float(stored) if isinstance(stored, (int, float)) else None
                     current = self._open[key] = _Open(
                         inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan,  # type: ignore[arg-type]
-                        summary=inc.summary, worst=float(worst) if isinstance(worst, (int, float)) else None,
-                        written_worst=float(worst) if isinstance(worst, (int, float)) else None,
+                        summary=inc.summary, worst=worst, written_worst=worst,
                     )
                 keep = current is not None and current.incident_id == inc.id
             if not keep:  # its rule is gone, or a duplicate of an incident already open

@@ -170,18 +170,6 @@ class RevisitChecker:
         mem = self._memory.get(camera_id)
         return len(mem.parked) if mem else 0
 
-    def reported(self, camera_id: str) -> dict[str, tuple[str, Sighting, Sighting]]:
-        """The vehicles already reported and still remembered (seen, or unseen for at most ``max_misses`` visits).
-
-        Returns ``key → (zone_id, first sighting, latest sighting)``. The key is stable while
-        the vehicle stays, so a caller can keep one incident per reported vehicle and close it
-        once its key is gone (the vehicle left).
-        """
-        mem = self._memory.get(camera_id)
-        if mem is None:
-            return {}
-        return {_parked_key(p.zone_id, p.first): (p.zone_id, p.first, p.latest) for p in mem.parked if p.reported}
-
     def parked(self, camera_id: str) -> list[ParkedVehicle]:
         """Every vehicle remembered for the camera (reported or not yet), oldest first."""
         mem = self._memory.get(camera_id)

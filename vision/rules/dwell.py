@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import DwellRuleConfig, IllegalParkingRuleConfig, NonMotorParkingRuleConfig
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
-from .stays import Stay, StayTracker, counted_stays, format_duration, listing, parse_stay_key, tracked_candidates
+from .stays import Stay, StayTracker, counted_stays, format_duration, listing, tracked_candidates
 
 
 class DwellRule(Rule[DwellRuleConfig]):
@@ -36,11 +36,7 @@ class DwellRule(Rule[DwellRuleConfig]):
         self._stays = StayTracker(max_movement=config.max_movement, lost_grace_s=config.lost_grace_s)
 
     def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
-        parsed = parse_stay_key(key)
-        if parsed is None:
-            return False
-        self._stays.restore(parsed[0], parsed[1], box, class_name)
-        return True
+        return self._stays.restore(key, box, class_name)
 
     def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import LoiteringRuleConfig
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
-from .stays import StayTracker, counted_stays, format_duration, listing, parse_stay_key, tracked_candidates
+from .stays import StayTracker, counted_stays, format_duration, listing, tracked_candidates
 
 
 class LoiteringRule(Rule[LoiteringRuleConfig]):
@@ -38,11 +38,7 @@ class LoiteringRule(Rule[LoiteringRuleConfig]):
         self._presence = StayTracker(max_movement=None, lost_grace_s=config.lost_grace_s, rejoin_distance=config.rejoin_distance)
 
     def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
-        parsed = parse_stay_key(key)
-        if parsed is None:
-            return False
-        self._presence.restore(parsed[0], parsed[1], box, class_name)
-        return True
+        return self._presence.restore(key, box, class_name)
 
     def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config

@@ -168,8 +168,9 @@ class StayTracker:
     def __len__(self) -> int:
         return len(self._stays)
 
-    def restore(self, track: int, since: float, box: tuple[float, float, float, float], class_name: str) -> None:
-        """Bring back a stay known from before a restart (an open incident's object).
+    def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
+        """Bring back a stay known from before a restart (an open incident's object, whose
+        ``key`` is a stay key ``"<track>@<since>"``); False, and nothing changes, for any other key.
 
         It enters on the next frame as a stay whose object has just gone out of sight at
         ``box`` (normalised xyxy): reported while within ``lost_grace_s``, and taken over, with
@@ -177,7 +178,11 @@ class StayTracker:
         where it stands, exactly as after an ID switch. A car parked for ten minutes before the
         restart is still parked for ten minutes after it, not newly arrived.
         """
-        self._restored.append((int(track), float(since), box, str(class_name)))
+        parsed = parse_stay_key(key)
+        if parsed is None:
+            return False
+        self._restored.append((parsed[0], parsed[1], box, str(class_name)))
+        return True
 
     def _bring_back(self, now: float, size: tuple[int, int]) -> None:
         w, h = size
