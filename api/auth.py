@@ -142,19 +142,6 @@ def current_user(
 CurrentUser = Annotated[Actor, Depends(current_user)]
 
 
-def key_admin(user: CurrentUser) -> Actor:
-    """An admin *with a key*: creating keys is never done by an anonymous caller (the
-    first key comes from ``gridworker keys create``)."""
-    if user == ANONYMOUS:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "keys are created with an admin key; create the first one with `gridworker keys create --role admin --name ...`",
-        )
-    if user.role != ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not do this (needs admin)")
-    return user
-
-
 def require(*roles: str) -> Callable[..., Actor]:
     """A dependency admitting callers with one of ``roles`` (admins always); 403 otherwise.
 
@@ -183,6 +170,17 @@ SUPERVISE = Depends(require(SUPERVISOR))
 ADMINISTER = Depends(require())
 #: Anyone with a valid key (unit handlers included): reference data such as incident types.
 ANYONE = Depends(require(VIEWER, OPERATOR, UNIT_HANDLER, SUPERVISOR))
+
+
+def key_admin(user: Annotated[Actor, ADMINISTER]) -> Actor:
+    """An admin *with a key*: creating keys is never done by an anonymous caller (the
+    first key comes from ``gridworker keys create``)."""
+    if user == ANONYMOUS:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "keys are created with an admin key; create the first one with `gridworker keys create --role admin --name ...`",
+        )
+    return user
 
 
 def incident_evidence_access(incident_id: int, user: CurrentUser, workflow: WorkflowDep) -> Actor:

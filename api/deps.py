@@ -66,6 +66,7 @@ __all__ = [
     "get_service",
     "get_store",
     "get_workflow",
+    "limits_of",
     "running_service",
     "wiring",
 ]
@@ -162,10 +163,16 @@ def get_metrics(service: ServiceDep) -> Metrics:
     return service.metrics
 
 
+def limits_of(app: object) -> LimitsConfig:
+    """The ``limits:`` section of ``app``'s running service; the defaults before the service
+    exists (or for an app served around parts)."""
+    service = running_service(app)
+    return service.settings.limits if service is not None else LimitsConfig()
+
+
 def get_limits(request: Request) -> LimitsConfig:
     """The running service's ``limits:``; the defaults without a service."""
-    service = wiring(request.app).service
-    return service.settings.limits if service is not None else LimitsConfig()
+    return limits_of(request.app)
 
 
 def get_feeds(request: Request) -> Feeds:

@@ -48,12 +48,15 @@ from starlette.types import Receive, Scope, Send
 from gridworker.incidents.db import CommitSignal
 from gridworker.settings import LimitsConfig
 
+from .errors import Responses
+
 __all__ = [
     "FeedPoller",
     "FeedSource",
     "Feeds",
     "StreamSlots",
     "Subscription",
+    "TOO_MANY_STREAMS",
     "parse_last_event_id",
 ]
 
@@ -65,6 +68,8 @@ BATCH = 200
 QUEUE_SIZE = 1000  # events a subscriber may lag behind before it is dropped
 RETRY_MS = 3000
 _DROPPED = None  # the queue's end-of-stream marker
+#: The 429 of :meth:`Feeds.stream`, for the ``responses=`` of the routes that answer with it.
+TOO_MANY_STREAMS: Responses = {429: {"description": "Too many event streams open (per key or in total; see limits in the config)"}}
 
 
 class HasId(Protocol):

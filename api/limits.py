@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridworker.settings import MIB, LimitsConfig
 
-from .deps import running_service
+from .deps import limits_of
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "BodySizeLimit", "BodyTooLarge", "install_body_limit", "limits_of", "service_limits"]
 
@@ -38,13 +38,6 @@ DEFAULT_MAX_BODY_BYTES = MIB
 
 class BodyTooLarge(Exception):
     """Raised from ``receive`` once a streamed body passes its cap (the 413 is already sent)."""
-
-
-def limits_of(app: object) -> LimitsConfig:
-    """The ``limits:`` section of ``app``'s running service; the defaults before the service
-    exists (or for an app served around parts, api/deps.py)."""
-    service = running_service(app)
-    return service.settings.limits if service is not None else LimitsConfig()
 
 
 def service_limits(scope: Scope) -> LimitsConfig:

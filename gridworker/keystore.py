@@ -192,13 +192,15 @@ def build_keystore(db: Database, catalogue: Catalogue, auth: AuthConfig) -> KeyS
     """The key store of a service, from its ``auth:`` settings. Logs a warning while the API
     is open to anyone (``auth.open`` without keys) or loopback-only (no key yet)."""
     keys = KeyStore(db, catalogue, auth_enabled=auth.enabled, auth_open=auth.open)
-    if keys.auth_open and not keys.auth_required():
+    if keys.auth_required():
+        return keys
+    if keys.auth_open:
         log.warning(
             "auth.open is set and no API key is required: ANYONE who can reach this service is an admin"
             " (cameras, keys, cases). Use it on a closed lab network only; create a key with"
             " `gridworker keys create --role admin --name ...` and remove auth.open"
         )
-    elif not keys.auth_required():
+    else:
         log.warning(
             "no API key exists yet: the API answers only loopback clients (127.0.0.1, ::1);"
             " create one with `gridworker keys create --role admin --name ...`"

@@ -36,7 +36,7 @@ from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 
 from ..auth import ANY_ROLE, require
 from ..deps import FeedsDep, KeysDep, LimitsDep, OrdersDep, OutboxDep
-from ..feeds import FeedSource, parse_last_event_id
+from ..feeds import TOO_MANY_STREAMS, FeedSource, parse_last_event_id
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 BATCH = 200
@@ -129,10 +129,7 @@ class AuditFeed:
 @router.get(
     "/console/events",
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"text/event-stream": {}}, "description": "A stream of case changes"},
-        429: {"description": "Too many event streams open (per key or in total; see limits in the config)"},
-    },
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of case changes"}, **TOO_MANY_STREAMS},
 )
 async def console_events(
     user: Anyone,

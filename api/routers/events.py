@@ -36,12 +36,10 @@ from gridworker.cases.workflow import UNIT_HANDLER, Actor
 
 from ..auth import ANY_ROLE, require
 from ..deps import DispatcherDep, FeedsDep, LimitsDep, OutboxDep
-from ..errors import Responses
-from ..feeds import FeedSource, parse_last_event_id
+from ..feeds import TOO_MANY_STREAMS, FeedSource, parse_last_event_id
 
 router = APIRouter(tags=["forwarding"])
 Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
-_TOO_MANY: Responses = {429: {"description": "Too many event streams open (per key or in total; see limits in the config)"}}
 
 
 def format_event(ev: OutboxEvent) -> str:
@@ -61,7 +59,7 @@ def outbox_source(outbox: Outbox) -> FeedSource[OutboxEvent]:
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of work-order events"}, **_TOO_MANY},
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of work-order events"}, **TOO_MANY_STREAMS},
 )
 async def events(
     user: Reader,
