@@ -14,6 +14,7 @@ from .routers import cameras, flows, health, incidents
 from .routers import catalogue, keys, stats, workorders
 from .routers import events, forwarding
 from .routers import patrol, signals, types
+from .routers import devices  # IoT devices (issue 14)
 from .routers.console import mount_console
 from .deps import Wiring
 from .feeds import Feeds
@@ -73,6 +74,7 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
     app.include_router(forwarding.router)
     app.include_router(flows.router)
     app.include_router(patrol.router)
+    app.include_router(devices.router)  # IoT devices (issue 14)
     mount_console(app)  # /auth/me, /console/events, the console's files at /console/, / → /console/
     # Middleware: the one added LAST runs FIRST. Host/loopback/origin checks and the security
     # headers (api/security.py) go here; the request-body cap must be added after this line so

@@ -126,46 +126,33 @@ class FeedSource(Generic[T]):
         fetch_after: ``(after_id, limit) -> rows`` with ``id > after_id``, oldest first (blocking;
             run in the thread pool).
         last_id: the newest id now (blocking).
-        committed: fired after this process commits rows of the feed.
+        committed: fired after this process commits rows of the feed; None: the feed is only polled.
     """
 
     name: str
     fetch_after: Callable[[int, int], Sequence[T]]
     last_id: Callable[[], int]
-    committed: CommitSignal
+    committed: CommitSignal | None = None
 
 
 class FeedPoller(Generic[T]):
     """Reads one feed for all its subscribers.
 
     Args:
-        name: for logs.
-        fetch_after: ``(after_id, limit) -> rows`` with ``id > after_id``, oldest first (blocking;
-            run in the thread pool).
-        last_id: the newest id now (blocking).
-        wake: read as soon as this fires (the writer committed); None: poll only.
+        source: the rows to read, and the commit signal that wakes the poller (read as soon as
+            it fires; without one, the poller only polls).
         poll_s: seconds between two reads while nothing new arrives and nothing wakes the
-            poller; default ``POLL_S``, or ``FALLBACK_POLL_S`` with ``wake``.
+            poller; default ``POLL_S``, or ``FALLBACK_POLL_S`` with a commit signal.
         batch: rows per read; a full batch is followed at once by the next read.
         queue_size: rows a subscriber may lag behind before it is dropped.
     """
 
     def __init__(
-        self,
-        name: str,
-        fetch_after: Callable[[int, int], Sequence[T]],
-        last_id: Callable[[], int],
-        *,
-        wake: CommitSignal | None = None,
-        poll_s: float | None = None,
-        batch: int = BATCH,
-        queue_size: int = QUEUE_SIZE,
+        self, source: FeedSource[T], *, poll_s: float | None = None, batch: int = BATCH, queue_size: int = QUEUE_SIZE
     ) -> None:
-        self.name = name
-        self.fetch_after = fetch_after
-        self.last_id = last_id
-        self.wake = wake
-        self.poll_s = poll_s if poll_s is not None else (FALLBACK_POLL_S if wake is not None else POLL_S)
+        self.source = source
+        self.name = source.name
+        self.poll_s = poll_s if poll_s is not None else (FALLBACK_POLL_S if source.committed is not None else POLL_S)
         self.batch = batch
         self.queue_size = queue_size
         self.loop = asyncio.get_running_loop()
@@ -175,10 +162,6 @@ class FeedPoller(Generic[T]):
         self._stop = asyncio.Event()
         self._woken = asyncio.Event()  # set by a commit (from any thread), by the last unsubscribe and by close
         self._starting = asyncio.Lock()
-
-    @classmethod
-    def of(cls, source: FeedSource[T], *, poll_s: float | None = None, queue_size: int = QUEUE_SIZE) -> FeedPoller[T]:
-        return cls(source.name, source.fetch_after, source.last_id, wake=source.committed, poll_s=poll_s, queue_size=queue_size)
 
     @property
     def subscribers(self) -> int:
@@ -190,7 +173,7 @@ class FeedPoller(Generic[T]):
             if self._stop.is_set():
                 raise RuntimeError(f"feed {self.name} is closed")
             if self._task is None or self._task.done():
-                self._head = await run_in_threadpool(self.last_id)
+                self._head = await run_in_threadpool(self.source.last_id)
                 self._task = asyncio.create_task(self._run(), name=f"gw-feed-{self.name}")
             sub: Subscription[T] = Subscription(self._head, asyncio.Queue(self.queue_size))
             self._subs.add(sub)
@@ -220,20 +203,21 @@ class FeedPoller(Generic[T]):
             self.loop.call_soon_threadsafe(self._woken.set)
 
     async def _run(self) -> None:
-        if self.wake is not None:
-            self.wake.listen(self._nudge)
+        wake = self.source.committed
+        if wake is not None:
+            wake.listen(self._nudge)
         try:
             await self._follow()
         finally:
-            if self.wake is not None:
-                self.wake.unlisten(self._nudge)
+            if wake is not None:
+                wake.unlisten(self._nudge)
 
     async def _follow(self) -> None:
         failures = 0
         while self._subs and not self._stop.is_set():
             self._woken.clear()  # a commit from here on wakes the wait below
             try:
-                rows = await run_in_threadpool(self.fetch_after, self._head, self.batch)
+                rows = await run_in_threadpool(self.source.fetch_after, self._head, self.batch)
                 failures = 0
             except Exception:  # the database is down: keep the streams, try again later
                 failures += 1
@@ -343,8 +327,8 @@ class Feeds:
         """The poller of ``source`` on the running event loop (made on first use, and again for
         another loop or another writer: a service started again)."""
         feed = self._pollers.get(source.name)
-        if feed is None or feed.loop is not asyncio.get_running_loop() or feed.wake is not source.committed:
-            feed = FeedPoller.of(source, poll_s=self.fallback_poll_s, queue_size=self.queue_size)
+        if feed is None or feed.loop is not asyncio.get_running_loop() or feed.source.committed is not source.committed:
+            feed = FeedPoller(source, poll_s=self.fallback_poll_s, queue_size=self.queue_size)
             self._pollers[source.name] = feed
         return cast(FeedPoller[T], feed)
 
@@ -385,7 +369,7 @@ class Feeds:
         try:
             sub = await feed.subscribe()
             if start is None:
-                start = await run_in_threadpool(feed.last_id)
+                start = await run_in_threadpool(feed.source.last_id)
         except BaseException:
             slots.release(key)
             raise
@@ -413,7 +397,7 @@ async def _messages(
     try:
         yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
         while last < sub.head:  # what happened between ``start`` and the poller's position
-            rows = await run_in_threadpool(feed.fetch_after, last, feed.batch)
+            rows = await run_in_threadpool(feed.source.fetch_after, last, feed.batch)
             for old in rows:
                 last = old.id
                 msg = render(old)

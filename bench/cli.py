@@ -4,7 +4,8 @@
 
     gridworker bench throughput [--streams 1,4,8,16] [--seconds 20] [--media DIR | --synthetic]
                                 [--fps F] [--json] [--out FILE] [--no-ultralytics] ...
-    gridworker bench patrol --cameras N [--concurrency C] [--media DIR | --synthetic] [--json] [--out FILE]
+    gridworker bench patrol --cameras N [--concurrency C] [--mode fixed|adaptive|both] [--continuous K]
+                            [--dead 0.1 --hung 0.05] [--media DIR | --synthetic] [--json] [--out FILE]
     gridworker bench reliability [--incidents 500] [--burst 300] [--database URL] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
@@ -103,13 +104,25 @@ def _register_patrol(bench_sub: Any) -> None:
         "patrol",
         help="glance-patrol visits per minute over N real RTSP cameras, against a naive sequential patrol",
         description=(
-            "Serve N distinct RTSP cameras (gst-rtsp-server mounts, phase-shifted clips), run one glance "
-            "patrol cycle (RTSP session + keyframe-only decode + batched inference + rules per visit), then "
-            "a naive sequential OpenCV patrol on a few of the same cameras. See docs/benchmarks.md."
+            "Serve N distinct RTSP cameras (gst-rtsp-server mounts, phase-shifted clips) to a real Service with a few "
+            "continuous cameras, run glance patrol cycles through the service's own path (fixed and/or adaptive "
+            "concurrency, optionally with dead and hung cameras), then a naive sequential OpenCV patrol on a few of "
+            "the same cameras. See docs/benchmarks.md."
         ),
     )
     p.add_argument("--cameras", type=int, default=200, help="camera URLs to visit once each (default 200)")
-    p.add_argument("--concurrency", type=int, default=64, help="visits in flight at once (default 64)")
+    p.add_argument("--concurrency", type=int, default=64, help="visits in flight at once; the adaptive cap (default 64)")
+    # --- issue 18: the service's own path, adaptive concurrency, faults (bench/patrol.py)
+    p.add_argument("--mode", choices=("fixed", "adaptive", "both"), default="both", help="concurrency mode(s) run (default both)")
+    p.add_argument("--min-concurrency", type=int, default=8, help="the adaptive controller's floor (default 8)")
+    p.add_argument("--cycles", type=int, default=2, help="cycles per plan (default 2)")
+    p.add_argument("--continuous", type=int, default=2, help="continuously watched cameras beside the patrol (default 2)")
+    p.add_argument("--continuous-fps", type=float, default=5.0, help="their analysis rate (default 5)")
+    p.add_argument("--measure-s", type=float, default=8.0, help="seconds the continuous cameras are measured alone (default 8)")
+    p.add_argument("--dead", type=float, default=0.0, help="share of cameras dead (refused) in an extra faults run (default 0)")
+    p.add_argument("--hung", type=float, default=0.0, help="share of cameras hung (accept, never send) in that run (default 0)")
+    p.add_argument("--open-timeout", type=float, default=10.0, help="visit open timeout, s (default 10)")
+    p.add_argument("--keyframe-timeout", type=float, default=12.0, help="visit keyframe timeout, s (default 12)")
     p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media)")
     p.add_argument("--synthetic", action="store_true", help="use generated clips even if media exists")
     p.add_argument("--servers", type=int, default=0, help="RTSP server processes (default: 1 per 100 cameras, 1-4)")
@@ -191,6 +204,17 @@ def _patrol(args: argparse.Namespace) -> int:
     if args.cameras < 1 or args.concurrency < 1 or not 0 <= args.servers <= 16 or args.phases < 1 or args.keyframes < 1:
         print("gridworker bench patrol: --cameras, --concurrency, --phases, --keyframes must be >= 1; --servers 0-16", file=sys.stderr)
         return 2
+    if (
+        args.cycles < 1 or args.continuous < 0 or not 1 <= args.min_concurrency <= 512 or args.concurrency > 512
+        or not 0 <= args.dead < 1 or not 0 <= args.hung < 1 or args.dead + args.hung >= 1
+        or args.open_timeout <= 0 or args.keyframe_timeout <= 0 or args.measure_s <= 0 or args.continuous_fps <= 0
+    ):
+        print(
+            "gridworker bench patrol: --cycles >= 1, --continuous >= 0, --concurrency and --min-concurrency 1-512, "
+            "0 <= --dead, --hung and their sum < 1, positive timeouts, --measure-s and --continuous-fps",
+            file=sys.stderr,
+        )
+        return 2
     config = PatrolBenchConfig(
         cameras=args.cameras,
         media=args.media,
@@ -204,6 +228,16 @@ def _patrol(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_batch=args.max_batch,
         stagger_s=args.stagger_ms / 1000.0,
+        mode=args.mode,
+        min_concurrency=args.min_concurrency,
+        cycles=args.cycles,
+        continuous=args.continuous,
+        continuous_fps=args.continuous_fps,
+        measure_s=args.measure_s,
+        dead_share=args.dead,
+        hung_share=args.hung,
+        open_timeout_s=args.open_timeout,
+        keyframe_timeout_s=args.keyframe_timeout,
     )
 
     def progress(message: str) -> None:

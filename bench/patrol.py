@@ -9,18 +9,27 @@ One invocation:
    glance waits 0 .. one GOP for its first keyframe, as when joining a live camera;
 2. serves N distinct camera URLs (mount points) from 1-4 gst-rtsp-server processes
    (``--servers``; several mounts share a clip);
-3. runs one full cycle of a glance :class:`~gridworker.patrol.engine.PatrolRun` over the N
-   cameras with ``--concurrency`` visits in flight. Each visit is a real RTSP session and a
-   keyframe-only decode; its frame goes to one batch loop that runs the real default
-   detector on frames of concurrent visits together, then a :class:`CameraAnalyzer` per
-   camera (an intrusion and a crowd rule on a full-frame zone). A visit ends when its frame
-   has been analysed;
-4. runs the naive patrol on the first ``--naive-cameras`` cameras, one after the other:
+3. builds a real :class:`~gridworker.service.Service` from ``Settings`` (SQLite in a
+   temporary folder): the N cameras as patrol-only cameras (an intrusion and a crowd rule on
+   a full-frame zone), ``--continuous`` continuously watched cameras on a server of their
+   own, and one glance plan per concurrency mode. Visits go the production way: admission,
+   the shared batcher (live frames first), the detector, the visit judge, the incident
+   manager, work orders and the outbox;
+4. measures the continuous cameras' analysed fps alone, then runs each plan for
+   ``--cycles`` cycles (``--mode both``: fixed, then adaptive, in the same service) and
+   measures their fps during each run;
+5. with ``--dead``/``--hung`` shares: one more plan of the same N cameras of which that share
+   is dead (connection refused) or hung (a port that accepts and never sends), spread
+   through the order; the live cameras' rate is compared with the healthy run's;
+6. runs the naive patrol on the first ``--naive-cameras`` cameras, one after the other:
    ``cv2.VideoCapture`` open, first frame, batch-1 inference, rules, release, next camera,
    and extrapolates its visits per minute.
 
-Reports visits/min, cycle time, CPU use (this process, and the RTSP servers separately),
-visit latency p50/p95, failed visits (by reason) and ``over_naive``. Definitions: docs/benchmarks.md.
+Reports, per mode, visits/min (good visits over the run's wall time, ramp and tails
+included), visit latency p50/p95, failed visits (by reason), the concurrency the controller
+ended at, CPU use (this process, the RTSP servers, the whole machine) and the continuous
+cameras' fps; the last mode's figures are also the top-level keys. Definitions:
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,14 +38,13 @@ import contextlib
 import json
 import math
 import os
-import queue
+import socket
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,19 +53,22 @@ import numpy as np
 import psutil
 
 from gridworker.models.base import Detector
+from gridworker.patrol.concurrency import cpu_busy_share
 
 if TYPE_CHECKING:  # imported lazily at run time (the bench's start-up stays light)
-    from gridworker.patrol.config import PatrolTarget
-    from gridworker.patrol.engine import CameraOutcome
-    from gridworker.streams.frame import Frame
+    from gridworker.patrol.config import PatrolPlan
+    from gridworker.patrol.engine import PatrolRun
+    from gridworker.service import Service
     from gridworker.streams.rtsp_serve import RtspServerProcess
     from gridworker.vision.analyzer import CameraAnalyzer
     from gridworker.vision.config import ZoneConfig
 
 __all__ = ["TARGET_CAMERAS", "TARGET_VISITS_PER_MIN", "PatrolBenchConfig", "format_summary", "run_patrol_bench"]
 
-TARGET_VISITS_PER_MIN = 1000.0
-TARGET_CAMERAS = 200
+TARGET_VISITS_PER_MIN = 2000.0
+TARGET_CAMERAS = 400
+TARGET_CONTINUOUS_RATIO = 0.9
+MODES = ("fixed", "adaptive", "both")
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_SIZE = (640, 360)
@@ -81,6 +92,12 @@ class PatrolBenchConfig:
         open_timeout_s / keyframe_timeout_s: per-visit timeouts of the plan.
         stagger_s: least gap between two visit starts.
         clip_seconds: length of each phase copy (the server loops it).
+        mode: ``fixed``, ``adaptive`` or ``both`` (fixed first, then adaptive, one service).
+        min_concurrency: the adaptive controller's floor.
+        cycles: cycles per plan.
+        continuous / continuous_fps: continuously watched cameras beside the patrol, and their fps.
+        measure_s: seconds the continuous cameras are measured alone.
+        dead_share / hung_share: share of the N cameras made dead / hung in the faults run (0: none).
     """
 
     cameras: int = 200
@@ -98,6 +115,14 @@ class PatrolBenchConfig:
     keyframe_timeout_s: float = 12.0
     stagger_s: float = 0.01
     clip_seconds: float = 30.0
+    mode: str = "both"
+    min_concurrency: int = 8
+    cycles: int = 2
+    continuous: int = 2
+    continuous_fps: float = 5.0
+    measure_s: float = 8.0
+    dead_share: float = 0.0
+    hung_share: float = 0.0
 
 
 # --------------------------------------------------------------------------- clips
@@ -179,96 +204,25 @@ def prepare_clips(config: PatrolBenchConfig, workdir: Path) -> tuple[list[Path],
     return out, origin
 
 
-# --------------------------------------------------------------------------- analysis
+# --------------------------------------------------------------------------- scene
 
 
-@dataclass
-class _Job:
-    camera_id: str
-    frame: Frame
-    done: Future[int]
-
-
-@dataclass
-class BatchStats:
-    batches: int = 0
-    frames: int = 0
-    detections: int = 0
-    active_verdicts: int = 0
-    infer_s: float = 0.0
-
-
-class BatchAnalyzer:
-    """A bounded queue and one batch loop: detect frames of concurrent visits together, then rules.
-
-    ``submit`` blocks while the queue is full (a visit keeps its slot until its frame is
-    analysed), so the patrol can never outrun inference.
-    """
-
-    def __init__(self, detector: Detector, analyzers: dict[str, CameraAnalyzer], max_batch: int) -> None:
-        self._detector = detector
-        self._analyzers = analyzers
-        self._max_batch = max_batch
-        self._queue: queue.Queue[_Job] = queue.Queue(maxsize=max_batch * 4)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="patrol-bench-batch", daemon=True)
-        self.stats = BatchStats()
-        self._thread.start()
-
-    def analyse(self, camera_id: str, frames: Sequence[Frame]) -> int:
-        """Analyse a visit's frames; returns the number of detections. Blocks until done."""
-        futures: list[Future[int]] = []
-        for frame in frames:
-            job = _Job(camera_id, frame, Future())
-            self._queue.put(job)
-            futures.append(job.done)
-        return sum(f.result(timeout=120) for f in futures)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                t0 = time.perf_counter()
-                results = self._detector.detect([job.frame.image for job in batch])
-                self.stats.infer_s += time.perf_counter() - t0
-                self.stats.batches += 1
-                self.stats.frames += len(batch)
-                for job, dets in zip(batch, results, strict=True):
-                    analysis = self._analyzers[job.camera_id].analyze(job.frame, dets)
-                    self.stats.detections += len(dets)
-                    self.stats.active_verdicts += len(analysis.active)
-                    job.done.set_result(len(dets))
-            except Exception as exc:  # noqa: BLE001 - fail the visits of this batch, keep looping
-                for job in batch:
-                    if not job.done.done():
-                        job.done.set_exception(exc)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+#: Every camera's scene: an intrusion and a crowd rule on a full-frame zone.
+ZONES: list[dict[str, Any]] = [
+    {
+        "id": "area",
+        "rules": [
+            {"type": "intrusion", "classes": ["person"]},
+            {"type": "crowd", "classes": ["person"], "min_count": 3, "min_duration_s": 0},
+        ],
+    }
+]
 
 
 def _scene() -> list[ZoneConfig]:
     from gridworker.vision.config import ZoneConfig
 
-    return [
-        ZoneConfig(
-            id="area",
-            rules=[
-                {"type": "intrusion", "classes": ["person"]},
-                {"type": "crowd", "classes": ["person"], "min_count": 3, "min_duration_s": 0},
-            ],
-        )
-    ]
+    return [ZoneConfig.model_validate(zone) for zone in ZONES]
 
 
 def _analyzers(camera_ids: Sequence[str]) -> dict[str, CameraAnalyzer]:
@@ -363,7 +317,186 @@ def run_naive_patrol(
     }
 
 
+# --------------------------------------------------------------------------- bad cameras
+
+
+class HungServer:
+    """A TCP port that accepts connections and never sends a byte (a hung camera).
+
+    Holds at most ``max_connections`` accepted sockets (the oldest is closed beyond that);
+    everything is closed by :meth:`close`.
+    """
+
+    def __init__(self, max_connections: int = 1024) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self._sock.settimeout(0.2)
+        self.port = int(self._sock.getsockname()[1])
+        self._held: deque[socket.socket] = deque(maxlen=max_connections)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="bench-hung-camera", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:  # the 0.2 s timeout, or closed
+                continue
+            if len(self._held) == self._held.maxlen:
+                self._held[0].close()
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+def _refusing_port() -> int:
+    """A local port nothing listens on (a dead camera: connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- one plan's run
+
+
+@dataclass
+class _Sampler:
+    """Samples a run's visits in flight and its concurrency limit every ``every_s`` seconds."""
+
+    every_s: float = 0.25
+    in_flight: list[int] = field(default_factory=list)
+    limits: list[int] = field(default_factory=list)
+
+    def follow(self, run: PatrolRun, stop: threading.Event) -> None:
+        while not stop.wait(self.every_s):
+            st = run.status()
+            self.in_flight.append(len(st.in_flight))
+            self.limits.append(st.concurrency_limit)
+
+
+def _analysed(service: Service, camera_ids: Sequence[str]) -> int:
+    return sum(service.camera(cid).frames_analysed for cid in camera_ids)
+
+
+def _fps(service: Service, camera_ids: Sequence[str], seconds: float) -> float | None:
+    """Analysed frames per second per continuous camera over ``seconds``."""
+    if not camera_ids:
+        return None
+    before, t0 = _analysed(service, camera_ids), time.monotonic()
+    time.sleep(seconds)
+    return (_analysed(service, camera_ids) - before) / (time.monotonic() - t0) / len(camera_ids)
+
+
+def _metric(service: Service, name: str) -> float:
+    return float(service.metrics.registry.get_sample_value(name) or 0.0)
+
+
+def _run_plan(
+    service: Service, plan: PatrolPlan, continuous: Sequence[str], server_procs: Sequence[psutil.Process], budget_s: float
+) -> dict[str, Any]:
+    """Start ``plan`` on the running service, wait for its cycles; the figures of that run."""
+    me = psutil.Process()
+    cpu0, srv0, machine0 = _cpu_s(me), [_cpu_s(p) for p in server_procs], psutil.cpu_times()
+    frames0 = _analysed(service, continuous)
+    batches0, batch_frames0 = _metric(service, "gridworker_batch_size_count"), _metric(service, "gridworker_batch_size_sum")
+    infer0 = _metric(service, "gridworker_inference_seconds_sum")
+    patrol_frames0 = service.batcher.submitted_done
+    t0 = time.monotonic()
+    service.patrol.start(plan.id)
+    run = service.patrol.run(plan.id)
+    assert run is not None
+    sampler, stop = _Sampler(), threading.Event()
+    follower = threading.Thread(target=sampler.follow, args=(run, stop), name="bench-sampler", daemon=True)
+    follower.start()
+    finished = run.wait(timeout=budget_s)
+    wall = time.monotonic() - t0
+    stop.set()
+    follower.join(2)
+    cpu = _cpu_s(me) - cpu0
+    srv_cpu = sum(_cpu_s(p) - c for p, c in zip(server_procs, srv0, strict=True))
+    machine_busy = cpu_busy_share(machine0, psutil.cpu_times())
+    frames = _analysed(service, continuous) - frames0
+    if not finished:
+        service.patrol.stop(plan.id, timeout=10)
+    status, stats = run.status(), run.controller_stats()
+    outcomes = run.outcomes()
+    ok = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    latencies = [o.duration_s for o in ok]
+    first_key = [o.first_keyframe_s for o in ok if o.first_keyframe_s is not None]
+    connect = [o.connect_s for o in ok if o.connect_s is not None]
+    decoded = sum(o.packets_decoded for o in outcomes)
+    skipped = sum(o.packets_skipped for o in outcomes)
+    batches = _metric(service, "gridworker_batch_size_count") - batches0
+    batch_frames = _metric(service, "gridworker_batch_size_sum") - batch_frames0
+    return {
+        "plan": plan.id,
+        "concurrency_mode": plan.concurrency_mode,
+        "finished": finished,
+        "cycles": status.completed_cycles,
+        "wall_s": _r(wall, 2),
+        "last_cycle_s": _r(status.last_cycle_s, 2),
+        "visits": len(outcomes),
+        "ok": len(ok),
+        "failed": len(failed),
+        "failed_by_kind": dict(Counter(o.error_kind or "error" for o in failed)),
+        "failed_examples": [f"{o.camera_id}: {o.reason}" for o in failed[:5]],
+        "visits_per_min": _r(len(ok) / wall * 60.0 if wall > 0 else 0.0, 1),
+        "p50_visit_s": _r(_pct(latencies, 50)),
+        "p95_visit_s": _r(_pct(latencies, 95)),
+        "p50_first_keyframe_s": _r(_pct(first_key, 50)),
+        "p50_connect_s": _r(_pct(connect, 50)),
+        "p95_connect_s": _r(_pct(connect, 95)),
+        "packets_decoded": decoded,
+        "packets_skipped": skipped,
+        "decoded_fraction": _r(decoded / (decoded + skipped) if decoded + skipped else None, 4),
+        "continuous_fps_during": _r(frames / wall / len(continuous) if continuous and wall > 0 else None, 2),
+        "concurrency_final": stats.limit if stats is not None else plan.concurrency,
+        "concurrency_peak": stats.peak if stats is not None else plan.concurrency,
+        "concurrency_decreases": stats.decreases if stats is not None else 0,
+        "mean_in_flight": _r(sum(sampler.in_flight) / len(sampler.in_flight) if sampler.in_flight else None, 1),
+        "mean_limit": _r(sum(sampler.limits) / len(sampler.limits) if sampler.limits else None, 1),
+        "cpu_s": _r(cpu, 2),
+        "cpu_cores": _r(cpu / wall if wall > 0 else None, 3),
+        "cpu_servers_cores": _r(srv_cpu / wall if wall > 0 else None, 3),
+        "machine_busy": _r(machine_busy, 3),
+        "cpu_s_per_visit": _r(cpu / len(ok) if ok else None, 4),
+        "patrol_frames": service.batcher.submitted_done - patrol_frames0,
+        "batches": int(batches),
+        "mean_batch": _r(batch_frames / batches if batches else None, 2),
+        "inference_s": _r(_metric(service, "gridworker_inference_seconds_sum") - infer0, 2),
+    }
+
+
 # --------------------------------------------------------------------------- the run
+
+
+def _camera(cid: str, url: str, watch: str, fps: float | None = None) -> dict[str, Any]:
+    camera: dict[str, Any] = {"id": cid, "url": url, "watch": watch, "zones": ZONES}
+    if fps is not None:
+        camera["fps"] = fps
+    return camera
+
+
+def _plan(config: PatrolBenchConfig, plan_id: str, mode: str, camera_ids: Sequence[str]) -> dict[str, Any]:
+    return {
+        "id": plan_id,
+        "select": {"camera_ids": list(camera_ids)},
+        "order": "listed",
+        "cycles": config.cycles,
+        "concurrency": config.concurrency,
+        "concurrency_mode": mode,
+        "min_concurrency": min(config.min_concurrency, config.concurrency),
+        "keyframes": config.keyframes,
+        "open_timeout_s": config.open_timeout_s,
+        "keyframe_timeout_s": config.keyframe_timeout_s,
+        "stagger_s": config.stagger_s,
+    }
 
 
 def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -375,14 +508,21 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
     """
     from gridworker.models.config import DetectorConfig
     from gridworker.models.loader import load_detector
-    from gridworker.patrol import PatrolPlan, PatrolRun, PatrolTarget
+    from gridworker.service import Service
+    from gridworker.settings import Settings
 
     say = progress or (lambda message: None)
-    if config.cameras < 1 or config.concurrency < 1:
-        raise ValueError("cameras and concurrency must be at least 1")
+    if config.cameras < 1 or config.concurrency < 1 or config.cycles < 1:
+        raise ValueError("cameras, concurrency and cycles must be at least 1")
+    if config.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if not 0 <= config.dead_share + config.hung_share < 1 or min(config.dead_share, config.hung_share) < 0:
+        raise ValueError("dead and hung shares must be >= 0 and add up to less than 1")
     n = config.cameras
     n_servers = config.servers or max(1, min(4, math.ceil(n / 100)))
-    with tempfile.TemporaryDirectory(prefix="bench-patrol-") as tmp:
+    modes = ["fixed", "adaptive"] if config.mode == "both" else [config.mode]
+    n_dead, n_hung = round(n * config.dead_share), round(n * config.hung_share)
+    with tempfile.TemporaryDirectory(prefix="bench-patrol-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         clips, origin = prepare_clips(config, workdir)
         say(f"{len(clips)} phase-shifted clips from {origin}")
@@ -391,121 +531,165 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         for i, cid in enumerate(camera_ids):
             # consecutive cameras use different clips and different servers
             mount_sets[i % n_servers][cid] = clips[(i * 7) % len(clips)]
+        live_ids = [f"live{i}" for i in range(config.continuous)]
+        if live_ids:  # the continuous cameras have a server of their own: a busy patrol server does not starve them
+            mount_sets.append({cid: clips[(i * 5) % len(clips)] for i, cid in enumerate(live_ids)})
         detector = load_detector(DetectorConfig(model=config.model, threads=config.threads, max_batch=config.max_batch))
-        with _servers(mount_sets) as servers:
-            urls = {cid: servers[i % n_servers].url(cid) for i, cid in enumerate(camera_ids)}
-            say(f"{n} cameras on {n_servers} RTSP server(s); patrol, concurrency {config.concurrency}")
-            analyzers = _analyzers(camera_ids)
-            batcher = BatchAnalyzer(detector, analyzers, config.max_batch)
-            plan = PatrolPlan(
-                id="bench",
-                cycles=1,
-                concurrency=config.concurrency,
-                keyframes=config.keyframes,
-                open_timeout_s=config.open_timeout_s,
-                keyframe_timeout_s=config.keyframe_timeout_s,
-                stagger_s=config.stagger_s,
-            )
-            targets = [PatrolTarget(cid, urls[cid]) for cid in camera_ids]
-            outcomes: list[CameraOutcome] = []
-            lock = threading.Lock()
-
-            def on_outcome(outcome: CameraOutcome) -> None:
-                with lock:
-                    outcomes.append(outcome)
-
-            def visit(target: PatrolTarget, frames: Sequence[Frame]) -> None:
-                batcher.analyse(target.camera_id, frames)
-
-            run = PatrolRun(plan, targets, visit, on_outcome=on_outcome)
-            me = psutil.Process()
-            server_procs = [psutil.Process(s.pid) for s in servers if s.pid is not None]
-            cpu0, srv0 = _cpu_s(me), [_cpu_s(p) for p in server_procs]
-            t0 = time.monotonic()
-            run.start()
-            finished = run.wait(timeout=n * plan.visit_budget_s() + 60)
-            wall = time.monotonic() - t0
-            cpu = _cpu_s(me) - cpu0
-            srv_cpu = sum(_cpu_s(p) - c for p, c in zip(server_procs, srv0, strict=True))
-            status = run.status()
-            if not finished:
-                run.stop(10)
-            batcher.close()
-            crashed = [i for i, s in enumerate(servers) if not s.running]
-            notes = [f"RTSP server {i} died: {servers[i].log_tail(400)}" for i in crashed]
-            say(f"patrol: {status.ok}/{n} ok in {wall:.1f} s; naive patrol on {min(n, config.naive_cameras)} cameras")
-            naive: dict[str, Any] = {}
-            if config.naive_cameras > 0 and not crashed:
-                subset = [(cid, urls[cid]) for cid in camera_ids[: config.naive_cameras]]
-                naive = run_naive_patrol(subset, detector, _analyzers([c for c, _ in subset]))
-    ok = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
-    latencies = [o.duration_s for o in ok]
-    first_key = [o.first_keyframe_s for o in ok if o.first_keyframe_s is not None]
-    connect = [o.connect_s for o in ok if o.connect_s is not None]
-    decoded = sum(o.packets_decoded for o in outcomes)
-    skipped = sum(o.packets_skipped for o in outcomes)
-    cycle_s = status.last_cycle_s or wall
-    visits_per_min = len(ok) / cycle_s * 60.0 if cycle_s > 0 else 0.0
+        servers = stack.enter_context(_servers(mount_sets))
+        urls = {cid: servers[i % n_servers].url(cid) for i, cid in enumerate(camera_ids)}
+        cameras = [_camera(cid, urls[cid], "patrol") for cid in camera_ids]
+        cameras += [_camera(cid, servers[-1].url(cid), "continuous", config.continuous_fps) for cid in live_ids]
+        bad_ids: list[str] = []
+        if n_dead or n_hung:
+            hung = HungServer()
+            stack.callback(hung.close)
+            for i in range(n_dead):
+                bad_ids.append(f"dead{i:03d}")
+                cameras.append(_camera(bad_ids[-1], f"rtsp://127.0.0.1:{_refusing_port()}/dead{i}", "patrol"))
+            for i in range(n_hung):
+                bad_ids.append(f"hung{i:03d}")
+                cameras.append(_camera(bad_ids[-1], f"rtsp://127.0.0.1:{hung.port}/hung{i}", "patrol"))
+        plans = [_plan(config, f"bench-{mode}", mode, camera_ids) for mode in modes]
+        faulty_ids = camera_ids[: n - len(bad_ids)] + bad_ids
+        if bad_ids:  # the same number of cameras, n_dead + n_hung of them bad, spread through the order
+            step = max(1, len(faulty_ids) // max(1, len(bad_ids)))
+            good, ordered = camera_ids[: n - len(bad_ids)], []
+            for i, cid in enumerate(good):
+                ordered.append(cid)
+                if (i + 1) % step == 0 and i // step < len(bad_ids):
+                    ordered.append(bad_ids[i // step])
+            ordered += [b for b in bad_ids if b not in ordered]
+            faulty_ids = ordered
+            plans.append(_plan(config, "bench-faulty", modes[-1], faulty_ids))
+        settings = Settings(
+            database={"url": f"sqlite:///{workdir / 'bench.db'}"},
+            cameras=cameras,
+            patrol_plans=plans,
+            evidence={"clips": False},
+            limits={"max_cameras": len(cameras) + 1, "max_patrol_concurrency": max(128, config.concurrency)},
+        )
+        service = Service(settings, detector)
+        service.start()
+        stack.callback(service.stop)
+        server_procs = [psutil.Process(s.pid) for s in servers if s.pid is not None]
+        budget = n * (config.open_timeout_s + config.keyframe_timeout_s) * config.cycles + 60
+        before = None
+        if live_ids:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and min(service.camera(c).frames_analysed for c in live_ids) < 5:
+                time.sleep(0.2)
+            before = _fps(service, live_ids, config.measure_s)
+            say(f"{len(live_ids)} continuous camera(s): {before or 0:.2f} analysed fps each before the patrol")
+        runs: dict[str, dict[str, Any]] = {}
+        for plan in settings.patrol_plans:
+            say(f"plan {plan.id}: {config.cycles} cycle(s) over {len(plan.select.camera_ids)} cameras, "
+                f"{plan.concurrency_mode} concurrency up to {plan.concurrency}")
+            runs[plan.id] = _run_plan(service, plan, live_ids, server_procs, budget)
+            r = runs[plan.id]
+            say(f"  {r['visits_per_min']} visits/min, {r['ok']} ok, {r['failed']} failed, p95 {r['p95_visit_s']} s, "
+                f"continuous {r['continuous_fps_during']} fps, concurrency final {r['concurrency_final']}")
+        after = _fps(service, live_ids, min(config.measure_s, 4.0)) if live_ids else None
+        opened = _metric_total(service, "gridworker_incidents_opened_total")
+        service.stop()
+        crashed = [i for i, s in enumerate(servers) if not s.running]
+        notes = [f"RTSP server {i} died: {servers[i].log_tail(400)}" for i in crashed]
+        naive: dict[str, Any] = {}
+        if config.naive_cameras > 0 and not crashed:
+            say(f"naive patrol on {min(n, config.naive_cameras)} cameras")
+            subset = [(cid, urls[cid]) for cid in camera_ids[: config.naive_cameras]]
+            naive = run_naive_patrol(subset, detector, _analyzers([c for c, _ in subset]))
+    main = runs[f"bench-{modes[-1]}"]
     naive_rate = naive.get("naive_visits_per_min")
-    cores = psutil.cpu_count() or 1
-    stats = batcher.stats
+    during = main["continuous_fps_during"]
+    ratio = during / before if before and during is not None else None
     result: dict[str, Any] = {
         "cameras": n,
         "servers": n_servers,
         "concurrency": config.concurrency,
+        "concurrency_mode": modes[-1],
         "keyframes": config.keyframes,
         "clips": origin,
         "phases": config.phases,
-        "visits": len(outcomes),
-        "ok": len(ok),
-        "failed": len(failed),
-        "failed_by_kind": dict(Counter(o.error_kind or "error" for o in failed)),
-        "failed_examples": [f"{o.camera_id}: {o.reason}" for o in failed[:5]],
-        "cycle_s": _r(cycle_s, 2),
-        "visits_per_min": _r(visits_per_min, 1),
-        "p50_visit_s": _r(_pct(latencies, 50)),
-        "p95_visit_s": _r(_pct(latencies, 95)),
-        "p50_first_keyframe_s": _r(_pct(first_key, 50)),
-        "p95_connect_s": _r(_pct(connect, 95)),
-        "packets_decoded": decoded,
-        "packets_skipped": skipped,
-        "decoded_fraction": _r(decoded / (decoded + skipped) if decoded + skipped else None, 4),
-        "cpu_s": _r(cpu, 2),
-        "cpu_cores": _r(cpu / wall if wall > 0 else None, 3),
-        "cpu_servers_cores": _r(srv_cpu / wall if wall > 0 else None, 3),
-        "machine_cores": cores,
-        "cpu_s_per_visit": _r(cpu / len(ok) if ok else None, 4),
-        "batches": stats.batches,
-        "mean_batch": _r(stats.frames / stats.batches if stats.batches else None, 2),
-        "inference_s": _r(stats.infer_s, 2),
-        "detections": stats.detections,
-        "active_verdicts": stats.active_verdicts,
+        "cycles": config.cycles,
+        **{k: v for k, v in main.items() if k not in ("plan", "concurrency_mode", "cycles")},
+        "cycle_s": main["last_cycle_s"],
+        "continuous_cameras": len(live_ids),
+        "continuous_fps_asked": config.continuous_fps if live_ids else None,
+        "continuous_fps_before": _r(before, 2),
+        "continuous_fps_after": _r(after, 2),
+        "continuous_fps_ratio": _r(ratio, 3),
+        "machine_cores": psutil.cpu_count() or 1,
+        "incidents_opened": int(opened),
+        "modes": {runs[f"bench-{m}"]["concurrency_mode"]: runs[f"bench-{m}"] for m in modes},
         **naive,
-        "over_naive": _r(visits_per_min / naive_rate if naive_rate else None, 2),
+        "over_naive": _r(main["visits_per_min"] / naive_rate if naive_rate else None, 2),
         "target_visits_per_min": TARGET_VISITS_PER_MIN,
-        "meets_target": bool(n >= TARGET_CAMERAS and visits_per_min >= TARGET_VISITS_PER_MIN),
+        "target_continuous_ratio": TARGET_CONTINUOUS_RATIO,
+        "meets_target": bool(
+            n >= TARGET_CAMERAS
+            and main["visits_per_min"] >= TARGET_VISITS_PER_MIN
+            and main["failed"] == 0
+            and (ratio is None or ratio >= TARGET_CONTINUOUS_RATIO)
+        ),
         "notes": notes,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
     }
+    if bad_ids:
+        faulty = runs["bench-faulty"]
+        healthy_rate = main["visits_per_min"]
+        live_ok = faulty["ok"]
+        share = len(bad_ids) / n
+        live_ratio = faulty["visits_per_min"] / healthy_rate if healthy_rate else None
+        result["faults"] = {
+            "dead": n_dead,
+            "hung": n_hung,
+            "live_cameras": n - len(bad_ids),
+            "bad_share": _r(share, 3),
+            "healthy_visits_per_min": healthy_rate,
+            "live_visits_per_min": faulty["visits_per_min"],
+            "live_ok": live_ok,
+            "live_rate_ratio": _r(live_ratio, 3),
+            "allowed_ratio": _r(1 - share, 3),
+            "meets": bool(live_ratio is not None and live_ratio >= 1 - share),
+            "run": faulty,
+        }
     return result
+
+
+def _metric_total(service: Service, name: str) -> float:
+    """The sum of a labelled counter over its labels."""
+    total = 0.0
+    for family in service.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == name:
+                total += float(sample.value)
+    return total
 
 
 def format_summary(result: dict[str, Any]) -> str:
     """A few human lines for standard error."""
     lines = [
-        f"patrol: {result['cameras']} cameras, {result['servers']} RTSP server(s), concurrency {result['concurrency']}, "
-        f"{result['keyframes']} keyframe(s) per glance; clips: {result['clips']}",
-        f"  one cycle: {result['cycle_s']} s -> {result['visits_per_min']} visits/min "
-        f"({result['ok']} ok, {result['failed']} failed {result['failed_by_kind'] or ''})",
-        f"  visit latency p50 {result['p50_visit_s']} s, p95 {result['p95_visit_s']} s "
-        f"(first keyframe p50 {result['p50_first_keyframe_s']} s)",
-        f"  packets decoded {result['packets_decoded']}, skipped undecoded {result['packets_skipped']}",
-        f"  CPU: {result['cpu_cores']} cores in gridworker ({result['cpu_s_per_visit']} s/visit), "
-        f"{result['cpu_servers_cores']} in the RTSP servers, of {result['machine_cores']}",
-        f"  batches {result['batches']} (mean {result['mean_batch']}), detections {result['detections']}, "
-        f"active verdicts {result['active_verdicts']}",
+        f"patrol: {result['cameras']} cameras, {result['servers']} RTSP server(s), concurrency up to {result['concurrency']}, "
+        f"{result['keyframes']} keyframe(s) per glance, {result['cycles']} cycle(s); clips: {result['clips']}",
+        f"  continuous cameras: {result['continuous_cameras']} at {result['continuous_fps_asked']} fps asked: "
+        f"{result['continuous_fps_before']} analysed fps each before the patrol",
     ]
+    for mode, r in result["modes"].items():
+        lines += [
+            f"  {mode:8s}: {r['visits_per_min']} visits/min ({r['ok']} ok, {r['failed']} failed {r['failed_by_kind'] or ''}) "
+            f"in {r['wall_s']} s; visit p50 {r['p50_visit_s']} s, p95 {r['p95_visit_s']} s; connect p50 {r['p50_connect_s']} s",
+            f"            continuous {r['continuous_fps_during']} fps during; concurrency final {r['concurrency_final']} "
+            f"(peak {r['concurrency_peak']}, mean in flight {r['mean_in_flight']}); CPU {r['cpu_cores']} cores in "
+            f"gridworker ({r['cpu_s_per_visit']} s/visit), {r['cpu_servers_cores']} in the RTSP servers, machine "
+            f"{r['machine_busy']} busy; batches {r['batches']} (mean {r['mean_batch']})",
+        ]
+    faults = result.get("faults")
+    if faults:
+        lines.append(
+            f"  faults: {faults['dead']} dead + {faults['hung']} hung of {result['cameras']}: live cameras "
+            f"{faults['live_visits_per_min']} visits/min vs {faults['healthy_visits_per_min']} healthy -> "
+            f"{faults['live_rate_ratio']} (allowed >= {faults['allowed_ratio']}): {'meets' if faults['meets'] else 'does not meet'}"
+        )
     if result.get("naive_visits_per_min") is not None:
         lines.append(
             f"  naive sequential (OpenCV, batch 1) on {result['naive_cameras']} cameras: "
@@ -513,11 +697,13 @@ def format_summary(result: dict[str, Any]) -> str:
             f"over_naive {result['over_naive']}x"
         )
     verdict = "meets" if result["meets_target"] else "does not meet"
-    lines.append(f"  target >= {TARGET_VISITS_PER_MIN:g} visits/min at N >= {TARGET_CAMERAS}: {verdict}")
+    lines.append(
+        f"  target >= {TARGET_VISITS_PER_MIN:g} visits/min at N >= {TARGET_CAMERAS}, 0 failed, continuous >= "
+        f"{TARGET_CONTINUOUS_RATIO:.0%} of their fps ({result['continuous_fps_ratio']}): {verdict}"
+    )
     lines.extend(f"  note: {note}" for note in result.get("notes", []))
     return "\n".join(lines)
 
 
 def to_json(result: dict[str, Any]) -> str:
     return json.dumps(result, indent=2, ensure_ascii=False)
-

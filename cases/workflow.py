@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from gridworker.periodic import Periodic
+
 from .workorders import (
     ACCEPTED,
     CLOSED,
@@ -374,8 +376,7 @@ class WorkflowClock:
         self.workflow = workflow
         self.interval_s = interval_s
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("gw-workflow-clock", self.tick, interval_s)
         self._tick_lock = threading.Lock()
 
     def tick(self, now: float | None = None) -> dict[str, int]:
@@ -393,21 +394,7 @@ class WorkflowClock:
         return done
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="gw-workflow-clock", daemon=True)
-        self._thread.start()
+        self._timer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("workflow clock tick failed")
+        self._timer.stop(timeout)

@@ -120,6 +120,7 @@ class GbCamera(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: str = Field(description="20-digit GB/T 28181 device (channel) id")
+    name: str | None = Field(None, max_length=64, description="The channel's name in the Catalog; default: the camera's name as its alarms carry it, else its id")
     longitude: float | None = Field(None, ge=-180, le=180)
     latitude: float | None = Field(None, ge=-90, le=90)
 
@@ -134,7 +135,10 @@ class GbCamera(BaseModel):
 class Gb28181Destination(_Destination):
     """MANSCDP ``Notify``/``Alarm`` in a SIP MESSAGE to a GB/T 28181 platform; 200 OK = delivered.
 
-    By default only work-order creation (``workorder.detect``, the alarm itself) goes."""
+    By default only work-order creation (``workorder.detect``, the alarm itself) goes. With
+    ``registration`` (the default) gridworker is a device of the platform: it registers (digest
+    authentication with ``password``), sends keepalives, answers Catalog/DeviceInfo/DeviceStatus
+    queries, and sends alarms only while registered."""
 
     kind: Literal["gb28181"] = "gb28181"
     events: list[str] = Field(default_factory=lambda: ["workorder.detect"])
@@ -154,6 +158,15 @@ class Gb28181Destination(_Destination):
     latitude: float | None = Field(None, ge=-90, le=90)
     alarm_types: dict[str, int] = Field(default_factory=dict, description="Incident type → AlarmType (video method), overriding the built-in map")
     utc_offset_h: float = Field(8.0, ge=-14, le=14, description="AlarmTime is local time (China: +8, no DST)")
+    # -- gridworker as a registered device --
+    registration: bool = Field(True, description="Register with the platform as a device (false: send alarms unregistered, to a platform that trusts this address)")
+    username: str | None = Field(None, max_length=64, description="Digest user name; default: local_id")
+    password: SecretStr | None = Field(None, description="Digest password the platform expects (wvp-GB28181-pro: sip.password)")
+    expires_s: int = Field(3600, ge=2, le=86400, description="Registration time asked for; refreshed at 2/3 of what the platform grants")
+    keepalive_interval_s: float = Field(60.0, ge=0.2, le=3600, description="Keepalive MESSAGE interval while registered")
+    keepalive_max_missed: int = Field(3, ge=1, le=100, description="Unanswered keepalives in a row after which the registration is lost (re-register)")
+    register_retry_s: float = Field(10.0, gt=0, le=3600, description="Wait between failed registration attempts")
+    device_name: str = Field("gridworker", min_length=1, max_length=64, description="DeviceName in DeviceInfo answers")
 
     @field_validator("platform_id", "local_id")
     @classmethod
@@ -207,6 +220,6 @@ class ForwardingConfig(BaseModel):
             if isinstance(d, WebhookDestination):
                 out.append(d.secret.get_secret_value())
                 out.extend(url_secrets(d.url))
-            elif isinstance(d, MqttDestination) and d.password is not None:
+            elif isinstance(d, (MqttDestination, Gb28181Destination)) and d.password is not None:
                 out.append(d.password.get_secret_value())
         return [s for s in out if len(s) >= 3]

@@ -14,7 +14,11 @@ Failures, by what the sender reports (``Result.outcome``):
   ``RetryPolicy.delay(attempts)`` and is dead after ``max_attempts``;
 - ``UNREACHABLE`` — nothing reached the receiver (connection refused, DNS, no answer at
   all over UDP): the attempt does *not* count against the message — a receiver that is
-  down for a day must not turn a day of incidents into dead letters.
+  down for a day must not turn a day of incidents into dead letters;
+- ``NOT_READY`` — the sender cannot send yet (a GB/T 28181 device not registered with its
+  platform): nothing was sent, the attempt does not count, the message waits in the outbox.
+  A sender that starts work of its own (``StartableSender``) gets a ``wake`` callback to
+  call when it becomes ready, which ends the destination's pause at once.
 
 After any failure the whole destination pauses for ``delay(consecutive failures)`` (a
 down receiver gets one probe per pause, not a flood); a success resets the count.
@@ -29,7 +33,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
 
 from gridworker.delivery.outbox import Due, Outbox, OutboxEvent
 from gridworker.streams.redact import redact_text
@@ -44,6 +49,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"
     DEAD = "dead"
     UNREACHABLE = "unreachable"
+    NOT_READY = "not_ready"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +77,22 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class StartableSender(Protocol):
+    """A sender with work of its own (a registration to keep): started with its worker;
+    ``wake`` makes the worker look for due messages now (call it when ready again).
+    ``close`` (the ``Sender``'s) stops that work."""
+
+    def start(self, wake: Callable[[], None]) -> None: ...
+
+
 @dataclass
 class DestinationStatus:
     name: str
     kind: str
     target: str
     running: bool = False
-    state: str = "idle"  # idle | delivering | backing_off | unreachable | stopped
+    state: str = "idle"  # idle | delivering | backing_off | unreachable | not_ready | stopped
     consecutive_failures: int = 0
     paused_until: float | None = None
     last_error: str = ""
@@ -146,7 +161,9 @@ class Dispatcher:
         if self.started:
             return
         self._stop.clear()
-        for w in self._workers.values():
+        for name, w in self._workers.items():
+            if isinstance(w.sender, StartableSender):
+                w.sender.start(partial(self.wake, name))
             w.thread = threading.Thread(target=self._run, args=(w,), name=f"gw-forward-{w.sender.name}", daemon=True)
             w.status.running = True
             w.thread.start()
@@ -295,12 +312,12 @@ class Dispatcher:
                 pause = max(w.retry.delay(st.consecutive_failures, self.rand()), res.retry_after_s or 0.0)
                 w.paused_until = now + pause
                 st.paused_until = w.paused_until
-                st.state = "unreachable" if res.outcome is Outcome.UNREACHABLE else "backing_off"
-            if res.outcome is Outcome.UNREACHABLE:
+                st.state = {Outcome.UNREACHABLE: "unreachable", Outcome.NOT_READY: "not_ready"}.get(res.outcome, "backing_off")
+            if res.outcome in (Outcome.UNREACHABLE, Outcome.NOT_READY):
                 # not handed over: the message keeps its place and its attempts
                 self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
                 if st.consecutive_failures in (1, 5) or st.consecutive_failures % 50 == 0:
-                    log.warning("forwarding %s: unreachable (%d in a row), next try in %.1f s: %s", name, st.consecutive_failures, pause, error)
+                    log.warning("forwarding %s: %s (%d in a row), next try in %.1f s: %s", name, st.state.replace("_", " "), st.consecutive_failures, pause, error)
                 return
             attempts = due.attempts + 1
             with w.lock:

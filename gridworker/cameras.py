@@ -307,8 +307,8 @@ class CameraRegistry:
             if over:
                 raise SceneTooLarge("; ".join(over))
             cam.slot.analyzer.set_scene(config.scene())
-            if cam.patrol_only:  # a new visit analyser (revisit sightings restart)
-                cam.slot.visits = self._visit_analyzer(config)
+            if cam.slot.visits is not None:  # a patrol-only camera: its revisit memory stays
+                cam.slot.visits.set_scene(config.scene())
             cam.slot.tiles = config.detect_tiles
             cam.config = config
         if cam.persisted:  # outside the cameras lock, as in _add

@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .db_cli import register as register_db  # gridworker db (schema upgrades)
 
     register_db(sub)
+    from gridworker.iot.cli import register as register_iot  # gridworker iot (issue 14: import, simulate)
+
+    register_iot(sub)
     return parser
 
 

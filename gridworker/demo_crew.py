@@ -11,13 +11,13 @@ are left for whoever runs the demo to act on in the console.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from gridworker.cases.workflow import OPERATOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
 from gridworker.cases.workorders import DETECTED, WorkOrderQuery, WorkOrders
+from gridworker.periodic import Periodic
 
 log = logging.getLogger("gridworker.demo.crew")
 
@@ -73,8 +73,7 @@ class DemoCrew:
         self.step_s = step_s
         self._ready = ready
         self._taken: dict[int, _Case] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("demo-crew", self._tick, 1.0)
         self.done: list[tuple[int, str]] = []  # (incident id, action) in the order they were done
 
     def step(self, now: float) -> None:
@@ -116,21 +115,12 @@ class DemoCrew:
 
     # ------------------------------------------------------------------ thread
     def start(self) -> DemoCrew:
-        self._thread = threading.Thread(target=self._run, name="demo-crew", daemon=True)
-        self._thread.start()
+        self._timer.start()  # a failed step is logged: the demo's crew never takes the demo down
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._timer.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            if not self._ready():
-                continue
-            try:
-                self.step(time.time())
-            except Exception:  # the demo's crew must never take the demo down
-                log.exception("demo crew: step failed")
+    def _tick(self) -> None:
+        if self._ready():
+            self.step(time.time())

@@ -53,7 +53,7 @@ from gridworker.models.config import DetectorConfig
 from gridworker.streams.frame import Frame
 from gridworker.streams.reader import _Sampler, media_time  # the live reader's file sampler, so replays sample alike
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
-from gridworker.vision.annotate import FrameAnnotator
+from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.vision.tracker import TrackerConfig
 
 from .settings import CameraConfig, ConfigError, describe_errors, load_settings
@@ -251,7 +251,7 @@ def replay_clip(
     store = store if store is not None else IncidentStore("sqlite://")
     analyzer = CameraAnalyzer(camera.id, rate_fps, camera.scene(), tracker)
     info = CameraInfo(name=camera.name, site=camera.site)
-    manager = IncidentManager(store=store, camera_info=lambda _cid: info, annotator=FrameAnnotator(jpeg_quality=snapshot_quality))
+    manager = IncidentManager(store=store, camera_info=lambda _cid: info, snapshots=EvidenceRenderer(jpeg_quality=snapshot_quality))
     sampler = _Sampler(rate_fps)
     subjects: dict[int, tuple[Subject, ...]] = {}
     opened_ids: list[int] = []

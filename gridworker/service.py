@@ -27,12 +27,15 @@ from gridworker.incidents import CameraInfo, Incident, IncidentManager, Incident
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.db import Database
 from gridworker.incidents.flows import FlowRecorder, FlowStore
+from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.delivery import Dispatcher, build_dispatcher, build_outbox
 from gridworker.delivery.outbox import reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
 from gridworker.cases.workflow import Workflow, WorkflowClock
 from gridworker.cases.workorders import build_workorders
 from gridworker.keystore import build_keystore
+from gridworker.iot import IotService  # IoT alarms (issue 14)
+from gridworker.iot.metrics import IotCollector
 from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.patrol.engine import CameraOutcome
@@ -105,7 +108,7 @@ class Service:
         self.incidents = IncidentManager(
             store=self.store,
             camera_info=self._camera_info,
-            annotator=self.annotator,
+            snapshots=EvidenceRenderer(jpeg_quality=settings.pipeline.snapshot_quality),
             write_interval_s=settings.pipeline.incident_write_interval_s,
             on_listener_error=self.metrics.listener_failed,
         )
@@ -171,6 +174,10 @@ class Service:
         self.metrics.watch_delivery(self.outbox)
         self.metrics.watch_cases(self.workorders)
         self.metrics.watch_patrol(self.patrol.last_cycles)
+        # --- IoT alarms (issue 14, docs/iot.md): devices' alarms into the same incident writer ---
+        self.iot = IotService(settings.iot, self.store, self.incidents, self.workorders.catalogue, snapshot=self.registry.latest_jpeg)
+        self.metrics.registry.register(IotCollector(self.iot))
+        # --- end IoT ---
         self._state = ServiceState.CREATED
         self._lifecycle = threading.Lock()  # one start or stop at a time
 
@@ -241,7 +248,7 @@ class Service:
             problems = self.registry.plan_problems(plan)
             if problems:
                 log.warning("saved patrol plan %r: %s", plan_id, problems)
-        self.incidents.adopt_open(self.registry.rule_keys(), time.time())
+        self.incidents.adopt_open([*self.registry.rule_keys(), *self.iot.rule_keys()], time.time())  # (+ IoT devices' alarms)
         self._restore_rule_clocks()
         if self.clips is not None:
             self.clips.start()
@@ -251,6 +258,7 @@ class Service:
             log.warning("%d incident(s) stored before a crash had no work order; created now", repaired)
         self.forwarding.start()
         self.retention.start()
+        self.iot.start()  # IoT ingest (issue 14): after forwarding, so its first alarms flow out at once
         self.pipeline.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -267,6 +275,7 @@ class Service:
                 self._state = ServiceState.STOPPED
 
     def _stop_parts(self, timeout: float) -> None:
+        self.iot.stop(timeout)  # IoT ingest first (issue 14): the broker keeps what arrives meanwhile
         self.patrol.stop_all(timeout)
         self.registry.stop_readers(timeout)  # the cameras stay listed (their last frame, "stopped") until a start
         self.pipeline.stop(timeout)

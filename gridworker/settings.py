@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gridworker.delivery import ForwardingConfig
 from gridworker.incidents.retention import RetentionConfig
+from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
 from gridworker.cases.workorders import WorkOrdersConfig
 from gridworker.keystore import AuthConfig
 from gridworker.models.config import DetectorConfig
@@ -337,6 +338,9 @@ class Settings(BaseSettings):
     )
     cameras: list[CameraConfig] = Field(default_factory=list)
     patrol_plans: list[PatrolPlan] = Field(default_factory=list, description="Patrol plans (docs/patrol.md).")
+    # --- IoT alarms (issue 14) ---
+    iot: IotConfig = Field(default_factory=IotConfig, description="IoT devices and their MQTT ingest (docs/iot.md).")
+    # --- end IoT ---
 
     @model_validator(mode="after")
     def _file_sources_in_media_dir(self) -> Settings:

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gridworker.vision.analyzer import FrameAnalysis, RuleVerdict
-from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.config import ZoneConfig
 from gridworker.vision.observations import ObjectReport, ObjectSighting
 from gridworker.vision.rules import Hit
 
+from .devices import DeviceReport  # IoT alarms (issue 14)
+from .snapshots import EvidenceRenderer, subject_track_ids
 from .store import Incident, IncidentStore
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class IncidentManager:
     Args:
         store: where incidents go.
         camera_info: camera id → name/site, looked up when an incident opens.
-        annotator: renders the evidence snapshot.
+        snapshots: draws the evidence snapshot of an opening incident (the triggering objects named).
         write_interval_s: while an incident stays open, write its progress at most this often.
         on_open: callbacks (e.g. metrics) called with each newly opened incident.
         on_close: callbacks called with (incident id, time) when an incident's condition
@@ -94,7 +96,7 @@ class IncidentManager:
 
     store: IncidentStore
     camera_info: Callable[[str], CameraInfo]
-    annotator: FrameAnnotator = field(default_factory=FrameAnnotator)
+    snapshots: EvidenceRenderer = field(default_factory=EvidenceRenderer)
     write_interval_s: float = 5.0
     on_open: list[Callable[[Incident], object]] = field(default_factory=list)  # what a listener returns is ignored
     on_close: list[Callable[[int, float], object]] = field(default_factory=list)
@@ -325,13 +327,17 @@ class IncidentManager:
             return None
         if state is None:
             info = self.camera_info(key[0])
-            snapshot = self.annotator.render_jpeg(
+            zone = next((z.config for z in analysis.zones if z.id == verdict.zone_id), None)
+            snapshot = self.snapshots.render(
                 analysis.frame.image,
                 analysis.detections,
-                analysis.zones,
-                active_zone_ids=[verdict.zone_id],
-                highlight=subjects,
+                subjects,
+                zone=zone.polygon if zone is not None else None,
+                zone_name=(zone.name if isinstance(zone, ZoneConfig) and zone.name else verdict.zone_id),
             )
+            track_ids = subject_track_ids(analysis.detections, subjects)
+            if track_ids:
+                details["track_ids"] = track_ids
             inc = self.store.open(
                 camera_id=key[0],
                 camera_name=info.name,
@@ -430,6 +436,51 @@ class IncidentManager:
                 log.exception("incident %s: close callback %s failed", state.incident_id, _name(callback))
                 self._listener_failed("close", callback)
         log.info("incident %s closed (%s on %s/%s%s)", state.incident_id, state.type, key[0], key[1], f" object {key[3]}" if key[3] else "")
+
+    # --- IoT device alarms (issue 14, docs/iot.md) ----------------------------------------
+    def device_report(self, report: DeviceReport) -> Incident | None:
+        """Apply a device's word on one of its alarms (see :class:`DeviceReport`); returns the
+        incident it opened, if any.
+
+        One incident per device + alarm (key ``source_id, group, alarm``): an active report
+        opens it, or updates the open one (observations, summary, details merged, written
+        every ``write_interval_s``); an inactive one closes it (``on_close``: a handled case
+        closes verified). The caller serialises reports of one device.
+        """
+        key = (report.source_id, report.group, report.alarm, "")
+        with self._lock:
+            state = self._open.get(key)
+        if not report.active:
+            if state is not None:
+                self._close(key, report.at)
+            return None
+        if state is not None:
+            state.last_active = report.at
+            state.pending_observations += 1
+            state.summary = report.summary or state.summary
+            state.worst_details = {**(state.worst_details or {}), **report.details, "last_at": round(report.at, 3)}
+            if report.at - state.last_written >= self.write_interval_s:
+                self._write(state, report.at, state.peak)
+            return None
+        kind = report.kind
+        inc = self.store.open(
+            camera_id=report.source_id, camera_name=report.source_name, site=report.site, zone_id=report.group,
+            rule_id=report.alarm, type=kind.code, at=report.at, count=1, summary=report.summary,
+            details={**report.details, "type_name_zh": kind.name_zh, "type_name_en": kind.name_en, "category": kind.category},
+            snapshot=report.snapshot,
+        )
+        with self._lock:
+            self._open[key] = _Open(inc.id, kind.code, last_active=report.at, last_written=report.at, peak=1, summary=report.summary)
+        log.info("incident %s opened: %s from %s: %s", inc.id, kind.code, report.source_id, report.summary)
+        self._opened([inc])
+        return inc
+
+    def open_sources(self, prefix: str) -> list[tuple[Key, int]]:
+        """Open incidents whose source (``camera_id``) starts with ``prefix``: (key, incident id)."""
+        with self._lock:
+            return [(k, o.incident_id) for k, o in self._open.items() if k[0].startswith(prefix)]
+
+    # --- end IoT device alarms ------------------------------------------------------------
 
 
 #: A worst value this much above the one last written is written within ``PROMPT_MIN_S``.

@@ -39,6 +39,7 @@ from sqlalchemy import and_, delete, exists, func, not_, or_, select
 
 from gridworker.cases.workorders import TERMINAL, AuditRow, WorkOrderRow
 from gridworker.delivery.outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
+from gridworker.periodic import Periodic
 
 from .db import Database, affected_rows
 from .store import IncidentClip, IncidentStore
@@ -296,27 +297,17 @@ class RetentionWorker:
         self.config = config
         self.clips_dir = clips_dir
         self.clock = clock
-        self.first_delay_s = first_delay_s
         self.last: RetentionReport | None = None
         self.passes = 0
-        self._stop = threading.Event()
         self._pass_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("gw-retention", self.run_once, config.interval_s, first_s=min(config.interval_s, first_delay_s))
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="gw-retention", daemon=True)
-        self._thread.start()
+        self._timer.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                log.error("retention pass did not finish within %.0f s", timeout)
+        if not self._timer.stop(timeout):
+            log.error("retention pass did not finish within %.0f s", timeout)
 
     def run_once(self) -> RetentionReport:
         """One pass now (passes never overlap)."""
@@ -327,12 +318,3 @@ class RetentionWorker:
         if report:
             log.info("retention: %s", ", ".join(f"{f.name}={getattr(report, f.name)}" for f in fields(report) if getattr(report, f.name)))
         return report
-
-    def _run(self) -> None:
-        wait = min(self.config.interval_s, self.first_delay_s)
-        while not self._stop.wait(wait):
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - a failed pass (database away) must not end retention
-                log.exception("retention pass failed; next one in %.0f s", self.config.interval_s)
-            wait = self.config.interval_s

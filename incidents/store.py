@@ -94,6 +94,20 @@ class PatrolPlanRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+# --- IoT devices (issue 14, migration 0003) ------------------------------------------
+class DeviceRow(Base):
+    """IoT devices added through the API or a CSV import, so they survive a restart (iot/)."""
+
+    __tablename__ = "iot_devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+# --- end IoT devices ---------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """A stored incident (times are Unix seconds)."""
@@ -402,3 +416,28 @@ class IncidentStore:
     def saved_patrol_plans(self) -> Sequence[tuple[str, str]]:
         with self._session() as s:
             return [(r.id, r.config) for r in s.scalars(select(PatrolPlanRow).order_by(PatrolPlanRow.created_at)).all()]
+
+    # --- IoT devices added at run time (issue 14) -----------------------------------------
+    def save_devices(self, devices: Sequence[tuple[str, str]]) -> None:
+        """Save (or replace) devices as ``(id, config JSON)``, all in one transaction."""
+        now = time.time()
+        with self._session() as s:
+            for device_id, config_json in devices:
+                row = s.get(DeviceRow, device_id)
+                if row is None:
+                    s.add(DeviceRow(id=device_id, config=config_json, created_at=now))
+                else:
+                    row.config = config_json
+
+    def delete_device(self, device_id: str) -> bool:
+        with self._session() as s:
+            row = s.get(DeviceRow, device_id)
+            if row is not None:
+                s.delete(row)
+            return row is not None
+
+    def saved_devices(self) -> Sequence[tuple[str, str]]:
+        with self._session() as s:
+            return [(r.id, r.config) for r in s.scalars(select(DeviceRow).order_by(DeviceRow.created_at, DeviceRow.id)).all()]
+
+    # --- end IoT devices ------------------------------------------------------------------

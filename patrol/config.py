@@ -130,6 +130,12 @@ class PatrolPlan(_Strict):
     concurrency: int = Field(
         32, ge=1, le=512, description="Most visits in flight at once (the service allows up to limits.max_patrol_concurrency, 128 by default)."
     )
+    concurrency_mode: Literal["fixed", "adaptive"] = Field(
+        "fixed",
+        description="fixed: always up to 'concurrency' visits in flight. adaptive: an AIMD controller sets the limit "
+        "between min_concurrency and 'concurrency' from the CPU, the inference queue and failures (docs/patrol.md).",
+    )
+    min_concurrency: int = Field(4, ge=1, le=512, description="Fewest visits in flight an adaptive plan goes down to.")
     stagger_s: float = Field(
         0.01, ge=0, le=10, description="Least time between two visit starts (spreads RTSP handshakes)."
     )

@@ -32,12 +32,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult, glance
 from gridworker.streams.redact import get_logger, redact_url
 
+from .concurrency import ConcurrencyController, ControllerStats, LoadProbe
 from .config import PatrolPlan, PatrolTarget
 from .selection import plan_order, skip_cycles
 
@@ -150,10 +151,30 @@ class PatrolStatus:
     failed_this_cycle: tuple[FailedVisit, ...]
     offline: tuple[OfflineCamera, ...]
     last_cycle: CycleSummary | None = None
+    concurrency_limit: int = 0  # visits allowed in flight now (the plan's concurrency, or the adaptive limit)
 
     @property
     def progress(self) -> float:
         return (self.visited + self.skipped) / self.total if self.total else 0.0
+
+
+@dataclass
+class _CycleCount:
+    """One cycle's counts, kept until its last visit finished (the next cycle may run by then)."""
+
+    number: int
+    total: int
+    started_mono: float
+    started_at: float
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failed_visits: list[FailedVisit] = field(default_factory=list)
+    dispatched: bool = False  # every camera of the cycle was started or skipped
+
+    @property
+    def finished(self) -> bool:
+        return self.dispatched and self.ok + self.failed + self.skipped >= self.total
 
 
 @dataclass
@@ -163,6 +184,7 @@ class _CameraState:
     offline_since: float | None = None
     reason: str | None = None
     seq: int = 0
+    seen_ok: bool = False  # gave a good visit in this run
 
 
 def default_visitor(
@@ -263,6 +285,9 @@ class PatrolRun:
             frames wait for inference" (a condition wait), so visits do not decode faster
             than the shared detector can take their frames.
         clock: wall clock for the plan's time windows and timestamps.
+        load_probe: the machine's load for an adaptive plan (``concurrency_mode: adaptive``);
+            see :mod:`gridworker.patrol.concurrency`. Without it an adaptive plan judges
+            failures only.
 
     Lifecycle: ``start`` (idempotent while running), ``pause``/``resume`` (idempotent),
     ``stop`` (idempotent; in-flight visits are abandoned at their next packet), ``wait``.
@@ -279,8 +304,12 @@ class PatrolRun:
         on_outcome: Callable[[CameraOutcome], None] | None = None,
         admit: Callable[[threading.Event], bool] | None = None,
         clock: Callable[[], float] = time.time,
+        load_probe: LoadProbe | None = None,
     ) -> None:
         self.plan = plan
+        self._controller: ConcurrencyController | None = None
+        if plan.concurrency_mode == "adaptive":
+            self._controller = ConcurrencyController(plan.concurrency, floor=plan.min_concurrency, probe=load_probe)
         self._admit = admit
         self._cameras = cameras if callable(cameras) else (lambda: list(cameras))
         self._sink = visit_sink
@@ -290,8 +319,9 @@ class PatrolRun:
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
-        self._slots = threading.BoundedSemaphore(plan.concurrency)
         self._cond = threading.Condition(threading.Lock())
+        self._busy = 0  # visit slots taken (guarded by _cond); at most the limit in force
+        self._last_start = 0.0  # when the last visit started (the dispatcher's own)
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         # guarded by _cond
@@ -299,18 +329,13 @@ class PatrolRun:
         self._paused = False
         self._cycle = 0
         self._completed = 0
-        self._total = 0
-        self._ok = 0
-        self._failed = 0
-        self._skipped = 0
+        self._now: _CycleCount | None = None  # the newest cycle (what the status shows)
+        self._open: dict[int, _CycleCount] = {}  # cycles with visits still running
         self._visits_total = 0
         self._in_flight: dict[str, float] = {}
         self._started_at: float | None = None
-        self._cycle_started_mono: float | None = None
-        self._cycle_started_at: float | None = None
         self._last_cycle_s: float | None = None
         self._last_summary: CycleSummary | None = None
-        self._failed_now: list[FailedVisit] = []
         self._cams: dict[str, _CameraState] = {}
         self._last: dict[str, CameraOutcome] = {}
         self._history: deque[CameraOutcome] = deque(maxlen=_HISTORY)
@@ -387,12 +412,13 @@ class PatrolRun:
     def status(self) -> PatrolStatus:
         with self._cond:
             now = time.monotonic()
-            done = self._ok + self._failed + self._skipped
+            cur = self._now or _CycleCount(0, 0, now, 0.0)
+            done = cur.ok + cur.failed + cur.skipped
             eta: float | None = None
-            if self._state in (PatrolState.RUNNING, PatrolState.PAUSED) and self._total:
-                remaining = max(0, self._total - done)
-                if done and self._cycle_started_mono is not None:
-                    eta = remaining * (now - self._cycle_started_mono) / done
+            if self._state in (PatrolState.RUNNING, PatrolState.PAUSED) and cur.total:
+                remaining = max(0, cur.total - done)
+                if done:
+                    eta = remaining * (now - cur.started_mono) / done
                 elif self._last_cycle_s is not None:
                     eta = self._last_cycle_s
             offline = tuple(
@@ -406,21 +432,26 @@ class PatrolRun:
                 cycle=self._cycle,
                 cycles=self.plan.cycles,
                 completed_cycles=self._completed,
-                total=self._total,
-                visited=self._ok + self._failed,
-                ok=self._ok,
-                failed=self._failed,
-                skipped=self._skipped,
+                total=cur.total,
+                visited=cur.ok + cur.failed,
+                ok=cur.ok,
+                failed=cur.failed,
+                skipped=cur.skipped,
                 in_flight=tuple(sorted(self._in_flight)),
                 started_at=self._started_at,
-                cycle_started_at=self._cycle_started_at,
+                cycle_started_at=self._now.started_at if self._now is not None else None,
                 last_cycle_s=self._last_cycle_s,
                 eta_s=eta,
                 visits_total=self._visits_total,
-                failed_this_cycle=tuple(self._failed_now),
+                failed_this_cycle=tuple(cur.failed_visits),
                 offline=offline,
                 last_cycle=self._last_summary,
+                concurrency_limit=self._controller.limit if self._controller is not None else self.plan.concurrency,
             )
+
+    def controller_stats(self) -> ControllerStats | None:
+        """What the adaptive controller did (None for a fixed plan)."""
+        return self._controller.stats() if self._controller is not None else None
 
     def last_outcomes(self) -> dict[str, CameraOutcome]:
         """The latest visit outcome of every camera visited so far."""
@@ -495,57 +526,88 @@ class PatrolRun:
         return False
 
     def _run_cycle(self, cycle: int) -> None:
+        """Start every visit of the cycle, and return: the last visits finish while the next
+        cycle starts (their keyframe waits overlap it), so a cycle's tail costs no slots
+        idle. A camera still being visited when its turn comes again is visited at the end
+        of the cycle, after that visit finished. The cycle is summed up when its last visit
+        finished (:meth:`_record`)."""
         plan = self.plan
         targets = plan_order(self._cameras(), plan, cycle)
         with self._cond:
-            self._cycle = cycle
-            self._total = len(targets)
-            self._ok = self._failed = self._skipped = 0
-            self._failed_now = []
-            self._cycle_started_mono = time.monotonic()
-            self._cycle_started_at = self._clock()
+            count = _CycleCount(cycle, len(targets), time.monotonic(), self._clock())
+            self._cycle, self._now = cycle, count
+            self._open[cycle] = count
             present = {t.camera_id for t in targets}
-            for cid in [c for c in self._cams if c not in present]:
+            for cid in [c for c in self._cams if c not in present and c not in self._in_flight]:
                 del self._cams[cid]  # removed from the plan or the service: forget it
         log.info("patrol %s: cycle %d, %d camera(s)", plan.id, cycle, len(targets))
-        last_start = 0.0
+        later: list[PatrolTarget] = []
         for target in targets:
             if not self._wait_window():
-                break
+                return
             with self._cond:
-                st = self._cams.setdefault(target.camera_id, _CameraState())
-                if st.offline_since is not None and st.retry_cycle > cycle:
-                    self._skipped += 1
-                    self._cond.notify_all()
-                    continue
-            if not self._acquire_slot():
-                break
-            if not self._wait_admitted():
-                self._slots.release()
-                break
-            gap = plan.stagger_s - (time.monotonic() - last_start)
-            if gap > 0:
-                self._stop.wait(gap)
-            last_start = time.monotonic()
-            with self._cond:
-                self._in_flight[target.camera_id] = last_start
-                first_seq = st.seq + 1
-                self._cond.notify_all()
-            assert self._pool is not None
-            self._pool.submit(self._visit, target, cycle, first_seq)
-        self._drain()
+                busy = target.camera_id in self._in_flight
+            if busy:
+                later.append(target)  # still on its visit of the previous cycle
+            elif not self._start_visit(target, count):
+                return
+        for target in later:
+            if not self._wait_window() or not self._wait_idle(target.camera_id) or not self._start_visit(target, count):
+                return
         with self._cond:
-            if not self._stop.is_set():
-                assert self._cycle_started_mono is not None
-                self._last_cycle_s = time.monotonic() - self._cycle_started_mono
-                self._completed += 1
-                self._last_summary = CycleSummary(
-                    cycle, self._total, self._ok, self._failed, self._skipped, self._last_cycle_s, tuple(self._failed_now)
-                )
+            count.dispatched = True
+            self._close_cycle(count)
+
+    def _start_visit(self, target: PatrolTarget, count: _CycleCount) -> bool:
+        """Start one visit (or count the camera as skipped while it is offline). False when
+        stopped meanwhile."""
+        with self._cond:
+            st = self._cams.setdefault(target.camera_id, _CameraState())
+            if st.offline_since is not None and st.retry_cycle > count.number:
+                count.skipped += 1
+                self._cond.notify_all()
+                return True
+        if not self._acquire_slot():
+            return False
+        if not self._wait_admitted():
+            self._release_slot()
+            return False
+        gap = self.plan.stagger_s - (time.monotonic() - self._last_start)
+        if gap > 0:
+            self._stop.wait(gap)
+        self._last_start = time.monotonic()
+        with self._cond:
+            self._in_flight[target.camera_id] = self._last_start
+            first_seq = st.seq + 1
             self._cond.notify_all()
+        assert self._pool is not None
+        self._pool.submit(self._visit, target, count.number, first_seq)
+        return True
+
+    def _wait_idle(self, camera_id: str) -> bool:
+        """Wait until the camera's visit in flight finished. False when stopped meanwhile."""
+        with self._cond:
+            while camera_id in self._in_flight:
+                if self._stop.is_set():
+                    return False
+                self._cond.wait(0.2)
+        return not self._stop.is_set()
+
+    def _close_cycle(self, count: _CycleCount) -> None:
+        """Sum up a cycle whose visits all finished (under ``_cond``)."""
+        if not count.finished or self._open.pop(count.number, None) is None or self._stop.is_set():
+            return
+        took = time.monotonic() - count.started_mono
+        self._completed += 1
+        if self._last_summary is None or count.number > self._last_summary.cycle:
+            self._last_cycle_s = took
+            self._last_summary = CycleSummary(
+                count.number, count.total, count.ok, count.failed, count.skipped, took, tuple(count.failed_visits)
+            )
+        self._cond.notify_all()
         log.info(
             "patrol %s: cycle %d done in %.1f s: %d ok, %d failed, %d offline skipped",
-            plan.id, cycle, self._last_cycle_s or 0.0, self._ok, self._failed, self._skipped,
+            self.plan.id, count.number, took, count.ok, count.failed, count.skipped,
         )
 
     def _wait_admitted(self) -> bool:
@@ -559,10 +621,24 @@ class PatrolRun:
             return not self._stop.is_set()
 
     def _acquire_slot(self) -> bool:
+        """Take a visit slot: wait while the limit in force (fixed, or the controller's) is reached."""
+        controller = self._controller
         while not self._stop.is_set():
-            if self._slots.acquire(timeout=0.2):
-                return True
+            with self._cond:
+                busy = self._busy
+            # the controller may probe the machine: never under _cond
+            limit = controller.update(busy) if controller is not None else self.plan.concurrency
+            with self._cond:
+                if self._busy < limit:
+                    self._busy += 1
+                    return True
+                self._cond.wait(0.1 if controller is not None else 0.2)
         return False
+
+    def _release_slot(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
 
     def _drain(self) -> None:
         """Wait for every visit in flight (they honour the stop event and their own timeouts)."""
@@ -609,7 +685,7 @@ class PatrolRun:
                 reason=f"error: {type(exc).__name__}: {exc}",
             )
         finally:
-            self._slots.release()
+            self._release_slot()
         self._record(outcome, first_seq)
 
     def _record(self, outcome: CameraOutcome, first_seq: int) -> None:
@@ -617,24 +693,34 @@ class PatrolRun:
         with self._cond:
             self._in_flight.pop(outcome.camera_id, None)
             st = self._cams.setdefault(outcome.camera_id, _CameraState())
+            # a failure points at the machine, not the camera, when the camera was fine on its
+            # last visit, or when the analysis failed; dead and hung cameras never were fine
+            overload = not outcome.ok and (outcome.error_kind == "error" or (st.seen_ok and st.failures == 0))
             st.seq = max(st.seq, first_seq - 1 + outcome.frames)
             if not stopped:
                 self._last[outcome.camera_id] = outcome
                 self._history.append(outcome)
                 self._visits_total += 1
+                count = self._open.get(outcome.cycle)
                 if outcome.ok:
-                    self._ok += 1
-                    st.failures, st.offline_since, st.reason = 0, None, None
+                    if count is not None:
+                        count.ok += 1
+                    st.failures, st.offline_since, st.reason, st.seen_ok = 0, None, None, True
                 else:
-                    self._failed += 1
                     reason = outcome.reason or "failed"
-                    self._failed_now.append(FailedVisit(outcome.camera_id, reason))
+                    if count is not None:
+                        count.failed += 1
+                        count.failed_visits.append(FailedVisit(outcome.camera_id, reason))
                     st.failures += 1
                     st.reason = reason
                     if st.offline_since is None:
                         st.offline_since = self._clock()
                     st.retry_cycle = outcome.cycle + 1 + skip_cycles(st.failures, self.plan.retry_max_skip_cycles)
+                if count is not None:
+                    self._close_cycle(count)
             self._cond.notify_all()
+        if self._controller is not None and not stopped:
+            self._controller.visit_done(outcome.ok, overload=overload)
         if self._on_outcome is not None and not stopped:
             try:
                 self._on_outcome(outcome)

@@ -10,7 +10,9 @@ to run inside a service.
   :class:`~gridworker.vision.pipeline.PatrolVisit` and are judged there;
 * **the visitor**: a patrol-only camera gets a real glance/watch; a continuously watched
   camera is not opened again: its visit is its next analysed frame (all its rules already
-  run on it), waited for on the camera's condition.
+  run on it), waited for on the camera's condition;
+* **the load** an adaptive plan's controller reads (:class:`~gridworker.patrol.concurrency.MachineProbe`):
+  the machine's CPU and the patrol frames waiting in the batcher.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gridworker.streams.glance import GlanceResult
 from gridworker.streams.redact import redact_url
 from gridworker.vision.pipeline import PatrolVisit, Pipeline
 
+from .concurrency import MachineProbe
 from .config import PatrolPlan, PatrolTarget
 from .engine import CameraOutcome, PatrolRun, default_visitor
 
@@ -68,7 +71,12 @@ class PipelineFeed:
             if self._on_outcome is not None:
                 self._on_outcome(plan, result)
 
-        return PatrolRun(plan, self._targets, sink, visitor=self._visit, admit=self._pipeline.admit, on_outcome=outcome)
+        probe = None
+        if plan.concurrency_mode == "adaptive":
+            probe = MachineProbe(self._pipeline.batcher.pending, self._pipeline.patrol_max_pending)
+        return PatrolRun(
+            plan, self._targets, sink, visitor=self._visit, admit=self._pipeline.admit, on_outcome=outcome, load_probe=probe
+        )
 
     def _visit(
         self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]

@@ -1,9 +1,11 @@
-"""The unit that flows from a stream reader into the batcher."""
+"""The units that flow from a stream reader into the batcher."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 
@@ -35,3 +37,30 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    """A frame a reader published, its pixels still in the decoder's picture.
+
+    The reader pushes it to its :data:`FrameListener` (the pipeline's batcher); whoever takes
+    it converts the picture to RGB, once, and only if it is analysed: a frame replaced by a
+    newer one before a batch takes it is never converted.
+
+    Attributes:
+        camera_id: id of the camera.
+        seq: per-camera sequence number, strictly increasing.
+        ts: wall-clock time at which it was received and decoded.
+        picture: the decoded PyAV frame (any pixel format).
+    """
+
+    camera_id: str
+    seq: int
+    ts: float
+    picture: av.VideoFrame
+
+
+#: Told of every frame a reader publishes, from the reader's thread, outside its lock.
+#: Returns True when the frame replaced one the listener had not taken yet (the reader
+#: counts that as dropped).
+FrameListener = Callable[[DecodedFrame], bool]

@@ -7,7 +7,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
@@ -18,7 +17,7 @@ from .backoff import Backoff
 from .config import StreamConfig
 from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
 from .evidence import CodecParams, PacketRing
-from .frame import Frame
+from .frame import DecodedFrame, Frame, FrameListener
 from .health import StreamErrorKind, StreamHealth, StreamState
 from .redact import get_logger, redact_text, url_secrets
 from .sources import NetworkSource
@@ -192,8 +191,8 @@ class CameraStream:
         self._pacer = _Pacer(self._stop)
         # Encoded packets for evidence clips; written by the worker only (the ring locks itself).
         self._ring: PacketRing | None = None
-        # told after each published frame, outside ``_cond`` (the batcher's wake-up)
-        self._wake: Callable[[], None] | None = None
+        # told of each published frame, outside ``_cond`` (the pipeline's batcher)
+        self._listener: FrameListener | None = None
         if config.clip_buffer_s > 0:
             self._ring = PacketRing(config.clip_buffer_s, max_bytes=int(config.clip_buffer_mb * 1_000_000))
 
@@ -211,10 +210,12 @@ class CameraStream:
         """The ring of recent encoded packets (``config.clip_buffer_s > 0``), else None."""
         return self._ring
 
-    def wake_on_frame(self, wake: Callable[[], None] | None) -> None:
-        """Call ``wake()`` after every published frame (the batcher's :meth:`~gridworker.vision.batcher.Batcher.wake`),
-        from the worker thread and outside this reader's lock; None stops it."""
-        self._wake = wake
+    def on_frame(self, listener: FrameListener | None) -> None:
+        """Push every published frame to ``listener`` (the batcher's
+        :meth:`~gridworker.vision.batcher.Batcher.offer`), from the worker thread and outside
+        this reader's lock; None stops it. While a listener is set, frames it replaced before
+        taking them count as dropped (not frames left in this reader's own slot)."""
+        self._listener = listener
 
     @property
     def is_live(self) -> bool:
@@ -521,24 +522,27 @@ class CameraStream:
         ts, mono = time.time(), time.monotonic()
         publish = self._sampler.take(sample_t)
         self._session_frames += 1
+        seq = 0
         with self._cond:
             self._frames_decoded += 1
             self._last_frame_ts, self._last_frame_mono = ts, mono
             previous = self._state
             if previous is not StreamState.LIVE:
                 self._state, self._since = StreamState.LIVE, ts
+            listener = self._listener
             if publish:
-                if self._slot is not None and not self._slot.consumed:
+                if listener is None and self._slot is not None and not self._slot.consumed:
                     self._frames_dropped += 1
                 self._seq += 1
-                self._slot = _Published(self._seq, ts, vframe)
+                seq = self._seq
+                self._slot = _Published(seq, ts, vframe)
                 self._frames_published += 1
                 self._publish_times.append(mono)
             if publish or previous is not StreamState.LIVE:
                 self._cond.notify_all()
-        wake = self._wake
-        if publish and wake is not None:
-            wake()
+        if publish and listener is not None and listener(DecodedFrame(self._camera_id, seq, ts, vframe)):
+            with self._cond:
+                self._frames_dropped += 1
         if previous is not StreamState.LIVE:
             log.info("camera %s: live (%dx%d) from %s", self._camera_id, vframe.width, vframe.height, self._safe_url)
 

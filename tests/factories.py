@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Sequence
+from typing import Self
 
 import numpy as np
 import pytest
@@ -98,9 +100,9 @@ def local_client(app, **kwargs):
 
 
 @contextlib.contextmanager
-def live_server(app, **config):
-    """Serve ``app`` with a real uvicorn on 127.0.0.1 (a thread of this process); yields the base URL
-    ``http://127.0.0.1:PORT``. Extra keyword arguments go to ``uvicorn.Config``."""
+def live_server(app, host: str = "127.0.0.1", start_timeout_s: float = 30.0, **config):
+    """Serve ``app`` with a real uvicorn bound to ``host`` (a thread of this process); yields the base
+    URL ``http://127.0.0.1:PORT``. Extra keyword arguments go to ``uvicorn.Config``."""
     import threading
     import time
 
@@ -109,10 +111,10 @@ def live_server(app, **config):
     port = free_port()
     config.setdefault("log_level", "warning")
     config.setdefault("timeout_graceful_shutdown", 2)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_timeout_s
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
@@ -170,3 +172,44 @@ def bus_street_clips(out_dir, placements: dict[str, int | None]) -> dict:
         clips[name] = encode_still(canvas, out_dir / f"bus_{name}.mp4", seconds=4, fps=10)
     return clips
 
+
+
+def h264_packets(out_dir, seconds: int, fps: int = 10):
+    """Codec parameters and packets of a real H.264 clip (320x240, ``fps``, a keyframe every
+    second) written to ``out_dir``: what a camera's evidence ring holds."""
+    import av
+
+    from gridworker.streams.clips import synthetic_clip
+    from gridworker.streams.evidence import CodecParams
+
+    path = synthetic_clip(out_dir / "src.mp4", seconds=seconds, size=(320, 240), fps=fps, gop=fps)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return CodecParams.from_stream(s), [p for p in c.demux(s) if p.size]
+
+
+class BackgroundLoop:
+    """A test helper's daemon thread for the length of a ``with`` block: ``loop()`` runs in it until
+    ``self._stop`` is set at the block's end; then the thread is joined (``join_s``) and
+    ``close()`` releases what the helper holds."""
+
+    join_s: float | None = 5.0
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.loop, name=name, daemon=True)
+
+    def loop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the helper holds, after its thread ended."""
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.join_s)
+        self.close()

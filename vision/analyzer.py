@@ -18,7 +18,10 @@ from gridworker.streams.frame import Frame
 
 from .calibration import GroundPlane
 from .config import RuleConfigBase, SceneConfig, ZoneConfig
+from .filters import TrackConfirmer, prefilter
 from .lines import Crossing, LineCounter
+from .pace import Pace, PaceWatch
+from .riders import RiderLinker
 from .rules import INACTIVE, IncidentKind, Rule, RuleResult, Scene, build_rule
 from .rules.base import SignalState
 from .signals import SignalBoard, SignalReader
@@ -70,12 +73,19 @@ class _ZoneRules:
 
 
 class _SceneState:
-    """The built, per-camera form of a SceneConfig (swapped whole when the config changes)."""
+    """The built, per-camera form of a SceneConfig (swapped whole when the config changes;
+    the track confirmation and rider pairing carry over when their settings did not change)."""
 
-    def __init__(self, camera_id: str, config: SceneConfig, board: SignalBoard | None) -> None:
+    def __init__(self, camera_id: str, config: SceneConfig, board: SignalBoard | None, before: _SceneState | None = None) -> None:
         self.config = config
         self.zones = [_ZoneRules(z) for z in config.zones]
         self.masks = [Zone(m) for m in config.masks]
+        confirm = config.filters.confirm
+        keep = before is not None and before.config.filters.confirm == confirm
+        self.confirmer = (before.confirmer if keep and before is not None else TrackConfirmer(confirm)) if confirm is not None else None
+        riders = config.riders
+        keep = before is not None and before.config.riders == riders
+        self.riders = (before.riders if keep and before is not None else RiderLinker(riders)) if riders.enabled else None
         self.lines = LineCounter(config.lines) if config.lines else None
         self.signals = SignalReader(camera_id, config.signals, board) if config.signals else None
         self.plane = GroundPlane(config.calibration) if config.calibration else None
@@ -122,15 +132,22 @@ class CameraAnalyzer:
         self._board = signals
         self._lock = threading.Lock()
         self._state = _SceneState(camera_id, self._as_scene(scene), signals)
+        self._pace = PaceWatch(camera_id, fps)
 
     @staticmethod
     def _as_scene(scene: SceneConfig | list[ZoneConfig]) -> SceneConfig:
         return scene if isinstance(scene, SceneConfig) else SceneConfig(zones=list(scene))
 
     def set_scene(self, scene: SceneConfig | list[ZoneConfig]) -> None:
-        built = _SceneState(self.camera_id, self._as_scene(scene), self._board)
+        with self._lock:
+            before = self._state
+        built = _SceneState(self.camera_id, self._as_scene(scene), self._board, before)
         with self._lock:
             self._state = built
+
+    def pace(self, now: float) -> Pace:
+        """Whether analysis keeps up with the configured fps (``vision/pace.py``); ``now`` on the frame clock."""
+        return self._pace.pace(now)
 
     def set_zones(self, zones: list[ZoneConfig]) -> None:
         """Replace only the zones, keeping masks, lines, signals and calibration."""
@@ -157,25 +174,23 @@ class CameraAnalyzer:
         with self._lock:
             return tuple(z.zone for z in self._state.zones)
 
-    def _apply_masks(self, detections: sv.Detections, state: _SceneState, size: tuple[int, int]) -> sv.Detections:
-        if not state.masks or len(detections) == 0:
-            return detections
-        points = ground_points(detections.xyxy)
-        masked = np.zeros(len(detections), dtype=bool)
-        for mask in state.masks:
-            masked |= mask.contains_points(points, size)
-        return subset(detections, ~masked) if masked.any() else detections
-
     def analyze(self, frame: Frame, detections: sv.Detections) -> FrameAnalysis:
         size = (frame.width, frame.height)
         now = frame.ts
         with self._lock:
             state = self._state
-        detections = self._apply_masks(detections, state, size)
+        self._pace.tick(now)
+        detections = prefilter(detections, state.masks, state.config.filters, size)
         if self._tracker is not None:
             tracked = self._tracker.update(detections, ts=now)
         else:
             tracked = detections if len(detections) else _empty_tracked()
+        if state.confirmer is not None and len(tracked):
+            ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1, dtype=np.int64)
+            confirmed = state.confirmer.update(ids)
+            tracked = subset(tracked, confirmed) if not confirmed.all() else tracked
+            tracked = tracked if len(tracked) else _empty_tracked()
+        roles = state.riders.update(tracked, now) if state.riders is not None else None
         n = len(tracked)
         points = ground_points(tracked.xyxy) if n else np.zeros((0, 2), dtype=np.float32)
         membership = {zr.zone.id: (zr.zone.contains_points(points, size) if n else np.zeros(0, dtype=bool)) for zr in state.zones}
@@ -195,6 +210,7 @@ class CameraAnalyzer:
                 signals=signals,
                 image=image,
                 zone_area_m2=state.zone_area.get(zr.zone.id),
+                roles=roles,
             )
             for rule in zr.rules:
                 schedule = rule.config.schedule

@@ -3,8 +3,9 @@ up with frames submitted by a lower-priority source (patrol visits).
 
 Two kinds of work share one detector:
 
-* **live** frames: the latest frame of every continuously watched camera, pulled round-robin
-  (:meth:`Batcher.next_batch`). They always come first.
+* **live** frames: the latest frame of every continuously watched camera, pushed by its
+  reader (:meth:`Batcher.offer`) and taken oldest-waiting first (:meth:`Batcher.next_batch`).
+  They always come first.
 * **submitted** frames (:meth:`Batcher.submit` → ``Future[Detections]``): a patrol visit's
   keyframes. They take the batch slots the live cameras left free, and while any live camera
   is connected at most ``submit_max_per_batch`` of them ride in one batch, so a live frame
@@ -13,9 +14,10 @@ Two kinds of work share one detector:
 
 The pipeline's inference loop (vision/pipeline.py) calls :meth:`Batcher.next_work`, runs the
 detector on ``work.frames`` and hands the results back with :meth:`Work.resolve` (submitted
-frames get their future set, live frames go on to post-processing). Readers call
-:meth:`Batcher.wake` when they publish a frame; the gatherer sleeps on one condition until
-then (no timer polls).
+frames get their future set, live frames go on to post-processing). Readers push each
+published frame with :meth:`Batcher.offer`, which replaces the camera's frame still waiting
+and wakes the gatherer; the gatherer sleeps on one condition until then (no timer polls) and
+never calls back into the readers: the frames it needs are already here.
 """
 
 from __future__ import annotations
@@ -23,19 +25,29 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from gridworker.streams.frame import Frame
+import av
+import numpy as np
+
+from gridworker.streams.frame import DecodedFrame, Frame
+from gridworker.streams.redact import get_logger
+
+log = get_logger(__name__)
 
 
-class FrameSource(Protocol):
-    @property
-    def camera_id(self) -> str: ...
-
-    def latest(self, after_seq: int = -1) -> Frame | None: ...
+def to_rgb(picture: av.VideoFrame) -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB, read-only (every consumer of the frame shares it). One swscale
+    thread: the gathering thread does the work, extra threads only contend with the decoders."""
+    try:
+        image = picture.to_ndarray(format="rgb24", threads=1)
+    except TypeError:  # PyAV without the ``threads`` argument
+        image = picture.to_ndarray(format="rgb24")
+    image.flags.writeable = False
+    return image
 
 
 @dataclass
@@ -78,12 +90,14 @@ class Work:
 class Batcher:
     """Collects up to ``max_batch`` new frames, waiting at most ``deadline_s`` after the first.
 
-    Cameras are visited round-robin from a rotating start so that, when more cameras have
-    a frame than fit in a batch, none is starved. Each camera contributes at most one frame
-    per batch: its latest (older, unconsumed frames were already replaced in the reader).
+    Each continuously watched camera's reader pushes its published frames (:meth:`offer`);
+    the batcher keeps the newest one per camera (a newer frame replaces one not yet taken:
+    the reader counts it as dropped). A gather takes the waiting frames oldest-first, so
+    when more cameras have a frame than fit in a batch, none is starved; each camera gives
+    at most one frame per batch. Pixels are converted to RGB here, once, only for frames
+    that go into a batch.
 
-    Nothing polls: a gatherer sleeps on one condition until a reader publishes a frame
-    (:meth:`wake`, which readers call through ``CameraStream.wake_on_frame``), a frame is
+    Nothing polls: a gatherer sleeps on one condition until a frame is offered, a frame is
     submitted, the deadline or the idle timeout passes, or the stop event is set and
     :meth:`wake` called. Submitted frames (:meth:`submit`) fill the slots the live frames
     leave free; see the module docstring. :meth:`next_batch` returns live frames only;
@@ -91,57 +105,84 @@ class Batcher:
     (on the same condition) while too many submitted frames wait.
 
     Args:
-        sources: the live cameras (called on every gathering round).
         max_batch: most frames per batch (the detector's batch size).
         deadline_s: once a batch has a live frame, wait at most this long for more.
         submit_max_per_batch: most submitted frames in a batch while at least one live
             camera is connected (default ``max(1, max_batch // 2)``); with no live camera
             submitted frames may fill the whole batch.
+        live_window_s: a camera counts as connected while its last frame is at most this
+            old (a batch with a frame of every connected camera goes without waiting).
 
     Example:
-        >>> batcher = Batcher(lambda: [], max_batch=8, deadline_s=0.03)
+        >>> batcher = Batcher(max_batch=8, deadline_s=0.03)
         >>> batcher.next_batch(threading.Event(), idle_timeout_s=0.01)
         []
     """
 
     def __init__(
         self,
-        sources: Callable[[], Sequence[FrameSource]],
         max_batch: int = 8,
         deadline_s: float = 0.0,
         submit_max_per_batch: int | None = None,
+        live_window_s: float = 5.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if submit_max_per_batch is not None and submit_max_per_batch < 1:
             raise ValueError("submit_max_per_batch must be at least 1")
-        self._sources = sources
         self.max_batch = max_batch
         self.deadline_s = deadline_s
         self.submit_max_per_batch = min(max_batch, submit_max_per_batch or max(1, max_batch // 2))
-        self._last_seq: dict[str, int] = {}
-        self._start = 0
+        self.live_window_s = live_window_s
         # several inference workers may ask for batches at once; one gathers at a time
         self._lock = threading.Lock()
-        # cameras removed since the last gather: applied by the gatherer under ``_lock``. A
-        # separate small lock because the gatherer holds ``_lock`` while it waits, so a
-        # remover waiting on ``_lock`` could starve (seen: a camera DELETE hanging while no
-        # camera had frames)
-        self._forget_lock = threading.Lock()
-        self._forgotten: set[str] = set()
-        # guards the submitted frames (oldest first) and the wake-up count; gatherers wait on
-        # it for news, the patrol's admission waits on it for room. Never held while a
-        # source is asked for its frame (readers take it in ``wake`` after their own lock).
+        # guards everything below; gatherers wait on it for news, the patrol's admission for
+        # room. Held for field updates only (readers offer under it; never held while pixels
+        # are converted or the detector runs).
         self._cond = threading.Condition(threading.Lock())
+        self._cameras: set[str] = set()  # attached live cameras; frames of others are ignored
+        self._ready: dict[str, DecodedFrame] = {}  # newest untaken frame per camera, oldest-waiting first
+        self._seen: dict[str, float] = {}  # camera → monotonic time of its last offered frame
         self._queue: deque[tuple[Frame, Future[Any]]] = deque()
-        self._news = 0  # bumped by every wake() and submit(): a gatherer sleeps until it moves
+        self._news = 0  # bumped by every offer, submit and wake: a gatherer sleeps until it moves
         self.submitted_total = 0
         self.submitted_done = 0
 
+    # ------------------------------------------------------------------ live cameras
+    def attach(self, camera_id: str) -> None:
+        """A continuously watched camera joins: its offered frames are taken from now on."""
+        with self._cond:
+            self._cameras.add(camera_id)
+
+    def forget(self, camera_id: str) -> None:
+        """A camera left: its waiting frame is dropped and later offers are ignored (a frame
+        its reader was publishing as it was detached). Never blocks on a gather in progress."""
+        with self._cond:
+            self._cameras.discard(camera_id)
+            self._ready.pop(camera_id, None)
+            self._seen.pop(camera_id, None)
+            self._news += 1
+            self._cond.notify_all()
+
+    def offer(self, frame: DecodedFrame) -> bool:
+        """A reader published ``frame``: it replaces the camera's frame still waiting and wakes
+        a gatherer. Returns True when it replaced one (the reader counts a drop). Safe from
+        any thread; called by readers through ``CameraStream.on_frame``."""
+        with self._cond:
+            cam = frame.camera_id
+            if cam not in self._cameras:
+                return False
+            replaced = cam in self._ready
+            self._ready[cam] = frame  # a replaced frame keeps its place in the line
+            self._seen[cam] = time.monotonic()
+            self._news += 1
+            self._cond.notify_all()
+        return replaced
+
     # ------------------------------------------------------------------ wake-ups
     def wake(self) -> None:
-        """Something changed (a reader published a frame, a camera came or went, the stop
-        event was set): gatherers look again. Cheap; safe from any thread."""
+        """Something changed (the stop event was set): gatherers look again. Cheap; safe from
+        any thread."""
         with self._cond:
             self._news += 1
             self._cond.notify_all()
@@ -206,36 +247,24 @@ class Batcher:
             self._cond.notify_all()  # room for the patrol's admission
         return out
 
-    def forget(self, camera_id: str) -> None:
-        """Drop a removed camera's position (never blocks on a gather in progress)."""
-        with self._forget_lock:
-            self._forgotten.add(camera_id)
-        self.wake()
-
     def _collect(self, batch: list[Frame], taken: set[str]) -> int:
-        """Add new frames to ``batch``; returns how many sources there are."""
-        with self._forget_lock:
-            forgotten, self._forgotten = self._forgotten, set()
-        for cam in forgotten:
-            self._last_seq.pop(cam, None)
-        sources = list(self._sources())
-        n = len(sources)
-        if n == 0:
-            return 0
-        self._start = (self._start + 1) % n
-        for k in range(n):
-            if len(batch) >= self.max_batch:
-                return n
-            src = sources[(self._start + k) % n]
-            cam = src.camera_id
-            if cam in taken:
-                continue
-            frame = src.latest(self._last_seq.get(cam, -1))
-            if frame is not None:
-                self._last_seq[cam] = frame.seq
-                batch.append(frame)
-                taken.add(cam)
-        return n
+        """Add waiting frames to ``batch``; returns how many live cameras are connected."""
+        picked: list[DecodedFrame] = []
+        with self._cond:
+            now = time.monotonic()
+            connected = sum(1 for t in self._seen.values() if now - t <= self.live_window_s)
+            for cam in list(self._ready):
+                if len(batch) + len(picked) >= self.max_batch:
+                    break
+                if cam not in taken:  # a camera's next frame waits for the next batch
+                    picked.append(self._ready.pop(cam))
+                    taken.add(cam)
+        for d in picked:
+            try:
+                batch.append(Frame(d.camera_id, d.seq, d.ts, to_rgb(d.picture)))
+            except (ValueError, av.FFmpegError):  # a picture swscale cannot convert: skip this frame only
+                log.warning("camera %s: frame %d could not be converted; skipped", d.camera_id, d.seq)
+        return connected
 
     def next_batch(self, stop: threading.Event, idle_timeout_s: float = 0.5) -> list[Frame]:
         """Block until a batch is ready, ``stop`` is set, or ``idle_timeout_s`` passes with no frame.

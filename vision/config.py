@@ -203,6 +203,27 @@ class DwellRuleConfig(_RuleBase):
         le=600.0,
         description="A stay survives this long unseen; a new track at the same place within it continues the clock (occlusion, ID switch).",
     )
+    max_travel: float = Field(
+        0.6,
+        gt=0.0,
+        le=10.0,
+        description="Largest distance, in box heights, the ground point may get from where the stay began, over the whole stay:"
+        " a vehicle creeping forward (a queue, a truck inching away) starts a new stay instead of adding up to a parked one.",
+    )
+    rejoin_s: float = Field(
+        300.0,
+        ge=0.0,
+        le=3600.0,
+        description="A stay that had counted and went unseen longer than lost_grace_s is remembered this long: an object that"
+        " stops at the same place (same anchor, similar box) continues it under the same object key (detector misses).",
+    )
+    cooldown_s: float = Field(
+        300.0,
+        ge=0.0,
+        le=86_400.0,
+        description="After an incident closes, the same object (key) opens no new one for this long: with rejoin_s, an object"
+        " the detector lost and found again at its place does not open a second incident.",
+    )
 
 
 class IllegalParkingRuleConfig(DwellRuleConfig):
@@ -375,10 +396,15 @@ class ZoneConfig(_Strict):
 
 class MaskConfig(_Strict):
     """An ignore region: detections whose ground point falls inside are dropped before tracking
-    (a flag waving, a billboard with people on it, the camera's own timestamp overlay)."""
+    (a flag waving, a billboard with people on it). ``by: box`` drops detections whose *box*
+    lies mostly inside instead (``min_overlap`` of its area): the camera's own on-screen text
+    (timestamp, camera name), where the detector sees "book", "person" or "clock" boxes that may
+    reach below the text."""
 
     id: str = Field(pattern=_ID_PATTERN)
     polygon: list[Point] = Field(min_length=3, max_length=256)
+    by: Literal["ground_point", "box"] = Field("ground_point", description="What of a detection must fall inside to drop it.")
+    min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="by: box: the fraction of the box's area inside the mask that drops it.")
 
     _poly = field_validator("polygon")(classmethod(lambda cls, v: _check_polygon(v)))
 
@@ -470,6 +496,139 @@ class SignalConfig(_Strict):
         return self
 
 
+class ShapeLimits(_Strict):
+    """What a plausible box of one class looks like: a whole-frame "person" or a flat sliver
+    "car" is a detector error, not an object. ``aspect`` is box height / width."""
+
+    max_area: float = Field(1.0, gt=0.0, le=1.0, description="Largest box area as a fraction of the frame.")
+    min_aspect: float = Field(0.0, ge=0.0, le=100.0, description="Smallest height / width.")
+    max_aspect: float = Field(100.0, gt=0.0, le=100.0, description="Largest height / width.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ShapeLimits:
+        if self.min_aspect > self.max_aspect:
+            raise ValueError(f"min_aspect {self.min_aspect} is above max_aspect {self.max_aspect}")
+        return self
+
+
+def _default_shapes() -> dict[str, ShapeLimits]:
+    person = ShapeLimits(max_area=0.3, min_aspect=0.5, max_aspect=8.0)
+    vehicle = ShapeLimits(max_area=0.7, min_aspect=0.15, max_aspect=3.0)
+    two_wheels = ShapeLimits(max_area=0.4, min_aspect=0.3, max_aspect=5.0)
+    return {"person": person, **{c: vehicle for c in ("car", "bus", "truck")}, **{c: two_wheels for c in NON_MOTOR_CLASSES}}
+
+
+class ConfirmConfig(_Strict):
+    """A track counts for the rules only once seen on ``hits`` of its last ``frames`` analysed
+    frames (a box that flickers into one frame is not an object). ``hits: 1`` switches it off."""
+
+    hits: int = Field(2, ge=1, le=30, description="Frames the track must be seen on ...")
+    frames: int = Field(3, ge=1, le=30, description="... out of its last this many analysed frames.")
+
+    @model_validator(mode="after")
+    def _fits(self) -> ConfirmConfig:
+        if self.hits > self.frames:
+            raise ValueError(f"hits ({self.hits}) cannot be more than frames ({self.frames})")
+        return self
+
+
+class FilterConfig(_Strict):
+    """Sanity filters between the detector and the rules (``filters:`` of a camera), each
+    switchable. Class confidence and shape act on the raw boxes before tracking; confirmation
+    on the tracks after it. Dropped boxes are neither tracked nor drawn (see docs/rules.md)."""
+
+    min_confidence: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=256,
+        description="Class → lowest score kept (e.g. {person: 0.4}); classes not listed keep the detector's threshold.",
+    )
+    shapes: bool = Field(True, description="Drop boxes too large or oddly shaped for their class (``shape_limits``).")
+    shape_limits: dict[str, ShapeLimits] = Field(
+        default_factory=_default_shapes, max_length=256, description="Class → plausible box; classes not listed are not checked."
+    )
+    confirm: ConfirmConfig | None = Field(
+        None, description="M-of-N confirmation of tracks before they count, e.g. {hits: 2, frames: 3}; null (default): off."
+    )
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _scores(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, score in v.items():
+            if not (0.0 <= score <= 1.0) or not name or len(name) > 100:
+                raise ValueError(f"min_confidence[{name!r}] must be a class name with a score in 0..1, got {score}")
+        return v
+
+
+class RiderConfig(_Strict):
+    """Riders: a person box on a bicycle or motorcycle box, moving with it, is the vehicle's
+    rider. To the rules it is that vehicle: it is left out of rules about persons (a crowd,
+    a pedestrian in the motor lane, loitering, vending) and counted, as the vehicle, by rules
+    about the vehicle's class (while the vehicle's own box is on the frame the rider is not
+    counted twice)."""
+
+    enabled: bool = Field(True, description="Pair riders with their vehicles.")
+    person_classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, max_length=16)
+    vehicle_classes: list[str] = Field(default_factory=lambda: list(NON_MOTOR_CLASSES), min_length=1, max_length=16)
+    min_overlap: float = Field(0.3, gt=0.0, le=1.0, description="Part of the person's box that must lie on the vehicle's box.")
+    hits: int = Field(3, ge=1, le=30, description="Frames the pair must be seen together on ...")
+    frames: int = Field(5, ge=1, le=30, description="... out of the person's last this many frames.")
+    max_drift: float = Field(
+        0.5, gt=0.0, le=5.0, description="How far (in vehicle box heights) the person may move relative to the vehicle: they move together."
+    )
+    hold_s: float = Field(2.0, ge=0.0, le=60.0, description="A rider stays a rider this long after the pair was last seen together.")
+
+    @model_validator(mode="after")
+    def _fits(self) -> RiderConfig:
+        if self.hits > self.frames:
+            raise ValueError(f"hits ({self.hits}) cannot be more than frames ({self.frames})")
+        return self
+
+
+def reference_problems(scene: object) -> list[str]:
+    """Every broken reference in a scene: repeated ids, exempt zones and signals that do not
+    exist, rules that need a calibration. Works on the raw mapping too (a config that fails
+    other checks), so ``gridworker check`` reports these with the rest in one pass.
+
+    Example:
+        >>> reference_problems({"zones": [{"id": "a", "rules": [{"type": "crowd", "exempt_zones": ["b"]}]}]})
+        ["zones.a.rules.crowd: exempt zone 'b' is not a zone of this camera (zones: ['a'])"]
+    """
+    data = scene.model_dump() if isinstance(scene, BaseModel) else scene
+    if not isinstance(data, dict):
+        return []
+
+    def items(key: str) -> list[dict[str, object]]:
+        value = data.get(key)
+        return [i for i in value if isinstance(i, dict)] if isinstance(value, list) else []
+
+    out: list[str] = []
+    for what in ("zone", "mask", "line", "signal"):
+        ids = [str(i.get("id")) for i in items(what + "s")]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            out.append(f"{what} ids must be unique within a camera; repeated: {dup}")
+    zone_ids = {str(z.get("id")) for z in items("zones")}
+    signal_ids = {str(s.get("id")) for s in items("signals")}
+    for z in items("zones"):
+        rules = z.get("rules")
+        for r in rules if isinstance(rules, list) else []:
+            if not isinstance(r, dict):
+                continue
+            where = f"zones.{z.get('id')}.rules.{r.get('id') or r.get('type')}"
+            exempt = r.get("exempt_zones")
+            for ex in exempt if isinstance(exempt, list) else []:
+                if ex not in zone_ids:
+                    out.append(f"{where}: exempt zone {ex!r} is not a zone of this camera (zones: {sorted(zone_ids)})")
+                elif ex == z.get("id"):
+                    out.append(f"{where}: a zone cannot exempt itself")
+            if r.get("type") == "red_light" and r.get("signal") not in signal_ids:
+                out.append(f"{where}: signal {r.get('signal')!r} is not configured under 'signals' (have: {sorted(signal_ids)})")
+            needs_plane = r.get("type") == "speeding" or (r.get("type") == "crowd" and r.get("min_density") is not None)
+            if data.get("calibration") is None and needs_plane:
+                out.append(f"{where}: needs the camera's ground-plane 'calibration' (four image points with distances in metres)")
+    return out
+
+
 class SceneConfig(_Strict):
     """Everything spatial about one camera: zones and their rules, masks, lines, signals, calibration."""
 
@@ -478,30 +637,14 @@ class SceneConfig(_Strict):
     lines: list[LineConfig] = Field(default_factory=list, max_length=256, description="Counting lines.")
     signals: list[SignalConfig] = Field(default_factory=list, max_length=64, description="Signal heads, for red-light rules.")
     calibration: CalibrationConfig | None = Field(None, description="Ground-plane calibration, for speeds and densities.")
+    filters: FilterConfig = Field(default_factory=FilterConfig, description="Sanity filters between detector and rules.")
+    riders: RiderConfig = Field(default_factory=RiderConfig, description="Persons riding bicycles/motorcycles count as the vehicle.")
 
     @model_validator(mode="after")
     def _references(self) -> SceneConfig:
-        for what, items in (("zone", self.zones), ("mask", self.masks), ("line", self.lines), ("signal", self.signals)):
-            ids = [i.id for i in items]
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            if dup:
-                raise ValueError(f"{what} ids must be unique within a camera; repeated: {dup}")
-        zone_ids = {z.id for z in self.zones}
-        signal_ids = {s.id for s in self.signals}
-        for z in self.zones:
-            for r in z.rules:
-                where = f"zones.{z.id}.rules.{r.rule_id}"
-                for ex in r.exempt_zones:
-                    if ex not in zone_ids:
-                        raise ValueError(f"{where}: exempt zone {ex!r} is not a zone of this camera (zones: {sorted(zone_ids)})")
-                    if ex == z.id:
-                        raise ValueError(f"{where}: a zone cannot exempt itself")
-                if isinstance(r, RedLightRuleConfig) and r.signal not in signal_ids:
-                    raise ValueError(f"{where}: signal {r.signal!r} is not configured under 'signals' (have: {sorted(signal_ids)})")
-                if self.calibration is None and (
-                    isinstance(r, SpeedingRuleConfig) or (isinstance(r, CrowdRuleConfig) and r.min_density is not None)
-                ):
-                    raise ValueError(f"{where}: needs the camera's ground-plane 'calibration' (four image points with distances in metres)")
+        problems = reference_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

@@ -3,7 +3,7 @@ one incident sink.
 
 :class:`Pipeline` owns the inference and post-processing threads and every camera's runtime
 state (:class:`CameraSlot`: its reader, analyser, patrol judge, tiling, latest analysed frame
-and rate). Readers wake the batcher when they publish a frame (nothing polls on a timer);
+and rate). Readers push each published frame to the batcher (nothing polls on a timer);
 patrol visits enter the same batcher through one typed entry point, :meth:`Pipeline.judge_visit`,
 after :meth:`Pipeline.admit` let them start (back-pressure on a condition, no busy-wait).
 Every observation (an analysed frame, a revisit report) goes to one
@@ -31,13 +31,14 @@ import supervision as sv
 
 from gridworker.models.base import Detector
 from gridworker.models.tiling import TileConfig, detect_tiled
-from gridworker.streams.frame import Frame
+from gridworker.streams.frame import Frame, FrameListener
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.redact import get_logger
 
 from .analyzer import CameraAnalyzer, FrameAnalysis
 from .annotate import FrameAnnotator
 from .batcher import Batcher
+from .config import SceneConfig
 from .observations import IncidentSink, VisitJudgement
 
 __all__ = [
@@ -72,12 +73,7 @@ class LiveReader(Protocol):
     @property
     def camera_id(self) -> str: ...
 
-    @property
-    def is_live(self) -> bool: ...
-
-    def latest(self, after_seq: int = -1) -> Frame | None: ...
-
-    def wake_on_frame(self, wake: Callable[[], None] | None) -> None: ...
+    def on_frame(self, listener: FrameListener | None) -> None: ...
 
     def health(self) -> StreamHealth: ...
 
@@ -86,6 +82,8 @@ class VisitJudge(Protocol):
     """Judges a patrol-only camera's visits (``vision.visits.VisitAnalyzer``)."""
 
     def begin_watch(self, fps: float) -> None: ...
+
+    def set_scene(self, scene: SceneConfig) -> None: ...
 
     def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None: ...
 
@@ -228,9 +226,7 @@ class Pipeline:
         self._annotator = annotator
         self._meter = meter
         self._workers = inference_workers
-        self.batcher = Batcher(
-            self._live_readers, max_batch=detector.max_batch, deadline_s=deadline_s, submit_max_per_batch=patrol_batch_slots
-        )
+        self.batcher = Batcher(max_batch=detector.max_batch, deadline_s=deadline_s, submit_max_per_batch=patrol_batch_slots)
         self.patrol_max_pending = patrol_max_pending or 2 * detector.max_batch
         self.observers: list[FrameObserver] = []
         self._slots: dict[str, CameraSlot] = {}
@@ -242,7 +238,7 @@ class Pipeline:
 
     # -- cameras ----------------------------------------------------------------------
     def add(self, slot: CameraSlot) -> None:
-        """Put a camera in the pipeline; a continuously watched one's reader wakes the batcher.
+        """Put a camera in the pipeline; a continuously watched one's reader pushes its frames to the batcher.
 
         Raises:
             KeyError: a camera with this id is in already.
@@ -252,15 +248,15 @@ class Pipeline:
                 raise KeyError(slot.camera_id)
             self._slots[slot.camera_id] = slot
         if not slot.patrol_only:
-            slot.reader.wake_on_frame(self.batcher.wake)
-        self.batcher.wake()
+            self.batcher.attach(slot.camera_id)
+            slot.reader.on_frame(self.batcher.offer)
 
     def remove(self, camera_id: str) -> CameraSlot | None:
         """Take a camera out (its reader is the caller's to stop); None when it was not in."""
         with self._lock:
             slot = self._slots.pop(camera_id, None)
         if slot is not None:
-            slot.reader.wake_on_frame(None)
+            slot.reader.on_frame(None)
             self.batcher.forget(camera_id)
         return slot
 
@@ -271,11 +267,6 @@ class Pipeline:
     def slots(self) -> list[CameraSlot]:
         with self._lock:
             return list(self._slots.values())
-
-    def _live_readers(self) -> list[LiveReader]:
-        with self._lock:
-            slots = list(self._slots.values())
-        return [s.reader for s in slots if not s.patrol_only and s.reader.is_live]
 
     def latest_jpeg(self, camera_id: str) -> bytes | None:
         """The camera's latest analysed frame with boxes and zones drawn (rendered once however

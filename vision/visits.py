@@ -144,11 +144,9 @@ class VisitAnalyzer:
         tracker: TrackerConfig | None = None,
     ) -> None:
         self.camera_id = camera_id
-        self._scene = scene
         self._annotator = annotator
         self._tracker_config = tracker
         self._lock = threading.Lock()
-        self._glance = CameraAnalyzer(camera_id, 1.0, glance_scene(scene), track=False)
         self._watch: CameraAnalyzer | None = None
         self._watch_fps = 5.0
         self._watch_last_ts: float | None = None  # last frame of the previous (or current) stop
@@ -160,11 +158,34 @@ class VisitAnalyzer:
         self._carry: dict[tuple[str, str], dict[str, tuple[float, ...]]] = {}
         self._boxes: dict[tuple[str, str], dict[str, tuple[float, ...]]] = {}
         self._alias: dict[tuple[str, str, str], str] = {}
+        self._revisit: list[_RevisitZone] = []
+        self._evidence: dict[str, bytes] = {}  # frame_ref → annotated JPEG of a first sighting
+        self._reported: dict[tuple[str, str], _Evidence] = {}  # (checker key, vehicle key) → its incident's evidence
+        self._use(scene)
+
+    def set_scene(self, scene: SceneConfig) -> None:
+        """Judge later visits with ``scene`` (an edit in the console or the API).
+
+        What the revisit check remembers survives the edit for every zone + rule that is
+        still there: a vehicle seen before the edit is still reported once it has stood
+        ``min_duration_s`` (the new value), and its open incident continues. A vehicle now
+        outside its zone is forgotten like one that left. Watch stops start afresh.
+        """
+        with self._lock:
+            self._use(scene)
+            self._watch = None
+
+    def _use(self, scene: SceneConfig) -> None:
+        """Build the glance rules and the revisit zones of ``scene``, keeping the memory of the
+        revisit zones that stay (same zone + rule)."""
+        self._scene = scene
+        self._glance = CameraAnalyzer(self.camera_id, 1.0, glance_scene(scene), track=False)
         # a tracked rule cannot fire before this much of a stop has been watched
         self._warmup_s = max(
             (float(getattr(r, "min_duration_s", 0.0) or 0.0) for z in scene.zones for r in z.rules), default=0.0
         )
-        self._revisit: list[_RevisitZone] = []
+        kept = {rz.key: rz.checker for rz in self._revisit}
+        revisit: list[_RevisitZone] = []
         for zc in scene.zones:
             for rule in zc.rules:
                 if rule.type in REVISIT_RULE_TYPES and isinstance(rule, DwellRuleConfig):
@@ -173,10 +194,17 @@ class VisitAnalyzer:
                         classes=list(rule.classes),
                         min_confidence=rule.min_confidence,
                     )
-                    key = f"{camera_id}/{zc.id}/{rule.rule_id}"
-                    self._revisit.append(_RevisitZone(Zone(zc), rule.rule_id, key, RevisitChecker(cfg), rule.cooldown_s))
-        self._evidence: dict[str, bytes] = {}  # frame_ref → annotated JPEG of a first sighting
-        self._reported: dict[tuple[str, str], _Evidence] = {}  # (checker key, vehicle key) → its incident's evidence
+                    key = f"{self.camera_id}/{zc.id}/{rule.rule_id}"
+                    checker = kept.get(key)
+                    if checker is None:
+                        checker = RevisitChecker(cfg)
+                    else:
+                        checker.config = cfg
+                    revisit.append(_RevisitZone(Zone(zc), rule.rule_id, key, checker, rule.cooldown_s))
+        self._revisit = revisit
+        keys = {rz.key for rz in revisit}
+        for gone in [k for k in self._reported if k[0] not in keys]:
+            del self._reported[gone]
 
     @property
     def revisit_zones(self) -> list[str]:

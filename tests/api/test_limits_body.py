@@ -4,7 +4,6 @@ while it streams in, before authentication or parsing reads it, and memory stays
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from gridworker.api import create_app
 from gridworker.api.auth import create_key
 from gridworker.service import Service
 from gridworker.settings import MIB, Settings
-from tests.factories import ParkedCarDetector, free_port, live_server
+from tests.factories import BackgroundLoop, ParkedCarDetector, free_port, live_server
 
 HUGE = 300 * 1000 * 1000
 CHUNK = b"x" * MIB
@@ -46,27 +45,22 @@ def _camera(cam_id: str) -> dict[str, object]:
     return {"id": cam_id, "url": f"rtsp://127.0.0.1:{free_port()}/x", "watch": "patrol"}
 
 
-class PeakRss:
+class PeakRss(BackgroundLoop):
     """Samples this process's RSS (uvicorn runs in a thread of it) every 10 ms while active."""
+
+    join_s = None
 
     def __init__(self) -> None:
         self.proc = psutil.Process()
         self.start = self.proc.memory_info().rss
         self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__("peak-rss")
 
-    def _run(self) -> None:
+    def loop(self) -> None:
         while not self._stop.wait(0.01):
             self.peak = max(self.peak, self.proc.memory_info().rss)
 
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def close(self) -> None:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
     @property

@@ -15,15 +15,14 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from gridworker.api import create_app
 from gridworker.api.deps import running_service
@@ -33,7 +32,7 @@ from gridworker.cases.workorders import WorkOrders
 from gridworker.keystore import KeyStore
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector, free_port, local_client
+from tests.factories import ParkedCarDetector, free_port, live_server, local_client
 from tests.forwarding.helpers import open_incident
 
 NO_KEY = "no API key exists yet: this service answers only loopback clients"
@@ -84,19 +83,10 @@ def _settings(tmp_path, **extra) -> Settings:
 def serve(settings: Settings, bind: str = "127.0.0.1") -> Iterator[Live]:
     """The real app on a real uvicorn (a thread), bound to ``bind``."""
     service = Service(settings, ParkedCarDetector())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host=bind, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline and thread.is_alive():
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
+    with live_server(create_app(lambda: service), host=bind) as url:
+        port = urlsplit(url).port
+        assert port is not None
         yield Live(service, port)
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def _key(keys: KeyStore, role: str = "admin", name: str | None = None) -> dict[str, str]:

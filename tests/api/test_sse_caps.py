@@ -20,7 +20,7 @@ from sqlalchemy import event
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.api.feeds import FeedPoller
+from gridworker.api.feeds import FeedPoller, FeedSource
 from gridworker.incidents import IncidentStore
 from gridworker.delivery.outbox import Outbox
 from gridworker.cases.workorders import WorkOrders
@@ -184,7 +184,7 @@ def test_a_slow_subscriber_is_dropped_and_resumes_by_id(tmp_path):
     outbox = Outbox(orders.db).attach(orders)
 
     async def scenario() -> tuple[bool, int, list[int], int]:
-        feed: FeedPoller[Any] = FeedPoller("outbox", outbox.events_after, outbox.last_id, poll_s=0.05, queue_size=3)
+        feed: FeedPoller[Any] = FeedPoller(FeedSource("outbox", outbox.events_after, outbox.last_id), poll_s=0.05, queue_size=3)
         slow = await feed.subscribe()
         fast = await feed.subscribe()
         got: list[int] = []

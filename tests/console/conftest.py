@@ -8,8 +8,6 @@ uvicorn on a free port, and Debian's Chromium driven by Playwright.
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
 from gridworker.streams.rtsp_serve import RtspServerProcess
-from tests.factories import free_port
+from tests.factories import live_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -56,8 +54,6 @@ def bus_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def console_server(gst_rtsp: None, bus_clip: Path, sample_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    import uvicorn
-
     work = tmp_path_factory.mktemp("console-svc")
     with RtspServerProcess({"bus": bus_clip, "gate": sample_clip}) as rtsp:
         settings = Settings(
@@ -76,19 +72,8 @@ def console_server(gst_rtsp: None, bus_clip: Path, sample_clip: Path, tmp_path_f
         keys = {}
         for role in ("admin", "supervisor", "operator", "viewer"):
             _, keys[role] = create_key(service.keys, name=f"{role}-console", role=role)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn-console", daemon=True)
-        thread.start()
-        deadline = time.time() + 60
-        while not server.started and time.time() < deadline and thread.is_alive():
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        try:
-            yield Live(f"http://127.0.0.1:{port}", service, keys)
-        finally:
-            server.should_exit = True
-            thread.join(30)
+        with live_server(create_app(lambda: service), start_timeout_s=60) as url:
+            yield Live(url, service, keys)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""GB/T 28181 alarm notification against a real SIP peer: ``sipp`` (Debian's sip-tester)
+"""GB/T 28181 alarm notification (unregistered: ``registration: false``, a platform that
+trusts gridworker's address) against a real SIP peer: ``sipp`` (Debian's sip-tester)
 as the platform, with a scenario that accepts a MESSAGE only if its body is an Alarm
 (``check_it``: otherwise the call fails and sipp exits non-zero) and answers 200 OK (or
 403). What sipp received is read back from its ``-trace_msg`` log and the MANSCDP fields
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -58,15 +60,21 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 class Sipp:
-    def __init__(self, tmp: Path, *, calls: int, transport: str = "udp", code: str = "200 OK", port: int | None = None) -> None:
+    """sipp as a UAS on 127.0.0.1: ``scenario`` (default: the alarm platform above, answering
+    ``code``), ``calls`` calls (None: until stopped)."""
+
+    def __init__(self, tmp: Path, *, calls: int | None, transport: str = "udp", code: str = "200 OK", port: int | None = None,
+                 scenario: str | None = None, name: str = "uas") -> None:
         self.port = port or free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
-        self.scenario = tmp / f"uas-{self.port}.xml"
-        self.scenario.write_text(SCENARIO.replace("{code}", code))
-        self.log = tmp / f"sipp-{self.port}.log"
-        self.errors = tmp / f"sipp-{self.port}.err"
+        self.scenario = tmp / f"{name}-{self.port}.xml"
+        self.scenario.write_text(scenario if scenario is not None else SCENARIO.replace("{code}", code), encoding="utf-8")
+        self.log = tmp / f"{name}-{self.port}.log"
+        self.errors = tmp / f"{name}-{self.port}.err"
         assert SIPP is not None  # the module is skipped without it
-        cmd = [SIPP, "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port), "-m", str(calls), "-nostdin",
+        cmd = [SIPP, "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port), "-nostdin",
                "-trace_msg", "-message_file", str(self.log), "-trace_err", "-error_file", str(self.errors), "-timeout", "60s"]
+        if calls is not None:
+            cmd += ["-m", str(calls)]
         if transport == "tcp":
             cmd += ["-t", "t1"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp)
@@ -80,15 +88,20 @@ class Sipp:
             self.proc.wait()
             raise
 
-    def received(self) -> list[bytes]:
-        """The MESSAGE requests sipp received (raw bytes, as logged)."""
+    def trace(self) -> list[tuple[float, str, bytes]]:
+        """Every message sipp logged: (time, "received" | "sent", raw bytes)."""
         data = self.log.read_bytes() if self.log.exists() else b""
         out = []
-        for chunk in re.split(rb"-{20,} [0-9-]+ [0-9:.]+\r?\n", data):
+        parts = re.split(rb"-{20,} ([0-9-]+ [0-9:.]+)\r?\n", data)
+        for stamp, chunk in zip(parts[1::2], parts[2::2]):
             head, _, rest = chunk.partition(b"\n\n")
-            if b"message received" in head and rest.startswith(b"MESSAGE "):
-                out.append(rest)
+            when = datetime.strptime(stamp.decode(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            out.append((when, "received" if b"message received" in head else "sent", rest))
         return out
+
+    def received(self, method: bytes = b"MESSAGE") -> list[bytes]:
+        """The ``method`` requests sipp received (raw bytes, as logged)."""
+        return [raw for _, way, raw in self.trace() if way == "received" and raw.startswith(method + b" ")]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -109,7 +122,7 @@ def _config(port: int, transport: str = "udp", **kw) -> ForwardingConfig:
         destinations=[
             Gb28181Destination(
                 name="platform", platform_id=PLATFORM, platform_host="127.0.0.1", platform_port=port, local_id=LOCAL,
-                local_host="127.0.0.1", transport=transport, t1_s=0.1, timeout_s=kw.pop("timeout_s", 3.0),
+                local_host="127.0.0.1", transport=transport, t1_s=0.1, timeout_s=kw.pop("timeout_s", 3.0), registration=False,
                 cameras={"cam-17": GbCamera(device_id=CAMERA_DEV, longitude=121.4737, latitude=31.2304)}, **kw,
             )
         ],

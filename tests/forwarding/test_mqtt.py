@@ -17,6 +17,7 @@ import pytest
 from gridworker.delivery import ForwardingConfig, MqttDestination, RetryPolicy, build_forwarding
 from gridworker.delivery.mqtt import topic_for, topic_level
 
+from tests.factories import wait_until
 from tests.forwarding.helpers import open_incident
 
 SHARED = ("127.0.0.1", 1883)
@@ -48,15 +49,6 @@ class Subscriber:
         self.c.loop_stop()
 
 
-def _wait(cond, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 def test_topics():
     assert topic_level("a/b+c#d") == "a_b_c_d" and topic_level("") == "_"
 
@@ -77,7 +69,7 @@ def test_publishes_qos1_per_site_and_type_to_real_mosquitto(sqlite_orders):
             a = open_incident(orders, site="market/east", type="street_vending")
             b = open_incident(orders, site="", type="crowd", camera="cam-2")
             assert disp.drain(15)
-            assert _wait(lambda: len(sub.messages) == 2)
+            assert wait_until(lambda: len(sub.messages) == 2)
     finally:
         sub.close()
     got = {m[2]["idempotency_key"]: m for m in sub.messages}
@@ -111,18 +103,18 @@ def test_broker_down_then_back(sqlite_orders, tmp_path):
     try:
         with disp:
             ids = [open_incident(orders, camera=f"c{i}").incident_id for i in range(5)]
-            assert _wait(lambda: disp.statuses()[0].consecutive_failures >= 2)  # more than max_attempts probes
+            assert wait_until(lambda: disp.statuses()[0].consecutive_failures >= 2)  # more than max_attempts probes
             c = disp.outbox.counters()["bus"]
             assert (c["pending"], c["dead"], c["delivered"]) == (5, 0, 0)
             assert disp.statuses()[0].state == "unreachable"
             n = disp.statuses()[0].consecutive_failures
-            assert _wait(lambda: disp.statuses()[0].consecutive_failures > n)  # a probe just failed
+            assert wait_until(lambda: disp.statuses()[0].consecutive_failures > n)  # a probe just failed
             broker = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            assert _wait(lambda: _port_open("127.0.0.1", port), 10)
+            assert wait_until(lambda: _port_open("127.0.0.1", port), 10)
             sub = Subscriber(port, "gw/#")
             assert disp.statuses()[0].delivered == 0, "the subscriber came too late for this test"
             assert disp.drain(30)
-            assert _wait(lambda: len({m[2]["idempotency_key"] for m in sub.messages}) == 5), sub.messages
+            assert wait_until(lambda: len({m[2]["idempotency_key"] for m in sub.messages}) == 5), sub.messages
             assert [m[2]["idempotency_key"] for m in sub.messages] == [f"{i}:1" for i in ids]
             assert all(m[1] == 1 for m in sub.messages)
             assert disp.outbox.counters()["bus"]["dead"] == 0

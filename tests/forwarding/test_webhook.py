@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING
 from gridworker.cases.workflow import OPERATOR, Actor, Workflow
 
 from tests.forwarding.helpers import T0, Receiver, open_incident
-from tests.factories import free_port, local_client
+from tests.factories import free_port, local_client, wait_until
 
 SECRET = "whsec-4f1d9c2b7a"
 FAST = RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=3, jitter=0.5)
@@ -35,15 +34,6 @@ def _config(url: str, **kw: Any) -> ForwardingConfig:
         retry=FAST,
         poll_interval_s=0.05,
     )
-
-
-def _wait(cond, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def test_signed_json_with_idempotency_keys_in_order(orders, receiver):
@@ -88,12 +78,12 @@ def test_retries_with_backoff_then_dead_letter_then_replay(orders, receiver):
     disp = build_forwarding(_config(receiver.url), orders.db, orders=orders)
     with disp:
         a = open_incident(orders, camera="cam-a")
-        assert _wait(lambda: disp.outbox.counters()["city"]["delivered"] == 1)
+        assert wait_until(lambda: disp.outbox.counters()["city"]["delivered"] == 1)
         d = disp.outbox.deliveries(destination="city")[0][0]
         assert (d.state, d.attempts) == (DELIVERED, 3)  # 503, 503, 200
         gone.add(f"{a.incident_id}:2")
         Workflow(orders).dispatch(a.incident_id, OP, at=T0 + 5)
-        assert _wait(lambda: disp.outbox.counters()["city"]["dead"] == 1)
+        assert wait_until(lambda: disp.outbox.counters()["city"]["dead"] == 1)
         dead = disp.outbox.deliveries(state=DEAD)[0][0]
         assert dead.attempts == FAST.max_attempts and "HTTP 500" in dead.last_error and "after 3 attempts" in dead.last_error
         assert calls[f"{a.incident_id}:2"] == 3
@@ -103,7 +93,7 @@ def test_retries_with_backoff_then_dead_letter_then_replay(orders, receiver):
         gone.clear()
         r = disp.replay(dead.id)
         assert r.state == PENDING and r.replays == 1
-        assert _wait(lambda: disp.outbox.delivery(dead.id).state == DELIVERED)
+        assert wait_until(lambda: disp.outbox.delivery(dead.id).state == DELIVERED)
     assert calls[f"{a.incident_id}:2"] == 4
 
 
@@ -120,7 +110,7 @@ def test_4xx_dead_at_once_except_408_and_429(sqlite_orders, receiver, code, outc
     disp = build_forwarding(_config(receiver.url), orders.db, orders=orders)
     with disp:
         open_incident(orders)
-        assert _wait(lambda: disp.outbox.counters()["city"]["pending"] == 0)
+        assert wait_until(lambda: disp.outbox.counters()["city"]["pending"] == 0)
     d = disp.outbox.deliveries()[0][0]
     assert d.state == outcome
     assert n["calls"] == (1 if outcome == DEAD else 2)
@@ -136,7 +126,7 @@ def test_receiver_down_keeps_everything_pending_then_delivers(sqlite_orders):
     with disp:
         ids = [open_incident(orders, camera=f"cam-{i}").incident_id for i in range(20)]
         # many more probes than max_attempts: an unreachable receiver kills nothing
-        assert _wait(lambda: disp.statuses()[0].consecutive_failures >= 6, 20)
+        assert wait_until(lambda: disp.statuses()[0].consecutive_failures >= 6, 20)
         c = disp.outbox.counters()["city"]
         assert (c["pending"], c["dead"], c["delivered"]) == (20, 0, 0)
         st = disp.statuses()[0]
@@ -165,7 +155,7 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
     _, op = create_key(KeyStore(orders.db), name="op", role="operator")
     with disp, local_client(CaseParts.of(IncidentStore(orders.db), orders, disp).serve(create_app())) as client:
         inc = open_incident(orders)
-        assert _wait(lambda: disp.outbox.counters()["city"]["dead"] == 1)
+        assert wait_until(lambda: disp.outbox.counters()["city"]["dead"] == 1)
         for key in (viewer, op):
             assert client.get("/forwarding/destinations", headers={"X-API-Key": key}).status_code == 403
             assert client.get("/forwarding/dead", headers={"X-API-Key": key}).status_code == 403
@@ -185,7 +175,7 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
         assert client.post(f"/forwarding/dead/{item['id']}/replay", headers={"X-API-Key": viewer}).status_code == 403
         r = client.post(f"/forwarding/dead/{item['id']}/replay", headers={"X-API-Key": sup})
         assert r.status_code == 200 and r.json()["state"] == "pending" and r.json()["replays"] == 1
-        assert _wait(lambda: disp.outbox.delivery(item["id"]).state == DELIVERED)
+        assert wait_until(lambda: disp.outbox.delivery(item["id"]).state == DELIVERED)
         assert client.post(f"/forwarding/dead/{item['id']}/replay", headers={"X-API-Key": sup}).status_code == 409
         assert client.post("/forwarding/dead/424242/replay", headers={"X-API-Key": sup}).status_code == 404
         assert client.get("/forwarding/dead", headers={"X-API-Key": sup}).json()["total"] == 0

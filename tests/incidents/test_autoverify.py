@@ -12,13 +12,20 @@ from tests.scenario import Scenario
 ZONES = [{"id": "kerb", "rules": [{"type": "illegal_parking", "min_duration_s": 10, "clear_after_s": 5, "lost_grace_s": 1}]}]
 
 
-def test_handled_case_closes_when_the_car_is_gone(tmp_path):
-    store = IncidentStore(f"sqlite:///{tmp_path / 'v.db'}")
+def _case_loop(path):
+    """The store, work orders and workflow, and the incident manager opening work orders and
+    verifying closes on them, as the service wires them."""
+    store = IncidentStore(f"sqlite:///{path}")
     orders = WorkOrders(store.db)
     flow = Workflow(orders)
     manager = IncidentManager(store=store, camera_info=lambda _c: CameraInfo(site="market"), write_interval_s=0.0)
     manager.on_open.append(orders.on_incident_opened)
     manager.on_close.append(flow.verify_cleared)
+    return store, orders, flow, manager
+
+
+def test_handled_case_closes_when_the_car_is_gone(tmp_path):
+    store, orders, flow, manager = _case_loop(tmp_path / "v.db")
     sc = Scenario(fps=5)
     sc.track("car", (400, 600, 600, 700)).stay(0, 40)  # parked 0-40 s, then gone
     analyzer = CameraAnalyzer("cam", 5, SceneConfig(zones=ZONES), track=False)
@@ -42,12 +49,7 @@ def test_handled_case_closes_when_the_car_is_gone(tmp_path):
 
 
 def test_running_case_is_only_noted_when_condition_clears(tmp_path):
-    store = IncidentStore(f"sqlite:///{tmp_path / 'n.db'}")
-    orders = WorkOrders(store.db)
-    flow = Workflow(orders)
-    manager = IncidentManager(store=store, camera_info=lambda _c: CameraInfo(site="market"), write_interval_s=0.0)
-    manager.on_open.append(orders.on_incident_opened)
-    manager.on_close.append(flow.verify_cleared)
+    store, orders, flow, manager = _case_loop(tmp_path / "n.db")
     sc = Scenario(fps=5)
     sc.track("car", (400, 600, 600, 700)).stay(0, 30)
     run = sc.run(ZONES, until=50)

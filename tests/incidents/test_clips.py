@@ -15,9 +15,8 @@ from gridworker.incidents import IncidentQuery, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.db import Base
 from gridworker.incidents.store import IncidentRow, SnapshotRow
-from gridworker.streams.clips import synthetic_clip
-from gridworker.streams.evidence import CodecParams, PacketRing
-from tests.factories import wait_until
+from gridworker.streams.evidence import PacketRing
+from tests.factories import h264_packets, wait_until
 
 FPS = 10
 
@@ -32,12 +31,7 @@ def store(store_url):
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """Codec parameters and packets of a real 8 s H.264 clip (10 fps, keyframe every second)."""
-    path = synthetic_clip(tmp_path_factory.mktemp("rec") / "src.mp4", seconds=8, size=(320, 240), fps=FPS, gop=10)
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        params = CodecParams.from_stream(s)
-        packets = [p for p in c.demux(s) if p.size]
-    return params, packets
+    return h264_packets(tmp_path_factory.mktemp("rec"), seconds=8, fps=FPS)
 
 
 def _open(store: IncidentStore, at: float, camera_id: str = "cam1"):

@@ -6,7 +6,7 @@ import pytest
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentQuery, IncidentStore
 from gridworker.streams.frame import Frame
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
-from gridworker.vision.annotate import FrameAnnotator
+from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.vision.config import ZoneConfig
 from tests.factories import make_detections
 from tests.scenario import Scenario
@@ -66,17 +66,17 @@ def test_reopens_after_close(store):
     assert store.list(IncidentQuery(status="closed"))[1] == 1
 
 
-class _RecordingAnnotator(FrameAnnotator):
-    """Remembers which detection boxes each snapshot highlighted."""
+class _RecordingRenderer(EvidenceRenderer):
+    """Remembers which detection boxes each snapshot named as the trigger."""
 
     def __init__(self) -> None:
         super().__init__()
         self.highlighted: list[list[tuple[float, ...]]] = []
 
-    def render_jpeg(self, image_rgb, detections, zones, **kwargs):
-        idx = np.asarray(kwargs.get("highlight"), dtype=np.int64)
+    def render(self, image_rgb, detections, subjects, zone=None, zone_name=""):
+        idx = np.asarray(subjects, dtype=np.int64)
         self.highlighted.append([tuple(float(v) for v in detections.xyxy[i]) for i in idx])
-        return super().render_jpeg(image_rgb, detections, zones, **kwargs)
+        return super().render(image_rgb, detections, subjects, zone, zone_name)
 
 
 KERB = {
@@ -98,8 +98,8 @@ def test_each_parked_car_is_its_own_incident(store):
     sc = Scenario(fps=5)
     sc.track("car", CAR_A, track_id=1).stay(0, 20)
     sc.track("car", CAR_B, track_id=2).stay(0, 10).move(10, 12, dx=-700, dy=-600)  # drives off at 10 s
-    annotator = _RecordingAnnotator()
-    manager = IncidentManager(store=store, camera_info=lambda cid: CameraInfo(), annotator=annotator, write_interval_s=1.0)
+    annotator = _RecordingRenderer()
+    manager = IncidentManager(store=store, camera_info=lambda cid: CameraInfo(), snapshots=annotator, write_interval_s=1.0)
     run = sc.run([KERB], until=20)
     opened = _observe(manager, run)
 
@@ -113,6 +113,7 @@ def test_each_parked_car_is_its_own_incident(store):
     # each snapshot highlights its own car, and only it
     assert [tuple(h) for h in annotator.highlighted] == [((CAR_A if i.details["track"] == 1 else CAR_B),) for i in opened]
     assert store.snapshot(a.id)[:2] == b"\xff\xd8" and store.snapshot(b.id)[:2] == b"\xff\xd8"
+    assert a.details["track_ids"] == [1] and b.details["track_ids"] == [2]  # the case names its object
 
     # car 2 drove off at 10 s: its stay ends once the move has lasted 1 s (confirm_s), and
     # its incident closes clear_after_s (3 s) after that, while car 1's stays open

@@ -1,8 +1,9 @@
 """Schema migrations (Alembic), on SQLite and PostgreSQL.
 
 A database written by gridworker before migrations (tables from ``create_all``; the DDL
-those versions emitted is kept in ``legacy_schema/``, see its ``make.py``) opens with the
-new code: it is stamped at the revision its tables match, upgraded, and its rows are intact.
+those versions emitted is kept in ``legacy_schema/``: SQLite's, one file per commit with what it
+added, and the type rewrites that give PostgreSQL's, see ``make.py`` and ``schema.py``) opens with
+the new code: it is stamped at the revision its tables match, upgraded, and its rows are intact.
 The migrations build exactly what the models map (an autogenerate comparison, as
 ``alembic check`` does, finds nothing: a model changed without a migration fails here), the
 first migration is the schema from before issue 10, and concurrent upgrades are serialised.
@@ -26,8 +27,8 @@ from gridworker.delivery.outbox import Outbox
 from gridworker.cases.workorders import WorkOrders
 from gridworker.keystore import KeyStore
 from tests.factories import ParkedCarDetector, pg_database
+from tests.incidents.legacy_schema.schema import statements as legacy_statements
 
-LEGACY = Path(__file__).parent / "legacy_schema"
 BEFORE_ISSUE_10 = "eb80b14"  # main just before issue 10: the first migration's schema
 BEFORE_MIGRATIONS = "b35b53b"  # main with issue 10 (incident_clips_missing), before migrations
 T0 = 1_714_521_600.0  # 2024-05-01 00:00 UTC
@@ -53,10 +54,8 @@ def other_url(request, tmp_path, url):
 def _build_legacy(url: str, commit: str) -> None:
     """The tables gridworker at ``commit`` created, from the DDL it emitted."""
     engine = sa.create_engine(url)
-    sql = (LEGACY / f"{commit}.{engine.dialect.name}.sql").read_text(encoding="utf-8")
-    statements = ["\n".join(line for line in s.splitlines() if not line.startswith("--")).strip() for s in sql.split(";\n")]
     with engine.begin() as conn:
-        for statement in filter(None, statements):
+        for statement in legacy_statements(commit, engine.dialect.name):
             conn.exec_driver_sql(statement)
     engine.dispose()
 

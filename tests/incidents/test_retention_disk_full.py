@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import pytest
 
 from gridworker.api import create_app
@@ -19,9 +18,8 @@ from gridworker.incidents import IncidentStore
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.service import Service
 from gridworker.settings import Settings
-from gridworker.streams.clips import synthetic_clip
-from gridworker.streams.evidence import CodecParams, PacketRing
-from tests.factories import ParkedCarDetector, local_client, wait_until
+from gridworker.streams.evidence import PacketRing
+from tests.factories import h264_packets, ParkedCarDetector, local_client, wait_until
 
 FPS = 10
 
@@ -29,12 +27,7 @@ FPS = 10
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """Codec parameters and packets of a real 4 s H.264 clip (10 fps, keyframe every second)."""
-    path = synthetic_clip(tmp_path_factory.mktemp("full") / "src.mp4", seconds=4, size=(320, 240), fps=FPS, gop=10)
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        params = CodecParams.from_stream(s)
-        packets = [p for p in c.demux(s) if p.size]
-    return params, packets
+    return h264_packets(tmp_path_factory.mktemp("full"), seconds=4, fps=FPS)
 
 
 @pytest.fixture

@@ -113,3 +113,43 @@ def test_visits_must_come_in_time_order() -> None:
 def test_config_validation(kwargs: dict[str, Any], raises: Any) -> None:
     with raises:
         RevisitConfig(**kwargs)
+
+
+def _kerb_scene(min_duration_s: float, *, extra_zone: bool = False) -> Any:
+    from gridworker.vision.config import SceneConfig
+
+    zones = [{"id": "no-parking", "polygon": [(0, 0.5), (1, 0.5), (1, 1), (0, 1)],
+              "rules": [{"type": "illegal_parking", "classes": ["car"], "min_duration_s": min_duration_s}]}]
+    if extra_zone:
+        zones.append({"id": "gate", "polygon": [(0, 0), (0.3, 0), (0.3, 0.3)], "rules": [{"type": "intrusion"}]})
+    return SceneConfig.model_validate({"zones": zones})
+
+
+def _glance(judge: Any, ts: float, detections: Any) -> list:
+    import numpy as np
+
+    from gridworker.streams.frame import Frame
+
+    frame = Frame("cam", int(ts) + 1, ts, np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+    judgement = judge.analyse_glance([frame], [detections])
+    return [o for r in judgement.reports for o in r.objects if o.qualifies]
+
+
+@pytest.mark.parametrize("edit", [False, True])
+def test_a_scene_edit_between_visits_keeps_what_the_revisit_check_remembers(edit: bool) -> None:
+    """The car seen before the console edit is still reported on the visit after it (the old
+    behaviour built a new visit judge and forgot it: the car would need two more visits)."""
+    from gridworker.vision.annotate import FrameAnnotator
+    from gridworker.vision.visits import VisitAnalyzer
+
+    judge = VisitAnalyzer("cam", _kerb_scene(300), annotator=FrameAnnotator())
+    assert _glance(judge, 1000.0, dets(CAR)) == []
+    if edit:  # a zone added elsewhere and the gap shortened: the kerb's memory stays
+        judge.set_scene(_kerb_scene(120, extra_zone=True))
+    reported = _glance(judge, 1200.0, dets(CAR_NUDGED))
+    assert len(reported) == (1 if edit else 0)  # 200 s apart: over the edited 120 s, under 300 s
+    if edit:
+        assert reported[0].snapshot is not None and reported[0].details["gap_s"] >= 120
+    # a rule removed by an edit forgets its vehicles: nothing is reported for it any more
+    judge.set_scene(_kerb_scene(120).model_copy(update={"zones": []}))
+    assert _glance(judge, 1500.0, dets(CAR)) == []

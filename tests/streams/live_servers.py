@@ -27,7 +27,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.factories import free_port
+from tests.factories import BackgroundLoop, free_port
 
 NGINX = Path("/usr/sbin/nginx")
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -223,7 +223,7 @@ class HttpFiles:
         self._thread.join(5)
 
 
-class Listener:
+class Listener(BackgroundLoop):
     """A TCP socket listening on 127.0.0.1; counts the connections that arrive (and what they sent)."""
 
     def __init__(self) -> None:
@@ -234,10 +234,9 @@ class Listener:
         self.port: int = self._sock.getsockname()[1]
         self.connections = 0
         self.received = b""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name=f"listener-{self.port}", daemon=True)
+        super().__init__(f"listener-{self.port}")
 
-    def _accept(self) -> None:
+    def loop(self) -> None:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
@@ -253,17 +252,11 @@ class Listener:
                 except OSError:
                     pass
 
-    def __enter__(self) -> Listener:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def close(self) -> None:
         self._sock.close()
 
 
-class FifoWatch:
+class FifoWatch(BackgroundLoop):
     """A named pipe at ``path``; ``opened`` turns True once any process opens it for reading.
 
     A writer's non-blocking open of a FIFO fails with ENXIO while no reader has it open, so a
@@ -273,10 +266,9 @@ class FifoWatch:
         self.path = path
         os.mkfifo(path)
         self.opened = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name=f"fifo-{path.name}", daemon=True)
+        super().__init__(f"fifo-{path.name}")
 
-    def _poll(self) -> None:
+    def loop(self) -> None:
         while not self._stop.is_set():
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
@@ -288,14 +280,6 @@ class FifoWatch:
             self.opened = True
             os.close(fd)
             return
-
-    def __enter__(self) -> FifoWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def copy_segment(playlist: Path, dest: Path) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import logging
 import statistics
-import threading
 import time
 from urllib.parse import quote
 
@@ -17,35 +16,28 @@ import pytest
 from tests.streams.stream_helpers import collect, wait_state, wait_until
 
 from gridworker.streams import CameraStream, StreamState
-from tests.factories import free_port
+from tests.factories import BackgroundLoop, free_port
 
 LIVE, STALLED, BACKOFF = StreamState.LIVE, StreamState.STALLED, StreamState.BACKOFF
 
 
-class FrameWatch:
+class FrameWatch(BackgroundLoop):
     """Consumes a camera's frames in a background thread and records arrival times."""
+
+    join_s = 2.0
 
     def __init__(self, cam: CameraStream) -> None:
         self.cam = cam
         self.arrivals: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"watch-{cam.camera_id}", daemon=True)
+        super().__init__(f"watch-{cam.camera_id}")
 
-    def _run(self) -> None:
+    def loop(self) -> None:
         seq = -1
         while not self._stop.is_set():
             frame = self.cam.wait(seq, timeout=0.2)
             if frame is not None:
                 seq = frame.seq
                 self.arrivals.append(time.monotonic())
-
-    def __enter__(self) -> FrameWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(2)
 
     def frames_between(self, t0: float, t1: float) -> int:
         return sum(t0 <= t <= t1 for t in self.arrivals)

@@ -7,20 +7,8 @@ import pytest
 from gridworker.streams.frame import Frame
 from gridworker.vision.batcher import Batcher
 
-
-class _Source:
-    """A frame source that has a new frame whenever ``seq`` is bumped."""
-
-    def __init__(self, camera_id: str, seq: int = 0) -> None:
-        self.camera_id = camera_id
-        self.seq = seq
-        self.taken = 0
-
-    def latest(self, after_seq: int = -1):
-        if self.seq <= after_seq or self.seq == 0:
-            return None
-        self.taken += 1
-        return Frame(self.camera_id, self.seq, time.time(), np.zeros((2, 2, 3), np.uint8))
+from tests.vision.live_camera import LiveCamera as _Camera
+from tests.vision.live_camera import live_cameras as _cameras
 
 
 @pytest.mark.parametrize(
@@ -28,39 +16,44 @@ class _Source:
     [(0, 8, 0), (1, 8, 1), (3, 8, 3), (8, 8, 8), (12, 8, 8)],
 )
 def test_batch_size_is_bounded_and_one_frame_per_camera(n_sources, max_batch, expected):
-    sources = [_Source(f"c{i}", seq=1) for i in range(n_sources)]
-    batch = Batcher(lambda: sources, max_batch=max_batch).next_batch(threading.Event(), idle_timeout_s=0.05)
+    batcher = Batcher(max_batch=max_batch)
+    _cameras(batcher, n_sources)
+    batch = batcher.next_batch(threading.Event(), idle_timeout_s=0.05)
     assert len(batch) == expected
     assert len({f.camera_id for f in batch}) == len(batch)
+    assert all(f.image.shape == (2, 2, 3) and not f.image.flags.writeable for f in batch)
 
 
-def test_no_frame_is_taken_twice():
-    src = _Source("c0", seq=1)
-    batcher = Batcher(lambda: [src], max_batch=4)
+def test_no_frame_is_taken_twice_and_a_replaced_frame_counts_as_dropped():
+    batcher = Batcher(max_batch=4)
+    (cam,) = _cameras(batcher, 1)
     assert len(batcher.next_batch(threading.Event(), idle_timeout_s=0.05)) == 1
     assert batcher.next_batch(threading.Event(), idle_timeout_s=0.05) == []
-    src.seq = 2
-    assert [f.seq for f in batcher.next_batch(threading.Event(), idle_timeout_s=0.05)] == [2]
+    cam.publish()
+    cam.publish()  # replaces the one not taken yet
+    assert cam.dropped == 1
+    assert [f.seq for f in batcher.next_batch(threading.Event(), idle_timeout_s=0.05)] == [3]
 
 
-def test_round_robin_serves_every_camera_when_batches_are_full():
-    sources = [_Source(f"c{i}", seq=1) for i in range(5)]
-    batcher = Batcher(lambda: sources, max_batch=2)
-    for step in range(10):
-        for s in sources:
-            s.seq += 1
-        batcher.next_batch(threading.Event(), idle_timeout_s=0.05)
-    assert all(s.taken >= 3 for s in sources), [s.taken for s in sources]
+def test_oldest_waiting_first_serves_every_camera_when_batches_are_full():
+    batcher = Batcher(max_batch=2)
+    cams = _cameras(batcher, 5, publish=False)
+    taken = {c.camera_id: 0 for c in cams}
+    for _ in range(10):
+        for c in cams:
+            c.publish()
+        for f in batcher.next_batch(threading.Event(), idle_timeout_s=0.05):
+            taken[f.camera_id] += 1
+    assert all(n >= 3 for n in taken.values()), taken
 
 
 def test_deadline_waits_for_more_frames():
-    early, late = _Source("a", seq=1), _Source("b", seq=0)
-    batcher = Batcher(lambda: [early, late], max_batch=8, deadline_s=0.3)
-    def publish() -> None:  # what a reader does: publish, then wake the batcher
-        late.seq = 1
-        batcher.wake()
-
-    threading.Timer(0.05, publish).start()
+    batcher = Batcher(max_batch=8, deadline_s=0.3)
+    early, late = _Camera(batcher, "a"), _Camera(batcher, "b")
+    late.publish()
+    assert len(batcher.next_batch(threading.Event(), idle_timeout_s=0.05)) == 1  # b is connected now
+    early.publish()
+    threading.Timer(0.05, late.publish).start()
     t0 = time.monotonic()
     batch = batcher.next_batch(threading.Event(), idle_timeout_s=1.0)
     assert {f.camera_id for f in batch} == {"a", "b"}
@@ -68,8 +61,9 @@ def test_deadline_waits_for_more_frames():
 
 
 def test_zero_deadline_runs_what_is_ready():
-    ready, silent = _Source("a", seq=1), _Source("b", seq=0)
-    batcher = Batcher(lambda: [ready, silent], max_batch=8, deadline_s=0.0)
+    batcher = Batcher(max_batch=8, deadline_s=0.0)
+    ready, _silent = _Camera(batcher, "a"), _Camera(batcher, "b")
+    ready.publish()
     t0 = time.monotonic()
     assert [f.camera_id for f in batcher.next_batch(threading.Event(), idle_timeout_s=1.0)] == ["a"]
     assert time.monotonic() - t0 < 0.05
@@ -78,19 +72,31 @@ def test_zero_deadline_runs_what_is_ready():
 def test_stop_event_ends_the_wait():
     stop = threading.Event()
     stop.set()
-    assert Batcher(lambda: [_Source("a")], max_batch=2).next_batch(stop, idle_timeout_s=5.0) == []
+    batcher = Batcher(max_batch=2)
+    _cameras(batcher, 1)
+    assert batcher.next_batch(stop, idle_timeout_s=5.0) == []
 
 
-def test_forget_does_not_wait_for_a_busy_gatherer_and_a_readded_camera_restarts():
-    """A gatherer that keeps polling (no camera has frames) re-takes its lock at once; removing a
-    camera must not starve behind it (a DELETE /cameras hung for 30 s that way)."""
-    idle = _Source("idle")  # never has a frame
-    cam = _Source("c0", seq=5)
-    sources = [idle, cam]
-    batcher = Batcher(lambda: list(sources), max_batch=4)
+def test_frames_of_a_forgotten_camera_are_ignored_and_a_readded_camera_restarts():
+    """A reader may publish once more while it is detached: that frame must not linger; a
+    camera added again under the same id with its sequence restarted has its frames taken."""
+    batcher = Batcher(max_batch=4)
     stop = threading.Event()
-    assert [f.seq for f in batcher.next_batch(stop, idle_timeout_s=0.05)] == [5]
-    sources.remove(cam)
+    (cam,) = _cameras(batcher, 1)
+    batcher.forget("c0")
+    cam.publish()  # the last frame of a detached reader
+    assert batcher.next_batch(stop, idle_timeout_s=0.05) == []
+    again = _Camera(batcher, "c0")
+    again.publish()
+    assert [f.seq for f in batcher.next_batch(stop, idle_timeout_s=0.05)] == [1]
+
+
+def test_forget_does_not_wait_for_a_busy_gatherer():
+    """A gatherer waiting for frames must not hold up removing a camera (a DELETE /cameras hung
+    for 30 s once)."""
+    batcher = Batcher(max_batch=4)
+    _cameras(batcher, 2, publish=False)
+    stop = threading.Event()
 
     def spin():
         while not stop.is_set():
@@ -106,27 +112,20 @@ def test_forget_does_not_wait_for_a_busy_gatherer_and_a_readded_camera_restarts(
             batcher.forget("c0")
             worst = max(worst, time.monotonic() - t0)
         assert worst < 0.05
-        # the camera comes back under the same id with its sequence restarted: its frames are taken
-        sources.append(_Source("c0", seq=1))
-        got = []
-        end = time.monotonic() + 3
-        while not got and time.monotonic() < end:
-            time.sleep(0.05)
-            got = [s for s in sources if s.camera_id == "c0" and s.taken]
-        assert got, "a re-added camera's first frames must not be skipped as already seen"
     finally:
         stop.set()
+        batcher.wake()
         t.join(2)
 
 
-def test_an_idle_gatherer_sleeps_instead_of_polling():
-    """No camera has a frame: the gatherer asks its sources once, then sleeps on the condition
-    until the idle timeout (the old batcher asked every 3 ms: ~100 times in 0.3 s)."""
-    silent = _Source("a", seq=0)
+def test_an_idle_gatherer_sleeps_instead_of_polling(monkeypatch):
+    """No camera has a frame: the gatherer looks once, then sleeps on the condition until the
+    idle timeout (the old batcher looked every 3 ms: ~100 times in 0.3 s)."""
+    batcher = Batcher(max_batch=4)
+    _cameras(batcher, 1, publish=False)
     calls = []
-    latest = silent.latest
-    silent.latest = lambda after_seq=-1: calls.append(after_seq) or latest(after_seq)
-    batcher = Batcher(lambda: [silent], max_batch=4)
+    collect = batcher._collect
+    monkeypatch.setattr(batcher, "_collect", lambda batch, taken: calls.append(1) or collect(batch, taken))
     t0 = time.monotonic()
     assert batcher.next_batch(threading.Event(), idle_timeout_s=0.3) == []
     assert time.monotonic() - t0 >= 0.29
@@ -134,14 +133,9 @@ def test_an_idle_gatherer_sleeps_instead_of_polling():
 
 
 def test_a_published_frame_wakes_the_gatherer_at_once():
-    src = _Source("a", seq=0)
-    batcher = Batcher(lambda: [src], max_batch=4)
-
-    def publish() -> None:
-        src.seq = 1
-        batcher.wake()
-
-    threading.Timer(0.1, publish).start()
+    batcher = Batcher(max_batch=4)
+    (cam,) = _cameras(batcher, 1, publish=False)
+    threading.Timer(0.1, cam.publish).start()
     t0 = time.monotonic()
     batch = batcher.next_batch(threading.Event(), idle_timeout_s=3.0)
     assert [f.seq for f in batch] == [1]
@@ -149,7 +143,7 @@ def test_a_published_frame_wakes_the_gatherer_at_once():
 
 
 def test_wait_room_blocks_until_a_batch_takes_submitted_frames():
-    batcher = Batcher(lambda: [], max_batch=2)
+    batcher = Batcher(max_batch=2)
     stop = threading.Event()
     for i in range(3):
         batcher.submit(Frame(f"p{i}", 1, time.time(), np.zeros((2, 2, 3), np.uint8)))

@@ -11,16 +11,7 @@ import pytest
 from gridworker.streams.frame import Frame
 from gridworker.vision.batcher import Batcher
 
-
-class _Source:
-    def __init__(self, camera_id: str, seq: int = 0) -> None:
-        self.camera_id = camera_id
-        self.seq = seq
-
-    def latest(self, after_seq: int = -1):
-        if self.seq <= after_seq or self.seq == 0:
-            return None
-        return Frame(self.camera_id, self.seq, time.time(), np.zeros((2, 2, 3), np.uint8))
+from tests.vision.live_camera import LiveCamera, live_cameras
 
 
 def _frame(cam: str, seq: int = 1) -> Frame:
@@ -31,8 +22,8 @@ STOP = threading.Event()
 
 
 def test_live_frames_come_first_and_patrol_takes_the_free_slots():
-    live = [_Source(f"live{i}", seq=1) for i in range(3)]
-    batcher = Batcher(lambda: live, max_batch=8, submit_max_per_batch=4)
+    batcher = Batcher(max_batch=8, submit_max_per_batch=4)
+    live_cameras(batcher, 3, prefix="live")
     futures = [batcher.submit(_frame(f"p{i}")) for i in range(10)]
     assert batcher.pending() == 10
     work = batcher.next_work(STOP, idle_timeout_s=0.05)
@@ -47,8 +38,8 @@ def test_live_frames_come_first_and_patrol_takes_the_free_slots():
 
 
 def test_full_live_batch_leaves_no_room_for_patrol():
-    live = [_Source(f"live{i}", seq=1) for i in range(8)]
-    batcher = Batcher(lambda: live, max_batch=8)
+    batcher = Batcher(max_batch=8)
+    live_cameras(batcher, 8, prefix="live")
     fut = batcher.submit(_frame("p"))
     work = batcher.next_work(STOP, idle_timeout_s=0.05)
     assert len(work.live) == 8 and work.submitted == []
@@ -62,7 +53,7 @@ def test_full_live_batch_leaves_no_room_for_patrol():
 
 
 def test_without_live_cameras_patrol_fills_whole_batches():
-    batcher = Batcher(lambda: [], max_batch=8, submit_max_per_batch=2)
+    batcher = Batcher(max_batch=8, submit_max_per_batch=2)
     for i in range(12):
         batcher.submit(_frame(f"p{i}"))
     sizes = [len(batcher.next_work(STOP, idle_timeout_s=0.05)) for _ in range(3)]
@@ -70,7 +61,7 @@ def test_without_live_cameras_patrol_fills_whole_batches():
 
 
 def test_a_submitted_frame_wakes_an_idle_gatherer():
-    batcher = Batcher(lambda: [], max_batch=4)
+    batcher = Batcher(max_batch=4)
     threading.Timer(0.1, lambda: batcher.submit(_frame("late"))).start()
     t0 = time.monotonic()
     work = batcher.next_work(STOP, idle_timeout_s=3.0)
@@ -80,7 +71,7 @@ def test_a_submitted_frame_wakes_an_idle_gatherer():
 
 
 def test_cancelled_frames_never_reach_the_detector_and_failures_propagate():
-    batcher = Batcher(lambda: [], max_batch=4)
+    batcher = Batcher(max_batch=4)
     gone = batcher.submit(_frame("gone"))
     kept = batcher.submit(_frame("kept"))
     assert gone.cancel()
@@ -105,16 +96,15 @@ def test_cancelled_frames_never_reach_the_detector_and_failures_propagate():
 def test_live_rate_is_kept_under_a_flood_of_patrol_frames():
     """A live camera publishing every 20 ms keeps getting into batches while the patrol queue
     never empties: every batch carries the newest live frame first, patrol at most 2 slots."""
-    live = _Source("live", seq=0)
+    batcher = Batcher(max_batch=8, submit_max_per_batch=2)
+    live = LiveCamera(batcher, "live")
     stop = threading.Event()
 
     def publish() -> None:
         while not stop.is_set():
-            live.seq += 1
-            batcher.wake()  # as a reader does after publishing
+            live.publish()
             time.sleep(0.02)
 
-    batcher = Batcher(lambda: [live], max_batch=8, submit_max_per_batch=2)
     for i in range(2000):
         batcher.submit(_frame(f"p{i}"))
     t = threading.Thread(target=publish, daemon=True)

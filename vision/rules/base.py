@@ -99,6 +99,9 @@ class Scene:
         signals: signal id → state, for red-light rules.
         image: the RGB frame (read-only), for rules that look at pixels; None in scripted tests.
         zone_area_m2: the zone's ground area when the camera is calibrated.
+        roles: (n,) the class each detection stands for to the rules (``vision/riders.py``):
+            a person riding a bicycle is ``""`` while the bicycle's own box is on the frame
+            and ``"bicycle"`` while it is not; None: every box is its own class.
     """
 
     detections: sv.Detections
@@ -110,6 +113,7 @@ class Scene:
     signals: Mapping[str, SignalState] = field(default_factory=dict)
     image: np.ndarray | None = None
     zone_area_m2: float | None = None
+    roles: np.ndarray | None = None
 
     @property
     def tracker_ids(self) -> np.ndarray:
@@ -123,11 +127,12 @@ class Scene:
         return np.full(len(self.detections), "", dtype=object) if names is None else np.asarray(names)
 
 
-def class_mask(detections: sv.Detections, classes: set[str], min_confidence: float) -> np.ndarray:
-    """(n,) bool: detections of one of ``classes`` at or above ``min_confidence``."""
+def class_mask(detections: sv.Detections, classes: set[str], min_confidence: float, roles: np.ndarray | None = None) -> np.ndarray:
+    """(n,) bool: detections of one of ``classes`` at or above ``min_confidence``; with
+    ``roles`` (``Scene.roles``), the class each detection stands for replaces its own."""
     if len(detections) == 0:
         return np.zeros(0, dtype=bool)
-    names = detections.data.get("class_name")
+    names = detections.data.get("class_name") if roles is None else roles
     if names is None:
         return np.zeros(len(detections), dtype=bool)
     keep = np.isin(np.asarray(names), list(classes))
@@ -168,9 +173,11 @@ class Rule(ABC, Generic[ConfigT]):
 
     def candidates(self, scene: Scene, classes: set[str] | None = None) -> np.ndarray:
         """(n,) bool: detections in the zone, of the rule's (or the given) classes, confident
-        and big enough, and not standing in an exempt zone."""
+        and big enough, and not standing in an exempt zone. A rider counts as its vehicle
+        (``Scene.roles``): not for person rules, once for the vehicle's rules."""
         dets = scene.detections
-        keep: np.ndarray = scene.in_zone & class_mask(dets, self._classes if classes is None else classes, self.config.min_confidence)
+        wanted = self._classes if classes is None else classes
+        keep: np.ndarray = scene.in_zone & class_mask(dets, wanted, self.config.min_confidence, scene.roles)
         if self.config.min_box_height > 0 and len(dets):
             keep &= (dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= self.config.min_box_height * scene.size[1]
         for zone_id in self.config.exempt_zones:

@@ -1,12 +1,15 @@
 """Write the DDL with which gridworker created its tables before schema migrations
-(``create_all`` at every start), as of given commits, for SQLite and PostgreSQL::
+(``create_all`` at every start), as of the commits in ``schema.COMMITS``::
 
-    .venv/bin/python tests/incidents/legacy_schema/make.py eb80b14 b35b53b
+    .venv/bin/python tests/incidents/legacy_schema/make.py
 
 For each commit, incidents/{store,workorders,outbox,flows,catalogue}.py are read with
-``git show`` into a throw-away package and imported; every table they map is compiled for
-the dialect exactly as ``create_all`` emitted it (tables in dependency order, then their
-indexes). ``test_migrations.py`` builds databases from these files.
+``git show`` into a throw-away package and imported; every table they map is compiled
+exactly as ``create_all`` emitted it (tables in dependency order, then their indexes).
+``{commit}.sql`` gets the SQLite statements the commit added to the one before it; the script
+fails if a commit changed or dropped a statement (a delta could not express it), or if
+``schema.to_postgresql`` of the SQLite DDL is not exactly what PostgreSQL's compiler emits.
+``test_migrations.py`` builds databases from these files (``schema.statements``).
 
 Commits: eb80b14 is main just before issue 10 (the schema of the first migration);
 b35b53b is main with issue 10 (``incident_clips_missing`` added), before migrations.
@@ -21,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
+from schema import COMMITS, HERE, to_postgresql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 MODULES = ("store", "workorders", "outbox", "flows", "catalogue")
 
@@ -57,14 +60,22 @@ def ddl(commit: str, dialect: sa.engine.Dialect) -> list[str]:
         return out
 
 
-def main(commits: list[str]) -> None:
-    for commit in commits:
-        for name, dialect in (("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect())):
-            path = HERE / f"{commit}.{name}.sql"
-            header = f"-- gridworker's tables at commit {commit} as create_all made them ({name}); written by make.py\n"
-            path.write_text(header + ";\n\n".join(ddl(commit, dialect)) + ";\n", encoding="utf-8")
-            print(path)
+def main() -> None:
+    before: list[str] = []
+    for commit in COMMITS:
+        lite, pg = ddl(commit, sqlite.dialect()), ddl(commit, postgresql.dialect())
+        if [to_postgresql(s) for s in lite] != pg:
+            raise SystemExit(f"{commit}: schema.POSTGRESQL does not turn the SQLite DDL into PostgreSQL's; extend it")
+        if set(before) - set(lite):
+            raise SystemExit(f"{commit} changed or dropped statements of the commit before it; a delta cannot say that")
+        added = [s for s in lite if s not in before]
+        path = HERE / f"{commit}.sql"
+        since = f" beyond {COMMITS[COMMITS.index(commit) - 1]}" if before else ""
+        header = f"-- gridworker's tables at commit {commit}{since} as create_all made them (SQLite); written by make.py\n"
+        path.write_text(header + ";\n\n".join(added) + ";\n", encoding="utf-8")
+        print(path)
+        before = lite
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,12 +1,12 @@
--- gridworker's tables at commit b35b53b as create_all made them (postgresql); written by make.py
+-- gridworker's tables at commit eb80b14 as create_all made them (SQLite); written by make.py
 CREATE TABLE api_keys (
-	id SERIAL NOT NULL,
+	id INTEGER NOT NULL,
 	key_id VARCHAR(32) NOT NULL,
 	name VARCHAR(200) NOT NULL,
 	role VARCHAR(32) NOT NULL,
 	unit VARCHAR(64),
-	salt BYTEA NOT NULL,
-	digest BYTEA NOT NULL,
+	salt BLOB NOT NULL,
+	digest BLOB NOT NULL,
 	created_at FLOAT NOT NULL,
 	last_used_at FLOAT,
 	revoked_at FLOAT,
@@ -22,7 +22,7 @@ CREATE TABLE cameras (
 );
 
 CREATE TABLE deliveries (
-	id SERIAL NOT NULL,
+	id INTEGER NOT NULL,
 	outbox_id INTEGER NOT NULL,
 	destination VARCHAR(64) NOT NULL,
 	incident_id INTEGER NOT NULL,
@@ -46,7 +46,7 @@ CREATE INDEX ix_delivery_due ON deliveries (destination, state, next_attempt_at)
 CREATE INDEX ix_delivery_incident ON deliveries (destination, incident_id, state);
 
 CREATE TABLE incidents (
-	id SERIAL NOT NULL,
+	id INTEGER NOT NULL,
 	camera_id VARCHAR(64) NOT NULL,
 	camera_name VARCHAR(200) NOT NULL,
 	site VARCHAR(200) NOT NULL,
@@ -73,7 +73,7 @@ CREATE INDEX ix_incidents_status ON incidents (status);
 CREATE INDEX ix_incidents_type ON incidents (type);
 
 CREATE TABLE outbox (
-	id SERIAL NOT NULL,
+	id INTEGER NOT NULL,
 	event VARCHAR(64) NOT NULL,
 	incident_id INTEGER NOT NULL,
 	version INTEGER NOT NULL,
@@ -111,17 +111,9 @@ CREATE TABLE incident_clips (
 	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
 );
 
-CREATE TABLE incident_clips_missing (
-	incident_id INTEGER NOT NULL,
-	reason TEXT NOT NULL,
-	at FLOAT NOT NULL,
-	PRIMARY KEY (incident_id),
-	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
-);
-
 CREATE TABLE incident_snapshots (
 	incident_id INTEGER NOT NULL,
-	jpeg BYTEA NOT NULL,
+	jpeg BLOB NOT NULL,
 	taken_at FLOAT NOT NULL,
 	PRIMARY KEY (incident_id),
 	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
@@ -170,7 +162,7 @@ CREATE INDEX ix_work_orders_type ON work_orders (type);
 CREATE INDEX ix_work_orders_unit ON work_orders (unit);
 
 CREATE TABLE incident_audit (
-	id SERIAL NOT NULL,
+	id INTEGER NOT NULL,
 	incident_id INTEGER NOT NULL,
 	version INTEGER NOT NULL,
 	at FLOAT NOT NULL,
@@ -191,7 +183,7 @@ CREATE INDEX ix_incident_audit_incident_id ON incident_audit (incident_id);
 
 CREATE TABLE work_order_photos (
 	incident_id INTEGER NOT NULL,
-	jpeg BYTEA NOT NULL,
+	jpeg BLOB NOT NULL,
 	taken_at FLOAT NOT NULL,
 	PRIMARY KEY (incident_id),
 	FOREIGN KEY(incident_id) REFERENCES work_orders (incident_id) ON DELETE CASCADE
@@ -202,7 +194,7 @@ CREATE TABLE line_flows (
 	line_id VARCHAR(64) NOT NULL,
 	class_name VARCHAR(64) NOT NULL,
 	direction VARCHAR(3) NOT NULL,
-	minute BIGINT NOT NULL,
+	minute INTEGER NOT NULL,
 	count INTEGER NOT NULL,
 	PRIMARY KEY (camera_id, line_id, class_name, direction, minute)
 );

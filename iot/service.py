@@ -1,0 +1,311 @@
+"""The IoT side of a running gridworker: the device registry, the MQTT ingest and the clock
+that finds silent devices and quiet alarms. Every case it raises goes to the one incident
+writer (``IncidentManager.device_report``); work orders, forwarding and the console follow
+from the manager's ``on_open`` as for a camera's case.
+
+Ingest: paho-mqtt, QoS 1 subscription, a persistent session (``clean_session=False``, a
+fixed client id), so alarms sent while gridworker is down are delivered when it returns.
+A message is handled in paho's network thread and acknowledged (PUBACK) after it returns:
+an alarm is written before the broker forgets it. A message that does not follow its
+device type's mapping is counted per device and dropped: it never opens a case and never
+stops the ingest.
+
+Example:
+    >>> iot = IotService(settings.iot, store, incidents, catalogue)  # doctest: +SKIP
+    >>> iot.start(time.time()); ...; iot.stop()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gridworker.cases.catalogue import Catalogue
+from gridworker.incidents.devices import DeviceReport
+from gridworker.incidents.store import Incident
+from gridworker.vision.rules.base import IncidentKind
+
+from .config import DeviceConfig, IotConfig, source_id
+from .mapping import DeviceMapping, MalformedMessage, load_mappings
+from .registry import DeviceNotFound, DeviceRegistry, DeviceStore, parse_csv
+from .tracker import OFFLINE, AlarmTracker
+
+log = logging.getLogger(__name__)
+SOURCE_PREFIX = "iot:"
+
+
+class DeviceSink(Protocol):
+    """The one incident writer, as the IoT side sees it (``IncidentManager``)."""
+
+    def device_report(self, report: DeviceReport) -> Incident | None: ...
+
+    def close_camera(self, camera_id: str, now: float) -> None: ...
+
+    def open_sources(self, prefix: str) -> list[tuple[tuple[str, str, str, str], int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A device and what the ingest knows of it now."""
+
+    config: DeviceConfig
+    from_file: bool
+    last_seen: float | None
+    offline: bool
+    alarms: tuple[str, ...]
+
+
+class IotService:
+    """Registry + ingest + clock, built by the composition root.
+
+    Args:
+        config: the ``iot:`` section.
+        store: where API-added devices are saved (``IncidentStore``).
+        sink: the incident writer.
+        catalogue: incident types of the alarms (names, category).
+        snapshot: camera id → the camera's latest analysed JPEG (video linkage); None: no linkage.
+    """
+
+    def __init__(
+        self,
+        config: IotConfig,
+        store: DeviceStore | None,
+        sink: DeviceSink,
+        catalogue: Catalogue,
+        *,
+        snapshot: Callable[[str], bytes | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.mappings: dict[str, DeviceMapping] = load_mappings(config.mappings_dir)
+        self.registry = DeviceRegistry(config, self.mappings.keys(), store)
+        self._sink = sink
+        self._catalogue = catalogue
+        self._camera_jpeg = snapshot
+        self._clock = clock
+        self.tracker = AlarmTracker(
+            self.mappings,
+            self._kind,
+            clear_after_s=config.alarm_clear_min * 60.0,
+            missed_heartbeats=config.missed_heartbeats,
+            snapshot=self._linked if snapshot is not None else None,
+        )
+        self._lock = threading.Lock()  # one message or tick at a time: the tracker and the sink's device keys
+        self._stats_lock = threading.Lock()
+        self._outcomes: Counter[str] = Counter()
+        self._malformed: Counter[str] = Counter()
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._clock_thread: threading.Thread | None = None
+        self._loaded = False
+        #: told (incident, device id) after each case the ingest opened (benchmarks, tests)
+        self.on_opened: list[Callable[[Incident, str], object]] = []
+
+    # -- the catalogue and the composition root's needs ----------------------------------------
+    def _kind(self, code: str) -> IncidentKind:
+        t = self._catalogue.type(code)
+        return IncidentKind(t.code, t.name_zh, t.name_en, t.category)
+
+    def rule_keys(self) -> list[tuple[str, str, str]]:
+        """(source, device type, alarm) of every registered device's alarms: open incidents of
+        others close at start (``IncidentManager.adopt_open``)."""
+        self._load_saved()
+        out: list[tuple[str, str, str]] = []
+        for dev in self.registry.devices():
+            mapping = self.mappings[dev.type]
+            out.extend((dev.source_id, dev.type, a.id) for a in mapping.alarms)
+            out.append((dev.source_id, dev.type, OFFLINE))
+        return out
+
+    def _load_saved(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            n = self.registry.load_saved()
+            if n:
+                log.info("%d IoT device(s) saved through the API loaded", n)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, now: float | None = None) -> None:
+        """Watch every device (adopting cases open from before a restart), start the clock and,
+        with a broker configured, the ingest."""
+        now = self._clock() if now is None else now
+        self._load_saved()
+        with self._lock:
+            for dev in self.registry.devices():
+                self.tracker.watch(dev, now)
+            for key, _ in self._sink.open_sources(SOURCE_PREFIX):
+                device = self.registry.get(key[0][len(SOURCE_PREFIX):])
+                if device is not None:
+                    self.tracker.adopt(device, key[2], now)
+        self._stop.clear()
+        self._clock_thread = threading.Thread(target=self._run_clock, name="iot-clock", daemon=True)
+        self._clock_thread.start()
+        if self.config.broker is not None:
+            self._client = self._connect()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the ingest (the broker keeps what arrives meanwhile: persistent session) and the clock."""
+        self._stop.set()
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.disconnect()
+            finally:
+                client.loop_stop()
+        self._connected.clear()
+        if self._clock_thread is not None:
+            self._clock_thread.join(timeout)
+            if self._clock_thread.is_alive():
+                log.warning("the IoT clock did not stop within %.0f s", timeout)
+            self._clock_thread = None
+
+    def _connect(self) -> mqtt.Client:
+        b = self.config.broker
+        assert b is not None
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=mqtt.MQTTv311, clean_session=False)
+        if b.username is not None:
+            c.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
+        if b.tls:
+            c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.connect_async(b.host, b.port, keepalive=b.keepalive_s)
+        c.loop_start()  # paho connects, reconnects and delivers in its own thread
+        return c
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: Any, props: object = None) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("MQTT broker refused the IoT ingest: %s", reason)
+            return
+        client.subscribe(self.config.topic_filter(), qos=1)
+        self._connected.set()
+        log.info("IoT ingest subscribed to %s (QoS 1, persistent session)", self.config.topic_filter())
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object = None) -> None:
+        self._connected.clear()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(message.topic, bytes(message.payload))
+        except Exception:  # the ingest must outlive any message (paho would stop its loop)
+            log.exception("IoT message on %s could not be handled", message.topic[:200])
+            self._count("failed")
+
+    # -- messages ----------------------------------------------------------------------------------
+    def handle(self, topic: str, payload: bytes, now: float | None = None) -> str:
+        """Handle one message; returns its outcome (counted): the message kind, or
+        ``foreign_topic``, ``unknown_device``, ``malformed``."""
+        device_id = self.config.device_of(topic)
+        if device_id is None:
+            return self._count("foreign_topic")
+        device = self.registry.get(device_id)
+        if device is None:
+            return self._count("unknown_device")
+        now = self._clock() if now is None else now
+        try:
+            if len(payload) > self.config.max_payload_bytes:
+                raise MalformedMessage(f"larger than iot.max_payload_bytes ({self.config.max_payload_bytes})")
+            msg = self.mappings[device.type].parse(payload, now)
+        except MalformedMessage as exc:
+            with self._stats_lock:
+                self._malformed[device.id] += 1
+            log.debug("IoT device %s: malformed message: %s", device.id, exc)
+            return self._count("malformed")
+        with self._lock:
+            self._report(self.tracker.message(device, msg))
+        return self._count(msg.kind)
+
+    def tick(self, now: float | None = None) -> None:
+        """Look for silent devices and quiet alarms now (the clock calls it every ``check_interval_s``)."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._report(self.tracker.tick(self.registry.devices(), now))
+
+    def _run_clock(self) -> None:
+        while not self._stop.wait(self.config.check_interval_s):
+            try:
+                self.tick()
+            except Exception:  # a failing tick (database away) is retried at the next one
+                log.exception("IoT clock tick failed")
+
+    def _report(self, reports: Sequence[DeviceReport]) -> None:
+        for report in reports:
+            inc = self._sink.device_report(report)
+            if inc is not None:
+                for callback in self.on_opened:
+                    callback(inc, report.source_id[len(SOURCE_PREFIX):])
+
+    def _linked(self, device: DeviceConfig) -> tuple[bytes | None, dict[str, Any]]:
+        """Video linkage: the latest analysed frame of the first camera that sees the device and has one."""
+        assert self._camera_jpeg is not None
+        for cam in device.cameras:
+            try:
+                jpeg = self._camera_jpeg(cam)
+            except KeyError:  # not a camera (any more)
+                continue
+            if jpeg is not None:
+                return jpeg, {"linked_camera": cam, "linked_cameras": list(device.cameras)}
+        return None, {"linked_cameras": list(device.cameras)}
+
+    def _count(self, outcome: str) -> str:
+        with self._stats_lock:
+            self._outcomes[outcome] += 1
+        return outcome
+
+    def stats(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(messages by outcome, malformed messages by device)."""
+        with self._stats_lock:
+            return dict(self._outcomes), dict(self._malformed)
+
+    # -- devices ------------------------------------------------------------------------------------
+    def view(self, device: DeviceConfig) -> DeviceView:
+        with self._lock:
+            state = self.tracker.state(device.id)
+        last, offline, alarms = state if state is not None else (None, False, [])
+        return DeviceView(device, self.registry.from_file(device.id), last, offline, tuple(alarms))
+
+    def views(self) -> list[DeviceView]:
+        return [self.view(d) for d in self.registry.devices()]
+
+    def add(self, devices: Sequence[DeviceConfig], *, replace: bool = False) -> list[DeviceConfig]:
+        """Register and save devices (all or none; see ``DeviceRegistry.add``); watched from now."""
+        added = self.registry.add(devices, replace=replace)
+        now = self._clock()
+        with self._lock:
+            for dev in added:
+                self.tracker.watch(dev, now)
+        return added
+
+    def import_csv(self, text: str, *, replace: bool = False) -> list[DeviceConfig]:
+        return self.add(parse_csv(text, max_rows=self.config.max_devices), replace=replace)
+
+    def remove(self, device_id: str) -> None:
+        """Forget a device added at run time; its open cases close."""
+        dev = self.registry.remove(device_id)
+        with self._lock:
+            self.tracker.forget(dev.id)
+            self._sink.close_camera(source_id(dev.id), self._clock())
+        with self._stats_lock:
+            self._malformed.pop(dev.id, None)
+
+    def devices(self) -> Iterable[DeviceConfig]:
+        return self.registry.devices()
+
+
+__all__ = ["DeviceNotFound", "DeviceSink", "DeviceView", "IotService", "SOURCE_PREFIX"]

@@ -1,0 +1,178 @@
+"""Per-device state: which alarms hold and when the device was last heard; turns messages
+and the passing of time into :class:`~gridworker.incidents.devices.DeviceReport` s.
+
+No I/O and no clock of its own (``now`` is passed in), so the rules are table-tested:
+
+* a message raising an alarm reports it active (the case opens, or the open one updates);
+* a "restored" message, or a reading back inside a ``clears_when_normal`` threshold,
+  reports an alarm that holds inactive (its case closes);
+* an alarm not raised again for ``clear_after_s`` is reported inactive by :meth:`tick`;
+* a device silent for ``missed_heartbeats`` × its ``heartbeat_s`` is reported offline (its
+  own case, alarm id ``offline``); any message from it closes that case.
+
+Not thread-safe: the caller (``IotService``) serialises calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridworker.incidents.devices import DeviceReport
+from gridworker.vision.rules.base import IncidentKind
+
+from .config import DeviceConfig
+from .mapping import DeviceMapping, DeviceMessage
+
+OFFLINE = "offline"
+OFFLINE_TYPE = "iot_device_offline"
+
+
+@dataclass(slots=True)
+class _State:
+    last_seen: float
+    offline: bool = False
+    alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held
+
+
+class AlarmTracker:
+    """The alarms of every device.
+
+    Args:
+        mappings: device type → mapping.
+        kind_of: incident type code → its kind (names, category; from the catalogue).
+        clear_after_s: an alarm not raised again for this long is over.
+        missed_heartbeats: heartbeat intervals of silence before a device is offline.
+        snapshot: the evidence of a device's cameras (video linkage) when a case opens; None: none.
+    """
+
+    def __init__(
+        self,
+        mappings: Mapping[str, DeviceMapping],
+        kind_of: Callable[[str], IncidentKind],
+        *,
+        clear_after_s: float,
+        missed_heartbeats: int,
+        snapshot: Callable[[DeviceConfig], tuple[bytes | None, dict[str, Any]]] | None = None,
+    ) -> None:
+        self._mappings = mappings
+        self._kind_of = kind_of
+        self.clear_after_s = clear_after_s
+        self.missed_heartbeats = missed_heartbeats
+        self._snapshot = snapshot
+        self._states: dict[str, _State] = {}
+
+    # -- what the service tells it -----------------------------------------------------------
+    def watch(self, device: DeviceConfig, now: float) -> None:
+        """Start watching a device (again, after a restart): it has ``missed_heartbeats``
+        intervals from ``now`` before it counts as offline."""
+        state = self._states.setdefault(device.id, _State(last_seen=now))
+        state.last_seen = max(state.last_seen, now)
+
+    def forget(self, device_id: str) -> None:
+        self._states.pop(device_id, None)
+
+    def adopt(self, device: DeviceConfig, alarm: str, now: float) -> None:
+        """An incident of ``device`` + ``alarm`` open from before a restart: it holds from
+        ``now`` (it clears after ``clear_after_s`` unless raised again; an offline case
+        closes at the device's next message)."""
+        state = self._states.setdefault(device.id, _State(last_seen=now))
+        if alarm == OFFLINE:
+            state.offline = True
+        else:
+            state.alarms[alarm] = now
+
+    def state(self, device_id: str) -> tuple[float, bool, list[str]] | None:
+        """(last heard, offline, alarms that hold) of a watched device."""
+        s = self._states.get(device_id)
+        return None if s is None else (s.last_seen, s.offline, sorted(s.alarms))
+
+    # -- messages and time -------------------------------------------------------------------
+    def message(self, device: DeviceConfig, msg: DeviceMessage) -> list[DeviceReport]:
+        """What one parsed message of ``device`` changes."""
+        state = self._states.setdefault(device.id, _State(last_seen=msg.at))
+        state.last_seen = max(state.last_seen, msg.at)
+        out: list[DeviceReport] = []
+        if state.offline:
+            state.offline = False
+            out.append(self._offline(device, msg.at, active=False, silent_s=0.0))
+        mapping = self._mappings[device.type]
+        for alarm_id in msg.restored:
+            if alarm_id in state.alarms and alarm_id not in msg.raised:
+                del state.alarms[alarm_id]
+                out.append(self._alarm(device, mapping, alarm_id, msg, active=False))
+        for alarm_id in msg.raised:
+            first = alarm_id not in state.alarms
+            state.alarms[alarm_id] = msg.at
+            out.append(self._alarm(device, mapping, alarm_id, msg, active=True, first=first))
+        return out
+
+    def tick(self, devices: Iterable[DeviceConfig], now: float) -> list[DeviceReport]:
+        """Devices gone silent, alarms gone quiet."""
+        out: list[DeviceReport] = []
+        for device in devices:
+            state = self._states.get(device.id)
+            if state is None:
+                continue
+            silent = now - state.last_seen
+            if not state.offline and silent > device.heartbeat_s * self.missed_heartbeats:
+                state.offline = True
+                out.append(self._offline(device, now, active=True, silent_s=silent))
+            mapping = self._mappings.get(device.type)
+            for alarm_id, last in list(state.alarms.items()):
+                if now - last >= self.clear_after_s:
+                    del state.alarms[alarm_id]
+                    if mapping is not None:
+                        quiet = DeviceMessage("heartbeat", now, {})
+                        out.append(self._alarm(device, mapping, alarm_id, quiet, active=False, reason="quiet"))
+        return out
+
+    # -- reports ---------------------------------------------------------------------------
+    def _alarm(
+        self, device: DeviceConfig, mapping: DeviceMapping, alarm_id: str, msg: DeviceMessage, *, active: bool,
+        first: bool = False, reason: str = "",
+    ) -> DeviceReport:
+        alarm = mapping.alarm(alarm_id)
+        assert alarm is not None  # the mapping produced it
+        units = {r.name: r.unit for r in mapping.readings}
+        readings = {name: {"value": v, "unit": units.get(name, "")} for name, v in msg.readings.items()}
+        name = device.name or device.id
+        summary = f"{name}: {alarm.name_zh} {alarm.name_en}"
+        t = alarm.threshold
+        if t is not None and t.reading in msg.readings:
+            summary += f" ({t.reading} {msg.readings[t.reading]:g} {units.get(t.reading, '')})".replace(" )", ")")
+        details: dict[str, Any] = {
+            "source": "iot",
+            "device": _device_details(device),
+            "alarm": alarm.id,
+            "alarm_name_zh": alarm.name_zh,
+            "alarm_name_en": alarm.name_en,
+        }
+        if readings:
+            details["readings"] = readings
+        if msg.device_code is not None:
+            details["device_code"] = msg.device_code
+        if not active:
+            details["ended_by"] = reason or "restored"
+        snapshot = None
+        if active and first and self._snapshot is not None and device.cameras:
+            snapshot, linked = self._snapshot(device)
+            details.update(linked)
+        return DeviceReport(
+            source_id=device.source_id, source_name=name, site=device.site, group=device.type, alarm=alarm.id,
+            kind=self._kind_of(alarm.catalogue), at=msg.at, active=active, summary=summary, details=details, snapshot=snapshot,
+        )
+
+    def _offline(self, device: DeviceConfig, at: float, *, active: bool, silent_s: float) -> DeviceReport:
+        name = device.name or device.id
+        summary = f"{name}: 设备离线 device offline, silent for {silent_s:.0f} s (heartbeat every {device.heartbeat_s:g} s)"
+        return DeviceReport(
+            source_id=device.source_id, source_name=name, site=device.site, group=device.type, alarm=OFFLINE,
+            kind=self._kind_of(OFFLINE_TYPE), at=at, active=active, summary=summary if active else "",
+            details={"source": "iot", "device": _device_details(device), "alarm": OFFLINE, "silent_s": round(silent_s, 1)},
+        )
+
+
+def _device_details(device: DeviceConfig) -> dict[str, Any]:
+    return device.model_dump(include={"id", "type", "name", "site", "unit", "longitude", "latitude", "cameras"})

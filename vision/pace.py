@@ -1,0 +1,104 @@
+"""Whether a camera's analysis keeps up with its configured rate.
+
+Under load (tiles on several cameras, a slow CPU) the pipeline keeps only each camera's
+newest frame, so a camera configured at 5 fps may be analysed at 1: rules that count
+seconds still work, but tracks jump, short events are missed and nothing says so. A
+:class:`PaceWatch` counts the analysed frames of the last ``window_s`` and calls the camera
+**behind** once its rate has stayed below ``ratio`` × the configured fps for a whole
+window; it logs a warning when that starts and a note when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+#: The analysed rate is judged over this many seconds ...
+WINDOW_S = 60.0
+#: ... and is "behind" below this fraction of the configured fps.
+RATIO = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """A camera's analysis rate at one moment.
+
+    Attributes:
+        configured_fps: the rate the camera is configured to be analysed at.
+        analysed_fps: frames analysed per second over the last window (0 before any).
+        behind: the rate has stayed below ``RATIO`` × configured for a whole window.
+        behind_since: when that began (frame clock, epoch seconds), None when not behind.
+    """
+
+    configured_fps: float
+    analysed_fps: float
+    behind: bool
+    behind_since: float | None
+
+
+class PaceWatch:
+    """Analysed-rate watch of one camera; ``tick(ts)`` per analysed frame, ``pace(now)`` to read.
+
+    Example:
+        >>> watch = PaceWatch("cam1", fps=5.0)
+        >>> for i in range(61):
+        ...     watch.tick(float(i))  # 1 fps for a minute
+        >>> watch.pace(60.0).behind
+        True
+    """
+
+    def __init__(self, camera_id: str, fps: float, *, window_s: float = WINDOW_S, ratio: float = RATIO) -> None:
+        self.camera_id = camera_id
+        self.fps = fps
+        self.window_s = window_s
+        self.ratio = ratio
+        # a frame time per analysed frame within the window; bounded by twice the configured rate
+        self._times: deque[float] = deque(maxlen=max(8, int(fps * window_s * 2) + 2))
+        self._first: float | None = None
+        self._behind_since: float | None = None
+        self._lock = threading.Lock()
+
+    def tick(self, ts: float) -> None:
+        """One frame analysed at frame time ``ts``; logs when the camera falls behind or catches up."""
+        with self._lock:
+            if self._first is None or ts < self._first:
+                self._first = ts
+            self._times.append(ts)
+            was = self._behind_since is not None
+            self._judge(ts)
+            now_behind = self._behind_since is not None
+            rate = self._rate(ts)
+        if now_behind and not was:
+            log.warning(
+                "camera %s: analysis is behind: %.1f frames/s analysed over the last %.0f s, configured %.1f"
+                " (too many cameras or tiles for this machine; see gridworker check)",
+                self.camera_id, rate, self.window_s, self.fps,
+            )
+        elif was and not now_behind:
+            log.info("camera %s: analysis caught up (%.1f frames/s, configured %.1f)", self.camera_id, rate, self.fps)
+
+    def _rate(self, now: float) -> float:
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+        span = min(self.window_s, now - self._first) if self._first is not None else 0.0
+        return (len(self._times) - 1) / span if span > 0 and len(self._times) > 1 else 0.0
+
+    def _judge(self, now: float) -> None:
+        rate = self._rate(now)
+        full = self._first is not None and now - self._first >= self.window_s
+        if rate < self.ratio * self.fps and full:
+            # the mean rate of a whole window is below: the camera has been behind for a minute
+            if self._behind_since is None:
+                self._behind_since = now
+        else:
+            self._behind_since = None
+
+    def pace(self, now: float) -> Pace:
+        """The rate as of ``now``; a camera that analysed nothing for a whole window is behind too."""
+        with self._lock:
+            self._judge(now)
+            return Pace(self.fps, round(self._rate(now), 2), self._behind_since is not None, self._behind_since)

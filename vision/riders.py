@@ -1,0 +1,142 @@
+"""Riders: persons on bicycles and motorcycles are the vehicle, not pedestrians.
+
+A detector reports a cyclist as two boxes, a "person" and a "bicycle". Rules about persons
+(a crowd, a pedestrian in the motor lane, loitering) must not count the rider; rules about
+non-motor vehicles must count the vehicle even on frames where only the rider's box was
+found. :class:`RiderLinker` pairs them, per frame, from the tracked detections:
+
+* **overlap**: at least ``min_overlap`` of the person's box lies on the vehicle's box, the
+  person's feet are within the vehicle's box height (on the pedals or the footrest, not
+  beside it on the pavement) and their head above the vehicle's middle;
+* **moving together**: the same pair was seen so on ``hits`` of the person's last
+  ``frames`` frames, and the person's ground point kept its place relative to the
+  vehicle's within ``max_drift`` vehicle heights (a pedestrian walking past a parked bicycle
+  overlaps it for a frame or two, while their offset changes).
+
+A confirmed rider stays one for ``hold_s`` after the pair was last seen together (the
+detector missing the bicycle for a moment does not turn the cyclist into a pedestrian).
+
+The result is a *role* per detection: the class the rules should see. A rider whose vehicle
+box is on the frame gets the role ``""`` (the vehicle's box stands for both); a rider whose
+vehicle box is missing gets the vehicle's class; every other box keeps its own class.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+from .config import RiderConfig
+
+#: At most this many person tracks are followed (oldest forgotten first).
+MAX_TRACKS = 2048
+
+
+@dataclass(slots=True)
+class _Pairing:
+    """One person track's recent pairings: per frame, the vehicle track and the offset."""
+
+    frames: deque[tuple[int, int, float, float]]  # (frame number, vehicle track, dx, dy in vehicle heights)
+    vehicle: int = -1  # the confirmed vehicle track, -1 while not a rider
+    vehicle_class: str = ""
+    last_together: float = float("-inf")
+    last_seen: float = float("-inf")
+
+
+class RiderLinker:
+    """One camera's rider pairing (see the module docstring).
+
+    Example:
+        >>> linker = RiderLinker(RiderConfig(hits=1, frames=1))
+        >>> dets = sv.Detections(xyxy=np.array([[10., 0., 30., 40.], [5., 20., 35., 50.]]),
+        ...                      tracker_id=np.array([1, 2]), data={"class_name": np.array(["person", "bicycle"])})
+        >>> linker.update(dets, 0.0).tolist()
+        ['', 'bicycle']
+    """
+
+    def __init__(self, config: RiderConfig) -> None:
+        self.config = config
+        self._persons = set(config.person_classes)
+        self._vehicles = set(config.vehicle_classes)
+        self._tracks: dict[int, _Pairing] = {}
+        self._frame = 0
+
+    def update(self, detections: sv.Detections, now: float) -> np.ndarray:
+        """(n,) object array: the class each detection stands for to the rules."""
+        self._frame += 1
+        n = len(detections)
+        names = detections.data.get("class_name")
+        roles = np.asarray(names if names is not None else np.full(n, "", dtype=object), dtype=object).copy()
+        ids = detections.tracker_id if detections.tracker_id is not None else np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            self._forget(now)
+            return roles
+        person = np.array([str(c) in self._persons for c in roles], dtype=bool) & (ids >= 0)
+        vehicle = np.array([str(c) in self._vehicles for c in roles], dtype=bool) & (ids >= 0)
+        p_idx, v_idx = np.flatnonzero(person), np.flatnonzero(vehicle)
+        match = self._geometric(detections.xyxy, p_idx, v_idx)
+        present_vehicle = {int(ids[v]): int(v) for v in v_idx}
+        cfg = self.config
+        for k, p in enumerate(p_idx):
+            tid = int(ids[p])
+            pairing = self._tracks.pop(tid, None) or _Pairing(deque(maxlen=cfg.frames))
+            self._tracks[tid] = pairing  # re-inserted: ordered by last sighting
+            pairing.last_seen = now
+            m = int(match[k])
+            if m >= 0:
+                v = v_idx[m]
+                box_p, box_v = detections.xyxy[p], detections.xyxy[v]
+                hv = max(float(box_v[3] - box_v[1]), 1.0)
+                dx = float((box_p[0] + box_p[2]) - (box_v[0] + box_v[2])) / 2.0 / hv
+                dy = float(box_p[3] - box_v[3]) / hv
+                pairing.frames.append((self._frame, int(ids[v]), dx, dy))
+                if self._together(pairing, int(ids[v])):
+                    pairing.vehicle, pairing.vehicle_class = int(ids[v]), str(roles[v])
+                    pairing.last_together = now
+            if pairing.vehicle >= 0 and now - pairing.last_together > cfg.hold_s:
+                pairing.vehicle, pairing.vehicle_class = -1, ""
+            if pairing.vehicle >= 0:
+                roles[p] = "" if pairing.vehicle in present_vehicle else pairing.vehicle_class
+        self._forget(now)
+        return roles
+
+    def _geometric(self, xyxy: np.ndarray, p_idx: np.ndarray, v_idx: np.ndarray) -> np.ndarray:
+        """(len(p_idx),) index into ``v_idx`` of the vehicle each person sits on, -1 for none."""
+        out = np.full(len(p_idx), -1, dtype=np.int64)
+        if len(p_idx) == 0 or len(v_idx) == 0:
+            return out
+        p = np.asarray(xyxy[p_idx], dtype=np.float64)[:, None, :]
+        v = np.asarray(xyxy[v_idx], dtype=np.float64)[None, :, :]
+        iw = np.clip(np.minimum(p[..., 2], v[..., 2]) - np.maximum(p[..., 0], v[..., 0]), 0, None)
+        ih = np.clip(np.minimum(p[..., 3], v[..., 3]) - np.maximum(p[..., 1], v[..., 1]), 0, None)
+        p_area = np.maximum((p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]), 1e-9)
+        share = iw * ih / p_area
+        hv = np.maximum(v[..., 3] - v[..., 1], 1e-9)
+        feet_on = (p[..., 3] >= v[..., 1] + 0.2 * hv) & (p[..., 3] <= v[..., 3] + 0.15 * hv)
+        head_up = p[..., 1] <= v[..., 1] + 0.5 * hv
+        ok = (share >= self.config.min_overlap) & feet_on & head_up
+        score = np.where(ok, share, -1.0)
+        best = np.argmax(score, axis=1)
+        hit = score[np.arange(len(p_idx)), best] >= 0
+        out[hit] = best[hit]
+        return out
+
+    def _together(self, pairing: _Pairing, vehicle: int) -> bool:
+        """Seen on this vehicle on ``hits`` of the last ``frames`` frames, at a steady offset."""
+        cfg = self.config
+        recent = [f for f in pairing.frames if f[1] == vehicle and self._frame - f[0] < cfg.frames]
+        if len(recent) < cfg.hits:
+            return False
+        dx = [f[2] for f in recent]
+        dy = [f[3] for f in recent]
+        return max(max(dx) - min(dx), max(dy) - min(dy)) <= cfg.max_drift
+
+    def _forget(self, now: float) -> None:
+        stale = now - max(self.config.hold_s, 1.0) * 4
+        for tid in [t for t, p in self._tracks.items() if p.last_seen < stale]:
+            del self._tracks[tid]
+        while len(self._tracks) > MAX_TRACKS:
+            del self._tracks[next(iter(self._tracks))]
