@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from gridworker.service import Service
@@ -21,6 +21,11 @@ from .feeds import Feeds
 from .security import SecurityMiddleware
 from .limits import install_body_limit
 from .errors import validation_error
+
+# every router, in the order the OpenAPI document lists them (and routes are matched)
+ROUTERS: tuple[APIRouter, ...] = tuple(
+    m.router for m in (health, cameras, incidents, signals, types, workorders, stats, catalogue, keys, events, forwarding, flows, patrol, devices)
+)  # devices: IoT (issue 14)
 
 
 def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: Feeds | None = None) -> FastAPI:
@@ -61,20 +66,8 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
     )
     wired.install(app)
     app.add_exception_handler(RequestValidationError, validation_error)  # NaN/Infinity echoed: still a 422
-    app.include_router(health.router)
-    app.include_router(cameras.router)
-    app.include_router(incidents.router)
-    app.include_router(signals.router)
-    app.include_router(types.router)
-    app.include_router(workorders.router)
-    app.include_router(stats.router)
-    app.include_router(catalogue.router)
-    app.include_router(keys.router)
-    app.include_router(events.router)
-    app.include_router(forwarding.router)
-    app.include_router(flows.router)
-    app.include_router(patrol.router)
-    app.include_router(devices.router)  # IoT devices (issue 14)
+    for router in ROUTERS:
+        app.include_router(router)
     mount_console(app)  # /auth/me, /console/events, the console's files at /console/, / → /console/
     # Middleware: the one added LAST runs FIRST. Host/loopback/origin checks and the security
     # headers (api/security.py) go here; the request-body cap must be added after this line so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -49,6 +50,10 @@ class CameraOut(BaseModel):
     health: StreamHealthOut
     analysed_fps: float
     frames_analysed: int
+    frames_inferred: int = Field(description="Live frames the model ran on.")
+    inferred_fraction: float | None = Field(
+        description="Inferred / analysed live frames: below 1 when motion gating kept still frames from the model; null before the first."
+    )
     last_analysed_at: datetime | None
     open_incident_types: list[str]
     zones: list[ZoneConfig]
@@ -80,6 +85,8 @@ class CameraOut(BaseModel):
             ),
             analysed_fps=view.analysed_fps,
             frames_analysed=view.frames_analysed,
+            frames_inferred=view.frames_inferred,
+            inferred_fraction=view.inferred_fraction,
             last_analysed_at=_dt(view.last_analysed_at),
             open_incident_types=view.open_incident_types,
             zones=view.config.zones,
@@ -138,27 +145,12 @@ class IncidentOut(BaseModel):
 
     @classmethod
     def of(cls, inc: Incident) -> IncidentOut:
-        return cls(
-            id=inc.id,
-            type=inc.type,
-            status=inc.status,
-            camera_id=inc.camera_id,
-            camera_name=inc.camera_name,
-            site=inc.site,
-            zone_id=inc.zone_id,
-            rule_id=inc.rule_id,
-            opened_at=_dt(inc.opened_at),
-            updated_at=_dt(inc.updated_at),
-            closed_at=_dt(inc.closed_at),
-            peak_count=inc.peak_count,
-            observations=inc.observations,
-            summary=inc.summary,
-            details=inc.details,
-            snapshot_url=f"/incidents/{inc.id}/snapshot.jpg" if inc.has_snapshot else None,
-            has_clip=inc.has_clip,
-            clip_url=f"/incidents/{inc.id}/clip.mp4" if inc.has_clip else None,
-            clip_missing=inc.clip_missing,
-        )
+        """The stored incident's fields (its Unix times as UTC datetimes) and its evidence links."""
+        links = {
+            "snapshot_url": f"/incidents/{inc.id}/snapshot.jpg" if inc.has_snapshot else None,
+            "clip_url": f"/incidents/{inc.id}/clip.mp4" if inc.has_clip else None,
+        }
+        return cls.model_validate({**asdict(inc), **links})
 
 
 class IncidentPage(BaseModel):

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gridworker.patrol.config import PatrolPlan
 from gridworker.patrol.engine import PatrolStatus
 
 
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+def _rounded(digits: int) -> AfterValidator:
+    return AfterValidator(lambda value: round(value, digits))
 
 
-class FailedVisitOut(BaseModel):
+class _Out(BaseModel):
+    """Read from the patrol engine's dataclasses by attribute (its times, Unix seconds, become UTC
+    datetimes; its state enum its value)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class FailedVisitOut(_Out):
     camera_id: str
     reason: str
 
 
-class OfflineCameraOut(BaseModel):
+class OfflineCameraOut(_Out):
     camera_id: str
     reason: str
     failures: int = Field(description="Failed visits in a row.")
@@ -27,17 +35,17 @@ class OfflineCameraOut(BaseModel):
     retry_cycle: int = Field(description="The cycle in which the camera is tried again.")
 
 
-class CycleSummaryOut(BaseModel):
+class CycleSummaryOut(_Out):
     cycle: int
     total: int
     ok: int
     failed: int
     skipped: int
-    duration_s: float
+    duration_s: Annotated[float, _rounded(3)]
     failed_visits: list[FailedVisitOut]
 
 
-class PatrolStatusOut(BaseModel):
+class PatrolStatusOut(_Out):
     plan_id: str
     state: str = Field(description="idle, running, paused, waiting, stopping, stopped or finished.")
     cycle: int = Field(description="The current (or last) cycle, from 1; 0 before the first.")
@@ -48,12 +56,12 @@ class PatrolStatusOut(BaseModel):
     ok: int
     failed: int
     skipped: int = Field(description="Offline cameras sitting this cycle out (retry backoff).")
-    progress: float = Field(description="(visited + skipped) / total.")
+    progress: Annotated[float, _rounded(4)] = Field(description="(visited + skipped) / total.")
     in_flight: list[str] = Field(description="Cameras being visited now.")
     started_at: datetime | None
     cycle_started_at: datetime | None
-    last_cycle_s: float | None = Field(description="Duration of the last finished cycle.")
-    eta_s: float | None = Field(description="Estimated seconds until the current cycle ends.")
+    last_cycle_s: Annotated[float, _rounded(3)] | None = Field(description="Duration of the last finished cycle.")
+    eta_s: Annotated[float, _rounded(1)] | None = Field(description="Estimated seconds until the current cycle ends.")
     visits_total: int
     failed_this_cycle: list[FailedVisitOut]
     offline: list[OfflineCameraOut]
@@ -61,42 +69,7 @@ class PatrolStatusOut(BaseModel):
 
     @classmethod
     def of(cls, st: PatrolStatus) -> PatrolStatusOut:
-        last = st.last_cycle
-        return cls(
-            plan_id=st.plan_id,
-            state=st.state.value,
-            cycle=st.cycle,
-            cycles=st.cycles,
-            completed_cycles=st.completed_cycles,
-            total=st.total,
-            visited=st.visited,
-            ok=st.ok,
-            failed=st.failed,
-            skipped=st.skipped,
-            progress=round(st.progress, 4),
-            in_flight=list(st.in_flight),
-            started_at=_dt(st.started_at),
-            cycle_started_at=_dt(st.cycle_started_at),
-            last_cycle_s=None if st.last_cycle_s is None else round(st.last_cycle_s, 3),
-            eta_s=None if st.eta_s is None else round(st.eta_s, 1),
-            visits_total=st.visits_total,
-            failed_this_cycle=[FailedVisitOut(camera_id=f.camera_id, reason=f.reason) for f in st.failed_this_cycle],
-            offline=[
-                OfflineCameraOut(camera_id=o.camera_id, reason=o.reason, failures=o.failures, since=_dt(o.since), retry_cycle=o.retry_cycle)
-                for o in st.offline
-            ],
-            last_cycle=None
-            if last is None
-            else CycleSummaryOut(
-                cycle=last.cycle,
-                total=last.total,
-                ok=last.ok,
-                failed=last.failed,
-                skipped=last.skipped,
-                duration_s=round(last.duration_s, 3),
-                failed_visits=[FailedVisitOut(camera_id=f.camera_id, reason=f.reason) for f in last.failed_visits],
-            ),
-        )
+        return cls.model_validate(st)
 
 
 class PatrolPlanOut(BaseModel):

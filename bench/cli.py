@@ -7,6 +7,8 @@
     gridworker bench patrol --cameras N [--concurrency C] [--mode fixed|adaptive|both] [--continuous K]
                             [--dead 0.1 --hung 0.05] [--media DIR | --synthetic] [--json] [--out FILE]
     gridworker bench reliability [--incidents 500] [--burst 300] [--database URL] [--json] [--out FILE]
+    gridworker bench iot [--devices 1000] [--seconds 30] [--broker HOST:PORT] [--json] [--out FILE]
+    gridworker bench rules [--clips DIR] [--truth DIR] [--only NAME] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
 not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
@@ -97,6 +99,122 @@ def register(subparsers: Any) -> None:
 
     _register_patrol(bench_sub)
     _register_reliability(bench_sub)
+    _register_rules(bench_sub)
+    _register_iot(bench_sub)  # IoT alarms (issue 14)
+
+
+# --- bench rules (rule quality against ground truth; bench/rules.py) -------------------------
+
+
+def _register_rules(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "rules",
+        help="rule quality on real clips: precision, recall, duplicates and delay per rule type against ground truth",
+        description=(
+            "Replay every clip named by a truth file with its scene (detector, tracker, zones, rules, incident "
+            "manager) and match the incidents to the truth events. See docs/rules-field.md for the truth format."
+        ),
+    )
+    p.add_argument("--clips", type=Path, default=None, metavar="DIR", help="folder of the clips (default ../shared/media)")
+    p.add_argument("--truth", type=Path, default=None, metavar="DIR", help="folder of truth files (default bench/truth)")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this truth file (stem; repeatable)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_rules)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    import json
+
+    from gridworker.models.errors import ModelError
+
+    from .rules import DEFAULT_CLIPS, DEFAULT_TRUTH, TruthError, format_table, run_rules_bench
+
+    clips = args.clips if args.clips is not None else DEFAULT_CLIPS
+    truth = args.truth if args.truth is not None else DEFAULT_TRUTH
+    for name, folder in (("--clips", clips), ("--truth", truth)):
+        if not folder.is_dir():
+            print(f"gridworker bench rules: {name} {folder}: not a directory", file=sys.stderr)
+            return 2
+
+    def progress(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_rules_bench(clips, truth, only=args.only, progress=progress)
+    except TruthError as exc:
+        print(f"gridworker bench rules: {exc}", file=sys.stderr)
+        return 2
+    except (ModelError, ValueError, OSError) as exc:
+        print(f"gridworker bench rules: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(format_table(result), file=sys.stderr)
+        print(text)
+    else:
+        print(format_table(result))
+    return 0
+
+
+# --- end of bench rules ----------------------------------------------------------------------
+
+
+# --- bench iot (IoT alarms through mosquitto into the service, issue 14; bench/iot.py) ------
+
+
+def _register_iot(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "iot",
+        help="N simulated devices through mosquitto into the service: lost messages, alarm to work order and webhook p95",
+        description="Simulated devices (heartbeats, readings, alarm bursts, malformed) publish with QoS 1 to a real broker; "
+        "a real service ingests them and forwards every case to a webhook receiver. See docs/iot.md.",
+    )
+    p.add_argument("--devices", type=int, default=1000, help="devices (default 1000)")
+    p.add_argument("--seconds", type=_positive, default=30.0, help="how long the devices publish, s (default 30)")
+    p.add_argument("--interval", type=_positive, default=10.0, help="each device's message interval, s (default 10)")
+    p.add_argument("--burst-every", type=_positive, default=2.0, help="an alarm burst every S seconds (default 2)")
+    p.add_argument("--burst-devices", type=int, default=5, help="devices alarming per burst (default 5)")
+    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="MQTT broker (default 127.0.0.1:1883)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_iot)
+
+
+def _iot(args: argparse.Namespace) -> int:
+    import json
+
+    from .iot import IotBenchConfig, format_summary, run_iot_bench
+
+    host, _, port = args.broker.rpartition(":")
+    if args.devices < 1 or args.burst_devices < 0 or not host or not port.isdigit():
+        print("gridworker bench iot: --devices >= 1, --burst-devices >= 0, --broker HOST:PORT", file=sys.stderr)
+        return 2
+    config = IotBenchConfig(
+        devices=args.devices, seconds=args.seconds, interval_s=args.interval, burst_every_s=args.burst_every,
+        burst_devices=args.burst_devices, host=host, port=int(port),
+    )
+    try:
+        result = run_iot_bench(config, progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"gridworker bench iot: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(format_summary(result), file=sys.stderr)
+        print(text)
+    else:
+        print(format_summary(result))
+    return 0 if result["lost"] == 0 else 1
+
+
+# --- end of bench iot ------------------------------------------------------------------------
 
 
 def _register_patrol(bench_sub: Any) -> None:
@@ -113,7 +231,10 @@ def _register_patrol(bench_sub: Any) -> None:
     p.add_argument("--cameras", type=int, default=200, help="camera URLs to visit once each (default 200)")
     p.add_argument("--concurrency", type=int, default=64, help="visits in flight at once; the adaptive cap (default 64)")
     # --- issue 18: the service's own path, adaptive concurrency, faults (bench/patrol.py)
-    p.add_argument("--mode", choices=("fixed", "adaptive", "both"), default="both", help="concurrency mode(s) run (default both)")
+    p.add_argument(
+        "--mode", choices=("fixed", "adaptive", "drained", "both", "all"), default="both",
+        help="plans run side by side: both = fixed, adaptive; all = drained (cycles not overlapped), fixed, adaptive (default both)",
+    )
     p.add_argument("--min-concurrency", type=int, default=8, help="the adaptive controller's floor (default 8)")
     p.add_argument("--cycles", type=int, default=2, help="cycles per plan (default 2)")
     p.add_argument("--continuous", type=int, default=2, help="continuously watched cameras beside the patrol (default 2)")

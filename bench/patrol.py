@@ -68,7 +68,15 @@ __all__ = ["TARGET_CAMERAS", "TARGET_VISITS_PER_MIN", "PatrolBenchConfig", "form
 TARGET_VISITS_PER_MIN = 2000.0
 TARGET_CAMERAS = 400
 TARGET_CONTINUOUS_RATIO = 0.9
-MODES = ("fixed", "adaptive", "both")
+#: What ``--mode`` runs, in order: ``drained`` is fixed concurrency with each cycle drained
+#: before the next (``overlap_cycles: false``, the engine before issue 18).
+MODES: dict[str, tuple[str, ...]] = {
+    "fixed": ("fixed",),
+    "adaptive": ("adaptive",),
+    "drained": ("drained",),
+    "both": ("fixed", "adaptive"),
+    "all": ("drained", "fixed", "adaptive"),
+}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_SIZE = (640, 360)
@@ -92,7 +100,8 @@ class PatrolBenchConfig:
         open_timeout_s / keyframe_timeout_s: per-visit timeouts of the plan.
         stagger_s: least gap between two visit starts.
         clip_seconds: length of each phase copy (the server loops it).
-        mode: ``fixed``, ``adaptive`` or ``both`` (fixed first, then adaptive, one service).
+        mode: a key of :data:`MODES`: ``fixed``, ``adaptive``, ``drained``, ``both`` (fixed, then
+            adaptive, one service) or ``all`` (drained, fixed, adaptive).
         min_concurrency: the adaptive controller's floor.
         cycles: cycles per plan.
         continuous / continuous_fps: continuously watched cameras beside the patrol, and their fps.
@@ -437,6 +446,7 @@ def _run_plan(
     return {
         "plan": plan.id,
         "concurrency_mode": plan.concurrency_mode,
+        "overlap_cycles": plan.overlap_cycles,
         "finished": finished,
         "cycles": status.completed_cycles,
         "wall_s": _r(wall, 2),
@@ -490,7 +500,8 @@ def _plan(config: PatrolBenchConfig, plan_id: str, mode: str, camera_ids: Sequen
         "order": "listed",
         "cycles": config.cycles,
         "concurrency": config.concurrency,
-        "concurrency_mode": mode,
+        "concurrency_mode": "adaptive" if mode == "adaptive" else "fixed",
+        "overlap_cycles": mode != "drained",
         "min_concurrency": min(config.min_concurrency, config.concurrency),
         "keyframes": config.keyframes,
         "open_timeout_s": config.open_timeout_s,
@@ -520,7 +531,7 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         raise ValueError("dead and hung shares must be >= 0 and add up to less than 1")
     n = config.cameras
     n_servers = config.servers or max(1, min(4, math.ceil(n / 100)))
-    modes = ["fixed", "adaptive"] if config.mode == "both" else [config.mode]
+    modes = list(MODES[config.mode])
     n_dead, n_hung = round(n * config.dead_share), round(n * config.hung_share)
     with tempfile.TemporaryDirectory(prefix="bench-patrol-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
@@ -620,7 +631,7 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         "continuous_fps_ratio": _r(ratio, 3),
         "machine_cores": psutil.cpu_count() or 1,
         "incidents_opened": int(opened),
-        "modes": {runs[f"bench-{m}"]["concurrency_mode"]: runs[f"bench-{m}"] for m in modes},
+        "modes": {m: runs[f"bench-{m}"] for m in modes},
         **naive,
         "over_naive": _r(main["visits_per_min"] / naive_rate if naive_rate else None, 2),
         "target_visits_per_min": TARGET_VISITS_PER_MIN,

@@ -18,8 +18,9 @@ import fnmatch
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gridworker.validation import read_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("catalogue.yaml")
 GRADES = (1, 2, 3, 4)
@@ -244,12 +245,4 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
         CatalogueError: unreadable file, bad YAML, or an invalid entry (named).
     """
     p = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogueError(f"{p}: cannot read the catalogue: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{p}: not valid YAML: {exc}") from None
-    return parse_catalogue(data, str(p))
+    return parse_catalogue(read_yaml(p, "the catalogue", CatalogueError), str(p))

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gridworker.incidents.db import Base, CommitSignal, Database, to_domain
+from gridworker.incidents.db import Base, CommitSignal, Database, equal_filters, to_domain
 from gridworker.incidents.store import Incident
 
 from .catalogue import Catalogue, load_catalogue
@@ -388,15 +388,9 @@ class WorkOrders:
             return [_to_audit(r) for r in rows]
 
     def _conditions(self, q: WorkOrderQuery) -> list[Any]:
-        cond: list[Any] = []
-        if q.state is not None:
-            cond.append(WorkOrderRow.state == q.state)
-        if q.type is not None:
-            cond.append(WorkOrderRow.type == q.type)
-        if q.unit is not None:
-            cond.append(WorkOrderRow.unit == q.unit)
-        if q.site is not None:
-            cond.append(WorkOrderRow.site == q.site)
+        cond: list[Any] = equal_filters(
+            (WorkOrderRow.state, q.state), (WorkOrderRow.type, q.type), (WorkOrderRow.unit, q.unit), (WorkOrderRow.site, q.site)
+        )
         if q.overdue is not None:
             now = time.time() if q.now is None else q.now
             late = WorkOrderRow.overdue.is_(True) | (WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.due_at < now))

@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gridworker.streams.redact import redact_url
+from gridworker.validation import first_repeat
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _GB_ID = re.compile(r"^[0-9]{20}$")
@@ -204,11 +205,9 @@ class ForwardingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> ForwardingConfig:
-        seen: set[str] = set()
-        for d in self.destinations:
-            if d.name in seen:
-                raise ValueError(f"two destinations are named {d.name!r}")
-            seen.add(d.name)
+        name = first_repeat(d.name for d in self.destinations)
+        if name is not None:
+            raise ValueError(f"two destinations are named {name!r}")
         return self
 
     def secrets(self) -> list[str]:

@@ -119,7 +119,7 @@ def parse_message(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> SipRequest
         headers.setdefault(key, []).extend(values)
     length = headers.get("content-length")
     if length is not None:
-        if not length[0].isdigit() or int(length[0]) > len(body):
+        if not re.fullmatch(r"[0-9]{1,9}", length[0]) or int(length[0]) > len(body):
             return None
         body = body[: int(length[0])]
     start = lines[0]
@@ -160,7 +160,7 @@ def expires_of(resp: SipResponse, contact_uri: str, default: int) -> int:
             if m:
                 return int(m.group(1))
     value = (resp.header("expires") or "").strip()
-    return int(value) if value.isdigit() and len(value) < 10 else default
+    return int(value) if re.fullmatch(r"[0-9]{1,9}", value) else default
 
 
 # -- digest authentication -------------------------------------------------------------------
@@ -442,7 +442,7 @@ class SipEndpoint:
                     self._handle(sock, packet, (str(src[0]), int(src[1])))
                     continue
                 chunk = sock.recv(65535)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: closed under select
                 self._drop_socket(sock, f"receive failed: {exc}")
                 return
             if not chunk:

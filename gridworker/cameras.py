@@ -25,6 +25,7 @@ from gridworker.streams.sources import require_network
 from gridworker.vision.analyzer import CameraAnalyzer
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.config import SceneConfig
+from gridworker.vision.motion import MotionGate
 from gridworker.vision.pipeline import CameraSlot, Pipeline
 from gridworker.vision.signals import SignalBoard
 from gridworker.vision.visits import VisitAnalyzer
@@ -82,6 +83,16 @@ class CameraView:
     last_analysed_at: float | None
     #: only patrol visits open its stream (its reader's state reads "stopped" between them)
     patrol_only: bool = False
+    frames_inferred: int = 0  # live frames the model ran on
+    frames_coasted: int = 0  # live frames the motion gate kept from the model
+    inferred_fraction: float | None = None  # inferred / analysed live frames (None before the first)
+
+
+def motion_gate(config: CameraConfig) -> MotionGate | None:
+    """The camera's motion gate, watching its rule zones; None when gating is off."""
+    if not config.motion.enabled or config.watch == "patrol":
+        return None
+    return MotionGate(config.motion, [z.polygon for z in config.zones if z.rules])
 
 
 class CameraRegistry:
@@ -211,7 +222,7 @@ class CameraRegistry:
             visits = self._visit_analyzer(config) if patrol_only else None
             if stream.packet_ring is not None:
                 self._rings.attach(stream.packet_ring)
-            slot = CameraSlot(config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles)
+            slot = CameraSlot(config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, motion=motion_gate(config))
             cam = _Camera(config, stream, slot, persisted=persist or persisted)
             self._cameras[config.id] = cam
             # in the same critical section as the listing (the pipeline never takes this lock)
@@ -310,6 +321,8 @@ class CameraRegistry:
             if cam.slot.visits is not None:  # a patrol-only camera: its revisit memory stays
                 cam.slot.visits.set_scene(config.scene())
             cam.slot.tiles = config.detect_tiles
+            if not cam.patrol_only:
+                self._pipeline.set_motion(camera_id, motion_gate(config))
             cam.config = config
         if cam.persisted:  # outside the cameras lock, as in _add
             with self._persist_lock:
@@ -340,6 +353,9 @@ class CameraRegistry:
             open_incident_types=self._incidents.open_types(cam.config.id),
             last_analysed_at=stats.last_analysed_at,
             patrol_only=cam.patrol_only,
+            frames_inferred=stats.frames_inferred,
+            frames_coasted=stats.frames_coasted,
+            inferred_fraction=stats.inferred_fraction,
         )
 
     def view(self, camera_id: str) -> CameraView:

@@ -125,6 +125,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         rules = sum(len(z.rules) for z in cam.zones)
         watch = f"@ {cam.fps} fps" if cam.watch == "continuous" else f"patrol only ({cam.patrol.site_type}, priority {cam.patrol.priority})"
         print(f"  {cam.id}: {cam.public_url()} {watch}, {len(cam.zones)} zone(s), {rules} rule(s)")
+    for line in detector_load_lines(settings):
+        print(line)
     if settings.patrol_plans:
         from gridworker.patrol.config import PatrolTarget
         from gridworker.patrol.selection import select_cameras
@@ -134,6 +136,39 @@ def _cmd_check(args: argparse.Namespace) -> int:
             n = len(select_cameras(targets, plan.select))
             print(f"  plan {plan.id}: {n} camera(s), {plan.mode}, concurrency {plan.concurrency}, cycles {plan.cycles or 'forever'}")
     return 0
+
+
+# -- issue 16: what tiles cost -------------------------------------------------------------
+#: Bare inference of one image by the embedded SSD on the benchmark machine (docs/benchmarks.md,
+#: ``infer_ms``): the unit of the estimate below; other models and machines differ.
+REFERENCE_RUN_MS = 10.5
+
+
+def detector_load_lines(settings: Settings, cores: int | None = None) -> list[str]:
+    """Model runs per second per continuously analysed camera (tiles multiply them) and the CPU
+    they need at ``REFERENCE_RUN_MS`` a run, with a warning when that exceeds the machine."""
+    import os
+
+    live = [c for c in settings.cameras if c.watch == "continuous"]
+    if not live:
+        return []
+    lines = ["  detector load (model runs per second; tiles multiply them):"]
+    total = 0.0
+    for cam in live:
+        per_frame = cam.detect_tiles.count if cam.detect_tiles is not None else 1
+        runs = cam.fps * per_frame
+        total += runs
+        tiles = cam.detect_tiles
+        how = f"{tiles.rows}x{tiles.cols} tiles{' + full frame' if tiles.full_frame else ''}" if tiles is not None else "whole frame"
+        lines.append(f"    {cam.id}: {how}: {per_frame} run(s) per frame x {cam.fps:g} fps = {runs:g} runs/s (~{runs * REFERENCE_RUN_MS / 1000:.2f} cores)")
+    need = total * REFERENCE_RUN_MS / 1000
+    have = cores if cores is not None else (os.cpu_count() or 1)
+    lines.append(f"    all cameras: {total:g} runs/s, ~{need:.1f} of {have} cores at ~{REFERENCE_RUN_MS:g} ms a run (the default SSD; measure yours with `gridworker bench`)")
+    if need > 0.8 * have:
+        lines.append(
+            "    WARNING: more than this machine can keep up with; cameras will be analysed below their fps (lower fps, fewer tiles, or more cores)"
+        )
+    return lines
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

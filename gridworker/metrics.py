@@ -39,6 +39,13 @@ class _CameraCollector(Collector):
         rec = CounterMetricFamily("gridworker_camera_reconnects", "Stream reconnects", labels=["camera"])
         drop = CounterMetricFamily("gridworker_camera_frames_dropped", "Sampled frames replaced before analysis", labels=["camera"])
         opened = GaugeMetricFamily("gridworker_incidents_open", "Open incidents", labels=["camera"])
+        behind = GaugeMetricFamily(
+            "gridworker_camera_behind", "1 while the camera's analysed fps has stayed below half its configured fps for a minute", labels=["camera"]
+        )
+        inferred = CounterMetricFamily("gridworker_camera_frames_inferred", "Live frames the model ran on", labels=["camera"])
+        coasted = CounterMetricFamily(
+            "gridworker_camera_frames_coasted", "Live frames the motion gate kept from the model (analysed with the last detections)", labels=["camera"]
+        )
         for cam in self._snapshot():
             cid = cam["id"]
             fps.add_metric([cid], cam["analysed_fps"])
@@ -47,7 +54,11 @@ class _CameraCollector(Collector):
             rec.add_metric([cid], cam["reconnects"])
             drop.add_metric([cid], cam["frames_dropped"])
             opened.add_metric([cid], cam["open_incidents"])
-        yield from (fps, dec, live, rec, drop, opened)
+            inferred.add_metric([cid], cam.get("frames_inferred", 0))
+            coasted.add_metric([cid], cam.get("frames_coasted", 0))
+            # issue 16: analysis falling behind (vision/pace.py)
+            behind.add_metric([cid], 1.0 if cam.get("behind") else 0.0)
+        yield from (fps, dec, live, rec, drop, opened, inferred, coasted, behind)
 
 
 class DeliveryFigures(Protocol):

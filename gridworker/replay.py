@@ -42,7 +42,6 @@ from typing import Any
 import av
 import numpy as np
 import supervision as sv
-import yaml
 from pydantic import ValidationError
 
 from gridworker.incidents.manager import CameraInfo, IncidentManager
@@ -54,9 +53,12 @@ from gridworker.streams.frame import Frame
 from gridworker.streams.reader import _Sampler, media_time  # the live reader's file sampler, so replays sample alike
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.incidents.snapshots import EvidenceRenderer
+from gridworker.vision.motion import MotionConfig
 from gridworker.vision.tracker import TrackerConfig
 
+from .cameras import motion_gate
 from .settings import CameraConfig, ConfigError, describe_errors, load_settings
+from .validation import read_yaml
 
 __all__ = [
     "ReplayIncident",
@@ -116,6 +118,7 @@ class ReplayResult:
     wall_s: float
     detect_s: float
     incidents: list[ReplayIncident]
+    frames_inferred: int = 0  # analysed frames the model ran on (fewer with motion gating)
 
     def counts(self) -> dict[str, int]:
         """Incident type → how many opened."""
@@ -148,12 +151,7 @@ def load_replay_setup(path: str | Path, clip: str | Path | None = None, camera_i
         ConfigError: unreadable or invalid file, or no such camera, with a readable message.
     """
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    data = read_yaml(p, "the scene file", ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping (one camera, or a config with 'cameras')")
     if "cameras" in data:
@@ -225,6 +223,7 @@ def replay_clip(
     snapshot_dir: str | Path | None = None,
     snapshot_quality: int = 85,
     on_analysis: Callable[[FrameAnalysis], None] | None = None,
+    motion: MotionConfig | None = None,
 ) -> ReplayResult:
     """Run ``path`` through detector → analyzer → incident manager → ``store``.
 
@@ -240,6 +239,8 @@ def replay_clip(
         snapshot_dir: write each incident's annotated JPEG here.
         snapshot_quality: JPEG quality of the snapshots.
         on_analysis: called with every analysed frame, in order (for tools and tests).
+        motion: motion gating instead of the camera's ``motion`` (frames without motion in a
+            rule zone are analysed with the last inferred frame's detections, as live).
 
     Returns:
         The incidents (times in clip seconds) and the run's cost.
@@ -261,22 +262,32 @@ def replay_clip(
     media_t = 0.0
     size = (0, 0)
     pending: list[Frame] = []
+    gated = camera if motion is None else camera.model_copy(update={"motion": motion})
+    gate = motion_gate(gated)
+    last: tuple[np.ndarray, sv.Detections] | None = None  # the last inferred frame, for coasted ones
+    inferred = 0
+
+    def analyse(frame: Frame, dets: sv.Detections) -> None:
+        nonlocal analysed
+        analysis = analyzer.analyze(frame, dets)
+        for inc in manager.observe(analysis):
+            opened_ids.append(inc.id)
+            subjects[inc.id] = _subjects(analysis, inc.zone_id, inc.rule_id, str(inc.details.get("object", "")))
+        if on_analysis is not None:
+            on_analysis(analysis)
+        analysed += 1
 
     def flush() -> None:
-        nonlocal detect_s, analysed
+        nonlocal detect_s, inferred, last
         if not pending:
             return
         t0 = time.perf_counter()
         found: list[sv.Detections] = detect_tiled(detector, [f.image for f in pending], [camera.detect_tiles] * len(pending))
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):
-            analysis = analyzer.analyze(frame, dets)
-            for inc in manager.observe(analysis):
-                opened_ids.append(inc.id)
-                subjects[inc.id] = _subjects(analysis, inc.zone_id, inc.rule_id, str(inc.details.get("object", "")))
-            if on_analysis is not None:
-                on_analysis(analysis)
-            analysed += 1
+            analyse(frame, dets)
+        inferred += len(pending)
+        last = (pending[-1].image, found[-1])
         pending.clear()
 
     with av.open(str(path)) as container:
@@ -296,6 +307,12 @@ def replay_clip(
             if max_seconds is not None and media_t > max_seconds:
                 break
             if not sampler.take(media_t):
+                continue
+            if gate is not None and not gate.should_infer(vframe, start_ts + media_t):
+                flush()  # in order: the frames before it first
+                if last is not None:
+                    seq += 1
+                    analyse(Frame(camera.id, seq, start_ts + media_t, last[0]), last[1])
                 continue
             image = vframe.to_ndarray(format="rgb24")
             size = (int(image.shape[1]), int(image.shape[0]))
@@ -348,6 +365,7 @@ def replay_clip(
         media_s=round(media_t, 3),
         frames_decoded=decoded,
         frames_analysed=analysed,
+        frames_inferred=inferred,
         wall_s=round(wall, 3),
         detect_s=round(detect_s, 3),
         incidents=incidents,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -27,8 +26,10 @@ from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig, StreamTuning
 from gridworker.streams.redact import redact_url
 from gridworker.streams.sources import FileSource, check_media_path, parse_source
-from gridworker.vision.config import SceneConfig, SceneLimits
+from gridworker.vision.config import SceneConfig, SceneLimits, reference_problems
+from gridworker.vision.motion import MotionConfig
 from gridworker.vision.tracker import TrackerConfig
+from gridworker.validation import first_repeat, read_yaml
 
 CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
@@ -63,6 +64,11 @@ class CameraConfig(SceneConfig):
     stream: StreamTuning = Field(default_factory=StreamTuning, description="Reader tuning: timeouts, backoff, clip ring (see StreamConfig).")
     detect_tiles: TileConfig | None = Field(
         None, description="Detect on overlapping tiles (small, far objects; one model run per tile). See docs/models.md."
+    )
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig,
+        description="Motion gating: with enabled, the model runs only on frames with motion in a rule zone, plus a "
+        "refresh every refresh_s; the frames between are analysed with the last detections. See docs/models.md.",
     )
     watch: Literal["continuous", "patrol"] = Field(
         "continuous",
@@ -358,17 +364,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Settings:
-        seen: set[str] = set()
-        for cam in self.cameras:
-            if cam.id in seen:
-                raise ValueError(f"camera id {cam.id!r} is used twice")
-            seen.add(cam.id)
-        plans: set[str] = set()
+        if (cam_id := first_repeat(cam.id for cam in self.cameras)) is not None:
+            raise ValueError(f"camera id {cam_id!r} is used twice")
+        if (plan_id := first_repeat(plan.id for plan in self.patrol_plans)) is not None:
+            raise ValueError(f"patrol plan id {plan_id!r} is used twice")
+        cameras = {cam.id for cam in self.cameras}
         for plan in self.patrol_plans:
-            if plan.id in plans:
-                raise ValueError(f"patrol plan id {plan.id!r} is used twice")
-            plans.add(plan.id)
-            problems = plan_camera_problems(plan, seen)
+            problems = plan_camera_problems(plan, cameras)
             if problems:
                 raise ValueError(f"patrol plan {plan.id!r}: {problems}")
         over = self.limits.problems(self)
@@ -401,31 +403,45 @@ def plan_camera_problems(plan: PatrolPlan, camera_ids: set[str] | frozenset[str]
     return "; ".join(parts) or None
 
 
+# lists whose items errors name by id: key -> (what an item is, the name of a whole item's fault)
+_NAMED_ITEMS = {"cameras": ("camera", "(camera)"), "patrol_plans": ("patrol plan", "(plan)")}
+
+
 def describe_errors(err: ValidationError, data: Any, source: str = "config") -> str:
     """Turn a pydantic error into lines naming the camera (by id) and the key at fault."""
     lines = [f"{source}: {err.error_count()} problem(s)"]
     for e in err.errors():
         loc = list(e["loc"])
         where = ".".join(str(p) for p in loc) or "(top level)"
-        if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
+        named = _NAMED_ITEMS.get(str(loc[0])) if len(loc) >= 2 and isinstance(loc[1], int) else None
+        if named is not None:
+            what, whole = named
             try:
-                cam_id = data["cameras"][loc[1]].get("id", "?")
+                item_id = data[loc[0]][loc[1]].get("id", "?")
             except (KeyError, IndexError, TypeError, AttributeError):
-                cam_id = "?"
-            rest = ".".join(str(p) for p in loc[2:]) or "(camera)"
-            where = f"camera {cam_id!r} (cameras[{loc[1]}]): {rest}"
-        elif len(loc) >= 2 and loc[0] == "patrol_plans" and isinstance(loc[1], int):
-            try:
-                plan_id = data["patrol_plans"][loc[1]].get("id", "?")
-            except (KeyError, IndexError, TypeError, AttributeError):
-                plan_id = "?"
-            rest = ".".join(str(p) for p in loc[2:]) or "(plan)"
-            where = f"patrol plan {plan_id!r} (patrol_plans[{loc[1]}]): {rest}"
+                item_id = "?"
+            rest = ".".join(str(p) for p in loc[2:]) or whole
+            where = f"{what} {item_id!r} ({loc[0]}[{loc[1]}]): {rest}"
         msg = e["msg"]
         # pydantic echoes the input value; never echo a URL's password
         msg = re.sub(r"\w+://[^\s'\"]+", lambda m: redact_url(m.group(0)), msg)
         lines.append(f"  - {where}: {msg}")
-    return "\n".join(lines)
+    # issue 16: a camera with other errors never reaches its scene's reference check (a model
+    # validator runs only on valid fields): list those problems too, so one pass shows all
+    more = [line for line in _scene_reference_lines(data) if not any(line.split(": ", 1)[1] in seen for seen in lines)]
+    if more:
+        lines[0] = f"{source}: {err.error_count() + len(more)} problem(s)"
+    return "\n".join(lines + more)
+
+
+def _scene_reference_lines(data: Any) -> list[str]:
+    """``reference_problems`` of every camera of the raw config, as ``describe_errors`` lines."""
+    cams = data.get("cameras") if isinstance(data, dict) else None
+    out: list[str] = []
+    for i, cam in enumerate(cams if isinstance(cams, list) else []):
+        if isinstance(cam, dict):
+            out.extend(f"  - camera {cam.get('id', '?')!r} (cameras[{i}]): {p}" for p in reference_problems(cam))
+    return out
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -439,14 +455,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     if path is not None:
         p = Path(path)
         source = str(p)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read config file: {exc.strerror or exc}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+        loaded = read_yaml(p, "config file", ConfigError)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import JSON, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 if TYPE_CHECKING:  # pragma: no cover
     from _typeshed import DataclassInstance
@@ -354,3 +355,14 @@ def affected_rows(result: Result[Any]) -> int:
     if not isinstance(result, CursorResult):
         raise TypeError(f"expected the CursorResult of an UPDATE or DELETE, got {type(result).__name__}")
     return int(result.rowcount or 0)
+
+
+def equal_filters(*pairs: tuple[QueryableAttribute[Any], object]) -> list[ColumnElement[bool]]:
+    """``column == value`` for each ``(column, value)`` whose value is not None: the optional
+    equality filters of a list query, for ``select(...).where(*filters)``.
+
+    Example:
+        >>> equal_filters((IncidentRow.camera_id, "gate"), (IncidentRow.type, None))  # doctest: +SKIP
+        [<BinaryExpression: incidents.camera_id = :camera_id_1>]
+    """
+    return [column == value for column, value in pairs if value is not None]

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gridworker.vision.analyzer import FrameAnalysis
 
-from .db import Base, Database
+from .db import Base, Database, equal_filters
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +181,9 @@ class FlowStore:
         # SQL sums per minute (minute buckets) or per UTC hour; days are rolled up here
         grain = FlowRow.minute if query.bucket == "minute" else FlowRow.minute - FlowRow.minute % 3600
         conditions = [FlowRow.minute >= minute_of(query.since), FlowRow.minute < query.until]
-        if query.camera_id is not None:
-            conditions.append(FlowRow.camera_id == query.camera_id)
-        if query.line_id is not None:
-            conditions.append(FlowRow.line_id == query.line_id)
-        if query.class_name is not None:
-            conditions.append(FlowRow.class_name == query.class_name)
+        conditions += equal_filters(
+            (FlowRow.camera_id, query.camera_id), (FlowRow.line_id, query.line_id), (FlowRow.class_name, query.class_name)
+        )
         with self._session() as s:
             g = grain.label("grain")
             rows = s.execute(select(g, FlowRow.direction, func.sum(FlowRow.count)).where(*conditions).group_by(g, FlowRow.direction)).all()

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Te
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Base, Database, to_domain
+from .db import Base, Database, equal_filters, to_domain
 
 log = logging.getLogger(__name__)
 
@@ -342,13 +342,9 @@ class IncidentStore:
             return set(s.scalars(select(ClipRow.path)).all())
 
     def list(self, query: IncidentQuery) -> tuple[list[Incident], int]:
-        conditions = []
-        if query.camera_id is not None:
-            conditions.append(IncidentRow.camera_id == query.camera_id)
-        if query.type is not None:
-            conditions.append(IncidentRow.type == query.type)
-        if query.status is not None:
-            conditions.append(IncidentRow.status == query.status)
+        conditions = equal_filters(
+            (IncidentRow.camera_id, query.camera_id), (IncidentRow.type, query.type), (IncidentRow.status, query.status)
+        )
         if query.since is not None:
             conditions.append(IncidentRow.opened_at >= query.since)
         if query.until is not None:

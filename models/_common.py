@@ -2,21 +2,75 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from typing import TypedDict
 
 import numpy as np
 import supervision as sv
 
+from .config import DetectorConfig
 from .errors import ModelError
 
 __all__ = [
+    "BatchDetector",
+    "DetectorOptions",
     "build_detections",
     "check_images",
     "chunks",
     "class_filter_ids",
+    "detector_options",
     "pad_batch",
     "static_batch",
 ]
+
+
+class DetectorOptions(TypedDict):
+    """What every detector family takes from a :class:`DetectorConfig` (its loader passes them on)."""
+
+    confidence: float
+    iou: float
+    max_batch: int
+    classes: list[str] | None
+
+
+def detector_options(config: DetectorConfig) -> DetectorOptions:
+    return DetectorOptions(confidence=config.confidence, iou=config.iou, max_batch=config.max_batch, classes=config.classes)
+
+
+class BatchDetector(ABC):
+    """What the ONNX detectors share: their class names by id, and the most images one run
+    takes (``max_batch`` as configured, capped by a model exported with a fixed batch size)."""
+
+    _class_names: list[str]
+    _max_batch: int
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names by class id (``""`` for ids the model does not use)."""
+        return list(self._class_names)
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        """Detect objects in (H, W, 3) uint8 RGB images; one ``sv.Detections`` each.
+
+        ``xyxy`` is (n, 4) float32 in that image's pixels, ``confidence`` (n,) float32,
+        ``class_id`` (n,) int64, ``data["class_name"]`` (n,) str. The images run in chunks
+        of ``max_batch``.
+        """
+        images = list(images)
+        check_images(images)
+        results: list[sv.Detections] = []
+        for part in chunks(len(images), self._max_batch):
+            results.extend(self._detect_batch(images[part]))
+        return results
+
+    @abstractmethod
+    def _detect_batch(self, batch: list[np.ndarray]) -> list[sv.Detections]:
+        """One model run over at most ``max_batch`` checked images."""
 
 
 def check_images(images: Sequence[np.ndarray]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._common import detector_options
 from .base import Detector
 from .config import DetectorConfig
 from .errors import ModelFormatError, ModelNotFoundError
@@ -91,10 +92,4 @@ def load_detector(config: DetectorConfig | None = None) -> Detector:
                 f"{path}: unknown model format (no Ultralytics metadata, outputs "
                 f"{[(o.name, list(o.shape)) for o in outputs]}): {exc}"
             ) from exc
-    return YoloDetector(
-        session,
-        confidence=config.confidence,
-        iou=config.iou,
-        max_batch=config.max_batch,
-        classes=config.classes,
-    )
+    return YoloDetector(session, **detector_options(config))

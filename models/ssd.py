@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ._common import build_detections, check_images, chunks, class_filter_ids, pad_batch, static_batch
+from ._common import BatchDetector, build_detections, class_filter_ids, detector_options, pad_batch, static_batch
 from .config import DetectorConfig
 from .errors import ModelFormatError
 from .manifest import Manifest, load_manifest
@@ -21,7 +20,7 @@ from .ssd_codec import BoxCoderScales, best_class, decode_boxes, select_detectio
 __all__ = ["SsdDetector"]
 
 
-class SsdDetector:
+class SsdDetector(BatchDetector):
     """SSD detector: one ONNX Runtime run per batch, decoding and NMS vectorised in numpy.
 
     Images of any size are stretched to the model's input size (SSD was trained that
@@ -129,46 +128,16 @@ class SsdDetector:
         if anchors.shape != (manifest.anchors.count, 4):
             raise ModelFormatError(f"anchors have shape {anchors.shape}, manifest says ({manifest.anchors.count}, 4)")
         session = create_session(directory / manifest.model.file, config.threads)
-        return cls(
-            session,
-            manifest,
-            anchors,
-            confidence=config.confidence,
-            iou=config.iou,
-            max_batch=config.max_batch,
-            classes=config.classes,
-        )
-
-    @property
-    def class_names(self) -> list[str]:
-        """Class names by class id (``""`` for ids the model does not use)."""
-        return list(self._class_names)
-
-    @property
-    def max_batch(self) -> int:
-        return self._max_batch
+        return cls(session, manifest, anchors, **detector_options(config))
 
     @property
     def manifest(self) -> Manifest:
         return self._manifest
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        """Detect objects in (H, W, 3) uint8 RGB images; one ``sv.Detections`` each.
-
-        ``xyxy`` is (n, 4) float32 in that image's pixels, ``confidence`` (n,) float32,
-        ``class_id`` (n,) int64, ``data["class_name"]`` (n,) str.
-        """
-        images = list(images)
-        check_images(images)
-        results: list[sv.Detections] = []
-        for part in chunks(len(images), self._max_batch):
-            batch = images[part]
-            tensor = pad_batch(self._preprocess(batch), self._static_batch)
-            encodings, scores = self._session.run(
-                [self._box_output, self._score_output], {self._input_name: tensor}
-            )
-            results.extend(self._postprocess(encodings[: len(batch)], scores[: len(batch)], batch))
-        return results
+    def _detect_batch(self, batch: list[np.ndarray]) -> list[sv.Detections]:
+        tensor = pad_batch(self._preprocess(batch), self._static_batch)
+        encodings, scores = self._session.run([self._box_output, self._score_output], {self._input_name: tensor})
+        return self._postprocess(encodings[: len(batch)], scores[: len(batch)], batch)
 
     def _preprocess(self, images: list[np.ndarray]) -> np.ndarray:
         """(n, H, W, 3) uint8 batch (or NCHW), each image stretched to the model size."""

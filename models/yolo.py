@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ._common import build_detections, check_images, chunks, class_filter_ids, pad_batch, static_batch
+from ._common import BatchDetector, build_detections, class_filter_ids, detector_options, pad_batch, static_batch
 from .config import DetectorConfig
 from .errors import ModelFormatError
 from .nms import nms
@@ -208,7 +208,7 @@ def undo_letterbox(xyxy: np.ndarray, params: LetterboxParams, height: int, width
     return boxes
 
 
-class YoloDetector:
+class YoloDetector(BatchDetector):
     """Runs an Ultralytics-exported YOLO detection ONNX model.
 
     Images are letterboxed (aspect kept, grey 114 padding) into one (N, 3, H, W) float32
@@ -302,22 +302,7 @@ class YoloDetector:
         """Load an Ultralytics-exported ``.onnx`` file with settings from ``config``."""
         config = config or DetectorConfig()
         session = create_session(Path(path), config.threads)
-        return cls(
-            session,
-            class_names=class_names,
-            confidence=config.confidence,
-            iou=config.iou,
-            max_batch=config.max_batch,
-            classes=config.classes,
-        )
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self._class_names)
-
-    @property
-    def max_batch(self) -> int:
-        return self._max_batch
+        return cls(session, class_names=class_names, **detector_options(config))
 
     @property
     def layout(self) -> YoloLayout:
@@ -328,23 +313,11 @@ class YoloDetector:
         """Model input (height, width)."""
         return self._size
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        """Detect objects in (H, W, 3) uint8 RGB images; one ``sv.Detections`` each.
-
-        ``xyxy`` is (n, 4) float32 in that image's pixels, ``confidence`` (n,) float32,
-        ``class_id`` (n,) int64, ``data["class_name"]`` (n,) str.
-        """
-        images = list(images)
-        check_images(images)
-        results: list[sv.Detections] = []
-        for part in chunks(len(images), self._max_batch):
-            batch = images[part]
-            tensor, params = self._preprocess(batch)
-            output = self._run(tensor, len(batch))
-            candidates = decode_yolo(output, self._layout, self._confidence, self._keep_ids)
-            for image, param, cand in zip(batch, params, candidates):
-                results.append(self._finish(image, param, cand))
-        return results
+    def _detect_batch(self, batch: list[np.ndarray]) -> list[sv.Detections]:
+        tensor, params = self._preprocess(batch)
+        output = self._run(tensor, len(batch))
+        candidates = decode_yolo(output, self._layout, self._confidence, self._keep_ids)
+        return [self._finish(image, param, cand) for image, param, cand in zip(batch, params, candidates)]
 
     def _run(self, tensor: np.ndarray, count: int) -> np.ndarray:
         feed = pad_batch(tensor, self._static_batch)

@@ -136,6 +136,11 @@ class PatrolPlan(_Strict):
         "between min_concurrency and 'concurrency' from the CPU, the inference queue and failures (docs/patrol.md).",
     )
     min_concurrency: int = Field(4, ge=1, le=512, description="Fewest visits in flight an adaptive plan goes down to.")
+    overlap_cycles: bool = Field(
+        True,
+        description="Start the next cycle while the last visits of the previous one still wait for their keyframes "
+        "(a camera still being visited is visited at the end of the new cycle). false: drain each cycle first.",
+    )
     stagger_s: float = Field(
         0.01, ge=0, le=10, description="Least time between two visit starts (spreads RTSP handshakes)."
     )

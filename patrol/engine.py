@@ -527,8 +527,8 @@ class PatrolRun:
 
     def _run_cycle(self, cycle: int) -> None:
         """Start every visit of the cycle, and return: the last visits finish while the next
-        cycle starts (their keyframe waits overlap it), so a cycle's tail costs no slots
-        idle. A camera still being visited when its turn comes again is visited at the end
+        cycle starts (their keyframe waits overlap it), so a cycle's tail leaves no slots
+        idle (``plan.overlap_cycles``; off: wait for them first). A camera still being visited when its turn comes again is visited at the end
         of the cycle, after that visit finished. The cycle is summed up when its last visit
         finished (:meth:`_record`)."""
         plan = self.plan
@@ -557,6 +557,8 @@ class PatrolRun:
         with self._cond:
             count.dispatched = True
             self._close_cycle(count)
+            while not self.plan.overlap_cycles and count.number in self._open and not self._stop.is_set():
+                self._cond.wait(0.2)  # the plan asks to drain each cycle before the next
 
     def _start_visit(self, target: PatrolTarget, count: _CycleCount) -> bool:
         """Start one visit (or count the camera as skipped while it is offline). False when

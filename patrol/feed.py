@@ -11,8 +11,9 @@ to run inside a service.
 * **the visitor**: a patrol-only camera gets a real glance/watch; a continuously watched
   camera is not opened again: its visit is its next analysed frame (all its rules already
   run on it), waited for on the camera's condition;
-* **the load** an adaptive plan's controller reads (:class:`~gridworker.patrol.concurrency.MachineProbe`):
-  the machine's CPU and the patrol frames waiting in the batcher.
+* **the load** an adaptive plan's controller reads (:class:`~gridworker.patrol.concurrency.PipelineProbe`):
+  this process's CPU, the patrol frames waiting in the batcher, and the share of the
+  continuous cameras' offered frames that were analysed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Literal
 
 from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult
+from gridworker.streams.health import StreamState
 from gridworker.streams.redact import redact_url
 from gridworker.vision.pipeline import PatrolVisit, Pipeline
 
-from .concurrency import MachineProbe
+from .concurrency import LiveCount, PipelineProbe
 from .config import PatrolPlan, PatrolTarget
 from .engine import CameraOutcome, PatrolRun, default_visitor
 
@@ -73,10 +75,21 @@ class PipelineFeed:
 
         probe = None
         if plan.concurrency_mode == "adaptive":
-            probe = MachineProbe(self._pipeline.batcher.pending, self._pipeline.patrol_max_pending)
+            probe = PipelineProbe(self._pipeline.batcher.pending, self._pipeline.patrol_max_pending, self._live_counts)
         return PatrolRun(
             plan, self._targets, sink, visitor=self._visit, admit=self._pipeline.admit, on_outcome=outcome, load_probe=probe
         )
+
+    def _live_counts(self) -> list[LiveCount]:
+        """The live continuous cameras' offered and analysed frames (the adaptive patrol's signal)."""
+        out = []
+        for slot in self._pipeline.slots():
+            if slot.patrol_only:
+                continue
+            health = slot.reader.health()
+            if health.state is StreamState.LIVE:
+                out.append(LiveCount(slot.camera_id, health.frames_published, slot.frames_analysed))
+        return out
 
     def _visit(
         self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]

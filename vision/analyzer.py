@@ -210,7 +210,8 @@ class CameraAnalyzer:
                 signals=signals,
                 image=image,
                 zone_area_m2=state.zone_area.get(zr.zone.id),
-                roles=roles,
+                roles=roles.classes if roles is not None else None,
+                identities=roles.ids if roles is not None else None,
             )
             for rule in zr.rules:
                 schedule = rule.config.schedule

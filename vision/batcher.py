@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -50,16 +50,34 @@ def to_rgb(picture: av.VideoFrame) -> np.ndarray:
     return image
 
 
+class FrameGate(Protocol):
+    """Decides whether a live camera's frame goes to the model (``vision.motion.MotionGate``)."""
+
+    def should_infer(self, picture: av.VideoFrame, ts: float) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Coasted:
+    """A live frame its camera's gate kept from the model (nothing moved where a rule looks):
+    the pipeline analyses it with the camera's last detections, so tracks and rule clocks go on."""
+
+    camera_id: str
+    seq: int
+    ts: float
+
+
 @dataclass
 class Work:
     """One batch for the detector: live frames first, then submitted ones.
 
     ``frames`` is what to run the detector on; after it ran, :meth:`resolve` sets the
     submitted frames' futures and returns the live frames with their detections.
+    ``coasted``: live frames taken in the same gather that skip the detector.
     """
 
     live: list[Frame] = field(default_factory=list)
     submitted: list[tuple[Frame, Future[Any]]] = field(default_factory=list)
+    coasted: list[Coasted] = field(default_factory=list)
 
     @property
     def frames(self) -> list[Frame]:
@@ -141,6 +159,7 @@ class Batcher:
         # are converted or the detector runs).
         self._cond = threading.Condition(threading.Lock())
         self._cameras: set[str] = set()  # attached live cameras; frames of others are ignored
+        self._gates: dict[str, FrameGate] = {}  # camera → its motion gate (cameras without one: every frame)
         self._ready: dict[str, DecodedFrame] = {}  # newest untaken frame per camera, oldest-waiting first
         self._seen: dict[str, float] = {}  # camera → monotonic time of its last offered frame
         self._queue: deque[tuple[Frame, Future[Any]]] = deque()
@@ -149,16 +168,22 @@ class Batcher:
         self.submitted_done = 0
 
     # ------------------------------------------------------------------ live cameras
-    def attach(self, camera_id: str) -> None:
-        """A continuously watched camera joins: its offered frames are taken from now on."""
+    def attach(self, camera_id: str, gate: FrameGate | None = None) -> None:
+        """A continuously watched camera joins: its offered frames are taken from now on;
+        with a ``gate``, only those it lets through go to the model (the others are coasted)."""
         with self._cond:
             self._cameras.add(camera_id)
+            if gate is None:
+                self._gates.pop(camera_id, None)
+            else:
+                self._gates[camera_id] = gate
 
     def forget(self, camera_id: str) -> None:
         """A camera left: its waiting frame is dropped and later offers are ignored (a frame
         its reader was publishing as it was detached). Never blocks on a gather in progress."""
         with self._cond:
             self._cameras.discard(camera_id)
+            self._gates.pop(camera_id, None)
             self._ready.pop(camera_id, None)
             self._seen.pop(camera_id, None)
             self._news += 1
@@ -247,9 +272,10 @@ class Batcher:
             self._cond.notify_all()  # room for the patrol's admission
         return out
 
-    def _collect(self, batch: list[Frame], taken: set[str]) -> int:
-        """Add waiting frames to ``batch``; returns how many live cameras are connected."""
-        picked: list[DecodedFrame] = []
+    def _collect(self, batch: list[Frame], coasted: list[Coasted], taken: set[str]) -> int:
+        """Add waiting frames to ``batch`` (or ``coasted``, when the camera's gate keeps them
+        from the model); returns how many live cameras are connected."""
+        picked: list[tuple[DecodedFrame, FrameGate | None]] = []
         with self._cond:
             now = time.monotonic()
             connected = sum(1 for t in self._seen.values() if now - t <= self.live_window_s)
@@ -257,9 +283,12 @@ class Batcher:
                 if len(batch) + len(picked) >= self.max_batch:
                     break
                 if cam not in taken:  # a camera's next frame waits for the next batch
-                    picked.append(self._ready.pop(cam))
+                    picked.append((self._ready.pop(cam), self._gates.get(cam)))
                     taken.add(cam)
-        for d in picked:
+        for d, gate in picked:  # outside the lock: readers keep offering meanwhile
+            if gate is not None and not gate.should_infer(d.picture, d.ts):
+                coasted.append(Coasted(d.camera_id, d.seq, d.ts))
+                continue
             try:
                 batch.append(Frame(d.camera_id, d.seq, d.ts, to_rgb(d.picture)))
             except (ValueError, av.FFmpegError):  # a picture swscale cannot convert: skip this frame only
@@ -272,7 +301,7 @@ class Batcher:
         Safe to call from several threads: each frame goes to exactly one batch.
         """
         with self._lock:
-            return self._next_batch(stop, idle_timeout_s, with_submitted=False)[0]
+            return self._next_batch(stop, idle_timeout_s, with_submitted=False)[0]  # (coasted frames are dropped)
 
     def next_work(self, stop: threading.Event, idle_timeout_s: float = 0.5) -> Work:
         """Like :meth:`next_batch`, topped up with submitted frames.
@@ -282,15 +311,18 @@ class Batcher:
         connected). When no live frame is ready but submitted frames wait, they go at once.
         """
         with self._lock:
-            live, n_sources = self._next_batch(stop, idle_timeout_s, with_submitted=True)
+            live, coasted, n_sources = self._next_batch(stop, idle_timeout_s, with_submitted=True)
             room = self.max_batch - len(live)
             if n_sources:
                 room = min(room, self.submit_max_per_batch)
             submitted = self._take_submitted(room) if room > 0 and not stop.is_set() else []
-            return Work(live, submitted)
+            return Work(live, submitted, coasted)
 
-    def _next_batch(self, stop: threading.Event, idle_timeout_s: float, *, with_submitted: bool) -> tuple[list[Frame], int]:
+    def _next_batch(
+        self, stop: threading.Event, idle_timeout_s: float, *, with_submitted: bool
+    ) -> tuple[list[Frame], list[Coasted], int]:
         batch: list[Frame] = []
+        coasted: list[Coasted] = []
         taken: set[str] = set()
         t0 = time.monotonic()
         first_at: float | None = None
@@ -298,12 +330,12 @@ class Batcher:
         while not stop.is_set():
             with self._cond:
                 news = self._news  # a frame published from here on wakes the wait below
-            n_sources = self._collect(batch, taken)
+            n_sources = self._collect(batch, coasted, taken)
             now = time.monotonic()
-            if batch and first_at is None:
+            if taken and first_at is None:
                 first_at = now
             # full, or every camera already has its frame in: waiting longer gains nothing
-            if len(batch) >= self.max_batch or (batch and len(batch) >= n_sources):
+            if len(batch) >= self.max_batch or (taken and len(taken) >= n_sources):
                 break
             wait_until = first_at + self.deadline_s if first_at is not None else t0 + idle_timeout_s
             if now >= wait_until:
@@ -314,7 +346,7 @@ class Batcher:
                     break
                 if self._news == news:
                     self._cond.wait(min(wait_until - now, _MAX_WAIT_S))
-        return batch, n_sources
+        return batch, coasted, n_sources
 
 
 #: Longest single wait on the condition: a stop event set by code that does not call

@@ -573,7 +573,7 @@ class RiderConfig(_Strict):
     hits: int = Field(3, ge=1, le=30, description="Frames the pair must be seen together on ...")
     frames: int = Field(5, ge=1, le=30, description="... out of the person's last this many frames.")
     max_drift: float = Field(
-        0.5, gt=0.0, le=5.0, description="How far (in vehicle box heights) the person may move relative to the vehicle: they move together."
+        0.5, gt=0.0, le=5.0, description="How far, and how fast per second, the person may move relative to the vehicle, in vehicle box heights: they move together."
     )
     hold_s: float = Field(2.0, ge=0.0, le=60.0, description="A rider stays a rider this long after the pair was last seen together.")
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
 import supervision as sv
 
 from gridworker.models.base import Detector
@@ -37,8 +38,9 @@ from gridworker.streams.redact import get_logger
 
 from .analyzer import CameraAnalyzer, FrameAnalysis
 from .annotate import FrameAnnotator
-from .batcher import Batcher
+from .batcher import Batcher, Coasted
 from .config import SceneConfig
+from .motion import MotionGate
 from .observations import IncidentSink, VisitJudgement
 
 __all__ = [
@@ -57,6 +59,10 @@ log = get_logger(__name__)
 
 #: Called with each analysed live frame and its latency (capture → incidents written), seconds.
 FrameObserver = Callable[[FrameAnalysis, float], None]
+
+#: What the inference threads hand the post thread: a live frame with its detections, or a
+#: coasted frame (no detections: it is analysed with its camera's last ones).
+_PostItem = tuple[Frame, sv.Detections] | tuple[Coasted, None]
 
 
 class PipelineState(str, enum.Enum):
@@ -107,6 +113,14 @@ class SlotStats:
     frames_analysed: int
     analysed_fps: float
     last_analysed_at: float | None
+    frames_inferred: int = 0  # live frames the model ran on
+    frames_coasted: int = 0  # live frames the motion gate kept from the model
+
+    @property
+    def inferred_fraction(self) -> float | None:
+        """Inferred / analysed live frames (1.0 without motion gating); None before the first."""
+        live = self.frames_inferred + self.frames_coasted
+        return round(self.frames_inferred / live, 3) if live else None
 
 
 @dataclass(eq=False)
@@ -122,9 +136,14 @@ class CameraSlot:
     analyzer: CameraAnalyzer
     visits: VisitJudge | None = None
     tiles: TileConfig | None = None
+    #: motion gating (``vision/motion.py``): frames without motion in a rule zone skip the model
+    motion: MotionGate | None = None
     # guarded by _cond; notified on every recorded analysis
     _last: FrameAnalysis | None = field(default=None, init=False)
+    _last_raw: sv.Detections | None = field(default=None, init=False)  # the last inferred frame's detections
     _frames: int = field(default=0, init=False)
+    _inferred: int = field(default=0, init=False)  # live frames that went through the model
+    _coasted: int = field(default=0, init=False)  # live frames analysed with the last detections
     _times: deque[float] = field(default_factory=lambda: deque(maxlen=50), init=False)
     _jpeg: tuple[FrameAnalysis, bytes] | None = field(default=None, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
@@ -140,20 +159,34 @@ class CameraSlot:
         with self._cond:
             return self._last
 
-    def record(self, analysis: FrameAnalysis, frames: int, at: float) -> None:
+    def record(self, analysis: FrameAnalysis, frames: int, at: float, raw: sv.Detections | None = None, coasted: bool = False) -> None:
+        """An analysed frame: ``raw`` its detections from the model (a live inferred frame),
+        ``coasted`` when it was analysed with the last ones instead."""
         with self._cond:
             self._last = analysis
             self._frames += frames
             self._times.append(at)
+            if raw is not None:
+                self._last_raw = raw
+                self._inferred += frames
+            elif coasted:
+                self._coasted += frames
             self._cond.notify_all()
+
+    def coast_input(self) -> tuple[np.ndarray, sv.Detections] | None:
+        """The last inferred live frame's picture and detections, for a coasted frame (None before one)."""
+        with self._cond:
+            if self._last is None or self._last_raw is None:
+                return None
+            return self._last.frame.image, self._last_raw
 
     def stats(self, now: float) -> SlotStats:
         with self._cond:
-            ts, frames = list(self._times), self._frames
+            ts, frames, inferred, coasted = list(self._times), self._frames, self._inferred, self._coasted
         fps = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0
         if ts and now - ts[-1] > 5.0:
             fps = 0.0
-        return SlotStats(frames, round(fps, 2), ts[-1] if ts else None)
+        return SlotStats(frames, round(fps, 2), ts[-1] if ts else None, inferred, coasted)
 
     def wait_analysed(self, after: int, stop: threading.Event, timeout: float) -> bool:
         """Block until more than ``after`` frames were analysed (True), ``timeout`` passes or
@@ -234,7 +267,7 @@ class Pipeline:
         self._state = PipelineState.IDLE
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._results: queue.Queue[tuple[list[Frame], list[sv.Detections]]] = queue.Queue(maxsize=2)
+        self._results: queue.Queue[list[_PostItem]] = queue.Queue(maxsize=2)
 
     # -- cameras ----------------------------------------------------------------------
     def add(self, slot: CameraSlot) -> None:
@@ -248,7 +281,7 @@ class Pipeline:
                 raise KeyError(slot.camera_id)
             self._slots[slot.camera_id] = slot
         if not slot.patrol_only:
-            self.batcher.attach(slot.camera_id)
+            self.batcher.attach(slot.camera_id, slot.motion)
             slot.reader.on_frame(self.batcher.offer)
 
     def remove(self, camera_id: str) -> CameraSlot | None:
@@ -259,6 +292,14 @@ class Pipeline:
             slot.reader.on_frame(None)
             self.batcher.forget(camera_id)
         return slot
+
+    def set_motion(self, camera_id: str, gate: MotionGate | None) -> None:
+        """A continuously watched camera's motion gate changed (a scene or config edit)."""
+        slot = self.slot(camera_id)
+        if slot is None or slot.patrol_only:
+            return
+        slot.motion = gate
+        self.batcher.attach(camera_id, gate)
 
     def slot(self, camera_id: str) -> CameraSlot | None:
         with self._lock:
@@ -323,26 +364,27 @@ class Pipeline:
     def _inference_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             work = self.batcher.next_work(stop)
-            if not len(work):
-                continue
+            items: list[_PostItem] = [(c, None) for c in work.coasted]
             frames = work.frames
-            with self._lock:  # one lookup per batch, not per frame
-                tiles = [s.tiles if (s := self._slots.get(f.camera_id)) is not None else None for f in frames]
-            t0 = time.perf_counter()
-            try:
-                detections = detect_tiled(self.detector, [f.image for f in frames], tiles)
-                live = work.resolve(detections)  # patrol frames: their visits get the detections
-            except Exception as exc:  # a bad frame must not kill the pipeline
-                work.fail(exc)
-                log.exception("detector failed on a batch of %d; batch skipped", len(work))
+            if frames:
+                with self._lock:  # one lookup per batch, not per frame
+                    tiles = [s.tiles if (s := self._slots.get(f.camera_id)) is not None else None for f in frames]
+                t0 = time.perf_counter()
+                try:
+                    detections = detect_tiled(self.detector, [f.image for f in frames], tiles)
+                    live = work.resolve(detections)  # patrol frames: their visits get the detections
+                except Exception as exc:  # a bad frame must not kill the pipeline
+                    work.fail(exc)
+                    log.exception("detector failed on a batch of %d; batch skipped", len(work))
+                    live = []
+                else:
+                    self._meter.batch_done(len(work), time.perf_counter() - t0)
+                items = [*live, *items]
+            if not items:
                 continue
-            self._meter.batch_done(len(work), time.perf_counter() - t0)
-            if not live:
-                continue
-            item = ([f for f, _ in live], [d for _, d in live])
             while not stop.is_set():
                 try:
-                    self._results.put(item, timeout=0.5)
+                    self._results.put(items, timeout=0.5)
                     break
                 except queue.Full:
                     continue
@@ -350,16 +392,31 @@ class Pipeline:
     def _post_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                batch, detections = self._results.get(timeout=0.5)
+                items = self._results.get(timeout=0.5)
             except queue.Empty:
                 continue
-            for frame, dets in zip(batch, detections):
+            for frame, dets in items:
                 try:
-                    self._post_one(frame, dets)
+                    if isinstance(frame, Coasted):
+                        self._post_coasted(frame)
+                    elif dets is not None:
+                        self._post_one(frame, dets)
                 except Exception:
                     log.exception("post-processing failed for camera %s", frame.camera_id)
 
-    def _post_one(self, frame: Frame, dets: sv.Detections) -> None:
+    def _post_coasted(self, coasted: Coasted) -> None:
+        """A frame the motion gate kept from the model: analysed with the last inferred frame's
+        picture and detections, at its own time (tracks coast, rule clocks count on)."""
+        slot = self.slot(coasted.camera_id)
+        if slot is None or slot.patrol_only:
+            return
+        source = slot.coast_input()
+        if source is None:  # nothing inferred yet: nothing to coast on
+            return
+        image, raw = source
+        self._post_one(Frame(coasted.camera_id, coasted.seq, coasted.ts, image), raw, coasted=True)
+
+    def _post_one(self, frame: Frame, dets: sv.Detections, *, coasted: bool = False) -> None:
         slot = self.slot(frame.camera_id)
         if slot is None or slot.patrol_only:  # removed meanwhile
             return
@@ -371,7 +428,7 @@ class Pipeline:
         analysis = slot.analyzer.analyze(frame, dets)
         self._sink.observe(analysis)
         done = time.time()
-        slot.record(analysis, 1, done)
+        slot.record(analysis, 1, done, raw=None if coasted else dets, coasted=coasted)
         latency = done - frame.ts
         self._meter.frames_done(1, latency)
         for observer in self.observers:

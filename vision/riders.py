@@ -11,14 +11,16 @@ found. :class:`RiderLinker` pairs them, per frame, from the tracked detections:
 * **moving together**: the same pair was seen so on ``hits`` of the person's last
   ``frames`` frames, and the person's ground point kept its place relative to the
   vehicle's within ``max_drift`` vehicle heights (a pedestrian walking past a parked bicycle
-  overlaps it for a frame or two, while their offset changes).
+  overlaps it for a moment, while their offset to it changes by more than ``max_drift``
+  vehicle heights per second).
 
 A confirmed rider stays one for ``hold_s`` after the pair was last seen together (the
 detector missing the bicycle for a moment does not turn the cyclist into a pedestrian).
 
 The result is a *role* per detection: the class the rules should see. A rider whose vehicle
 box is on the frame gets the role ``""`` (the vehicle's box stands for both); a rider whose
-vehicle box is missing gets the vehicle's class; every other box keeps its own class.
+vehicle box is missing gets the vehicle's class and track id (the rules' clocks of the
+vehicle go on); every other box keeps its own class and id.
 """
 
 from __future__ import annotations
@@ -35,11 +37,26 @@ from .config import RiderConfig
 MAX_TRACKS = 2048
 
 
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """What each detection of a frame stands for to the rules.
+
+    Attributes:
+        classes: (n,) object: its own class; ``""`` for a rider whose vehicle's box is on the
+            frame (the vehicle stands for both); the vehicle's class for a rider whose
+            vehicle's box is missing.
+        ids: (n,) int64: its own track id; the vehicle's for a rider standing in for it.
+    """
+
+    classes: np.ndarray
+    ids: np.ndarray
+
+
 @dataclass(slots=True)
 class _Pairing:
     """One person track's recent pairings: per frame, the vehicle track and the offset."""
 
-    frames: deque[tuple[int, int, float, float]]  # (frame number, vehicle track, dx, dy in vehicle heights)
+    frames: deque[tuple[int, int, float, float, float]]  # (frame number, vehicle track, dx, dy in vehicle heights, time)
     vehicle: int = -1  # the confirmed vehicle track, -1 while not a rider
     vehicle_class: str = ""
     last_together: float = float("-inf")
@@ -53,7 +70,7 @@ class RiderLinker:
         >>> linker = RiderLinker(RiderConfig(hits=1, frames=1))
         >>> dets = sv.Detections(xyxy=np.array([[10., 0., 30., 40.], [5., 20., 35., 50.]]),
         ...                      tracker_id=np.array([1, 2]), data={"class_name": np.array(["person", "bicycle"])})
-        >>> linker.update(dets, 0.0).tolist()
+        >>> linker.update(dets, 0.0).classes.tolist()
         ['', 'bicycle']
     """
 
@@ -64,16 +81,17 @@ class RiderLinker:
         self._tracks: dict[int, _Pairing] = {}
         self._frame = 0
 
-    def update(self, detections: sv.Detections, now: float) -> np.ndarray:
-        """(n,) object array: the class each detection stands for to the rules."""
+    def update(self, detections: sv.Detections, now: float) -> Roles:
+        """The class and the track id each detection stands for to the rules."""
         self._frame += 1
         n = len(detections)
         names = detections.data.get("class_name")
         roles = np.asarray(names if names is not None else np.full(n, "", dtype=object), dtype=object).copy()
         ids = detections.tracker_id if detections.tracker_id is not None else np.full(n, -1, dtype=np.int64)
+        identities = np.asarray(ids, dtype=np.int64).copy()
         if n == 0:
             self._forget(now)
-            return roles
+            return Roles(roles, identities)
         person = np.array([str(c) in self._persons for c in roles], dtype=bool) & (ids >= 0)
         vehicle = np.array([str(c) in self._vehicles for c in roles], dtype=bool) & (ids >= 0)
         p_idx, v_idx = np.flatnonzero(person), np.flatnonzero(vehicle)
@@ -92,16 +110,19 @@ class RiderLinker:
                 hv = max(float(box_v[3] - box_v[1]), 1.0)
                 dx = float((box_p[0] + box_p[2]) - (box_v[0] + box_v[2])) / 2.0 / hv
                 dy = float(box_p[3] - box_v[3]) / hv
-                pairing.frames.append((self._frame, int(ids[v]), dx, dy))
+                pairing.frames.append((self._frame, int(ids[v]), dx, dy, now))
                 if self._together(pairing, int(ids[v])):
                     pairing.vehicle, pairing.vehicle_class = int(ids[v]), str(roles[v])
                     pairing.last_together = now
             if pairing.vehicle >= 0 and now - pairing.last_together > cfg.hold_s:
                 pairing.vehicle, pairing.vehicle_class = -1, ""
             if pairing.vehicle >= 0:
-                roles[p] = "" if pairing.vehicle in present_vehicle else pairing.vehicle_class
+                hidden = pairing.vehicle not in present_vehicle
+                roles[p] = pairing.vehicle_class if hidden else ""
+                if hidden:
+                    identities[p] = pairing.vehicle  # the vehicle's clocks in the rules go on
         self._forget(now)
-        return roles
+        return Roles(roles, identities)
 
     def _geometric(self, xyxy: np.ndarray, p_idx: np.ndarray, v_idx: np.ndarray) -> np.ndarray:
         """(len(p_idx),) index into ``v_idx`` of the vehicle each person sits on, -1 for none."""
@@ -125,14 +146,19 @@ class RiderLinker:
         return out
 
     def _together(self, pairing: _Pairing, vehicle: int) -> bool:
-        """Seen on this vehicle on ``hits`` of the last ``frames`` frames, at a steady offset."""
+        """Seen on this vehicle on ``hits`` of the last ``frames`` frames, at a steady offset:
+        within ``max_drift`` vehicle heights, and drifting less than that per second."""
         cfg = self.config
         recent = [f for f in pairing.frames if f[1] == vehicle and self._frame - f[0] < cfg.frames]
         if len(recent) < cfg.hits:
             return False
         dx = [f[2] for f in recent]
         dy = [f[3] for f in recent]
-        return max(max(dx) - min(dx), max(dy) - min(dy)) <= cfg.max_drift
+        if max(max(dx) - min(dx), max(dy) - min(dy)) > cfg.max_drift:
+            return False
+        first, last = recent[0], recent[-1]
+        span = last[4] - first[4]
+        return span <= 0 or float(np.hypot(last[2] - first[2], last[3] - first[3])) / span <= cfg.max_drift
 
     def _forget(self, now: float) -> None:
         stale = now - max(self.config.hold_s, 1.0) * 4

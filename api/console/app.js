@@ -24,6 +24,7 @@ const WALL_MS = 2000, FRAME_MS = 1500, ZOOM_MS = 800, PATROL_MS = 1000;
 const state = {
   me: null, types: new Map(), cameras: [], plans: [], orders: new Map(), units: [],
   thumbs: new Map(), tiles: new Map(), zoomed: null, detailId: null, feed: null, timers: [],
+  slowSince: new Map(),  // camera id → when its analysed fps was first seen below half its fps
 };
 
 // -- helpers -------------------------------------------------------------------------------
@@ -144,10 +145,26 @@ function renderWall() {
     const h = $(".health", n);
     h.className = `health ${hs}`;
     h.textContent = t(`health.${hs}`);
+    const lag = $(".lag", n), behind = analysisBehind(cam);
+    lag.hidden = !behind;
+    lag.textContent = behind ? t("wall.behind", { fps: cam.analysed_fps, cfg: cam.fps }) : "";
+    lag.title = behind ? t("wall.behind.tip") : "";
     $(".types", n).replaceChildren(...cam.open_incident_types.map((c) => el("span", { class: "t", "data-type": c }, typeName(c))));
     wall.append(n);  // (re)appending keeps the sort order
   }
-  for (const [id, tile] of state.tiles) if (!seen.has(id)) { tile.node.remove(); state.tiles.delete(id); }
+  for (const [id, tile] of state.tiles) if (!seen.has(id)) { tile.node.remove(); state.tiles.delete(id); state.slowSince.delete(id); }
+}
+
+// issue 16: a live camera analysed below half its configured fps for a minute (the service logs
+// it and exports gridworker_camera_behind; the wall judges it from /cameras' analysed_fps, or
+// takes the service's own verdict when /cameras carries `analysis_behind`)
+const BEHIND_MS = 60_000;
+function analysisBehind(cam) {
+  if (typeof cam.analysis_behind === "boolean") return cam.analysis_behind;
+  const slow = cam.health.state === "live" && cam.analysed_fps < cam.fps / 2;
+  if (!slow) { state.slowSince.delete(cam.id); return false; }
+  if (!state.slowSince.has(cam.id)) state.slowSince.set(cam.id, Date.now());
+  return Date.now() - state.slowSince.get(cam.id) >= BEHIND_MS;
 }
 
 async function loadFrame(id, tile) {

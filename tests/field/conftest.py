@@ -2,6 +2,10 @@
 
 Every replay is cached for the session (one replay per clip and scene), so several tests
 can assert on one run. The time-reversed overpass clip is built once per session.
+
+Every field test runs twice: with every sampled frame inferred, and with motion gating on
+(``vision/motion.py``: frames without motion in a rule zone are analysed with the last
+detections, a refresh every 2 s): the rules must fire on the real clips alike.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from gridworker.models.base import Detector
 from gridworker.models.config import DetectorConfig
 from gridworker.models.loader import load_detector
 from gridworker.replay import ReplayResult, load_replay_setup, replay_clip
+from gridworker.vision.motion import MotionConfig
 from tests.field.helpers import SCENES, reverse_clip
 
 
@@ -36,10 +41,11 @@ def overpass_reversed(shared_media: Path, tmp_path_factory: pytest.TempPathFacto
     return reverse_clip(shared_media / "oneway_overpass.mp4", tmp_path_factory.mktemp("field") / "oneway_overpass_reversed.mp4")
 
 
-@pytest.fixture(scope="session")
-def field_replay(shared_media: Path, detectors: Callable[[DetectorConfig], Detector]) -> Callable[..., ReplayResult]:
+@pytest.fixture(scope="session", params=[False, True], ids=["every-frame", "motion-gated"])
+def field_replay(request: pytest.FixtureRequest, shared_media: Path, detectors: Callable[[DetectorConfig], Detector]) -> Callable[..., ReplayResult]:
     """``field_replay(scene_name, clip=None) -> ReplayResult``; ``clip`` defaults to the media
     clip of the same name. Results are cached for the session."""
+    gated = bool(request.param)
     done: dict[tuple[str, str], ReplayResult] = {}
 
     def run(scene: str, clip: Path | None = None) -> ReplayResult:
@@ -47,7 +53,8 @@ def field_replay(shared_media: Path, detectors: Callable[[DetectorConfig], Detec
         key = (scene, str(clip))
         if key not in done:
             setup = load_replay_setup(SCENES / f"{scene}.yaml", clip)
-            done[key] = replay_clip(clip, setup.camera, detectors(setup.detector), tracker=setup.tracker)
+            motion = MotionConfig(enabled=True, refresh_s=2.0) if gated else None
+            done[key] = replay_clip(clip, setup.camera, detectors(setup.detector), tracker=setup.tracker, motion=motion)
         return done[key]
 
     return run

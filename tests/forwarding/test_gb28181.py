@@ -61,10 +61,10 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 class Sipp:
     """sipp as a UAS on 127.0.0.1: ``scenario`` (default: the alarm platform above, answering
-    ``code``), ``calls`` calls (None: until stopped)."""
+    ``code``), ``calls`` calls (None: until stopped); ``extra`` sipp options."""
 
     def __init__(self, tmp: Path, *, calls: int | None, transport: str = "udp", code: str = "200 OK", port: int | None = None,
-                 scenario: str | None = None, name: str = "uas") -> None:
+                 scenario: str | None = None, name: str = "uas", extra: tuple[str, ...] = ()) -> None:
         self.port = port or free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
         self.scenario = tmp / f"{name}-{self.port}.xml"
         self.scenario.write_text(scenario if scenario is not None else SCENARIO.replace("{code}", code), encoding="utf-8")
@@ -75,6 +75,7 @@ class Sipp:
                "-trace_msg", "-message_file", str(self.log), "-trace_err", "-error_file", str(self.errors), "-timeout", "60s"]
         if calls is not None:
             cmd += ["-m", str(calls)]
+        cmd += list(extra)
         if transport == "tcp":
             cmd += ["-t", "t1"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp)

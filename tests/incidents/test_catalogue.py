@@ -119,7 +119,7 @@ def test_unreadable_and_bad_yaml(tmp_path):
         load_catalogue(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("types: [\n", encoding="utf-8")
-    with pytest.raises(CatalogueError, match="not valid YAML"):
+    with pytest.raises(CatalogueError, match="invalid YAML"):
         load_catalogue(bad)
     bad.write_text("- just\n- a list\n", encoding="utf-8")
     with pytest.raises(CatalogueError, match="top level must be a mapping"):

@@ -292,7 +292,6 @@ def test_service_runs_retention_with_its_settings(tmp_path):
         retention={"interval_s": 0.05, "clips_max_age_days": 1, "outbox_delivered_max_age_days": None},
     )
     service = Service(settings, ParkedCarDetector())
-    service.retention.first_delay_s = 0.0
     clips = settings.evidence.resolve_clips_dir(settings.database.url)
     assert service.retention.clips_dir == clips.resolve()
     old = _clip(service.store, clips, (NOW - time.time()) / DAY_S + 2, 10)  # two days old by the real clock

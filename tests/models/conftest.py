@@ -2,7 +2,7 @@
 
 Real images come from installed wheels, never from the network:
 * ``bus.jpg`` from the ultralytics wheel (``ultralytics/assets/bus.jpg``), located with
-  ``importlib.util.find_spec`` so ultralytics (and torch) are never imported;
+  ``gridworker.assets.ultralytics_asset`` so ultralytics (and torch) are never imported;
 * ``grace_hopper.jpg`` from matplotlib's sample data (matplotlib comes with supervision).
 """
 
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from gridworker.assets import ultralytics_asset
 from gridworker.models import DetectorConfig, SsdDetector
 from gridworker.models.loader import WEIGHTS_DIR
 
@@ -36,11 +37,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def bus_path() -> Path:
-    root = package_dir("ultralytics")
-    path = root / "assets" / "bus.jpg" if root else None
-    if path is None or not path.is_file():
-        pytest.skip("bus.jpg comes from the ultralytics wheel; install the export extra")
-    return path
+    return ultralytics_asset("bus.jpg") or pytest.skip("bus.jpg comes from the ultralytics wheel; install the export extra")
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,8 @@ class Scene:
         roles: (n,) the class each detection stands for to the rules (``vision/riders.py``):
             a person riding a bicycle is ``""`` while the bicycle's own box is on the frame
             and ``"bicycle"`` while it is not; None: every box is its own class.
+        identities: (n,) the track id each detection stands for (a rider standing in for its
+            unseen vehicle has the vehicle's); None: the detections' own ``tracker_id``.
     """
 
     detections: sv.Detections
@@ -114,11 +116,12 @@ class Scene:
     image: np.ndarray | None = None
     zone_area_m2: float | None = None
     roles: np.ndarray | None = None
+    identities: np.ndarray | None = None
 
     @property
     def tracker_ids(self) -> np.ndarray:
-        """(n,) int track ids; -1 for unconfirmed boxes (or all when untracked)."""
-        ids = self.detections.tracker_id
+        """(n,) int track ids (``identities`` when set); -1 for unconfirmed boxes (or all when untracked)."""
+        ids = self.detections.tracker_id if self.identities is None else self.identities
         return np.full(len(self.detections), -1, dtype=np.int64) if ids is None else ids
 
     @property

@@ -20,7 +20,11 @@ class DwellRule(Rule[DwellRuleConfig]):
     Stays survive occlusions and tracker ID switches (see :mod:`.stays`): while a stay that
     already counted is unseen for at most ``lost_grace_s`` the rule stays active and its
     clock keeps running, and a new track that begins at the same place with a similar box
-    inherits the start time. A track seen to move away (even out of the zone) ends its stay.
+    inherits the start time. A track seen to move away (even out of the zone) ends its stay,
+    and so does creeping farther than ``max_travel`` box heights from where the stay began (a
+    queue inching forward is not parked). A stay that had counted and was lost for longer than
+    ``lost_grace_s`` comes back, with its key, to a track that appears at its place within
+    ``rejoin_s`` (the detector lost the car; see :mod:`.stays`).
 
     Per object: each stationary object is its own hit (key: the stay's first track id), so
     three cars parked on one kerb are three incidents.
@@ -33,7 +37,13 @@ class DwellRule(Rule[DwellRuleConfig]):
 
     def __init__(self, config: DwellRuleConfig) -> None:
         super().__init__(config)
-        self._stays = StayTracker(max_movement=config.max_movement, lost_grace_s=config.lost_grace_s)
+        self._stays = StayTracker(
+            max_movement=config.max_movement,
+            lost_grace_s=config.lost_grace_s,
+            max_travel=config.max_travel,
+            rejoin_s=config.rejoin_s,
+            remember_after_s=config.min_duration_s,
+        )
 
     def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
         return self._stays.restore(key, box, class_name)

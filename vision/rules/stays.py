@@ -29,6 +29,19 @@ Two modes:
   whose track was last seen at the frame border, or is seen outside the zone, is not
   handed to another track (only its own id may come back to it).
 
+Two more guards, for stationary mode:
+
+* **creeping** (``max_travel``): besides the running-mean anchor, the stay keeps where it
+  *began* (the mean of its first few points). A ground point farther than ``max_travel``
+  box heights from there, for ``confirm_s``, ends the stay: a queue inching forward or a
+  truck moving half a length in a minute is never one long stay, however slowly it goes.
+* **lost and found** (``rejoin_s``): a stay that had lasted ``remember_after_s`` (the
+  rule's threshold: it had counted) and then went unseen longer than ``lost_grace_s`` is
+  remembered, dormant, for ``rejoin_s``. A track that *begins* where it stood (as for an ID
+  switch, at its anchor, with a similar box) takes it back over: same start time, same key,
+  so the incident manager sees the same object again (and its per-key cooldown holds)
+  instead of a new car. A track that drives in from elsewhere never does.
+
 A tracker never does I/O and knows nothing of rules' thresholds: a rule reads ``held``
 from the stays of the present tracks and ``unseen()`` for those within their grace.
 """
@@ -50,6 +63,10 @@ SIZE_TOLERANCE = 0.5
 MOVE_CONFIRM_S = 1.0
 #: A box within this fraction of the frame size from an edge touches the border.
 BORDER = 0.01
+#: Where a stay began is the mean of its first this many ground points (``max_travel``).
+START_POINTS = 3
+#: At most this many dormant stays are remembered per tracker (oldest forgotten first).
+MAX_DORMANT = 256
 
 
 @dataclass(slots=True, eq=False)
@@ -86,12 +103,22 @@ class Stay:
     left: bool = False
     moved_since: float | None = None
     n_points: int = 1
+    start: np.ndarray | None = None
+    #: the stay began with its track (not after the track moved): it may continue a lost stay
+    fresh: bool = True
 
     def settle(self, point: np.ndarray) -> None:
         """Fold a ground point within the movement limit into the anchor (running mean)."""
         self.n_points += 1
         self.anchor = self.anchor + (point - self.anchor) / self.n_points
+        if self.n_points <= START_POINTS:
+            self.start = self.anchor.copy()
         self.moved_since = None
+
+    @property
+    def began(self) -> np.ndarray:
+        """(2,) where the stay began: the mean of its first ``START_POINTS`` ground points."""
+        return self.anchor if self.start is None else self.start
 
     @property
     def height(self) -> float:
@@ -137,6 +164,11 @@ class StayTracker:
             begin to take a stay over; defaults to ``max_movement`` (stationary mode) or 1.0.
         size_tolerance: largest relative size change for a take-over (see ``SIZE_TOLERANCE``).
         confirm_s: how long a move must last to end a stay (stationary mode).
+        max_travel: stationary mode: largest distance, in box heights, from where the stay
+            began (creeping objects); None: only the anchor drift counts.
+        rejoin_s: how long a lost stay that had lasted ``remember_after_s`` is remembered
+            for a track beginning at its place to continue it (0: not at all).
+        remember_after_s: what a stay must have lasted to be remembered (the rule's threshold).
 
     Example:
         >>> stays = StayTracker(max_movement=0.3, lost_grace_s=5.0)
@@ -154,8 +186,15 @@ class StayTracker:
         rejoin_distance: float | None = None,
         size_tolerance: float = SIZE_TOLERANCE,
         confirm_s: float = MOVE_CONFIRM_S,
+        max_travel: float | None = None,
+        rejoin_s: float = 0.0,
+        remember_after_s: float = 0.0,
     ) -> None:
         self.max_movement = max_movement
+        self.max_travel = max_travel if max_movement is not None else None
+        self.rejoin_s = rejoin_s if max_movement is not None else 0.0
+        self.remember_after_s = remember_after_s
+        self._dormant: list[Stay] = []
         self.lost_grace_s = lost_grace_s
         self.rejoin_distance = rejoin_distance if rejoin_distance is not None else (max_movement if max_movement is not None else 1.0)
         self.size_tolerance = size_tolerance
@@ -223,10 +262,11 @@ class StayTracker:
         out: list[Stay] = []
         for tid, box, point, name in zip((int(t) for t in ids), boxes, points, class_names, strict=True):
             stay = self._stays.get(tid)
+            fresh = stay is None
             if stay is not None and self._moved(stay, point, max(float(box[3] - box[1]), 1.0), now):
                 stay = None  # it moved away: a new stay begins where it is now
             if stay is None:
-                stay = Stay(tid, str(name), now, point.copy(), point.copy(), box.copy(), now, now, point.copy())
+                stay = Stay(tid, str(name), now, point.copy(), point.copy(), box.copy(), now, now, point.copy(), fresh=fresh)
             stay.class_name = str(name)
             stay.point, stay.box, stay.last_seen, stay.left = point.copy(), box.copy(), now, False
             present[tid] = stay
@@ -234,7 +274,10 @@ class StayTracker:
 
         unseen: dict[int, Stay] = {}
         for tid, stay in self._stays.items():
-            if tid in present or now - stay.last_seen > self.lost_grace_s:
+            if tid in present:
+                continue
+            if now - stay.last_seen > self.lost_grace_s:
+                self._fall_dormant(stay)
                 continue
             seen = elsewhere.get(tid) if elsewhere else None
             if seen is not None:
@@ -250,15 +293,46 @@ class StayTracker:
             unseen[tid] = stay
 
         self._take_over(present, unseen)
+        if self._dormant:
+            self._rejoin(present, now)
         self._stays = {**unseen, **present}
         self._present = set(present)
         return out
 
+    def _fall_dormant(self, stay: Stay) -> None:
+        """A stay gone past its grace: remember it for ``rejoin_s`` if it had counted."""
+        if self.rejoin_s > 0 and stay.seen_for >= self.remember_after_s:
+            self._dormant.append(stay)
+            del self._dormant[:-MAX_DORMANT]
+
+    def _rejoin(self, present: dict[int, Stay], now: float) -> None:
+        """Give dormant stays back to fresh tracks that begin where they stood (lost and found)."""
+        limit = self.lost_grace_s + self.rejoin_s
+        self._dormant = [o for o in self._dormant if now - o.last_seen <= limit]
+        for p in present.values():
+            if not p.fresh or p.previous or p.started != p.since:  # drove in, or has a history of its own
+                continue
+            fits = [o for o in self._dormant if p.started - o.last_seen <= limit and self._may_take_over(p, o, late=True)]
+            if not fits:
+                continue
+            o = min(fits, key=lambda d: _dist(p.origin, d.point) / d.height)
+            self._dormant.remove(o)
+            self._inherit(p, o)
+
+    def _inherit(self, p: Stay, o: Stay) -> None:
+        """``p`` continues ``o``: its start time, anchor (stationary mode) and earlier ids."""
+        p.since = o.since
+        if self.max_movement is not None:
+            p.anchor, p.n_points, p.start = o.anchor, o.n_points, o.start
+        p.previous = [*o.previous, o.track]
+
     def _moved(self, stay: Stay, point: np.ndarray, height: float, now: float) -> bool:
-        """Stationary mode: fold ``point`` into the stay, or say whether it has moved for good."""
+        """Stationary mode: fold ``point`` into the stay, or say whether it has moved for good
+        (from its anchor, or, with ``max_travel``, from where it began)."""
         if self.max_movement is None:
             return False
-        if _dist(point, stay.anchor) <= self.max_movement * height:
+        near = _dist(point, stay.anchor) <= self.max_movement * height
+        if near and (self.max_travel is None or _dist(point, stay.began) <= self.max_travel * height):
             stay.settle(point)
             return False
         if stay.moved_since is None:
@@ -282,17 +356,15 @@ class StayTracker:
             if pid in done or oid in taken:
                 continue
             p, o = present[pid], unseen.pop(oid)
-            p.since = o.since
-            if self.max_movement is not None:
-                p.anchor, p.n_points = o.anchor, o.n_points
-            p.previous = [*o.previous, o.track]
+            self._inherit(p, o)
             taken.add(oid)
             done.add(pid)
 
-    def _may_take_over(self, p: Stay, o: Stay) -> bool:
+    def _may_take_over(self, p: Stay, o: Stay, *, late: bool = False) -> bool:
+        """Whether ``p`` (a present stay) may continue ``o`` (one unseen, or dormant when ``late``)."""
         if o.since >= p.since:  # only an older stay is worth inheriting
             return False
-        if p.started - o.last_seen > self.lost_grace_s:  # began too long after it vanished
+        if not late and p.started - o.last_seen > self.lost_grace_s:  # began too long after it vanished
             return False
         if _dist(p.origin, o.point) > self.rejoin_distance * o.height:  # began somewhere else
             return False

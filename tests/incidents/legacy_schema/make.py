@@ -24,11 +24,12 @@ import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
-from schema import COMMITS, HERE, to_postgresql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-REPO = HERE.parents[2]
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO))  # run as a script: the tests' modules import from the repository
+from tests.incidents.legacy_schema.schema import COMMITS, HERE, to_postgresql  # noqa: E402
 MODULES = ("store", "workorders", "outbox", "flows", "catalogue")
 
 

@@ -1,0 +1,136 @@
+"""Riders are not pedestrians: a person on a bicycle/motorcycle, moving with it, counts as the
+vehicle (vision/riders.py), on scripted tracks through the real analyser and rules."""
+
+import numpy as np
+import supervision as sv
+
+from gridworker.vision.config import RiderConfig
+from gridworker.vision.riders import RiderLinker
+from tests.scenario import Scenario
+
+FPS = 5
+LANE = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+# a cyclist: the person's box sits on the upper part of the bicycle's box
+RIDER = (460, 300, 540, 480)
+BIKE = (440, 380, 560, 500)
+
+
+def _ride(sc: Scenario, t0: float, t1: float, dx: float, *, bike_hidden: tuple[float, float] | None = None) -> None:
+    """A cyclist riding ``dx`` px from ``t0`` to ``t1``; the bicycle's box missed during ``bike_hidden``."""
+    sc.track("person", RIDER, track_id=1).move(t0, t1, dx=dx)
+    bike = sc.track("bicycle", BIKE, track_id=2)
+    if bike_hidden is None:
+        bike.move(t0, t1, dx=dx)
+        return
+    h0, h1 = bike_hidden
+    speed = dx / (t1 - t0)
+    bike.move(t0, h0, dx=speed * (h0 - t0)).hide(h0, h1)
+    bike.box = bike.box + speed * (h1 - h0) * np.array([1.0, 0.0, 1.0, 0.0])  # it rode on unseen
+    bike.move(h1, t1, dx=speed * (t1 - h1))
+
+
+def _lane(classes: list[str], **extra: object) -> list[dict[str, object]]:
+    rule = {"type": "lane_intrusion", "id": "lane", "classes": classes, "min_duration_s": 1.0, **extra}
+    return [{"id": "lane", "polygon": LANE, "rules": [rule]}]
+
+
+def test_cyclist_is_not_a_pedestrian_in_the_lane():
+    sc = Scenario(fps=FPS)
+    _ride(sc, 0, 10, dx=300)
+    run = sc.run(zones=_lane(["person"]), until=10)
+    # the rider is paired within 3 frames, long before the 1 s the rule needs
+    assert run.first_active("lane", "lane") is None
+
+
+def test_cyclist_counts_as_the_bicycle_once():
+    sc = Scenario(fps=FPS)
+    _ride(sc, 0, 10, dx=300)
+    run = sc.run(zones=_lane(["person", "bicycle"]), until=10)
+    assert run.first_active("lane", "lane") is not None
+    _, last = run.results("lane", "lane")[-1]
+    assert last.count == 1 and last.details["classes"] == ["bicycle"]  # the pair is one object: the bicycle
+
+
+def test_rider_stands_for_the_bicycle_while_the_detector_misses_it():
+    """A non-motor rule keeps counting the cyclist while only the person's box is found."""
+    sc = Scenario(fps=FPS)
+    _ride(sc, 0, 10, dx=300, bike_hidden=(4.0, 5.0))
+    run = sc.run(zones=_lane(["bicycle"], grace_s=0.0), until=10)
+    on = [t for t, active in run.active("lane", "lane") if 4.2 <= t <= 4.8]
+    assert on and all(active for t, active in run.active("lane", "lane") if 4.2 <= t <= 4.8)
+    hidden = [res for t, res in run.results("lane", "lane") if 4.2 <= t <= 4.8]
+    # the box shown is the rider's, under the bicycle's track (its clock went on)
+    assert all(r.details["classes"] == ["person"] and r.details["tracks"] == [2] for r in hidden)
+
+
+def test_pedestrian_walking_past_a_parked_bicycle_stays_a_pedestrian():
+    sc = Scenario(fps=FPS)
+    sc.track("bicycle", BIKE, track_id=2).stay(0, 10)
+    # walks left to right across the parked bicycle at an easy pace (2/3 of their height a
+    # second): overlaps it for well over a second
+    sc.track("person", (200, 300, 280, 480), track_id=1).move(0, 10, dx=1200)
+    run = sc.run(zones=_lane(["person"]), until=10)
+    assert run.first_active("lane", "lane") is not None
+    assert all(active for t, active in run.active("lane", "lane") if t >= 1.0)
+
+
+def test_person_next_to_a_bicycle_on_the_pavement_is_not_a_rider():
+    """Feet on the ground beside the bicycle (no overlap with its box) are a pedestrian's."""
+    sc = Scenario(fps=FPS)
+    sc.track("bicycle", BIKE, track_id=2).stay(0, 5)
+    sc.track("person", (570, 320, 640, 500), track_id=1).stay(0, 5)
+    run = sc.run(zones=_lane(["person"]), until=5)
+    assert run.first_active("lane", "lane") == 1.0
+
+
+def test_motorcyclist_waiting_at_the_junction_is_not_a_pedestrian():
+    """The issue's case: riders waiting at a junction were counted as pedestrians in the lane."""
+    sc = Scenario(fps=FPS)
+    sc.track("person", (470, 280, 550, 470), track_id=1).stay(0, 30).jitter(3)
+    sc.track("motorcycle", (430, 360, 590, 500), track_id=2).stay(0, 30).jitter(3, seed=1)
+    run = sc.run(zones=_lane(["person", "bicycle"]), until=30)
+    assert run.first_active("lane", "lane") is None
+
+
+def test_riders_are_out_of_the_crowd_count():
+    sc = Scenario(fps=FPS)
+    for k in range(4):  # four cyclists riding side by side
+        x = 100 + 200 * k
+        sc.track("person", (x + 20, 300, x + 100, 480), track_id=10 + k).move(0, 20, dy=100)
+        sc.track("bicycle", (x, 380, x + 120, 500), track_id=20 + k).move(0, 20, dy=100)
+    sc.track("person", (100, 600, 160, 760), track_id=30).stay(0, 20)  # one pedestrian
+    crowd = [{"id": "square", "polygon": LANE, "rules": [{"type": "crowd", "min_count": 3, "min_duration_s": 2}]}]
+    run = sc.run(zones=crowd, until=20)
+    assert run.first_active("square", "crowd") is None
+    # switched off, the same scene is a crowd of five "persons"
+    off = sc.run(zones=crowd, until=20, riders={"enabled": False})
+    assert off.first_active("square", "crowd") is not None
+
+
+def test_rider_of_a_dismounted_cyclist_is_a_pedestrian_again():
+    sc = Scenario(fps=FPS)
+    sc.track("person", RIDER, track_id=1).move(0, 5, dx=100).stay(5, 20)
+    sc.track("bicycle", BIKE, track_id=2).move(0, 5, dx=100).hide(5, 20)  # bicycle gone (parked out of view)
+    run = sc.run(zones=_lane(["person"]), until=20)
+    first = run.first_active("lane", "lane")
+    # a rider for hold_s (2 s) after the pair was last seen together, then a pedestrian for 1 s
+    assert first is not None and 7.0 <= first <= 8.4
+
+
+def test_linker_roles_and_memory_bound():
+    linker = RiderLinker(RiderConfig(hits=2, frames=3))
+    dets = sv.Detections(
+        xyxy=np.array([RIDER, BIKE, (800, 100, 860, 260)], dtype=np.float32),
+        tracker_id=np.array([1, 2, 3]),
+        data={"class_name": np.array(["person", "bicycle", "person"])},
+    )
+    assert linker.update(dets, 0.0).classes.tolist() == ["person", "bicycle", "person"]  # one frame is not enough
+    roles = linker.update(dets, 0.2)
+    assert roles.classes.tolist() == ["", "bicycle", "person"] and roles.ids.tolist() == [1, 2, 3]
+    # the bicycle missed on a frame: the rider stands for it, with its track id
+    only_person = sv.Detections(xyxy=dets.xyxy[:1], tracker_id=dets.tracker_id[:1], data={"class_name": np.array(["person"])})
+    roles = linker.update(only_person, 0.4)
+    assert roles.classes.tolist() == ["bicycle"] and roles.ids.tolist() == [2]
+    # tracks gone for long are forgotten
+    linker.update(sv.Detections.empty(), 100.0)
+    assert not linker._tracks
