@@ -46,6 +46,7 @@ class CameraOut(BaseModel):
     name: str
     site: str
     url: str = Field(description="Stream URL with any password removed.")
+    record_url: str | None = Field(None, description="Main-stream URL for evidence (stream roles), password removed.")
     fps: float
     health: StreamHealthOut
     analysed_fps: float
@@ -71,6 +72,7 @@ class CameraOut(BaseModel):
             name=view.config.name,
             site=view.config.site,
             url=view.config.public_url(),
+            record_url=view.config.public_record_url(),
             fps=view.config.fps,
             health=StreamHealthOut(
                 state=h.state.value,
@@ -111,10 +113,11 @@ class NewCamera(CameraConfig):
         json_schema_extra={"pattern": NETWORK_URL_PATTERN, "examples": ["rtsp://admin:pw@10.0.0.7:554/stream1"]},
     )
 
-    @field_validator("url")
+    @field_validator("url", "record_url")
     @classmethod
-    def _network_only(cls, url: str) -> str:
-        require_network(url)  # a SourceError (ValueError): 422 naming body.url
+    def _network_only(cls, url: str | None) -> str | None:
+        if url is not None:
+            require_network(url)  # a SourceError (ValueError): 422 naming body.url / body.record_url
         return url
 
 

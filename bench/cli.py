@@ -118,12 +118,18 @@ def _register_rules(bench_sub: Any) -> None:
     p.add_argument("--clips", type=Path, default=None, metavar="DIR", help="folder of the clips (default ../shared/media)")
     p.add_argument("--truth", type=Path, default=None, metavar="DIR", help="folder of truth files (default bench/truth)")
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this truth file (stem; repeatable)")
+    p.add_argument(
+        "--low-light", choices=["auto", "always"], default=None,
+        help="also brighten frames before the detector, on top of each camera's own low_light setting (to measure it)",
+    )
+    p.add_argument("--low-light-method", choices=["clahe", "gamma"], default="clahe", help="correction for --low-light (default clahe)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_rules)
 
 
 def _rules(args: argparse.Namespace) -> int:
+    import functools
     import json
 
     from gridworker.models.errors import ModelError
@@ -140,8 +146,14 @@ def _rules(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    preprocess = None
+    if args.low_light is not None:
+        from gridworker.vision.lowlight import LowLightConfig, correct
+
+        low_light = LowLightConfig(mode=args.low_light, method=args.low_light_method)
+        preprocess = functools.partial(correct, config=low_light)
     try:
-        result = run_rules_bench(clips, truth, only=args.only, progress=progress)
+        result = run_rules_bench(clips, truth, only=args.only, preprocess=preprocess, progress=progress)
     except TruthError as exc:
         print(f"gridworker bench rules: {exc}", file=sys.stderr)
         return 2

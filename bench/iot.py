@@ -134,9 +134,9 @@ def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None
         opened: dict[tuple[str, str], list[tuple[int, float]]] = {}
         lock = threading.Lock()
 
-        def on_opened(inc: Any, device_id: str) -> None:
+        def on_opened(inc: Any, device: Any) -> None:
             with lock:
-                opened.setdefault((device_id, inc.rule_id), []).append((inc.id, time.time()))
+                opened.setdefault((device.id, inc.rule_id), []).append((inc.id, time.time()))
 
         service.iot.on_opened.append(on_opened)
         service.start()

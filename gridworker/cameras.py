@@ -65,10 +65,21 @@ class _Camera:
     stream: CameraStream
     slot: CameraSlot
     persisted: bool = False
+    #: the record-only reader of the camera's main stream (``record_url``), if it has one
+    record: CameraStream | None = None
 
     @property
     def patrol_only(self) -> bool:
         return self.slot.patrol_only
+
+    @property
+    def readers(self) -> list[CameraStream]:
+        return [self.stream] if self.record is None else [self.stream, self.record]
+
+    @property
+    def ring(self) -> PacketRing | None:
+        """Where evidence clips come from: the main stream's ring when there is one."""
+        return (self.record or self.stream).packet_ring
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +156,15 @@ class CameraRegistry:
         """Add the config file's cameras, then those saved through the API (the file wins)."""
         for cam in self._settings.cameras:
             self._add(cam, persist=False)
-        for cam_id, raw in self._store.saved_cameras():
+        for cam_id, raw in self._store.cameras.all():
             if cam_id in self._cameras:
                 log.warning("camera %r saved through the API is also in the config file; the config file wins", cam_id)
                 continue
             try:
                 saved = CameraConfig.model_validate_json(raw)
                 require_network(saved.url)  # saved cameras came through the API: never a file
+                if saved.record_url is not None:
+                    require_network(saved.record_url)
                 self._add(saved, persist=False, persisted=True)
             except ValueError as exc:
                 log.error("skipping saved camera %r: %s", cam_id, exc)
@@ -161,7 +174,8 @@ class CameraRegistry:
         with self._cameras_lock:
             cams = list(self._cameras.values())
         for cam in cams:
-            cam.stream.stop(timeout=timeout)
+            for reader in cam.readers:
+                reader.stop(timeout=timeout)
 
     def clear(self) -> None:
         """Forget every camera (a stopped reader does not start again: a start loads them afresh)."""
@@ -171,8 +185,8 @@ class CameraRegistry:
             for cam in cams:
                 self._pipeline.remove(cam.config.id)
         for cam in cams:
-            if cam.stream.packet_ring is not None:
-                self._rings.detach(cam.stream.packet_ring)
+            if cam.ring is not None:
+                self._rings.detach(cam.ring)
 
     # -- lookups for the other parts ----------------------------------------------------
     def __len__(self) -> int:
@@ -217,13 +231,15 @@ class CameraRegistry:
                 raise CameraExists(config.id)
             self._check_limits(config)
             patrol_only = config.watch == "patrol"
-            stream = self._reader(config.id, config.stream_config() if patrol_only else self._stream_config(config))
+            detect_config, record_config = (config.stream_config(), None) if patrol_only else self._stream_configs(config)
+            stream = self._reader(config.id, detect_config)
+            record = self._reader(config.id, record_config) if record_config is not None else None
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self._settings.tracker, signals=self._signals)
             visits = self._visit_analyzer(config) if patrol_only else None
-            if stream.packet_ring is not None:
-                self._rings.attach(stream.packet_ring)
             slot = CameraSlot(config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, motion=motion_gate(config))
-            cam = _Camera(config, stream, slot, persisted=persist or persisted)
+            cam = _Camera(config, stream, slot, persisted=persist or persisted, record=record)
+            if cam.ring is not None:
+                self._rings.attach(cam.ring)
             self._cameras[config.id] = cam
             # in the same critical section as the listing (the pipeline never takes this lock)
             self._pipeline.add(slot)
@@ -236,25 +252,29 @@ class CameraRegistry:
                 latest = cam.config  # a scene edit may have landed since
             if not listed:
                 log.info("camera %s was removed while it was being added; not saved", config.id)
-                stream.stop()
+                for reader in cam.readers:
+                    reader.stop()
                 return cam
             if persist:
                 try:
-                    self._store.save_camera(config.id, latest.model_dump_json())
+                    self._store.cameras.put(config.id, latest.model_dump_json())
                 except Exception:
                     with self._cameras_lock:
                         if self._cameras.get(config.id) is cam:
                             del self._cameras[config.id]
                             self._pipeline.remove(config.id)
-                    if stream.packet_ring is not None:
-                        self._rings.detach(stream.packet_ring)
+                    if cam.ring is not None:
+                        self._rings.detach(cam.ring)
                     raise
             if patrol_only:
                 stream.stop()  # never streamed: only patrol visits open a session (its state reads "stopped")
                 log.info("camera %s (%s) added, patrol only", config.id, config.public_url())
                 return cam
-            stream.start()
-        log.info("camera %s (%s) added", config.id, config.public_url())
+            for reader in cam.readers:
+                reader.start()
+        log.info(
+            "camera %s (%s) added%s", config.id, config.public_url(), f", evidence from {config.public_record_url()}" if record is not None else ""
+        )
         return cam
 
     def _check_limits(self, config: CameraConfig) -> None:
@@ -276,6 +296,8 @@ class CameraRegistry:
             SourceError: a video file (files are sources only in the config file, under media_dir).
         """
         require_network(config.url)
+        if config.record_url is not None:
+            require_network(config.record_url)
         return self._view(self._add(config, persist=True))
 
     def remove(self, camera_id: str) -> None:
@@ -286,14 +308,15 @@ class CameraRegistry:
             # with the listing: a camera added again under this id meanwhile keeps its slot (the
             # pipeline's remove never waits: it only takes its own small lock)
             self._pipeline.remove(camera_id)
-        if cam.stream.packet_ring is not None:
-            self._rings.detach(cam.stream.packet_ring)
+        if cam.ring is not None:
+            self._rings.detach(cam.ring)
         with self._persist_lock:  # after any save of this camera still in flight
             with self._cameras_lock:
                 readded = camera_id in self._cameras  # added again meanwhile: its row is the new camera's
             if not readded:
-                self._store.delete_camera(camera_id)
-        cam.stream.stop(timeout=5.0)  # after the persist lock: an _add in flight has started it by now, or never will
+                self._store.cameras.delete(camera_id)
+        for reader in cam.readers:  # after the persist lock: an _add in flight has started them by now, or never will
+            reader.stop(timeout=5.0)
         self._incidents.close_camera(camera_id, time.time())
         self._signals.forget(camera_id)
         log.info("camera %s removed", camera_id)
@@ -332,7 +355,7 @@ class CameraRegistry:
                     listed = self._cameras.get(camera_id) is cam
                     latest = cam.config
                 if listed:
-                    self._store.save_camera(camera_id, latest.model_dump_json())
+                    self._store.cameras.put(camera_id, latest.model_dump_json())
         log.info("camera %s: scene updated (%d zone(s), %d line(s)%s)", camera_id, len(config.zones), len(config.lines), "" if cam.persisted else ", until restart")
         return self._view(cam), cam.persisted
 
@@ -371,21 +394,28 @@ class CameraRegistry:
         self._get(camera_id)  # CameraNotFound
         return self._pipeline.latest_jpeg(camera_id)
 
-    def _stream_config(self, config: CameraConfig) -> StreamConfig:
-        """The camera's reader config; with clips on, a packet ring unless the camera sets its own."""
-        stream_config = config.stream_config()
+    def _stream_configs(self, config: CameraConfig) -> tuple[StreamConfig, StreamConfig | None]:
+        """The camera's reader configs: the detect reader's and, with ``record_url``, the
+        record-only reader's. With clips on, the evidence stream (the main stream when there is
+        one) gets a packet ring unless the camera sets its own; the detect substream then keeps none."""
+        detect, record = config.stream_config(), config.record_stream_config()
         evidence = self._settings.evidence
         if evidence.clips and "clip_buffer_s" not in config.stream.model_fields_set:
             update = {"clip_buffer_s": evidence.ring_seconds}
             if "clip_buffer_mb" not in config.stream.model_fields_set:
                 update["clip_buffer_mb"] = evidence.buffer_mb
-            stream_config = stream_config.model_copy(update=update)
-        return stream_config
+            if record is None:
+                detect = detect.model_copy(update=update)
+            else:
+                record = record.model_copy(update=update)
+        if record is not None:
+            detect = detect.model_copy(update={"clip_buffer_s": 0.0})
+        return detect, record
 
     def packet_ring(self, camera_id: str) -> PacketRing | None:
         with self._cameras_lock:
             cam = self._cameras.get(camera_id)
-        return None if cam is None else cam.stream.packet_ring
+        return None if cam is None else cam.ring
 
     def info(self, camera_id: str) -> CameraInfo:
         with self._cameras_lock:

@@ -144,8 +144,8 @@ class Service:
             PipelineFeed(self.pipeline, self.registry.targets, on_outcome=self._patrol_outcome).make_run,
             settings.patrol_plans,
             validate=self._validate_plan,
-            save=lambda plan: self.store.save_patrol_plan(plan.id, plan.model_dump_json()),  # PUT plans survive a restart
-            forget=self.store.delete_patrol_plan,
+            save=lambda plan: self.store.patrol_plans.put(plan.id, plan.model_dump_json()),  # PUT plans survive a restart
+            forget=self.store.patrol_plans.forget,
             max_plans=settings.limits.max_patrol_plans,
         )
         # counting-line crossings → gridworker_line_crossings_total + per-minute rows beside the incidents
@@ -175,7 +175,10 @@ class Service:
         self.metrics.watch_cases(self.workorders)
         self.metrics.watch_patrol(self.patrol.last_cycles)
         # --- IoT alarms (issue 14, docs/iot.md): devices' alarms into the same incident writer ---
-        self.iot = IotService(settings.iot, self.store, self.incidents, self.workorders.catalogue, snapshot=self.registry.latest_jpeg)
+        self.iot = IotService(
+            settings.iot, self.store, self.incidents, self.workorders.catalogue, snapshot=self.registry.latest_jpeg,
+            watch_of=lambda camera_id: self.registry.view(camera_id).config.watch, patrols=self.patrol,  # video linkage
+        )
         self.metrics.registry.register(IotCollector(self.iot))
         # --- end IoT ---
         self._state = ServiceState.CREATED
@@ -227,7 +230,7 @@ class Service:
             self.forwarding = build_dispatcher(self.settings.forwarding, self.outbox)
             self.patrol.reopen()
         self.registry.load()
-        for plan_id, raw in [] if again else self.store.saved_patrol_plans():  # plans created through the API
+        for plan_id, raw in [] if again else self.store.patrol_plans.all():  # plans created through the API
             try:
                 plan = PatrolPlan.model_validate_json(raw)
             except ValueError as exc:

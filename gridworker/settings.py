@@ -28,6 +28,7 @@ from gridworker.streams.redact import redact_url
 from gridworker.streams.sources import FileSource, check_media_path, parse_source
 from gridworker.vision.config import SceneConfig, SceneLimits, reference_problems
 from gridworker.vision.motion import MotionConfig
+from gridworker.vision.lowlight import LowLightConfig  # low-light correction (issue 16)
 from gridworker.vision.tracker import TrackerConfig
 from gridworker.validation import first_repeat, read_yaml
 
@@ -60,6 +61,14 @@ class CameraConfig(SceneConfig):
         description="rtsp://, rtsps://, rtmp://, rtmps://, http(s):// (HLS) URL; in the config file also a video file "
         "(a path or file://) under media_dir. Credentials (user:pw@, ?pwd=, ;password=) are never shown or logged.",
     )
+    record_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="The camera's main stream, for evidence (stream roles): with it, ``url`` is the detect stream "
+        "(a low-resolution substream the model analyses) and evidence clips are cut from this stream's packets, "
+        "never decoded. Same sources and credential handling as ``url``.",
+    )
     fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
     stream: StreamTuning = Field(default_factory=StreamTuning, description="Reader tuning: timeouts, backoff, clip ring (see StreamConfig).")
     detect_tiles: TileConfig | None = Field(
@@ -70,6 +79,11 @@ class CameraConfig(SceneConfig):
         description="Motion gating: with enabled, the model runs only on frames with motion in a rule zone, plus a "
         "refresh every refresh_s; the frames between are analysed with the last detections. See docs/models.md.",
     )
+    low_light: LowLightConfig = Field(  # issue 16
+        default_factory=LowLightConfig,
+        description="Brighten dark frames (CLAHE or gamma) before the detector; evidence keeps the camera's picture. "
+        "See docs/rules-field.md, Low light.",
+    )
     watch: Literal["continuous", "patrol"] = Field(
         "continuous",
         description="continuous: streamed and analysed all the time at ``fps``; patrol: never streamed, "
@@ -79,10 +93,11 @@ class CameraConfig(SceneConfig):
         default_factory=CameraPatrolConfig, description="Site type, tags and priority used by patrol plans."
     )
 
-    @field_validator("url")
+    @field_validator("url", "record_url")
     @classmethod
-    def _known_source(cls, url: str) -> str:
-        parse_source(url)  # the one check of camera URLs (streams/sources.py); a SourceError is a ValueError
+    def _known_source(cls, url: str | None) -> str | None:
+        if url is not None:
+            parse_source(url)  # the one check of camera URLs (streams/sources.py); a SourceError is a ValueError
         return url
 
     @field_serializer("stream")
@@ -93,6 +108,12 @@ class CameraConfig(SceneConfig):
     def stream_config(self) -> StreamConfig:
         return StreamConfig(url=self.url, fps=self.fps, **self.stream.model_dump(exclude_unset=True))
 
+    def record_stream_config(self) -> StreamConfig | None:
+        """The record-only reader of ``record_url`` (packets to the evidence ring, nothing decoded), or None."""
+        if self.record_url is None:
+            return None
+        return StreamConfig(url=self.record_url, fps=self.fps, decode=False, **self.stream.model_dump(exclude_unset=True))
+
     def scene(self) -> SceneConfig:
         """The camera's scene alone (what the analyzer needs)."""
         return SceneConfig(**{name: getattr(self, name) for name in SceneConfig.model_fields})
@@ -100,9 +121,12 @@ class CameraConfig(SceneConfig):
     def public_url(self) -> str:
         return redact_url(self.url)
 
+    def public_record_url(self) -> str | None:
+        return None if self.record_url is None else redact_url(self.record_url)
+
     def __repr_args__(self) -> Any:
         for key, value in super().__repr_args__():
-            yield key, (redact_url(value) if key == "url" else value)
+            yield key, (redact_url(value) if key in ("url", "record_url") and value is not None else value)
 
 
 class ServerConfig(_Strict):
@@ -352,12 +376,13 @@ class Settings(BaseSettings):
     def _file_sources_in_media_dir(self) -> Settings:
         problems = []
         for i, cam in enumerate(self.cameras):
-            source = parse_source(cam.url)
-            if isinstance(source, FileSource):
-                try:
-                    check_media_path(source, self.media_dir)
-                except ValueError as exc:
-                    problems.append(f"camera {cam.id!r} (cameras[{i}]): url: {exc}")
+            for key, url in (("url", cam.url), ("record_url", cam.record_url)):
+                source = parse_source(url) if url is not None else None
+                if isinstance(source, FileSource):
+                    try:
+                        check_media_path(source, self.media_dir)
+                    except ValueError as exc:
+                        problems.append(f"camera {cam.id!r} (cameras[{i}]): {key}: {exc}")
         if problems:
             raise ValueError("; ".join(problems[:10]))
         return self

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select
 from sqlalchemy.engine import Engine
@@ -74,38 +74,80 @@ class ClipMissingRow(Base):
     at: Mapped[float] = mapped_column(Float)
 
 
-class CameraRow(Base):
+class SavedConfigRow:
+    """The columns of a table of configs saved at run time: an id, its config as JSON, when it
+    was first saved (the order they load in)."""
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class CameraRow(SavedConfigRow, Base):
     """Cameras added through the API, so they survive a restart."""
 
     __tablename__ = "cameras"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    config: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Float)
 
-
-class PatrolPlanRow(Base):
+class PatrolPlanRow(SavedConfigRow, Base):
     """Patrol plans created or replaced through the API (``PUT /patrol/plans/{id}``), so they survive a restart."""
 
     __tablename__ = "patrol_plans"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    config: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Float)
 
-
-# --- IoT devices (issue 14, migration 0003) ------------------------------------------
-class DeviceRow(Base):
-    """IoT devices added through the API or a CSV import, so they survive a restart (iot/)."""
+class DeviceRow(SavedConfigRow, Base):
+    """IoT devices added through the API or a CSV import, so they survive a restart (iot/; issue 14, migration 0003)."""
 
     __tablename__ = "iot_devices"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    config: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Float)
+
+R = TypeVar("R", CameraRow, PatrolPlanRow, DeviceRow)
 
 
-# --- end IoT devices ---------------------------------------------------------------------
+class SavedConfigs(Generic[R]):
+    """The configs of one table of :class:`SavedConfigRow`: ``(id, config JSON)`` pairs.
+
+    Example:
+        >>> store.cameras.put("gate", config.model_dump_json()); store.cameras.all()  # doctest: +SKIP
+        [('gate', '{...}')]
+    """
+
+    def __init__(self, db: Database, row: type[R]) -> None:
+        self._db = db
+        self._row: type[R] = row
+
+    def put(self, key: str, config_json: str) -> None:
+        """Save ``key``'s config, or replace it (it keeps its place in the order)."""
+        self.put_all([(key, config_json)])
+
+    def put_all(self, items: Sequence[tuple[str, str]]) -> None:
+        """Save or replace several ``(id, config JSON)``, all in one transaction."""
+        now = time.time()
+        with self._db.transaction() as s:
+            for key, config_json in items:
+                row = s.get(self._row, key)
+                if row is None:
+                    s.add(self._row(id=key, config=config_json, created_at=now))
+                else:
+                    row.config = config_json
+
+    def delete(self, key: str) -> bool:
+        """Forget ``key``'s config; False if there was none."""
+        with self._db.transaction() as s:
+            row = s.get(self._row, key)
+            if row is not None:
+                s.delete(row)
+            return row is not None
+
+    def forget(self, key: str) -> None:
+        """:meth:`delete`, for a caller that does not ask whether there was one."""
+        self.delete(key)
+
+    def all(self) -> list[tuple[str, str]]:
+        """Every ``(id, config JSON)``, oldest first."""
+        with self._db.transaction() as s:
+            rows = s.scalars(select(self._row).order_by(self._row.created_at, self._row.id)).all()
+            return [(r.id, r.config) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +228,10 @@ class IncidentStore:
         self.db = Database.open(db) if isinstance(db, str) else db
         self.url = self.db.url
         self._session = self.db.transaction
+        # what was added or replaced at run time (the API, an import), loaded again at start
+        self.cameras = SavedConfigs(self.db, CameraRow)
+        self.patrol_plans = SavedConfigs(self.db, PatrolPlanRow)
+        self.devices = SavedConfigs(self.db, DeviceRow)  # IoT devices (issue 14)
 
     def close(self) -> None:
         """Dispose of the database's connections if this store opened it (from a URL)."""
@@ -375,65 +421,26 @@ class IncidentStore:
                 stmt = stmt.where(IncidentRow.status == status)
             return {t: int(n) for t, n in s.execute(stmt).all()}
 
-    # -- cameras added at run time --------------------------------------------------------
-    def save_camera(self, camera_id: str, config_json: str) -> None:
-        with self._session() as s:
-            row = s.get(CameraRow, camera_id)
-            if row is None:
-                s.add(CameraRow(id=camera_id, config=config_json, created_at=time.time()))
-            else:
-                row.config = config_json
-
-    def delete_camera(self, camera_id: str) -> None:
-        with self._session() as s:
-            row = s.get(CameraRow, camera_id)
-            if row is not None:
-                s.delete(row)
-
-    def saved_cameras(self) -> Sequence[tuple[str, str]]:
-        with self._session() as s:
-            return [(r.id, r.config) for r in s.scalars(select(CameraRow).order_by(CameraRow.created_at)).all()]
-
-    # -- patrol plans created at run time --------------------------------------------------
-    def save_patrol_plan(self, plan_id: str, config_json: str) -> None:
-        with self._session() as s:
-            row = s.get(PatrolPlanRow, plan_id)
-            if row is None:
-                s.add(PatrolPlanRow(id=plan_id, config=config_json, created_at=time.time()))
-            else:
-                row.config = config_json
-
-    def delete_patrol_plan(self, plan_id: str) -> None:
-        with self._session() as s:
-            row = s.get(PatrolPlanRow, plan_id)
-            if row is not None:
-                s.delete(row)
-
-    def saved_patrol_plans(self) -> Sequence[tuple[str, str]]:
-        with self._session() as s:
-            return [(r.id, r.config) for r in s.scalars(select(PatrolPlanRow).order_by(PatrolPlanRow.created_at)).all()]
-
-    # --- IoT devices added at run time (issue 14) -----------------------------------------
+    # --- IoT devices added at run time (issue 14): iot/registry.py's calls ------------------
     def save_devices(self, devices: Sequence[tuple[str, str]]) -> None:
         """Save (or replace) devices as ``(id, config JSON)``, all in one transaction."""
-        now = time.time()
-        with self._session() as s:
-            for device_id, config_json in devices:
-                row = s.get(DeviceRow, device_id)
-                if row is None:
-                    s.add(DeviceRow(id=device_id, config=config_json, created_at=now))
-                else:
-                    row.config = config_json
+        self.devices.put_all(devices)
 
     def delete_device(self, device_id: str) -> bool:
-        with self._session() as s:
-            row = s.get(DeviceRow, device_id)
-            if row is not None:
-                s.delete(row)
-            return row is not None
+        return self.devices.delete(device_id)
 
     def saved_devices(self) -> Sequence[tuple[str, str]]:
+        return self.devices.all()
+
+    def attach_snapshot(self, incident_id: int, jpeg: bytes, *, at: float, details: dict[str, Any]) -> bool:
+        """Give an incident that opened without a snapshot one taken later (IoT video linkage),
+        merging ``details`` into its details. False (nothing changed) when it has one or does not exist."""
         with self._session() as s:
-            return [(r.id, r.config) for r in s.scalars(select(DeviceRow).order_by(DeviceRow.created_at, DeviceRow.id)).all()]
+            row = s.get(IncidentRow, incident_id)
+            if row is None or s.get(SnapshotRow, incident_id) is not None:
+                return False
+            s.add(SnapshotRow(incident_id=incident_id, jpeg=jpeg, taken_at=at))
+            row.details = {**(row.details or {}), **details}
+            return True
 
     # --- end IoT devices ------------------------------------------------------------------

@@ -101,12 +101,12 @@ class IotConfig(_Strict):
         30.0, gt=0.0, le=10_080.0, description="An alarm case closes, verified, after this many minutes without the alarm."
     )
     check_interval_s: float = Field(1.0, gt=0.0, le=60.0, description="How often offline devices and quiet alarms are looked for.")
-    linkage_s: float = Field(
-        0.0,
+    linkage_watch_s: float = Field(
+        5.0,
         ge=0.0,
         le=60.0,
-        description="Video linkage: on an alarm, wait up to this long for a fresh analysed frame of each camera that sees "
-        "the device and attach it as the case's snapshot (0: off).",
+        description="Video linkage: an alarm's case that opened without a frame (no continuously watched camera of the "
+        "device had one) starts a watch of the device's patrol-only cameras this long, and gets their snapshot (0: no watch).",
     )
 
     @field_validator("topic_pattern")

@@ -35,12 +35,17 @@ from gridworker.incidents.store import Incident
 from gridworker.vision.rules.base import IncidentKind
 
 from .config import DeviceConfig, IotConfig, source_id
+from .linkage import Linkage, Patrols, SnapshotStore
 from .mapping import DeviceMapping, MalformedMessage, load_mappings
 from .registry import DeviceNotFound, DeviceRegistry, DeviceStore, parse_csv
 from .tracker import OFFLINE, AlarmTracker
 
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "iot:"
+
+
+class IotStore(DeviceStore, SnapshotStore, Protocol):
+    """Where API-added devices and linkage snapshots go (``IncidentStore``)."""
 
 
 class DeviceSink(Protocol):
@@ -73,16 +78,20 @@ class IotService:
         sink: the incident writer.
         catalogue: incident types of the alarms (names, category).
         snapshot: camera id → the camera's latest analysed JPEG (video linkage); None: no linkage.
+        watch_of: camera id → its ``watch`` ("continuous" or "patrol"; KeyError: no such camera).
+        patrols: the service's patrol manager, for linkage watches of patrol-only cameras (None: none).
     """
 
     def __init__(
         self,
         config: IotConfig,
-        store: DeviceStore | None,
+        store: IotStore | None,
         sink: DeviceSink,
         catalogue: Catalogue,
         *,
         snapshot: Callable[[str], bytes | None] | None = None,
+        watch_of: Callable[[str], str] | None = None,
+        patrols: Patrols | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -91,14 +100,18 @@ class IotService:
         self._sink = sink
         self._catalogue = catalogue
         self._camera_jpeg = snapshot
+        self._watch_of = watch_of
         self._clock = clock
         self.tracker = AlarmTracker(
             self.mappings,
             self._kind,
             clear_after_s=config.alarm_clear_min * 60.0,
             missed_heartbeats=config.missed_heartbeats,
-            snapshot=self._linked if snapshot is not None else None,
+            snapshot=self._linked if snapshot is not None and watch_of is not None else None,
         )
+        self.linkage: Linkage | None = None
+        if patrols is not None and snapshot is not None and watch_of is not None and store is not None and config.linkage_watch_s > 0:
+            self.linkage = Linkage(patrols, lambda cam: self._watches(cam, "patrol"), snapshot, store, watch_s=config.linkage_watch_s)
         self._lock = threading.Lock()  # one message or tick at a time: the tracker and the sink's device keys
         self._stats_lock = threading.Lock()
         self._outcomes: Counter[str] = Counter()
@@ -108,8 +121,10 @@ class IotService:
         self._stop = threading.Event()
         self._clock_thread: threading.Thread | None = None
         self._loaded = False
-        #: told (incident, device id) after each case the ingest opened (benchmarks, tests)
-        self.on_opened: list[Callable[[Incident, str], object]] = []
+        #: told (incident, device) after each case the ingest opened (linkage, benchmarks)
+        self.on_opened: list[Callable[[Incident, DeviceConfig], object]] = []
+        if self.linkage is not None:
+            self.on_opened.append(self.linkage.on_case)
 
     # -- the catalogue and the composition root's needs ----------------------------------------
     def _kind(self, code: str) -> IncidentKind:
@@ -152,6 +167,8 @@ class IotService:
                 if device is not None:
                     self.tracker.adopt(device, key[2], now)
         self._stop.clear()
+        if self.linkage is not None:
+            self.linkage.reopen()
         self._clock_thread = threading.Thread(target=self._run_clock, name="iot-clock", daemon=True)
         self._clock_thread.start()
         if self.config.broker is not None:
@@ -167,6 +184,8 @@ class IotService:
             finally:
                 client.loop_stop()
         self._connected.clear()
+        if self.linkage is not None:
+            self.linkage.stop(timeout)
         if self._clock_thread is not None:
             self._clock_thread.join(timeout)
             if self._clock_thread.is_alive():
@@ -247,14 +266,28 @@ class IotService:
     def _report(self, reports: Sequence[DeviceReport]) -> None:
         for report in reports:
             inc = self._sink.device_report(report)
-            if inc is not None:
+            device = self.registry.get(report.source_id[len(SOURCE_PREFIX):]) if inc is not None else None
+            if inc is not None and device is not None:
                 for callback in self.on_opened:
-                    callback(inc, report.source_id[len(SOURCE_PREFIX):])
+                    try:
+                        callback(inc, device)
+                    except Exception:  # a listener must not cost the ingest its message
+                        log.exception("incident %s: IoT listener failed", inc.id)
+
+    def _watches(self, camera_id: str, watch: str) -> bool:
+        assert self._watch_of is not None
+        try:
+            return self._watch_of(camera_id) == watch
+        except KeyError:  # not a camera (any more)
+            return False
 
     def _linked(self, device: DeviceConfig) -> tuple[bytes | None, dict[str, Any]]:
-        """Video linkage: the latest analysed frame of the first camera that sees the device and has one."""
+        """Video linkage: the latest analysed frame of the first continuously watched camera that
+        sees the device and has one (a patrol-only camera's last visit may be old: linkage watches it)."""
         assert self._camera_jpeg is not None
         for cam in device.cameras:
+            if not self._watches(cam, "continuous"):
+                continue
             try:
                 jpeg = self._camera_jpeg(cam)
             except KeyError:  # not a camera (any more)

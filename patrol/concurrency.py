@@ -84,16 +84,16 @@ class AimdTuning:
     """The controller's thresholds and steps (defaults measured with ``gridworker bench patrol``)."""
 
     interval_s: float = 1.0
-    increase: int = 4
+    increase: int = 8
     decrease: float = 0.75
     cpu_high: float = 0.95
     cpu_grow: float = 0.90
     queue_grow: float = 0.75
     live_low: float = 0.90
-    live_grow: float = 0.95
+    live_grow: float = 0.92
     max_failure_rate: float = 0.05
     min_finished: int = 4
-    cooldown_s: float = 3.0
+    cooldown_s: float = 2.0
     live_smoothing: float = 0.5
 
     def __post_init__(self) -> None:

@@ -159,6 +159,13 @@ class StreamConfig(StreamTuning):
         le=60,
     )
 
+    decode: bool = Field(
+        True,
+        title="Decode",
+        description="False: a record-only reader (a camera's main stream beside its detect substream): packets "
+        "go to the evidence ring and nothing is decoded or published.",
+    )
+
     _parsed: tuple[str, Source] | None = PrivateAttr(default=None)
 
     @field_validator("url")

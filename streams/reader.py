@@ -478,6 +478,18 @@ class CameraStream:
                 raise StreamTimeout(f"no data from {self._safe_url} for {cfg.read_timeout_s:g} s") from None
             except (av.FFmpegError, OSError) as exc:
                 raise StreamError(f"read from {self._safe_url} failed: {self._describe(exc)}") from None
+            if not cfg.decode:  # record-only: the packet is the product
+                if cfg.is_file and packet.pts is not None and packet.time_base is not None:
+                    packet_time = float(packet.pts * packet.time_base)
+                    pass_start = packet_time if pass_start is None else pass_start
+                    media_t = media_offset + (packet_time - pass_start)
+                    if cfg.effective_realtime:
+                        self._pacer.wait_for(media_t)
+                self._on_packet()
+                if ring is not None:
+                    ring.append_packet(packet, time.time())
+                self._check_progress()
+                continue
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:
@@ -545,6 +557,19 @@ class CameraStream:
                 self._frames_dropped += 1
         if previous is not StreamState.LIVE:
             log.info("camera %s: live (%dx%d) from %s", self._camera_id, vframe.width, vframe.height, self._safe_url)
+
+    def _on_packet(self) -> None:
+        """A record-only reader's packet: progress (LIVE, stall detection)."""
+        ts, mono = time.time(), time.monotonic()
+        self._session_frames += 1
+        with self._cond:
+            self._last_frame_ts, self._last_frame_mono = ts, mono
+            previous = self._state
+            if previous is not StreamState.LIVE:
+                self._state, self._since = StreamState.LIVE, ts
+                self._cond.notify_all()
+        if previous is not StreamState.LIVE:
+            log.info("camera %s: recording from %s", self._camera_id, self._safe_url)
 
     def _check_progress(self) -> None:
         """Packets arrive but no frame decodes: report a stall, then give up on the connection."""

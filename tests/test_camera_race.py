@@ -12,6 +12,7 @@ import time
 import pytest
 
 from gridworker.incidents import IncidentStore
+from gridworker.incidents.store import CameraRow, SavedConfigs
 from gridworker.service import CameraExists, CameraNotFound, Service
 from gridworker.settings import CameraConfig, Settings
 from gridworker.vision.config import SceneConfig
@@ -23,13 +24,19 @@ def settings(tmp_path):
     return Settings(database={"url": f"sqlite:///{tmp_path / 'race.db'}"}, evidence={"clips": False})
 
 
+class SlowCameraSaves(SavedConfigs[CameraRow]):
+    def put(self, key: str, config_json: str) -> None:
+        time.sleep(0.003)
+        super().put(key, config_json)
+
+
 class SlowSaves(IncidentStore):
     """A real SQLite store whose camera saves take a few milliseconds longer (a busy database):
     it widens the window in which a save is in flight, so the races show in few rounds."""
 
-    def save_camera(self, camera_id: str, config_json: str) -> None:
-        time.sleep(0.003)
-        super().save_camera(camera_id, config_json)
+    def __init__(self, db: str) -> None:
+        super().__init__(db)
+        self.cameras = SlowCameraSaves(self.db, CameraRow)
 
 
 def _camera(cam_id: str, url: str, watch: str = "patrol") -> CameraConfig:
@@ -106,7 +113,7 @@ def test_delete_racing_the_add_stays_deleted_after_restart(settings):
 
             _run(add, delete)
         assert service.cameras() == []
-        assert [cam_id for cam_id, _ in service.store.saved_cameras()] == []
+        assert [cam_id for cam_id, _ in service.store.cameras.all()] == []
     finally:
         service.stop()
         service.store.close()
@@ -144,7 +151,7 @@ def test_delete_racing_scene_edits_stays_deleted_after_restart(settings):
 
             _run(lambda: edit(tag=1), lambda: edit(tag=2), delete)
         assert service.cameras() == []
-        assert [cam_id for cam_id, _ in service.store.saved_cameras()] == []
+        assert [cam_id for cam_id, _ in service.store.cameras.all()] == []
     finally:
         service.stop()
         service.store.close()
@@ -181,7 +188,7 @@ def test_random_adds_edits_and_deletes_leave_memory_and_database_equal(settings)
     try:
         _run(*[lambda s=s: worker(s) for s in range(4)])
         running = {v.config.id: v.config for v in service.cameras()}
-        saved = {cam_id: CameraConfig.model_validate_json(raw) for cam_id, raw in service.store.saved_cameras()}
+        saved = {cam_id: CameraConfig.model_validate_json(raw) for cam_id, raw in service.store.cameras.all()}
         assert saved.keys() == running.keys()
         for cam_id, config in running.items():
             assert saved[cam_id].zones == config.zones, f"{cam_id}: the saved scene is not the one running"

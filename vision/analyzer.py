@@ -80,12 +80,13 @@ class _SceneState:
         self.config = config
         self.zones = [_ZoneRules(z) for z in config.zones]
         self.masks = [Zone(m) for m in config.masks]
-        confirm = config.filters.confirm
-        keep = before is not None and before.config.filters.confirm == confirm
-        self.confirmer = (before.confirmer if keep and before is not None else TrackConfirmer(confirm)) if confirm is not None else None
-        riders = config.riders
-        keep = before is not None and before.config.riders == riders
-        self.riders = (before.riders if keep and before is not None else RiderLinker(riders)) if riders.enabled else None
+        confirm, riders = config.filters.confirm, config.riders
+        self.confirmer: TrackConfirmer | None = TrackConfirmer(confirm) if confirm is not None else None
+        self.riders: RiderLinker | None = RiderLinker(riders) if riders.enabled else None
+        if before is not None and before.config.filters.confirm == confirm:
+            self.confirmer = before.confirmer
+        if before is not None and before.config.riders == riders:
+            self.riders = before.riders
         self.lines = LineCounter(config.lines) if config.lines else None
         self.signals = SignalReader(camera_id, config.signals, board) if config.signals else None
         self.plane = GroundPlane(config.calibration) if config.calibration else None

@@ -89,7 +89,7 @@ def test_post_cameras_takes_network_cameras_only(tmp_path: Path, media: Path):
 def test_a_saved_file_camera_is_not_brought_back(tmp_path: Path, media: Path):
     """A file camera saved through the API by an older version stays off after an upgrade."""
     service, keys = _service(tmp_path, media)
-    service.store.save_camera("old", CameraConfig(id="old", url=str(media / "gate.mp4")).model_dump_json())
+    service.store.cameras.put("old", CameraConfig(id="old", url=str(media / "gate.mp4")).model_dump_json())
     with local_client(create_app(lambda: service)) as client:
         assert [c["id"] for c in client.get("/cameras", headers=keys["admin"]).json()] == []
 

@@ -27,7 +27,7 @@ from tests.field.helpers import SCENES
 pytestmark = [pytest.mark.media, pytest.mark.model]
 
 
-def _incidents(result):  # type: ignore[no-untyped-def]
+def _incidents(result):
     return [(i.type, i.zone_id, i.opened_s, i.closed_s, tuple(s.track_id for s in i.subjects)) for i in result.incidents]
 
 

@@ -129,7 +129,7 @@ def test_a_database_from_before_migrations_is_upgraded_with_its_rows(url, commit
         assert crowd is not None and crowd.has_clip and crowd.closed_at == T0 + 30
         assert store.clip(ids["crowd"]).path == "/clips/2.mp4"
         assert store.list(IncidentQuery())[1] == 2
-        assert [c for c, _ in store.saved_cameras()] == ["cam-api"] and [p for p, _ in store.saved_patrol_plans()] == ["night"]
+        assert [c for c, _ in store.cameras.all()] == ["cam-api"] and [p for p, _ in store.patrol_plans.all()] == ["night"]
         # the clip-reason row of a database that had the table survives; one that had not gets the table
         if commit == BEFORE_MIGRATIONS:
             assert parked.clip_missing == "clip disk full"

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gridworker.service import Service
 from gridworker.settings import Settings
 from tests.factories import ParkedCarDetector, wait_until
+from tests.forwarding.conftest import receiver  # noqa: F401 - the real webhook receiver fixture
 from tests.forwarding.helpers import Receiver
 from tests.forwarding.test_mqtt import SHARED, _port_open
 
@@ -52,13 +53,6 @@ def bus() -> Iterator[Bus]:
     b = Bus(f"gw-test-iot/{tag}", f"gw-test-iot-{tag}")
     yield b
     b.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 DEVICES = [

@@ -5,6 +5,7 @@ frame of a camera that sees the device."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
@@ -97,3 +98,23 @@ def test_an_alarm_case_carries_the_linked_camera_frame(tmp_path, bus, make_servi
     assert linked.has_snapshot and linked.details["linked_camera"] == "gate"
     assert service.store.snapshot(linked.id)[:2] == b"\xff\xd8"
     assert not by["iot:brk-2"].has_snapshot and by["iot:brk-2"].details["linked_cameras"] == ["nowhere"]
+
+
+@pytest.mark.rtsp
+def test_an_alarm_starts_a_patrol_watch_of_patrol_only_cameras(tmp_path, bus, make_service, rtsp_factory):
+    frame = np.full((240, 320, 3), 120, dtype=np.uint8)
+    encode_still(frame, tmp_path / "yard.mp4", seconds=4, fps=5)
+    srv = rtsp_factory({"yard": tmp_path / "yard.mp4"})
+    base = iot_settings(f"sqlite:///{tmp_path / 'watch.db'}", bus, linkage_watch_s=1.0,
+                        devices=[{"id": "mhc-1", "type": "manhole_cover", "cameras": ["yard"]}])
+    settings = Settings(**{**base.model_dump(), "cameras": [{"id": "yard", "url": srv.url("yard"), "watch": "patrol"}]})
+    service = make_service(settings)
+    assert service.latest_jpeg("yard") is None  # nobody streams it
+    bus.publish("mhc-1", payload(load_mappings()["manhole_cover"], "alarm", alarm="tilt", readings={"tilt": 40.0}))
+    inc = wait_until(lambda: service.store.list(IncidentQuery())[0], timeout=10)[0]
+    assert inc.type == "iot_manhole_displaced"
+    done = wait_until(lambda: (i := service.store.get(inc.id)).has_snapshot and i, timeout=30)
+    assert done.details["linked_camera"] == "yard" and done.details["linked_by"] == "patrol watch"
+    assert service.store.snapshot(inc.id)[:2] == b"\xff\xd8"
+    wait_until(lambda: "iot-mhc-1" not in {p.id for p in service.patrol.plans()}, timeout=10)  # the watch's plan is gone
+    assert service.store.patrol_plans.all() == []  # and was never saved

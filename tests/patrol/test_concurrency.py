@@ -40,9 +40,9 @@ class Script:
 ROOM = LoadSample(cpu_busy=0.5, queue_fill=0.1, live_ratio=1.0)
 
 
-def step(ctl: ConcurrencyController, clock: FakeClock, in_flight: int | None = None) -> int:
+def step(ctl: ConcurrencyController, clock: FakeClock, in_flight: int | None = None, seconds: float = 1.0) -> int:
     """One interval later, with the limit reached unless ``in_flight`` says otherwise."""
-    clock.now += 1.0
+    clock.now += seconds
     return ctl.update(ctl.limit if in_flight is None else in_flight)
 
 
@@ -116,8 +116,8 @@ def test_failures_of_good_cameras_decrease_down_to_the_floor() -> None:
             ctl.visit_done(True)
         for _ in range(4):
             ctl.visit_done(False, overload=True)
-        limits.append(step(ctl, clock))
-    assert limits == [12, 9, 6, 4, 4]  # x0.75 each interval, never below the floor
+        limits.append(step(ctl, clock, seconds=3.0))
+    assert limits == [12, 9, 6, 4, 4]  # x0.75 each cooldown, never below the floor
     assert ctl.stats().decreases == 4 and ctl.stats().last_reason == "failures"
 
 
@@ -217,7 +217,7 @@ def test_adaptive_run_shrinks_when_good_cameras_start_failing() -> None:
     stats = run.controller_stats()
     # shrunk while cycle 2's failures came in; cycle 3's failures (cameras that failed
     # before) no longer count, so it may grow again by the end
-    assert stats is not None and stats.decreases >= 2, stats
+    assert stats is not None and stats.decreases >= 1, stats
 
 
 def test_fixed_run_keeps_its_concurrency() -> None:

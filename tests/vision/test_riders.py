@@ -134,3 +134,22 @@ def test_linker_roles_and_memory_bound():
     # tracks gone for long are forgotten
     linker.update(sv.Detections.empty(), 100.0)
     assert not linker._tracks
+
+
+def test_a_scene_edit_keeps_the_pairing():
+    """Editing the zones (the console's editor) does not turn a paired rider back into a pedestrian."""
+    from gridworker.vision.analyzer import CameraAnalyzer
+    from gridworker.vision.config import SceneConfig
+
+    sc = Scenario(fps=FPS)
+    _ride(sc, 0, 4, dx=100)
+    frames = list(sc.frames(4))
+    analyzer = CameraAnalyzer("cam", FPS, SceneConfig.model_validate({"zones": _lane(["person"])}), track=False)
+    for frame, dets in frames[:10]:
+        analyzer.analyze(frame, dets)
+    analyzer.set_zones(SceneConfig.model_validate({"zones": _lane(["person"], min_duration_s=0.0)}).zones)
+    for frame, dets in frames[10:]:
+        assert not analyzer.analyze(frame, dets).active  # min_duration 0: a pedestrian would fire at once
+    # with another rider setting the pairing starts afresh: the first frames see a pedestrian
+    analyzer.set_scene(SceneConfig.model_validate({"zones": _lane(["person"], min_duration_s=0.0), "riders": {"hits": 2}}))
+    assert analyzer.analyze(*frames[-1]).active

@@ -1,0 +1,160 @@
+"""Video linkage (视频联动): an alarm's case opened without a frame starts a short patrol
+watch of the cameras that see the device, and the case gets their snapshot.
+
+When a case opens, the ingest already attaches the latest analysed frame of a continuously
+watched camera of the device, if there is one. Otherwise (the device's cameras are
+patrol-only, the hundreds of key-site cameras nobody streams) :class:`Linkage` runs a
+one-cycle watch plan ``iot-<device id>`` over them through the service's patrol (the same
+batcher and rules as every visit), then attaches the first of their frames as the case's
+snapshot (``IncidentStore.attach_snapshot``, like a clip added after the opening) and
+records which camera it came from. The plan is not saved and is deleted when done; at most
+``max_in_flight`` watches run at once (an alarm beyond that gets no watch, logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from gridworker.incidents.store import Incident
+from gridworker.patrol.config import PatrolPlan
+from gridworker.patrol.engine import PatrolRun, PatrolStatus
+from gridworker.patrol.manager import PatrolConflict
+
+from .config import DeviceConfig
+
+log = logging.getLogger(__name__)
+
+
+class Patrols(Protocol):
+    """What linkage needs of the service's ``PatrolManager``."""
+
+    def adopt(self, plan: PatrolPlan) -> bool: ...
+
+    def start(self, plan_id: str) -> tuple[PatrolStatus, bool]: ...
+
+    def run(self, plan_id: str) -> PatrolRun | None: ...
+
+    def stop(self, plan_id: str, timeout: float | None = None) -> PatrolStatus: ...
+
+    def delete_plan(self, plan_id: str) -> None: ...
+
+
+class SnapshotStore(Protocol):
+    """Where a linkage snapshot goes (``IncidentStore``)."""
+
+    def attach_snapshot(self, incident_id: int, jpeg: bytes, *, at: float, details: dict[str, object]) -> bool: ...
+
+
+class Linkage:
+    """Watches a device's patrol-only cameras when its case opened without a frame.
+
+    Args:
+        patrols: the service's patrol manager.
+        cameras: camera id → whether it exists and is patrol-only (None: no such camera).
+        latest_jpeg: camera id → its latest analysed frame (KeyError: no such camera).
+        store: where the snapshot goes.
+        watch_s: seconds of video per camera.
+        max_in_flight: most watches at once.
+    """
+
+    def __init__(
+        self,
+        patrols: Patrols,
+        cameras: Callable[[str], bool | None],
+        latest_jpeg: Callable[[str], bytes | None],
+        store: SnapshotStore,
+        *,
+        watch_s: float = 5.0,
+        max_in_flight: int = 4,
+    ) -> None:
+        self._patrols = patrols
+        self._cameras = cameras
+        self._latest = latest_jpeg
+        self._store = store
+        self.watch_s = watch_s
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._lock = threading.Lock()
+        self._threads: dict[str, threading.Thread] = {}
+        self._stop = threading.Event()
+
+    def on_case(self, incident: Incident, device: DeviceConfig) -> bool:
+        """The ingest opened ``incident`` for ``device``: watch its patrol-only cameras if the
+        case has no frame yet. True when a watch started."""
+        if incident.has_snapshot or self._stop.is_set():
+            return False
+        cams = [c for c in device.cameras if self._cameras(c)]
+        if not cams:
+            return False
+        plan_id = f"iot-{device.id}"[:64]
+        with self._lock:
+            if plan_id in self._threads or not self._slots.acquire(blocking=False):
+                log.info("incident %s: no linkage watch (one runs for %s, or too many run)", incident.id, device.id)
+                return False
+            thread = threading.Thread(target=self._watch, args=(plan_id, incident.id, cams), name=f"iot-linkage-{device.id}")
+            self._threads[plan_id] = thread
+        thread.start()
+        return True
+
+    def _watch(self, plan_id: str, incident_id: int, cams: list[str]) -> None:
+        try:
+            plan = PatrolPlan(
+                id=plan_id, name=f"IoT linkage {plan_id[4:]}", select={"camera_ids": cams}, order="listed", mode="watch",
+                watch_s=self.watch_s, cycles=1, concurrency=len(cams), stagger_s=0.0,
+            )
+            try:
+                if not self._patrols.adopt(plan):
+                    return
+                self._patrols.start(plan_id)
+            except PatrolConflict as exc:  # the limit on plans, or the service is stopping
+                log.warning("incident %s: no linkage watch: %s", incident_id, exc)
+                return
+            run = self._patrols.run(plan_id)
+            deadline = self.watch_s + plan.open_timeout_s + plan.keyframe_timeout_s + 5.0
+            if run is not None and not self._finished(run, deadline):
+                self._patrols.stop(plan_id, timeout=5.0)
+            self._attach(incident_id, cams)
+        except Exception:  # a failed watch costs the case its snapshot, nothing else
+            log.exception("incident %s: linkage watch failed", incident_id)
+        finally:
+            try:
+                self._patrols.delete_plan(plan_id)
+            except (KeyError, PatrolConflict):
+                pass
+            with self._lock:
+                self._threads.pop(plan_id, None)
+            self._slots.release()
+
+    def _finished(self, run: PatrolRun, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self._stop.is_set():
+            if run.wait(min(0.5, max(0.0, end - time.monotonic()))):
+                return True
+            if time.monotonic() >= end:
+                return False
+        return False
+
+    def _attach(self, incident_id: int, cams: list[str]) -> None:
+        for cam in cams:
+            try:
+                jpeg = self._latest(cam)
+            except KeyError:
+                continue
+            if jpeg is not None:
+                if self._store.attach_snapshot(incident_id, jpeg, at=time.time(), details={"linked_camera": cam, "linked_by": "patrol watch"}):
+                    log.info("incident %s: snapshot of camera %s attached (linkage watch)", incident_id, cam)
+                return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop waiting for watches (the service stops the patrols) and join the threads."""
+        self._stop.set()
+        with self._lock:
+            threads = list(self._threads.values())
+        for th in threads:
+            th.join(timeout)
+
+    def reopen(self) -> None:
+        self._stop.clear()
