@@ -9,6 +9,7 @@
     gridworker bench reliability [--incidents 500] [--burst 300] [--database URL] [--json] [--out FILE]
     gridworker bench iot [--devices 1000] [--seconds 30] [--broker HOST:PORT] [--json] [--out FILE]
     gridworker bench rules [--clips DIR] [--truth DIR] [--only NAME] [--json] [--out FILE]
+    gridworker bench decode [--media DIR] [--no-detector] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
 not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
@@ -101,6 +102,48 @@ def register(subparsers: Any) -> None:
     _register_reliability(bench_sub)
     _register_rules(bench_sub)
     _register_iot(bench_sub)  # IoT alarms (issue 14)
+    _register_decode(bench_sub)
+
+
+# --- bench decode (the decoder's cheap options: speed and what the model sees; bench/decode.py) ---
+
+
+def _register_decode(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "decode",
+        help="decoding cost of keyframes_only and skip_loop_filter against full decoding, and the detections each gives",
+        description="Per clip, side by side: CPU per second of video for full, keyframe-only and no-deblocking decoding.",
+    )
+    p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media)")
+    p.add_argument("--no-detector", action="store_true", help="time the decoding only")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_decode)
+
+
+def _decode(args: argparse.Namespace) -> int:
+    import json
+
+    from gridworker.models import DetectorConfig, load_detector
+
+    from .decode import decode_bench, format_decode
+    from .throughput import VIDEO_SUFFIXES, default_media_dir
+
+    media = args.media or default_media_dir()
+    if media is None or not Path(media).is_dir():
+        print("gridworker bench decode: no clips (pass --media DIR)", file=sys.stderr)
+        return 2
+    clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    detector = None if args.no_detector else load_detector(DetectorConfig())
+    rows = decode_bench(clips, detector, progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    text = json.dumps(rows, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(format_decode(rows), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(text)
+    return 0
 
 
 # --- bench rules (rule quality against ground truth; bench/rules.py) -------------------------

@@ -415,7 +415,7 @@ def _run_plan(
     batches0, batch_frames0 = _metric(service, "gridworker_batch_size_count"), _metric(service, "gridworker_batch_size_sum")
     infer0 = _metric(service, "gridworker_inference_seconds_sum")
     patrol_frames0 = service.batcher.submitted_done
-    t0 = time.monotonic()
+    t0, t0_wall = time.monotonic(), time.time()
     service.patrol.start(plan.id)
     run = service.patrol.run(plan.id)
     assert run is not None
@@ -441,6 +441,10 @@ def _run_plan(
     connect = [o.connect_s for o in ok if o.connect_s is not None]
     decoded = sum(o.packets_decoded for o in outcomes)
     skipped = sum(o.packets_skipped for o in outcomes)
+    # the rate runs to the end of the last good visit: a failing visit still waiting for its
+    # timeout when the plan's last cycle ends (a hung camera) is not part of the good visits'
+    # time (a repeating patrol has no last cycle)
+    span = max((o.started_at + o.duration_s - t0_wall for o in ok), default=wall)
     batches = _metric(service, "gridworker_batch_size_count") - batches0
     batch_frames = _metric(service, "gridworker_batch_size_sum") - batch_frames0
     return {
@@ -456,7 +460,8 @@ def _run_plan(
         "failed": len(failed),
         "failed_by_kind": dict(Counter(o.error_kind or "error" for o in failed)),
         "failed_examples": [f"{o.camera_id}: {o.reason}" for o in failed[:5]],
-        "visits_per_min": _r(len(ok) / wall * 60.0 if wall > 0 else 0.0, 1),
+        "good_span_s": _r(span, 2),
+        "visits_per_min": _r(len(ok) / span * 60.0 if span > 0 else 0.0, 1),
         "p50_visit_s": _r(_pct(latencies, 50)),
         "p95_visit_s": _r(_pct(latencies, 95)),
         "p50_first_keyframe_s": _r(_pct(first_key, 50)),

@@ -73,25 +73,21 @@ class TypeDefaults(_Strict):
     _limits = field_validator("time_limits_min")(_check_limits)
 
 
-class IncidentType(_Strict):
-    """One incident type: its names, category, default grade, units and limits.
+class _TypeNames(_Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name_zh: str = Field(min_length=1, max_length=200)
+    name_en: str = Field(min_length=1, max_length=200)
+    category: Category
+
+
+class IncidentType(TypeDefaults, _TypeNames):
+    """One incident type: its names and category (first), then what ``defaults`` gives an
+    unlisted type: default grade, units and limits.
 
     ``unit`` is the responsible unit (责任单位, the competent department); ``first_unit``
     the first responsible unit (第一责任单位), where a new case goes unless routing says
     otherwise. ``time_limits_min`` maps each grade to its handling limit in minutes.
     """
-
-    code: str = Field(pattern=CODE_PATTERN)
-    name_zh: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(min_length=1, max_length=200)
-    category: Category
-    grade: int = Field(ge=1, le=4)
-    unit: str
-    first_unit: str
-    closing_condition: Text
-    time_limits_min: dict[int, float]
-
-    _limits = field_validator("time_limits_min")(_check_limits)
 
     def time_limit_s(self, grade: int) -> float:
         return float(self.time_limits_min[grade]) * 60.0
@@ -184,18 +180,7 @@ class Catalogue(_Strict):
         for t in self.types:
             if t.code == code:
                 return t
-        d = self.defaults
-        return IncidentType(
-            code=code,
-            name_zh=code,
-            name_en=code,
-            category="street_order",
-            grade=d.grade,
-            unit=d.unit,
-            first_unit=d.first_unit,
-            closing_condition=d.closing_condition,
-            time_limits_min=d.time_limits_min,
-        )
+        return IncidentType(code=code, name_zh=code, name_en=code, category="street_order", **self.defaults.model_dump())
 
     def is_listed(self, code: str) -> bool:
         return any(t.code == code for t in self.types)

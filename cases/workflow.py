@@ -108,6 +108,18 @@ TRANSITIONS: dict[str, Transition] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a transition carries besides its action: the note (also the audit reason, unless
+    ``reason`` is given), a unit (dispatch, escalate), a new grade (dispatch), a photo (handle)."""
+
+    note: str = ""
+    unit: str | None = None
+    grade: int | None = None
+    photo: bytes | None = None
+    reason: str | None = None
+
+
 class WorkflowError(Exception):
     """A refused transition; ``reason`` says why in words an operator understands."""
 
@@ -166,10 +178,10 @@ class Workflow:
     # -- the actions ----------------------------------------------------------------------
     def dispatch(self, incident_id: int, actor: Actor, *, unit: str | None = None, grade: int | None = None, note: str = "", at: float | None = None) -> WorkOrder:
         """Send the case to ``unit`` (default: the unit holding it) — never below its floor."""
-        return self._apply("dispatch", incident_id, actor, at, note=note, unit=unit, grade=grade)
+        return self._apply("dispatch", incident_id, actor, at, Change(note, unit=unit, grade=grade))
 
     def accept(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None) -> WorkOrder:
-        return self._apply("accept", incident_id, actor, at, note=note)
+        return self._apply("accept", incident_id, actor, at, Change(note))
 
     def handle(self, incident_id: int, actor: Actor, *, note: str, photo: bytes | None = None, at: float | None = None) -> WorkOrder:
         """Report the case handled, with a note (required) and optionally a JPEG photo."""
@@ -180,20 +192,20 @@ class Workflow:
                 raise Invalid(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MiB")
             if photo[:3] != b"\xff\xd8\xff":
                 raise Invalid("the photo is not a JPEG")
-        return self._apply("handle", incident_id, actor, at, note=note, photo=photo)
+        return self._apply("handle", incident_id, actor, at, Change(note, photo=photo))
 
     def close(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None) -> WorkOrder:
-        return self._apply("close", incident_id, actor, at, note=note)
+        return self._apply("close", incident_id, actor, at, Change(note))
 
     def reject(self, incident_id: int, actor: Actor, *, note: str, at: float | None = None) -> WorkOrder:
         """Close as a false alarm; the reason is required."""
         if not note.strip():
             raise Invalid("say why the case is a false alarm")
-        return self._apply("reject", incident_id, actor, at, note=note)
+        return self._apply("reject", incident_id, actor, at, Change(note))
 
     def escalate(self, incident_id: int, actor: Actor, *, unit: str | None = None, note: str = "", at: float | None = None) -> WorkOrder:
         """Move the case up to ``unit`` (default: the parent of the unit holding it)."""
-        return self._apply("escalate", incident_id, actor, at, note=note, unit=unit)
+        return self._apply("escalate", incident_id, actor, at, Change(note, unit=unit))
 
     def visible(self, incident_id: int, actor: Actor) -> WorkOrder:
         """The order if ``actor`` may see it; ``NotFound`` otherwise (no existence leak)."""
@@ -203,46 +215,22 @@ class Workflow:
         return order
 
     # -- the engine -----------------------------------------------------------------------
-    def _apply(
-        self,
-        action: str,
-        incident_id: int,
-        actor: Actor,
-        at: float | None,
-        *,
-        note: str = "",
-        unit: str | None = None,
-        grade: int | None = None,
-        photo: bytes | None = None,
-        reason: str | None = None,
-    ) -> WorkOrder:
+    def _apply(self, action: str, incident_id: int, actor: Actor, at: float | None, change: Change) -> WorkOrder:
         now = self.clock() if at is None else at
         with self.orders.transaction() as s:
             row = self.orders.lock(s, incident_id)
             if row is None or (actor.role == UNIT_HANDLER and row.unit != actor.unit):
                 raise NotFound(f"no work order {incident_id}")
-            self._transition(s, row, action, actor, now, note=note, unit=unit, grade=grade, photo=photo, reason=reason)
+            self._transition(s, row, action, actor, now, change)
             order = to_order(row, s.get(WorkOrderPhotoRow, incident_id) is not None)
         log.info("work order %s: %s → %s by %s (%s)", incident_id, action, order.state, actor.name, actor.role)
         return order
 
-    def _transition(
-        self,
-        s: Session,
-        row: WorkOrderRow,
-        action: str,
-        actor: Actor,
-        now: float,
-        *,
-        note: str = "",
-        unit: str | None = None,
-        grade: int | None = None,
-        photo: bytes | None = None,
-        reason: str | None = None,
-    ) -> None:
+    def _transition(self, s: Session, row: WorkOrderRow, action: str, actor: Actor, now: float, change: Change) -> None:
         """Check and apply one transition to a locked row inside the caller's transaction."""
         t = TRANSITIONS[action]
-        note = note.strip()[:MAX_TEXT]
+        note = change.note.strip()[:MAX_TEXT]
+        unit, grade, photo = change.unit, change.grade, change.photo
         cat = self.catalogue
         if actor.role not in t.roles and actor.role != ADMIN:
             raise Forbidden(f"the {actor.role} role may not {action} a case (allowed: {', '.join(sorted(t.roles))})")
@@ -314,7 +302,7 @@ class Workflow:
             action=action,
             from_state=from_state,
             from_unit=from_unit,
-            reason=reason if reason is not None else note,
+            reason=change.reason if change.reason is not None else note,
             details=details,
         )
 
@@ -331,7 +319,7 @@ class Workflow:
                 return "ignored"
             row.cleared_at = now
             if row.state == HANDLED:
-                self._transition(s, row, "close", SYSTEM_VERIFY, now, reason="closing verified on camera: the condition cleared")
+                self._transition(s, row, "close", SYSTEM_VERIFY, now, Change(reason="closing verified on camera: the condition cleared"))
                 return "closed"
             self.orders.record(
                 s,
@@ -364,7 +352,7 @@ class Workflow:
                     from_state=row.state, from_unit=row.unit, reason=why + f"; {row.unit!r} is the top level",
                 )
                 return "noted"
-            self._transition(s, row, "escalate", SYSTEM_OVERDUE, now, reason=why)
+            self._transition(s, row, "escalate", SYSTEM_OVERDUE, now, Change(reason=why))
             return "escalated"
 
 

@@ -46,49 +46,38 @@ log = logging.getLogger(__name__)
 DWELL_S = 15
 
 
+def _camera(cam_id: str, name: str, site: str, url: str, fps: float, zones: list[dict[str, Any]]) -> dict[str, Any]:
+    """A demo camera as the config file would list it."""
+    return {"id": cam_id, "name": name, "site": site, "url": url, "fps": fps, "zones": zones}
+
+
 def _bus_camera(url: str) -> dict[str, Any]:
-    return {
-        "id": "bus-stop",
-        "name": "Bus stop (still camera)",
-        "site": "transport hub",
-        "url": url,
-        "fps": 2,
-        "zones": [
-            {
-                "id": "no-parking",
-                "name": "No parking",
-                "polygon": [[0.0, 0.55], [1.0, 0.55], [1.0, 0.82], [0.0, 0.82]],
-                "rules": [{"type": "dwell", "classes": ["bus", "car", "truck"], "min_duration_s": DWELL_S, "clear_after_s": 10}],
-            },
-            {
-                "id": "kerb",
-                "name": "Kerb",
-                "polygon": [[0.0, 0.82], [1.0, 0.82], [1.0, 1.0], [0.0, 1.0]],
-                "rules": [{"type": "crowd", "min_count": 3, "min_duration_s": 5, "clear_after_s": 10}],
-            },
-        ],
+    no_parking = {
+        "id": "no-parking",
+        "name": "No parking",
+        "polygon": [[0.0, 0.55], [1.0, 0.55], [1.0, 0.82], [0.0, 0.82]],
+        "rules": [{"type": "dwell", "classes": ["bus", "car", "truck"], "min_duration_s": DWELL_S, "clear_after_s": 10}],
     }
+    kerb = {
+        "id": "kerb",
+        "name": "Kerb",
+        "polygon": [[0.0, 0.82], [1.0, 0.82], [1.0, 1.0], [0.0, 1.0]],
+        "rules": [{"type": "crowd", "min_count": 3, "min_duration_s": 5, "clear_after_s": 10}],
+    }
+    return _camera("bus-stop", "Bus stop (still camera)", "transport hub", url, fps=2, zones=[no_parking, kerb])
 
 
 def _campus_camera(url: str) -> dict[str, Any]:
-    return {
-        "id": "campus",
+    road = {
+        "id": "road",
         "name": "Campus road",
-        "site": "school",
-        "url": url,
-        "fps": 5,
-        "zones": [
-            {
-                "id": "road",
-                "name": "Campus road",
-                "polygon": [[0.0, 0.35], [1.0, 0.35], [1.0, 1.0], [0.0, 1.0]],
-                "rules": [
-                    {"type": "crowd", "min_count": 4, "min_duration_s": 5, "clear_after_s": 10},
-                    {"type": "intrusion", "id": "vehicle", "classes": ["car", "truck", "bus"], "min_duration_s": 5},
-                ],
-            }
+        "polygon": [[0.0, 0.35], [1.0, 0.35], [1.0, 1.0], [0.0, 1.0]],
+        "rules": [
+            {"type": "crowd", "min_count": 4, "min_duration_s": 5, "clear_after_s": 10},
+            {"type": "intrusion", "id": "vehicle", "classes": ["car", "truck", "bus"], "min_duration_s": 5},
         ],
     }
+    return _camera("campus", "Campus road", "school", url, fps=5, zones=[road])
 
 
 def build_sample_clips(workdir: Path) -> dict[str, Path]:

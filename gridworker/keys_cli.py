@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -61,19 +62,30 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _cmd_create(args: argparse.Namespace) -> int:
+def _with_keys(command: Callable[[argparse.Namespace, KeyStore], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` run on the opened key store, which is closed after it; 2 when it cannot be
+    opened (why is printed)."""
+
+    def run(args: argparse.Namespace) -> int:
+        keys = _open(args)
+        if keys is None:
+            return 2
+        try:
+            return command(args, keys)
+        finally:
+            keys.db.close()
+
+    return run
+
+
+def _cmd_create(args: argparse.Namespace, keys: KeyStore) -> int:
     from gridworker.api.auth import KeyError_, create_key
 
-    keys = _open(args)
-    if keys is None:
-        return 2
     try:
         stored, raw = create_key(keys, name=args.name, role=args.role, unit=args.unit)
     except KeyError_ as exc:
         print(f"gridworker keys: {exc}", file=sys.stderr)
         return 2
-    finally:
-        keys.db.close()
     unit = f" for unit {stored.unit}" if stored.unit else ""
     print(f"created key {stored.id} ({stored.key_id}) {stored.role}{unit}: {stored.name}", file=sys.stderr)
     print("store it now; it is not shown again:", file=sys.stderr)
@@ -81,16 +93,9 @@ def _cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    store = _open(args)
-    if store is None:
-        return 2
-    try:
-        keys = store.keys(include_revoked=args.all)
-    finally:
-        store.db.close()
+def _cmd_list(args: argparse.Namespace, keys: KeyStore) -> int:
     print(f"{'id':>4}  {'key id':12}  {'role':12}  {'unit':18}  {'created':20}  {'last used':20}  {'revoked':20}  name")
-    for k in keys:
+    for k in keys.keys(include_revoked=args.all):
         print(
             f"{k.id:>4}  {k.key_id:12}  {k.role:12}  {k.unit or '-':18}  {_when(k.created_at):20}  "
             f"{_when(k.last_used_at):20}  {_when(k.revoked_at):20}  {k.name}"
@@ -98,21 +103,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_revoke(args: argparse.Namespace) -> int:
+def _cmd_revoke(args: argparse.Namespace, keys: KeyStore) -> int:
     import time
 
     from gridworker.keystore import LastAdminKey
 
-    keys = _open(args)
-    if keys is None:
-        return 2
     try:
         ok = keys.revoke_key(args.id, time.time())
     except LastAdminKey as exc:
         print(f"gridworker keys: {exc}", file=sys.stderr)
         return 3
-    finally:
-        keys.db.close()
     if not ok:
         print(f"gridworker keys: no unrevoked key {args.id}", file=sys.stderr)
         return 1
@@ -136,14 +136,14 @@ def register(sub: Any) -> None:
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--unit", help="the unit a unit_handler key is bound to")
     p.add_argument("--name", required=True, help="who or what holds the key")
-    p.set_defaults(func=_cmd_create)
+    p.set_defaults(func=_with_keys(_cmd_create))
 
     p = ksub.add_parser("list", help="list keys (never the keys themselves)")
     _common(p)
     p.add_argument("--all", action="store_true", help="include revoked keys")
-    p.set_defaults(func=_cmd_list)
+    p.set_defaults(func=_with_keys(_cmd_list))
 
     p = ksub.add_parser("revoke", help="revoke a key by its id")
     _common(p)
     p.add_argument("id", type=int)
-    p.set_defaults(func=_cmd_revoke)
+    p.set_defaults(func=_with_keys(_cmd_revoke))

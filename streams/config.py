@@ -95,6 +95,13 @@ class StreamTuning(BaseModel):
         ge=0,
         le=16,
     )
+    keyframes_only: bool = Field(
+        False,
+        title="Keyframes only",
+        description="Decode only the stream's keyframes (one every GOP, typically 1-2 s): about a tenth of the "
+        "decoding cost. For cameras whose rules are all slow (parking, crowds with long durations); the analysed "
+        "rate is then at most one frame per GOP.",
+    )
     analyze_s: float = Field(
         0.5,
         title="Probe duration",

@@ -452,6 +452,8 @@ class CameraStream:
         else:
             stream.thread_type = "SLICE"
             stream.codec_context.thread_count = cfg.decode_threads
+        if cfg.keyframes_only:  # the decoder drops every other frame before decoding it
+            stream.codec_context.skip_frame = "NONKEY"
         return container
 
     def _play(self, container: av.container.InputContainer, media_offset: float) -> float:

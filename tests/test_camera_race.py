@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -37,6 +39,17 @@ class SlowSaves(IncidentStore):
     def __init__(self, db: str) -> None:
         super().__init__(db)
         self.cameras = SlowCameraSaves(self.db, CameraRow)
+
+
+@contextmanager
+def _slow_service(settings: Settings) -> Iterator[Service]:
+    """A service on a :class:`SlowSaves` store, stopped (and its store closed) at the end."""
+    service = Service(settings, ParkedCarDetector(), store=SlowSaves(settings.database.url))
+    try:
+        yield service
+    finally:
+        service.stop()
+        service.store.close()
 
 
 def _camera(cam_id: str, url: str, watch: str = "patrol") -> CameraConfig:
@@ -86,11 +99,10 @@ def test_delete_racing_the_add_stays_deleted_after_restart(settings):
     """POST /cameras and DELETE /cameras/{id} at once, many times: the delete waits for the
     camera to appear in the service and removes it at once, which is exactly the window in
     which the add's save used to run (after the camera was listed, outside the cameras lock)."""
-    service = Service(settings, ParkedCarDetector(), store=SlowSaves(settings.database.url))
     url = f"rtsp://127.0.0.1:{free_port()}/x"
     rounds = 150
     add_failed: list[str] = []
-    try:
+    with _slow_service(settings) as service:
         for i in range(rounds):
             cam_id = f"cam-{i}"
             go = threading.Barrier(2)
@@ -114,9 +126,6 @@ def test_delete_racing_the_add_stays_deleted_after_restart(settings):
             _run(add, delete)
         assert service.cameras() == []
         assert [cam_id for cam_id, _ in service.store.cameras.all()] == []
-    finally:
-        service.stop()
-        service.store.close()
     assert _restarted(settings) == {}
     assert add_failed == [], "an add whose camera was deleted meanwhile must still answer (the camera as added)"
 
@@ -124,11 +133,10 @@ def test_delete_racing_the_add_stays_deleted_after_restart(settings):
 def test_delete_racing_scene_edits_stays_deleted_after_restart(settings):
     """PUT /cameras/{id}/scene in a loop while the camera is deleted: an edit whose save was in
     flight when the delete ran must not write the camera back."""
-    service = Service(settings, ParkedCarDetector(), store=SlowSaves(settings.database.url))
     url = f"rtsp://127.0.0.1:{free_port()}/x"
     rounds = 60
     rng = random.Random(6)
-    try:
+    with _slow_service(settings) as service:
         for i in range(rounds):
             cam_id = f"cam-{i}"
             service.add_camera(_camera(cam_id, url))
@@ -152,9 +160,6 @@ def test_delete_racing_scene_edits_stays_deleted_after_restart(settings):
             _run(lambda: edit(tag=1), lambda: edit(tag=2), delete)
         assert service.cameras() == []
         assert [cam_id for cam_id, _ in service.store.cameras.all()] == []
-    finally:
-        service.stop()
-        service.store.close()
     assert _restarted(settings) == {}
 
 
@@ -163,7 +168,6 @@ def test_random_adds_edits_and_deletes_leave_memory_and_database_equal(settings)
     added again, so a delete can also race a new camera's save). Afterwards the service runs
     exactly the saved cameras, each with the saved scene, and a restart brings back just
     those; no removed camera's stream is left running."""
-    service = Service(settings, ParkedCarDetector(), store=SlowSaves(settings.database.url))
     port = free_port()
     ids = [f"cam-{i}" for i in range(4)]
     # one continuously watched camera id among them: its add starts a real reader thread
@@ -185,7 +189,7 @@ def test_random_adds_edits_and_deletes_leave_memory_and_database_equal(settings)
             except (CameraExists, CameraNotFound):
                 pass
 
-    try:
+    with _slow_service(settings) as service:
         _run(*[lambda s=s: worker(s) for s in range(4)])
         running = {v.config.id: v.config for v in service.cameras()}
         saved = {cam_id: CameraConfig.model_validate_json(raw) for cam_id, raw in service.store.cameras.all()}
@@ -195,9 +199,6 @@ def test_random_adds_edits_and_deletes_leave_memory_and_database_equal(settings)
         alive = {t.name for t in threading.enumerate()}
         for cam_id in set(ids) - set(running):
             assert f"camera-{cam_id}" not in alive, f"removed camera {cam_id} still has a running reader"
-    finally:
-        service.stop()
-        service.store.close()
     restarted = _restarted(settings)
     assert restarted.keys() == running.keys()
     for cam_id, config in restarted.items():

@@ -83,3 +83,13 @@ def test_analyser_falling_behind_is_logged_and_exported(caplog):
     text = metrics.render().decode()
     assert 'gridworker_camera_behind{camera="cam1"} 1.0' in text
     assert 'gridworker_camera_behind{camera="cam2"} 0.0' in text
+
+
+def test_untracked_analysers_do_not_watch_their_pace(caplog):
+    """A patrol's glance analyser (keyframes minutes apart) never warns."""
+    glance = CameraAnalyzer("school", fps=1.0, scene=SceneConfig(), track=False)
+    image = np.zeros((90, 160, 3), dtype=np.uint8)
+    caplog.set_level(logging.WARNING, logger="gridworker.vision.pace")
+    for i in range(5):
+        glance.analyze(Frame("school", i, 1000.0 + 120 * i, image), sv.Detections.empty())
+    assert not glance.pace(1500.0).behind and not caplog.records

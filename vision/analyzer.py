@@ -113,6 +113,9 @@ class CameraAnalyzer:
         tracker: tracker tuning; ``track=False`` keeps the detections' own ``tracker_id``
             (scripted scenarios, or a detector that tracks).
         signals: where API-pushed signal states are read from.
+        pace: watch whether analysis keeps up with ``fps`` and log when it falls behind
+            (``vision/pace.py``); default: when tracking (not for a patrol's glance analyser,
+            whose keyframes come minutes apart, nor for scripted scenarios).
 
     Example:
         >>> analyzer = CameraAnalyzer("cam1", fps=5, scene=SceneConfig())
@@ -127,13 +130,15 @@ class CameraAnalyzer:
         *,
         track: bool = True,
         signals: SignalBoard | None = None,
+        pace: bool | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._tracker = ByteTracker(fps=fps, config=tracker) if track else None
         self._board = signals
         self._lock = threading.Lock()
         self._state = _SceneState(camera_id, self._as_scene(scene), signals)
-        self._pace = PaceWatch(camera_id, fps)
+        self._fps = fps
+        self._pace = PaceWatch(camera_id, fps) if (track if pace is None else pace) else None
 
     @staticmethod
     def _as_scene(scene: SceneConfig | list[ZoneConfig]) -> SceneConfig:
@@ -147,7 +152,10 @@ class CameraAnalyzer:
             self._state = built
 
     def pace(self, now: float) -> Pace:
-        """Whether analysis keeps up with the configured fps (``vision/pace.py``); ``now`` on the frame clock."""
+        """Whether analysis keeps up with the configured fps (``vision/pace.py``); ``now`` on the
+        frame clock. An analyser built without the watch (``pace=False``) is never behind."""
+        if self._pace is None:
+            return Pace(self._fps, 0.0, False, None)
         return self._pace.pace(now)
 
     def set_zones(self, zones: list[ZoneConfig]) -> None:
@@ -180,7 +188,8 @@ class CameraAnalyzer:
         now = frame.ts
         with self._lock:
             state = self._state
-        self._pace.tick(now)
+        if self._pace is not None:
+            self._pace.tick(now)
         detections = prefilter(detections, state.masks, state.config.filters, size)
         if self._tracker is not None:
             tracked = self._tracker.update(detections, ts=now)

@@ -511,6 +511,12 @@ class ShapeLimits(_Strict):
         return self
 
 
+def _hits_within(hits: int, frames: int) -> None:
+    """An M-of-N setting: M cannot be more than N."""
+    if hits > frames:
+        raise ValueError(f"hits ({hits}) cannot be more than frames ({frames})")
+
+
 def _default_shapes() -> dict[str, ShapeLimits]:
     person = ShapeLimits(max_area=0.3, min_aspect=0.5, max_aspect=8.0)
     vehicle = ShapeLimits(max_area=0.7, min_aspect=0.15, max_aspect=3.0)
@@ -527,8 +533,7 @@ class ConfirmConfig(_Strict):
 
     @model_validator(mode="after")
     def _fits(self) -> ConfirmConfig:
-        if self.hits > self.frames:
-            raise ValueError(f"hits ({self.hits}) cannot be more than frames ({self.frames})")
+        _hits_within(self.hits, self.frames)
         return self
 
 
@@ -579,8 +584,7 @@ class RiderConfig(_Strict):
 
     @model_validator(mode="after")
     def _fits(self) -> RiderConfig:
-        if self.hits > self.frames:
-            raise ValueError(f"hits ({self.hits}) cannot be more than frames ({self.frames})")
+        _hits_within(self.hits, self.frames)
         return self
 
 

@@ -61,7 +61,7 @@ def test_an_alarm_goes_round_the_loop(tmp_path, bus, receiver, make_service):
 def test_a_handled_case_closes_verified_when_the_alarm_goes_quiet(tmp_path, bus, make_service):
     from gridworker.cases.workflow import Actor
 
-    service = make_service(iot_settings(f"sqlite:///{tmp_path / 'iot.db'}", bus, alarm_clear_min=0.02))  # 1.2 s
+    service = make_service(iot_settings(f"sqlite:///{tmp_path / 'iot.db'}", bus, alarm_clear_min=0.1))  # 6 s: time to handle the case first
     bus.publish("wlv-1", payload(WLV, "alarm", alarm="waterlogging", readings={"level_cm": 41.0}))
     inc = wait_until(lambda: _incidents(service), timeout=10)[0]
     assert inc.type == "iot_waterlogging" and service.workorders.get(inc.id).unit == "traffic-squad"  # the catalogue's first unit
@@ -128,7 +128,7 @@ def test_malformed_payloads_are_counted_per_device_and_open_nothing(tmp_path, bu
     bus.publish("brk-2", b"not json")
     bus.publish("nobody-9", payload(BRK, "alarm", alarm="arc_fault"))  # an unknown device
     bus.publish("brk-2", payload(BRK, "alarm", alarm="arc_fault"))  # the ingest carries on
-    wait_until(lambda: _incidents(service), timeout=10)
+    wait_until(lambda: _incidents(service) and service.iot.stats()[0].get("alarm") == 1, timeout=10)
     outcomes, per_device = service.iot.stats()
     assert per_device == {"brk-1": len(bodies), "brk-2": 1}
     assert outcomes["malformed"] == len(bodies) + 1 and outcomes["unknown_device"] == 1 and outcomes["alarm"] == 1

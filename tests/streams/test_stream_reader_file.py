@@ -119,3 +119,17 @@ def test_stop_is_prompt_and_final(short_clip, camera):
     assert cam.wait(after_seq=10**9, timeout=5) is None  # returns at once when stopped
     with pytest.raises(RuntimeError):
         cam.start()
+
+
+def test_keyframes_only_decodes_one_frame_per_gop(short_clip, camera):
+    """short_clip: 10 fps, a keyframe every 5 frames: keyframe-only decoding publishes ~2 fps
+    whatever fps asks, and decodes nothing else."""
+    full = camera("full", short_clip.as_uri(), fps=10)
+    keys = camera("keys", short_clip.as_uri(), fps=10, keyframes_only=True)
+    assert full.wait(timeout=5) is not None and keys.wait(timeout=5) is not None
+    time.sleep(3.0)
+    h_full, h_keys = full.health(), keys.health()
+    assert h_keys.state is StreamState.LIVE
+    # over the same 3 s of real-time playback: a fifth of the frames decoded, each of them published
+    assert h_keys.frames_decoded <= 0.3 * h_full.frames_decoded, (h_keys.frames_decoded, h_full.frames_decoded)
+    assert h_keys.frames_decoded >= 4 and h_keys.frames_published == h_keys.frames_decoded
