@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 
 def _stream_counts(text: str) -> list[int]:
@@ -44,6 +47,38 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _progress(message: str) -> None:
+    """A bench's progress line, on standard error."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _emit(args: argparse.Namespace, summary: str, text: str) -> None:
+    """A bench's result: the ``summary`` on standard output, or with ``--json`` the JSON ``text``
+    there and the summary on standard error; ``--out FILE`` also gets the JSON."""
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(summary, file=sys.stderr)
+        print(text)
+    else:
+        print(summary)
+
+
+def _served(run: Callable[[], T]) -> T | None:
+    """``run()`` of a bench that serves its cameras over RTSP; None after printing why it failed."""
+    from gridworker.models.errors import ModelError
+    from gridworker.streams.rtsp_serve import RtspServerUnavailable
+
+    try:
+        return run()
+    except RtspServerUnavailable as exc:
+        print(f"gridworker bench: the RTSP test server cannot run here: {exc}", file=sys.stderr)
+    except (ModelError, ValueError, OSError) as exc:
+        print(f"gridworker bench: {exc}", file=sys.stderr)
+    return None
 
 
 def register(subparsers: Any) -> None:
@@ -135,14 +170,8 @@ def _decode(args: argparse.Namespace) -> int:
         return 2
     clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     detector = None if args.no_detector else load_detector(DetectorConfig())
-    rows = decode_bench(clips, detector, progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
-    text = json.dumps(rows, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(format_decode(rows), file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(text)
+    rows = decode_bench(clips, detector, progress=_progress)
+    _emit(args, format_decode(rows), json.dumps(rows, indent=2))
     return 0
 
 
@@ -185,10 +214,6 @@ def _rules(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             print(f"gridworker bench rules: {name} {folder}: not a directory", file=sys.stderr)
             return 2
-
-    def progress(message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
     preprocess = None
     if args.low_light is not None:
         from gridworker.vision.lowlight import LowLightConfig, correct
@@ -196,22 +221,14 @@ def _rules(args: argparse.Namespace) -> int:
         low_light = LowLightConfig(mode=args.low_light, method=args.low_light_method)
         preprocess = functools.partial(correct, config=low_light)
     try:
-        result = run_rules_bench(clips, truth, only=args.only, preprocess=preprocess, progress=progress)
+        result = run_rules_bench(clips, truth, only=args.only, preprocess=preprocess, progress=_progress)
     except TruthError as exc:
         print(f"gridworker bench rules: {exc}", file=sys.stderr)
         return 2
     except (ModelError, ValueError, OSError) as exc:
         print(f"gridworker bench rules: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(result, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        print(format_table(result), file=sys.stderr)
-        print(text)
-    else:
-        print(format_table(result))
+    _emit(args, format_table(result), json.dumps(result, indent=2))
     return 0
 
 
@@ -347,31 +364,16 @@ def _reliability(args: argparse.Namespace) -> int:
         incidents=args.incidents, burst=args.burst, kill_at=args.kill_at, clients=args.clients,
         database=args.database, workdir=args.workdir,
     )
-
-    def progress(message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
     try:
-        result = run_reliability(config, progress=progress)
+        result = run_reliability(config, progress=_progress)
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"gridworker bench: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(result, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        print(format_summary(result), file=sys.stderr)
-        print(text)
-    else:
-        print(format_summary(result))
+    _emit(args, format_summary(result), json.dumps(result, indent=2))
     return 0 if result["lost"] == 0 and result["lost_after_kill"] == 0 else 1
 
 
 def _patrol(args: argparse.Namespace) -> int:
-    from gridworker.models.errors import ModelError
-    from gridworker.streams.rtsp_serve import RtspServerUnavailable
-
     from .patrol import PatrolBenchConfig, format_summary, run_patrol_bench, to_json
 
     if args.media is not None and not args.media.is_dir():
@@ -415,34 +417,14 @@ def _patrol(args: argparse.Namespace) -> int:
         open_timeout_s=args.open_timeout,
         keyframe_timeout_s=args.keyframe_timeout,
     )
-
-    def progress(message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
-    try:
-        result = run_patrol_bench(config, progress=progress)
-    except RtspServerUnavailable as exc:
-        print(f"gridworker bench: the RTSP test server cannot run here: {exc}", file=sys.stderr)
+    result = _served(lambda: run_patrol_bench(config, progress=_progress))
+    if result is None:
         return 1
-    except (ModelError, ValueError, OSError) as exc:
-        print(f"gridworker bench: {exc}", file=sys.stderr)
-        return 1
-    text = to_json(result)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        print(format_summary(result), file=sys.stderr)
-        print(text)
-    else:
-        print(format_summary(result))
+    _emit(args, format_summary(result), to_json(result))
     return 0
 
 
 def _throughput(args: argparse.Namespace) -> int:
-    from gridworker.models.errors import ModelError
-    from gridworker.streams.rtsp_serve import RtspServerUnavailable
-
     from .throughput import ThroughputConfig, format_table, live_definition, run_throughput, target_verdict, to_json
 
     if args.media is not None and not args.media.is_dir():
@@ -465,29 +447,12 @@ def _throughput(args: argparse.Namespace) -> int:
         warmup_timeout_s=args.warmup_timeout,
         batch_deadline_ms=args.batch_deadline_ms,
     )
-
-    def progress(message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
-    try:
-        rows = run_throughput(config, progress=progress)
-    except RtspServerUnavailable as exc:
-        print(f"gridworker bench: the RTSP test server cannot run here: {exc}", file=sys.stderr)
-        return 1
-    except (ModelError, ValueError, OSError) as exc:
-        print(f"gridworker bench: {exc}", file=sys.stderr)
+    rows = _served(lambda: run_throughput(config, progress=_progress))
+    if rows is None:
         return 1
     table = "\n".join(filter(None, [format_table(rows), live_definition(), target_verdict(rows)]))
     for row in rows:
         for note in row.get("notes", []):
             table += f"\n  N={row['streams']}: {note}"
-    text = to_json(rows)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        print(table, file=sys.stderr)
-        print(text)
-    else:
-        print(table)
+    _emit(args, table, to_json(rows))
     return 0

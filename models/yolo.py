@@ -44,6 +44,7 @@ __all__ = [
 
 PAD_VALUE = 114
 DEFAULT_IMGSZ = 640
+DEFAULT_STRIDE = 32  # YOLOv5/v8/11's largest stride: rect inputs are padded to a multiple of it
 MAX_CANDIDATES = 2000
 # Above this many rows a [N, rows, 6] output is a raw YOLOv5 head, not end-to-end boxes.
 END2END_MAX_ROWS = 1000
@@ -229,6 +230,9 @@ class YoloDetector(BatchDetector):
         imgsz: input size (H, W) or an int, for models whose input size is symbolic and
             whose metadata has no ``imgsz``.
         max_det: most detections per image.
+        rect: for a model with a dynamic input size, letterbox each image to the stride
+            (``imgsz`` on the long side, the short side padded to a multiple of the stride)
+            instead of a square; images of one target shape run together.
         warmup: run one inference now.
 
     Example:
@@ -251,6 +255,7 @@ class YoloDetector(BatchDetector):
         imgsz: int | tuple[int, int] | None = None,
         max_det: int = 300,
         warmup: bool = True,
+        rect: bool = True,
     ) -> None:
         self._session = session
         metadata = literal_metadata(session)
@@ -267,6 +272,9 @@ class YoloDetector(BatchDetector):
             raise ModelFormatError(f"expected 3 input channels (NCHW), got input shape {self._input.shape}")
         self._input_dtype = np.float16 if "float16" in self._input.type else np.float32
         self._size = self._input_size(metadata, imgsz)
+        stride = metadata.get("stride")
+        self._stride = int(stride) if isinstance(stride, int) and stride > 0 else DEFAULT_STRIDE
+        self._rect = bool(rect) and not all(isinstance(d, int) for d in self._input.shape[2:4])
 
         names = list(class_names) if class_names is not None else _names_from_metadata(metadata.get("names"))
         end2end = metadata.get("end2end") if isinstance(metadata.get("end2end"), bool) else None
@@ -302,7 +310,7 @@ class YoloDetector(BatchDetector):
         """Load an Ultralytics-exported ``.onnx`` file with settings from ``config``."""
         config = config or DetectorConfig()
         session = create_session(Path(path), config.threads)
-        return cls(session, class_names=class_names, **detector_options(config))
+        return cls(session, class_names=class_names, rect=config.rect, **detector_options(config))
 
     @property
     def layout(self) -> YoloLayout:
@@ -313,24 +321,42 @@ class YoloDetector(BatchDetector):
         """Model input (height, width)."""
         return self._size
 
+    def target_size(self, height: int, width: int) -> tuple[int, int]:
+        """The model input (H, W) an image of ``height x width`` is letterboxed into: the
+        square input size, or with ``rect`` the scaled image padded to the stride."""
+        if not self._rect:
+            return self._size
+        size_h, size_w = self._size
+        ratio = min(size_h / height, size_w / width)
+        new_h, new_w = max(1, round(height * ratio)), max(1, round(width * ratio))
+        return new_h + (size_h - new_h) % self._stride, new_w + (size_w - new_w) % self._stride
+
     def _detect_batch(self, batch: list[np.ndarray]) -> list[sv.Detections]:
-        tensor, params = self._preprocess(batch)
-        output = self._run(tensor, len(batch))
-        candidates = decode_yolo(output, self._layout, self._confidence, self._keep_ids)
-        return [self._finish(image, param, cand) for image, param, cand in zip(batch, params, candidates)]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(batch):
+            groups.setdefault(self.target_size(image.shape[0], image.shape[1]), []).append(i)
+        results: list[sv.Detections | None] = [None] * len(batch)
+        for target, members in groups.items():  # one model run per input shape
+            images = [batch[i] for i in members]
+            tensor, params = self._preprocess(images, target)
+            output = self._run(tensor, len(images))
+            candidates = decode_yolo(output, self._layout, self._confidence, self._keep_ids)
+            for i, image, param, cand in zip(members, images, params, candidates):
+                results[i] = self._finish(image, param, cand)
+        return [r for r in results if r is not None]
 
     def _run(self, tensor: np.ndarray, count: int) -> np.ndarray:
         feed = pad_batch(tensor, self._static_batch)
         (output,) = self._session.run([self._output_name], {self._input.name: feed})
         return np.asarray(output)[:count]
 
-    def _preprocess(self, images: list[np.ndarray]) -> tuple[np.ndarray, list[LetterboxParams]]:
-        """Letterbox into one (n, 3, H, W) batch scaled to [0, 1]."""
-        height, width = self._size
+    def _preprocess(self, images: list[np.ndarray], target: tuple[int, int] | None = None) -> tuple[np.ndarray, list[LetterboxParams]]:
+        """Letterbox into one (n, 3, H, W) batch scaled to [0, 1]; (H, W) = ``target`` or the input size."""
+        height, width = target or self._size
         canvas = np.full((len(images), height, width, 3), PAD_VALUE, dtype=np.uint8)
         params = []
         for i, image in enumerate(images):
-            p = letterbox_params(image.shape[0], image.shape[1], self._size)
+            p = letterbox_params(image.shape[0], image.shape[1], (height, width))
             if (p.new_height, p.new_width) != image.shape[:2]:
                 image = cv2.resize(image, (p.new_width, p.new_height), interpolation=cv2.INTER_LINEAR)
             canvas[i, p.top : p.top + p.new_height, p.left : p.left + p.new_width] = image

@@ -195,7 +195,7 @@ class CameraAnalyzer:
             tracked = self._tracker.update(detections, ts=now)
         else:
             tracked = detections if len(detections) else _empty_tracked()
-        if state.confirmer is not None and len(tracked):
+        if state.confirmer is not None:  # every frame, empty ones too: they count as misses
             ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1, dtype=np.int64)
             confirmed = state.confirmer.update(ids)
             tracked = subset(tracked, confirmed) if not confirmed.all() else tracked

@@ -8,12 +8,12 @@ a machine that may be busy.
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from gridworker.bench.cli import register
 from gridworker.bench.parts import Clip, DecodeCost, InferenceCost, ceiling
 from gridworker.bench.throughput import format_table, target_verdict
 from gridworker.bench.timing import AgeLog, SendClock
@@ -48,23 +48,11 @@ NON_NEGATIVE_KEYS = {"naive_fps", "naive_live_fraction"}
 
 @pytest.mark.rtsp
 @pytest.mark.model
-def test_throughput_smoke_json(gst_rtsp: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command", required=True))
-    out = tmp_path / "bench.json"
-    args = parser.parse_args(
-        [
-            "bench", "throughput", "--streams", "1", "--seconds", "3", "--synthetic",
-            "--no-ultralytics", "--calibrate-seconds", "0.3", "--warmup-timeout", "20",
-            "--json", "--out", str(out),
-        ]
+def test_throughput_smoke_json(gst_rtsp: None, bench_json: Callable[..., Any]) -> None:
+    rows, summary = bench_json(
+        "throughput", "--streams", "1", "--seconds", "3", "--synthetic",
+        "--no-ultralytics", "--calibrate-seconds", "0.3", "--warmup-timeout", "20",
     )  # fmt: skip
-    assert args.func(args) == 0
-    captured = capsys.readouterr()
-    rows = json.loads(captured.out)
-    assert json.loads(out.read_text()) == rows
     assert isinstance(rows, list) and len(rows) == 1
     row = rows[0]
     assert row.keys() >= REQUIRED_KEYS, sorted(REQUIRED_KEYS - row.keys())
@@ -81,7 +69,7 @@ def test_throughput_smoke_json(gst_rtsp: None, tmp_path: Path, capsys: pytest.Ca
         assert row["e2e_over_naive"] is None
     assert isinstance(row["rss_mb_per_stream"], (int, float))
     assert "ultralytics_fps" not in row
-    assert "e2e" in captured.err  # the human table went to stderr
+    assert "e2e" in summary  # the human table went to stderr
 
 
 # -- the pure parts: no server, no model --------------------------------------------------

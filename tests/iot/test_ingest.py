@@ -36,7 +36,7 @@ def test_an_alarm_goes_round_the_loop(tmp_path, bus, receiver, make_service):
     assert (inc.camera_id, inc.camera_name, inc.site, inc.type, inc.status) == ("iot:brk-1", "3号楼电箱", "estate-7", "iot_breaker_overcurrent", "open")
     assert inc.details["source"] == "iot" and inc.details["device"]["unit"] == "property-7" and inc.details["device_code"] == "E01"
     assert inc.details["readings"]["current"] == {"value": 81.5, "unit": "A"} and inc.details["type_name_zh"] == "智能空开过流报警"
-    order = service.workorders.get(inc.id)
+    order = wait_until(lambda: service.workorders.get(inc.id), timeout=5)
     cat = service.workorders.catalogue.type("iot_breaker_overcurrent")
     assert (order.state, order.grade, order.unit, order.responsible_unit) == ("detected", cat.grade, cat.first_unit, cat.unit)
     time.sleep(0.3)
@@ -64,7 +64,8 @@ def test_a_handled_case_closes_verified_when_the_alarm_goes_quiet(tmp_path, bus,
     service = make_service(iot_settings(f"sqlite:///{tmp_path / 'iot.db'}", bus, alarm_clear_min=0.1))  # 6 s: time to handle the case first
     bus.publish("wlv-1", payload(WLV, "alarm", alarm="waterlogging", readings={"level_cm": 41.0}))
     inc = wait_until(lambda: _incidents(service), timeout=10)[0]
-    assert inc.type == "iot_waterlogging" and service.workorders.get(inc.id).unit == "traffic-squad"  # the catalogue's first unit
+    order = wait_until(lambda: service.workorders.get(inc.id), timeout=5)  # written by on_open, just after the incident
+    assert inc.type == "iot_waterlogging" and order.unit == "traffic-squad"  # the catalogue's first unit
     boss = Actor("ops", "admin")
     service.workflow.dispatch(inc.id, boss)
     service.workflow.accept(inc.id, boss)
@@ -112,7 +113,7 @@ def test_a_silent_device_raises_a_device_offline_case(tmp_path, bus, make_servic
     ))
     inc = wait_until(lambda: _incidents(service), timeout=10)[0]
     assert (inc.camera_id, inc.type, inc.rule_id) == ("iot:brk-1", "iot_device_offline", "offline")
-    assert service.workorders.get(inc.id) is not None
+    wait_until(lambda: service.workorders.get(inc.id), timeout=5)
     assert b'gridworker_iot_devices{state="offline"} 1.0' in service.metrics.render()
     bus.publish("brk-1", payload(BRK, "heartbeat"))
     wait_until(lambda: service.store.get(inc.id).status == "closed", timeout=10)

@@ -57,8 +57,9 @@ def fall_detector(fall_onnx: Path) -> YoloDetector:
     return YoloDetector.from_path(fall_onnx, DetectorConfig(confidence=CONFIDENCE, iou=IOU))
 
 
-def ultralytics_reference(weights: Path, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ultralytics' predict pipeline on the .pt model, assembled from its own functions."""
+def ultralytics_reference(weights: Path, image: np.ndarray, *, rect: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ultralytics' predict pipeline on the .pt model, assembled from its own functions
+    (``rect``: letterboxed to the stride, as its stream predictor does; else a 640 square)."""
     import torch
     from ultralytics import YOLO
     from ultralytics.data.augment import LetterBox
@@ -66,13 +67,13 @@ def ultralytics_reference(weights: Path, image: np.ndarray) -> tuple[np.ndarray,
     from ultralytics.utils.ops import scale_boxes
 
     model = YOLO(str(weights)).model.float().eval()
-    letterboxed = LetterBox((640, 640), auto=False)(image=np.ascontiguousarray(image[..., ::-1]))  # expects BGR
+    letterboxed = LetterBox((640, 640), auto=rect, stride=32)(image=np.ascontiguousarray(image[..., ::-1]))  # expects BGR
     tensor = torch.from_numpy(np.ascontiguousarray(letterboxed[..., ::-1].transpose(2, 0, 1))).float()[None] / 255
     with torch.no_grad():
         preds = model(tensor)
     preds = preds[0] if isinstance(preds, (list, tuple)) else preds
     det = non_max_suppression(preds, conf_thres=CONFIDENCE, iou_thres=IOU)[0]
-    boxes = scale_boxes((640, 640), det[:, :4].clone(), image.shape[:2])
+    boxes = scale_boxes(letterboxed.shape[:2], det[:, :4].clone(), image.shape[:2])
     return boxes.numpy().astype(np.float32), det[:, 4].numpy(), det[:, 5].numpy().astype(np.int64)
 
 
@@ -91,13 +92,17 @@ def test_fall_export_has_dynamic_batch_and_names(fall_onnx: Path, fall_detector:
 
 @pytest.mark.export
 @pytest.mark.model
-def test_fall_model_matches_ultralytics(fall_pt: Path, fall_detector: YoloDetector, bus_image: np.ndarray) -> None:
+@pytest.mark.parametrize("rect", [True, False], ids=["rect", "square"])
+def test_fall_model_matches_ultralytics(fall_pt: Path, fall_onnx: Path, bus_image: np.ndarray, rect: bool) -> None:
+    """Against Ultralytics' own pipeline, letterboxed the same way (rect: 1080x810 runs at 640x480)."""
+    fall_detector = YoloDetector.from_path(fall_onnx, DetectorConfig(confidence=CONFIDENCE, iou=IOU, rect=rect))
+    assert fall_detector.target_size(*bus_image.shape[:2]) == ((640, 480) if rect else (640, 640))
     [dets] = fall_detector.detect([bus_image])
     assert isinstance(dets, sv.Detections) and len(dets) > 0
     assert dets.xyxy.dtype == np.float32 and arrays(dets).confidence.dtype == np.float32
     assert set(arrays(dets).class_name.tolist()) <= {"Normal", "Fall"}
 
-    ref_boxes, ref_scores, ref_classes = ultralytics_reference(fall_pt, bus_image)
+    ref_boxes, ref_scores, ref_classes = ultralytics_reference(fall_pt, bus_image, rect=rect)
     assert len(ref_scores) > 0
     # Same top detection.
     assert arrays(dets).class_id[0] == ref_classes[0]

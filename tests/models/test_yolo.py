@@ -338,3 +338,43 @@ def test_detector_input_size_from_metadata(fake_session: Any) -> None:
     assert detector.input_size == (384, 640)
     detector.detect([np.zeros((720, 1280, 3), np.uint8)])
     assert session.calls[0].shape == (1, 3, 384, 640)
+
+
+DYNAMIC_INPUT = ["batch", 3, "height", "width"]
+
+
+def test_rect_letterbox_to_the_stride_for_dynamic_models(fake_session: Any) -> None:
+    """A 16:9 frame runs at 384x640, not 640x640 (Ultralytics' stream predictor does the same);
+    boxes still map back to the frame's pixels."""
+    rows = _v8([[320, 192, 200, 100, 0.0, 0.9, 0.0]], 100)
+    detector, session = _detector(
+        fake_session, _tile(rows), input_shape=DYNAMIC_INPUT, output_shape=["batch", 7, "anchors"], metadata={"names": NAMES_3}
+    )
+    assert detector.target_size(720, 1280) == (384, 640) and detector.target_size(1280, 720) == (640, 384)
+    assert detector.target_size(480, 640) == (480, 640) and detector.target_size(1080, 810) == (640, 480)
+    [dets] = detector.detect([np.zeros((720, 1280, 3), np.uint8)])
+    [batch] = session.calls
+    assert batch.shape == (1, 3, 384, 640)
+    # ratio 0.5: 1280x720 -> 640x360, padded 12 px top and bottom
+    np.testing.assert_allclose(dets.xyxy, [[440, 260, 840, 460]], atol=1e-3)
+
+
+def test_rect_batches_frames_of_one_shape_together(fake_session: Any) -> None:
+    rows = _v8([[100, 100, 20, 20, 0.9]], 10)
+    detector, session = _detector(fake_session, _tile(rows), input_shape=DYNAMIC_INPUT, output_shape=["batch", 5, "a"])
+    wide, tall = np.zeros((720, 1280, 3), np.uint8), np.zeros((1280, 720, 3), np.uint8)
+    results = detector.detect([wide, tall, wide, wide])
+    assert sorted(c.shape for c in session.calls) == [(1, 3, 640, 384), (3, 3, 384, 640)]
+    assert len(results) == 4 and all(len(d) == 1 for d in results)
+    # the order of the results is the order of the images: the tall frame's box is in its own pixels
+    assert results[1].xyxy[0, 0] == pytest.approx((100 - 10 - 12) / 0.5, abs=1e-3)  # 12 px padding left
+
+
+def test_rect_off_or_a_fixed_input_keeps_the_square(fake_session: Any) -> None:
+    rows = _v8([[100, 100, 20, 20, 0.9]], 10)
+    square, session = _detector(fake_session, _tile(rows), input_shape=DYNAMIC_INPUT, output_shape=["batch", 5, "a"], rect=False)
+    square.detect([np.zeros((720, 1280, 3), np.uint8)])
+    assert session.calls[0].shape == (1, 3, 640, 640)
+    fixed, session = _detector(fake_session, _tile(rows), output_shape=["batch", 5, "a"])
+    fixed.detect([np.zeros((720, 1280, 3), np.uint8)])
+    assert session.calls[0].shape == (1, 3, 640, 640)

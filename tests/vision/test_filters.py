@@ -139,3 +139,15 @@ def test_pace_watch_is_not_behind_in_its_first_minute_or_at_half_rate():
     for i in range(200):
         half.tick(i * 0.5)  # 2 fps = exactly half: not below
     assert not half.pace(99.5).behind
+
+
+def test_confirmation_counts_empty_frames_as_misses():
+    """A box seen now and then across empty frames never adds up to a confirmed track."""
+    sc = Scenario(fps=FPS)
+    blink = sc.track("person", (400, 100, 460, 260), track_id=2)
+    for k in range(5):  # one frame every second, nothing in between
+        blink.hide(k, k + 0.0).stay(k, k + 0.2).hide(k + 0.2, k + 1.0)
+    intrusion = [{"id": "gate", "polygon": ALL, "rules": [{"type": "intrusion", "id": "in"}]}]
+    run = sc.run(zones=intrusion, until=5, filters={"confirm": {"hits": 2, "frames": 3}})
+    assert run.first_active("gate", "in") is None
+    assert sum(len(a.detections) for a in sc.run(zones=intrusion, until=5).analyses) == 5  # seen 5 times, unfiltered
