@@ -38,9 +38,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Annotated, Any, Generic, Protocol, TypeVar, cast
 
-from fastapi import HTTPException, status
+from fastapi import Depends, Header, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
@@ -54,10 +54,14 @@ __all__ = [
     "FeedPoller",
     "FeedSource",
     "Feeds",
+    "ResumeDep",
+    "StreamMaxS",
     "StreamSlots",
     "Subscription",
     "TOO_MANY_STREAMS",
+    "event_stream_responses",
     "parse_last_event_id",
+    "resume_point",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,12 @@ RETRY_MS = 3000
 _DROPPED = None  # the queue's end-of-stream marker
 #: The 429 of :meth:`Feeds.stream`, for the ``responses=`` of the routes that answer with it.
 TOO_MANY_STREAMS: Responses = {429: {"description": "Too many event streams open (per key or in total; see limits in the config)"}}
+
+
+def event_stream_responses(description: str) -> Responses:
+    """The ``responses=`` of a route answering with :meth:`Feeds.stream`: a ``text/event-stream``
+    of ``description``, or the 429 of :data:`TOO_MANY_STREAMS`."""
+    return {200: {"content": {"text/event-stream": {}}, "description": description}, **TOO_MANY_STREAMS}
 
 
 class HasId(Protocol):
@@ -428,6 +438,22 @@ async def _messages(
                 yield msg
     finally:
         feed.unsubscribe(sub)
+
+
+def resume_point(
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="Start after this event id (first connection)")] = None,
+) -> int | None:
+    """Where an event stream starts: after the id a reconnecting client sends in ``Last-Event-ID``,
+    else after ``after`` (a first connection), else at the newest event (None)."""
+    start = parse_last_event_id(last_event_id)
+    return after if start is None else start
+
+
+#: A route's event-stream start (:func:`resume_point`), as a parameter.
+ResumeDep = Annotated[int | None, Depends(resume_point)]
+#: How long an event stream runs before it ends (the client reconnects), as a query parameter.
+StreamMaxS = Annotated[float, Query(ge=1, le=3600, description="End the stream after this long (the client reconnects)")]
 
 
 def parse_last_event_id(raw: str | None, what: str = "an event id") -> int | None:

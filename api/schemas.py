@@ -56,6 +56,9 @@ class CameraOut(BaseModel):
         description="Inferred / analysed live frames: below 1 when motion gating kept still frames from the model; null before the first."
     )
     last_analysed_at: datetime | None
+    analysis_behind: bool = Field(
+        False, description="Analysed below half the configured fps for the last minute (a warning is logged; the console shows a badge)."
+    )
     open_incident_types: list[str]
     zones: list[ZoneConfig]
     masks: list[MaskConfig]
@@ -90,6 +93,7 @@ class CameraOut(BaseModel):
             frames_inferred=view.frames_inferred,
             inferred_fraction=view.inferred_fraction,
             last_analysed_at=_dt(view.last_analysed_at),
+            analysis_behind=view.analysis_behind,
             open_incident_types=view.open_incident_types,
             zones=view.config.zones,
             masks=view.config.masks,

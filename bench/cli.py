@@ -274,15 +274,7 @@ def _iot(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"gridworker bench iot: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(result, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    if args.json:
-        print(format_summary(result), file=sys.stderr)
-        print(text)
-    else:
-        print(format_summary(result))
+    _emit(args, format_summary(result), json.dumps(result, indent=2))
     return 0 if result["lost"] == 0 else 1
 
 

@@ -331,8 +331,9 @@ def run_rules_bench(
         progress: called with a line per clip.
 
     Returns:
-        ``{"clips": [...], "rules": {type: score}, "skipped": [...], "wall_s": ...}``; every
-        score has the keys of :meth:`RuleScore.to_json`.
+        ``{"clips": [...], "rules": {type: score}, "rules_dimmed": {type: score}, "skipped": [...],
+        "wall_s": ...}``: ``rules`` sums the clips as recorded (or reversed), ``rules_dimmed`` the
+        made dark clips (``dim``); every score has the keys of :meth:`RuleScore.to_json`.
 
     Raises:
         TruthError: a truth file is invalid or its scene cannot be read.
@@ -346,6 +347,7 @@ def run_rules_bench(
     if missing_only:
         raise TruthError(f"no truth file {', '.join(missing_only)} in {truth_dir}")
     totals: dict[str, RuleScore] = {}
+    dimmed: dict[str, RuleScore] = {}  # the made dark clips: a low-light experiment, apart from the targets
     per_clip: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     t0 = time.perf_counter()
@@ -367,7 +369,7 @@ def run_rules_bench(
             result = replay_clip(played, setup.camera, detector, tracker=setup.tracker)
         scores = score_incidents(result.incidents, truth, result.media_s, _scene_rule_types(setup.camera))
         for rule, score in scores.items():
-            totals.setdefault(rule, RuleScore()).add(score)
+            (totals if truth.dim is None else dimmed).setdefault(rule, RuleScore()).add(score)
         per_clip.append(
             {
                 "truth": path.stem,
@@ -388,6 +390,7 @@ def run_rules_bench(
     return {
         "clips": per_clip,
         "rules": {rule: s.to_json() for rule, s in sorted(totals.items())},
+        "rules_dimmed": {rule: s.to_json() for rule, s in sorted(dimmed.items())},
         "skipped": skipped,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
@@ -404,10 +407,11 @@ def _cell(value: object) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A Markdown table: one row per rule type over all clips, then one per clip and rule type."""
+    """A Markdown table: one row per rule type over the clips (then over the dimmed ones), then one per clip and rule type."""
     lines = ["| clip | rule | " + " | ".join(_HEADS) + " |", "|---|---|" + "---|" * len(_HEADS)]
-    for rule, score in result["rules"].items():
-        lines.append(f"| **all** | {rule} | " + " | ".join(_cell(score[c]) for c in _COLUMNS) + " |")
+    for label, key in (("**all**", "rules"), ("**all dimmed**", "rules_dimmed")):
+        for rule, score in result[key].items():
+            lines.append(f"| {label} | {rule} | " + " | ".join(_cell(score[c]) for c in _COLUMNS) + " |")
     for clip in result["clips"]:
         for rule, score in clip["rules"].items():
             lines.append(f"| {clip['truth']} | {rule} | " + " | ".join(_cell(score[c]) for c in _COLUMNS) + " |")

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gridworker.models.tiling import Region
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.streams.config import StreamConfig
 from gridworker.streams.evidence import PacketRing, RingBudget
-from gridworker.streams.health import StreamHealth
+from gridworker.streams.health import StreamHealth, StreamState
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
 from gridworker.streams.sources import require_network
@@ -97,6 +98,13 @@ class CameraView:
     frames_inferred: int = 0  # live frames the model ran on
     frames_coasted: int = 0  # live frames the motion gate kept from the model
     inferred_fraction: float | None = None  # inferred / analysed live frames (None before the first)
+    analysis_behind: bool = False  # analysed below half the configured fps for a whole window (vision/pace.py)
+
+
+def detect_region(config: CameraConfig) -> Region | None:
+    """The part of the frame the camera's model sees (its rule zones and lines, grown), or None: all of it."""
+    points = [p for z in config.zones if z.rules for p in z.polygon] + [p for line in config.lines for p in line.points]
+    return config.detect_region.region(points)
 
 
 def motion_gate(config: CameraConfig) -> MotionGate | None:
@@ -236,7 +244,9 @@ class CameraRegistry:
             record = self._reader(config.id, record_config) if record_config is not None else None
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self._settings.tracker, signals=self._signals)
             visits = self._visit_analyzer(config) if patrol_only else None
-            slot = CameraSlot(config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, motion=motion_gate(config))
+            slot = CameraSlot(
+                config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, region=detect_region(config), motion=motion_gate(config)
+            )
             cam = _Camera(config, stream, slot, persisted=persist or persisted, record=record)
             if cam.ring is not None:
                 self._rings.attach(cam.ring)
@@ -344,6 +354,7 @@ class CameraRegistry:
             if cam.slot.visits is not None:  # a patrol-only camera: its revisit memory stays
                 cam.slot.visits.set_scene(config.scene())
             cam.slot.tiles = config.detect_tiles
+            cam.slot.region = detect_region(config)
             if not cam.patrol_only:
                 self._pipeline.set_motion(camera_id, motion_gate(config))
             cam.config = config
@@ -367,10 +378,14 @@ class CameraRegistry:
         return cam
 
     def _view(self, cam: _Camera) -> CameraView:
-        stats = cam.slot.stats(time.time())
+        now = time.time()
+        stats = cam.slot.stats(now)
+        health = cam.stream.health()
+        # a live, continuously analysed camera below half its fps for a minute (CameraAnalyzer.pace)
+        behind = not cam.patrol_only and health.state is StreamState.LIVE and cam.slot.analyzer.pace(now).behind
         return CameraView(
             config=cam.config,
-            health=cam.stream.health(),
+            health=health,
             analysed_fps=stats.analysed_fps,
             frames_analysed=stats.frames_analysed,
             open_incident_types=self._incidents.open_types(cam.config.id),
@@ -379,6 +394,7 @@ class CameraRegistry:
             frames_inferred=stats.frames_inferred,
             frames_coasted=stats.frames_coasted,
             inferred_fraction=stats.inferred_fraction,
+            analysis_behind=behind,
         )
 
     def view(self, camera_id: str) -> CameraView:

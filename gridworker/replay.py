@@ -56,7 +56,7 @@ from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.vision.motion import MotionConfig
 from gridworker.vision.tracker import TrackerConfig
 
-from .cameras import motion_gate
+from .cameras import detect_region, motion_gate
 from .settings import CameraConfig, ConfigError, describe_errors, load_settings
 from .validation import read_yaml
 
@@ -264,6 +264,7 @@ def replay_clip(
     pending: list[Frame] = []
     gated = camera if motion is None else camera.model_copy(update={"motion": motion})
     gate = motion_gate(gated)
+    region = detect_region(camera)
     last: tuple[np.ndarray, sv.Detections] | None = None  # the last inferred frame, for coasted ones
     inferred = 0
 
@@ -282,7 +283,7 @@ def replay_clip(
         if not pending:
             return
         t0 = time.perf_counter()
-        found: list[sv.Detections] = detect_tiled(detector, [f.image for f in pending], [camera.detect_tiles] * len(pending))
+        found: list[sv.Detections] = detect_tiled(detector, [f.image for f in pending], [camera.detect_tiles] * len(pending), [region] * len(pending))
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):
             analyse(frame, dets)

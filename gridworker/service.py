@@ -339,18 +339,10 @@ class Service:
                     "frames_inferred": view.frames_inferred,
                     "frames_coasted": view.frames_coasted,
                     "open_incidents": len(view.open_incident_types),
-                    "behind": self._analysis_behind(view),  # issue 16: vision/pace.py
+                    "behind": view.analysis_behind,  # issue 16: vision/pace.py
                 }
             )
         return out
-
-    # -- issue 16: analysis falling behind ---------------------------------------------
-    def _analysis_behind(self, view: CameraView) -> bool:
-        """A live, continuously analysed camera below half its fps for a minute (``CameraAnalyzer.pace``)."""
-        slot = self.pipeline.slot(view.config.id)
-        if slot is None or view.patrol_only or view.health.state.value != "live":
-            return False
-        return slot.analyzer.pace(time.time()).behind
 
     def _count_incident(self, incident: Incident) -> None:
         self.metrics.incident_opened(incident.type)

@@ -21,7 +21,7 @@ from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
 from gridworker.cases.workorders import WorkOrdersConfig
 from gridworker.keystore import AuthConfig
 from gridworker.models.config import DetectorConfig
-from gridworker.models.tiling import TileConfig
+from gridworker.models.tiling import RegionConfig, TileConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig, StreamTuning
 from gridworker.streams.redact import redact_url
@@ -73,6 +73,11 @@ class CameraConfig(SceneConfig):
     stream: StreamTuning = Field(default_factory=StreamTuning, description="Reader tuning: timeouts, backoff, clip ring (see StreamConfig).")
     detect_tiles: TileConfig | None = Field(
         None, description="Detect on overlapping tiles (small, far objects; one model run per tile). See docs/models.md."
+    )
+    detect_region: RegionConfig = Field(
+        default_factory=RegionConfig,
+        description="With enabled, the model sees only the bounding box of the rule zones and lines (plus a margin) "
+        "when that covers at most max_area of the frame; boxes are mapped back. Composes with detect_tiles. See docs/models.md.",
     )
     motion: MotionConfig = Field(
         default_factory=MotionConfig,

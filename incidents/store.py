@@ -421,17 +421,7 @@ class IncidentStore:
                 stmt = stmt.where(IncidentRow.status == status)
             return {t: int(n) for t, n in s.execute(stmt).all()}
 
-    # --- IoT devices added at run time (issue 14): iot/registry.py's calls ------------------
-    def save_devices(self, devices: Sequence[tuple[str, str]]) -> None:
-        """Save (or replace) devices as ``(id, config JSON)``, all in one transaction."""
-        self.devices.put_all(devices)
-
-    def delete_device(self, device_id: str) -> bool:
-        return self.devices.delete(device_id)
-
-    def saved_devices(self) -> Sequence[tuple[str, str]]:
-        return self.devices.all()
-
+    # --- IoT (issue 14): a linkage snapshot taken after the opening (devices: ``self.devices``) ---
     def attach_snapshot(self, incident_id: int, jpeg: bytes, *, at: float, details: dict[str, Any]) -> bool:
         """Give an incident that opened without a snapshot one taken later (IoT video linkage),
         merging ``details`` into its details. False (nothing changed) when it has one or does not exist."""
@@ -443,4 +433,4 @@ class IncidentStore:
             row.details = {**(row.details or {}), **details}
             return True
 
-    # --- end IoT devices ------------------------------------------------------------------
+    # --- end IoT ---------------------------------------------------------------------------

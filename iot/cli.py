@@ -90,7 +90,7 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     store = IncidentStore(url)
     try:
-        registry = DeviceRegistry(iot, mappings.keys(), store)
+        registry = DeviceRegistry(iot, mappings.keys(), store.devices)
         registry.load_saved()
         registry.add(devices, replace=args.replace)
     except DeviceError as exc:

@@ -2,7 +2,7 @@
 CSV import (saved in the database, table ``iot_devices``, so they survive a restart).
 
 Example:
-    >>> reg = DeviceRegistry(IotConfig(), known_types={"smart_breaker"})
+    >>> reg = DeviceRegistry(IotConfig(), known_types={"smart_breaker"})  # saver: IncidentStore.devices
     >>> reg.add([DeviceConfig(id="brk-1", type="smart_breaker")]); reg.get("brk-1").type
     'smart_breaker'
 """
@@ -44,13 +44,14 @@ class DeviceNotFound(KeyError):
 
 
 class DeviceStore(Protocol):
-    """Where devices added at run time are saved (``IncidentStore``, table ``iot_devices``)."""
+    """Where devices added at run time are saved: ``(id, config JSON)`` pairs
+    (``IncidentStore.devices``, table ``iot_devices``)."""
 
-    def save_devices(self, devices: Sequence[tuple[str, str]]) -> None: ...
+    def put_all(self, items: Sequence[tuple[str, str]]) -> None: ...
 
-    def delete_device(self, device_id: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
 
-    def saved_devices(self) -> Sequence[tuple[str, str]]: ...
+    def all(self) -> list[tuple[str, str]]: ...
 
 
 class DeviceRegistry:
@@ -78,7 +79,7 @@ class DeviceRegistry:
         if self._saver is None:
             return 0
         added = 0
-        for device_id, raw in self._saver.saved_devices():
+        for device_id, raw in self._saver.all():
             try:
                 dev = DeviceConfig.model_validate_json(raw)
                 self._check_type(dev)
@@ -143,7 +144,7 @@ class DeviceRegistry:
             if len(self._devices) + new > self._config.max_devices:
                 raise DeviceLimitReached(f"{len(self._devices) + new} devices would pass iot.max_devices ({self._config.max_devices})")
             if self._saver is not None:
-                self._saver.save_devices([(d.id, d.model_dump_json()) for d in devices])
+                self._saver.put_all([(d.id, d.model_dump_json()) for d in devices])
             for dev in devices:
                 self._devices[dev.id] = dev
         return list(devices)
@@ -162,7 +163,7 @@ class DeviceRegistry:
             if device_id in self._from_file:
                 raise DeviceError(f"device {device_id!r} is in the config file; remove it there")
             if self._saver is not None:
-                self._saver.delete_device(device_id)
+                self._saver.delete(device_id)
             del self._devices[device_id]
             return dev
 

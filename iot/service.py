@@ -42,10 +42,14 @@ from .tracker import OFFLINE, AlarmTracker
 
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "iot:"
+WRITE_ATTEMPTS = 3
 
 
-class IotStore(DeviceStore, SnapshotStore, Protocol):
+class IotStore(SnapshotStore, Protocol):
     """Where API-added devices and linkage snapshots go (``IncidentStore``)."""
+
+    @property
+    def devices(self) -> DeviceStore: ...
 
 
 class DeviceSink(Protocol):
@@ -96,7 +100,7 @@ class IotService:
     ) -> None:
         self.config = config
         self.mappings: dict[str, DeviceMapping] = load_mappings(config.mappings_dir)
-        self.registry = DeviceRegistry(config, self.mappings.keys(), store)
+        self.registry = DeviceRegistry(config, self.mappings.keys(), None if store is None else store.devices)
         self._sink = sink
         self._catalogue = catalogue
         self._camera_jpeg = snapshot
@@ -265,7 +269,7 @@ class IotService:
 
     def _report(self, reports: Sequence[DeviceReport]) -> None:
         for report in reports:
-            inc = self._sink.device_report(report)
+            inc = self._write(report)
             device = self.registry.get(report.source_id[len(SOURCE_PREFIX):]) if inc is not None else None
             if inc is not None and device is not None:
                 for callback in self.on_opened:
@@ -273,6 +277,19 @@ class IotService:
                         callback(inc, device)
                     except Exception:  # a listener must not cost the ingest its message
                         log.exception("incident %s: IoT listener failed", inc.id)
+
+    def _write(self, report: DeviceReport) -> Incident | None:
+        """The report to the incident writer; a failure (the database away a moment) is tried
+        again twice before it is given up (logged, and the message still acknowledged)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return self._sink.device_report(report)
+            except Exception:
+                if attempt == WRITE_ATTEMPTS - 1 or self._stop.is_set():
+                    raise
+                log.warning("IoT %s %s: writing the case failed, trying again", report.source_id, report.alarm, exc_info=True)
+                time.sleep(0.5 * (attempt + 1))
+        return None
 
     def _watches(self, camera_id: str, watch: str) -> bool:
         assert self._watch_of is not None

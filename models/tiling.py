@@ -1,4 +1,5 @@
-"""Tiled detection: small, far objects found by running the model on overlapping crops.
+"""Tiled detection: small, far objects found by running the model on overlapping crops; and
+region crops: the model sees only the part of the frame where the camera's rules look.
 
 A detector with a fixed small input (SSD-MobileNet's 300x300) shrinks a 640x360 street
 view until a parked car on the far kerb is ~30 px: below what the model finds. Cutting the
@@ -7,6 +8,10 @@ run per tile. Tiles of all frames of a batch go through the detector as one batc
 are shifted back, and duplicates from overlaps (and from the optional whole-frame pass)
 are merged with class-aware NMS on intersection-over-smaller, so a box cut by a tile edge
 does not survive beside the whole object's box.
+
+A **region** (``detect_region:`` on a camera, computed from its rule zones) cuts the frame to
+the part the rules look at before anything else; tiles then cut that region. Boxes come back
+in the whole frame's pixels either way.
 """
 
 from __future__ import annotations
@@ -49,6 +54,44 @@ class TileConfig(BaseModel):
         return self.rows * self.cols + (1 if self.full_frame else 0)
 
 
+#: A detection region: (x0, y0, x1, y1), normalised 0-1 of the frame.
+Region = tuple[float, float, float, float]
+
+
+class RegionConfig(BaseModel):
+    """Detect only where the rules look (``detect_region:`` on a camera; off unless ``enabled``).
+
+    The region is the bounding box of the camera's rule zones and counting lines, grown by
+    ``margin``; it is used only when it covers at most ``max_area`` of the frame (a region
+    almost as big as the frame saves nothing).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Crop each frame to the rules' region before detection.")
+    margin: float = Field(0.08, ge=0.0, le=0.5, description="Grow the zones' bounding box by this fraction of the frame.")
+    max_area: float = Field(0.7, gt=0.0, le=1.0, description="Crop only when the region covers at most this fraction of the frame.")
+
+    def region(self, points: Sequence[tuple[float, float]]) -> Region | None:
+        """The crop for rules whose zones and lines have these normalised vertices, or None."""
+        if not self.enabled or not points:
+            return None
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        x0, y0 = max(0.0, min(xs) - self.margin), max(0.0, min(ys) - self.margin)
+        x1, y1 = min(1.0, max(xs) + self.margin), min(1.0, max(ys) + self.margin)
+        if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) > self.max_area:
+            return None
+        return (x0, y0, x1, y1)
+
+
+def region_window(region: Region, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The region's (x0, y0, x1, y1) pixel window in a frame of ``size`` = (width, height)."""
+    w, h = size
+    x0, y0 = int(np.floor(region[0] * w)), int(np.floor(region[1] * h))
+    x1, y1 = int(np.ceil(region[2] * w)), int(np.ceil(region[3] * h))
+    return max(0, x0), max(0, y0), min(w, max(x1, x0 + 1)), min(h, max(y1, y0 + 1))
+
+
 class _Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]: ...
 
@@ -67,44 +110,58 @@ def tile_windows(size: tuple[int, int], config: TileConfig) -> list[tuple[int, i
     return windows
 
 
-def detect_tiled(detector: _Detector, images: Sequence[np.ndarray], tiles: Sequence[TileConfig | None]) -> list[sv.Detections]:
-    """Detect on ``images``; an image whose ``tiles`` entry is set is detected tile by tile.
+def detect_tiled(
+    detector: _Detector,
+    images: Sequence[np.ndarray],
+    tiles: Sequence[TileConfig | None],
+    regions: Sequence[Region | None] | None = None,
+) -> list[sv.Detections]:
+    """Detect on ``images``; an image whose ``regions`` entry is set is cut to that region
+    first, one whose ``tiles`` entry is set is detected tile by tile (within its region).
 
-    All crops of the call go to ``detector.detect`` at once (it batches them). Images with
-    no tiling are passed through untouched, so a call without any tiling is exactly
-    ``detector.detect(images)``.
+    All crops of the call go to ``detector.detect`` at once (it batches them); boxes come
+    back in each whole image's pixels. Images with neither are passed through untouched, so
+    a call without any is exactly ``detector.detect(images)``.
     """
-    if all(t is None for t in tiles):
+    areas = list(regions) if regions is not None else [None] * len(images)
+    if all(t is None for t in tiles) and all(r is None for r in areas):
         return detector.detect(images)
     crops: list[np.ndarray] = []
     plan: list[list[tuple[int, int, int]]] = []  # per image: (crop index, dx, dy)
-    for image, tiling in zip(images, tiles, strict=True):
+    for image, tiling, region in zip(images, tiles, areas, strict=True):
+        ox = oy = 0
+        if region is not None:
+            ox, oy, x1, y1 = region_window(region, (image.shape[1], image.shape[0]))
+            image = image[oy:y1, ox:x1]
         parts: list[tuple[int, int, int]] = []
         if tiling is None or tiling.full_frame:
-            parts.append((len(crops), 0, 0))
+            parts.append((len(crops), ox, oy))
             crops.append(image)
         if tiling is not None:
             h, w = image.shape[:2]
             for x0, y0, x1, y1 in tile_windows((w, h), tiling):
-                parts.append((len(crops), x0, y0))
+                parts.append((len(crops), ox + x0, oy + y0))
                 crops.append(image[y0:y1, x0:x1])
         plan.append(parts)
     found = detector.detect(crops)
     out: list[sv.Detections] = []
     for parts, tiling in zip(plan, tiles, strict=True):
+        shifted = [_shifted(found[index], dx, dy) for index, dx, dy in parts]
         if tiling is None:
-            out.append(found[parts[0][0]])
+            out.append(shifted[0])
             continue
-        shifted = []
-        for index, dx, dy in parts:
-            d = found[index]
-            if len(d):
-                d = subset(d, np.ones(len(d), dtype=bool))  # a copy: the offset must not touch the detector's arrays
-                d.xyxy = d.xyxy + np.array([dx, dy, dx, dy], dtype=d.xyxy.dtype)
-            shifted.append(d)
-        merged = sv.Detections.merge([d for d in shifted if len(d)]) if any(len(d) for d in shifted) else found[parts[0][0]]
+        merged = sv.Detections.merge([d for d in shifted if len(d)]) if any(len(d) for d in shifted) else shifted[0]
         out.append(_merge(merged, tiling) if len(merged) else merged)
     return out
+
+
+def _shifted(detections: sv.Detections, dx: int, dy: int) -> sv.Detections:
+    """A copy moved by (dx, dy) pixels (the detector's own arrays are never touched)."""
+    if not len(detections) or (dx == 0 and dy == 0):
+        return detections
+    moved = subset(detections, np.ones(len(detections), dtype=bool))
+    moved.xyxy = moved.xyxy + np.array([dx, dy, dx, dy], dtype=moved.xyxy.dtype)
+    return moved
 
 
 def _merge(detections: sv.Detections, tiling: TileConfig) -> sv.Detections:

@@ -37,10 +37,17 @@ def test_a_parked_bus_is_found_with_a_fraction_of_the_inferences(tmp_path, rtsp_
     clip = bus_street_clips(tmp_path, {"parked": 0})["parked"]
     server = rtsp_factory({"kerb": clip})
     camera = {"id": "kerb", "url": server.url("kerb"), "fps": 5, "zones": [KERB], "motion": {"enabled": gated, "refresh_s": 1.5}}
+    if gated:  # and the model sees only the kerb's left half, where the bus stands (detect_region)
+        camera["zones"] = [{**KERB, "polygon": [[0, 0.3], [0.5, 0.3], [0.5, 1], [0, 1]]}]
+        camera["detect_region"] = {"enabled": True}
     settings = Settings(database={"url": f"sqlite:///{tmp_path / 'm.db'}"}, cameras=[camera], evidence={"clips": False})
     service = Service(settings, detector)
     with local_client(create_app(lambda: service)) as client:
         assert wait_until(lambda: service.incidents.open_count("kerb") == 1, timeout=40), "the parked bus opens its case"
+        region = service.pipeline.slot("kerb").region
+        assert (region is None) if not gated else (region is not None and region == pytest.approx((0.0, 0.22, 0.58, 1.0)))
+        box = client.get("/incidents").json()["items"][0]["details"]["box"]
+        assert box[2] <= 0.5, box  # the bus (left 405 of 960 px), in whole-frame coordinates
         time.sleep(2.0)
         cam = client.get("/cameras/kerb").json()
         assert cam["frames_analysed"] >= 20

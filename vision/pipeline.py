@@ -31,7 +31,7 @@ import numpy as np
 import supervision as sv
 
 from gridworker.models.base import Detector
-from gridworker.models.tiling import TileConfig, detect_tiled
+from gridworker.models.tiling import Region, TileConfig, detect_tiled
 from gridworker.streams.frame import Frame, FrameListener
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.redact import get_logger
@@ -136,6 +136,8 @@ class CameraSlot:
     analyzer: CameraAnalyzer
     visits: VisitJudge | None = None
     tiles: TileConfig | None = None
+    #: detect only inside this part of the frame (normalised x0, y0, x1, y1: the rules' region)
+    region: Region | None = None
     #: motion gating (``vision/motion.py``): frames without motion in a rule zone skip the model
     motion: MotionGate | None = None
     # guarded by _cond; notified on every recorded analysis
@@ -368,10 +370,12 @@ class Pipeline:
             frames = work.frames
             if frames:
                 with self._lock:  # one lookup per batch, not per frame
-                    tiles = [s.tiles if (s := self._slots.get(f.camera_id)) is not None else None for f in frames]
+                    slots = [self._slots.get(f.camera_id) for f in frames]
+                tiles = [s.tiles if s is not None else None for s in slots]
+                regions = [s.region if s is not None else None for s in slots]
                 t0 = time.perf_counter()
                 try:
-                    detections = detect_tiled(self.detector, [f.image for f in frames], tiles)
+                    detections = detect_tiled(self.detector, [f.image for f in frames], tiles, regions)
                     live = work.resolve(detections)  # patrol frames: their visits get the detections
                 except Exception as exc:  # a bad frame must not kill the pipeline
                     work.fail(exc)

@@ -242,7 +242,7 @@ class VisitAnalyzer:
         with self._lock:
             last = self._watch_last_ts
             if self._watch is None or self._new_stop or last is None or frame.ts - last > _NEW_VISIT_GAP_S:
-                self._watch = CameraAnalyzer(self.camera_id, self._watch_fps, self._scene, self._tracker_config)
+                self._watch = CameraAnalyzer(self.camera_id, self._watch_fps, self._scene, self._tracker_config, pace=False)
                 self._watch_gap_s = 0.0 if last is None else max(0.0, frame.ts - last)
                 self._watch_start_ts = frame.ts
                 self._new_stop = False

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -36,7 +36,7 @@ from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 
 from ..auth import ANY_ROLE, require
 from ..deps import FeedsDep, KeysDep, LimitsDep, OrdersDep, OutboxDep
-from ..feeds import TOO_MANY_STREAMS, FeedSource, parse_last_event_id
+from ..feeds import FeedSource, ResumeDep, StreamMaxS, event_stream_responses
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 BATCH = 200
@@ -126,25 +126,12 @@ class AuditFeed:
         return FeedSource("audit", self.changes_after, self.last_id, self.orders.committed)
 
 
-@router.get(
-    "/console/events",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of case changes"}, **TOO_MANY_STREAMS},
-)
+@router.get("/console/events", response_class=StreamingResponse, responses=event_stream_responses("A stream of case changes"))
 async def console_events(
-    user: Anyone,
-    orders: OrdersDep,
-    feeds: FeedsDep,
-    limits: LimitsDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**62, description="Start after this audit id (first connection)")] = None,
-    max_s: Annotated[float, Query(ge=1, le=3600, description="End the stream after this long (the client reconnects)")] = 300.0,
+    user: Anyone, orders: OrdersDep, feeds: FeedsDep, limits: LimitsDep, start: ResumeDep, max_s: StreamMaxS = 300.0
 ) -> StreamingResponse:
     """Case changes (the work-order audit log) as server-sent events, resumable with
-    ``Last-Event-ID``; a unit handler gets those of cases their unit holds."""
-    start = parse_last_event_id(last_event_id, "an audit id")
-    if start is None:
-        start = after
+    ``Last-Event-ID`` (the events' ids are audit ids); a unit handler gets those of cases their unit holds."""
     unit = user.unit if user.role == UNIT_HANDLER else None
 
     def render(change: AuditChange) -> str | None:

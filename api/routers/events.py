@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from gridworker.delivery.outbox import Outbox, OutboxEvent
@@ -36,7 +36,7 @@ from gridworker.cases.workflow import UNIT_HANDLER, Actor
 
 from ..auth import ANY_ROLE, require
 from ..deps import DispatcherDep, FeedsDep, LimitsDep, OutboxDep
-from ..feeds import TOO_MANY_STREAMS, FeedSource, parse_last_event_id
+from ..feeds import FeedSource, ResumeDep, StreamMaxS, event_stream_responses
 
 router = APIRouter(tags=["forwarding"])
 Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
@@ -56,26 +56,18 @@ def outbox_source(outbox: Outbox) -> FeedSource[OutboxEvent]:
     return FeedSource("outbox", outbox.events_after, outbox.last_id, outbox.committed)
 
 
-@router.get(
-    "/events",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of work-order events"}, **TOO_MANY_STREAMS},
-)
+@router.get("/events", response_class=StreamingResponse, responses=event_stream_responses("A stream of work-order events"))
 async def events(
     user: Reader,
     outbox: OutboxDep,
     dispatcher: DispatcherDep,
     feeds: FeedsDep,
     limits: LimitsDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**62, description="Start after this event id (first connection)")] = None,
+    start: ResumeDep,
     keepalive_s: Annotated[float | None, Query(ge=1, le=300, description="Keep-alive comment interval; default from the config (15 s)")] = None,
-    max_s: Annotated[float, Query(ge=1, le=3600, description="End the stream after this long (the client reconnects)")] = 300.0,
+    max_s: StreamMaxS = 300.0,
 ) -> StreamingResponse:
     """Work-order events as server-sent events, resumable with ``Last-Event-ID``."""
-    start = parse_last_event_id(last_event_id)
-    if start is None:
-        start = after
 
     def render(ev: OutboxEvent) -> str | None:
         return format_event(ev) if _visible(ev, user) else None

@@ -162,7 +162,8 @@ def test_bench_rules_on_a_generated_clip(tmp_path: Path, capsys: pytest.CaptureF
     good = {"clip": clips["street"].name, "scene": "scenes/street.yaml", "events": [{"rule": "intrusion", "zone": "pavement", "start": 0, "end": 4, "object": "people by the bus"}]}
     (truth / "street.yaml").write_text(yaml.safe_dump(good), encoding="utf-8")
     result = _run(capsys, clips["street"].parent, truth)
-    assert set(result) == {"clips", "rules", "skipped", "wall_s"}
+    assert set(result) == {"clips", "rules", "rules_dimmed", "skipped", "wall_s"}
+    assert result["rules_dimmed"] == {}
     score = result["rules"]["intrusion"]
     assert set(score) == SCORE_KEYS
     assert (score["true_positives"], score["false_positives"], score["missed"]) == (1, 0, 0)
@@ -183,7 +184,7 @@ def test_bench_rules_reports_a_missing_clip_as_skipped(tmp_path: Path, capsys: p
     truth.mkdir()
     (truth / "gone.yaml").write_text("clip: gone.mp4\nscene: s.yaml\nevents: []\n", encoding="utf-8")
     result = _run(capsys, tmp_path, truth)
-    assert result["clips"] == [] and result["rules"] == {}
+    assert result["clips"] == [] and result["rules"] == {} and result["rules_dimmed"] == {}
     assert result["skipped"] == [{"truth": "gone", "reason": f"no clip gone.mp4 in {tmp_path}"}]
 
 

@@ -63,6 +63,15 @@ def click_at(page: Any, points: list[tuple[float, float]]) -> None:
         time.sleep(0.05)
 
 
+def draw_shape(page: Any, tool: str, points: list[tuple[float, float]], shape_id: str) -> None:
+    """Draw a shape with the editor's ``tool`` through ``points`` (fractions of the frame), close it
+    with Enter and give it ``shape_id``."""
+    page.click(f'.tool[data-tool="{tool}"]')
+    click_at(page, points)
+    page.keyboard.press("Enter")
+    page.fill("#ed-props input[name=id]", shape_id)
+
+
 def test_wall_shows_a_live_tile_and_switches_language(console_server, browser, tmp_path):
     page = open_console(browser, console_server, "viewer")
     tile = page.locator('.tile[data-camera="bus-stop"]')
@@ -106,10 +115,7 @@ def test_draw_save_incident_and_close_it(console_server, browser, tmp_path):
     assert page.evaluate("document.querySelector('#ed-frame').naturalWidth") > 0
 
     # a polygon zone over the pavement, closed with Enter
-    page.click('.tool[data-tool="polygon"]')
-    click_at(page, [(0.02, 0.45), (0.98, 0.45), (0.98, 0.99), (0.02, 0.99)])
-    page.keyboard.press("Enter")
-    page.fill("#ed-props input[name=id]", "walkway")
+    draw_shape(page, "polygon", [(0.02, 0.45), (0.98, 0.45), (0.98, 0.99), (0.02, 0.99)], "walkway")
     page.select_option("#ed-props select[name=add-rule-type]", "intrusion")
     page.click("#ed-props button[name=add-rule]")
     fs = page.locator('#ed-props fieldset[data-rule="intrusion"]')

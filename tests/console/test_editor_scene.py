@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gridworker.api.auth import create_key
-from tests.console.test_console import click_at, open_console
+from tests.console.test_console import click_at, draw_shape, open_console
 
 pytestmark = [pytest.mark.browser, pytest.mark.rtsp, pytest.mark.model]
 
@@ -45,10 +45,7 @@ def test_signals_calibration_and_a_vertex_on_an_edge(console_server, browser):
         _open_editor(page, "bus-stop")
 
         # a triangle zone with a speeding rule (which needs the calibration below)
-        page.click('.tool[data-tool="polygon"]')
-        click_at(page, [(0.1, 0.5), (0.9, 0.5), (0.5, 0.9)])
-        page.keyboard.press("Enter")
-        page.fill("#ed-props input[name=id]", "road")
+        draw_shape(page, "polygon", [(0.1, 0.5), (0.9, 0.5), (0.5, 0.9)], "road")
         page.select_option("#ed-props select[name=add-rule-type]", "speeding")
         page.click("#ed-props button[name=add-rule]")
         page.locator('#ed-props fieldset[data-rule="speeding"] input[name=max_speed_kmh]').fill("40")
@@ -59,10 +56,7 @@ def test_signals_calibration_and_a_vertex_on_an_edge(console_server, browser):
         assert page.locator("#ed-svg circle.handle").count() == 4
 
         # a signal head read from the image, with its hold time
-        page.click('.tool[data-tool="signal"]')
-        click_at(page, [(0.05, 0.05), (0.15, 0.05), (0.1, 0.15)])
-        page.keyboard.press("Enter")
-        page.fill("#ed-props input[name=id]", "s1")
+        draw_shape(page, "signal", [(0.05, 0.05), (0.15, 0.05), (0.1, 0.15)], "s1")
         page.fill("#ed-props input[name=hold_s]", "2")
 
         # the calibration: four clicks, then the metres; saving without them is refused in words

@@ -108,3 +108,41 @@ def test_box_cut_by_a_tile_edge_gives_way_to_the_whole_object():
     det = _Squares()
     found = detect_tiled(det, [img], [TileConfig(rows=1, cols=2, overlap=0.1)])[0]
     assert found.xyxy.tolist() == [[60, 80, 140, 120]]
+
+
+def _frame_with_squares(squares, size=(1000, 500)):
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    for x, y, s in squares:
+        img[y : y + s, x : x + s] = 255
+    return img
+
+
+def test_a_region_gives_the_model_more_pixels_and_boxes_come_back_in_frame_pixels():
+    from gridworker.models.tiling import detect_tiled
+
+    img = _frame_with_squares([(800, 400, 60), (50, 50, 60)])  # a 60 px square in the region, one outside
+    model = _Squares()
+    [whole] = detect_tiled(model, [img], [None])
+    assert len(whole) == 0, "60 px in a 1000 px frame is too small for the model"
+    [cut] = detect_tiled(model, [img], [None], [(0.5, 0.5, 1.0, 1.0)])
+    assert cut.xyxy.tolist() == [[800.0, 400.0, 860.0, 460.0]], "found in the region, in frame pixels"
+    # regions and tiles compose: the region's tiles, shifted back by both offsets
+    [both] = detect_tiled(model, [img], [TileConfig(rows=1, cols=2, overlap=0.1, full_frame=False)], [(0.5, 0.5, 1.0, 1.0)])
+    assert both.xyxy.tolist() == [[800.0, 400.0, 860.0, 460.0]]
+    # an image without a region in the same call is untouched
+    out = detect_tiled(model, [img, img], [None, None], [None, (0.5, 0.5, 1.0, 1.0)])
+    assert len(out[0]) == 0 and len(out[1]) == 1
+
+
+def test_region_config_from_zone_vertices():
+    from gridworker.models.tiling import RegionConfig, region_window
+
+    cfg = RegionConfig(enabled=True, margin=0.05, max_area=0.5)
+    kerb = [(0.1, 0.6), (0.9, 0.6), (0.9, 0.9), (0.1, 0.9)]
+    region = cfg.region(kerb)
+    assert region is not None and np.allclose(region, (0.05, 0.55, 0.95, 0.95))
+    assert region_window(region, (640, 360)) == (32, 197, 608, 342)  # rounded outwards
+    assert cfg.region([(0, 0), (1, 0), (1, 1), (0, 1)]) is None, "a whole-frame zone: nothing to crop"
+    assert RegionConfig().region(kerb) is None, "off by default"
+    assert cfg.region([]) is None
