@@ -132,14 +132,19 @@ def default_media_dir() -> Path | None:
     return None
 
 
+def video_files(folder: Path) -> list[Path]:
+    """The video clips in ``folder`` (by suffix), sorted by name; ValueError when there are none."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not paths:
+        raise ValueError(f"no video clips ({', '.join(sorted(VIDEO_SUFFIXES))}) in {folder}")
+    return paths
+
+
 def _clips(config: ThroughputConfig, workdir: Path) -> tuple[list[Clip], str]:
     """The clips to serve, and where they came from."""
     media = None if config.synthetic else (config.media or default_media_dir())
     if media is not None:
-        paths = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-        if not paths:
-            raise ValueError(f"no video clips ({', '.join(sorted(VIDEO_SUFFIXES))}) in {media}")
-        return [probe_clip(p) for p in paths], str(media)
+        return [probe_clip(p) for p in video_files(media)], str(media)
     from gridworker.streams.clips import synthetic_clip
 
     path = synthetic_clip(

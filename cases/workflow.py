@@ -321,18 +321,33 @@ class Workflow:
             if row.state == HANDLED:
                 self._transition(s, row, "close", SYSTEM_VERIFY, now, Change(reason="closing verified on camera: the condition cleared"))
                 return "closed"
-            self.orders.record(
-                s,
-                row,
-                at=now,
-                actor=SYSTEM_VERIFY.name,
-                role=SYSTEM,
-                action="verify",
-                from_state=row.state,
-                from_unit=row.unit,
-                reason="the camera shows the condition cleared; the case is not handled yet",
-            )
+            self._camera_note(s, row, now, "the camera shows the condition cleared; the case is not handled yet")
             return "noted"
+
+    def condition_back(self, incident_id: int, at: float | None = None) -> str:
+        """The camera shows the condition again within the rule's cooldown (the detector had
+        lost the object for a while): the incident continued, and so does its case. A case
+        still running loses its ``cleared_at`` and gets an audit note; one already finished
+        gets the note only (``"noted"``, ``"noted-finished"`` or ``"ignored"``: no order)."""
+        now = self.clock() if at is None else at
+        with self.orders.transaction() as s:
+            row = self.orders.lock(s, incident_id)
+            if row is None:
+                return "ignored"
+            finished = row.state in TERMINAL
+            if not finished:
+                row.cleared_at = None
+            self._camera_note(
+                s, row, now, "the camera shows the condition again: the incident continues" + ("; the case was already finished" if finished else "")
+            )
+            return "noted-finished" if finished else "noted"
+
+    def _camera_note(self, s: Session, row: WorkOrderRow, now: float, reason: str) -> None:
+        """An audit entry by the camera (``system:auto-verify``, action ``verify``) that changes
+        neither the case's state nor its unit: what the camera saw."""
+        self.orders.record(
+            s, row, at=now, actor=SYSTEM_VERIFY.name, role=SYSTEM, action="verify", from_state=row.state, from_unit=row.unit, reason=reason
+        )
 
     def overdue_one(self, incident_id: int, now: float) -> str:
         """Deal with one late case: escalate it to its unit's parent, or at the top note the

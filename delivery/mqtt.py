@@ -12,9 +12,11 @@ import logging
 import re
 import ssl
 import threading
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
 
 from gridworker.delivery.outbox import OutboxEvent
 from gridworker.streams.redact import redact_text
@@ -24,6 +26,28 @@ from .dispatcher import Outcome, Result
 
 log = logging.getLogger(__name__)
 _BAD = re.compile(r"[/+#\x00-\x1f]")
+
+
+class BrokerLogin(Protocol):
+    """How a client logs in to an MQTT broker (a forwarding destination, the IoT ingest)."""
+
+    @property
+    def username(self) -> str | None: ...
+
+    @property
+    def password(self) -> SecretStr | None: ...
+
+    @property
+    def tls(self) -> bool: ...
+
+
+def log_in(client: mqtt.Client, login: BrokerLogin) -> None:
+    """Give ``client`` the account of ``login`` and, with ``tls``, TLS that verifies the broker's
+    certificate (before ``connect``)."""
+    if login.username is not None:
+        client.username_pw_set(login.username, login.password.get_secret_value() if login.password else None)
+    if login.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
 
 
 def topic_level(text: str) -> str:
@@ -77,10 +101,7 @@ class MqttSender:
                 protocol=mqtt.MQTTv311,
                 clean_session=True,
             )
-            if cfg.username is not None:
-                c.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
-            if cfg.tls:
-                c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            log_in(c, cfg)
             c.on_connect = self._on_connect
             c.on_disconnect = self._on_disconnect
             c.reconnect_delay_set(min_delay=1, max_delay=30)

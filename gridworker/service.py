@@ -171,6 +171,8 @@ class Service:
         self.incidents.on_open.append(self.workorders.on_incident_opened)  # a graded work order (docs/workorders.md)
         # the camera shows the condition cleared: a handled case closes, verified on camera
         self.incidents.on_close.append(self.workflow.verify_cleared)
+        # the same object back within its rule's cooldown: the incident and its case continue
+        self.incidents.on_reopen.append(self.workflow.condition_back)
         self.metrics.watch_delivery(self.outbox)
         self.metrics.watch_cases(self.workorders)
         self.metrics.watch_patrol(self.patrol.last_cycles)

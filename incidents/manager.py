@@ -64,6 +64,15 @@ class ClockKeeper(Protocol):
     def restore(self, zone_id: str, rule_id: str, key: str, box: tuple[float, float, float, float], class_name: str) -> bool: ...
 
 
+@dataclass(slots=True)
+class _Cooling:
+    """A closed incident in its rule's cooldown: its key opens nothing new until ``until``;
+    the same object (or a zone's condition) back before then continues ``state``."""
+
+    until: float
+    state: _Open
+
+
 @dataclass(frozen=True, slots=True)
 class CameraInfo:
     name: str = ""
@@ -85,6 +94,9 @@ class IncidentManager:
         on_open: callbacks (e.g. metrics) called with each newly opened incident.
         on_close: callbacks called with (incident id, time) when an incident's condition
             has cleared and it closed (work orders verify closing on camera with it).
+        on_reopen: callbacks called with (incident id, time) when a closed incident's object
+            came back within the rule's ``cooldown_s`` and the incident continues (one
+            incident per real event: a parked car the detector lost for a while).
         on_listener_error: told ``(event, listener name)`` when an ``on_open``/``on_close``
             callback raised (it is logged with its traceback too; the others still run).
             The service counts them in ``gridworker_listener_failures``.
@@ -100,10 +112,11 @@ class IncidentManager:
     write_interval_s: float = 5.0
     on_open: list[Callable[[Incident], object]] = field(default_factory=list)  # what a listener returns is ignored
     on_close: list[Callable[[int, float], object]] = field(default_factory=list)
+    on_reopen: list[Callable[[int, float], object]] = field(default_factory=list)
     on_listener_error: Callable[[str, str], None] | None = None
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
-    #: key → time before which it opens no new incident (the rule's ``cooldown_s`` after a close)
-    _cooling: dict[Key, float] = field(default_factory=dict, init=False)
+    #: key → its closed incident, in the rule's ``cooldown_s`` after the close
+    _cooling: dict[Key, _Cooling] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def adopt_open(self, valid_rules: Iterable[RuleKey], now: float) -> None:
@@ -246,7 +259,7 @@ class IncidentManager:
         return opened
 
     def _open_reported(self, key: Key, report: ObjectReport, obj: ObjectSighting) -> Incident | None:
-        if self._cooling_down(key, report.at):
+        if self._cooling_entry(key, report.at) is not None:
             return None
         info = self.camera_info(key[0])
         kind = report.kind
@@ -272,19 +285,38 @@ class IncidentManager:
         log.info("incident %s opened: %s on %s/%s: %s", inc.id, kind.code, key[0], key[1], obj.summary)
         return inc
 
-    def _cooling_down(self, key: Key, now: float) -> bool:
-        """True while ``key`` may not open a new incident (its rule's cooldown after a close)."""
+    def _cooling_entry(self, key: Key, now: float) -> _Cooling | None:
+        """``key``'s closed incident while it may not open a new one (its rule's cooldown), else None."""
         with self._lock:
-            until = self._cooling.get(key)
-            if until is None:
-                return False
-            if now < until:
-                return True
+            entry = self._cooling.get(key)
+            if entry is None:
+                return None
+            if now < entry.until:
+                return entry
             del self._cooling[key]
             if len(self._cooling) > 1024:  # keys of objects long gone
-                for k in [k for k, t in self._cooling.items() if t <= now]:
+                for k in [k for k, c in self._cooling.items() if c.until <= now]:
                     del self._cooling[k]
-            return False
+            return None
+
+    def _reopen(self, key: Key, entry: _Cooling, now: float) -> _Open | None:
+        """Continue a closed incident whose object came back within the cooldown (None: it
+        cannot be, e.g. deleted by retention meanwhile; the key stays quiet then)."""
+        if not self.store.reopen_incident(entry.state.incident_id):
+            return None
+        state = entry.state
+        state.last_active = now
+        with self._lock:
+            self._cooling.pop(key, None)
+            self._open[key] = state
+        for callback in self.on_reopen:
+            try:
+                callback(state.incident_id, now)
+            except Exception:
+                log.exception("incident %s: reopen callback %s failed", state.incident_id, _name(callback))
+                self._listener_failed("reopen", callback)
+        log.info("incident %s continues: %s on %s/%s came back within the cooldown", state.incident_id, state.type, key[0], key[1])
+        return state
 
     def _opened(self, incidents: list[Incident]) -> None:
         for inc in incidents:
@@ -323,8 +355,10 @@ class IncidentManager:
         details.update(worst=round(worst, 3), worst_at=round(now, 3))
         with self._lock:
             state = self._open.get(key)
-        if state is None and self._cooling_down(key, now):
-            return None
+        if state is None and (cooling := self._cooling_entry(key, now)) is not None:
+            state = self._reopen(key, cooling, now)
+            if state is None:
+                return None
         if state is None:
             info = self.camera_info(key[0])
             zone = next((z.config for z in analysis.zones if z.id == verdict.zone_id), None)
@@ -428,7 +462,7 @@ class IncidentManager:
         self.store.close_incident(state.incident_id, at=now)
         if state.cooldown_s > 0:
             with self._lock:
-                self._cooling[key] = now + state.cooldown_s
+                self._cooling[key] = _Cooling(now + state.cooldown_s, state)
         for callback in self.on_close:
             try:
                 callback(state.incident_id, now)

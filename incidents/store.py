@@ -298,6 +298,17 @@ class IncidentStore:
             if details:
                 row.details = {**(row.details or {}), **details}  # a new dict: the JSON column sees the change
 
+    def reopen_incident(self, incident_id: int) -> bool:
+        """A closed incident continues (its object came back within the rule's cooldown).
+        False when it is not closed (or gone)."""
+        with self._session() as s:
+            row = s.get(IncidentRow, incident_id)
+            if row is None or row.status != CLOSED:
+                return False
+            row.status = OPEN
+            row.closed_at = None
+            return True
+
     def close_incident(self, incident_id: int, *, at: float) -> None:
         with self._session() as s:
             row = s.get(IncidentRow, incident_id)

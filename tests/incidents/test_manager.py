@@ -57,13 +57,17 @@ def test_one_incident_per_condition_then_closed(store):
 
 
 def test_reopens_after_close(store):
-    manager = _manager(store)
-    analyzer = CameraAnalyzer("cam1", fps=2, scene=[ZONE])
+    """Gone for 10 s, back at the same place: without rejoin and cooldown, a new incident;
+    with the defaults (the detector may simply have lost it) the same incident continues."""
+    fresh = ZONE.model_copy(update={"rules": [{**ZONE.rules[0].model_dump(), "rejoin_s": 0.0, "cooldown_s": 0.0}]})
     times = [i * 0.5 for i in range(80)]
-    opened = _run(manager, analyzer, times, present=lambda t: t < 10 or t > 20)
+    back = lambda t: t < 10 or t > 20  # noqa: E731
+    opened = _run(_manager(store), CameraAnalyzer("cam1", fps=2, scene=[ZoneConfig.model_validate(fresh.model_dump())]), times, back)
     assert len(opened) == 2
     assert store.list(IncidentQuery(status="open"))[1] == 1
     assert store.list(IncidentQuery(status="closed"))[1] == 1
+    continued = _run(_manager(store), CameraAnalyzer("cam2", fps=2, scene=[ZONE]), times, back)
+    assert len(continued) == 1 and store.get(continued[0].id).status == "open"
 
 
 class _RecordingRenderer(EvidenceRenderer):
@@ -328,3 +332,21 @@ def test_a_failing_open_listener_does_not_stop_the_others(tmp_path):
     assert [i.type for i in seen] == ["intrusion"]
     assert store.get(seen[0].id) is not None
     store.close()
+
+
+def test_a_parked_car_lost_for_a_while_continues_its_incident(store):
+    """The detector loses the parked car for 10 s (longer than lost_grace_s + clear_after_s, so
+    its incident closes), then finds it at the same spot under a new track: the rule gives it
+    its key back (rejoin_s) and the manager continues the closed incident within the
+    cooldown: one incident for one parked car, told to on_reopen once, open at the end."""
+    sc = Scenario(fps=5)
+    sc.track("car", CAR_A, track_id=1).stay(0, 12).hide(12, 22).stay(22, 35).switch_id(22, new_id=7)
+    manager = _manager(store)
+    reopened: list[int] = []
+    manager.on_reopen.append(lambda incident_id, at: reopened.append(incident_id))
+    opened = _observe(manager, sc.run([KERB], until=35))
+    assert len(opened) == 1, [i.details["object"] for i in opened]
+    assert reopened == [opened[0].id]
+    final = store.get(opened[0].id)
+    assert final.status == "open" and final.closed_at is None
+    assert store.list(IncidentQuery())[1] == 1

@@ -301,6 +301,22 @@ def test_auto_verified_close(orders):
     assert wf.verify_cleared(123_456) == "ignored"
 
 
+def test_condition_back_continues_the_case(orders):
+    wf = _wf(orders)
+    j = _to_state(wf, orders, "dispatched")
+    assert wf.verify_cleared(j, at=T0 + 700) == "noted"
+    assert wf.condition_back(j, at=T0 + 760) == "noted"
+    o = orders.get(j)
+    assert (o.state, o.cleared_at) == ("dispatched", None), "no longer cleared: the car is back"
+    last = orders.audit(j)[-1]
+    assert (last.actor, last.action, last.to_state) == ("system:auto-verify", "verify", "dispatched") and "again" in last.reason
+    i = _to_state(wf, orders, "handled")
+    assert wf.verify_cleared(i, at=T0 + 800) == "closed"
+    assert wf.condition_back(i, at=T0 + 810) == "noted-finished"
+    assert orders.get(i).state == "closed" and "already finished" in orders.audit(i)[-1].reason
+    assert wf.condition_back(123_456) == "ignored"
+
+
 def test_on_change_runs_inside_the_transaction(orders):
     """The outbox hook: called with the session, the row and the audit row of every change;
     if it fails, the change is rolled back with it."""

@@ -75,63 +75,31 @@ def _e2e(rows: list[list[float]], k: int = 5) -> np.ndarray:
 @pytest.mark.parametrize(
     ("layout", "output", "confidence", "keep_ids", "boxes", "scores", "classes"),
     [
-        (
-            YoloLayout.V8,
-            _v8([[50, 50, 20, 10, 0.1, 0.9, 0.0], [10, 10, 4, 4, 0.3, 0.2, 0.1]]),
-            0.25,
-            None,
-            [[40, 45, 60, 55], [8, 8, 12, 12]],
-            [0.9, 0.3],
-            [1, 0],
+        # (layout, raw output, confidence, class filter), then the boxes, scores and classes kept
+        pytest.param(
+            YoloLayout.V8, _v8([[50, 50, 20, 10, 0.1, 0.9, 0.0], [10, 10, 4, 4, 0.3, 0.2, 0.1]]), 0.25, None,
+            [[40, 45, 60, 55], [8, 8, 12, 12]], [0.9, 0.3], [1, 0], id="v8",
         ),
-        (  # class filter: best allowed class, not best overall
-            YoloLayout.V8,
-            _v8([[50, 50, 20, 10, 0.1, 0.9, 0.5]]),
-            0.25,
-            np.array([0, 2]),
-            [[40, 45, 60, 55]],
-            [0.5],
-            [2],
+        pytest.param(
+            YoloLayout.V8, _v8([[50, 50, 20, 10, 0.1, 0.9, 0.5]]), 0.25, np.array([0, 2]),
+            [[40, 45, 60, 55]], [0.5], [2], id="v8-class-filter-best-allowed-class",
         ),
-        (  # objectness multiplies the class score
-            YoloLayout.V5,
-            _v5([[50, 50, 20, 10, 0.5, 0.2, 0.8], [10, 10, 4, 4, 0.9, 0.9, 0.1]]),
-            0.3,
-            None,
-            [[40, 45, 60, 55], [8, 8, 12, 12]],
-            [0.4, 0.81],
-            [1, 0],
+        pytest.param(
+            YoloLayout.V5, _v5([[50, 50, 20, 10, 0.5, 0.2, 0.8], [10, 10, 4, 4, 0.9, 0.9, 0.1]]), 0.3, None,
+            [[40, 45, 60, 55], [8, 8, 12, 12]], [0.4, 0.81], [1, 0], id="v5-objectness-multiplies",
         ),
-        (
-            YoloLayout.V5,
-            _v5([[50, 50, 20, 10, 0.5, 0.2, 0.8]]),
-            0.5,
-            None,
-            [],
-            [],
-            [],
+        pytest.param(YoloLayout.V5, _v5([[50, 50, 20, 10, 0.5, 0.2, 0.8]]), 0.5, None, [], [], [], id="v5-below-confidence"),
+        pytest.param(
+            YoloLayout.END2END, _e2e([[1, 2, 30, 40, 0.95, 3], [5, 5, 6, 6, 0.2, 1], [7, 8, 9, 10, 0.5, 0]]), 0.25, None,
+            [[1, 2, 30, 40], [7, 8, 9, 10]], [0.95, 0.5], [3, 0], id="end2end",
         ),
-        (
-            YoloLayout.END2END,
-            _e2e([[1, 2, 30, 40, 0.95, 3], [5, 5, 6, 6, 0.2, 1], [7, 8, 9, 10, 0.5, 0]]),
-            0.25,
-            None,
-            [[1, 2, 30, 40], [7, 8, 9, 10]],
-            [0.95, 0.5],
-            [3, 0],
+        pytest.param(
+            YoloLayout.END2END, _e2e([[1, 2, 30, 40, 0.95, 3], [7, 8, 9, 10, 0.5, 0]]), 0.25, np.array([0]),
+            [[7, 8, 9, 10]], [0.5], [0], id="end2end-class-filter",
         ),
-        (
-            YoloLayout.END2END,
-            _e2e([[1, 2, 30, 40, 0.95, 3], [7, 8, 9, 10, 0.5, 0]]),
-            0.25,
-            np.array([0]),
-            [[7, 8, 9, 10]],
-            [0.5],
-            [0],
-        ),
-        (YoloLayout.END2END, np.zeros((1, 0, 6), dtype=np.float32), 0.25, None, [], [], []),
+        pytest.param(YoloLayout.END2END, np.zeros((1, 0, 6), dtype=np.float32), 0.25, None, [], [], [], id="end2end-empty"),
     ],
-)
+)  # fmt: skip
 def test_decode_yolo(
     layout: YoloLayout,
     output: np.ndarray,
