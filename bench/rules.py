@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gridworker.models.base import Detector
 from gridworker.models.config import DetectorConfig
 from gridworker.replay import ReplayIncident, load_replay_setup, replay_clip
-from gridworker.settings import ConfigError
+from gridworker.settings import CameraConfig, ConfigError
 from gridworker.streams.clips import encode_frames
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "TruthFile",
     "format_table",
     "load_truth",
+    "match_incidents",
     "run_rules_bench",
     "score_incidents",
 ]
@@ -64,6 +65,7 @@ DEFAULT_TRUTH = Path(__file__).resolve().parent / "truth"
 DEFAULT_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 _MAX_TRUTH_BYTES = 1 << 20
+_MAX_TRUTH_FILES = 500
 _MAX_REVERSE_FRAMES = 3000  # a reversed clip is held in memory: ~2 minutes at 25 fps of 320x240 .. 640x360
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
@@ -214,41 +216,53 @@ def _distance(inc: ReplayIncident, event: TruthEvent) -> float:
     return min(math.hypot((s.box[0] + s.box[2]) / 2 - where[0], s.box[3] - where[1]) for s in inc.subjects)
 
 
+def match_incidents(incidents: Sequence[ReplayIncident], truth: TruthFile, media_s: float) -> dict[int, int | None]:
+    """Incident id -> index of the truth event it matches (None: a false positive).
+
+    Incidents are taken in the order they opened; each goes to the nearest event it matches,
+    events not yet found first (so a second vehicle is not taken for the first one's duplicate).
+    """
+    out: dict[int, int | None] = {}
+    found: set[int] = set()
+    tol = truth.tolerance_s
+    for inc in sorted(incidents, key=lambda i: (i.opened_s, i.id)):
+        inc_end = inc.closed_s if inc.closed_s is not None else media_s
+        candidates: list[tuple[bool, float, float, int]] = []
+        for k, ev in enumerate(truth.events):
+            if ev.rule != inc.type or ev.zone != inc.zone_id or inc.opened_s > ev.end + tol or inc_end < ev.start - tol:
+                continue
+            d = _distance(inc, ev)
+            if d <= truth.radius:
+                candidates.append((k in found, d, abs(inc.opened_s - ev.start), k))
+        best = min(candidates)[3] if candidates else None
+        out[inc.id] = best
+        if best is not None:
+            found.add(best)
+    return out
+
+
 def score_incidents(
     incidents: Sequence[ReplayIncident], truth: TruthFile, media_s: float, rule_types: Sequence[str] = ()
 ) -> dict[str, RuleScore]:
-    """Match one clip's incidents to its truth events; rule type -> score.
+    """Match one clip's incidents to its truth events (:func:`match_incidents`); rule type -> score.
 
     ``rule_types`` (the scene's) are reported even when neither incidents nor events have them.
     """
     scores: dict[str, RuleScore] = {t: RuleScore() for t in rule_types}
     for ev in truth.events:
         scores.setdefault(ev.rule, RuleScore()).events += 1
-    first_open: dict[int, float] = {}
-    hits: dict[int, int] = {}
-    tol = truth.tolerance_s
+    matches = match_incidents(incidents, truth, media_s)
+    found: set[int] = set()
     for inc in sorted(incidents, key=lambda i: (i.opened_s, i.id)):
         score = scores.setdefault(inc.type, RuleScore())
         score.incidents += 1
-        inc_end = inc.closed_s if inc.closed_s is not None else media_s
-        candidates: list[tuple[bool, float, float, int]] = []
-        for k, ev in enumerate(truth.events):
-            if ev.rule != inc.type or ev.zone != inc.zone_id:
-                continue
-            if inc.opened_s > ev.end + tol or inc_end < ev.start - tol:
-                continue
-            d = _distance(inc, ev)
-            if d > truth.radius:
-                continue
-            candidates.append((k in hits, d, abs(inc.opened_s - ev.start), k))
-        if not candidates:
+        k = matches[inc.id]
+        if k is None:
             score.false_positives += 1
             continue
-        k = min(candidates)[3]
         score.matched += 1
-        hits[k] = hits.get(k, 0) + 1
-        if k not in first_open:
-            first_open[k] = inc.opened_s
+        if k not in found:
+            found.add(k)
             score.true_positives += 1
             score.delays.append(round(max(0.0, inc.opened_s - truth.events[k].start), 3))
     return scores
@@ -306,7 +320,7 @@ def _played(clip: Path, truth: TruthFile) -> Iterator[Path]:
         yield encode_frames(frames, Path(tmp) / f"{clip.stem}_played.mp4", fps=fps, crf=23)
 
 
-def _scene_rule_types(camera: Any) -> list[str]:
+def _scene_rule_types(camera: CameraConfig) -> list[str]:
     return sorted({str(rule.type) for zone in camera.zones for rule in zone.rules})
 
 
@@ -343,6 +357,8 @@ def run_rules_bench(
     loader: Callable[[DetectorConfig], Detector] = load if load is not None else load_detector
     loaded: dict[str, Detector] = {}
     files = sorted(p for p in truth_dir.glob("*.yaml") if not only or p.stem in only)
+    if len(files) > _MAX_TRUTH_FILES:
+        raise TruthError(f"{truth_dir}: more than {_MAX_TRUTH_FILES} truth files; pick some with only")
     missing_only = sorted(set(only) - {p.stem for p in files})
     if missing_only:
         raise TruthError(f"no truth file {', '.join(missing_only)} in {truth_dir}")
@@ -368,6 +384,7 @@ def run_rules_bench(
         with _played(clip, truth) as played:
             result = replay_clip(played, setup.camera, detector, tracker=setup.tracker)
         scores = score_incidents(result.incidents, truth, result.media_s, _scene_rule_types(setup.camera))
+        matches = match_incidents(result.incidents, truth, result.media_s)
         for rule, score in scores.items():
             (totals if truth.dim is None else dimmed).setdefault(rule, RuleScore()).add(score)
         per_clip.append(
@@ -375,12 +392,26 @@ def run_rules_bench(
                 "truth": path.stem,
                 "clip": truth.clip,
                 "reverse": truth.reverse,
+                "dim": truth.dim,
                 "media_s": result.media_s,
                 "frames_analysed": result.frames_analysed,
                 "wall_s": result.wall_s,
                 "rules": {rule: s.to_json() for rule, s in sorted(scores.items())},
+                # each truth event with how many incidents matched it (0: missed)
+                "events": [
+                    {"rule": e.rule, "zone": e.zone, "start": e.start, "object": e.object, "incidents": sum(m == k for m in matches.values())}
+                    for k, e in enumerate(truth.events)
+                ],
                 "incidents": [
-                    {"type": i.type, "zone": i.zone_id, "opened_s": i.opened_s, "closed_s": i.closed_s, "subjects": len(i.subjects)}
+                    {
+                        "type": i.type,
+                        "zone": i.zone_id,
+                        "opened_s": i.opened_s,
+                        "closed_s": i.closed_s,
+                        "event": matches[i.id],  # index into events; null: a false positive
+                        # who made it fire, where they stood: [class, x, y] (box bottom centre)
+                        "subjects": [[s.class_name, round((s.box[0] + s.box[2]) / 2, 3), s.box[3]] for s in i.subjects],
+                    }
                     for i in result.incidents
                 ],
             }

@@ -245,7 +245,8 @@ class CameraRegistry:
             analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self._settings.tracker, signals=self._signals)
             visits = self._visit_analyzer(config) if patrol_only else None
             slot = CameraSlot(
-                config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, region=detect_region(config), motion=motion_gate(config)
+                config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, region=detect_region(config),
+                motion=motion_gate(config), detectors=tuple(config.detectors)
             )
             cam = _Camera(config, stream, slot, persisted=persist or persisted, record=record)
             if cam.ring is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from gridworker.incidents import CameraInfo, Incident, IncidentManager, IncidentStore
@@ -37,6 +38,7 @@ from gridworker.keystore import build_keystore
 from gridworker.iot import IotService  # IoT alarms (issue 14)
 from gridworker.iot.metrics import IotCollector
 from gridworker.models.base import Detector
+from gridworker.models.loader import load_detector
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.patrol.engine import CameraOutcome
 from gridworker.patrol.feed import PipelineFeed
@@ -94,8 +96,16 @@ class Service:
     """
 
     def __init__(
-        self, settings: Settings, detector: Detector, store: IncidentStore | None = None, *, reader: ReaderFactory = CameraStream
+        self,
+        settings: Settings,
+        detector: Detector,
+        store: IncidentStore | None = None,
+        *,
+        reader: ReaderFactory = CameraStream,
+        models: Mapping[str, Detector] | None = None,
     ) -> None:
+        """``detector``: the default model; ``models``: the others by id (``settings.detectors``),
+        loaded from the settings when not given."""
         self.settings = settings
         self.detector = detector
         # the one Database of every store; its schema is upgraded to the newest migration here,
@@ -122,6 +132,7 @@ class Service:
             patrol_batch_slots=pipeline.patrol_batch_slots,
             patrol_max_pending=pipeline.patrol_max_pending,
             inference_workers=pipeline.inference_workers,
+            models=models if models is not None else {d.id: load_detector(d) for d in settings.detectors},
         )
         self.signals = SignalBoard()
         # every camera's clip ring draws on one total (limits.clip_buffers_total_mb)

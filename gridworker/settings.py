@@ -20,7 +20,7 @@ from gridworker.incidents.retention import RetentionConfig
 from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
 from gridworker.cases.workorders import WorkOrdersConfig
 from gridworker.keystore import AuthConfig
-from gridworker.models.config import DetectorConfig
+from gridworker.models.config import DEFAULT_DETECTOR, DetectorConfig, NamedDetectorConfig
 from gridworker.models.tiling import RegionConfig, TileConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig, StreamTuning
@@ -89,6 +89,13 @@ class CameraConfig(SceneConfig):
         description="Brighten dark frames (CLAHE or gamma) before the detector; evidence keeps the camera's picture. "
         "See docs/rules-field.md, Low light.",
     )
+    detectors: list[str] = Field(
+        default_factory=lambda: [DEFAULT_DETECTOR],
+        min_length=1,
+        max_length=4,
+        description="Models this camera's frames go through: 'default' (the detector: section) and ids of detectors:"
+        " entries. Batches are formed per model; a rule's ``detector`` picks one of them.",
+    )
     watch: Literal["continuous", "patrol"] = Field(
         "continuous",
         description="continuous: streamed and analysed all the time at ``fps``; patrol: never streamed, "
@@ -97,6 +104,18 @@ class CameraConfig(SceneConfig):
     patrol: CameraPatrolConfig = Field(
         default_factory=CameraPatrolConfig, description="Site type, tags and priority used by patrol plans."
     )
+
+    @model_validator(mode="after")
+    def _rule_detectors(self) -> CameraConfig:
+        if (repeat := first_repeat(self.detectors)) is not None:
+            raise ValueError(f"detectors: {repeat!r} is listed twice")
+        for zone in self.zones:
+            for rule in zone.rules:
+                if rule.detector is not None and rule.detector not in self.detectors:
+                    raise ValueError(
+                        f"zone {zone.id!r} rule {rule.rule_id!r}: detector {rule.detector!r} is not one of the camera's detectors {self.detectors}"
+                    )
+        return self
 
     @field_validator("url", "record_url")
     @classmethod
@@ -355,6 +374,11 @@ class Settings(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    detectors: list[NamedDetectorConfig] = Field(
+        default_factory=list,
+        max_length=8,
+        description="More models beside detector: (a site's own fall or garbage model), named by id; cameras list the ones they use.",
+    )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
@@ -398,6 +422,12 @@ class Settings(BaseSettings):
             raise ValueError(f"camera id {cam_id!r} is used twice")
         if (plan_id := first_repeat(plan.id for plan in self.patrol_plans)) is not None:
             raise ValueError(f"patrol plan id {plan_id!r} is used twice")
+        if (det_id := first_repeat(d.id for d in self.detectors)) is not None:
+            raise ValueError(f"detector id {det_id!r} is used twice")
+        models = {DEFAULT_DETECTOR, *(d.id for d in self.detectors)}
+        for cam in self.cameras:
+            if unknown := [d for d in cam.detectors if d not in models]:
+                raise ValueError(f"camera {cam.id!r}: detectors {unknown} are not defined (known: {sorted(models)})")
         cameras = {cam.id for cam in self.cameras}
         for plan in self.patrol_plans:
             problems = plan_camera_problems(plan, cameras)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_MODEL", "DetectorConfig"]
+__all__ = ["DEFAULT_DETECTOR", "DEFAULT_MODEL", "DetectorConfig", "NamedDetectorConfig"]
 
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
+DEFAULT_DETECTOR = "default"  # the id of the ``detector:`` section among a camera's ``detectors``
 
 
 class DetectorConfig(BaseModel):
@@ -82,3 +83,22 @@ class DetectorConfig(BaseModel):
         if any(not name for name in cleaned):
             raise ValueError("class names must not be empty")
         return list(dict.fromkeys(cleaned))
+
+
+class NamedDetectorConfig(DetectorConfig):
+    """One more model a site runs beside the default one (``detectors:``), e.g. its own fall or
+    garbage model; cameras pick models by ``id`` (``detectors: [default, fall]``).
+
+    Example:
+        >>> NamedDetectorConfig(id="fall", model="/srv/models/fall.onnx").id
+        'fall'
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="How cameras and rules name this model.")
+
+    @field_validator("id")
+    @classmethod
+    def _not_default(cls, value: str) -> str:
+        if value == DEFAULT_DETECTOR:
+            raise ValueError(f"{DEFAULT_DETECTOR!r} is the detector: section's id")
+        return value

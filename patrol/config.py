@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gridworker.vision.config import ScheduleConfig, TimeWindow
 
@@ -158,6 +158,12 @@ class PatrolPlan(_Strict):
         "the next try (retried next cycle after its first failure).",
     )
     schedule: ScheduleConfig | None = Field(None, description="Only patrol inside these time windows.")
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> PatrolPlan:
+        if self.concurrency_mode == "adaptive" and self.min_concurrency > self.concurrency:
+            raise ValueError(f"min_concurrency ({self.min_concurrency}) is more than concurrency ({self.concurrency})")
+        return self
 
     def visit_budget_s(self) -> float:
         """Upper bound of one visit's duration (for ETAs and for joining stuck workers)."""

@@ -2,7 +2,10 @@
 
 :class:`PatrolRun` owns one dispatcher thread and a pool of ``plan.concurrency`` visit
 threads. The dispatcher walks the cycle's order (:func:`~gridworker.patrol.selection.plan_order`)
-and starts a visit whenever a slot is free; each visit is a :func:`~gridworker.streams.glance.glance`
+and starts a visit whenever a slot is free (the limit is ``plan.concurrency``, or, for an
+adaptive plan, the :class:`~gridworker.patrol.concurrency.ConcurrencyController`'s); once
+every visit of a cycle has started, the next cycle starts beside the last ones
+(``plan.overlap_cycles``); each visit is a :func:`~gridworker.streams.glance.glance`
 (or, in watch mode, ``watch_s`` of video) whose frames go to the caller's ``visit_sink``.
 The sink does the analysis (batched inference + rules); it runs on the visit's thread and
 may block, which keeps the visit's slot busy: a slow sink slows the patrol down instead

@@ -149,21 +149,30 @@ def pg_database(name: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def bus_street_clips(out_dir, placements: dict[str, int | None]) -> dict:
-    """Still H.264 clips of bus.jpg (a real photo, shrunk to 405x540) on a grey 960x540 street:
-    one clip per name, the bus's left edge at ``x`` pixels, or an empty street for ``None``.
-    Skips the test when the ultralytics wheel (which ships bus.jpg) is not installed."""
+def bus_photo() -> np.ndarray:
+    """bus.jpg, a real street photo (a bus and four people), as (1080, 810, 3) uint8 RGB. Skips
+    the test when the ultralytics wheel (which ships it) is not installed."""
     import cv2
 
     from gridworker.assets import ultralytics_asset
-    from gridworker.streams.clips import encode_still
 
     bus = ultralytics_asset("bus.jpg")
     if bus is None:
         pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
     bgr = cv2.imread(str(bus))
     assert bgr is not None, f"cannot read {bus}"
-    photo = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (405, 540))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def bus_street_clips(out_dir, placements: dict[str, int | None]) -> dict:
+    """Still H.264 clips of bus.jpg (a real photo, shrunk to 405x540) on a grey 960x540 street:
+    one clip per name, the bus's left edge at ``x`` pixels, or an empty street for ``None``.
+    Skips the test when the ultralytics wheel (which ships bus.jpg) is not installed."""
+    import cv2
+
+    from gridworker.streams.clips import encode_still
+
+    photo = cv2.resize(bus_photo(), (405, 540))
     clips = {}
     for name, x in placements.items():
         canvas = np.full((540, 960, 3), 110, np.uint8)

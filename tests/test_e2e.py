@@ -8,23 +8,18 @@ import numpy as np
 import pytest
 
 from gridworker.api import create_app
-from gridworker.assets import ultralytics_asset
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
-from tests.factories import local_client, wait_until
+from tests.factories import bus_photo, local_client, wait_until
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.model]
 
 
 @pytest.fixture(scope="module")
 def bus_clip(tmp_path_factory):
-    bus = ultralytics_asset("bus.jpg")
-    if bus is None:
-        pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    image = cv2.cvtColor(cv2.imread(str(bus)), cv2.COLOR_BGR2RGB)
-    return encode_still(image, tmp_path_factory.mktemp("e2e") / "bus_still.mp4", seconds=6, fps=10)
+    return encode_still(bus_photo(), tmp_path_factory.mktemp("e2e") / "bus_still.mp4", seconds=6, fps=10)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ the rules' clocks, the line counters) and turns one frame's raw detections into 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 
@@ -14,6 +15,8 @@ import numpy as np
 import supervision as sv
 
 from gridworker.models.base import subset
+from gridworker.models.config import DEFAULT_DETECTOR
+from gridworker.models.multi import DETECTOR_KEY
 from gridworker.streams.frame import Frame
 
 from .calibration import GroundPlane
@@ -25,7 +28,7 @@ from .riders import RiderLinker
 from .rules import INACTIVE, IncidentKind, Rule, RuleResult, Scene, build_rule
 from .rules.base import SignalState
 from .signals import SignalBoard, SignalReader
-from .tracker import ByteTracker, TrackerConfig
+from .tracker import ModelTrackers, TrackerConfig
 from .zones import Zone, ground_points
 
 
@@ -133,7 +136,7 @@ class CameraAnalyzer:
         pace: bool | None = None,
     ) -> None:
         self.camera_id = camera_id
-        self._tracker = ByteTracker(fps=fps, config=tracker) if track else None
+        self._tracker = ModelTrackers(fps=fps, config=tracker) if track else None
         self._board = signals
         self._lock = threading.Lock()
         self._state = _SceneState(camera_id, self._as_scene(scene), signals)
@@ -233,7 +236,8 @@ class CameraAnalyzer:
                     result = INACTIVE
                 else:
                     zr.armed[rule.id] = True
-                    result = rule.evaluate(scene)
+                    model = rule.config.detector
+                    result = rule.evaluate(scene if model is None else dataclasses.replace(scene, in_zone=scene.in_zone & _from_model(tracked, model)))
                 verdicts.append(
                     RuleVerdict(
                         zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind, rule.per_object,
@@ -241,6 +245,15 @@ class CameraAnalyzer:
                     )
                 )
         return FrameAnalysis(frame, tracked, tuple(verdicts), tuple(zr.zone for zr in state.zones), crossings, signals)
+
+
+def _from_model(detections: sv.Detections, model: str) -> np.ndarray:
+    """(n,) bool: which boxes came from ``model`` (frames of a one-model camera carry no tag: all are the default's)."""
+    tags = detections.data.get(DETECTOR_KEY)
+    if tags is None:
+        return np.full(len(detections), model == DEFAULT_DETECTOR, dtype=bool)
+    matches: np.ndarray = np.asarray(tags) == model
+    return matches
 
 
 def _wants_image(state: _SceneState) -> bool:

@@ -134,6 +134,12 @@ class _RuleBase(_Strict):
         default_factory=list, description="Ids of other zones of the camera where the rule does not apply (crosswalks, parking bays)."
     )
     schedule: ScheduleConfig | None = Field(None, description="Only armed inside these time windows; always armed when unset.")
+    detector: str | None = Field(
+        None,
+        pattern=_ID_PATTERN,
+        description="Only this model's detections (an id of the camera's detectors: e.g. a fall model beside the COCO one); "
+        "all of the camera's models when unset.",
+    )
     clear_after_s: float = Field(10.0, ge=0.0, le=3600.0, description="An open incident closes once the condition has been clear this long.")
     cooldown_s: float = Field(
         0.0,

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -31,7 +31,9 @@ import numpy as np
 import supervision as sv
 
 from gridworker.models.base import Detector
-from gridworker.models.tiling import Region, TileConfig, detect_tiled
+from gridworker.models.config import DEFAULT_DETECTOR
+from gridworker.models.multi import detect_models
+from gridworker.models.tiling import Region, TileConfig
 from gridworker.streams.frame import Frame, FrameListener
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.redact import get_logger
@@ -138,6 +140,8 @@ class CameraSlot:
     tiles: TileConfig | None = None
     #: detect only inside this part of the frame (normalised x0, y0, x1, y1: the rules' region)
     region: Region | None = None
+    #: the models this camera's frames go through (ids of the pipeline's models)
+    detectors: tuple[str, ...] = (DEFAULT_DETECTOR,)
     #: motion gating (``vision/motion.py``): frames without motion in a rule zone skip the model
     motion: MotionGate | None = None
     # guarded by _cond; notified on every recorded analysis
@@ -255,8 +259,11 @@ class Pipeline:
         patrol_batch_slots: int | None = None,
         patrol_max_pending: int | None = None,
         inference_workers: int = 1,
+        models: Mapping[str, Detector] | None = None,
     ) -> None:
         self.detector = detector
+        # the default model and the site's others (``detectors:``); batches are formed per model
+        self.models: dict[str, Detector] = {DEFAULT_DETECTOR: detector, **(models or {})}
         self._sink = sink
         self._annotator = annotator
         self._meter = meter
@@ -373,9 +380,10 @@ class Pipeline:
                     slots = [self._slots.get(f.camera_id) for f in frames]
                 tiles = [s.tiles if s is not None else None for s in slots]
                 regions = [s.region if s is not None else None for s in slots]
+                chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
                 t0 = time.perf_counter()
                 try:
-                    detections = detect_tiled(self.detector, [f.image for f in frames], tiles, regions)
+                    detections = detect_models(self.models, DEFAULT_DETECTOR, [f.image for f in frames], tiles, regions, chosen)
                     live = work.resolve(detections)  # patrol frames: their visits get the detections
                 except Exception as exc:  # a bad frame must not kill the pipeline
                     work.fail(exc)

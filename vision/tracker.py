@@ -61,3 +61,57 @@ class ByteTracker:
             return out
         tracked = self._tracker.update(replace(detections, data=dict(detections.data)), timestamp=ts)
         return tracked
+
+
+#: Track ids of a camera's second, third, ... model start at this multiple (no clash with the first's).
+MODEL_ID_STRIDE = 1_000_000
+
+
+class ModelTrackers:
+    """A camera's trackers: one :class:`ByteTracker` per model its frames go through.
+
+    Boxes of different models (a COCO "person" and a fall model's "Normal" on the same body)
+    must not compete for one track, so each model's detections (``data["detector"]``, set by
+    ``models.multi.detect_models``) are tracked on their own and their ids kept apart: the
+    n-th model seen gets ids from ``n * MODEL_ID_STRIDE``. Frames without that column (one
+    model) go through one tracker exactly as before.
+
+    Example:
+        >>> trackers = ModelTrackers(fps=5)
+        >>> len(trackers.update(sv.Detections.empty(), ts=0.0))
+        0
+    """
+
+    def __init__(self, fps: float, config: TrackerConfig | None = None) -> None:
+        self._fps, self._config = fps, config
+        self._trackers: dict[str, ByteTracker] = {}
+
+    def _tracker(self, model_id: str) -> tuple[int, ByteTracker]:
+        tracker = self._trackers.get(model_id)
+        if tracker is None:
+            tracker = self._trackers[model_id] = ByteTracker(self._fps, self._config)
+        return list(self._trackers).index(model_id), tracker
+
+    def update(self, detections: sv.Detections, ts: float) -> sv.Detections:
+        models = detections.data.get("detector")
+        if models is None:
+            return self._tracker("")[1].update(detections, ts)
+        names = np.asarray(models)
+        for model_id in dict.fromkeys(str(m) for m in names):
+            self._tracker(model_id)
+        parts = []
+        for model_id in list(self._trackers):  # every model's tracker ages, with boxes or without
+            index, tracker = self._tracker(model_id)
+            mine = detections[names == model_id] if len(names) else detections
+            tracked = tracker.update(mine if isinstance(mine, sv.Detections) and len(names) else sv.Detections.empty(), ts)
+            if len(tracked):
+                ids = np.asarray(tracked.tracker_id, dtype=np.int64)
+                tracked.tracker_id = np.where(ids >= 0, ids + index * MODEL_ID_STRIDE, ids)
+                parts.append(tracked)
+        if parts:
+            return sv.Detections.merge(parts)
+        out = sv.Detections.empty()
+        out.tracker_id = np.zeros(0, dtype=np.int64)
+        out.data["class_name"] = np.zeros(0, dtype=str)
+        out.data["detector"] = np.zeros(0, dtype=object)
+        return out

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from gridworker.bench.__main__ import main as bench_main
@@ -131,6 +132,30 @@ def test_shipped_truth_files_are_valid_and_name_their_scenes() -> None:
         assert (path.parent / truth.scene).is_file(), path
 
 
+def test_made_clips_are_reversed_and_dimmed(tmp_path: Path) -> None:
+    import av
+    from gridworker.bench.rules import _played
+    from gridworker.streams.clips import encode_frames
+
+    ramp = [np.full((64, 96, 3), 40 + 20 * i, np.uint8) for i in range(10)]  # brighter frame by frame
+    clip = encode_frames(ramp, tmp_path / "ramp.mp4", fps=5, crf=10)
+
+    def means(path: Path) -> list[float]:
+        with av.open(str(path)) as c:
+            return [float(f.to_ndarray(format="rgb24").mean()) for f in c.decode(video=0)]
+
+    truth = TruthFile(clip="ramp.mp4", scene="s.yaml")
+    with _played(clip, truth) as played:
+        assert played == clip  # nothing to make: the clip itself
+    with _played(clip, truth.model_copy(update={"reverse": True, "dim": 0.5})) as played:
+        assert played != clip and played.is_file()
+        got = means(played)
+        made = played
+    assert not made.exists()  # built in a temporary folder, gone after the run
+    want = [0.5 * (40 + 20 * i) for i in reversed(range(10))]
+    assert len(got) == 10 and all(abs(g - w) < 4 for g, w in zip(got, want)), (got, want)
+
+
 # --- whole runs ------------------------------------------------------------------------------
 
 
@@ -170,6 +195,9 @@ def test_bench_rules_on_a_generated_clip(tmp_path: Path, capsys: pytest.CaptureF
     assert score["precision"] == 1.0 and score["recall"] == 1.0 and score["incidents_per_event"] == 1.0
     assert 0.0 <= score["mean_delay_s"] <= 2.0
     assert result["clips"][0]["rules"]["intrusion"] == score
+    assert [e["incidents"] for e in result["clips"][0]["events"]] == [1]
+    assert [i["event"] for i in result["clips"][0]["incidents"]] == [0]
+    assert all(name == "person" for i in result["clips"][0]["incidents"] for name, _, _ in i["subjects"])
 
     # the same run against a wrong truth file: the event "happened" later, so the incident is false
     wrong = {**good, "events": [{**good["events"][0], "start": 30, "end": 40}]}

@@ -13,19 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import httpx
 import pytest
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
-from gridworker.assets import ultralytics_asset
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
 from gridworker.streams.rtsp_serve import RtspServerProcess
-from tests.factories import live_server
+from tests.factories import bus_photo, live_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -43,13 +41,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def bus_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    bus = ultralytics_asset("bus.jpg")
-    if bus is None:
-        pytest.skip("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
-    bgr = cv2.imread(str(bus))
-    assert bgr is not None, f"cannot read {bus}"
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return encode_still(image, tmp_path_factory.mktemp("console") / "bus_still.mp4", seconds=6, fps=10)
+    return encode_still(bus_photo(), tmp_path_factory.mktemp("console") / "bus_still.mp4", seconds=6, fps=10)
 
 
 @pytest.fixture(scope="module")

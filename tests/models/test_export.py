@@ -182,6 +182,28 @@ def test_untrained_yolov8n_exports_and_runs_batched(
 
 
 @pytest.mark.export
+@pytest.mark.parametrize("architecture", ["yolo11n.yaml", "yolov5nu.yaml"])
+def test_other_yolo_generations_decode_on_their_real_graphs(
+    export_tools: None, architecture: str, tmp_path: Path, hopper_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YOLO11 and YOLOv5u built offline from their yaml files (untrained: the graph, not the
+    weights, is under test): exported with dynamic axes, their raw heads decode as ``v8``,
+    rect letterboxing gives the expected input shapes, and boxes land inside the image."""
+    monkeypatch.chdir(tmp_path)
+    out = export_ultralytics(Path(architecture), tmp_path / architecture.replace(".yaml", ".onnx"))
+    detector = YoloDetector.from_path(out, DetectorConfig(confidence=0.0, max_batch=2))
+    assert detector.layout is YoloLayout.V8 and len(detector.class_names) == 80
+    assert detector.target_size(*hopper_image.shape[:2]) == (640, 576)  # 600x512 -> 640x546, padded to the stride
+    wide = np.zeros((360, 640, 3), np.uint8)
+    results = detector.detect([hopper_image, wide, hopper_image])
+    assert len(results) == 3
+    for image, dets in zip([hopper_image, wide, hopper_image], results):
+        assert isinstance(dets, sv.Detections) and 0 < len(dets) <= 300
+        assert (dets.xyxy[:, 2] <= image.shape[1]).all() and (dets.xyxy[:, 3] <= image.shape[0]).all()
+    np.testing.assert_allclose(results[0].xyxy, results[2].xyxy, atol=0.05)  # same image, same answer in one batch
+
+
+@pytest.mark.export
 def test_export_refuses_missing_weights(export_tools: None, tmp_path: Path) -> None:
     from gridworker.models import ExportError
 

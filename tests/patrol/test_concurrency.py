@@ -134,6 +134,12 @@ def test_too_few_visits_are_not_judged() -> None:
     assert step(ctl, clock) == 16
 
 
+def test_plan_floor_must_not_pass_the_cap() -> None:
+    with pytest.raises(ValueError, match="min_concurrency"):
+        PatrolPlan(id="p", concurrency=4, min_concurrency=8, concurrency_mode="adaptive")
+    assert PatrolPlan(id="p", concurrency=2).min_concurrency == 4  # a fixed plan does not use it
+
+
 def test_tuning_is_validated() -> None:
     with pytest.raises(ValueError):
         AimdTuning(decrease=1.0)
