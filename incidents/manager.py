@@ -101,9 +101,10 @@ class IncidentManager:
             callback raised (it is logged with its traceback too; the others still run).
             The service counts them in ``gridworker_listener_failures``.
 
-    Every incident is opened, updated and closed here, from two kinds of observation:
-    :meth:`observe` (one analysed frame's rule verdicts) and :meth:`report` (a check's
-    word on the objects of one camera + zone + rule, e.g. the patrol's revisit check).
+    Every incident is opened, updated and closed here, from three kinds of observation:
+    :meth:`observe` (one analysed frame's rule verdicts), :meth:`report` (a check's word on
+    the objects of one camera + zone + rule, e.g. the patrol's revisit check) and
+    :meth:`device_report` (an IoT device's alarm, docs/iot.md).
     """
 
     store: IncidentStore

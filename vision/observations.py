@@ -6,8 +6,11 @@ Everything that can open, update or close an incident is an observation submitte
 * a :class:`~gridworker.vision.analyzer.FrameAnalysis`: one analysed frame of a continuous
   camera, or of a patrol visit (a glance judges only some rules: ``partial=True``);
 * an :class:`ObjectReport`: a check that is not a rule on one frame (the patrol's revisit
-  parking check; later IoT alarms and people's reports) states which objects it sees in
+  parking check) states which objects it sees in
   one camera + zone + rule, and which of them are incidents.
+
+IoT device alarms have their own observation, ``incidents/devices.py: DeviceReport`` (a
+device is not a camera + zone), handled by the same writer (``IncidentManager.device_report``).
 
 Nothing here does I/O; the sink owns the incident store.
 """
