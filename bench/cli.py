@@ -19,6 +19,7 @@ the human table goes to standard error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,15 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _from_options(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """A benchmark's settings (the dataclass ``cls``) from the command's options of the same
+    names, and ``given`` for the fields whose option is named or measured differently."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    same = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init and f.name not in given and hasattr(args, f.name)}
+    return cls(**same, **given)
 
 
 def _progress(message: str) -> None:
@@ -385,30 +395,10 @@ def _patrol(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    config = PatrolBenchConfig(
-        cameras=args.cameras,
-        media=args.media,
-        synthetic=args.synthetic,
-        concurrency=args.concurrency,
-        servers=args.servers,
-        phases=args.phases,
-        keyframes=args.keyframes,
-        naive_cameras=args.naive_cameras,
-        model=args.model,
-        threads=args.threads,
-        max_batch=args.max_batch,
-        stagger_s=args.stagger_ms / 1000.0,
-        mode=args.mode,
-        min_concurrency=args.min_concurrency,
-        cycles=args.cycles,
-        continuous=args.continuous,
-        continuous_fps=args.continuous_fps,
-        measure_s=args.measure_s,
-        dead_share=args.dead,
-        hung_share=args.hung,
-        open_timeout_s=args.open_timeout,
-        keyframe_timeout_s=args.keyframe_timeout,
-    )
+    config = _from_options(
+        PatrolBenchConfig, args, stagger_s=args.stagger_ms / 1000.0, dead_share=args.dead, hung_share=args.hung,
+        open_timeout_s=args.open_timeout, keyframe_timeout_s=args.keyframe_timeout,
+    )  # fmt: skip
     result = _served(lambda: run_patrol_bench(config, progress=_progress))
     if result is None:
         return 1
@@ -422,23 +412,10 @@ def _throughput(args: argparse.Namespace) -> int:
     if args.media is not None and not args.media.is_dir():
         print(f"gridworker bench: --media {args.media}: not a directory", file=sys.stderr)
         return 2
-    config = ThroughputConfig(
-        streams=args.streams,
-        seconds=args.seconds,
-        media=args.media,
-        synthetic=args.synthetic,
-        fps=args.fps,
-        model=args.model,
-        threads=args.threads,
-        max_batch=args.max_batch,
-        calibrate_s=args.calibrate_seconds,
-        ultralytics=not args.no_ultralytics,
-        ultralytics_seconds=args.ultralytics_seconds,
-        yolo_onnx=args.yolo_onnx,
-        yolo_imgsz=args.yolo_imgsz,
+    config = _from_options(
+        ThroughputConfig, args, calibrate_s=args.calibrate_seconds, ultralytics=not args.no_ultralytics,
         warmup_timeout_s=args.warmup_timeout,
-        batch_deadline_ms=args.batch_deadline_ms,
-    )
+    )  # fmt: skip
     rows = _served(lambda: run_throughput(config, progress=_progress))
     if rows is None:
         return 1

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gridworker.incidents.db import Base, CommitSignal, Database, equal_filters, to_domain
+from gridworker.incidents.db import Base, CommitSignal, Database, equal_filters, part_of, to_domain
 from gridworker.incidents.store import Incident
 
 from .catalogue import Catalogue, load_catalogue
@@ -82,7 +82,7 @@ class WorkOrdersConfig(BaseModel):
 class WorkOrderRow(Base):
     __tablename__ = "work_orders"
 
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[int] = part_of("incidents.id")
     type: Mapped[str] = mapped_column(String(64), index=True)
     site: Mapped[str] = mapped_column(String(200), default="", index=True)
     camera_id: Mapped[str] = mapped_column(String(64), default="")
@@ -112,7 +112,7 @@ class WorkOrderRow(Base):
 class WorkOrderPhotoRow(Base):
     __tablename__ = "work_order_photos"
 
-    incident_id: Mapped[int] = mapped_column(ForeignKey("work_orders.incident_id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[int] = part_of("work_orders.incident_id")
     jpeg: Mapped[bytes] = mapped_column(LargeBinary)
     taken_at: Mapped[float] = mapped_column(Float)
 

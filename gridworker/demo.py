@@ -35,6 +35,7 @@ import yaml
 
 from .assets import opencv_doc_video, ultralytics_asset
 from .demo_crew import DemoCrew
+from .demo_iot import DemoBreakers
 from .demo_sites import CYCLE_S, REVISIT_S, UNPLUGGED, Site, build_site_clips, patrol_plan, site_cameras
 from .demo_webhooks import WebhookReceiver
 
@@ -131,6 +132,7 @@ def demo_config(
     sites: Sequence[tuple[Site, str]] = (),
     unplugged_url: str | None = None,
     webhook: DemoWebhook | None = None,
+    iot: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The demo's whole config: the continuous cameras, the key-site cameras and their patrol
     plan, and (with ``webhook``) a signed webhook destination."""
@@ -149,6 +151,8 @@ def demo_config(
         "cameras": cameras + keysites,
         "patrol_plans": [patrol_plan()] if keysites else [],
     }
+    if iot is not None:  # the simulated smart breakers (demo_iot.py)
+        config["iot"] = iot
     if webhook is not None:
         config["forwarding"] = {
             "destinations": [{"kind": "webhook", "name": "demo-receiver", "url": webhook.url, "secret": webhook.secret, "timeout_s": 5}],
@@ -157,7 +161,7 @@ def demo_config(
     return config
 
 
-def tour(base: str, receiver: str | None, sites: int, continuous: Sequence[str]) -> list[str]:
+def tour(base: str, receiver: str | None, sites: int, continuous: Sequence[str], breakers: int = 0) -> list[str]:
     """What to click, in order (printed when the demo starts)."""
     lines = [
         "  What to look at, in order:",
@@ -182,6 +186,12 @@ def tour(base: str, receiver: str | None, sites: int, continuous: Sequence[str])
     ]
     if receiver is not None:
         lines.append(f"  6. Webhook receiver: {receiver}/  every work-order change, HMAC signature checked (count rises).")
+    if breakers:
+        lines += [
+            f"  6b. IoT: {breakers} simulated smart breakers of an old estate report over MQTT; about every 40 s one raises",
+            "     an alarm (overcurrent, leakage, arc fault...): a graded case in the queue, closed verified when the",
+            f"     breaker reports it restored. Devices: {base}/devices  (docs/iot.md: pointing real devices at it)",
+        ]
     lines += [
         f"  7. Statistics: {base}/stats/workorders   API: {base}/docs   metrics: {base}/metrics",
     ]
@@ -206,7 +216,9 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
     server: RtspServerProcess | None = None
     receiver: WebhookReceiver | None = None
     crew: list[DemoCrew] = []
+    breakers: DemoBreakers | None = None
     try:
+        breakers = DemoBreakers.start()
         unplugged: str | None = None
         if use_rtsp and gst_rtsp_available():
             mounts = {**clips, **{site.id: path for site, path in site_clips}}
@@ -225,7 +237,12 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
         webhook = DemoWebhook(receiver.url, secret)
         config_path = work / "demo.yaml"
         text = yaml.safe_dump(
-            demo_config(urls, work, host, port, sites=sites, unplugged_url=unplugged, webhook=webhook), sort_keys=False, allow_unicode=True
+            demo_config(
+                urls, work, host, port, sites=sites, unplugged_url=unplugged, webhook=webhook,
+                iot=breakers.config() if breakers is not None else None,
+            ),
+            sort_keys=False,
+            allow_unicode=True,
         )
         config_path.touch(mode=0o600)
         config_path.chmod(0o600)  # it holds the webhook secret
@@ -241,6 +258,8 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
             crew.append(
                 DemoCrew(service.workflow, service.workorders, cameras=continuous, since=started_at, ready=lambda: service.started).start()
             )
+            if breakers is not None:
+                breakers.simulate()
 
         base = f"http://{host}:{port}"
         keysites = [c for c in settings.cameras if c.watch == "patrol"]
@@ -254,7 +273,7 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
             f"  webhooks   {receiver.base}/  (the demo's receiver; deliveries also in this log)",
             f"  incidents  {base}/incidents   (a dwell incident opens on bus-stop after ~{DWELL_S} s)",
             "",
-            *tour(base, receiver.base, len(keysites), continuous),
+            *tour(base, receiver.base, len(keysites), continuous, breakers=len(breakers.devices) if breakers else 0),
             "",
             "  Ctrl-C to stop.",
             "",
@@ -266,5 +285,7 @@ def run_demo(workdir: str | Path = "var/demo", host: str = "127.0.0.1", port: in
             c.stop()
         if receiver is not None:
             receiver.stop()
+        if breakers is not None:
+            breakers.stop()
         if server is not None:
             server.stop()

@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import JSON, MetaData, create_engine, event, inspect, text
+from sqlalchemy import JSON, ForeignKey, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
-from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, MappedColumn, QueryableAttribute, Session, mapped_column, sessionmaker
 from sqlalchemy.sql import ColumnElement
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -366,3 +366,13 @@ def equal_filters(*pairs: tuple[QueryableAttribute[Any], object]) -> list[Column
         [<BinaryExpression: incidents.camera_id = :camera_id_1>]
     """
     return [column == value for column, value in pairs if value is not None]
+
+
+def part_of(parent_key: str) -> MappedColumn[int]:
+    """The primary key of a row that is part of one parent row (``parent_key``, e.g.
+    ``"incidents.id"``): one such row per parent at most, deleted with it.
+
+    Example:
+        >>> incident_id: Mapped[int] = part_of("incidents.id")  # doctest: +SKIP
+    """
+    return mapped_column(ForeignKey(parent_key, ondelete="CASCADE"), primary_key=True)

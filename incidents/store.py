@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select
+from sqlalchemy import JSON, Float, Integer, LargeBinary, String, Text, delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Base, Database, equal_filters, to_domain
+from .db import Base, Database, equal_filters, part_of, to_domain
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class IncidentRow(Base):
 class SnapshotRow(Base):
     __tablename__ = "incident_snapshots"
 
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[int] = part_of("incidents.id")
     jpeg: Mapped[bytes] = mapped_column(LargeBinary)
     taken_at: Mapped[float] = mapped_column(Float)
 
@@ -55,7 +55,7 @@ class ClipRow(Base):
 
     __tablename__ = "incident_clips"
 
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[int] = part_of("incidents.id")
     path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(Integer)
     duration_s: Mapped[float] = mapped_column(Float)
@@ -69,7 +69,7 @@ class ClipMissingRow(Base):
 
     __tablename__ = "incident_clips_missing"
 
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[int] = part_of("incidents.id")
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[float] = mapped_column(Float)
 

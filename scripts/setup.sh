@@ -15,6 +15,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # OpenCV's runtime libraries and the sample pedestrian video (vtest.avi)
   libgl1 libglib2.0-0 opencv-doc
+  # the MQTT broker the demo's simulated IoT breakers report to (a private one, on a free port)
+  mosquitto
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

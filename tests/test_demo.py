@@ -80,6 +80,12 @@ def test_demo_shows_the_whole_loop(tmp_path, gst_rtsp):
         assert {"workorder.detect", "workorder.dispatch", "workorder.handle"} <= events
         assert any(d["incident_id"] == revisit[0]["incident_id"] for d in got["last"]), "the revisit case was forwarded too"
         assert "signature ok" in demo.output
+
+        # the simulated smart breakers: an alarm over MQTT became a graded case, like a camera's
+        iot = wait_until(lambda: [i for i in httpx.get(f"{base}/incidents", params={"limit": 200}).json()["items"]
+                                  if i["camera_id"].startswith("iot:demo-brk-")], timeout=60)
+        assert httpx.get(f"{base}/workorders/{iot[0]['id']}").json()["grade"] in (1, 2, 3, 4)
+        assert len(httpx.get(f"{base}/devices").json()) == 3
         started = time.monotonic()
     assert demo.returncode == 0, demo.output[-2000:]
     assert time.monotonic() - started < 20, "Ctrl-C stops the demo promptly"

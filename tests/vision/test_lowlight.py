@@ -69,7 +69,7 @@ def test_config_is_validated_on_the_camera() -> None:
 def _wrong_way(capsys: pytest.CaptureFixture[str], media: Path, *extra: str) -> dict:
     args = ["rules", "--clips", str(media), "--truth", str(DEFAULT_TRUTH), "--json", *extra]
     assert bench_main([*args, "--only", "oneway_overpass_reversed_dark"]) == 0
-    return json.loads(capsys.readouterr().out)["rules"]["wrong_way"]
+    return json.loads(capsys.readouterr().out)["rules_dimmed"]["wrong_way"]  # a made dark clip
 
 
 @pytest.mark.model
