@@ -58,6 +58,9 @@ class PatrolStatusOut(_Out):
     skipped: int = Field(description="Offline cameras sitting this cycle out (retry backoff).")
     progress: Annotated[float, _rounded(4)] = Field(description="(visited + skipped) / total.")
     in_flight: list[str] = Field(description="Cameras being visited now.")
+    concurrency_limit: int = Field(
+        0, description="Visits allowed in flight now: the plan's concurrency, or the adaptive controller's current limit."
+    )
     started_at: datetime | None
     cycle_started_at: datetime | None
     last_cycle_s: Annotated[float, _rounded(3)] | None = Field(description="Duration of the last finished cycle.")

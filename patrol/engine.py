@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import time
 from collections import deque
@@ -200,7 +201,16 @@ def default_visitor(
     """Glance (or watch) one camera as the plan says, and hand its frames to ``deliver``."""
     if plan.mode == "watch":
         return _watch(target, plan, stop, first_seq, deliver)
-    result = glance(
+    result = glance_call(target, plan, stop, first_seq)()
+    if result.ok and result.frames:
+        deliver(result.frames)
+    return result
+
+
+def glance_call(target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int) -> Callable[[], GlanceResult]:
+    """The plan's glance at one camera, ready to run (``streams.glance.glance`` with its arguments bound)."""
+    return functools.partial(
+        glance,
         target.camera_id,
         target.url,
         keyframes=plan.keyframes,
@@ -209,9 +219,6 @@ def default_visitor(
         stop=stop,
         first_seq=first_seq,
     )
-    if result.ok and result.frames:
-        deliver(result.frames)
-    return result
 
 
 def _watch(
@@ -674,7 +681,7 @@ class PatrolRun:
                 ok=result.ok,
                 started_at=result.started_at,
                 duration_s=time.monotonic() - t0,
-                frames=delivered,
+                frames=max(delivered, len(result.frames)),  # a pipeline's glance visit judges its frames itself
                 connect_s=result.connect_s,
                 first_keyframe_s=result.first_keyframe_s,
                 packets_decoded=result.packets_decoded,

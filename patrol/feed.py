@@ -31,7 +31,7 @@ from gridworker.vision.pipeline import PatrolVisit, Pipeline
 
 from .concurrency import LiveCount, PipelineProbe
 from .config import PatrolPlan, PatrolTarget
-from .engine import CameraOutcome, PatrolRun, default_visitor
+from .engine import CameraOutcome, PatrolRun, default_visitor, glance_call
 
 __all__ = ["PipelineFeed"]
 
@@ -76,9 +76,10 @@ class PipelineFeed:
         probe = None
         if plan.concurrency_mode == "adaptive":
             probe = PipelineProbe(self._pipeline.batcher.pending, self._pipeline.patrol_max_pending, self._live_counts)
-        return PatrolRun(
-            plan, self._targets, sink, visitor=self._visit, admit=self._pipeline.admit, on_outcome=outcome, load_probe=probe
-        )
+        # a glance visit waits for room in the detector inside the pipeline (Pipeline.glance_visit);
+        # a watch visit's frames come one by one through the sink, admitted here first
+        admit = self._pipeline.admit if plan.mode == "watch" else None
+        return PatrolRun(plan, self._targets, sink, visitor=self._visit, admit=admit, on_outcome=outcome, load_probe=probe)
 
     def _live_counts(self) -> list[LiveCount]:
         """The live continuous cameras' offered and analysed frames (the adaptive patrol's signal)."""
@@ -95,6 +96,10 @@ class PipelineFeed:
         self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]
     ) -> GlanceResult:
         slot = self._pipeline.slot(target.camera_id)
+        if slot is not None and slot.patrol_only and plan.mode != "watch":
+            # the whole visit in the pipeline: admission, the camera's keyframes, detection, judgement
+            timeout = _INFERENCE_GRACE_S + plan.visit_budget_s()
+            return self._pipeline.glance_visit(target.camera_id, glance_call(target, plan, stop, first_seq), stop, timeout)
         if slot is None or slot.patrol_only:
             if slot is not None and plan.mode == "watch":
                 self._pipeline.begin_watch(target.camera_id, plan.watch_fps)  # a fresh tracker and rule clocks for this stop

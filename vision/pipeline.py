@@ -35,6 +35,7 @@ from gridworker.models.config import DEFAULT_DETECTOR
 from gridworker.models.multi import detect_models
 from gridworker.models.tiling import Region, TileConfig
 from gridworker.streams.frame import Frame, FrameListener
+from gridworker.streams.glance import GlanceResult
 from gridworker.streams.health import StreamHealth
 from gridworker.streams.redact import get_logger
 
@@ -457,6 +458,25 @@ class Pipeline:
         a visit starts only then, so decoding keeps in step with the shared detector. False
         when ``stop`` was set first."""
         return self.batcher.wait_room(self.patrol_max_pending, stop)
+
+    def glance_visit(
+        self, camera_id: str, take: Callable[[], GlanceResult], stop: threading.Event, timeout_s: float = 60.0
+    ) -> GlanceResult:
+        """A patrol-only camera's glance visit, start to end, in the calling (visit) thread.
+
+        Waits for room in the shared detector (:meth:`admit`), then ``take`` opens the camera
+        and decodes its keyframe(s) (``streams.glance.glance``, bound to the camera), and the
+        keyframes are judged as :meth:`judge_visit` does: they go through the batcher and the
+        detector, the camera's visit judge, and the sink. The frames are taken before anything
+        waits on the detector, so decoding keeps in step with it. Returns what ``take`` found
+        (``error_kind`` "stopped" when ``stop`` was set while waiting for room).
+        """
+        if not self.admit(stop):
+            return GlanceResult(camera_id, "", time.time(), error_kind="stopped", error="stopped")
+        result = take()
+        if result.ok and result.frames:
+            self.judge_visit(PatrolVisit(camera_id, tuple(result.frames), "glance", timeout_s=timeout_s))
+        return result
 
     def begin_watch(self, camera_id: str, fps: float) -> None:
         """A watch stop of a patrol-only camera starts: a fresh tracker and rule clocks."""

@@ -14,7 +14,8 @@ class _Model:
     """Finds one box of its own class in every image (in the image's pixels), records its batches."""
 
     def __init__(self, name: str, box: tuple[float, float, float, float]) -> None:
-        self.name, self.box, self.batches = name, box, []
+        self.name, self.box = name, box
+        self.batches: list[int] = []
 
     def detect(self, images):
         self.batches.append(len(images))

@@ -42,6 +42,7 @@ def lying_person(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if bus is None:
         pytest.skip("bus.jpg ships in the ultralytics wheel")
     bgr = cv2.imread(str(bus))
+    assert bgr is not None
     turned = cv2.resize(cv2.rotate(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cv2.ROTATE_90_COUNTERCLOCKWISE), (720, 540))
     canvas = np.full((540, 960, 3), 110, np.uint8)
     canvas[:, 120:840] = turned
