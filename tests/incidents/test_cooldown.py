@@ -1,5 +1,5 @@
 """A rule's ``cooldown_s``: once an incident closes, the same camera + zone + rule + object opens
-no new one for that long; and reports (the patrol's revisit check) go through the same
+no new one for that long (the condition back within it continues the closed incident); and reports (the patrol's revisit check) go through the same
 manager as frames: open, continue after a restart, clear, cool down."""
 
 from __future__ import annotations
@@ -29,16 +29,20 @@ def _zone(cooldown_s: float) -> ZoneConfig:
 
 
 @pytest.mark.parametrize(
-    ("cooldown_s", "openings"),
+    ("cooldown_s", "openings", "continued"),
     [
-        (0.0, [0.0, 4.0, 8.0]),  # every return of the person is a new incident
-        (5.0, [0.0, 8.0]),  # the return at 4 s is 2 s after the close at 2 s: cooling down
-        (30.0, [0.0]),
+        (0.0, [0.0, 4.0, 8.0], 0),  # every return of the person is a new incident
+        # the return at 4 s is 2.5 s after the close at 1.5 s: the closed incident continues;
+        # it closes again at 5.5 s, and the return at 8 s continues it once more
+        (5.0, [0.0], 2),
+        (30.0, [0.0], 2),
     ],
 )
-def test_zone_rule_does_not_reopen_within_its_cooldown(tmp_path, cooldown_s, openings):
+def test_zone_rule_does_not_reopen_within_its_cooldown(tmp_path, cooldown_s, openings, continued):
     store = IncidentStore(f"sqlite:///{tmp_path / 'c.db'}")
     manager = _manager(store)
+    reopened: list[int] = []
+    manager.on_reopen.append(lambda incident_id, at: reopened.append(incident_id))
     analyzer = CameraAnalyzer("cam1", fps=2, scene=[_zone(cooldown_s)], track=False)
     image = np.full((100, 100, 3), 80, np.uint8)
     person = make_detections([[40, 40, 60, 90]], class_name=["person"], tracker_id=[1])
@@ -49,6 +53,7 @@ def test_zone_rule_does_not_reopen_within_its_cooldown(tmp_path, cooldown_s, ope
     items, _ = store.list(IncidentQuery())
     assert sorted(i.opened_at for i in items) == openings
     assert all(i.status == "closed" for i in items)
+    assert len(reopened) == continued
     store.close()
 
 
