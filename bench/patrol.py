@@ -52,6 +52,7 @@ import av
 import numpy as np
 import psutil
 
+from gridworker.bench.throughput import default_media_dir, video_files
 from gridworker.models.base import Detector
 from gridworker.patrol.concurrency import cpu_busy_share
 
@@ -77,8 +78,6 @@ MODES: dict[str, tuple[str, ...]] = {
     "both": ("fixed", "adaptive"),
     "all": ("drained", "fixed", "adaptive"),
 }
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_SIZE = (640, 360)
 SYNTHETIC_FPS = 25
 
@@ -137,14 +136,6 @@ class PatrolBenchConfig:
 # --------------------------------------------------------------------------- clips
 
 
-def default_media_dir() -> Path | None:
-    for base in (REPO_ROOT, Path.cwd()):
-        candidate = base.parent / "shared" / "media"
-        if candidate.is_dir() and any(p.suffix.lower() in VIDEO_SUFFIXES for p in candidate.iterdir()):
-            return candidate
-    return None
-
-
 def keyframe_interval(path: Path, probe_s: float = 15.0) -> float:
     """Seconds between the first keyframes of a clip (its GOP), from the packet flags."""
     times: list[float] = []
@@ -193,9 +184,7 @@ def prepare_clips(config: PatrolBenchConfig, workdir: Path) -> tuple[list[Path],
     """Phase-shifted copies of every source clip, and a description of the sources."""
     media = None if config.synthetic else (config.media or default_media_dir())
     if media is not None:
-        sources = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-        if not sources:
-            raise ValueError(f"no video clips in {media}")
+        sources = video_files(Path(media))
         origin = str(media)
     else:
         from gridworker.streams.clips import synthetic_clip

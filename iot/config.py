@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from gridworker.validation import first_repeat
+
 #: Device ids: as camera ids, but 60 characters at most, so that ``iot:<id>`` (the incident's
 #: source, stored in 64-character columns) fits.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,59}$"
@@ -121,11 +123,8 @@ class IotConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> IotConfig:
-        seen: set[str] = set()
-        for dev in self.devices:
-            if dev.id in seen:
-                raise ValueError(f"device id {dev.id!r} is used twice")
-            seen.add(dev.id)
+        if (dev_id := first_repeat(dev.id for dev in self.devices)) is not None:
+            raise ValueError(f"device id {dev_id!r} is used twice")
         if len(self.devices) > self.max_devices:
             raise ValueError(f"{len(self.devices)} devices, more than max_devices ({self.max_devices})")
         return self

@@ -39,9 +39,8 @@ from typing import Literal
 
 import av
 import av.error
-import numpy as np
 
-from .frame import Frame
+from .frame import Frame, rgb_image
 from .redact import get_logger, redact_text, redact_url, url_secrets
 from .sources import NetworkSource, SourceError, parse_source
 
@@ -114,15 +113,6 @@ class _Failed(Exception):
     def __init__(self, kind: GlanceErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind: GlanceErrorKind = kind
-
-
-def _to_rgb(vframe: av.VideoFrame) -> np.ndarray:
-    try:
-        image = vframe.to_ndarray(format="rgb24", threads=1)
-    except TypeError:  # PyAV without the ``threads`` argument
-        image = vframe.to_ndarray(format="rgb24")
-    image.flags.writeable = False
-    return image
 
 
 def glance(
@@ -287,6 +277,6 @@ def _run(
                 if visit.first_keyframe_s is None:
                     visit.first_keyframe_s = time.monotonic() - visit.started_mono
                 seq = first_seq + len(visit.frames)
-                visit.frames.append(Frame(camera_id, seq, time.time(), _to_rgb(vframe)))
+                visit.frames.append(Frame(camera_id, seq, time.time(), rgb_image(vframe)))
     finally:
         container.close()

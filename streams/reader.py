@@ -17,7 +17,7 @@ from .backoff import Backoff
 from .config import StreamConfig
 from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
 from .evidence import CodecParams, PacketRing
-from .frame import DecodedFrame, Frame, FrameListener
+from .frame import DecodedFrame, Frame, FrameListener, rgb_image
 from .health import StreamErrorKind, StreamHealth, StreamState
 from .redact import get_logger, redact_text, url_secrets
 from .sources import NetworkSource
@@ -30,15 +30,6 @@ _FPS_WINDOW_S = 5.0  # health().fps is measured over this many seconds of publis
 _MAX_PACING_LEAD_S = 2.0  # a file timestamp further ahead than this is a jump: re-anchor, don't sleep
 _MAX_PACING_LAG_S = 1.0  # fell this far behind the file's schedule (CPU starved): re-anchor, don't burst
 _DISCONTINUITY_S = 5.0  # a media-time jump this large resets the sampling schedule
-
-
-def _to_rgb(vframe: av.VideoFrame) -> np.ndarray:
-    """``(H, W, 3) uint8`` RGB. One swscale thread: the consumer thread does the work and
-    extra threads only contend with the decoders (~0.5 ms for 1280x960 here)."""
-    try:
-        return vframe.to_ndarray(format="rgb24", threads=1)
-    except TypeError:  # PyAV without the ``threads`` argument
-        return vframe.to_ndarray(format="rgb24")
 
 
 def media_time(vframe: av.frame.Frame) -> float | None:
@@ -62,7 +53,7 @@ class _Published:
         with self.lock:
             if self.image is None:
                 assert self.vframe is not None
-                image = _to_rgb(self.vframe)
+                image = rgb_image(self.vframe)
                 image.flags.writeable = False  # shared by every consumer of this frame
                 self.image, self.vframe = image, None
         return Frame(camera_id, self.seq, self.ts, self.image)

@@ -40,12 +40,9 @@ log = get_logger(__name__)
 
 
 def to_rgb(picture: av.VideoFrame) -> np.ndarray:
-    """``(H, W, 3) uint8`` RGB, read-only (every consumer of the frame shares it). One swscale
-    thread: the gathering thread does the work, extra threads only contend with the decoders."""
-    try:
-        image = picture.to_ndarray(format="rgb24", threads=1)
-    except TypeError:  # PyAV without the ``threads`` argument
-        image = picture.to_ndarray(format="rgb24")
+    """``(H, W, 3) uint8`` RGB, read-only (shared by every consumer), converted here in the
+    gathering thread with one swscale thread (PyAV does the work; no call back into streams)."""
+    image: np.ndarray = picture.to_ndarray(format="rgb24", threads=1)
     image.flags.writeable = False
     return image
 

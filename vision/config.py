@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridworker.validation import first_repeat
+
 VEHICLE_CLASSES = ["car", "bus", "truck", "motorcycle"]
 NON_MOTOR_CLASSES = ["bicycle", "motorcycle"]
 GOODS_CLASSES = ["umbrella", "chair", "dining table", "suitcase", "bench", "potted plant", "handbag", "backpack"]
@@ -392,11 +394,8 @@ class ZoneConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> ZoneConfig:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.rule_id in seen:
-                raise ValueError(f"rule id {rule.rule_id!r} is used twice in zone {self.id!r}; give each rule an 'id'")
-            seen.add(rule.rule_id)
+        if (rule_id := first_repeat(rule.rule_id for rule in self.rules)) is not None:
+            raise ValueError(f"rule id {rule_id!r} is used twice in zone {self.id!r}; give each rule an 'id'")
         return self
 
 
