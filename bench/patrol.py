@@ -55,6 +55,7 @@ import psutil
 from gridworker.bench.throughput import default_media_dir, video_files
 from gridworker.models.base import Detector
 from gridworker.patrol.concurrency import cpu_busy_share
+from gridworker.periodic import Periodic
 
 if TYPE_CHECKING:  # imported lazily at run time (the bench's start-up stays light)
     from gridworker.patrol.config import PatrolPlan
@@ -364,17 +365,16 @@ def _refusing_port() -> int:
 
 @dataclass
 class _Sampler:
-    """Samples a run's visits in flight and its concurrency limit every ``every_s`` seconds."""
+    """A run's visits in flight and its concurrency limit, one sample a :meth:`sample` call."""
 
-    every_s: float = 0.25
+    run: PatrolRun
     in_flight: list[int] = field(default_factory=list)
     limits: list[int] = field(default_factory=list)
 
-    def follow(self, run: PatrolRun, stop: threading.Event) -> None:
-        while not stop.wait(self.every_s):
-            st = run.status()
-            self.in_flight.append(len(st.in_flight))
-            self.limits.append(st.concurrency_limit)
+    def sample(self) -> None:
+        st = self.run.status()
+        self.in_flight.append(len(st.in_flight))
+        self.limits.append(st.concurrency_limit)
 
 
 def _analysed(service: Service, camera_ids: Sequence[str]) -> int:
@@ -408,13 +408,12 @@ def _run_plan(
     service.patrol.start(plan.id)
     run = service.patrol.run(plan.id)
     assert run is not None
-    sampler, stop = _Sampler(), threading.Event()
-    follower = threading.Thread(target=sampler.follow, args=(run, stop), name="bench-sampler", daemon=True)
+    sampler = _Sampler(run)
+    follower = Periodic("bench-sampler", sampler.sample, 0.25)
     follower.start()
     finished = run.wait(timeout=budget_s)
     wall = time.monotonic() - t0
-    stop.set()
-    follower.join(2)
+    follower.stop(2)
     cpu = _cpu_s(me) - cpu0
     srv_cpu = sum(_cpu_s(p) - c for p, c in zip(server_procs, srv0, strict=True))
     machine_busy = cpu_busy_share(machine0, psutil.cpu_times())

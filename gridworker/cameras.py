@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
+
 from gridworker.models.tiling import Region
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
@@ -405,6 +407,17 @@ class CameraRegistry:
         with self._cameras_lock:
             cams = list(self._cameras.values())
         return [self._view(c) for c in cams]
+
+    def main_stream_jpeg(self, camera_id: str, quality: int = 90) -> bytes | None:
+        """The newest keyframe of the camera's evidence stream (its main stream, with stream
+        roles), decoded on demand at full resolution, without drawings; None before one arrived
+        or when the camera keeps no evidence ring."""
+        ring = self._get(camera_id).ring  # CameraNotFound
+        picture = ring.latest_keyframe() if ring is not None else None
+        if picture is None:
+            return None
+        ok, buf = cv2.imencode(".jpg", picture.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        return buf.tobytes() if ok else None
 
     def latest_jpeg(self, camera_id: str) -> bytes | None:
         """The latest analysed frame with boxes and zones drawn, or None before the first."""

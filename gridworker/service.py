@@ -329,6 +329,9 @@ class Service:
     def latest_jpeg(self, camera_id: str) -> bytes | None:
         return self.registry.latest_jpeg(camera_id)
 
+    def main_stream_jpeg(self, camera_id: str) -> bytes | None:
+        return self.registry.main_stream_jpeg(camera_id)
+
     def patrol_targets(self) -> list[PatrolTarget]:
         return self.registry.targets()
 

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections import Counter
@@ -30,8 +29,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridworker.cases.catalogue import Catalogue
+from gridworker.delivery.mqtt import log_in
 from gridworker.incidents.devices import DeviceReport
 from gridworker.incidents.store import Incident
+from gridworker.periodic import Periodic
 from gridworker.vision.rules.base import IncidentKind
 
 from .config import DeviceConfig, IotConfig, source_id
@@ -123,7 +124,7 @@ class IotService:
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._stop = threading.Event()
-        self._clock_thread: threading.Thread | None = None
+        self._clock_timer = Periodic("iot-clock", self.tick, config.check_interval_s)
         self._loaded = False
         #: told (incident, device) after each case the ingest opened (linkage, benchmarks)
         self.on_opened: list[Callable[[Incident, DeviceConfig], object]] = []
@@ -173,14 +174,15 @@ class IotService:
         self._stop.clear()
         if self.linkage is not None:
             self.linkage.reopen()
-        self._clock_thread = threading.Thread(target=self._run_clock, name="iot-clock", daemon=True)
-        self._clock_thread.start()
+        self._clock_timer.start()
         if self.config.broker is not None:
             self._client = self._connect()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the ingest (the broker keeps what arrives meanwhile: persistent session) and the clock."""
         self._stop.set()
+        if not self._clock_timer.stop(timeout):
+            log.warning("the IoT clock did not stop within %.0f s", timeout)
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -190,20 +192,12 @@ class IotService:
         self._connected.clear()
         if self.linkage is not None:
             self.linkage.stop(timeout)
-        if self._clock_thread is not None:
-            self._clock_thread.join(timeout)
-            if self._clock_thread.is_alive():
-                log.warning("the IoT clock did not stop within %.0f s", timeout)
-            self._clock_thread = None
 
     def _connect(self) -> mqtt.Client:
         b = self.config.broker
         assert b is not None
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=mqtt.MQTTv311, clean_session=False)
-        if b.username is not None:
-            c.username_pw_set(b.username, b.password.get_secret_value() if b.password else None)
-        if b.tls:
-            c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        log_in(c, b)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -259,13 +253,6 @@ class IotService:
         now = self._clock() if now is None else now
         with self._lock:
             self._report(self.tracker.tick(self.registry.devices(), now))
-
-    def _run_clock(self) -> None:
-        while not self._stop.wait(self.config.check_interval_s):
-            try:
-                self.tick()
-            except Exception:  # a failing tick (database away) is retried at the next one
-                log.exception("IoT clock tick failed")
 
     def _report(self, reports: Sequence[DeviceReport]) -> None:
         for report in reports:

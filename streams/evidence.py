@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.video.codeccontext import VideoCodecContext
 
 from .redact import get_logger
 
@@ -451,6 +452,27 @@ class PacketRing:
         if not packets or packets[-1].ts < start_ts:
             return None
         return ClipSource(params, tuple(packets), (start_ts, end_ts))
+
+    def latest_keyframe(self) -> av.VideoFrame | None:
+        """The newest keyframe held, decoded (a full-resolution picture of the stream, at the
+        cost of decoding one picture); None when the ring holds none or it does not decode."""
+        with self._lock:
+            params = self._params
+            newest = self._gops[-1][0] if self._gops else None
+        if params is None or newest is None:
+            return None
+        try:
+            ctx = av.CodecContext.create(params.codec_name, "r")
+            if not isinstance(ctx, VideoCodecContext):
+                return None
+            if params.extradata:
+                ctx.extradata = params.extradata
+            frames = [*ctx.decode(av.Packet(newest.data)), *ctx.decode(None)]
+        except (av.FFmpegError, ValueError) as exc:
+            log.warning("evidence ring: the newest keyframe does not decode: %s", exc)
+            return None
+        picture = frames[0] if frames else None
+        return picture if isinstance(picture, av.VideoFrame) else None
 
     @property
     def params(self) -> CodecParams | None:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from gridworker.cases.workflow import ADMIN, SUPERVISOR, Actor
@@ -89,14 +89,23 @@ def remove_camera(camera_id: CameraId, service: ServiceDep) -> Response:
     "/{camera_id}/frame.jpg",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, **_NOT_FOUND}, dependencies=[READ])
-def latest_frame(camera_id: CameraId, service: ServiceDep) -> Response:
-    """The latest analysed frame with detections and zones drawn."""
+def latest_frame(
+    camera_id: CameraId,
+    service: ServiceDep,
+    stream: Literal["analysed", "main"] = Query(
+        "analysed",
+        description="analysed: the latest analysed frame with detections and zones drawn; main: the newest keyframe of the "
+        "camera's evidence stream (its main stream when it has a record_url), decoded now at full resolution, undrawn.",
+    ),
+) -> Response:
+    """The camera's latest picture."""
     try:
-        jpeg = service.latest_jpeg(camera_id)
+        jpeg = service.latest_jpeg(camera_id) if stream == "analysed" else service.main_stream_jpeg(camera_id)
     except CameraNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
     if jpeg is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id!r} has no analysed frame yet")
+        what = "analysed frame" if stream == "analysed" else "keyframe in its evidence ring (clips off, or none arrived)"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id!r} has no {what} yet")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

@@ -3,6 +3,7 @@
 A real gst-rtsp-server serves a 320x240 substream and a 640x480 main stream. The detect
 reader decodes the substream; the record-only reader only buffers the main stream's packets
 (nothing decoded); the incident's clip is cut from the main stream, at its resolution.
+A full-resolution picture of the main stream comes on demand (its newest keyframe decoded).
 The main stream's URL is checked like ``url`` and its password never shows.
 """
 
@@ -54,6 +55,17 @@ def test_detect_on_the_substream_clip_from_the_main_stream(tmp_path, rtsp_factor
         # the analysed frames were the substream's
         last = service.pipeline.slot("gate").last
         assert last is not None and (last.frame.width, last.frame.height) == (320, 240)
+        # a full-resolution picture of the main stream on demand (its newest keyframe, decoded now)
+        main = client.get("/cameras/gate/frame.jpg", params={"stream": "main"})
+        assert main.status_code == 200 and main.headers["content-type"] == "image/jpeg"
+        import cv2
+        import numpy as np
+
+        picture = cv2.imdecode(np.frombuffer(main.content, np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape == (480, 640, 3)
+        analysed = cv2.imdecode(np.frombuffer(client.get("/cameras/gate/frame.jpg").content, np.uint8), cv2.IMREAD_COLOR)
+        assert analysed.shape == (240, 320, 3)
+        assert client.get("/cameras/gate/frame.jpg", params={"stream": "other"}).status_code == 422
         view = client.get("/cameras/gate").json()
         assert view["record_url"] is not None and "s3cret" not in view["record_url"] and "viewer" not in view["record_url"]
         assert "s3cret" not in client.get("/cameras").text

@@ -123,18 +123,14 @@ def test_camera_tags(tags: list[str], raises: Any) -> None:
 
 
 def test_plan_from_yaml() -> None:
+    """The example plan of the configuration's documentation (``patrol/config.py``) is valid."""
+    import textwrap
+
     import yaml
 
-    text = """
-    id: schools-am
-    name: Schools and hospitals, morning
-    select: {site_types: [school, hospital], tags: [gate], tags_mode: any}
-    mode: glance
-    keyframes: 1
-    concurrency: 64
-    cycles: 0
-    min_cycle_s: 60
-    schedule: {windows: [{days: [mon, tue, wed, thu, fri], start: "07:00", end: "18:00"}]}
-    """
-    plan = PatrolPlan.model_validate(yaml.safe_load(text))
+    from gridworker.patrol import config
+
+    text = (config.__doc__ or "").split("Example (YAML)::", 1)[1]
+    plan = PatrolPlan.model_validate(yaml.safe_load(textwrap.dedent(text)))
+    assert (plan.id, plan.cycles, plan.min_cycle_s, plan.concurrency) == ("schools-am", 0, 60, 64)
     assert ids(plan_order(CAMS, plan)) == ["h1", "s1"]

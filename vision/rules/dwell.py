@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
 from ..config import DwellRuleConfig, IllegalParkingRuleConfig, NonMotorParkingRuleConfig
-from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
-from .stays import Stay, StayTracker, counted_stays, format_duration, listing, tracked_candidates
+from .base import IncidentKind
+from .stays import Stay, StayRule, StayTracker
 
 
-class DwellRule(Rule[DwellRuleConfig]):
+class DwellRule(StayRule[DwellRuleConfig]):
     """Fires while any tracked object has stood still in the zone for ``min_duration_s``.
 
     "Still" is judged on the box's ground point relative to the box height (a drift of at
@@ -31,65 +29,35 @@ class DwellRule(Rule[DwellRuleConfig]):
     """
 
     type = "dwell"
-    per_object = True
     kind = IncidentKind("dwell", "物体滞留", "stationary object", "street_order")
     noun: ClassVar[str] = "object"
+    hidden_note = " (hidden)"
+    described_as = "objects"
 
     def __init__(self, config: DwellRuleConfig) -> None:
-        super().__init__(config)
-        self._stays = StayTracker(
-            max_movement=config.max_movement,
-            lost_grace_s=config.lost_grace_s,
-            max_travel=config.max_travel,
-            rejoin_s=config.rejoin_s,
-            remember_after_s=config.min_duration_s,
+        super().__init__(
+            config,
+            StayTracker(
+                max_movement=config.max_movement,
+                lost_grace_s=config.lost_grace_s,
+                max_travel=config.max_travel,
+                rejoin_s=config.rejoin_s,
+                remember_after_s=config.min_duration_s,
+            ),
         )
 
-    def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
-        return self._stays.restore(key, box, class_name)
+    def title(self, *, plural: bool) -> str:
+        return f"stationary {self.noun}{'(s)' if plural else ''}"
 
-    def evaluate(self, scene: Scene) -> RuleResult:
-        cfg = self.config
-        now = scene.now
-        idx = tracked_candidates(scene, self.candidates(scene))
-        stays = counted_stays(self._stays, scene, idx, cfg.min_duration_s)
-        if not stays:
-            return INACTIVE
-        hits = tuple(
-            Hit(
-                key=s.key,
-                subjects=np.asarray([] if i is None else [i], dtype=np.int64),
-                summary=f"stationary {self.noun}: {s.label()} for {format_duration(s.held(now))}{' (hidden)' if i is None else ''}",
-                details={"threshold_s": cfg.min_duration_s, **_describe(s, now, visible=i is not None)},
-                severity=s.held(now),  # the longest stay: the case shows how long it has stood
-            )
-            for s, i in stays
-        )
-        listed = listing([f"{s.label()} for {format_duration(s.held(now))}{' (hidden)' if i is None else ''}" for s, i in stays])
-        return RuleResult(
-            active=True,
-            subjects=np.asarray(sorted(i for _, i in stays if i is not None), dtype=np.int64),
-            count=len(stays),
-            summary=f"{len(stays)} stationary {self.noun}(s): {listed}",
-            details={
-                "longest_s": round(stays[0][0].held(now), 1),
-                "threshold_s": cfg.min_duration_s,
-                "tracks": [s.track for s, _ in stays],
-                "objects": [_describe(s, now, visible=i is not None) for s, i in stays],
-            },
-            hits=hits,
-        )
-
-
-def _describe(stay: Stay, now: float, *, visible: bool) -> dict[str, Any]:
-    return {
-        "track": stay.track,
-        "class": stay.class_name,
-        "stationary_s": round(stay.held(now), 1),
-        "since": round(stay.since, 3),
-        "previous_tracks": list(stay.previous),
-        "visible": visible,
-    }
+    def describe(self, stay: Stay, now: float, *, visible: bool) -> dict[str, Any]:
+        return {
+            "track": stay.track,
+            "class": stay.class_name,
+            "stationary_s": round(stay.held(now), 1),
+            "since": round(stay.since, 3),
+            "previous_tracks": list(stay.previous),
+            "visible": visible,
+        }
 
 
 class IllegalParkingRule(DwellRule):

@@ -48,13 +48,16 @@ from the stays of the present tracks and ``unseen()`` for those within their gra
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from ..config import DwellRuleConfig, LoiteringRuleConfig
 from ..zones import ground_points
-from .base import Scene
+from .base import INACTIVE, Hit, Rule, RuleResult, Scene
 
 #: Default largest relative size change (of height and of width) between the box of a
 #: vanished stay and the track that takes it over: 0.5 allows up to ×1.5.
@@ -434,6 +437,71 @@ def format_duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+StayConfigT = TypeVar("StayConfigT", bound=DwellRuleConfig | LoiteringRuleConfig, covariant=True)
+
+
+class StayRule(Rule[StayConfigT]):
+    """A per-object rule whose hits are the stays of one :class:`StayTracker` held at least
+    ``min_duration_s`` (dwell/parking, loitering): each stay is its own hit (key: the stay's
+    key), longest first, a stay out of sight within its grace included.
+
+    A subclass builds the tracker and says how its stays read: :meth:`title`, :meth:`describe`,
+    ``hidden_note`` (after the label of a stay out of sight) and ``described_as`` (the key
+    of the per-stay descriptions in the result's details).
+    """
+
+    per_object = True
+    hidden_note: ClassVar[str]
+    described_as: ClassVar[str]
+
+    def __init__(self, config: StayConfigT, stays: StayTracker) -> None:
+        super().__init__(config)
+        self._stays = stays
+
+    @abstractmethod
+    def title(self, *, plural: bool) -> str:
+        """What the summaries call one stay (``plural``: the zone's count of them)."""
+
+    @abstractmethod
+    def describe(self, stay: Stay, now: float, *, visible: bool) -> dict[str, Any]:
+        """One stay in the details of its hit and of the result."""
+
+    def restore(self, key: str, box: tuple[float, float, float, float], class_name: str) -> bool:
+        return self._stays.restore(key, box, class_name)
+
+    def evaluate(self, scene: Scene) -> RuleResult:
+        threshold = self.config.min_duration_s
+        now = scene.now
+        stays = counted_stays(self._stays, scene, tracked_candidates(scene, self.candidates(scene)), threshold)
+        if not stays:
+            return INACTIVE
+        described = [self.describe(s, now, visible=i is not None) for s, i in stays]
+        labels = [f"{s.label()} for {format_duration(s.held(now))}{self.hidden_note if i is None else ''}" for s, i in stays]
+        hits = tuple(
+            Hit(
+                key=s.key,
+                subjects=np.asarray([] if i is None else [i], dtype=np.int64),
+                summary=f"{self.title(plural=False)}: {label}",
+                details={"threshold_s": threshold, **details},
+                severity=s.held(now),  # the longest stay: the case shows how long it has lasted
+            )
+            for (s, i), label, details in zip(stays, labels, described, strict=True)
+        )
+        return RuleResult(
+            active=True,
+            subjects=np.asarray(sorted(i for _, i in stays if i is not None), dtype=np.int64),
+            count=len(stays),
+            summary=f"{len(stays)} {self.title(plural=True)}: {listing(labels)}",
+            details={
+                "longest_s": round(stays[0][0].held(now), 1),
+                "threshold_s": threshold,
+                "tracks": [s.track for s, _ in stays],
+                self.described_as: described,
+            },
+            hits=hits,
+        )
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,9 +1,4 @@
-"""iot_devices: IoT devices added through the API or a CSV import (issue 14).
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-03
-"""
+"""iot_devices: IoT devices added through the API or a CSV import (issue 14)."""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
