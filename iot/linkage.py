@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from collections.abc import Callable
 from typing import Protocol
 
@@ -49,6 +50,7 @@ class SnapshotStore(Protocol):
     def attach_snapshot(self, incident_id: int, jpeg: bytes, *, at: float, details: dict[str, object]) -> bool: ...
 
 
+@dataclass
 class Linkage:
     """Watches a device's patrol-only cameras when its case opened without a frame.
 
@@ -61,32 +63,26 @@ class Linkage:
         max_in_flight: most watches at once.
     """
 
-    def __init__(
-        self,
-        patrols: Patrols,
-        cameras: Callable[[str], bool | None],
-        latest_jpeg: Callable[[str], bytes | None],
-        store: SnapshotStore,
-        *,
-        watch_s: float = 5.0,
-        max_in_flight: int = 4,
-    ) -> None:
-        self._patrols = patrols
-        self._cameras = cameras
-        self._latest = latest_jpeg
-        self._store = store
-        self.watch_s = watch_s
-        self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._lock = threading.Lock()
-        self._threads: dict[str, threading.Thread] = {}
-        self._stop = threading.Event()
+    patrols: Patrols
+    cameras: Callable[[str], bool | None]
+    latest_jpeg: Callable[[str], bytes | None]
+    store: SnapshotStore
+    _: KW_ONLY
+    watch_s: float = 5.0
+    max_in_flight: int = 4
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _threads: dict[str, threading.Thread] = field(default_factory=dict, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
 
     def on_case(self, incident: Incident, device: DeviceConfig) -> bool:
         """The ingest opened ``incident`` for ``device``: watch its patrol-only cameras if the
         case has no frame yet. True when a watch started."""
         if incident.has_snapshot or self._stop.is_set():
             return False
-        cams = [c for c in device.cameras if self._cameras(c)]
+        cams = [c for c in device.cameras if self.cameras(c)]
         if not cams:
             return False
         plan_id = f"iot-{device.id}"[:64]
@@ -106,22 +102,22 @@ class Linkage:
                 watch_s=self.watch_s, cycles=1, concurrency=len(cams), stagger_s=0.0,
             )
             try:
-                if not self._patrols.adopt(plan):
+                if not self.patrols.adopt(plan):
                     return
-                self._patrols.start(plan_id)
+                self.patrols.start(plan_id)
             except PatrolConflict as exc:  # the limit on plans, or the service is stopping
                 log.warning("incident %s: no linkage watch: %s", incident_id, exc)
                 return
-            run = self._patrols.run(plan_id)
+            run = self.patrols.run(plan_id)
             deadline = self.watch_s + plan.open_timeout_s + plan.keyframe_timeout_s + 5.0
             if run is not None and not self._finished(run, deadline):
-                self._patrols.stop(plan_id, timeout=5.0)
+                self.patrols.stop(plan_id, timeout=5.0)
             self._attach(incident_id, cams)
         except Exception:  # a failed watch costs the case its snapshot, nothing else
             log.exception("incident %s: linkage watch failed", incident_id)
         finally:
             try:
-                self._patrols.delete_plan(plan_id)
+                self.patrols.delete_plan(plan_id)
             except (KeyError, PatrolConflict):
                 pass
             with self._lock:
@@ -140,11 +136,11 @@ class Linkage:
     def _attach(self, incident_id: int, cams: list[str]) -> None:
         for cam in cams:
             try:
-                jpeg = self._latest(cam)
+                jpeg = self.latest_jpeg(cam)
             except KeyError:
                 continue
             if jpeg is not None:
-                if self._store.attach_snapshot(incident_id, jpeg, at=time.time(), details={"linked_camera": cam, "linked_by": "patrol watch"}):
+                if self.store.attach_snapshot(incident_id, jpeg, at=time.time(), details={"linked_camera": cam, "linked_by": "patrol watch"}):
                     log.info("incident %s: snapshot of camera %s attached (linkage watch)", incident_id, cam)
                 return
 

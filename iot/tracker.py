@@ -16,7 +16,7 @@ Not thread-safe: the caller (``IotService``) serialises calls.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from gridworker.incidents.devices import DeviceReport
@@ -36,6 +36,7 @@ class _State:
     alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held
 
 
+@dataclass
 class AlarmTracker:
     """The alarms of every device.
 
@@ -47,21 +48,13 @@ class AlarmTracker:
         snapshot: the evidence of a device's cameras (video linkage) when a case opens; None: none.
     """
 
-    def __init__(
-        self,
-        mappings: Mapping[str, DeviceMapping],
-        kind_of: Callable[[str], IncidentKind],
-        *,
-        clear_after_s: float,
-        missed_heartbeats: int,
-        snapshot: Callable[[DeviceConfig], tuple[bytes | None, dict[str, Any]]] | None = None,
-    ) -> None:
-        self._mappings = mappings
-        self._kind_of = kind_of
-        self.clear_after_s = clear_after_s
-        self.missed_heartbeats = missed_heartbeats
-        self._snapshot = snapshot
-        self._states: dict[str, _State] = {}
+    mappings: Mapping[str, DeviceMapping]
+    kind_of: Callable[[str], IncidentKind]
+    _: KW_ONLY
+    clear_after_s: float
+    missed_heartbeats: int
+    snapshot: Callable[[DeviceConfig], tuple[bytes | None, dict[str, Any]]] | None = None
+    _states: dict[str, _State] = field(default_factory=dict, init=False)
 
     # -- what the service tells it -----------------------------------------------------------
     def watch(self, device: DeviceConfig, now: float) -> None:
@@ -97,7 +90,7 @@ class AlarmTracker:
         if state.offline:
             state.offline = False
             out.append(self._offline(device, msg.at, active=False, silent_s=0.0))
-        mapping = self._mappings[device.type]
+        mapping = self.mappings[device.type]
         for alarm_id in msg.restored:
             if alarm_id in state.alarms and alarm_id not in msg.raised:
                 del state.alarms[alarm_id]
@@ -119,7 +112,7 @@ class AlarmTracker:
             if not state.offline and silent > device.heartbeat_s * self.missed_heartbeats:
                 state.offline = True
                 out.append(self._offline(device, now, active=True, silent_s=silent))
-            mapping = self._mappings.get(device.type)
+            mapping = self.mappings.get(device.type)
             for alarm_id, last in list(state.alarms.items()):
                 if now - last >= self.clear_after_s:
                     del state.alarms[alarm_id]
@@ -156,12 +149,12 @@ class AlarmTracker:
         if not active:
             details["ended_by"] = reason or "restored"
         snapshot = None
-        if active and first and self._snapshot is not None and device.cameras:
-            snapshot, linked = self._snapshot(device)
+        if active and first and self.snapshot is not None and device.cameras:
+            snapshot, linked = self.snapshot(device)
             details.update(linked)
         return DeviceReport(
             source_id=device.source_id, source_name=name, site=device.site, group=device.type, alarm=alarm.id,
-            kind=self._kind_of(alarm.catalogue), at=msg.at, active=active, summary=summary, details=details, snapshot=snapshot,
+            kind=self.kind_of(alarm.catalogue), at=msg.at, active=active, summary=summary, details=details, snapshot=snapshot,
         )
 
     def _offline(self, device: DeviceConfig, at: float, *, active: bool, silent_s: float) -> DeviceReport:
@@ -169,7 +162,7 @@ class AlarmTracker:
         summary = f"{name}: 设备离线 device offline, silent for {silent_s:.0f} s (heartbeat every {device.heartbeat_s:g} s)"
         return DeviceReport(
             source_id=device.source_id, source_name=name, site=device.site, group=device.type, alarm=OFFLINE,
-            kind=self._kind_of(OFFLINE_TYPE), at=at, active=active, summary=summary if active else "",
+            kind=self.kind_of(OFFLINE_TYPE), at=at, active=active, summary=summary if active else "",
             details={"source": "iot", "device": _device_details(device), "alarm": OFFLINE, "silent_s": round(silent_s, 1)},
         )
 
