@@ -375,10 +375,9 @@ class CameraRegistry:
 
     def _get(self, camera_id: str) -> _Camera:
         with self._cameras_lock:
-            cam = self._cameras.get(camera_id)
-        if cam is None:
-            raise CameraNotFound(camera_id)
-        return cam
+            if (cam := self._cameras.get(camera_id)) is not None:
+                return cam
+        raise CameraNotFound(camera_id)
 
     def _view(self, cam: _Camera) -> CameraView:
         now = time.time()

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -273,6 +273,7 @@ def run_retention(store: IncidentStore, config: RetentionConfig, *, now: float |
     return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows)
 
 
+@dataclass(eq=False)
 class RetentionWorker:
     """Runs :func:`run_retention` every ``config.interval_s`` on its own thread.
 
@@ -284,23 +285,19 @@ class RetentionWorker:
         >>> worker.start(); ...; worker.stop()                                                 # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        store: IncidentStore,
-        config: RetentionConfig,
-        *,
-        clips_dir: Path | None = None,
-        clock: Callable[[], float] = time.time,
-        first_delay_s: float = 60.0,
-    ) -> None:
-        self.store = store
-        self.config = config
-        self.clips_dir = clips_dir
-        self.clock = clock
-        self.last: RetentionReport | None = None
-        self.passes = 0
-        self._pass_lock = threading.Lock()
-        self._timer = Periodic("gw-retention", self.run_once, config.interval_s, first_s=min(config.interval_s, first_delay_s))
+    store: IncidentStore
+    config: RetentionConfig
+    _: KW_ONLY
+    clips_dir: Path | None = None
+    clock: Callable[[], float] = time.time
+    first_delay_s: float = 60.0
+    last: RetentionReport | None = field(default=None, init=False)
+    passes: int = field(default=0, init=False)
+    _pass_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        interval = self.config.interval_s
+        self._timer = Periodic("gw-retention", self.run_once, interval, first_s=min(interval, self.first_delay_s))
 
     def start(self) -> None:
         self._timer.start()

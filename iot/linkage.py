@@ -50,7 +50,7 @@ class SnapshotStore(Protocol):
     def attach_snapshot(self, incident_id: int, jpeg: bytes, *, at: float, details: dict[str, object]) -> bool: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class Linkage:
     """Watches a device's patrol-only cameras when its case opened without a frame.
 

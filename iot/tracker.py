@@ -36,7 +36,7 @@ class _State:
     alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held
 
 
-@dataclass
+@dataclass(eq=False)
 class AlarmTracker:
     """The alarms of every device.
 

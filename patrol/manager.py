@@ -17,7 +17,7 @@ plan. Semantics (the API maps them to HTTP codes):
   from the config file (409).
 
 Example:
-    >>> manager = PatrolManager(lambda plan: PatrolRun(plan, cameras, sink), plans=[plan])
+    >>> manager = PatrolManager(lambda plan: PatrolRun(plan, cameras, sink), [plan])
     >>> manager.start("schools").state          # doctest: +SKIP
     <PatrolState.RUNNING: 'running'>
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 
 from .config import PatrolPlan
 from .engine import PatrolRun, PatrolState, PatrolStatus
@@ -60,13 +61,14 @@ def idle_status(plan: PatrolPlan) -> PatrolStatus:
     )
 
 
+@dataclass(eq=False)
 class PatrolManager:
     """Plans by id and their runs.
 
     Args:
         make_run: builds a (not yet started) run for a plan (the service wires its sink,
             visitor, cameras and back-pressure in here).
-        plans: the initial plans (from the config file).
+        initial: the plans of the config file.
         validate: optional check of a plan before it is stored or started; raises
             ``ValueError`` with a readable message (unknown cameras).
         save: called (under the manager's lock) with a runtime plan created or replaced by
@@ -75,26 +77,20 @@ class PatrolManager:
         max_plans: most plans in all; a new one beyond it raises :class:`PatrolLimitReached`.
     """
 
-    def __init__(
-        self,
-        make_run: Callable[[PatrolPlan], PatrolRun],
-        plans: Iterable[PatrolPlan] = (),
-        validate: Callable[[PatrolPlan], None] | None = None,
-        *,
-        save: Callable[[PatrolPlan], None] | None = None,
-        forget: Callable[[str], None] | None = None,
-        max_plans: int | None = None,
-    ) -> None:
-        self._make_run = make_run
-        self._validate = validate
-        self._save = save
-        self._forget = forget
-        self._max_plans = max_plans
-        self._lock = threading.RLock()
-        self._plans: dict[str, PatrolPlan] = {}
-        self._runs: dict[str, PatrolRun] = {}
-        self._closed = False
-        for plan in plans:
+    make_run: Callable[[PatrolPlan], PatrolRun]
+    initial: InitVar[Iterable[PatrolPlan]] = ()
+    validate: Callable[[PatrolPlan], None] | None = None
+    _: KW_ONLY
+    save: Callable[[PatrolPlan], None] | None = None
+    forget: Callable[[str], None] | None = None
+    max_plans: int | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+    _plans: dict[str, PatrolPlan] = field(default_factory=dict, init=False)
+    _runs: dict[str, PatrolRun] = field(default_factory=dict, init=False)
+    _closed: bool = field(default=False, init=False)
+
+    def __post_init__(self, initial: Iterable[PatrolPlan]) -> None:
+        for plan in initial:
             if plan.id in self._plans:
                 raise ValueError(f"patrol plan id {plan.id!r} is used twice")
             self._plans[plan.id] = plan
@@ -129,23 +125,23 @@ class PatrolManager:
 
     def put_plan(self, plan: PatrolPlan) -> bool:
         """Create or replace a plan. Returns True if it was created. Raises PatrolConflict while it runs."""
-        if self._validate is not None:
-            self._validate(plan)
+        if self.validate is not None:
+            self.validate(plan)
         with self._lock:
             run = self._runs.get(plan.id)
             if run is not None and run.status().state in _LIVE:
                 raise PatrolConflict(f"patrol plan {plan.id!r} is running; stop it before replacing it")
             created = plan.id not in self._plans
             self._check_room(plan.id)
-            if self._save is not None and plan.id not in self._config_ids:
-                self._save(plan)
+            if self.save is not None and plan.id not in self._config_ids:
+                self.save(plan)
             self._plans[plan.id] = plan
             return created
 
     def _check_room(self, plan_id: str) -> None:
-        if self._max_plans is not None and plan_id not in self._plans and len(self._plans) >= self._max_plans:
+        if self.max_plans is not None and plan_id not in self._plans and len(self._plans) >= self.max_plans:
             raise PatrolLimitReached(
-                f"{len(self._plans)} patrol plans exist, the limit (limits.max_patrol_plans) is {self._max_plans}; delete one first"
+                f"{len(self._plans)} patrol plans exist, the limit (limits.max_patrol_plans) is {self.max_plans}; delete one first"
             )
 
     def delete_plan(self, plan_id: str) -> None:
@@ -161,8 +157,8 @@ class PatrolManager:
             run = self._runs.get(plan_id)
             if run is not None and run.status().state in _LIVE:
                 raise PatrolConflict(f"patrol plan {plan_id!r} is running; stop it before deleting it")
-            if self._forget is not None:
-                self._forget(plan_id)
+            if self.forget is not None:
+                self.forget(plan_id)
             self._plans.pop(plan_id, None)
             self._runs.pop(plan_id, None)
 
@@ -189,7 +185,7 @@ class PatrolManager:
             run = self._runs.get(plan_id)
             if run is not None and run.status().state in _LIVE:
                 return run.status(), False
-            run = self._make_run(plan)
+            run = self.make_run(plan)
             self._runs[plan_id] = run
             run.start()
         return run.status(), True
