@@ -22,7 +22,7 @@ DOC_DIR = "/srv/gridworker/media"
 
 
 def _example(media: Path) -> dict:
-    (block,) = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S) if "media_dir" in b]
     return yaml.safe_load(block.replace(DOC_DIR, str(media)))
 
 
@@ -78,3 +78,12 @@ def test_the_documented_restriction(tmp_path, sample_clip, variant):
     text = str(err.value)
     assert "camera 'gate-replay' (cameras[0])" in text
     assert ("needs media_dir" if variant == "no-media-dir" else "outside media_dir") in text
+
+
+def test_the_documented_stream_roles_example_is_a_valid_camera():
+    from gridworker.settings import Settings
+
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S) if "record_url" in b]
+    (cam,) = Settings(**yaml.safe_load(block)).cameras
+    assert cam.record_url is not None and cam.record_stream_config() is not None
+    assert "secret" not in cam.public_record_url() and cam.record_stream_config().decode is False
