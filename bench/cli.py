@@ -10,6 +10,7 @@
     gridworker bench iot [--devices 1000] [--seconds 30] [--broker HOST:PORT] [--json] [--out FILE]
     gridworker bench rules [--clips DIR] [--truth DIR] [--only NAME] [--json] [--out FILE]
     gridworker bench decode [--media DIR] [--no-detector] [--json] [--out FILE]
+    gridworker bench latency [--seconds 40] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
 not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
@@ -148,6 +149,7 @@ def register(subparsers: Any) -> None:
     _register_rules(bench_sub)
     _register_iot(bench_sub)  # IoT alarms (issue 14)
     _register_decode(bench_sub)
+    _register_latency(bench_sub)
 
 
 # --- bench decode (the decoder's cheap options: speed and what the model sees; bench/decode.py) ---
@@ -182,6 +184,44 @@ def _decode(args: argparse.Namespace) -> int:
     detector = None if args.no_detector else load_detector(DetectorConfig())
     rows = decode_bench(clips, detector, progress=_progress)
     _emit(args, format_decode(rows), json.dumps(rows, indent=2))
+    return 0
+
+
+# --- bench latency (frame -> incident -> webhook on a real stream; bench/latency.py) ---------
+
+
+def _register_latency(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "latency",
+        help="frame-to-incident and incident-to-webhook p95 on a real RTSP stream with a real webhook receiver",
+        description="People appear and leave on a real RTSP stream every few seconds; each appearance is a case.",
+    )
+    p.add_argument("--seconds", type=_positive, default=40.0, help="measurement window, s (default 40)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_latency)
+
+
+def _latency(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from gridworker.streams.rtsp_serve import RtspServerUnavailable
+
+    from .latency import format_latency, run_latency
+
+    try:
+        result = run_latency(args.seconds, progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    except (RtspServerUnavailable, RuntimeError) as exc:
+        print(f"gridworker bench latency: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(dataclasses.asdict(result), indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(format_latency(result), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(text)
     return 0
 
 
