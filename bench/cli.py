@@ -11,6 +11,7 @@
     gridworker bench rules [--clips DIR] [--truth DIR] [--only NAME] [--json] [--out FILE]
     gridworker bench decode [--media DIR] [--no-detector] [--json] [--out FILE]
     gridworker bench latency [--seconds 40] [--json] [--out FILE]
+    gridworker bench soak [--minutes 30] [--streams 16] [--media DIR] [--json] [--out FILE]
 
 Every sub-parser sets ``func(args) -> int`` (the exit status: 0 ok, 1 the benchmark could
 not run, 2 bad arguments). With ``--json`` standard output carries only the JSON list and
@@ -150,6 +151,7 @@ def register(subparsers: Any) -> None:
     _register_iot(bench_sub)  # IoT alarms (issue 14)
     _register_decode(bench_sub)
     _register_latency(bench_sub)
+    _register_soak(bench_sub)
 
 
 # --- bench decode (the decoder's cheap options: speed and what the model sees; bench/decode.py) ---
@@ -184,6 +186,50 @@ def _decode(args: argparse.Namespace) -> int:
     detector = None if args.no_detector else load_detector(DetectorConfig())
     rows = decode_bench(clips, detector, progress=_progress)
     _emit(args, format_decode(rows), json.dumps(rows, indent=2))
+    return 0
+
+
+# --- bench soak (memory, threads and descriptors over time; bench/soak.py) -------------------
+
+
+def _register_soak(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "soak", help="RSS slope, threads and file descriptors of a running service on N real RTSP cameras over time",
+        description="Run the service on --streams real RTSP cameras for --minutes; sample memory, threads and descriptors.",
+    )
+    p.add_argument("--minutes", type=_positive, default=30.0, help="how long (default 30)")
+    p.add_argument("--streams", type=int, default=16, help="cameras (default 16)")
+    p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media, else generated)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_soak)
+
+
+def _soak(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from gridworker.streams.rtsp_serve import RtspServerUnavailable
+
+    from .soak import format_soak, run_soak
+
+    if not 1 <= args.streams <= 64:
+        print("gridworker bench soak: --streams must be between 1 and 64", file=sys.stderr)
+        return 2
+    warmup = min(60.0, args.minutes * 60.0 / 4)
+    try:
+        result = run_soak(args.minutes, args.streams, media=args.media, warmup_s=warmup,
+                          progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    except (RtspServerUnavailable, RuntimeError, ValueError) as exc:
+        print(f"gridworker bench soak: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(dataclasses.asdict(result), indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(format_soak(result), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(text)
     return 0
 
 
