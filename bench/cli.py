@@ -209,27 +209,16 @@ def _soak(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from gridworker.streams.rtsp_serve import RtspServerUnavailable
-
     from .soak import format_soak, run_soak
 
     if not 1 <= args.streams <= 64:
         print("gridworker bench soak: --streams must be between 1 and 64", file=sys.stderr)
         return 2
     warmup = min(60.0, args.minutes * 60.0 / 4)
-    try:
-        result = run_soak(args.minutes, args.streams, media=args.media, warmup_s=warmup,
-                          progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
-    except (RtspServerUnavailable, RuntimeError, ValueError) as exc:
-        print(f"gridworker bench soak: {exc}", file=sys.stderr)
+    result = _served(lambda: run_soak(args.minutes, args.streams, media=args.media, warmup_s=warmup, progress=_progress))
+    if result is None:
         return 1
-    text = json.dumps(dataclasses.asdict(result), indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(format_soak(result), file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(text)
+    _emit(args, format_soak(result), json.dumps(dataclasses.asdict(result), indent=2))
     return 0
 
 
@@ -252,22 +241,12 @@ def _latency(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from gridworker.streams.rtsp_serve import RtspServerUnavailable
-
     from .latency import format_latency, run_latency
 
-    try:
-        result = run_latency(args.seconds, progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
-    except (RtspServerUnavailable, RuntimeError) as exc:
-        print(f"gridworker bench latency: {exc}", file=sys.stderr)
+    result = _served(lambda: run_latency(args.seconds, progress=_progress))
+    if result is None:
         return 1
-    text = json.dumps(dataclasses.asdict(result), indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(format_latency(result), file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(text)
+    _emit(args, format_latency(result), json.dumps(dataclasses.asdict(result), indent=2))
     return 0
 
 

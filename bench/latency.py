@@ -50,10 +50,10 @@ def _clip(out: Path) -> Path:
     """People (bus.jpg) and the empty street in turn, SEGMENT_S each, four times."""
     bus = ultralytics_asset("bus.jpg")
     if bus is None:
-        raise RuntimeError("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
+        raise FileNotFoundError("bus.jpg ships in the ultralytics wheel: pip install --no-deps ultralytics")
     bgr = cv2.imread(str(bus))
     if bgr is None:
-        raise RuntimeError(f"cannot read {bus}")
+        raise FileNotFoundError(f"cannot read {bus}")
     empty = np.full((540, 960, 3), 110, np.uint8)
     people = empty.copy()
     people[:, 0:405] = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (405, 540))
