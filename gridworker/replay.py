@@ -53,6 +53,7 @@ from gridworker.streams.frame import Frame
 from gridworker.streams.reader import _Sampler, media_time  # the live reader's file sampler, so replays sample alike
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.incidents.snapshots import EvidenceRenderer
+from gridworker.vision.lowlight import correct
 from gridworker.vision.motion import MotionConfig
 from gridworker.vision.tracker import TrackerConfig
 
@@ -283,7 +284,8 @@ def replay_clip(
         if not pending:
             return
         t0 = time.perf_counter()
-        found: list[sv.Detections] = detect_tiled(detector, [f.image for f in pending], [camera.detect_tiles] * len(pending), [region] * len(pending))
+        images = [f.image if camera.low_light.mode == "off" else correct(f.image, camera.low_light) for f in pending]
+        found: list[sv.Detections] = detect_tiled(detector, images, [camera.detect_tiles] * len(pending), [region] * len(pending))
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):
             analyse(frame, dets)

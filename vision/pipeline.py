@@ -43,6 +43,7 @@ from .analyzer import CameraAnalyzer, FrameAnalysis
 from .annotate import FrameAnnotator
 from .batcher import Batcher, Coasted
 from .config import SceneConfig
+from .lowlight import LowLightConfig, correct
 from .motion import MotionGate
 from .observations import IncidentSink, VisitJudgement
 
@@ -143,6 +144,8 @@ class CameraSlot:
     region: Region | None = None
     #: the models this camera's frames go through (ids of the pipeline's models)
     detectors: tuple[str, ...] = (DEFAULT_DETECTOR,)
+    #: brighten dark frames before the detector (the analysis and evidence keep the camera's picture)
+    low_light: LowLightConfig | None = None
     #: motion gating (``vision/motion.py``): frames without motion in a rule zone skip the model
     motion: MotionGate | None = None
     # guarded by _cond; notified on every recorded analysis
@@ -382,9 +385,10 @@ class Pipeline:
                 tiles = [s.tiles if s is not None else None for s in slots]
                 regions = [s.region if s is not None else None for s in slots]
                 chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
+                images = [f.image if s is None or s.low_light is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
                 t0 = time.perf_counter()
                 try:
-                    detections = detect_models(self.models, DEFAULT_DETECTOR, [f.image for f in frames], tiles, regions, chosen)
+                    detections = detect_models(self.models, DEFAULT_DETECTOR, images, tiles, regions, chosen)
                     live = work.resolve(detections)  # patrol frames: their visits get the detections
                 except Exception as exc:  # a bad frame must not kill the pipeline
                     work.fail(exc)

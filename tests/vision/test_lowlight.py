@@ -82,3 +82,34 @@ def test_clahe_raises_recall_on_a_dark_clip_without_false_positives(shared_media
     assert plain["events"] == fixed["events"] == 29
     assert fixed["true_positives"] >= plain["true_positives"] + 6, (plain, fixed)
     assert fixed["false_positives"] == 0, fixed
+
+
+def test_a_cameras_low_light_reaches_the_detector_in_replay(tmp_path):
+    """The camera's ``low_light`` is applied before the detector (replay uses the live path's pieces)."""
+    import numpy as np
+    import supervision as sv
+
+    from gridworker.replay import replay_clip
+    from gridworker.settings import CameraConfig
+    from gridworker.streams.clips import encode_still
+
+    clip = encode_still(np.full((120, 160, 3), 18, np.uint8), tmp_path / "dark.mp4", seconds=1, fps=5)
+
+    class Seen:
+        max_batch = 4
+        class_names = ["person"]
+
+        def __init__(self) -> None:
+            self.means: list[float] = []
+
+        def detect(self, images):
+            self.means += [float(np.mean(i)) for i in images]
+            return [sv.Detections.empty() for _ in images]
+
+    means = {}
+    for mode in ("off", "always"):
+        seen = Seen()
+        camera = CameraConfig(id="dark", url=str(clip), fps=5, low_light={"mode": mode, "method": "gamma"})
+        replay_clip(clip, camera, seen)
+        means[mode] = np.mean(seen.means)
+    assert means["always"] > means["off"] + 20, means
