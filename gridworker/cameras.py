@@ -28,7 +28,6 @@ from gridworker.streams.sources import require_network
 from gridworker.vision.analyzer import CameraAnalyzer
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.config import SceneConfig
-from gridworker.vision.lowlight import LowLightConfig
 from gridworker.vision.motion import MotionGate
 from gridworker.vision.pipeline import CameraSlot, Pipeline
 from gridworker.vision.signals import SignalBoard
@@ -108,11 +107,6 @@ def detect_region(config: CameraConfig) -> Region | None:
     """The part of the frame the camera's model sees (its rule zones and lines, grown), or None: all of it."""
     points = [p for z in config.zones if z.rules for p in z.polygon] + [p for line in config.lines for p in line.points]
     return config.detect_region.region(points)
-
-
-def low_light(config: CameraConfig) -> LowLightConfig | None:
-    """The camera's low-light correction before the detector, or None when it is off."""
-    return None if config.low_light.mode == "off" else config.low_light
 
 
 def motion_gate(config: CameraConfig) -> MotionGate | None:
@@ -254,7 +248,7 @@ class CameraRegistry:
             visits = self._visit_analyzer(config) if patrol_only else None
             slot = CameraSlot(
                 config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, region=detect_region(config),
-                motion=motion_gate(config), detectors=tuple(config.detectors), low_light=low_light(config)
+                motion=motion_gate(config), detectors=tuple(config.detectors), low_light=config.low_light
             )
             cam = _Camera(config, stream, slot, persisted=persist or persisted, record=record)
             if cam.ring is not None:
@@ -364,7 +358,7 @@ class CameraRegistry:
                 cam.slot.visits.set_scene(config.scene())
             cam.slot.tiles = config.detect_tiles
             cam.slot.region = detect_region(config)
-            cam.slot.low_light = low_light(config)
+            cam.slot.low_light = config.low_light
             if not cam.patrol_only:
                 self._pipeline.set_motion(camera_id, motion_gate(config))
             cam.config = config

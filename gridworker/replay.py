@@ -284,7 +284,7 @@ def replay_clip(
         if not pending:
             return
         t0 = time.perf_counter()
-        images = [f.image if camera.low_light.mode == "off" else correct(f.image, camera.low_light) for f in pending]
+        images = [correct(f.image, camera.low_light) for f in pending]
         found: list[sv.Detections] = detect_tiled(detector, images, [camera.detect_tiles] * len(pending), [region] * len(pending))
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):

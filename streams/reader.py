@@ -53,9 +53,7 @@ class _Published:
         with self.lock:
             if self.image is None:
                 assert self.vframe is not None
-                image = rgb_image(self.vframe)
-                image.flags.writeable = False  # shared by every consumer of this frame
-                self.image, self.vframe = image, None
+                self.image, self.vframe = rgb_image(self.vframe), None  # read-only: shared by every consumer
         return Frame(camera_id, self.seq, self.ts, self.image)
 
 

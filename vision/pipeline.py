@@ -145,7 +145,7 @@ class CameraSlot:
     #: the models this camera's frames go through (ids of the pipeline's models)
     detectors: tuple[str, ...] = (DEFAULT_DETECTOR,)
     #: brighten dark frames before the detector (the analysis and evidence keep the camera's picture)
-    low_light: LowLightConfig | None = None
+    low_light: LowLightConfig = field(default_factory=LowLightConfig)
     #: motion gating (``vision/motion.py``): frames without motion in a rule zone skip the model
     motion: MotionGate | None = None
     # guarded by _cond; notified on every recorded analysis
@@ -385,7 +385,7 @@ class Pipeline:
                 tiles = [s.tiles if s is not None else None for s in slots]
                 regions = [s.region if s is not None else None for s in slots]
                 chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
-                images = [f.image if s is None or s.low_light is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
+                images = [f.image if s is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
                 t0 = time.perf_counter()
                 try:
                     detections = detect_models(self.models, DEFAULT_DETECTOR, images, tiles, regions, chosen)
@@ -431,12 +431,15 @@ class Pipeline:
         if source is None:  # nothing inferred yet: nothing to coast on
             return
         image, raw = source
-        self._post_one(Frame(coasted.camera_id, coasted.seq, coasted.ts, image), raw, coasted=True)
+        self._analyse(slot, Frame(coasted.camera_id, coasted.seq, coasted.ts, image), raw, coasted=True)
 
-    def _post_one(self, frame: Frame, dets: sv.Detections, *, coasted: bool = False) -> None:
+    def _post_one(self, frame: Frame, dets: sv.Detections) -> None:
         slot = self.slot(frame.camera_id)
         if slot is None or slot.patrol_only:  # removed meanwhile
             return
+        self._analyse(slot, frame, dets, coasted=False)
+
+    def _analyse(self, slot: CameraSlot, frame: Frame, dets: sv.Detections, *, coasted: bool) -> None:
         last = slot.last
         if last is not None and frame.seq <= last.frame.seq:
             # with several inference workers a later batch can finish first: the tracker
