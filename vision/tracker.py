@@ -14,6 +14,8 @@ import supervision as sv
 from pydantic import BaseModel, ConfigDict, Field
 from trackers import ByteTrackTracker
 
+from gridworker.models.base import subset
+
 
 class TrackerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -86,24 +88,22 @@ class ModelTrackers:
         self._fps, self._config = fps, config
         self._trackers: dict[str, ByteTracker] = {}
 
-    def _tracker(self, model_id: str) -> tuple[int, ByteTracker]:
+    def _tracker(self, model_id: str) -> ByteTracker:
         tracker = self._trackers.get(model_id)
         if tracker is None:
             tracker = self._trackers[model_id] = ByteTracker(self._fps, self._config)
-        return list(self._trackers).index(model_id), tracker
+        return tracker
 
     def update(self, detections: sv.Detections, ts: float) -> sv.Detections:
         models = detections.data.get("detector")
         if models is None:
-            return self._tracker("")[1].update(detections, ts)
+            return self._tracker("").update(detections, ts)
         names = np.asarray(models)
         for model_id in dict.fromkeys(str(m) for m in names):
             self._tracker(model_id)
         parts = []
-        for model_id in list(self._trackers):  # every model's tracker ages, with boxes or without
-            index, tracker = self._tracker(model_id)
-            mine = detections[names == model_id] if len(names) else detections
-            tracked = tracker.update(mine if isinstance(mine, sv.Detections) and len(names) else sv.Detections.empty(), ts)
+        for index, (model_id, tracker) in enumerate(self._trackers.items()):  # every model's tracker ages, with boxes or without
+            tracked = tracker.update(subset(detections, names == model_id), ts)
             if len(tracked):
                 ids = np.asarray(tracked.tracker_id, dtype=np.int64)
                 tracked.tracker_id = np.where(ids >= 0, ids + index * MODEL_ID_STRIDE, ids)
