@@ -172,9 +172,17 @@ def parse_csv(text: str, *, max_rows: int = MAX_CSV_ROWS) -> list[DeviceConfig]:
     """Devices from CSV text with a header row naming columns of :data:`CSV_COLUMNS`.
 
     Raises:
-        DeviceError: an unknown or missing column, too many rows, or an invalid row (named
-            by its line; the values are not echoed).
+        DeviceError: text that is not CSV (a stray carriage return in a field), an unknown or
+            missing column, too many rows, or an invalid row (named by its line; the values
+            are not echoed).
     """
+    try:
+        return _parse_csv(text, max_rows)
+    except csv.Error as exc:
+        raise DeviceError(f"not a valid CSV: {exc}") from None
+
+
+def _parse_csv(text: str, max_rows: int) -> list[DeviceConfig]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in reader.fieldnames or []]
     unknown = [h for h in header if h not in CSV_COLUMNS]

@@ -146,3 +146,12 @@ def test_csv_import_parses_and_names_bad_rows():
         parse_csv("id,type\na,smart_breaker\nb,smart_breaker\nc,smart_breaker\n", max_rows=2)
     with pytest.raises(DeviceError, match="both longitude and latitude"):
         parse_csv("id,type,longitude\na,smart_breaker,1\n")
+
+
+def test_text_that_is_not_csv_is_a_device_error_not_a_crash():
+    """A carriage return inside an unquoted field makes Python's csv module raise its own
+    error; the import answers it as a bad file (422), never a server error (the API fuzzer found it)."""
+    from gridworker.iot.registry import DeviceError, parse_csv
+
+    with pytest.raises(DeviceError, match="not a valid CSV"):
+        parse_csv("id,type\nbrk-1,smart\rbreaker\n")
