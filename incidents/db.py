@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,12 +81,33 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     return engine
+
+
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode (persistent: later connections find it set and only read it).
+    The switch needs the file to itself, and SQLite reports "database is locked" at once
+    rather than waiting its busy timeout when another connection (a concurrent start) holds
+    it, so the switch is retried within that timeout."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() in ("wal", "memory"):
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def make_engine(url: str) -> Engine:

@@ -74,7 +74,45 @@ def test_cycles_overlap_without_two_visits_of_one_camera(overlap: bool) -> None:
         assert min(second_cycle_starts) >= slow[0][1]
 
 
+class OneSlowPerCycle(TimedVisitor):
+    """Cycle n (from 0) has one slow visit, to the n-th camera: drained cycles each wait for
+    their own slow visit, overlapping ones run the three side by side."""
+
+    def __init__(self, cameras: Sequence[str], slow_s: float = 1.0, fast_s: float = 0.05) -> None:
+        super().__init__(set(), slow_s, fast_s)
+        self.cameras = list(cameras)
+        self.seen: dict[str, int] = {}
+
+    def __call__(
+        self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]
+    ) -> GlanceResult:
+        with self.lock:
+            nth = self.seen.get(target.camera_id, 0)
+            self.seen[target.camera_id] = nth + 1
+        t0 = time.monotonic()
+        stop.wait(self.slow_s if self.cameras.index(target.camera_id) == nth else self.fast_s)
+        with self.lock:
+            self.visits.append((target.camera_id, t0, time.monotonic()))
+        return GlanceResult(target.camera_id, target.url, time.time())
+
+
+def _timed(overlap: bool) -> float:
+    cameras = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    targets = [PatrolTarget(cid, f"rtsp://127.0.0.1:1/{cid}") for cid in cameras]
+    plan = PatrolPlan(
+        id="o", order="listed", select={"camera_ids": cameras},
+        concurrency=3, cycles=3, stagger_s=0, overlap_cycles=overlap,
+    )
+    run = PatrolRun(plan, targets, lambda t, f: None, visitor=OneSlowPerCycle(cameras))
+    t0 = time.monotonic()
+    assert run.start() and run.wait(timeout=30)
+    assert run.status().visits_total == 24
+    return time.monotonic() - t0
+
+
 def test_overlap_is_faster_than_draining() -> None:
-    _, _, overlapped = _run(True)
-    _, _, drained = _run(False)
-    assert overlapped < drained
+    # drained: three cycles, each held by its slow visit (>= 3 s); overlapped: the three slow
+    # visits (different cameras) run side by side (about 1 s plus the fast ones)
+    overlapped, drained = _timed(True), _timed(False)
+    assert drained >= 3.0
+    assert overlapped < drained - 1.0, (overlapped, drained)
