@@ -59,10 +59,10 @@ def test_one_incident_per_condition_then_closed(store):
 def test_reopens_after_close(store):
     """Gone for 10 s, back at the same place: without rejoin and cooldown, a new incident;
     with the defaults (the detector may simply have lost it) the same incident continues."""
-    fresh = ZONE.model_copy(update={"rules": [{**ZONE.rules[0].model_dump(), "rejoin_s": 0.0, "cooldown_s": 0.0}]})
+    fresh = ZoneConfig.model_validate({**ZONE.model_dump(), "rules": [{**ZONE.rules[0].model_dump(), "rejoin_s": 0.0, "cooldown_s": 0.0}]})
     times = [i * 0.5 for i in range(80)]
     back = lambda t: t < 10 or t > 20  # noqa: E731
-    opened = _run(_manager(store), CameraAnalyzer("cam1", fps=2, scene=[ZoneConfig.model_validate(fresh.model_dump())]), times, back)
+    opened = _run(_manager(store), CameraAnalyzer("cam1", fps=2, scene=[fresh]), times, back)
     assert len(opened) == 2
     assert store.list(IncidentQuery(status="open"))[1] == 1
     assert store.list(IncidentQuery(status="closed"))[1] == 1
