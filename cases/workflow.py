@@ -30,10 +30,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridworker.periodic import Periodic
 
+from .idempotency import IdempotencyLog, KeyReused, valid_key
 from .workorders import (
     ACCEPTED,
     CLOSED,
@@ -68,15 +72,22 @@ MAX_TEXT = 2000
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts: a key's name and role (and unit for a unit handler), or the system."""
+    """Who acts: a key's name and role (and unit for a unit handler), a person logged in
+    (``person``: their id, issue 15), or the system."""
 
     name: str
     role: str
     unit: str | None = None
+    person: int | None = None
 
     def sees(self, order: WorkOrder) -> bool:
-        """Whether this actor may see ``order`` at all (unit handlers: their unit's only)."""
-        return self.role != UNIT_HANDLER or order.unit == self.unit
+        """Whether this actor may see ``order`` at all (unit handlers: their unit's only; a
+        unit handler who is a person: their unit's cases assigned to them only)."""
+        return self.holds(order.unit, order.assignee)
+
+    def holds(self, unit: str, assignee: int | None) -> bool:
+        """``sees`` for a case held by ``unit`` and assigned to ``assignee``."""
+        return self.role != UNIT_HANDLER or (unit == self.unit and (self.person is None or assignee == self.person))
 
 
 SYSTEM_OVERDUE = Actor("system:overdue", SYSTEM)
@@ -118,6 +129,7 @@ class Change:
     grade: int | None = None
     photo: bytes | None = None
     reason: str | None = None
+    assignee: int | None = None  # dispatch, assign: a person of the unit (issue 15)
 
 
 class WorkflowError(Exception):
@@ -154,6 +166,23 @@ class Invalid(WorkflowError):
     status = 422
 
 
+class Assigner(Protocol):
+    """Who a case goes to within its unit (``cases/people.py: People``), asked inside the
+    transition's transaction."""
+
+    def pick(self, s: Session, unit: str, area: str) -> tuple[int, str] | None:
+        """A person id for a case of ``unit`` in ``area`` and why (``"area"``, ``"load"``); None: nobody."""
+        ...
+
+    def assignable(self, s: Session, person_id: int, unit: str) -> bool:
+        """Whether the person may hold a case of ``unit``."""
+        ...
+
+
+#: roles that may (re)assign a case to a person without moving it
+ASSIGNERS = frozenset({OPERATOR, SUPERVISOR, ADMIN})
+
+
 def allowed(action: str, state: str, role: str) -> bool:
     t = TRANSITIONS.get(action)
     return t is not None and state in t.sources and (role in t.roles or role == ADMIN)
@@ -170,20 +199,37 @@ class Workflow:
         (False, True)
     """
 
-    def __init__(self, orders: WorkOrders, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, orders: WorkOrders, clock: Callable[[], float] = time.time, *, assigner: Assigner | None = None,
+        idempotency: IdempotencyLog | None = None,
+    ) -> None:
         self.orders = orders
         self.catalogue = orders.catalogue
         self.clock = clock
+        #: routing to people (issue 15): None, cases stay with their unit only
+        self.assigner = assigner
+        self.idempotency = idempotency if idempotency is not None else IdempotencyLog()
 
     # -- the actions ----------------------------------------------------------------------
-    def dispatch(self, incident_id: int, actor: Actor, *, unit: str | None = None, grade: int | None = None, note: str = "", at: float | None = None) -> WorkOrder:
-        """Send the case to ``unit`` (default: the unit holding it) — never below its floor."""
-        return self._apply("dispatch", incident_id, actor, at, Change(note, unit=unit, grade=grade))
+    def dispatch(
+        self, incident_id: int, actor: Actor, *, unit: str | None = None, grade: int | None = None, note: str = "",
+        assignee: int | None = None, at: float | None = None, key: str | None = None,
+    ) -> WorkOrder:
+        """Send the case to ``unit`` (default: the unit holding it) — never below its floor —
+        and to ``assignee`` (a person of that unit), or to the person the routing picks."""
+        return self._apply("dispatch", incident_id, actor, at, Change(note, unit=unit, grade=grade, assignee=assignee), key)
 
-    def accept(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None) -> WorkOrder:
-        return self._apply("accept", incident_id, actor, at, Change(note))
+    def assign(self, incident_id: int, actor: Actor, *, assignee: int, note: str = "", at: float | None = None, key: str | None = None) -> WorkOrder:
+        """Give a running case to another person of the unit holding it (operator, supervisor);
+        the case's state does not change; the audit row says who had it and who has it now."""
+        return self._apply("assign", incident_id, actor, at, Change(note, assignee=assignee), key)
 
-    def handle(self, incident_id: int, actor: Actor, *, note: str, photo: bytes | None = None, at: float | None = None) -> WorkOrder:
+    def accept(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None, key: str | None = None) -> WorkOrder:
+        return self._apply("accept", incident_id, actor, at, Change(note), key)
+
+    def handle(
+        self, incident_id: int, actor: Actor, *, note: str, photo: bytes | None = None, at: float | None = None, key: str | None = None
+    ) -> WorkOrder:
         """Report the case handled, with a note (required) and optionally a JPEG photo."""
         if not note.strip():
             raise Invalid("a handling note is required")
@@ -192,20 +238,22 @@ class Workflow:
                 raise Invalid(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MiB")
             if photo[:3] != b"\xff\xd8\xff":
                 raise Invalid("the photo is not a JPEG")
-        return self._apply("handle", incident_id, actor, at, Change(note, photo=photo))
+        return self._apply("handle", incident_id, actor, at, Change(note, photo=photo), key)
 
-    def close(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None) -> WorkOrder:
-        return self._apply("close", incident_id, actor, at, Change(note))
+    def close(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None, key: str | None = None) -> WorkOrder:
+        return self._apply("close", incident_id, actor, at, Change(note), key)
 
-    def reject(self, incident_id: int, actor: Actor, *, note: str, at: float | None = None) -> WorkOrder:
+    def reject(self, incident_id: int, actor: Actor, *, note: str, at: float | None = None, key: str | None = None) -> WorkOrder:
         """Close as a false alarm; the reason is required."""
         if not note.strip():
             raise Invalid("say why the case is a false alarm")
-        return self._apply("reject", incident_id, actor, at, Change(note))
+        return self._apply("reject", incident_id, actor, at, Change(note), key)
 
-    def escalate(self, incident_id: int, actor: Actor, *, unit: str | None = None, note: str = "", at: float | None = None) -> WorkOrder:
+    def escalate(
+        self, incident_id: int, actor: Actor, *, unit: str | None = None, note: str = "", at: float | None = None, key: str | None = None
+    ) -> WorkOrder:
         """Move the case up to ``unit`` (default: the parent of the unit holding it)."""
-        return self._apply("escalate", incident_id, actor, at, Change(note, unit=unit))
+        return self._apply("escalate", incident_id, actor, at, Change(note, unit=unit), key)
 
     def visible(self, incident_id: int, actor: Actor) -> WorkOrder:
         """The order if ``actor`` may see it; ``NotFound`` otherwise (no existence leak)."""
@@ -215,14 +263,34 @@ class Workflow:
         return order
 
     # -- the engine -----------------------------------------------------------------------
-    def _apply(self, action: str, incident_id: int, actor: Actor, at: float | None, change: Change) -> WorkOrder:
+    def _apply(self, action: str, incident_id: int, actor: Actor, at: float | None, change: Change, key: str | None = None) -> WorkOrder:
+        """One action in one transaction. ``key``: an idempotency key (``Idempotency-Key``):
+        a repeat returns the first result and changes nothing (cases/idempotency.py)."""
         now = self.clock() if at is None else at
-        with self.orders.transaction() as s:
-            row = self.orders.lock(s, incident_id)
-            if row is None or (actor.role == UNIT_HANDLER and row.unit != actor.unit):
-                raise NotFound(f"no work order {incident_id}")
-            self._transition(s, row, action, actor, now, change)
-            order = to_order(row, s.get(WorkOrderPhotoRow, incident_id) is not None)
+        if key is not None and not valid_key(key):
+            raise Invalid("an Idempotency-Key has 8-100 characters of A-Z a-z 0-9 _ . : -")
+        try:
+            with self.orders.transaction() as s:
+                row = self.orders.lock(s, incident_id)
+                if row is None or not actor.holds(row.unit, row.assignee):
+                    raise NotFound(f"no work order {incident_id}")
+                if key is not None:
+                    try:
+                        first = self.idempotency.replay(s, actor.name, key, incident_id, action)
+                    except KeyReused as exc:
+                        raise Invalid(str(exc)) from None
+                    if first is not None:
+                        log.info("work order %s: %s repeated with the same idempotency key by %s: first result returned", incident_id, action, actor.name)
+                        return first
+                if action == "assign":
+                    self._assign(s, row, actor, now, change)
+                else:
+                    self._transition(s, row, action, actor, now, change)
+                order = to_order(row, s.get(WorkOrderPhotoRow, incident_id) is not None)
+                if key is not None:
+                    self.idempotency.remember(s, actor.name, key, incident_id, action, order, now)
+        except IntegrityError:  # the same key stored by a concurrent request on another case
+            raise Conflict("this Idempotency-Key is being used by another request") from None
         log.info("work order %s: %s → %s by %s (%s)", incident_id, action, order.state, actor.name, actor.role)
         return order
 

@@ -107,6 +107,12 @@ class WorkOrderRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[float] = mapped_column(Float)
+    # people and places (issue 15, migration 0004): the person the case is assigned to, the
+    # grid area of its position, and the position (WGS84) of its camera, device or report
+    assignee: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    area: Mapped[str] = mapped_column(String(64), default="", index=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class WorkOrderPhotoRow(Base):
@@ -174,6 +180,10 @@ class WorkOrder:
     version: int
     updated_at: float
     has_photo: bool = False
+    assignee: int | None = None  # a person's id (issue 15)
+    area: str = ""  # the grid area of the case's position ("" outside every area, or no position)
+    lon: float | None = None  # WGS84
+    lat: float | None = None
 
     def is_overdue(self, now: float) -> bool:
         """Late now: flagged late before, or still running past its due time."""
@@ -205,6 +215,8 @@ class WorkOrderQuery:
     site: str | None = None
     overdue: bool | None = None
     now: float | None = None  # for ``overdue``; default time.time()
+    assignee: int | None = None  # a person's cases only (issue 15)
+    area: str | None = None
     limit: int = 50
     offset: int = 0
 
@@ -389,7 +401,8 @@ class WorkOrders:
 
     def _conditions(self, q: WorkOrderQuery) -> list[Any]:
         cond: list[Any] = equal_filters(
-            (WorkOrderRow.state, q.state), (WorkOrderRow.type, q.type), (WorkOrderRow.unit, q.unit), (WorkOrderRow.site, q.site)
+            (WorkOrderRow.state, q.state), (WorkOrderRow.type, q.type), (WorkOrderRow.unit, q.unit), (WorkOrderRow.site, q.site),
+            (WorkOrderRow.assignee, q.assignee), (WorkOrderRow.area, q.area),
         )
         if q.overdue is not None:
             now = time.time() if q.now is None else q.now

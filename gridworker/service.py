@@ -29,9 +29,12 @@ from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.db import Database
 from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.incidents.snapshots import EvidenceRenderer
+from gridworker.incidents.trail import TrackTrail
 from gridworker.delivery import Dispatcher, build_dispatcher, build_outbox
 from gridworker.delivery.outbox import reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
+from gridworker.incidents.reports import ReportBook, ReportIntake  # reports from people (issue 15)
+from gridworker.cases.photos import PhotoRetention, PhotoStore  # photos of cases (issue 15)
 from gridworker.cases.workflow import Workflow, WorkflowClock
 from gridworker.cases.workorders import build_workorders
 from gridworker.keystore import build_keystore
@@ -115,12 +118,16 @@ class Service:
         self.annotator = FrameAnnotator(jpeg_quality=settings.pipeline.snapshot_quality)
         self.metrics = Metrics(self._camera_metrics)
         # the one writer of incidents: every observation (frames, patrol visits, revisit reports) goes here
+        evidence = settings.evidence
+        # the triggering objects' boxes over each clip come from the frames the manager sees
+        trail = TrackTrail(keep_s=evidence.clip_pre_s + evidence.clip_post_s + 30.0) if evidence.clips else None
         self.incidents = IncidentManager(
             store=self.store,
             camera_info=self._camera_info,
             snapshots=EvidenceRenderer(jpeg_quality=settings.pipeline.snapshot_quality),
             write_interval_s=settings.pipeline.incident_write_interval_s,
             on_listener_error=self.metrics.listener_failed,
+            trail=trail,
         )
         pipeline = settings.pipeline
         self.pipeline = Pipeline(
@@ -140,7 +147,6 @@ class Service:
         self.registry = CameraRegistry(
             settings, self.store, self.pipeline, self.incidents, self.signals, self.annotator, self.ring_budget, reader=reader
         )
-        evidence = settings.evidence
         self.clips: ClipRecorder | None = None
         if evidence.clips:  # evidence clips cut from each camera's packet ring (docs/evidence.md)
             self.clips = ClipRecorder(
@@ -150,6 +156,7 @@ class Service:
                 pre_s=evidence.clip_pre_s,
                 post_s=evidence.clip_post_s,
                 min_free_bytes=int(evidence.min_free_mb * 1e6),
+                trail=trail,
             )
         self.patrol = PatrolManager(
             PipelineFeed(self.pipeline, self.registry.targets, on_outcome=self._patrol_outcome).make_run,
@@ -166,6 +173,14 @@ class Service:
         self.workorders = build_workorders(self.db, settings.workorders)
         self.keys = build_keystore(self.db, self.workorders.catalogue, settings.auth)
         self.workflow = Workflow(self.workorders)
+        # --- reports from people, photos of cases (issue 15, docs/people.md): reports open cases through the one incident writer ---
+        photo_cfg = settings.reports.photos
+        self.photos = PhotoStore(
+            self.db, photo_cfg.resolve_dir(evidence.resolve_clips_dir(settings.database.url)), max_total_bytes=int(photo_cfg.max_total_mb * 1e6),
+            max_per_case=photo_cfg.max_per_case, min_free_bytes=int(photo_cfg.min_free_mb * 1e6),
+        )
+        self.reports = ReportIntake(ReportBook(self.db), self.photos, self.incidents, self.workorders.catalogue, settings.reports)
+        # --- end reports ---
         # every work-order change leaves through the outbox, committed with it (docs/forwarding.md);
         # the dispatcher drains it (a new one at each start: a stopped one has closed its senders)
         self.outbox = build_outbox(settings.forwarding, self.db, orders=self.workorders)
@@ -173,7 +188,10 @@ class Service:
         self.workflow_clock = WorkflowClock(self.workflow, interval_s=settings.workorders.tick_interval_s)
         # clips, settled outbox messages and old audit rows are deleted as configured (retention:)
         self.retention = RetentionWorker(
-            self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve()
+            self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve(),
+            photos=PhotoRetention(  # photos of cases (issue 15)
+                self.photos, None if photo_cfg.max_age_days is None else photo_cfg.max_age_days * 86_400.0, int(photo_cfg.max_total_mb * 1e6)
+            ),
         )
         # downstream of the one incident sink, in the order each opened incident meets them
         self.incidents.on_open.append(self._count_incident)

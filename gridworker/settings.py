@@ -19,6 +19,8 @@ from gridworker.delivery import ForwardingConfig
 from gridworker.incidents.retention import RetentionConfig
 from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
 from gridworker.cases.workorders import WorkOrdersConfig
+from gridworker.incidents.reports import ReportsConfig  # reports from people (issue 15)
+from gridworker.cases.places import AreaList, Position  # places (issue 15)
 from gridworker.keystore import AuthConfig
 from gridworker.models.config import DEFAULT_DETECTOR, DetectorConfig, NamedDetectorConfig
 from gridworker.models.tiling import RegionConfig, TileConfig
@@ -55,6 +57,7 @@ class CameraConfig(SceneConfig):
     id: str = Field(pattern=CAMERA_ID_PATTERN, description="Unique camera id (letters, digits, _ . -).")
     name: str = Field("", max_length=200, description="Human-readable name.")
     site: str = Field("", max_length=200, description="Site the camera watches (school, hospital, ...).")
+    position: Position | None = Field(None, description="Where the camera stands: WGS84 {lon, lat} (its cases' position, the map).")
     url: str = Field(
         min_length=1,
         max_length=2000,
@@ -289,6 +292,9 @@ class EvidenceConfig(_Strict):
 
 
 MIB = 1024 * 1024
+#: The routes that take photos (issue 15): a resident's multipart report (4 photos), the intake
+#: API's JSON with base64 photos, a handler's multipart photos. Their own per-file caps apply inside.
+PHOTO_ROUTE_CAPS = {"/report/submit": 36 * MIB, "/reports": 48 * MIB, "/workorders/*/photos": 36 * MIB}
 
 
 class LimitsConfig(_Strict):
@@ -305,10 +311,11 @@ class LimitsConfig(_Strict):
         MIB, ge=1024, le=1024 * MIB, description="Largest request body, bytes (413 beyond; checked while it streams in)."
     )
     body_bytes_by_path: dict[str, int] = Field(
-        default_factory=dict,
+        default_factory=lambda: dict(PHOTO_ROUTE_CAPS),
         max_length=64,
         description="Other caps for routes under a path prefix, bytes, e.g. {'/photos': 20971520} for a route that "
-        "takes photos; the longest matching prefix wins. No route takes large bodies today.",
+        "takes photos; the longest matching prefix wins; a '*' segment matches any one segment. Default: the routes "
+        "that take photos (reports, handlers' photos; issue 15) — a map given here replaces it, so list them too.",
     )
     max_event_streams: int = Field(64, ge=1, le=100_000, description="Open server-sent event streams in all (429 beyond).")
     max_event_streams_per_key: int = Field(8, ge=1, le=100_000, description="Open event streams of one API key (429 beyond).")
@@ -339,8 +346,10 @@ class LimitsConfig(_Strict):
     def body_limit(self, path: str) -> int:
         """The body cap of a request to ``path``: the longest matching prefix's, else ``max_body_bytes``."""
         best, limit = -1, self.max_body_bytes
+        segments = path.split("/")
         for prefix, n in self.body_bytes_by_path.items():
-            if len(prefix) > best and (path == prefix or path.startswith(prefix.rstrip("/") + "/")):
+            want = prefix.rstrip("/").split("/")  # a '*' segment matches any one segment (issue 15)
+            if len(prefix) > best and len(segments) >= len(want) and all(w in ("*", g) for w, g in zip(want, segments)):
                 best, limit = len(prefix), n
         return limit
 
@@ -400,6 +409,10 @@ class Settings(BaseSettings):
     # --- IoT alarms (issue 14) ---
     iot: IotConfig = Field(default_factory=IotConfig, description="IoT devices and their MQTT ingest (docs/iot.md).")
     # --- end IoT ---
+    areas: AreaList = Field(default_factory=list, description="The grid's areas (网格): id, name, WGS84 polygon; cases get the area of their position (docs/people.md).")
+    reports: ReportsConfig = Field(
+        default_factory=ReportsConfig, description="Reports from residents and the 12345 platform, photos of cases (docs/people.md)."
+    )  # issue 15
 
     @model_validator(mode="after")
     def _file_sources_in_media_dir(self) -> Settings:

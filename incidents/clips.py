@@ -27,6 +27,7 @@ from pathlib import Path
 from gridworker.streams.evidence import PacketRing, write_mp4
 
 from .store import Incident, IncidentClip, IncidentStore
+from .trail import TrackTrail
 
 __all__ = ["ClipRecorder"]
 
@@ -41,6 +42,7 @@ class _Job:
     incident_id: int
     camera_id: str = field(compare=False)
     opened_at: float = field(compare=False)
+    track_ids: tuple[int, ...] = field(default=(), compare=False)
 
 
 class ClipRecorder:
@@ -60,6 +62,9 @@ class ClipRecorder:
             flood of incidents opens at once.
         min_free_bytes: no clip is written while the clip disk has less free space than
             this (the incident's record says so); the database may share the disk.
+        trail: the cameras' recent tracked boxes; with it, each clip is stored with its
+            triggering objects' boxes over the clip (``details["track_ids"]``), which the
+            console draws over the video (the clip itself is never re-encoded).
 
     Example:
         >>> recorder = ClipRecorder(store, service_ring_lookup, "var/clips", pre_s=5, post_s=5)  # doctest: +SKIP
@@ -79,6 +84,7 @@ class ClipRecorder:
         clock: Callable[[], float] = time.time,
         max_pending: int = 1000,
         min_free_bytes: int = 0,
+        trail: TrackTrail | None = None,
     ) -> None:
         if pre_s < 0 or post_s < 0:
             raise ValueError("pre_s and post_s must be >= 0")
@@ -91,6 +97,7 @@ class ClipRecorder:
         self.clock = clock
         self.max_pending = max_pending
         self.min_free_bytes = int(min_free_bytes)
+        self.trail = trail
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -133,7 +140,9 @@ class ClipRecorder:
         if self.ring_for(incident.camera_id) is None:
             log.debug("incident %s: camera %s keeps no packet ring, no clip", incident.id, incident.camera_id)
             return
-        job = _Job(incident.opened_at + self.post_s + self.grace_s, incident.id, incident.camera_id, incident.opened_at)
+        ids = incident.details.get("track_ids") if isinstance(incident.details, dict) else None
+        track_ids = tuple(int(i) for i in ids if isinstance(i, int)) if isinstance(ids, list) else ()
+        job = _Job(incident.opened_at + self.post_s + self.grace_s, incident.id, incident.camera_id, incident.opened_at, track_ids)
         with self._cond:
             full = len(self._jobs) >= self.max_pending
             if not full:
@@ -223,6 +232,10 @@ class ClipRecorder:
             log.error("incident %s: clip not written to %s: %s", job.incident_id, self.clips_dir, exc)
             self._missing(job, f"the clip could not be written ({_why(exc)})")
             return None
+        tracks = None
+        if self.trail is not None and job.track_ids:
+            points = self.trail.path(job.camera_id, clip.start_ts, clip.start_ts + clip.duration_s, job.track_ids, start_ts=clip.start_ts)
+            tracks = [p.as_json() for p in points]
         try:
             size = path.stat().st_size
             stored = self.store.add_clip(
@@ -232,6 +245,7 @@ class ClipRecorder:
                 duration_s=round(clip.duration_s, 3),
                 offset_s=round(job.opened_at - clip.start_ts, 3),
                 created_at=self.clock(),
+                tracks=tracks,
             )
         except BaseException:
             path.unlink(missing_ok=True)  # a file no row names would never be served nor pruned

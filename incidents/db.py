@@ -65,9 +65,13 @@ def schema() -> MetaData:
     compared with)."""
     from gridworker import keystore  # noqa: F401 - they map their tables on Base
     from gridworker.cases import workorders  # noqa: F401
+    from gridworker.cases import idempotency, people  # noqa: F401 - people, idempotency keys (issue 15)
+    from gridworker.cases import photos  # noqa: F401 - case photos (issue 15)
     from gridworker.delivery import outbox  # noqa: F401
+    from gridworker.cluster import applied  # noqa: F401 - observations applied from workers (issue 12)
 
     from . import flows, store  # noqa: F401
+    from . import reports  # noqa: F401 - reports from people (issue 15)
 
     return Base.metadata
 

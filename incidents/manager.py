@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gridworker.vision.analyzer import FrameAnalysis, RuleVerdict
 from gridworker.vision.config import ZoneConfig
@@ -30,7 +30,11 @@ from gridworker.vision.rules import Hit
 
 from .devices import DeviceReport  # IoT alarms (issue 14)
 from .snapshots import EvidenceRenderer, subject_track_ids
+from .trail import TrackTrail
 from .store import Incident, IncidentStore
+
+if TYPE_CHECKING:  # reports from people (issue 15); imported for the annotation only (reports.py imports cases)
+    from .reports import ReportObservation
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,8 @@ class IncidentManager:
         on_listener_error: told ``(event, listener name)`` when an ``on_open``/``on_close``
             callback raised (it is logged with its traceback too; the others still run).
             The service counts them in ``gridworker_listener_failures``.
+        trail: where each analysed frame's tracked boxes are kept for a while, so an
+            evidence clip can carry its triggering objects' boxes (``incidents/trail.py``).
 
     Every incident is opened, updated and closed here, from three kinds of observation:
     :meth:`observe` (one analysed frame's rule verdicts), :meth:`report` (a check's word on
@@ -115,6 +121,7 @@ class IncidentManager:
     on_close: list[Callable[[int, float], object]] = field(default_factory=list)
     on_reopen: list[Callable[[int, float], object]] = field(default_factory=list)
     on_listener_error: Callable[[str, str], None] | None = None
+    trail: TrackTrail | None = None
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
     #: key → its closed incident, in the rule's ``cooldown_s`` after the close
     _cooling: dict[Key, _Cooling] = field(default_factory=dict, init=False)
@@ -188,6 +195,8 @@ class IncidentManager:
         """Apply one frame's verdicts; returns incidents opened by it."""
         now = analysis.frame.ts
         cam = analysis.frame.camera_id
+        if self.trail is not None:
+            self.trail.record(analysis)
         opened: list[Incident] = []
         with self._lock:
             open_keys = [k for k in self._open if k[0] == cam]
@@ -516,6 +525,30 @@ class IncidentManager:
             return [(k, o.incident_id) for k, o in self._open.items() if k[0].startswith(prefix)]
 
     # --- end IoT device alarms ------------------------------------------------------------
+
+    # --- reports from people (issue 15, docs/people.md) -------------------------------------
+    def resident_report(self, report: ReportObservation) -> Incident:
+        """Open the incident of a person's report (a resident's photo report, a 12345 case; see
+        :class:`~gridworker.incidents.reports.ReportObservation`) and tell ``on_open``.
+
+        A report is a one-off observation: nothing watches its condition clear, so its
+        incident is stored closed at the moment it opens and is kept in no open-incident map
+        (``on_close`` is not called: the case is not marked cleared). Its case runs until a
+        person handles it and an operator closes it. Every report opens its own incident
+        (key ``report:<channel>, channel, r<report id>``)."""
+        kind = report.kind
+        inc = self.store.open(
+            camera_id=report.source_id, camera_name=report.channel, site=report.site, zone_id=report.channel,
+            rule_id=f"r{report.report_id}", type=kind.code, at=report.at, count=1, summary=report.summary,
+            details={**report.details, "type_name_zh": kind.name_zh, "type_name_en": kind.name_en, "category": kind.category},
+            snapshot=report.snapshot,
+        )
+        self.store.close_incident(inc.id, at=report.at)
+        log.info("incident %s opened: %s reported through %s (report %s)", inc.id, kind.code, report.channel, report.report_id)
+        self._opened([inc])
+        return inc
+
+    # --- end reports from people ------------------------------------------------------------
 
 
 #: A worst value this much above the one last written is written within ``PROMPT_MIN_S``.

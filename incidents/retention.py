@@ -37,6 +37,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, exists, func, not_, or_, select
 
+from gridworker.cases.photos import PhotoRetention  # photos of cases (issue 15)
 from gridworker.cases.workorders import TERMINAL, AuditRow, WorkOrderRow
 from gridworker.delivery.outbox import DEAD, DELIVERED, DeliveryRow, OutboxRow
 from gridworker.periodic import Periodic
@@ -89,6 +90,8 @@ class RetentionReport:
     outbox_rows: int = 0
     deliveries: int = 0
     audit_rows: int = 0
+    photos: int = 0  # photos of cases (issue 15)
+    photo_bytes_freed: int = 0
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -256,8 +259,11 @@ def _seconds(days: float | None) -> float | None:
     return None if days is None else days * DAY_S
 
 
-def run_retention(store: IncidentStore, config: RetentionConfig, *, now: float | None = None, clips_dir: Path | None = None) -> RetentionReport:
-    """One retention pass over clips, the outbox and the audit log (see the module docstring)."""
+def run_retention(
+    store: IncidentStore, config: RetentionConfig, *, now: float | None = None, clips_dir: Path | None = None, photos: PhotoRetention | None = None
+) -> RetentionReport:
+    """One retention pass over clips, the outbox and the audit log (see the module docstring),
+    and the photos of cases when ``photos`` is given (their limits are ``reports.photos``'s)."""
     now = time.time() if now is None else now
     max_bytes = None if config.clips_max_total_mb is None else int(config.clips_max_total_mb * 1e6)
     expired, over, freed, stray = prune_clips(
@@ -270,7 +276,8 @@ def run_retention(store: IncidentStore, config: RetentionConfig, *, now: float |
         dead_max_age_s=_seconds(config.outbox_dead_max_age_days),
     )
     audit_rows = prune_audit(store.db, now=now, max_age_s=_seconds(config.audit_max_age_days))
-    return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows)
+    photo_count, photo_bytes = photos.run(now) if photos is not None else (0, 0)
+    return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows, photo_count, photo_bytes)
 
 
 @dataclass(eq=False)
@@ -289,6 +296,7 @@ class RetentionWorker:
     config: RetentionConfig
     _: KW_ONLY
     clips_dir: Path | None = None
+    photos: PhotoRetention | None = None  # photos of cases (issue 15)
     clock: Callable[[], float] = time.time
     first_delay_s: float = 60.0
     last: RetentionReport | None = field(default=None, init=False)
@@ -309,7 +317,7 @@ class RetentionWorker:
     def run_once(self) -> RetentionReport:
         """One pass now (passes never overlap)."""
         with self._pass_lock:
-            report = run_retention(self.store, self.config, now=self.clock(), clips_dir=self.clips_dir)
+            report = run_retention(self.store, self.config, now=self.clock(), clips_dir=self.clips_dir, photos=self.photos)
             self.last = report
             self.passes += 1
         if report:

@@ -61,6 +61,8 @@ class ClipRow(Base):
     duration_s: Mapped[float] = mapped_column(Float)
     offset_s: Mapped[float] = mapped_column(Float)  # where in the clip the incident opened
     created_at: Mapped[float] = mapped_column(Float)
+    #: the triggering objects' boxes over the clip (``incidents/trail.py``; migration 0008)
+    tracks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class ClipMissingRow(Base):
@@ -332,9 +334,18 @@ class IncidentStore:
             return None if snap is None else bytes(snap.jpeg)
 
     def add_clip(
-        self, incident_id: int, *, path: str, size_bytes: int, duration_s: float, offset_s: float, created_at: float
+        self,
+        incident_id: int,
+        *,
+        path: str,
+        size_bytes: int,
+        duration_s: float,
+        offset_s: float,
+        created_at: float,
+        tracks: list[dict[str, Any]] | None = None,
     ) -> IncidentClip:
-        """Record (or replace) the evidence clip of an incident."""
+        """Record (or replace) the evidence clip of an incident, with its triggering objects'
+        boxes over the clip when known (``TrailPoint.as_json`` of each analysed frame)."""
         clip = IncidentClip(incident_id, path, size_bytes, duration_s, offset_s, created_at)
         with self._session() as s:
             s.execute(delete(ClipMissingRow).where(ClipMissingRow.incident_id == incident_id))
@@ -342,14 +353,22 @@ class IncidentStore:
             if row is None:
                 row = ClipRow(incident_id=incident_id)
                 s.add(row)
-            row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at = (
+            row.path, row.size_bytes, row.duration_s, row.offset_s, row.created_at, row.tracks = (
                 path,
                 size_bytes,
                 duration_s,
                 offset_s,
                 created_at,
+                tracks,
             )
         return clip
+
+    def clip_tracks(self, incident_id: int) -> list[dict[str, Any]] | None:
+        """The triggering objects' boxes over the incident's clip; None when it has no clip
+        or the clip was stored without them."""
+        with self._session() as s:
+            row = s.get(ClipRow, incident_id)
+            return None if row is None else row.tracks
 
     def clip(self, incident_id: int) -> IncidentClip | None:
         with self._session() as s:

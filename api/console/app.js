@@ -3,6 +3,7 @@
 import { api, ApiError, auth, eventStream, objectUrl } from "./api.js";
 import { lang, setLang, t } from "./i18n.js";
 import { Editor } from "./editor.js";
+import { clipWithTracks } from "./cliptracks.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
@@ -306,7 +307,7 @@ async function openDetail(id, show = true) {
   thumb(id).then((u) => { if (u) snap.src = u; });
   const clipBox = el("figure", { class: "clip" }, el("figcaption", {}, t("detail.clip")));
   if (incident?.clip_url) {
-    objectUrl(incident.clip_url).then((u) => clipBox.append(el("video", { src: u, controls: true, muted: true, playsinline: true }))).catch(() => clipBox.append(t("detail.noclip")));
+    objectUrl(incident.clip_url).then((u) => clipBox.append(clipWithTracks(u, id))).catch(() => clipBox.append(t("detail.noclip")));
   } else {
     // why there is none: the store's reason, or a patrol case (two captures in the snapshot, no video ring)
     const why = incident?.clip_missing || (incident?.details?.method === "revisit" ? t("detail.noclip.revisit") : t("detail.noclip"));

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 
 from gridworker.incidents import IncidentQuery
 
@@ -98,4 +99,38 @@ def get_clip(incident_id: IncidentId, store: StoreDep) -> FileResponse:
         filename=f"incident-{incident_id}.mp4",
         content_disposition_type="inline",
         headers={"Cache-Control": "max-age=3600"},
+    )
+
+
+class TrailPointOut(BaseModel):
+    """The triggering objects in one analysed frame, ``t`` seconds into the clip."""
+
+    t: float
+    boxes: list[tuple[int, float, float, float, float]] = Field(description="(track id, x1, y1, x2, y2), 0-1 of the frame")
+
+
+class ClipTracksOut(BaseModel):
+    """Where the objects that triggered the incident were over its clip (drawn over the
+    video by the console; the clip itself is never re-encoded)."""
+
+    incident_id: int
+    track_ids: list[int]
+    frames: list[TrailPointOut]
+
+
+@router.get(
+    "/{incident_id}/clip/tracks",
+    response_model=ClipTracksOut,
+    responses={404: {"description": "No such incident, or its clip has no tracks"}}, dependencies=[EVIDENCE])
+def get_clip_tracks(incident_id: IncidentId, store: StoreDep) -> ClipTracksOut:
+    """The triggering objects' boxes over the evidence clip (``details.track_ids``)."""
+    tracks = store.clip_tracks(incident_id)
+    inc = store.get(incident_id) if tracks is not None else None
+    if tracks is None or inc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no clip tracks for incident {incident_id}")
+    ids = inc.details.get("track_ids") if isinstance(inc.details, dict) else None
+    return ClipTracksOut(
+        incident_id=incident_id,
+        track_ids=[i for i in ids if isinstance(i, int)] if isinstance(ids, list) else [],
+        frames=[TrailPointOut.model_validate(p) for p in tracks],
     )

@@ -84,6 +84,16 @@ def test_rtsp_incident_gets_a_clip_served_by_the_api(tmp_path, rtsp_factory, sam
         assert n_frames == pytest.approx(duration * FPS, abs=2), "every packet decodes: starts at a keyframe"
         print(f"\nclip: {len(r.content)} B, {duration:.2f} s from -{clip.offset_s:.2f} s, {len(r.content) * 8 / duration / 1000:.0f} kbit/s")
 
+        # the parked car that triggered the dwell rule, boxed over the clip (drawn by the console)
+        tracks = client.get(f"/incidents/{inc['id']}/clip/tracks").json()
+        assert tracks["track_ids"] and tracks["frames"], tracks
+        assert all(0.0 <= f["t"] <= clip.duration_s + 1.0 for f in tracks["frames"])
+        assert {b[0] for f in tracks["frames"] for b in f["boxes"]} <= set(tracks["track_ids"])
+        assert all(b[1:] == pytest.approx([0.4, 0.6, 0.6, 0.9], abs=0.01) for f in tracks["frames"] for b in f["boxes"])
+        around_open = [f for f in tracks["frames"] if abs(f["t"] - clip.offset_s) < 1.0]
+        assert around_open, "the trigger is boxed where the incident opened"
+        assert client.get("/incidents/999999/clip/tracks").status_code == 404
+
         # browsers seek with range requests
         part = client.get(got["clip_url"], headers={"Range": "bytes=0-99"})
         assert part.status_code == 206 and len(part.content) == 100 and part.content == r.content[:100]

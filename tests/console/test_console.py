@@ -190,6 +190,43 @@ def test_draw_save_incident_and_close_it(console_server, browser, tmp_path):
     page.context.close()
 
 
+def test_case_clip_boxes_the_objects_that_triggered_it(console_server, browser):
+    """The evidence clip plays with the triggering objects boxed in the trigger colour over
+    it (the stored track boxes drawn on a canvas; the clip itself is the camera's video)."""
+    live = console_server
+    viewer = live.client("viewer")
+    zones = [{"id": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
+              "rules": [{"type": "intrusion", "classes": ["bus"], "min_duration_s": 0, "clear_after_s": 600}]}]
+    assert live.client("supervisor").put("/cameras/bus-stop/scene", json={"zones": zones}).status_code == 200
+
+    def with_tracks():
+        for inc in viewer.get("/incidents", params={"camera_id": "bus-stop", "limit": 20}).json()["items"]:
+            if inc["has_clip"]:
+                r = viewer.get(f"/incidents/{inc['id']}/clip/tracks")
+                if r.status_code == 200 and r.json()["frames"]:
+                    return inc["id"], r.json()
+        return None
+
+    incident_id, tracks = wait_until(with_tracks, timeout=60, interval=0.5)
+    page = open_console(browser, live, "viewer")
+    page.click(f'#queue li[data-incident="{incident_id}"]')
+    page.wait_for_selector("#detail[open] .trackview video")
+    page.wait_for_function("() => document.querySelector('.trackview video').readyState >= 2", timeout=20_000)
+    first = tracks["frames"][len(tracks["frames"]) // 2]
+    page.evaluate(f"document.querySelector('.trackview video').currentTime = {first['t'] + 0.05}")
+    page.wait_for_function(f"() => document.querySelector('canvas.tracks').dataset.boxes === '{len(first['boxes'])}'", timeout=10_000)
+    red = page.evaluate(
+        """() => { const c = document.querySelector('canvas.tracks');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+                   for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] < 60 && d[i + 2] < 60 && d[i + 3] > 200) n++;
+                   return n; }"""
+    )
+    assert red > 100, "the trigger is drawn in red over the clip"
+    assert page.errors == []
+    page.context.close()
+    assert live.client("supervisor").put("/cameras/bus-stop/scene", json={"zones": []}).status_code == 200
+
+
 def test_patrol_button_starts_a_plan_and_progress_moves(console_server, browser):
     live = console_server
     page = open_console(browser, live, "operator")

@@ -1,0 +1,406 @@
+"""Photos of a case: a resident's report photos and a handler's photos of the result (issue 15).
+
+Every photo that enters the service passes :func:`normalise_photo` first:
+
+* the caller has already capped the upload's bytes (the request-body cap, api/limits.py, and
+  the route's per-file read cap); here the bytes must start as a JPEG or PNG does and decode as
+  one (Pillow, formats limited to those two), else :class:`PhotoError` (415/422);
+* a picture over ``max_input_pixels`` is refused before its pixels are decoded (a
+  decompression bomb is a few KB of PNG); a JPEG is decoded at a reduced scale when that
+  suffices (``draft``), so a 48 MP phone photo never sits in memory at full size;
+* the camera's orientation is applied to the pixels, then the picture is scaled to at most
+  ``max_side`` pixels on its longer side and re-encoded as a baseline JPEG: whatever else
+  the upload carried (other EXIF, XMP, ICC, comments, trailing bytes) is gone;
+* of the EXIF only the GPS **location** survives (latitude, longitude and their refs),
+  re-written from the validated numbers; the device, the time and the rest are stripped.
+
+:class:`PhotoStore` keeps the JPEG files beside the evidence clips (``<photos_dir>/<id>.jpg``)
+with one row each in ``case_photos`` (migration 0005). Its disk use is bounded: every file is
+small (bounded pixels), a case holds at most ``max_per_case`` photos, no photo is written
+while all of them add up to ``max_total_bytes`` or the disk has less than ``min_free_bytes``
+free (:class:`PhotoStorageFull`, 507), and retention deletes the oldest (``prune_photos``,
+incidents/retention.py). The same picture sent twice to a case is stored once (its SHA-256):
+a phone's retried upload does not add a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.ExifTags import GPS, IFD
+from sqlalchemy import Float, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gridworker.incidents.db import Base, Database, to_domain
+
+__all__ = [
+    "HANDLING",
+    "REPORT",
+    "CasePhoto",
+    "Photo",
+    "PhotoError",
+    "PhotoRetention",
+    "PhotoStorageFull",
+    "PhotoStore",
+    "normalise_photo",
+    "prune_photos",
+]
+
+log = logging.getLogger(__name__)
+
+REPORT = "report"  # sent with a resident's or the 12345 platform's report
+HANDLING = "handling"  # taken by the handler on site
+KINDS = (REPORT, HANDLING)
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.jpg$")  # what PhotoStore writes
+
+
+class PhotoError(ValueError):
+    """An upload that is not a photo we take; ``status`` is the HTTP answer (415: not a
+    JPEG/PNG at all, 422: one that does not decode or is too large in pixels)."""
+
+    def __init__(self, reason: str, status: int = 422) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class PhotoStorageFull(RuntimeError):
+    """No photo is written now: the photos' total or the disk's free space is at its limit (507),
+    or the case already holds its most photos (409, ``status``)."""
+
+    def __init__(self, reason: str, status: int = 507) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A normalised photo: a JPEG of at most ``max_side`` pixels a side, holding no EXIF but
+    its location.
+
+    Attributes:
+        jpeg: the re-encoded JPEG.
+        width: pixels.
+        height: pixels.
+        lon: WGS84 longitude from the upload's EXIF GPS, degrees east; None without one.
+        lat: WGS84 latitude, degrees north; None without one.
+    """
+
+    jpeg: bytes
+    width: int
+    height: int
+    lon: float | None = None
+    lat: float | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.jpeg).hexdigest()
+
+
+def _degrees(value: object, ref: object, negative: str) -> float | None:
+    """An EXIF GPS (degrees, minutes, seconds) triple and its ref → signed degrees; None if malformed."""
+    if not isinstance(value, tuple) or len(value) != 3 or not isinstance(ref, str):
+        return None
+    try:
+        d, m, s = (float(v) for v in value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not all(math.isfinite(v) and v >= 0 for v in (d, m, s)) or m >= 60 or s >= 60:
+        return None
+    deg = d + m / 60.0 + s / 3600.0
+    return -deg if ref.strip().upper() == negative else deg
+
+
+def _location(img: Image.Image) -> tuple[float, float] | None:
+    """(lon, lat) from the EXIF GPS IFD when it holds a valid position, else None."""
+    try:
+        gps = img.getexif().get_ifd(IFD.GPSInfo)
+    except Exception:  # a malformed EXIF block: no location, the picture itself may be fine
+        return None
+    lat = _degrees(gps.get(GPS.GPSLatitude), gps.get(GPS.GPSLatitudeRef), "S")
+    lon = _degrees(gps.get(GPS.GPSLongitude), gps.get(GPS.GPSLongitudeRef), "W")
+    if lat is None or lon is None or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None
+    return lon, lat
+
+
+def _dms(value: float) -> tuple[float, float, float]:
+    value = abs(value)
+    d = math.floor(value)
+    m = math.floor((value - d) * 60.0)
+    return float(d), float(m), round((value - d - m / 60.0) * 3600.0, 4)
+
+
+def _gps_exif(lon: float, lat: float) -> bytes:
+    """An EXIF block holding only a GPS IFD with the location."""
+    exif = Image.Exif()
+    exif[IFD.GPSInfo] = {
+        GPS.GPSLatitudeRef: "S" if lat < 0 else "N",
+        GPS.GPSLatitude: _dms(lat),
+        GPS.GPSLongitudeRef: "W" if lon < 0 else "E",
+        GPS.GPSLongitude: _dms(lon),
+    }
+    return exif.tobytes()
+
+
+def normalise_photo(
+    data: bytes,
+    *,
+    max_side: int = 1600,
+    max_input_pixels: int = 50_000_000,
+    quality: int = 85,
+) -> Photo:
+    """Check that ``data`` is a JPEG or PNG, and re-encode it bounded (see the module docstring).
+
+    Args:
+        data: the upload, already capped in bytes by the caller.
+        max_side: the longer side of the result, pixels.
+        max_input_pixels: uploads with more pixels are refused before they are decoded.
+        quality: JPEG quality of the result.
+
+    Raises:
+        PhotoError: not a JPEG/PNG (415), or one that does not decode or is too large (422).
+
+    Example:
+        >>> photo = normalise_photo(open("bus.jpg", "rb").read(), max_side=1280)  # doctest: +SKIP
+        >>> max(photo.width, photo.height) <= 1280
+        True
+    """
+    if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
+        raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
+            w, h = img.size
+            if w < 1 or h < 1 or w * h > max_input_pixels:
+                raise PhotoError(f"the picture is {w}x{h} pixels; at most {max_input_pixels // 1_000_000} megapixels are taken")
+            where = _location(img)
+            if img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale when that still covers max_side
+            img.load()
+            pixels = ImageOps.exif_transpose(img)
+            if pixels.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = pixels.convert("RGBA")
+                flat = Image.new("RGB", rgba.size, (255, 255, 255))
+                flat.paste(rgba, mask=rgba.getchannel("A"))
+                pixels = flat
+            elif pixels.mode != "RGB":
+                pixels = pixels.convert("RGB")
+            pixels.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            extra = {"exif": _gps_exif(*where)} if where is not None else {}
+            pixels.save(out, "JPEG", quality=quality, optimize=True, **extra)
+    except PhotoError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise PhotoError(f"the image does not decode ({type(exc).__name__})") from None
+    return Photo(out.getvalue(), pixels.width, pixels.height, lon=where[0] if where else None, lat=where[1] if where else None)
+
+
+# -- storage ----------------------------------------------------------------------------------
+class CasePhotoRow(Base):
+    """One photo of a case (migration 0005); the JPEG is a file in the photos folder."""
+
+    __tablename__ = "case_photos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(80))  # the file's name in the photos folder
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CasePhoto:
+    """A stored photo's record (``name`` is its file in the photos folder)."""
+
+    id: int
+    incident_id: int
+    kind: str
+    name: str
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+    lon: float | None
+    lat: float | None
+    actor: str
+    created_at: float
+
+
+class PhotoStore:
+    """The photos of cases: JPEG files in ``photos_dir``, a ``case_photos`` row each.
+
+    Args:
+        db: the service's database.
+        photos_dir: folder of the files (created when needed).
+        max_total_bytes: no photo is written while the stored ones add up to this.
+        max_per_case: photos one case may hold (report and handling photos together).
+        min_free_bytes: no photo is written while the disk has less free space than this.
+
+    Example:
+        >>> store = PhotoStore(db, Path("var/photos"))  # doctest: +SKIP
+        >>> saved = store.add(12, HANDLING, normalise_photo(upload), actor="person:7")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        photos_dir: Path,
+        *,
+        max_total_bytes: int = 2_000_000_000,
+        max_per_case: int = 12,
+        min_free_bytes: int = 256_000_000,
+    ) -> None:
+        self.db = db
+        self.photos_dir = Path(photos_dir).resolve()
+        self.max_total_bytes = max_total_bytes
+        self.max_per_case = max_per_case
+        self.min_free_bytes = min_free_bytes
+
+    def total_bytes(self) -> int:
+        with self.db.transaction() as s:
+            return int(s.scalar(select(func.coalesce(func.sum(CasePhotoRow.size_bytes), 0))) or 0)
+
+    def add(self, incident_id: int, kind: str, photo: Photo, *, actor: str = "", at: float | None = None) -> CasePhoto:
+        """Store ``photo`` for the case (the same picture again: its existing record).
+
+        Raises:
+            PhotoStorageFull: over the total, the disk's free space or the case's count.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown photo kind {kind!r}")
+        digest = photo.sha256
+        with self.db.transaction() as s:
+            same = s.scalars(select(CasePhotoRow).where(CasePhotoRow.incident_id == incident_id, CasePhotoRow.sha256 == digest)).first()
+            if same is not None:
+                return to_domain(CasePhoto, same)
+            count = int(s.scalar(select(func.count()).where(CasePhotoRow.incident_id == incident_id)) or 0)
+        if count >= self.max_per_case:
+            raise PhotoStorageFull(f"the case already has {count} photos (at most {self.max_per_case})", status=409)
+        if self.total_bytes() + len(photo.jpeg) > self.max_total_bytes:
+            raise PhotoStorageFull(f"photo storage is full ({self.max_total_bytes / 1e6:g} MB); retention frees it")
+        self.photos_dir.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(self.photos_dir).free - len(photo.jpeg) < self.min_free_bytes:
+            raise PhotoStorageFull("the photo disk is nearly full")
+        name = f"{secrets.token_urlsafe(18)}.jpg"
+        path = self.photos_dir / name
+        tmp = path.with_name(f".{name}.part")
+        tmp.write_bytes(photo.jpeg)
+        os.replace(tmp, path)
+        now = time.time() if at is None else at
+        try:
+            with self.db.transaction() as s:
+                row = CasePhotoRow(
+                    incident_id=incident_id, kind=kind, name=name, sha256=digest, size_bytes=len(photo.jpeg), width=photo.width,
+                    height=photo.height, lon=photo.lon, lat=photo.lat, actor=actor[:200], created_at=now,
+                )
+                s.add(row)
+                s.flush()
+                return to_domain(CasePhoto, row)
+        except Exception:
+            path.unlink(missing_ok=True)  # no file without a row
+            raise
+
+    def list(self, incident_id: int) -> list[CasePhoto]:
+        """The case's photos, oldest first."""
+        with self.db.transaction() as s:
+            rows = s.scalars(select(CasePhotoRow).where(CasePhotoRow.incident_id == incident_id).order_by(CasePhotoRow.id)).all()
+            return [to_domain(CasePhoto, r) for r in rows]
+
+    def get(self, photo_id: int) -> CasePhoto | None:
+        with self.db.transaction() as s:
+            row = s.get(CasePhotoRow, photo_id)
+            return None if row is None else to_domain(CasePhoto, row)
+
+    def read(self, photo: CasePhoto) -> bytes | None:
+        """The photo's JPEG; None when its file is gone."""
+        if _NAME.match(photo.name) is None:
+            return None
+        try:
+            return (self.photos_dir / photo.name).read_bytes()
+        except OSError:
+            return None
+
+
+def prune_photos(store: PhotoStore, *, now: float, max_age_s: float | None, max_total_bytes: int | None, batch: int = 500) -> tuple[int, int]:
+    """Delete photos older than ``max_age_s``, then the oldest while all add up to more than
+    ``max_total_bytes``: the file first, then its row. Returns (photos deleted, bytes freed)."""
+    deleted = freed = 0
+
+    def drop(rows: list[CasePhotoRow]) -> None:
+        nonlocal deleted, freed
+        for r in rows:
+            if _NAME.match(r.name):
+                try:
+                    (store.photos_dir / r.name).unlink(missing_ok=True)
+                except OSError as exc:
+                    log.error("retention: cannot delete photo %s: %s", r.name, exc)
+                    continue
+            with store.db.transaction() as s:
+                s.execute(delete(CasePhotoRow).where(CasePhotoRow.id == r.id))
+            deleted, freed = deleted + 1, freed + r.size_bytes
+
+    if max_age_s is not None:
+        while True:
+            with store.db.transaction() as s:
+                old = list(s.scalars(select(CasePhotoRow).where(CasePhotoRow.created_at < now - max_age_s).order_by(CasePhotoRow.id).limit(batch)).all())
+                s.expunge_all()
+            if not old:
+                break
+            before = deleted
+            drop(old)
+            if deleted == before:
+                break
+    if max_total_bytes is not None:
+        total = store.total_bytes()
+        while total > max_total_bytes:
+            with store.db.transaction() as s:
+                oldest = list(s.scalars(select(CasePhotoRow).order_by(CasePhotoRow.created_at, CasePhotoRow.id).limit(batch)).all())
+                s.expunge_all()
+            if not oldest:
+                break
+            before = deleted
+            for r in oldest:
+                if total <= max_total_bytes:
+                    break
+                drop([r])
+                total -= r.size_bytes
+            if deleted == before:
+                break
+    return deleted, freed
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRetention:
+    """What retention deletes of the photos of cases (``reports.photos`` in the config): the
+    photos of ``store`` older than ``max_age_s``, then the oldest while over ``max_total_bytes``."""
+
+    store: PhotoStore
+    max_age_s: float | None
+    max_total_bytes: int | None
+
+    def run(self, now: float) -> tuple[int, int]:
+        """One pass; returns (photos deleted, bytes freed)."""
+        return prune_photos(self.store, now=now, max_age_s=self.max_age_s, max_total_bytes=self.max_total_bytes)

@@ -1,0 +1,76 @@
+"""The case service's memory of what it applied: observation ids and each camera's fence.
+
+* ``cluster_applied``: the id of every observation applied (committed with the incident
+  writes' aftermath, before the message is acked), so one redelivered after a crash, or sent
+  again by a second worker doing the same patrol visit after the broker's de-duplication
+  window, is skipped. Rows older than ``keep_s`` are pruned.
+* ``cluster_fences``: the highest lease token accepted per camera; an observation carrying a
+  lower one comes from a worker whose lease was taken over (a stale owner) and is refused,
+  across restarts of the case service too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, String, delete, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gridworker.incidents.db import Base, Database
+
+__all__ = ["AppliedLog", "AppliedRow", "FenceRow"]
+
+
+class AppliedRow(Base):
+    __tablename__ = "cluster_applied"
+
+    msg_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(128))
+    applied_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class FenceRow(Base):
+    __tablename__ = "cluster_fences"
+
+    camera_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+
+
+class AppliedLog:
+    """Reads and writes the two tables (one short transaction each call).
+
+    Example:
+        >>> log = AppliedLog(Database.open("sqlite:///:memory:"))
+        >>> log.record("w1.a.1", "cam1", 7, at=1.0); log.seen("w1.a.1"), log.fence("cam1")
+        (True, 7)
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def seen(self, msg_id: str) -> bool:
+        with self._db.transaction() as s:
+            return s.get(AppliedRow, msg_id) is not None
+
+    def fence(self, camera_id: str) -> int:
+        with self._db.transaction() as s:
+            row = s.get(FenceRow, camera_id)
+            return int(row.token) if row is not None else 0
+
+    def record(self, msg_id: str, camera_id: str, token: int, *, at: float) -> None:
+        """Remember ``msg_id`` as applied and raise the camera's fence to ``token`` (never lower it)."""
+        with self._db.transaction() as s:
+            if s.get(AppliedRow, msg_id) is None:
+                s.add(AppliedRow(msg_id=msg_id, camera_id=camera_id, applied_at=at))
+            if token > 0:
+                fence = s.get(FenceRow, camera_id, with_for_update=True)
+                if fence is None:
+                    s.add(FenceRow(camera_id=camera_id, token=token))
+                elif token > fence.token:
+                    fence.token = token
+
+    def prune(self, before: float) -> int:
+        """Forget ids applied before ``before``; returns how many."""
+        with self._db.transaction() as s:
+            ids = s.execute(select(AppliedRow.msg_id).where(AppliedRow.applied_at < before).limit(10_000)).scalars().all()
+            if ids:
+                s.execute(delete(AppliedRow).where(AppliedRow.msg_id.in_(ids)))
+            return len(ids)

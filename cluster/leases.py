@@ -1,0 +1,130 @@
+"""Camera leases: who runs a continuous camera, and the fencing token its observations carry.
+
+A lease is a key (the camera id) in the leases bucket, whose bucket-wide ``max_age`` is the
+lease TTL (nats-server 2.9 has no per-key TTL; every write resets a key's age, and an expired
+key vanishes without a delete marker). A worker claims a camera with ``create`` (fails while
+anyone else holds it), stamps the claim's revision into the value and renews with
+``update(last=revision)``: a renewal that is refused means somebody else owns the camera now,
+and the worker stops that camera's pipeline at once.
+
+**Fencing token** = the revision of the claiming write. The bucket has one sequence, so every
+later owner of a camera has a strictly greater token; it stays the same across renewals. Each
+observation a worker sends carries it; the case service refuses a token below the highest it
+has accepted for that camera. A worker also fences itself: :meth:`LeaseTable.token` answers
+None once the lease may have lapsed on the server (last renewal sent + TTL - margin), so a
+worker frozen past its TTL sends nothing stale when it wakes, even before it has noticed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+__all__ = ["HeldLease", "LeaseRecord", "LeaseTable", "encode_lease", "read_lease"]
+
+#: the value of a lease is at most this long (a record is a few dozen bytes)
+MAX_LEASE_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A lease as stored. ``token``: the claim's revision (the fencing token); ``revision``: the latest write's."""
+
+    camera_id: str
+    worker: str
+    instance: str
+    token: int
+    revision: int
+
+    @classmethod
+    def parse(cls, camera_id: str, value: bytes | None, revision: int) -> LeaseRecord | None:
+        """The record, or None for a value that is not one (size-capped, typed; never trusted blindly)."""
+        if not value or len(value) > MAX_LEASE_BYTES:
+            return None
+        try:
+            raw = json.loads(value)
+        except ValueError:
+            return None
+        if not isinstance(raw, dict):
+            return None
+        worker, instance, token = raw.get("worker"), raw.get("instance"), raw.get("token", 0)
+        if not isinstance(worker, str) or not isinstance(instance, str) or not isinstance(token, int) or token < 0:
+            return None
+        return cls(camera_id, worker, instance, token or revision, revision)
+
+
+def encode_lease(worker: str, instance: str, token: int) -> bytes:
+    return json.dumps({"worker": worker, "instance": instance, "token": token}, separators=(",", ":")).encode()
+
+
+async def read_lease(kv: KeyValue, camera_id: str) -> LeaseRecord | None:
+    """The camera's lease now, or None (never claimed, released or lapsed)."""
+    try:
+        entry = await kv.get(camera_id)
+    except (KeyNotFoundError, KeyDeletedError):
+        return None
+    return LeaseRecord.parse(camera_id, entry.value, entry.revision or 0)
+
+
+@dataclass(slots=True)
+class HeldLease:
+    """A lease this worker holds: its token, the latest revision and until when it is surely ours."""
+
+    camera_id: str
+    token: int
+    revision: int
+    deadline: float  # monotonic: the last renewal's send time + TTL - margin
+
+
+class LeaseTable:
+    """The leases this worker holds (thread-safe; read by the worker's sink for every observation).
+
+    Example:
+        >>> table = LeaseTable(ttl_s=10.0)
+        >>> table.hold("gate", token=7, revision=8, sent_at=time.monotonic()); table.token("gate")
+        7
+    """
+
+    def __init__(self, ttl_s: float, *, margin_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_s
+        self._margin = margin_s if margin_s is not None else min(1.0, ttl_s / 5)
+        self._clock = clock
+        self._held: dict[str, HeldLease] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, camera_id: str, *, token: int, revision: int, sent_at: float) -> None:
+        """Record a claim or a renewal whose request left at ``sent_at`` (monotonic)."""
+        with self._lock:
+            self._held[camera_id] = HeldLease(camera_id, token, revision, sent_at + self._ttl - self._margin)
+
+    def drop(self, camera_id: str) -> HeldLease | None:
+        with self._lock:
+            return self._held.pop(camera_id, None)
+
+    def get(self, camera_id: str) -> HeldLease | None:
+        with self._lock:
+            return self._held.get(camera_id)
+
+    def held(self) -> list[HeldLease]:
+        with self._lock:
+            return list(self._held.values())
+
+    def token(self, camera_id: str) -> int | None:
+        """The fencing token while the lease is surely this worker's; None otherwise (send nothing)."""
+        with self._lock:
+            lease = self._held.get(camera_id)
+            if lease is None or self._clock() >= lease.deadline:
+                return None
+            return lease.token
+
+    def lapsed(self) -> list[str]:
+        """Cameras whose lease may have lapsed on the server (their pipelines must stop now)."""
+        now = self._clock()
+        with self._lock:
+            return [c for c, lease in self._held.items() if now >= lease.deadline]

@@ -1,0 +1,567 @@
+"""Observations from workers to the case service, through a JetStream stream.
+
+Worker side, :class:`ObservationPublisher` is the worker pipeline's
+:class:`~gridworker.vision.observations.IncidentSink`: every analysed frame and every check's
+report becomes one message (``cluster/wire.py``: what crosses the wire and why) on the stream
+``<prefix>_obs`` (subject ``<prefix>.obs``), each with a unique ``Nats-Msg-Id``:
+
+* a continuously watched camera's observation carries the camera lease's fencing token
+  (``LeaseTable.token``); without a live lease it is dropped and counted (the camera is not
+  this worker's any more). Its id is ``<worker>.<instance>.<n>``; a publish that failed (NATS
+  restarting) is retried with the same id, so the broker keeps it once. They leave through a
+  bounded queue and one publisher thread: the pipeline never waits on NATS, and a NATS restart
+  loses nothing as long as the queue (``max_pending``) holds what piles up meanwhile.
+* inside a patrol visit (:meth:`ObservationPublisher.visit_scope`, set by the visit consumer on
+  the visit's thread) an observation carries the visit id ``plan:cycle:camera`` and its id is
+  ``<visit>.<k>``: the same whichever worker does the visit, so a visit redone after its
+  worker died is applied once. These are published synchronously; the visit is acked only
+  after its observations are stored by JetStream.
+
+Case side, :class:`ObservationConsumer` is the one durable pull consumer ``cases`` of that
+stream, feeding the service's one :class:`~gridworker.incidents.IncidentManager`. Per message:
+parse and validate (hostile: refused with ``term``, counted by reason, the consumer carries
+on), skip an id already applied (:class:`~gridworker.cluster.applied.AppliedLog`), refuse a
+lease token below the camera's fence (the highest token accepted, or the current lease's), skip
+a frame older than the camera's last applied one, apply it, record the id and the fence in the
+database, and only then ``ack``. A case service that dies anywhere in that loses nothing: the
+message is redelivered; applied again, its incidents are found open under their keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import cv2
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from gridworker.vision.analyzer import FrameAnalysis
+from gridworker.vision.observations import IncidentSink, ObjectReport
+
+from .applied import AppliedLog
+from .link import NatsLink
+from .wire import MAX_IMAGE_BYTES, MAX_MESSAGE_BYTES, Observation, WireError, encode_frame, encode_outcome, encode_report, frame_keys, parse_observation, to_analysis, to_report
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+    from gridworker.incidents.db import Database
+
+    from .serve import ServeContext
+    from .worker import WorkerContext
+
+__all__ = [
+    "ConsumerStats",
+    "ObservationConsumer",
+    "ObservationPublisher",
+    "PublisherStats",
+    "build_worker_sink",
+    "ensure_obs_stream",
+    "start_observation_consumer",
+]
+
+log = logging.getLogger(__name__)
+
+#: The broker drops a message whose Nats-Msg-Id it saw this recently (seconds).
+DUPLICATE_WINDOW_S = 600.0
+DURABLE = "cases"
+
+
+def obs_subject(link: NatsLink) -> str:
+    return f"{link.config.prefix}.obs"
+
+
+async def ensure_obs_stream(js: JetStreamContext, name: str, subject: str, *, max_bytes: int = 2_000_000_000) -> None:
+    """Create (or leave as is) the observations stream: file storage, work-queue retention (a
+    message goes once acked by the case service), refused publishes when full (a worker retries,
+    nothing is dropped silently), messages capped at :data:`MAX_MESSAGE_BYTES`."""
+    try:
+        await js.stream_info(name)
+        return
+    except NotFoundError:
+        pass
+    await js.add_stream(
+        StreamConfig(
+            name=name,
+            subjects=[subject],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+            max_bytes=max_bytes,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            duplicate_window=DUPLICATE_WINDOW_S,
+        )
+    )
+
+
+# -- worker side --------------------------------------------------------------------------
+
+
+class WorkerSink(IncidentSink, Protocol):
+    def close(self, timeout: float) -> None: ...
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    published: int = 0
+    retries: int = 0
+    dropped_unleased: int = 0
+    dropped_full: int = 0
+    images: int = 0
+
+
+@dataclass(slots=True)
+class _VisitScope:
+    visit_id: str
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    msg_id: str
+    data: bytes
+
+
+class ObservationPublisher:
+    """The worker's incident sink: observations out to the case service (see the module docstring).
+
+    Args:
+        link: the worker's NATS link.
+        worker_id: this worker.
+        token_of: the camera's lease token while this worker holds it, else None (``LeaseTable.token``).
+        max_pending: continuous observations queued while NATS does not answer; more are dropped and counted.
+        publish_timeout_s: a visit's observations are retried this long before the visit fails.
+
+    Example:
+        >>> sink = ObservationPublisher(link, "w1", leases.token)  # doctest: +SKIP
+        >>> pipeline = Pipeline(detector, sink); ...; sink.close(5.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        link: NatsLink,
+        worker_id: str,
+        token_of: Callable[[str], int | None],
+        *,
+        max_pending: int = 10_000,
+        publish_timeout_s: float = 30.0,
+        jpeg_quality: int = 80,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._link = link
+        self._worker = worker_id
+        self._instance = secrets.token_hex(4)
+        self._token_of = token_of
+        self._max_pending = max_pending
+        self._publish_timeout_s = publish_timeout_s
+        self._quality = jpeg_quality
+        self._clock = clock
+        self._counter = itertools.count(1)
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._local = threading.local()
+        self._last_keys: dict[str, frozenset[tuple[str, str, str]]] = {}
+        self.stats = PublisherStats()
+        self._subject = obs_subject(link)
+        self._thread = threading.Thread(target=self._drain, name="obs-publisher", daemon=True)
+        self._thread.start()
+
+    # -- the sink ----------------------------------------------------------------------
+    def observe(self, analysis: FrameAnalysis, *, partial: bool = False) -> None:
+        cam = analysis.frame.camera_id
+        scope: _VisitScope | None = getattr(self._local, "scope", None)
+        keys = frame_keys(analysis)
+        if scope is not None:
+            jpeg = self._jpeg(analysis) if keys else None
+            data = encode_frame(
+                analysis, obs_id=self._visit_id(scope), worker=self._worker, token=0, visit=scope.visit_id, sent_at=self._clock(),
+                partial=partial, jpeg=jpeg,
+            )
+            self._publish_now(self._visit_id_last, data)
+            return
+        token = self._token_of(cam)
+        if token is None:
+            self.stats.dropped_unleased += 1
+            return
+        new_keys = keys - self._last_keys.get(cam, frozenset())
+        self._last_keys[cam] = keys
+        jpeg = self._jpeg(analysis) if new_keys else None
+        obs_id = self._next_id()
+        data = encode_frame(analysis, obs_id=obs_id, worker=self._worker, token=token, visit=None, sent_at=self._clock(), partial=partial, jpeg=jpeg)
+        self._enqueue(_Pending(obs_id, data))
+
+    def report(self, report: ObjectReport) -> None:
+        scope: _VisitScope | None = getattr(self._local, "scope", None)
+        if scope is not None:
+            data = encode_report(report, obs_id=self._visit_id(scope), worker=self._worker, token=0, visit=scope.visit_id, sent_at=self._clock())
+            self._publish_now(self._visit_id_last, data)
+            return
+        token = self._token_of(report.camera_id)
+        if token is None:
+            self.stats.dropped_unleased += 1
+            return
+        obs_id = self._next_id()
+        self._enqueue(_Pending(obs_id, encode_report(report, obs_id=obs_id, worker=self._worker, token=token, visit=None, sent_at=self._clock())))
+
+    @contextlib.contextmanager
+    def visit_scope(self, visit_id: str) -> Iterator[None]:
+        """Observations made on this thread inside the block belong to patrol visit ``visit_id``."""
+        self._local.scope = _VisitScope(visit_id)
+        try:
+            yield
+        finally:
+            self._local.scope = None
+
+    def visit_outcome(self, camera_id: str, visit_id: str, *, ok: bool, error_kind: str | None, reason: str | None, deliveries: int) -> None:
+        """Report a visit given up (an offline camera) to the case service (synchronous)."""
+        data = encode_outcome(
+            camera_id, obs_id=f"{visit_id}.outcome", worker=self._worker, visit=visit_id, sent_at=self._clock(), ok=ok,
+            error_kind=error_kind, reason=reason, deliveries=deliveries,
+        )
+        self._publish_now(f"{visit_id}.outcome", data)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish what is queued (up to ``timeout``), then stop the publisher thread."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+        if self._queue:
+            log.warning("%d observation(s) not published at close", len(self._queue))
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # -- internals ---------------------------------------------------------------------
+    def _next_id(self) -> str:
+        return f"{self._worker}.{self._instance}.{next(self._counter)}"
+
+    def _visit_id(self, scope: _VisitScope) -> str:
+        self._local.last_id = f"{scope.visit_id}.{next(scope.counter)}"
+        return str(self._local.last_id)
+
+    @property
+    def _visit_id_last(self) -> str:
+        return str(self._local.last_id)
+
+    def _jpeg(self, analysis: FrameAnalysis) -> bytes | None:
+        image = analysis.frame.image
+        for quality in (self._quality, 50):
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if ok and len(buf) <= MAX_IMAGE_BYTES * 3 // 4:
+                self.stats.images += 1
+                return bytes(buf)
+        return None  # the incident's snapshot is drawn on a grey stand-in then
+
+    def _enqueue(self, item: _Pending) -> None:
+        with self._cond:
+            if len(self._queue) >= self._max_pending or self._closed:
+                self.stats.dropped_full += 1
+                if self.stats.dropped_full in (1, 10, 100) or self.stats.dropped_full % 1000 == 0:
+                    log.warning("observation queue full: %d observation(s) dropped so far", self.stats.dropped_full)
+                return
+            self._queue.append(item)
+            self._cond.notify_all()
+
+    async def _publish(self, msg_id: str, data: bytes) -> None:
+        await self._link.js.publish(self._subject, data, headers={"Nats-Msg-Id": msg_id})
+
+    def _publish_now(self, msg_id: str, data: bytes) -> None:
+        """Publish one message, retrying with the same id until stored or ``publish_timeout_s`` passed.
+
+        Raises:
+            TimeoutError: JetStream did not store it in time.
+        """
+        deadline = time.monotonic() + self._publish_timeout_s
+        delay = 0.1
+        while True:
+            try:
+                self._link.call(lambda: self._publish(msg_id, data))
+                self.stats.published += 1
+                return
+            except Exception as exc:  # NATS restarting, the stream full: the same id again
+                if time.monotonic() + delay > deadline:
+                    raise TimeoutError(f"observation {msg_id} not stored: {type(exc).__name__}") from None
+                self.stats.retries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _drain(self) -> None:
+        delay = 0.1
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait(1.0)
+                if not self._queue:
+                    return
+                item = self._queue[0]
+            try:
+                self._link.call(lambda: self._publish(item.msg_id, item.data))
+            except Exception as exc:  # kept at the head of the queue and sent again, same id
+                with self._cond:
+                    if self._closed:
+                        return
+                self.stats.retries += 1
+                log.debug("observation publish failed (%s); retrying", type(exc).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            with self._cond:
+                self._queue.popleft()
+                self._cond.notify_all()
+            self.stats.published += 1
+
+
+def build_worker_sink(ctx: WorkerContext) -> ObservationPublisher:
+    """The worker's incident sink (``gridworker worker``): the observations stream exists first."""
+    ctx.link.call(lambda: ensure_obs_stream(ctx.link.js, ctx.link.name("obs"), obs_subject(ctx.link)))
+    return ObservationPublisher(ctx.link, ctx.worker_id, ctx.leases.token)
+
+
+# -- case side --------------------------------------------------------------------------
+
+
+class ObservationTarget(Protocol):
+    """What applies observations: the service's ``IncidentManager``."""
+
+    def observe(self, analysis: FrameAnalysis, *, partial: bool = False) -> object: ...
+
+    def report(self, report: ObjectReport) -> object: ...
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    outcomes: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+class Decision:
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+    OUTCOME = "outcome"
+    REJECTED = "rejected"  # malformed, oversized, wrong version, unknown camera, stale lease
+
+
+class ObservationConsumer:
+    """The case service's consumer of the observations stream (see the module docstring).
+
+    Args:
+        link: the case service's NATS link.
+        target: the one incident writer.
+        db: where applied ids and fences are kept (the service's database).
+        lease_token: the camera's current lease token (0 or None: no lease), read from the
+            leases bucket; an observation below it is stale.
+        known_camera: whether the camera exists (an unknown one is refused).
+        on_outcome: told each patrol visit outcome a worker reported (an offline camera).
+        batch: messages fetched at once.
+        keep_s: applied ids are remembered this long.
+
+    Example:
+        >>> consumer = ObservationConsumer(link, service.incidents, service.db)  # doctest: +SKIP
+        >>> consumer.start(); ...; consumer.stop(5.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        link: NatsLink,
+        target: ObservationTarget,
+        db: Database,
+        *,
+        lease_token: Callable[[str], int | None] | None = None,
+        known_camera: Callable[[str], bool] | None = None,
+        on_outcome: Callable[[Observation], None] | None = None,
+        batch: int = 64,
+        keep_s: float = 7 * 86_400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._link = link
+        self._target = target
+        self._applied = AppliedLog(db)
+        self._lease_token = lease_token
+        self._known = known_camera
+        self._on_outcome = on_outcome
+        self._batch = batch
+        self._keep_s = keep_s
+        self._clock = clock
+        self._fences: dict[str, int] = {}
+        self._last_ts: dict[str, float] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+        self.stats = ConsumerStats()
+
+    # -- one message ---------------------------------------------------------------------
+    def handle(self, raw: bytes) -> str:
+        """Apply one message if it should be; returns the :class:`Decision`. Never raises for
+        a bad message (a failing incident write does raise: the message is then redelivered)."""
+        try:
+            obs = parse_observation(raw)
+        except WireError as exc:
+            self.stats.reject(str(exc).split(" (")[0][:60])
+            log.warning("observation refused: %s", exc)
+            return Decision.REJECTED
+        if obs.id in self._recent or self._applied.seen(obs.id):
+            self.stats.duplicates += 1
+            return Decision.DUPLICATE
+        if self._known is not None and not self._known(obs.camera_id):
+            self.stats.reject("unknown camera")
+            log.warning("observation %s refused: unknown camera", obs.id)
+            return Decision.REJECTED
+        if obs.visit is None and obs.token < self._fence(obs.camera_id):
+            self.stats.reject("stale lease")
+            log.warning("observation %s from %s refused: lease token %d is stale for %s", obs.id, obs.worker, obs.token, obs.camera_id)
+            return Decision.REJECTED
+        try:
+            decision = self._apply(obs)
+        except WireError as exc:
+            self.stats.reject(str(exc)[:60])
+            log.warning("observation %s refused: %s", obs.id, exc)
+            return Decision.REJECTED
+        self._applied.record(obs.id, obs.camera_id, obs.token, at=self._clock())
+        self._remember(obs)
+        return decision
+
+    def _fence(self, camera_id: str) -> int:
+        fence = self._fences.get(camera_id)
+        if fence is None:
+            fence = self._fences[camera_id] = self._applied.fence(camera_id)
+        current = self._lease_token(camera_id) if self._lease_token is not None else None
+        return max(fence, current or 0)
+
+    def _apply(self, obs: Observation) -> str:
+        if obs.outcome is not None:
+            self.stats.outcomes += 1
+            if self._on_outcome is not None:
+                self._on_outcome(obs)
+            return Decision.OUTCOME
+        if obs.frame is not None:
+            last = self._last_ts.get(obs.camera_id)
+            if obs.visit is None and last is not None and obs.frame.ts < last:
+                self.stats.late += 1
+                return Decision.LATE
+            self._target.observe(to_analysis(obs), partial=obs.frame.partial)
+            self._last_ts[obs.camera_id] = max(obs.frame.ts, last or 0.0)
+        else:
+            self._target.report(to_report(obs))
+        self.stats.applied += 1
+        return Decision.APPLIED
+
+    def _remember(self, obs: Observation) -> None:
+        if obs.visit is None and obs.token > self._fences.get(obs.camera_id, 0):
+            self._fences[obs.camera_id] = obs.token
+        self._recent[obs.id] = None
+        while len(self._recent) > 100_000:
+            self._recent.popitem(last=False)
+
+    # -- the loop ------------------------------------------------------------------------
+    def start(self) -> None:
+        link = self._link
+        name, subject = link.name("obs"), obs_subject(link)
+        link.call(lambda: ensure_obs_stream(link.js, name, subject))
+
+        async def subscribe() -> object:
+            config = ConsumerConfig(
+                durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=60.0, max_ack_pending=1000
+            )
+            return await link.js.pull_subscribe(subject, durable=DURABLE, stream=name, config=config)
+
+        sub = link.call(subscribe)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(sub,), name="obs-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("observation consumer did not stop within %.1f s", timeout)
+            self._thread = None
+
+    def _run(self, sub: object) -> None:
+        fetch = getattr(sub, "fetch")
+        while not self._stop.is_set():
+            try:
+                msgs: list[Msg] = self._link.call(lambda: fetch(self._batch, timeout=1.0), timeout=self._link.config.op_timeout_s + 2.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                self._maybe_prune()
+                continue
+            except Exception as exc:  # NATS restarting: the durable consumer is still there when it is back
+                log.debug("observation fetch failed: %s", type(exc).__name__)
+                self._stop.wait(0.5)
+                continue
+            for msg in msgs:
+                self._one(msg)
+
+    def _one(self, msg: Msg) -> None:
+        try:
+            decision = self.handle(msg.data)
+        except Exception:  # the incident write failed (database down): redelivered later
+            log.exception("applying an observation failed; it will be redelivered")
+            self._settle(msg.nak)
+            return
+        self._settle(msg.term if decision == Decision.REJECTED else msg.ack)
+
+    def _settle(self, action: Callable[[], object]) -> None:
+        try:
+            self._link.call(action)  # type: ignore[arg-type]
+        except Exception as exc:  # lost ack: redelivered, then skipped as a duplicate
+            log.debug("ack failed: %s", type(exc).__name__)
+
+    def _maybe_prune(self) -> None:
+        now = self._clock()
+        if now - self._last_prune < 600:
+            return
+        self._last_prune = now
+        try:
+            self._applied.prune(now - self._keep_s)
+        except Exception:
+            log.exception("pruning applied observation ids failed")
+
+
+def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
+    """The case service's consumer (``gridworker serve``), fenced by the leases bucket."""
+    from .leases import read_lease
+
+    link = ctx.link
+    service = ctx.service
+
+    def lease_token(camera_id: str) -> int | None:
+        try:
+            record = link.call(lambda: read_lease(link.buckets.leases, camera_id))
+        except Exception:  # the bucket unreadable now: the stored fence still applies
+            return None
+        return record.token if record is not None else None
+
+    def known(camera_id: str) -> bool:
+        return any(t.camera_id == camera_id for t in service.patrol_targets())
+
+    consumer = ObservationConsumer(link, service.incidents, service.db, lease_token=lease_token, known_camera=known)
+    consumer.start()
+    return consumer
+
