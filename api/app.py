@@ -15,8 +15,12 @@ from .routers import catalogue, keys, stats, workorders
 from .routers import events, forwarding
 from .routers import patrol, signals, types
 from .routers import devices  # IoT devices (issue 14)
+from .routers import people  # people, logins, dispatch to a person (issue 15)
+from .routers import mobile, reports  # reports from people, the phone page (issue 15)
+from .routers import map as map_view  # the console's map (issue 15)
 from .routers.console import mount_console
 from .deps import Wiring
+from .sessions import Sessions  # people's logins (issue 15)
 from .feeds import Feeds
 from .security import SecurityMiddleware
 from .limits import install_body_limit
@@ -25,7 +29,7 @@ from .errors import validation_error
 # every router, in the order the OpenAPI document lists them (and routes are matched)
 ROUTERS: tuple[APIRouter, ...] = tuple(
     m.router for m in (health, cameras, incidents, signals, types, workorders, stats, catalogue, keys, events, forwarding, flows, patrol, devices)
-)  # devices: IoT (issue 14)
+) + (people.router, reports.router, mobile.router, map_view.router)  # issue 15: people, reports from people, the phone page, the map  # devices: IoT (issue 14)
 
 
 def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: Feeds | None = None) -> FastAPI:
@@ -49,7 +53,8 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
         service = service_factory() if service_factory is not None else None
         if service is not None:
             wired.service = service
-            wired.guard.configure(server=service.settings.server, keys=service.keys)
+            wired.guard.configure(server=service.settings.server, keys=service.keys, tile_origin=service.settings.console.map.tile_origin())
+            wired.people, wired.sessions = service.people, Sessions(service.settings.people)  # people's logins (issue 15)
             service.start()
         try:
             yield
@@ -69,6 +74,8 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
     for router in ROUTERS:
         app.include_router(router)
     mount_console(app)  # /auth/me, /console/events, the console's files at /console/, / → /console/
+    reports.mount_report_page(app)  # the residents' page at /report/ (issue 15)
+    mobile.mount_mobile(app)  # the phone page at /m/ (issue 15)
     # Middleware: the one added LAST runs FIRST. Host/loopback/origin checks and the security
     # headers (api/security.py) go here; the request-body cap must be added after this line so
     # that it is outermost and refuses a huge body before anything reads it.

@@ -34,8 +34,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from gridworker.cases.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
 from gridworker.keystore import KeyStore, StoredKey
 
-from .deps import KeysDep, WorkflowDep
+from .deps import KeysDep, WorkflowDep, wiring
 from .security import NO_KEY_MESSAGE, is_loopback_address
+from .sessions import SESSION_COOKIE, session_actor  # people's logins (issue 15)
 
 KEY_PREFIX = "gwk_"
 _KEY_RE = re.compile(r"^gwk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
@@ -122,7 +123,9 @@ def current_user(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Actor:
     """The caller: the key's holder when a key is sent (``X-API-Key``, else ``Authorization:
-    Bearer``; 401 if it is not valid). Without a key: 401 when keys are required; otherwise an
+    Bearer``; 401 if it is not valid). Else a person logged in, by the session cookie
+    (api/sessions.py: 401 once it ended, 403 for an unsafe method without its CSRF token).
+    Without either: 401 when keys are required; otherwise an
     anonymous admin, but only for a loopback client or with ``auth.open`` (api/security.py
     refuses the others first; this repeats it so no route is open by a middleware mistake)."""
     raw = x_api_key or (bearer.credentials if bearer is not None else None)
@@ -132,6 +135,10 @@ def current_user(
         if key is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
         return actor_of(key)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        wired = wiring(request.app)
+        return session_actor(request, cookie, wired.sessions, wired.people)
     if keys.auth_required():
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API key is required", headers=unauthorized)
     if not keys.auth_open and not is_loopback_address(request.client.host if request.client else None):

@@ -28,6 +28,9 @@ from gridworker.delivery import Dispatcher, ForwardingConfig, build_dispatcher
 from gridworker.delivery.outbox import Outbox
 from gridworker.cases.workflow import Workflow
 from gridworker.cases.workorders import WorkOrders
+from gridworker.cases.people import People  # people, logins (issue 15)
+from gridworker.cases.photos import PhotoStore  # issue 15
+from gridworker.incidents.reports import ReportIntake  # issue 15
 from gridworker.keystore import KeyStore
 from gridworker.metrics import Metrics
 from gridworker.patrol.manager import PatrolManager
@@ -36,6 +39,7 @@ from gridworker.settings import LimitsConfig
 
 from .feeds import Feeds
 from .security import SecurityGuard
+from .sessions import Sessions  # people's logins (issue 15)
 
 __all__ = [
     "CaseParts",
@@ -49,6 +53,10 @@ __all__ = [
     "OrdersDep",
     "OutboxDep",
     "PatrolDep",
+    "PeopleDep",
+    "SessionsDep",
+    "PhotosDep",
+    "ReportsDep",
     "ServiceDep",
     "StoreDep",
     "Wiring",
@@ -63,6 +71,10 @@ __all__ = [
     "get_orders",
     "get_outbox",
     "get_patrol",
+    "get_people",
+    "get_sessions",
+    "get_photos",
+    "get_reports",
     "get_service",
     "get_store",
     "get_workflow",
@@ -81,6 +93,10 @@ class Wiring:
     guard: SecurityGuard = field(default_factory=SecurityGuard)
     feeds: Feeds = field(default_factory=Feeds)
     service: Service | None = None
+    # people's logins (issue 15, api/sessions.py): their sessions, and the people they are of
+    # (the service's, or the parts' of ``CaseParts.serve``; None: no one can log in)
+    sessions: Sessions = field(default_factory=Sessions)
+    people: People | None = None
 
     def install(self, app: FastAPI) -> None:
         app.state.gw = self
@@ -163,6 +179,28 @@ def get_metrics(service: ServiceDep) -> Metrics:
     return service.metrics
 
 
+def get_reports(service: ServiceDep) -> ReportIntake:
+    """Reports from people (issue 15)."""
+    return service.reports
+
+
+def get_photos(service: ServiceDep) -> PhotoStore:
+    """Photos of cases (issue 15)."""
+    return service.photos
+
+
+def get_people(request: Request) -> People:
+    """The people of the running service (or of the parts served); 503 without."""
+    people = wiring(request.app).people
+    if people is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is not running")
+    return people
+
+
+def get_sessions(request: Request) -> Sessions:
+    return wiring(request.app).sessions
+
+
 def limits_of(app: object) -> LimitsConfig:
     """The ``limits:`` section of ``app``'s running service; the defaults before the service
     exists (or for an app served around parts)."""
@@ -189,8 +227,12 @@ DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 PatrolDep = Annotated[PatrolManager, Depends(get_patrol)]
 FlowsDep = Annotated[FlowStore, Depends(get_flows)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ReportsDep = Annotated[ReportIntake, Depends(get_reports)]  # issue 15
+PhotosDep = Annotated[PhotoStore, Depends(get_photos)]  # issue 15
 LimitsDep = Annotated[LimitsConfig, Depends(get_limits)]
 FeedsDep = Annotated[Feeds, Depends(get_feeds)]
+PeopleDep = Annotated[People, Depends(get_people)]  # issue 15
+SessionsDep = Annotated[Sessions, Depends(get_sessions)]
 
 
 # -- an app around parts ----------------------------------------------------------------------
@@ -208,17 +250,21 @@ class CaseParts:
     workflow: Workflow
     dispatcher: Dispatcher
     keys: KeyStore
+    people: People | None = None  # issue 15: who can log in, who cases are assigned to
 
     @classmethod
     def of(
-        cls, store: IncidentStore, orders: WorkOrders, dispatcher: Dispatcher | None = None, keys: KeyStore | None = None
+        cls, store: IncidentStore, orders: WorkOrders, dispatcher: Dispatcher | None = None, keys: KeyStore | None = None,
+        people: People | None = None,
     ) -> CaseParts:
         """``dispatcher`` default: one without destinations, on an outbox of ``orders``' database
         that is not hooked to them (so no change leaves a message). ``keys`` default: the key
-        store of ``orders``' database, keys required once one exists."""
+        store of ``orders``' database, keys required once one exists. ``people``: default none
+        (no logins; cases stay with their units)."""
         if dispatcher is None:
             dispatcher = build_dispatcher(ForwardingConfig(), Outbox(orders.db, catalogue=orders.catalogue))
-        return cls(store, orders, Workflow(orders), dispatcher, keys if keys is not None else KeyStore(orders.db, orders.catalogue))
+        keys = keys if keys is not None else KeyStore(orders.db, orders.catalogue)
+        return cls(store, orders, Workflow(orders, assigner=people), dispatcher, keys, people)
 
     def serve(self, app: FastAPI) -> FastAPI:
         """Override ``app``'s getters with these parts; its front door uses their API keys."""
@@ -231,4 +277,7 @@ class CaseParts:
         overrides[get_outbox] = lambda: self.dispatcher.outbox
         overrides[get_dispatcher] = lambda: self.dispatcher
         wiring(app).guard.configure(server=None, keys=self.keys)
+        if self.people is not None:
+            wiring(app).people = self.people
+            wiring(app).sessions = Sessions(self.people.config)
         return app

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -43,6 +44,8 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+_IMG_SRC = "img-src 'self' data: blob:"
+_PLAIN_ORIGIN = re.compile(r"https?://[a-z0-9_.\-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 #: FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN and start them with an
 #: inline script; their HTML is fixed (nothing from a request is in it), so this looser policy
 #: is for those two pages only.
@@ -144,14 +147,25 @@ class SecurityPolicy:
     hosts: frozenset[str] = frozenset()
     origins: frozenset[str] = frozenset()
     keys: KeyStore | None = None
+    #: the console map's tile server (``console.map.tiles_url``'s origin): images may come from it too
+    tile_origin: str | None = None
 
     @classmethod
-    def of(cls, *, server_host: str | None, allowed_hosts: list[str], allowed_origins: list[str], keys: KeyStore | None) -> SecurityPolicy:
+    def of(
+        cls, *, server_host: str | None, allowed_hosts: list[str], allowed_origins: list[str], keys: KeyStore | None,
+        tile_origin: str | None = None,
+    ) -> SecurityPolicy:
         hosts = {h.strip().lower().rstrip(".") for h in allowed_hosts}
         if server_host:
             hosts.add(server_host.strip().strip("[]").lower().rstrip("."))
         origins = {o for o in (parse_origin(v) for v in allowed_origins) if o is not None}
-        return cls(frozenset(hosts), frozenset(origins), keys)
+        # only a plain http(s) origin goes into the header: nothing that could end the directive
+        tiles = tile_origin.strip().lower() if tile_origin and _PLAIN_ORIGIN.fullmatch(tile_origin.strip().lower()) else None
+        return cls(frozenset(hosts), frozenset(origins), keys, tiles if tiles and parse_origin(tiles) else None)
+
+    def csp(self) -> str:
+        """The console's Content-Security-Policy: :data:`CSP`, with the map's tile server among the image sources."""
+        return CSP if self.tile_origin is None else CSP.replace(_IMG_SRC, f"{_IMG_SRC} {self.tile_origin}", 1)
 
     def host_allowed(self, name: str) -> bool:
         return name in LOOPBACK_NAMES or _ip(name) is not None or name in self.hosts
@@ -166,13 +180,15 @@ class SecurityGuard:
 
     policy: SecurityPolicy = field(default_factory=SecurityPolicy)
 
-    def configure(self, *, server: ServerConfig | None, keys: KeyStore | None) -> None:
-        """Answer as ``server:`` says (None: loopback names only) with the API keys of ``keys``."""
+    def configure(self, *, server: ServerConfig | None, keys: KeyStore | None, tile_origin: str | None = None) -> None:
+        """Answer as ``server:`` says (None: loopback names only) with the API keys of ``keys``;
+        ``tile_origin``: the console map's tile server, whose images the console may show."""
         self.policy = SecurityPolicy.of(
             server_host=server.host if server is not None else None,
             allowed_hosts=list(server.allowed_hosts) if server is not None else [],
             allowed_origins=list(server.allowed_origins) if server is not None else [],
             keys=keys,
+            tile_origin=tile_origin,
         )
 
 
@@ -195,7 +211,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         refusal = await self._refusal(scope)
-        csp = (DOCS_CSP if scope.get("path") in DOCS_PATHS else CSP).encode()
+        csp = (DOCS_CSP if scope.get("path") in DOCS_PATHS else self.guard.policy.csp()).encode()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

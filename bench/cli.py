@@ -150,8 +150,10 @@ def register(subparsers: Any) -> None:
     _register_rules(bench_sub)
     _register_iot(bench_sub)  # IoT alarms (issue 14)
     _register_decode(bench_sub)
+    _register_cluster(bench_sub)  # cluster mode (issue 12): cluster/bench.py
     _register_latency(bench_sub)
     _register_soak(bench_sub)
+    _register_capacity(bench_sub)
 
 
 # --- bench decode (the decoder's cheap options: speed and what the model sees; bench/decode.py) ---
@@ -219,6 +221,53 @@ def _soak(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     _emit(args, format_soak(result), json.dumps(dataclasses.asdict(result), indent=2))
+    return 0
+
+
+# --- bench capacity (how many cameras keep up; bench/capacity.py) ------------------------------
+
+
+def _register_capacity(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "capacity",
+        help="the most real RTSP cameras analysed at >= 2 fps each with frame age p95 < 1 s (searched), vs naive and Ultralytics",
+        description="Search the largest N of real RTSP cameras every one of which keeps up, for gridworker, the naive loop and "
+        "Ultralytics' streaming predictor, in one run.",
+    )
+    p.add_argument("--model", default="ssd_mobilenet_v2_coco", help="embedded model name or ONNX path (default: the embedded SSD)")
+    p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media, else generated)")
+    p.add_argument("--fps", type=_positive, default=2.5, help="each camera's sampling rate (default 2.5)")
+    p.add_argument("--min-fps", type=_positive, default=2.0, help="analysed fps every camera must get (default 2)")
+    p.add_argument("--max-age-ms", type=_positive, default=1000.0, help="frame age p95 limit (default 1000)")
+    p.add_argument("--seconds", type=_positive, default=15.0, help="window of each trial, s (default 15)")
+    p.add_argument("--start", type=int, default=4, help="first N tried (default 4)")
+    p.add_argument("--max-cameras", type=int, default=64, help="largest N tried (default 64)")
+    p.add_argument("--no-motion", action="store_true", help="infer every sampled frame (motion gating off)")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive loop's search")
+    p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics search")
+    p.add_argument("--yolo-imgsz", type=int, default=640, help="YOLO input size of the Ultralytics comparison (default 640)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_capacity)
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    import json
+
+    from .capacity import CapacityConfig, format_capacity, run_capacity
+
+    if not 1 <= args.start <= args.max_cameras <= 256:
+        print("gridworker bench capacity: need 1 <= --start <= --max-cameras <= 256", file=sys.stderr)
+        return 2
+    config = CapacityConfig(
+        model=args.model, media=args.media, sample_fps=args.fps, min_fps=args.min_fps, max_age_ms=args.max_age_ms,
+        seconds=args.seconds, start=args.start, max_cameras=args.max_cameras, motion=not args.no_motion,
+        naive=not args.no_naive, ultralytics=not args.no_ultralytics, yolo_imgsz=args.yolo_imgsz,
+    )  # fmt: skip
+    result = _served(lambda: run_capacity(config, progress=_progress))
+    if result is None:
+        return 1
+    _emit(args, format_capacity(result), json.dumps(result, indent=2))
     return 0
 
 
@@ -396,6 +445,54 @@ def _register_patrol(bench_sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_patrol)
+
+
+def _register_cluster(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "cluster",
+        help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
+        description=(
+            "On this machine: real RTSP servers, a nats-server of its own, a case service on PostgreSQL and K "
+            "`gridworker worker` processes; prints visits_per_min against single_process_visits_per_min (over_single), "
+            "share_min/share_max, failover_s, lost_visits, duplicate_incidents and continuous_reassigned_s (docs/cluster.md)."
+        ),
+    )
+    p.add_argument("--workers", type=int, default=3, help="worker processes K (default 3)")
+    p.add_argument("--cameras", type=int, default=120, help="patrol-only cameras N (default 120)")
+    p.add_argument("--continuous", type=int, default=3, help="continuously watched cameras placed on the workers (default 3)")
+    p.add_argument("--cycles", type=int, default=3, help="cycles per run (default 3)")
+    p.add_argument("--slots", type=int, default=16, help="visits in flight per worker (default 16)")
+    p.add_argument("--single-concurrency", type=int, default=48, help="the single-process run's concurrency (default 48)")
+    p.add_argument("--media", type=Path, default=None, help="folder of H.264 clips (default ../shared/media, else generated)")
+    p.add_argument("--database", default=None, help="a scratch PostgreSQL URL (its schema is emptied); default gw_bench_cluster on 127.0.0.1")
+    p.add_argument("--no-single", action="store_true", help="skip the single-process run")
+    p.add_argument("--no-kill", action="store_true", help="skip the failover run")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_cluster)
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    import json
+
+    from gridworker.cluster.bench import DEFAULT_PG, ClusterBenchConfig, run_cluster_bench
+
+    if not 1 <= args.workers <= 16 or not 1 <= args.cameras <= 5000 or args.cycles < 1 or not 1 <= args.slots <= 128 or args.continuous < 0:
+        print("gridworker bench cluster: --workers 1-16, --cameras 1-5000, --cycles >= 1, --slots 1-128, --continuous >= 0", file=sys.stderr)
+        return 2
+    config = ClusterBenchConfig(
+        workers=args.workers, cameras=args.cameras, continuous=args.continuous, cycles=args.cycles, slots=args.slots,
+        single_concurrency=args.single_concurrency, media=args.media, database=args.database or DEFAULT_PG,
+        single=not args.no_single, kill=not args.no_kill,
+    )
+    result = _served(lambda: run_cluster_bench(config, progress=_progress))
+    if result is None:
+        return 1
+    keys = ("workers", "cameras", "visits_per_min", "single_process_visits_per_min", "over_single", "share_min", "share_max",
+            "failover_s", "lost_visits", "duplicate_incidents", "continuous_reassigned_s")
+    summary = "\n".join(f"{key}: {result.get(key)}" for key in keys)
+    _emit(args, summary, json.dumps(result, indent=2))
+    return 0
 
 
 def _register_reliability(bench_sub: Any) -> None:

@@ -90,6 +90,7 @@ def _summarise(rows: list[tuple[Any, ...]], seconds: float, result: PipelineResu
         result.notes.append(f"{unknown} frame(s) without a PTS-based age were not counted as live")
     if ages:
         result.extra["min_age_ms"] = min(ages) * 1e3
+        result.extra["p95_age_ms"] = (percentile(ages, 95) or 0.0) * 1e3
         if min(ages) < -0.05:
             result.notes.append(f"negative frame age ({min(ages) * 1e3:.0f} ms): the PTS anchor is off")
 
@@ -178,6 +179,7 @@ def run_gridworker(
     workdir: Path,
     detector_settings: dict[str, Any] | None = None,
     pipeline_settings: dict[str, Any] | None = None,
+    camera_settings: dict[str, Any] | None = None,
     warmup_timeout_s: float = 30.0,
     settle_s: float = 1.0,
 ) -> PipelineResult:
@@ -193,6 +195,7 @@ def run_gridworker(
             uses ``detector``).
         pipeline_settings: the ``pipeline`` settings section (e.g. ``batch_deadline_ms``);
             None keeps the product's defaults.
+        camera_settings: more keys of every camera (e.g. ``{"motion": {"enabled": True}}``).
         warmup_timeout_s: longest wait for every camera's first live analysed frame.
         settle_s: extra wait after that.
     """
@@ -204,7 +207,7 @@ def run_gridworker(
     db = workdir / f"bench-{n}-{int(time.time() * 1000)}.db"
     sections: dict[str, Any] = {
         "cameras": [
-            {"id": f"cam{i}", "url": url, "fps": min(60.0, rate), "zones": BENCH_ZONES}
+            {"id": f"cam{i}", "url": url, "fps": min(60.0, rate), "zones": BENCH_ZONES, **(camera_settings or {})}
             for i, (url, rate) in enumerate(zip(urls, rates, strict=True))
         ],
         "database": {"url": f"sqlite:///{db}"},
@@ -265,9 +268,17 @@ def run_gridworker(
             "frames_dropped": sum(v.health.frames_dropped for v in views),
             "reconnects": sum(v.health.reconnects for v in views),
             "per_camera_fps": _per_stream_live_fps(rows, n, span),
+            "inferred_fraction": _inferred_fraction(views),
         }
     )
     return result
+
+
+def _inferred_fraction(views: Sequence[Any]) -> float | None:
+    """Live frames the model ran on / live frames analysed (the motion gate coasts the rest)."""
+    inferred = sum(v.frames_inferred for v in views)
+    total = inferred + sum(v.frames_coasted for v in views)
+    return inferred / total if total else None
 
 
 def _naive_worker(
@@ -571,7 +582,9 @@ def run_ultralytics(
     result.streams_live = len(ages.streams_live())
     if result.streams_live < n:
         result.notes.append(f"only {result.streams_live}/{n} streams had a live frame within the {warmup_timeout_s:g} s warm-up")
-    _summarise(ages.window(*window), window[1] - window[0], result)
+    rows = ages.window(*window)
+    _summarise(rows, window[1] - window[0], result)
+    result.extra["per_camera_fps"] = _per_stream_live_fps(rows, n, window[1] - window[0])
     result.notes.append("ultralytics frame age is taken from each stream's newest PTS when the batch is formed (±1 frame)")
     return result
 

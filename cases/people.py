@@ -316,9 +316,19 @@ class People:
         """Add the people of a CSV (header row of ``CSV_COLUMNS``; username, name and role
         required), all or none. Raises PeopleError naming the bad lines (never their values)."""
         try:
-            return self.add(_parse_csv(text, max_rows))
+            rows, problems = _parse_csv(text, max_rows)
         except csv.Error as exc:
             raise PeopleError(f"not a valid CSV: {exc}") from None
+        for line, p in rows:
+            try:
+                self._check(p.role, p.unit, p.area)
+                _check_password(p.password)
+            except PeopleError as exc:
+                problems.append(f"line {line}: {exc}")
+        if problems:
+            problems.sort(key=lambda text: int(text.split(":", 1)[0].removeprefix("line ")))
+            raise PeopleError(f"{len(problems)} bad row(s): " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
+        return self.add([p for _, p in rows])
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, person_id: int) -> Person | None:
@@ -386,14 +396,15 @@ class People:
         return None if found is None else (int(found[0]), "load")
 
 
-def _parse_csv(text: str, max_rows: int) -> list[PersonIn]:
+def _parse_csv(text: str, max_rows: int) -> tuple[list[tuple[int, PersonIn]], list[str]]:
+    """The people of a CSV with their line numbers, and the problems of the bad lines."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown or not {"username", "name", "role"} <= set(header):
         raise PeopleError(f"CSV header must name username, name and role, and only columns of {', '.join(CSV_COLUMNS)} (unknown: {unknown[:5]})")
     reader.fieldnames = header
-    people: list[PersonIn] = []
+    people: list[tuple[int, PersonIn]] = []
     problems: list[str] = []
     for row in reader:
         if len(people) + len(problems) >= max_rows:
@@ -405,9 +416,7 @@ def _parse_csv(text: str, max_rows: int) -> list[PersonIn]:
         if not values:
             continue
         try:
-            people.append(PersonIn.model_validate(values))
+            people.append((reader.line_num, PersonIn.model_validate(values)))
         except ValidationError as exc:
             problems.append(f"line {reader.line_num}: {_reason(exc)}")
-    if problems:
-        raise PeopleError(f"{len(problems)} bad row(s): " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
-    return people
+    return people, problems

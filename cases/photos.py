@@ -19,8 +19,8 @@ with one row each in ``case_photos`` (migration 0005). Its disk use is bounded: 
 small (bounded pixels), a case holds at most ``max_per_case`` photos, no photo is written
 while all of them add up to ``max_total_bytes`` or the disk has less than ``min_free_bytes``
 free (:class:`PhotoStorageFull`, 507), and retention deletes the oldest (``prune_photos``,
-incidents/retention.py). The same picture sent twice to a case is stored once (its SHA-256):
-a phone's retried upload does not add a copy.
+incidents/retention.py). The same picture sent twice to a case (as the same kind) is stored once
+(its SHA-256): a phone's retried upload does not add a copy.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import re
 import secrets
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,7 +185,10 @@ def normalise_photo(
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)
     try:
-        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
+        with warnings.catch_warnings():  # a picture over Pillow's own pixel warning is refused below, by our cap
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
+        with opened as img:
             w, h = img.size
             if w < 1 or h < 1 or w * h > max_input_pixels:
                 raise PhotoError(f"the picture is {w}x{h} pixels; at most {max_input_pixels // 1_000_000} megapixels are taken")
@@ -206,7 +210,9 @@ def normalise_photo(
             pixels.save(out, "JPEG", quality=quality, optimize=True, **extra)
     except PhotoError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise PhotoError(f"the picture has too many pixels; at most {max_input_pixels // 1_000_000} megapixels are taken") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise PhotoError(f"the image does not decode ({type(exc).__name__})") from None
     return Photo(out.getvalue(), pixels.width, pixels.height, lon=where[0] if where else None, lat=where[1] if where else None)
 
@@ -284,7 +290,7 @@ class PhotoStore:
             return int(s.scalar(select(func.coalesce(func.sum(CasePhotoRow.size_bytes), 0))) or 0)
 
     def add(self, incident_id: int, kind: str, photo: Photo, *, actor: str = "", at: float | None = None) -> CasePhoto:
-        """Store ``photo`` for the case (the same picture again: its existing record).
+        """Store ``photo`` for the case (the same picture again, of the same kind: its existing record).
 
         Raises:
             PhotoStorageFull: over the total, the disk's free space or the case's count.
@@ -293,7 +299,9 @@ class PhotoStore:
             raise ValueError(f"unknown photo kind {kind!r}")
         digest = photo.sha256
         with self.db.transaction() as s:
-            same = s.scalars(select(CasePhotoRow).where(CasePhotoRow.incident_id == incident_id, CasePhotoRow.sha256 == digest)).first()
+            same = s.scalars(
+                select(CasePhotoRow).where(CasePhotoRow.incident_id == incident_id, CasePhotoRow.kind == kind, CasePhotoRow.sha256 == digest)
+            ).first()
             if same is not None:
                 return to_domain(CasePhoto, same)
             count = int(s.scalar(select(func.count()).where(CasePhotoRow.incident_id == incident_id)) or 0)

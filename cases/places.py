@@ -16,14 +16,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gridworker.validation import first_repeat
 
-__all__ = ["AREA_ID_PATTERN", "Area", "AreaList", "AreaMap", "Position", "gcj02_to_wgs84", "in_china", "wgs84_to_gcj02"]
+__all__ = [
+    "AREA_ID_PATTERN",
+    "Area",
+    "AreaList",
+    "AreaMap",
+    "Position",
+    "gcj02_to_wgs84",
+    "in_china",
+    "reported_position",
+    "wgs84_to_gcj02",
+]
 
 AREA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MAX_AREAS = 5000
@@ -144,6 +154,23 @@ def _contains(ring: np.ndarray, x: float, y: float) -> bool:
     with np.errstate(divide="ignore", invalid="ignore"):
         cross_x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
     return bool(np.count_nonzero(straddles & (x < cross_x)) % 2)
+
+
+class _HasDetails(Protocol):
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
+def reported_position(incident: _HasDetails) -> Position | None:
+    """The position an incident brought with it: ``details["position"] = {"lon": .., "lat": ..}``
+    (a resident's report, a 12345 ticket); None when absent or not a valid WGS84 position."""
+    raw = incident.details.get("position")
+    if raw is None:
+        return None
+    try:
+        return Position.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 # -- GCJ-02 ---------------------------------------------------------------------------------

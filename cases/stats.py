@@ -25,6 +25,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, func, literal_column, select
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from .people import PersonRow
@@ -38,6 +39,8 @@ MAX_PERIOD_S = 367 * DAY_S
 MIN_OFFSET_MIN, MAX_OFFSET_MIN = -720, 840
 #: the most groups one grouping returns (sites can be many; types, units and people are bounded lists)
 MAX_GROUPS = 2000
+#: periods end by 2100-01-01 (every date in them can be written; nothing is detected later)
+LATEST = 4_102_444_800.0
 _EPOCH = date(1970, 1, 1)
 _FIRST_MONDAY = 4  # 1970-01-05, a Monday, is day 4 of the epoch
 
@@ -60,12 +63,14 @@ class Period:
 
         Raises:
             PeriodError: ``since >= until``, longer than :data:`MAX_PERIOD_S`, before the epoch,
-                or an offset outside UTC-12:00 … UTC+14:00.
+                after :data:`LATEST`, or an offset outside UTC-12:00 … UTC+14:00.
         """
         if not since < until:
             raise PeriodError("'since' must be before 'until'")
         if since < 0:
             raise PeriodError("'since' is before 1970")
+        if until > LATEST:
+            raise PeriodError("'until' is after 2100")
         if until - since > MAX_PERIOD_S:
             raise PeriodError(f"the period is longer than {MAX_PERIOD_S // DAY_S} days")
         if not MIN_OFFSET_MIN <= utc_offset_min <= MAX_OFFSET_MIN:
@@ -153,11 +158,14 @@ class CaseStats:
     def __init__(self, orders: WorkOrders) -> None:
         self.orders = orders
 
-    def figures(self, period: Period, *, now: float, unit: str | None = None) -> Figures:
-        """The numbers of cases detected in ``period``; only ``unit``'s cases when given."""
+    def figures(self, period: Period, *, now: float, unit: str | None = None, assignee: int | None = None) -> Figures:
+        """The numbers of cases detected in ``period``; only ``unit``'s cases, and only those
+        assigned to the person ``assignee``, when given."""
         cond: list[ColumnElement[bool]] = [WorkOrderRow.detected_at >= period.since, WorkOrderRow.detected_at < period.until]
         if unit is not None:
             cond.append(WorkOrderRow.unit == unit)
+        if assignee is not None:
+            cond.append(WorkOrderRow.assignee == assignee)
         cols = outcome_columns(now)
         # constants inline, not bound: PostgreSQL matches a GROUP BY expression to the selected one
         # only when they are written alike (two bind parameters are two different expressions)
@@ -167,7 +175,7 @@ class CaseStats:
         truncated = False
         with self.orders.transaction() as s:
 
-            def grouped(column: ColumnElement[Any], order_by_count: bool = True) -> list[tuple[Any, ...]]:
+            def grouped(column: ColumnElement[Any] | InstrumentedAttribute[Any], order_by_count: bool = True) -> list[tuple[Any, ...]]:
                 nonlocal truncated
                 q = select(column, *cols).where(*cond).group_by(column)
                 q = q.order_by(func.count().desc(), column) if order_by_count else q.order_by(column)

@@ -289,7 +289,10 @@ class Workflow:
                 order = to_order(row, s.get(WorkOrderPhotoRow, incident_id) is not None)
                 if key is not None:
                     self.idempotency.remember(s, actor.name, key, incident_id, action, order, now)
-        except IntegrityError:  # the same key stored by a concurrent request on another case
+        except IntegrityError:
+            if key is None:
+                raise
+            # the same key stored at the same moment by a concurrent request on another case
             raise Conflict("this Idempotency-Key is being used by another request") from None
         log.info("work order %s: %s → %s by %s (%s)", incident_id, action, order.state, actor.name, actor.role)
         return order
@@ -329,6 +332,7 @@ class Workflow:
                 details["rework"] = True
             row.unit = target
             row.dispatched_at = now
+            self._route(s, row, change.assignee, details)
         elif action == "accept":
             row.accepted_at = now
         elif action == "handle":
@@ -360,6 +364,7 @@ class Workflow:
             row.escalations += 1
             row.clock_start = now  # the upper level gets a fresh time limit
             row.due_at = now + cat.type(row.type).time_limit_s(row.grade)
+            self._route(s, row, None, details)
         row.state = t.target
         self.orders.record(
             s,
@@ -372,6 +377,42 @@ class Workflow:
             from_unit=from_unit,
             reason=change.reason if change.reason is not None else note,
             details=details,
+        )
+
+    # -- people (issue 15) ---------------------------------------------------------------
+    def _route(self, s: Session, row: WorkOrderRow, wanted: int | None, details: dict[str, object]) -> None:
+        """Who in the unit holds the case after a dispatch or an escalation: ``wanted`` (a
+        person of the unit), else the person holding it if they still may, else the routing's
+        pick (by area, then load); nobody without an assigner or anyone to pick."""
+        before = row.assignee
+        assigner = self.assigner
+        if wanted is not None:
+            if assigner is None or not assigner.assignable(s, wanted, row.unit):
+                raise Invalid(f"person {wanted} is not an active unit handler of {row.unit!r}")
+            row.assignee, why = wanted, "chosen"
+        elif before is not None and assigner is not None and assigner.assignable(s, before, row.unit):
+            return
+        else:
+            picked = assigner.pick(s, row.unit, row.area) if assigner is not None else None
+            row.assignee, why = (None, "nobody") if picked is None else picked
+        if row.assignee != before:
+            details["assignee"] = [before, row.assignee]
+            details["assigned_by"] = why
+
+    def _assign(self, s: Session, row: WorkOrderRow, actor: Actor, now: float, change: Change) -> None:
+        """The ``assign`` action: another person of the unit holds the case; state unchanged."""
+        if actor.role not in ASSIGNERS:
+            raise Forbidden(f"the {actor.role} role may not assign a case (allowed: {', '.join(sorted(ASSIGNERS))})")
+        if row.state in TERMINAL or row.state == DETECTED:
+            raise Conflict(f"cannot assign a case that is {row.state} (dispatch it first)")
+        if change.assignee is None:
+            raise Invalid("say who gets the case")
+        details: dict[str, object] = {}
+        self._route(s, row, change.assignee, details)
+        note = change.note.strip()[:MAX_TEXT]
+        self.orders.record(
+            s, row, at=now, actor=actor.name, role=actor.role, action="assign", from_state=row.state, from_unit=row.unit,
+            reason=note, details=details,
         )
 
     # -- system transitions -------------------------------------------------------------

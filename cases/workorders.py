@@ -54,6 +54,7 @@ from gridworker.incidents.db import Base, CommitSignal, Database, equal_filters,
 from gridworker.incidents.store import Incident
 
 from .catalogue import Catalogue, load_catalogue
+from .places import AreaMap, Position, reported_position
 
 # -- states -------------------------------------------------------------------------------
 DETECTED = "detected"
@@ -257,9 +258,14 @@ class WorkOrders:
         0
     """
 
-    def __init__(self, db: Database, catalogue: Catalogue | None = None) -> None:
+    def __init__(self, db: Database, catalogue: Catalogue | None = None, areas: AreaMap | None = None) -> None:
         self.db = db
         self.catalogue = catalogue if catalogue is not None else load_catalogue()
+        #: the grid's areas: a new case gets the area of its position (issue 15)
+        self.areas = areas if areas is not None else AreaMap([])
+        #: where a new case is: its report's position by default; the composition root adds the
+        #: camera's and the IoT device's (docs/people.md)
+        self.locate: Callable[[Incident], Position | None] = reported_position
         # called inside the transaction of every change, after the audit row is flushed:
         # hook(session, order_row, audit_row). An exception rolls the change back.
         self.on_change: list[ChangeHook] = []
@@ -340,6 +346,8 @@ class WorkOrders:
         itype = cat.type(incident.type)
         unit = cat.route(incident.type, site=incident.site, camera=incident.camera_id, zone=incident.zone_id)
         at = incident.opened_at
+        position = self.locate(incident)
+        area = self.areas.area_of(position)
         with self._open_lock, self.transaction() as s:
             if s.get(WorkOrderRow, incident.id) is not None:
                 return None
@@ -363,6 +371,9 @@ class WorkOrders:
                 note="",
                 version=0,
                 updated_at=at,
+                area="" if area is None else area.id,
+                lon=None if position is None else position.lon,
+                lat=None if position is None else position.lat,
             )
             s.add(row)
             s.flush()
@@ -422,6 +433,25 @@ class WorkOrders:
                 .order_by(WorkOrderRow.detected_at.desc(), WorkOrderRow.incident_id.desc())
                 .limit(q.limit)
                 .offset(q.offset)
+            ).all()
+            return [to_order(r, p is not None) for r, p in rows], int(total)
+
+    def queue(self, assignee: int, now: float, *, limit: int = 50, offset: int = 0, finished: bool = False) -> tuple[builtins.list[WorkOrder], int]:
+        """A person's cases (issue 15): those not closed or rejected (``finished``: all), the
+        running late ones first, then newest first."""
+        cond = [WorkOrderRow.assignee == assignee]
+        if not finished:
+            cond.append(WorkOrderRow.state.not_in(sorted(TERMINAL)))
+        late = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))  # still to do, and late
+        with self.transaction() as s:
+            total = s.scalar(select(func.count()).select_from(WorkOrderRow).where(*cond)) or 0
+            rows = s.execute(
+                select(WorkOrderRow, WorkOrderPhotoRow.incident_id)
+                .outerjoin(WorkOrderPhotoRow, WorkOrderPhotoRow.incident_id == WorkOrderRow.incident_id)
+                .where(*cond)
+                .order_by(case((late, 0), else_=1), WorkOrderRow.detected_at.desc(), WorkOrderRow.incident_id.desc())
+                .limit(limit)
+                .offset(offset)
             ).all()
             return [to_order(r, p is not None) for r, p in rows], int(total)
 
@@ -506,8 +536,8 @@ class WorkOrders:
 
 
 
-def build_workorders(db: Database, config: WorkOrdersConfig) -> WorkOrders:
-    """The work-order store of a service, from its ``workorders:`` settings. The composition
-    root registers ``orders.on_incident_opened`` on the incident manager (a graded work order
-    per incident, docs/workorders.md)."""
-    return WorkOrders(db, load_catalogue(config.catalogue))
+def build_workorders(db: Database, config: WorkOrdersConfig, areas: AreaMap | None = None) -> WorkOrders:
+    """The work-order store of a service, from its ``workorders:`` settings (and the grid's
+    ``areas:``). The composition root registers ``orders.on_incident_opened`` on the incident
+    manager (a graded work order per incident, docs/workorders.md)."""
+    return WorkOrders(db, load_catalogue(config.catalogue), areas)

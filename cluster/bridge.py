@@ -133,7 +133,16 @@ class AsyncBridge:
         assert loop is not None and thread is not None
         for task in tasks:
             task.cancel()
-        loop.call_soon_threadsafe(loop.stop)
+
+        async def wind_down() -> None:  # every task cancelled and awaited, then the loop stops
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=max(0.1, timeout / 2))
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(wind_down(), loop)
         thread.join(timeout)
         if thread.is_alive():
             log.warning("the bridge's loop thread did not exit within %.1f s", timeout)

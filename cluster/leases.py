@@ -23,11 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.errors import BadRequestError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-__all__ = ["HeldLease", "LeaseRecord", "LeaseTable", "encode_lease", "read_lease"]
+__all__ = ["HeldLease", "LeaseLost", "LeaseRecord", "LeaseTable", "claim", "encode_lease", "read_lease", "release", "renew"]
 
+#: JetStream's error code for a write whose expected last sequence is not the subject's
+WRONG_LAST_SEQUENCE = 10071
 #: the value of a lease is at most this long (a record is a few dozen bytes)
 MAX_LEASE_BYTES = 1024
 
@@ -128,3 +130,54 @@ class LeaseTable:
         now = self._clock()
         with self._lock:
             return [c for c, lease in self._held.items() if now >= lease.deadline]
+
+
+class LeaseLost(RuntimeError):
+    """A renewal was refused: another worker claimed the camera (or the lease lapsed and went)."""
+
+
+async def claim(kv: KeyValue, camera_id: str, worker: str, instance: str) -> tuple[int, int] | None:
+    """Claim ``camera_id``: ``(token, revision)``, or None while somebody else holds it.
+
+    ``create`` fails while a lease stands; a lease left by an earlier instance of this same
+    worker (it restarted) is taken over with ``update`` and so gets a new, greater token. The
+    claim's revision is then stamped into the value (the fencing token).
+    """
+    try:
+        rev = await kv.create(camera_id, encode_lease(worker, instance, 0))
+    except KeyWrongLastSequenceError:
+        current = await read_lease(kv, camera_id)
+        if current is None or current.worker != worker or current.instance == instance:
+            return None
+        try:
+            rev = await kv.update(camera_id, encode_lease(worker, instance, 0), last=current.revision)
+        except KeyWrongLastSequenceError:
+            return None
+    try:
+        stamped = await kv.update(camera_id, encode_lease(worker, instance, rev), last=rev)
+    except KeyWrongLastSequenceError:
+        return None
+    return rev, stamped
+
+
+async def renew(kv: KeyValue, lease: HeldLease, worker: str, instance: str) -> int:
+    """Renew a held lease; its new revision.
+
+    Raises:
+        LeaseLost: refused (another owner, or the key aged out).
+    """
+    try:
+        return await kv.update(lease.camera_id, encode_lease(worker, instance, lease.token), last=lease.revision)
+    except (KeyWrongLastSequenceError, KeyNotFoundError) as exc:
+        raise LeaseLost(lease.camera_id) from exc
+
+
+async def release(kv: KeyValue, lease: HeldLease) -> None:
+    """Give a lease up now (only if it is still ours: ``last`` is our revision)."""
+    try:
+        await kv.delete(lease.camera_id, last=lease.revision)
+    except (KeyWrongLastSequenceError, KeyNotFoundError):
+        pass
+    except BadRequestError as exc:  # nats-py's delete reports "wrong last sequence" as a plain 400
+        if exc.err_code != WRONG_LAST_SEQUENCE:
+            raise

@@ -43,6 +43,7 @@ class Buckets:
     leader: KeyValue  # "leader" -> the placement leader (TTL leader_ttl_s)
     cameras: KeyValue  # camera id -> CameraConfig JSON (the catalogue; no TTL)
     assign: KeyValue  # camera id -> worker id (the leader's placement; no TTL)
+    drain: KeyValue  # worker id -> "1" while an operator drains it (no TTL)
 
 
 class NatsLink:
@@ -60,6 +61,10 @@ class NatsLink:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._buckets: Buckets | None = None
+        #: coroutines run on the loop after each reconnect (watchers re-created)
+        self.on_reconnect: list[Callable[[], None]] = []
+        self.reconnects = 0
+        self._closing = False
 
     # -- handles (use inside coroutines on the bridge) -------------------------------------
     @property
@@ -108,10 +113,14 @@ class NatsLink:
         cfg = self.config
 
         async def disconnected() -> None:
-            log.warning("NATS connection lost; reconnecting")
+            if not self._closing:
+                log.warning("NATS connection lost; reconnecting")
 
         async def reconnected() -> None:
+            self.reconnects += 1
             log.info("NATS connection back")
+            for hook in list(self.on_reconnect):
+                hook()
 
         async def error(exc: Exception) -> None:
             log.debug("NATS client: %s", type(exc).__name__)
@@ -136,6 +145,7 @@ class NatsLink:
             leader=await self._bucket("leader", cfg.leader_ttl_s),
             cameras=await self._bucket("cameras", None),
             assign=await self._bucket("assign", None),
+            drain=await self._bucket("drain", None),
         )
 
     async def _bucket(self, suffix: str, ttl: float | None) -> KeyValue:
@@ -150,6 +160,7 @@ class NatsLink:
         )
 
     def close(self, timeout: float = 5.0) -> None:
+        self._closing = True
         nc, self._nc, self._js, self._buckets = self._nc, None, None, None
         if nc is None or not self.bridge.running:
             return

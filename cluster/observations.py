@@ -185,15 +185,16 @@ class ObservationPublisher:
         keys = frame_keys(analysis)
         if scope is not None:
             jpeg = self._jpeg(analysis) if keys else None
+            obs_id = f"{scope.visit_id}.{next(scope.counter)}"
             data = encode_frame(
-                analysis, obs_id=self._visit_id(scope), worker=self._worker, token=0, visit=scope.visit_id, sent_at=self._clock(),
-                partial=partial, jpeg=jpeg,
+                analysis, obs_id=obs_id, worker=self._worker, token=0, visit=scope.visit_id, sent_at=self._clock(), partial=partial, jpeg=jpeg
             )
-            self._publish_now(self._visit_id_last, data)
+            self._publish_now(obs_id, data)
             return
         token = self._token_of(cam)
         if token is None:
             self.stats.dropped_unleased += 1
+            self._last_keys.pop(cam, None)  # back on this worker later: its first active frame carries the picture
             return
         new_keys = keys - self._last_keys.get(cam, frozenset())
         self._last_keys[cam] = keys
@@ -205,8 +206,9 @@ class ObservationPublisher:
     def report(self, report: ObjectReport) -> None:
         scope: _VisitScope | None = getattr(self._local, "scope", None)
         if scope is not None:
-            data = encode_report(report, obs_id=self._visit_id(scope), worker=self._worker, token=0, visit=scope.visit_id, sent_at=self._clock())
-            self._publish_now(self._visit_id_last, data)
+            obs_id = f"{scope.visit_id}.{next(scope.counter)}"
+            data = encode_report(report, obs_id=obs_id, worker=self._worker, token=0, visit=scope.visit_id, sent_at=self._clock())
+            self._publish_now(obs_id, data)
             return
         token = self._token_of(report.camera_id)
         if token is None:
@@ -251,14 +253,6 @@ class ObservationPublisher:
     # -- internals ---------------------------------------------------------------------
     def _next_id(self) -> str:
         return f"{self._worker}.{self._instance}.{next(self._counter)}"
-
-    def _visit_id(self, scope: _VisitScope) -> str:
-        self._local.last_id = f"{scope.visit_id}.{next(scope.counter)}"
-        return str(self._local.last_id)
-
-    @property
-    def _visit_id_last(self) -> str:
-        return str(self._local.last_id)
 
     def _jpeg(self, analysis: FrameAnalysis) -> bytes | None:
         image = analysis.frame.image
@@ -422,7 +416,7 @@ class ObservationConsumer:
         try:
             obs = parse_observation(raw)
         except WireError as exc:
-            self.stats.reject(str(exc).split(" (")[0][:60])
+            self.stats.reject(exc.reason)
             log.warning("observation refused: %s", exc)
             return Decision.REJECTED
         if obs.id in self._recent or self._applied.seen(obs.id):
@@ -439,10 +433,11 @@ class ObservationConsumer:
         try:
             decision = self._apply(obs)
         except WireError as exc:
-            self.stats.reject(str(exc)[:60])
+            self.stats.reject(exc.reason)
             log.warning("observation %s refused: %s", obs.id, exc)
             return Decision.REJECTED
-        self._applied.record(obs.id, obs.camera_id, obs.token, at=self._clock())
+        raise_fence = obs.visit is None and obs.token > self._fences.get(obs.camera_id, 0)
+        self._applied.record(obs.id, obs.camera_id, obs.token if raise_fence else 0, at=self._clock())
         self._remember(obs)
         return decision
 
@@ -456,6 +451,10 @@ class ObservationConsumer:
     def _apply(self, obs: Observation) -> str:
         if obs.outcome is not None:
             self.stats.outcomes += 1
+            log.info(
+                "patrol visit %s given up by %s after %d delivery(ies): %s", obs.visit, obs.worker, obs.outcome.deliveries,
+                obs.outcome.error_kind or "failed",
+            )
             if self._on_outcome is not None:
                 self._on_outcome(obs)
             return Decision.OUTCOME
@@ -546,6 +545,8 @@ class ObservationConsumer:
 
 def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
     """The case service's consumer (``gridworker serve``), fenced by the leases bucket."""
+    from gridworker.cameras import CameraNotFound
+
     from .leases import read_lease
 
     link = ctx.link
@@ -559,7 +560,11 @@ def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
         return record.token if record is not None else None
 
     def known(camera_id: str) -> bool:
-        return any(t.camera_id == camera_id for t in service.patrol_targets())
+        try:
+            service.camera(camera_id)
+        except CameraNotFound:
+            return False
+        return True
 
     consumer = ObservationConsumer(link, service.incidents, service.db, lease_token=lease_token, known_camera=known)
     consumer.start()

@@ -78,7 +78,14 @@ Details = Annotated[dict[Annotated[str, Field(max_length=100)], JsonValue], Fiel
 
 
 class WireError(ValueError):
-    """A message that is not a valid observation (the reason, never the payload)."""
+    """A message that is not a valid observation (the reason, never the payload).
+
+    ``reason``: a short fixed phrase (what the consumer counts by); the message may add detail.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
 
 
 class _Wire(BaseModel):
@@ -278,7 +285,7 @@ def parse_observation(raw: bytes) -> Observation:
         WireError: oversized, too deeply nested, not JSON, the wrong version, or invalid.
     """
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise WireError(f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES} byte cap")
+        raise WireError("oversized", f"{len(raw)} bytes, cap {MAX_MESSAGE_BYTES}")
     if _depth(raw) > MAX_JSON_DEPTH:
         raise WireError("message nested too deeply")
     try:
@@ -287,7 +294,7 @@ def parse_observation(raw: bytes) -> Observation:
         if any(tuple(e["loc"]) == ("v",) for e in exc.errors()):
             raise WireError("unsupported wire version") from None
         where = sorted({".".join(str(p) for p in e["loc"][:3]) for e in exc.errors()})[:5]
-        raise WireError(f"invalid observation ({exc.error_count()} error(s) at {', '.join(where)})") from None
+        raise WireError("invalid observation", f"{exc.error_count()} error(s) at {', '.join(where)}") from None
 
 
 # -- domain -> wire (the worker) ------------------------------------------------------------

@@ -319,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gridworker.iot.cli import register as register_iot  # gridworker iot (issue 14: import, simulate)
 
     register_iot(sub)
+    from gridworker.cluster.cli import register as register_cluster  # gridworker worker / serve (issue 12: cluster mode)
+
+    register_cluster(sub)
     return parser
 
 

@@ -37,6 +37,8 @@ from gridworker.incidents.reports import ReportBook, ReportIntake  # reports fro
 from gridworker.cases.photos import PhotoRetention, PhotoStore  # photos of cases (issue 15)
 from gridworker.cases.workflow import Workflow, WorkflowClock
 from gridworker.cases.workorders import build_workorders
+from gridworker.cases.people import People  # people and places (issue 15)
+from gridworker.cases.places import AreaMap, Position, reported_position
 from gridworker.keystore import build_keystore
 from gridworker.iot import IotService  # IoT alarms (issue 14)
 from gridworker.iot.metrics import IotCollector
@@ -170,9 +172,12 @@ class Service:
         self.flows = FlowStore(self.db)
         self.flow_recorder = FlowRecorder(self.flows, counter=self.metrics.line_crossings)
         self.pipeline.observers.append(self.flow_recorder.observe)
-        self.workorders = build_workorders(self.db, settings.workorders)
+        self.workorders = build_workorders(self.db, settings.workorders, AreaMap(settings.areas))
         self.keys = build_keystore(self.db, self.workorders.catalogue, settings.auth)
-        self.workflow = Workflow(self.workorders)
+        # --- people and places (issue 15, docs/people.md): a case's position and area; dispatch to a person ---
+        self.workorders.locate = self._case_position
+        self.people = People(self.db, self.workorders.catalogue, self.workorders.areas, settings.people)
+        self.workflow = Workflow(self.workorders, assigner=self.people)
         # --- reports from people, photos of cases (issue 15, docs/people.md): reports open cases through the one incident writer ---
         photo_cfg = settings.reports.photos
         self.photos = PhotoStore(
@@ -190,7 +195,7 @@ class Service:
         self.retention = RetentionWorker(
             self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve(),
             photos=PhotoRetention(  # photos of cases (issue 15)
-                self.photos, None if photo_cfg.max_age_days is None else photo_cfg.max_age_days * 86_400.0, int(photo_cfg.max_total_mb * 1e6)
+                self.photos, None if photo_cfg.max_age_days is None else photo_cfg.max_age_days * 86_400.0, int(photo_cfg.max_total_mb * 0.9e6)
             ),
         )
         # downstream of the one incident sink, in the order each opened incident meets them
@@ -380,6 +385,23 @@ class Service:
 
     def _count_incident(self, incident: Incident) -> None:
         self.metrics.incident_opened(incident.type)
+
+    def _case_position(self, incident: Incident) -> Position | None:
+        """Where a new case is (issue 15, docs/people.md): the position its report brought,
+        else its camera's ``position``, else its IoT device's longitude/latitude."""
+        found = reported_position(incident)
+        if found is not None:
+            return found
+        source = incident.camera_id
+        if source.startswith("iot:"):
+            device = self.iot.registry.get(source[4:])
+            if device is None or device.longitude is None or device.latitude is None:
+                return None
+            return Position(lon=device.longitude, lat=device.latitude)
+        try:
+            return self.registry.view(source).config.position
+        except CameraNotFound:
+            return None
 
     # -- patrol -----------------------------------------------------------------------
     def _validate_plan(self, plan: PatrolPlan) -> None:

@@ -18,9 +18,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gridworker.delivery import ForwardingConfig
 from gridworker.incidents.retention import RetentionConfig
 from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
+from gridworker.cluster.config import ClusterConfig  # cluster mode (issue 12)
 from gridworker.cases.workorders import WorkOrdersConfig
 from gridworker.incidents.reports import ReportsConfig  # reports from people (issue 15)
 from gridworker.cases.places import AreaList, Position  # places (issue 15)
+from gridworker.cases.people import PeopleConfig  # people, logins (issue 15)
+from gridworker.cases.basemap import ConsoleConfig  # the console map's basemap (issue 15)
 from gridworker.keystore import AuthConfig
 from gridworker.models.config import DEFAULT_DETECTOR, DetectorConfig, NamedDetectorConfig
 from gridworker.models.tiling import RegionConfig, TileConfig
@@ -409,10 +412,13 @@ class Settings(BaseSettings):
     # --- IoT alarms (issue 14) ---
     iot: IotConfig = Field(default_factory=IotConfig, description="IoT devices and their MQTT ingest (docs/iot.md).")
     # --- end IoT ---
+    cluster: ClusterConfig | None = Field(None, description="Cluster mode: gridworker worker / serve through NATS JetStream (docs/cluster.md); absent: the embedded gridworker run.")
     areas: AreaList = Field(default_factory=list, description="The grid's areas (网格): id, name, WGS84 polygon; cases get the area of their position (docs/people.md).")
+    people: PeopleConfig = Field(default_factory=PeopleConfig, description="People's logins: sessions, login limits, password hashing (docs/people.md).")
     reports: ReportsConfig = Field(
         default_factory=ReportsConfig, description="Reports from residents and the 12345 platform, photos of cases (docs/people.md)."
     )  # issue 15
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The console: the map view's basemap (docs/people.md, The map).")
 
     @model_validator(mode="after")
     def _file_sources_in_media_dir(self) -> Settings:

@@ -45,7 +45,7 @@ from av.video.codeccontext import VideoCodecContext
 
 from .redact import get_logger
 
-__all__ = ["ClipSource", "CodecParams", "PacketRing", "RingBudget", "RingPacket", "write_mp4"]
+__all__ = ["ClipSource", "CodecParams", "PacketRing", "RingBudget", "RingPacket", "has_picture", "write_mp4"]
 
 log = get_logger(__name__)
 
@@ -53,6 +53,43 @@ _OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock: exact for 25/30/10 fps
 _DEFAULT_TB = Fraction(1, 90000)  # packets without a time base (never seen from PyAV, but be safe)
 _JUMP_S = 5.0  # a media-clock step larger than this (or backwards) is a discontinuity
 _MIN_STEP_S = 1e-3  # smallest step of the timeline after a discontinuity
+_MAX_PREFIX = 64 * 1024  # parameter sets and SEI held for the next packet: a few hundred bytes
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of one packet, Annex B (start codes, as RTSP delivers) or length-prefixed
+    (avcC/hvcC, as MP4 files hold); [] when it is neither."""
+    if data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01"):
+        return [u.lstrip(b"\x00") for u in data.split(b"\x00\x00\x01") if u.strip(b"\x00")]
+    units, i = [], 0
+    while i + 4 <= len(data):
+        n = int.from_bytes(data[i : i + 4], "big")
+        if n == 0 or i + 4 + n > len(data):
+            return []
+        units.append(data[i + 4 : i + 4 + n])
+        i += 4 + n
+    return units if i == len(data) else []
+
+
+def has_picture(data: bytes, codec_name: str) -> bool:
+    """Whether a packet holds a coded picture (an H.264 slice, NAL types 1-5; an HEVC VCL
+    unit, types 0-31), not only parameter sets or SEI. Unknown codecs and unparsable data
+    count as pictures.
+
+    Example:
+        >>> has_picture(bytes.fromhex("00000001 6764 00000001 68ee"), "h264")  # SPS, PPS
+        False
+        >>> has_picture(bytes.fromhex("00000001 6764 000001 6588"), "h264")  # SPS, IDR slice
+        True
+    """
+    units = _nal_units(data)
+    if not units:
+        return True
+    if codec_name == "h264":
+        return any(1 <= (u[0] & 0x1F) <= 5 for u in units)
+    if codec_name in ("hevc", "h265"):
+        return any(((u[0] >> 1) & 0x3F) <= 31 for u in units)
+    return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,8 +364,12 @@ class PacketRing:
                 return False
             if src is None:
                 # e.g. RTSP's first SPS/PPS packet: no timestamp of its own; it belongs to
-                # the access unit that follows (Annex B and avcC both allow concatenation)
-                self._prefix += data
+                # the access unit that follows (Annex B and avcC both allow concatenation).
+                # One that holds a picture (FFmpeg's RTSP demuxer hands the first access unit
+                # over once without timestamps, then again with them) is dropped: joined to the
+                # next it would put one picture twice in a packet, which browsers refuse to play.
+                if not has_picture(data, self._params.codec_name):
+                    self._prefix = (self._prefix + data)[-_MAX_PREFIX:]
                 return False
             if self._prefix:
                 data, self._prefix = self._prefix + data, b""

@@ -4,6 +4,8 @@ import { api, ApiError, auth, eventStream, objectUrl } from "./api.js";
 import { lang, setLang, t } from "./i18n.js";
 import { Editor } from "./editor.js";
 import { clipWithTracks } from "./cliptracks.js";
+import { StatsView } from "./stats.js";  // the numbers (issue 15)
+import { MapView } from "./map.js";  // the map (issue 15)
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
@@ -60,6 +62,7 @@ function every(ms, fn) {
 function showLogin(message = "") {
   stopAll();
   $("#monitor").hidden = $("#editor").hidden = true;
+  $("#stats").hidden = $("#map").hidden = true;  // issue 15
   $("#login").hidden = false;
   $("#login-error").textContent = message;
   $("#login-key").focus();
@@ -376,11 +379,15 @@ async function act(id, action, noteInput, unitSelect, button) {
 }
 
 // -- views, language, boot ------------------------------------------------------------------
-let editor = null;
+let editor = null, statsView = null, mapView = null;
 function showView(name) {
   for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.view === name);
   $("#monitor").hidden = name !== "monitor";
   $("#editor").hidden = name !== "editor";
+  $("#stats").hidden = name !== "stats";  // the numbers and the map (issue 15)
+  $("#map").hidden = name !== "map";
+  if (name === "stats") (statsView ??= new StatsView($("#stats"), state)).open().catch(console.warn);
+  if (name === "map") (mapView ??= new MapView($("#map"), state, (id) => openDetail(id))).open().catch(console.warn);
   if (name === "editor") {
     editor ??= new Editor($("#editor"), state);
     editor.open().catch((e) => { $("#ed-status").textContent = t("err.generic", { msg: e.message }); });
@@ -395,6 +402,8 @@ function relabel() {
   if (state.me.may.wall) renderWall();
   if (state.me.may.patrol) renderPatrol();
   editor?.render();
+  statsView?.render();
+  mapView?.render();
   const f = $("#feed-state");
   f.textContent = t(f.dataset.state === "on" ? "feed.on" : "feed.off");
 }

@@ -17,7 +17,9 @@ export function clipWithTracks(src, incidentId) {
   box.className = "trackview";
   box.append(video, canvas);
   let frames = [];
-  api(`/incidents/${incidentId}/clip/tracks`).then((r) => { frames = r.frames; draw(); }).catch(() => {}); // none: the plain clip
+  api(`/incidents/${incidentId}/clip/tracks`)
+    .then((r) => { frames = r.frames; canvas.dataset.frames = String(frames.length); draw(); })
+    .catch(() => { canvas.dataset.frames = "0"; }); // none: the plain clip
 
   function at(time) { // the newest analysed frame at or before `time`, if recent enough
     let found = null;

@@ -44,6 +44,15 @@ const STRINGS = {
     "ed.calHint": "四个画面点及其地面位置（米），用于测速和密度。点的顺序需沿四边形一周。",
     "ed.image": "画面点", "ed.groundX": "地面 X (米)", "ed.groundY": "地面 Y (米)", "ed.removeCal": "删除标定",
     "ed.calNeedsGround": "请先填写四个标定点的地面坐标（米）。", "ed.apiSignals": "接口推送的信号灯", "ed.addApiSignal": "添加",
+    // the numbers and the map (issue 15, stats.js, map.js)
+    "tab.stats": "统计", "tab.map": "地图", "st.trend": "趋势", "st.byType": "按类型", "st.byState": "按状态", "st.byUnit": "按单位",
+    "st.byPerson": "按人员", "st.bySite": "按场所", "st.lastDays": "近 {n} 天", "st.custom": "自定义", "st.perDay": "按日", "st.perWeek": "按周",
+    "st.refresh": "查询", "st.csv": "导出 CSV", "st.xlsx": "导出 Excel", "st.loading": "统计中…", "st.truncated": "分组过多，仅显示最大的部分",
+    "st.total": "案件数", "st.finished": "已办结", "st.onTimeRate": "按时办结率", "st.meanHandling": "平均处置时长（分钟）", "st.open": "在办",
+    "st.col.name": "名称", "st.col.total": "案件数", "st.col.finished": "已办结", "st.col.onTime": "按时/考核", "st.col.rate": "按时办结率",
+    "st.col.mean": "平均处置（分钟）", "st.none": "该时段无数据",
+    "map.cases": "案件", "map.cameras": "摄像机", "map.areas": "网格", "map.plain": "未配置底图：显示经纬网格与网格/场所轮廓",
+    "map.open": "查看案件", "map.nothing": "没有带位置的摄像机或案件", "map.count": "{cases} 件案件 · {cameras} 路摄像机",
   },
   en: {
     "title": "AI grid worker · Command centre", "tab.monitor": "Monitor", "tab.editor": "Zone editor", "logout": "Log out",
@@ -89,6 +98,15 @@ const STRINGS = {
     "ed.calHint": "Four image points and their ground positions in metres, for speeds and densities. Keep them in order around the quadrilateral.",
     "ed.image": "image point", "ed.groundX": "ground X (m)", "ed.groundY": "ground Y (m)", "ed.removeCal": "Remove calibration",
     "ed.calNeedsGround": "Enter the ground metres of all four calibration points first.", "ed.apiSignals": "Signals pushed through the API", "ed.addApiSignal": "Add",
+    // the numbers and the map (issue 15, stats.js, map.js)
+    "tab.stats": "Numbers", "tab.map": "Map", "st.trend": "Trend", "st.byType": "By type", "st.byState": "By state", "st.byUnit": "By unit",
+    "st.byPerson": "By person", "st.bySite": "By site", "st.lastDays": "last {n} days", "st.custom": "custom", "st.perDay": "per day", "st.perWeek": "per week",
+    "st.refresh": "Show", "st.csv": "Export CSV", "st.xlsx": "Export Excel", "st.loading": "counting…", "st.truncated": "too many groups: the largest are shown",
+    "st.total": "cases", "st.finished": "finished", "st.onTimeRate": "on-time rate", "st.meanHandling": "mean handling (min)", "st.open": "open",
+    "st.col.name": "name", "st.col.total": "cases", "st.col.finished": "finished", "st.col.onTime": "on time/judged", "st.col.rate": "on-time rate",
+    "st.col.mean": "mean handling (min)", "st.none": "nothing in this period",
+    "map.cases": "Cases", "map.cameras": "Cameras", "map.areas": "Grid areas", "map.plain": "No basemap configured: a degree grid with area and site outlines",
+    "map.open": "Open the case", "map.nothing": "No camera or case has a position", "map.count": "{cases} cases · {cameras} cameras",
   },
 };
 

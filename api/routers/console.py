@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -37,6 +37,8 @@ from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 from ..auth import ANY_ROLE, require
 from ..deps import FeedsDep, KeysDep, LimitsDep, OrdersDep, OutboxDep
 from ..feeds import FeedSource, ResumeDep, StreamMaxS, event_stream_responses
+from ..schemas_people import PersonOut  # issue 15
+from ..sessions import session_of
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 BATCH = 200
@@ -53,12 +55,15 @@ class MeOut(BaseModel):
     actions: dict[str, list[str]] = Field(description="Work-order actions this role may take → the states they start from.")
     may: dict[str, bool] = Field(description="Console features for this role: wall, patrol, patrol_control, edit_scene.")
     events_url: str = Field(description="The server-sent event feed of case changes the console should read.")
+    person: PersonOut | None = Field(None, description="The person logged in (a session), none for an API key (issue 15).")
+    csrf_token: str | None = Field(None, description="The session's CSRF token: send it as X-CSRF-Token on POST/PUT/PATCH/DELETE.")
 
 
 @router.get("/auth/me", response_model=MeOut)
-def me(user: Anyone, orders: OrdersDep, keys: KeysDep, outbox: OutboxDep) -> MeOut:
+def me(request: Request, user: Anyone, orders: OrdersDep, keys: KeysDep, outbox: OutboxDep) -> MeOut:
     """The caller's name, role and unit, and what the console should offer them."""
     role = user.role
+    session = session_of(request)  # a person logged in (issue 15)
     actions = {name: sorted(t.sources) for name, t in TRANSITIONS.items() if role in t.roles}
     readers = (VIEWER, OPERATOR, SUPERVISOR, ADMIN)
     return MeOut(
@@ -73,7 +78,9 @@ def me(user: Anyone, orders: OrdersDep, keys: KeysDep, outbox: OutboxDep) -> MeO
             "patrol_control": role in (OPERATOR, SUPERVISOR, ADMIN),
             "edit_scene": role in (SUPERVISOR, ADMIN),
         },
-        events_url="/events" if outbox.on_change in orders.on_change else "/console/events",  # is the outbox filled?
+        events_url="/events" if outbox.on_change in orders.on_change and user.person is None else "/console/events",  # is the outbox filled?
+        person=None if session is None else PersonOut.of(session[0]),
+        csrf_token=None if session is None else session[1].csrf,
     )
 
 
@@ -92,6 +99,7 @@ class AuditChange:
     version: int
     at: float
     unit: str | None
+    assignee: int | None = None  # the person holding the case (issue 15)
 
     def message(self) -> str:
         data = {"audit_id": self.id, "incident_id": self.incident_id, "action": self.action, "state": self.state,
@@ -108,7 +116,10 @@ class AuditFeed:
 
     def changes_after(self, after: int, limit: int = BATCH) -> list[AuditChange]:
         q = (
-            select(AuditRow.id, AuditRow.incident_id, AuditRow.action, AuditRow.to_state, AuditRow.version, AuditRow.at, WorkOrderRow.unit)
+            select(
+                AuditRow.id, AuditRow.incident_id, AuditRow.action, AuditRow.to_state, AuditRow.version, AuditRow.at, WorkOrderRow.unit,
+                WorkOrderRow.assignee,
+            )
             .join(WorkOrderRow, WorkOrderRow.incident_id == AuditRow.incident_id)
             .where(AuditRow.id > after)
             .order_by(AuditRow.id)
@@ -116,7 +127,7 @@ class AuditFeed:
         )
         with self.orders.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return [AuditChange(r.id, r.incident_id, r.action, r.to_state, r.version, r.at, r.unit) for r in rows]
+        return [AuditChange(r.id, r.incident_id, r.action, r.to_state, r.version, r.at, r.unit, r.assignee) for r in rows]
 
     def last_id(self) -> int:
         with self.orders.engine.connect() as conn:
@@ -131,11 +142,11 @@ async def console_events(
     user: Anyone, orders: OrdersDep, feeds: FeedsDep, limits: LimitsDep, start: ResumeDep, max_s: StreamMaxS = 300.0
 ) -> StreamingResponse:
     """Case changes (the work-order audit log) as server-sent events, resumable with
-    ``Last-Event-ID`` (the events' ids are audit ids); a unit handler gets those of cases their unit holds."""
-    unit = user.unit if user.role == UNIT_HANDLER else None
+    ``Last-Event-ID`` (the events' ids are audit ids); a unit handler gets those of cases their unit
+    holds, a person who is one those of the cases assigned to them (now)."""
 
     def render(change: AuditChange) -> str | None:
-        return change.message() if unit is None or change.unit == unit else None
+        return change.message() if user.holds(change.unit or "", change.assignee) else None
 
     # one reader of the audit log for all console streams (api/feeds.py); streams capped per key and in total
     return await feeds.stream(AuditFeed(orders).source(), user.name, limits, start=start, render=render, keepalive_s=15.0, max_s=max_s)

@@ -48,7 +48,9 @@ def format_event(ev: OutboxEvent) -> str:
 
 
 def _visible(ev: OutboxEvent, user: Actor) -> bool:
-    return user.role != UNIT_HANDLER or user.unit in (ev.unit, ev.from_unit)
+    # a person who is a unit handler sees only their own cases: the outbox's events do not say
+    # whose a case is, so they get none here (their feed: /console/events; issue 15)
+    return user.role != UNIT_HANDLER or (user.person is None and user.unit in (ev.unit, ev.from_unit))
 
 
 def outbox_source(outbox: Outbox) -> FeedSource[OutboxEvent]:

@@ -18,6 +18,7 @@ from gridworker.cases.stats import MAX_OFFSET_MIN, MIN_OFFSET_MIN, CaseStats, Fi
 from gridworker.cases.workflow import UNIT_HANDLER, Actor
 from gridworker.cases.workorders import StatsGroup
 
+from ..errors import Responses
 from ..stats_export import XLSX_MEDIA_TYPE, FiguresTable, Lang
 
 from ..auth import ANY_ROLE, require
@@ -77,7 +78,7 @@ def workorder_stats(
 
 # -- the statistics page: a chosen period, trends, exports ----------------------------------------
 DEFAULT_PERIOD = timedelta(days=30)
-_PERIOD_ERRORS = {422: {"description": "A bad period: reversed, empty, longer than the cap, or out of range"}}
+_PERIOD_ERRORS: Responses = {422: {"description": "A bad period: reversed, empty, longer than the cap, or out of range"}}
 
 
 class CaseStatsOut(BaseModel):
@@ -142,14 +143,18 @@ LangQuery = Annotated[Lang, Query(description="Language of the names and column 
 
 
 def _figures(user: Actor, orders: OrdersDep, period: Period) -> Figures:
-    return CaseStats(orders).figures(period, now=time.time(), unit=user.unit if user.role == UNIT_HANDLER else None)
+    """A unit handler's key: their unit's figures; a unit handler who is a person: their own cases' only."""
+    handler = user.role == UNIT_HANDLER
+    return CaseStats(orders).figures(
+        period, now=time.time(), unit=user.unit if handler else None, assignee=user.person if handler else None
+    )
 
 
 @router.get("/stats/cases", response_model=CaseStatsOut, responses=_PERIOD_ERRORS)
 def case_stats(user: Reader, orders: OrdersDep, period: PeriodDep) -> CaseStatsOut:
     """Cases detected in [since, until) (at most 367 days) by state, type, unit, site and
     person, with their on-time rate and mean handling time, and per day and per week. A unit
-    handler gets their unit's figures."""
+    handler's key gets their unit's figures; a unit handler who is a person, their own cases'."""
     return CaseStatsOut.of(_figures(user, orders, period))
 
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
+from gridworker.cases.idempotency import IDEMPOTENCY_KEY_PATTERN
+from gridworker.cases.places import Position
 from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
 from gridworker.cases.workorders import STATES, AuditEntry, WorkOrder, WorkOrderQuery, WorkOrders
 
@@ -28,6 +30,12 @@ Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
 Dispatcher = Annotated[Actor, Depends(require(OPERATOR, SUPERVISOR))]
 Handler = Annotated[Actor, Depends(require(UNIT_HANDLER, SUPERVISOR))]
 Escalator = Annotated[Actor, Depends(require(SUPERVISOR))]
+#: a retried action (the phone page's offline queue) returns its first result (cases/idempotency.py)
+IdemKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN, description="Repeat-safe action: a repeat with the same key returns the first result"),
+]
+PersonId = Annotated[int, Field(ge=1, le=2**62, description="A person's id (GET /people)")]
 State = Literal["detected", "dispatched", "accepted", "handled", "closed", "rejected", "escalated"]
 assert set(State.__args__) == set(STATES)  # type: ignore[attr-defined]
 
@@ -82,6 +90,9 @@ class WorkOrderOut(BaseModel):
     version: int
     incident_url: str
     photo_url: str | None
+    assignee: int | None = Field(None, description="The person holding the case (issue 15), or none")
+    area: str = Field("", description="The grid area of the case's position ('' outside every area)")
+    position: Position | None = Field(None, description="WGS84 position of the case (its camera, device or report)")
     audit: list[AuditOut] | None = None
 
 
@@ -105,6 +116,8 @@ def _out(orders: WorkOrders, o: WorkOrder, now: float | None = None, audit: list
         cleared_at=utc(o.cleared_at), overdue=o.is_overdue(now), on_time=o.on_time, note=o.note, version=o.version,
         incident_url=f"/incidents/{o.incident_id}",
         photo_url=f"/workorders/{o.incident_id}/photo.jpg" if o.has_photo else None,
+        assignee=o.assignee, area=o.area,
+        position=None if o.lon is None or o.lat is None else Position(lon=o.lon, lat=o.lat),
         audit=None if audit is None else [AuditOut.of(a) for a in audit],
     )
 
@@ -125,13 +138,21 @@ def list_workorders(
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    assignee: Annotated[int | None, Query(ge=1, le=2**62, description="A person's cases")] = None,
+    area: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorkOrderPage:
-    """Newest first. A unit handler sees their own unit's cases only."""
+    """Newest first. A unit handler sees their own unit's cases only (a person: those assigned to them)."""
     if user.role == UNIT_HANDLER:
         if unit is not None and unit != user.unit:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "a unit handler sees only their own unit's cases")
         unit = user.unit
-    items, total = orders.list(WorkOrderQuery(state=state, type=type, unit=unit, site=site, overdue=overdue, limit=limit, offset=offset))
+        if user.person is not None:
+            if assignee is not None and assignee != user.person:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "a person sees only the cases assigned to them")
+            assignee = user.person
+    items, total = orders.list(
+        WorkOrderQuery(state=state, type=type, unit=unit, site=site, overdue=overdue, limit=limit, offset=offset, assignee=assignee, area=area)
+    )
     return WorkOrderPage(items=[_out(orders, o) for o in items], total=total, limit=limit, offset=offset)
 
 
@@ -170,6 +191,11 @@ class NoteIn(BaseModel):
 class DispatchIn(NoteIn):
     unit: str | None = Field(None, max_length=64, description="Default: the unit holding the case (the routed one at first)")
     grade: int | None = Field(None, ge=1, le=4, description="Re-grade the case (its due time follows)")
+    assignee: PersonId | None = Field(None, description="A person of the unit; default: the routing's pick (area, then load)")
+
+
+class AssignIn(NoteIn):
+    assignee: PersonId
 
 
 class EscalateIn(NoteIn):
@@ -202,19 +228,27 @@ def _act(workflow: Workflow, fn: Callable[[Workflow], WorkOrder]) -> WorkOrderOu
 
 
 @router.post("/workorders/{incident_id}/dispatch", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def dispatch(incident_id: IncidentId, body: DispatchIn, user: Dispatcher, workflow: WorkflowDep) -> WorkOrderOut:
-    """Send the case to a unit (operator, supervisor). Never below the level it was escalated to."""
-    return _act(workflow, lambda wf: wf.dispatch(incident_id, user, unit=body.unit, grade=body.grade, note=body.note))
+def dispatch(incident_id: IncidentId, body: DispatchIn, user: Dispatcher, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
+    """Send the case to a unit (operator, supervisor) and one of its people (``assignee``, or the
+    routing's pick). Never below the level it was escalated to."""
+    return _act(workflow, lambda wf: wf.dispatch(incident_id, user, unit=body.unit, grade=body.grade, note=body.note, assignee=body.assignee, key=key))
+
+
+@router.post("/workorders/{incident_id}/assign", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
+def assign(incident_id: IncidentId, body: AssignIn, user: Dispatcher, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
+    """Give a dispatched case to another person of the unit holding it (operator, supervisor);
+    audited with who had it and who has it now."""
+    return _act(workflow, lambda wf: wf.assign(incident_id, user, assignee=body.assignee, note=body.note, key=key))
 
 
 @router.post("/workorders/{incident_id}/accept", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def accept(incident_id: IncidentId, user: Handler, workflow: WorkflowDep, body: NoteIn | None = None) -> WorkOrderOut:
+def accept(incident_id: IncidentId, user: Handler, workflow: WorkflowDep, body: NoteIn | None = None, key: IdemKey = None) -> WorkOrderOut:
     """The unit holding the case takes it on (its unit handler, or a supervisor)."""
-    return _act(workflow, lambda wf: wf.accept(incident_id, user, note=(body or NoteIn()).note))
+    return _act(workflow, lambda wf: wf.accept(incident_id, user, note=(body or NoteIn()).note, key=key))
 
 
 @router.post("/workorders/{incident_id}/handle", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def handle(incident_id: IncidentId, body: HandleIn, user: Handler, workflow: WorkflowDep) -> WorkOrderOut:
+def handle(incident_id: IncidentId, body: HandleIn, user: Handler, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
     """Report the case handled: a note and optionally a JPEG photo (base64)."""
     photo = None
     if body.photo_base64:
@@ -222,23 +256,23 @@ def handle(incident_id: IncidentId, body: HandleIn, user: Handler, workflow: Wor
             photo = base64.b64decode(body.photo_base64, validate=True)
         except (binascii.Error, ValueError):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "photo_base64 is not valid base64") from None
-    return _act(workflow, lambda wf: wf.handle(incident_id, user, note=body.note, photo=photo))
+    return _act(workflow, lambda wf: wf.handle(incident_id, user, note=body.note, photo=photo, key=key))
 
 
 @router.post("/workorders/{incident_id}/close", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def close(incident_id: IncidentId, user: Dispatcher, workflow: WorkflowDep, body: NoteIn | None = None) -> WorkOrderOut:
+def close(incident_id: IncidentId, user: Dispatcher, workflow: WorkflowDep, body: NoteIn | None = None, key: IdemKey = None) -> WorkOrderOut:
     """Close a handled case after checking it (operator, supervisor)."""
-    return _act(workflow, lambda wf: wf.close(incident_id, user, note=(body or NoteIn()).note))
+    return _act(workflow, lambda wf: wf.close(incident_id, user, note=(body or NoteIn()).note, key=key))
 
 
 @router.post("/workorders/{incident_id}/reject", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def reject(incident_id: IncidentId, body: RejectIn, user: Dispatcher, workflow: WorkflowDep) -> WorkOrderOut:
+def reject(incident_id: IncidentId, body: RejectIn, user: Dispatcher, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
     """Close as a false alarm, with the reason (operator, supervisor)."""
-    return _act(workflow, lambda wf: wf.reject(incident_id, user, note=body.note))
+    return _act(workflow, lambda wf: wf.reject(incident_id, user, note=body.note, key=key))
 
 
 @router.post("/workorders/{incident_id}/escalate", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def escalate(incident_id: IncidentId, user: Escalator, workflow: WorkflowDep, body: EscalateIn | None = None) -> WorkOrderOut:
+def escalate(incident_id: IncidentId, user: Escalator, workflow: WorkflowDep, body: EscalateIn | None = None, key: IdemKey = None) -> WorkOrderOut:
     """Move the case up a level (supervisor). It can never be sent back below that level."""
     b = body or EscalateIn()
-    return _act(workflow, lambda wf: wf.escalate(incident_id, user, unit=b.unit, note=b.note))
+    return _act(workflow, lambda wf: wf.escalate(incident_id, user, unit=b.unit, note=b.note, key=key))

@@ -16,7 +16,7 @@ from tests.streams.stream_helpers import wait_until
 
 from gridworker.streams import StreamState
 from gridworker.streams.clips import synthetic_clip
-from gridworker.streams.evidence import ClipSource, CodecParams, PacketRing, write_mp4
+from gridworker.streams.evidence import ClipSource, CodecParams, PacketRing, has_picture, write_mp4
 
 T0 = 1_700_000_000.0  # synthetic wall clock of the first packet
 FPS, GOP_S = 10, 1.0
@@ -148,6 +148,24 @@ def test_packets_without_timestamps_join_the_next(clip6: Path) -> None:
     assert ring.append_packet(key, T0)
     (held,) = ring_packets(ring)
     assert held.data == b"\x00\x00\x00\x01prefix" + bytes(key) and held.keyframe
+
+
+def test_a_picture_without_timestamps_is_not_joined_to_the_next(clip6: Path) -> None:
+    """FFmpeg's RTSP demuxer hands the first access unit over once without timestamps, then
+    again with them: joined, one packet would hold the picture twice (Chromium refuses to
+    play such a clip past its first frame). Parameter sets alone are still joined."""
+    params, packets = read_packets(clip6)
+    ring = PacketRing(seconds=30)
+    ring.start_session(params)
+    key = packets[0]
+    assert has_picture(bytes(key), params.codec_name)
+    sps_pps = bytes.fromhex("00000001 6764001f 00000001 68ee3cb0")
+    assert not has_picture(sps_pps, "h264")
+    assert not ring.append(sps_pps, pts=None, dts=None, time_base=key.time_base, keyframe=True, ts=T0)
+    assert not ring.append(bytes(key), pts=None, dts=None, time_base=key.time_base, keyframe=True, ts=T0)
+    assert ring.append_packet(key, T0)
+    (held,) = ring_packets(ring)
+    assert held.data == sps_pps + bytes(key), "the parameter sets joined, the untimed picture dropped"
 
 
 def test_media_clock_jump_falls_back_to_arrival_clock(clip6: Path) -> None:

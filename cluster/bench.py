@@ -1,0 +1,370 @@
+"""``gridworker bench cluster``: patrol visits per minute of K worker processes sharing N cameras
+through NATS JetStream, against one process, and what a ``kill -9`` of a worker costs.
+
+One invocation, all on this machine:
+
+1. phase-shifted clips (``bench/patrol.py: prepare_clips``) served as N patrol-only cameras
+   plus ``--continuous`` continuously watched ones by real gst-rtsp-server processes;
+2. the single-process figure: ``bench patrol`` (the embedded service's own path, fixed
+   concurrency) on the same N cameras: ``single_process_visits_per_min``;
+3. a nats-server of its own (free port, store in a temporary folder), a case service in this
+   process (``Service`` + ``ClusterService`` on PostgreSQL, the observation consumer and the
+   queue feed: what ``gridworker serve`` runs) and K ``gridworker worker`` processes;
+4. a clean run of ``--cycles`` cycles: ``visits_per_min``, each worker's share of the visits
+   (``share_min``, ``share_max``: 1/K when even);
+5. a second run in which one worker is killed (SIGKILL) once a third of the visits are done:
+   ``failover_s`` (kill → the last visit it held done by another worker),
+   ``continuous_reassigned_s`` (kill → its continuous cameras leased by live workers),
+   ``lost_visits`` (visits of both runs never finished by any worker) and
+   ``duplicate_incidents`` (incidents of one camera + zone + rule + object open at the same time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+__all__ = ["ClusterBenchConfig", "run_cluster_bench"]
+
+TARGET_OVER_SINGLE = 0.9
+TARGET_FAILOVER_S = 15.0
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gw_bench_cluster"
+
+
+@dataclass
+class ClusterBenchConfig:
+    """What ``bench cluster`` runs (see the module docstring).
+
+    Attributes:
+        workers: K worker processes.
+        cameras: N patrol-only cameras.
+        continuous: continuously watched cameras (placed on the workers; fps ``continuous_fps``).
+        cycles: cycles per run.
+        slots: visits in flight per worker (the plan's concurrency is K × slots).
+        single_concurrency: the single-process run's concurrency.
+        database: the case service's PostgreSQL (its schema is emptied).
+        kill: run the failover part.
+    """
+
+    workers: int = 3
+    cameras: int = 120
+    continuous: int = 3
+    continuous_fps: float = 2.0
+    cycles: int = 3
+    slots: int = 16
+    single_concurrency: int = 48
+    media: Path | None = None
+    synthetic: bool = False
+    phases: int = 8
+    clip_seconds: float = 30.0
+    model: str = "ssd_mobilenet_v2_coco"
+    worker_threads: int = 1
+    open_timeout_s: float = 5.0
+    keyframe_timeout_s: float = 8.0
+    database: str = DEFAULT_PG
+    kill: bool = True
+    single: bool = True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _nats_server(store: Path) -> Iterator[str]:
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _empty_database(url: str) -> None:
+    """Create the bench's database if missing and empty its schema."""
+    parsed = sa.engine.make_url(url)
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": parsed.database}) is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    engine = sa.create_engine(parsed)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _start_worker(config_path: Path, worker_id: str, log_path: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("gridworker")
+    cmd = [str(exe), "worker", "--config", str(config_path), "--worker-id", worker_id, "--port", "0"]
+    with open(log_path, "wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _end_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+
+
+def _duplicates(db_url: str) -> int:
+    """Incidents of one camera + zone + rule + object open at the same time as another of the same key."""
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select camera_id, zone_id, rule_id, details, opened_at, closed_at from incidents")).all()
+    engine.dispose()
+    by_key: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
+    for cam, zone, rule, details, opened, closed in rows:
+        obj = str(details.get("object", "")) if isinstance(details, dict) else ""
+        by_key.setdefault((cam, zone, rule, obj), []).append((float(opened), float(closed) if closed is not None else math.inf))
+    dup = 0
+    for spans in by_key.values():
+        spans.sort()
+        end = -math.inf
+        for start, stop in spans:
+            if start < end:
+                dup += 1
+            end = max(end, stop)
+    return dup
+
+
+def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark; returns the JSON-ready result (see the module docstring).
+
+    Raises:
+        RtspServerUnavailable: gst-rtsp-server is not installed.
+        ValueError: bad arguments.
+    """
+    from gridworker.bench.patrol import ZONES, PatrolBenchConfig, prepare_clips, run_patrol_bench
+    from gridworker.models.config import DetectorConfig
+    from gridworker.models.loader import load_detector
+    from gridworker.service import Service
+    from gridworker.settings import Settings
+    from gridworker.streams.rtsp_serve import RtspServerProcess
+
+    from .leases import LeaseRecord, read_lease
+    from .membership import list_workers
+    from .observations import start_observation_consumer
+    from .serve import ClusterService, RemoteStream
+    from .visits import QueueFeed, start_visit_publisher
+
+    say = progress or (lambda message: None)
+    if config.workers < 1 or config.cameras < 1 or config.cycles < 1 or config.slots < 1:
+        raise ValueError("workers, cameras, cycles and slots must be at least 1")
+    k, n = config.workers, config.cameras
+    result: dict[str, Any] = {"workers": k, "cameras": n, "continuous": config.continuous, "cycles": config.cycles}
+    single_rate: float | None = None
+    if config.single:
+        say(f"single process: bench patrol on {n} cameras, fixed concurrency {config.single_concurrency}")
+        single = run_patrol_bench(
+            PatrolBenchConfig(
+                cameras=n, media=config.media, synthetic=config.synthetic, concurrency=config.single_concurrency, phases=config.phases,
+                naive_cameras=0, model=config.model, mode="fixed", cycles=config.cycles, continuous=0, clip_seconds=config.clip_seconds,
+                open_timeout_s=config.open_timeout_s, keyframe_timeout_s=config.keyframe_timeout_s,
+            ),
+            progress=say,
+        )
+        single_rate = float(single["visits_per_min"])
+        say(f"  single process: {single_rate} visits/min")
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp, contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        clips, origin = prepare_clips(
+            PatrolBenchConfig(cameras=n, media=config.media, synthetic=config.synthetic, phases=config.phases, clip_seconds=config.clip_seconds), work
+        )
+        result["clips"] = origin
+        ids = [f"cam{i:04d}" for i in range(n)]
+        live = [f"live{i}" for i in range(config.continuous)]
+        n_servers = max(1, min(4, math.ceil(n / 100)))
+        mounts: list[dict[str, Path]] = [{} for _ in range(n_servers)]
+        for i, cid in enumerate(ids):
+            mounts[i % n_servers][cid] = clips[(i * 7) % len(clips)]
+        if live:
+            mounts.append({cid: clips[(i * 5) % len(clips)] for i, cid in enumerate(live)})
+        servers = []
+        for m in mounts:
+            server = RtspServerProcess(m, ready_timeout_s=60).start()
+            stack.callback(server.close)
+            servers.append(server)
+        urls = {cid: servers[i % n_servers].url(cid) for i, cid in enumerate(ids)}
+        urls.update({cid: servers[-1].url(cid) for cid in live})
+        nats_url = stack.enter_context(_nats_server(work / "js"))
+        _empty_database(config.database)
+        plan = {
+            "select": {"camera_ids": ids}, "order": "listed", "cycles": config.cycles, "concurrency": k * config.slots,
+            "keyframes": 1, "open_timeout_s": config.open_timeout_s, "keyframe_timeout_s": config.keyframe_timeout_s,
+        }
+        cluster = {"nats_url": nats_url, "prefix": "bench", "lease_ttl_s": 6.0, "renew_interval_s": 1.0, "heartbeat_ttl_s": 4.0, "leader_ttl_s": 4.0}
+        cameras: list[dict[str, Any]] = [{"id": c, "url": urls[c], "watch": "patrol", "zones": ZONES} for c in ids]
+        cameras += [{"id": c, "url": urls[c], "watch": "continuous", "fps": config.continuous_fps, "zones": ZONES} for c in live]
+        detector_cfg = {"model": config.model, "threads": config.worker_threads, "max_batch": 8}
+        limits = {"max_cameras": len(cameras) + 1, "max_patrol_concurrency": max(128, k * config.slots)}
+        worker_cfg = {
+            "cluster": cluster, "detector": detector_cfg, "evidence": {"clips": False}, "limits": limits, "cameras": cameras,
+            "database": {"url": f"sqlite:///{work / 'worker.db'}"},
+        }
+        cfg_path = work / "worker.yaml"
+        cfg_path.write_text(yaml.safe_dump(worker_cfg))
+        settings = Settings(
+            database={"url": config.database}, cameras=cameras, cluster=cluster, evidence={"clips": False}, limits=limits,
+            detector=detector_cfg, patrol_plans=[{**plan, "id": "cluster-clean"}, {**plan, "id": "cluster-kill"}],
+        )
+        service = Service(settings, load_detector(DetectorConfig(model=config.model, threads=1, max_batch=8)), reader=RemoteStream)
+        service.start()
+        stack.callback(service.stop)
+        cs = ClusterService(service, plugins=())
+        cs.start()
+        stack.callback(cs.stop)
+        consumer = start_observation_consumer(cs.context)
+        stack.callback(consumer.stop)
+        feed: QueueFeed = start_visit_publisher(cs.context)
+        stack.callback(feed.stop)
+        link = cs.link
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        for i in range(k):
+            wid = f"w{i + 1}"
+            procs[wid] = _start_worker(cfg_path, wid, work / f"{wid}.log")
+            stack.callback(_end_process, procs[wid])
+        say(f"{k} workers starting; NATS {nats_url}; case service on {sa.engine.make_url(config.database).database}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            alive = {w.worker for w in link.call(lambda: list_workers(link.buckets.workers))}
+            if alive >= set(procs):
+                break
+            dead = [w for w, p in procs.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"worker {dead[0]} exited: {(work / f'{dead[0]}.log').read_text()[-1500:]}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("workers did not all come up within 120 s")
+        time.sleep(3.0)  # placement settles; patrol-only slots built from the catalogue
+
+        def lease_of(camera_id: str) -> LeaseRecord | None:
+            return link.call(lambda: read_lease(link.buckets.leases, camera_id))
+
+        def run_plan(plan_id: str, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+            start_mark = len(feed.finished)
+            t0 = time.time()
+            service.patrol.start(plan_id)
+            run = service.patrol.run(plan_id)
+            assert run is not None
+            budget = n * config.cycles * (config.open_timeout_s + config.keyframe_timeout_s) + 120
+            end = time.monotonic() + budget
+            while not run.wait(0.5) and time.monotonic() < end:
+                if on_progress is not None:
+                    on_progress(sum(1 for o in run.outcomes() if o.ok))
+            outcomes = run.outcomes()
+            ok = [o for o in outcomes if o.ok]
+            span = max((o.started_at + o.duration_s - t0 for o in ok), default=time.time() - t0)
+            finished = list(feed.finished)[start_mark:]
+            lost = [o for o in outcomes if o.error_kind == "error" and "no worker" in (o.reason or "")]
+            return {
+                "finished": run.status().state.value,
+                "visits": len(outcomes),
+                "ok": len(ok),
+                "failed": len(outcomes) - len(ok),
+                "failed_by_kind": dict(Counter(o.error_kind or "error" for o in outcomes if not o.ok)),
+                "visits_per_min": _r(len(ok) / span * 60.0 if span > 0 else 0.0, 1),
+                "by_worker": dict(Counter(d.worker for _, d in finished if d.ok)),
+                "signals": finished,
+                "lost": len(lost) + max(0, n * config.cycles - len(outcomes)),
+                "t0": t0,
+            }
+
+        say(f"clean run: {config.cycles} cycle(s) over {n} cameras, {k} workers x {config.slots} slots")
+        clean = run_plan("cluster-clean")
+        total_ok = sum(clean["by_worker"].values()) or 1
+        shares = [clean["by_worker"].get(w, 0) / total_ok for w in procs]
+        say(f"  {clean['visits_per_min']} visits/min, shares {[round(s, 3) for s in shares]}")
+        result.update(
+            visits_per_min=clean["visits_per_min"],
+            single_process_visits_per_min=single_rate,
+            over_single=_r(clean["visits_per_min"] / single_rate if single_rate else None, 3),
+            share_min=_r(min(shares), 3),
+            share_max=_r(max(shares), 3),
+        )
+        failover: float | None = None
+        reassigned: float | None = None
+        lost = clean["lost"]
+        kill_run: dict[str, Any] = {}
+        if config.kill and k > 1:
+            victim = "w1"
+            killed_at: list[float] = []
+            victim_cams: list[str] = []
+
+            def maybe_kill(done: int) -> None:
+                if killed_at or done < n * config.cycles // 3:
+                    return
+                for cam in live:
+                    rec = lease_of(cam)
+                    if rec is not None and rec.worker == victim:
+                        victim_cams.append(cam)
+                os.kill(procs[victim].pid, signal.SIGKILL)
+                killed_at.append(time.time())
+                say(f"  killed {victim} (SIGKILL) after {done} visits; it held continuous {victim_cams}")
+
+            say("failover run: one worker killed once a third of the visits are done")
+            kill_run = run_plan("cluster-kill", maybe_kill)
+            lost += kill_run["lost"]
+            if killed_at:
+                t_kill = killed_at[0]
+                redone = [t for t, d in kill_run["signals"] if d.deliveries > 1 and d.worker != victim and t > t_kill]
+                failover = _r(max(redone) - t_kill, 2) if redone else None
+                # the victim's continuous cameras: leased by a live worker again
+                deadline = time.monotonic() + 60
+                while victim_cams and time.monotonic() < deadline:
+                    recs = [lease_of(cam) for cam in victim_cams]
+                    if all(r is not None and r.worker != victim for r in recs):
+                        reassigned = _r(time.time() - t_kill, 2)
+                        break
+                    time.sleep(0.2)
+                say(f"  {kill_run['visits_per_min']} visits/min; failover {failover} s; continuous reassigned {reassigned} s")
+                result["redelivered_visits"] = len(redone)
+        time.sleep(2.0)  # the last observations reach the case service
+        result.update(
+            failover_s=failover,
+            lost_visits=lost,
+            duplicate_incidents=_duplicates(config.database),
+            continuous_reassigned_s=reassigned,
+            incidents=sum(service.store.count_by().values()),
+            observations_applied=consumer.stats.applied,
+            observations_rejected=dict(consumer.stats.rejected),
+            clean_run={k2: v for k2, v in clean.items() if k2 not in ("signals", "t0")},
+            kill_run={k2: v for k2, v in kill_run.items() if k2 not in ("signals", "t0")},
+            machine_cores=os.cpu_count(),
+            targets={"over_single": TARGET_OVER_SINGLE, "failover_s": TARGET_FAILOVER_S, "lost_visits": 0, "duplicate_incidents": 0},
+            config={k2: (str(v) if isinstance(v, Path) else v) for k2, v in asdict(config).items() if k2 != "database"},
+        )
+    return result

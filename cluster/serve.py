@@ -1,0 +1,228 @@
+"""``gridworker serve``: the case service of a cluster (API, console, incidents, cases, delivery)
+and, when elected, the placement leader.
+
+:class:`ClusterService` sits beside the usual :class:`~gridworker.service.Service` (whose
+cameras are listed and edited as always but read by no local reader: :class:`RemoteStream`).
+Its control thread, every ``renew_interval_s``: renews or contends for leadership; the leader
+publishes the camera catalogue (config file + cameras added through the API, so a new camera is
+placed without a restart), lists live workers, places the continuous cameras on the eligible
+ones (:func:`~gridworker.cluster.placement.place`) and writes what changed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError
+
+from gridworker.service import Service
+from gridworker.settings import Settings
+from gridworker.streams.reader import CameraStream
+from gridworker.streams.redact import get_logger
+
+from .bridge import AsyncBridge
+from .config import ClusterConfig
+from .leases import LeaseRecord, read_lease
+from .link import NatsLink
+from .membership import KvMirror, LeaderElection, WorkerInfo, list_workers
+from .placement import Placement, place
+from .worker import Stoppable
+
+__all__ = ["ClusterService", "ClusterView", "RemoteStream", "ServeContext", "require_postgres"]
+
+log = get_logger(__name__)
+
+
+class RemoteStream(CameraStream):
+    """A camera of the case service: listed, edited, never read here (a worker reads it)."""
+
+    def start(self) -> None:
+        return
+
+
+def require_postgres(settings: Settings) -> str | None:
+    """Why ``serve`` cannot run on these settings, or None."""
+    if settings.cluster is None:
+        return "gridworker serve needs a cluster: section (cluster: {nats_url: nats://host:4222}); use gridworker run for one process"
+    if not settings.database.url.startswith("postgresql"):
+        return "cluster mode needs PostgreSQL (database.url: postgresql+psycopg://user@host/db); SQLite serves one process only (gridworker run)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServeContext:
+    """What the case service hands the parts that plug into it (the observation consumer, the visit publisher)."""
+
+    settings: Settings
+    config: ClusterConfig
+    bridge: AsyncBridge
+    link: NatsLink
+    service: Service
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The cluster as the API shows it: workers with their load, each camera's placement and owner."""
+
+    leader: bool
+    workers: list[WorkerInfo]
+    drained: list[str]
+    assignment: dict[str, str]
+    owners: dict[str, LeaseRecord]
+
+
+#: the plug-ins of H5's half (module, function), started with the service when present
+PLUGINS: tuple[tuple[str, str], ...] = (
+    ("gridworker.cluster.observations", "start_observation_consumer"),
+    ("gridworker.cluster.visits", "start_visit_publisher"),
+)
+
+
+class ClusterService:
+    """The case service's cluster side: leadership, the catalogue, placement, drain marks.
+
+    Example:
+        >>> cluster = ClusterService(service); cluster.start()  # doctest: +SKIP
+        >>> cluster.view().workers; cluster.drain("w2"); cluster.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, service: Service, *, plugins: tuple[tuple[str, str], ...] = PLUGINS) -> None:
+        settings = service.settings
+        if settings.cluster is None:
+            raise ValueError("ClusterService needs a cluster: section")
+        self.service = service
+        self.config = settings.cluster
+        self.instance = uuid.uuid4().hex[:16]
+        self.bridge = AsyncBridge("nats-bridge-serve")
+        self.link = NatsLink(self.config, self.bridge, name="gridworker-serve")
+        self.election = LeaderElection(self.link, self.instance, self.config.leader_ttl_s)
+        self._assign = KvMirror(self.link, lambda b: b.assign)
+        self._catalogue = KvMirror(self.link, lambda b: b.cameras)
+        self._drain = KvMirror(self.link, lambda b: b.drain)
+        self.link.on_reconnect.extend([self._assign.resync_soon, self._catalogue.resync_soon, self._drain.resync_soon])
+        self._plugins = plugins
+        self._started: list[Stoppable] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_placement: Placement | None = None
+
+    @property
+    def context(self) -> ServeContext:
+        return ServeContext(self.service.settings, self.config, self.bridge, self.link, self.service)
+
+    def start(self) -> None:
+        self.bridge.start()
+        self.link.connect()
+        for mirror in (self._assign, self._catalogue, self._drain):
+            self.bridge.spawn(mirror.run)
+        for mirror in (self._assign, self._catalogue, self._drain):
+            mirror.wait_ready(self.config.op_timeout_s)
+        for module_name, function in self._plugins:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                log.warning("%s is not installed: %s not started", module_name, function)
+                continue
+            starter: Callable[[ServeContext], Stoppable] = getattr(module, function)
+            self._started.append(starter(self.context))
+        self._thread = threading.Thread(target=self._loop, name="cluster-placement", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for part in reversed(self._started):
+            part.stop(timeout)
+        if self.bridge.running:
+            self.election.resign()
+        self.link.close()
+        self.bridge.stop()
+
+    # -- the control loop ---------------------------------------------------------------
+    def _loop(self) -> None:
+        interval = self.config.renew_interval_s
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                if self.election.tick() and self.service.started:
+                    self._lead()
+            except Exception:
+                log.exception("cluster placement tick failed")
+            self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
+
+    def _lead(self) -> None:
+        self._publish_catalogue()
+        workers = self.link.call(lambda: list_workers(self.link.buckets.workers))
+        drained = set(self._drain.snapshot())
+        eligible = [w.worker for w in workers if not w.draining and w.worker not in drained]
+        continuous = [v.config.id for v in self.service.cameras() if v.config.watch == "continuous"]
+        current = {c: w.decode(errors="replace") for c, w in self._assign.snapshot().items()}
+        placement = place(continuous, eligible, self.config.max_cameras_per_worker, current)
+        kv = self.link.buckets.assign
+        for cam, worker in placement.assignment.items():
+            if current.get(cam) != worker:
+                value = worker.encode()
+                self.link.call(lambda: kv.put(cam, value))
+        for cam in set(current) - set(placement.assignment):
+            self.link.call(lambda: kv.delete(cam))
+        if placement.moved or set(current) != set(placement.assignment):
+            log.info(
+                "placement: %d camera(s) on %d worker(s), %d moved, %d waiting for room",
+                len(placement.assignment), len(eligible), len(placement.moved), len(placement.unplaced),
+            )
+        self.last_placement = placement
+
+    def _publish_catalogue(self) -> None:
+        """Every camera of the service (config file + API) into the catalogue; removed ones out."""
+        published = self._catalogue.snapshot()
+        kv = self.link.buckets.cameras
+        wanted = {v.config.id: v.config.model_dump_json().encode() for v in self.service.cameras()}
+        for cam, value in wanted.items():
+            if published.get(cam) != value:
+                self.link.call(lambda: kv.put(cam, value))
+        for cam in set(published) - set(wanted):
+            self.link.call(lambda: kv.delete(cam))
+
+    # -- the API's operations -------------------------------------------------------------
+    def view(self) -> ClusterView:
+        workers = self.link.call(lambda: list_workers(self.link.buckets.workers))
+        assignment = {c: w.decode(errors="replace") for c, w in self._assign.snapshot().items()}
+        kv = self.link.buckets.leases
+
+        async def owners() -> dict[str, LeaseRecord]:
+            out = {}
+            for cam in assignment:
+                record = await read_lease(kv, cam)
+                if record is not None:
+                    out[cam] = record
+            return out
+
+        return ClusterView(
+            leader=self.election.leading, workers=workers, drained=sorted(self._drain.snapshot()),
+            assignment=assignment, owners=self.link.call(owners, timeout=self.config.op_timeout_s * 3),
+        )
+
+    def drain(self, worker_id: str, on: bool = True) -> None:
+        """Move a worker's cameras away (``on``) or let it take cameras again."""
+        kv = self.link.buckets.drain
+        if on:
+            self.link.call(lambda: kv.put(worker_id, b"1"))
+            return
+        try:
+            self.link.call(lambda: kv.delete(worker_id))
+        except KeyNotFoundError:
+            pass
+
+    def camera_owner(self) -> dict[str, Any]:
+        """camera id -> {worker, token} of the current lease holder (for /cameras and the console)."""
+        view = self.view()
+        return {c: {"worker": r.worker, "token": r.token} for c, r in view.owners.items()}

@@ -1,0 +1,442 @@
+"""``gridworker worker``: the streams, detection, rules and patrol visits of the cameras this
+worker owns, and nothing of the case side (no database of its own, no API beyond health and metrics).
+
+A control thread, every ``renew_interval_s``:
+
+1. stops at once every camera whose lease may have lapsed (the worker was frozen, or NATS
+   did not answer its renewals for a whole TTL): the fence;
+2. puts its heartbeat (:class:`~gridworker.cluster.membership.WorkerInfo`);
+3. renews each lease (``update(last=revision)``); a refused renewal stops that camera at once;
+4. releases the cameras the placement took away (pipeline stopped first, then the lease
+   deleted so the new owner claims it without waiting for the TTL);
+5. claims the cameras the placement gives it (``create``; waits while the old owner still
+   holds the lease) and starts them, and keeps a pipeline slot for every patrol-only camera of
+   the catalogue (any worker can visit any of them).
+
+Observations leave through the sink built by ``sink_factory`` (cluster/observations.py), which
+asks :meth:`~gridworker.cluster.leases.LeaseTable.token` for each one's fencing token.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from nats.js.errors import KeyNotFoundError
+from pydantic import ValidationError
+
+from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
+from gridworker.incidents.db import Database
+from gridworker.metrics import Metrics
+from gridworker.models.base import Detector
+from gridworker.patrol.config import PatrolTarget
+from gridworker.settings import CameraConfig, Settings
+from gridworker.streams.evidence import RingBudget
+from gridworker.streams.reader import CameraStream
+from gridworker.streams.redact import get_logger
+from gridworker.streams.sources import require_network
+from gridworker.vision.annotate import FrameAnnotator
+from gridworker.vision.observations import IncidentSink
+from gridworker.vision.pipeline import Pipeline
+from gridworker.vision.signals import SignalBoard
+from gridworker.cameras import CameraNotFound, CameraRegistry, ReaderFactory
+
+from .bridge import AsyncBridge
+from .config import ClusterConfig, default_worker_id
+from .leases import LeaseLost, LeaseTable, claim, release, renew
+from .link import NatsLink
+from .membership import KvMirror, WorkerInfo
+
+__all__ = ["Stoppable", "VisitRuntime", "WorkerContext", "WorkerProcess", "WorkerSink"]
+
+log = get_logger(__name__)
+
+
+class Stoppable(Protocol):
+    def stop(self, timeout: float) -> None: ...
+
+
+class WorkerSink(IncidentSink, Protocol):
+    """The worker's incident sink (observations to the case service) and its shutdown."""
+
+    def close(self, timeout: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What a worker hands the parts that plug into it (the observation sink, the visit consumer)."""
+
+    worker_id: str
+    instance: str
+    settings: Settings
+    config: ClusterConfig
+    bridge: AsyncBridge
+    link: NatsLink
+    leases: LeaseTable
+    metrics: Metrics
+    #: count one patrol visit done (shown in the heartbeat's ``visits``)
+    visit_done: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRuntime:
+    """Where a worker's patrol visits run: its pipeline, and every camera of the catalogue as a patrol target."""
+
+    pipeline: Pipeline
+    targets: Callable[[], list[PatrolTarget]]
+
+
+SinkFactory = Callable[[WorkerContext], WorkerSink]
+VisitsFactory = Callable[[WorkerContext, VisitRuntime], Stoppable]
+
+
+def parse_catalogue(raw: dict[str, bytes]) -> dict[str, CameraConfig]:
+    """The catalogue's cameras that validate as network cameras (others are logged and skipped)."""
+    out: dict[str, CameraConfig] = {}
+    for cam_id, value in raw.items():
+        try:
+            config = CameraConfig.model_validate_json(value)
+            require_network(config.url)
+            if config.record_url is not None:
+                require_network(config.record_url)
+        except ValueError as exc:
+            log.error("catalogue camera %r skipped: %s", cam_id, str(exc)[:300])
+            continue
+        if config.id == cam_id:
+            out[cam_id] = config
+    return out
+
+
+class WorkerProcess:
+    """One worker: its pipeline, the cameras it owns, its leases and heartbeat.
+
+    Example:
+        >>> worker = WorkerProcess(settings, detector, sink_factory=build_worker_sink)  # doctest: +SKIP
+        >>> worker.start(); ...; worker.stop()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        detector: Detector,
+        *,
+        sink_factory: SinkFactory,
+        visits_factory: VisitsFactory | None = None,
+        reader: ReaderFactory = CameraStream,
+    ) -> None:
+        if settings.cluster is None:
+            raise ValueError("gridworker worker needs a cluster: section (cluster: {nats_url: ...})")
+        self.settings = settings
+        self.config = cfg = settings.cluster
+        self.worker_id = cfg.worker_id or default_worker_id()
+        self.instance = uuid.uuid4().hex[:16]
+        self.bridge = AsyncBridge()
+        self.link = NatsLink(cfg, self.bridge, name=f"gridworker-worker-{self.worker_id}")
+        self.leases = LeaseTable(cfg.lease_ttl_s)
+        self.metrics = Metrics(self._camera_metrics)
+        self._visits_done = 0
+        self._visits_lock = threading.Lock()
+        self.context = WorkerContext(
+            self.worker_id, self.instance, settings, cfg, self.bridge, self.link, self.leases, self.metrics, self._visit_done
+        )
+        self._sink_factory = sink_factory
+        self._visits_factory = visits_factory
+        self._detector = detector
+        self._reader = reader
+        self._catalogue = KvMirror(self.link, lambda b: b.cameras)
+        self._assign = KvMirror(self.link, lambda b: b.assign)
+        self.link.on_reconnect.extend([self._catalogue.resync_soon, self._assign.resync_soon])
+        # the registry keeps its bookkeeping (cameras it was given) in a private throw-away
+        # database; incidents are the case service's: observations leave through the sink
+        self._scratch = tempfile.TemporaryDirectory(prefix="gridworker-worker-")
+        self._local_store = IncidentStore(Database.open(f"sqlite:///{Path(self._scratch.name) / 'worker.db'}"))
+        self._running: dict[str, CameraConfig] = {}  # cameras with a slot here (continuous + patrol-only)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._visits: Stoppable | None = None
+        self._sink: WorkerSink | None = None
+        self._pipeline: Pipeline | None = None
+        self._registry: CameraRegistry | None = None
+        self._http: ThreadingHTTPServer | None = None
+        self._started_at = time.time()
+        self._draining = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect to NATS, build the sink and the pipeline, start the control loop and health HTTP."""
+        self.bridge.start()
+        self.link.connect()
+        self.bridge.spawn(self._catalogue.run)
+        self.bridge.spawn(self._assign.run)
+        sink = self._sink = self._sink_factory(self.context)
+        settings = self.settings
+        annotator = FrameAnnotator(jpeg_quality=settings.pipeline.snapshot_quality)
+        local_manager = IncidentManager(store=self._local_store, camera_info=lambda _c: CameraInfo())
+        self._pipeline = pipeline = Pipeline(
+            self._detector, sink, annotator=annotator, meter=self.metrics,
+            deadline_s=settings.pipeline.batch_deadline_ms / 1000.0, patrol_batch_slots=settings.pipeline.patrol_batch_slots,
+            patrol_max_pending=settings.pipeline.patrol_max_pending, inference_workers=settings.pipeline.inference_workers,
+        )
+        self._registry = CameraRegistry(
+            settings, self._local_store, pipeline, local_manager, SignalBoard(), annotator,
+            RingBudget(int(settings.limits.clip_buffers_total_mb * 1_000_000)), reader=self._reader,
+        )
+        pipeline.start()
+        self._catalogue.wait_ready(self.config.op_timeout_s)
+        self._assign.wait_ready(self.config.op_timeout_s)
+        if self._visits_factory is not None:
+            self._visits = self._visits_factory(self.context, VisitRuntime(pipeline, self._targets))
+        self._start_http()
+        self._thread = threading.Thread(target=self._control_loop, name=f"cluster-control-{self.worker_id}", daemon=True)
+        self._thread.start()
+        log.info("worker %s started (instance %s)", self.worker_id, self.instance)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop visits, the control loop, every camera (leases released: others take over at once), then NATS."""
+        self._stop.set()
+        if self._visits is not None:
+            self._visits.stop(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for cam_id in list(self._running):
+            self._stop_camera(cam_id, "worker stopping", release=True)
+        if self._pipeline is not None:
+            self._pipeline.stop(timeout)
+        if self._sink is not None:
+            self._sink.close(timeout)
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.link.close()
+        self.bridge.stop()
+        self._local_store.db.close()
+        self._scratch.cleanup()
+        log.info("worker %s stopped", self.worker_id)
+
+    def wait(self) -> None:
+        self._stop.wait()
+
+    def _visit_done(self) -> None:
+        with self._visits_lock:
+            self._visits_done += 1
+
+    # -- the control loop ---------------------------------------------------------------
+    def _control_loop(self) -> None:
+        interval = self.config.renew_interval_s
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self._tick()
+            except Exception:  # a tick that failed is retried next period; the fence still holds
+                log.exception("cluster control tick failed")
+            self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
+
+    def _tick(self) -> None:
+        for cam_id in self.leases.lapsed():  # 1. the fence, before anything else
+            self._stop_camera(cam_id, "lease lapsed (no renewal within its TTL)", release=False)
+        catalogue = parse_catalogue(self._catalogue.snapshot())
+        self._sync_patrol_only(catalogue)
+        self._heartbeat()
+        self._renew()
+        mine = {c for c, w in self._assign.snapshot().items() if w.decode(errors="replace") == self.worker_id}
+        wanted = {c for c in mine if c in catalogue and catalogue[c].watch == "continuous"}
+        for lease in self.leases.held():
+            if lease.camera_id not in wanted:
+                self._stop_camera(lease.camera_id, "placed on another worker", release=True)
+            elif (running := self._running.get(lease.camera_id)) is not None and running != catalogue[lease.camera_id]:
+                self._restart_camera(catalogue[lease.camera_id])
+        for cam_id in sorted(wanted):
+            if self.leases.get(cam_id) is None and self._owned_count() < self.config.max_cameras_per_worker:
+                self._claim(catalogue[cam_id])
+
+    def _owned_count(self) -> int:
+        return len(self.leases.held())
+
+    def _heartbeat(self) -> None:
+        try:
+            draining = self.link.call(lambda: self._read_drain())
+        except Exception:
+            draining = self._draining
+        self._draining = draining
+        info = self.info()
+        kv = self.link.buckets.workers
+        payload = info.model_dump_json().encode()
+        try:
+            self.link.call(lambda: kv.put(self.worker_id, payload))
+        except Exception as exc:
+            log.warning("heartbeat not sent: %s", type(exc).__name__)
+
+    async def _read_drain(self) -> bool:
+        try:
+            entry = await self.link.buckets.drain.get(self.worker_id)
+        except KeyNotFoundError:
+            return False
+        return bool(entry.value)
+
+    def info(self) -> WorkerInfo:
+        owned = sorted(lease.camera_id for lease in self.leases.held())
+        fps = 0.0
+        if self._registry is not None:
+            fps = sum(v.analysed_fps for v in self._registry.views() if not v.patrol_only)
+        host = self.settings.server.host
+        port = self._http.server_address[1] if self._http is not None else self.settings.server.port
+        with self._visits_lock:
+            visits = self._visits_done
+        return WorkerInfo(
+            worker=self.worker_id, instance=self.instance, started_at=self._started_at, at=time.time(), draining=self._draining,
+            capacity=self.config.max_cameras_per_worker, cameras=owned, fps=round(fps, 2), visits=visits,
+            health_url=f"http://{host}:{port}/health",
+        )
+
+    def _renew(self) -> None:
+        kv = self.link.buckets.leases
+        for lease in self.leases.held():
+            sent = time.monotonic()
+            try:
+                rev = self.link.call(lambda: renew(kv, lease, self.worker_id, self.instance))
+            except LeaseLost:
+                self._stop_camera(lease.camera_id, "lease renewal refused (another worker owns it now)", release=False)
+                continue
+            except Exception as exc:  # no answer: keep running until the lease may have lapsed (the fence)
+                log.warning("lease of %s not renewed (%s); fenced off at its deadline", lease.camera_id, type(exc).__name__)
+                continue
+            if self.leases.get(lease.camera_id) is not None:
+                self.leases.hold(lease.camera_id, token=lease.token, revision=rev, sent_at=sent)
+
+    def _claim(self, config: CameraConfig) -> None:
+        kv = self.link.buckets.leases
+        cam_id = config.id
+        sent = time.monotonic()
+        try:
+            got = self.link.call(lambda: claim(kv, cam_id, self.worker_id, self.instance))
+        except Exception as exc:
+            log.warning("claim of %s failed: %s", cam_id, type(exc).__name__)
+            return
+        if got is None:  # held by another worker until it releases it or its lease lapses
+            return
+        token, revision = got
+        self.leases.hold(cam_id, token=token, revision=revision, sent_at=sent)
+        try:
+            self._start_camera(config)
+        except Exception:
+            log.exception("camera %s could not start; lease released", cam_id)
+            self._release(cam_id)
+            return
+        log.info("camera %s claimed (fencing token %d)", cam_id, token)
+
+    def _release(self, cam_id: str) -> None:
+        lease = self.leases.drop(cam_id)
+        if lease is None:
+            return
+        kv = self.link.buckets.leases
+        try:
+            self.link.call(lambda: release(kv, lease))
+        except Exception as exc:  # it lapses on its own within the TTL
+            log.debug("release of %s: %s", cam_id, type(exc).__name__)
+
+    # -- cameras ------------------------------------------------------------------------
+    def _start_camera(self, config: CameraConfig) -> None:
+        assert self._registry is not None
+        self._registry.add(config)
+        self._running[config.id] = config
+
+    def _stop_camera(self, cam_id: str, reason: str, *, release: bool) -> None:
+        """Take the camera out of the pipeline now (its slot first: nothing more is analysed), then its readers."""
+        if release:
+            self._release(cam_id)
+        else:
+            self.leases.drop(cam_id)
+        if self._running.pop(cam_id, None) is None or self._registry is None:
+            return
+        try:
+            self._registry.remove(cam_id)
+        except CameraNotFound:
+            pass
+        log.warning("camera %s stopped: %s", cam_id, reason)
+
+    def _restart_camera(self, config: CameraConfig) -> None:
+        assert self._registry is not None
+        try:
+            self._registry.remove(config.id)
+        except CameraNotFound:
+            pass
+        self._running.pop(config.id, None)
+        self._start_camera(config)
+        log.info("camera %s restarted with its new config", config.id)
+
+    def _sync_patrol_only(self, catalogue: dict[str, CameraConfig]) -> None:
+        """A slot for every patrol-only camera of the catalogue (no reader runs: visits open them)."""
+        patrol = {c: cfg for c, cfg in catalogue.items() if cfg.watch == "patrol"}
+        for cam_id, config in self._running.copy().items():
+            if config.watch == "patrol" and patrol.get(cam_id) != config:
+                self._stop_camera(cam_id, "patrol-only camera changed or gone", release=False)
+        for cam_id, config in patrol.items():
+            if cam_id not in self._running:
+                try:
+                    self._start_camera(config)
+                except Exception as exc:
+                    log.error("patrol-only camera %s not added: %s", cam_id, str(exc)[:300])
+
+    def _targets(self) -> list[PatrolTarget]:
+        return self._registry.targets() if self._registry is not None else []
+
+    def _camera_metrics(self) -> list[dict[str, Any]]:
+        views = self._registry.views() if self._registry is not None else []
+        return [
+            {
+                "id": v.config.id, "analysed_fps": v.analysed_fps, "stream_fps": v.health.fps, "state": v.health.state.value,
+                "reconnects": v.health.reconnects, "frames_dropped": v.health.frames_dropped, "open_incidents": 0,
+            }
+            for v in views
+        ]
+
+    def health(self) -> dict[str, Any]:
+        """The worker's health document (``GET /health``)."""
+        views = self._registry.views() if self._registry is not None else []
+        cameras = {
+            v.config.id: {
+                "state": v.health.state.value, "analysed_fps": round(v.analysed_fps, 2), "frames_analysed": v.frames_analysed,
+                "patrol_only": v.patrol_only, "token": self.leases.token(v.config.id),
+            }
+            for v in views
+        }
+        return {
+            "worker": self.worker_id, "instance": self.instance, "nats_connected": self.link.connected,
+            "draining": self._draining, "cameras": cameras,
+        }
+
+    # -- health / metrics HTTP ------------------------------------------------------------
+    def _start_http(self) -> None:
+        worker = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path == "/health":
+                    body, ctype = json.dumps(worker.health()).encode(), "application/json"
+                elif self.path == "/metrics":
+                    body, ctype = worker.metrics.render(), "text/plain; version=0.0.4"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = self.settings.server
+        self._http = ThreadingHTTPServer((server.host, server.port), Handler)
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, name="worker-health", daemon=True).start()
+
