@@ -16,7 +16,8 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from collections.abc import Mapping  # cluster mode (issue 12)
+from typing import Annotated, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from starlette.applications import Starlette
@@ -137,6 +138,22 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+# -- cluster mode (issue 12): which worker runs each camera ------------------------------------
+class CameraOwners(Protocol):
+    """camera id -> (the worker that runs it now, how many continuous cameras that worker runs)."""
+
+    def owners(self) -> Mapping[str, tuple[str, int]]: ...
+
+
+def get_camera_owners(request: Request) -> Mapping[str, tuple[str, int]]:
+    """Cluster mode (``gridworker serve`` sets ``app.state.camera_owners``); empty otherwise."""
+    board: CameraOwners | None = getattr(request.app.state, "camera_owners", None)
+    return board.owners() if board is not None else {}
+
+
+OwnersDep = Annotated[Mapping[str, tuple[str, int]], Depends(get_camera_owners)]
 
 
 def get_store(service: ServiceDep) -> IncidentStore:

@@ -60,6 +60,8 @@ class CameraOut(BaseModel):
         False, description="Analysed below half the configured fps for the last minute (a warning is logged; the console shows a badge)."
     )
     open_incident_types: list[str]
+    worker: str | None = Field(None, description="Cluster mode (gridworker serve): the worker that runs the camera now; null otherwise, or while none does.")
+    worker_load: int | None = Field(None, description="Cluster mode: how many continuous cameras that worker runs.")
     zones: list[ZoneConfig]
     masks: list[MaskConfig]
     lines: list[LineConfig]

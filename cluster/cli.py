@@ -144,6 +144,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             cluster = ClusterService(services[-1])
             await run_in_threadpool(cluster.start)
             app.state.cluster = cluster
+            app.state.camera_owners = cluster  # /cameras: which worker runs each camera (api/deps.py)
             try:
                 yield
             finally:

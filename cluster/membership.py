@@ -126,7 +126,7 @@ class KvMirror:
         try:
             while time.monotonic() < until and not self._resync.is_set():
                 try:
-                    entry = await watcher.updates(timeout=1.0)
+                    entry = await watcher.updates(timeout=1.0)  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
                 except nats.errors.TimeoutError:
                     continue
                 if entry is None:  # the initial values are in: swap them in whole
@@ -146,7 +146,7 @@ class KvMirror:
                         data[entry.key] = entry.value or b""
         finally:
             try:
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]
             except Exception as exc:
                 log.debug("stopping a mirror watcher: %s", type(exc).__name__)
 

@@ -36,7 +36,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,7 +50,7 @@ from gridworker.vision.observations import IncidentSink, ObjectReport
 
 from .applied import AppliedLog
 from .link import NatsLink
-from .wire import MAX_IMAGE_BYTES, MAX_MESSAGE_BYTES, Observation, WireError, encode_frame, encode_outcome, encode_report, frame_keys, parse_observation, to_analysis, to_report
+from .wire import MAX_IMAGE_BYTES, MAX_MESSAGE_BYTES, Observation, WireError, encode_frame, encode_outcome, encode_report, frame_keys, parse_observation, to_analysis, to_report, wire_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from nats.aio.msg import Msg
@@ -68,6 +68,8 @@ __all__ = [
     "PublisherStats",
     "build_worker_sink",
     "ensure_obs_stream",
+    "ensure_stream",
+    "settle",
     "start_observation_consumer",
 ]
 
@@ -82,16 +84,31 @@ def obs_subject(link: NatsLink) -> str:
     return f"{link.config.prefix}.obs"
 
 
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream ``config.name`` unless it exists (an existing one is left as it is)."""
+    try:
+        await js.stream_info(str(config.name))
+        return
+    except NotFoundError:
+        pass
+    await js.add_stream(config)
+
+
+def settle(link: NatsLink, action: Callable[[], Awaitable[None]], what: str) -> None:
+    """Ack, nak, term or signal progress on a JetStream message; a lost one is logged, not raised
+    (the message is redelivered, and its redelivery skipped or redone idempotently)."""
+    try:
+        link.call(action)
+    except Exception as exc:
+        log.debug("%s failed: %s", what, type(exc).__name__)
+
+
 async def ensure_obs_stream(js: JetStreamContext, name: str, subject: str, *, max_bytes: int = 2_000_000_000) -> None:
     """Create (or leave as is) the observations stream: file storage, work-queue retention (a
     message goes once acked by the case service), refused publishes when full (a worker retries,
     nothing is dropped silently), messages capped at :data:`MAX_MESSAGE_BYTES`."""
-    try:
-        await js.stream_info(name)
-        return
-    except NotFoundError:
-        pass
-    await js.add_stream(
+    await ensure_stream(
+        js,
         StreamConfig(
             name=name,
             subjects=[subject],
@@ -101,7 +118,7 @@ async def ensure_obs_stream(js: JetStreamContext, name: str, subject: str, *, ma
             max_bytes=max_bytes,
             max_msg_size=MAX_MESSAGE_BYTES,
             duplicate_window=DUPLICATE_WINDOW_S,
-        )
+        ),
     )
 
 
@@ -403,6 +420,7 @@ class ObservationConsumer:
         self._clock = clock
         self._fences: dict[str, int] = {}
         self._last_ts: dict[str, float] = {}
+        self._last_keys: dict[str, frozenset[tuple[str, str, str]]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -463,7 +481,12 @@ class ObservationConsumer:
             if obs.visit is None and last is not None and obs.frame.ts < last:
                 self.stats.late += 1
                 return Decision.LATE
-            self._target.observe(to_analysis(obs), partial=obs.frame.partial)
+            # the picture is decoded only when a key became active since the camera's last frame
+            # here (only then may the incident writer open an incident and draw its snapshot)
+            keys = wire_keys(obs.frame)
+            fresh = bool(keys - self._last_keys.get(obs.camera_id, frozenset()))
+            self._target.observe(to_analysis(obs, picture=fresh), partial=obs.frame.partial)
+            self._last_keys[obs.camera_id] = keys
             self._last_ts[obs.camera_id] = max(obs.frame.ts, last or 0.0)
         else:
             self._target.report(to_report(obs))
@@ -522,15 +545,9 @@ class ObservationConsumer:
             decision = self.handle(msg.data)
         except Exception:  # the incident write failed (database down): redelivered later
             log.exception("applying an observation failed; it will be redelivered")
-            self._settle(msg.nak)
+            settle(self._link, msg.nak, "observation nak")
             return
-        self._settle(msg.term if decision == Decision.REJECTED else msg.ack)
-
-    def _settle(self, action: Callable[[], object]) -> None:
-        try:
-            self._link.call(action)  # type: ignore[arg-type]
-        except Exception as exc:  # lost ack: redelivered, then skipped as a duplicate
-            log.debug("ack failed: %s", type(exc).__name__)
+        settle(self._link, msg.term if decision == Decision.REJECTED else msg.ack, "observation ack")
 
     def _maybe_prune(self) -> None:
         now = self._clock()

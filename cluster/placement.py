@@ -78,9 +78,9 @@ def place(cameras: Iterable[str], workers: Iterable[str], cap: int, current: Map
     extra = len(cams) - lo * len(live) if hi > lo else 0
     kept: dict[str, list[str]] = {w: [] for w in live}
     for cam in cams:
-        worker = current.get(cam)
-        if worker in kept:
-            kept[worker].append(cam)
+        holder = current.get(cam)
+        if holder is not None and holder in kept:
+            kept[holder].append(cam)
     at_hi = 0
     for worker, owned in kept.items():  # over the share: keep the cameras that rank this worker highest
         keep = hi if at_hi < extra or hi == lo else lo

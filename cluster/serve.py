@@ -111,6 +111,8 @@ class ClusterService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_placement: Placement | None = None
+        self._owners: dict[str, tuple[str, int]] = {}
+        self._owners_lock = threading.Lock()
 
     @property
     def context(self) -> ServeContext:
@@ -153,15 +155,27 @@ class ClusterService:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                if self.election.tick() and self.service.started:
-                    self._lead()
+                leading = self.election.tick()
+                workers = self.link.call(lambda: list_workers(self.link.buckets.workers))
+                self._note_owners(workers)
+                if leading and self.service.started:
+                    self._lead(workers)
             except Exception:
                 log.exception("cluster placement tick failed")
             self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
 
-    def _lead(self) -> None:
+    def _note_owners(self, workers: list[WorkerInfo]) -> None:
+        owners = {cam: (w.worker, len(w.cameras)) for w in workers for cam in w.cameras}
+        with self._owners_lock:
+            self._owners = owners
+
+    def owners(self) -> dict[str, tuple[str, int]]:
+        """camera id -> (the worker running it, per its last heartbeat; that worker's load): /cameras, the console."""
+        with self._owners_lock:
+            return dict(self._owners)
+
+    def _lead(self, workers: list[WorkerInfo]) -> None:
         self._publish_catalogue()
-        workers = self.link.call(lambda: list_workers(self.link.buckets.workers))
         drained = set(self._drain.snapshot())
         eligible = [w.worker for w in workers if not w.draining and w.worker not in drained]
         continuous = [v.config.id for v in self.service.cameras() if v.config.watch == "continuous"]

@@ -29,14 +29,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
@@ -45,11 +44,11 @@ from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult, glance
 
 from .link import NatsLink
+from .observations import ObservationPublisher, ensure_stream, settle
 
 if TYPE_CHECKING:  # pragma: no cover
     from nats.aio.msg import Msg
 
-    from .observations import ObservationPublisher
     from .serve import ServeContext
     from .worker import VisitRuntime, WorkerContext
 
@@ -125,15 +124,10 @@ def done_subject(link: NatsLink) -> str:
 
 async def ensure_visit_stream(link: NatsLink) -> None:
     """The visits work queue: file storage, one message per visit, duplicates dropped for a day."""
-    js, name = link.js, link.name("visits")
-    try:
-        await js.stream_info(name)
-        return
-    except NotFoundError:
-        pass
-    await js.add_stream(
+    await ensure_stream(
+        link.js,
         StreamConfig(
-            name=name,
+            name=link.name("visits"),
             subjects=[visit_subject(link)],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
@@ -141,7 +135,7 @@ async def ensure_visit_stream(link: NatsLink) -> None:
             max_msgs=1_000_000,
             max_msg_size=MAX_TASK_BYTES,
             duplicate_window=86_400.0,
-        )
+        ),
     )
 
 
@@ -292,11 +286,9 @@ class VisitConsumer:
             for msg in msgs:
                 self._pool.submit(self._one, msg)
 
-    def _settle(self, action: Callable[[], object]) -> None:
-        try:
-            self._link.call(action)  # type: ignore[arg-type]
-        except Exception as exc:  # a lost ack: the visit is redelivered and redone (its observations de-duplicated)
-            log.debug("visit ack failed: %s", type(exc).__name__)
+    def _settle(self, action: Callable[[], Awaitable[None]]) -> None:
+        """A lost ack: the visit is redelivered and redone (its observations de-duplicated)."""
+        settle(self._link, action, "visit ack")
 
     def _signal_done(self, task: VisitTask, result: GlanceResult, deliveries: int) -> None:
         """Tell the case service's patrol run this visit is over (core NATS, best effort: the
@@ -422,8 +414,6 @@ def start_visit_consumer(ctx: WorkerContext, runtime: VisitRuntime) -> VisitCons
     def done(task: VisitTask, result: GlanceResult) -> None:
         if result.ok:
             ctx.visit_done()
-
-    from .observations import ObservationPublisher
 
     found = getattr(pipeline, "_sink", None)
     sink = found if isinstance(found, ObservationPublisher) else None

@@ -26,8 +26,8 @@ import base64
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Literal, Protocol
 
 import numpy as np
 import supervision as sv
@@ -466,8 +466,9 @@ def _arr(values: Sequence[int]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
-def to_analysis(obs: Observation) -> FrameAnalysis:
-    """The :class:`FrameAnalysis` a frame message carries (its picture decoded, or a grey stand-in).
+def to_analysis(obs: Observation, *, picture: bool = True) -> FrameAnalysis:
+    """The :class:`FrameAnalysis` a frame message carries: its picture decoded, or a grey
+    stand-in when it has none or ``picture`` is False (nothing will draw on it).
 
     Raises:
         WireError: the picture or a zone is invalid.
@@ -475,7 +476,8 @@ def to_analysis(obs: Observation) -> FrameAnalysis:
     f = obs.frame
     if f is None:
         raise WireError("not a frame observation")
-    image = _decode_jpeg(f.jpeg, (f.width, f.height)) if f.jpeg is not None else _placeholder(f.width, f.height)
+    decode = picture and f.jpeg is not None
+    image = _decode_jpeg(f.jpeg, (f.width, f.height)) if decode and f.jpeg is not None else _placeholder(f.width, f.height)
     d = f.detections
     n = len(d.xyxy)
     dets = sv.Detections(
@@ -529,10 +531,37 @@ def to_report(obs: Observation) -> ObjectReport:
     )
 
 
-def frame_keys(analysis: FrameAnalysis) -> frozenset[tuple[str, str, str]]:
-    """The (zone, rule, object) keys active on a frame: those that may open an incident."""
+class _HitLike(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+class _ResultLike(Protocol):
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def hits(self) -> Sequence[_HitLike]: ...
+
+
+class _VerdictLike(Protocol):
+    @property
+    def zone_id(self) -> str: ...
+
+    @property
+    def rule_id(self) -> str: ...
+
+    @property
+    def per_object(self) -> bool: ...
+
+    @property
+    def result(self) -> _ResultLike: ...
+
+
+def _active_keys(verdicts: Iterable[_VerdictLike]) -> frozenset[tuple[str, str, str]]:
+    """The (zone, rule, object) keys active among ``verdicts``: those that may open an incident."""
     out: set[tuple[str, str, str]] = set()
-    for v in analysis.verdicts:
+    for v in verdicts:
         if not v.result.active:
             continue
         if v.per_object and v.result.hits:
@@ -540,3 +569,13 @@ def frame_keys(analysis: FrameAnalysis) -> frozenset[tuple[str, str, str]]:
         else:
             out.add((v.zone_id, v.rule_id, ""))
     return frozenset(out)
+
+
+def wire_keys(frame: WireFrame) -> frozenset[tuple[str, str, str]]:
+    """:func:`frame_keys` of a received frame, before its picture is decoded."""
+    return _active_keys(frame.verdicts)
+
+
+def frame_keys(analysis: FrameAnalysis) -> frozenset[tuple[str, str, str]]:
+    """The keys active on an analysed frame."""
+    return _active_keys(analysis.verdicts)

@@ -248,14 +248,15 @@ class CameraRegistry:
             visits = self._visit_analyzer(config) if patrol_only else None
             slot = CameraSlot(
                 config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, region=detect_region(config),
-                motion=motion_gate(config), detectors=tuple(config.detectors), low_light=config.low_light
+                motion=motion_gate(config), detectors=tuple(config.detectors), low_light=config.low_light, imgsz=config.imgsz,
             )
+            # in the same critical section as the listing (the pipeline never takes this lock); first,
+            # so a camera the pipeline refuses (an imgsz its model cannot take) is not listed either
+            self._pipeline.add(slot)
             cam = _Camera(config, stream, slot, persisted=persist or persisted, record=record)
             if cam.ring is not None:
                 self._rings.attach(cam.ring)
             self._cameras[config.id] = cam
-            # in the same critical section as the listing (the pipeline never takes this lock)
-            self._pipeline.add(slot)
         # outside the cameras lock (a slow database must not stall the pipeline's camera lookups),
         # under the persist lock: a remove_camera that popped the camera meanwhile waits here, and
         # one that got here first leaves the camera unlisted, so it is neither saved nor started

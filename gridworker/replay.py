@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from gridworker.incidents.manager import CameraInfo, IncidentManager
 from gridworker.incidents.store import Incident, IncidentStore
 from gridworker.models.base import Detector
+from gridworker.models.multi import resized
 from gridworker.models.tiling import detect_tiled
 from gridworker.models.config import DetectorConfig
 from gridworker.streams.frame import Frame
@@ -266,6 +267,8 @@ def replay_clip(
     gated = camera if motion is None else camera.model_copy(update={"motion": motion})
     gate = motion_gate(gated)
     region = detect_region(camera)
+    if camera.imgsz is not None:  # the camera's own input size, as the live pipeline runs it
+        detector = resized(detector, camera.imgsz)
     last: tuple[np.ndarray, sv.Detections] | None = None  # the last inferred frame, for coasted ones
     inferred = 0
 

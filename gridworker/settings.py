@@ -90,6 +90,15 @@ class CameraConfig(SceneConfig):
         description="Motion gating: with enabled, the model runs only on frames with motion in a rule zone, plus a "
         "refresh every refresh_s; the frames between are analysed with the last detections. See docs/models.md.",
     )
+    imgsz: int | None = Field(  # issue 13
+        default=None,
+        ge=160,
+        le=1920,
+        multiple_of=32,
+        description="This camera's model input size (the long side, a multiple of 32), for YOLO models exported with a "
+        "dynamic input size: e.g. 320 for a camera whose objects are large and near, 960 for a far junction. Frames of "
+        "one size are batched together; the model's session is shared (no second copy in memory). None: the model's own.",
+    )
     low_light: LowLightConfig = Field(  # issue 16
         default_factory=LowLightConfig,
         description="Brighten dark frames (CLAHE or gamma) before the detector; evidence keeps the camera's picture. "

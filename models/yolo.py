@@ -17,6 +17,7 @@ come from the metadata Ultralytics writes into the ONNX file (``names``, ``imgsz
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Sequence
 from pathlib import Path
@@ -311,6 +312,19 @@ class YoloDetector(BatchDetector):
         config = config or DetectorConfig()
         session = create_session(Path(path), config.threads)
         return cls(session, class_names=class_names, rect=config.rect, **detector_options(config))
+
+    def with_imgsz(self, imgsz: int) -> YoloDetector:
+        """This detector at another input size (the long side with ``rect``), sharing its ONNX
+        session: a camera's own ``imgsz``. Only for models exported with a dynamic input size.
+
+        Raises:
+            ModelFormatError: the model's input size is fixed.
+        """
+        if all(isinstance(d, int) for d in self._input.shape[2:4]):
+            raise ModelFormatError(f"the model's input size is fixed at {self._size[0]}x{self._size[1]}: export it with dynamic axes")
+        resized = copy.copy(self)
+        resized._size = (int(imgsz), int(imgsz))
+        return resized
 
     @property
     def layout(self) -> YoloLayout:

@@ -32,7 +32,7 @@ import supervision as sv
 
 from gridworker.models.base import Detector
 from gridworker.models.config import DEFAULT_DETECTOR
-from gridworker.models.multi import detect_models
+from gridworker.models.multi import detect_models, resized
 from gridworker.models.tiling import Region, TileConfig
 from gridworker.streams.frame import Frame, FrameListener
 from gridworker.streams.glance import GlanceResult
@@ -144,6 +144,8 @@ class CameraSlot:
     region: Region | None = None
     #: the models this camera's frames go through (ids of the pipeline's models)
     detectors: tuple[str, ...] = (DEFAULT_DETECTOR,)
+    #: the models' input size for this camera (``imgsz``; None: each model's own)
+    imgsz: int | None = None
     #: brighten dark frames before the detector (the analysis and evidence keep the camera's picture)
     low_light: LowLightConfig = field(default_factory=LowLightConfig)
     #: motion gating (``vision/motion.py``): frames without motion in a rule zone skip the model
@@ -268,6 +270,9 @@ class Pipeline:
         self.detector = detector
         # the default model and the site's others (``detectors:``); batches are formed per model
         self.models: dict[str, Detector] = {DEFAULT_DETECTOR: detector, **(models or {})}
+        # the models at a camera's own input size (``imgsz``), sharing their sessions; made when
+        # a camera that needs one is added, read by the inference threads (replaced whole)
+        self._sized: dict[tuple[str, int], Detector] = {}
         self._sink = sink
         self._annotator = annotator
         self._meter = meter
@@ -288,10 +293,16 @@ class Pipeline:
 
         Raises:
             KeyError: a camera with this id is in already.
+            ModelFormatError: the camera's ``imgsz`` needs a model that cannot resize.
         """
         with self._lock:
             if slot.camera_id in self._slots:
                 raise KeyError(slot.camera_id)
+            if slot.imgsz is not None:
+                need = [(m, slot.imgsz) for m in slot.detectors if m in self.models and (m, slot.imgsz) not in self._sized]
+                made = {key: resized(self.models[key[0]], key[1], key[0]) for key in need}
+                if made:
+                    self._sized = {**self._sized, **made}
             self._slots[slot.camera_id] = slot
         if not slot.patrol_only:
             self.batcher.attach(slot.camera_id, slot.motion)
@@ -385,10 +396,12 @@ class Pipeline:
                 tiles = [s.tiles if s is not None else None for s in slots]
                 regions = [s.region if s is not None else None for s in slots]
                 chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
+                sizes = [s.imgsz if s is not None else None for s in slots]
+                sized = self._sized
                 images = [f.image if s is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
                 t0 = time.perf_counter()
                 try:
-                    detections = detect_models(self.models, DEFAULT_DETECTOR, images, tiles, regions, chosen)
+                    detections = detect_models(self.models, DEFAULT_DETECTOR, images, tiles, regions, chosen, sizes, sized)
                     live = work.resolve(detections)  # patrol frames: their visits get the detections
                 except Exception as exc:  # a bad frame must not kill the pipeline
                     work.fail(exc)

@@ -145,7 +145,8 @@ function renderWall() {
     if (visiting.has(cam.id)) n.dataset.patrol = `${t("patrol.badge")} · ${visiting.get(cam.id)}`;
     n.dataset.health = hs;
     n.dataset.noframe = t("wall.noframe");
-    $(".name", n).textContent = cam.name || cam.id;
+    // cluster mode (issue 12): the worker that runs the camera and that worker's load
+    $(".name", n).textContent = (cam.name || cam.id) + (cam.worker ? ` · ${t("wall.worker", { worker: cam.worker, load: cam.worker_load })}` : "");
     const h = $(".health", n);
     h.className = `health ${hs}`;
     h.textContent = t(`health.${hs}`);
@@ -321,6 +322,7 @@ async function openDetail(id, show = true) {
     el("h2", {}, el("span", { class: `grade g${order.grade}` }, t("grade", { g: order.grade })), `${typeName(order.type, order)} #${id} `,
       el("span", { class: `state ${order.state}`, id: "detail-state", "data-state": order.state }, t(`state.${order.state}`))),
     el("div", { class: "evidence" }, el("figure", {}, el("figcaption", {}, t("detail.snapshot")), snap), clipBox),
+    casePhotos(id),  // the report's and the handler's photos (issue 15)
     el("dl", { class: "kv" },
       ...kv("detail.camera", incident?.camera_name ? `${incident.camera_name} (${order.camera_id})` : order.camera_id),
       ...kv("detail.site", order.site), ...kv("detail.zone", incident?.zone_id), ...kv("detail.time", fmtTime(order.detected_at)),
@@ -339,6 +341,19 @@ async function openDetail(id, show = true) {
     dlg.showModal();
     dlg.addEventListener("close", () => { state.detailId = null; }, { once: true });
   }
+}
+
+/** The case's photos (issue 15, docs/people.md): the resident's or platform's report photos and the handler's. */
+function casePhotos(id) {
+  const box = el("div", { class: "case-photos", id: "case-photos" });
+  api(`/workorders/${id}/photos`).then((photos) => {
+    for (const p of photos) {
+      const img = el("img", { alt: p.kind, title: `${p.kind} ${fmtTime(p.created_at)}`, "data-kind": p.kind });
+      objectUrl(p.url).then((u) => { img.src = u; }).catch(() => {});
+      box.append(img);
+    }
+  }).catch(() => {});
+  return box;
 }
 
 function unitName(code) {

@@ -158,20 +158,9 @@ function renderCase() {
   $("reject").hidden = !["detected", "dispatched", "escalated"].includes(o.state);
 }
 
-async function resize(file) {
-  const bitmap = await createImageBitmap(file);
-  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("encode"))), "image/jpeg", 0.85));
-}
-
 async function takeShots() {
   for (const f of $("shots").files) {
-    const blob = await resize(f);
+    const blob = await resizePhoto(f, MAX_SIDE);
     shots.push(blob);
     const img = document.createElement("img");
     img.src = URL.createObjectURL(blob);

@@ -22,19 +22,6 @@ function fillTypes() {
   if (keep) sel.value = keep;
 }
 
-/* Draw the picture into a canvas no larger than MAX_SIDE and encode it as JPEG (this also drops
-   the file's EXIF; the position comes from the phone instead). */
-async function resize(file) {
-  const bitmap = await createImageBitmap(file);
-  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("encode"))), "image/jpeg", 0.85));
-}
-
 function locate() {
   const w = reportWords();
   if (!navigator.geolocation) { $("where").textContent = w.no_location; return; }
@@ -93,7 +80,7 @@ async function init() {
     const file = $("photo").files[0];
     if (!file) return;
     try {
-      photo = await resize(file);
+      photo = await resizePhoto(file, MAX_SIDE);
       const img = $("preview");
       img.src = URL.createObjectURL(photo);
       img.hidden = false;

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from gridworker.cases.workflow import ADMIN, SUPERVISOR, Actor
+from gridworker.models.errors import ModelError
 from gridworker.service import CameraExists, CameraLimitReached, CameraNotFound, SceneTooLarge
 from gridworker.settings import CAMERA_ID_PATTERN
 from gridworker.streams.redact import redact_text
 from gridworker.streams.sources import SourceError
 from gridworker.vision.config import SceneConfig
 
-from ..deps import ServiceDep
+from ..deps import OwnersDep, ServiceDep
 from ..errors import Responses
 from ..schemas import CameraOut, NewCamera
 from ..auth import ADMINISTER, READ, require
@@ -41,9 +43,15 @@ def _detail(user: Actor) -> bool:
     return user.role == ADMIN
 
 
+def _placed(out: CameraOut, owners: Mapping[str, tuple[str, int]]) -> CameraOut:
+    """Cluster mode: the camera with the worker that runs it and that worker's load."""
+    owner = owners.get(out.id)
+    return out if owner is None else out.model_copy(update={"worker": owner[0], "worker_load": owner[1]})
+
+
 @router.get("", response_model=list[CameraOut])
-def list_cameras(service: ServiceDep, user: Reader) -> list[CameraOut]:
-    return [CameraOut.of(v, detail=_detail(user)) for v in service.cameras()]
+def list_cameras(service: ServiceDep, user: Reader, owners: OwnersDep) -> list[CameraOut]:
+    return [_placed(CameraOut.of(v, detail=_detail(user)), owners) for v in service.cameras()]
 
 
 @router.post(
@@ -66,12 +74,14 @@ def add_camera(config: NewCamera, service: ServiceDep) -> CameraOut:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except SceneTooLarge as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"camera {config.id!r}: {exc}") from None
+    except ModelError as exc:  # e.g. an imgsz the model cannot take
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"camera {config.id!r}: {exc}") from None
 
 
 @router.get("/{camera_id}", response_model=CameraOut, responses=_NOT_FOUND)
-def get_camera(camera_id: CameraId, service: ServiceDep, user: Reader) -> CameraOut:
+def get_camera(camera_id: CameraId, service: ServiceDep, user: Reader, owners: OwnersDep) -> CameraOut:
     try:
-        return CameraOut.of(service.camera(camera_id), detail=_detail(user))
+        return _placed(CameraOut.of(service.camera(camera_id), detail=_detail(user)), owners)
     except CameraNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
 

@@ -29,7 +29,7 @@ from gridworker.incidents.reports import ReportIntake
 from ..auth import ANY_ROLE, require
 from ..deps import PhotosDep, ReportsDep, WorkflowDep
 from ..schemas import utc
-from .reports import read_uploads
+from .reports import multipart_body, read_uploads
 from .workorders import Handler, IncidentId
 
 MOBILE_DIR = FilePath(__file__).resolve().parent.parent / "mobile"
@@ -82,6 +82,7 @@ def _store(intake: ReportIntake, photos: PhotoStore, incident_id: int, uploads: 
     status_code=status.HTTP_201_CREATED,
     responses={404: {"description": "No such work order (or not the caller's)"}, 409: {"description": "The case holds its most photos"},
                413: {"description": "A photo is too large"}, 415: {"description": "Not a JPEG or PNG"}, 507: {"description": "Photo storage is full"}},
+    openapi_extra=multipart_body({}, files="photo", max_files=4),
 )
 async def add_photos(
     incident_id: IncidentId, request: Request, user: Handler, workflow: WorkflowDep, photos: PhotosDep, intake: ReportsDep

@@ -193,7 +193,23 @@ async def read_uploads(request: Request, field: str, *, max_files: int, max_byte
     return texts, files
 
 
-@router.post("/report/submit", response_model=ReceiptOut, status_code=status.HTTP_201_CREATED, responses={**_REFUSALS, 429: {"description": "Too many reports"}})
+def multipart_body(fields: dict[str, dict[str, str]], *, files: str, max_files: int) -> dict[str, object]:
+    """The OpenAPI request body of a multipart route that reads its form itself (``read_uploads``)."""
+    props: dict[str, object] = {**fields, files: {"type": "array", "maxItems": max_files, "items": {"type": "string", "format": "binary"}}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}}}
+
+
+_REPORT_FORM = multipart_body(
+    {"type": {"type": "string", "maxLength": 64}, "text": {"type": "string", "maxLength": 2000}, "lon": {"type": "number"},
+     "lat": {"type": "number"}, "contact_name": {"type": "string", "maxLength": 100}, "contact_phone": {"type": "string", "maxLength": 40}},
+    files="photo", max_files=12,
+)
+
+
+@router.post(
+    "/report/submit", response_model=ReceiptOut, status_code=status.HTTP_201_CREATED,
+    responses={**_REFUSALS, 429: {"description": "Too many reports"}}, openapi_extra=_REPORT_FORM,
+)
 async def submit_public(request: Request, intake: ReportsDep) -> ReceiptOut:
     """A resident's report (no key), multipart: ``type``, ``text``, ``lon``, ``lat``,
     ``contact_name``, ``contact_phone`` and up to ``reports.max_photos`` files ``photo``.

@@ -4,6 +4,7 @@ a real analyser that raises an intrusion on a scripted person."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 import secrets
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.factories import free_port, make_detections, wait_until
 from gridworker.cluster.bridge import AsyncBridge
@@ -75,6 +77,18 @@ def drop_streams(link: NatsLink, *suffixes: str) -> None:
             link.call(lambda s=suffix: link.js.delete_stream(link.name(s)))  # type: ignore[misc]
         except Exception:
             pass
+
+
+@pytest.fixture
+def obs_link() -> Iterator[NatsLink]:
+    """A link to the shared nats-server under a prefix of its own, the observations stream made; dropped after."""
+    from gridworker.cluster.observations import ensure_obs_stream, obs_subject
+
+    lk = link_to(SHARED_URL)
+    lk.call(lambda: ensure_obs_stream(lk.js, lk.name("obs"), obs_subject(lk)))
+    yield lk
+    drop_streams(lk, "obs", "visits")
+    close_link(lk)
 
 
 def manager_on(db_url: str) -> tuple[IncidentManager, IncidentStore]:

@@ -64,6 +64,11 @@ def test_kill9_worker_its_cameras_live_elsewhere_within_15s(cluster):
     view = wait_until(lambda: (v := serve.cluster()) and victim.worker_id not in {w["worker"] for w in v["workers"]} and v, timeout=10)
     assert {c["camera_id"]: c["owner"] for c in view["cameras"]} == after  # /cluster shows the owners
     assert sum(w["load"] for w in view["workers"]) == len(cameras)
+    # /cameras shows the worker that runs each camera and that worker's load
+    loads = {w["worker"]: w["load"] for w in view["workers"]}
+    listed = wait_until(lambda: (r := httpx.get(serve.url("/cameras"), timeout=10).json()) and all(c["worker"] for c in r) and r, timeout=10)
+    assert {c["id"]: c["worker"] for c in listed} == after
+    assert {c["id"]: c["worker_load"] for c in listed} == {c: loads[o] for c, o in after.items()}
 
 
 def test_sigstop_past_lease_ttl_then_sigcont_stops_stale_cameras(cluster):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.cluster.cluster_h5_support import SHARED_URL, Scripted, close_link, drop_streams, link_to, manager_on
+from tests.cluster.cluster_h5_support import Scripted, manager_on, obs_link  # noqa: F401 - obs_link is a fixture
 from tests.factories import wait_until
 from gridworker.cluster.observations import Decision, ObservationConsumer, ensure_obs_stream, obs_subject
 from gridworker.cluster.wire import MAX_MESSAGE_BYTES, encode_frame
@@ -67,12 +67,8 @@ def test_hostile_payloads_are_refused_one_by_one(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def link():
-    lk = link_to(SHARED_URL)
-    lk.call(lambda: ensure_obs_stream(lk.js, lk.name("obs"), obs_subject(lk)))
-    yield lk
-    drop_streams(lk, "obs")
-    close_link(lk)
+def link(obs_link):
+    return obs_link
 
 
 def test_consumer_terminates_hostile_messages_and_keeps_going(link, tmp_path: Path) -> None:

@@ -7,19 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster_h5_support import SHARED_URL, NatsServer, Scripted, close_link, drop_streams, link_to, manager_on
+from tests.cluster.cluster_h5_support import NatsServer, Scripted, close_link, link_to, manager_on, obs_link  # noqa: F401 - obs_link is a fixture
 from tests.factories import wait_until
 from gridworker.cluster.observations import Decision, ObservationConsumer, ObservationPublisher, ensure_obs_stream, obs_subject
 from gridworker.cluster.wire import encode_frame
 
 
 @pytest.fixture
-def link():
-    lk = link_to(SHARED_URL)
-    lk.call(lambda: ensure_obs_stream(lk.js, lk.name("obs"), obs_subject(lk)))
-    yield lk
-    drop_streams(lk, "obs")
-    close_link(lk)
+def link(obs_link):
+    return obs_link
 
 
 def _consumer(link, manager, store, **kw):

@@ -61,3 +61,27 @@ def test_each_models_objects_are_tracked_apart():
             ids.add((by_model["default"], by_model["fall"]))
     assert len(ids) == 1, "both tracks are stable"
     assert len(trackers.update(sv.Detections.empty(), ts=2.0)) == 0
+
+
+def test_a_cameras_own_input_size_runs_in_its_own_batch():
+    """Images whose camera has an ``imgsz`` go through the resized model (per size, one batch);
+    the others through the model itself; boxes keep the model's id."""
+    coco, small = _Model("person", (10, 10, 50, 90)), _Model("person", (20, 20, 40, 40))
+    images = [np.zeros((100, 100, 3), np.uint8)] * 4
+    out = detect_models(
+        {"default": coco}, "default", images, [None] * 4, [None] * 4, [("default",)] * 4,
+        sizes=[None, 320, None, 320], sized={("default", 320): small},
+    )
+    assert coco.batches == [2] and small.batches == [2]
+    assert [d.xyxy[0, 0] for d in out] == [10, 20, 10, 20]
+    assert all(d.data[DETECTOR_KEY].tolist() == ["default"] for d in out)
+
+
+def test_a_model_without_a_dynamic_input_cannot_be_resized():
+    import pytest
+
+    from gridworker.models.errors import ModelFormatError
+    from gridworker.models.multi import resized
+
+    with pytest.raises(ModelFormatError, match="fixed input size"):
+        resized(_Model("person", (0, 0, 1, 1)), 320, "default")

@@ -79,3 +79,37 @@ def test_the_fall_model_feeds_its_rule_beside_the_coco_model(tmp_path, rtsp_fact
         assert names.get("Fall") in (None, "fall") and all(n in ("Normal", "Fall") for n, m in names.items() if m == "fall")
         assert [i["type"] for i in client.get("/incidents").json()["items"]] == ["person_fallen"]
     service.store.close()
+
+
+def test_a_camera_runs_the_model_at_its_own_input_size(tmp_path, rtsp_factory, fall_onnx, lying_person):
+    """``imgsz: 320`` on one camera: the fall model (dynamic YOLO export) runs for it at 320 on
+    the same session while another camera keeps the model's 640; a camera asking the embedded
+    SSD (fixed input) for a size is refused with a clear error and nothing else changes."""
+    server = rtsp_factory({"ward": lying_person, "hall": lying_person})
+    fall = {"id": "fall", "model": str(fall_onnx), "confidence": 0.3}
+    cams = [
+        {"id": "ward", "url": server.url("ward"), "fps": 2, "detectors": ["fall"], "imgsz": 320},
+        {"id": "hall", "url": server.url("hall"), "fps": 2, "detectors": ["fall"]},
+    ]
+    settings = Settings(database={"url": f"sqlite:///{tmp_path / 'm.db'}"}, detectors=[fall], cameras=cams, evidence={"clips": False})
+    service = Service(settings, load_detector(DetectorConfig()))
+    with local_client(create_app(lambda: service)) as client:
+        small = service.pipeline._sized[("fall", 320)]
+        assert small.target_size(720, 1280) == (192, 320)
+        assert service.pipeline.models["fall"].target_size(720, 1280) == (384, 640)
+        assert small._session is service.pipeline.models["fall"]._session, "one session, not a second copy"
+
+        def seen(camera: str) -> set[str]:
+            last = service.pipeline.slot(camera).last
+            return set(last.detections.data.get("class_name", []).tolist()) if last is not None and len(last.detections) else set()
+
+        # both cameras' frames went through the fall model (the person is "Normal" or "Fall" to it)
+        wait_until(lambda: seen("ward") and seen("hall"), timeout=60, interval=0.5)
+        assert seen("ward") <= {"Normal", "Fall"} and seen("hall") <= {"Normal", "Fall"}
+
+        r = client.post("/cameras", json={"id": "gate", "url": server.url("hall"), "fps": 2, "imgsz": 320})
+        assert r.status_code == 422 and "fixed input size" in r.json()["detail"], r.text
+        assert [c["id"] for c in client.get("/cameras").json()] == ["ward", "hall"]
+        bad = client.post("/cameras", json={"id": "gate", "url": server.url("hall"), "imgsz": 300})
+        assert bad.status_code == 422  # not a multiple of 32
+    service.store.close()

@@ -346,3 +346,21 @@ def test_rect_off_or_a_fixed_input_keeps_the_square(fake_session: Any) -> None:
     fixed, session = _detector(fake_session, _tile(rows), output_shape=["batch", 5, "a"])
     fixed.detect([np.zeros((720, 1280, 3), np.uint8)])
     assert session.calls[0].shape == (1, 3, 640, 640)
+
+
+def test_with_imgsz_shares_the_session_and_runs_at_its_own_size(fake_session: Any) -> None:
+    """A camera's own ``imgsz``: the same session, a smaller (or larger) letterbox; boxes
+    still in the frame's pixels; the original detector keeps its size."""
+    rows = _v8([[160, 96, 100, 50, 0.0, 0.9, 0.0]], 100)
+    detector, session = _detector(
+        fake_session, _tile(rows), input_shape=DYNAMIC_INPUT, output_shape=["batch", 7, "anchors"], metadata={"names": NAMES_3}
+    )
+    small = detector.with_imgsz(320)
+    assert small.target_size(720, 1280) == (192, 320) and detector.target_size(720, 1280) == (384, 640)
+    [dets] = small.detect([np.zeros((720, 1280, 3), np.uint8)])
+    assert [c.shape for c in session.calls] == [(1, 3, 192, 320)], "one session, run at 192x320"
+    # ratio 0.25: 1280x720 -> 320x180, padded 6 px top and bottom
+    np.testing.assert_allclose(dets.xyxy, [[440, 260, 840, 460]], atol=1e-3)
+    fixed, _ = _detector(fake_session, _tile(rows), output_shape=["batch", 7, "anchors"])
+    with pytest.raises(ModelFormatError, match="fixed"):
+        fixed.with_imgsz(320)

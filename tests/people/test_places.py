@@ -120,3 +120,19 @@ class _Incident:
 )
 def test_reported_position(details, expected):
     assert reported_position(_Incident(details)) == expected
+
+
+def test_the_places_example_in_the_docs_is_a_valid_config():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "people.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
+    examples = [b for b in blocks if isinstance(b, dict) and "areas" in b]
+    assert examples
+    for example in examples:
+        s = Settings(**example)
+        cam = s.cameras[0]
+        assert AreaMap(s.areas).area_of(cam.position) is not None

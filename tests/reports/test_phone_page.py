@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from gridworker.api.auth import create_key
 from gridworker.service import Service
 from gridworker.settings import Settings
 from tests.console.conftest import browser  # noqa: F401 - the Chromium fixture
+from tests.console.test_console import open_console
 from tests.factories import ParkedCarDetector, live_server, wait_until
 from tests.reports.conftest import jpeg_with_exif, street_jpeg
 
@@ -129,3 +131,14 @@ def test_a_residents_photo_reaches_a_grid_worker_who_handles_it_once_offline(liv
     status = httpx.get(f"{url}/report/receipts/{receipt}", timeout=10).json()
     assert status["state"] == "handled" and "13912345678" not in str(status)
     ctx.close()
+
+    # 6. the operator sees both photos on the case in the console, and closes it
+    console = open_console(browser, SimpleNamespace(url=url, keys=keys), "operator")
+    console.click(f'#queue li[data-incident="{case_id}"]')
+    for kind in ("report", "handling"):
+        console.wait_for_function(f"() => document.querySelector('#case-photos img[data-kind={kind}]')?.naturalWidth > 0", timeout=10_000)
+    assert "13912345678" not in console.content()
+    assert console.errors == []
+    console.context.close()
+    assert op.post(f"/workorders/{case_id}/close", json={}).json()["state"] == "closed"
+    assert httpx.get(f"{url}/report/receipts/{receipt}", timeout=10).json()["state"] == "closed"

@@ -206,9 +206,14 @@ def test_statistics_page_shows_the_api_numbers_and_exports(tmp_path, browser):
             ("gate-east", "illegal_parking", 30), ("gate-west", "illegal_parking", 50), ("market-1", "street_vending", 5),
             ("market-1", "crowd", 1), ("gate-east", "street_vending", 80)]]
         boss = __import__("gridworker.cases.workflow", fromlist=["Actor"]).Actor("boss", "supervisor")
+        from gridworker.cases.people import PersonIn
+
+        units = sorted({s.workorders.get(i).unit for i in ids[:3]})
+        staff = {p.unit: p.id for p in s.people.add(
+            [PersonIn(username=f"worker{n}", name=f"网格员{n}", unit=u, role="unit_handler") for n, u in enumerate(units)])}
         for i, minutes in zip(ids[:3], (20, 60 * 30, 45)):
             o = s.workorders.get(i)
-            s.workflow.dispatch(i, boss, at=o.detected_at + 60)
+            s.workflow.dispatch(i, boss, assignee=staff[o.unit], at=o.detected_at + 60)
             s.workflow.accept(i, boss, at=o.detected_at + 120)
             s.workflow.handle(i, boss, note="done", at=o.detected_at + minutes * 60)
         s.workflow.reject(ids[3], boss, note="false alarm")
@@ -225,7 +230,12 @@ def test_statistics_page_shows_the_api_numbers_and_exports(tmp_path, browser):
         rate = api["totals"]["on_time_rate"]
         assert kpi("on_time_rate").locator("b").inner_text() == f"{100 * rate:.1f}%"
         assert kpi("mean_handling").locator("b").inner_text() == f"{api['totals']['mean_handling_s'] / 60:.1f}"
-        for table, groups in (("#st-unit", api["by_unit"]), ("#st-type", api["by_type"]), ("#st-site", api["by_site"])):
+        assert len(api["by_person"]) == len(units) and sum(g["total"] for g in api["by_person"]) == 3
+        for g in api["by_person"]:
+            row = page.locator(f'#st-person tr[data-key="{g["key"]}"]')
+            assert row.locator('[data-col="name"]').inner_text() == api["person_names"][g["key"]]
+        for table, groups in (("#st-unit", api["by_unit"]), ("#st-type", api["by_type"]), ("#st-site", api["by_site"]),
+                              ("#st-person", api["by_person"])):
             assert page.locator(f"{table} tr[data-key]").count() == len(groups) > 0
             for g in groups:
                 row = page.locator(f'{table} tr[data-key="{g["key"]}"]')
