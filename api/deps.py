@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from collections.abc import Mapping  # cluster mode (issue 12)
-from typing import Annotated, Protocol
+from typing import Annotated, NamedTuple, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from starlette.applications import Starlette
@@ -141,19 +141,28 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 # -- cluster mode (issue 12): which worker runs each camera ------------------------------------
+class CameraOwner(NamedTuple):
+    """The worker that runs a camera now, how many continuous cameras it runs, and the camera's
+    analysed fps while its stream is live there (None otherwise)."""
+
+    worker: str
+    load: int
+    live_fps: float | None = None
+
+
 class CameraOwners(Protocol):
-    """camera id -> (the worker that runs it now, how many continuous cameras that worker runs)."""
+    """camera id -> its :class:`CameraOwner`."""
 
-    def owners(self) -> Mapping[str, tuple[str, int]]: ...
+    def owners(self) -> Mapping[str, CameraOwner]: ...
 
 
-def get_camera_owners(request: Request) -> Mapping[str, tuple[str, int]]:
+def get_camera_owners(request: Request) -> Mapping[str, CameraOwner]:
     """Cluster mode (``gridworker serve`` sets ``app.state.camera_owners``); empty otherwise."""
     board: CameraOwners | None = getattr(request.app.state, "camera_owners", None)
     return board.owners() if board is not None else {}
 
 
-OwnersDep = Annotated[Mapping[str, tuple[str, int]], Depends(get_camera_owners)]
+OwnersDep = Annotated[Mapping[str, CameraOwner], Depends(get_camera_owners)]
 
 
 def get_store(service: ServiceDep) -> IncidentStore:

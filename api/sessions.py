@@ -48,6 +48,7 @@ __all__ = ["CSRF_HEADER", "SESSION_COOKIE", "LoginGuard", "SessionInfo", "Sessio
 SESSION_COOKIE = "gw_session"
 CSRF_HEADER = "X-CSRF-Token"
 _TOKEN_MAX = 100
+_SCOPE_KEY = "gridworker.person"  # the request's person and session, for /auth/me
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +184,13 @@ def session_actor(request: Request, token: str, sessions: Sessions, people: Peop
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode("utf-8", "replace"), info.csrf.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"a request signed in by the session cookie needs its CSRF token in {CSRF_HEADER}")
-    request.state.gw_person = (person, info)
+    request.scope[_SCOPE_KEY] = (person, info)
     return person.actor()
 
 
 def session_of(request: Request) -> tuple[Person, SessionInfo] | None:
     """The person and session that authenticated ``request`` (after ``current_user``), if any."""
-    found = getattr(request.state, "gw_person", None)
+    found = request.scope.get(_SCOPE_KEY)
     if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Person) and isinstance(found[1], SessionInfo):
         return found[0], found[1]
     return None

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, func, literal_column, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Integer, String, case, cast, func, literal_column, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from .people import PersonRow
@@ -112,8 +111,8 @@ def _floor(x: ColumnElement[Any]) -> ColumnElement[Any]:
     return whole - case((x < whole, _int(1)), else_=_int(0))
 
 
-def outcome_columns(now: float) -> tuple[ColumnElement[Any], ...]:
-    """The aggregates of a group: total, finished, judged, on time, mean handling seconds.
+def row_flags(now: float) -> tuple[ColumnElement[Any], ...]:
+    """Per case: finished, judged, on time (0/1) and handling seconds (NULL unless finished).
 
     *Finished*: handled or closed (not rejected). *Judged*: finished, plus cases still running
     but already late at ``now``. *On time*: finished before the due time and never late.
@@ -121,16 +120,15 @@ def outcome_columns(now: float) -> tuple[ColumnElement[Any], ...]:
     finished = WorkOrderRow.handled_at.is_not(None) & (WorkOrderRow.state != REJECTED)
     late_running = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))
     return (
-        func.count(),
-        func.sum(case((finished, 1), else_=0)),
-        func.sum(case((finished | late_running, 1), else_=0)),
-        func.sum(case((finished & WorkOrderRow.on_time.is_(True), 1), else_=0)),
-        func.avg(case((finished, WorkOrderRow.handled_at - WorkOrderRow.detected_at), else_=None)),
+        case((finished, 1), else_=0).label("finished"),
+        case((finished | late_running, 1), else_=0).label("judged"),
+        case((finished & WorkOrderRow.on_time.is_(True), 1), else_=0).label("on_time"),
+        case((finished, WorkOrderRow.handled_at - WorkOrderRow.detected_at), else_=None).label("handling_s"),
     )
 
 
 def outcome(key: str, total: Any, finished: Any, judged: Any, on_time: Any, mean: Any) -> StatsGroup:
-    """One group from a row of :func:`outcome_columns` (SUM of nothing is NULL)."""
+    """One group from its count, the sums of :func:`row_flags` and the mean handling time (SUM of nothing is NULL)."""
     judged_n, on_time_n = int(judged or 0), int(on_time or 0)
     return StatsGroup(
         key=key,
@@ -166,53 +164,72 @@ class CaseStats:
             cond.append(WorkOrderRow.unit == unit)
         if assignee is not None:
             cond.append(WorkOrderRow.assignee == assignee)
-        cols = outcome_columns(now)
-        # constants inline, not bound: PostgreSQL matches a GROUP BY expression to the selected one
-        # only when they are written alike (two bind parameters are two different expressions)
+        # each case's local day and week (integers written into the SQL text, never bound)
         local = WorkOrderRow.detected_at + _int(period.offset_s)
         day = _floor(local / _int(DAY_S))
         week = _floor((local - _int(_FIRST_MONDAY * DAY_S)) / _int(WEEK_S))
-        truncated = False
+        # the period's cases are read once (a materialised CTE: one pass over the index, whose
+        # lookups are the cost), then every grouping is a GROUP BY over that, all in one statement
+        cases = (
+            select(
+                WorkOrderRow.type, WorkOrderRow.unit, WorkOrderRow.site, WorkOrderRow.state, WorkOrderRow.assignee,
+                day.label("day"), week.label("week"), *row_flags(now),
+            )
+            .where(*cond)
+            .cte("period_cases")
+            .prefix_with("MATERIALIZED")
+        )
+        c = cases.c
+        sums = (func.count(), func.sum(c.finished), func.sum(c.judged), func.sum(c.on_time), func.avg(c.handling_s))
+        no_name = cast(literal_column("NULL"), String)
+
+        def branch(section: str, key: Any, *, by_count: bool = True, person: bool = False) -> Any:
+            label = literal_column(f"'{section}'", String).label("section")  # a fixed word of this module
+            name = func.max(PersonRow.name) if person else no_name
+            q = select(label, cast(key, String).label("key"), name.label("name"), *sums).select_from(cases)
+            if person:
+                q = q.outerjoin(PersonRow, PersonRow.id == c.assignee).where(c.assignee.is_not(None))
+            q = q.group_by(key).order_by(func.count().desc(), key) if by_count else q.group_by(key).order_by(key)
+            return select(q.limit(MAX_GROUPS + 1).subquery())
+
+        totals = select(literal_column("'all'", String), literal_column("'all'", String), no_name, *sums).select_from(cases)
+        statement = union_all(
+            totals,
+            branch("state", c.state),
+            branch("type", c.type),
+            branch("unit", c.unit),
+            branch("site", c.site),
+            branch("person", c.assignee, person=True),
+            branch("day", c.day, by_count=False),
+            branch("week", c.week, by_count=False),
+        )
         with self.orders.transaction() as s:
-
-            def grouped(column: ColumnElement[Any] | InstrumentedAttribute[Any], order_by_count: bool = True) -> list[tuple[Any, ...]]:
-                nonlocal truncated
-                q = select(column, *cols).where(*cond).group_by(column)
-                q = q.order_by(func.count().desc(), column) if order_by_count else q.order_by(column)
-                rows = [tuple(r) for r in s.execute(q.limit(MAX_GROUPS + 1)).all()]
-                truncated = truncated or len(rows) > MAX_GROUPS
-                return rows[:MAX_GROUPS]
-
-            total_row = s.execute(select(*cols).where(*cond)).one()
-            by_state = {st: 0 for st in STATES} | {
-                str(st): int(n) for st, n in s.execute(select(WorkOrderRow.state, func.count()).where(*cond).group_by(WorkOrderRow.state)).all()
-            }
-            by_type = [outcome(str(r[0]), *r[1:]) for r in grouped(WorkOrderRow.type)]
-            by_unit = [outcome(str(r[0]), *r[1:]) for r in grouped(WorkOrderRow.unit)]
-            by_site = [outcome(str(r[0]), *r[1:]) for r in grouped(WorkOrderRow.site)]
-            people = select(WorkOrderRow.assignee, func.max(PersonRow.name), *cols).outerjoin(PersonRow, PersonRow.id == WorkOrderRow.assignee)
-            people_rows = s.execute(
-                people.where(*cond, WorkOrderRow.assignee.is_not(None))
-                .group_by(WorkOrderRow.assignee)
-                .order_by(func.count().desc(), WorkOrderRow.assignee)
-                .limit(MAX_GROUPS + 1)
-            ).all()
-            truncated = truncated or len(people_rows) > MAX_GROUPS
-            by_person = [outcome(str(r[0]), *r[2:]) for r in people_rows[:MAX_GROUPS]]
-            person_names = {str(r[0]): str(r[1] or "") for r in people_rows[:MAX_GROUPS]}
-            by_day = [outcome((_EPOCH + timedelta(days=int(r[0]))).isoformat(), *r[1:]) for r in grouped(day, order_by_count=False)]
-            by_week = [
-                outcome((_EPOCH + timedelta(days=_FIRST_MONDAY + 7 * int(r[0]))).isoformat(), *r[1:])
-                for r in grouped(week, order_by_count=False)
-            ]
+            rows = s.execute(statement).all()
+        sections: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            sections.setdefault(str(row[0]), []).append(tuple(row[1:]))
+        truncated = any(len(v) > MAX_GROUPS for k, v in sections.items() if k != "all")
+        groups = {k: v[:MAX_GROUPS] for k, v in sections.items()}
+        # bucket keys come back as text: order them as numbers
+        by_day = [
+            outcome((_EPOCH + timedelta(days=int(r[0]))).isoformat(), *r[2:]) for r in sorted(groups.get("day", []), key=lambda r: int(r[0]))
+        ]
+        by_week = [
+            outcome((_EPOCH + timedelta(days=_FIRST_MONDAY + 7 * int(r[0]))).isoformat(), *r[2:])
+            for r in sorted(groups.get("week", []), key=lambda r: int(r[0]))
+        ]
+        total_row = groups["all"][0]
+        by_state = {st: 0 for st in STATES} | {str(r[0]): int(r[2]) for r in groups.get("state", [])}
+        by_person = [outcome(str(r[0]), *r[2:]) for r in groups.get("person", [])]
+        person_names = {str(r[0]): str(r[1] or "") for r in groups.get("person", [])}
         return Figures(
             period=period,
             now=now,
-            totals=outcome("all", *total_row),
+            totals=outcome("all", *total_row[2:]),
             by_state=by_state,
-            by_type=by_type,
-            by_unit=by_unit,
-            by_site=by_site,
+            by_type=[outcome(str(r[0]), *r[2:]) for r in groups.get("type", [])],
+            by_unit=[outcome(str(r[0]), *r[2:]) for r in groups.get("unit", [])],
+            by_site=[outcome(str(r[0]), *r[2:]) for r in groups.get("site", [])],
             by_person=by_person,
             person_names=person_names,
             by_day=by_day,

@@ -182,6 +182,18 @@ class Assigner(Protocol):
 #: roles that may (re)assign a case to a person without moving it
 ASSIGNERS = frozenset({OPERATOR, SUPERVISOR, ADMIN})
 
+#: what a *person* logged in may do beyond their role's row of ``TRANSITIONS`` (issue 15): a grid
+#: worker rejects, as a false alarm with a reason, a case assigned to them; a unit's API key still may not
+PERSON_EXTRA: dict[str, frozenset[str]] = {"reject": frozenset({UNIT_HANDLER})}
+
+
+def may(action: str, actor: Actor) -> bool:
+    """Whether ``actor``'s role (and, for a person, ``PERSON_EXTRA``) allows ``action`` at all."""
+    t = TRANSITIONS.get(action)
+    if t is None:
+        return False
+    return actor.role in t.roles or actor.role == ADMIN or (actor.person is not None and actor.role in PERSON_EXTRA.get(action, frozenset()))
+
 
 def allowed(action: str, state: str, role: str) -> bool:
     t = TRANSITIONS.get(action)
@@ -303,7 +315,7 @@ class Workflow:
         note = change.note.strip()[:MAX_TEXT]
         unit, grade, photo = change.unit, change.grade, change.photo
         cat = self.catalogue
-        if actor.role not in t.roles and actor.role != ADMIN:
+        if not may(action, actor):
             raise Forbidden(f"the {actor.role} role may not {action} a case (allowed: {', '.join(sorted(t.roles))})")
         if row.state not in t.sources:
             raise Conflict(f"cannot {action} a case that is {row.state} (only from {', '.join(sorted(t.sources))})")

@@ -485,7 +485,10 @@ class WorkOrders:
             )
         return by_state, int(overdue or 0)
 
-    def stats(self, *, now: float | None = None, since: float | None = None, until: float | None = None, unit: str | None = None) -> dict[str, Any]:
+    def stats(
+        self, *, now: float | None = None, since: float | None = None, until: float | None = None, unit: str | None = None,
+        assignee: int | None = None,
+    ) -> dict[str, Any]:
         """Counts by state; on-time rate and mean handling time by type, unit and site.
 
         A case is *on time* when it was handled before its due time and was never late.
@@ -502,6 +505,8 @@ class WorkOrders:
             cond.append(WorkOrderRow.detected_at < until)
         if unit is not None:
             cond.append(WorkOrderRow.unit == unit)
+        if assignee is not None:  # a person's own cases (issue 15)
+            cond.append(WorkOrderRow.assignee == assignee)
         finished = WorkOrderRow.handled_at.is_not(None) & (WorkOrderRow.state != REJECTED)
         late_running = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))
         aggregates = (

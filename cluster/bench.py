@@ -6,7 +6,8 @@ One invocation, all on this machine:
 1. phase-shifted clips (``bench/patrol.py: prepare_clips``) served as N patrol-only cameras
    plus ``--continuous`` continuously watched ones by real gst-rtsp-server processes;
 2. the single-process figure: ``bench patrol`` (the embedded service's own path, fixed
-   concurrency) on the same N cameras: ``single_process_visits_per_min``;
+   concurrency) on the same N cameras, run before and after the cluster runs (a shared
+   machine's load drifts): ``single_process_visits_per_min`` is their mean;
 3. a nats-server of its own (free port, store in a temporary folder), a case service in this
    process (``Service`` + ``ClusterService`` on PostgreSQL, the observation consumer and the
    queue feed: what ``gridworker serve`` runs) and K ``gridworker worker`` processes;
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import sqlalchemy as sa
 import yaml
 
@@ -134,6 +136,10 @@ def _start_worker(config_path: Path, worker_id: str, log_path: Path) -> subproce
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
 def _end_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -185,20 +191,30 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
     if config.workers < 1 or config.cameras < 1 or config.cycles < 1 or config.slots < 1:
         raise ValueError("workers, cameras, cycles and slots must be at least 1")
     k, n = config.workers, config.cameras
+    cluster_done = False
     result: dict[str, Any] = {"workers": k, "cameras": n, "continuous": config.continuous, "cycles": config.cycles}
-    single_rate: float | None = None
-    if config.single:
+    singles: list[float] = []
+    single_cpu: list[float] = []  # the service process's CPU seconds per visit (RTSP servers not counted)
+
+    def single_run() -> None:
         say(f"single process: bench patrol on {n} cameras, fixed concurrency {config.single_concurrency}")
         single = run_patrol_bench(
             PatrolBenchConfig(
                 cameras=n, media=config.media, synthetic=config.synthetic, concurrency=config.single_concurrency, phases=config.phases,
-                naive_cameras=0, model=config.model, mode="fixed", cycles=config.cycles, continuous=0, clip_seconds=config.clip_seconds,
+                naive_cameras=0, model=config.model, mode="fixed", cycles=config.cycles, continuous=config.continuous,
+                continuous_fps=config.continuous_fps, clip_seconds=config.clip_seconds,
                 open_timeout_s=config.open_timeout_s, keyframe_timeout_s=config.keyframe_timeout_s,
             ),
             progress=say,
         )
-        single_rate = float(single["visits_per_min"])
-        say(f"  single process: {single_rate} visits/min")
+        singles.append(float(single["visits_per_min"]))
+        cpu = single.get("cpu_s_per_visit")
+        if isinstance(cpu, (int, float)):
+            single_cpu.append(float(cpu))
+        say(f"  single process: {singles[-1]} visits/min")
+
+    if config.single:  # before and after the cluster runs: a shared machine's load drifts
+        single_run()
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         clips, origin = prepare_clips(
@@ -274,8 +290,18 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
         def lease_of(camera_id: str) -> LeaseRecord | None:
             return link.call(lambda: read_lease(link.buckets.leases, camera_id))
 
+        def cpu_now() -> float:
+            """CPU seconds so far of the case service (this process) and the live workers."""
+            total = 0.0
+            for proc in [psutil.Process(), *(psutil.Process(p.pid) for p in procs.values() if p.poll() is None)]:
+                with contextlib.suppress(psutil.Error):
+                    t = proc.cpu_times()
+                    total += t.user + t.system
+            return total
+
         def run_plan(plan_id: str, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
             start_mark = len(feed.finished)
+            cpu0 = cpu_now()
             t0 = time.time()
             service.patrol.start(plan_id)
             run = service.patrol.run(plan_id)
@@ -297,6 +323,10 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                 "failed": len(outcomes) - len(ok),
                 "failed_by_kind": dict(Counter(o.error_kind or "error" for o in outcomes if not o.ok)),
                 "visits_per_min": _r(len(ok) / span * 60.0 if span > 0 else 0.0, 1),
+                "cpu_s_per_visit": _r((cpu_now() - cpu0) / len(ok) if ok else None, 4),
+                # a visit as the plan saw it (queued -> done signal) and as its worker did (open -> judged)
+                "p50_visit_s": _r(_median([o.duration_s for o in ok]), 3),
+                "p50_worker_visit_s": _r(_median([d.total_s for _, d in finished if d.ok]), 3),
                 "by_worker": dict(Counter(d.worker for _, d in finished if d.ok)),
                 "signals": finished,
                 "lost": len(lost) + max(0, n * config.cycles - len(outcomes)),
@@ -310,8 +340,8 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
         say(f"  {clean['visits_per_min']} visits/min, shares {[round(s, 3) for s in shares]}")
         result.update(
             visits_per_min=clean["visits_per_min"],
-            single_process_visits_per_min=single_rate,
-            over_single=_r(clean["visits_per_min"] / single_rate if single_rate else None, 3),
+            single_process_visits_per_min=None,
+            over_single=None,
             share_min=_r(min(shares), 3),
             share_max=_r(max(shares), 3),
         )
@@ -353,6 +383,7 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                 say(f"  {kill_run['visits_per_min']} visits/min; failover {failover} s; continuous reassigned {reassigned} s")
                 result["redelivered_visits"] = len(redone)
         time.sleep(2.0)  # the last observations reach the case service
+        cluster_done = True
         result.update(
             failover_s=failover,
             lost_visits=lost,
@@ -366,5 +397,15 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
             machine_cores=os.cpu_count(),
             targets={"over_single": TARGET_OVER_SINGLE, "failover_s": TARGET_FAILOVER_S, "lost_visits": 0, "duplicate_incidents": 0},
             config={k2: (str(v) if isinstance(v, Path) else v) for k2, v in asdict(config).items() if k2 != "database"},
+        )
+    if config.single and cluster_done:
+        single_run()
+        single_rate = sum(singles) / len(singles)
+        result.update(
+            single_process_visits_per_min=_r(single_rate, 1),
+            single_process_runs=singles,
+            single_cpu_s_per_visit=_r(sum(single_cpu) / len(single_cpu) if single_cpu else None, 4),
+            cluster_cpu_s_per_visit=result["clean_run"].get("cpu_s_per_visit"),
+            over_single=_r(float(result["visits_per_min"]) / single_rate if single_rate else None, 3),
         )
     return result

@@ -92,11 +92,13 @@ def _drain(settings: Settings, worker_id: str, *, on: bool, wait_s: float) -> in
             return 0
         link.call(lambda: kv.put(worker_id, b"1"))
         until = time.monotonic() + wait_s
+        missed = 0  # a listing can miss a heartbeat being replaced: gone = missed twice in a row
         while time.monotonic() < until:
             workers = {w.worker: w for w in link.call(lambda: list_workers(link.buckets.workers))}
             info = workers.get(worker_id)
-            if info is None or not info.cameras:
-                print(f"{worker_id}: drained (runs no camera)")
+            missed = missed + 1 if info is None else 0
+            if (info is not None and not info.cameras) or missed >= 2:
+                print(f"{worker_id}: drained (runs no camera)" if info is not None else f"{worker_id}: no live worker of that id")
                 return 0
             time.sleep(settings.cluster.renew_interval_s)
         print(f"gridworker: {worker_id} still runs cameras after {wait_s:g} s (no room on the other workers?)", file=sys.stderr)

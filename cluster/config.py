@@ -35,7 +35,7 @@ class ClusterConfig(BaseModel):
     nats_url: str = Field("nats://127.0.0.1:4222", max_length=512, description="NATS server (JetStream enabled).")
     worker_id: str | None = Field(None, pattern=WORKER_ID_PATTERN, description="This worker's id; default <hostname>-<pid>.")
     prefix: str = Field("gw", pattern=r"^[A-Za-z0-9_]{1,16}$", description="Prefix of every bucket and stream name.")
-    lease_ttl_s: float = Field(10.0, ge=1.0, le=300.0, description="A camera's lease lapses this long after its last renewal.")
+    lease_ttl_s: float = Field(8.0, ge=1.0, le=300.0, description="A camera's lease lapses this long after its last renewal.")
     renew_interval_s: float = Field(2.0, ge=0.2, le=60.0, description="Lease renewal, heartbeat and placement period.")
     heartbeat_ttl_s: float = Field(6.0, ge=1.0, le=300.0, description="A worker without a heartbeat this long is gone.")
     leader_ttl_s: float = Field(6.0, ge=1.0, le=300.0, description="The placement leader's key lapses this long after its renewal.")

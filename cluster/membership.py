@@ -49,6 +49,7 @@ class WorkerInfo(BaseModel):
     cameras: list[str] = Field(default_factory=list, max_length=10_000, description="Continuous cameras it runs now.")
     fps: float = Field(0.0, ge=0, description="Live frames analysed per second, all its cameras.")
     visits: int = Field(0, ge=0, description="Patrol visits done since it started.")
+    live: dict[str, float] = Field(default_factory=dict, description="Continuous cameras whose stream is live here -> analysed fps.")
     health_url: str | None = Field(None, max_length=300)
 
     @classmethod
@@ -136,10 +137,9 @@ class KvMirror:
                         fresh = None
                         self._ready.set()
                     continue
-                target = fresh if fresh is not None else None
                 deleted = entry.operation is not None or entry.value is None
-                with self._lock:
-                    data = target if target is not None else self._data
+                with self._lock:  # the initial values gather aside; later updates go straight in
+                    data = fresh if fresh is not None else self._data
                     if deleted:
                         data.pop(entry.key, None)
                     elif entry.key in data or len(data) < self._max_keys:

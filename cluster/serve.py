@@ -11,6 +11,7 @@ ones (:func:`~gridworker.cluster.placement.place`) and writes what changed.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import threading
 import time
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
+from gridworker.api.deps import CameraOwner
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.reader import CameraStream
@@ -111,7 +114,8 @@ class ClusterService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_placement: Placement | None = None
-        self._owners: dict[str, tuple[str, int]] = {}
+        self._owners: dict[str, CameraOwner] = {}
+        self._last_listed: list[WorkerInfo] = []
         self._owners_lock = threading.Lock()
 
     @property
@@ -156,7 +160,12 @@ class ClusterService:
             began = time.monotonic()
             try:
                 leading = self.election.tick()
-                workers = self.link.call(lambda: list_workers(self.link.buckets.workers))
+                listed = self.link.call(lambda: list_workers(self.link.buckets.workers))
+                # a worker is gone once two listings in a row miss it: a listing can miss a key
+                # whose heartbeat is being replaced at that moment (the bucket keeps one value a key)
+                merged = {w.worker: w for w in self._last_listed} | {w.worker: w for w in listed}
+                self._last_listed = listed
+                workers = sorted(merged.values(), key=lambda w: w.worker)
                 self._note_owners(workers)
                 if leading and self.service.started:
                     self._lead(workers)
@@ -165,11 +174,11 @@ class ClusterService:
             self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
 
     def _note_owners(self, workers: list[WorkerInfo]) -> None:
-        owners = {cam: (w.worker, len(w.cameras)) for w in workers for cam in w.cameras}
+        owners = {cam: CameraOwner(w.worker, len(w.cameras), w.live.get(cam)) for w in workers for cam in w.cameras}
         with self._owners_lock:
             self._owners = owners
 
-    def owners(self) -> dict[str, tuple[str, int]]:
+    def owners(self) -> dict[str, CameraOwner]:
         """camera id -> (the worker running it, per its last heartbeat; that worker's load): /cameras, the console."""
         with self._owners_lock:
             return dict(self._owners)
@@ -181,13 +190,8 @@ class ClusterService:
         continuous = [v.config.id for v in self.service.cameras() if v.config.watch == "continuous"]
         current = {c: w.decode(errors="replace") for c, w in self._assign.snapshot().items()}
         placement = place(continuous, eligible, self.config.max_cameras_per_worker, current)
-        kv = self.link.buckets.assign
-        for cam, worker in placement.assignment.items():
-            if current.get(cam) != worker:
-                value = worker.encode()
-                self.link.call(lambda: kv.put(cam, value))
-        for cam in set(current) - set(placement.assignment):
-            self.link.call(lambda: kv.delete(cam))
+        puts = {cam: worker.encode() for cam, worker in placement.assignment.items() if current.get(cam) != worker}
+        self._write(self.link.buckets.assign, puts, set(current) - set(placement.assignment))
         if placement.moved or set(current) != set(placement.assignment):
             log.info(
                 "placement: %d camera(s) on %d worker(s), %d moved, %d waiting for room",
@@ -198,13 +202,19 @@ class ClusterService:
     def _publish_catalogue(self) -> None:
         """Every camera of the service (config file + API) into the catalogue; removed ones out."""
         published = self._catalogue.snapshot()
-        kv = self.link.buckets.cameras
         wanted = {v.config.id: v.config.model_dump_json().encode() for v in self.service.cameras()}
-        for cam, value in wanted.items():
-            if published.get(cam) != value:
-                self.link.call(lambda: kv.put(cam, value))
-        for cam in set(published) - set(wanted):
-            self.link.call(lambda: kv.delete(cam))
+        puts = {cam: value for cam, value in wanted.items() if published.get(cam) != value}
+        self._write(self.link.buckets.cameras, puts, set(published) - set(wanted))
+
+    def _write(self, kv: KeyValue, puts: dict[str, bytes], deletes: set[str]) -> None:
+        """Put and delete these keys, all at once (one round trip's time however many)."""
+        if not puts and not deletes:
+            return
+
+        async def write_all() -> None:
+            await asyncio.gather(*(kv.put(k, v) for k, v in puts.items()), *(kv.delete(k) for k in deletes))
+
+        self.link.call(write_all, timeout=2 * self.config.op_timeout_s)
 
     # -- the API's operations -------------------------------------------------------------
     def view(self) -> ClusterView:
@@ -213,12 +223,9 @@ class ClusterService:
         kv = self.link.buckets.leases
 
         async def owners() -> dict[str, LeaseRecord]:
-            out = {}
-            for cam in assignment:
-                record = await read_lease(kv, cam)
-                if record is not None:
-                    out[cam] = record
-            return out
+            cams = list(assignment)
+            records = await asyncio.gather(*(read_lease(kv, cam) for cam in cams))
+            return {cam: record for cam, record in zip(cams, records) if record is not None}
 
         return ClusterView(
             leader=self.election.leading, workers=workers, drained=sorted(self._drain.snapshot()),

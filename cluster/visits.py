@@ -6,7 +6,7 @@ worker acks it), ``Nats-Msg-Id = plan:cycle:camera``: publishing a cycle twice (
 restarted) queues each visit once.
 
 Each worker pulls with the one durable consumer ``visitors`` in batches and runs the visits it
-took on a bounded pool (``concurrency``). ``AckWait`` (:data:`ACK_WAIT_S`, 12 s) is longer than
+took on a bounded pool (``concurrency``). ``AckWait`` (:data:`ACK_WAIT_S`, 9 s) is longer than
 the gap between a running visit's progress signals (``in_progress`` every third of it), so a visit
 still running, however long its open and keyframe timeouts and its wait for the detector, is
 never handed to a second worker; a worker that dies mid-visit (``kill -9``) stops signalling and
@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 DURABLE = "visitors"
 #: The visits consumer's AckWait: a running visit signals progress every third of it, so a
 #: dead worker's visit is redelivered within this long of its death (the failover time of a visit).
-ACK_WAIT_S = 12.0
+ACK_WAIT_S = 9.0
 MAX_TASK_BYTES = 4096
 #: Glance failures that mean the camera is not there: AckTerm, reported, not retried.
 OFFLINE_KINDS = frozenset({"open_failed", "open_timeout"})
@@ -415,8 +415,7 @@ def start_visit_consumer(ctx: WorkerContext, runtime: VisitRuntime) -> VisitCons
         if result.ok:
             ctx.visit_done()
 
-    found = getattr(pipeline, "_sink", None)
-    sink = found if isinstance(found, ObservationPublisher) else None
+    sink = runtime.sink if isinstance(runtime.sink, ObservationPublisher) else None
     consumer = VisitConsumer(
         ctx.link, run, sink, concurrency=8, ack_wait_s=ACK_WAIT_S, known_camera=lambda c: url_of(c) is not None, on_done=done,
         worker_id=ctx.worker_id,

@@ -19,6 +19,7 @@ asks :meth:`~gridworker.cluster.leases.LeaseTable.token` for each one's fencing 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import threading
@@ -30,7 +31,7 @@ from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from pydantic import ValidationError
 
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
@@ -40,6 +41,7 @@ from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolTarget
 from gridworker.settings import CameraConfig, Settings
 from gridworker.streams.evidence import RingBudget
+from gridworker.streams.health import StreamState
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
 from gridworker.streams.sources import require_network
@@ -88,10 +90,11 @@ class WorkerContext:
 
 @dataclass(frozen=True, slots=True)
 class VisitRuntime:
-    """Where a worker's patrol visits run: its pipeline, and every camera of the catalogue as a patrol target."""
+    """Where a worker's patrol visits run: its pipeline, its observation sink, and every camera of the catalogue as a patrol target."""
 
     pipeline: Pipeline
     targets: Callable[[], list[PatrolTarget]]
+    sink: WorkerSink
 
 
 SinkFactory = Callable[[WorkerContext], WorkerSink]
@@ -158,6 +161,7 @@ class WorkerProcess:
         # database; incidents are the case service's: observations leave through the sink
         self._scratch = tempfile.TemporaryDirectory(prefix="gridworker-worker-")
         self._local_store = IncidentStore(Database.open(f"sqlite:///{Path(self._scratch.name) / 'worker.db'}"))
+        self._parsed: dict[str, tuple[bytes, CameraConfig | None]] = {}  # catalogue JSON -> its config (None: invalid)
         self._running: dict[str, CameraConfig] = {}  # cameras with a slot here (continuous + patrol-only)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -193,7 +197,7 @@ class WorkerProcess:
         self._catalogue.wait_ready(self.config.op_timeout_s)
         self._assign.wait_ready(self.config.op_timeout_s)
         if self._visits_factory is not None:
-            self._visits = self._visits_factory(self.context, VisitRuntime(pipeline, self._targets))
+            self._visits = self._visits_factory(self.context, VisitRuntime(pipeline, self._targets, sink))
         self._start_http()
         self._thread = threading.Thread(target=self._control_loop, name=f"cluster-control-{self.worker_id}", daemon=True)
         self._thread.start()
@@ -215,14 +219,22 @@ class WorkerProcess:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        self._leave()
         self.link.close()
         self.bridge.stop()
         self._local_store.db.close()
         self._scratch.cleanup()
         log.info("worker %s stopped", self.worker_id)
 
-    def wait(self) -> None:
-        self._stop.wait()
+    def _leave(self) -> None:
+        """Take the heartbeat out: the leader places this worker's cameras elsewhere at its next tick."""
+        if not self.link.connected:
+            return
+        kv = self.link.buckets.workers
+        try:
+            self.link.call(lambda: kv.delete(self.worker_id))
+        except Exception as exc:  # it ages out within heartbeat_ttl_s
+            log.debug("heartbeat not withdrawn: %s", type(exc).__name__)
 
     def _visit_done(self) -> None:
         with self._visits_lock:
@@ -239,10 +251,23 @@ class WorkerProcess:
                 log.exception("cluster control tick failed")
             self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
 
-    def _tick(self) -> None:
-        for cam_id in self.leases.lapsed():  # 1. the fence, before anything else
+    def _parsed_catalogue(self) -> dict[str, CameraConfig]:
+        """The catalogue's cameras, validated once per change of their JSON."""
+        raw = self._catalogue.snapshot()
+        changed = {c: v for c, v in raw.items() if (known := self._parsed.get(c)) is None or known[0] != v}
+        parsed = parse_catalogue(changed)
+        self._parsed = {c: (v, parsed.get(c)) if c in changed else self._parsed[c] for c, v in raw.items()}
+        return {c: config for c, (_v, config) in self._parsed.items() if config is not None}
+
+    def _fence(self) -> None:
+        for cam_id in self.leases.lapsed():
             self._stop_camera(cam_id, "lease lapsed (no renewal within its TTL)", release=False)
-        catalogue = parse_catalogue(self._catalogue.snapshot())
+
+    def _tick(self) -> None:
+        self._fence()  # 1. before anything else
+        if not self.link.connected:  # nothing can be renewed: the fence stops each camera at its deadline
+            return
+        catalogue = self._parsed_catalogue()
         self._sync_patrol_only(catalogue)
         self._heartbeat()
         self._renew()
@@ -253,9 +278,11 @@ class WorkerProcess:
                 self._stop_camera(lease.camera_id, "placed on another worker", release=True)
             elif (running := self._running.get(lease.camera_id)) is not None and running != catalogue[lease.camera_id]:
                 self._restart_camera(catalogue[lease.camera_id])
-        for cam_id in sorted(wanted):
-            if self.leases.get(cam_id) is None and self._owned_count() < self.config.max_cameras_per_worker:
-                self._claim(catalogue[cam_id])
+        room = self.config.max_cameras_per_worker - len(self.leases.held())
+        unheld = [c for c in sorted(wanted) if self.leases.get(c) is None][: max(0, room)]
+        if unheld:
+            self._claim([catalogue[c] for c in unheld])
+        self._fence()  # a slow tick must not carry a camera past its deadline
 
     def _owned_count(self) -> int:
         return len(self.leases.held())
@@ -277,60 +304,77 @@ class WorkerProcess:
     async def _read_drain(self) -> bool:
         try:
             entry = await self.link.buckets.drain.get(self.worker_id)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, KeyDeletedError):
             return False
         return bool(entry.value)
 
     def info(self) -> WorkerInfo:
         owned = sorted(lease.camera_id for lease in self.leases.held())
-        fps = 0.0
-        if self._registry is not None:
-            fps = sum(v.analysed_fps for v in self._registry.views() if not v.patrol_only)
+        views = [v for v in self._registry.views() if not v.patrol_only] if self._registry is not None else []
+        live = {v.config.id: round(v.analysed_fps, 2) for v in views if v.health.state is StreamState.LIVE}
+        fps = sum(v.analysed_fps for v in views)
         host = self.settings.server.host
         port = self._http.server_address[1] if self._http is not None else self.settings.server.port
         with self._visits_lock:
             visits = self._visits_done
         return WorkerInfo(
             worker=self.worker_id, instance=self.instance, started_at=self._started_at, at=time.time(), draining=self._draining,
-            capacity=self.config.max_cameras_per_worker, cameras=owned, fps=round(fps, 2), visits=visits,
+            capacity=self.config.max_cameras_per_worker, cameras=owned, fps=round(fps, 2), visits=visits, live=live,
             health_url=f"http://{host}:{port}/health",
         )
 
     def _renew(self) -> None:
+        """Renew every held lease at once (one round trip's time, however many cameras)."""
+        held = self.leases.held()
+        if not held:
+            return
         kv = self.link.buckets.leases
-        for lease in self.leases.held():
-            sent = time.monotonic()
-            try:
-                rev = self.link.call(lambda: renew(kv, lease, self.worker_id, self.instance))
-            except LeaseLost:
-                self._stop_camera(lease.camera_id, "lease renewal refused (another worker owns it now)", release=False)
-                continue
-            except Exception as exc:  # no answer: keep running until the lease may have lapsed (the fence)
-                log.warning("lease of %s not renewed (%s); fenced off at its deadline", lease.camera_id, type(exc).__name__)
-                continue
-            if self.leases.get(lease.camera_id) is not None:
-                self.leases.hold(lease.camera_id, token=lease.token, revision=rev, sent_at=sent)
 
-    def _claim(self, config: CameraConfig) -> None:
-        kv = self.link.buckets.leases
-        cam_id = config.id
+        async def renew_all() -> list[int | BaseException]:
+            return await asyncio.gather(*(renew(kv, lease, self.worker_id, self.instance) for lease in held), return_exceptions=True)
+
         sent = time.monotonic()
         try:
-            got = self.link.call(lambda: claim(kv, cam_id, self.worker_id, self.instance))
-        except Exception as exc:
-            log.warning("claim of %s failed: %s", cam_id, type(exc).__name__)
+            results = self.link.call(renew_all, timeout=self.config.op_timeout_s + 1.0)
+        except Exception as exc:  # no answer: keep running until the leases may have lapsed (the fence)
+            log.warning("%d lease(s) not renewed (%s); fenced off at their deadline", len(held), type(exc).__name__)
             return
-        if got is None:  # held by another worker until it releases it or its lease lapses
-            return
-        token, revision = got
-        self.leases.hold(cam_id, token=token, revision=revision, sent_at=sent)
+        for lease, result in zip(held, results):
+            if isinstance(result, LeaseLost):
+                self._stop_camera(lease.camera_id, "lease renewal refused (another worker owns it now)", release=False)
+            elif isinstance(result, BaseException):
+                log.warning("lease of %s not renewed (%s); fenced off at its deadline", lease.camera_id, type(result).__name__)
+            elif self.leases.get(lease.camera_id) is not None:
+                self.leases.hold(lease.camera_id, token=lease.token, revision=result, sent_at=sent)
+
+    def _claim(self, configs: list[CameraConfig]) -> None:
+        """Claim these cameras at once; start each one whose claim succeeded (others are held elsewhere still)."""
+        kv = self.link.buckets.leases
+
+        async def claim_all() -> list[tuple[int, int] | None | BaseException]:
+            return await asyncio.gather(*(claim(kv, c.id, self.worker_id, self.instance) for c in configs), return_exceptions=True)
+
+        sent = time.monotonic()
         try:
-            self._start_camera(config)
-        except Exception:
-            log.exception("camera %s could not start; lease released", cam_id)
-            self._release(cam_id)
+            results = self.link.call(claim_all, timeout=2 * self.config.op_timeout_s + 1.0)
+        except Exception as exc:
+            log.warning("claims of %d camera(s) failed: %s", len(configs), type(exc).__name__)
             return
-        log.info("camera %s claimed (fencing token %d)", cam_id, token)
+        for config, got in zip(configs, results):
+            if isinstance(got, BaseException):
+                log.warning("claim of %s failed: %s", config.id, type(got).__name__)
+                continue
+            if got is None:  # held by another worker until it releases it or its lease lapses
+                continue
+            token, revision = got
+            self.leases.hold(config.id, token=token, revision=revision, sent_at=sent)
+            try:
+                self._start_camera(config)
+            except Exception:
+                log.exception("camera %s could not start; lease released", config.id)
+                self._release(config.id)
+                continue
+            log.info("camera %s claimed (fencing token %d)", config.id, token)
 
     def _release(self, cam_id: str) -> None:
         lease = self.leases.drop(cam_id)
@@ -356,11 +400,11 @@ class WorkerProcess:
             self.leases.drop(cam_id)
         if self._running.pop(cam_id, None) is None or self._registry is None:
             return
+        log.warning("camera %s stopped: %s", cam_id, reason)
         try:
-            self._registry.remove(cam_id)
+            self._registry.remove(cam_id)  # its slot leaves the pipeline first, then its readers stop
         except CameraNotFound:
             pass
-        log.warning("camera %s stopped: %s", cam_id, reason)
 
     def _restart_camera(self, config: CameraConfig) -> None:
         assert self._registry is not None

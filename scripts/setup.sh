@@ -52,6 +52,8 @@ if [ "${1:-}" = "--test" ]; then
     $SUDO mosquitto -d -p 1883 || true
     for _ in $(seq 1 10); do listening 1883 && break; sleep 1; done
   fi
+  # NATS with JetStream for cluster mode's tests (issue 12); they start their own nats-server on free ports
+  dpkg -s nats-server >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nats-server; }
   # a real SIP peer (sipp) for the GB/T 28181 forwarding tests
   dpkg -s sip-tester >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sip-tester; }
   # a real RTMP server for the RTMP ingest tests (nginx + its RTMP module, run by the tests in the

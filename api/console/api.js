@@ -8,6 +8,14 @@ export const auth = {
   clear() { sessionStorage.removeItem(KEY); },
 };
 
+// A person logged in (POST /auth/login) is known by the HttpOnly session cookie, which the
+// browser sends by itself; changes made with it carry the session's CSRF token (issue 15).
+let csrfToken = "";
+export const session = {
+  get csrf() { return csrfToken; },
+  set(token) { csrfToken = token || ""; },
+};
+
 export class ApiError extends Error {
   constructor(status, detail) {
     super(formatDetail(detail));
@@ -22,15 +30,19 @@ function formatDetail(detail) {
   return typeof detail === "string" ? detail : JSON.stringify(detail);
 }
 
-function headers(extra = {}) {
+function headers(extra = {}, method = "GET") {
   const h = { ...extra };
   if (auth.key) h.Authorization = `Bearer ${auth.key}`;
+  else if (csrfToken && method !== "GET" && method !== "HEAD") h["X-CSRF-Token"] = csrfToken;
   return h;
 }
 
-export async function api(path, { method = "GET", body, raw = false } = {}) {
-  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), cache: "no-store" };
+export async function api(path, { method = "GET", body, raw = false, text, type = "text/plain" } = {}) {
+  // ``text``: a body sent as is with Content-Type ``type`` (a CSV import); ``body``: JSON
+  const extra = text !== undefined ? { "Content-Type": type } : body === undefined ? {} : { "Content-Type": "application/json" };
+  const init = { method, headers: headers(extra, method), cache: "no-store" };
   if (body !== undefined) init.body = JSON.stringify(body);
+  else if (text !== undefined) init.body = text;
   const r = await fetch(path, init);
   if (!r.ok) {
     let detail = r.statusText;
@@ -39,6 +51,14 @@ export async function api(path, { method = "GET", body, raw = false } = {}) {
   }
   if (raw) return r;
   return r.status === 204 ? null : r.json();
+}
+
+/** Log in as a person: the session cookie is set by the answer; keeps its CSRF token. */
+export async function login(username, password) {
+  auth.clear();
+  const me = await api("/auth/login", { method: "POST", body: { username, password } });
+  session.set(me.csrf_token);
+  return me;
 }
 
 /** GET a picture or clip with the key and return an object URL for <img>/<video>. */

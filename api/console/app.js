@@ -1,11 +1,12 @@
 // The command-centre console: video wall, incident queue, one-click patrol; the zone editor
 // lives in editor.js. Plain ES modules, no build step; talks only to the public JSON API.
-import { api, ApiError, auth, eventStream, objectUrl } from "./api.js";
+import { api, ApiError, auth, eventStream, login, objectUrl, session } from "./api.js";
 import { lang, setLang, t } from "./i18n.js";
 import { Editor } from "./editor.js";
 import { clipWithTracks } from "./cliptracks.js";
 import { StatsView } from "./stats.js";  // the numbers (issue 15)
 import { MapView } from "./map.js";  // the map (issue 15)
+import { PeopleView } from "./people.js";  // people, admins only (issue 15)
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
@@ -63,23 +64,27 @@ function showLogin(message = "") {
   stopAll();
   $("#monitor").hidden = $("#editor").hidden = true;
   $("#stats").hidden = $("#map").hidden = true;  // issue 15
+  $("#people").hidden = true;
   $("#login").hidden = false;
   $("#login-error").textContent = message;
-  $("#login-key").focus();
+  $("#login-user").focus();
 }
 
 async function start() {
   try {
     state.me = await api("/auth/me");
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return showLogin(auth.key ? t("login.bad") : "");
+    if (e instanceof ApiError && e.status === 401) return showLogin(auth.key ? t("login.bad") : session.csrf ? t("login.ended") : "");
     throw e;
   }
   const me = state.me;
+  session.set(me.csrf_token);  // a person logged in (issue 15): changes carry it
   $("#login").hidden = true;
-  $("#who").textContent = me.auth_required ? `${me.name.replace(/^key:[0-9a-f]+:/, "")} · ${me.role}${me.unit ? " · " + me.unit : ""}` : t("role.anonymous");
-  $("#logout").hidden = !me.auth_required;
+  const who = me.person ? me.person.name : me.name.replace(/^key:[0-9a-f]+:/, "");
+  $("#who").textContent = me.auth_required || me.person ? `${who} · ${me.role}${me.unit ? " · " + me.unit : ""}` : t("role.anonymous");
+  $("#logout").hidden = !me.auth_required && !me.person;
   document.querySelector('[data-view="editor"]').hidden = !me.may.edit_scene;
+  document.querySelector('[data-view="people"]').hidden = me.role !== "admin" || !(me.auth_required || me.person);  // issue 15
   showView("monitor");
   try {
     for (const k of await api("/incident-types")) state.types.set(k.code, k);
@@ -394,13 +399,15 @@ async function act(id, action, noteInput, unitSelect, button) {
 }
 
 // -- views, language, boot ------------------------------------------------------------------
-let editor = null, statsView = null, mapView = null;
+let editor = null, statsView = null, mapView = null, peopleView = null;
 function showView(name) {
   for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.view === name);
   $("#monitor").hidden = name !== "monitor";
   $("#editor").hidden = name !== "editor";
   $("#stats").hidden = name !== "stats";  // the numbers and the map (issue 15)
   $("#map").hidden = name !== "map";
+  $("#people").hidden = name !== "people";  // people (issue 15)
+  if (name === "people") (peopleView ??= new PeopleView($("#people"), state)).open().catch(console.warn);
   if (name === "stats") (statsView ??= new StatsView($("#stats"), state)).open().catch(console.warn);
   if (name === "map") (mapView ??= new MapView($("#map"), state, (id) => openDetail(id))).open().catch(console.warn);
   if (name === "editor") {
@@ -419,6 +426,7 @@ function relabel() {
   editor?.render();
   statsView?.render();
   mapView?.render();
+  peopleView?.render();
   const f = $("#feed-state");
   f.textContent = t(f.dataset.state === "on" ? "feed.on" : "feed.off");
 }
@@ -429,13 +437,26 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#lang").addEventListener("click", () => { setLang(lang === "zh" ? "en" : "zh"); relabel(); });
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showView(b.dataset.view));
   for (const id of ["#f-state", "#f-type", "#f-site"]) $(id).addEventListener("change", () => loadQueue().catch(console.warn));
-  $("#login-form").addEventListener("submit", (ev) => {
+  $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    auth.set($("#login-key").value);
-    $("#login-key").value = "";
+    const user = $("#login-user").value.trim();
+    const password = $("#login-password").value;
+    $("#login-password").value = "";
+    if (user) {  // a person (issue 15): username and password, a session cookie
+      try { await login(user, password); } catch (e) {
+        const status = e instanceof ApiError ? e.status : 0;
+        return showLogin(status === 401 ? t("login.badpw") : status === 429 ? t("login.slow") : e.message);
+      }
+    } else {
+      auth.set($("#login-key").value);
+      $("#login-key").value = "";
+    }
     start().catch((e) => showLogin(e.message));
   });
-  $("#logout").addEventListener("click", () => { auth.clear(); state.me = null; showLogin(); });
+  $("#logout").addEventListener("click", async () => {
+    if (state.me && state.me.person) await api("/auth/logout", { method: "POST" }).catch(console.warn);
+    auth.clear(); session.set(""); state.me = null; showLogin();
+  });
   start().catch((e) => showLogin(e.message));
 });
 

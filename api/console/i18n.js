@@ -3,6 +3,10 @@ const STRINGS = {
   zh: {
     "title": "AI 网格员 · 指挥中心", "tab.monitor": "监控", "tab.editor": "区域编辑", "logout": "退出",
     "login.title": "登录", "login.key": "API 密钥", "login.submit": "登录", "login.bad": "密钥无效或已吊销",
+    "tab.people": "人员", "pp.username": "用户名", "pp.name": "姓名", "pp.unit": "单位", "pp.area": "网格", "pp.phone": "电话", "pp.role": "角色",
+    "pp.password": "密码（至少10位）", "pp.add": "添加", "pp.import": "导入 CSV", "pp.enable": "启用", "pp.disable": "停用",
+    "pp.added": "已添加 {name}", "pp.imported": "已导入 {n} 人",
+    "login.user": "用户名", "login.password": "密码", "login.or": "或使用 API 密钥", "login.badpw": "用户名或密码错误", "login.slow": "尝试次数过多，请稍后再试", "login.ended": "会话已结束，请重新登录",
     "feed.on": "实时", "feed.off": "连接中…", "role.anonymous": "未启用认证",
     "wall.title": "监控墙", "wall.cameras": "{n} 路", "wall.noframe": "暂无画面",
     "wall.behind": "分析滞后 {fps}/{cfg} fps", "wall.worker": "{worker} ({load} 路)", "wall.behind.tip": "一分钟以来分析帧率低于设定的一半: 摄像机或分块过多",
@@ -57,6 +61,10 @@ const STRINGS = {
   en: {
     "title": "AI grid worker · Command centre", "tab.monitor": "Monitor", "tab.editor": "Zone editor", "logout": "Log out",
     "login.title": "Log in", "login.key": "API key", "login.submit": "Log in", "login.bad": "Invalid or revoked key",
+    "tab.people": "People", "pp.username": "Username", "pp.name": "Name", "pp.unit": "Unit", "pp.area": "Area", "pp.phone": "Phone", "pp.role": "Role",
+    "pp.password": "Password (10+ characters)", "pp.add": "Add", "pp.import": "Import CSV", "pp.enable": "Enable", "pp.disable": "Disable",
+    "pp.added": "Added {name}", "pp.imported": "Imported {n} people",
+    "login.user": "Username", "login.password": "Password", "login.or": "or an API key", "login.badpw": "Wrong username or password", "login.slow": "Too many attempts: try again later", "login.ended": "Your session has ended: log in again",
     "feed.on": "live", "feed.off": "connecting…", "role.anonymous": "auth off",
     "wall.title": "Video wall", "wall.cameras": "{n} cameras", "wall.noframe": "no picture yet",
     "wall.behind": "behind {fps}/{cfg} fps", "wall.worker": "{worker} ({load} cameras)", "wall.behind.tip": "analysed below half the configured fps for a minute: too many cameras or tiles for this machine",

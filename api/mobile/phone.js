@@ -9,6 +9,7 @@ let current = null; // the open case's id
 let shots = []; // resized photo Blobs for "handled"
 let events = null;
 let flushing = false;
+let actions = {}; // work-order action → the states it starts from, for this person's role (/auth/me)
 
 function $(id) { return document.getElementById(id); }
 function show(id) { for (const s of ["login", "list", "case"]) $(s).hidden = s !== id; $("back").hidden = id !== "case"; }
@@ -42,6 +43,7 @@ async function whoami() {
     const r = await api("/auth/me");
     if (r.ok) {
       const me = await r.json();
+      actions = me.actions || {};
       if (me.csrf_token) { csrf = me.csrf_token; return true; }
     }
   } catch (e) { /* offline: show what we have */ }
@@ -59,6 +61,7 @@ async function login(ev) {
   if (!r.ok) { err.textContent = r.status === 429 ? W().too_many : W().bad_login; err.hidden = false; return; }
   csrf = (await r.json()).csrf_token;
   $("password").value = "";
+  await whoami(); // the actions this role may take
   await start();
 }
 
@@ -153,9 +156,10 @@ function renderCase() {
     $("c-where").textContent = W().no_position;
     dir.hidden = true;
   }
-  $("accept").hidden = !["dispatched", "escalated"].includes(o.state);
-  $("handle").hidden = o.state !== "accepted";
-  $("reject").hidden = !["detected", "dispatched", "escalated"].includes(o.state);
+  const may = (action) => (actions[action] || []).includes(o.state);
+  $("accept").hidden = !may("accept");
+  $("handle").hidden = !may("handle");
+  $("reject").hidden = !may("reject"); // a false alarm, where the role may reject
 }
 
 async function takeShots() {

@@ -14,7 +14,7 @@ from gridworker.streams.redact import redact_text
 from gridworker.streams.sources import SourceError
 from gridworker.vision.config import SceneConfig
 
-from ..deps import OwnersDep, ServiceDep
+from ..deps import CameraOwner, OwnersDep, ServiceDep
 from ..errors import Responses
 from ..schemas import CameraOut, NewCamera
 from ..auth import ADMINISTER, READ, require
@@ -43,10 +43,16 @@ def _detail(user: Actor) -> bool:
     return user.role == ADMIN
 
 
-def _placed(out: CameraOut, owners: Mapping[str, tuple[str, int]]) -> CameraOut:
-    """Cluster mode: the camera with the worker that runs it and that worker's load."""
+def _placed(out: CameraOut, owners: Mapping[str, CameraOwner]) -> CameraOut:
+    """Cluster mode: the camera with the worker that runs it, that worker's load and, while the
+    stream is live there, the worker's picture of it (the case service reads no stream)."""
     owner = owners.get(out.id)
-    return out if owner is None else out.model_copy(update={"worker": owner[0], "worker_load": owner[1]})
+    if owner is None:
+        return out
+    update: dict[str, object] = {"worker": owner.worker, "worker_load": owner.load}
+    if owner.live_fps is not None:
+        update.update(analysed_fps=owner.live_fps, health=out.health.model_copy(update={"state": "live"}))
+    return out.model_copy(update=update)
 
 
 @router.get("", response_model=list[CameraOut])

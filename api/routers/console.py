@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from gridworker.cases.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor
+from gridworker.cases.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor, may
 from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 
 from ..auth import ANY_ROLE, require
@@ -64,7 +64,7 @@ def me(request: Request, user: Anyone, orders: OrdersDep, keys: KeysDep, outbox:
     """The caller's name, role and unit, and what the console should offer them."""
     role = user.role
     session = session_of(request)  # a person logged in (issue 15)
-    actions = {name: sorted(t.sources) for name, t in TRANSITIONS.items() if role in t.roles}
+    actions = {name: sorted(t.sources) for name, t in TRANSITIONS.items() if may(name, user)}
     readers = (VIEWER, OPERATOR, SUPERVISOR, ADMIN)
     return MeOut(
         name=user.name,

@@ -193,7 +193,7 @@ async def read_uploads(request: Request, field: str, *, max_files: int, max_byte
     return texts, files
 
 
-def multipart_body(fields: dict[str, dict[str, str]], *, files: str, max_files: int) -> dict[str, object]:
+def multipart_body(fields: dict[str, dict[str, object]], *, files: str, max_files: int) -> dict[str, object]:
     """The OpenAPI request body of a multipart route that reads its form itself (``read_uploads``)."""
     props: dict[str, object] = {**fields, files: {"type": "array", "maxItems": max_files, "items": {"type": "string", "format": "binary"}}}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}}}

@@ -59,12 +59,15 @@ def workorder_stats(
     until: datetime | None = None,
 ) -> WorkOrderStats:
     """Counts by state; on-time rate and mean handling time by type, unit and site
-    (cases detected in [since, until)). A unit handler gets their unit's figures."""
+    (cases detected in [since, until)). A unit handler's key gets their unit's figures; a unit
+    handler who is a person, their own cases'."""
+    handler = user.role == UNIT_HANDLER
     try:
         s = orders.stats(
             since=None if since is None else since.timestamp(),
             until=None if until is None else until.timestamp(),
-            unit=user.unit if user.role == UNIT_HANDLER else None,
+            unit=user.unit if handler else None,
+            assignee=user.person if handler else None,
         )
     except (OverflowError, OSError, ValueError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "'since' or 'until' is out of range") from None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from gridworker.cases.idempotency import IDEMPOTENCY_KEY_PATTERN
 from gridworker.cases.places import Position
-from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow, WorkflowError
+from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow, WorkflowError, may
 from gridworker.cases.workorders import STATES, AuditEntry, WorkOrder, WorkOrderQuery, WorkOrders
 
 from ..auth import ANY_ROLE, require
@@ -30,6 +30,16 @@ Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
 Dispatcher = Annotated[Actor, Depends(require(OPERATOR, SUPERVISOR))]
 Handler = Annotated[Actor, Depends(require(UNIT_HANDLER, SUPERVISOR))]
 Escalator = Annotated[Actor, Depends(require(SUPERVISOR))]
+
+
+def _rejecter(user: Reader) -> Actor:
+    """Operators, supervisors, admins; and a grid worker logged in, for a case assigned to them (issue 15)."""
+    if not may("reject", user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not reject a case")
+    return user
+
+
+Rejecter = Annotated[Actor, Depends(_rejecter)]
 #: a retried action (the phone page's offline queue) returns its first result (cases/idempotency.py)
 IdemKey = Annotated[
     str | None,
@@ -266,8 +276,8 @@ def close(incident_id: IncidentId, user: Dispatcher, workflow: WorkflowDep, body
 
 
 @router.post("/workorders/{incident_id}/reject", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
-def reject(incident_id: IncidentId, body: RejectIn, user: Dispatcher, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
-    """Close as a false alarm, with the reason (operator, supervisor)."""
+def reject(incident_id: IncidentId, body: RejectIn, user: Rejecter, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
+    """Close as a false alarm, with the reason (operator, supervisor; a grid worker logged in, for a case assigned to them)."""
     return _act(workflow, lambda wf: wf.reject(incident_id, user, note=body.note, key=key))
 
 

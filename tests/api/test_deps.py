@@ -39,7 +39,7 @@ def _paths(router: APIRouter) -> set[tuple[str, str]]:
 def test_keys_catalogue_and_stats_have_routers_of_their_own():
     assert _paths(keys.router) == {("GET", "/keys"), ("POST", "/keys"), ("DELETE", "/keys/{key}")}
     assert _paths(catalogue.router) == {("GET", "/catalogue")}
-    assert _paths(stats.router) == {("GET", "/stats/workorders")}
+    assert _paths(stats.router) == {("GET", "/stats/workorders"), ("GET", "/stats/cases"), ("GET", "/stats/cases.csv"), ("GET", "/stats/cases.xlsx")}
     assert all(path.startswith("/workorders") for _, path in _paths(workorders.router))
     served = set(create_app().openapi()["paths"])
     assert {"/keys", "/keys/{key}", "/catalogue", "/stats/workorders", "/workorders"} <= served

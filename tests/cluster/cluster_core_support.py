@@ -12,17 +12,17 @@ from pathlib import Path
 import httpx
 import yaml
 
-from factories import free_port, wait_until
+from tests.factories import free_port, wait_until
 
 GRIDWORKER = [sys.executable, "-m", "gridworker.cli"]
 
 #: short TTLs so that every fault shows within seconds (config, not code)
-FAST = {
-    "lease_ttl_s": 4.0,
-    "renew_interval_s": 0.5,
-    "heartbeat_ttl_s": 3.0,
-    "leader_ttl_s": 3.0,
-    "op_timeout_s": 1.5,
+FAST = {  # short enough for a failover well within 15 s, long enough for a loaded 2-core machine
+    "lease_ttl_s": 6.0,
+    "renew_interval_s": 1.0,
+    "heartbeat_ttl_s": 5.0,
+    "leader_ttl_s": 5.0,
+    "op_timeout_s": 2.0,
     "connect_timeout_s": 3.0,
     "max_cameras_per_worker": 10,
 }
@@ -122,7 +122,7 @@ def owners(workers: list[Worker]) -> dict[str, str]:
     return out
 
 
-def wait_all_live(workers: list[Worker], cameras: set[str], timeout: float = 60.0) -> dict[str, str]:
+def wait_all_live(workers: list[Worker], cameras: set[str], timeout: float = 150.0) -> dict[str, str]:
     got: dict[str, str] = {}
 
     def all_live() -> bool:

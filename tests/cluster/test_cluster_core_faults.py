@@ -1,7 +1,7 @@
 """Cluster faults against real processes: ``gridworker serve`` (PostgreSQL) and ``gridworker
 worker`` subprocesses on the test's own nats-server, cameras on the real RTSP server.
 
-TTLs are short (cluster_core_support.FAST: lease 4 s, heartbeat 3 s, renewal 0.5 s)."""
+TTLs are short (cluster_core_support.FAST: lease 6 s, heartbeat 5 s, renewal 1 s)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import time
 import httpx
 import pytest
 
-from cluster_core_support import GRIDWORKER, Serve, Worker, owners, wait_all_live, write_config
-from cluster_h5_support import NatsServer
-from factories import pg_database, wait_until
+from tests.cluster.cluster_core_support import GRIDWORKER, Serve, Worker, owners, wait_all_live, write_config
+from tests.cluster.cluster_h5_support import NatsServer
+from tests.factories import pg_database, wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(420)]
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def cluster(tmp_path, rtsp_server):
 
 def test_kill9_worker_its_cameras_live_elsewhere_within_15s(cluster):
     serve, workers, cameras, _ = cluster(3, 5)
-    before = wait_all_live(workers, cameras, timeout=90)
+    before = wait_all_live(workers, cameras)
     victim = next(w for w in workers if any(o == w.worker_id for o in before.values()))
     lost = {c for c, o in before.items() if o == victim.worker_id}
     victim.signal(signal.SIGKILL)
@@ -61,19 +61,25 @@ def test_kill9_worker_its_cameras_live_elsewhere_within_15s(cluster):
     assert failover_s <= 15.0
     # minimal movement: the survivors' cameras stayed where they were
     assert {c: o for c, o in after.items() if c not in lost} == {c: o for c, o in before.items() if c not in lost}
-    view = wait_until(lambda: (v := serve.cluster()) and victim.worker_id not in {w["worker"] for w in v["workers"]} and v, timeout=10)
+    view = wait_until(lambda: (v := serve.cluster()) and victim.worker_id not in {w["worker"] for w in v["workers"]} and v, timeout=20)
     assert {c["camera_id"]: c["owner"] for c in view["cameras"]} == after  # /cluster shows the owners
     assert sum(w["load"] for w in view["workers"]) == len(cameras)
     # /cameras shows the worker that runs each camera and that worker's load
     loads = {w["worker"]: w["load"] for w in view["workers"]}
-    listed = wait_until(lambda: (r := httpx.get(serve.url("/cameras"), timeout=10).json()) and all(c["worker"] for c in r) and r, timeout=10)
+
+    def cameras_listed():
+        r = httpx.get(serve.url("/cameras"), timeout=10).json()
+        # the workers' picture: which one runs each camera, live, analysed fps
+        return r if all(c["worker"] and c["health"]["state"] == "live" and c["analysed_fps"] > 0 for c in r) else None
+
+    listed = wait_until(cameras_listed, timeout=20)
     assert {c["id"]: c["worker"] for c in listed} == after
     assert {c["id"]: c["worker_load"] for c in listed} == {c: loads[o] for c, o in after.items()}
 
 
 def test_sigstop_past_lease_ttl_then_sigcont_stops_stale_cameras(cluster):
     serve, workers, cameras, _ = cluster(2, 2)
-    before = wait_all_live(workers, cameras, timeout=90)
+    before = wait_all_live(workers, cameras)
     frozen, other = (workers[0], workers[1]) if "w0" in before.values() else (workers[1], workers[0])
     stale = {c for c, o in before.items() if o == frozen.worker_id}
     old_tokens = {c: s["token"] for c, s in frozen.health_now()["cameras"].items() if c in stale}
@@ -91,18 +97,18 @@ def test_sigstop_past_lease_ttl_then_sigcont_stops_stale_cameras(cluster):
         # every stale camera is gone from the woken worker, or runs there under a newer lease
         return all(c not in h["cameras"] or (h["cameras"][c]["token"] or 0) > new_tokens[c] for c in stale)
 
-    wait_until(fenced, timeout=15, interval=0.2)
-    text = frozen.text()
-    assert all(re.search(rf"camera {c} stopped: (lease lapsed|lease renewal refused)", text) for c in stale), text[-3000:]
+    wait_until(fenced, timeout=20, interval=0.2)
+    said = lambda: all(re.search(rf"camera {c} stopped: (lease lapsed|lease renewal refused)", frozen.text()) for c in stale)  # noqa: E731
+    wait_until(said, timeout=15)  # it says why (the log line may trail the health answer)
     wait_all_live(workers, cameras, timeout=30)  # and the cluster settles with every camera live exactly once
 
 
 def test_nats_restart_workers_reconnect_and_resume(cluster):
     serve, workers, cameras, nats = cluster(2, 3)
-    wait_all_live(workers, cameras, timeout=90)
+    wait_all_live(workers, cameras)
     nats.stop()
     # down longer than the lease TTL: every worker fences its cameras off (it cannot renew)
-    wait_until(lambda: all(not w.live_cameras() for w in workers), timeout=15, interval=0.3)
+    wait_until(lambda: all(not w.live_cameras() for w in workers), timeout=25, interval=0.3)
     nats.start()  # same port, same store
     restarted = time.monotonic()
     wait_all_live(workers, cameras, timeout=45)
@@ -113,7 +119,7 @@ def test_nats_restart_workers_reconnect_and_resume(cluster):
 
 def test_drain_by_api_and_cli_and_camera_added_through_api_is_placed(cluster):
     serve, workers, cameras, nats = cluster(2, 2)
-    wait_all_live(workers, cameras, timeout=90)
+    wait_all_live(workers, cameras)
     w0, w1 = workers
     r = httpx.post(serve.url("/cluster/workers/w0/drain"), timeout=10)
     assert r.status_code == 202
@@ -135,7 +141,8 @@ def test_drain_by_api_and_cli_and_camera_added_through_api_is_placed(cluster):
     assert out.returncode == 0, out.stderr
     assert "w1: drained" in out.stdout
     assert not w1.live_cameras()
-    assert owners(workers).keys() == cameras | {"cam-new"} and set(owners(workers).values()) == {"w0"}
+    all_on_w0 = {c: "w0" for c in cameras | {"cam-new"}}
+    wait_until(lambda: owners(workers) == all_on_w0, timeout=30)  # the moved cameras come up on w0
 
 
 def serve_cam_url(cameras, worker) -> str:

@@ -10,7 +10,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from cluster_h5_support import NatsServer
+from tests.cluster.cluster_h5_support import NatsServer
 from gridworker.cluster.bridge import AsyncBridge, BridgeClosed, BridgeTimeout
 from gridworker.cluster.config import ClusterConfig
 from gridworker.cluster.leases import LeaseLost, LeaseRecord, LeaseTable, claim, read_lease, release, renew

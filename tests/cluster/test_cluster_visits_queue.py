@@ -208,3 +208,43 @@ def test_a_visit_longer_than_ack_wait_is_not_handed_out_twice(link) -> None:
         for w in workers:
             w.stop(10)
     assert calls == ["key-sites:2:gate-2"] and sum(w.stats.redelivered for w in workers) == 0
+
+
+def test_a_worker_dying_after_sending_before_its_ack_makes_no_duplicate(link, tmp_path: Path) -> None:
+    from tests.cluster.cluster_h5_support import Scripted
+
+    release = threading.Event()
+
+    def visit_then_die(task: VisitTask, stop: threading.Event) -> GlanceResult:
+        sink_a.observe(Scripted(task.camera_id).frame(True), partial=True)  # sent, stored by JetStream
+        release.wait(30)  # ... and the worker dies before acking (no ack, no progress signal)
+        return GlanceResult(task.camera_id, "", time.time(), error_kind="stopped", error="stopped")
+
+    def visit(task: VisitTask, stop: threading.Event) -> GlanceResult:
+        sink_b.observe(Scripted(task.camera_id).frame(True), partial=True)
+        return GlanceResult(task.camera_id, "", time.time(), total_s=0.1)
+
+    sink_a = ObservationPublisher(link, "wa", lambda cam: None)
+    sink_b = ObservationPublisher(link, "wb", lambda cam: None)
+    publish_cycle(link, _tasks(9, ["gate-3"]))
+    dying = VisitConsumer(link, visit_then_die, sink_a, concurrency=1, ack_wait_s=2.0, progress_s=1000.0)
+    dying.start()
+    wait_until(lambda: sink_a.stats.published == 1, timeout=20)
+    other = VisitConsumer(link, visit, sink_b, concurrency=1, ack_wait_s=2.0)
+    other.start()
+    manager, store = manager_on(f"sqlite:///{tmp_path / 'c.db'}")
+    cases = ObservationConsumer(link, manager, store.db)
+    cases.start()
+    try:
+        wait_until(lambda: other.stats.done == 1, timeout=20)
+        wait_until(lambda: cases.stats.applied >= 1, timeout=20)
+        time.sleep(1.0)
+    finally:
+        release.set()
+        for c in (dying, other, cases):
+            c.stop(5)
+        sink_a.close(2)
+        sink_b.close(2)
+    # the redone visit's observation has the same id (key-sites:9:gate-3.0): the broker kept one
+    assert sink_b.stats.published == 1 and cases.stats.applied == 1
+    assert len(store.open_incidents()) == 1

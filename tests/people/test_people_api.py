@@ -7,71 +7,16 @@ import time
 
 import pytest
 
-from gridworker.api import create_app
-from gridworker.api.auth import create_key
-from gridworker.api.deps import CaseParts, wiring
+from gridworker.api.deps import wiring
 from gridworker.api.routers.events import _visible
 from gridworker.api.sessions import Sessions
-from gridworker.cases.people import People, PersonIn
-from gridworker.cases.workorders import WorkOrders
-from gridworker.incidents import IncidentStore
-from gridworker.keystore import KeyStore
-from tests.factories import local_client
-from tests.people.conftest import AREAS, EAST, WEST, people_config
+from tests.people.conftest import EAST, PW, WEST, make_env, people_config
 
-PW = "a long enough password"
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(64)) + b"\xff\xd9"
-
-
-class Env:
-    def __init__(self, app, store, orders, people, keys):
-        self.app, self.store, self.orders, self.people, self.keys = app, store, orders, people, keys
-        self.ids = {}
-
-    def h(self, who):
-        return {"Authorization": f"Bearer {self.keys[who]}"}
-
-    def client(self, **kw):
-        return local_client(self.app, **kw)
-
-    def login(self, client, username, password=PW):
-        r = client.post("/auth/login", json={"username": username, "password": password})
-        assert r.status_code == 200, r.text
-        return {"X-CSRF-Token": r.json()["csrf_token"]}
-
-    def case(self, position=None, type="street_vending", at=None):
-        inc = self.store.open(
-            camera_id="cam-1", camera_name="Gate", site="market", zone_id="z", rule_id="r", type=type,
-            at=time.time() if at is None else at, count=1, summary="s", details={} if position is None else {"position": position},
-            snapshot=None,
-        )
-        return self.orders.on_incident_opened(inc).incident_id
-
-
-def _env(url, keyed=True, **config):
-    store = IncidentStore(url)
-    orders = WorkOrders(store.db, areas=AREAS)
-    people = People(store.db, orders.catalogue, AREAS, people_config(**config))
-    keys = {}
-    if keyed:
-        for name, role, unit in [("operator", "operator", None), ("grid", "unit_handler", "community-grid"), ("admin", "admin", None), ("viewer", "viewer", None)]:
-            keys[name] = create_key(KeyStore(orders.db), name=name, role=role, unit=unit)[1]
-    app = CaseParts.of(store, orders, people=people).serve(create_app())
-    env = Env(app, store, orders, people, keys)
-    for username, unit, area, role in [
-        ("east1", "community-grid", "east", "unit_handler"),
-        ("west1", "community-grid", "west", "unit_handler"),
-        ("squad1", "traffic-squad", "", "unit_handler"),
-        ("boss", "", "", "supervisor"),
-    ]:
-        [p] = people.add([PersonIn(username=username, name=username, unit=unit, area=area, role=role, password=PW)])
-        env.ids[username] = p.id
-    return env
-
 
 @pytest.fixture
 def env(db_url):
-    e = _env(db_url)
+    e = make_env(db_url)
     yield e
     e.store.close()
 
@@ -118,7 +63,7 @@ def test_csrf_token_is_required_on_unsafe_methods_by_cookie(env):
 
 
 def test_login_is_rate_limited_per_username_and_per_client(db_url):
-    env = _env(db_url, login_failures_per_user=3, login_attempts_per_client=6)
+    env = make_env(db_url, login_failures_per_user=3, login_attempts_per_client=6)
     try:
         with env.client() as c:
             for _ in range(3):
@@ -255,10 +200,8 @@ def test_my_queue_puts_late_cases_first_then_newest(env):
 
 def test_a_repeated_action_with_the_same_idempotency_key_runs_once(env):
     op = env.h("operator")
-    i, j = env.case(EAST), env.case(EAST)
+    i, j = env.dispatched(EAST, EAST)
     with env.client() as c:
-        for k in (i, j):
-            c.post(f"/workorders/{k}/dispatch", json={}, headers=op)
         csrf = env.login(c, "east1")
         first = c.post(f"/workorders/{i}/accept", json={"note": "on my way"}, headers={**csrf, "Idempotency-Key": "phone-1-accept-0001"})
         again = c.post(f"/workorders/{i}/accept", json={"note": "on my way"}, headers={**csrf, "Idempotency-Key": "phone-1-accept-0001"})
@@ -311,7 +254,7 @@ def test_people_admin_api_and_csv_import(env):
 
 
 def test_no_key_loopback_admin_cannot_create_people(db_url):
-    env = _env(db_url, keyed=False)
+    env = make_env(db_url, keyed=False)
     try:
         with env.client() as c:
             body = {"username": "liu", "name": "Liu", "role": "admin", "password": "liu-password-1"}
@@ -322,3 +265,22 @@ def test_no_key_loopback_admin_cannot_create_people(db_url):
             assert remote.post("/auth/login", json={"username": "boss", "password": PW}).status_code == 403
     finally:
         env.store.close()
+
+
+def test_a_grid_worker_rejects_a_false_alarm_assigned_to_them_only(env):
+    mine, theirs = env.dispatched(EAST, WEST)
+    with env.client() as c:
+        # a unit's key (a machine) still may not reject
+        assert c.post(f"/workorders/{mine}/reject", json={"note": "x"}, headers=env.h("grid")).status_code == 403
+        assert "reject" not in c.get("/auth/me", headers=env.h("grid")).json()["actions"]
+        csrf = env.login(c, "east1")
+        assert c.get("/auth/me").json()["actions"]["reject"] == ["detected", "dispatched", "escalated"]
+        assert c.post(f"/workorders/{mine}/reject", json={"note": ""}, headers=csrf).status_code == 422  # the reason is required
+        assert c.post(f"/workorders/{theirs}/reject", json={"note": "nothing here"}, headers=csrf).status_code == 404
+        r = c.post(f"/workorders/{mine}/reject", json={"note": "nothing here: a parked delivery van"}, headers=csrf)
+        assert r.status_code == 200 and r.json()["state"] == "rejected"
+        last = env.orders.audit(mine)[-1]
+        assert (last.action, last.actor, last.role, last.reason) == (
+            "reject", f"person:{env.ids['east1']}:east1", "unit_handler", "nothing here: a parked delivery van"
+        )
+        assert env.orders.get(theirs).state == "dispatched"
