@@ -177,12 +177,12 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
             except Exception as exc:  # noqa: BLE001 - the comparison is optional
                 skipped = f"YOLO ONNX export failed: {type(exc).__name__}: {exc}"
         camera = {"motion": {"enabled": True}} if config.motion else {}
-        common = {"seconds": config.seconds, "warmup_timeout_s": config.warmup_timeout_s}
 
         def gridworker(det: Detector, label: str) -> Callable[[int], Trial]:
             def trial(n: int) -> Trial:
                 result = _with_server(setup, n, lambda urls, rates: run_gridworker(
-                    urls, [config.sample_fps] * len(urls), det, workdir=work, camera_settings=camera, **common))  # fmt: skip
+                    urls, [config.sample_fps] * len(urls), det, workdir=work, camera_settings=camera,
+                    seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s))  # fmt: skip
                 t = Trial.of(n, result, config)
                 say(f"{label} N={n}: min {t.per_camera_fps_min} fps/camera, p95 age {t.p95_age_ms} ms -> {'ok' if t.ok else 'too slow'}")
                 return t
@@ -203,14 +203,15 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
         out.update(_summary("", best, trials))
         if config.naive:
             best_naive, naive_trials = search(
-                other("naive", lambda urls: run_naive(urls, detector, **common)), max(1, config.start // 2), config.max_cameras
+                other("naive", lambda urls: run_naive(urls, detector, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)), max(1, config.start // 2), config.max_cameras
             )
             out.update(_summary("naive_", best_naive, naive_trials))
             out["over_naive"] = _over(best, best_naive)
         if setup.yolo_detector is not None and setup.yolo_onnx is not None:
             onnx = setup.yolo_onnx
             best_u, u_trials = search(
-                other("ultralytics", lambda urls: run_ultralytics(urls, onnx, workdir=work, imgsz=config.yolo_imgsz, **common)),
+                other("ultralytics", lambda urls: run_ultralytics(
+                    urls, onnx, workdir=work, imgsz=config.yolo_imgsz, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)),
                 max(1, config.start // 2), config.max_cameras,
             )  # fmt: skip
             best_y, y_trials = search(gridworker(setup.yolo_detector, "gridworker (yolo)"), config.start, config.max_cameras)
