@@ -5,7 +5,7 @@
     detected ──dispatch──▶ dispatched ──accept──▶ accepted ──handle──▶ handled ──close──▶ closed
         │                      │  ▲                  │                    │
         │                      │  └──dispatch────────┼────────────────────┘ (rework)
-        ├──reject──▶ rejected ◀┘                     │
+        ├──reject──▶ rejected ◀┴─────reject──────────┤   (also from accepted: a false alarm found on the scene)
         └──escalate──▶ escalated ◀──escalate─────────┘   (also from dispatched; by the clock when overdue)
                          │ accept / dispatch (never below the escalated level) / reject
 
@@ -113,7 +113,8 @@ TRANSITIONS: dict[str, Transition] = {
         _t("accept", {DISPATCHED, ESCALATED}, ACCEPTED, {UNIT_HANDLER, SUPERVISOR, ADMIN}),
         _t("handle", {ACCEPTED}, HANDLED, {UNIT_HANDLER, SUPERVISOR, ADMIN}),
         _t("close", {HANDLED}, CLOSED, {OPERATOR, SUPERVISOR, ADMIN, SYSTEM}),
-        _t("reject", {DETECTED, DISPATCHED, ESCALATED}, REJECTED, {OPERATOR, SUPERVISOR, ADMIN}),
+        # also from accepted: the grid worker on the scene finds a false alarm
+        _t("reject", {DETECTED, DISPATCHED, ACCEPTED, ESCALATED}, REJECTED, {OPERATOR, SUPERVISOR, ADMIN}),
         _t("escalate", {DETECTED, DISPATCHED, ACCEPTED, ESCALATED}, ESCALATED, {SUPERVISOR, ADMIN, SYSTEM}),
     )
 }

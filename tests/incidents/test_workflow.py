@@ -88,7 +88,7 @@ EXPECTED = {
     "accept": ({"dispatched", "escalated"}, {UNIT_HANDLER, SUPERVISOR}),
     "handle": ({"accepted"}, {UNIT_HANDLER, SUPERVISOR}),
     "close": ({"handled"}, {OPERATOR, SUPERVISOR, SYSTEM}),
-    "reject": ({"detected", "dispatched", "escalated"}, {OPERATOR, SUPERVISOR}),
+    "reject": ({"detected", "dispatched", "accepted", "escalated"}, {OPERATOR, SUPERVISOR}),
     "escalate": ({"detected", "dispatched", "accepted", "escalated"}, {SUPERVISOR, SYSTEM}),
 }
 ALL_STATES = ["detected", "dispatched", "accepted", "handled", "closed", "rejected", "escalated"]

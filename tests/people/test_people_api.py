@@ -274,7 +274,7 @@ def test_a_grid_worker_rejects_a_false_alarm_assigned_to_them_only(env):
         assert c.post(f"/workorders/{mine}/reject", json={"note": "x"}, headers=env.h("grid")).status_code == 403
         assert "reject" not in c.get("/auth/me", headers=env.h("grid")).json()["actions"]
         csrf = env.login(c, "east1")
-        assert c.get("/auth/me").json()["actions"]["reject"] == ["detected", "dispatched", "escalated"]
+        assert c.get("/auth/me").json()["actions"]["reject"] == ["accepted", "detected", "dispatched", "escalated"]
         assert c.post(f"/workorders/{mine}/reject", json={"note": ""}, headers=csrf).status_code == 422  # the reason is required
         assert c.post(f"/workorders/{theirs}/reject", json={"note": "nothing here"}, headers=csrf).status_code == 404
         r = c.post(f"/workorders/{mine}/reject", json={"note": "nothing here: a parked delivery van"}, headers=csrf)
@@ -284,3 +284,14 @@ def test_a_grid_worker_rejects_a_false_alarm_assigned_to_them_only(env):
             "reject", f"person:{env.ids['east1']}:east1", "unit_handler", "nothing here: a parked delivery van"
         )
         assert env.orders.get(theirs).state == "dispatched"
+
+
+def test_a_grid_worker_on_the_scene_rejects_a_case_already_accepted(env):
+    """Accepted, walked there, nothing to see: the person rejects it as a false alarm."""
+    mine, _ = env.dispatched(EAST, WEST)
+    with env.client() as c:
+        csrf = env.login(c, "east1")
+        assert c.post(f"/workorders/{mine}/accept", headers=csrf).json()["state"] == "accepted"
+        r = c.post(f"/workorders/{mine}/reject", json={"note": "on the scene: a parked delivery van, loading"}, headers=csrf)
+        assert r.status_code == 200 and r.json()["state"] == "rejected"
+        assert [a.action for a in env.orders.audit(mine)][-2:] == ["accept", "reject"]
