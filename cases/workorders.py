@@ -26,7 +26,7 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gridworker.incidents.db import Base, CommitSignal, Database, equal_filters, part_of, to_domain
@@ -423,18 +424,7 @@ class WorkOrders:
 
     def list(self, q: WorkOrderQuery) -> tuple[list[WorkOrder], int]:
         """Newest first."""
-        cond = self._conditions(q)
-        with self.transaction() as s:
-            total = s.scalar(select(func.count()).select_from(WorkOrderRow).where(*cond)) or 0
-            rows = s.execute(
-                select(WorkOrderRow, WorkOrderPhotoRow.incident_id)
-                .outerjoin(WorkOrderPhotoRow, WorkOrderPhotoRow.incident_id == WorkOrderRow.incident_id)
-                .where(*cond)
-                .order_by(WorkOrderRow.detected_at.desc(), WorkOrderRow.incident_id.desc())
-                .limit(q.limit)
-                .offset(q.offset)
-            ).all()
-            return [to_order(r, p is not None) for r, p in rows], int(total)
+        return self._page(self._conditions(q), (), q.limit, q.offset)
 
     def queue(self, assignee: int, now: float, *, limit: int = 50, offset: int = 0, finished: bool = False) -> tuple[builtins.list[WorkOrder], int]:
         """A person's cases (issue 15): those not closed or rejected (``finished``: all), the
@@ -443,13 +433,19 @@ class WorkOrders:
         if not finished:
             cond.append(WorkOrderRow.state.not_in(sorted(TERMINAL)))
         late = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))  # still to do, and late
+        return self._page(cond, (case((late, 0), else_=1),), limit, offset)
+
+    def _page(
+        self, cond: Sequence[ColumnElement[bool]], first: Sequence[ColumnElement[int]], limit: int, offset: int
+    ) -> tuple[builtins.list[WorkOrder], int]:
+        """One page of the orders matching ``cond``, ordered by ``first`` then newest first, and their total."""
         with self.transaction() as s:
             total = s.scalar(select(func.count()).select_from(WorkOrderRow).where(*cond)) or 0
             rows = s.execute(
                 select(WorkOrderRow, WorkOrderPhotoRow.incident_id)
                 .outerjoin(WorkOrderPhotoRow, WorkOrderPhotoRow.incident_id == WorkOrderRow.incident_id)
                 .where(*cond)
-                .order_by(case((late, 0), else_=1), WorkOrderRow.detected_at.desc(), WorkOrderRow.incident_id.desc())
+                .order_by(*first, WorkOrderRow.detected_at.desc(), WorkOrderRow.incident_id.desc())
                 .limit(limit)
                 .offset(offset)
             ).all()
