@@ -100,7 +100,8 @@ def run_latency(seconds: float = 40.0, progress: Callable[[str], None] | None = 
             camera = {
                 "id": "street", "url": server.url("street"), "fps": FPS,
                 "zones": [{"id": "road", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "rules": [
-                    {"type": "intrusion", "classes": ["person"], "min_duration_s": 0.0, "clear_after_s": 0.5}]}],
+                    # every appearance is its own case (no cooldown: the next one 4 s later must open anew)
+                    {"type": "intrusion", "classes": ["person"], "min_duration_s": 0.0, "clear_after_s": 0.5, "cooldown_s": 0.0}]}],
             }
             settings = Settings(
                 database={"url": f"sqlite:///{work / 'latency.db'}"},

@@ -38,7 +38,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 from PIL.ExifTags import GPS, IFD
 from sqlalchemy import Float, ForeignKey, Integer, String, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
@@ -185,9 +185,12 @@ def normalise_photo(
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)
     try:
+        # the format's own reader, not Image.open: another library in the process may have patched
+        # Image.open (Ultralytics does, to install a HEIF plugin on the first unreadable file)
+        reader = JpegImagePlugin.JpegImageFile if data.startswith(JPEG_MAGIC) else PngImagePlugin.PngImageFile
         with warnings.catch_warnings():  # a picture over Pillow's own pixel warning is refused below, by our cap
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data), formats=("JPEG", "PNG"))
+            opened = reader(io.BytesIO(data))
         with opened as img:
             w, h = img.size
             if w < 1 or h < 1 or w * h > max_input_pixels:

@@ -201,7 +201,7 @@ def test_case_clip_boxes_the_objects_that_triggered_it(console_server, browser):
 
     def with_tracks():
         for inc in viewer.get("/incidents", params={"camera_id": "bus-stop", "limit": 20}).json()["items"]:
-            if inc["has_clip"]:
+            if inc["has_clip"] and inc["zone_id"] == "all":  # this test's bus, not an earlier test's walkway
                 r = viewer.get(f"/incidents/{inc['id']}/clip/tracks")
                 if r.status_code == 200 and r.json()["frames"]:
                     return inc["id"], r.json()
@@ -215,7 +215,7 @@ def test_case_clip_boxes_the_objects_that_triggered_it(console_server, browser):
     page.wait_for_function(f"() => document.querySelector('canvas.tracks').dataset.frames === '{len(tracks['frames'])}'", timeout=10_000)
     # play it: the boxes follow the playing time (the bus stands in every analysed frame)
     page.evaluate("document.querySelector('.trackview video').play()")
-    page.wait_for_function("() => document.querySelector('canvas.tracks').dataset.boxes === '1'", timeout=15_000)
+    page.wait_for_function("() => Number(document.querySelector('canvas.tracks').dataset.boxes) > 0", timeout=20_000)
     # the browser decoded the clip past its first picture (a clip cut from a session's first
     # seconds once held that picture twice, and Chromium stopped there)
     assert page.evaluate("document.querySelector('.trackview video').error") is None

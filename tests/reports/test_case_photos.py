@@ -54,6 +54,20 @@ def test_only_decodable_jpeg_and_png_are_taken(data, expect):
         assert img.format == "JPEG" and img.mode == "RGB" and img.size == (photo.width, photo.height)
 
 
+def test_photos_do_not_depend_on_a_patched_image_open(monkeypatch):
+    """Another library in the process may replace ``PIL.Image.open`` (Ultralytics does, and its
+    replacement raised ModuleNotFoundError on a broken JPEG in CI): photos use the format readers."""
+
+    def patched(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'pi_heif'")
+
+    monkeypatch.setattr(Image, "open", patched)
+    assert normalise_photo(jpeg_with_exif((640, 480)), max_side=320).width == 320
+    assert normalise_photo(_png((50, 40)), max_side=320).width == 50
+    with pytest.raises(PhotoError, match="does not decode"):
+        normalise_photo(b"\xff\xd8\xff\xe0" + b"\x00" * 300)
+
+
 def test_the_location_is_kept_and_everything_else_is_stripped():
     src = jpeg_with_exif((4000, 3000), lon=121.4737, lat=31.2304)
     assert b"SecretModel" in src and b"PhoneMaker" in src
