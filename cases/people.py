@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import io
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from gridworker.incidents.db import Base, Database, to_domain
 
 from .catalogue import Catalogue, load_catalogue
+from .csvrows import csv_rows
 from .places import AreaMap
 from .workflow import ROLES, UNIT_HANDLER, Actor
 from .workorders import RUNNING, WorkOrderRow
@@ -398,25 +398,11 @@ class People:
 
 def _parse_csv(text: str, max_rows: int) -> tuple[list[tuple[int, PersonIn]], list[str]]:
     """The people of a CSV with their line numbers, and the problems of the bad lines."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown or not {"username", "name", "role"} <= set(header):
-        raise PeopleError(f"CSV header must name username, name and role, and only columns of {', '.join(CSV_COLUMNS)} (unknown: {unknown[:5]})")
-    reader.fieldnames = header
+    rows, problems = csv_rows(text, columns=CSV_COLUMNS, required=("username", "name", "role"), max_rows=max_rows, error=PeopleError, lower=True)
     people: list[tuple[int, PersonIn]] = []
-    problems: list[str] = []
-    for row in reader:
-        if len(people) + len(problems) >= max_rows:
-            raise PeopleError(f"more than {max_rows} rows")
-        if None in row:
-            problems.append(f"line {reader.line_num}: more values than columns")
-            continue
-        values = {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""}
-        if not values:
-            continue
+    for line, values in rows:
         try:
-            people.append((reader.line_num, PersonIn.model_validate(values)))
+            people.append((line, PersonIn.model_validate(values)))
         except ValidationError as exc:
-            problems.append(f"line {reader.line_num}: {_reason(exc)}")
+            problems.append(f"line {line}: {_reason(exc)}")
     return people, problems

@@ -10,13 +10,14 @@ Example:
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import threading
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
+
+from gridworker.cases.csvrows import csv_rows
 
 from .config import DeviceConfig, IotConfig
 
@@ -183,28 +184,14 @@ def parse_csv(text: str, *, max_rows: int = MAX_CSV_ROWS) -> list[DeviceConfig]:
 
 
 def _parse_csv(text: str, max_rows: int) -> list[DeviceConfig]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in reader.fieldnames or []]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown or "id" not in header or "type" not in header:
-        raise DeviceError(f"CSV header must name id and type, and only columns of {', '.join(CSV_COLUMNS)} (unknown: {unknown[:5]})")
-    reader.fieldnames = header
+    rows, problems = csv_rows(text, columns=CSV_COLUMNS, required=("id", "type"), max_rows=max_rows, error=DeviceError)
     devices: list[DeviceConfig] = []
-    problems: list[str] = []
-    for row in reader:
-        if len(devices) + len(problems) >= max_rows:
-            raise DeviceError(f"more than {max_rows} rows")
-        if None in row:
-            problems.append(f"line {reader.line_num}: more values than columns")
-            continue
-        values = {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""}
-        if not values:
-            continue
+    for line, values in rows:
         cameras = values.pop("cameras", "")
         try:
             devices.append(DeviceConfig.model_validate({**values, "cameras": [c.strip() for c in cameras.split(";") if c.strip()]}))
         except ValidationError as exc:
-            problems.append(f"line {reader.line_num}: {_reason(exc)}")
+            problems.append(f"line {line}: {_reason(exc)}")
     if problems:
         raise DeviceError(f"{len(problems)} bad row(s): " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
     return devices
