@@ -28,10 +28,13 @@ class TimedVisitor:
         self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]
     ) -> GlanceResult:
         t0 = time.monotonic()
-        stop.wait(self.slow_s if target.camera_id in self.slow else self.fast_s)
+        stop.wait(self.duration(target.camera_id))
         with self.lock:
             self.visits.append((target.camera_id, t0, time.monotonic()))
         return GlanceResult(target.camera_id, target.url, time.time())
+
+    def duration(self, camera_id: str) -> float:
+        return self.slow_s if camera_id in self.slow else self.fast_s
 
 
 def _run(overlap: bool) -> tuple[PatrolRun, TimedVisitor, float]:
@@ -83,17 +86,11 @@ class OneSlowPerCycle(TimedVisitor):
         self.cameras = list(cameras)
         self.seen: dict[str, int] = {}
 
-    def __call__(
-        self, target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]
-    ) -> GlanceResult:
+    def duration(self, camera_id: str) -> float:
         with self.lock:
-            nth = self.seen.get(target.camera_id, 0)
-            self.seen[target.camera_id] = nth + 1
-        t0 = time.monotonic()
-        stop.wait(self.slow_s if self.cameras.index(target.camera_id) == nth else self.fast_s)
-        with self.lock:
-            self.visits.append((target.camera_id, t0, time.monotonic()))
-        return GlanceResult(target.camera_id, target.url, time.time())
+            nth = self.seen.get(camera_id, 0)
+            self.seen[camera_id] = nth + 1
+        return self.slow_s if self.cameras.index(camera_id) == nth else self.fast_s
 
 
 def _timed(overlap: bool) -> float:
