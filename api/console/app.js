@@ -309,6 +309,7 @@ async function thumb(id) {
 async function openDetail(id, show = true) {
   state.detailId = id;
   const [order, incident] = await Promise.all([api(`/workorders/${id}`), api(`/incidents/${id}`).catch(() => null)]);
+  if (!state.me || state.detailId !== id) return;  // logged out, or another case opened, while this one loaded
   state.detailVersion = order.version;  // a feed message about this version changes nothing (and keeps a note being typed)
   const body = $("#detail-body");
   const typed = $("#act-note")?.value || "";  // a re-render (feed message) keeps what is being typed
@@ -391,7 +392,7 @@ async function act(id, action, noteInput, unitSelect, button) {
     noteInput.value = "";
     if (matches(order, filters())) state.orders.set(id, order); else state.orders.delete(id);
     renderQueue();
-    await openDetail(id, false);
+    if (state.detailId === id) await openDetail(id, false);  // the dialog may have been closed meanwhile
   } catch (e) {
     alert(t("err.generic", { msg: e.message }));
     button.disabled = false;
