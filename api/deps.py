@@ -40,6 +40,7 @@ from gridworker.settings import LimitsConfig
 
 from .feeds import Feeds
 from .security import SecurityGuard
+from .ratelimit import ClientAndTotalLimit
 from .sessions import Sessions  # people's logins (issue 15)
 
 __all__ = [
@@ -98,6 +99,8 @@ class Wiring:
     # (the service's, or the parts' of ``CaseParts.serve``; None: no one can log in)
     sessions: Sessions = field(default_factory=Sessions)
     people: People | None = None
+    # the public report form's limit per client address and in total (api/ratelimit.py)
+    report_rate: ClientAndTotalLimit | None = None
 
     def install(self, app: FastAPI) -> None:
         app.state.gw = self

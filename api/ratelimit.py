@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 
-__all__ = ["RateLimiter"]
+__all__ = ["ClientAndTotalLimit", "RateLimiter"]
 
 
 class RateLimiter:
@@ -78,3 +78,33 @@ class RateLimiter:
         if now - oldest >= self.window_s:
             return None
         return self.window_s - (now - oldest)
+
+
+class ClientAndTotalLimit:
+    """Hits admitted per client (an address) and in total over one sliding window: two
+    :class:`RateLimiter` s checked and recorded together (the public report form, issue 15).
+
+    Example:
+        >>> limit = ClientAndTotalLimit(per_client=1, total=2, window_s=3600.0)
+        >>> limit.hit("10.0.0.1", now=0.0), limit.hit("10.0.0.1", now=1.0), limit.hit("10.0.0.2", now=2.0)
+        (None, 3599.0, None)
+    """
+
+    _ALL = "*"
+
+    def __init__(self, per_client: int, total: int, window_s: float, max_clients: int = 10_000) -> None:
+        self.per_client = RateLimiter(per_client, window_s, max_keys=max_clients)
+        self.total = RateLimiter(total, window_s, max_keys=1)
+        self._lock = threading.Lock()  # the two limiters change together
+
+    def hit(self, client: str, now: float) -> float | None:
+        """Record one hit of ``client``; None when admitted, else the seconds until it may be."""
+        with self._lock:
+            wait = self.per_client.retry_after(client, now)
+            if wait is None:
+                wait = self.total.retry_after(self._ALL, now)
+            if wait is not None:
+                return wait
+            self.per_client.hit(client, now)
+            self.total.hit(self._ALL, now)
+            return None

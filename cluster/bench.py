@@ -23,6 +23,7 @@ One invocation, all on this machine:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -31,7 +32,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -165,6 +168,126 @@ def _duplicates(db_url: str) -> int:
                 dup += 1
             end = max(end, stop)
     return dup
+
+
+
+class _FailoverWatch:
+    """After a ``kill -9``: when each step of handing the victim's continuous cameras over happened.
+
+    A thread polls every ``interval_s`` (seconds after the kill, epoch ``t_kill``): the victim's
+    heartbeat key gone (``heartbeat_gone``), the camera's lease no longer the victim's
+    (``lease_gone``: it aged out), the placement naming another worker (``placed``), the lease
+    claimed by another worker (``leased``), and that worker's ``/health`` showing the camera's
+    stream live (``live``) with frames analysed under the lease (``analysing``). The first
+    observation of the new owner applied by the case service (``applied``) is read from the
+    database afterwards (:meth:`applied_from`).
+    """
+
+    def __init__(self, link: Any, victim: str, cameras: list[str], t_kill: float, *, interval_s: float = 0.2, timeout_s: float = 90.0) -> None:
+        self._link = link
+        self._victim = victim
+        self._cameras = cameras
+        self._t_kill = t_kill
+        self._interval = interval_s
+        self._timeout = timeout_s
+        self.heartbeat_gone: float | None = None
+        self.steps: dict[str, dict[str, float]] = {c: {} for c in cameras}
+        self.new_owner: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-failover-watch", daemon=True)
+
+    def start(self) -> _FailoverWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def done(self) -> bool:
+        return all("analysing" in s for s in self.steps.values())
+
+    def _mark(self, camera: str, step: str) -> None:
+        self.steps[camera].setdefault(step, round(time.time() - self._t_kill, 2))
+
+    def _get(self, kv: Any, key: str) -> bytes | None:
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        async def read() -> bytes | None:
+            try:
+                entry = await kv.get(key)
+            except (KeyNotFoundError, KeyDeletedError):
+                return None
+            return entry.value or None
+
+        value: bytes | None = self._link.call(read)
+        return value
+
+    def _health(self, url: str) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as r:
+                doc = json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def _run(self) -> None:
+        from .leases import read_lease
+        from .membership import WorkerInfo
+
+        buckets = self._link.buckets
+        end = time.monotonic() + self._timeout
+        while not self._stop.is_set() and time.monotonic() < end and not self.done():
+            try:
+                if self.heartbeat_gone is None and self._get(buckets.workers, self._victim) is None:
+                    self.heartbeat_gone = round(time.time() - self._t_kill, 2)
+                for cam in self._cameras:
+                    rec = self._link.call(lambda c=cam: read_lease(buckets.leases, c))
+                    if rec is None or rec.worker != self._victim:
+                        self._mark(cam, "lease_gone")
+                    if rec is not None and rec.worker != self._victim:
+                        self._mark(cam, "leased")
+                        self.new_owner[cam] = rec.worker
+                    placed = self._get(buckets.assign, cam)
+                    if placed is not None and placed.decode(errors="replace") != self._victim:
+                        self._mark(cam, "placed")
+                for owner in set(self.new_owner.values()):
+                    info = WorkerInfo.parse(self._get(buckets.workers, owner))
+                    doc = self._health(info.health_url) if info is not None and info.health_url else None
+                    cams = doc.get("cameras", {}) if doc is not None else {}
+                    for cam, state in cams.items():
+                        if self.new_owner.get(cam) != owner or not isinstance(state, dict):
+                            continue
+                        if state.get("state") == "live":
+                            self._mark(cam, "live")
+                            if state.get("token") is not None and int(state.get("frames_analysed") or 0) > 0:
+                                self._mark(cam, "analysing")
+            except Exception as exc:  # a slow answer on a loaded machine: poll again
+                print(f"failover watch: {type(exc).__name__}: {exc}", file=sys.stderr)
+            self._stop.wait(self._interval)
+
+    def applied_from(self, db_url: str) -> None:
+        """``applied``: the first observation of each camera's new owner the case service applied."""
+        engine = sa.create_engine(db_url)
+        with engine.connect() as conn:
+            for cam, owner in self.new_owner.items():
+                first = conn.scalar(
+                    sa.text("select min(applied_at) from cluster_applied where camera_id = :c and msg_id like :p and applied_at >= :t"),
+                    {"c": cam, "p": f"{owner}.%", "t": self._t_kill},
+                )
+                if first is not None:
+                    self.steps[cam]["applied"] = round(float(first) - self._t_kill, 2)
+        engine.dispose()
+
+    def summary(self) -> dict[str, Any]:
+        """Per step, the slowest camera's seconds after the kill (None: never seen)."""
+        names = ("lease_gone", "placed", "leased", "live", "analysing", "applied")
+        out: dict[str, Any] = {"heartbeat_gone": self.heartbeat_gone}
+        for name in names:
+            seen = [s.get(name) for s in self.steps.values()]
+            out[name] = max(v for v in seen if v is not None) if seen and all(v is not None for v in seen) else None
+        out["cameras"] = self.steps
+        return out
 
 
 def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -331,6 +454,7 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                 "signals": finished,
                 "lost": len(lost) + max(0, n * config.cycles - len(outcomes)),
                 "t0": t0,
+                "span_s": time.time() - t0,
             }
 
         say(f"clean run: {config.cycles} cycle(s) over {n} cameras, {k} workers x {config.slots} slots")
@@ -353,6 +477,7 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
             victim = "w1"
             killed_at: list[float] = []
             victim_cams: list[str] = []
+            watches: list[_FailoverWatch] = []
 
             def maybe_kill(done: int) -> None:
                 if killed_at or done < n * config.cycles // 3:
@@ -363,6 +488,8 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                         victim_cams.append(cam)
                 os.kill(procs[victim].pid, signal.SIGKILL)
                 killed_at.append(time.time())
+                # watched while the run goes on: the handover happens under the run's load
+                watches.append(_FailoverWatch(link, victim, victim_cams, killed_at[0]).start())
                 say(f"  killed {victim} (SIGKILL) after {done} visits; it held continuous {victim_cams}")
 
             say("failover run: one worker killed once a third of the visits are done")
@@ -372,15 +499,21 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                 t_kill = killed_at[0]
                 redone = [t for t, d in kill_run["signals"] if d.deliveries > 1 and d.worker != victim and t > t_kill]
                 failover = _r(max(redone) - t_kill, 2) if redone else None
-                # the victim's continuous cameras: leased by a live worker again
+                # the victim's continuous cameras: analysed live by another worker again (timed
+                # by the watch started at the kill, not after the run: the run outlasts the handover)
+                watch = watches[0]
                 deadline = time.monotonic() + 60
-                while victim_cams and time.monotonic() < deadline:
-                    recs = [lease_of(cam) for cam in victim_cams]
-                    if all(r is not None and r.worker != victim for r in recs):
-                        reassigned = _r(time.time() - t_kill, 2)
-                        break
+                while not watch.done() and time.monotonic() < deadline:
                     time.sleep(0.2)
-                say(f"  {kill_run['visits_per_min']} visits/min; failover {failover} s; continuous reassigned {reassigned} s")
+                watch.stop()
+                time.sleep(2.0)  # the new owners' first observations reach the case service
+                watch.applied_from(config.database)
+                handover = watch.summary()
+                # where the bench used to start looking (the end of the run): what it used to report
+                handover["run_end"] = _r(float(kill_run["t0"]) + float(kill_run["span_s"]) - t_kill, 2)
+                reassigned = handover["analysing"] if victim_cams else None
+                result["continuous_handover_s"] = handover
+                say(f"  {kill_run['visits_per_min']} visits/min; failover {failover} s; continuous reassigned {reassigned} s; {handover}")
                 result["redelivered_visits"] = len(redone)
         time.sleep(2.0)  # the last observations reach the case service
         cluster_done = True
@@ -392,8 +525,8 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
             incidents=sum(service.store.count_by().values()),
             observations_applied=consumer.stats.applied,
             observations_rejected=dict(consumer.stats.rejected),
-            clean_run={k2: v for k2, v in clean.items() if k2 not in ("signals", "t0")},
-            kill_run={k2: v for k2, v in kill_run.items() if k2 not in ("signals", "t0")},
+            clean_run={k2: v for k2, v in clean.items() if k2 not in ("signals", "t0", "span_s")},
+            kill_run={k2: v for k2, v in kill_run.items() if k2 not in ("signals", "t0", "span_s")},
             machine_cores=os.cpu_count(),
             targets={"over_single": TARGET_OVER_SINGLE, "failover_s": TARGET_FAILOVER_S, "lost_visits": 0, "duplicate_incidents": 0},
             config={k2: (str(v) if isinstance(v, Path) else v) for k2, v in asdict(config).items() if k2 != "database"},

@@ -26,9 +26,8 @@ import hashlib
 import logging
 import math
 import secrets
-import threading
 import time
-from collections import OrderedDict, deque
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,44 +270,6 @@ class ReportSink(Protocol):
     def resident_report(self, report: ReportObservation) -> Incident: ...
 
 
-class ReportRate:
-    """Public reports admitted per client address and in total, over a sliding hour.
-
-    Memory is bounded: at most ``max_clients`` addresses are remembered (the longest idle is
-    forgotten first), each with at most ``per_client`` times.
-    """
-
-    WINDOW_S = 3600.0
-
-    def __init__(self, per_client: int, total: int, max_clients: int = 10_000) -> None:
-        self.per_client = per_client
-        self.total = total
-        self.max_clients = max_clients
-        self._clients: OrderedDict[str, deque[float]] = OrderedDict()
-        self._all: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def admit(self, client: str, now: float) -> float | None:
-        """Count one report of ``client`` at ``now``; None when admitted, else seconds to wait."""
-        cut = now - self.WINDOW_S
-        with self._lock:
-            while self._all and self._all[0] <= cut:
-                self._all.popleft()
-            times = self._clients.pop(client, None) or deque()
-            while times and times[0] <= cut:
-                times.popleft()
-            self._clients[client] = times  # most recently seen last
-            while len(self._clients) > self.max_clients:
-                self._clients.popitem(last=False)
-            if len(times) >= self.per_client:
-                return max(1.0, times[0] + self.WINDOW_S - now)
-            if len(self._all) >= self.total:
-                return max(1.0, self._all[0] + self.WINDOW_S - now)
-            times.append(now)
-            self._all.append(now)
-            return None
-
-
 class ReportIntake:
     """Checks a report, stores it with its photos and opens its case through the incident writer.
 
@@ -330,7 +291,6 @@ class ReportIntake:
         self.manager = manager
         self.catalogue = catalogue
         self.config = config
-        self.rate = ReportRate(config.public_per_client_per_hour, config.public_per_hour)
 
     def public_types(self) -> list[IncidentKind]:
         """The types residents may pick (those of ``config.types`` the catalogue lists)."""

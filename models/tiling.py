@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 import supervision as sv
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .base import subset
 
@@ -62,8 +62,13 @@ class RegionConfig(BaseModel):
     """Detect only where the rules look (``detect_region:`` on a camera; off unless ``enabled``).
 
     The region is the bounding box of the camera's rule zones and counting lines, grown by
-    ``margin``; it is used only when it covers at most ``max_area`` of the frame (a region
-    almost as big as the frame saves nothing).
+    ``margin`` and clamped to the frame; it is used only when it covers at most ``max_area``
+    of the frame (a region almost as big as the frame saves nothing). ``rect`` replaces that
+    box with a fixed one (no margin, no ``max_area``): a window the operator picked.
+
+    Example:
+        >>> RegionConfig(enabled=True, margin=0.0).region([(0.1, 0.6), (0.9, 0.9)])
+        (0.1, 0.6, 0.9, 0.9)
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,10 +76,32 @@ class RegionConfig(BaseModel):
     enabled: bool = Field(False, description="Crop each frame to the rules' region before detection.")
     margin: float = Field(0.08, ge=0.0, le=0.5, description="Grow the zones' bounding box by this fraction of the frame.")
     max_area: float = Field(0.7, gt=0.0, le=1.0, description="Crop only when the region covers at most this fraction of the frame.")
+    rect: tuple[float, float, float, float] | None = Field(
+        None,
+        description="A fixed region (x0, y0, x1, y1), normalised 0-1 of the frame, used instead of the zones' "
+        "bounding box (margin and max_area do not apply). Needs enabled.",
+    )
+
+    @model_validator(mode="after")
+    def _check_rect(self) -> RegionConfig:
+        if self.rect is None:
+            return self
+        x0, y0, x1, y1 = self.rect
+        if not all(0.0 <= v <= 1.0 for v in self.rect):
+            raise ValueError(f"detect_region.rect {list(self.rect)}: every value must lie in 0..1 (fractions of the frame)")
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"detect_region.rect {list(self.rect)}: must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+        if not self.enabled:
+            raise ValueError("detect_region.rect is set but enabled is false: set enabled: true to crop to it, or remove rect")
+        return self
 
     def region(self, points: Sequence[tuple[float, float]]) -> Region | None:
-        """The crop for rules whose zones and lines have these normalised vertices, or None."""
-        if not self.enabled or not points:
+        """The crop for rules whose zones and lines have these normalised vertices, or None (the whole frame)."""
+        if not self.enabled:
+            return None
+        if self.rect is not None:
+            return self.rect
+        if not points:
             return None
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         x0, y0 = max(0.0, min(xs) - self.margin), max(0.0, min(ys) - self.margin)

@@ -19,6 +19,7 @@ from gridworker.iot import DeviceConfig, DeviceError, DeviceExists, DeviceLimitR
 from gridworker.iot.config import DEVICE_ID_PATTERN
 
 from ..auth import ADMINISTER
+from ..bodies import CSV_BODY, csv_text
 from ..deps import ServiceDep
 from ..errors import Responses
 from ..schemas import utc
@@ -113,19 +114,14 @@ def add_device(device: DeviceConfig, service: ServiceDep) -> DeviceOut:
     "/import",
     response_model=ImportOut,
     responses={409: {"description": "An id is taken, or iot.max_devices reached"}, 422: {"description": "A bad header or row (named by line)"}},
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    openapi_extra=CSV_BODY,
 )
 async def import_devices(
     request: Request, service: ServiceDep, replace: Annotated[bool, Query(description="Replace devices added before with the same id")] = False
 ) -> ImportOut:
     """Register the devices of a CSV file (a header row: id,type,name,site,unit,longitude,latitude,cameras,heartbeat_s;
     cameras separated by ';'), all or none."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() not in ("text/csv", "text/plain"):
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the CSV as text/csv")
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the CSV is not UTF-8") from None
+    text = await csv_text(request)
     iot = _iot(service)
     try:
         added = await run_in_threadpool(iot.import_csv, text, replace=replace)

@@ -29,7 +29,7 @@ from gridworker.incidents.reports import ReportIntake
 from ..auth import ANY_ROLE, require
 from ..deps import PhotosDep, ReportsDep, WorkflowDep
 from ..schemas import utc
-from .reports import multipart_body, read_uploads
+from ..bodies import multipart_body, read_uploads
 from .workorders import Handler, IncidentId
 
 MOBILE_DIR = FilePath(__file__).resolve().parent.parent / "mobile"

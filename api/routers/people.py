@@ -19,6 +19,7 @@ from gridworker.cases.people import People, PeopleError, PeopleLimitReached, Per
 from gridworker.cases.workflow import OPERATOR, SUPERVISOR, Actor
 
 from ..auth import ANONYMOUS, ANY_ROLE, require
+from ..bodies import CSV_BODY, csv_text
 from ..deps import OrdersDep, PeopleDep, SessionsDep
 from ..errors import Responses
 from ..schemas_people import PersonOut
@@ -175,17 +176,12 @@ def update_person(person_id: PersonIdPath, body: PersonPatch, user: Admin, peopl
     "/people/import",
     response_model=ImportOut,
     responses={**_WRITE_RESPONSES, 415: {"description": "Not text/csv"}},
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    openapi_extra=CSV_BODY,
 )
 async def import_people(request: Request, user: Admin, people: PeopleDep) -> ImportOut:
     """Add the people of a CSV (header: username,name,unit,area,phone,role,password; username,
     name and role required), all or none. The body is capped like every body (limits.max_body_bytes)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() not in ("text/csv", "text/plain"):
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the CSV as text/csv")
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the CSV is not UTF-8") from None
+    text = await csv_text(request)
     try:
         added = await run_in_threadpool(_import, people, text)
     except PeopleError as exc:

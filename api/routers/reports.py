@@ -28,14 +28,15 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from gridworker.cases.photos import Photo, PhotoError, PhotoStorageFull
 from gridworker.cases.workflow import OPERATOR, SUPERVISOR, Actor
 from gridworker.incidents.reports import ReportError, ReportIn, ReportIntake, ReportReceipt
 
 from ..auth import require
-from ..deps import ReportsDep
+from ..bodies import multipart_body, read_uploads
+from ..deps import ReportsDep, wiring
+from ..ratelimit import ClientAndTotalLimit
 from ..errors import Responses
 from ..schemas import utc
 
@@ -169,36 +170,6 @@ def report_types(intake: ReportsDep) -> list[ReportTypeOut]:
     return [ReportTypeOut(code=k.code, name_zh=k.name_zh, name_en=k.name_en) for k in _public(intake).public_types()]
 
 
-async def read_uploads(request: Request, field: str, *, max_files: int, max_bytes: int, fields: int = 12) -> tuple[dict[str, str], list[bytes]]:
-    """A multipart form's text fields and the files under ``field``, each read up to
-    ``max_bytes`` (413 beyond; the request body as a whole is capped by api/limits.py first)."""
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send multipart/form-data")
-    async with request.form(max_files=max_files, max_fields=fields, max_part_size=16 * 1024) as form:
-        texts: dict[str, str] = {}
-        files: list[bytes] = []
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if key != field:
-                    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unexpected file field {key[:40]!r}")
-                data = await value.read(max_bytes + 1)
-                if len(data) > max_bytes:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"a photo is larger than {max_bytes} bytes")
-                if data:
-                    files.append(data)
-            elif key in texts:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"field {key[:40]!r} is given twice")
-            else:
-                texts[key] = value
-    return texts, files
-
-
-def multipart_body(fields: dict[str, dict[str, object]], *, files: str, max_files: int) -> dict[str, object]:
-    """The OpenAPI request body of a multipart route that reads its form itself (``read_uploads``)."""
-    props: dict[str, object] = {**fields, files: {"type": "array", "maxItems": max_files, "items": {"type": "string", "format": "binary"}}}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}}}
-
-
 _REPORT_FORM = multipart_body(
     {"type": {"type": "string", "maxLength": 64}, "text": {"type": "string", "maxLength": 2000}, "lon": {"type": "number"},
      "lat": {"type": "number"}, "contact_name": {"type": "string", "maxLength": 100}, "contact_phone": {"type": "string", "maxLength": 40}},
@@ -215,7 +186,10 @@ async def submit_public(request: Request, intake: ReportsDep) -> ReceiptOut:
     ``contact_name``, ``contact_phone`` and up to ``reports.max_photos`` files ``photo``.
     Rate limited per client address and in total; answers the receipt code."""
     cfg = _public(intake).config
-    wait = intake.rate.admit(request.client.host if request.client else "?", time.time())
+    wired = wiring(request.app)
+    if wired.report_rate is None:
+        wired.report_rate = ClientAndTotalLimit(cfg.public_per_client_per_hour, cfg.public_per_hour, window_s=3600.0)
+    wait = wired.report_rate.hit(request.client.host if request.client else "?", time.time())
     if wait is not None:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many reports; try again later", headers={"Retry-After": str(int(wait) + 1)})
     texts, uploads = await read_uploads(request, "photo", max_files=cfg.max_photos, max_bytes=int(cfg.photos.max_upload_mb * 1_000_000))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 
-from gridworker.incidents.reports import ReportRate
+from gridworker.api.ratelimit import ClientAndTotalLimit
 from gridworker.incidents.retention import RetentionConfig, run_retention
 from gridworker.cases.photos import PhotoRetention
 from tests.reports.conftest import jpeg_with_exif
@@ -60,15 +60,17 @@ def test_bad_handler_uploads_are_refused(env):
 
 
 def test_the_public_rate_is_per_client_and_in_total_with_bounded_memory():
-    rate = ReportRate(per_client=2, total=3, max_clients=2)
-    assert rate.admit("a", 0.0) is None and rate.admit("a", 1.0) is None
-    assert rate.admit("a", 2.0) == 3598.0  # a's third within the hour
-    assert rate.admit("b", 3.0) is None
-    assert rate.admit("c", 4.0) == 3596.0  # the total is spent
-    assert rate.admit("a", 3600.5) is None  # a's first has left the window, and the total's
+    rate = ClientAndTotalLimit(per_client=2, total=3, window_s=3600.0, max_clients=2)
+    assert rate.hit("a", 0.0) is None and rate.hit("a", 1.0) is None
+    assert rate.hit("a", 2.0) == 3598.0  # a's third within the hour
+    assert rate.hit("b", 3.0) is None
+    assert rate.hit("c", 4.0) == 3596.0  # the total is spent
+    assert rate.hit("c", 4.5) == 3595.5  # a refused hit spends nothing
+    assert rate.hit("a", 3600.5) is None  # a's first has left the window, and the total's
     for i in range(100):
-        rate.admit(f"flood-{i}", 4000.0)
-    assert len(rate._clients) == 2  # only the most recent addresses are remembered
+        rate.hit(f"flood-{i}", 9000.0)
+    assert len(rate.per_client) == 2  # only the most recent addresses are remembered
+    assert len(rate.total) == 1
 
 
 def test_retention_prunes_photos_with_the_rest(env):
