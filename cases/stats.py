@@ -28,7 +28,7 @@ from sqlalchemy import Integer, String, case, cast, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from .people import PersonRow
-from .workorders import REJECTED, RUNNING, STATES, StatsGroup, WorkOrderRow, WorkOrders
+from .workorders import STATES, StatsGroup, WorkOrderRow, WorkOrders, case_flags, outcome
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
@@ -111,36 +111,6 @@ def _floor(x: ColumnElement[Any]) -> ColumnElement[Any]:
     return whole - case((x < whole, _int(1)), else_=_int(0))
 
 
-def row_flags(now: float) -> tuple[ColumnElement[Any], ...]:
-    """Per case: finished, judged, on time (0/1) and handling seconds (NULL unless finished).
-
-    *Finished*: handled or closed (not rejected). *Judged*: finished, plus cases still running
-    but already late at ``now``. *On time*: finished before the due time and never late.
-    """
-    finished = WorkOrderRow.handled_at.is_not(None) & (WorkOrderRow.state != REJECTED)
-    late_running = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))
-    return (
-        case((finished, 1), else_=0).label("finished"),
-        case((finished | late_running, 1), else_=0).label("judged"),
-        case((finished & WorkOrderRow.on_time.is_(True), 1), else_=0).label("on_time"),
-        case((finished, WorkOrderRow.handled_at - WorkOrderRow.detected_at), else_=None).label("handling_s"),
-    )
-
-
-def outcome(key: str, total: Any, finished: Any, judged: Any, on_time: Any, mean: Any) -> StatsGroup:
-    """One group from its count, the sums of :func:`row_flags` and the mean handling time (SUM of nothing is NULL)."""
-    judged_n, on_time_n = int(judged or 0), int(on_time or 0)
-    return StatsGroup(
-        key=key,
-        total=int(total or 0),
-        finished=int(finished or 0),
-        judged=judged_n,
-        on_time=on_time_n,
-        on_time_rate=on_time_n / judged_n if judged_n else None,
-        mean_handling_s=None if mean is None else float(mean),
-    )
-
-
 class CaseStats:
     """The numbers of a work-order store, one bounded query per grouping.
 
@@ -173,7 +143,7 @@ class CaseStats:
         cases = (
             select(
                 WorkOrderRow.type, WorkOrderRow.unit, WorkOrderRow.site, WorkOrderRow.state, WorkOrderRow.assignee,
-                day.label("day"), week.label("week"), *row_flags(now),
+                day.label("day"), week.label("week"), *(flag.label(name) for name, flag in case_flags(now).items()),
             )
             .where(*cond)
             .cte("period_cases")

@@ -503,38 +503,48 @@ class WorkOrders:
             cond.append(WorkOrderRow.unit == unit)
         if assignee is not None:  # a person's own cases (issue 15)
             cond.append(WorkOrderRow.assignee == assignee)
-        finished = WorkOrderRow.handled_at.is_not(None) & (WorkOrderRow.state != REJECTED)
-        late_running = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))
-        aggregates = (
-            func.count(),
-            func.sum(case((finished, 1), else_=0)),
-            func.sum(case((finished | late_running, 1), else_=0)),
-            func.sum(case((finished & WorkOrderRow.on_time.is_(True), 1), else_=0)),
-            func.avg(case((finished, WorkOrderRow.handled_at - WorkOrderRow.detected_at), else_=None)),
-        )
+        aggregates = (func.count(), *(func.sum(f) if name != "handling_s" else func.avg(f) for name, f in case_flags(now).items()))
         out: dict[str, Any] = {"now": now}
         with self.transaction() as s:
             out["by_state"] = {st: 0 for st in STATES} | {
                 st: int(n) for st, n in s.execute(select(WorkOrderRow.state, func.count()).where(*cond).group_by(WorkOrderRow.state)).all()
             }
             for name, column in (("by_type", WorkOrderRow.type), ("by_unit", WorkOrderRow.unit), ("by_site", WorkOrderRow.site)):
-                groups = []
-                for key, total, fin, judged, ontime, mean in s.execute(select(column, *aggregates).where(*cond).group_by(column).order_by(column)).all():
-                    judged = int(judged or 0)
-                    groups.append(
-                        StatsGroup(
-                            key=key,
-                            total=int(total),
-                            finished=int(fin or 0),
-                            judged=judged,
-                            on_time=int(ontime or 0),
-                            on_time_rate=(int(ontime or 0) / judged) if judged else None,
-                            mean_handling_s=None if mean is None else float(mean),
-                        )
-                    )
-                out[name] = groups
+                rows = s.execute(select(column, *aggregates).where(*cond).group_by(column).order_by(column)).all()
+                out[name] = [outcome(key, *sums) for key, *sums in rows]
         return out
 
+
+def case_flags(now: float) -> dict[str, ColumnElement[Any]]:
+    """Per case, as SQL: ``finished``, ``judged``, ``on_time`` (each 0/1) and ``handling_s``
+    (NULL unless finished) — the one definition the statistics sum (here and cases/stats.py).
+
+    *Finished*: handled or closed (not rejected). *Judged*: finished, plus cases still running
+    but already late at ``now`` (they can no longer be on time). *On time*: finished before the
+    due time and never late. Rejected cases (false alarms) count in no rate.
+    """
+    finished = WorkOrderRow.handled_at.is_not(None) & (WorkOrderRow.state != REJECTED)
+    late_running = WorkOrderRow.state.in_(sorted(RUNNING)) & (WorkOrderRow.overdue.is_(True) | (WorkOrderRow.due_at < now))
+    return {
+        "finished": case((finished, 1), else_=0),
+        "judged": case((finished | late_running, 1), else_=0),
+        "on_time": case((finished & WorkOrderRow.on_time.is_(True), 1), else_=0),
+        "handling_s": case((finished, WorkOrderRow.handled_at - WorkOrderRow.detected_at), else_=None),
+    }
+
+
+def outcome(key: str, total: Any, finished: Any, judged: Any, on_time: Any, mean: Any) -> StatsGroup:
+    """One group from its count, the sums of :func:`case_flags` and the mean handling time (SUM of nothing is NULL)."""
+    judged_n, on_time_n = int(judged or 0), int(on_time or 0)
+    return StatsGroup(
+        key=key,
+        total=int(total or 0),
+        finished=int(finished or 0),
+        judged=judged_n,
+        on_time=on_time_n,
+        on_time_rate=on_time_n / judged_n if judged_n else None,
+        mean_handling_s=None if mean is None else float(mean),
+    )
 
 
 def build_workorders(db: Database, config: WorkOrdersConfig, areas: AreaMap | None = None) -> WorkOrders:
