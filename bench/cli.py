@@ -147,6 +147,7 @@ def register(subparsers: Any) -> None:
 
     _register_patrol(bench_sub)
     _register_reliability(bench_sub)
+    _register_stats(bench_sub)
     _register_rules(bench_sub)
     _register_iot(bench_sub)  # IoT alarms (issue 14)
     _register_decode(bench_sub)
@@ -492,6 +493,32 @@ def _cluster(args: argparse.Namespace) -> int:
             "failover_s", "lost_visits", "duplicate_incidents", "continuous_reassigned_s")
     summary = "\n".join(f"{key}: {result.get(key)}" for key in keys)
     _emit(args, summary, json.dumps(result, indent=2))
+    return 0
+
+
+def _register_stats(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "stats",
+        help="the numbers (GET /stats/cases) over many cases, with and without their covering index",
+        description="Fill a scratch SQLite database with N work orders over a year and time the figures of 30 days and of the year, with and without the index ix_work_orders_stats, interleaved.",
+    )
+    p.add_argument("--cases", type=int, default=100_000, help="work orders (default 100000)")
+    p.add_argument("--repetitions", type=int, default=3, help="timings per variant (default 3; the median is kept)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.set_defaults(func=_stats)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import json
+
+    from .stats import StatsBenchConfig, format_summary, run_stats_bench
+
+    if not 1 <= args.cases <= 5_000_000 or not 1 <= args.repetitions <= 20:
+        print("gridworker bench stats: --cases 1-5000000, --repetitions 1-20", file=sys.stderr)
+        return 2
+    result = run_stats_bench(StatsBenchConfig(cases=args.cases, repetitions=args.repetitions))
+    _emit(args, format_summary(result), json.dumps(result, indent=2))
     return 0
 
 
