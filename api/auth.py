@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gridworker.cases.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
 from gridworker.keystore import KeyStore, StoredKey
@@ -104,7 +104,7 @@ def actor_of(key: StoredKey) -> Actor:
 
 # -- FastAPI dependencies ------------------------------------------------------------------
 ANONYMOUS = Actor("anonymous", ADMIN)
-#: The two ways to send a key, declared so that OpenAPI (and /docs) shows them; neither
+#: The ways to be known (a key in either header, or a person's session cookie), declared so that OpenAPI (and /docs) shows them; neither
 #: refuses a request by itself (``auto_error=False``): :func:`current_user` decides.
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", scheme_name="ApiKey", auto_error=False,
@@ -114,6 +114,10 @@ BEARER = HTTPBearer(
     scheme_name="Bearer", bearerFormat="gwk_<key id>_<secret>", auto_error=False,
     description="The same API key as `Authorization: Bearer <key>`.",
 )
+SESSION = APIKeyCookie(
+    name=SESSION_COOKIE, scheme_name="Session", auto_error=False,
+    description="A person's login (`POST /auth/login`, issue 15); unsafe methods also need the `X-CSRF-Token` it answered.",
+)
 
 
 def current_user(
@@ -121,6 +125,7 @@ def current_user(
     keys: KeysDep,
     x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    cookie: Annotated[str | None, Security(SESSION)],
 ) -> Actor:
     """The caller: the key's holder when a key is sent (``X-API-Key``, else ``Authorization:
     Bearer``; 401 if it is not valid). Else a person logged in, by the session cookie
@@ -135,7 +140,6 @@ def current_user(
         if key is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
         return actor_of(key)
-    cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         wired = wiring(request.app)
         return session_actor(request, cookie, wired.sessions, wired.people)

@@ -121,11 +121,12 @@ def test_revocation_never_reopens(keys):
     assert keys.auth_required() and KeyStore(keys.db).auth_required()
     assert not KeyStore(keys.db, auth_enabled=False).auth_required()
 
-def test_openapi_declares_the_key_schemes_on_every_protected_operation():
+def test_openapi_declares_the_key_and_session_schemes_on_every_protected_operation():
     doc = create_app().openapi()  # no service needed
     schemes = doc["components"]["securitySchemes"]
     assert (schemes["ApiKey"]["type"], schemes["ApiKey"]["in"], schemes["ApiKey"]["name"]) == ("apiKey", "header", "X-API-Key")
     assert (schemes["Bearer"]["type"], schemes["Bearer"]["scheme"]) == ("http", "bearer")
+    assert (schemes["Session"]["type"], schemes["Session"]["in"], schemes["Session"]["name"]) == ("apiKey", "cookie", "gw_session")
     open_to_all = {("get", "/health"), ("get", "/metrics")}  # probes and Prometheus scrape without a key
     open_to_all |= {("post", "/auth/login")}  # people log in with a password (issue 15, api/sessions.py)
     # residents report without a key: the catalogue's types, the report (rate-limited, capped) and its receipt
@@ -136,7 +137,7 @@ def test_openapi_declares_the_key_schemes_on_every_protected_operation():
         if (method, path) in open_to_all:
             assert "security" not in op, (method, path)
         else:
-            assert op.get("security") == [{"ApiKey": []}, {"Bearer": []}], (method, path)
+            assert op.get("security") == [{"ApiKey": []}, {"Bearer": []}, {"Session": []}], (method, path)
         # the key is a security scheme, not a documented header parameter
         assert not {p["name"].lower() for p in op.get("parameters", []) if p["in"] == "header"} & {"authorization", "x-api-key"}
 
