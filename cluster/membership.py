@@ -27,7 +27,7 @@ from gridworker.streams.redact import get_logger
 from .config import WORKER_ID_PATTERN
 from .link import Buckets, NatsLink
 
-__all__ = ["KvMirror", "LeaderElection", "WorkerInfo", "list_workers"]
+__all__ = ["KvMirror", "LeaderElection", "WorkerInfo", "list_workers", "read_workers"]
 
 log = get_logger(__name__)
 
@@ -80,6 +80,26 @@ async def list_workers(kv: KeyValue) -> list[WorkerInfo]:
     return sorted(out, key=lambda w: w.worker)
 
 
+async def read_workers(kv: KeyValue, worker_ids: list[str]) -> list[WorkerInfo]:
+    """The live heartbeats of these workers, each read directly (one that aged out is left out).
+
+    A listing (:func:`list_workers`) can miss a key whose heartbeat is being replaced at that
+    moment; a direct read of the key cannot, so it tells a worker that is gone from one that
+    a listing missed.
+    """
+
+    async def one(worker_id: str) -> WorkerInfo | None:
+        try:
+            entry = await kv.get(worker_id)
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        info = WorkerInfo.parse(entry.value)
+        return info if info is not None and info.worker == worker_id else None
+
+    found = await asyncio.gather(*(one(w) for w in worker_ids))
+    return [info for info in found if info is not None]
+
+
 class KvMirror:
     """An in-memory copy of one bucket without TTL, kept by a watcher on the bridge's loop.
 
@@ -88,8 +108,17 @@ class KvMirror:
         >>> mirror.wait_ready(5.0); mirror.snapshot()  # doctest: +SKIP
     """
 
-    def __init__(self, link: NatsLink, bucket: Callable[[Buckets], KeyValue], *, resync_s: float = 30.0, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        link: NatsLink,
+        bucket: Callable[[Buckets], KeyValue],
+        *,
+        resync_s: float = 30.0,
+        max_keys: int = 100_000,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self._link = link
+        self._on_change = on_change  # called on the loop after the copy changed (must not block)
         self._bucket = bucket
         self._resync_s = resync_s
         self._max_keys = max_keys
@@ -119,6 +148,10 @@ class KvMirror:
                 log.debug("mirror watcher: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(1.0)
 
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
     async def _watch_once(self) -> None:
         self._resync.clear()
         watcher = await self._bucket(self._link.buckets).watchall()
@@ -136,14 +169,18 @@ class KvMirror:
                             self._data = fresh
                         fresh = None
                         self._ready.set()
+                        self._changed()
                     continue
                 deleted = entry.operation is not None or entry.value is None
                 with self._lock:  # the initial values gather aside; later updates go straight in
-                    data = fresh if fresh is not None else self._data
+                    live = fresh is None
+                    data = self._data if fresh is None else fresh
                     if deleted:
                         data.pop(entry.key, None)
                     elif entry.key in data or len(data) < self._max_keys:
                         data[entry.key] = entry.value or b""
+                if live:
+                    self._changed()
         finally:
             try:
                 await watcher.stop()  # type: ignore[no-untyped-call]

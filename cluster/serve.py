@@ -33,7 +33,7 @@ from .bridge import AsyncBridge
 from .config import ClusterConfig
 from .leases import LeaseRecord, read_lease
 from .link import NatsLink
-from .membership import KvMirror, LeaderElection, WorkerInfo, list_workers
+from .membership import KvMirror, LeaderElection, WorkerInfo, list_workers, read_workers
 from .placement import Placement, place
 from .worker import Stoppable
 
@@ -160,12 +160,17 @@ class ClusterService:
             began = time.monotonic()
             try:
                 leading = self.election.tick()
-                listed = self.link.call(lambda: list_workers(self.link.buckets.workers))
-                # a worker is gone once two listings in a row miss it: a listing can miss a key
-                # whose heartbeat is being replaced at that moment (the bucket keeps one value a key)
-                merged = {w.worker: w for w in self._last_listed} | {w.worker: w for w in listed}
+                kv = self.link.buckets.workers
+                listed = self.link.call(lambda: list_workers(kv))
+                # a listing can miss a key whose heartbeat is being replaced at that moment (the
+                # bucket keeps one value a key): a worker the listing misses is read directly, and
+                # is gone only if its key is (its cameras are placed elsewhere in this tick)
+                seen = {w.worker for w in listed}
+                missed = [w.worker for w in self._last_listed if w.worker not in seen]
+                if missed:
+                    listed = [*listed, *self.link.call(lambda: read_workers(kv, missed))]
                 self._last_listed = listed
-                workers = sorted(merged.values(), key=lambda w: w.worker)
+                workers = sorted(listed, key=lambda w: w.worker)
                 self._note_owners(workers)
                 if leading and self.service.started:
                     self._lead(workers)

@@ -61,6 +61,9 @@ __all__ = ["Stoppable", "VisitRuntime", "WorkerContext", "WorkerProcess", "Worke
 
 log = get_logger(__name__)
 
+#: how often a camera placed here but still leased elsewhere is claimed again, between ticks
+CLAIM_RETRY_S = 0.25
+
 
 class Stoppable(Protocol):
     def stop(self, timeout: float) -> None: ...
@@ -155,7 +158,7 @@ class WorkerProcess:
         self._detector = detector
         self._reader = reader
         self._catalogue = KvMirror(self.link, lambda b: b.cameras)
-        self._assign = KvMirror(self.link, lambda b: b.assign)
+        self._assign = KvMirror(self.link, lambda b: b.assign, on_change=self._wake_soon)
         self.link.on_reconnect.extend([self._catalogue.resync_soon, self._assign.resync_soon])
         # the registry keeps its bookkeeping (cameras it was given) in a private throw-away
         # database; incidents are the case service's: observations leave through the sink
@@ -164,6 +167,8 @@ class WorkerProcess:
         self._parsed: dict[str, tuple[bytes, CameraConfig | None]] = {}  # catalogue JSON -> its config (None: invalid)
         self._running: dict[str, CameraConfig] = {}  # cameras with a slot here (continuous + patrol-only)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the placement changed: follow it now, not at the next tick
+        self._claims_waiting = False  # a camera placed here is still leased to another worker
         self._thread: threading.Thread | None = None
         self._visits: Stoppable | None = None
         self._sink: WorkerSink | None = None
@@ -206,6 +211,7 @@ class WorkerProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop visits, the control loop, every camera (leases released: others take over at once), then NATS."""
         self._stop.set()
+        self._wake.set()
         if self._visits is not None:
             self._visits.stop(timeout)
         if self._thread is not None:
@@ -241,15 +247,31 @@ class WorkerProcess:
             self._visits_done += 1
 
     # -- the control loop ---------------------------------------------------------------
+    def _wake_soon(self) -> None:
+        self._wake.set()
+
     def _control_loop(self) -> None:
+        """A full tick every ``renew_interval_s``; between ticks, the placement is followed as
+        soon as it changes, and a camera placed here but still leased elsewhere (its old owner
+        died: its lease ages out at a time nobody is told of) is claimed again every
+        ``CLAIM_RETRY_S``, so it is taken within that much of its lease lapsing."""
         interval = self.config.renew_interval_s
+        next_tick = time.monotonic()
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                self._tick()
+                if began >= next_tick - 0.05:
+                    next_tick = began + interval
+                    self._tick()
+                else:
+                    self._between_ticks()
             except Exception:  # a tick that failed is retried next period; the fence still holds
                 log.exception("cluster control tick failed")
-            self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
+            wait = next_tick - time.monotonic()
+            if self._claims_waiting:
+                wait = min(wait, CLAIM_RETRY_S)
+            self._wake.wait(max(0.05, wait))
+            self._wake.clear()
 
     def _parsed_catalogue(self) -> dict[str, CameraConfig]:
         """The catalogue's cameras, validated once per change of their JSON."""
@@ -271,6 +293,18 @@ class WorkerProcess:
         self._sync_patrol_only(catalogue)
         self._heartbeat()
         self._renew()
+        self._follow_placement(catalogue)
+        self._fence()  # a slow tick must not carry a camera past its deadline
+
+    def _between_ticks(self) -> None:
+        """Steps 4-5 alone (no heartbeat, no renewal): the placement changed, or a claim waits."""
+        self._fence()
+        if self.link.connected:
+            self._follow_placement(self._parsed_catalogue())
+            self._fence()
+
+    def _follow_placement(self, catalogue: dict[str, CameraConfig]) -> None:
+        """Release the cameras placed elsewhere, claim those placed here (steps 4 and 5)."""
         mine = {c for c, w in self._assign.snapshot().items() if w.decode(errors="replace") == self.worker_id}
         wanted = {c for c in mine if c in catalogue and catalogue[c].watch == "continuous"}
         for lease in self.leases.held():
@@ -282,7 +316,7 @@ class WorkerProcess:
         unheld = [c for c in sorted(wanted) if self.leases.get(c) is None][: max(0, room)]
         if unheld:
             self._claim([catalogue[c] for c in unheld])
-        self._fence()  # a slow tick must not carry a camera past its deadline
+        self._claims_waiting = bool(unheld) and any(self.leases.get(c) is None for c in unheld)
 
     def _owned_count(self) -> int:
         return len(self.leases.held())

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .settings import ConfigError, Settings, load_settings
+from .settings import CameraConfig, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from .service import Service
@@ -160,6 +160,7 @@ def detector_load_lines(settings: Settings, cores: int | None = None) -> list[st
         total += runs
         tiles = cam.detect_tiles
         how = f"{tiles.rows}x{tiles.cols} tiles{' + full frame' if tiles.full_frame else ''}" if tiles is not None else "whole frame"
+        how += _crop_note(cam)
         lines.append(f"    {cam.id}: {how}: {per_frame} run(s) per frame x {cam.fps:g} fps = {runs:g} runs/s (~{runs * REFERENCE_RUN_MS / 1000:.2f} cores)")
     need = total * REFERENCE_RUN_MS / 1000
     have = cores if cores is not None else (os.cpu_count() or 1)
@@ -169,6 +170,21 @@ def detector_load_lines(settings: Settings, cores: int | None = None) -> list[st
             "    WARNING: more than this machine can keep up with; cameras will be analysed below their fps (lower fps, fewer tiles, or more cores)"
         )
     return lines
+
+
+def _crop_note(camera: CameraConfig) -> str:
+    """Where the camera's zone crop (``detect_region``) puts the model, for ``check``: a crop left out
+    because the rule zones' box is too big is said, not silent."""
+    if not camera.detect_region.enabled:
+        return ""
+    from .cameras import detect_region
+
+    region = detect_region(camera)
+    if region is None:
+        has_zones = any(z.rules for z in camera.zones) or bool(camera.lines)
+        return f" (no crop: the rule zones' box plus margin is over detect_region.max_area {camera.detect_region.max_area:g})" if has_zones else ""
+    x0, y0, x1, y1 = region
+    return f", cropped to x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f} ({(x1 - x0) * (y1 - y0):.0%} of the frame)"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -59,7 +59,8 @@ Region = tuple[float, float, float, float]
 
 
 class RegionConfig(BaseModel):
-    """Detect only where the rules look (``detect_region:`` on a camera; off unless ``enabled``).
+    """Detect only where the rules look (``detect_region:`` on a camera; on by default, measured in
+    docs/rules-field.md "Zone crops"; ``enabled: false`` turns it off).
 
     The region is the bounding box of the camera's rule zones and counting lines, grown by
     ``margin`` and clamped to the frame; it is used only when it covers at most ``max_area``
@@ -67,13 +68,13 @@ class RegionConfig(BaseModel):
     box with a fixed one (no margin, no ``max_area``): a window the operator picked.
 
     Example:
-        >>> RegionConfig(enabled=True, margin=0.0).region([(0.1, 0.6), (0.9, 0.9)])
+        >>> RegionConfig(margin=0.0).region([(0.1, 0.6), (0.9, 0.9)])
         (0.1, 0.6, 0.9, 0.9)
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(False, description="Crop each frame to the rules' region before detection.")
+    enabled: bool = Field(True, description="Crop each frame to the rules' region before detection (false: always the whole frame).")
     margin: float = Field(0.08, ge=0.0, le=0.5, description="Grow the zones' bounding box by this fraction of the frame.")
     max_area: float = Field(0.7, gt=0.0, le=1.0, description="Crop only when the region covers at most this fraction of the frame.")
     rect: tuple[float, float, float, float] | None = Field(

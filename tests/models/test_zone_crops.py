@@ -3,6 +3,7 @@ pixels (with and without tiles), and what a crop does on a real clip with the re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -24,7 +25,8 @@ KERB = [(0.1, 0.6), (0.9, 0.6), (0.9, 0.9), (0.1, 0.9)]
 @pytest.mark.parametrize(
     ("config", "points", "expected"),
     [
-        (RegionConfig(), KERB, None),  # off by default
+        (RegionConfig(enabled=False), KERB, None),  # off
+        (RegionConfig(), KERB, (0.02, 0.52, 0.98, 0.98)),  # on by default: margin 0.08, max_area 0.7
         (RegionConfig(enabled=True, margin=0.05, max_area=0.5), KERB, (0.05, 0.55, 0.95, 0.95)),
         (RegionConfig(enabled=True, margin=0.2, max_area=0.9), KERB, (0.0, 0.4, 1.0, 1.0)),  # margin clamped to the frame
         (RegionConfig(enabled=True, margin=0.0, max_area=0.25), KERB, (0.1, 0.6, 0.9, 0.9)),  # 0.8 x 0.3 = 0.24: under the limit
@@ -47,7 +49,8 @@ def test_region_from_zones_or_rect(config: RegionConfig, points: list[tuple[floa
     ("fields", "message"),
     [
         ({"enabled": True, "rect": (0.0, 0.1, 0.35, 0.72)}, None),
-        ({"rect": (0.0, 0.1, 0.35, 0.72)}, "enabled is false"),
+        ({"rect": (0.0, 0.1, 0.35, 0.72)}, None),  # on by default
+        ({"enabled": False, "rect": (0.0, 0.1, 0.35, 0.72)}, "enabled is false"),
         ({"enabled": True, "rect": (0.5, 0.1, 0.4, 0.7)}, "x0 < x1 and y0 < y1"),
         ({"enabled": True, "rect": (0.0, 0.7, 0.4, 0.7)}, "x0 < x1 and y0 < y1"),
         ({"enabled": True, "rect": (0.0, 0.0, 1.2, 1.0)}, "in 0..1"),
@@ -81,7 +84,7 @@ class _Bright:
     def __init__(self) -> None:
         self.shapes: list[tuple[int, int]] = []
 
-    def detect(self, images: list[np.ndarray]) -> list[sv.Detections]:
+    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         out = []
         for img in images:
             self.shapes.append(img.shape[:2])
@@ -161,7 +164,7 @@ def test_a_square_crop_finds_the_parked_car_the_whole_frame_misses(shared_media:
         return _frames_with_car_at(found, SILVER_CAR, size)
 
     # measured 2026-12-03: whole frame 3 of 30 frames, the zones' box 0-3 of 30, the square window 29 of 30
-    whole = seen(RegionConfig())
+    whole = seen(RegionConfig(enabled=False))
     assert whole <= 8
     # auto: both kerbs' box plus the default margin is 77% of the frame, over max_area: no crop at all
     assert detect_region(setup.camera.model_copy(update={"detect_region": RegionConfig(enabled=True)})) is None
@@ -169,3 +172,24 @@ def test_a_square_crop_finds_the_parked_car_the_whole_frame_misses(shared_media:
     assert seen(RegionConfig(enabled=True, max_area=0.95)) <= 8
     # a square window over the far kerb's left end: the car is undistorted and ~3x the input pixels
     assert seen(RegionConfig(enabled=True, rect=(0.0, 0.1, 0.35, 0.72))) >= 20
+
+
+def test_check_says_where_the_crop_is_or_why_there_is_none() -> None:
+    from gridworker.cli import detector_load_lines
+    from gridworker.settings import Settings
+
+    kerb = {"id": "k", "polygon": [[0.0, 0.7], [0.8, 0.72], [0.8, 0.96], [0.0, 0.96]], "rules": [{"type": "illegal_parking"}]}
+    whole = {"id": "w", "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], "rules": [{"type": "illegal_parking"}]}
+    settings = Settings(
+        cameras=[
+            {"id": "kerb", "url": "rtsp://10.0.0.1/s", "zones": [kerb]},  # on by default
+            {"id": "wide", "url": "rtsp://10.0.0.2/s", "zones": [whole]},
+            {"id": "off", "url": "rtsp://10.0.0.3/s", "detect_region": {"enabled": False}, "zones": [kerb]},
+            {"id": "bare", "url": "rtsp://10.0.0.4/s"},
+        ]
+    )
+    text = "\n".join(detector_load_lines(settings))
+    assert "kerb: whole frame, cropped to x 0.00-0.88, y 0.62-1.00 (33% of the frame)" in text
+    assert "wide: whole frame (no crop: the rule zones' box plus margin is over detect_region.max_area 0.7)" in text
+    assert "off: whole frame: 1 run(s)" in text
+    assert "bare: whole frame: 1 run(s)" in text

@@ -6,12 +6,18 @@ history's time span: box jitter averages out, a single bad box barely moves it. 
 that displacement reaches ``min_distance`` box heights is the direction judged, so a
 parked car wobbling in place is never judged at all. A vehicle whose displacement makes an
 angle of at least ``min_angle_deg`` with the lane's ``direction`` is wrong-way; a lane
-change (about 90°) is not.
+change (about 90°) is not. The direction is only judged on a fresh step that agrees: the
+last two sightings at most a third of ``window_s`` apart (a jump over a gap, where the
+tracker may have given a lost car's id to another car, is no step) and moving the same way
+along the lane as the smoothed displacement (a vehicle seen driving the right way just now
+is not made wrong-way by older points, nor cleared by one wobble back).
 
 A verdict sticks to the track while it stands still (a wrong-way car that stops is still
 the wrong-way car) and is revised whenever it has moved far enough again. When the tracker
 loses a vehicle and a new id appears where the lost one was heading, the new id inherits
 the history (an ID switch neither hides a wrong-way vehicle nor starts its clock anew).
+Only a lost track's history is inherited: one the tracker still reports (outside the zone,
+scoring under ``min_confidence``, too small) keeps its own.
 
 Each wrong-way vehicle is its own incident: its hit's key is the track id its history
 began under and when, which an inherited history keeps.
@@ -30,6 +36,7 @@ from ..zones import ground_points
 from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
 
 _MIN_SAMPLES = 3
+_MAX_STEP_SHARE = 1.0 / 3.0  # a judged step spans at most this share of window_s
 
 
 @dataclass(slots=True)
@@ -75,6 +82,11 @@ class _History:
     def height(self) -> float:
         return float(np.median(np.asarray(self.heights)))
 
+    def last_step(self) -> tuple[np.ndarray, float]:
+        """The move (px) and the time (s) between the last two sightings; needs two of them."""
+        (x0, y0), (x1, y1) = self.xy[-2], self.xy[-1]
+        return np.asarray((x1 - x0, y1 - y0), dtype=np.float64), self.ts[-1] - self.ts[-2]
+
 
 class WrongWayRule(Rule[WrongWayRuleConfig]):
     """Fires while a vehicle in the lane zone is judged to travel against its ``direction``."""
@@ -99,11 +111,11 @@ class WrongWayRule(Rule[WrongWayRuleConfig]):
         points = ground_points(xyxy)
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
 
-        seen_now = {int(ids[i]) for i in idx}
+        alive = {int(t) for t in ids[ids >= 0]}  # every track the tracker reports, in the zone or not
         for j, det_i in enumerate(idx):
             track = int(ids[det_i])
             if track not in self._tracks:
-                inherited = self._rejoin(points[j], float(heights[j]), now, seen_now)
+                inherited = self._rejoin(points[j], float(heights[j]), now, alive)
                 self._tracks[track] = inherited if inherited is not None else _History(first_track=track, key=f"{track}@{now:.3f}")
             self._tracks[track].add(now, points[j], float(heights[j]), cfg.window_s)
 
@@ -148,16 +160,22 @@ class WrongWayRule(Rule[WrongWayRuleConfig]):
         dist = float(np.linalg.norm(disp))
         if dist < self.config.min_distance * hist.height():
             return  # too little motion to judge: keep the previous verdict
+        step, step_s = hist.last_step()
+        if step_s > _MAX_STEP_SHARE * self.config.window_s:
+            return  # the last sighting came after a gap: no fresh step, keep the previous verdict
+        if float(np.dot(disp, self._direction)) * float(np.dot(step, self._direction)) < 0.0:
+            return  # the latest step goes the other way along the lane: keep the previous verdict
         cos = float(np.dot(disp, self._direction)) / dist
         hist.angle_deg = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
         hist.wrong = cos <= self._cos_limit + 1e-12
 
-    def _rejoin(self, point: np.ndarray, height: float, now: float, seen_now: set[int]) -> _History | None:
+    def _rejoin(self, point: np.ndarray, height: float, now: float, alive: set[int]) -> _History | None:
         """The history of a track lost recently whose predicted position is within one box
-        height of ``point`` (the same vehicle under a new id), removed from the table."""
+        height of ``point`` (the same vehicle under a new id), removed from the table. A track
+        in ``alive`` (still reported by the tracker this frame, anywhere) is not lost."""
         best: tuple[float, int] | None = None
         for track, hist in self._tracks.items():
-            if track in seen_now or not hist.ts or now - hist.last_seen > self.config.window_s:
+            if track in alive or not hist.ts or now - hist.last_seen > self.config.window_s:
                 continue
             v = hist.velocity()
             predicted = np.asarray(hist.xy[-1]) + (v * (now - hist.last_seen) if v is not None else 0.0)
