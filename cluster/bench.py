@@ -15,7 +15,9 @@ One invocation, all on this machine:
    (``share_min``, ``share_max``: 1/K when even);
 5. a second run in which one worker is killed (SIGKILL) once a third of the visits are done:
    ``failover_s`` (kill → the last visit it held done by another worker),
-   ``continuous_reassigned_s`` (kill → its continuous cameras leased by live workers),
+   ``continuous_reassigned_s`` (kill → its continuous cameras analysed live by other workers,
+   as the fault test counts it: stream live, lease held, frames analysed; timed while the run
+   goes on) and ``continuous_handover_s``, the steps in between (:class:`_FailoverWatch`),
    ``lost_visits`` (visits of both runs never finished by any worker) and
    ``duplicate_incidents`` (incidents of one camera + zone + rule + object open at the same time).
 """

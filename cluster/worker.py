@@ -13,6 +13,11 @@ A control thread, every ``renew_interval_s``:
    holds the lease) and starts them, and keeps a pipeline slot for every patrol-only camera of
    the catalogue (any worker can visit any of them).
 
+Between ticks, steps 4 and 5 also run as soon as the placement changes, and every
+``CLAIM_RETRY_S`` while a camera placed here is still leased elsewhere: a dead owner's lease
+ages out at a moment nobody is told of (nats-server 2.9 writes no marker), so the claim is
+retried until it succeeds instead of waiting a whole renewal period.
+
 Observations leave through the sink built by ``sink_factory`` (cluster/observations.py), which
 asks :meth:`~gridworker.cluster.leases.LeaseTable.token` for each one's fencing token.
 """

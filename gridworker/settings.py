@@ -83,7 +83,8 @@ class CameraConfig(SceneConfig):
     detect_region: RegionConfig = Field(
         default_factory=RegionConfig,
         description="With enabled, the model sees only the bounding box of the rule zones and lines (plus a margin) "
-        "when that covers at most max_area of the frame; boxes are mapped back. Composes with detect_tiles. See docs/models.md.",
+        "when that covers at most max_area of the frame, or the fixed window rect; boxes are mapped back. Composes with "
+        "detect_tiles. See docs/models.md.",
     )
     motion: MotionConfig = Field(
         default_factory=MotionConfig,

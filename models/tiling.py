@@ -9,8 +9,9 @@ are shifted back, and duplicates from overlaps (and from the optional whole-fram
 are merged with class-aware NMS on intersection-over-smaller, so a box cut by a tile edge
 does not survive beside the whole object's box.
 
-A **region** (``detect_region:`` on a camera, computed from its rule zones) cuts the frame to
-the part the rules look at before anything else; tiles then cut that region. Boxes come back
+A **region** (``detect_region:`` on a camera, computed from its rule zones, or a fixed
+``rect``) cuts the frame to the part the rules look at before anything else; tiles then cut
+that region. Boxes come back
 in the whole frame's pixels either way.
 """
 
@@ -59,8 +60,8 @@ Region = tuple[float, float, float, float]
 
 
 class RegionConfig(BaseModel):
-    """Detect only where the rules look (``detect_region:`` on a camera; on by default, measured in
-    docs/rules-field.md "Zone crops"; ``enabled: false`` turns it off).
+    """Detect only where the rules look (``detect_region:`` on a camera; off unless ``enabled``;
+    measured in docs/rules-field.md, "Zone crops").
 
     The region is the bounding box of the camera's rule zones and counting lines, grown by
     ``margin`` and clamped to the frame; it is used only when it covers at most ``max_area``
@@ -68,13 +69,13 @@ class RegionConfig(BaseModel):
     box with a fixed one (no margin, no ``max_area``): a window the operator picked.
 
     Example:
-        >>> RegionConfig(margin=0.0).region([(0.1, 0.6), (0.9, 0.9)])
+        >>> RegionConfig(enabled=True, margin=0.0).region([(0.1, 0.6), (0.9, 0.9)])
         (0.1, 0.6, 0.9, 0.9)
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(True, description="Crop each frame to the rules' region before detection (false: always the whole frame).")
+    enabled: bool = Field(False, description="Crop each frame to the rules' region before detection.")
     margin: float = Field(0.08, ge=0.0, le=0.5, description="Grow the zones' bounding box by this fraction of the frame.")
     max_area: float = Field(0.7, gt=0.0, le=1.0, description="Crop only when the region covers at most this fraction of the frame.")
     rect: tuple[float, float, float, float] | None = Field(

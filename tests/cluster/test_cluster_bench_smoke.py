@@ -1,6 +1,7 @@
 """Tiny run of ``gridworker bench cluster``: 2 real worker processes, 8 real RTSP cameras
 (generated clips), a nats-server of its own, the case service on PostgreSQL, one worker
-killed mid-run. Checks the keys and the fault figures; no timing assertion."""
+killed mid-run. Checks the keys, the fault figures and that the continuous camera's handover
+was timed step by step; no timing assertion."""
 
 from __future__ import annotations
 
@@ -30,3 +31,10 @@ def test_bench_cluster_small_run(gst_rtsp: None) -> None:
     assert result["lost_visits"] == 0 and result["duplicate_incidents"] == 0
     assert result["visits_per_min"] > 0 and 0 < result["share_min"] <= 0.5 <= result["share_max"] <= 1
     assert result["observations_applied"] > 0 and result["observations_rejected"].keys() <= {"stale lease"}
+    # the killed worker (w1) held the continuous camera (rendezvous puts live0 there): its handover
+    # was timed step by step while the run went on, and "reassigned" is its new owner analysing it
+    handover = result["continuous_handover_s"]
+    steps = handover["cameras"]["live0"]
+    assert None not in (handover["heartbeat_gone"], steps.get("lease_gone"), steps.get("placed"), steps.get("analysing"))
+    assert steps["lease_gone"] <= steps["leased"] <= steps["live"] <= steps["analysing"]
+    assert result["continuous_reassigned_s"] == handover["analysing"] == steps["analysing"]

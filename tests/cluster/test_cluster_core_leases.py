@@ -15,7 +15,7 @@ from gridworker.cluster.bridge import AsyncBridge, BridgeClosed, BridgeTimeout
 from gridworker.cluster.config import ClusterConfig
 from gridworker.cluster.leases import LeaseLost, LeaseRecord, LeaseTable, claim, read_lease, release, renew
 from gridworker.cluster.link import NatsLink
-from gridworker.cluster.membership import LeaderElection, WorkerInfo, list_workers
+from gridworker.cluster.membership import KvMirror, LeaderElection, WorkerInfo, list_workers, read_workers
 
 
 @pytest.fixture
@@ -87,6 +87,39 @@ def test_one_leader_and_heartbeats_age_out(link):
     assert [w.worker for w in link.call(lambda: list_workers(link.buckets.workers))] == ["w1"]
     time.sleep(3.2)
     assert link.call(lambda: list_workers(link.buckets.workers)) == []
+
+
+def test_a_worker_read_directly_is_there_until_its_heartbeat_ages_out(link):
+    kv = link.buckets.workers
+    for wid in ("w1", "w2"):
+        info = WorkerInfo(worker=wid, instance="x", started_at=1.0, at=2.0, capacity=5)
+        link.call(lambda: kv.put(wid, info.model_dump_json().encode()))
+    link.call(lambda: kv.put("w3", b"not json"))
+    # what the placement leader asks about the workers a listing missed: only those that stand
+    assert [w.worker for w in link.call(lambda: read_workers(kv, ["w2", "w3", "w9"]))] == ["w2"]
+    keep = WorkerInfo(worker="w1", instance="x", started_at=1.0, at=3.0, capacity=5).model_dump_json().encode()
+    deadline = time.monotonic() + 3.2
+    while time.monotonic() < deadline:  # w1 keeps its heartbeat up, w2 stops
+        link.call(lambda: kv.put("w1", keep))
+        time.sleep(0.4)
+    assert [w.worker for w in link.call(lambda: read_workers(kv, ["w1", "w2"]))] == ["w1"]
+
+
+def test_mirror_reports_each_change_of_the_placement(link):
+    changes = threading.Semaphore(0)
+    mirror = KvMirror(link, lambda b: b.assign, on_change=changes.release)
+    task = link.bridge.spawn(mirror.run)
+    try:
+        assert mirror.wait_ready(5.0)
+        assert changes.acquire(timeout=5.0)  # the initial copy
+        link.call(lambda: link.buckets.assign.put("cam1", b"w2"))
+        assert changes.acquire(timeout=5.0)  # a worker learns of its new camera without waiting for a tick
+        assert mirror.snapshot() == {"cam1": b"w2"}
+        link.call(lambda: link.buckets.assign.delete("cam1"))
+        assert changes.acquire(timeout=5.0)
+        assert mirror.snapshot() == {}
+    finally:
+        task.cancel()
 
 
 @pytest.mark.parametrize(

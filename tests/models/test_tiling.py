@@ -144,5 +144,5 @@ def test_region_config_from_zone_vertices():
     assert region is not None and np.allclose(region, (0.05, 0.55, 0.95, 0.95))
     assert region_window(region, (640, 360)) == (32, 197, 608, 342)  # rounded outwards
     assert cfg.region([(0, 0), (1, 0), (1, 1), (0, 1)]) is None, "a whole-frame zone: nothing to crop"
-    assert RegionConfig(enabled=False).region(kerb) is None, "off"
+    assert RegionConfig().region(kerb) is None, "off by default"
     assert cfg.region([]) is None

@@ -25,8 +25,8 @@ KERB = [(0.1, 0.6), (0.9, 0.6), (0.9, 0.9), (0.1, 0.9)]
 @pytest.mark.parametrize(
     ("config", "points", "expected"),
     [
-        (RegionConfig(enabled=False), KERB, None),  # off
-        (RegionConfig(), KERB, (0.02, 0.52, 0.98, 0.98)),  # on by default: margin 0.08, max_area 0.7
+        (RegionConfig(), KERB, None),  # off by default
+        (RegionConfig(enabled=True), KERB, (0.02, 0.52, 0.98, 0.98)),  # margin 0.08, max_area 0.7
         (RegionConfig(enabled=True, margin=0.05, max_area=0.5), KERB, (0.05, 0.55, 0.95, 0.95)),
         (RegionConfig(enabled=True, margin=0.2, max_area=0.9), KERB, (0.0, 0.4, 1.0, 1.0)),  # margin clamped to the frame
         (RegionConfig(enabled=True, margin=0.0, max_area=0.25), KERB, (0.1, 0.6, 0.9, 0.9)),  # 0.8 x 0.3 = 0.24: under the limit
@@ -49,7 +49,7 @@ def test_region_from_zones_or_rect(config: RegionConfig, points: list[tuple[floa
     ("fields", "message"),
     [
         ({"enabled": True, "rect": (0.0, 0.1, 0.35, 0.72)}, None),
-        ({"rect": (0.0, 0.1, 0.35, 0.72)}, None),  # on by default
+        ({"rect": (0.0, 0.1, 0.35, 0.72)}, "enabled is false"),
         ({"enabled": False, "rect": (0.0, 0.1, 0.35, 0.72)}, "enabled is false"),
         ({"enabled": True, "rect": (0.5, 0.1, 0.4, 0.7)}, "x0 < x1 and y0 < y1"),
         ({"enabled": True, "rect": (0.0, 0.7, 0.4, 0.7)}, "x0 < x1 and y0 < y1"),
@@ -164,7 +164,7 @@ def test_a_square_crop_finds_the_parked_car_the_whole_frame_misses(shared_media:
         return _frames_with_car_at(found, SILVER_CAR, size)
 
     # measured 2026-12-03: whole frame 3 of 30 frames, the zones' box 0-3 of 30, the square window 29 of 30
-    whole = seen(RegionConfig(enabled=False))
+    whole = seen(RegionConfig())
     assert whole <= 8
     # auto: both kerbs' box plus the default margin is 77% of the frame, over max_area: no crop at all
     assert detect_region(setup.camera.model_copy(update={"detect_region": RegionConfig(enabled=True)})) is None
@@ -182,10 +182,10 @@ def test_check_says_where_the_crop_is_or_why_there_is_none() -> None:
     whole = {"id": "w", "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], "rules": [{"type": "illegal_parking"}]}
     settings = Settings(
         cameras=[
-            {"id": "kerb", "url": "rtsp://10.0.0.1/s", "zones": [kerb]},  # on by default
-            {"id": "wide", "url": "rtsp://10.0.0.2/s", "zones": [whole]},
-            {"id": "off", "url": "rtsp://10.0.0.3/s", "detect_region": {"enabled": False}, "zones": [kerb]},
-            {"id": "bare", "url": "rtsp://10.0.0.4/s"},
+            {"id": "kerb", "url": "rtsp://10.0.0.1/s", "detect_region": {"enabled": True}, "zones": [kerb]},
+            {"id": "wide", "url": "rtsp://10.0.0.2/s", "detect_region": {"enabled": True}, "zones": [whole]},
+            {"id": "off", "url": "rtsp://10.0.0.3/s", "zones": [kerb]},  # off by default
+            {"id": "bare", "url": "rtsp://10.0.0.4/s", "detect_region": {"enabled": True}},
         ]
     )
     text = "\n".join(detector_load_lines(settings))
