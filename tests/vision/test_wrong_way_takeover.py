@@ -1,5 +1,5 @@
 """车辆逆行 wrong_way on the bench clips' failure shapes (docs/rules-field.md, "Wrong-way:
-only lost tracks are taken over, the latest step must agree"), as scripted tracks.
+only lost tracks are taken over, and the latest step must agree"), as scripted tracks.
 
 The lane is the left half of a 1000 x 1000 px frame; its traffic drives up the frame
 (``direction: [0, -1]``), so driving down it is wrong-way. 5 fps.
