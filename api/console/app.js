@@ -62,6 +62,7 @@ function every(ms, fn) {
 // -- login ---------------------------------------------------------------------------------
 function showLogin(message = "") {
   stopAll();
+  if ($("#detail").open) $("#detail").close();  // a case's dialog left open does not cover the login
   $("#monitor").hidden = $("#editor").hidden = true;
   $("#stats").hidden = $("#map").hidden = true;  // issue 15
   $("#people").hidden = true;
