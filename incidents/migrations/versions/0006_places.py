@@ -1,4 +1,9 @@
-"""places: positions of cameras and cases, grid areas (issue 15)"""
+"""places (issue 15): no schema change.
+
+The positions and grid areas of cases came with 0004 (work_orders.area, lon, lat); places
+themselves live in the settings. This revision stays, empty, because databases already
+stamped 0006 must still find it in the chain when they are upgraded.
+"""
 
 from __future__ import annotations
 
