@@ -499,11 +499,11 @@ def _cluster(args: argparse.Namespace) -> int:
 def _register_stats(bench_sub: Any) -> None:
     p = bench_sub.add_parser(
         "stats",
-        help="the numbers (GET /stats/cases) over many cases, with and without their covering index",
-        description="Fill a scratch SQLite database with N work orders over a year and time the figures of 30 days and of the year, with and without the index ix_work_orders_stats, interleaved.",
+        help="the numbers (GET /stats/cases) over many cases in SQLite",
+        description="Fill a scratch SQLite database with N work orders over a year and time the figures of 30 days and of the year, alternately.",
     )
     p.add_argument("--cases", type=int, default=100_000, help="work orders (default 100000)")
-    p.add_argument("--repetitions", type=int, default=3, help="timings per variant (default 3; the median is kept)")
+    p.add_argument("--repetitions", type=int, default=3, help="timings per period (default 3; the median is kept)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_stats)

@@ -38,7 +38,6 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -82,9 +81,6 @@ class WorkOrdersConfig(BaseModel):
 
 
 # -- tables -------------------------------------------------------------------------------
-#: What the statistics read of a case, detection time first (the covering index below).
-STATS_COLUMNS = ("detected_at", "type", "unit", "site", "state", "assignee", "handled_at", "due_at", "overdue", "on_time")
-
 class WorkOrderRow(Base):
     __tablename__ = "work_orders"
 
@@ -119,10 +115,6 @@ class WorkOrderRow(Base):
     area: Mapped[str] = mapped_column(String(64), default="", index=True)
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-    # the numbers (cases/stats.py) read a period's cases from this index alone, never the rows
-    # (migration 0009; 2.4x faster for a year of 100,000 cases in SQLite, docs/people.md)
-    __table_args__ = (Index("ix_work_orders_stats", *STATS_COLUMNS),)
 
 
 class WorkOrderPhotoRow(Base):
