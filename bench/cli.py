@@ -66,6 +66,12 @@ def _progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def _output_options(p: argparse.ArgumentParser, what: str = "the result as JSON") -> None:
+    """``--json`` and ``--out FILE``, as :func:`_emit` reads them."""
+    p.add_argument("--json", action="store_true", help=f"print {what} on standard output")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+
+
 def _emit(args: argparse.Namespace, summary: str, text: str) -> None:
     """A bench's result: the ``summary`` on standard output, or with ``--json`` the JSON ``text``
     there and the summary on standard error; ``--out FILE`` also gets the JSON."""
@@ -141,8 +147,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--yolo-onnx", type=Path, default=None, help="existing YOLO ONNX export for that comparison")
     p.add_argument("--yolo-imgsz", type=int, default=320, help="YOLO input size (default 320)")
-    p.add_argument("--json", action="store_true", help="print the results as a JSON list on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON list to FILE")
+    _output_options(p, "the results as a JSON list")
     p.set_defaults(func=_throughput)
 
     _register_patrol(bench_sub)
@@ -168,8 +173,7 @@ def _register_decode(bench_sub: Any) -> None:
     )
     p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media)")
     p.add_argument("--no-detector", action="store_true", help="time the decoding only")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_decode)
 
 
@@ -203,8 +207,7 @@ def _register_soak(bench_sub: Any) -> None:
     p.add_argument("--minutes", type=_positive, default=30.0, help="how long (default 30)")
     p.add_argument("--streams", type=int, default=16, help="cameras (default 16)")
     p.add_argument("--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media, else generated)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_soak)
 
 
@@ -247,8 +250,7 @@ def _register_capacity(bench_sub: Any) -> None:
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop's search")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics search")
     p.add_argument("--yolo-imgsz", type=int, default=640, help="YOLO input size of the Ultralytics comparison (default 640)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_capacity)
 
 
@@ -282,8 +284,7 @@ def _register_latency(bench_sub: Any) -> None:
         description="People appear and leave on a real RTSP stream every few seconds; each appearance is a case.",
     )
     p.add_argument("--seconds", type=_positive, default=40.0, help="measurement window, s (default 40)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_latency)
 
 
@@ -320,8 +321,7 @@ def _register_rules(bench_sub: Any) -> None:
         help="also brighten frames before the detector, on top of each camera's own low_light setting (to measure it)",
     )
     p.add_argument("--low-light-method", choices=["clahe", "gamma"], default="clahe", help="correction for --low-light (default clahe)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_rules)
 
 
@@ -376,8 +376,7 @@ def _register_iot(bench_sub: Any) -> None:
     p.add_argument("--burst-every", type=_positive, default=2.0, help="an alarm burst every S seconds (default 2)")
     p.add_argument("--burst-devices", type=int, default=5, help="devices alarming per burst (default 5)")
     p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="MQTT broker (default 127.0.0.1:1883)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_iot)
 
 
@@ -443,8 +442,7 @@ def _register_patrol(bench_sub: Any) -> None:
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
     p.add_argument("--max-batch", type=int, default=8, help="largest detector batch (default 8)")
     p.add_argument("--stagger-ms", type=float, default=10.0, help="least gap between visit starts, ms (default 10)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_patrol)
 
 
@@ -468,8 +466,7 @@ def _register_cluster(bench_sub: Any) -> None:
     p.add_argument("--database", default=None, help="a scratch PostgreSQL URL (its schema is emptied); default gw_bench_cluster on 127.0.0.1")
     p.add_argument("--no-single", action="store_true", help="skip the single-process run")
     p.add_argument("--no-kill", action="store_true", help="skip the failover run")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_cluster)
 
 
@@ -504,8 +501,7 @@ def _register_stats(bench_sub: Any) -> None:
     )
     p.add_argument("--cases", type=int, default=100_000, help="work orders (default 100000)")
     p.add_argument("--repetitions", type=int, default=3, help="timings per period (default 3; the median is kept)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_stats)
 
 
@@ -538,8 +534,7 @@ def _register_reliability(bench_sub: Any) -> None:
     p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients in the burst (default 8)")
     p.add_argument("--database", default=None, help="a scratch database URL (its gridworker tables are dropped); default: SQLite files")
     p.add_argument("--workdir", type=Path, default=None, help="where databases and logs go (default: a new temporary folder)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on standard output")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    _output_options(p)
     p.set_defaults(func=_reliability)
 
 

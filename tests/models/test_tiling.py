@@ -6,6 +6,7 @@ import pytest
 import supervision as sv
 
 from gridworker.models.tiling import TileConfig, detect_tiled, tile_windows
+from tests.factories import make_detections
 
 
 class _Squares:
@@ -31,15 +32,7 @@ class _Squares:
                     x, y, bw, bh, _area = stats[i]
                     if bw * scale >= 10:
                         boxes.append([x, y, x + bw, y + bh])
-            k = len(boxes)
-            out.append(
-                sv.Detections(
-                    xyxy=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                    confidence=np.full(k, 0.9, dtype=np.float32),
-                    class_id=np.zeros(k, dtype=np.int64),
-                    data={"class_name": np.array(["car"] * k)},
-                )
-            )
+            out.append(make_detections(boxes, class_name=["car"] * len(boxes)))
         return out
 
 

@@ -17,6 +17,7 @@ from gridworker.cameras import detect_region
 from gridworker.models import SsdDetector
 from gridworker.models.tiling import RegionConfig, TileConfig, detect_tiled, region_window, tile_windows
 from gridworker.replay import load_replay_setup
+from tests.factories import make_detections
 
 REPO = Path(__file__).resolve().parents[2]
 KERB = [(0.1, 0.6), (0.9, 0.6), (0.9, 0.9), (0.1, 0.9)]
@@ -90,15 +91,7 @@ class _Bright:
             self.shapes.append(img.shape[:2])
             ys, xs = np.nonzero(img[..., 0] > 200)
             boxes = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]] if len(xs) else []
-            k = len(boxes)
-            out.append(
-                sv.Detections(
-                    xyxy=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                    confidence=np.full(k, 0.9, dtype=np.float32),
-                    class_id=np.zeros(k, dtype=np.int64),
-                    data={"class_name": np.array(["car"] * k)},
-                )
-            )
+            out.append(make_detections(boxes, class_name=["car"] * len(boxes)))
         return out
 
 
