@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.media, pytest.mark.model]
 
 Replay = Callable[..., ReplayResult]
 
-# ground points (bottom centre, normalised) of the cars parked on the kerbs the whole clip
-KERB_PARKED = [(0.18, 0.40), (0.28, 0.37), (0.40, 0.35), (0.07, 0.72), (0.37, 0.80), (0.61, 0.84)]
+# ground points (bottom centre, normalised) of the cars parked on the kerbs the whole clip,
+# as in bench/truth/street_parking_kerb.yaml
+KERB_PARKED = [(0.18, 0.40), (0.28, 0.37), (0.40, 0.34), (0.06, 0.72), (0.37, 0.80), (0.61, 0.86)]
 
 
 def _ground(inc: ReplayIncident) -> list[tuple[float, float]]:
@@ -40,19 +41,21 @@ def _nearest_parked(inc: ReplayIncident) -> int:
 def test_kerb_parked_cars_fire(field_replay: Replay) -> None:
     result = field_replay("street_parking_kerb")
     parking = result.of("illegal_parking")
-    # one incident per detected parked car: on 2x2 tiles the detector finds 3 of the ~7
-    # often enough to hold a 20 s stay (docs/rules-field.md); the range allows one more or less
-    assert 2 <= len(parking) <= 5, parking
+    # the scene's crop + 2x4 tiles find 5 of the 6 parked cars (all but the yellow Hummer,
+    # KERB_PARKED[4]) often enough to hold a 20 s stay (docs/rules-field.md, "Kerb: tiles and
+    # one incident per car")
     assert {i.zone_id for i in parking} == {"far_kerb", "near_kerb"}
     assert len({i.details["object"] for i in parking}) == len(parking)
-    # each incident shows its own car, and only it, each a different parked car
+    # each incident shows its own car, and only it, each a different parked car: one incident per car
     assert all(i.peak_count == 1 and len(i.subjects) == 1 for i in parking), parking
     cars = [_nearest_parked(i) for i in parking]
-    assert len(set(cars)) == len(cars) and {2, 5} <= set(cars), cars
-    # nothing can be parked for 20 s before 20 s into the clip; the dark far car and the white
-    # near car stay parked to the end
+    assert len(set(cars)) == len(cars), cars
+    assert len(set(cars)) >= 5 and {0, 1, 2, 3, 5} <= set(cars), cars
+    # nothing can be parked for 20 s before 20 s into the clip; every car found stays parked
+    # to the end, under its one incident (the dark far car's track ids swap onto a box on its
+    # rear: still one incident, vision/rules/stays.py "hand-on")
     assert all(i.opened_s >= 20.0 for i in parking), parking
-    assert all(i.closed_s is None for i in parking if _nearest_parked(i) in (2, 5)), parking
+    assert all(i.closed_s is None for i in parking), parking
     assert set(result.counts()) == {"illegal_parking"}
 
 

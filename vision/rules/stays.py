@@ -29,7 +29,7 @@ Two modes:
   whose track was last seen at the frame border, or is seen outside the zone, is not
   handed to another track (only its own id may come back to it).
 
-Two more guards, for stationary mode:
+More guards, for stationary mode:
 
 * **creeping** (``max_travel``): besides the running-mean anchor, the stay keeps where it
   *began* (the mean of its first few points). A ground point farther than ``max_travel``
@@ -41,6 +41,12 @@ Two more guards, for stationary mode:
   switch, at its anchor, with a similar box) takes it back over: same start time, same key,
   so the incident manager sees the same object again (and its per-key cooldown holds)
   instead of a new car. A track that drives in from elsewhere never does.
+* **two tracks on one object** (hand-on): a detector that boxes a car whole on some
+  frames and only a part of it (its rear) on others gives the car two tracks, and their
+  ids swap. When a stay ends because its track moved off (the id went over to the part
+  box), a younger stay that stood at its anchor *before* that move began (two boxes at one
+  place at once: one object, since two cars cannot overlap) continues it: same start time,
+  same key, so the car keeps its one incident.
 
 A tracker never does I/O and knows nothing of rules' thresholds: a rule reads ``held``
 from the stays of the present tracks and ``unseen()`` for those within their grace.
@@ -109,6 +115,8 @@ class Stay:
     start: np.ndarray | None = None
     #: the stay began with its track (not after the track moved): it may continue a lost stay
     fresh: bool = True
+    #: (4,) xyxy box on the last frame the object was seen within ``max_movement`` of its anchor
+    placed: np.ndarray | None = None
 
     def settle(self, point: np.ndarray) -> None:
         """Fold a ground point within the movement limit into the anchor (running mean)."""
@@ -263,15 +271,19 @@ class StayTracker:
         points = ground_points(boxes).astype(np.float64)
         present: dict[int, Stay] = {}
         out: list[Stay] = []
+        ended: list[Stay] = []  # stays whose track moved off this frame (for the hand-on)
         for tid, box, point, name in zip((int(t) for t in ids), boxes, points, class_names, strict=True):
             stay = self._stays.get(tid)
             fresh = stay is None
             if stay is not None and self._moved(stay, point, max(float(box[3] - box[1]), 1.0), now):
+                ended.append(stay)
                 stay = None  # it moved away: a new stay begins where it is now
             if stay is None:
                 stay = Stay(tid, str(name), now, point.copy(), point.copy(), box.copy(), now, now, point.copy(), fresh=fresh)
             stay.class_name = str(name)
             stay.point, stay.box, stay.last_seen, stay.left = point.copy(), box.copy(), now, False
+            if stay.moved_since is None:
+                stay.placed = stay.box
             present[tid] = stay
             out.append(stay)
 
@@ -296,6 +308,8 @@ class StayTracker:
             unseen[tid] = stay
 
         self._take_over(present, unseen)
+        if ended:
+            self._hand_on(present, ended)
         if self._dormant:
             self._rejoin(present, now)
         self._stays = {**unseen, **present}
@@ -321,6 +335,29 @@ class StayTracker:
             o = min(fits, key=lambda d: _dist(p.origin, d.point) / d.height)
             self._dormant.remove(o)
             self._inherit(p, o)
+
+    def _hand_on(self, present: dict[int, Stay], ended: list[Stay]) -> None:
+        """Give stays whose track moved off to the stays standing at their place since before
+        the move began (two tracks on one object; see the module docstring)."""
+        if self.max_movement is None:
+            return
+        for o in ended:
+            moving_from = o.moved_since if o.moved_since is not None else o.last_seen  # set by _moved
+            box = o.placed if o.placed is not None else o.box  # its size where it stood
+            height, width = max(float(box[3] - box[1]), 1.0), max(float(box[2] - box[0]), 1.0)
+            reach, tol = self.max_movement * height, 1.0 + self.size_tolerance
+            fits = [
+                p
+                for p in present.values()
+                if p.track != o.track
+                and o.since < p.since <= moving_from
+                and _dist(p.anchor, o.anchor) <= reach
+                and _dist(p.point, o.anchor) <= reach
+                and _ratio(p.height, height) <= tol
+                and _ratio(p.width, width) <= tol
+            ]
+            if fits:
+                self._inherit(min(fits, key=lambda p: _dist(p.anchor, o.anchor)), o)
 
     def _inherit(self, p: Stay, o: Stay) -> None:
         """``p`` continues ``o``: its start time, anchor (stationary mode) and earlier ids."""
