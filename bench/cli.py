@@ -442,6 +442,10 @@ def _register_patrol(bench_sub: Any) -> None:
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
     p.add_argument("--max-batch", type=int, default=8, help="largest detector batch (default 8)")
     p.add_argument("--stagger-ms", type=float, default=10.0, help="least gap between visit starts, ms (default 10)")
+    p.add_argument(
+        "--patrol-batch-slots", type=int, default=None,
+        help="most patrol frames per inference batch while a continuous camera is live (default: the product's, half the batch)",
+    )
     _output_options(p)
     p.set_defaults(func=_patrol)
 
@@ -572,10 +576,12 @@ def _patrol(args: argparse.Namespace) -> int:
         args.cycles < 1 or args.continuous < 0 or not 1 <= args.min_concurrency <= 512 or args.concurrency > 512
         or not 0 <= args.dead < 1 or not 0 <= args.hung < 1 or args.dead + args.hung >= 1
         or args.open_timeout <= 0 or args.keyframe_timeout <= 0 or args.measure_s <= 0 or args.continuous_fps <= 0
+        or (args.patrol_batch_slots is not None and not 1 <= args.patrol_batch_slots <= args.max_batch)
     ):
         print(
             "gridworker bench patrol: --cycles >= 1, --continuous >= 0, --concurrency and --min-concurrency 1-512, "
-            "0 <= --dead, --hung and their sum < 1, positive timeouts, --measure-s and --continuous-fps",
+            "0 <= --dead, --hung and their sum < 1, positive timeouts, --measure-s and --continuous-fps, "
+            "--patrol-batch-slots 1..--max-batch",
             file=sys.stderr,
         )
         return 2

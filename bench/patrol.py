@@ -99,6 +99,8 @@ class PatrolBenchConfig:
         model / threads / max_batch: the detector (as in the ``detector`` settings).
         open_timeout_s / keyframe_timeout_s: per-visit timeouts of the plan.
         stagger_s: least gap between two visit starts.
+        patrol_batch_slots: most patrol frames per inference batch while a continuous camera is
+            live (``pipeline.patrol_batch_slots``; None: the product's default, half the batch).
         clip_seconds: length of each phase copy (the server loops it).
         mode: a key of :data:`MODES`: ``fixed``, ``adaptive``, ``drained``, ``both`` (fixed, then
             adaptive, one service) or ``all`` (drained, fixed, adaptive).
@@ -123,6 +125,7 @@ class PatrolBenchConfig:
     open_timeout_s: float = 10.0
     keyframe_timeout_s: float = 12.0
     stagger_s: float = 0.01
+    patrol_batch_slots: int | None = None
     clip_seconds: float = 30.0
     mode: str = "both"
     min_concurrency: int = 8
@@ -571,6 +574,7 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
             patrol_plans=plans,
             evidence={"clips": False},
             limits={"max_cameras": len(cameras) + 1, "max_patrol_concurrency": max(128, config.concurrency)},
+            pipeline={"patrol_batch_slots": config.patrol_batch_slots},
         )
         service = Service(settings, detector)
         service.start()
@@ -615,6 +619,7 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         "clips": origin,
         "phases": config.phases,
         "cycles": config.cycles,
+        "patrol_batch_slots": service.pipeline.batcher.submit_max_per_batch,
         **{k: v for k, v in main.items() if k not in ("plan", "concurrency_mode", "cycles")},
         "cycle_s": main["last_cycle_s"],
         "continuous_cameras": len(live_ids),
