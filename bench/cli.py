@@ -66,6 +66,17 @@ def _progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def _size(text: str) -> tuple[int, int]:
+    """``WxH`` of a generated clip: even numbers from 64x64 to 3840x2160 (H.264's 4:2:0)."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not WxH (e.g. 1280x720)") from None
+    if not (64 <= w <= 3840 and 64 <= h <= 2160 and w % 2 == 0 and h % 2 == 0):
+        raise argparse.ArgumentTypeError("WxH: even numbers, 64x64 to 3840x2160")
+    return w, h
+
+
 def _output_options(p: argparse.ArgumentParser, what: str = "the result as JSON") -> None:
     """``--json`` and ``--out FILE``, as :func:`_emit` reads them."""
     p.add_argument("--json", action="store_true", help=f"print {what} on standard output")
@@ -122,7 +133,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--media", type=Path, default=None, metavar="DIR", help="folder of H.264 clips (default ../shared/media if present)"
     )
-    p.add_argument("--synthetic", action="store_true", help="use generated 640x360 25 fps clips even if media exists")
+    p.add_argument("--synthetic", action="store_true", help="use generated 25 fps clips (--synthetic-size) even if media exists")
+    p.add_argument(
+        "--synthetic-size", type=_size, default=(640, 360), metavar="WxH",
+        help="size of the generated clips (default 640x360; 1280x720 for the Ultralytics comparison at --yolo-imgsz 640)",
+    )
     p.add_argument(
         "--fps", type=_positive, default=None,
         help="gridworker's analysis rate per camera (default: each clip's native rate); the baselines read every frame",

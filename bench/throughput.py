@@ -101,6 +101,8 @@ class ThroughputConfig:
         yolo_imgsz: input size of the YOLO comparison.
         warmup_timeout_s: longest wait for every stream's first live analysed frame.
         synthetic_seconds: length of a generated clip (it loops).
+        synthetic_size: width and height of a generated clip (e.g. 1280x720 for the
+            Ultralytics comparison at ``yolo_imgsz`` 640).
         batch_deadline_ms: gridworker's ``pipeline.batch_deadline_ms``; None keeps the
             product's default (the benchmark measures the product as configured).
     """
@@ -120,6 +122,7 @@ class ThroughputConfig:
     yolo_imgsz: int = 320
     warmup_timeout_s: float = 30.0
     synthetic_seconds: float = 10.0
+    synthetic_size: tuple[int, int] = SYNTHETIC_SIZE
     batch_deadline_ms: float | None = None
 
 
@@ -147,10 +150,9 @@ def _clips(config: ThroughputConfig, workdir: Path) -> tuple[list[Clip], str]:
         return [probe_clip(p) for p in video_files(media)], str(media)
     from gridworker.streams.clips import synthetic_clip
 
-    path = synthetic_clip(
-        workdir / "synthetic.mp4", seconds=config.synthetic_seconds, size=SYNTHETIC_SIZE, fps=SYNTHETIC_FPS
-    )
-    return [probe_clip(path)], f"synthetic {SYNTHETIC_SIZE[0]}x{SYNTHETIC_SIZE[1]} @ {SYNTHETIC_FPS:g} fps"
+    width, height = config.synthetic_size
+    path = synthetic_clip(workdir / "synthetic.mp4", seconds=config.synthetic_seconds, size=(width, height), fps=SYNTHETIC_FPS)
+    return [probe_clip(path)], f"synthetic {width}x{height} @ {SYNTHETIC_FPS:g} fps"
 
 
 def _model_file(model: str) -> Path:
