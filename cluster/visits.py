@@ -45,6 +45,7 @@ from gridworker.streams.glance import GlanceResult, glance
 
 from .link import NatsLink
 from .observations import ObservationPublisher, ensure_stream, settle
+from .revisit_store import RevisitStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from nats.aio.msg import Msg
@@ -403,11 +404,13 @@ def start_visit_consumer(ctx: WorkerContext, runtime: VisitRuntime) -> VisitCons
         return target.url if target is not None else None
 
     glance_only = glance_runner(url_of)
+    revisit = RevisitStore(ctx.link)  # the revisit check's memory, shared by the workers (cluster/revisit_store.py)
 
     def run(task: VisitTask, stop: threading.Event) -> GlanceResult:
         slot = pipeline.slot(task.camera_id)
         if slot is None or not slot.patrol_only:
             return glance_only(task, stop)
+        revisit.share(slot)
         take = functools.partial(glance_only, task, stop)
         return pipeline.glance_visit(task.camera_id, take, stop, task.worst_case_s())
 
@@ -417,7 +420,7 @@ def start_visit_consumer(ctx: WorkerContext, runtime: VisitRuntime) -> VisitCons
 
     sink = runtime.sink if isinstance(runtime.sink, ObservationPublisher) else None
     consumer = VisitConsumer(
-        ctx.link, run, sink, concurrency=8, ack_wait_s=ACK_WAIT_S, known_camera=lambda c: url_of(c) is not None, on_done=done,
+        ctx.link, run, sink, concurrency=ctx.config.visit_slots, ack_wait_s=ACK_WAIT_S, known_camera=lambda c: url_of(c) is not None, on_done=done,
         worker_id=ctx.worker_id,
     )
     consumer.start()

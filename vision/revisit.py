@@ -33,7 +33,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .config import VEHICLE_CLASSES
 from .zones import Zone
 
-__all__ = ["ParkedVehicle", "RevisitChecker", "RevisitConfig", "RevisitViolation", "Sighting"]
+__all__ = [
+    "ParkedState",
+    "ParkedVehicle",
+    "RevisitChecker",
+    "RevisitConfig",
+    "RevisitMemory",
+    "RevisitViolation",
+    "Sighting",
+    "merge_memories",
+]
 
 
 class RevisitConfig(BaseModel):
@@ -108,6 +117,62 @@ class ParkedVehicle:
     reported: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedState:
+    """A remembered vehicle as exported (everything :meth:`RevisitChecker.restore` needs)."""
+
+    zone_id: str
+    first: Sighting
+    latest: Sighting
+    misses: int = 0
+    reported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RevisitMemory:
+    """One camera key's memory, as plain values (no numpy, no references into the checker).
+
+    ``last_ts``: the latest visit's time (epoch s; None before the first); ``parked``: the
+    remembered vehicles, oldest first. Exported after a visit and restored before the next
+    one on another process (cluster mode keeps it in a KV bucket, ``cluster/revisit_store.py``).
+    """
+
+    last_ts: float | None = None
+    parked: tuple[ParkedState, ...] = ()
+
+
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_memories(ours: RevisitMemory, theirs: RevisitMemory, iou_threshold: float = 0.6) -> RevisitMemory:
+    """Both memories in one, for two visits of a camera judged at the same time from the same
+    starting memory (two plans on two workers): no sighting of either is lost.
+
+    A vehicle in both (same zone, latest boxes overlapping >= ``iou_threshold``) is kept once,
+    with the older first sighting (the longer stand), the newer latest one, reported if either
+    reported it and the fewer misses. ``last_ts`` is the later of the two.
+    """
+    merged: list[ParkedState] = []
+    for p in sorted((*theirs.parked, *ours.parked), key=lambda p: (p.first.ts, p.latest.ts)):
+        same = next(
+            (i for i, q in enumerate(merged) if q.zone_id == p.zone_id and _box_iou(q.latest.xyxy, p.latest.xyxy) >= iou_threshold),
+            None,
+        )
+        if same is None:
+            merged.append(p)
+            continue
+        q = merged[same]  # q.first is the older one (sorted)
+        latest = p.latest if p.latest.ts > q.latest.ts else q.latest
+        merged[same] = ParkedState(q.zone_id, q.first, latest, min(p.misses, q.misses), p.reported or q.reported)
+    stamps = [t for t in (ours.last_ts, theirs.last_ts) if t is not None]
+    return RevisitMemory(max(stamps) if stamps else None, tuple(merged))
+
+
 @dataclass
 class _Parked:
     zone_id: str
@@ -164,6 +229,19 @@ class RevisitChecker:
 
     def forget(self, camera_id: str) -> None:
         self._memory.pop(camera_id, None)
+
+    def export(self, camera_id: str) -> RevisitMemory:
+        """The camera's memory as plain values (an empty one for a camera never observed)."""
+        mem = self._memory.get(camera_id)
+        if mem is None:
+            return RevisitMemory()
+        return RevisitMemory(mem.last_ts, tuple(ParkedState(p.zone_id, p.first, p.latest, p.misses, p.reported) for p in mem.parked))
+
+    def restore(self, camera_id: str, memory: RevisitMemory) -> None:
+        """Make ``memory`` the camera's memory (what it remembered before is replaced)."""
+        self._memory[camera_id] = _CameraMemory(
+            [_Parked(p.zone_id, p.first, p.latest, p.misses, p.reported) for p in memory.parked], memory.last_ts
+        )
 
     def remembered(self, camera_id: str) -> int:
         """How many parked vehicles are remembered for the camera."""

@@ -61,9 +61,9 @@ from .rules.base import Hit
 from .tracker import TrackerConfig
 from .zones import Zone
 
-from .revisit import ParkedVehicle, RevisitChecker, RevisitConfig, RevisitViolation, Sighting
+from .revisit import ParkedVehicle, RevisitChecker, RevisitConfig, RevisitMemory, RevisitViolation, Sighting, merge_memories
 
-__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "glance_scene"]
+__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "VisitMemory", "glance_scene", "merge_visit_memories"]
 
 #: Rules judged on a single glance (no tracking needed).
 GLANCE_RULE_TYPES = frozenset({"crowd", "intrusion", "lane_intrusion", "class_event"})
@@ -116,6 +116,31 @@ class _Evidence:
     summary: str
     details: dict[str, object]
     snapshot: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VisitMemory:
+    """What a camera's revisit check remembers between visits, as plain values.
+
+    ``zones``: per revisit zone + rule (the checker key ``camera/zone/rule``) its memory;
+    ``evidence``: frame reference -> annotated JPEG of a first sighting still remembered (the
+    left half of the side-by-side pair snapshot). The pair pictures of vehicles already reported
+    are not part of it: they stay with the judge that made them (see :meth:`VisitAnalyzer.restore_revisit`).
+    """
+
+    zones: dict[str, RevisitMemory] = dataclasses.field(default_factory=dict)
+    evidence: dict[str, bytes] = dataclasses.field(default_factory=dict)
+
+
+def merge_visit_memories(ours: VisitMemory, theirs: VisitMemory) -> VisitMemory:
+    """Both memories in one (:func:`~gridworker.vision.revisit.merge_memories` per zone + rule;
+    the evidence pictures of both)."""
+    zones = dict(theirs.zones)
+    for key, mem in ours.zones.items():
+        zones[key] = merge_memories(mem, zones[key]) if key in zones else mem
+    needed = {p.first.frame_ref for mem in zones.values() for p in mem.parked}
+    evidence = {ref: jpeg for ref, jpeg in {**theirs.evidence, **ours.evidence}.items() if ref in needed}
+    return VisitMemory(zones, evidence)
 
 
 class VisitAnalyzer:
@@ -209,6 +234,29 @@ class VisitAnalyzer:
     @property
     def revisit_zones(self) -> list[str]:
         return [rz.zone.id for rz in self._revisit]
+
+    def export_revisit(self) -> VisitMemory:
+        """The revisit check's memory after the last visit (every zone + rule, the first captures' pictures)."""
+        with self._lock:
+            zones = {rz.key: rz.checker.export(rz.key) for rz in self._revisit}
+            return VisitMemory(zones, dict(self._evidence))
+
+    def restore_revisit(self, memory: VisitMemory) -> None:
+        """Judge the next visit with ``memory`` (another process made the previous visits).
+
+        Replaces what each zone + rule remembers (a zone + rule that ``memory`` lacks starts
+        empty; one only ``memory`` has is ignored: the scene here decides what is checked).
+        A vehicle already reported elsewhere keeps its incident open from here (its sighting
+        does not qualify again); the pair picture stays with the judge that reported it.
+        """
+        with self._lock:
+            for rz in self._revisit:
+                rz.checker.restore(rz.key, memory.zones.get(rz.key, RevisitMemory()))
+            needed = set().union(*(rz.checker.frame_refs(rz.key) for rz in self._revisit))
+            self._evidence = {ref: jpeg for ref, jpeg in {**memory.evidence, **self._evidence}.items() if ref in needed}
+            remembered = {(rz.key, p.key) for rz in self._revisit for p in rz.checker.parked(rz.key)}
+            for gone in [k for k in self._reported if k not in remembered]:
+                del self._reported[gone]
 
     # ------------------------------------------------------------------ glance
     def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None:
