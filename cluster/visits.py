@@ -19,7 +19,8 @@ never acks, and the visit is redelivered to another worker within ``AckWait``. O
 * anything else (no keyframe in time, inference timed out, the worker stopping): ``nak`` with
   a growing delay, redelivered up to ``max_deliver`` times, then reported and terminated.
 
-Hostile task messages (oversized, malformed, unknown camera) are terminated and counted.
+Hostile task messages (oversized, malformed) are terminated and counted; a task for a camera the
+worker does not know (yet) is retried with backoff like a failed visit, then reported.
 """
 
 from __future__ import annotations
@@ -319,8 +320,6 @@ class VisitConsumer:
             if len(msg.data) > MAX_TASK_BYTES:
                 raise ValueError("oversized")
             task = VisitTask.model_validate_json(msg.data)
-            if self._known is not None and not self._known(task.camera_id):
-                raise ValueError("unknown camera")
         except (ValueError, ValidationError) as exc:
             with self._lock:
                 self.stats.rejected += 1
@@ -336,7 +335,11 @@ class VisitConsumer:
             self.stats.in_flight += 1
             self._running[id(msg)] = (msg, stop)
         try:
-            if self._sink is not None:
+            if self._known is not None and not self._known(task.camera_id):
+                # a camera this worker does not know (yet: added a moment ago, or its settings
+                # not loaded here): retried with backoff, maybe by another worker, then reported
+                result = GlanceResult(task.camera_id, "", time.time(), error_kind="unknown_camera", error="this worker does not know the camera")
+            elif self._sink is not None:
                 with self._sink.visit_scope(task.visit_id):
                     result = self._run(task, stop)
             else:
