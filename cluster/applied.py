@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import BigInteger, Float, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,7 +37,8 @@ class FenceRow(Base):
 
 
 class AppliedLog:
-    """Reads and writes the two tables (one short transaction each call).
+    """Reads and writes the two tables (one short transaction each call; the ``*_all``/``*_among``
+    forms serve a whole fetched batch of observations at once).
 
     Example:
         >>> log = AppliedLog(Database.open("sqlite:///:memory:"))
@@ -55,12 +58,30 @@ class AppliedLog:
             row = s.get(FenceRow, camera_id)
             return int(row.token) if row is not None else 0
 
+    def seen_among(self, msg_ids: Sequence[str]) -> set[str]:
+        """Those of ``msg_ids`` already applied (one query)."""
+        if not msg_ids:
+            return set()
+        with self._db.transaction() as s:
+            return set(s.execute(select(AppliedRow.msg_id).where(AppliedRow.msg_id.in_(set(msg_ids)))).scalars())
+
     def record(self, msg_id: str, camera_id: str, token: int, *, at: float) -> None:
         """Remember ``msg_id`` as applied and raise the camera's fence to ``token`` (never lower it)."""
+        self.record_all([(msg_id, camera_id, token)], at=at)
+
+    def record_all(self, applied: Sequence[tuple[str, str, int]], *, at: float) -> None:
+        """:meth:`record` for several ``(msg_id, camera_id, token)`` in one transaction: all or none."""
+        if not applied:
+            return
+        fences: dict[str, int] = {}
+        for _, camera_id, token in applied:
+            if token > fences.get(camera_id, 0):
+                fences[camera_id] = token
         with self._db.transaction() as s:
-            if s.get(AppliedRow, msg_id) is None:
-                s.add(AppliedRow(msg_id=msg_id, camera_id=camera_id, applied_at=at))
-            if token > 0:
+            ids = {msg_id: camera_id for msg_id, camera_id, _ in applied}
+            known = set(s.execute(select(AppliedRow.msg_id).where(AppliedRow.msg_id.in_(list(ids)))).scalars())
+            s.add_all(AppliedRow(msg_id=msg_id, camera_id=camera_id, applied_at=at) for msg_id, camera_id in ids.items() if msg_id not in known)
+            for camera_id, token in sorted(fences.items()):  # one lock order: no deadlock between two writers
                 fence = s.get(FenceRow, camera_id, with_for_update=True)
                 if fence is None:
                     s.add(FenceRow(camera_id=camera_id, token=token))

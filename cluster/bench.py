@@ -12,7 +12,9 @@ One invocation, all on this machine:
    process (``Service`` + ``ClusterService`` on PostgreSQL, the observation consumer and the
    queue feed: what ``gridworker serve`` runs) and K ``gridworker worker`` processes;
 4. a clean run of ``--cycles`` cycles: ``visits_per_min``, each worker's share of the visits
-   (``share_min``, ``share_max``: 1/K when even);
+   (``share_min``, ``share_max``: 1/K when even), CPU seconds per good visit of the case service
+   and the workers together and per process (``cpu_s_per_visit_by_process``: also nats-server
+   and the RTSP servers); each worker runs ``slots`` visits at once (``cluster.visit_slots``);
 5. a second run in which one worker is killed (SIGKILL) once a third of the visits are done:
    ``failover_s`` (kill → the last visit it held done by another worker),
    ``continuous_reassigned_s`` (kill → its continuous cameras analysed live by other workers,
@@ -64,6 +66,7 @@ class ClusterBenchConfig:
         continuous: continuously watched cameras (placed on the workers; fps ``continuous_fps``).
         cycles: cycles per run.
         slots: visits in flight per worker (the plan's concurrency is K × slots).
+        worker_slots: each worker's ``cluster.visit_slots`` if not ``slots`` (to compare).
         single_concurrency: the single-process run's concurrency.
         database: the case service's PostgreSQL (its schema is emptied).
         kill: run the failover part.
@@ -75,6 +78,7 @@ class ClusterBenchConfig:
     continuous_fps: float = 2.0
     cycles: int = 3
     slots: int = 16
+    worker_slots: int | None = None
     single_concurrency: int = 48
     media: Path | None = None
     synthetic: bool = False
@@ -96,7 +100,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _nats_server(store: Path) -> Iterator[str]:
+def _nats_server(store: Path) -> Iterator[tuple[str, int]]:
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
     port = _free_port()
     proc = subprocess.Popen(
@@ -109,7 +113,7 @@ def _nats_server(store: Path) -> Iterator[str]:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.05)
-        yield f"nats://127.0.0.1:{port}"
+        yield f"nats://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -361,13 +365,14 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
             servers.append(server)
         urls = {cid: servers[i % n_servers].url(cid) for i, cid in enumerate(ids)}
         urls.update({cid: servers[-1].url(cid) for cid in live})
-        nats_url = stack.enter_context(_nats_server(work / "js"))
+        nats_url, nats_pid = stack.enter_context(_nats_server(work / "js"))
         _empty_database(config.database)
         plan = {
             "select": {"camera_ids": ids}, "order": "listed", "cycles": config.cycles, "concurrency": k * config.slots,
             "keyframes": 1, "open_timeout_s": config.open_timeout_s, "keyframe_timeout_s": config.keyframe_timeout_s,
         }
-        cluster = {"nats_url": nats_url, "prefix": "bench", "lease_ttl_s": 6.0, "renew_interval_s": 1.0, "heartbeat_ttl_s": 4.0, "leader_ttl_s": 4.0}
+        cluster = {"nats_url": nats_url, "prefix": "bench", "lease_ttl_s": 6.0, "renew_interval_s": 1.0, "heartbeat_ttl_s": 4.0, "leader_ttl_s": 4.0,
+                   "visit_slots": config.worker_slots or config.slots}
         cameras: list[dict[str, Any]] = [{"id": c, "url": urls[c], "watch": "patrol", "zones": ZONES} for c in ids]
         cameras += [{"id": c, "url": urls[c], "watch": "continuous", "fps": config.continuous_fps, "zones": ZONES} for c in live]
         detector_cfg = {"model": config.model, "threads": config.worker_threads, "max_batch": 8}
@@ -424,8 +429,23 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                     total += t.user + t.system
             return total
 
+        def cpu_by_process() -> dict[str, float]:
+            """CPU seconds so far of every process taking part: the case service, each worker, nats-server, the RTSP servers."""
+            pids: dict[str, int] = {"case_service": os.getpid(), "nats_server": nats_pid}
+            pids.update({wid: p.pid for wid, p in procs.items() if p.poll() is None})
+            pids.update({f"rtsp{i}": s.pid for i, s in enumerate(servers) if s.pid is not None})
+            out: dict[str, float] = {}
+            for name, pid in pids.items():
+                with contextlib.suppress(psutil.Error):
+                    proc = psutil.Process(pid)
+                    # the bench process's children are the other entries: only an RTSP server's own count
+                    children = proc.children(recursive=True) if name.startswith("rtsp") else []
+                    out[name] = sum(t.user + t.system for t in [proc.cpu_times(), *(c.cpu_times() for c in children)])
+            return out
+
         def run_plan(plan_id: str, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
             start_mark = len(feed.finished)
+            by_process0 = cpu_by_process()
             cpu0 = cpu_now()
             t0 = time.time()
             service.patrol.start(plan_id)
@@ -441,6 +461,7 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
             span = max((o.started_at + o.duration_s - t0 for o in ok), default=time.time() - t0)
             finished = list(feed.finished)[start_mark:]
             lost = [o for o in outcomes if o.error_kind == "error" and "no worker" in (o.reason or "")]
+            by_process1 = cpu_by_process()
             return {
                 "finished": run.status().state.value,
                 "visits": len(outcomes),
@@ -449,6 +470,10 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
                 "failed_by_kind": dict(Counter(o.error_kind or "error" for o in outcomes if not o.ok)),
                 "visits_per_min": _r(len(ok) / span * 60.0 if span > 0 else 0.0, 1),
                 "cpu_s_per_visit": _r((cpu_now() - cpu0) / len(ok) if ok else None, 4),
+                # per process (children included; a worker killed mid-run drops out): CPU seconds per good visit
+                "cpu_s_per_visit_by_process": {
+                    name: _r((by_process1[name] - by_process0.get(name, 0.0)) / len(ok) if ok else None, 4) for name in by_process1
+                },
                 # a visit as the plan saw it (queued -> done signal) and as its worker did (open -> judged)
                 "p50_visit_s": _r(_median([o.duration_s for o in ok]), 3),
                 "p50_worker_visit_s": _r(_median([d.total_s for _, d in finished if d.ok]), 3),

@@ -40,6 +40,11 @@ class ClusterConfig(BaseModel):
     heartbeat_ttl_s: float = Field(6.0, ge=1.0, le=300.0, description="A worker without a heartbeat this long is gone.")
     leader_ttl_s: float = Field(6.0, ge=1.0, le=300.0, description="The placement leader's key lapses this long after its renewal.")
     max_cameras_per_worker: int = Field(50, ge=1, le=10_000, description="Most continuous cameras one worker runs.")
+    visit_slots: int = Field(
+        32, ge=1, le=128,
+        description="Patrol visits one worker runs at once (a thread each; a visit mostly waits for its camera's keyframe). "
+        "Default: a patrol plan's default concurrency in one process; workers sharing a machine split it.",
+    )
     connect_timeout_s: float = Field(5.0, gt=0, le=120.0)
     op_timeout_s: float = Field(3.0, gt=0, le=60.0, description="Every NATS call's timeout.")
 

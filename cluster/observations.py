@@ -23,7 +23,9 @@ parse and validate (hostile: refused with ``term``, counted by reason, the consu
 on), skip an id already applied (:class:`~gridworker.cluster.applied.AppliedLog`), refuse a
 lease token below the camera's fence (the highest token accepted, or the current lease's), skip
 a frame older than the camera's last applied one, apply it, record the id and the fence in the
-database, and only then ``ack``. A case service that dies anywhere in that loses nothing: the
+database, and only then ``ack``. A fetched batch (up to 64) is checked against the applied ids
+in one query and recorded in one transaction, then acked: per message that was two database
+transactions, a quarter of the case service's CPU in the cluster bench. A case service that dies anywhere in that loses nothing: the
 message is redelivered; applied again, its incidents are found open under their keys.
 """
 
@@ -36,7 +38,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -427,37 +429,76 @@ class ObservationConsumer:
         self._last_prune = 0.0
         self.stats = ConsumerStats()
 
-    # -- one message ---------------------------------------------------------------------
+    # -- messages ------------------------------------------------------------------------
     def handle(self, raw: bytes) -> str:
         """Apply one message if it should be; returns the :class:`Decision`. Never raises for
         a bad message (a failing incident write does raise: the message is then redelivered)."""
+        outcome = self.handle_all([raw])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def handle_all(self, raws: Sequence[bytes]) -> list[str | Exception]:
+        """:meth:`handle` for a fetched batch, in order: one query for the ids already applied and
+        one transaction recording those applied now (ids and fences) instead of two per message.
+
+        Returns, per message, its :class:`Decision` or the exception that failed it (an incident
+        write, or recording the batch): such a message must be redelivered, not acked. Nothing of
+        the batch counts as applied (ids, fences) before its record is committed.
+        """
+        out: list[str | Exception] = [Decision.REJECTED] * len(raws)
+        parsed: list[tuple[int, Observation]] = []
+        for i, raw in enumerate(raws):
+            try:
+                parsed.append((i, parse_observation(raw)))
+            except WireError as exc:
+                self.stats.reject(exc.reason)
+                log.warning("observation refused: %s", exc)
         try:
-            obs = parse_observation(raw)
-        except WireError as exc:
-            self.stats.reject(exc.reason)
-            log.warning("observation refused: %s", exc)
-            return Decision.REJECTED
-        if obs.id in self._recent or self._applied.seen(obs.id):
-            self.stats.duplicates += 1
-            return Decision.DUPLICATE
-        if self._known is not None and not self._known(obs.camera_id):
-            self.stats.reject("unknown camera")
-            log.warning("observation %s refused: unknown camera", obs.id)
-            return Decision.REJECTED
-        if obs.visit is None and obs.token < self._fence(obs.camera_id):
-            self.stats.reject("stale lease")
-            log.warning("observation %s from %s refused: lease token %d is stale for %s", obs.id, obs.worker, obs.token, obs.camera_id)
-            return Decision.REJECTED
+            seen = self._applied.seen_among([obs.id for _, obs in parsed if obs.id not in self._recent])
+        except Exception as exc:  # the database is away: the whole batch is redelivered
+            for i, _ in parsed:
+                out[i] = exc
+            return out
+        fences: dict[str, int] = {}  # fences raised by this batch, not yet recorded
+        applied: list[tuple[int, Observation, int]] = []
+        batch_ids: set[str] = set()
+        for i, obs in parsed:
+            if obs.id in self._recent or obs.id in seen or obs.id in batch_ids:
+                self.stats.duplicates += 1
+                out[i] = Decision.DUPLICATE
+                continue
+            if self._known is not None and not self._known(obs.camera_id):
+                self.stats.reject("unknown camera")
+                log.warning("observation %s refused: unknown camera", obs.id)
+                continue
+            if obs.visit is None and obs.token < max(self._fence(obs.camera_id), fences.get(obs.camera_id, 0)):
+                self.stats.reject("stale lease")
+                log.warning("observation %s from %s refused: lease token %d is stale for %s", obs.id, obs.worker, obs.token, obs.camera_id)
+                continue
+            try:
+                out[i] = self._apply(obs)
+            except WireError as exc:
+                self.stats.reject(exc.reason)
+                log.warning("observation %s refused: %s", obs.id, exc)
+                continue
+            except Exception as exc:  # the incident write failed: this one is redelivered
+                out[i] = exc
+                continue
+            raise_fence = obs.visit is None and obs.token > max(self._fences.get(obs.camera_id, 0), fences.get(obs.camera_id, 0))
+            if raise_fence:
+                fences[obs.camera_id] = obs.token
+            applied.append((i, obs, obs.token if raise_fence else 0))
+            batch_ids.add(obs.id)
         try:
-            decision = self._apply(obs)
-        except WireError as exc:
-            self.stats.reject(exc.reason)
-            log.warning("observation %s refused: %s", obs.id, exc)
-            return Decision.REJECTED
-        raise_fence = obs.visit is None and obs.token > self._fences.get(obs.camera_id, 0)
-        self._applied.record(obs.id, obs.camera_id, obs.token if raise_fence else 0, at=self._clock())
-        self._remember(obs)
-        return decision
+            self._applied.record_all([(obs.id, obs.camera_id, token) for _, obs, token in applied], at=self._clock())
+        except Exception as exc:  # applied but not recorded: redelivered, applied again (idempotent)
+            for i, _, _ in applied:
+                out[i] = exc
+            return out
+        for _, obs, _ in applied:
+            self._remember(obs)
+        return out
 
     def _fence(self, camera_id: str) -> int:
         fence = self._fences.get(camera_id)
@@ -537,17 +578,30 @@ class ObservationConsumer:
                 log.debug("observation fetch failed: %s", type(exc).__name__)
                 self._stop.wait(0.5)
                 continue
-            for msg in msgs:
-                self._one(msg)
+            if not msgs:
+                continue
+            try:
+                outcomes = self.handle_all([msg.data for msg in msgs])
+            except Exception as exc:  # a fence read failed (database down): the batch is redelivered
+                outcomes = [exc] * len(msgs)
+            self._settle_all(msgs, outcomes)
 
-    def _one(self, msg: Msg) -> None:
-        try:
-            decision = self.handle(msg.data)
-        except Exception:  # the incident write failed (database down): redelivered later
-            log.exception("applying an observation failed; it will be redelivered")
-            settle(self._link, msg.nak, "observation nak")
-            return
-        settle(self._link, msg.term if decision == Decision.REJECTED else msg.ack, "observation ack")
+    def _settle_all(self, msgs: Sequence[Msg], outcomes: Sequence[str | Exception]) -> None:
+        """Ack (term a refused one, nak a failed one) a batch in one trip to the event loop; a
+        lost ack is logged, not raised (redelivered, then skipped as a duplicate)."""
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        if failed:  # the incident write or the record failed (database down): redelivered later
+            log.error("applying %d observation(s) failed; they will be redelivered", len(failed), exc_info=failed[0])
+
+        async def send() -> None:
+            for msg, outcome in zip(msgs, outcomes, strict=True):
+                action = msg.nak if isinstance(outcome, Exception) else msg.term if outcome == Decision.REJECTED else msg.ack
+                try:
+                    await action()
+                except Exception as exc:
+                    log.debug("observation ack failed: %s", type(exc).__name__)
+
+        settle(self._link, send, "observation acks")
 
     def _maybe_prune(self) -> None:
         now = self._clock()

@@ -338,7 +338,7 @@ class VisitConsumer:
             if self._known is not None and not self._known(task.camera_id):
                 # a camera this worker does not know (yet: added a moment ago, or its settings
                 # not loaded here): retried with backoff, maybe by another worker, then reported
-                result = GlanceResult(task.camera_id, "", time.time(), error_kind="unknown_camera", error="this worker does not know the camera")
+                result = GlanceResult(task.camera_id, "", time.time(), error_kind="error", error="unknown camera: this worker does not know it (yet)")
             elif self._sink is not None:
                 with self._sink.visit_scope(task.visit_id):
                     result = self._run(task, stop)
