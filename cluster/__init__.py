@@ -10,6 +10,7 @@ places the cameras. They meet on NATS JetStream:
 * ``placement.py``: rendezvous placement with a per-worker cap (pure);
 * ``worker.py`` / ``serve.py`` / ``api.py`` / ``cli.py``: the two roles, ``/cluster`` and the commands;
 * ``observations.py``, ``wire.py``, ``applied.py``: observations from workers to the case service;
+  ``clips.py``: their evidence clips, through the shared clips folder;
   ``visits.py``: patrol visits as a work queue; ``bench.py``: ``gridworker bench cluster``.
 
 This module imports nothing: ``gridworker.settings`` reads ``config.py`` and ``gridworker run``

@@ -16,6 +16,10 @@ report becomes one message (``cluster/wire.py``: what crosses the wire and why) 
   ``<visit>.<k>``: the same whichever worker does the visit, so a visit redone after its
   worker died is applied once. These are published synchronously; the visit is acked only
   after its observations are stored by JetStream.
+* a continuous camera's frame that may open an incident also gets its evidence clip
+  (:class:`~gridworker.cluster.clips.ClipCutter`, when ``evidence.clips_dir`` is set: the
+  shared folder): cut from the camera's ring once ``clip_post_s`` has passed, then a clip
+  reference (id ``<observation id>.clip``) follows through the same queue.
 
 Case side, :class:`ObservationConsumer` is the one durable pull consumer ``cases`` of that
 stream, feeding the service's one :class:`~gridworker.incidents.IncidentManager`. Per message:
@@ -26,7 +30,9 @@ a frame older than the camera's last applied one, apply it, record the id and th
 database, and only then ``ack``. A fetched batch (up to 64) is checked against the applied ids
 in one query and recorded in one transaction, then acked: per message that was two database
 transactions, a quarter of the case service's CPU in the cluster bench. A case service that dies anywhere in that loses nothing: the
-message is redelivered; applied again, its incidents are found open under their keys.
+message is redelivered; applied again, its incidents are found open under their keys. A clip
+reference is not fenced (its frame was applied before) and goes to ``on_clip``
+(:class:`~gridworker.cluster.clips.ClipAttacher`: the clip recorded for the incidents its frame opened).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from gridworker.vision.analyzer import FrameAnalysis
 from gridworker.vision.observations import IncidentSink, ObjectReport
 
 from .applied import AppliedLog
+from .clips import ClipAttacher, ClipCutter
 from .link import NatsLink
 from .wire import MAX_IMAGE_BYTES, MAX_MESSAGE_BYTES, Observation, WireError, encode_frame, encode_outcome, encode_report, frame_keys, parse_observation, to_analysis, to_report, wire_keys
 
@@ -194,6 +201,8 @@ class ObservationPublisher:
         self._last_keys: dict[str, frozenset[tuple[str, str, str]]] = {}
         self.stats = PublisherStats()
         self._subject = obs_subject(link)
+        #: cuts the evidence clip of each frame that may open an incident (``cluster/clips.py``); None: no clips
+        self.clips: ClipCutter | None = None
         self._thread = threading.Thread(target=self._drain, name="obs-publisher", daemon=True)
         self._thread.start()
 
@@ -221,6 +230,8 @@ class ObservationPublisher:
         obs_id = self._next_id()
         data = encode_frame(analysis, obs_id=obs_id, worker=self._worker, token=token, visit=None, sent_at=self._clock(), partial=partial, jpeg=jpeg)
         self._enqueue(_Pending(obs_id, data))
+        if new_keys and self.clips is not None:  # it may open an incident: its clip follows once cut
+            self.clips.request(cam, obs_id, token, float(analysis.frame.ts), int(analysis.frame.seq))
 
     def report(self, report: ObjectReport) -> None:
         scope: _VisitScope | None = getattr(self._local, "scope", None)
@@ -253,9 +264,15 @@ class ObservationPublisher:
         )
         self._publish_now(f"{visit_id}.outcome", data)
 
+    def send_later(self, msg_id: str, data: bytes) -> None:
+        """Queue one ready message (a clip reference) behind the continuous observations."""
+        self._enqueue(_Pending(msg_id, data))
+
     def close(self, timeout: float = 5.0) -> None:
-        """Publish what is queued (up to ``timeout``), then stop the publisher thread."""
+        """Cut the pending clips, publish what is queued (up to ``timeout``), then stop the publisher thread."""
         deadline = time.monotonic() + timeout
+        if self.clips is not None:
+            self.clips.stop(timeout / 2)
         with self._cond:
             while self._queue and time.monotonic() < deadline:
                 self._cond.wait(0.05)
@@ -345,7 +362,15 @@ class ObservationPublisher:
 def build_worker_sink(ctx: WorkerContext) -> ObservationPublisher:
     """The worker's incident sink (``gridworker worker``): the observations stream exists first."""
     ctx.link.call(lambda: ensure_obs_stream(ctx.link.js, ctx.link.name("obs"), obs_subject(ctx.link)))
-    return ObservationPublisher(ctx.link, ctx.worker_id, ctx.leases.token)
+    sink = ObservationPublisher(ctx.link, ctx.worker_id, ctx.leases.token)
+    evidence = ctx.settings.evidence
+    if evidence.clips and evidence.clips_dir is not None:  # clips only into a folder set explicitly (the shared mount)
+        sink.clips = ClipCutter(
+            evidence.clips_dir, ctx.worker_id, ctx.packet_ring, sink.send_later, pre_s=evidence.clip_pre_s, post_s=evidence.clip_post_s,
+            min_free_bytes=int(evidence.min_free_mb * 1e6),
+        )
+        sink.clips.start()
+    return sink
 
 
 # -- case side --------------------------------------------------------------------------
@@ -365,6 +390,7 @@ class ConsumerStats:
     duplicates: int = 0
     late: int = 0
     outcomes: int = 0
+    clips: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -390,6 +416,7 @@ class ObservationConsumer:
             leases bucket; an observation below it is stale.
         known_camera: whether the camera exists (an unknown one is refused).
         on_outcome: told each patrol visit outcome a worker reported (an offline camera).
+        on_clip: told each clip reference (``ClipAttacher.attach``); a :class:`WireError` it raises refuses it.
         batch: messages fetched at once.
         keep_s: applied ids are remembered this long.
 
@@ -407,6 +434,7 @@ class ObservationConsumer:
         lease_token: Callable[[str], int | None] | None = None,
         known_camera: Callable[[str], bool] | None = None,
         on_outcome: Callable[[Observation], None] | None = None,
+        on_clip: Callable[[Observation], object] | None = None,
         batch: int = 64,
         keep_s: float = 7 * 86_400.0,
         clock: Callable[[], float] = time.time,
@@ -417,6 +445,7 @@ class ObservationConsumer:
         self._lease_token = lease_token
         self._known = known_camera
         self._on_outcome = on_outcome
+        self._on_clip = on_clip
         self._batch = batch
         self._keep_s = keep_s
         self._clock = clock
@@ -472,7 +501,8 @@ class ObservationConsumer:
                 self.stats.reject("unknown camera")
                 log.warning("observation %s refused: unknown camera", obs.id)
                 continue
-            if obs.visit is None and obs.token < max(self._fence(obs.camera_id), fences.get(obs.camera_id, 0)):
+            fenced = obs.visit is None and obs.clip is None  # a clip reference belongs to a frame applied before
+            if fenced and obs.token < max(self._fence(obs.camera_id), fences.get(obs.camera_id, 0)):
                 self.stats.reject("stale lease")
                 log.warning("observation %s from %s refused: lease token %d is stale for %s", obs.id, obs.worker, obs.token, obs.camera_id)
                 continue
@@ -485,7 +515,7 @@ class ObservationConsumer:
             except Exception as exc:  # the incident write failed: this one is redelivered
                 out[i] = exc
                 continue
-            raise_fence = obs.visit is None and obs.token > max(self._fences.get(obs.camera_id, 0), fences.get(obs.camera_id, 0))
+            raise_fence = fenced and obs.token > max(self._fences.get(obs.camera_id, 0), fences.get(obs.camera_id, 0))
             if raise_fence:
                 fences[obs.camera_id] = obs.token
             applied.append((i, obs, obs.token if raise_fence else 0))
@@ -517,6 +547,14 @@ class ObservationConsumer:
             if self._on_outcome is not None:
                 self._on_outcome(obs)
             return Decision.OUTCOME
+        if obs.clip is not None:
+            self.stats.clips += 1
+            if self._on_clip is not None:
+                self._on_clip(obs)
+            else:
+                log.info("clip reference %s ignored: clips are off here", obs.id)
+            self.stats.applied += 1
+            return Decision.APPLIED
         if obs.frame is not None:
             last = self._last_ts.get(obs.camera_id)
             if obs.visit is None and last is not None and obs.frame.ts < last:
@@ -535,7 +573,7 @@ class ObservationConsumer:
         return Decision.APPLIED
 
     def _remember(self, obs: Observation) -> None:
-        if obs.visit is None and obs.token > self._fences.get(obs.camera_id, 0):
+        if obs.visit is None and obs.clip is None and obs.token > self._fences.get(obs.camera_id, 0):
             self._fences[obs.camera_id] = obs.token
         self._recent[obs.id] = None
         while len(self._recent) > 100_000:
@@ -634,6 +672,10 @@ def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
             return False
         return True
 
-    consumer = ObservationConsumer(ctx.link, service.incidents, service.db, known_camera=known)
+    evidence = ctx.settings.evidence
+    attacher = ClipAttacher(service.store, evidence.resolve_clips_dir(ctx.settings.database.url)) if evidence.clips else None
+    consumer = ObservationConsumer(
+        ctx.link, service.incidents, service.db, known_camera=known, on_clip=attacher.attach if attacher is not None else None
+    )
     consumer.start()
     return consumer

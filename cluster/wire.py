@@ -12,7 +12,8 @@ Evidence bytes travel inside the message (JetStream keeps them in its file store
 case service has committed and acked): the frame's JPEG when the frame may open an incident (a
 verdict key active now that was not on the camera's previous message), a report's own snapshot.
 Everything else (a frame with nothing active, a frame whose active keys were already active) is
-a few hundred bytes.
+a few hundred bytes. Evidence clips do not travel inside: a clip reference (:class:`WireClip`)
+names the file the worker wrote in the shared clips folder (``cluster/clips.py``).
 
 Every message is hostile to the receiver: :func:`parse_observation` caps the raw size, the
 JSON depth, every list and string, checks the version, the ids, that indices point into the
@@ -43,11 +44,13 @@ from gridworker.vision.rules.base import Hit, RuleResult
 from gridworker.vision.zones import Zone
 
 __all__ = [
+    "MAX_CLIP_BYTES",
     "MAX_IMAGE_BYTES",
     "MAX_MESSAGE_BYTES",
     "WIRE_VERSION",
     "Observation",
     "WireError",
+    "encode_clip",
     "encode_frame",
     "encode_outcome",
     "encode_report",
@@ -64,11 +67,15 @@ MAX_IMAGE_BYTES = 600_000
 #: Largest frame a JPEG may declare (pixels), checked before decoding.
 MAX_PIXELS = 4096 * 4096
 MAX_JSON_DEPTH = 12
+#: Largest evidence clip a clip reference may name (bytes; a camera's ring holds at most 1 GB).
+MAX_CLIP_BYTES = 256_000_000
 _MAX_BOXES = 1024
 _MAX_VERDICTS = 512
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+#: a clip's path relative to the clips folder: folders and a name of safe characters ('..' is refused apart)
+_CLIP_PATH = r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+){0,7}$"
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Short = Annotated[str, Field(max_length=200)]
@@ -210,6 +217,30 @@ class WireOutcome(_Wire):
     deliveries: int = Field(1, ge=1, le=1000)
 
 
+class WireClip(_Wire):
+    """The evidence clip of a frame that may have opened incidents (``of``: that frame's
+    observation id), cut by the worker from the camera's packet ring into the shared clips
+    folder; or why it was not (``missing``). ``path`` is relative to the clips folder and is
+    checked again against the file system by the case service (``cluster/clips.py``)."""
+
+    of: Annotated[str, Field(pattern=_ID)]
+    opened_at: Finite = Field(gt=0)
+    frame_seq: int = Field(ge=0, le=2**62)
+    path: Annotated[str, Field(max_length=400, pattern=_CLIP_PATH)] | None = None
+    size_bytes: int = Field(0, ge=0, le=MAX_CLIP_BYTES)
+    duration_s: Finite = Field(0.0, ge=0, le=3_600)
+    offset_s: Finite = Field(0.0, ge=-3_600, le=3_600)
+    missing: Text | None = None
+
+    @model_validator(mode="after")
+    def _path_or_reason(self) -> WireClip:
+        if (self.path is None) == (self.missing is None):
+            raise ValueError("a clip reference needs exactly one of path, missing")
+        if self.path is not None and (self.size_bytes < 1 or any(part in (".", "..") for part in self.path.split("/"))):
+            raise ValueError("a clip path needs a size and no '.' or '..' parts")
+        return self
+
+
 class Observation(_Wire):
     """One message on the observations stream.
 
@@ -220,6 +251,8 @@ class Observation(_Wire):
         token: the camera lease's fencing token (0 inside a patrol visit: those are fenced by
             ``visit``, whose ids are the same whichever worker does the visit).
         visit: ``plan:cycle:camera`` when made inside a patrol visit.
+        clip: a clip reference (continuous cameras): it carries the token of the frame it
+            belongs to and is not fenced (the clip is evidence of a frame already applied).
     """
 
     v: Literal[1]
@@ -232,11 +265,12 @@ class Observation(_Wire):
     frame: WireFrame | None = None
     report: WireReport | None = None
     outcome: WireOutcome | None = None
+    clip: WireClip | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> Observation:
-        if sum(x is not None for x in (self.frame, self.report, self.outcome)) != 1:
-            raise ValueError("exactly one of frame, report, outcome")
+        if sum(x is not None for x in (self.frame, self.report, self.outcome, self.clip)) != 1:
+            raise ValueError("exactly one of frame, report, outcome, clip")
         if self.token == 0 and self.visit is None:
             raise ValueError("an observation outside a visit needs its lease token")
         return self
@@ -427,6 +461,30 @@ def encode_outcome(
     """A patrol visit's outcome (sent for a visit given up: the camera offline)."""
     body = {"ok": ok, "error_kind": error_kind, "reason": (reason or "")[:2000] or None, "deliveries": max(1, min(deliveries, 1000))}
     return _dumps({**_envelope(obs_id, worker, camera_id, 0, visit, sent_at), "outcome": body})
+
+
+def encode_clip(
+    camera_id: str,
+    *,
+    obs_id: str,
+    worker: str,
+    token: int,
+    sent_at: float,
+    of: str,
+    opened_at: float,
+    frame_seq: int,
+    path: str | None = None,
+    size_bytes: int = 0,
+    duration_s: float = 0.0,
+    offset_s: float = 0.0,
+    missing: str | None = None,
+) -> bytes:
+    """A clip reference: the clip of observation ``of`` at ``path`` (relative to the clips folder), or why there is none."""
+    body = {
+        "of": of, "opened_at": float(opened_at), "frame_seq": int(frame_seq), "path": path, "size_bytes": int(size_bytes),
+        "duration_s": float(duration_s), "offset_s": float(offset_s), "missing": None if missing is None else missing[:2000],
+    }
+    return _dumps({**_envelope(obs_id, worker, camera_id, token, None, sent_at), "clip": body})
 
 
 # -- wire -> domain (the case service) --------------------------------------------------------

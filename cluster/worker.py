@@ -45,7 +45,7 @@ from gridworker.metrics import Metrics
 from gridworker.models.base import Detector
 from gridworker.patrol.config import PatrolTarget
 from gridworker.settings import CameraConfig, Settings
-from gridworker.streams.evidence import RingBudget
+from gridworker.streams.evidence import PacketRing, RingBudget
 from gridworker.streams.health import StreamState
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
@@ -94,6 +94,8 @@ class WorkerContext:
     metrics: Metrics
     #: count one patrol visit done (shown in the heartbeat's ``visits``)
     visit_done: Callable[[], None]
+    #: camera id -> the packet ring of a camera running here, or None (evidence clips, cluster/clips.py)
+    packet_ring: Callable[[str], PacketRing | None] = lambda _camera_id: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,8 @@ class WorkerProcess:
         self._visits_done = 0
         self._visits_lock = threading.Lock()
         self.context = WorkerContext(
-            self.worker_id, self.instance, settings, cfg, self.bridge, self.link, self.leases, self.metrics, self._visit_done
+            self.worker_id, self.instance, settings, cfg, self.bridge, self.link, self.leases, self.metrics, self._visit_done,
+            self._packet_ring,
         )
         self._sink_factory = sink_factory
         self._visits_factory = visits_factory
@@ -246,6 +249,10 @@ class WorkerProcess:
             self.link.call(lambda: kv.delete(self.worker_id))
         except Exception as exc:  # it ages out within heartbeat_ttl_s
             log.debug("heartbeat not withdrawn: %s", type(exc).__name__)
+
+    def _packet_ring(self, camera_id: str) -> PacketRing | None:
+        registry = self._registry
+        return registry.packet_ring(camera_id) if registry is not None else None
 
     def _visit_done(self) -> None:
         with self._visits_lock:

@@ -23,17 +23,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from gridworker.streams.evidence import PacketRing, write_mp4
 
-from .store import Incident, IncidentClip, IncidentStore
+from .store import Incident, IncidentClip
 from .trail import TrackTrail
 
-__all__ = ["ClipRecorder"]
+__all__ = ["ClipBook", "ClipRecorder"]
 
 log = logging.getLogger(__name__)
 
 RingLookup = Callable[[str], PacketRing | None]
+
+
+class ClipBook(Protocol):
+    """Where a recorder records its clips: the :class:`IncidentStore` (a cluster worker hands
+    them to the case service instead, ``cluster/clips.py``)."""
+
+    def add_clip(
+        self, incident_id: int, *, path: str, size_bytes: int, duration_s: float, offset_s: float, created_at: float,
+        tracks: list[dict[str, Any]] | None = None,
+    ) -> IncidentClip: ...
+
+    def clip_missing(self, incident_id: int, reason: str, *, at: float) -> bool: ...
 
 
 @dataclass(order=True, slots=True)
@@ -50,6 +63,7 @@ class ClipRecorder:
 
     Args:
         store: where clips are recorded (``incident_clips``).
+        file_name: the clip's file name in ``clips_dir``, from the incident id (``<id>.mp4``).
         ring_for: camera id → its :class:`PacketRing`, or None (camera removed, or its
             clips are off). Looked up when the clip is cut, not when the incident opens.
         clips_dir: folder of the MP4 files (created when needed).
@@ -74,7 +88,7 @@ class ClipRecorder:
 
     def __init__(
         self,
-        store: IncidentStore,
+        store: ClipBook,
         ring_for: RingLookup,
         clips_dir: str | Path,
         *,
@@ -85,6 +99,7 @@ class ClipRecorder:
         max_pending: int = 1000,
         min_free_bytes: int = 0,
         trail: TrackTrail | None = None,
+        file_name: Callable[[int], str] = "{}.mp4".format,
     ) -> None:
         if pre_s < 0 or post_s < 0:
             raise ValueError("pre_s and post_s must be >= 0")
@@ -98,6 +113,7 @@ class ClipRecorder:
         self.max_pending = max_pending
         self.min_free_bytes = int(min_free_bytes)
         self.trail = trail
+        self.file_name = file_name
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -227,7 +243,7 @@ class ClipRecorder:
             self._missing(job, problem)
             return None
         try:
-            path = write_mp4(clip, self.clips_dir / f"{job.incident_id}.mp4")
+            path = write_mp4(clip, self.clips_dir / self.file_name(job.incident_id))
         except OSError as exc:  # ENOSPC and other file-system failures (PyAV's own OSError too)
             log.error("incident %s: clip not written to %s: %s", job.incident_id, self.clips_dir, exc)
             self._missing(job, f"the clip could not be written ({_why(exc)})")

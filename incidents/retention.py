@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 DAY_S = 86_400.0
 STRAY_AGE_S = 3600.0  # a file younger than this may be a clip being written or just recorded
 _CLIP_NAME = re.compile(r"^\d+\.mp4$")  # what ClipRecorder writes: <incident id>.mp4
-_PART_NAME = re.compile(r"^\.\d+\.mp4\.\d+\.\d+\.part$")  # write_mp4's temporary name
+_PART_NAME = re.compile(r"^\.[A-Za-z0-9_.:-]+\.mp4\.\d+\.\d+\.part$")  # write_mp4's temporary name
+_CLUSTER_DIR = "cluster"  # cluster/clips.py CLUSTER_DIR: clips_dir/cluster/<worker>/<observation id>.mp4
+_CLUSTER_CLIP_NAME = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]*\.mp4$")
 
 
 class RetentionConfig(BaseModel):
@@ -164,19 +166,39 @@ def prune_clips(
 
 
 def _sweep(clips_dir: Path, store: IncidentStore, now: float) -> int:
-    """Delete, in ``clips_dir`` only (not below), clip files no row names and temporary files
-    of interrupted writes, once they are an hour old. Other files are never touched."""
+    """Delete clip files no row names and temporary files of interrupted writes, once they are
+    an hour old: in ``clips_dir`` itself (``<incident id>.mp4``) and in the cluster workers'
+    folders ``clips_dir/cluster/<worker>/`` (``<observation id>.mp4``, cluster/clips.py: a
+    worker's clip whose reference never reached the case service). Other files are never
+    touched, and nothing else below ``clips_dir`` is read."""
+    named = {os.path.realpath(p) for p in store.clip_paths()}
+    swept = _sweep_folder(clips_dir, _CLIP_NAME, named, now)
+    for worker in _subfolders(clips_dir / _CLUSTER_DIR):
+        swept += _sweep_folder(worker, _CLUSTER_CLIP_NAME, named, now)
+    return swept
+
+
+def _subfolders(folder: Path) -> list[Path]:
     try:
-        entries = list(os.scandir(clips_dir))
+        return [Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        log.error("retention: cannot list the clip folder %s: %s", folder, exc)
+        return []
+
+
+def _sweep_folder(folder: Path, clip_name: re.Pattern[str], named: set[str], now: float) -> int:
+    try:
+        entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return 0
     except OSError as exc:
-        log.error("retention: cannot list the clip folder %s: %s", clips_dir, exc)
+        log.error("retention: cannot list the clip folder %s: %s", folder, exc)
         return 0
-    named = {os.path.realpath(p) for p in store.clip_paths()}
     swept = 0
     for entry in entries:
-        stray_clip = _CLIP_NAME.match(entry.name) is not None
+        stray_clip = clip_name.match(entry.name) is not None
         if not (stray_clip or _PART_NAME.match(entry.name)):
             continue
         try:
