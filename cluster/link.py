@@ -140,15 +140,17 @@ class NatsLink:
         )
         self._js = self._nc.jetstream(timeout=cfg.op_timeout_s)
         self._buckets = Buckets(
-            leases=await self._bucket("leases", cfg.lease_ttl_s),
-            workers=await self._bucket("workers", cfg.heartbeat_ttl_s),
-            leader=await self._bucket("leader", cfg.leader_ttl_s),
-            cameras=await self._bucket("cameras", None),
-            assign=await self._bucket("assign", None),
-            drain=await self._bucket("drain", None),
+            leases=await self.open_bucket("leases", cfg.lease_ttl_s),
+            workers=await self.open_bucket("workers", cfg.heartbeat_ttl_s),
+            leader=await self.open_bucket("leader", cfg.leader_ttl_s),
+            cameras=await self.open_bucket("cameras", None),
+            assign=await self.open_bucket("assign", None),
+            drain=await self.open_bucket("drain", None),
         )
 
-    async def _bucket(self, suffix: str, ttl: float | None) -> KeyValue:
+    async def open_bucket(self, suffix: str, ttl: float | None, max_value_size: int = 256 * 1024) -> KeyValue:
+        """The KV bucket ``<prefix>_<suffix>``, created when missing (file storage, one revision
+        kept, keys aging out after ``ttl`` seconds when given, values capped). Run on the bridge."""
         js = self.js
         name = self.name(suffix)
         try:
@@ -156,7 +158,7 @@ class NatsLink:
         except BucketNotFoundError:
             pass
         return await js.create_key_value(
-            KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, max_value_size=256 * 1024)
+            KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, max_value_size=max_value_size)
         )
 
     def close(self, timeout: float = 5.0) -> None:

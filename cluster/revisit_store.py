@@ -45,8 +45,7 @@ from typing import Annotated, Literal
 import cv2
 import numpy as np
 import supervision as sv
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -247,18 +246,8 @@ class RevisitStore:
         """The bucket (created on first use: file storage, one revision kept, values capped)."""
         with self._lock:
             if self._kv is None:
-                link, name, ttl = self._link, self._link.name("revisit"), self._ttl_s
-
-                async def open_bucket() -> KeyValue:
-                    try:
-                        return await link.js.key_value(name)
-                    except BucketNotFoundError:
-                        pass
-                    return await link.js.create_key_value(
-                        KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, max_value_size=MAX_VALUE_BYTES)
-                    )
-
-                self._kv = link.call(open_bucket)
+                link, ttl = self._link, self._ttl_s
+                self._kv = link.call(lambda: link.open_bucket("revisit", ttl, MAX_VALUE_BYTES))
             return self._kv
 
     def read(self, camera_id: str) -> tuple[int, bytes] | None:
@@ -359,12 +348,18 @@ class SharedRevisitJudge:
             self._load(revision, value)
         return revision
 
-    def _load(self, revision: int, value: bytes) -> None:
+    def _decode(self, revision: int, value: bytes) -> VisitMemory | None:
+        """The stored memory, or None (logged and counted) when the value is refused as bad."""
         try:
-            memory = decode_memory(self.camera_id, value)
+            return decode_memory(self.camera_id, value)
         except BadMemory as exc:
             self.bad += 1
             log.warning("revisit memory of %s ignored (revision %d): %s", self.camera_id, revision, exc)
+            return None
+
+    def _load(self, revision: int, value: bytes) -> None:
+        memory = self._decode(revision, value)
+        if memory is None:
             return
         self.inner.restore_revisit(memory)
         self._revision = revision
@@ -399,11 +394,7 @@ class SharedRevisitJudge:
         if current is None:
             return None
         revision, value = current
-        try:
-            theirs = decode_memory(self.camera_id, value)
-        except BadMemory as exc:
-            self.bad += 1
-            log.warning("revisit memory of %s ignored (revision %d): %s", self.camera_id, revision, exc)
-            return revision
-        self.inner.restore_revisit(merge_visit_memories(self.inner.export_revisit(), theirs))
+        theirs = self._decode(revision, value)
+        if theirs is not None:
+            self.inner.restore_revisit(merge_visit_memories(self.inner.export_revisit(), theirs))
         return revision
