@@ -37,21 +37,17 @@ class FenceRow(Base):
 
 
 class AppliedLog:
-    """Reads and writes the two tables (one short transaction each call; the ``*_all``/``*_among``
-    forms serve a whole fetched batch of observations at once).
+    """Reads and writes the two tables, a whole fetched batch of observations at a time (one
+    short transaction each call).
 
     Example:
         >>> log = AppliedLog(Database.open("sqlite:///:memory:"))
-        >>> log.record("w1.a.1", "cam1", 7, at=1.0); log.seen("w1.a.1"), log.fence("cam1")
-        (True, 7)
+        >>> log.record_all([("w1.a.1", "cam1", 7)], at=1.0); log.seen_among(["w1.a.1", "w1.a.2"]), log.fence("cam1")
+        ({'w1.a.1'}, 7)
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    def seen(self, msg_id: str) -> bool:
-        with self._db.transaction() as s:
-            return s.get(AppliedRow, msg_id) is not None
 
     def fence(self, camera_id: str) -> int:
         with self._db.transaction() as s:
@@ -65,12 +61,9 @@ class AppliedLog:
         with self._db.transaction() as s:
             return set(s.execute(select(AppliedRow.msg_id).where(AppliedRow.msg_id.in_(set(msg_ids)))).scalars())
 
-    def record(self, msg_id: str, camera_id: str, token: int, *, at: float) -> None:
-        """Remember ``msg_id`` as applied and raise the camera's fence to ``token`` (never lower it)."""
-        self.record_all([(msg_id, camera_id, token)], at=at)
-
     def record_all(self, applied: Sequence[tuple[str, str, int]], *, at: float) -> None:
-        """:meth:`record` for several ``(msg_id, camera_id, token)`` in one transaction: all or none."""
+        """Remember each ``(msg_id, camera_id, token)`` as applied and raise each camera's fence
+        to its highest ``token`` (never lower it), in one transaction: all or none."""
         if not applied:
             return
         fences: dict[str, int] = {}
