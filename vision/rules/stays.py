@@ -345,7 +345,7 @@ class StayTracker:
             moving_from = o.moved_since if o.moved_since is not None else o.last_seen  # set by _moved
             box = o.placed if o.placed is not None else o.box  # its size where it stood
             height, width = max(float(box[3] - box[1]), 1.0), max(float(box[2] - box[0]), 1.0)
-            reach, tol = self.max_movement * height, 1.0 + self.size_tolerance
+            reach = self.max_movement * height
             fits = [
                 p
                 for p in present.values()
@@ -353,8 +353,7 @@ class StayTracker:
                 and o.since < p.since <= moving_from
                 and _dist(p.anchor, o.anchor) <= reach
                 and _dist(p.point, o.anchor) <= reach
-                and _ratio(p.height, height) <= tol
-                and _ratio(p.width, width) <= tol
+                and self._same_size(p, height, width)
             ]
             if fits:
                 self._inherit(min(fits, key=lambda p: _dist(p.anchor, o.anchor)), o)
@@ -400,6 +399,11 @@ class StayTracker:
             taken.add(oid)
             done.add(pid)
 
+    def _same_size(self, p: Stay, height: float, width: float) -> bool:
+        """``p``'s box is within ``size_tolerance`` of ``height`` x ``width`` both ways."""
+        tol = 1.0 + self.size_tolerance
+        return _ratio(p.height, height) <= tol and _ratio(p.width, width) <= tol
+
     def _may_take_over(self, p: Stay, o: Stay, *, late: bool = False) -> bool:
         """Whether ``p`` (a present stay) may continue ``o`` (one unseen, or dormant when ``late``)."""
         if o.since >= p.since:  # only an older stay is worth inheriting
@@ -408,8 +412,7 @@ class StayTracker:
             return False
         if _dist(p.origin, o.point) > self.rejoin_distance * o.height:  # began somewhere else
             return False
-        tol = 1.0 + self.size_tolerance
-        if not (_ratio(p.height, o.height) <= tol and _ratio(p.width, o.width) <= tol):
+        if not self._same_size(p, o.height, o.width):
             return False
         return self.max_movement is None or _dist(p.point, o.anchor) <= self.max_movement * o.height
 
