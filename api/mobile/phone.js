@@ -235,6 +235,9 @@ async function flush() {
 function listen() {
   if (events) events.close();
   events = new EventSource("/console/events");
+  // the list is read again each time the stream (re)opens: an assignment made after the first
+  // read but before the stream was listening, or while it was reconnecting, is not missed
+  events.onopen = () => { loadCases().catch(() => {}); };
   events.onmessage = async (m) => {
     const before = new Set(cases.map((c) => c.incident_id));
     await loadCases();
