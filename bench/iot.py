@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,20 +35,24 @@ import paho.mqtt.client as mqtt
 import supervision as sv
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gridworker.iot.simulate import SimConfig, run_simulation, sim_devices
+
 __all__ = ["IotBenchConfig", "format_summary", "run_iot_bench"]
 
 
 @dataclass(frozen=True, slots=True)
 class IotBenchConfig:
-    devices: int = 1000
-    seconds: float = 30.0
-    interval_s: float = 10.0
-    burst_every_s: float = 2.0
-    burst_devices: int = 5
-    malformed_share: float = 0.01
-    host: str = "127.0.0.1"
-    port: int = 1883
-    settle_s: float = 30.0  # longest wait, after the last message, for cases and webhooks
+    """What ``bench iot`` runs.
+
+    Attributes:
+        traffic: the devices' traffic and the broker, as ``gridworker iot simulate`` publishes
+            it (its topic and restore delay are the bench's own; the rest is taken as given).
+        settle_s: longest wait, after the last message, for cases and webhooks.
+        workdir: where the service's database goes (default: a temporary folder).
+    """
+
+    traffic: SimConfig = SimConfig(devices=1000, burst_every_s=2.0, burst_devices=5, malformed_share=0.01)
+    settle_s: float = 30.0
     workdir: Path | None = None
 
 
@@ -103,11 +107,11 @@ def _p95_ms(values: list[float]) -> float | None:
 
 
 def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from gridworker.iot.simulate import SimConfig, run_simulation, sim_devices
     from gridworker.service import Service
     from gridworker.settings import Settings
 
     say = progress or (lambda _m: None)
+    traffic = config.traffic
     # one line per webhook POST and per case would drown the progress lines
     quiet = [logging.getLogger(n) for n in ("httpx", "gridworker.incidents.manager")]
     levels = [q.level for q in quiet]
@@ -115,7 +119,7 @@ def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None
         q.setLevel(logging.WARNING)
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     prefix, client_id = f"gw-bench-iot/{tag}", f"gw-bench-iot-{tag}"
-    devices = sim_devices(config.devices)
+    devices = sim_devices(traffic.devices, prefix=traffic.prefix, types=traffic.types)
     receiver = _Receiver()
     with tempfile.TemporaryDirectory(prefix="gw-bench-iot-") as tmp:
         workdir = config.workdir or Path(tmp)
@@ -124,10 +128,10 @@ def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None
             evidence={"clips": False},
             forwarding={"destinations": [{"kind": "webhook", "name": "bench", "url": receiver.url, "secret": "bench-iot-secret", "timeout_s": 5}], "poll_interval_s": 0.2},
             iot={
-                "broker": {"host": config.host, "port": config.port, "client_id": client_id},
+                "broker": {"host": traffic.host, "port": traffic.port, "client_id": client_id},
                 "topic_pattern": f"{prefix}/{{device_id}}/up",
-                "devices": [{"id": d.id, "type": d.mapping.type, "heartbeat_s": config.interval_s} for d in devices],
-                "max_devices": max(config.devices, 1),
+                "devices": [{"id": d.id, "type": d.mapping.type, "heartbeat_s": traffic.interval_s} for d in devices],
+                "max_devices": max(traffic.devices, 1),
             },
         )
         service = Service(settings, _NoCameras())
@@ -145,16 +149,9 @@ def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None
             while not service.iot.connected and time.time() < deadline:
                 time.sleep(0.05)
             if not service.iot.connected:
-                raise RuntimeError(f"the service could not subscribe at {config.host}:{config.port}")
-            say(f"{config.devices} devices, {config.seconds:g} s, one message per {config.interval_s:g} s each")
-            sim = run_simulation(
-                SimConfig(
-                    host=config.host, port=config.port, topic_pattern=settings.iot.topic_pattern, devices=config.devices,
-                    seconds=config.seconds, interval_s=config.interval_s, burst_every_s=config.burst_every_s,
-                    burst_devices=config.burst_devices, malformed_share=config.malformed_share, restore_after_s=3.0,
-                ),
-                progress=say,
-            )
+                raise RuntimeError(f"the service could not subscribe at {traffic.host}:{traffic.port}")
+            say(f"{traffic.devices} devices, {traffic.seconds:g} s, one message per {traffic.interval_s:g} s each")
+            sim = run_simulation(replace(traffic, topic_pattern=settings.iot.topic_pattern, restore_after_s=3.0), progress=say)
             say(f"published {sim.messages} messages; waiting for the ingest and the webhook")
             end = time.time() + config.settle_s
             while time.time() < end:
@@ -171,7 +168,7 @@ def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None
             service.stop()
             service.db.close()
             receiver.close()
-            _forget_session(config.host, config.port, client_id)
+            _forget_session(traffic.host, traffic.port, client_id)
             for q, level in zip(quiet, levels):
                 q.setLevel(level)
     # pair each burst with the case it opened (bursts of one device + alarm come one after another)
@@ -194,8 +191,8 @@ def run_iot_bench(config: IotBenchConfig, progress: Callable[[str], None] | None
                 to_hook.append(hook - t0)
     cases_opened = sum(len(c) for c in opened.values())
     return {
-        "devices": config.devices,
-        "seconds": config.seconds,
+        "devices": traffic.devices,
+        "seconds": traffic.seconds,
         "messages": sim.messages,
         "ingested": seen,
         "malformed": sim.malformed,

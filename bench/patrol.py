@@ -44,7 +44,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # imported lazily at run time (the bench's start-up stays lig
     from gridworker.vision.analyzer import CameraAnalyzer
     from gridworker.vision.config import ZoneConfig
 
-__all__ = ["TARGET_CAMERAS", "TARGET_VISITS_PER_MIN", "PatrolBenchConfig", "format_summary", "run_patrol_bench"]
+__all__ = ["TARGET_CAMERAS", "TARGET_VISITS_PER_MIN", "PatrolBenchConfig", "PhasedClips", "format_summary", "run_patrol_bench"]
 
 TARGET_VISITS_PER_MIN = 2000.0
 TARGET_CAMERAS = 400
@@ -84,16 +84,35 @@ SYNTHETIC_FPS = 25
 
 
 @dataclass
-class PatrolBenchConfig:
-    """What ``bench patrol`` runs.
+class PhasedClips:
+    """The clips a patrol bench serves (:func:`prepare_clips`), alike in ``bench patrol`` and
+    ``bench cluster`` (which runs ``bench patrol`` on the same clips as its single-process figure).
+
+    Attributes:
+        media: folder of H.264 clips; None: ``../shared/media`` if present, else generated.
+        synthetic: use generated clips even when media exists.
+        phases: phase-shifted copies made of each clip.
+        clip_seconds: length of each phase copy (the server loops it).
+    """
+
+    media: Path | None = None
+    synthetic: bool = False
+    phases: int = 8
+    clip_seconds: float = 30.0
+
+    def clip_settings(self) -> dict[str, Any]:
+        """These four settings by name, to hand them on to another bench's config."""
+        return {f.name: getattr(self, f.name) for f in fields(PhasedClips)}
+
+
+@dataclass
+class PatrolBenchConfig(PhasedClips):
+    """What ``bench patrol`` runs (the clips: :class:`PhasedClips`).
 
     Attributes:
         cameras: N, distinct camera URLs visited once each.
-        media: folder of H.264 clips; None: ``../shared/media`` if present, else generated.
-        synthetic: use generated clips even when media exists.
         concurrency: visits in flight at once.
         servers: RTSP server processes the mounts are spread over (0: 1 per 100 cameras, 1..4).
-        phases: phase-shifted copies made of each clip.
         keyframes: keyframes per glance.
         naive_cameras: how many cameras the naive sequential patrol visits (0: skip it).
         model / threads / max_batch: the detector (as in the ``detector`` settings).
@@ -101,7 +120,6 @@ class PatrolBenchConfig:
         stagger_s: least gap between two visit starts.
         patrol_batch_slots: most patrol frames per inference batch while a continuous camera is
             live (``pipeline.patrol_batch_slots``; None: the product's default, half the batch).
-        clip_seconds: length of each phase copy (the server loops it).
         mode: a key of :data:`MODES`: ``fixed``, ``adaptive``, ``drained``, ``both`` (fixed, then
             adaptive, one service) or ``all`` (drained, fixed, adaptive).
         min_concurrency: the adaptive controller's floor.
@@ -112,11 +130,8 @@ class PatrolBenchConfig:
     """
 
     cameras: int = 200
-    media: Path | None = None
-    synthetic: bool = False
     concurrency: int = 64
     servers: int = 0
-    phases: int = 8
     keyframes: int = 1
     naive_cameras: int = 12
     model: str = "ssd_mobilenet_v2_coco"
@@ -126,7 +141,6 @@ class PatrolBenchConfig:
     keyframe_timeout_s: float = 12.0
     stagger_s: float = 0.01
     patrol_batch_slots: int | None = None
-    clip_seconds: float = 30.0
     mode: str = "both"
     min_concurrency: int = 8
     cycles: int = 2
@@ -184,7 +198,7 @@ def phase_copy(src: Path, dst: Path, offset_s: float, seconds: float) -> Path:
     return dst
 
 
-def prepare_clips(config: PatrolBenchConfig, workdir: Path) -> tuple[list[Path], str]:
+def prepare_clips(config: PhasedClips, workdir: Path) -> tuple[list[Path], str]:
     """Phase-shifted copies of every source clip, and a description of the sources."""
     media = None if config.synthetic else (config.media or default_media_dir())
     if media is not None:

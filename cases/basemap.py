@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +30,8 @@ from .places import Position, wgs84_to_gcj02
 
 _PLACEHOLDERS = ("{z}", "{x}", "{y}")
 _HOST = re.compile(r"[a-z0-9_]([a-z0-9_\-]{0,62})(\.[a-z0-9_]([a-z0-9_\-]{0,62}))*|\[[0-9a-f:.]+\]")
+#: A tile zoom level, as XYZ tile servers number them (0: the whole world in one tile).
+Zoom = Annotated[int, Field(ge=0, le=22)]
 
 
 class MapConfig(BaseModel):
@@ -47,8 +49,8 @@ class MapConfig(BaseModel):
     crs: Literal["wgs84", "gcj02"] = Field(
         "wgs84", description="What the tiles are drawn in: wgs84 (OpenStreetMap and most others) or gcj02 (Chinese basemaps)."
     )
-    min_zoom: int = Field(0, ge=0, le=22)
-    max_zoom: int = Field(18, ge=0, le=22)
+    min_zoom: Zoom = 0
+    max_zoom: Zoom = 18
 
     @field_validator("tiles_url")
     @classmethod

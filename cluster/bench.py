@@ -36,7 +36,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -49,6 +48,9 @@ import psutil
 import sqlalchemy as sa
 import yaml
 
+from gridworker.bench.patrol import PhasedClips
+from gridworker.periodic import Periodic
+
 __all__ = ["ClusterBenchConfig", "run_cluster_bench"]
 
 TARGET_OVER_SINGLE = 0.9
@@ -57,8 +59,8 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gw_bench_cluster"
 
 
 @dataclass
-class ClusterBenchConfig:
-    """What ``bench cluster`` runs (see the module docstring).
+class ClusterBenchConfig(PhasedClips):
+    """What ``bench cluster`` runs (see the module docstring); the clips: :class:`PhasedClips`.
 
     Attributes:
         workers: K worker processes.
@@ -80,10 +82,6 @@ class ClusterBenchConfig:
     slots: int = 16
     worker_slots: int | None = None
     single_concurrency: int = 48
-    media: Path | None = None
-    synthetic: bool = False
-    phases: int = 8
-    clip_seconds: float = 30.0
     model: str = "ssd_mobilenet_v2_coco"
     worker_threads: int = 1
     open_timeout_s: float = 5.0
@@ -180,7 +178,7 @@ def _duplicates(db_url: str) -> int:
 class _FailoverWatch:
     """After a ``kill -9``: when each step of handing the victim's continuous cameras over happened.
 
-    A thread polls every ``interval_s`` (seconds after the kill, epoch ``t_kill``): the victim's
+    A :class:`~gridworker.periodic.Periodic` polls every ``interval_s`` (seconds after the kill, epoch ``t_kill``): the victim's
     heartbeat key gone (``heartbeat_gone``), the camera's lease no longer the victim's
     (``lease_gone``: it aged out), the placement naming another worker (``placed``), the lease
     claimed by another worker (``leased``), and that worker's ``/health`` showing the camera's
@@ -194,21 +192,20 @@ class _FailoverWatch:
         self._victim = victim
         self._cameras = cameras
         self._t_kill = t_kill
-        self._interval = interval_s
         self._timeout = timeout_s
         self.heartbeat_gone: float | None = None
         self.steps: dict[str, dict[str, float]] = {c: {} for c in cameras}
         self.new_owner: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-failover-watch", daemon=True)
+        self._end = math.inf
+        self._poller = Periodic("bench-failover-watch", self._poll, interval_s, first_s=0.0)
 
     def start(self) -> _FailoverWatch:
-        self._thread.start()
+        self._end = time.monotonic() + self._timeout
+        self._poller.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._poller.stop(10)
 
     def done(self) -> bool:
         return all("analysing" in s for s in self.steps.values())
@@ -237,13 +234,13 @@ class _FailoverWatch:
             return None
         return doc if isinstance(doc, dict) else None
 
-    def _run(self) -> None:
+    def _poll(self) -> None:
+        """One look at every step (nothing more once all are seen or the timeout has passed)."""
         from .leases import read_lease
         from .membership import WorkerInfo
 
         buckets = self._link.buckets
-        end = time.monotonic() + self._timeout
-        while not self._stop.is_set() and time.monotonic() < end and not self.done():
+        if time.monotonic() < self._end and not self.done():
             try:
                 if self.heartbeat_gone is None and self._get(buckets.workers, self._victim) is None:
                     self.heartbeat_gone = round(time.time() - self._t_kill, 2)
@@ -270,7 +267,6 @@ class _FailoverWatch:
                                 self._mark(cam, "analysing")
             except Exception as exc:  # a slow answer on a loaded machine: poll again
                 print(f"failover watch: {type(exc).__name__}: {exc}", file=sys.stderr)
-            self._stop.wait(self._interval)
 
     def applied_from(self, db_url: str) -> None:
         """``applied``: the first observation of each camera's new owner the case service applied."""
@@ -329,10 +325,9 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
         say(f"single process: bench patrol on {n} cameras, fixed concurrency {config.single_concurrency}")
         single = run_patrol_bench(
             PatrolBenchConfig(
-                cameras=n, media=config.media, synthetic=config.synthetic, concurrency=config.single_concurrency, phases=config.phases,
-                naive_cameras=0, model=config.model, mode="fixed", cycles=config.cycles, continuous=config.continuous,
-                continuous_fps=config.continuous_fps, clip_seconds=config.clip_seconds,
-                open_timeout_s=config.open_timeout_s, keyframe_timeout_s=config.keyframe_timeout_s,
+                cameras=n, concurrency=config.single_concurrency, naive_cameras=0, model=config.model, mode="fixed", cycles=config.cycles,
+                continuous=config.continuous, continuous_fps=config.continuous_fps, open_timeout_s=config.open_timeout_s,
+                keyframe_timeout_s=config.keyframe_timeout_s, **config.clip_settings(),
             ),
             progress=say,
         )
@@ -346,9 +341,7 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
         single_run()
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        clips, origin = prepare_clips(
-            PatrolBenchConfig(cameras=n, media=config.media, synthetic=config.synthetic, phases=config.phases, clip_seconds=config.clip_seconds), work
-        )
+        clips, origin = prepare_clips(config, work)
         result["clips"] = origin
         ids = [f"cam{i:04d}" for i in range(n)]
         live = [f"live{i}" for i in range(config.continuous)]

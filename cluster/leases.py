@@ -18,13 +18,14 @@ worker frozen past its TTL sends nothing stale when it wakes, even before it has
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from nats.js.errors import BadRequestError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from gridworker.locked import LockedMap
 
 __all__ = ["HeldLease", "LeaseLost", "LeaseRecord", "LeaseTable", "claim", "encode_lease", "read_lease", "release", "renew"]
 
@@ -84,8 +85,8 @@ class HeldLease:
     deadline: float  # monotonic: the last renewal's send time + TTL - margin
 
 
-class LeaseTable:
-    """The leases this worker holds (thread-safe; read by the worker's sink for every observation).
+class LeaseTable(LockedMap[str, HeldLease]):
+    """The leases this worker holds, by camera id (thread-safe; read by the worker's sink for every observation).
 
     Example:
         >>> table = LeaseTable(ttl_s=10.0)
@@ -94,33 +95,28 @@ class LeaseTable:
     """
 
     def __init__(self, ttl_s: float, *, margin_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self._ttl = ttl_s
         self._margin = margin_s if margin_s is not None else min(1.0, ttl_s / 5)
         self._clock = clock
-        self._held: dict[str, HeldLease] = {}
-        self._lock = threading.Lock()
 
     def hold(self, camera_id: str, *, token: int, revision: int, sent_at: float) -> None:
         """Record a claim or a renewal whose request left at ``sent_at`` (monotonic)."""
-        with self._lock:
-            self._held[camera_id] = HeldLease(camera_id, token, revision, sent_at + self._ttl - self._margin)
+        with self.locked() as held:
+            held[camera_id] = HeldLease(camera_id, token, revision, sent_at + self._ttl - self._margin)
 
     def drop(self, camera_id: str) -> HeldLease | None:
-        with self._lock:
-            return self._held.pop(camera_id, None)
-
-    def get(self, camera_id: str) -> HeldLease | None:
-        with self._lock:
-            return self._held.get(camera_id)
+        """Forget a lease (released, lost or lapsed): the one held, or None."""
+        return self.pop(camera_id)
 
     def held(self) -> list[HeldLease]:
-        with self._lock:
-            return list(self._held.values())
+        """The leases held now (a snapshot; ``get`` reads one)."""
+        return self.values()
 
     def token(self, camera_id: str) -> int | None:
         """The fencing token while the lease is surely this worker's; None otherwise (send nothing)."""
-        with self._lock:
-            lease = self._held.get(camera_id)
+        with self.locked() as held:
+            lease = held.get(camera_id)
             if lease is None or self._clock() >= lease.deadline:
                 return None
             return lease.token
@@ -128,8 +124,8 @@ class LeaseTable:
     def lapsed(self) -> list[str]:
         """Cameras whose lease may have lapsed on the server (their pipelines must stop now)."""
         now = self._clock()
-        with self._lock:
-            return [c for c, lease in self._held.items() if now >= lease.deadline]
+        with self.locked() as held:
+            return [c for c, lease in held.items() if now >= lease.deadline]
 
 
 class LeaseLost(RuntimeError):

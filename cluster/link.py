@@ -34,6 +34,14 @@ class NotConnected(RuntimeError):
     """The link has not connected yet (or is closed)."""
 
 
+def _connected(handle: T | None) -> T:
+    """A handle the link sets on connect (client, JetStream context, buckets), or NotConnected
+    while it has none."""
+    if handle is None:
+        raise NotConnected("not connected to NATS")
+    return handle
+
+
 @dataclass(frozen=True, slots=True)
 class Buckets:
     """The cluster's KV buckets (names carry the config's prefix)."""
@@ -69,21 +77,15 @@ class NatsLink:
     # -- handles (use inside coroutines on the bridge) -------------------------------------
     @property
     def nc(self) -> Client:
-        if self._nc is None:
-            raise NotConnected("not connected to NATS")
-        return self._nc
+        return _connected(self._nc)
 
     @property
     def js(self) -> JetStreamContext:
-        if self._js is None:
-            raise NotConnected("not connected to NATS")
-        return self._js
+        return _connected(self._js)
 
     @property
     def buckets(self) -> Buckets:
-        if self._buckets is None:
-            raise NotConnected("not connected to NATS")
-        return self._buckets
+        return _connected(self._buckets)
 
     @property
     def connected(self) -> bool:

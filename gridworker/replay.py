@@ -383,6 +383,8 @@ def replay_clip(
 
 def register(subparsers: Any) -> None:
     """Add the ``replay`` sub-command to the ``gridworker`` command's sub-parsers."""
+    from gridworker.models.cli import add_detector_options
+
     p = subparsers.add_parser(
         "replay",
         help="run a recorded clip through a camera's zones and rules, print the incidents",
@@ -402,8 +404,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fps", type=float, default=None, help="analysis rate (default: the camera's fps)")
     p.add_argument("--db", default="sqlite://", metavar="URL", help="incident store URL (default: in memory)")
     p.add_argument("--snapshots", type=Path, default=None, metavar="DIR", help="write each incident's annotated JPEG here")
-    p.add_argument("--model", default=None, metavar="M", help="detector model (default: the file's, else the embedded default)")
-    p.add_argument("--confidence", type=float, default=None, metavar="C", help="detector score threshold (default: the file's)")
+    add_detector_options(p, model=None, model_default="the file's, else the embedded default", confidence_default="the file's")
     p.add_argument("--start", default=None, metavar="ISO", help="wall-clock time of the clip's first frame, for schedules (e.g. 2024-05-06T08:00)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S", help="stop after this much of the clip")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gridworker.delivery import ForwardingConfig
+from gridworker.fields import AnalysisFps, RingMegabytes, SecondsUpToMinute
 from gridworker.incidents.retention import RetentionConfig
 from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
 from gridworker.cluster.config import ClusterConfig  # cluster mode (issue 12)
@@ -38,6 +39,8 @@ from gridworker.vision.tracker import TrackerConfig
 from gridworker.validation import first_repeat, read_yaml
 
 CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+#: A camera's stream URL (or, in the config file, a video file's path), as its ``url`` and ``record_url`` take it.
+CameraUrl = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class ConfigError(ValueError):
@@ -61,21 +64,17 @@ class CameraConfig(SceneConfig):
     name: str = Field("", max_length=200, description="Human-readable name.")
     site: str = Field("", max_length=200, description="Site the camera watches (school, hospital, ...).")
     position: Position | None = Field(None, description="Where the camera stands: WGS84 {lon, lat} (its cases' position, the map).")
-    url: str = Field(
-        min_length=1,
-        max_length=2000,
+    url: CameraUrl = Field(
         description="rtsp://, rtsps://, rtmp://, rtmps://, http(s):// (HLS) URL; in the config file also a video file "
         "(a path or file://) under media_dir. Credentials (user:pw@, ?pwd=, ;password=) are never shown or logged.",
     )
-    record_url: str | None = Field(
+    record_url: CameraUrl | None = Field(
         None,
-        min_length=1,
-        max_length=2000,
         description="The camera's main stream, for evidence (stream roles): with it, ``url`` is the detect stream "
         "(a low-resolution substream the model analyses) and evidence clips are cut from this stream's packets, "
         "never decoded. Same sources and credential handling as ``url``.",
     )
-    fps: float = Field(5.0, gt=0.0, le=60.0, description="Frames per second to analyse.")
+    fps: AnalysisFps = Field(5.0, description="Frames per second to analyse.")
     stream: StreamTuning = Field(default_factory=StreamTuning, description="Reader tuning: timeouts, backoff, clip ring (see StreamConfig).")
     detect_tiles: TileConfig | None = Field(
         None, description="Detect on overlapping tiles (small, far objects; one model run per tile). See docs/models.md."
@@ -269,8 +268,8 @@ class EvidenceConfig(_Strict):
         True,
         description="Keep a ring of each camera's encoded packets and save a clip around every incident's opening.",
     )
-    clip_pre_s: float = Field(5.0, ge=0.0, le=60.0, description="Seconds before the opening (the clip starts at the keyframe at or before).")
-    clip_post_s: float = Field(5.0, ge=0.0, le=60.0, description="Seconds after the opening; the clip is saved that long after it.")
+    clip_pre_s: SecondsUpToMinute = Field(5.0, description="Seconds before the opening (the clip starts at the keyframe at or before).")
+    clip_post_s: SecondsUpToMinute = Field(5.0, description="Seconds after the opening; the clip is saved that long after it.")
     clips_dir: Path | None = Field(
         None,
         description="Folder of the MP4 files. Default: 'clips' beside a SQLite database file, else var/clips.",
@@ -283,7 +282,7 @@ class EvidenceConfig(_Strict):
         "(room for one GOP and for the clip being cut a little late). A camera's own stream.clip_buffer_s wins "
         "(0 turns clips off for that camera).",
     )
-    buffer_mb: float = Field(32.0, gt=0.0, le=1024.0, description="Cap of each camera's ring, megabytes.")
+    buffer_mb: RingMegabytes = Field(32.0, description="Cap of each camera's ring, megabytes.")
     min_free_mb: float = Field(
         256.0,
         ge=0.0,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from gridworker.fields import SecondsUpToMinute
 from gridworker.validation import first_repeat
 
 #: Device ids: as camera ids, but 60 characters at most, so that ``iot:<id>`` (the incident's
@@ -103,10 +104,8 @@ class IotConfig(_Strict):
         30.0, gt=0.0, le=10_080.0, description="An alarm case closes, verified, after this many minutes without the alarm."
     )
     check_interval_s: float = Field(1.0, gt=0.0, le=60.0, description="How often offline devices and quiet alarms are looked for.")
-    linkage_watch_s: float = Field(
+    linkage_watch_s: SecondsUpToMinute = Field(
         5.0,
-        ge=0.0,
-        le=60.0,
         description="Video linkage: an alarm's case that opened without a frame (no continuously watched camera of the "
         "device had one) starts a watch of the device's patrol-only cameras this long, and gets their snapshot (0: no watch).",
     )

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import threading
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
 
 from gridworker.cases.csvrows import csv_rows
+from gridworker.locked import LockedMap
 
 from .config import DeviceConfig, IotConfig
 
@@ -68,12 +68,10 @@ class DeviceRegistry:
         self._config = config
         self._types = frozenset(known_types)
         self._saver = saver
-        self._lock = threading.Lock()
-        self._devices: dict[str, DeviceConfig] = {}
         self._from_file = frozenset(d.id for d in config.devices)
         for dev in config.devices:
             self._check_type(dev)
-            self._devices[dev.id] = dev
+        self._devices: LockedMap[str, DeviceConfig] = LockedMap({dev.id: dev for dev in config.devices})
 
     def load_saved(self) -> int:
         """Add the devices saved in the database (a bad or clashing one is skipped, logged)."""
@@ -87,16 +85,16 @@ class DeviceRegistry:
             except (ValidationError, DeviceError) as exc:
                 log.error("skipping saved IoT device %r: %s", device_id, _reason(exc))
                 continue
-            with self._lock:
-                if dev.id in self._devices:
+            with self._devices.locked() as known:
+                if dev.id in known:
                     if dev.id not in self._from_file:
                         continue
                     log.warning("IoT device %r saved through the API is also in the config file; the config file wins", dev.id)
                     continue
-                if len(self._devices) >= self._config.max_devices:
+                if len(known) >= self._config.max_devices:
                     log.error("skipping saved IoT device %r: iot.max_devices (%d) reached", dev.id, self._config.max_devices)
                     continue
-                self._devices[dev.id] = dev
+                known[dev.id] = dev
                 added += 1
         return added
 
@@ -106,16 +104,13 @@ class DeviceRegistry:
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceConfig | None:
-        with self._lock:
-            return self._devices.get(device_id)
+        return self._devices.get(device_id)
 
     def devices(self) -> list[DeviceConfig]:
-        with self._lock:
-            return list(self._devices.values())
+        return self._devices.values()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._devices)
+        return len(self._devices)
 
     def from_file(self, device_id: str) -> bool:
         return device_id in self._from_file
@@ -132,22 +127,22 @@ class DeviceRegistry:
         """
         for dev in devices:
             self._check_type(dev)
-        with self._lock:
+        with self._devices.locked() as known:
             ids: set[str] = set()
             new = 0
             for dev in devices:
                 if dev.id in ids:
                     raise DeviceExists(f"device {dev.id!r} is listed twice")
                 ids.add(dev.id)
-                if dev.id in self._from_file or (dev.id in self._devices and not replace):
+                if dev.id in self._from_file or (dev.id in known and not replace):
                     raise DeviceExists(f"device {dev.id!r} already exists" + (" (in the config file)" if dev.id in self._from_file else ""))
-                new += dev.id not in self._devices
-            if len(self._devices) + new > self._config.max_devices:
-                raise DeviceLimitReached(f"{len(self._devices) + new} devices would pass iot.max_devices ({self._config.max_devices})")
+                new += dev.id not in known
+            if len(known) + new > self._config.max_devices:
+                raise DeviceLimitReached(f"{len(known) + new} devices would pass iot.max_devices ({self._config.max_devices})")
             if self._saver is not None:
                 self._saver.put_all([(d.id, d.model_dump_json()) for d in devices])
             for dev in devices:
-                self._devices[dev.id] = dev
+                known[dev.id] = dev
         return list(devices)
 
     def remove(self, device_id: str) -> DeviceConfig:
@@ -157,15 +152,15 @@ class DeviceRegistry:
             DeviceNotFound: no such device.
             DeviceError: the device is in the config file (edit the file instead).
         """
-        with self._lock:
-            dev = self._devices.get(device_id)
+        with self._devices.locked() as known:
+            dev = known.get(device_id)
             if dev is None:
                 raise DeviceNotFound(device_id)
             if device_id in self._from_file:
                 raise DeviceError(f"device {device_id!r} is in the config file; remove it there")
             if self._saver is not None:
                 self._saver.delete(device_id)
-            del self._devices[device_id]
+            del known[device_id]
             return dev
 
 

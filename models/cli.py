@@ -27,7 +27,18 @@ import numpy as np
 from .config import DEFAULT_MODEL, DetectorConfig
 from .errors import ModelError
 
-__all__ = ["register"]
+__all__ = ["add_detector_options", "register"]
+
+
+def add_detector_options(p: argparse.ArgumentParser, *, model: str | None, model_default: str, confidence_default: str) -> None:
+    """``--model M`` and ``--confidence C``, the detector's model and score threshold
+    (:class:`~gridworker.models.config.DetectorConfig`'s), for every command that runs it
+    (``detect``, ``replay``): ``model`` is the option's default, and the two ``*_default``
+    texts say in the help what is used without the option."""
+    p.add_argument(
+        "--model", default=model, metavar="M", help=f"embedded model name, .onnx file or model directory (default: {model_default})"
+    )
+    p.add_argument("--confidence", type=float, default=None, metavar="C", help=f"score threshold in [0, 1] (default: {confidence_default})")
 
 
 def register(subparsers: Any) -> None:
@@ -41,15 +52,7 @@ def register(subparsers: Any) -> None:
     detect.add_argument(
         "--json", action="store_true", help="print JSON Lines: one list of detections per image, in order"
     )
-    detect.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        metavar="M",
-        help=f"embedded model name, .onnx file or model directory (default: {DEFAULT_MODEL})",
-    )
-    detect.add_argument(
-        "--confidence", type=float, default=None, metavar="C", help="score threshold in [0, 1] (default: 0.4)"
-    )
+    add_detector_options(detect, model=DEFAULT_MODEL, model_default=DEFAULT_MODEL, confidence_default="0.4")
     detect.set_defaults(func=_detect)
 
     models = subparsers.add_parser("models", help="manage detector models", description="Manage detector models.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gridworker.fields import Fraction, PositiveFraction
+
 __all__ = ["DEFAULT_DETECTOR", "DEFAULT_MODEL", "DetectorConfig", "NamedDetectorConfig"]
 
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
@@ -37,19 +39,15 @@ class DetectorConfig(BaseModel):
         ge=1,
         le=64,
     )
-    confidence: float = Field(
+    confidence: Fraction = Field(
         default=0.4,
         title="Confidence threshold",
         description="Detections scoring below this are dropped.",
-        ge=0.0,
-        le=1.0,
     )
-    iou: float = Field(
+    iou: PositiveFraction = Field(
         default=0.5,
         title="NMS IoU threshold",
         description="Class-aware NMS drops a box overlapping a better one of its class by more than this IoU.",
-        gt=0.0,
-        le=1.0,
     )
     max_batch: int = Field(
         default=8,

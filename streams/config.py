@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from gridworker.fields import AnalysisFps, Fraction, RingMegabytes
 
 from .redact import redact_url
 from .sources import NETWORK_SCHEMES, FileSource, Source, parse_source
 
 __all__ = ["NETWORK_SCHEMES", "StreamConfig", "StreamTuning"]
+
+#: A reader's timeouts and its first reconnect delay: above 0, at most five minutes.
+ReaderSeconds = Annotated[float, Field(gt=0, le=300)]
 
 
 class StreamTuning(BaseModel):
@@ -26,34 +31,26 @@ class StreamTuning(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    open_timeout_s: float = Field(
+    open_timeout_s: ReaderSeconds = Field(
         10.0,
         title="Open timeout",
         description="Seconds allowed to connect and read the stream description.",
-        gt=0,
-        le=300,
     )
-    read_timeout_s: float = Field(
+    read_timeout_s: ReaderSeconds = Field(
         5.0,
         title="Read timeout",
         description="Seconds without data before a live connection is treated as dead and "
         "reopened (this is what detects a hung server).",
-        gt=0,
-        le=300,
     )
-    stall_after_s: float = Field(
+    stall_after_s: ReaderSeconds = Field(
         2.0,
         title="Stall threshold",
         description="Seconds without a decoded frame, while connected, before health reports 'stalled'.",
-        gt=0,
-        le=300,
     )
-    backoff_initial_s: float = Field(
+    backoff_initial_s: ReaderSeconds = Field(
         0.5,
         title="First reconnect delay",
         description="Delay before the first reconnect attempt; doubles with every failed attempt.",
-        gt=0,
-        le=300,
     )
     backoff_max_s: float = Field(
         30.0,
@@ -62,13 +59,11 @@ class StreamTuning(BaseModel):
         gt=0,
         le=3600,
     )
-    backoff_jitter: float = Field(
+    backoff_jitter: Fraction = Field(
         0.2,
         title="Reconnect jitter",
         description="Random spread of each delay as a fraction: 0.2 means +-20%, so many cameras "
         "behind one failed switch do not reconnect in lock-step.",
-        ge=0,
-        le=1,
     )
     thread_nice: int = Field(
         10,
@@ -119,12 +114,10 @@ class StreamTuning(BaseModel):
         ge=0,
         le=300,
     )
-    clip_buffer_mb: float = Field(
+    clip_buffer_mb: RingMegabytes = Field(
         32.0,
         title="Evidence ring size cap",
         description="Upper bound of the ring's packet data in megabytes, whatever the bitrate.",
-        gt=0,
-        le=1024,
     )
 
     @model_validator(mode="after")
@@ -157,13 +150,11 @@ class StreamConfig(StreamTuning):
         "video file. May contain user:password or a ?pwd=/;password= parameter (never logged).",
         min_length=1,
     )
-    fps: float = Field(
+    fps: AnalysisFps = Field(
         5.0,
         title="Sampling rate",
         description="Frames per second published to consumers; decoded frames in between are skipped. "
         "If the source is slower, every frame is published.",
-        gt=0,
-        le=60,
     )
 
     decode: bool = Field(

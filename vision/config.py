@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridworker.fields import Fraction, PositiveFraction, SecondsUpToDay, SecondsUpToHour, SecondsUpToMinute
 from gridworker.validation import first_repeat
 
 VEHICLE_CLASSES = ["car", "bus", "truck", "motorcycle"]
@@ -28,6 +29,10 @@ _GROUND_MAX_M = 100_000.0  # a camera sees a few hundred metres; beyond this the
 _ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
 
 Point = tuple[float, float]
+#: How long a lost object's stay or presence is kept for it to come back (occlusion, ID switch), seconds.
+LostGraceSeconds = Annotated[float, Field(ge=0.0, le=600.0)]
+#: One side of an M-of-N setting (M hits of the last N frames).
+FrameCount = Annotated[int, Field(ge=1, le=30)]
 
 
 class _Strict(BaseModel):
@@ -128,10 +133,8 @@ class _RuleBase(_Strict):
 
     id: str | None = Field(None, pattern=_ID_PATTERN, description="Rule id, unique within its zone; defaults to the rule type.")
     classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Detector class names the rule looks at.")
-    min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="Ignore detections below this score.")
-    min_box_height: float = Field(
-        0.0, ge=0.0, le=1.0, description="Ignore boxes shorter than this fraction of the frame height (far, tiny objects)."
-    )
+    min_confidence: Fraction = Field(0.3, description="Ignore detections below this score.")
+    min_box_height: Fraction = Field(0.0, description="Ignore boxes shorter than this fraction of the frame height (far, tiny objects).")
     exempt_zones: list[str] = Field(
         default_factory=list, description="Ids of other zones of the camera where the rule does not apply (crosswalks, parking bays)."
     )
@@ -142,11 +145,9 @@ class _RuleBase(_Strict):
         description="Only this model's detections (an id of the camera's detectors: e.g. a fall model beside the COCO one); "
         "all of the camera's models when unset.",
     )
-    clear_after_s: float = Field(10.0, ge=0.0, le=3600.0, description="An open incident closes once the condition has been clear this long.")
-    cooldown_s: float = Field(
+    clear_after_s: SecondsUpToHour = Field(10.0, description="An open incident closes once the condition has been clear this long.")
+    cooldown_s: SecondsUpToDay = Field(
         10.0,
-        ge=0.0,
-        le=86_400.0,
         description="After an incident of this rule closes, the same camera + zone + rule + object opens no new one for this long"
         " (0: at once); a condition back within it continues the closed incident. Stops a flickering condition from opening"
         " case after case (the campus crowd that dropped under its count for a second: 1.5 incidents per crowd at 0, 1.0 at"
@@ -166,9 +167,9 @@ class IntrusionRuleConfig(_RuleBase):
     """区域入侵 intrusion: listed classes inside a restricted zone (optionally only within a schedule)."""
 
     type: Literal["intrusion"] = "intrusion"
-    min_duration_s: float = Field(0.0, ge=0.0, le=3600.0, description="A track must stay inside this long before it counts.")
-    grace_s: float = Field(
-        1.0, ge=0.0, le=60.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
+    min_duration_s: SecondsUpToHour = Field(0.0, description="A track must stay inside this long before it counts.")
+    grace_s: SecondsUpToMinute = Field(
+        1.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
     )
 
 
@@ -177,9 +178,9 @@ class LaneIntrusionRuleConfig(_RuleBase):
 
     type: Literal["lane_intrusion"] = "lane_intrusion"
     classes: list[str] = Field(default_factory=lambda: ["person", "bicycle"], min_length=1)
-    min_duration_s: float = Field(2.0, ge=0.0, le=3600.0, description="A track must stay in the lane this long before it counts.")
-    grace_s: float = Field(
-        1.0, ge=0.0, le=60.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
+    min_duration_s: SecondsUpToHour = Field(2.0, description="A track must stay in the lane this long before it counts.")
+    grace_s: SecondsUpToMinute = Field(
+        1.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
     )
 
 
@@ -191,8 +192,8 @@ class CrowdRuleConfig(_RuleBase):
     min_density: float | None = Field(
         None, gt=0.0, le=10.0, description="Alternatively, persons per m² of zone (needs the camera's calibration)."
     )
-    min_duration_s: float = Field(10.0, ge=0.0, le=3600.0, description="How long the count must hold.")
-    grace_s: float = Field(2.0, ge=0.0, le=60.0, description="Dips below the count shorter than this don't reset the clock.")
+    min_duration_s: SecondsUpToHour = Field(10.0, description="How long the count must hold.")
+    grace_s: SecondsUpToMinute = Field(2.0, description="Dips below the count shorter than this don't reset the clock.")
 
 
 class DwellRuleConfig(_RuleBase):
@@ -200,17 +201,15 @@ class DwellRuleConfig(_RuleBase):
 
     type: Literal["dwell"] = "dwell"
     classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
-    min_duration_s: float = Field(60.0, ge=0.0, le=86_400.0, description="How long the object must stay still.")
+    min_duration_s: SecondsUpToDay = Field(60.0, description="How long the object must stay still.")
     max_movement: float = Field(
         0.3,
         gt=0.0,
         le=5.0,
         description="Largest drift of the box's ground point, as a fraction of the box height, still called stationary.",
     )
-    lost_grace_s: float = Field(
+    lost_grace_s: LostGraceSeconds = Field(
         10.0,
-        ge=0.0,
-        le=600.0,
         description="A stay survives this long unseen; a new track at the same place within it continues the clock (occlusion, ID switch).",
     )
     max_travel: float = Field(
@@ -220,17 +219,13 @@ class DwellRuleConfig(_RuleBase):
         description="Largest distance, in box heights, the ground point may get from where the stay began, over the whole stay:"
         " a vehicle creeping forward (a queue, a truck inching away) starts a new stay instead of adding up to a parked one.",
     )
-    rejoin_s: float = Field(
+    rejoin_s: SecondsUpToHour = Field(
         300.0,
-        ge=0.0,
-        le=3600.0,
         description="A stay that had counted and went unseen longer than lost_grace_s is remembered this long: an object that"
         " stops at the same place (same anchor, similar box) continues it under the same object key (detector misses).",
     )
-    cooldown_s: float = Field(
+    cooldown_s: SecondsUpToDay = Field(
         300.0,
-        ge=0.0,
-        le=86_400.0,
         description="After an incident closes, the same object (key) opens no new one for this long: with rejoin_s, an object"
         " the detector lost and found again at its place does not open a second incident.",
     )
@@ -240,7 +235,7 @@ class IllegalParkingRuleConfig(DwellRuleConfig):
     """机动车违停 illegal parking: a motor vehicle stationary in a no-parking zone for ≥ ``min_duration_s``."""
 
     type: Literal["illegal_parking"] = "illegal_parking"  # type: ignore[assignment]
-    min_duration_s: float = Field(180.0, ge=0.0, le=86_400.0, description="How long the vehicle must stay still.")
+    min_duration_s: SecondsUpToDay = Field(180.0, description="How long the vehicle must stay still.")
 
 
 class NonMotorParkingRuleConfig(DwellRuleConfig):
@@ -248,16 +243,16 @@ class NonMotorParkingRuleConfig(DwellRuleConfig):
 
     type: Literal["nonmotor_parking"] = "nonmotor_parking"  # type: ignore[assignment]
     classes: list[str] = Field(default_factory=lambda: list(NON_MOTOR_CLASSES), min_length=1)
-    min_duration_s: float = Field(300.0, ge=0.0, le=86_400.0, description="How long the vehicle must stay still.")
+    min_duration_s: SecondsUpToDay = Field(300.0, description="How long the vehicle must stay still.")
 
 
 class LoiteringRuleConfig(_RuleBase):
     """徘徊 loitering: one person inside a key-site zone (a school gate) for ≥ ``min_duration_s``, moving or not."""
 
     type: Literal["loitering"] = "loitering"
-    min_duration_s: float = Field(120.0, ge=0.0, le=86_400.0, description="How long one person must stay in the zone.")
-    lost_grace_s: float = Field(
-        5.0, ge=0.0, le=600.0, description="A presence survives this long unseen; a new track near where it vanished continues it."
+    min_duration_s: SecondsUpToDay = Field(120.0, description="How long one person must stay in the zone.")
+    lost_grace_s: LostGraceSeconds = Field(
+        5.0, description="A presence survives this long unseen; a new track near where it vanished continues it."
     )
     rejoin_distance: float = Field(
         1.0, gt=0.0, le=10.0, description="How near (in box heights) a new track must appear to continue a vanished one."
@@ -270,10 +265,10 @@ class StreetVendingRuleConfig(_RuleBase):
     type: Literal["street_vending"] = "street_vending"
     classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Who sells.")
     goods_classes: list[str] = Field(default_factory=lambda: list(GOODS_CLASSES), min_length=1, description="What counts as goods/stall.")
-    min_duration_s: float = Field(300.0, ge=0.0, le=86_400.0, description="How long person and goods must stay.")
+    min_duration_s: SecondsUpToDay = Field(300.0, description="How long person and goods must stay.")
     max_movement: float = Field(0.6, gt=0.0, le=5.0, description="Drift (in box heights) still called stationary; people fidget.")
     max_gap: float = Field(2.0, gt=0.0, le=20.0, description="How near (in person heights) goods must be to the person.")
-    lost_grace_s: float = Field(15.0, ge=0.0, le=600.0, description="A stay survives this long unseen.")
+    lost_grace_s: LostGraceSeconds = Field(15.0, description="A stay survives this long unseen.")
 
 
 class WrongWayRuleConfig(_RuleBase):
@@ -331,9 +326,7 @@ class RedLightRuleConfig(_RuleBase):
         le=2.0,
         description="How far (in box heights) past the line the ground point must get to count as crossed; jitter on the line never crosses.",
     )
-    clear_after_s: float = Field(
-        5.0, ge=0.0, le=3600.0, description="Every crossing is its own incident; it closes this long after the crossing."
-    )
+    clear_after_s: SecondsUpToHour = Field(5.0, description="Every crossing is its own incident; it closes this long after the crossing.")
 
     _segment = field_validator("stop_line")(classmethod(lambda cls, v: _check_segment(v)))
 
@@ -352,9 +345,9 @@ class ClassEventRuleConfig(_RuleBase):
 
     type: Literal["class_event"] = "class_event"
     incident: IncidentTypeConfig
-    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Ignore detections below this score.")
-    min_duration_s: float = Field(1.0, ge=0.0, le=3600.0, description="The class must persist this long (gaps under grace_s allowed).")
-    grace_s: float = Field(1.0, ge=0.0, le=60.0, description="Missed detections shorter than this don't reset the clock.")
+    min_confidence: Fraction = Field(0.5, description="Ignore detections below this score.")
+    min_duration_s: SecondsUpToHour = Field(1.0, description="The class must persist this long (gaps under grace_s allowed).")
+    grace_s: SecondsUpToMinute = Field(1.0, description="Missed detections shorter than this don't reset the clock.")
 
 
 RuleConfig = Annotated[
@@ -411,7 +404,7 @@ class MaskConfig(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     polygon: list[Point] = Field(min_length=3, max_length=256)
     by: Literal["ground_point", "box"] = Field("ground_point", description="What of a detection must fall inside to drop it.")
-    min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="by: box: the fraction of the box's area inside the mask that drops it.")
+    min_overlap: PositiveFraction = Field(0.5, description="by: box: the fraction of the box's area inside the mask that drops it.")
 
     _poly = field_validator("polygon")(classmethod(lambda cls, v: _check_polygon(v)))
 
@@ -425,7 +418,7 @@ class LineConfig(_Strict):
     name: str | None = Field(None, max_length=200)
     points: list[Point] = Field(min_length=2, max_length=2, description="start and end (normalised).")
     classes: list[str] = Field(default_factory=lambda: ["person", "bicycle", *VEHICLE_CLASSES], min_length=1)
-    min_confidence: float = Field(0.3, ge=0.0, le=1.0)
+    min_confidence: Fraction = 0.3
     hysteresis: float = Field(
         0.1,
         ge=0.0,
@@ -484,13 +477,9 @@ class SignalConfig(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     source: Literal["image", "api"] = "image"
     region: list[Point] | None = Field(None, min_length=3, max_length=64, description="Where the signal head is in the frame (image source).")
-    stale_after_s: float = Field(
-        5.0, gt=0.0, le=3600.0, description="A pushed (or last read) state older than this counts as unknown."
-    )
-    hold_s: float = Field(
+    stale_after_s: float = Field(5.0, gt=0.0, le=3600.0, description="A pushed (or last read) state older than this counts as unknown.")
+    hold_s: SecondsUpToMinute = Field(
         1.0,
-        ge=0.0,
-        le=60.0,
         description="Image source: a frame where no lamp can be read keeps the last read colour this long (LED flicker, occlusion).",
     )
 
@@ -507,7 +496,7 @@ class ShapeLimits(_Strict):
     """What a plausible box of one class looks like: a whole-frame "person" or a flat sliver
     "car" is a detector error, not an object. ``aspect`` is box height / width."""
 
-    max_area: float = Field(1.0, gt=0.0, le=1.0, description="Largest box area as a fraction of the frame.")
+    max_area: PositiveFraction = Field(1.0, description="Largest box area as a fraction of the frame.")
     min_aspect: float = Field(0.0, ge=0.0, le=100.0, description="Smallest height / width.")
     max_aspect: float = Field(100.0, gt=0.0, le=100.0, description="Largest height / width.")
 
@@ -535,8 +524,8 @@ class ConfirmConfig(_Strict):
     """A track counts for the rules only once seen on ``hits`` of its last ``frames`` analysed
     frames (a box that flickers into one frame is not an object). ``hits: 1`` switches it off."""
 
-    hits: int = Field(2, ge=1, le=30, description="Frames the track must be seen on ...")
-    frames: int = Field(3, ge=1, le=30, description="... out of its last this many analysed frames.")
+    hits: FrameCount = Field(2, description="Frames the track must be seen on ...")
+    frames: FrameCount = Field(3, description="... out of its last this many analysed frames.")
 
     @model_validator(mode="after")
     def _fits(self) -> ConfirmConfig:
@@ -581,13 +570,13 @@ class RiderConfig(_Strict):
     enabled: bool = Field(True, description="Pair riders with their vehicles.")
     person_classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, max_length=16)
     vehicle_classes: list[str] = Field(default_factory=lambda: list(NON_MOTOR_CLASSES), min_length=1, max_length=16)
-    min_overlap: float = Field(0.3, gt=0.0, le=1.0, description="Part of the person's box that must lie on the vehicle's box.")
-    hits: int = Field(3, ge=1, le=30, description="Frames the pair must be seen together on ...")
-    frames: int = Field(5, ge=1, le=30, description="... out of the person's last this many frames.")
+    min_overlap: PositiveFraction = Field(0.3, description="Part of the person's box that must lie on the vehicle's box.")
+    hits: FrameCount = Field(3, description="Frames the pair must be seen together on ...")
+    frames: FrameCount = Field(5, description="... out of the person's last this many frames.")
     max_drift: float = Field(
         0.5, gt=0.0, le=5.0, description="How far, and how fast per second, the person may move relative to the vehicle, in vehicle box heights: they move together."
     )
-    hold_s: float = Field(2.0, ge=0.0, le=60.0, description="A rider stays a rider this long after the pair was last seen together.")
+    hold_s: SecondsUpToMinute = Field(2.0, description="A rider stays a rider this long after the pair was last seen together.")
 
     @model_validator(mode="after")
     def _fits(self) -> RiderConfig:

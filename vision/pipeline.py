@@ -37,6 +37,7 @@ from gridworker.models.tiling import Region, TileConfig
 from gridworker.streams.frame import Frame, FrameListener
 from gridworker.streams.glance import GlanceResult
 from gridworker.streams.health import StreamHealth
+from gridworker.locked import LockedMap
 from gridworker.streams.redact import get_logger
 
 from .analyzer import CameraAnalyzer, FrameAnalysis
@@ -280,8 +281,8 @@ class Pipeline:
         self.batcher = Batcher(max_batch=detector.max_batch, deadline_s=deadline_s, submit_max_per_batch=patrol_batch_slots)
         self.patrol_max_pending = patrol_max_pending or 2 * detector.max_batch
         self.observers: list[FrameObserver] = []
-        self._slots: dict[str, CameraSlot] = {}
-        self._lock = threading.Lock()  # guards _slots (never held while a slot or the sink works)
+        # the cameras; its lock also guards _sized (never held while a slot or the sink works)
+        self._slots: LockedMap[str, CameraSlot] = LockedMap()
         self._state = PipelineState.IDLE
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -295,23 +296,22 @@ class Pipeline:
             KeyError: a camera with this id is in already.
             ModelFormatError: the camera's ``imgsz`` needs a model that cannot resize.
         """
-        with self._lock:
-            if slot.camera_id in self._slots:
+        with self._slots.locked() as slots:
+            if slot.camera_id in slots:
                 raise KeyError(slot.camera_id)
             if slot.imgsz is not None:
                 need = [(m, slot.imgsz) for m in slot.detectors if m in self.models and (m, slot.imgsz) not in self._sized]
                 made = {key: resized(self.models[key[0]], key[1], key[0]) for key in need}
                 if made:
                     self._sized = {**self._sized, **made}
-            self._slots[slot.camera_id] = slot
+            slots[slot.camera_id] = slot
         if not slot.patrol_only:
             self.batcher.attach(slot.camera_id, slot.motion)
             slot.reader.on_frame(self.batcher.offer)
 
     def remove(self, camera_id: str) -> CameraSlot | None:
         """Take a camera out (its reader is the caller's to stop); None when it was not in."""
-        with self._lock:
-            slot = self._slots.pop(camera_id, None)
+        slot = self._slots.pop(camera_id)
         if slot is not None:
             slot.reader.on_frame(None)
             self.batcher.forget(camera_id)
@@ -326,12 +326,10 @@ class Pipeline:
         self.batcher.attach(camera_id, gate)
 
     def slot(self, camera_id: str) -> CameraSlot | None:
-        with self._lock:
-            return self._slots.get(camera_id)
+        return self._slots.get(camera_id)
 
     def slots(self) -> list[CameraSlot]:
-        with self._lock:
-            return list(self._slots.values())
+        return self._slots.values()
 
     def latest_jpeg(self, camera_id: str) -> bytes | None:
         """The camera's latest analysed frame with boxes and zones drawn (rendered once however
@@ -391,8 +389,8 @@ class Pipeline:
             items: list[_PostItem] = [(c, None) for c in work.coasted]
             frames = work.frames
             if frames:
-                with self._lock:  # one lookup per batch, not per frame
-                    slots = [self._slots.get(f.camera_id) for f in frames]
+                with self._slots.locked() as by_id:  # one lookup per batch, not per frame
+                    slots = [by_id.get(f.camera_id) for f in frames]
                 tiles = [s.tiles if s is not None else None for s in slots]
                 regions = [s.region if s is not None else None for s in slots]
                 chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]

@@ -1,4 +1,4 @@
-// Small DOM helpers shared by the statistics and map views.
+// Small DOM helpers shared by the console's views (statistics, map, people, zone editor).
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 /** An element with attributes (``class``, ``on<event>`` listeners, others as attributes) and children. */

@@ -4,6 +4,7 @@
 // from the API's own OpenAPI schema (the pydantic rule configs), so every rule and parameter
 // the service knows is offered.
 import { api, objectUrl } from "./api.js";
+import { el } from "./dom.js";
 import { lang, t } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -14,16 +15,6 @@ const clamp01 = (v) => Math.min(1, Math.max(0, v));
 const svgEl = (tag, attrs = {}) => {
   const e = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  return e;
-};
-const el = (tag, attrs = {}, ...kids) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
-  }
-  e.append(...kids.filter((c) => c !== null && c !== undefined));
   return e;
 };
 

@@ -28,24 +28,13 @@ from gridworker.cases.workflow import ADMIN, Actor, Workflow
 from gridworker.cases.workorders import WorkOrders
 from gridworker.service import Service
 from gridworker.settings import Settings
-from tests.factories import ParkedCarDetector, local_client, pg_database, wait_until
+from tests.factories import ParkedCarDetector, local_client, wait_until
 
 NOW = 1_900_000_000.0
 MB = 1_000_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'retention.db'}"
-    return pg_database("gw_retention")
-
-
-@pytest.fixture
-def store(db_url):
-    s = IncidentStore(db_url)
-    yield s
-    s.close()
+# ``store``: an IncidentStore on SQLite and on PostgreSQL (tests/incidents/conftest.py)
 
 
 def _open(store: IncidentStore, at: float):

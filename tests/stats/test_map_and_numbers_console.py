@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from gridworker.settings import Settings
 from tests.console.conftest import browser  # noqa: F401  (the fixture)
 from tests.console.test_console import open_console as console_page, save_shot
 from tests.factories import ParkedCarDetector, live_server, wait_until
+from tests.streams.live_servers import ServedHttp
 
 pytestmark = [pytest.mark.browser]
 
@@ -47,7 +47,7 @@ CAMERAS: list[dict[str, Any]] = [
 AREA = {"id": "grid-7", "name": "第七网格", "polygon": [[121.465, 31.225], [121.49, 31.225], [121.49, 31.24], [121.465, 31.24]]}
 
 
-class TileServer:
+class TileServer(ServedHttp):
     """XYZ tiles generated with Pillow: /{z}/{x}/{y}.png, a 256 px square whose colour follows
     the tile; counts the tiles served."""
 
@@ -81,18 +81,8 @@ class TileServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="tiles", daemon=True)
-
-    def __enter__(self) -> TileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        super().__init__(Handler, "tiles")
+        self.url = self.base
 
 
 class Live:

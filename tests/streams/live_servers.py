@@ -22,7 +22,9 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import av
 import pytest
@@ -193,7 +195,30 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class HttpFiles:
+class ServedHttp:
+    """A real ``http.server`` on 127.0.0.1 (a free port) that answers from a thread while its
+    ``with`` block runs; a subclass passes the request handler (a folder's files, generated tiles)."""
+
+    def __init__(self, handler: Callable[..., http.server.BaseHTTPRequestHandler], name: str) -> None:
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+
+    @property
+    def base(self) -> str:
+        """``http://127.0.0.1:<port>``, no trailing slash."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class HttpFiles(ServedHttp):
     """A real HTTP server (``http.server``) for one folder on 127.0.0.1; ``paths`` lists every
     request it answered."""
 
@@ -206,21 +231,7 @@ class HttpFiles:
                 paths.append(self.path)
                 super().do_GET()
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-files", daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> HttpFiles:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(functools.partial(Handler, directory=str(directory)), "http-files")
 
 
 class Listener(BackgroundLoop):

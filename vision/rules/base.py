@@ -147,6 +147,41 @@ def class_mask(detections: sv.Detections, classes: set[str], min_confidence: flo
 ConfigT = TypeVar("ConfigT", bound=RuleConfigBase, covariant=True)
 
 
+@dataclass(slots=True)
+class HeldClock:
+    """How long a zone-level condition has held, through gaps shorter than a grace time: one
+    clock for the rules that fire once a condition has lasted (a crowd, a model class).
+
+    ``update`` is called each frame with whether the condition holds on it. A frame where it
+    does not hold ends the hold only once the condition was last met more than ``grace_s``
+    ago, so a missed detection or an occlusion does not restart the clock.
+
+    Example:
+        >>> clock = HeldClock()
+        >>> [clock.update(now, met, grace_s=2.0) for now, met in ((10.0, True), (11.0, False), (12.0, True))]
+        [0.0, None, 2.0]
+    """
+
+    since: float | None = None  # when the current hold began
+    last_met: float | None = None  # the last frame the condition held on
+
+    def update(self, now: float, met: bool, *, grace_s: float, gap_restarts: bool = False) -> float | None:
+        """Seconds the condition has held at ``now``; None when it does not hold on this frame.
+
+        ``gap_restarts``: a frame that meets the condition more than ``grace_s`` after the last
+        one that did (no frame judged in between, a stalled stream) starts a new hold.
+        """
+        if not met:
+            if self.last_met is None or now - self.last_met > grace_s:
+                self.since = self.last_met = None
+            return None
+        stale = gap_restarts and self.last_met is not None and now - self.last_met > grace_s
+        if self.since is None or stale:
+            self.since = now
+        self.last_met = now
+        return now - self.since
+
+
 class Rule(ABC, Generic[ConfigT]):
     """One rule instance, bound to one zone of one camera.
 

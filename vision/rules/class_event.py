@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ClassEventRuleConfig
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, HeldClock, IncidentKind, Rule, RuleResult, Scene
 
 
 class ClassEventRule(Rule[ClassEventRuleConfig]):
@@ -33,8 +33,7 @@ class ClassEventRule(Rule[ClassEventRuleConfig]):
 
     def __init__(self, config: ClassEventRuleConfig) -> None:
         super().__init__(config)
-        self._since: float | None = None
-        self._last_seen: float | None = None
+        self._held = HeldClock()
 
     @property
     def incident_kind(self) -> IncidentKind:
@@ -45,15 +44,9 @@ class ClassEventRule(Rule[ClassEventRuleConfig]):
         cfg = self.config
         now = scene.now
         idx = np.flatnonzero(self.candidates(scene))
-        if len(idx) == 0:
-            if self._last_seen is not None and now - self._last_seen > cfg.grace_s:
-                self._since = self._last_seen = None
-            return INACTIVE
-        if self._since is None or (self._last_seen is not None and now - self._last_seen > cfg.grace_s):
-            self._since = now
-        self._last_seen = now
-        held = now - self._since
-        if held < cfg.min_duration_s:
+        # frames stop while a stream stalls: seen again after the grace time is a new event
+        held = self._held.update(now, len(idx) > 0, grace_s=cfg.grace_s, gap_restarts=True)
+        if held is None or held < cfg.min_duration_s:
             return INACTIVE
         dets = scene.detections
         labels = sorted({str(n) for n in scene.class_names[idx]})

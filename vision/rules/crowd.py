@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import CrowdRuleConfig
-from .base import INACTIVE, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, HeldClock, IncidentKind, Rule, RuleResult, Scene
 
 
 class CrowdRule(Rule[CrowdRuleConfig]):
@@ -20,8 +20,7 @@ class CrowdRule(Rule[CrowdRuleConfig]):
 
     def __init__(self, config: CrowdRuleConfig) -> None:
         super().__init__(config)
-        self._since: float | None = None
-        self._last_ok: float | None = None
+        self._held = HeldClock()
 
     def _needed(self, scene: Scene) -> int:
         cfg = self.config
@@ -34,17 +33,8 @@ class CrowdRule(Rule[CrowdRuleConfig]):
         cfg = self.config
         now = scene.now
         needed = self._needed(scene)
-        if len(idx) >= needed:
-            if self._since is None:
-                self._since = now
-            self._last_ok = now
-        elif self._last_ok is None or now - self._last_ok > cfg.grace_s:
-            self._since = None
-            self._last_ok = None
-        if self._since is None or len(idx) < needed:
-            return INACTIVE
-        held = now - self._since
-        if held < cfg.min_duration_s:
+        held = self._held.update(now, len(idx) >= needed, grace_s=cfg.grace_s)
+        if held is None or held < cfg.min_duration_s:
             return INACTIVE
         details: dict[str, float] = {"held_s": round(held, 1), "needed": needed}
         if scene.zone_area_m2:

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from gridworker.incidents.migrations.columns import saved_config_columns
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -74,7 +76,7 @@ def build(metadata: sa.MetaData) -> None:
         col("created_at", sa.Float),
     )
     for name in ("cameras", "patrol_plans"):
-        sa.Table(name, metadata, col("id", sa.String(64), primary_key=True), col("config", sa.Text), col("created_at", sa.Float))
+        sa.Table(name, metadata, *saved_config_columns())
     sa.Table(
         "work_orders",
         metadata,

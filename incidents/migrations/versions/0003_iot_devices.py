@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
+
+from gridworker.incidents.migrations.columns import saved_config_columns
 
 revision = "0003"
 down_revision = "0002"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "iot_devices",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("config", sa.Text, nullable=False),
-        sa.Column("created_at", sa.Float, nullable=False),
-    )
+    op.create_table("iot_devices", *saved_config_columns())  # as cameras and patrol plans (0001)
 
 
 def downgrade() -> None:

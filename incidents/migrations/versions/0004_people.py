@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from gridworker.incidents.migrations.columns import position_columns
+
 revision = "0004"
 down_revision = "0003"
 
@@ -39,8 +41,8 @@ def upgrade() -> None:
     # nullable or defaulted, so existing work orders need no rewrite (SQLite adds them in place)
     op.add_column("work_orders", sa.Column("assignee", sa.Integer, nullable=True))
     op.add_column("work_orders", sa.Column("area", sa.String(64), nullable=False, server_default=""))
-    op.add_column("work_orders", sa.Column("lon", sa.Float, nullable=True))
-    op.add_column("work_orders", sa.Column("lat", sa.Float, nullable=True))
+    for column in position_columns():
+        op.add_column("work_orders", column)
     op.create_index("ix_work_orders_assignee", "work_orders", ["assignee"])
     op.create_index("ix_work_orders_area", "work_orders", ["area"])
 

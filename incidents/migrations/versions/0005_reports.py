@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from gridworker.incidents.migrations.columns import position_columns
+
 revision = "0005"
 down_revision = "0004"
 
@@ -18,8 +20,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(64), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("text", sa.Text, nullable=False),
-        sa.Column("lon", sa.Float, nullable=True),
-        sa.Column("lat", sa.Float, nullable=True),
+        *position_columns(),
         sa.Column("contact_name", sa.String(100), nullable=False),
         sa.Column("contact_phone", sa.String(40), nullable=False),
         sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="SET NULL"), nullable=True),
@@ -39,8 +40,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.Integer, nullable=False),
         sa.Column("width", sa.Integer, nullable=False),
         sa.Column("height", sa.Integer, nullable=False),
-        sa.Column("lon", sa.Float, nullable=True),
-        sa.Column("lat", sa.Float, nullable=True),
+        *position_columns(),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
     )
