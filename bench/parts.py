@@ -95,6 +95,25 @@ class InferenceCost:
         nearest = min(self.per_image_cpu_s, key=lambda b: abs(b - batch))
         return self.per_image_cpu_s[nearest]
 
+    @classmethod
+    def mean(cls, costs: Sequence[InferenceCost]) -> InferenceCost:
+        """The per-batch mean of several timings of the same model (taken at different moments of
+        one run, so a machine whose speed drifts is met halfway rather than at one end).
+
+        >>> a = InferenceCost({8: 0.010}, 2, {8: 0.02})
+        >>> InferenceCost.mean([a, InferenceCost({8: 0.012}, 2, {8: 0.02})]).per_image_s
+        {8: 0.011}
+        """
+        if not costs:
+            raise ValueError("no timing to average")
+        batches = set.intersection(*(set(c.per_image_s) for c in costs))
+        cpu_batches = set.intersection(*(set(c.per_image_cpu_s) for c in costs))
+        return cls(
+            {b: round(float(np.mean([c.per_image_s[b] for c in costs])), 9) for b in sorted(batches)},
+            costs[0].threads,
+            {b: round(float(np.mean([c.per_image_cpu_s[b] for c in costs])), 9) for b in sorted(cpu_batches)},
+        )
+
     def best(self, max_batch: int) -> tuple[int, float]:
         """``(batch, seconds per image)`` of the cheapest batch size not above ``max_batch``."""
         allowed = {b: s for b, s in self.per_image_s.items() if b <= max(1, max_batch)}

@@ -225,6 +225,7 @@ class _Setup:
     pipeline_settings: dict[str, Any]
     decode: dict[Path, DecodeCost]
     inference: InferenceCost
+    timing_images: list[np.ndarray]
     yolo_onnx: Path | None
     yolo_detector: Detector | None
     ultralytics_skipped: str | None
@@ -269,8 +270,17 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
     if skipped is not None:
         say(f"ultralytics comparison skipped: {skipped}")
     return _Setup(
-        config, workdir, clips, detector, detector_settings, pipeline_settings, decode, inference,
+        config, workdir, clips, detector, detector_settings, pipeline_settings, decode, inference, images,
         yolo_onnx, yolo_detector, skipped, say,
+    )  # fmt: skip
+
+
+def _retime_inference(setup: _Setup) -> InferenceCost:
+    """Bare inference timed again now, at the batch sizes of the run's first timing."""
+    config = setup.config
+    return measure_inference(
+        _model_file(config.model), setup.timing_images, threads=config.threads,
+        batches=sorted(setup.inference.per_image_s), budget_s=config.calibrate_s,
     )  # fmt: skip
 
 
@@ -283,7 +293,6 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     config, say = setup.config, setup.say
     streams = list(itertools.islice(itertools.cycle(setup.clips), n))
     rates = [min(config.fps, c.fps) if config.fps else c.fps for c in streams]
-    ceil = ceiling(streams, setup.decode, setup.inference, fps=config.fps, max_batch=setup.detector.max_batch)
     mounts = {f"cam{i}": c.path for i, c in enumerate(streams)}
     notes: list[str] = []
     ultra: PipelineResult | None = None
@@ -296,6 +305,7 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     with RtspServerProcess(mounts) as server:
         urls = [server.url(name) for name in mounts]
         load_before = os.getloadavg()[0]
+        before = _retime_inference(setup)
         say(f"N={n}: gridworker pipeline, {config.seconds:g} s")
         e2e = _guarded(
             server, "gridworker", notes,
@@ -304,6 +314,7 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
                 detector_settings=setup.detector_settings, **common,
             ),
         )  # fmt: skip
+        after = _retime_inference(setup)
         gc.collect()
         say(f"N={n}: naive pipeline, {config.seconds:g} s")
         naive = _guarded(
@@ -332,13 +343,28 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
                 notes.append(f"ultralytics comparison failed: {type(exc).__name__}: {exc}")
                 ultra = e2e_yolo = None
             gc.collect()
-    cpu_per_frame = parts_cpu_per_frame(streams, setup.decode, setup.inference, e2e.all_fps, e2e.extra.get("mean_batch") or 1)
+    # The ceiling's inference part is timed right before and right after gridworker's window and
+    # averaged: on a shared machine whose speed drifts, a ceiling timed minutes earlier (once per
+    # run) moved the ratio by more than the pipeline's own overhead.
+    bracket = InferenceCost.mean([before, after])
+    max_batch = setup.detector.max_batch
+    ceil = ceiling(streams, setup.decode, bracket, fps=config.fps, max_batch=max_batch)
+    ceil_before, ceil_after = (ceiling(streams, setup.decode, c, fps=config.fps, max_batch=max_batch) for c in (before, after))
+    drift = abs(ceil_before.fps - ceil_after.fps) / max(ceil.fps, 1e-9)
+    if drift > 0.10:
+        notes.append(
+            f"the machine's speed changed during gridworker's window (ceiling {ceil_before.fps:.1f} before, "
+            f"{ceil_after.fps:.1f} after): e2e_over_ceiling is unreliable, run again"
+        )
+    cpu_per_frame = parts_cpu_per_frame(streams, setup.decode, bracket, e2e.all_fps, e2e.extra.get("mean_batch") or 1)
     row: dict[str, Any] = {
         "streams": n,
         "offered_fps": _r(ceil.offered_fps),
         "sampled_fps": _r(ceil.sampled_fps),
         "ceiling_fps": _r(ceil.fps),
         "ceiling_analysed_only_fps": _r(ceil.analysed_only_fps),
+        "ceiling_before_fps": _r(ceil_before.fps),
+        "ceiling_after_fps": _r(ceil_after.fps),
         "decode_ms": _r(ceil.decode_ms, 3),
         "convert_ms": _r(ceil.convert_ms, 3),
         "decode_load": _r(ceil.decode_load, 3),

@@ -21,6 +21,8 @@ from gridworker.bench.timing import AgeLog, SendClock
 REQUIRED_KEYS = {
     "streams",
     "ceiling_fps",
+    "ceiling_before_fps",
+    "ceiling_after_fps",
     "e2e_fps",
     "naive_fps",
     "e2e_over_ceiling",
@@ -36,6 +38,8 @@ REQUIRED_KEYS = {
 # figures are only required to be numbers; that it ran at all is checked on its totals.
 POSITIVE_KEYS = {
     "ceiling_fps",
+    "ceiling_before_fps",
+    "ceiling_after_fps",
     "e2e_fps",
     "e2e_over_ceiling",
     "p95_latency_ms",
@@ -105,6 +109,21 @@ def test_ceiling_uses_best_batch_not_above_stream_count() -> None:
     inference = InferenceCost({1: 0.020, 2: 0.015, 4: 0.005}, threads=2)
     result = ceiling(clips, decode, inference)
     assert result.infer_batch == 2  # batch 4 is cheaper but two cameras never fill it
+
+
+def test_bracketed_inference_meets_a_drifting_machine_halfway() -> None:
+    """The ceiling of a run uses the mean of the timings before and after gridworker's window."""
+    clips = [_clip("a", 25.0)] * 8
+    decode = {clips[0].path: DecodeCost(0.001, 0.0005, 10)}
+    before = InferenceCost({4: 0.012, 8: 0.010}, threads=2, per_image_cpu_s={8: 0.019})
+    after = InferenceCost({4: 0.014, 8: 0.012}, threads=2, per_image_cpu_s={8: 0.023})
+    mean = InferenceCost.mean([before, after])
+    assert mean.per_image_s == {4: pytest.approx(0.013), 8: pytest.approx(0.011)}
+    assert mean.per_image_cpu_s == {8: pytest.approx(0.021)}
+    fps = [ceiling(clips, decode, c).fps for c in (before, mean, after)]
+    assert fps[0] > fps[1] > fps[2]
+    with pytest.raises(ValueError):
+        InferenceCost.mean([])
 
 
 def test_send_clock_and_live_log() -> None:
