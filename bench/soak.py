@@ -7,7 +7,9 @@ outbox are written all along. Every ``sample_s`` the process's resident memory, 
 open file descriptors are read (``/proc/self``); the cameras' reconnects are summed.
 
 Keys: ``rss_start_mb``, ``rss_end_mb``, ``rss_slope_mb_per_min`` (least squares over the
-samples after the first ``warmup_s``), ``threads_start/end``, ``fds_start/end``,
+samples after the first ``warmup_s``), ``rss_slope_last_half_mb_per_min`` (the same over the
+second half of the run only: memory that grows to a bound and stays there shows a slope
+over the whole run but none in its second half, a leak shows in both), ``threads_start/end``, ``fds_start/end``,
 ``reconnects``, ``incidents``, ``minutes``, ``streams``, ``cpu_cores``. Targets: slope
 < 1 MB/min, no growth in threads or descriptors, no reconnect storms (0 reconnects from a
 healthy server).
@@ -53,6 +55,7 @@ class SoakResult:
     rss_start_mb: float
     rss_end_mb: float
     rss_slope_mb_per_min: float | None
+    rss_slope_last_half_mb_per_min: float | None
     threads_start: int
     threads_end: int
     fds_start: int
@@ -122,6 +125,7 @@ def run_soak(
     return SoakResult(
         streams=streams, minutes=round(minutes, 2),
         rss_start_mb=first.rss_mb, rss_end_mb=last.rss_mb, rss_slope_mb_per_min=slope_per_min(steady),
+        rss_slope_last_half_mb_per_min=slope_per_min([s for s in samples if s.t >= samples[-1].t / 2]),
         threads_start=first.threads, threads_end=last.threads, fds_start=first.fds, fds_end=last.fds,
         reconnects=reconnects, incidents=incidents, cpu_cores=os.cpu_count(),
     )
@@ -132,7 +136,8 @@ def format_soak(r: SoakResult) -> str:
     return "\n".join(
         [
             f"{r.streams} streams for {r.minutes} min on {r.cpu_cores} cores; {r.incidents} incidents",
-            f"RSS {r.rss_start_mb} -> {r.rss_end_mb} MB, slope {r.rss_slope_mb_per_min} MB/min [{'PASS' if slope_ok else 'FAIL'}: < 1]",
+            f"RSS {r.rss_start_mb} -> {r.rss_end_mb} MB, slope {r.rss_slope_mb_per_min} MB/min [{'PASS' if slope_ok else 'FAIL'}: < 1], "
+            f"second half {r.rss_slope_last_half_mb_per_min} MB/min",
             f"threads {r.threads_start} -> {r.threads_end}, fds {r.fds_start} -> {r.fds_end}, reconnects {r.reconnects}",
         ]
     )

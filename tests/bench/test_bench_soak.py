@@ -20,5 +20,6 @@ def test_a_short_soak_reports_every_key(gst_rtsp, tmp_path):
     result = run_soak(minutes=0.3, streams=2, sample_s=2.0, warmup_s=5.0)
     assert result.streams == 2 and result.reconnects == 0
     assert result.rss_end_mb > 0 and result.rss_slope_mb_per_min is not None
+    assert result.rss_slope_last_half_mb_per_min is not None  # 18 s at 2 s: 5 samples in the second half
     assert result.threads_end > 0 and result.fds_end > 0
     assert "slope" in format_soak(result)
