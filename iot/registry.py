@@ -3,8 +3,8 @@ CSV import (saved in the database, table ``iot_devices``, so they survive a rest
 
 Example:
     >>> reg = DeviceRegistry(IotConfig(), known_types={"smart_breaker"})  # saver: IncidentStore.devices
-    >>> reg.add([DeviceConfig(id="brk-1", type="smart_breaker")]); reg.get("brk-1").type
-    'smart_breaker'
+    >>> [d.id for d in reg.add([DeviceConfig(id="brk-1", type="smart_breaker")])], reg.get("brk-1").type
+    (['brk-1'], 'smart_breaker')
 """
 
 from __future__ import annotations
