@@ -224,7 +224,7 @@ class _Setup:
     detector_settings: dict[str, Any]
     pipeline_settings: dict[str, Any]
     decode: dict[Path, DecodeCost]
-    inference: InferenceCost
+    timing_batches: list[int]
     timing_images: list[np.ndarray]
     yolo_onnx: Path | None
     yolo_detector: Detector | None
@@ -233,7 +233,7 @@ class _Setup:
 
 
 def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Callable[[str], None]) -> _Setup:
-    """Clips, detector(s) and the isolated part timings (they don't depend on N)."""
+    """Clips, detector(s) and the decode timings (they do not depend on N; inference is timed per N)."""
     from gridworker.models.config import DetectorConfig
     from gridworker.models.loader import load_detector
 
@@ -249,11 +249,8 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
     for clip in itertools.islice(itertools.cycle(clips), min(max(counts), len(clips))):
         cost = decode[clip.path] = measure_decode(clip, budget_s=config.calibrate_s)
         say(f"decode {clip.name}: {cost.decode_s * 1e3:.2f} ms/frame + {cost.convert_s * 1e3:.2f} ms RGB")
+    # bare inference is timed beside each N's gridworker window (_measure), not here
     batches = [b for b in BATCH_SIZES if b <= min(max(counts), detector.max_batch)]
-    inference = measure_inference(
-        _model_file(config.model), images, threads=config.threads, batches=batches, budget_s=config.calibrate_s
-    )
-    say("bare inference ms/image: " + ", ".join(f"b{b}={t * 1e3:.1f}" for b, t in inference.per_image_s.items()))
 
     skipped = None if config.ultralytics else "disabled (--no-ultralytics)"
     skipped = skipped or ultralytics_available()
@@ -270,18 +267,20 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
     if skipped is not None:
         say(f"ultralytics comparison skipped: {skipped}")
     return _Setup(
-        config, workdir, clips, detector, detector_settings, pipeline_settings, decode, inference, images,
+        config, workdir, clips, detector, detector_settings, pipeline_settings, decode, batches, images,
         yolo_onnx, yolo_detector, skipped, say,
     )  # fmt: skip
 
 
-def _retime_inference(setup: _Setup) -> InferenceCost:
-    """Bare inference timed again now, at the batch sizes of the run's first timing."""
+def _time_inference(setup: _Setup, when: str) -> InferenceCost:
+    """Bare inference timed now, at every batch size the run can use."""
     config = setup.config
-    return measure_inference(
+    cost = measure_inference(
         _model_file(config.model), setup.timing_images, threads=config.threads,
-        batches=sorted(setup.inference.per_image_s), budget_s=config.calibrate_s,
+        batches=setup.timing_batches, budget_s=config.calibrate_s,
     )  # fmt: skip
+    setup.say(f"bare inference {when}, ms/image: " + ", ".join(f"b{b}={t * 1e3:.1f}" for b, t in cost.per_image_s.items()))
+    return cost
 
 
 def _measure(setup: _Setup, n: int) -> dict[str, Any]:
@@ -305,7 +304,7 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     with RtspServerProcess(mounts) as server:
         urls = [server.url(name) for name in mounts]
         load_before = os.getloadavg()[0]
-        before = _retime_inference(setup)
+        before = _time_inference(setup, "before gridworker")
         say(f"N={n}: gridworker pipeline, {config.seconds:g} s")
         e2e = _guarded(
             server, "gridworker", notes,
@@ -314,7 +313,7 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
                 detector_settings=setup.detector_settings, **common,
             ),
         )  # fmt: skip
-        after = _retime_inference(setup)
+        after = _time_inference(setup, "after gridworker")
         gc.collect()
         say(f"N={n}: naive pipeline, {config.seconds:g} s")
         naive = _guarded(
