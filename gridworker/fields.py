@@ -43,4 +43,6 @@ SecondsUpToDay = Annotated[float, Field(ge=0.0, le=86_400.0)]
 #: Frames per second of a camera that are analysed (decoded frames in between are skipped).
 AnalysisFps = Annotated[float, Field(gt=0.0, le=60.0)]
 #: The memory cap of one camera's evidence ring (its encoded packets, kept for incident clips), megabytes.
-RingMegabytes = Annotated[float, Field(gt=0.0, le=1024.0)]
+#: At least 0.1 MB: a smaller ring could not hold one keyframe of any real stream (and a cap that
+#: rounds to zero bytes would hold nothing at all).
+RingMegabytes = Annotated[float, Field(ge=0.1, le=1024.0)]

@@ -117,6 +117,11 @@ def test_scene_caps_are_422_on_add_and_on_scene_edit(api):
     r = client.post("/cameras", json=_cam("big", zones=[_zone("z1"), _zone("z2"), _zone("z3")]))
     assert r.status_code == 422 and "3 zones, more than limits.scene.zones (2)" in r.json()["detail"], r.text
     assert client.get("/cameras/big").status_code == 404  # nothing half-added
+    # a ring too small to hold one keyframe (or rounding to 0 bytes) is refused at the boundary, never a 500
+    for tiny in (1e-9, 0.05):
+        r = client.post("/cameras", json={**_cam("tiny"), "stream": {"clip_buffer_mb": tiny}})
+        assert r.status_code == 422 and "clip_buffer_mb" in r.text, r.text
+    assert client.get("/cameras/tiny").status_code == 404
     assert client.post("/cameras", json=_cam("cam", zones=[_zone("z1")])).status_code == 201
     for scene, problem in [
         ({"zones": [_zone("z1", points=6)]}, "zone 'z1' has 6 points, more than limits.scene.polygon_points (5)"),
