@@ -33,18 +33,10 @@ from typing import Any, Protocol
 import av
 import numpy as np
 
-from gridworker.streams.frame import DecodedFrame, Frame
+from gridworker.streams.frame import DecodedFrame, Frame, rgb_image
 from gridworker.streams.redact import get_logger
 
 log = get_logger(__name__)
-
-
-def to_rgb(picture: av.VideoFrame) -> np.ndarray:
-    """``(H, W, 3) uint8`` RGB, read-only (shared by every consumer), converted here in the
-    gathering thread with one swscale thread (PyAV does the work; no call back into streams)."""
-    image: np.ndarray = picture.to_ndarray(format="rgb24", threads=1)
-    image.flags.writeable = False
-    return image
 
 
 class FrameGate(Protocol):
@@ -287,7 +279,7 @@ class Batcher:
                 coasted.append(Coasted(d.camera_id, d.seq, d.ts))
                 continue
             try:
-                batch.append(Frame(d.camera_id, d.seq, d.ts, to_rgb(d.picture)))
+                batch.append(Frame(d.camera_id, d.seq, d.ts, rgb_image(d.picture)))
             except (ValueError, av.FFmpegError):  # a picture swscale cannot convert: skip this frame only
                 log.warning("camera %s: frame %d could not be converted; skipped", d.camera_id, d.seq)
         return connected
