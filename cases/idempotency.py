@@ -62,7 +62,7 @@ class IdempotencyLog:
     Example:
         >>> log = IdempotencyLog(ttl_s=86_400, max_keys=100_000)
         >>> log.digest("person:1:li", "a1b2c3d4")[:8]
-        '8d53c5b4'
+        '292982b8'
     """
 
     def __init__(self, ttl_s: float = 2 * 86_400.0, max_keys: int = 100_000) -> None:

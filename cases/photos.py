@@ -178,9 +178,13 @@ def normalise_photo(
         PhotoError: not a JPEG/PNG (415), or one that does not decode or is too large (422).
 
     Example:
-        >>> photo = normalise_photo(open("bus.jpg", "rb").read(), max_side=1280)  # doctest: +SKIP
+        >>> upload = io.BytesIO()
+        >>> Image.new("RGB", (2560, 1920), "grey").save(upload, "JPEG")   # stands in for bus.jpg
+        >>> photo = normalise_photo(upload.getvalue(), max_side=1280)
         >>> max(photo.width, photo.height) <= 1280
         True
+        >>> (photo.width, photo.height), photo.lat is None
+        ((1280, 960), True)
     """
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)

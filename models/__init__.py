@@ -4,9 +4,13 @@ The default detector is the embedded SSD-MobileNetV2 COCO model; any Ultralytics
 detection model exported to ONNX works too. Nothing here needs torch at run time.
 
 Example:
+    >>> import numpy as np
     >>> from gridworker.models import DetectorConfig, load_detector
     >>> detector = load_detector(DetectorConfig(confidence=0.5))
+    >>> rgb_image = np.zeros((360, 640, 3), dtype=np.uint8)   # (H, W, 3) uint8 RGB
     >>> detections = detector.detect([rgb_image])[0]
+    >>> len(detections)                                        # nothing in a black frame
+    0
 """
 
 from .base import Detector

@@ -67,9 +67,9 @@ def export_ultralytics(weights: Path, out: Path | None = None, imgsz: int = 640)
         ExportError: the export tools are missing, ``weights`` does not exist, or the
             export failed.
 
-    Example:
-        >>> export_ultralytics(Path("best.pt"), Path("fall.onnx"))
-        PosixPath('fall.onnx')
+    Example::
+
+        export_ultralytics(Path("best.pt"), Path("fall.onnx"))    # PosixPath('fall.onnx')
     """
     missing = [name for name in EXPORT_REQUIREMENTS if importlib.util.find_spec(name) is None]
     if missing:

@@ -94,7 +94,8 @@ class Manifest(_Strict):
     """Everything gridworker needs to run a model directory.
 
     Example:
-        >>> manifest = load_manifest(Path("models/weights/ssd_mobilenet_v2_coco"))
+        >>> from gridworker.models.loader import WEIGHTS_DIR   # models/weights
+        >>> manifest = load_manifest(WEIGHTS_DIR / "ssd_mobilenet_v2_coco")
         >>> manifest.family, manifest.input.height
         ('ssd', 300)
     """

@@ -42,9 +42,12 @@ class SsdDetector(BatchDetector):
         warmup: run one inference now, so the first real call is not slow.
 
     Example:
-        >>> detector = SsdDetector.from_directory(Path("models/weights/ssd_mobilenet_v2_coco"))
+        >>> from gridworker.models.loader import WEIGHTS_DIR   # models/weights
+        >>> detector = SsdDetector.from_directory(WEIGHTS_DIR / "ssd_mobilenet_v2_coco")
+        >>> rgb_image = np.zeros((360, 640, 3), dtype=np.uint8)   # (H, W, 3) uint8 RGB
         >>> [dets] = detector.detect([rgb_image])
-        >>> dets.data["class_name"], dets.xyxy
+        >>> dets.data["class_name"].tolist(), dets.xyxy.shape   # a black frame: no detections
+        ([], (0, 4))
     """
 
     def __init__(

@@ -236,11 +236,11 @@ class YoloDetector(BatchDetector):
             instead of a square; images of one target shape run together.
         warmup: run one inference now.
 
-    Example:
-        >>> detector = YoloDetector.from_path(Path("fall.onnx"), DetectorConfig(confidence=0.25))
-        >>> detector.class_names
-        ['Normal', 'Fall']
-        >>> [dets] = detector.detect([rgb_image])
+    Example::
+
+        detector = YoloDetector.from_path(Path("fall.onnx"), DetectorConfig(confidence=0.25))
+        detector.class_names            # ['Normal', 'Fall']
+        [dets] = detector.detect([rgb_image])
     """
 
     def __init__(

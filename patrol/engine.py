@@ -16,15 +16,12 @@ reason; the camera is listed offline and retried in later cycles with a backoff 
 cycles (:func:`~gridworker.patrol.selection.skip_cycles`). Nothing a camera does can stall
 the cycle: every visit has its own open and keyframe timeouts.
 
-Example:
-    >>> run = PatrolRun(plan, cameras, visit_sink=lambda target, frames: analyse(frames))
-    >>> run.start(); run.start()        # the second start is a no-op
-    True
-    False
-    >>> run.status().visited, run.status().total   # doctest: +SKIP
-    (120, 200)
-    >>> run.stop()
-    True
+Example::
+
+    run = PatrolRun(plan, cameras, visit_sink=lambda target, frames: analyse(frames))
+    run.start(); run.start()        # True, then False: the second start is a no-op
+    run.status().visited, run.status().total   # e.g. (120, 200)
+    run.stop()                      # True
 """
 
 from __future__ import annotations

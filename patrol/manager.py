@@ -16,10 +16,10 @@ plan. Semantics (the API maps them to HTTP codes):
 * ``delete_plan``: runtime plans only; :class:`PatrolConflict` while it runs or for a plan
   from the config file (409).
 
-Example:
-    >>> manager = PatrolManager(lambda plan: PatrolRun(plan, cameras, sink), [plan])
-    >>> manager.start("schools").state          # doctest: +SKIP
-    <PatrolState.RUNNING: 'running'>
+Example::
+
+    manager = PatrolManager(lambda plan: PatrolRun(plan, cameras, sink), [plan])
+    manager.start("schools").state          # <PatrolState.RUNNING: 'running'>
 """
 
 from __future__ import annotations

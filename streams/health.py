@@ -58,10 +58,10 @@ class StreamHealth:
         last_frame_ts: wall-clock time of the last decoded frame, None before the first.
         last_error_kind: the kind of ``last_error`` (:data:`StreamErrorKind`), None if none yet.
 
-    Example:
-        >>> h = stream.health()
-        >>> h.state is StreamState.LIVE and h.fps > 0
-        True
+    Example::
+
+        h = stream.health()                          # stream: a running CameraStream
+        h.state is StreamState.LIVE and h.fps > 0    # True once frames arrive
     """
 
     camera_id: str

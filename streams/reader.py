@@ -143,11 +143,12 @@ class CameraStream:
         camera_id: id of the camera (copied into every Frame).
         config: how to read it.
 
-    Example:
-        >>> cam = CameraStream("gate", StreamConfig(url="rtsp://10.0.0.7/stream1", fps=5))
-        >>> cam.start()
-        >>> frame = cam.wait(after_seq=-1, timeout=10)   # Frame | None
-        >>> cam.stop()
+    Example::
+
+        cam = CameraStream("gate", StreamConfig(url="rtsp://10.0.0.7/stream1", fps=5))
+        cam.start()
+        frame = cam.wait(after_seq=-1, timeout=10)   # Frame | None
+        cam.stop()                                   # True: the worker exited
     """
 
     def __init__(self, camera_id: str, config: StreamConfig) -> None:

@@ -7,10 +7,11 @@ the system interpreter (``/usr/bin/python3``), not the project's virtualenv::
     apt-get install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \\
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 
-Example:
-    >>> with RtspServerProcess({"cam1": "street.mp4"}) as server:
-    ...     url = server.url("cam1")        # rtsp://127.0.0.1:PORT/cam1
-    ...     server.pause(); server.resume() # simulate a hung camera
+Example::
+
+    with RtspServerProcess({"cam1": "street.mp4"}) as server:
+        url = server.url("cam1")        # rtsp://127.0.0.1:PORT/cam1
+        server.pause(); server.resume() # simulate a hung camera
 """
 
 from __future__ import annotations
@@ -98,11 +99,11 @@ class RtspServerProcess:
     Raises:
         RtspServerUnavailable: from :meth:`start` when GStreamer is missing.
 
-    Example:
-        >>> server = RtspServerProcess({"gate": "gate.mp4"}).start()
-        >>> server.url("gate")
-        'rtsp://127.0.0.1:40123/gate'
-        >>> server.stop()
+    Example::
+
+        server = RtspServerProcess({"gate": "gate.mp4"}).start()
+        server.url("gate")      # 'rtsp://127.0.0.1:40123/gate'
+        server.stop()
     """
 
     def __init__(

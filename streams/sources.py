@@ -21,6 +21,9 @@ Example:
     >>> isinstance(parse_source("/srv/media/gate.mp4"), FileSource)
     True
     >>> parse_source("concat:/etc/passwd|/etc/shadow")  # raises SourceError (not a camera URL)
+    Traceback (most recent call last):
+        ...
+    gridworker.streams.sources.SourceError: 'concat:...' is not a camera URL: ...
 """
 
 from __future__ import annotations

@@ -14,11 +14,18 @@ Pure logic: the caller passes detections, zones, the frame size, the time and an
 frame reference (a snapshot id) for each visit; nothing here reads a clock or stores images.
 
 Example:
+    >>> from gridworker.vision.config import ZoneConfig
+    >>> zones = [Zone(ZoneConfig(id="no-parking", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)]))]
+    >>> dets = sv.Detections(xyxy=np.array([[100.0, 200.0, 220.0, 300.0]]), class_id=np.array([2]),
+    ...                      data={"class_name": np.array(["car"])})    # one car, standing still
     >>> checker = RevisitChecker(RevisitConfig(min_gap_s=300))
     >>> checker.observe("cam1", "snap-1", 0.0, dets, (640, 360), zones)     # first capture
     []
-    >>> checker.observe("cam1", "snap-2", 310.0, dets, (640, 360), zones)   # doctest: +SKIP
-    [RevisitViolation(camera_id='cam1', zone_id='no-parking', gap_s=310.0, ...)]
+    >>> [violation] = checker.observe("cam1", "snap-2", 310.0, dets, (640, 360), zones)
+    >>> violation
+    RevisitViolation(camera_id='cam1', zone_id='no-parking', class_name='car', ...)
+    >>> violation.gap_s, violation.evidence
+    (310.0, ('snap-1', 'snap-2'))
 """
 
 from __future__ import annotations
