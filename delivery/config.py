@@ -90,6 +90,19 @@ class WebhookDestination(_Destination):
         return redact_url(self.url)
 
 
+def topic_text(v: str, name: str) -> str:
+    """``v``, text that goes into an MQTT topic name as it is (the setting ``name``); ValueError
+    if it holds a wildcard (``+``, ``#``) or NUL, which a topic name may not.
+
+    Example:
+        >>> topic_text("city/iot/{device_id}/up", "topic_pattern")
+        'city/iot/{device_id}/up'
+    """
+    if any(c in v for c in "+#\x00"):
+        raise ValueError(f"{name} may not contain + # or NUL")
+    return v
+
+
 class MqttDestination(_Destination):
     """Publish with QoS 1 to ``{topic_prefix}/{site}/{type}``; delivered on PUBACK."""
 
@@ -107,9 +120,7 @@ class MqttDestination(_Destination):
     @field_validator("topic_prefix")
     @classmethod
     def _topic(cls, v: str) -> str:
-        if any(c in v for c in "+#\x00"):
-            raise ValueError("topic_prefix may not contain + # or NUL")
-        return v.rstrip("/")
+        return topic_text(v, "topic_prefix").rstrip("/")
 
     def target(self) -> str:
         return f"mqtt{'s' if self.tls else ''}://{self.host}:{self.port}/{self.topic_prefix}/{{site}}/{{type}}"

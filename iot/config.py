@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from gridworker.delivery.config import topic_text
 from gridworker.fields import SecondsUpToMinute
 from gridworker.validation import first_repeat
 
@@ -116,9 +117,7 @@ class IotConfig(_Strict):
         levels = v.split("/")
         if levels.count(DEVICE_PLACEHOLDER) != 1 or any(DEVICE_PLACEHOLDER in lv and lv != DEVICE_PLACEHOLDER for lv in levels):
             raise ValueError("topic_pattern needs exactly one whole topic level {device_id}, e.g. city/iot/{device_id}/up")
-        if any(c in v for c in "+#\x00"):
-            raise ValueError("topic_pattern may not contain + # or NUL")
-        return v
+        return topic_text(v, "topic_pattern")
 
     @model_validator(mode="after")
     def _unique(self) -> IotConfig:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 import supervision as sv
@@ -237,3 +237,26 @@ class Rule(ABC, Generic[ConfigT]):
     @abstractmethod
     def evaluate(self, scene: Scene) -> RuleResult:
         """Judge one frame."""
+
+
+class _Sighted(Protocol):
+    @property
+    def last_seen(self) -> float: ...
+
+
+TrackT = TypeVar("TrackT", bound=_Sighted)
+
+
+class TrackedRule(Rule[ConfigT], Generic[ConfigT, TrackT]):
+    """A per-object rule that keeps a record of each tracked vehicle (red light, speeding,
+    wrong way): the records by track id, and the forgetting of vehicles gone for a while."""
+
+    per_object = True
+
+    def __init__(self, config: ConfigT) -> None:
+        super().__init__(config)
+        self._tracks: dict[int, TrackT] = {}
+
+    def _forget(self, now: float, keep_s: float) -> None:
+        """Drop the records of the tracks last seen more than ``keep_s`` before ``now``."""
+        self._tracks = {t: tr for t, tr in self._tracks.items() if now - tr.last_seen <= keep_s}

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import RedLightRuleConfig
 from ..zones import ground_points
-from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene, SignalState
+from .base import INACTIVE, Hit, IncidentKind, RuleResult, Scene, SignalState, TrackedRule
 
 _FORGET_AFTER_S = 10.0  # a track unseen this long is forgotten
 
@@ -45,7 +45,7 @@ class _Crossing:
     from_side: str
 
 
-class RedLightRule(Rule[RedLightRuleConfig]):
+class RedLightRule(TrackedRule[RedLightRuleConfig, _Track]):
     """Fires once per vehicle whose ground point crosses the stop line (in the configured
     direction) while the configured signal is red.
 
@@ -55,11 +55,6 @@ class RedLightRule(Rule[RedLightRuleConfig]):
 
     type = "red_light"
     kind = IncidentKind("red_light", "闯红灯", "red-light running", "traffic")
-    per_object = True
-
-    def __init__(self, config: RedLightRuleConfig) -> None:
-        super().__init__(config)
-        self._tracks: dict[int, _Track] = {}
 
     def _line_px(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         w, h = size
@@ -134,8 +129,7 @@ class RedLightRule(Rule[RedLightRuleConfig]):
                         crossings.append(_Crossing(tid, str(names[i]), at, light, "left" if from_side < 0 else "right"))
             tr.point = q
             tr.last_seen = now
-        for tid in [t for t, tr in self._tracks.items() if now - tr.last_seen > _FORGET_AFTER_S]:
-            del self._tracks[tid]
+        self._forget(now, _FORGET_AFTER_S)
         if not crossings:
             return INACTIVE
         hits = tuple(

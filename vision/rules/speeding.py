@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import SpeedingRuleConfig
-from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, Hit, IncidentKind, RuleResult, Scene, TrackedRule
 
 _MIN_SAMPLES = 3
 _MAX_SAMPLES = 40
@@ -100,7 +100,7 @@ def speed_kmh(ts: np.ndarray, ground: np.ndarray) -> float | None:
     return None if v is None else v * MS_TO_KMH
 
 
-class SpeedingRule(Rule[SpeedingRuleConfig]):
+class SpeedingRule(TrackedRule[SpeedingRuleConfig, _Track]):
     """Fires while a vehicle in the zone is measured above ``max_speed_kmh + tolerance_kmh``.
 
     Per object: each speeding vehicle is its own hit (key: its track id and when the
@@ -109,11 +109,6 @@ class SpeedingRule(Rule[SpeedingRuleConfig]):
 
     type = "speeding"
     kind = IncidentKind("speeding", "超速", "speeding", "traffic")
-    per_object = True
-
-    def __init__(self, config: SpeedingRuleConfig) -> None:
-        super().__init__(config)
-        self._tracks: dict[int, _Track] = {}
 
     def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config
@@ -141,8 +136,7 @@ class SpeedingRule(Rule[SpeedingRuleConfig]):
             if v is not None and v * MS_TO_KMH > limit:
                 fast.append(int(det_i))
                 speeds.append(v * MS_TO_KMH)
-        keep = max(KEEP_S, cfg.window_s)
-        self._tracks = {t: tr for t, tr in self._tracks.items() if now - tr.last_seen <= keep}
+        self._forget(now, max(KEEP_S, cfg.window_s))
         if not fast:
             return INACTIVE
         top = max(speeds)

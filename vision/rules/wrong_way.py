@@ -33,7 +33,7 @@ import numpy as np
 
 from ..config import WrongWayRuleConfig
 from ..zones import ground_points
-from .base import INACTIVE, Hit, IncidentKind, Rule, RuleResult, Scene
+from .base import INACTIVE, Hit, IncidentKind, RuleResult, Scene, TrackedRule
 
 _MIN_SAMPLES = 3
 _MAX_STEP_SHARE = 1.0 / 3.0  # a judged step spans at most this share of window_s
@@ -88,19 +88,17 @@ class _History:
         return np.asarray((x1 - x0, y1 - y0), dtype=np.float64), self.ts[-1] - self.ts[-2]
 
 
-class WrongWayRule(Rule[WrongWayRuleConfig]):
+class WrongWayRule(TrackedRule[WrongWayRuleConfig, _History]):
     """Fires while a vehicle in the lane zone is judged to travel against its ``direction``."""
 
     type = "wrong_way"
     kind = IncidentKind("wrong_way", "车辆逆行", "wrong-way driving", "traffic")
-    per_object = True
 
     def __init__(self, config: WrongWayRuleConfig) -> None:
         super().__init__(config)
         d = np.asarray(config.direction, dtype=np.float64)
         self._direction = d / np.linalg.norm(d)
         self._cos_limit = math.cos(math.radians(config.min_angle_deg))
-        self._tracks: dict[int, _History] = {}
 
     def evaluate(self, scene: Scene) -> RuleResult:
         cfg = self.config
@@ -140,7 +138,7 @@ class WrongWayRule(Rule[WrongWayRuleConfig]):
                     )
                 )
 
-        self._tracks = {t: h for t, h in self._tracks.items() if now - h.last_seen <= cfg.window_s}
+        self._forget(now, cfg.window_s)
         if not wrong:
             return INACTIVE
         tracks = [int(ids[i]) for i in wrong]
