@@ -30,12 +30,11 @@ from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
 
 from .bridge import AsyncBridge
-from .config import ClusterConfig
 from .leases import LeaseRecord, read_lease
 from .link import NatsLink
 from .membership import KvMirror, LeaderElection, WorkerInfo, list_workers, read_workers
 from .placement import Placement, place
-from .worker import Stoppable
+from .worker import ClusterContext, Stoppable
 
 __all__ = ["ClusterService", "ClusterView", "RemoteStream", "ServeContext", "require_postgres"]
 
@@ -59,13 +58,9 @@ def require_postgres(settings: Settings) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class ServeContext:
+class ServeContext(ClusterContext):
     """What the case service hands the parts that plug into it (the observation consumer, the visit publisher)."""
 
-    settings: Settings
-    config: ClusterConfig
-    bridge: AsyncBridge
-    link: NatsLink
     service: Service
 
 

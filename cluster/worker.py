@@ -62,7 +62,7 @@ from .leases import LeaseLost, LeaseTable, claim, release, renew
 from .link import NatsLink
 from .membership import KvMirror, WorkerInfo
 
-__all__ = ["Stoppable", "VisitRuntime", "WorkerContext", "WorkerProcess", "WorkerSink"]
+__all__ = ["ClusterContext", "Stoppable", "VisitRuntime", "WorkerContext", "WorkerProcess", "WorkerSink"]
 
 log = get_logger(__name__)
 
@@ -81,15 +81,21 @@ class WorkerSink(IncidentSink, Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerContext:
-    """What a worker hands the parts that plug into it (the observation sink, the visit consumer)."""
+class ClusterContext:
+    """What a cluster process (a worker, the case service) hands the parts that plug into it."""
 
-    worker_id: str
-    instance: str
     settings: Settings
     config: ClusterConfig
     bridge: AsyncBridge
     link: NatsLink
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext(ClusterContext):
+    """What a worker hands the parts that plug into it (the observation sink, the visit consumer)."""
+
+    worker_id: str
+    instance: str
     leases: LeaseTable
     metrics: Metrics
     #: count one patrol visit done (shown in the heartbeat's ``visits``)
@@ -158,8 +164,8 @@ class WorkerProcess:
         self._visits_done = 0
         self._visits_lock = threading.Lock()
         self.context = WorkerContext(
-            self.worker_id, self.instance, settings, cfg, self.bridge, self.link, self.leases, self.metrics, self._visit_done,
-            self._packet_ring,
+            settings=settings, config=cfg, bridge=self.bridge, link=self.link, worker_id=self.worker_id, instance=self.instance,
+            leases=self.leases, metrics=self.metrics, visit_done=self._visit_done, packet_ring=self._packet_ring,
         )
         self._sink_factory = sink_factory
         self._visits_factory = visits_factory
