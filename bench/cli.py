@@ -24,11 +24,14 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .args import fail, positive
+from .args import Option, fail, out_of_range, positive, settings_options
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["register"]
 
@@ -70,10 +73,24 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _bench_parser(bench_sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, description: str) -> argparse.ArgumentParser:
-    """The sub-parser of ``bench NAME``, run by ``func``; its options follow, then :func:`_output_options`."""
+def _bench_parser(
+    bench_sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, description: str,
+    settings: type[DataclassInstance] | None = None, options: Mapping[str, Option] | None = None,
+) -> argparse.ArgumentParser:
+    """The sub-parser of ``bench NAME``, with the ``options`` of the fields of its ``settings``
+    first (:func:`~gridworker.bench.args.settings_options`); run by ``func`` once those are
+    within their bounds (else refused, exit status 2). Its other options follow, then
+    :func:`_output_options`."""
     p: argparse.ArgumentParser = bench_sub.add_parser(name, help=help, description=description)
-    p.set_defaults(func=func)
+    checked = options or {}
+    if settings is not None:
+        settings_options(p, settings, checked)
+
+    def run(args: argparse.Namespace) -> int:
+        wrong = out_of_range(args, checked)
+        return func(args) if wrong is None else fail(f"bench {name}", wrong)
+
+    p.set_defaults(func=run)
     return p
 
 
@@ -82,11 +99,13 @@ def _media_option(p: argparse.ArgumentParser, default: str = "../shared/media, e
     p.add_argument("--media", type=Path, default=None, metavar="DIR", help=f"folder of H.264 clips (default {default})")
 
 
-def _detector_options(p: argparse.ArgumentParser) -> None:
-    """``--model``, ``--threads``, ``--max-batch``: the detector, as its ``detector`` settings take it."""
-    p.add_argument("--model", default="ssd_mobilenet_v2_coco", help="detector model name or path (default: the embedded SSD)")
-    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
-    p.add_argument("--max-batch", type=int, default=8, help="largest detector batch (default 8)")
+#: ``--model``, ``--threads``, ``--max-batch``: the detector of a bench whose settings have these
+#: fields, as its ``detector`` settings take it.
+_DETECTOR_OPTIONS: Mapping[str, Option] = {
+    "model": Option("detector model name or path"),
+    "threads": Option("ONNX Runtime intra-op threads", least=1),
+    "max_batch": Option("largest detector batch", least=1),
+}
 
 
 def _output_options(p: argparse.ArgumentParser, what: str = "the result as JSON") -> None:
@@ -164,6 +183,8 @@ def register(subparsers: Any) -> None:
 
 
 def _register_throughput(bench_sub: Any) -> None:
+    from .throughput import ThroughputConfig
+
     p = _bench_parser(
         bench_sub, "throughput", _throughput,
         help="live frames per second on N real RTSP streams, against a ceiling and baselines",
@@ -173,39 +194,34 @@ def _register_throughput(bench_sub: Any) -> None:
             "where installed, Ultralytics' predict loop. Only live frames (age <= 1 s) count. "
             "See docs/benchmarks.md."
         ),
+        settings=ThroughputConfig,
+        options={
+            "seconds": Option("measurement window per pipeline, s", above=0),
+            "fps": Option(
+                "gridworker's analysis rate per camera, default each clip's native rate; the baselines read every frame",
+                above=0, type=float,
+            ),
+            "calibrate_s": Option("budget of each isolated part timing, s", above=0, flag="--calibrate-seconds"),
+            "warmup_timeout_s": Option("longest wait for every stream's first live frame, s", above=0, flag="--warmup-timeout"),
+            "batch_deadline_ms": Option(
+                "gridworker's pipeline.batch_deadline_ms for this run; default: the product's default", least=0, most=2000, type=float
+            ),
+            "ultralytics_seconds": Option("window of each pipeline in the Ultralytics comparison, s", above=0),
+            "yolo_onnx": Option("existing YOLO ONNX export for that comparison", type=Path),
+            "yolo_imgsz": Option("YOLO input size", least=32),
+            **_DETECTOR_OPTIONS,
+        },
     )
     p.add_argument(
         "--streams", type=_stream_counts, default=[1, 4, 8, 16], metavar="N[,N...]", help="stream counts (default 1,4,8,16)"
     )
-    p.add_argument("--seconds", type=positive, default=20.0, help="measurement window per pipeline, s (default 20)")
     _media_option(p, "../shared/media if present")
     p.add_argument("--synthetic", action="store_true", help="use generated 25 fps clips (--synthetic-size) even if media exists")
     p.add_argument(
         "--synthetic-size", type=_size, default=(640, 360), metavar="WxH",
         help="size of the generated clips (default 640x360; 1280x720 for the Ultralytics comparison at --yolo-imgsz 640)",
     )
-    p.add_argument(
-        "--fps", type=positive, default=None,
-        help="gridworker's analysis rate per camera (default: each clip's native rate); the baselines read every frame",
-    )
-    _detector_options(p)
-    p.add_argument(
-        "--calibrate-seconds", type=positive, default=1.0, help="budget of each isolated part timing, s (default 1)"
-    )
-    p.add_argument(
-        "--warmup-timeout", type=positive, default=30.0,
-        help="longest wait for every stream's first live frame, s (default 30)",
-    )
-    p.add_argument(
-        "--batch-deadline-ms", type=float, default=None,
-        help="gridworker's pipeline.batch_deadline_ms for this run (default: the product's default)",
-    )
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics comparison")
-    p.add_argument(
-        "--ultralytics-seconds", type=positive, default=8.0, help="window of each pipeline in that comparison, s (default 8)"
-    )
-    p.add_argument("--yolo-onnx", type=Path, default=None, help="existing YOLO ONNX export for that comparison")
-    p.add_argument("--yolo-imgsz", type=int, default=320, help="YOLO input size (default 320)")
     _output_options(p, "the results as a JSON list")
 
 
@@ -222,10 +238,7 @@ def _throughput(args: argparse.Namespace) -> int:
 
     if _no_media(args):
         return 2
-    config = _from_options(
-        ThroughputConfig, args, calibrate_s=args.calibrate_seconds, ultralytics=not args.no_ultralytics,
-        warmup_timeout_s=args.warmup_timeout,
-    )  # fmt: skip
+    config = _from_options(ThroughputConfig, args, ultralytics=not args.no_ultralytics)
 
     def table(rows: list[dict[str, Any]]) -> str:
         text = "\n".join(filter(None, [format_table(rows), live_definition(), target_verdict(rows)]))
@@ -294,36 +307,40 @@ def _soak(args: argparse.Namespace) -> int:
 
 
 def _register_capacity(bench_sub: Any) -> None:
+    from .capacity import CapacityConfig
+
     p = _bench_parser(
         bench_sub, "capacity", _capacity,
         help="the most real RTSP cameras analysed at >= 2 fps each with frame age p95 < 1 s (searched), vs naive and Ultralytics",
         description="Search the largest N of real RTSP cameras every one of which keeps up, for gridworker, the naive loop and "
         "Ultralytics' streaming predictor, in one run.",
+        settings=CapacityConfig,
+        options={
+            "model": Option("embedded model name or ONNX path"),
+            "sample_fps": Option("each camera's sampling rate", above=0, flag="--fps"),
+            "min_fps": Option("analysed fps every camera must get", above=0),
+            "max_age_ms": Option("frame age p95 limit", above=0),
+            "seconds": Option("window of each trial, s", above=0),
+            "start": Option("first N tried", least=1),
+            "max_cameras": Option("largest N tried, at least --start", 1, 256),
+            "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
+        },
     )
-    p.add_argument("--model", default="ssd_mobilenet_v2_coco", help="embedded model name or ONNX path (default: the embedded SSD)")
     _media_option(p)
-    p.add_argument("--fps", type=positive, default=2.5, help="each camera's sampling rate (default 2.5)")
-    p.add_argument("--min-fps", type=positive, default=2.0, help="analysed fps every camera must get (default 2)")
-    p.add_argument("--max-age-ms", type=positive, default=1000.0, help="frame age p95 limit (default 1000)")
-    p.add_argument("--seconds", type=positive, default=15.0, help="window of each trial, s (default 15)")
-    p.add_argument("--start", type=int, default=4, help="first N tried (default 4)")
-    p.add_argument("--max-cameras", type=int, default=64, help="largest N tried (default 64)")
     p.add_argument("--no-motion", action="store_true", help="infer every sampled frame (motion gating off)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop's search")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics search")
-    p.add_argument("--yolo-imgsz", type=int, default=640, help="YOLO input size of the Ultralytics comparison (default 640)")
     _output_options(p)
 
 
 def _capacity(args: argparse.Namespace) -> int:
     from .capacity import CapacityConfig, format_capacity, run_capacity
 
-    if not 1 <= args.start <= args.max_cameras <= 256:
-        return fail("bench capacity", "need 1 <= --start <= --max-cameras <= 256")
+    if args.start > args.max_cameras:
+        return fail("bench capacity", f"--start must be at most --max-cameras ({args.max_cameras}), got {args.start}")
     config = _from_options(
-        CapacityConfig, args, sample_fps=args.fps, motion=not args.no_motion, naive=not args.no_naive,
-        ultralytics=not args.no_ultralytics,
-    )  # fmt: skip
+        CapacityConfig, args, motion=not args.no_motion, naive=not args.no_naive, ultralytics=not args.no_ultralytics
+    )
     return _report(args, _served(lambda: run_capacity(config, progress=_progress)), format_capacity)
 
 
@@ -431,6 +448,8 @@ def _iot(args: argparse.Namespace) -> int:
 
 
 def _register_patrol(bench_sub: Any) -> None:
+    from .patrol import MODES, PatrolBenchConfig
+
     p = _bench_parser(
         bench_sub, "patrol", _patrol,
         help="glance-patrol visits per minute over N real RTSP cameras, against a naive sequential patrol",
@@ -440,35 +459,38 @@ def _register_patrol(bench_sub: Any) -> None:
             "concurrency, optionally with dead and hung cameras), then a naive sequential OpenCV patrol on a few of "
             "the same cameras. See docs/benchmarks.md."
         ),
+        settings=PatrolBenchConfig,
+        options={
+            "cameras": Option("camera URLs to visit once each", least=1),
+            "concurrency": Option("visits in flight at once; the adaptive cap", 1, 512),
+            # --- issue 18: the service's own path, adaptive concurrency, faults (bench/patrol.py)
+            "mode": Option(
+                "plans run side by side: both = fixed, adaptive; all = drained (cycles not overlapped), fixed, adaptive",
+                choices=tuple(MODES),
+            ),
+            "min_concurrency": Option("the adaptive controller's floor", 1, 512),
+            "cycles": Option("cycles per plan", least=1),
+            "continuous": Option("continuously watched cameras beside the patrol", least=0),
+            "continuous_fps": Option("their analysis rate", above=0),
+            "measure_s": Option("seconds the continuous cameras are measured alone", above=0),
+            "dead_share": Option("share of cameras dead (refused) in an extra faults run", least=0, below=1, flag="--dead"),
+            "hung_share": Option("share of cameras hung (accept, never send) in that run", least=0, below=1, flag="--hung"),
+            "open_timeout_s": Option("visit open timeout, s", above=0, flag="--open-timeout"),
+            "keyframe_timeout_s": Option("visit keyframe timeout, s", above=0, flag="--keyframe-timeout"),
+            "servers": Option("RTSP server processes, 0: 1 per 100 cameras, 1-4", 0, 16),
+            "phases": Option("phase-shifted copies per clip", least=1),
+            "keyframes": Option("keyframes per glance", least=1),
+            "naive_cameras": Option("cameras the naive patrol visits, 0 skips it", least=0),
+            "patrol_batch_slots": Option(
+                "most patrol frames per inference batch while a continuous camera is live, at most --max-batch; "
+                "default: the product's, half the batch", least=1, type=int,
+            ),
+            **_DETECTOR_OPTIONS,
+        },
     )
-    p.add_argument("--cameras", type=int, default=200, help="camera URLs to visit once each (default 200)")
-    p.add_argument("--concurrency", type=int, default=64, help="visits in flight at once; the adaptive cap (default 64)")
-    # --- issue 18: the service's own path, adaptive concurrency, faults (bench/patrol.py)
-    p.add_argument(
-        "--mode", choices=("fixed", "adaptive", "drained", "both", "all"), default="both",
-        help="plans run side by side: both = fixed, adaptive; all = drained (cycles not overlapped), fixed, adaptive (default both)",
-    )
-    p.add_argument("--min-concurrency", type=int, default=8, help="the adaptive controller's floor (default 8)")
-    p.add_argument("--cycles", type=int, default=2, help="cycles per plan (default 2)")
-    p.add_argument("--continuous", type=int, default=2, help="continuously watched cameras beside the patrol (default 2)")
-    p.add_argument("--continuous-fps", type=float, default=5.0, help="their analysis rate (default 5)")
-    p.add_argument("--measure-s", type=float, default=8.0, help="seconds the continuous cameras are measured alone (default 8)")
-    p.add_argument("--dead", type=float, default=0.0, help="share of cameras dead (refused) in an extra faults run (default 0)")
-    p.add_argument("--hung", type=float, default=0.0, help="share of cameras hung (accept, never send) in that run (default 0)")
-    p.add_argument("--open-timeout", type=float, default=10.0, help="visit open timeout, s (default 10)")
-    p.add_argument("--keyframe-timeout", type=float, default=12.0, help="visit keyframe timeout, s (default 12)")
     _media_option(p, "../shared/media")
     p.add_argument("--synthetic", action="store_true", help="use generated clips even if media exists")
-    p.add_argument("--servers", type=int, default=0, help="RTSP server processes (default: 1 per 100 cameras, 1-4)")
-    p.add_argument("--phases", type=int, default=8, help="phase-shifted copies per clip (default 8)")
-    p.add_argument("--keyframes", type=int, default=1, help="keyframes per glance (default 1)")
-    p.add_argument("--naive-cameras", type=int, default=12, help="cameras the naive patrol visits (default 12; 0 skips)")
-    _detector_options(p)
     p.add_argument("--stagger-ms", type=float, default=10.0, help="least gap between visit starts, ms (default 10)")
-    p.add_argument(
-        "--patrol-batch-slots", type=int, default=None,
-        help="most patrol frames per inference batch while a continuous camera is live (default: the product's, half the batch)",
-    )
     _output_options(p)
 
 
@@ -477,24 +499,11 @@ def _patrol(args: argparse.Namespace) -> int:
 
     if _no_media(args):
         return 2
-    if args.cameras < 1 or args.concurrency < 1 or not 0 <= args.servers <= 16 or args.phases < 1 or args.keyframes < 1:
-        return fail("bench patrol", "--cameras, --concurrency, --phases, --keyframes must be >= 1; --servers 0-16")
-    if (
-        args.cycles < 1 or args.continuous < 0 or not 1 <= args.min_concurrency <= 512 or args.concurrency > 512
-        or not 0 <= args.dead < 1 or not 0 <= args.hung < 1 or args.dead + args.hung >= 1
-        or args.open_timeout <= 0 or args.keyframe_timeout <= 0 or args.measure_s <= 0 or args.continuous_fps <= 0
-        or (args.patrol_batch_slots is not None and not 1 <= args.patrol_batch_slots <= args.max_batch)
-    ):
-        return fail(
-            "bench patrol",
-            "--cycles >= 1, --continuous >= 0, --concurrency and --min-concurrency 1-512, "
-            "0 <= --dead, --hung and their sum < 1, positive timeouts, --measure-s and --continuous-fps, "
-            "--patrol-batch-slots 1..--max-batch",
-        )
-    config = _from_options(
-        PatrolBenchConfig, args, stagger_s=args.stagger_ms / 1000.0, dead_share=args.dead, hung_share=args.hung,
-        open_timeout_s=args.open_timeout, keyframe_timeout_s=args.keyframe_timeout,
-    )  # fmt: skip
+    if args.dead_share + args.hung_share >= 1:
+        return fail("bench patrol", f"--dead and --hung must sum to < 1, got {args.dead_share + args.hung_share:g}")
+    if args.patrol_batch_slots is not None and args.patrol_batch_slots > args.max_batch:
+        return fail("bench patrol", f"--patrol-batch-slots must be at most --max-batch ({args.max_batch}), got {args.patrol_batch_slots}")
+    config = _from_options(PatrolBenchConfig, args, stagger_s=args.stagger_ms / 1000.0)
     return _report(args, _served(lambda: run_patrol_bench(config, progress=_progress)), format_summary, to_json)
 
 
@@ -502,6 +511,8 @@ def _patrol(args: argparse.Namespace) -> int:
 
 
 def _register_cluster(bench_sub: Any) -> None:
+    from gridworker.cluster.bench import ClusterBenchConfig
+
     p = _bench_parser(
         bench_sub, "cluster", _cluster,
         help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
@@ -510,13 +521,16 @@ def _register_cluster(bench_sub: Any) -> None:
             "`gridworker worker` processes; prints visits_per_min against single_process_visits_per_min (over_single), "
             "share_min/share_max, failover_s, lost_visits, duplicate_incidents and continuous_reassigned_s (docs/cluster.md)."
         ),
+        settings=ClusterBenchConfig,
+        options={
+            "workers": Option("worker processes K", 1, 16),
+            "cameras": Option("patrol-only cameras N", 1, 5000),
+            "continuous": Option("continuously watched cameras placed on the workers", least=0),
+            "cycles": Option("cycles per run", least=1),
+            "slots": Option("visits in flight per worker", 1, 128),
+            "single_concurrency": Option("the single-process run's concurrency", least=1),
+        },
     )
-    p.add_argument("--workers", type=int, default=3, help="worker processes K (default 3)")
-    p.add_argument("--cameras", type=int, default=120, help="patrol-only cameras N (default 120)")
-    p.add_argument("--continuous", type=int, default=3, help="continuously watched cameras placed on the workers (default 3)")
-    p.add_argument("--cycles", type=int, default=3, help="cycles per run (default 3)")
-    p.add_argument("--slots", type=int, default=16, help="visits in flight per worker (default 16)")
-    p.add_argument("--single-concurrency", type=int, default=48, help="the single-process run's concurrency (default 48)")
     _media_option(p)
     p.add_argument("--database", default=None, help="a scratch PostgreSQL URL (its schema is emptied); default gw_bench_cluster on 127.0.0.1")
     p.add_argument("--no-single", action="store_true", help="skip the single-process run")
@@ -534,8 +548,6 @@ _CLUSTER_KEYS = (
 def _cluster(args: argparse.Namespace) -> int:
     from gridworker.cluster.bench import DEFAULT_PG, ClusterBenchConfig, run_cluster_bench
 
-    if not 1 <= args.workers <= 16 or not 1 <= args.cameras <= 5000 or args.cycles < 1 or not 1 <= args.slots <= 128 or args.continuous < 0:
-        return fail("bench cluster", "--workers 1-16, --cameras 1-5000, --cycles >= 1, --slots 1-128, --continuous >= 0")
     config = _from_options(
         ClusterBenchConfig, args, database=args.database or DEFAULT_PG, single=not args.no_single, kill=not args.no_kill
     )
@@ -547,25 +559,27 @@ def _cluster(args: argparse.Namespace) -> int:
 
 
 def _register_stats(bench_sub: Any) -> None:
+    from .stats import StatsBenchConfig
+
     p = _bench_parser(
         bench_sub, "stats", _stats,
         help="the numbers (GET /stats/cases) over many cases in SQLite",
         description="Fill a scratch SQLite database with N work orders over a year and time the figures of 30 days and of the year, alternately.",
+        settings=StatsBenchConfig,
+        options={"cases": Option("work orders", 1, 5_000_000), "repetitions": Option("timings per period, the median is kept", 1, 20)},
     )
-    p.add_argument("--cases", type=int, default=100_000, help="work orders (default 100000)")
-    p.add_argument("--repetitions", type=int, default=3, help="timings per period (default 3; the median is kept)")
     _output_options(p)
 
 
 def _stats(args: argparse.Namespace) -> int:
     from .stats import StatsBenchConfig, format_summary, run_stats_bench
 
-    if not 1 <= args.cases <= 5_000_000 or not 1 <= args.repetitions <= 20:
-        return fail("bench stats", "--cases 1-5000000, --repetitions 1-20")
     return _report(args, run_stats_bench(_from_options(StatsBenchConfig, args)), format_summary)
 
 
 def _register_reliability(bench_sub: Any) -> None:
+    from .reliability import ReliabilityConfig
+
     p = _bench_parser(
         bench_sub, "reliability", _reliability,
         help="forwarding under faults: webhook receiver down for N incidents, kill -9 of the service mid-burst",
@@ -574,21 +588,22 @@ def _register_reliability(bench_sub: Any) -> None:
             "de-duplicates by Idempotency-Key, a service process killed with SIGKILL) and print produced, "
             "delivered, duplicates, lost and lost_after_kill."
         ),
+        settings=ReliabilityConfig,
+        options={
+            "incidents": Option("incidents produced while the receiver is down", least=1),
+            "burst": Option("incidents posted to the service around the kill", least=2),
+            "kill_at": Option("kill after this share of the burst is acknowledged", above=0, below=1),
+            "clients": Option("concurrent HTTP clients in the burst", least=1),
+            "database": Option("a scratch database URL (its gridworker tables are dropped); default: SQLite files", type=str),
+            "workdir": Option("where databases and logs go (default: a new temporary folder)", type=Path),
+        },
     )
-    p.add_argument("--incidents", type=int, default=500, help="incidents produced while the receiver is down (default 500)")
-    p.add_argument("--burst", type=int, default=300, help="incidents posted to the service around the kill (default 300)")
-    p.add_argument("--kill-at", type=float, default=0.4, help="kill after this share of the burst is acknowledged (default 0.4)")
-    p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients in the burst (default 8)")
-    p.add_argument("--database", default=None, help="a scratch database URL (its gridworker tables are dropped); default: SQLite files")
-    p.add_argument("--workdir", type=Path, default=None, help="where databases and logs go (default: a new temporary folder)")
     _output_options(p)
 
 
 def _reliability(args: argparse.Namespace) -> int:
     from .reliability import ReliabilityConfig, format_summary, run_reliability
 
-    if args.incidents < 1 or args.burst < 2 or args.clients < 1 or not 0 < args.kill_at < 1:
-        return fail("bench reliability", "--incidents >= 1, --burst >= 2, --clients >= 1, 0 < --kill-at < 1")
     config = _from_options(ReliabilityConfig, args)
     result = _served(lambda: run_reliability(config, progress=_progress), errors=_RUN_ERRORS)
     return _report(args, result, format_summary, ok=lambda r: r["lost"] == 0 and r["lost_after_kill"] == 0)
