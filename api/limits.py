@@ -13,7 +13,10 @@ is a pure ASGI middleware placed outermost:
   buffered here: memory stays at one chunk.
 
 The cap is ``limits.max_body_bytes`` (1 MiB by default), or the cap of the longest matching
-prefix in ``limits.body_bytes_by_path`` (for routes that take photos; none do today).
+prefix in ``limits.body_bytes_by_path`` (the routes that take photos). A route under a larger
+cap must not declare a pydantic body: it reads the body itself, after its key dependency has
+passed (``read_uploads`` in api/bodies.py; ``POST /reports`` in api/routers/reports.py), so a
+caller with no key is refused before a byte of it is read.
 
 Example:
     >>> app.add_middleware(BodySizeLimit, max_bytes=1 << 20, per_route={"/photos": 20 << 20})  # doctest: +SKIP

@@ -14,10 +14,34 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections import OrderedDict, deque
 
-__all__ = ["ClientAndTotalLimit", "RateLimiter"]
+__all__ = ["ClientAndTotalLimit", "RateLimiter", "client_key"]
+
+
+def client_key(host: str | None) -> str:
+    """The key a client address is limited by: an IPv4 address as it is; an IPv6 address as
+    its /64 (one subscriber's subnet: whoever holds an address holds the other 2^64 of it
+    too); an IPv4-mapped IPv6 address as its IPv4 address. Not an address (a test client's
+    name): as given; none: ``"?"``.
+
+    Example:
+        >>> client_key("203.0.113.7"), client_key("2001:db8:1:2:aaaa::1"), client_key("::ffff:203.0.113.7")
+        ('203.0.113.7', '2001:db8:1:2::/64', '203.0.113.7')
+    """
+    if not host:
+        return "?"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 class RateLimiter:

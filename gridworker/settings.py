@@ -306,6 +306,7 @@ class EvidenceConfig(_Strict):
 MIB = 1024 * 1024
 #: The routes that take photos (issue 15): a resident's multipart report (4 photos), the intake
 #: API's JSON with base64 photos, a handler's multipart photos. Their own per-file caps apply inside.
+#: Each of these routes reads its body itself, after its key check (if it has one): api/limits.py.
 PHOTO_ROUTE_CAPS = {"/report/submit": 36 * MIB, "/reports": 48 * MIB, "/workorders/*/photos": 36 * MIB}
 
 

@@ -22,6 +22,7 @@ from ..auth import ANONYMOUS, ANY_ROLE, require
 from ..bodies import CSV_BODY, csv_text
 from ..deps import OrdersDep, PeopleDep, SessionsDep
 from ..errors import Responses
+from ..ratelimit import client_key
 from ..schemas_people import PersonOut
 from ..sessions import SESSION_COOKIE, cookie_secure
 from .workorders import WorkOrderPage, _out
@@ -72,7 +73,7 @@ def login(body: LoginIn, request: Request, response: Response, people: PeopleDep
     ``gw_session`` and returns the CSRF token."""
     now = time.time()
     username = body.username.strip().lower()
-    client = request.client.host if request.client else "?"
+    client = client_key(request.client.host if request.client else None)  # an IPv6 client by its /64
     wait = sessions.logins.admit(username, client, now)
     if wait is not None:
         raise HTTPException(

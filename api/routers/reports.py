@@ -24,6 +24,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -36,7 +37,7 @@ from gridworker.incidents.reports import ReportError, ReportIn, ReportIntake, Re
 from ..auth import require
 from ..bodies import multipart_body, read_uploads
 from ..deps import ReportsDep, wiring
-from ..ratelimit import ClientAndTotalLimit
+from ..ratelimit import ClientAndTotalLimit, client_key
 from ..errors import Responses
 from ..schemas import utc
 
@@ -134,10 +135,60 @@ def _submit(intake: ReportIntake, channel: str, report: ReportIn, photos: list[P
         raise _http(exc) from None
 
 
-@router.post("/reports", response_model=ReceiptOut, status_code=status.HTTP_201_CREATED, responses=_REFUSALS)
-def intake_report(body: ReportApiIn, user: Intake, intake: ReportsDep) -> ReceiptOut:
+def _inline_defs(schema: dict[str, object]) -> dict[str, object]:
+    """``schema`` (pydantic's, of a model without cycles) with each ``$ref`` to its ``$defs``
+    replaced by the definition: a request body given in ``openapi_extra`` stands alone."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: object) -> object:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and isinstance(defs, dict) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {k: inline(v) for k, v in schema.items()}
+
+
+#: ``POST /reports`` reads its JSON itself (:func:`_report_body`); this documents it.
+_REPORT_JSON: dict[str, object] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _inline_defs(ReportApiIn.model_json_schema())}}}
+}
+
+
+async def _report_body(request: Request) -> ReportApiIn:
+    """The body of ``POST /reports``, read and parsed only once the key is checked.
+
+    A route's pydantic body is read and parsed before its dependencies run, authentication
+    included, and this route's body cap is large (48 MiB, ``limits.body_bytes_by_path``): a
+    caller with no key would make the service hold and parse that much before its 401. Read
+    here, after the route's key dependency passed, the body is still capped while it streams
+    (api/limits.py). A 422 as FastAPI writes it (``loc`` starting with ``"body"``)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (media.startswith("application/") and (media == "application/json" or media.endswith("+json"))):
+        raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "msg": "send the report as application/json"}])
+    raw = await request.body()
+    try:
+        return await run_in_threadpool(ReportApiIn.model_validate_json, raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
+@router.post(
+    "/reports", response_model=ReceiptOut, status_code=status.HTTP_201_CREATED, responses=_REFUSALS, openapi_extra=_REPORT_JSON
+)
+async def intake_report(request: Request, user: Intake, intake: ReportsDep) -> ReceiptOut:
     """A report from the 12345 platform or another system (an operator's or supervisor's key):
-    opens a graded, routed case. The contact is stored, never shown to viewers."""
+    opens a graded, routed case. The contact is stored, never shown to viewers. The JSON body
+    (``ReportApiIn``) is read only after the key is checked."""
+    body = await _report_body(request)
+    return await run_in_threadpool(_intake, intake, body)
+
+
+def _intake(intake: ReportIntake, body: ReportApiIn) -> ReceiptOut:
     if body.photo_urls:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "photos are never fetched from URLs: send them as photos_base64")
     if body.channel == "resident":
@@ -189,7 +240,7 @@ async def submit_public(request: Request, intake: ReportsDep) -> ReceiptOut:
     wired = wiring(request.app)
     if wired.report_rate is None:
         wired.report_rate = ClientAndTotalLimit(cfg.public_per_client_per_hour, cfg.public_per_hour, window_s=3600.0)
-    wait = wired.report_rate.hit(request.client.host if request.client else "?", time.time())
+    wait = wired.report_rate.hit(client_key(request.client.host if request.client else None), time.time())
     if wait is not None:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many reports; try again later", headers={"Retry-After": str(int(wait) + 1)})
     texts, uploads = await read_uploads(request, "photo", max_files=cfg.max_photos, max_bytes=int(cfg.photos.max_upload_mb * 1_000_000))
