@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gridworker.streams.redact import redact_url
+from gridworker.streams.redact import redact_url, url_origin
 from gridworker.validation import first_repeat
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -87,7 +87,9 @@ class WebhookDestination(_Destination):
         return url
 
     def target(self) -> str:
-        return redact_url(self.url)
+        """``scheme://host[:port]/...``: no user-info, and the path and query elided (chat-bot hooks
+        carry their token there: ``/bot/v2/hook/<token>``, ``/services/T/B/<secret>``, ``?sign=``)."""
+        return url_origin(self.url)
 
 
 def topic_text(v: str, name: str) -> str:

@@ -13,9 +13,17 @@ goes through these helpers.
 Policy: the whole user-info part becomes ``***`` (``rtsp://***@host/...``; neither the user
 nor the password survives); the value of every query or ``;`` parameter whose name says
 secret (:func:`is_secret_name`: ``pwd``, ``password``, ``passwd``, ``pass``, ``token``,
-``key``, ``auth``, ``secret``, ``signature``, ``sig`` and names ending in them, such as
-``access_token`` or ``api_key``; case-insensitive) becomes ``***``. Other parameters
-(``user``, ``channel``, ``subtype``) stay readable.
+``key``, ``auth``, ``secret``, ``signature``, ``sig``, ``sign``, ``hash``, ``md5`` and names
+ending in them, such as ``access_token`` or ``api_key``; case-insensitive) becomes ``***``.
+Other parameters (``user``, ``channel``, ``subtype``) stay readable.
+
+The user-info is found the way a human would read a mistyped URL, not the way ``urlsplit``
+does: a password with an unencoded ``/``, ``?`` or ``#`` (``rtsp://admin:12/34@host/s``) ends
+``urlsplit``'s host at that character, so it would see no password at all. Here everything
+from ``://`` to the *last* ``@`` of the URL is user-info, even past a ``/``, ``?`` or ``#``.
+An ``@`` in a path (``/clips/@2x/``) or a query value (``?email=a@b.com``) is therefore read
+as the end of a user-info too: that redacts more than it must (the host included), never
+less. :func:`~gridworker.streams.sources.parse_source` refuses such ambiguous camera URLs.
 
 Example:
     >>> redact_url("rtsp://admin:secret@10.0.0.7:554/stream1")
@@ -24,6 +32,8 @@ Example:
     'rtsp://10.0.0.7/cam;password=***?user=admin&pwd=***'
     >>> redact_text("open failed: 'rtsp://admin:secret@10.0.0.7/s1' returned 401")
     "open failed: 'rtsp://***@10.0.0.7/s1' returned 401"
+    >>> redact_url("rtsp://admin:Se/cr#3t@10.0.0.7/s1")
+    'rtsp://***@10.0.0.7/s1'
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 __all__ = [
     "REDACTED",
@@ -41,18 +51,28 @@ __all__ = [
     "is_secret_name",
     "redact_text",
     "redact_url",
+    "split_userinfo",
+    "url_origin",
     "url_secrets",
 ]
 
 REDACTED = "***"
 
-# scheme://userinfo@  - userinfo runs to the last '@' before the first '/', whitespace or quote
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/'\"<>]*)@")
+# scheme://userinfo@ in free text: userinfo runs to the LAST '@' before whitespace or a quote,
+# past any '/', '?' or '#' (an unencoded one in a password)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>]*)@")
+# the same at the start of one URL (whitespace and all: the whole string is the URL)
+_URL_HEAD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?:(?P<userinfo>.*)@)?", re.DOTALL)
+# where the host[:port] ends once the user-info is gone
+_AUTHORITY_END = re.compile(r"[/?#]")
 # name=value after ? & ; # (a query, a ;param, a fragment) or at a word start in free text
 _PARAM = re.compile(r"(?P<lead>(?:^|[?&;#\s'\"(,]))(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)=(?P<value>[^?&;#\s'\"<>),]*)")
 # an Authorization header in a protocol dump (FFmpeg's RTSP/HTTP debug log): Basic is base64 of user:password
 _AUTH_HEADER = re.compile(r"(?im)^(?P<head>[ \t]*(?:proxy-)?authorization:[ \t]*)(?P<value>[^\r\n]+)")
-_SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "pass", "token", "secret", "signature", "sig", "key", "auth", "credential", "credentials")
+_SECRET_WORDS = (
+    "password", "passwd", "passphrase", "pwd", "pass", "token", "secret", "signature", "sig", "sign", "hash", "md5",
+    "key", "auth", "credential", "credentials",
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -75,23 +95,58 @@ def _redact_params(text: str) -> str:
     return _PARAM.sub(sub, text)
 
 
+def split_userinfo(url: str) -> tuple[str, str | None, str] | None:
+    """``url`` as ``(scheme://, user-info or None, the rest from the host on)``; None when it
+    does not start with ``scheme://``.
+
+    The user-info runs to the last ``@``, past any unencoded ``/``, ``?`` or ``#`` (see the
+    module's policy), so a password never ends up in the host or path.
+
+    Example:
+        >>> split_userinfo("rtsp://admin:12/34@10.0.0.7:554/s")
+        ('rtsp://', 'admin:12/34', '10.0.0.7:554/s')
+        >>> split_userinfo("rtsp://10.0.0.7/s?x=1")
+        ('rtsp://', None, '10.0.0.7/s?x=1')
+    """
+    m = _URL_HEAD.match(url)
+    if m is None:
+        return None
+    return m.group("scheme"), m.group("userinfo"), url[m.end() :]
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any ``user:password@`` replaced by ``***@`` and secret parameters by ``***``.
 
-    Works on URLs whose password contains reserved characters (``@``, ``:``); plain
-    paths and URLs without credentials are returned unchanged.
+    Works on URLs whose password contains reserved characters (``@``, ``:``, ``/``, ``?``,
+    ``#``); plain paths and URLs without credentials are returned unchanged.
     """
     if "://" not in url:
         return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    split = split_userinfo(url)
+    if split is None:
         return redact_text(url)
-    head = len(parts.scheme) + 3 + len(parts.netloc)
-    if url[: len(parts.scheme) + 3].lower() != f"{parts.scheme}://":
-        return redact_text(url)
-    netloc = f"{REDACTED}@{parts.netloc.rpartition('@')[2]}" if "@" in parts.netloc else parts.netloc
-    return f"{url[: len(parts.scheme) + 3]}{netloc}{_redact_params(url[head:])}"
+    scheme, userinfo, rest = split
+    return f"{scheme}{'' if userinfo is None else REDACTED + '@'}{_redact_params(rest)}"
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` and ``/...`` for any path, query or fragment: where it
+    points and nothing else (no user-info; paths and queries can hold tokens, such as a chat
+    bot's ``/bot/v2/hook/<token>`` or ``?sign=``).
+
+    Example:
+        >>> url_origin("https://u:pw@open.feishu.cn/open-apis/bot/v2/hook/0f1e2d?sign=x")
+        'https://open.feishu.cn/...'
+        >>> url_origin("http://10.0.0.9:8080/")
+        'http://10.0.0.9:8080/'
+    """
+    split = split_userinfo(url)
+    if split is None:
+        return REDACTED
+    scheme, _, rest = split
+    end = _AUTHORITY_END.search(rest)
+    host, after = (rest, "") if end is None else (rest[: end.start()], rest[end.start() :])
+    return f"{scheme}{host}{after if after in ('', '/') else '/...'}"
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
@@ -101,21 +156,17 @@ def url_secrets(url: str) -> tuple[str, ...]:
     Used to scrub text that mentions a secret *without* the URL around it.
     Empty values and 1-2 character ones (which would redact random text) are skipped.
     """
-    if "://" not in url:
+    split = split_userinfo(url) if "://" in url else None
+    if split is None:
         return ()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ()
+    _, userinfo, rest = split
     values: list[str] = []
-    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    _, sep, password = userinfo.partition(":")
+    _, sep, password = (userinfo or "").partition(":")
     if sep:
         values.append(password)
-    for text in (parts.path, "?" + parts.query, "#" + parts.fragment):
-        for m in _PARAM.finditer(text):
-            if is_secret_name(m.group("name")):
-                values.append(m.group("value"))
+    for m in _PARAM.finditer(rest):
+        if is_secret_name(m.group("name")):
+            values.append(m.group("value"))
     spellings: set[str] = set()
     for value in values:
         if len(value) >= 3:

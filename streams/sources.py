@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from .redact import redact_url
 
@@ -81,6 +81,8 @@ _SCHEME_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
 _PROTOCOL_PREFIX = re.compile(r"^[A-Za-z0-9+.\-,]*:")
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f|<>\"\\^`{}]")
 _WHITESPACE = re.compile(r"\s")
+# where urlsplit ends the host ("scheme://" is already behind)
+_AUTHORITY_END = re.compile(r"[/?#]")
 
 
 class SourceError(ValueError):
@@ -177,11 +179,8 @@ def parse_source(url: str) -> Source:
             raise SourceError(f"unsupported URL scheme {scheme!r} in {_short(url)!r}: use {_ALLOWED_TEXT} or a video file path")
         if _WHITESPACE.search(url):
             raise SourceError(f"{_short(url)!r} is not a camera URL: it contains whitespace")
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises on a port that is not a number in range
-        except ValueError as exc:
-            raise SourceError(f"{_short(url)!r} is not a valid URL: {exc}") from None
+        _refuse_ambiguous_userinfo(url, scheme)
+        parts = _split(url)
         host = parts.hostname or ""
         if not host:
             raise SourceError(f"URL {_short(url)!r} has no host")
@@ -191,8 +190,40 @@ def parse_source(url: str) -> Source:
     return FileSource(Path(url))
 
 
+def _refuse_ambiguous_userinfo(url: str, scheme: str) -> None:
+    """Refuse a network URL with an ``@`` after the first ``/``, ``?`` or ``#`` that follows ``://``.
+
+    ``urlsplit`` ends the host there: with one of them unencoded in the password
+    (``rtsp://admin:12/34@10.0.0.7/s``) it would take ``admin`` for the host and the password's
+    start for the port. The message shows only the scheme: the user-info cannot be told apart.
+    """
+    start = url.index("://") + 3
+    end = _AUTHORITY_END.search(url, start)
+    if end is not None and "@" in url[end.start() :]:
+        raise SourceError(
+            f"the camera URL ({scheme}://...) is ambiguous: it has an '@' after the first '/', '?' or '#' "
+            "following '://', so its user name, password and host cannot be told apart; percent-encode reserved "
+            "characters in the user name and password ('/' as %2F, '?' as %3F, '#' as %23, '@' as %40), "
+            "and an '@' in the path or query as %40"
+        )
+
+
+def _split(url: str) -> SplitResult:
+    """``urlsplit(url)`` with a port that is a number in range; the error never quotes
+    ``urlsplit``'s own message (which repeats what it took for the port)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise SourceError(
+            f"{_short(url)!r} is not a valid URL: its host or port is malformed "
+            "(the port must be a number from 0 to 65535, an IPv6 host goes in [brackets])"
+        ) from None
+    return parts
+
+
 def _file_url(url: str) -> FileSource:
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.netloc not in ("", "localhost"):
         raise SourceError(f"file URL {_short(url)!r} names a host; only local files (file:///path) are sources")
     if parts.query or parts.fragment:

@@ -166,7 +166,7 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
         assert body["outbox"]["events"] == 1
         (dest,) = body["destinations"]
         assert (dest["name"], dest["kind"], dest["dead"], dest["pending"], dest["configured"]) == ("city", "webhook", 1, 0, True)
-        assert dest["last_error"].startswith("HTTP 410") and dest["target"] == receiver.url
+        assert dest["last_error"].startswith("HTTP 410") and dest["target"] == receiver.url.rsplit("/", 1)[0] + "/..."  # path elided
         dead = client.get("/forwarding/dead", headers={"X-API-Key": admin}).json()
         assert dead["total"] == 1
         (item,) = dead["items"]
