@@ -8,9 +8,18 @@ Every photo that enters the service passes :func:`normalise_photo` first:
 * a picture over ``max_input_pixels`` is refused before its pixels are decoded (a
   decompression bomb is a few KB of PNG); a JPEG is decoded at a reduced scale when that
   suffices (``draft``), so a 48 MP phone photo never sits in memory at full size;
-* the camera's orientation is applied to the pixels, then the picture is scaled to at most
-  ``max_side`` pixels on its longer side and re-encoded as a baseline JPEG: whatever else
-  the upload carried (other EXIF, XMP, ICC, comments, trailing bytes) is gone;
+* what is decoded is bounded too: a PNG (which cannot be decoded at a reduced scale) or a
+  progressive JPEG (libjpeg holds all of its coefficients) of more than ``max_decoded_pixels``
+  (16 MP), or a JPEG still larger than that at its smallest decoding scale, is refused before
+  its pixels are decoded; so one photo's decoding peaks at about 140 MB (a 16 MP RGBA PNG);
+* at most :data:`DECODE_GATE`'s ``slots`` (2) photos are decoded at once in the process; a photo
+  waits for a slot at most ``wait_s`` (10 s), then :class:`PhotoBusy` (503): the memory of all
+  photo decoding together is bounded, however many requests bring photos;
+* the decoded picture is first reduced (a box filter by a whole factor) to between one and two
+  times its final size; the camera's orientation is then applied and transparency flattened on
+  that small copy, which is scaled to at most ``max_side`` pixels on its longer side and
+  re-encoded as a baseline JPEG: whatever else the upload carried (other EXIF, XMP, ICC,
+  comments, trailing bytes) is gone;
 * of the EXIF only the GPS **location** survives (latitude, longitude and their refs),
   re-written from the validated numbers; the device, the time and the rest are stripped.
 
@@ -33,8 +42,11 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +61,11 @@ __all__ = [
     "HANDLING",
     "REPORT",
     "CasePhoto",
+    "DECODE_GATE",
     "Photo",
+    "PhotoBusy",
     "PhotoError",
+    "PhotoGate",
     "PhotoRetention",
     "PhotoStorageFull",
     "PhotoStore",
@@ -77,6 +92,43 @@ class PhotoError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+class PhotoBusy(PhotoError):
+    """No slot to decode the photo came free in time (503): try again in a moment."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, status=503)
+
+
+class PhotoGate:
+    """At most ``slots`` photos normalised at once; a caller waits at most ``wait_s`` seconds for
+    a slot, then :class:`PhotoBusy`. Waiting callers are threads of the server's pool (bounded)."""
+
+    def __init__(self, slots: int = 2, wait_s: float = 10.0) -> None:
+        if slots < 1 or wait_s < 0:
+            raise ValueError("a photo gate needs at least one slot and a wait of 0 s or more")
+        self.slots = slots
+        self.wait_s = wait_s
+        self._free = threading.BoundedSemaphore(slots)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._free.acquire(timeout=self.wait_s):
+            log.warning("photo refused: all %d photo decoding slots stayed busy for %g s", self.slots, self.wait_s)
+            raise PhotoBusy(f"too many photos are being processed right now; try again in a moment (waited {self.wait_s:g} s)")
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+#: The process's photo decoding slots, used by :func:`normalise_photo` unless a gate is passed.
+#: A module-level gate on purpose: what it bounds is the process's memory, so the bound must be
+#: one per process whatever calls ``normalise_photo`` (the report intake, the phone page's
+#: photos, the work-order ``handle``, each with no store or service object to carry a gate);
+#: a gate per PhotoStore or per caller would multiply the bound by their number.
+DECODE_GATE = PhotoGate(slots=2, wait_s=10.0)
 
 
 class PhotoStorageFull(RuntimeError):
@@ -159,12 +211,68 @@ def _gps_exif(lon: float, lat: float) -> bytes:
     return exif.tobytes()
 
 
+def _fit(w: int, h: int, side: int) -> tuple[int, int]:
+    """The size of a w x h picture scaled to at most ``side`` pixels on its longer side."""
+    if max(w, h) <= side:
+        return w, h
+    if w >= h:
+        return side, max(1, round(h * side / w))
+    return max(1, round(w * side / h)), side
+
+
+def _open(data: bytes, max_side: int, max_input_pixels: int, max_decoded_pixels: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The upload opened (header only, nothing decoded yet) and the size it is scaled to; a JPEG
+    set to decode at the smallest scale still covering that size. Refuses too many pixels."""
+    # the format's own reader, not Image.open: another library in the process may have patched
+    # Image.open (Ultralytics does, to install a HEIF plugin on the first unreadable file)
+    reader = JpegImagePlugin.JpegImageFile if data.startswith(JPEG_MAGIC) else PngImagePlugin.PngImageFile
+    with warnings.catch_warnings():  # a picture over Pillow's own pixel warning is refused below, by our cap
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = reader(io.BytesIO(data))
+    w, h = img.size
+    if w < 1 or h < 1 or w * h > max_input_pixels:
+        img.close()
+        raise PhotoError(f"the picture is {w}x{h} pixels; at most {max_input_pixels // 1_000_000} megapixels are taken")
+    target = _fit(w, h, max_side)
+    if img.format == "JPEG":
+        img.draft("RGB", target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers the result
+    # libjpeg holds all of a progressive JPEG's coefficients at full size, whatever the scale
+    scalable = img.format == "JPEG" and not img.info.get("progressive")
+    dw, dh = img.size if scalable else (w, h)
+    if dw * dh > max_decoded_pixels:
+        img.close()
+        what = "a JPEG at its smallest decoding scale" if scalable else "a progressive JPEG" if img.format == "JPEG" else "a PNG"
+        raise PhotoError(f"the picture is {w}x{h} pixels; at most {max_decoded_pixels / 1e6:g} megapixels are decoded for {what}")
+    return img, target
+
+
+def _shrunk(img: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """A new RGB picture of ``img`` (decoded here), upright, its transparency on white, reduced by
+    a whole factor to between one and two times ``target`` (the full-size decode is copied only
+    to convert a mode ``reduce`` does not take: palette, 1-bit, 16-bit, CMYK)."""
+    img.load()
+    clear = img.mode == "PA" or (img.mode == "P" and "transparency" in img.info)
+    pixels = img if img.mode in ("RGB", "RGBA", "L", "LA") else img.convert("RGBA" if clear else "RGB")  # reduce() takes no P, 1, I;16
+    factor = min(pixels.width // target[0], pixels.height // target[1])
+    if factor >= 2:
+        pixels = pixels.reduce(factor)  # keeps ``info``, so the EXIF orientation below
+    upright = ImageOps.exif_transpose(pixels)  # a copy, never ``img`` itself
+    if upright.mode in ("RGBA", "LA"):
+        rgba = upright.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return upright.convert("RGB")
+
+
 def normalise_photo(
     data: bytes,
     *,
     max_side: int = 1600,
     max_input_pixels: int = 50_000_000,
     quality: int = 85,
+    max_decoded_pixels: int = 16_000_000,
+    gate: PhotoGate | None = None,
 ) -> Photo:
     """Check that ``data`` is a JPEG or PNG, and re-encode it bounded (see the module docstring).
 
@@ -173,9 +281,13 @@ def normalise_photo(
         max_side: the longer side of the result, pixels.
         max_input_pixels: uploads with more pixels are refused before they are decoded.
         quality: JPEG quality of the result.
+        max_decoded_pixels: the most pixels decoded: a PNG or progressive JPEG with more, or a
+            JPEG with more at its smallest decoding scale, is refused before it is decoded.
+        gate: the decoding slots to wait for; default :data:`DECODE_GATE`, the process's.
 
     Raises:
         PhotoError: not a JPEG/PNG (415), or one that does not decode or is too large (422).
+        PhotoBusy: no decoding slot came free in time (503).
 
     Example:
         >>> upload = io.BytesIO()
@@ -189,28 +301,11 @@ def normalise_photo(
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)
     try:
-        # the format's own reader, not Image.open: another library in the process may have patched
-        # Image.open (Ultralytics does, to install a HEIF plugin on the first unreadable file)
-        reader = JpegImagePlugin.JpegImageFile if data.startswith(JPEG_MAGIC) else PngImagePlugin.PngImageFile
-        with warnings.catch_warnings():  # a picture over Pillow's own pixel warning is refused below, by our cap
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = reader(io.BytesIO(data))
-        with opened as img:
-            w, h = img.size
-            if w < 1 or h < 1 or w * h > max_input_pixels:
-                raise PhotoError(f"the picture is {w}x{h} pixels; at most {max_input_pixels // 1_000_000} megapixels are taken")
-            where = _location(img)
-            if img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale when that still covers max_side
-            img.load()
-            pixels = ImageOps.exif_transpose(img)
-            if pixels.mode in ("RGBA", "LA", "P", "PA"):
-                rgba = pixels.convert("RGBA")
-                flat = Image.new("RGB", rgba.size, (255, 255, 255))
-                flat.paste(rgba, mask=rgba.getchannel("A"))
-                pixels = flat
-            elif pixels.mode != "RGB":
-                pixels = pixels.convert("RGB")
+        img, target = _open(data, max_side, max_input_pixels, max_decoded_pixels)
+        with img, (DECODE_GATE if gate is None else gate).slot():
+            where = _location(img)  # (a PNG's EXIF may follow its pixels: read under the gate)
+            pixels = _shrunk(img, target)
+            img.close()  # the full-size decode goes before the encoding
             pixels.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
             extra = {"exif": _gps_exif(*where)} if where is not None else {}

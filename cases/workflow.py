@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from gridworker.periodic import Periodic
 
 from .idempotency import IdempotencyLog, KeyReused, valid_key
+from .photos import JPEG_MAGIC, PhotoBusy, PhotoError, normalise_photo
 from .workorders import (
     ACCEPTED,
     CLOSED,
@@ -167,6 +168,12 @@ class Invalid(WorkflowError):
     status = 422
 
 
+class Busy(WorkflowError):
+    """Too many photos are being decoded in the process right now (cases/photos.py); try again."""
+
+    status = 503
+
+
 class Assigner(Protocol):
     """Who a case goes to within its unit (``cases/people.py: People``), asked inside the
     transition's transaction."""
@@ -243,14 +250,22 @@ class Workflow:
     def handle(
         self, incident_id: int, actor: Actor, *, note: str, photo: bytes | None = None, at: float | None = None, key: str | None = None
     ) -> WorkOrder:
-        """Report the case handled, with a note (required) and optionally a JPEG photo."""
+        """Report the case handled, with a note (required) and optionally a JPEG photo, stored as
+        ``normalise_photo`` re-encodes it (bounded pixels, no EXIF but the location, nothing
+        trailing; cases/photos.py)."""
         if not note.strip():
             raise Invalid("a handling note is required")
         if photo is not None:
             if len(photo) > MAX_PHOTO_BYTES:
                 raise Invalid(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MiB")
-            if photo[:3] != b"\xff\xd8\xff":
+            if not photo.startswith(JPEG_MAGIC):
                 raise Invalid("the photo is not a JPEG")
+            try:
+                photo = normalise_photo(photo).jpeg
+            except PhotoBusy as exc:
+                raise Busy(exc.reason) from None
+            except PhotoError as exc:
+                raise Invalid(f"the photo is not a usable JPEG: {exc.reason}") from None
         return self._apply("handle", incident_id, actor, at, Change(note, photo=photo), key)
 
     def close(self, incident_id: int, actor: Actor, *, note: str = "", at: float | None = None, key: str | None = None) -> WorkOrder:

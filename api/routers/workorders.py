@@ -218,7 +218,7 @@ class RejectIn(BaseModel):
 
 class HandleIn(BaseModel):
     note: str = Field(min_length=1, max_length=2000, description="What was done")
-    photo_base64: str | None = Field(None, max_length=12_000_000, description="A JPEG of the result, base64")
+    photo_base64: str | None = Field(None, max_length=12_000_000, description="A JPEG of the result, base64 (stored re-encoded: bounded size, EXIF stripped but the location)")
 
 
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -257,9 +257,13 @@ def accept(incident_id: IncidentId, user: Handler, workflow: WorkflowDep, body: 
     return _act(workflow, lambda wf: wf.accept(incident_id, user, note=(body or NoteIn()).note, key=key))
 
 
-@router.post("/workorders/{incident_id}/handle", response_model=WorkOrderOut, responses=_ACTION_RESPONSES)
+@router.post(
+    "/workorders/{incident_id}/handle", response_model=WorkOrderOut,
+    responses={**_ACTION_RESPONSES, 503: {"description": "Too many photos are being processed; try again in a moment"}},
+)
 def handle(incident_id: IncidentId, body: HandleIn, user: Handler, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
-    """Report the case handled: a note and optionally a JPEG photo (base64)."""
+    """Report the case handled: a note and optionally a JPEG photo (base64), stored re-encoded
+    (at most 1600 pixels a side; of its EXIF only the GPS location is kept; cases/photos.py)."""
     photo = None
     if body.photo_base64:
         try:

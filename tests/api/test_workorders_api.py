@@ -2,9 +2,11 @@
 catalogue and key administration — on a real SQLite store behind the real app."""
 
 import base64
+import io
 import time
 
 import pytest
+from PIL import ExifTags, Image
 
 from gridworker.api import create_app
 from gridworker.api.auth import create_key
@@ -13,8 +15,11 @@ from gridworker.incidents import IncidentStore
 from gridworker.cases.workorders import WorkOrders
 from gridworker.keystore import KeyStore
 from tests.factories import local_client
+from tests.reports.conftest import jpeg_with_exif
 
-JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
+#: a phone's JPEG (maker, model, time, GPS in its EXIF) with bytes hidden after its end
+JPEG = jpeg_with_exif((640, 480)) + b"TRAILING-SECRET" * 8
+NOT_A_JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"  # a JPEG's first bytes, no picture
 
 
 @pytest.fixture
@@ -76,7 +81,15 @@ def test_full_case_through_the_api(env):
     r = client.post(f"/workorders/{i}/handle", json={"note": "towed", "photo_base64": photo}, headers=_h(keys, "squad"))
     assert r.status_code == 200 and r.json()["photo_url"] == f"/workorders/{i}/photo.jpg" and r.json()["on_time"] is True
     got = client.get(f"/workorders/{i}/photo.jpg", headers=_h(keys, "viewer"))
-    assert got.status_code == 200 and got.content == JPEG and got.headers["content-type"] == "image/jpeg"
+    assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+    # stored re-encoded (cases/photos.py): the same picture, nothing trailing, of the EXIF only the location
+    assert got.content != JPEG and got.content.endswith(b"\xff\xd9") and b"TRAILING" not in got.content
+    assert b"PhoneMaker" not in got.content and b"SecretModel" not in got.content and b"2026:12:03" not in got.content
+    with Image.open(io.BytesIO(got.content)) as img:
+        assert img.format == "JPEG" and img.size == (640, 480)
+        exif = img.getexif()
+        assert set(exif) == {ExifTags.IFD.GPSInfo}
+        assert set(exif.get_ifd(ExifTags.IFD.GPSInfo)) == {ExifTags.GPS.GPSLatitudeRef, ExifTags.GPS.GPSLatitude, ExifTags.GPS.GPSLongitudeRef, ExifTags.GPS.GPSLongitude}
     assert client.post(f"/workorders/{i}/close", json={"note": "seen on camera"}, headers=_h(keys, "operator")).json()["state"] == "closed"
     detail = client.get(f"/workorders/{i}", headers=_h(keys, "viewer")).json()
     assert detail["type_name_zh"] == "机动车违停" and detail["category"] == "traffic" and detail["grade"] == 3
@@ -104,6 +117,9 @@ def test_bad_photo_and_bad_unit(env):
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 10).decode()
     r = client.post(f"/workorders/{i}/handle", json={"note": "x", "photo_base64": png}, headers=_h(keys, "squad"))
     assert r.status_code == 422 and "JPEG" in r.json()["detail"]
+    # a JPEG's magic bytes are not enough: the picture must decode
+    r = client.post(f"/workorders/{i}/handle", json={"note": "x", "photo_base64": base64.b64encode(NOT_A_JPEG).decode()}, headers=_h(keys, "squad"))
+    assert r.status_code == 422 and "does not decode" in r.json()["detail"]
     assert client.get(f"/workorders/{i}/photo.jpg", headers=_h(keys, "viewer")).status_code == 404
 
 
