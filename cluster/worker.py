@@ -25,7 +25,6 @@ asks :meth:`~gridworker.cluster.leases.LeaseTable.token` for each one's fencing 
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import threading
 import time
@@ -33,7 +32,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError
@@ -58,6 +56,7 @@ from gridworker.cameras import CameraNotFound, CameraRegistry, ReaderFactory
 
 from .bridge import AsyncBridge
 from .config import ClusterConfig, default_worker_id
+from .health_http import HealthHttp
 from .leases import LeaseLost, LeaseTable, claim, release, renew
 from .link import NatsLink
 from .membership import KvMirror, WorkerInfo
@@ -188,7 +187,7 @@ class WorkerProcess:
         self._sink: WorkerSink | None = None
         self._pipeline: Pipeline | None = None
         self._registry: CameraRegistry | None = None
-        self._http: ThreadingHTTPServer | None = None
+        self._http: HealthHttp | None = None
         self._started_at = time.time()
         self._draining = False
 
@@ -237,8 +236,7 @@ class WorkerProcess:
         if self._sink is not None:
             self._sink.close(timeout)
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop(timeout)
         self._leave()
         self.link.close()
         self.bridge.stop()
@@ -366,7 +364,7 @@ class WorkerProcess:
         live = {v.config.id: round(v.analysed_fps, 2) for v in views if v.health.state is StreamState.LIVE}
         fps = sum(v.analysed_fps for v in views)
         host = self.settings.server.host
-        port = self._http.server_address[1] if self._http is not None else self.settings.server.port
+        port = self._http.port if self._http is not None else self.settings.server.port
         with self._visits_lock:
             visits = self._visits_done
         return WorkerInfo(
@@ -511,28 +509,6 @@ class WorkerProcess:
 
     # -- health / metrics HTTP ------------------------------------------------------------
     def _start_http(self) -> None:
-        worker = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                if self.path == "/health":
-                    body, ctype = json.dumps(worker.health()).encode(), "application/json"
-                elif self.path == "/metrics":
-                    body, ctype = worker.metrics.render(), "text/plain; version=0.0.4"
-                else:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
         server = self.settings.server
-        self._http = ThreadingHTTPServer((server.host, server.port), Handler)
-        self._http.daemon_threads = True
-        threading.Thread(target=self._http.serve_forever, name="worker-health", daemon=True).start()
-
+        self._http = HealthHttp(server.host, server.port, health=self.health, metrics=self.metrics.render)
+        self._http.start()

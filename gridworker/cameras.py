@@ -124,7 +124,7 @@ class CameraRegistry:
         store: where cameras added through the API are saved.
         pipeline: gets a slot per camera.
         incidents: a removed camera's incidents close; views list open incident types.
-        signals: API-pushed signal states (a removed camera's are forgotten).
+        signals: API-pushed signal states (a removed camera's, or a signal its scene dropped, are forgotten).
         annotator: renders patrol evidence (the visit judges).
         rings: the total every camera's clip ring draws on.
         reader: builds a camera's reader.
@@ -363,6 +363,7 @@ class CameraRegistry:
             if not cam.patrol_only:
                 self._pipeline.set_motion(camera_id, motion_gate(config))
             cam.config = config
+            self._signals.keep(camera_id, {signal.id for signal in config.signals})  # a dropped signal's state goes
         if cam.persisted:  # outside the cameras lock, as in _add
             with self._persist_lock:
                 # a camera removed meanwhile stays removed; of two edits racing, the config saved

@@ -9,7 +9,8 @@ cameras', three groups are read at scrape time from the parts that own them:
 * **cases** (work orders): ``gridworker_cases_open{state}`` and ``gridworker_cases_overdue``;
 * **patrol**: ``gridworker_patrol_visits_total{plan,outcome}`` and
   ``gridworker_patrol_failures_total{plan,kind}`` (counted per visit), and
-  ``gridworker_patrol_cycle_seconds{plan}`` (the last full cycle's duration).
+  ``gridworker_patrol_cycle_seconds{plan}`` (the last full cycle's duration). A deleted plan's
+  series leave at the next scrape (the plans are read then, see :meth:`Metrics.watch_patrol`).
 
 ``gridworker_listener_failures_total{event,listener}`` counts listeners (incident open/close
 callbacks, frame observers) that raised; each is logged with its traceback too.
@@ -168,6 +169,7 @@ class Metrics:
             "gridworker_patrol_failures", "Patrol visits that failed, by kind", labelnames=["plan", "kind"], registry=self.registry
         )
         self.registry.register(_CameraCollector(camera_snapshot))
+        self._patrol_plans: Callable[[], Mapping[str, float | None]] | None = None
 
     # -- what the parts tell ------------------------------------------------------------
     def batch_done(self, size: int, seconds: float) -> None:
@@ -198,7 +200,24 @@ class Metrics:
         self.registry.register(_CaseCollector(source, clock))
 
     def watch_patrol(self, last_cycles: Callable[[], Mapping[str, float | None]]) -> None:
+        """Each plan's last cycle at scrape time; its keys are also the plans that exist: the
+        visit and failure counters of any other plan are dropped before each scrape."""
+        self._patrol_plans = last_cycles
         self.registry.register(_PatrolCycleCollector(last_cycles))
 
+    def _drop_gone_plans(self, plans: Callable[[], Mapping[str, float | None]]) -> None:
+        live = plans().keys()
+        for counter, names in ((self.patrol_visits, ("plan", "outcome")), (self.patrol_failures, ("plan", "kind"))):
+            gone = {
+                tuple(sample.labels[n] for n in names)
+                for family in counter.collect()
+                for sample in family.samples
+                if sample.labels["plan"] not in live
+            }
+            for values in gone:
+                counter.remove(*values)
+
     def render(self) -> bytes:
+        if self._patrol_plans is not None:
+            self._drop_gone_plans(self._patrol_plans)
         return generate_latest(self.registry)

@@ -13,7 +13,7 @@ Two sources, chosen per signal in the camera config (``SignalConfig.source``):
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -142,9 +142,13 @@ class SignalBoard:
 
     def forget(self, camera_id: str) -> None:
         """Drop every state of a removed camera."""
+        self.keep(camera_id, ())
+
+    def keep(self, camera_id: str, signal_ids: Collection[str]) -> None:
+        """Drop the camera's states of every signal not in ``signal_ids`` (its scene changed)."""
         with self._lock:
             for table in (self._pushed, self._read):
-                for key in [k for k in table if k[0] == camera_id]:
+                for key in [k for k in table if k[0] == camera_id and k[1] not in signal_ids]:
                     del table[key]
 
 
