@@ -12,9 +12,11 @@ Every photo that enters the service passes :func:`normalise_photo` first:
   progressive JPEG (libjpeg holds all of its coefficients) of more than ``max_decoded_pixels``
   (16 MP), or a JPEG still larger than that at its smallest decoding scale, is refused before
   its pixels are decoded; so one photo's decoding peaks at about 140 MB (a 16 MP RGBA PNG);
-* at most :data:`DECODE_GATE`'s ``slots`` (2) photos are decoded at once in the process; a photo
-  waits for a slot at most ``wait_s`` (10 s), then :class:`PhotoBusy` (503): the memory of all
-  photo decoding together is bounded, however many requests bring photos;
+* at most a :class:`PhotoGate`'s ``slots`` (2) photos are decoded at once; a photo waits for a
+  slot at most ``wait_s`` (10 s), then :class:`PhotoBusy` (503). The service builds one gate
+  and hands it to everything that takes photos (the photo store, which the report intake and
+  the phone page use, and the workflow's ``handle``), so the memory of all photo decoding
+  together is bounded, however many requests bring photos;
 * the decoded picture is first reduced (a box filter by a whole factor) to between one and two
   times its final size; the camera's orientation is then applied and transparency flattened on
   that small copy, which is scaled to at most ``max_side`` pixels on its longer side and
@@ -46,7 +48,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +63,6 @@ __all__ = [
     "HANDLING",
     "REPORT",
     "CasePhoto",
-    "DECODE_GATE",
     "Photo",
     "PhotoBusy",
     "PhotoError",
@@ -123,12 +124,6 @@ class PhotoGate:
             self._free.release()
 
 
-#: The process's photo decoding slots, used by :func:`normalise_photo` unless a gate is passed.
-#: A module-level gate on purpose: what it bounds is the process's memory, so the bound must be
-#: one per process whatever calls ``normalise_photo`` (the report intake, the phone page's
-#: photos, the work-order ``handle``, each with no store or service object to carry a gate);
-#: a gate per PhotoStore or per caller would multiply the bound by their number.
-DECODE_GATE = PhotoGate(slots=2, wait_s=10.0)
 
 
 class PhotoStorageFull(RuntimeError):
@@ -283,7 +278,8 @@ def normalise_photo(
         quality: JPEG quality of the result.
         max_decoded_pixels: the most pixels decoded: a PNG or progressive JPEG with more, or a
             JPEG with more at its smallest decoding scale, is refused before it is decoded.
-        gate: the decoding slots to wait for; default :data:`DECODE_GATE`, the process's.
+        gate: the decoding slots to wait for (the service's one gate); None: not bounded here
+            (a caller that decodes one photo at a time, as a test or an offline tool).
 
     Raises:
         PhotoError: not a JPEG/PNG (415), or one that does not decode or is too large (422).
@@ -302,7 +298,7 @@ def normalise_photo(
         raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)
     try:
         img, target = _open(data, max_side, max_input_pixels, max_decoded_pixels)
-        with img, (DECODE_GATE if gate is None else gate).slot():
+        with img, (nullcontext() if gate is None else gate.slot()):
             where = _location(img)  # (a PNG's EXIF may follow its pixels: read under the gate)
             pixels = _shrunk(img, target)
             img.close()  # the full-size decode goes before the encoding
@@ -366,10 +362,13 @@ class PhotoStore:
         max_total_bytes: no photo is written while the stored ones add up to this.
         max_per_case: photos one case may hold (report and handling photos together).
         min_free_bytes: no photo is written while the disk has less free space than this.
+        gate: the decoding slots :meth:`normalise` waits for (the service's one gate; default
+            a gate of this store's own).
 
-    Example:
-        >>> store = PhotoStore(db, Path("var/photos"))  # doctest: +SKIP
-        >>> saved = store.add(12, HANDLING, normalise_photo(upload), actor="person:7")  # doctest: +SKIP
+    Example::
+
+        store = PhotoStore(db, Path("var/photos"), gate=gate)
+        saved = store.add(12, HANDLING, store.normalise(upload), actor="person:7")
     """
 
     def __init__(
@@ -380,12 +379,18 @@ class PhotoStore:
         max_total_bytes: int = 2_000_000_000,
         max_per_case: int = 12,
         min_free_bytes: int = 256_000_000,
+        gate: PhotoGate | None = None,
     ) -> None:
         self.db = db
         self.photos_dir = Path(photos_dir).resolve()
+        self.gate = gate if gate is not None else PhotoGate()
         self.max_total_bytes = max_total_bytes
         self.max_per_case = max_per_case
         self.min_free_bytes = min_free_bytes
+
+    def normalise(self, data: bytes, *, max_side: int, max_input_pixels: int) -> Photo:
+        """:func:`normalise_photo` under this store's gate."""
+        return normalise_photo(data, max_side=max_side, max_input_pixels=max_input_pixels, gate=self.gate)
 
     def total_bytes(self) -> int:
         with self.db.transaction() as s:

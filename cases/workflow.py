@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from gridworker.periodic import Periodic
 
 from .idempotency import IdempotencyLog, KeyReused, valid_key
-from .photos import JPEG_MAGIC, PhotoBusy, PhotoError, normalise_photo
+from .photos import JPEG_MAGIC, PhotoBusy, PhotoError, PhotoGate, normalise_photo
 from .workorders import (
     ACCEPTED,
     CLOSED,
@@ -221,7 +221,7 @@ class Workflow:
 
     def __init__(
         self, orders: WorkOrders, clock: Callable[[], float] = time.time, *, assigner: Assigner | None = None,
-        idempotency: IdempotencyLog | None = None,
+        idempotency: IdempotencyLog | None = None, photo_gate: PhotoGate | None = None,
     ) -> None:
         self.orders = orders
         self.catalogue = orders.catalogue
@@ -229,6 +229,8 @@ class Workflow:
         #: routing to people (issue 15): None, cases stay with their unit only
         self.assigner = assigner
         self.idempotency = idempotency if idempotency is not None else IdempotencyLog()
+        #: the decoding slots a handling photo waits for (the service's one gate, shared with its photo store)
+        self.photo_gate = photo_gate if photo_gate is not None else PhotoGate()
 
     # -- the actions ----------------------------------------------------------------------
     def dispatch(
@@ -261,7 +263,7 @@ class Workflow:
             if not photo.startswith(JPEG_MAGIC):
                 raise Invalid("the photo is not a JPEG")
             try:
-                photo = normalise_photo(photo).jpeg
+                photo = normalise_photo(photo, gate=self.photo_gate).jpeg
             except PhotoBusy as exc:
                 raise Busy(exc.reason) from None
             except PhotoError as exc:

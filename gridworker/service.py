@@ -34,7 +34,7 @@ from gridworker.delivery import Dispatcher, build_dispatcher, build_outbox
 from gridworker.delivery.outbox import reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
 from gridworker.incidents.reports import ReportBook, ReportIntake  # reports from people (issue 15)
-from gridworker.cases.photos import PhotoRetention, PhotoStore  # photos of cases (issue 15)
+from gridworker.cases.photos import PhotoGate, PhotoRetention, PhotoStore  # photos of cases (issue 15)
 from gridworker.cases.workflow import Workflow, WorkflowClock
 from gridworker.cases.workorders import build_workorders
 from gridworker.cases.people import People  # people and places (issue 15)
@@ -177,12 +177,14 @@ class Service:
         # --- people and places (issue 15, docs/people.md): a case's position and area; dispatch to a person ---
         self.workorders.locate = self._case_position
         self.people = People(self.db, self.workorders.catalogue, self.workorders.areas, settings.people)
-        self.workflow = Workflow(self.workorders, assigner=self.people)
+        # one gate for every photo decoded (reports, the phone page, a handler's photo): their memory together is bounded
+        photo_gate = PhotoGate()
+        self.workflow = Workflow(self.workorders, assigner=self.people, photo_gate=photo_gate)
         # --- reports from people, photos of cases (issue 15, docs/people.md): reports open cases through the one incident writer ---
         photo_cfg = settings.reports.photos
         self.photos = PhotoStore(
             self.db, photo_cfg.resolve_dir(evidence.resolve_clips_dir(settings.database.url)), max_total_bytes=int(photo_cfg.max_total_mb * 1e6),
-            max_per_case=photo_cfg.max_per_case, min_free_bytes=int(photo_cfg.min_free_mb * 1e6),
+            max_per_case=photo_cfg.max_per_case, min_free_bytes=int(photo_cfg.min_free_mb * 1e6), gate=photo_gate,
         )
         self.reports = ReportIntake(ReportBook(self.db), self.photos, self.incidents, self.workorders.catalogue, settings.reports)
         # --- end reports ---

@@ -38,7 +38,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridworker.cases.catalogue import Catalogue
-from gridworker.cases.photos import REPORT, Photo, PhotoStore, normalise_photo
+from gridworker.cases.photos import REPORT, Photo, PhotoStore
 from gridworker.cases.workorders import WorkOrderRow
 from gridworker.vision.rules.base import IncidentKind
 
@@ -310,7 +310,7 @@ class ReportIntake:
         for data in uploads:
             if len(data) > cap:
                 raise ReportError(f"a photo is larger than {pc.max_upload_mb:g} MB", status=413)
-        return [normalise_photo(d, max_side=pc.max_side, max_input_pixels=int(pc.max_input_megapixels * 1e6)) for d in uploads]
+        return [self.photos.normalise(d, max_side=pc.max_side, max_input_pixels=int(pc.max_input_megapixels * 1e6)) for d in uploads]
 
     def submit(self, channel: str, report: ReportIn, photos: Sequence[Photo], *, public: bool, at: float | None = None) -> ReportReceipt:
         """Store the report, open its case (one incident, one work order) and store its photos.

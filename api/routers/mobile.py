@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from gridworker.cases.photos import HANDLING, CasePhoto, PhotoError, PhotoStorageFull, PhotoStore, normalise_photo
+from gridworker.cases.photos import HANDLING, CasePhoto, PhotoError, PhotoStorageFull, PhotoStore
 from gridworker.cases.workflow import Actor, NotFound, Workflow
 from gridworker.incidents.reports import ReportIntake
 
@@ -69,7 +69,7 @@ def _store(intake: ReportIntake, photos: PhotoStore, incident_id: int, uploads: 
     out = []
     for data in uploads:
         try:
-            photo = normalise_photo(data, max_side=pc.max_side, max_input_pixels=int(pc.max_input_megapixels * 1e6))
+            photo = photos.normalise(data, max_side=pc.max_side, max_input_pixels=int(pc.max_input_megapixels * 1e6))
             out.append(PhotoOut.of(photos.add(incident_id, HANDLING, photo, actor=actor)))
         except (PhotoError, PhotoStorageFull) as exc:
             raise HTTPException(exc.status, exc.reason) from None

@@ -16,7 +16,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from gridworker.cases import photos
-from gridworker.cases.photos import DECODE_GATE, PhotoBusy, PhotoError, PhotoGate, normalise_photo
+from gridworker.cases.photos import PhotoBusy, PhotoError, PhotoGate, normalise_photo
 from gridworker.cases.workflow import SUPERVISOR, Actor, Busy, Invalid, Workflow
 from tests.reports.conftest import jpeg_with_exif
 
@@ -51,11 +51,12 @@ def reviewer_png() -> bytes:
 
 
 @pytest.fixture
-def busy_gate(monkeypatch):
-    """The process's gate replaced by one whose only slot is taken (and a short wait)."""
-    gate = PhotoGate(slots=1, wait_s=0.05)
-    monkeypatch.setattr(photos, "DECODE_GATE", gate)
-    with gate.slot():
+def busy_gate(env):
+    """The service's one photo gate, every slot taken (and a short wait)."""
+    gate = env.service.photos.gate
+    assert env.service.workflow.photo_gate is gate  # one gate for every photo the service decodes
+    gate.wait_s = 0.05
+    with gate.slot(), gate.slot():
         yield gate
 
 
@@ -140,8 +141,9 @@ def test_a_png_turned_by_its_exif_is_reduced_then_turned():
 
 
 # -- decodes at once are bounded ------------------------------------------------------------------
-def test_the_process_gate_has_two_slots_and_normalise_photo_uses_it():
-    assert DECODE_GATE.slots == 2 and DECODE_GATE.wait_s > 0
+def test_the_services_one_gate_has_two_slots(env):
+    gate = env.service.photos.gate
+    assert gate.slots == 2 and gate.wait_s > 0 and env.service.workflow.photo_gate is gate
     with pytest.raises(ValueError):
         PhotoGate(slots=0)
 
@@ -175,10 +177,11 @@ def test_no_more_photos_decode_at_once_than_the_gate_has_slots(monkeypatch):
     assert results == [640] * 8 and most == 2
 
 
-def test_a_photo_that_waits_too_long_for_a_slot_is_refused_with_503(busy_gate):
+def test_a_photo_that_waits_too_long_for_a_slot_is_refused_with_503():
+    gate = PhotoGate(slots=1, wait_s=0.05)
     started = time.monotonic()
-    with pytest.raises(PhotoBusy, match="try again") as err:
-        normalise_photo(jpeg_with_exif((640, 480)))  # the process's gate (replaced by busy_gate)
+    with gate.slot(), pytest.raises(PhotoBusy, match="try again") as err:
+        normalise_photo(jpeg_with_exif((640, 480)), gate=gate)
     assert err.value.status == 503 and time.monotonic() - started < 5
 
 
@@ -204,9 +207,9 @@ def test_handle_re_encodes_its_photo_under_the_same_bounds(env, monkeypatch):
     seen = _decoded_sizes(monkeypatch)
     with pytest.raises(Invalid, match="progressive JPEG"):
         wf.handle(1, BOSS, note="x", photo=_jpeg((4200, 4200), progressive=True))
-    gate = PhotoGate(slots=1, wait_s=0.05)
-    monkeypatch.setattr(photos, "DECODE_GATE", gate)
-    with gate.slot(), pytest.raises(Busy) as err:
+    gate = wf.photo_gate
+    gate.wait_s = 0.05
+    with gate.slot(), gate.slot(), pytest.raises(Busy) as err:
         wf.handle(1, BOSS, note="x", photo=jpeg_with_exif((64, 48)))
     assert err.value.status == 503 and seen == []
 
