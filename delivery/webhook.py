@@ -54,6 +54,14 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, min(when.timestamp() - time.time(), 3600.0))
 
 
+def _path_tokens(url: str) -> tuple[str, ...]:
+    """The path of ``url`` and its segments of 8 characters or more (tokens: Feishu's
+    ``/hook/<uuid>``, Slack's ``/services/T…/B…/<secret>``), longest first."""
+    path = httpx.URL(url).path
+    segments = [seg for seg in path.split("/") if len(seg) >= 8]
+    return tuple(sorted({path, *segments} - {"", "/"}, key=len, reverse=True))
+
+
 class WebhookSender:
     kind = "webhook"
 
@@ -61,7 +69,9 @@ class WebhookSender:
         self.config = config
         self.name = config.name
         self._secret = config.secret.get_secret_value()
-        self._scrub = (self._secret, *url_secrets(config.url))
+        # what a receiver's error page or an exception may echo: the URL's secrets, and its path
+        # (a chat bot's hook carries its token there; target() shows none of it either)
+        self._scrub = (self._secret, *url_secrets(config.url), *_path_tokens(config.url))
         # credentials in the URL become a Basic auth header, and leave the URL (httpx logs URLs)
         parsed = httpx.URL(config.url)
         self._auth = (parsed.username, parsed.password) if parsed.username or parsed.password else None

@@ -4,9 +4,15 @@ nothing that authenticates: chat-bot hooks carry their token in the path
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from gridworker.delivery import WebhookDestination
+from gridworker.delivery.outbox import OutboxEvent
+from gridworker.delivery.dispatcher import Outcome
+from gridworker.delivery.webhook import WebhookSender
 
 FEISHU = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 SLACK = "XyZ0aBcDeFgHiJkLmNoPqRsT"
@@ -28,3 +34,36 @@ def test_webhook_target_is_scheme_host_port_only(url, expected, secrets):
     assert target == expected
     for secret in secrets:
         assert secret not in target
+
+
+class _EchoingReceiver(BaseHTTPRequestHandler):
+    """A real receiver that refuses every POST with an error page quoting the path it got
+    (as many web servers' 404 pages do)."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = f"no hook at {self.path}".encode()
+        self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_receivers_error_page_quoting_the_hook_path_does_not_leak_its_token():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingReceiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/open-apis/bot/v2/hook/{FEISHU}"
+    sender = WebhookSender(WebhookDestination(name="feishu", url=url, secret="s3cret-hmac"))
+    event = OutboxEvent(1, "incident.opened", 7, 1, "k-1", "illegal_parking", "site", "cam", "unit", "", {"x": 1}, 0.0)
+    try:
+        result = sender.send(event)
+    finally:
+        sender.close()
+        server.shutdown()
+        server.server_close()
+    assert result.outcome is Outcome.DEAD and result.error is not None and "HTTP 404" in result.error
+    assert FEISHU not in result.error and "/hook/" not in result.error, result.error
