@@ -41,8 +41,9 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
     (api/deps.py) are overridden — :class:`~gridworker.api.deps.CaseParts` serves the case
     routes from parts that way; the OpenAPI document needs no service either.
 
-    Example:
-        >>> app = create_app(lambda: Service(settings, detector))  # doctest: +SKIP
+    Example::
+
+        app = create_app(lambda: Service(settings, detector))   # the service starts with the app
     """
 
     # the front door starts with the strictest policy, until the service (its settings, its keys) exists

@@ -8,9 +8,16 @@ also be served around parts without a service by overriding getters with FastAPI
 reliability bench, tests).
 
 Example:
-    >>> @router.get("/x")  # doctest: +SKIP
-    ... def x(orders: OrdersDep, workflow: WorkflowDep) -> ...: ...
-    >>> app = CaseParts.of(store, orders).serve(create_app())  # doctest: +SKIP
+    >>> from fastapi import APIRouter
+    >>> router = APIRouter()
+    >>> @router.get("/x")
+    ... def x(orders: OrdersDep, workflow: WorkflowDep) -> None: ...
+    >>> from gridworker.api import create_app
+    >>> store = IncidentStore("sqlite:///:memory:")
+    >>> orders = WorkOrders(store.db)
+    >>> app = CaseParts.of(store, orders).serve(create_app())
+    >>> app.dependency_overrides[get_orders]() is orders
+    True
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ the one helper both routes answer with:
 The poller runs as a task on the app's event loop; it ends when its last subscriber leaves
 and with the app (:meth:`Feeds.close` in the lifespan).
 
-Example:
-    >>> source = FeedSource("outbox", outbox.events_after, outbox.last_id, outbox.committed)  # doctest: +SKIP
-    >>> return await feeds.stream(source, user.name, limits, start=None, render=format_event,  # doctest: +SKIP
-    ...                           keepalive_s=15.0, max_s=300.0)
+Example (in a route handler)::
+
+    source = FeedSource("outbox", outbox.events_after, outbox.last_id, outbox.committed)
+    return await feeds.stream(source, user.name, limits, start=None, render=format_event,
+                              keepalive_s=15.0, max_s=300.0)
 """
 
 from __future__ import annotations

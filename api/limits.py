@@ -19,7 +19,17 @@ passed (``read_uploads`` in api/bodies.py; ``POST /reports`` in api/routers/repo
 caller with no key is refused before a byte of it is read.
 
 Example:
-    >>> app.add_middleware(BodySizeLimit, max_bytes=1 << 20, per_route={"/photos": 20 << 20})  # doctest: +SKIP
+    >>> from fastapi.testclient import TestClient
+    >>> app = FastAPI()
+    >>> app.add_middleware(BodySizeLimit, max_bytes=1 << 20, per_route={"/photos": 20 << 20})
+    >>> @app.post("/notes")
+    ... @app.post("/photos")
+    ... def take() -> str:
+    ...     return "ok"
+    >>> two_mib = b"x" * (2 << 20)
+    >>> with TestClient(app) as client:
+    ...     client.post("/notes", content=two_mib).status_code, client.post("/photos", content=two_mib).status_code
+    (413, 200)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ dataclass (:func:`settings_options`: each field's ``--name``, its default taken 
 its bounds checked by :func:`out_of_range`).
 
 Example:
-    >>> fail("bench soak", "--streams must be between 1 and 64")  # doctest: +SKIP
+    >>> fail("bench soak", "--streams must be between 1 and 64")
     2
     >>> positive("2.5")
     2.5

@@ -12,10 +12,10 @@ looping H.264 clips in real time) and measures, on the same streams:
 
 Definitions and how to read the numbers: docs/benchmarks.md.
 
-Example:
-    >>> rows = run_throughput(ThroughputConfig(streams=[1], seconds=3))  # doctest: +SKIP
-    >>> rows[0]["e2e_fps"] > 0  # doctest: +SKIP
-    True
+Example::
+
+    rows = run_throughput(ThroughputConfig(streams=[1], seconds=3))
+    rows[0]["e2e_fps"] > 0          # True
 """
 
 from __future__ import annotations

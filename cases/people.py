@@ -16,8 +16,10 @@ sent to, those whose ``area`` is the case's area if there are any, else all of t
 the one with the fewest running cases (ties: the lowest id). docs/people.md.
 
 Example:
-    >>> people = People(Database.open("sqlite:///:memory:"))  # doctest: +SKIP
-    >>> people.add(PersonIn(username="li.wei", name="Li Wei", unit="community-grid", role="unit_handler"))  # doctest: +SKIP
+    >>> people = People(Database.open("sqlite:///:memory:"))
+    >>> [li] = people.add([PersonIn(username="li.wei", name="Li Wei", unit="community-grid", role="unit_handler")], at=1.7e9)
+    >>> li.id, li.role, li.has_password
+    (1, 'unit_handler', False)
 """
 
 from __future__ import annotations

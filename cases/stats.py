@@ -12,10 +12,21 @@ weeks start on Monday (ISO 8601). Bucketing uses a floor that gives the same ans
 SQLite (``CAST`` truncates) and PostgreSQL (``CAST`` rounds).
 
 Example:
+    >>> from gridworker.incidents import IncidentStore
+    >>> store = IncidentStore("sqlite:///:memory:")
+    >>> orders = WorkOrders(store.db)
+    >>> for at in (3600.0, 90000.0):  # two cases, on days 1 and 2
+    ...     inc = store.open(camera_id="cam1", camera_name="Gate", site="market", zone_id="kerb", rule_id="r1",
+    ...                      type="illegal_parking", at=at, count=1, summary="seen", details={}, snapshot=None)
+    ...     _ = orders.on_incident_opened(inc)
     >>> period = Period.of(since=0.0, until=86400.0 * 7)
-    >>> figures = CaseStats(orders).figures(period, now=86400.0 * 7)  # doctest: +SKIP
-    >>> figures.totals.total  # doctest: +SKIP
-    12
+    >>> figures = CaseStats(orders).figures(period, now=86400.0 * 7)
+    >>> figures.totals.total, figures.by_state["detected"]
+    (2, 2)
+    >>> [(g.key, g.total, g.on_time_rate) for g in figures.by_unit]  # both overdue, neither handled
+    [('traffic-squad', 2, 0.0)]
+    >>> [(g.key, g.total) for g in figures.by_day]
+    [('1970-01-01', 1), ('1970-01-02', 1)]
 """
 
 from __future__ import annotations
@@ -118,9 +129,11 @@ class CaseStats:
         orders: the work-order store.
 
     Example:
-        >>> f = CaseStats(orders).figures(Period.of(since=t0, until=t1))  # doctest: +SKIP
-        >>> [(g.key, g.on_time_rate) for g in f.by_unit]  # doctest: +SKIP
-        [('traffic-squad', 0.75)]
+        >>> from gridworker.incidents import IncidentStore
+        >>> orders = WorkOrders(IncidentStore("sqlite:///:memory:").db)  # no cases yet
+        >>> f = CaseStats(orders).figures(Period.of(since=0.0, until=86400.0), now=86400.0)
+        >>> f.totals.total, f.by_unit, f.truncated
+        (0, [], False)
     """
 
     def __init__(self, orders: WorkOrders) -> None:

@@ -128,9 +128,10 @@ class ClipCutter:
         send: queues one message (id, bytes) on the observations stream, never blocking.
         pre_s, post_s, grace_s, min_free_bytes, max_pending: as :class:`ClipRecorder`'s.
 
-    Example:
-        >>> cutter = ClipCutter(Path("/mnt/clips"), "w1", registry.packet_ring, sink.send_later)  # doctest: +SKIP
-        >>> cutter.start(); cutter.request("cam1", "w1.ab12.7", 3, frame.ts, frame.seq); cutter.stop(5)  # doctest: +SKIP
+    Example::
+
+        cutter = ClipCutter(Path("/mnt/clips"), "w1", registry.packet_ring, sink.send_later)
+        cutter.start(); cutter.request("cam1", "w1.ab12.7", 3, frame.ts, frame.seq); cutter.stop(5)
     """
 
     def __init__(
@@ -233,9 +234,10 @@ class ClipAttacher:
         store: the incidents.
         clips_dir: this machine's mount of the shared clips folder.
 
-    Example:
-        >>> attacher = ClipAttacher(service.store, Path("/mnt/clips"))  # doctest: +SKIP
-        >>> ObservationConsumer(link, service.incidents, service.db, on_clip=attacher.attach)  # doctest: +SKIP
+    Example::
+
+        attacher = ClipAttacher(service.store, Path("/mnt/clips"))
+        ObservationConsumer(link, service.incidents, service.db, on_clip=attacher.attach)
     """
 
     def __init__(self, store: IncidentStore, clips_dir: str | Path, *, clock: Callable[[], float] = time.time) -> None:

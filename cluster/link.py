@@ -57,9 +57,10 @@ class Buckets:
 class NatsLink:
     """One NATS connection for the process.
 
-    Example:
-        >>> link = NatsLink(config, bridge); link.connect()  # doctest: +SKIP
-        >>> link.call(lambda: link.buckets.leases.get("gate-1"))  # doctest: +SKIP
+    Example::
+
+        link = NatsLink(config, bridge); link.connect()
+        link.call(lambda: link.buckets.leases.get("gate-1"))
     """
 
     def __init__(self, config: ClusterConfig, bridge: AsyncBridge, *, name: str = "gridworker") -> None:

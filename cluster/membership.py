@@ -103,9 +103,10 @@ async def read_workers(kv: KeyValue, worker_ids: list[str]) -> list[WorkerInfo]:
 class KvMirror:
     """An in-memory copy of one bucket without TTL, kept by a watcher on the bridge's loop.
 
-    Example:
-        >>> mirror = KvMirror(link, lambda b: b.assign); bridge.spawn(mirror.run)  # doctest: +SKIP
-        >>> mirror.wait_ready(5.0); mirror.snapshot()  # doctest: +SKIP
+    Example::
+
+        mirror = KvMirror(link, lambda b: b.assign); bridge.spawn(mirror.run)
+        mirror.wait_ready(5.0); mirror.snapshot()
     """
 
     def __init__(

@@ -169,9 +169,10 @@ class ObservationPublisher:
         max_pending: continuous observations queued while NATS does not answer; more are dropped and counted.
         publish_timeout_s: a visit's observations are retried this long before the visit fails.
 
-    Example:
-        >>> sink = ObservationPublisher(link, "w1", leases.token)  # doctest: +SKIP
-        >>> pipeline = Pipeline(detector, sink); ...; sink.close(5.0)  # doctest: +SKIP
+    Example::
+
+        sink = ObservationPublisher(link, "w1", leases.token)
+        pipeline = Pipeline(detector, sink); ...; sink.close(5.0)
     """
 
     def __init__(
@@ -420,9 +421,10 @@ class ObservationConsumer:
         batch: messages fetched at once.
         keep_s: applied ids are remembered this long.
 
-    Example:
-        >>> consumer = ObservationConsumer(link, service.incidents, service.db)  # doctest: +SKIP
-        >>> consumer.start(); ...; consumer.stop(5.0)  # doctest: +SKIP
+    Example::
+
+        consumer = ObservationConsumer(link, service.incidents, service.db)
+        consumer.start(); ...; consumer.stop(5.0)
     """
 
     def __init__(

@@ -231,9 +231,10 @@ def decode_memory(camera_id: str, data: bytes) -> VisitMemory:
 class RevisitStore:
     """The ``<prefix>_revisit`` bucket: read and write one camera's memory (from visit threads).
 
-    Example:
-        >>> store = RevisitStore(link)                     # doctest: +SKIP
-        >>> judge = SharedRevisitJudge(analyzer, store)    # doctest: +SKIP
+    Example::
+
+        store = RevisitStore(link)
+        judge = SharedRevisitJudge(analyzer, store)
     """
 
     def __init__(self, link: NatsLink, *, ttl_s: float = REVISIT_TTL_S) -> None:
@@ -298,8 +299,9 @@ class SharedRevisitJudge:
     docstring), watch stops and scene edits go straight to the analyser. Call it for one
     camera from one thread at a time (the pipeline's per-camera visit lock does).
 
-    Example:
-        >>> slot.visits = SharedRevisitJudge(slot.visits, store)  # doctest: +SKIP
+    Example::
+
+        slot.visits = SharedRevisitJudge(slot.visits, store)
     """
 
     def __init__(self, inner: VisitAnalyzer, store: RevisitStore) -> None:

@@ -85,9 +85,10 @@ PLUGINS: tuple[tuple[str, str], ...] = (
 class ClusterService:
     """The case service's cluster side: leadership, the catalogue, placement, drain marks.
 
-    Example:
-        >>> cluster = ClusterService(service); cluster.start()  # doctest: +SKIP
-        >>> cluster.view().workers; cluster.drain("w2"); cluster.stop()  # doctest: +SKIP
+    Example::
+
+        cluster = ClusterService(service); cluster.start()
+        cluster.view().workers; cluster.drain("w2"); cluster.stop()
     """
 
     def __init__(self, service: Service, *, plugins: tuple[tuple[str, str], ...] = PLUGINS) -> None:

@@ -186,8 +186,9 @@ class VisitConsumer:
         max_deliver: tries of one visit before it is given up (reported).
         backoff_s: delays of the retries after a failed visit (the last one repeats).
 
-    Example:
-        >>> consumer = VisitConsumer(link, runner, sink, concurrency=8); consumer.start()  # doctest: +SKIP
+    Example::
+
+        consumer = VisitConsumer(link, runner, sink, concurrency=8); consumer.start()
     """
 
     def __init__(
@@ -440,9 +441,10 @@ class QueueFeed:
     and the camera's n-th visit in it) and waits for the worker's done signal. The plan's
     ``concurrency`` is the number of visits in flight over all workers (workers × their slots).
 
-    Example:
-        >>> feed = QueueFeed(link, service.patrol_targets); feed.start()  # doctest: +SKIP
-        >>> service.patrol.make_run = feed.make_run                      # doctest: +SKIP
+    Example::
+
+        feed = QueueFeed(link, service.patrol_targets); feed.start()
+        service.patrol.make_run = feed.make_run
     """
 
     def __init__(

@@ -136,9 +136,10 @@ def parse_catalogue(raw: dict[str, bytes]) -> dict[str, CameraConfig]:
 class WorkerProcess:
     """One worker: its pipeline, the cameras it owns, its leases and heartbeat.
 
-    Example:
-        >>> worker = WorkerProcess(settings, detector, sink_factory=build_worker_sink)  # doctest: +SKIP
-        >>> worker.start(); ...; worker.stop()  # doctest: +SKIP
+    Example::
+
+        worker = WorkerProcess(settings, detector, sink_factory=build_worker_sink)
+        worker.start(); ...; worker.stop()
     """
 
     def __init__(

@@ -208,10 +208,10 @@ class Gb28181Device:
         endpoint: the SIP user agent (its ``on_request`` is set to this device's handler).
         channels: the Catalog's channels, read when a query arrives.
 
-    Example:
-        >>> dev = Gb28181Device(cfg, endpoint, channels=lambda: [])  # doctest: +SKIP
-        >>> dev.start(wake=lambda: None); dev.registered.wait(5)  # doctest: +SKIP
-        True
+    Example::
+
+        dev = Gb28181Device(cfg, endpoint, channels=lambda: [])
+        dev.start(wake=lambda: None); dev.registered.wait(5)     # True once the platform accepts
     """
 
     def __init__(self, config: Gb28181Destination, endpoint: SipEndpoint, channels: Callable[[], list[Channel]]) -> None:

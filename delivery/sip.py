@@ -264,10 +264,11 @@ class SipEndpoint:
         on_request: answers the peer's requests (called on the reader thread: it must not
             block); None answers 403.
 
-    Example:
-        >>> ep = SipEndpoint(local_id="34020000002000000099", local_domain="3402000000", peer_host="10.0.0.30", peer_port=5060)  # doctest: +SKIP
-        >>> ep.request(Outgoing("MESSAGE", "sip:34020000002000000001@10.0.0.30:5060", "<sip:34020000002000000001@3402000000>", b"<Notify>…", "Application/MANSCDP+xml"))  # doctest: +SKIP
-        SipResponse(status=200, reason='OK', ...)
+    Example::
+
+        ep = SipEndpoint(local_id="34020000002000000099", local_domain="3402000000", peer_host="10.0.0.30", peer_port=5060)
+        ep.request(Outgoing("MESSAGE", "sip:34020000002000000001@10.0.0.30:5060", "<sip:34020000002000000001@3402000000>", b"<Notify>…", "Application/MANSCDP+xml"))
+        # SipResponse(status=200, reason='OK', ...)
     """
 
     def __init__(

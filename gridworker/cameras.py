@@ -129,9 +129,10 @@ class CameraRegistry:
         rings: the total every camera's clip ring draws on.
         reader: builds a camera's reader.
 
-    Example:
-        >>> registry = CameraRegistry(settings, store, pipeline, manager, SignalBoard(), FrameAnnotator(), RingBudget(10**8))  # doctest: +SKIP
-        >>> registry.load(settings.cameras); registry.add(CameraConfig(id="gate", url="rtsp://10.0.0.7/s1"))  # doctest: +SKIP
+    Example::
+
+        registry = CameraRegistry(settings, store, pipeline, manager, SignalBoard(), FrameAnnotator(), RingBudget(10**8))
+        registry.load(settings.cameras); registry.add(CameraConfig(id="gate", url="rtsp://10.0.0.7/s1"))
     """
 
     def __init__(

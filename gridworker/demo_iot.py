@@ -44,9 +44,10 @@ def _free_port() -> int:
 class DemoBreakers:
     """A private mosquitto and the simulated breakers publishing to it.
 
-    Example:
-        >>> breakers = DemoBreakers.start()  # doctest: +SKIP
-        >>> config["iot"] = breakers.config(); ...; breakers.stop()  # doctest: +SKIP
+    Example::
+
+        breakers = DemoBreakers.start()
+        config["iot"] = breakers.config(); ...; breakers.stop()
     """
 
     def __init__(self, broker: subprocess.Popen[bytes], port: int) -> None:

@@ -7,10 +7,10 @@ secret, constant-time), answers 401 to a bad signature, and drops a repeated
 delivery is logged, and listed at ``GET /`` (a page that reloads itself) and
 ``GET /deliveries`` (JSON).
 
-Example:
-    >>> receiver = WebhookReceiver(secret="s3cret").start()      # doctest: +SKIP
-    >>> receiver.url                                            # doctest: +SKIP
-    'http://127.0.0.1:40123/hooks/gridworker'
+Example::
+
+    receiver = WebhookReceiver(secret="s3cret").start()
+    receiver.url                    # 'http://127.0.0.1:40123/hooks/gridworker'
 """
 
 from __future__ import annotations

@@ -20,11 +20,10 @@ The scene file (``--camera-config``) is either
 * a whole service config (with ``cameras:``), whose ``detector`` and ``tracker`` sections
   are used; ``--camera ID`` picks the camera when there are several.
 
-Example:
-    >>> result = replay_clip("kerb.mp4", camera, load_detector(), fps=5,
-    ...                      store=IncidentStore("sqlite://"))  # doctest: +SKIP
-    >>> result.counts()  # doctest: +SKIP
-    {'illegal_parking': 2}
+Example::
+
+    result = replay_clip("kerb.mp4", camera, load_detector(), fps=5, store=IncidentStore("sqlite://"))
+    result.counts()                 # {'illegal_parking': 2}
 """
 
 from __future__ import annotations

@@ -95,9 +95,10 @@ class ServiceState(str, enum.Enum):
 class Service:
     """Builds the parts from the settings, wires them, starts and stops them in order.
 
-    Example:
-        >>> service = Service(settings, detector=load_detector(settings.detector))  # doctest: +SKIP
-        >>> service.start(); ...; service.stop()  # doctest: +SKIP
+    Example::
+
+        service = Service(settings, detector=load_detector(settings.detector))
+        service.start(); ...; service.stop()
     """
 
     def __init__(

@@ -80,10 +80,11 @@ class ClipRecorder:
             triggering objects' boxes over the clip (``details["track_ids"]``), which the
             console draws over the video (the clip itself is never re-encoded).
 
-    Example:
-        >>> recorder = ClipRecorder(store, service_ring_lookup, "var/clips", pre_s=5, post_s=5)  # doctest: +SKIP
-        >>> manager.on_open.append(recorder); recorder.start()                                  # doctest: +SKIP
-        >>> ...; recorder.stop()   # pending clips are cut with what the rings hold           # doctest: +SKIP
+    Example::
+
+        recorder = ClipRecorder(store, service_ring_lookup, "var/clips", pre_s=5, post_s=5)
+        manager.on_open.append(recorder); recorder.start()
+        ...; recorder.stop()   # pending clips are cut with what the rings hold
     """
 
     def __init__(

@@ -389,8 +389,9 @@ def equal_filters(*pairs: tuple[QueryableAttribute[Any], object]) -> list[Column
     equality filters of a list query, for ``select(...).where(*filters)``.
 
     Example:
-        >>> equal_filters((IncidentRow.camera_id, "gate"), (IncidentRow.type, None))  # doctest: +SKIP
-        [<BinaryExpression: incidents.camera_id = :camera_id_1>]
+        >>> from gridworker.incidents.store import IncidentRow
+        >>> [str(f) for f in equal_filters((IncidentRow.camera_id, "gate"), (IncidentRow.type, None))]
+        ['incidents.camera_id = :camera_id_1']
     """
     return [column == value for column, value in pairs if value is not None]
 
@@ -400,6 +401,8 @@ def part_of(parent_key: str) -> MappedColumn[int]:
     ``"incidents.id"``): one such row per parent at most, deleted with it.
 
     Example:
-        >>> incident_id: Mapped[int] = part_of("incidents.id")  # doctest: +SKIP
+        >>> column = part_of("incidents.id").column  # in a row class: incident_id: Mapped[int] = part_of("incidents.id")
+        >>> column.primary_key, [(fk.target_fullname, fk.ondelete) for fk in column.foreign_keys]
+        (True, [('incidents.id', 'CASCADE')])
     """
     return mapped_column(ForeignKey(parent_key, ondelete="CASCADE"), primary_key=True)

@@ -48,7 +48,10 @@ class DeviceReport:
         snapshot: evidence JPEG (video linkage), used when the incident opens.
 
     Example:
-        >>> DeviceReport("iot:brk-1", "Block 3 breaker", "estate-7", "smart_breaker", "overcurrent", kind, 1.7e9, True)  # doctest: +SKIP
+        >>> kind = IncidentKind("iot_breaker_overcurrent", "智能空开过流报警", "smart breaker overcurrent", "public_safety")
+        >>> report = DeviceReport("iot:brk-1", "Block 3 breaker", "estate-7", "smart_breaker", "overcurrent", kind, 1.7e9, True)
+        >>> report.source_id, report.active, report.details
+        ('iot:brk-1', True, {})
     """
 
     source_id: str

@@ -120,7 +120,9 @@ class ReportObservation:
         snapshot: the first photo (the incident's evidence picture), or None.
 
     Example:
-        >>> ReportObservation(7, "resident", kind, 1.7e9, "bins overflowing at gate 3")  # doctest: +SKIP
+        >>> kind = IncidentKind("exposed_garbage", "暴露垃圾", "exposed garbage", "city_appearance")
+        >>> ReportObservation(7, "resident", kind, 1.7e9, "bins overflowing at gate 3").source_id
+        'report:resident'
     """
 
     report_id: int
@@ -281,8 +283,19 @@ class ReportIntake:
         config: ``reports:``.
 
     Example:
-        >>> receipt = intake.submit("resident", ReportIn(type="exposed_garbage", text="..."), [jpeg_bytes])  # doctest: +SKIP
-        >>> receipt.code  # shown to the reporter once  # doctest: +SKIP
+        >>> import tempfile
+        >>> from gridworker.cases.catalogue import load_catalogue
+        >>> from gridworker.incidents import IncidentManager, IncidentStore
+        >>> from gridworker.incidents.manager import CameraInfo
+        >>> store, tmp = IncidentStore("sqlite:///:memory:"), tempfile.TemporaryDirectory()
+        >>> manager = IncidentManager(store, camera_info=lambda _camera: CameraInfo())
+        >>> intake = ReportIntake(ReportBook(store.db), PhotoStore(store.db, Path(tmp.name)), manager, load_catalogue(), ReportsConfig())
+        >>> receipt = intake.submit("resident", ReportIn(type="exposed_garbage", text="bins overflowing at gate 3"), [], public=True)
+        >>> receipt.report_id, receipt.incident_id, len(receipt.code)  # the code is shown to the reporter once
+        (1, 1, 22)
+        >>> store.get(receipt.incident_id).camera_id
+        'report:resident'
+        >>> tmp.cleanup()
     """
 
     def __init__(self, book: ReportBook, photos: PhotoStore, manager: ReportSink, catalogue: Catalogue, config: ReportsConfig) -> None:

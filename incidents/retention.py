@@ -310,8 +310,13 @@ class RetentionWorker:
     service is starting). A failing pass is logged and the next one runs on time.
 
     Example:
-        >>> worker = RetentionWorker(store, RetentionConfig(), clips_dir=Path("var/clips"))  # doctest: +SKIP
-        >>> worker.start(); ...; worker.stop()                                                 # doctest: +SKIP
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> worker = RetentionWorker(IncidentStore("sqlite:///:memory:"), RetentionConfig(), clips_dir=Path(tmp.name))
+        >>> worker.start(); worker.stop()  # stopped before its first pass was due
+        >>> worker.run_once().clips_expired, worker.passes  # one pass now
+        (0, 1)
+        >>> tmp.cleanup()
     """
 
     store: IncidentStore

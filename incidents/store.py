@@ -110,8 +110,9 @@ class SavedConfigs(Generic[R]):
     """The configs of one table of :class:`SavedConfigRow`: ``(id, config JSON)`` pairs.
 
     Example:
-        >>> store.cameras.put("gate", config.model_dump_json()); store.cameras.all()  # doctest: +SKIP
-        [('gate', '{...}')]
+        >>> store = IncidentStore("sqlite:///:memory:")
+        >>> store.cameras.put("gate", '{"id": "gate", "url": "rtsp://10.0.0.7/s1"}'); store.cameras.all()
+        [('gate', '{"id": "gate", "url": "rtsp://10.0.0.7/s1"}')]
     """
 
     def __init__(self, db: Database, row: type[R]) -> None:

@@ -10,9 +10,10 @@ an alarm is written before the broker forgets it. A message that does not follow
 device type's mapping is counted per device and dropped: it never opens a case and never
 stops the ingest.
 
-Example:
-    >>> iot = IotService(settings.iot, store, incidents, catalogue)  # doctest: +SKIP
-    >>> iot.start(time.time()); ...; iot.stop()  # doctest: +SKIP
+Example::
+
+    iot = IotService(settings.iot, store, incidents, catalogue)
+    iot.start(time.time()); ...; iot.stop()
 """
 
 from __future__ import annotations

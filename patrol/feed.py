@@ -47,9 +47,10 @@ class PipelineFeed:
         targets: every camera as the patrol sees it (read at each cycle's start).
         on_outcome: told each finished visit (the service's patrol metrics).
 
-    Example:
-        >>> feed = PipelineFeed(pipeline, service_targets)          # doctest: +SKIP
-        >>> manager = PatrolManager(feed.make_run, plans)            # doctest: +SKIP
+    Example::
+
+        feed = PipelineFeed(pipeline, service_targets)
+        manager = PatrolManager(feed.make_run, plans)
     """
 
     def __init__(

@@ -21,10 +21,21 @@ the *next* keyframe is already at or before the time horizon) and a new session 
 packets until its first keyframe.
 
 Example:
+    >>> import tempfile
+    >>> from gridworker.streams.clips import synthetic_clip
+    >>> tmp = tempfile.TemporaryDirectory()
     >>> ring = PacketRing(seconds=15)
-    >>> ring.start_session(CodecParams.from_stream(container.streams.video[0]))  # doctest: +SKIP
-    >>> ring.append_packet(packet, time.time())                                  # doctest: +SKIP
-    >>> write_mp4(ring.cut(t0 - 5, t0 + 5), "incident-17.mp4")                   # doctest: +SKIP
+    >>> with av.open(str(synthetic_clip(f"{tmp.name}/cam.mp4", seconds=4, size=(160, 120), fps=10, gop=10))) as container:
+    ...     ring.start_session(CodecParams.from_stream(container.streams.video[0]))
+    ...     for i, packet in enumerate(container.demux(video=0)):  # arriving at 10 fps from t = 1000 s
+    ...         _ = ring.append_packet(packet, 1000.0 + i / 10)
+    >>> t0 = 1002.5  # the incident
+    >>> clip = ring.cut(t0 - 1, t0 + 1)
+    >>> clip.start_ts, clip.end_ts  # from the keyframe before t0 - 1
+    (1001.0, 1003.5)
+    >>> write_mp4(clip, f"{tmp.name}/incident-17.mp4").name
+    'incident-17.mp4'
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -108,9 +119,14 @@ class CodecParams:
         time_base: the input stream's time base.
 
     Example:
-        >>> params = CodecParams.from_stream(container.streams.video[0])  # doctest: +SKIP
-        >>> params.codec_name, params.width, params.height                # doctest: +SKIP
-        ('h264', 1280, 720)
+        >>> import tempfile
+        >>> from gridworker.streams.clips import synthetic_clip
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> with av.open(str(synthetic_clip(f"{tmp.name}/cam.mp4", seconds=1, size=(320, 240)))) as container:
+        ...     params = CodecParams.from_stream(container.streams.video[0])
+        >>> params.codec_name, params.width, params.height  # still valid, the input closed
+        ('h264', 320, 240)
+        >>> tmp.cleanup()
     """
 
     codec_name: str

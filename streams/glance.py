@@ -24,10 +24,10 @@ bounds the handshake, ``keyframe_timeout_s`` bounds the wait for the keyframes a
 PyAV releases the GIL while it reads the socket and decodes, so many glances run at once
 in plain threads.
 
-Example:
-    >>> result = glance("gate", "rtsp://admin:pw@10.0.0.7/stream1", keyframes=1)
-    >>> result.ok, result.first_keyframe_s, result.packets_skipped  # doctest: +SKIP
-    (True, 1.42, 31)
+Example::
+
+    result = glance("gate", "rtsp://admin:pw@10.0.0.7/stream1", keyframes=1)
+    result.ok, result.first_keyframe_s, result.packets_skipped      # (True, 1.42, 31)
 """
 
 from __future__ import annotations

@@ -62,7 +62,10 @@ class ObjectReport:
     incident for ``cooldown_s``. ``frame_seq``: the frame the check judged, if any.
 
     Example:
-        >>> ObjectReport("cam1", "kerb", "illegal_parking", kind, at=1700000000.0, objects=())  # doctest: +SKIP
+        >>> kind = IncidentKind("illegal_parking", "机动车违停", "illegal parking", "traffic")
+        >>> report = ObjectReport("cam1", "kerb", "illegal_parking", kind, at=1700000000.0, objects=())
+        >>> report.objects, report.clear_after_s  # no objects: its open incidents clear
+        ((), 0.0)
     """
 
     camera_id: str

@@ -249,10 +249,11 @@ class Pipeline:
         patrol_max_pending: :meth:`admit` holds new visits while this many patrol frames wait.
         inference_workers: threads that gather and run batches.
 
-    Example:
-        >>> pipeline = Pipeline(detector, manager, annotator=FrameAnnotator(), meter=metrics)  # doctest: +SKIP
-        >>> pipeline.add(CameraSlot("gate", reader, analyzer)); pipeline.start()               # doctest: +SKIP
-        >>> pipeline.stop()                                                                     # doctest: +SKIP
+    Example::
+
+        pipeline = Pipeline(detector, manager, annotator=FrameAnnotator(), meter=metrics)
+        pipeline.add(CameraSlot("gate", reader, analyzer)); pipeline.start()
+        pipeline.stop()
     """
 
     def __init__(

@@ -155,9 +155,16 @@ class VisitAnalyzer:
         tracker: tracker tuning for watch visits.
 
     Example:
-        >>> judge = VisitAnalyzer("cam1", scene, annotator=FrameAnnotator())  # doctest: +SKIP
-        >>> judgement = judge.analyse_glance(frames, detections)            # doctest: +SKIP
-        >>> manager.observe(judgement.analysis, partial=True); [manager.report(r) for r in judgement.reports]  # doctest: +SKIP
+        >>> from gridworker.vision.config import ZoneConfig
+        >>> kerb = ZoneConfig(id="kerb", polygon=[(0, 0.5), (1, 0.5), (1, 1), (0, 1)], rules=[{"id": "park", "type": "illegal_parking"}])
+        >>> judge = VisitAnalyzer("cam1", SceneConfig(zones=[kerb]), annotator=FrameAnnotator())
+        >>> frame = Frame("cam1", 1, 1.7e9, np.zeros((360, 640, 3), np.uint8))
+        >>> car = sv.Detections(xyxy=np.array([[200.0, 220.0, 320.0, 300.0]]), confidence=np.array([0.9]),
+        ...                     class_id=np.array([2]), data={"class_name": np.array(["car"])})
+        >>> judgement = judge.analyse_glance([frame], [car])
+        >>> judgement.partial, [(r.zone_id, r.rule_id, [o.qualifies for o in r.objects]) for r in judgement.reports]
+        (True, [('kerb', 'park', [False])])
+        >>> # the writer takes it: manager.observe(judgement.analysis, partial=True); manager.report(r) for each report
     """
 
     def __init__(
