@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TypedDict
@@ -15,14 +18,18 @@ from .errors import ModelError
 __all__ = [
     "BatchDetector",
     "DetectorOptions",
+    "NonFiniteLog",
     "build_detections",
     "check_images",
     "chunks",
     "class_filter_ids",
     "detector_options",
+    "finite_rows",
     "pad_batch",
     "static_batch",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class DetectorOptions(TypedDict):
@@ -38,12 +45,61 @@ def detector_options(config: DetectorConfig) -> DetectorOptions:
     return DetectorOptions(confidence=config.confidence, iou=config.iou, max_batch=config.max_batch, classes=config.classes)
 
 
+class NonFiniteLog:
+    """Counts the boxes a detector drops because its model gave non-finite (NaN or inf)
+    coordinates or scores, and says so: a warning with the count the first time, then at
+    most one every ``interval`` seconds (the boxes dropped since the last one). One per
+    detector; thread-safe.
+
+    Example:
+        >>> nonfinite = NonFiniteLog("fall.onnx")
+        >>> nonfinite.dropped(3)   # logs: model fall.onnx: dropped 3 box(es) ...
+        >>> nonfinite.total
+        3
+    """
+
+    def __init__(self, model: str, interval: float = 60.0) -> None:
+        self._model = model
+        self._interval = float(interval)
+        self._lock = threading.Lock()
+        self._total = 0
+        self._pending = 0
+        self._last: float | None = None
+
+    @property
+    def total(self) -> int:
+        """Boxes dropped since the detector was built."""
+        return self._total
+
+    def dropped(self, count: int) -> None:
+        """Record ``count`` dropped boxes; warn unless a warning went out less than ``interval`` ago."""
+        if count <= 0:
+            return
+        with self._lock:
+            self._total += count
+            self._pending += count
+            now = time.monotonic()
+            if self._last is not None and now - self._last < self._interval:
+                return
+            pending, total, self._pending, self._last = self._pending, self._total, 0, now
+        log.warning(
+            "model %s: dropped %d box(es) with non-finite (NaN or inf) coordinates or scores from its output "
+            "(%d since it was loaded; at most one such warning every %gs): those frames lose those detections",
+            self._model,
+            pending,
+            total,
+            self._interval,
+        )
+
+
 class BatchDetector(ABC):
-    """What the ONNX detectors share: their class names by id, and the most images one run
-    takes (``max_batch`` as configured, capped by a model exported with a fixed batch size)."""
+    """What the ONNX detectors share: their class names by id, the most images one run
+    takes (``max_batch`` as configured, capped by a model exported with a fixed batch size)
+    and the count of boxes dropped for non-finite values (:class:`NonFiniteLog`)."""
 
     _class_names: list[str]
     _max_batch: int
+    _nonfinite: NonFiniteLog
 
     @property
     def class_names(self) -> list[str]:
@@ -53,6 +109,11 @@ class BatchDetector(ABC):
     @property
     def max_batch(self) -> int:
         return self._max_batch
+
+    @property
+    def nonfinite_dropped(self) -> int:
+        """Boxes dropped so far because the model gave NaN or inf coordinates or scores."""
+        return self._nonfinite.total
 
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         """Detect objects in (H, W, 3) uint8 RGB images; one ``sv.Detections`` each.
@@ -90,21 +151,37 @@ def chunks(count: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, count))
 
 
+def finite_rows(xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(..., ) bool: which boxes have four finite coordinates (``xyxy`` (..., 4)) and a finite score."""
+    finite: np.ndarray = np.isfinite(xyxy).all(axis=-1) & np.isfinite(scores)
+    return finite
+
+
 def build_detections(
-    xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, class_names: np.ndarray
+    xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, class_names: np.ndarray, nonfinite: NonFiniteLog
 ) -> sv.Detections:
     """``sv.Detections`` in the :class:`~gridworker.models.base.Detector` contract.
+
+    The decoders drop non-finite boxes already; any left (NaN or inf coordinates or score)
+    are dropped here too and counted in ``nonfinite``, so one bad box never fails the batch.
 
     Args:
         xyxy: (n, 4) boxes in source pixels.
         confidence: (n,) scores.
         class_id: (n,) class ids.
         class_names: (n_classes,) str array; ``class_names[class_id]`` names each box.
+        nonfinite: the detector's count of dropped boxes.
     """
+    boxes = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(confidence, dtype=np.float32).reshape(-1)
     ids = np.asarray(class_id, dtype=np.int64).reshape(-1)
+    finite = finite_rows(boxes, scores)
+    if not finite.all():
+        nonfinite.dropped(int(finite.size - np.count_nonzero(finite)))
+        boxes, scores, ids = boxes[finite], scores[finite], ids[finite]
     return sv.Detections(
-        xyxy=np.asarray(xyxy, dtype=np.float32).reshape(-1, 4),
-        confidence=np.asarray(confidence, dtype=np.float32).reshape(-1),
+        xyxy=boxes,
+        confidence=scores,
         class_id=ids,
         data={"class_name": class_names[ids] if ids.size else np.zeros((0,), dtype=class_names.dtype)},
     )

@@ -92,4 +92,4 @@ def load_detector(config: DetectorConfig | None = None) -> Detector:
                 f"{path}: unknown model format (no Ultralytics metadata, outputs "
                 f"{[(o.name, list(o.shape)) for o in outputs]}): {exc}"
             ) from exc
-    return YoloDetector(session, rect=config.rect, **detector_options(config))
+    return YoloDetector(session, rect=config.rect, name=str(path), **detector_options(config))

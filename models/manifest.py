@@ -18,6 +18,7 @@ from .errors import ModelFormatError, ModelIntegrityError, ModelNotFoundError
 
 __all__ = [
     "MANIFEST_NAME",
+    "MAX_INPUT_SIDE",
     "AnchorsFile",
     "BoxCoder",
     "InputSpec",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "manifest.json"
+#: Largest model input height or width accepted (a manifest's ``input``, a YOLO model's ``imgsz``)
+MAX_INPUT_SIDE = 4096
 
 
 class _Strict(BaseModel):
@@ -64,8 +67,8 @@ class InputSpec(_Strict):
     name: str = Field(description="Input tensor name.")
     layout: Literal["NHWC", "NCHW"]
     dtype: Literal["uint8", "float32"]
-    height: int = Field(gt=0, le=4096)
-    width: int = Field(gt=0, le=4096)
+    height: int = Field(gt=0, le=MAX_INPUT_SIDE)
+    width: int = Field(gt=0, le=MAX_INPUT_SIDE)
     colour: Literal["RGB", "BGR"] = "RGB"
     resize: Literal["stretch", "letterbox"] = Field(
         default="stretch", description="stretch: plain resize to height x width; letterbox: keep aspect, pad."
@@ -183,6 +186,10 @@ def load_manifest(directory: Path, *, verify: bool = True) -> Manifest:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFormatError(f"cannot read {path}: {exc}") from exc
+    except RecursionError as exc:
+        raise ModelFormatError(f"cannot read {path}: its JSON is nested too deeply to be a model manifest") from exc
+    except (MemoryError, ValueError) as exc:  # too large for memory; or e.g. an integer of too many digits
+        raise ModelFormatError(f"cannot read {path}: not a usable model manifest ({type(exc).__name__}: {exc})") from exc
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ._common import BatchDetector, build_detections, class_filter_ids, detector_options, pad_batch, static_batch
+from ._common import BatchDetector, NonFiniteLog, build_detections, class_filter_ids, detector_options, finite_rows
+from ._common import pad_batch, static_batch
 from .config import DetectorConfig
 from .errors import ModelFormatError
 from .manifest import Manifest, load_manifest
@@ -27,7 +28,9 @@ class SsdDetector(BatchDetector):
     way), stacked into one uint8 batch and run at once (in chunks of ``max_batch``).
     Boxes are decoded against the anchors for the whole batch in one array operation,
     filtered by score and by the optional class filter, reduced by class-aware NMS and
-    scaled back to each image's pixels.
+    scaled back to each image's pixels. Boxes with a NaN or inf coordinate or score are
+    dropped (the frame keeps its other boxes); a warning says how many, at most once a
+    minute (``nonfinite_dropped`` counts them).
 
     Args:
         session: an ``onnxruntime.InferenceSession`` (or an object with the same
@@ -101,6 +104,7 @@ class SsdDetector(BatchDetector):
         self._label_offset = manifest.label_offset
         self._class_names = manifest.class_names
         self._names_array = np.asarray(self._class_names, dtype=str)
+        self._nonfinite = NonFiniteLog(manifest.name)
         self._keep_ids = class_filter_ids(classes, self._class_names)
         self._confidence = float(confidence)
         self._iou = float(iou)
@@ -171,10 +175,15 @@ class SsdDetector(BatchDetector):
         best_all = real.max(axis=-1)  # (n, A)
         results = []
         for i in range(len(images)):
-            cand = np.flatnonzero(best_all[i] >= self._confidence)
+            cand = np.flatnonzero(~(best_all[i] < self._confidence))  # NaN scores too: dropped below, and counted
             best, column = best_class(real[i, cand], 0)
             class_id = column if self._keep_ids is None else self._keep_ids[column]
-            boxes = decode_boxes(encodings[i, cand], self._anchors[cand], self._coder) * scale[i]  # (k, 4) pixels
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN encodings: dropped and counted below
+                boxes = decode_boxes(encodings[i, cand], self._anchors[cand], self._coder) * scale[i]  # (k, 4) pixels
+            finite = finite_rows(boxes, best)
+            if not finite.all():
+                self._nonfinite.dropped(int(finite.size - np.count_nonzero(finite)))
+                boxes, best, class_id = boxes[finite], best[finite], class_id[finite]
             keep = select_detections(
                 boxes,
                 best,
@@ -185,5 +194,5 @@ class SsdDetector(BatchDetector):
                 max_candidates=1000,
             )
             xyxy = np.clip(boxes[keep], 0.0, scale[i])
-            results.append(build_detections(xyxy, best[keep], class_id[keep], self._names_array))
+            results.append(build_detections(xyxy, best[keep], class_id[keep], self._names_array, self._nonfinite))
         return results

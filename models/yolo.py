@@ -27,9 +27,11 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ._common import BatchDetector, build_detections, class_filter_ids, detector_options, pad_batch, static_batch
+from ._common import BatchDetector, NonFiniteLog, build_detections, class_filter_ids, detector_options, finite_rows
+from ._common import pad_batch, static_batch
 from .config import DetectorConfig
 from .errors import ModelFormatError
+from .manifest import MAX_INPUT_SIDE
 from .nms import nms
 from .onnx_session import create_session, literal_metadata, tensor_info
 
@@ -49,6 +51,8 @@ DEFAULT_STRIDE = 32  # YOLOv5/v8/11's largest stride: rect inputs are padded to 
 MAX_CANDIDATES = 2000
 # Above this many rows a [N, rows, 6] output is a raw YOLOv5 head, not end-to-end boxes.
 END2END_MAX_ROWS = 1000
+# Most classes a model's ``names`` metadata may give (a larger class id is refused, not allocated).
+MAX_CLASSES = 10_000
 
 
 class YoloLayout(str, enum.Enum):
@@ -115,11 +119,13 @@ def infer_yolo_layout(
 
 
 class Candidates(NamedTuple):
-    """One image's scored boxes before NMS: model-input pixels."""
+    """One image's scored boxes before NMS: model-input pixels; ``dropped``: boxes not kept
+    because a coordinate, the score or (end-to-end) the class was NaN or inf."""
 
     xyxy: np.ndarray  # (k, 4) float32
     scores: np.ndarray  # (k,) float32
     class_ids: np.ndarray  # (k,) int64
+    dropped: int = 0
 
 
 def decode_yolo(
@@ -138,7 +144,9 @@ def decode_yolo(
 
     Returns:
         One :class:`Candidates` per image, boxes ``x1, y1, x2, y2`` in model-input pixels,
-        in anchor order (not sorted, NMS not applied).
+        in anchor order (not sorted, NMS not applied). A box with a NaN or inf coordinate,
+        score or class is left out and counted in ``dropped`` (unless it scores below
+        ``confidence``, or its class is filtered out, and would be left out anyway).
     """
     out = np.asarray(output, dtype=np.float32)
     if out.ndim != 3:
@@ -148,10 +156,13 @@ def decode_yolo(
             raise ModelFormatError(f"end-to-end output needs 6 columns, got shape {out.shape}")
         xyxy = out[..., :4]
         scores = out[..., 4]
-        class_ids = np.rint(out[..., 5]).astype(np.int64)
-        mask = scores >= confidence
+        raw_ids = out[..., 5]
+        finite = finite_rows(xyxy, scores) & np.isfinite(raw_ids)
+        # -1 (no class) for a non-finite id; clipped so the cast never overflows (out-of-range ids are dropped later)
+        class_ids = np.rint(np.clip(np.where(finite, raw_ids, -1.0), -1.0, 2.0**31)).astype(np.int64)
+        considered = ~(scores < confidence)  # NaN scores too: they are dropped, and counted
         if keep_ids is not None:
-            mask &= np.isin(class_ids, keep_ids)
+            considered &= np.isin(class_ids, keep_ids) | ~finite
     else:
         if layout is YoloLayout.V8:
             rows = out.transpose(0, 2, 1)  # (N, A, 4 + nc)
@@ -170,9 +181,12 @@ def decode_yolo(
         class_ids = column if keep_ids is None else keep_ids[column]
         centre, size = rows[..., 0:2], rows[..., 2:4]
         xyxy = np.concatenate([centre - size / 2, centre + size / 2], axis=-1)
-        mask = scores >= confidence
+        finite = finite_rows(xyxy, scores)
+        considered = ~(scores < confidence)  # NaN scores too: they are dropped, and counted
+    mask = considered & finite
+    dropped = np.count_nonzero(considered & ~finite, axis=-1)
     return [
-        Candidates(xyxy[i][mask[i]], scores[i][mask[i]], class_ids[i][mask[i]].astype(np.int64))
+        Candidates(xyxy[i][mask[i]], scores[i][mask[i]], class_ids[i][mask[i]].astype(np.int64), int(dropped[i]))
         for i in range(out.shape[0])
     ]
 
@@ -203,7 +217,11 @@ def letterbox_params(height: int, width: int, target: tuple[int, int]) -> Letter
 
 
 def undo_letterbox(xyxy: np.ndarray, params: LetterboxParams, height: int, width: int) -> np.ndarray:
-    """Map (k, 4) model-input boxes back to source pixels, clipped to the image."""
+    """Map (k, 4) model-input boxes back to source pixels, clipped to the image.
+
+    The boxes must be finite (:func:`decode_yolo` drops the others): the clip would turn an
+    inf edge into the image's border, and it keeps a NaN.
+    """
     offset = np.asarray([params.left, params.top, params.left, params.top], dtype=np.float32)
     limit = np.asarray([width, height, width, height], dtype=np.float32)
     boxes: np.ndarray = np.clip((np.asarray(xyxy, dtype=np.float32) - offset) / np.float32(params.ratio), 0.0, limit)
@@ -229,12 +247,21 @@ class YoloDetector(BatchDetector):
         classes: keep only these class names (``None``: all).
         layout: force an output layout instead of inferring it.
         imgsz: input size (H, W) or an int, for models whose input size is symbolic and
-            whose metadata has no ``imgsz``.
+            whose metadata has no ``imgsz``. This or the metadata's must be at most
+            ``MAX_INPUT_SIDE`` (4096) and a multiple of the model's stride.
         max_det: most detections per image.
         rect: for a model with a dynamic input size, letterbox each image to the stride
             (``imgsz`` on the long side, the short side padded to a multiple of the stride)
             instead of a square; images of one target shape run together.
         warmup: run one inference now.
+        name: how log messages name the model (default: the metadata's ``description``).
+
+    Boxes with a NaN or inf coordinate or score are dropped (the frame keeps its other
+    boxes); a warning says how many, at most once a minute (``nonfinite_dropped`` counts them).
+
+    Raises:
+        ModelFormatError: a model or metadata gridworker cannot run: an unknown layout or
+            task, more than ``MAX_CLASSES`` (10,000) classes, an input size out of bounds.
 
     Example::
 
@@ -257,9 +284,12 @@ class YoloDetector(BatchDetector):
         max_det: int = 300,
         warmup: bool = True,
         rect: bool = True,
+        name: str | None = None,
     ) -> None:
         self._session = session
         metadata = literal_metadata(session)
+        description = metadata.get("description")
+        self._nonfinite = NonFiniteLog(name or (description if isinstance(description, str) else "YOLO model"))
         task = metadata.get("task")
         if isinstance(task, str) and task != "detect":
             raise ModelFormatError(f"YOLO model task is {task!r}; only 'detect' models are supported")
@@ -272,9 +302,9 @@ class YoloDetector(BatchDetector):
         if self._input.shape[1] not in (None, 3):
             raise ModelFormatError(f"expected 3 input channels (NCHW), got input shape {self._input.shape}")
         self._input_dtype = np.float16 if "float16" in self._input.type else np.float32
-        self._size = self._input_size(metadata, imgsz)
         stride = metadata.get("stride")
         self._stride = int(stride) if isinstance(stride, int) and stride > 0 else DEFAULT_STRIDE
+        self._size = self._input_size(metadata, imgsz)
         self._rect = bool(rect) and not all(isinstance(d, int) for d in self._input.shape[2:4])
 
         names = list(class_names) if class_names is not None else _names_from_metadata(metadata.get("names"))
@@ -291,6 +321,8 @@ class YoloDetector(BatchDetector):
                 # Symbolic dims everywhere: look at a real output instead.
                 probe = self._run(self._preprocess([np.zeros((*self._size, 3), dtype=np.uint8)])[0], 1)
                 self._layout, num_classes = infer_yolo_layout(probe.shape, len(names) if names else None, end2end)
+        if num_classes is not None and num_classes > MAX_CLASSES:
+            raise ModelFormatError(f"YOLO output has {num_classes} class columns; at most {MAX_CLASSES} classes are supported")
         if not names:
             if not num_classes:
                 raise ModelFormatError("end-to-end YOLO model without 'names' metadata: pass class_names=")
@@ -311,7 +343,7 @@ class YoloDetector(BatchDetector):
         """Load an Ultralytics-exported ``.onnx`` file with settings from ``config``."""
         config = config or DetectorConfig()
         session = create_session(Path(path), config.threads)
-        return cls(session, class_names=class_names, rect=config.rect, **detector_options(config))
+        return cls(session, class_names=class_names, rect=config.rect, name=str(path), **detector_options(config))
 
     def with_imgsz(self, imgsz: int) -> YoloDetector:
         """This detector at another input size (the long side with ``rect``), sharing its ONNX
@@ -354,7 +386,9 @@ class YoloDetector(BatchDetector):
             images = [batch[i] for i in members]
             tensor, params = self._preprocess(images, target)
             output = self._run(tensor, len(images))
-            candidates = decode_yolo(output, self._layout, self._confidence, self._keep_ids)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN outputs: dropped and counted
+                candidates = decode_yolo(output, self._layout, self._confidence, self._keep_ids)
+            self._nonfinite.dropped(sum(cand.dropped for cand in candidates))
             for i, image, param, cand in zip(members, images, params, candidates):
                 results[i] = self._finish(image, param, cand)
         return [r for r in results if r is not None]
@@ -390,25 +424,50 @@ class YoloDetector(BatchDetector):
         xyxy = undo_letterbox(cand.xyxy[keep], params, image.shape[0], image.shape[1])
         class_ids = cand.class_ids[keep]
         valid = (class_ids >= 0) & (class_ids < len(self._class_names))
-        return build_detections(xyxy[valid], cand.scores[keep][valid], class_ids[valid], self._names_array)
+        return build_detections(xyxy[valid], cand.scores[keep][valid], class_ids[valid], self._names_array, self._nonfinite)
 
     def _input_size(self, metadata: dict[str, Any], imgsz: int | tuple[int, int] | None) -> tuple[int, int]:
+        """Input (H, W): the model's fixed size, else ``imgsz``, else the metadata's ``imgsz``, else 640.
+
+        Raises:
+            ModelFormatError: a side above ``MAX_INPUT_SIDE``, or a given size not a multiple of the stride.
+        """
         fixed = self._input.shape[2:4]
         if all(isinstance(d, int) for d in fixed):
-            return int(fixed[0]), int(fixed[1])  # type: ignore[arg-type]
-        for value in (imgsz, metadata.get("imgsz")):
+            return _checked_size(int(fixed[0]), int(fixed[1]), "the model's fixed input size", 1)  # type: ignore[arg-type]
+        for source, value in (("imgsz", imgsz), ("the model's 'imgsz' metadata", metadata.get("imgsz"))):
             if isinstance(value, int) and value > 0:
-                return value, value
+                return _checked_size(value, value, source, self._stride)
             if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
-                return int(value[0]), int(value[1])
+                return _checked_size(int(value[0]), int(value[1]), source, self._stride)
         return DEFAULT_IMGSZ, DEFAULT_IMGSZ
 
 
+def _checked_size(height: int, width: int, source: str, stride: int) -> tuple[int, int]:
+    """``(height, width)`` when each side is at most ``MAX_INPUT_SIDE`` and a multiple of ``stride``.
+
+    Raises:
+        ModelFormatError: it is not (the warm-up alone would allocate a tensor of that size).
+    """
+    if max(height, width) > MAX_INPUT_SIDE or height % stride or width % stride:
+        rule = f"at most {MAX_INPUT_SIDE}" + (f" and a multiple of the stride {stride}" if stride > 1 else "")
+        raise ModelFormatError(f"{source} is {height}x{width}: each side must be {rule}")
+    return height, width
+
+
 def _names_from_metadata(value: Any) -> list[str]:
-    """Class names from Ultralytics' ``names`` metadata (a dict id -> name, or a list)."""
+    """Class names from Ultralytics' ``names`` metadata (a dict id -> name, or a list).
+
+    Raises:
+        ModelFormatError: a class id of ``MAX_CLASSES`` or more (or more names than that).
+    """
     if isinstance(value, dict) and value and all(isinstance(k, int) and k >= 0 for k in value):
         size = max(value) + 1
+        if size > MAX_CLASSES:
+            raise ModelFormatError(f"the model's 'names' metadata has class id {size - 1}; at most {MAX_CLASSES} classes are supported")
         return [str(value.get(i, f"class{i}")) for i in range(size)]
     if isinstance(value, (list, tuple)) and value:
+        if len(value) > MAX_CLASSES:
+            raise ModelFormatError(f"the model's 'names' metadata has {len(value)} names; at most {MAX_CLASSES} classes are supported")
         return [str(v) for v in value]
     return []
