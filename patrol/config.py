@@ -145,7 +145,13 @@ class PatrolPlan(_Strict):
         0.01, ge=0, le=10, description="Least time between two visit starts (spreads RTSP handshakes)."
     )
     cycles: int = Field(1, ge=0, description="Number of passes over the cameras; 0 = repeat until stopped.")
-    min_cycle_s: float = Field(0.0, ge=0, le=86_400, description="A cycle shorter than this waits before the next one.")
+    min_cycle_s: float = Field(
+        0.0,
+        ge=0,
+        le=86_400,
+        description="A cycle shorter than this waits before the next one. A cycle that started no visit (no camera "
+        "selected, or all of them offline) is followed by at least 5 s (engine.IDLE_CYCLE_S), even when this is shorter.",
+    )
     open_timeout_s: float = Field(5.0, gt=0, le=120, description="Longest RTSP handshake of a visit.")
     keyframe_timeout_s: float = Field(
         8.0, gt=0, le=300, description="Longest wait for the keyframes once connected (exceed the longest GOP)."
@@ -155,7 +161,8 @@ class PatrolPlan(_Strict):
         ge=0,
         le=1000,
         description="A camera that failed k times in a row sits out min(2**(k-1) - 1, this) cycles before "
-        "the next try (retried next cycle after its first failure).",
+        "the next try (retried next cycle after its first failure), and is not retried before "
+        "min(open_timeout_s * 2**(k-2), 300) seconds after the failure either.",
     )
     schedule: ScheduleConfig | None = Field(None, description="Only patrol inside these time windows.")
 

@@ -12,9 +12,13 @@ may block, which keeps the visit's slot busy: a slow sink slows the patrol down 
 of piling frames up.
 
 A visit that fails (refused, 404, no answer, no keyframe in time) is recorded with its
-reason; the camera is listed offline and retried in later cycles with a backoff counted in
-cycles (:func:`~gridworker.patrol.selection.skip_cycles`). Nothing a camera does can stall
-the cycle: every visit has its own open and keyframe timeouts.
+reason; the camera is listed offline and retried in a later cycle once two back-offs have
+passed: one counted in cycles (:func:`~gridworker.patrol.selection.skip_cycles`), one in
+seconds (:func:`~gridworker.patrol.selection.retry_delay_s`), so that cameras are not
+retried faster when cycles get short. Nothing a camera does can stall the cycle: every
+visit has its own open and keyframe timeouts. A cycle that started no visit (the plan
+selects no camera, or every camera sits out its back-off) is followed by a wait of at least
+:data:`IDLE_CYCLE_S` (or ``min_cycle_s`` if longer): an idle plan never spins.
 
 Example::
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 import threading
 import time
 from collections import deque
@@ -41,9 +46,10 @@ from gridworker.streams.redact import get_logger, redact_url
 
 from .concurrency import ConcurrencyController, ControllerStats, LoadProbe
 from .config import PatrolPlan, PatrolTarget
-from .selection import plan_order, skip_cycles
+from .selection import plan_order, retry_delay_s, skip_cycles
 
 __all__ = [
+    "IDLE_CYCLE_S",
     "CameraOutcome",
     "CycleSummary",
     "FailedVisit",
@@ -58,6 +64,10 @@ __all__ = [
 
 log = get_logger(__name__)
 
+IDLE_CYCLE_S = 5.0
+"""Least seconds from the start of a cycle that started no visit to the next cycle's start
+(the plan's ``min_cycle_s`` when longer); :meth:`PatrolRun.wake` ends the wait early."""
+
 VisitSink = Callable[[PatrolTarget, Sequence[Frame]], None]
 """Receives a visit's frames (on the visit's thread; may be called several times per watch visit)."""
 
@@ -70,7 +80,7 @@ class PatrolState(str, enum.Enum):
     IDLE = "idle"  # created, not started
     RUNNING = "running"
     PAUSED = "paused"  # no new visits; those in flight finish
-    WAITING = "waiting"  # outside the plan's time windows, or waiting out min_cycle_s
+    WAITING = "waiting"  # outside the plan's time windows, waiting out min_cycle_s, or idle (IDLE_CYCLE_S)
     STOPPING = "stopping"
     STOPPED = "stopped"  # stopped by the caller
     FINISHED = "finished"  # all cycles done
@@ -115,13 +125,15 @@ class CycleSummary:
 
 @dataclass(frozen=True, slots=True)
 class OfflineCamera:
-    """A camera whose last visit failed. It is tried again in cycle ``retry_cycle``."""
+    """A camera whose last visit failed. It is tried again in cycle ``retry_cycle`` or later,
+    not before ``retry_at`` (wall clock, Unix seconds)."""
 
     camera_id: str
     reason: str
     failures: int
     since: float
     retry_cycle: int
+    retry_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,7 @@ class _CycleCount:
     skipped: int = 0
     failed_visits: list[FailedVisit] = field(default_factory=list)
     dispatched: bool = False  # every camera of the cycle was started or skipped
+    started: int = 0  # visits the cycle started
 
     @property
     def finished(self) -> bool:
@@ -182,6 +195,8 @@ class _CycleCount:
 class _CameraState:
     failures: int = 0
     retry_cycle: int = 0
+    retry_mono: float = 0.0  # not retried before this time.monotonic() (retry_delay_s)
+    retry_at: float | None = None  # the same on the run's clock (for the status)
     offline_since: float | None = None
     reason: str | None = None
     seq: int = 0
@@ -324,6 +339,8 @@ class PatrolRun:
         self._on_outcome = on_outcome
         self._clock = clock
         self._stop = threading.Event()
+        self._wake = threading.Event()  # ends an idle wait early: stop, or wake()
+        self._idle: str | None = None  # why the last cycle started no visit (dispatcher only)
         self._resume = threading.Event()
         self._resume.set()
         self._cond = threading.Condition(threading.Lock())
@@ -399,10 +416,17 @@ class PatrolRun:
             elif self._thread is None:
                 self._state = PatrolState.STOPPED
         self._stop.set()
+        self._wake.set()
         self._resume.set()
         with self._cond:
             self._cond.notify_all()
         return self.wait(self.plan.visit_budget_s() + 2.0 if timeout is None else timeout)
+
+    def wake(self) -> None:
+        """The cameras (or what the plan selects) changed: end an idle wait now, so that the
+        next cycle reads them at once instead of after :data:`IDLE_CYCLE_S`. ``min_cycle_s``
+        is still waited out. Harmless at any time."""
+        self._wake.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the run has ended (all cycles done, or stopped). True if it has."""
@@ -429,7 +453,7 @@ class PatrolRun:
                 elif self._last_cycle_s is not None:
                     eta = self._last_cycle_s
             offline = tuple(
-                OfflineCamera(cid, st.reason or "", st.failures, st.offline_since, st.retry_cycle)
+                OfflineCamera(cid, st.reason or "", st.failures, st.offline_since, st.retry_cycle, st.retry_at)
                 for cid, st in sorted(self._cams.items())
                 if st.offline_since is not None
             )
@@ -495,11 +519,14 @@ class PatrolRun:
                 self._run_cycle(self._cycle + 1)
                 if self._stop.is_set():
                     break
-                rest = plan.min_cycle_s - (time.monotonic() - cycle_t0)
+                idle = self._note_idle()
+                floor = max(plan.min_cycle_s, IDLE_CYCLE_S) if idle else plan.min_cycle_s
                 more = not plan.cycles or self._cycle < plan.cycles
-                if rest > 0 and more:
+                if time.monotonic() - cycle_t0 < floor and more:
                     self._set_state(PatrolState.PAUSED if self._paused else PatrolState.WAITING)
-                    self._stop.wait(rest)
+                    if idle:  # past min_cycle_s, a camera change (wake) ends the wait
+                        self._wake.wait(cycle_t0 + floor - time.monotonic())
+                    self._stop.wait(cycle_t0 + plan.min_cycle_s - time.monotonic())
                     self._set_state(PatrolState.PAUSED if self._paused else PatrolState.RUNNING)
         except Exception:  # noqa: BLE001 - logged; the run ends as stopped instead of dying silently
             log.exception("patrol %s: dispatcher failed", plan.id)
@@ -511,6 +538,22 @@ class PatrolRun:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             log.info("patrol %s: %s after %d cycle(s)", plan.id, self._state.value, self._completed)
+
+    def _note_idle(self) -> bool:
+        """Whether the cycle just dispatched started no visit; says so in the log once per
+        change (not once per cycle)."""
+        with self._cond:
+            count = self._now
+            started = count.started if count is not None else 0
+            total = count.total if count is not None else 0
+        why: str | None = None
+        if not started:
+            why = f"all {total} camera(s) offline, waiting out their retry back-off" if total else "the plan selects no camera"
+        if why is not None and why != self._idle:
+            log.info("patrol %s: no camera to visit (%s); next cycle in %g s or more", self.plan.id, why,
+                     max(self.plan.min_cycle_s, IDLE_CYCLE_S))
+        self._idle = why
+        return why is not None
 
     def _set_state(self, state: PatrolState) -> None:
         with self._cond:
@@ -539,6 +582,9 @@ class PatrolRun:
         of the cycle, after that visit finished. The cycle is summed up when its last visit
         finished (:meth:`_record`)."""
         plan = self.plan
+        self._wake.clear()  # a change from now on ends the idle wait after this cycle
+        if self._stop.is_set():
+            self._wake.set()
         targets = plan_order(self._cameras(), plan, cycle)
         with self._cond:
             count = _CycleCount(cycle, len(targets), time.monotonic(), self._clock())
@@ -547,7 +593,9 @@ class PatrolRun:
             present = {t.camera_id for t in targets}
             for cid in [c for c in self._cams if c not in present and c not in self._in_flight]:
                 del self._cams[cid]  # removed from the plan or the service: forget it
-        log.info("patrol %s: cycle %d, %d camera(s)", plan.id, cycle, len(targets))
+        # while idle (_note_idle says so once), cycles start quietly
+        log.log(logging.INFO if targets and self._idle is None else logging.DEBUG,
+                "patrol %s: cycle %d, %d camera(s)", plan.id, cycle, len(targets))
         later: list[PatrolTarget] = []
         for target in targets:
             if not self._wait_window():
@@ -572,7 +620,7 @@ class PatrolRun:
         stopped meanwhile."""
         with self._cond:
             st = self._cams.setdefault(target.camera_id, _CameraState())
-            if st.offline_since is not None and st.retry_cycle > count.number:
+            if st.offline_since is not None and (st.retry_cycle > count.number or st.retry_mono > time.monotonic()):
                 count.skipped += 1
                 self._cond.notify_all()
                 return True
@@ -587,6 +635,7 @@ class PatrolRun:
         self._last_start = time.monotonic()
         with self._cond:
             self._in_flight[target.camera_id] = self._last_start
+            count.started += 1
             first_seq = st.seq + 1
             self._cond.notify_all()
         assert self._pool is not None
@@ -614,7 +663,8 @@ class PatrolRun:
                 count.number, count.total, count.ok, count.failed, count.skipped, took, tuple(count.failed_visits)
             )
         self._cond.notify_all()
-        log.info(
+        log.log(
+            logging.INFO if count.started else logging.DEBUG,  # a cycle without visits: _note_idle logs
             "patrol %s: cycle %d done in %.1f s: %d ok, %d failed, %d offline skipped",
             self.plan.id, count.number, took, count.ok, count.failed, count.skipped,
         )
@@ -725,6 +775,8 @@ class PatrolRun:
                     if st.offline_since is None:
                         st.offline_since = self._clock()
                     st.retry_cycle = outcome.cycle + 1 + skip_cycles(st.failures, self.plan.retry_max_skip_cycles)
+                    delay = retry_delay_s(st.failures, self.plan.open_timeout_s)
+                    st.retry_mono, st.retry_at = time.monotonic() + delay, self._clock() + delay
                 if count is not None:
                     self._close_cycle(count)
             self._cond.notify_all()

@@ -210,6 +210,14 @@ class PatrolManager:
         run.stop(timeout)
         return run.status()
 
+    def cameras_changed(self) -> None:
+        """Cameras were added, removed or changed: every run waiting idle (no camera to visit)
+        starts its next cycle now (:meth:`PatrolRun.wake`)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.wake()
+
     def reopen(self) -> None:
         """Accept starts again after :meth:`stop_all` (the service started again)."""
         with self._lock:

@@ -15,7 +15,19 @@ from collections.abc import Sequence
 
 from .config import CameraPatrolConfig, PatrolPlan, PatrolSelection, PatrolTarget
 
-__all__ = ["CameraPatrolConfig", "interleave_site_types", "order_cameras", "plan_order", "select_cameras", "skip_cycles"]
+__all__ = [
+    "RETRY_BACKOFF_MAX_S",
+    "CameraPatrolConfig",
+    "interleave_site_types",
+    "order_cameras",
+    "plan_order",
+    "retry_delay_s",
+    "select_cameras",
+    "skip_cycles",
+]
+
+RETRY_BACKOFF_MAX_S = 300.0
+"""Cap of an offline camera's retry back-off in seconds (:func:`retry_delay_s`)."""
 
 
 def _matches(target: PatrolTarget, selection: PatrolSelection) -> bool:
@@ -118,3 +130,21 @@ def skip_cycles(consecutive_failures: int, max_skip: int) -> int:
     if consecutive_failures <= 1:
         return 0
     return min(max_skip, (1 << min(consecutive_failures - 1, 30)) - 1)
+
+
+def retry_delay_s(consecutive_failures: int, base_s: float, max_s: float = RETRY_BACKOFF_MAX_S) -> float:
+    """Least seconds between a camera's failed visit and its next try, after
+    ``consecutive_failures`` failed visits in a row.
+
+    0 after one failure (retried next cycle), then ``base_s`` (the plan's ``open_timeout_s``)
+    doubling with every further failure, capped at ``max_s``. The engine retries a camera once
+    both this time has passed and its :func:`skip_cycles` are sat out, so a plan whose cycles
+    take microseconds (every camera dead) still retries each camera at most this often.
+
+    Example:
+        >>> [retry_delay_s(k, 5.0) for k in range(1, 10)]
+        [0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]
+    """
+    if consecutive_failures <= 1:
+        return 0.0
+    return min(max_s, base_s * (1 << min(consecutive_failures - 2, 30)))
