@@ -337,11 +337,15 @@ class Service:
 
     # -- the API's camera operations (the registry's) ----------------------------------
     def add_camera(self, config: CameraConfig) -> CameraView:
-        """Start analysing a new network camera now; it is saved and comes back after a restart."""
-        return self.registry.add(config)
+        """Start analysing a new network camera now; it is saved and comes back after a restart.
+        A patrol waiting with nothing to visit looks again at once."""
+        view = self.registry.add(config)
+        self.patrol.cameras_changed()
+        return view
 
     def remove_camera(self, camera_id: str) -> None:
         self.registry.remove(camera_id)
+        self.patrol.cameras_changed()
 
     def update_scene(self, camera_id: str, scene: SceneConfig) -> tuple[CameraView, bool]:
         return self.registry.update_scene(camera_id, scene)

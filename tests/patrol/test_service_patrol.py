@@ -20,7 +20,7 @@ from gridworker.incidents import IncidentQuery
 from gridworker.models import DetectorConfig, load_detector
 from gridworker.patrol import PatrolState
 from gridworker.service import Service
-from gridworker.settings import Settings
+from gridworker.settings import CameraConfig, Settings
 from tests.factories import bus_street_clips, free_port
 
 pytestmark = [pytest.mark.model]
@@ -182,3 +182,27 @@ def test_continuous_cameras_keep_their_rate_while_a_patrol_runs(tmp_path, rtsp_f
     assert solo >= 3.0  # 5 fps asked; the machine is small and noisy
     assert visits >= 6 and patrol_frames >= 6  # the patrol did real work meanwhile
     assert shared >= 0.8 * solo, (solo, shared)
+
+
+def test_a_camera_added_wakes_a_patrol_waiting_with_nothing_to_visit(tmp_path, rtsp_factory, sample_clip, detector):
+    """A plan started before its cameras exist waits (no spinning) and visits a camera added
+    through the service at once, not at its next idle cycle (5 s later)."""
+    server = rtsp_factory({"gate": sample_clip})
+    service = _service(tmp_path, detector, [], [{"id": "schools", "cycles": 0, "select": {"site_types": ["school"]}, **FAST}])
+    try:
+        _, started = service.patrol.start("schools")
+        run = service.patrol.run("schools")
+        assert started and run is not None
+        time.sleep(1.0)
+        assert run.status().cycle <= 1  # one empty cycle, then a wait: not thousands
+        added = time.monotonic()
+        service.add_camera(CameraConfig.model_validate(
+            {"id": "gate", "url": server.url("gate"), "watch": "patrol", "patrol": {"site_type": "school"}}
+        ))
+        deadline = added + 4.0
+        while time.monotonic() < deadline and "gate" not in run.last_outcomes():
+            time.sleep(0.05)
+        assert "gate" in run.last_outcomes(), "the added camera waited for the idle floor"
+        assert time.monotonic() - added < 4.0
+    finally:
+        service.stop()
