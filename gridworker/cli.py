@@ -84,7 +84,13 @@ def _serve(
     if refusal is not None:
         print(f"gridworker: {refusal}", file=sys.stderr)
         return 2
-    detector = load_detector(settings.detector)  # fail before binding the port if the model is bad
+    from gridworker.models.errors import ModelError
+
+    try:
+        detector = load_detector(settings.detector)  # fail before binding the port if the model is bad
+    except ModelError as exc:
+        print(f"gridworker: detector.model: {exc}", file=sys.stderr)
+        return 2
 
     def build() -> Service:
         service = Service(settings, detector)
@@ -116,9 +122,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _serve(settings, log_level=args.log_level, config=args.config)
 
 
+def serve_problems(settings: Settings, config: str | None = None) -> list[str]:
+    """What ``gridworker run`` would refuse in valid settings: a model that cannot be found
+    (``detector:``, each of ``detectors:``; found, not loaded), an exposed port without a key."""
+    from gridworker.models.errors import ModelError
+    from gridworker.models.loader import resolve_model
+
+    problems = []
+    for where, det in [("detector", settings.detector), *((f"detectors[{i}] ({d.id!r})", d) for i, d in enumerate(settings.detectors))]:
+        try:
+            resolve_model(det.model)
+        except ModelError as exc:
+            problems.append(f"{where}.model: {exc}")
+    refusal = exposure_refusal(settings, config)
+    if refusal is not None:
+        problems.append(f"server.host: {refusal}")
+    return problems
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
+        return 2
+    problems = serve_problems(settings, args.config)
+    if problems:
+        print(f"gridworker: {args.config}: {len(problems)} problem(s) that `gridworker run` would refuse", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
         return 2
     print(f"{args.config}: OK, {len(settings.cameras)} camera(s), {len(settings.patrol_plans)} patrol plan(s)")
     for cam in settings.cameras:

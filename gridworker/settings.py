@@ -517,10 +517,46 @@ def describe_errors(err: ValidationError, data: Any, source: str = "config") -> 
         lines.append(f"  - {where}: {msg}")
     # issue 16: a camera with other errors never reaches its scene's reference check (a model
     # validator runs only on valid fields): list those problems too, so one pass shows all
-    more = [line for line in _scene_reference_lines(data) if not any(line.split(": ", 1)[1] in seen for seen in lines)]
+    more = [
+        line for line in [*_scene_reference_lines(data), *_cross_item_lines(data)] if not any(line.split(": ", 1)[1] in seen for seen in lines)
+    ]
     if more:
         lines[0] = f"{source}: {err.error_count() + len(more)} problem(s)"
     return "\n".join(lines + more)
+
+
+def _cross_item_lines(data: Any) -> list[str]:
+    """The whole-config checks (repeated ids, file sources outside ``media_dir``) on the raw
+    config, as ``describe_errors`` lines: pydantic runs them only once every field is valid."""
+    if not isinstance(data, dict):
+        return []
+    out: list[str] = []
+    for key, what in (("cameras", "camera"), ("patrol_plans", "patrol plan"), ("detectors", "detector")):
+        items = data.get(key)
+        ids = [item.get("id") for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+        repeat = first_repeat(i for i in ids if isinstance(i, str))
+        if repeat is not None:
+            out.append(f"  - (top level): {what} id {repeat!r} is used twice")
+    cams = data.get("cameras")
+    media_dir = data.get("media_dir")
+    for i, cam in enumerate(cams if isinstance(cams, list) else []):
+        if not isinstance(cam, dict):
+            continue
+        for key in ("url", "record_url"):
+            url = cam.get(key)
+            if not isinstance(url, str):
+                continue
+            try:
+                source = parse_source(url)
+            except ValueError:
+                continue  # a malformed URL is the field's own error, listed already
+            if not isinstance(source, FileSource):
+                continue
+            try:
+                check_media_path(source, Path(media_dir) if isinstance(media_dir, str) else None)
+            except ValueError as exc:
+                out.append(f"  - camera {cam.get('id', '?')!r} (cameras[{i}]): {key}: {exc}")
+    return out
 
 
 def _scene_reference_lines(data: Any) -> list[str]:

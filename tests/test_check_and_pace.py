@@ -46,6 +46,43 @@ def test_check_reports_every_error_in_one_pass(tmp_path, capsys):
     assert "hunter2" not in err
 
 
+def test_check_lists_repeated_ids_and_file_sources_beside_field_errors(tmp_path, capsys):
+    """The whole-config checks (a camera id used twice, a file source without media_dir) show in
+    the same pass as field errors, each once (pydantic runs them only once every field is valid)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "cameras:\n"
+        "  - {id: cam1, url: rtsp://10.0.0.1/s, fps: 0}\n"
+        f"  - {{id: cam1, url: {tmp_path / 'clip.mp4'}}}\n"
+        "patrol_plans:\n  - {id: p}\n  - {id: p}\n"
+    )
+    assert main(["check", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "fps" in err and "needs media_dir" in err, err
+    assert err.count("camera id 'cam1' is used twice") == 1 and err.count("patrol plan id 'p' is used twice") == 1, err
+    # once the fields are valid, the model validator says it alone: still once
+    bad.write_text("cameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s}\n  - {id: cam1, url: rtsp://10.0.0.2/s}\n")
+    assert main(["check", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.count("is used twice") == 1
+
+
+def test_check_refuses_what_run_would_refuse_a_model_not_found(tmp_path, capsys):
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n"
+        "detector: {model: ssd_mobilenet_v2}\n"
+        "detectors:\n  - {id: fall, model: /nowhere/fall.onnx}\n"
+        "cameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s}\n"
+    )
+    assert main(["check", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert "detector.model: model 'ssd_mobilenet_v2' not found" in err and "detectors[0] ('fall').model" in err, err
+    # run says it in one line, before any port opens, not with a traceback
+    assert main(["run", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gridworker: detector.model: model 'ssd_mobilenet_v2' not found") and "Traceback" not in err, err
+
+
 def test_check_estimates_what_tiles_cost(tmp_path, capsys):
     good = tmp_path / "good.yaml"
     good.write_text(
