@@ -171,11 +171,13 @@ class DeviceMapping(_Strict):
             value = _get(doc, r.path)
             if value is None:
                 continue
-            if isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            try:  # a bool is an int: it reads as 0.0 or 1.0
+                number = float(value) if isinstance(value, (int, float)) else math.nan
+            except OverflowError:  # an integer too large for a float
+                number = math.nan
+            if not math.isfinite(number):
                 raise MalformedMessage(f"reading {r.name!r} at {r.path!r} is not a finite number")
-            readings[r.name] = float(value)
+            readings[r.name] = number
         raised: list[str] = []
         restored: list[str] = []
         code = _get(doc, self.alarm_code_field)

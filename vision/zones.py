@@ -33,6 +33,10 @@ def polygon_mask(polygon: Sequence[tuple[float, float]], size: tuple[int, int]) 
     return canvas.astype(bool)
 
 
+MASK_CACHE_SIZES = 2
+"""How many frame sizes each zone keeps a rasterised mask for (least recently used dropped first)."""
+
+
 class Zone:
     """A polygon in normalised coordinates, rasterised once per frame size.
 
@@ -54,11 +58,17 @@ class Zone:
         return np.round(self._polygon * np.array([w - 1, h - 1], dtype=np.float32)).astype(np.int32)
 
     def mask(self, size: tuple[int, int]) -> np.ndarray:
-        """(height, width) bool mask of the zone for a frame of ``size`` = (width, height)."""
-        mask = self._masks.get(size)
+        """(height, width) bool mask of the zone for a frame of ``size`` = (width, height).
+
+        Only the ``MASK_CACHE_SIZES`` most recently used sizes stay cached, so a stream whose
+        picture size keeps changing does not pile up one full-frame mask per size.
+        """
+        mask = self._masks.pop(size, None)
         if mask is None:
             mask = polygon_mask(self.config.polygon, size)
-            self._masks[size] = mask
+            while len(self._masks) >= MASK_CACHE_SIZES:
+                del self._masks[next(iter(self._masks))]
+        self._masks[size] = mask
         return mask
 
     def contains_points(self, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
