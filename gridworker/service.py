@@ -290,6 +290,10 @@ class Service:
             problems = self.registry.plan_problems(plan)
             if problems:
                 log.warning("saved patrol plan %r: %s", plan_id, problems)
+        if self.clips is not None:  # clips an earlier run queued but never cut (a crash): say why there are none
+            missed = self.clips.left_behind(self.store.open_without_clip(opened_before=time.time()))
+            if missed:
+                log.warning("%d incident(s) open before a crash lost their pending clip", missed)
         self.incidents.adopt_open([*self.registry.rule_keys(), *self.iot.rule_keys()], time.time())  # (+ IoT devices' alarms)
         self._restore_rule_clocks()
         if self.clips is not None:

@@ -7,9 +7,10 @@ writes and records each clip when it is due. Clip writing is a remux (no decodin
 milliseconds for a 10 s clip.
 
 The incident never depends on its clip: when no clip can be made (the clip disk is full or
-unwritable, less than ``min_free_bytes`` is free, the camera buffered nothing or is gone) the
-incident stays as it is and its record says why the clip is missing
-(``IncidentStore.clip_missing``; ``GET /incidents/{id}`` shows it as ``clip_missing``).
+unwritable, less than ``min_free_bytes`` is free, the camera buffered nothing or is gone, an
+earlier run ended before the clip was due: :meth:`ClipRecorder.left_behind`) the incident stays
+as it is and its record says why the clip is missing (``IncidentStore.clip_missing``;
+``GET /incidents/{id}`` shows it as ``clip_missing``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,9 @@ __all__ = ["ClipBook", "ClipRecorder"]
 log = logging.getLogger(__name__)
 
 RingLookup = Callable[[str], PacketRing | None]
+
+LEFT_BEHIND = "the service stopped before the clip was cut"
+"""Why an incident has no clip when the run that queued it ended without cutting it."""
 
 
 class ClipBook(Protocol):
@@ -167,7 +171,25 @@ class ClipRecorder:
                 self._cond.notify_all()
         if full:
             log.warning("incident %s: %d clips already pending, no clip for this one", incident.id, self.max_pending)
-            self._missing(job, "too many clips were waiting to be cut when the incident opened")
+            self._missing(job.incident_id, "too many clips were waiting to be cut when the incident opened")
+
+    def left_behind(self, incidents: Iterable[Incident]) -> int:
+        """At start: record why the clips of incidents an earlier run queued but never cut (it
+        crashed, or the power went) will never exist; the ring they were due from is gone.
+
+        ``incidents`` are the stored incidents that have no clip and no reason for lacking one
+        and opened before this run (``IncidentStore.open_without_clip``); those on cameras that
+        keep no packet ring (clips off for the camera, IoT devices) never had a clip queued
+        and are left alone, as are clips still pending in this recorder. Returns how many
+        were recorded.
+        """
+        with self._cond:
+            pending = {j.incident_id for j in self._jobs}
+        missed = [i for i in incidents if i.id not in pending and self.ring_for(i.camera_id) is not None]
+        for inc in missed:
+            log.info("incident %s: the service stopped before its clip was cut, no clip", inc.id)
+            self._missing(inc.id, LEFT_BEHIND)
+        return len(missed)
 
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
@@ -196,16 +218,16 @@ class ClipRecorder:
             return self._cut_and_store(job)
         except Exception as exc:  # noqa: BLE001 - one failed clip must not stop the others
             log.exception("incident %s: evidence clip failed", job.incident_id)
-            self._missing(job, f"the clip could not be made ({type(exc).__name__})")
+            self._missing(job.incident_id, f"the clip could not be made ({type(exc).__name__})")
             return None
 
-    def _missing(self, job: _Job, reason: str) -> None:
+    def _missing(self, incident_id: int, reason: str) -> None:
         """Count a clip that will not exist and record why on its incident (never raises)."""
         self.skipped += 1
         try:
-            self.store.clip_missing(job.incident_id, reason, at=self.clock())
+            self.store.clip_missing(incident_id, reason, at=self.clock())
         except Exception:  # noqa: BLE001 - the database may be the very thing that failed
-            log.exception("incident %s: could not record why it has no clip (%s)", job.incident_id, reason)
+            log.exception("incident %s: could not record why it has no clip (%s)", incident_id, reason)
 
     def disk_problem(self) -> str | None:
         """Why no clip can be written now (the folder is unusable, or the disk is below
@@ -225,12 +247,12 @@ class ClipRecorder:
         ring = self.ring_for(job.camera_id)
         if ring is None:
             log.info("incident %s: camera %s is gone, no clip (the incident stays)", job.incident_id, job.camera_id)
-            self._missing(job, "the camera was removed before its clip was cut")
+            self._missing(job.incident_id, "the camera was removed before its clip was cut")
             return None
         start, end = job.opened_at - self.pre_s, job.opened_at + self.post_s
         clip = ring.cut(start, end)
         if clip is None:
-            self._missing(job, "the camera had no video buffered around the opening")
+            self._missing(job.incident_id, "the camera had no video buffered around the opening")
             log.warning(
                 "incident %s: camera %s buffered nothing between %.1f and %.1f, no clip",
                 job.incident_id,
@@ -241,13 +263,13 @@ class ClipRecorder:
             return None
         problem = self.disk_problem()
         if problem is not None:
-            self._missing(job, problem)
+            self._missing(job.incident_id, problem)
             return None
         try:
             path = write_mp4(clip, self.clips_dir / self.file_name(job.incident_id))
         except OSError as exc:  # ENOSPC and other file-system failures (PyAV's own OSError too)
             log.error("incident %s: clip not written to %s: %s", job.incident_id, self.clips_dir, exc)
-            self._missing(job, f"the clip could not be written ({_why(exc)})")
+            self._missing(job.incident_id, f"the clip could not be written ({_why(exc)})")
             return None
         tracks = None
         if self.trail is not None and job.track_ids:

@@ -445,6 +445,23 @@ class IncidentStore:
             rows = s.scalars(select(IncidentRow).where(IncidentRow.status == OPEN)).all()
             return [_to_incident(r, False) for r in rows]
 
+    def open_without_clip(self, opened_before: float) -> builtins.list[Incident]:
+        """Open incidents opened before ``opened_before`` that have neither a clip nor a
+        recorded reason for lacking one (after a crash: clips that were still pending)."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(IncidentRow)
+                .outerjoin(ClipRow, ClipRow.incident_id == IncidentRow.id)
+                .outerjoin(ClipMissingRow, ClipMissingRow.incident_id == IncidentRow.id)
+                .where(
+                    IncidentRow.status == OPEN,
+                    IncidentRow.opened_at < opened_before,
+                    ClipRow.incident_id.is_(None),
+                    ClipMissingRow.incident_id.is_(None),
+                )
+            ).all()
+            return [_to_incident(r, False) for r in rows]
+
     def count_by(self, status: str | None = None) -> dict[str, int]:
         with self._session() as s:
             stmt = select(IncidentRow.type, func.count()).group_by(IncidentRow.type)

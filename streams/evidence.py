@@ -137,17 +137,23 @@ class CodecParams:
     _template: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_stream(cls, stream: Any) -> CodecParams:
-        """Capture the parameters of an input video stream (``container.streams.video[0]``)."""
+    def from_stream(cls, stream: Any, *, in_band: bool = False) -> CodecParams:
+        """Capture the parameters of an input video stream (``container.streams.video[0]``).
+
+        ``in_band``: the parameter sets changed mid-stream (a new SPS in a keyframe) and the
+        stream's ``extradata`` still holds the old ones; they are left out, so the MP4 muxer
+        takes them from the clip's first keyframe."""
         holder = av.open(io.BytesIO(), mode="w", format="mp4")
         # opaque=True: use the stream's own (decoder) codec, so no encoder is needed or opened
         template = holder.add_stream_from_template(stream, opaque=True)
         ctx = stream.codec_context
+        if in_band:
+            template.codec_context.extradata = None
         return cls(
             codec_name=str(ctx.name),
             width=int(ctx.width or 0),
             height=int(ctx.height or 0),
-            extradata=bytes(ctx.extradata or b""),
+            extradata=b"" if in_band else bytes(ctx.extradata or b""),
             time_base=stream.time_base,
             _template=template,  # keeps ``holder`` alive through ``template.container``
         )
@@ -357,6 +363,16 @@ class PacketRing:
             self._need_key = True
             self._prefix = b""
             self._anchor = None
+
+    def change_params(self, params: CodecParams) -> None:
+        """The stream's parameters changed mid-session (an in-band SPS with another picture
+        size, noticed on a decoded picture once its keyframe is in the ring): every GOP but
+        the newest, which starts at or after the change, is dropped, so no clip mixes two sets
+        of parameters; a clip asked for across the change gets the part after it."""
+        with self._lock:
+            while len(self._gops) > 1:
+                self._drop_oldest()
+            self._params = params
 
     def append(
         self,

@@ -7,7 +7,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import av
 import av.error
@@ -506,17 +506,36 @@ class CameraStream:
             if ring is not None:
                 # after decoding (and a file's pacing): arrival time ~ the frame's timestamp
                 ring.append_packet(packet, time.time())
+                if frames:
+                    self._follow_picture_size(ring, stream, frames[-1])
             self._check_progress()
         return media_t + interval
 
+    def _follow_picture_size(self, ring: PacketRing, stream: av.video.stream.VideoStream, vframe: av.VideoFrame) -> None:
+        """A picture size other than the ring's: the parameter sets changed in-band (a new SPS
+        at a keyframe), so the ring's clips start afresh with the new ones."""
+        params = ring.params
+        size = (vframe.width, vframe.height)
+        if params is None or not params.width or size == (params.width, params.height):
+            return
+        changed = self._ring_params(stream, in_band=True)
+        if changed is None:
+            ring.start_session(None)
+            return
+        log.info("camera %s: picture size changed to %dx%d; evidence clips start afresh", self._camera_id, *size)
+        ring.change_params(replace(changed, width=size[0], height=size[1]))
+
     def _start_ring_session(self, ring: PacketRing, stream: av.video.stream.VideoStream) -> None:
         """New container: the ring takes its codec parameters (a reconnect may bring a new SPS)."""
+        ring.start_session(self._ring_params(stream))
+
+    def _ring_params(self, stream: av.video.stream.VideoStream, *, in_band: bool = False) -> CodecParams | None:
+        """The stream's codec parameters for the ring (``CodecParams.from_stream``); None, logged, when they cannot be had."""
         try:
-            params: CodecParams | None = CodecParams.from_stream(stream)
+            return CodecParams.from_stream(stream, in_band=in_band)
         except Exception as exc:  # noqa: BLE001 - clips are optional, the camera is not
-            params = None
             log.warning("camera %s: no evidence clips for this session: %s", self._camera_id, self._describe(exc))
-        ring.start_session(params)
+            return None
 
     def _on_frame(self, vframe: av.VideoFrame, sample_t: float) -> None:
         """Count a decoded frame and publish it if the sampler wants it.
