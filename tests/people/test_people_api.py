@@ -3,16 +3,25 @@ cookie, CSRF, login limits, idle expiry, a person's own cases only, dispatch to 
 area then load, audited reassignment, idempotent actions, the admin API and its CSV import."""
 
 import base64
+import io
 import time
 
 import pytest
+from PIL import Image
 
 from gridworker.api.deps import wiring
 from gridworker.api.routers.events import _visible
 from gridworker.api.sessions import Sessions
 from tests.people.conftest import EAST, PW, WEST, make_env, people_config
 
-JPEG = b"\xff\xd8\xff\xe0" + bytes(range(64)) + b"\xff\xd9"
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 60)).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = _jpeg()  # a real, decodable photo: the handle step refuses bytes that only look like one
 
 @pytest.fixture
 def env(db_url):
