@@ -29,7 +29,7 @@ from gridworker.settings import Settings
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
 
-from .bridge import AsyncBridge
+from .bridge import AsyncBridge, BridgeTimeout
 from .leases import LeaseRecord, read_lease
 from .link import NatsLink
 from .membership import KvMirror, LeaderElection, WorkerInfo, list_workers, read_workers
@@ -170,6 +170,9 @@ class ClusterService:
                 self._note_owners(workers)
                 if leading and self.service.started:
                     self._lead(workers)
+            except BridgeTimeout as exc:
+                # NATS slow or away for a moment: the next tick retries; no traceback for it
+                log.warning("cluster placement tick: NATS did not answer (%s); retrying", exc)
             except Exception:
                 log.exception("cluster placement tick failed")
             self._stop.wait(max(0.05, interval - (time.monotonic() - began)))
