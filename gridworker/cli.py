@@ -378,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # httpx logs every request line at INFO: noise on a client command's output (-v shows them)
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from gridworker.streams.redact import install_handler_redaction
 
     # every record, FFmpeg's libav.* and the web server's included, loses URL credentials

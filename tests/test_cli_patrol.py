@@ -4,6 +4,7 @@ the real default model)."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -60,9 +61,12 @@ def _json(capsys) -> object:
     return json.loads(capsys.readouterr().out)
 
 
-def test_cli_drives_a_running_service(service_url, capsys):
+def test_cli_drives_a_running_service(service_url, capsys, caplog):
+    caplog.set_level(logging.INFO)
     assert main(["patrol", "status", "--url", service_url]) == 0
     assert "all: idle" in capsys.readouterr().out
+    # the client's own request lines are not printed (httpx logs each at INFO)
+    assert not [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
 
     assert main(["patrol", "start", "all", "--url", service_url]) == 0
     assert "all: running" in capsys.readouterr().out
