@@ -153,7 +153,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 await run_in_threadpool(cluster.stop)
 
     app.router.lifespan_context = lifespan
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    from gridworker.api.http_protocol import head_deadline_protocol
+
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+        http=head_deadline_protocol(settings.server.request_head_timeout_s),
+    )
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Monitoring scrapes a worker from other machines, so its port is open to the network and must
 stay bounded whatever a client does. uvicorn runs on one asyncio loop in a thread of its own:
-an idle or slow connection costs a socket, never a thread (uvicorn does not time out a
-connection that never sends a request: the process's descriptor limit bounds those); a request
+an idle or slow connection costs a socket, never a thread, and is closed when its request head
+is not complete ``timeout_s`` after it opened (:mod:`gridworker.api.http_protocol`); a request
 head still incomplete past ``HEAD_MAX_BYTES`` is refused (uvicorn reads up to 64 KiB at a
 time); past ``max_connections`` open connections new requests get 503 at once; a keep-alive
 connection is closed after ``timeout_s`` without a request. The listening socket
@@ -30,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gridworker.api.http_protocol import head_deadline_protocol
+
 __all__ = ["HEAD_MAX_BYTES", "HealthHttp"]
 
 #: Most bytes of a request line and its headers (h11 refuses a longer head).
@@ -47,7 +49,7 @@ class HealthHttp:
         health: the worker's health, a JSON-able mapping; called per request.
         metrics: the Prometheus exposition; called per request.
         max_connections: open connections at most; a request past them is answered 503.
-        timeout_s: an idle keep-alive connection is closed after this.
+        timeout_s: an idle keep-alive connection, or one whose request head is not complete, is closed after this.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class HealthHttp:
             timeout_keep_alive=max(1, round(timeout_s)),
             timeout_graceful_shutdown=max(1, round(timeout_s)),
             h11_max_incomplete_event_size=HEAD_MAX_BYTES,
+            http=head_deadline_protocol(timeout_s),
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

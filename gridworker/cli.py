@@ -98,10 +98,18 @@ def _serve(
             on_service(service)
         return service
 
+    from gridworker.api.http_protocol import head_deadline_protocol
+
     app = create_app(build)
-    # open event streams (consoles) must not hold a shutdown for long
+    # open event streams (consoles) must not hold a shutdown for long; a request head must come in time
     uvicorn.run(
-        app, host=settings.server.host, port=settings.server.port, log_level=log_level, timeout_graceful_shutdown=5, access_log=access_log
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        access_log=access_log,
+        http=head_deadline_protocol(settings.server.request_head_timeout_s),
     )
     return 0
 

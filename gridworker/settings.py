@@ -174,6 +174,15 @@ class ServerConfig(_Strict):
         description="Bind address of the HTTP API. Anything but loopback needs an API key first (docs/security.md).",
     )
     port: int = Field(8080, ge=0, le=65535)
+    request_head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description=(
+            "Seconds a client has to send a request's line and headers, after connecting or after its previous response;"
+            " a later one is disconnected (a connection that never sends must not hold a socket for ever)."
+        ),
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         max_length=64,
