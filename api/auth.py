@@ -144,7 +144,10 @@ def current_user(
         wired = wiring(request.app)
         return session_actor(request, cookie, wired.sessions, wired.people)
     if keys.auth_required():
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "an API key is required", headers=unauthorized)
+        how = "send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`"
+        if request.headers.get("authorization") is not None:  # e.g. the key alone, or Basic: say which part is wrong
+            how += " (the Authorization header sent has no Bearer scheme)"
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"an API key is required: {how}", headers=unauthorized)
     if not keys.auth_open and not is_loopback_address(request.client.host if request.client else None):
         raise HTTPException(status.HTTP_403_FORBIDDEN, NO_KEY_MESSAGE)
     return ANONYMOUS

@@ -159,3 +159,16 @@ def test_how_a_key_is_read(keys):
             assert r.status_code == status, (headers.keys(), r.text)
             if status == 401:
                 assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_key_without_the_bearer_scheme_is_told_how_to_send_it(keys):
+    _, raw = create_key(keys, name="ops lead", role="admin")
+    with local_client(CaseParts.of(IncidentStore(keys.db), WorkOrders(keys.db), keys=keys).serve(create_app())) as client:
+        bare = client.get("/workorders", headers={"Authorization": raw})  # the key alone, no "Bearer "
+        assert bare.status_code == 401
+        detail = bare.json()["detail"]
+        assert "an API key is required" in detail and "Authorization: Bearer <key>" in detail and "no Bearer scheme" in detail
+        assert raw not in bare.text
+        none = client.get("/workorders")
+        assert none.status_code == 401 and "X-API-Key" in none.json()["detail"] and "no Bearer scheme" not in none.json()["detail"]
+        assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
