@@ -168,8 +168,9 @@ def tour(base: str, receiver: str | None, sites: int, continuous: Sequence[str],
         f"  1. Open {base}/console/  (the command-centre console; 中文/EN button top right).",
         f"     The wall: {len(continuous)} cameras watched all the time ({', '.join(continuous)}) and {sites} key-site",
         "     cameras that are only visited by the patrol (on standby between visits).",
-        "  2. Within ~20 s the queue (事件队列) fills: a crowd on campus, the bus standing in the no-parking",
-        f"     lane at the bus stop (after ~{DWELL_S} s). Click a case: its snapshot, its evidence clip, its history.",
+        "  2. Within ~20 s the queue (事件队列) fills: a crowd (人员聚集) on campus, and an 物体滞留 (dwell) case",
+        f"     for the bus standing in the no-parking zone at the bus stop (after ~{DWELL_S} s). Click a case: its",
+        "     snapshot, its evidence clip, its history.",
     ]
     if sites:
         lines += [
