@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("gridworker")
 
 
+def _sqlite_file_missing(url: str) -> bool:
+    """Whether ``url`` is an SQLite database whose file does not exist (yet)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:") and not Path(name).exists()
+
+
 def exposure_refusal(settings: Settings, config: str | None = None) -> str | None:
     """Why ``settings`` must not be served as they are, or None.
 
@@ -29,12 +40,14 @@ def exposure_refusal(settings: Settings, config: str | None = None) -> str | Non
     host = settings.server.host
     if is_loopback_bind(host) or settings.auth.open:
         return None
-    db = Database.open(settings.database.url)
-    try:
-        keys = KeyStore(db, auth_enabled=settings.auth.enabled)
-        keyed = keys.auth_required() and keys.any_key()
-    finally:
-        db.close()
+    keyed = False
+    if not _sqlite_file_missing(settings.database.url):  # a database not made yet holds no key: do not make it here
+        db = Database.open(settings.database.url)
+        try:
+            keys = KeyStore(db, auth_enabled=settings.auth.enabled)
+            keyed = keys.auth_required() and keys.any_key()
+        finally:
+            db.close()
     if keyed:
         return None
     if settings.auth.enabled is False:
@@ -148,15 +161,49 @@ def serve_problems(settings: Settings, config: str | None = None) -> list[str]:
     return problems
 
 
+#: Top-level sections ``serve_problems`` reads: checked on their own when others are invalid.
+SERVE_SECTIONS = ("server", "database", "auth", "detector", "detectors")
+
+
+def serve_problems_of_sections(path: str) -> list[str]:
+    """``serve_problems`` of the file's server, database, auth and detector sections alone (with
+    the environment's overrides), for a file whose other sections are invalid: so that `check`
+    lists a missing model or an exposed port in the same pass as the field errors. Empty when
+    those sections are themselves invalid (their errors are already listed)."""
+    from pathlib import Path
+
+    from .validation import read_yaml
+
+    try:
+        raw = read_yaml(Path(path), "config file", ConfigError)
+    except ConfigError:
+        return []
+    if not isinstance(raw, dict):
+        return []
+    try:
+        partial = load_settings(None, **{k: raw[k] for k in SERVE_SECTIONS if k in raw})
+    except ConfigError:
+        return []
+    return serve_problems(partial, path)
+
+
+def _print_refusals(config: str, problems: list[str], also: bool = False) -> None:
+    more = "and " if also else ""
+    print(f"gridworker: {config}: {more}{len(problems)} problem(s) that `gridworker run` would refuse", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
+        refused = serve_problems_of_sections(args.config)
+        if refused:
+            _print_refusals(args.config, refused, also=True)
         return 2
     problems = serve_problems(settings, args.config)
     if problems:
-        print(f"gridworker: {args.config}: {len(problems)} problem(s) that `gridworker run` would refuse", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+        _print_refusals(args.config, problems)
         return 2
     print(f"{args.config}: OK, {len(settings.cameras)} camera(s), {len(settings.patrol_plans)} patrol plan(s)")
     for cam in settings.cameras:

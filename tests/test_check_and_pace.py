@@ -83,6 +83,24 @@ def test_check_refuses_what_run_would_refuse_a_model_not_found(tmp_path, capsys)
     assert err.startswith("gridworker: detector.model: model 'ssd_mobilenet_v2' not found") and "Traceback" not in err, err
 
 
+def test_check_lists_a_missing_model_and_an_exposed_port_beside_field_errors(tmp_path, capsys):
+    """Field errors elsewhere do not hide what `run` would refuse: one pass lists them all, and
+    check does not create the (not yet existing) database to find out that it holds no key."""
+    db = tmp_path / "g.db"
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        f"database: {{url: 'sqlite:///{db}'}}\n"
+        "server: {host: 0.0.0.0}\n"
+        "detector: {model: /nowhere/model.onnx}\n"
+        "cameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s, fps: 0}\n"
+    )
+    assert main(["check", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert "fps" in err and "detector.model: model '/nowhere/model.onnx' not found" in err and "refusing to listen on 0.0.0.0" in err, err
+    assert "and 2 problem(s) that `gridworker run` would refuse" in err
+    assert not list(tmp_path.glob("g.db*"))
+
+
 def test_check_estimates_what_tiles_cost(tmp_path, capsys):
     good = tmp_path / "good.yaml"
     good.write_text(
