@@ -73,25 +73,35 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _bench_parser(
-    bench_sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, description: str,
-    settings: type[DataclassInstance] | None = None, options: Mapping[str, Option] | None = None,
-) -> argparse.ArgumentParser:
-    """The sub-parser of ``bench NAME``, with the ``options`` of the fields of its ``settings``
-    first (:func:`~gridworker.bench.args.settings_options`); run by ``func`` once those are
-    within their bounds (else refused, exit status 2). Its other options follow, then
-    :func:`_output_options`."""
-    p: argparse.ArgumentParser = bench_sub.add_parser(name, help=help, description=description)
-    checked = options or {}
-    if settings is not None:
-        settings_options(p, settings, checked)
+@dataclasses.dataclass(frozen=True)
+class _Bench:
+    """The sub-command ``bench NAME``, as :meth:`add_to` adds it: the ``options`` of the fields
+    of its ``settings`` first (:func:`~gridworker.bench.args.settings_options`), then those
+    ``more`` adds, then :func:`_output_options` (``--json`` printing ``printed``); run by ``run``
+    once the ``options`` are within their bounds (else refused, exit status 2)."""
 
-    def run(args: argparse.Namespace) -> int:
-        wrong = out_of_range(args, checked)
-        return func(args) if wrong is None else fail(f"bench {name}", wrong)
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    help: str
+    description: str
+    settings: type[DataclassInstance] | None = None
+    options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
+    more: Callable[[argparse.ArgumentParser], None] | None = None
+    printed: str = "the result as JSON"
 
-    p.set_defaults(func=run)
-    return p
+    def add_to(self, bench_sub: Any) -> None:
+        """Add ``bench NAME`` to the ``bench`` command's argparse sub-parsers."""
+        p: argparse.ArgumentParser = bench_sub.add_parser(self.name, help=self.help, description=self.description)
+        if self.settings is not None:
+            settings_options(p, self.settings, self.options)
+        if self.more is not None:
+            self.more(p)
+        _output_options(p, self.printed)
+        p.set_defaults(func=self._checked)
+
+    def _checked(self, args: argparse.Namespace) -> int:
+        wrong = out_of_range(args, self.options)
+        return self.run(args) if wrong is None else fail(f"bench {self.name}", wrong)
 
 
 def _media_option(p: argparse.ArgumentParser, default: str = "../shared/media, else generated") -> None:
@@ -169,49 +179,193 @@ def register(subparsers: Any) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks", description="Benchmarks of the analysis pipeline.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="COMMAND")
     bench_sub.required = True
-    for add in (
-        _register_throughput, _register_patrol, _register_reliability, _register_stats, _register_rules,
-        _register_iot,  # IoT alarms (issue 14)
-        _register_decode,
-        _register_cluster,  # cluster mode (issue 12): cluster/bench.py
-        _register_latency, _register_soak, _register_capacity,
-    ):
-        add(bench_sub)
+    for command in _benches():
+        command.add_to(bench_sub)
+
+
+def _benches() -> tuple[_Bench, ...]:
+    """The ``bench`` sub-commands, in the order ``bench --help`` lists them (the sections below
+    hold what each adds beyond its settings, and runs)."""
+    from gridworker.cluster.bench import ClusterBenchConfig
+
+    from .capacity import CapacityConfig
+    from .patrol import MODES, PatrolBenchConfig
+    from .reliability import ReliabilityConfig
+    from .stats import StatsBenchConfig
+    from .throughput import ThroughputConfig
+
+    return (
+        _Bench(
+            "throughput", _throughput,
+            help="live frames per second on N real RTSP streams, against a ceiling and baselines",
+            description=(
+                "For each stream count N: start N RTSP cameras (gst-rtsp-server looping clips in real time) "
+                "and measure the sum-of-parts ceiling, gridworker's pipeline, a naive OpenCV baseline and, "
+                "where installed, Ultralytics' predict loop. Only live frames (age <= 1 s) count. "
+                "See docs/benchmarks.md."
+            ),
+            settings=ThroughputConfig,
+            options={
+                "seconds": Option("measurement window per pipeline, s", above=0),
+                "fps": Option(
+                    "gridworker's analysis rate per camera, default each clip's native rate; the baselines read every frame",
+                    above=0, type=float,
+                ),
+                "calibrate_s": Option("budget of each isolated part timing, s", above=0, flag="--calibrate-seconds"),
+                "warmup_timeout_s": Option("longest wait for every stream's first live frame, s", above=0, flag="--warmup-timeout"),
+                "batch_deadline_ms": Option(
+                    "gridworker's pipeline.batch_deadline_ms for this run; default: the product's default", least=0, most=2000, type=float
+                ),
+                "ultralytics_seconds": Option("window of each pipeline in the Ultralytics comparison, s", above=0),
+                "yolo_onnx": Option("existing YOLO ONNX export for that comparison", type=Path),
+                "yolo_imgsz": Option("YOLO input size", least=32),
+                **_DETECTOR_OPTIONS,
+            },
+            more=_throughput_options,
+            printed="the results as a JSON list",
+        ),
+        _Bench(
+            "patrol", _patrol,
+            help="glance-patrol visits per minute over N real RTSP cameras, against a naive sequential patrol",
+            description=(
+                "Serve N distinct RTSP cameras (gst-rtsp-server mounts, phase-shifted clips) to a real Service with a few "
+                "continuous cameras, run glance patrol cycles through the service's own path (fixed and/or adaptive "
+                "concurrency, optionally with dead and hung cameras), then a naive sequential OpenCV patrol on a few of "
+                "the same cameras. See docs/benchmarks.md."
+            ),
+            settings=PatrolBenchConfig,
+            options={
+                "cameras": Option("camera URLs to visit once each", least=1),
+                "concurrency": Option("visits in flight at once; the adaptive cap", 1, 512),
+                # --- issue 18: the service's own path, adaptive concurrency, faults (bench/patrol.py)
+                "mode": Option(
+                    "plans run side by side: both = fixed, adaptive; all = drained (cycles not overlapped), fixed, adaptive",
+                    choices=tuple(MODES),
+                ),
+                "min_concurrency": Option("the adaptive controller's floor", 1, 512),
+                "cycles": Option("cycles per plan", least=1),
+                "continuous": Option("continuously watched cameras beside the patrol", least=0),
+                "continuous_fps": Option("their analysis rate", above=0),
+                "measure_s": Option("seconds the continuous cameras are measured alone", above=0),
+                "dead_share": Option("share of cameras dead (refused) in an extra faults run", least=0, below=1, flag="--dead"),
+                "hung_share": Option("share of cameras hung (accept, never send) in that run", least=0, below=1, flag="--hung"),
+                "open_timeout_s": Option("visit open timeout, s", above=0, flag="--open-timeout"),
+                "keyframe_timeout_s": Option("visit keyframe timeout, s", above=0, flag="--keyframe-timeout"),
+                "servers": Option("RTSP server processes, 0: 1 per 100 cameras, 1-4", 0, 16),
+                "phases": Option("phase-shifted copies per clip", least=1),
+                "keyframes": Option("keyframes per glance", least=1),
+                "naive_cameras": Option("cameras the naive patrol visits, 0 skips it", least=0),
+                "patrol_batch_slots": Option(
+                    "most patrol frames per inference batch while a continuous camera is live, at most --max-batch; "
+                    "default: the product's, half the batch", least=1, type=int,
+                ),
+                **_DETECTOR_OPTIONS,
+            },
+            more=_patrol_options,
+        ),
+        _Bench(
+            "reliability", _reliability,
+            help="forwarding under faults: webhook receiver down for N incidents, kill -9 of the service mid-burst",
+            description=(
+                "Run the two fault scenarios of docs/forwarding.md against real processes (a webhook receiver that "
+                "de-duplicates by Idempotency-Key, a service process killed with SIGKILL) and print produced, "
+                "delivered, duplicates, lost and lost_after_kill."
+            ),
+            settings=ReliabilityConfig,
+            options={
+                "incidents": Option("incidents produced while the receiver is down", least=1),
+                "burst": Option("incidents posted to the service around the kill", least=2),
+                "kill_at": Option("kill after this share of the burst is acknowledged", above=0, below=1),
+                "clients": Option("concurrent HTTP clients in the burst", least=1),
+                "database": Option("a scratch database URL (its gridworker tables are dropped); default: SQLite files", type=str),
+                "workdir": Option("where databases and logs go (default: a new temporary folder)", type=Path),
+            },
+        ),
+        _Bench(
+            "stats", _stats,
+            help="the numbers (GET /stats/cases) over many cases in SQLite",
+            description="Fill a scratch SQLite database with N work orders over a year and time the figures of 30 days and of the year, alternately.",
+            settings=StatsBenchConfig,
+            options={"cases": Option("work orders", 1, 5_000_000), "repetitions": Option("timings per period, the median is kept", 1, 20)},
+        ),
+        _Bench(
+            "rules", _rules,
+            help="rule quality on real clips: precision, recall, duplicates and delay per rule type against ground truth",
+            description=(
+                "Replay every clip named by a truth file with its scene (detector, tracker, zones, rules, incident "
+                "manager) and match the incidents to the truth events. See docs/rules-field.md for the truth format."
+            ),
+            more=_rules_options,
+        ),
+        _Bench(  # IoT alarms (issue 14)
+            "iot", _iot,
+            help="N simulated devices through mosquitto into the service: lost messages, alarm to work order and webhook p95",
+            description="Simulated devices (heartbeats, readings, alarm bursts, malformed) publish with QoS 1 to a real broker; "
+            "a real service ingests them and forwards every case to a webhook receiver. See docs/iot.md.",
+            more=_iot_options,
+        ),
+        _Bench(
+            "decode", _decode,
+            help="decoding cost of keyframes_only and skip_loop_filter against full decoding, and the detections each gives",
+            description="Per clip, side by side: CPU per second of video for full, keyframe-only and no-deblocking decoding.",
+            more=_decode_options,
+        ),
+        _Bench(  # cluster mode (issue 12): cluster/bench.py
+            "cluster", _cluster,
+            help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
+            description=(
+                "On this machine: real RTSP servers, a nats-server of its own, a case service on PostgreSQL and K "
+                "`gridworker worker` processes; prints visits_per_min against single_process_visits_per_min (over_single), "
+                "share_min/share_max, failover_s, lost_visits, duplicate_incidents and continuous_reassigned_s (docs/cluster.md)."
+            ),
+            settings=ClusterBenchConfig,
+            options={
+                "workers": Option("worker processes K", 1, 16),
+                "cameras": Option("patrol-only cameras N", 1, 5000),
+                "continuous": Option("continuously watched cameras placed on the workers", least=0),
+                "cycles": Option("cycles per run", least=1),
+                "slots": Option("visits in flight per worker", 1, 128),
+                "single_concurrency": Option("the single-process run's concurrency", least=1),
+            },
+            more=_cluster_options,
+        ),
+        _Bench(
+            "latency", _latency,
+            help="frame-to-incident and incident-to-webhook p95 on a real RTSP stream with a real webhook receiver",
+            description="People appear and leave on a real RTSP stream every few seconds; each appearance is a case.",
+            more=_latency_options,
+        ),
+        _Bench(
+            "soak", _soak,
+            help="RSS slope, threads and file descriptors of a running service on N real RTSP cameras over time",
+            description="Run the service on --streams real RTSP cameras for --minutes; sample memory, threads and descriptors.",
+            more=_soak_options,
+        ),
+        _Bench(
+            "capacity", _capacity,
+            help="the most real RTSP cameras analysed at >= 2 fps each with frame age p95 < 1 s (searched), vs naive and Ultralytics",
+            description="Search the largest N of real RTSP cameras every one of which keeps up, for gridworker, the naive loop and "
+            "Ultralytics' streaming predictor, in one run.",
+            settings=CapacityConfig,
+            options={
+                "model": Option("embedded model name or ONNX path"),
+                "sample_fps": Option("each camera's sampling rate", above=0, flag="--fps"),
+                "min_fps": Option("analysed fps every camera must get", above=0),
+                "max_age_ms": Option("frame age p95 limit", above=0),
+                "seconds": Option("window of each trial, s", above=0),
+                "start": Option("first N tried", least=1),
+                "max_cameras": Option("largest N tried, at least --start", 1, 256),
+                "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
+            },
+            more=_capacity_options,
+        ),
+    )
 
 
 # --- bench throughput (live fps on N real RTSP streams; bench/throughput.py) -----------------
 
 
-def _register_throughput(bench_sub: Any) -> None:
-    from .throughput import ThroughputConfig
-
-    p = _bench_parser(
-        bench_sub, "throughput", _throughput,
-        help="live frames per second on N real RTSP streams, against a ceiling and baselines",
-        description=(
-            "For each stream count N: start N RTSP cameras (gst-rtsp-server looping clips in real time) "
-            "and measure the sum-of-parts ceiling, gridworker's pipeline, a naive OpenCV baseline and, "
-            "where installed, Ultralytics' predict loop. Only live frames (age <= 1 s) count. "
-            "See docs/benchmarks.md."
-        ),
-        settings=ThroughputConfig,
-        options={
-            "seconds": Option("measurement window per pipeline, s", above=0),
-            "fps": Option(
-                "gridworker's analysis rate per camera, default each clip's native rate; the baselines read every frame",
-                above=0, type=float,
-            ),
-            "calibrate_s": Option("budget of each isolated part timing, s", above=0, flag="--calibrate-seconds"),
-            "warmup_timeout_s": Option("longest wait for every stream's first live frame, s", above=0, flag="--warmup-timeout"),
-            "batch_deadline_ms": Option(
-                "gridworker's pipeline.batch_deadline_ms for this run; default: the product's default", least=0, most=2000, type=float
-            ),
-            "ultralytics_seconds": Option("window of each pipeline in the Ultralytics comparison, s", above=0),
-            "yolo_onnx": Option("existing YOLO ONNX export for that comparison", type=Path),
-            "yolo_imgsz": Option("YOLO input size", least=32),
-            **_DETECTOR_OPTIONS,
-        },
-    )
+def _throughput_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--streams", type=_stream_counts, default=[1, 4, 8, 16], metavar="N[,N...]", help="stream counts (default 1,4,8,16)"
     )
@@ -222,7 +376,6 @@ def _register_throughput(bench_sub: Any) -> None:
         help="size of the generated clips (default 640x360; 1280x720 for the Ultralytics comparison at --yolo-imgsz 640)",
     )
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics comparison")
-    _output_options(p, "the results as a JSON list")
 
 
 def _no_media(args: argparse.Namespace) -> bool:
@@ -253,15 +406,9 @@ def _throughput(args: argparse.Namespace) -> int:
 # --- bench decode (the decoder's cheap options: speed and what the model sees; bench/decode.py) ---
 
 
-def _register_decode(bench_sub: Any) -> None:
-    p = _bench_parser(
-        bench_sub, "decode", _decode,
-        help="decoding cost of keyframes_only and skip_loop_filter against full decoding, and the detections each gives",
-        description="Per clip, side by side: CPU per second of video for full, keyframe-only and no-deblocking decoding.",
-    )
+def _decode_options(p: argparse.ArgumentParser) -> None:
     _media_option(p, "../shared/media")
     p.add_argument("--no-detector", action="store_true", help="time the decoding only")
-    _output_options(p)
 
 
 def _decode(args: argparse.Namespace) -> int:
@@ -281,16 +428,10 @@ def _decode(args: argparse.Namespace) -> int:
 # --- bench soak (memory, threads and descriptors over time; bench/soak.py) -------------------
 
 
-def _register_soak(bench_sub: Any) -> None:
-    p = _bench_parser(
-        bench_sub, "soak", _soak,
-        help="RSS slope, threads and file descriptors of a running service on N real RTSP cameras over time",
-        description="Run the service on --streams real RTSP cameras for --minutes; sample memory, threads and descriptors.",
-    )
+def _soak_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=positive, default=30.0, help="how long (default 30)")
     p.add_argument("--streams", type=int, default=16, help="cameras (default 16)")
     _media_option(p)
-    _output_options(p)
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -306,31 +447,11 @@ def _soak(args: argparse.Namespace) -> int:
 # --- bench capacity (how many cameras keep up; bench/capacity.py) ------------------------------
 
 
-def _register_capacity(bench_sub: Any) -> None:
-    from .capacity import CapacityConfig
-
-    p = _bench_parser(
-        bench_sub, "capacity", _capacity,
-        help="the most real RTSP cameras analysed at >= 2 fps each with frame age p95 < 1 s (searched), vs naive and Ultralytics",
-        description="Search the largest N of real RTSP cameras every one of which keeps up, for gridworker, the naive loop and "
-        "Ultralytics' streaming predictor, in one run.",
-        settings=CapacityConfig,
-        options={
-            "model": Option("embedded model name or ONNX path"),
-            "sample_fps": Option("each camera's sampling rate", above=0, flag="--fps"),
-            "min_fps": Option("analysed fps every camera must get", above=0),
-            "max_age_ms": Option("frame age p95 limit", above=0),
-            "seconds": Option("window of each trial, s", above=0),
-            "start": Option("first N tried", least=1),
-            "max_cameras": Option("largest N tried, at least --start", 1, 256),
-            "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
-        },
-    )
+def _capacity_options(p: argparse.ArgumentParser) -> None:
     _media_option(p)
     p.add_argument("--no-motion", action="store_true", help="infer every sampled frame (motion gating off)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop's search")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics search")
-    _output_options(p)
 
 
 def _capacity(args: argparse.Namespace) -> int:
@@ -347,14 +468,8 @@ def _capacity(args: argparse.Namespace) -> int:
 # --- bench latency (frame -> incident -> webhook on a real stream; bench/latency.py) ---------
 
 
-def _register_latency(bench_sub: Any) -> None:
-    p = _bench_parser(
-        bench_sub, "latency", _latency,
-        help="frame-to-incident and incident-to-webhook p95 on a real RTSP stream with a real webhook receiver",
-        description="People appear and leave on a real RTSP stream every few seconds; each appearance is a case.",
-    )
+def _latency_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=positive, default=40.0, help="measurement window, s (default 40)")
-    _output_options(p)
 
 
 def _latency(args: argparse.Namespace) -> int:
@@ -366,15 +481,7 @@ def _latency(args: argparse.Namespace) -> int:
 # --- bench rules (rule quality against ground truth; bench/rules.py) -------------------------
 
 
-def _register_rules(bench_sub: Any) -> None:
-    p = _bench_parser(
-        bench_sub, "rules", _rules,
-        help="rule quality on real clips: precision, recall, duplicates and delay per rule type against ground truth",
-        description=(
-            "Replay every clip named by a truth file with its scene (detector, tracker, zones, rules, incident "
-            "manager) and match the incidents to the truth events. See docs/rules-field.md for the truth format."
-        ),
-    )
+def _rules_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=Path, default=None, metavar="DIR", help="folder of the clips (default ../shared/media)")
     p.add_argument("--truth", type=Path, default=None, metavar="DIR", help="folder of truth files (default bench/truth)")
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this truth file (stem; repeatable)")
@@ -383,7 +490,6 @@ def _register_rules(bench_sub: Any) -> None:
         help="also brighten frames before the detector, on top of each camera's own low_light setting (to measure it)",
     )
     p.add_argument("--low-light-method", choices=["clahe", "gamma"], default="clahe", help="correction for --low-light (default clahe)")
-    _output_options(p)
 
 
 def _rules(args: argparse.Namespace) -> int:
@@ -416,20 +522,13 @@ def _rules(args: argparse.Namespace) -> int:
 # --- bench iot (IoT alarms through mosquitto into the service, issue 14; bench/iot.py) ------
 
 
-def _register_iot(bench_sub: Any) -> None:
+def _iot_options(p: argparse.ArgumentParser) -> None:
     from gridworker.iot.cli import add_traffic_options, broker_address
 
-    p = _bench_parser(
-        bench_sub, "iot", _iot,
-        help="N simulated devices through mosquitto into the service: lost messages, alarm to work order and webhook p95",
-        description="Simulated devices (heartbeats, readings, alarm bursts, malformed) publish with QoS 1 to a real broker; "
-        "a real service ingests them and forwards every case to a webhook receiver. See docs/iot.md.",
-    )
     add_traffic_options(p, devices=1000, seconds=30.0, burst_every=2.0, burst_devices=5, number=positive)
     p.add_argument(
         "--broker", type=broker_address, default=("127.0.0.1", 1883), metavar="HOST:PORT", help="MQTT broker (default 127.0.0.1:1883)"
     )
-    _output_options(p)
 
 
 def _iot(args: argparse.Namespace) -> int:
@@ -447,51 +546,10 @@ def _iot(args: argparse.Namespace) -> int:
 # --- bench patrol (glance-patrol visits per minute, issue 18; bench/patrol.py) ---------------
 
 
-def _register_patrol(bench_sub: Any) -> None:
-    from .patrol import MODES, PatrolBenchConfig
-
-    p = _bench_parser(
-        bench_sub, "patrol", _patrol,
-        help="glance-patrol visits per minute over N real RTSP cameras, against a naive sequential patrol",
-        description=(
-            "Serve N distinct RTSP cameras (gst-rtsp-server mounts, phase-shifted clips) to a real Service with a few "
-            "continuous cameras, run glance patrol cycles through the service's own path (fixed and/or adaptive "
-            "concurrency, optionally with dead and hung cameras), then a naive sequential OpenCV patrol on a few of "
-            "the same cameras. See docs/benchmarks.md."
-        ),
-        settings=PatrolBenchConfig,
-        options={
-            "cameras": Option("camera URLs to visit once each", least=1),
-            "concurrency": Option("visits in flight at once; the adaptive cap", 1, 512),
-            # --- issue 18: the service's own path, adaptive concurrency, faults (bench/patrol.py)
-            "mode": Option(
-                "plans run side by side: both = fixed, adaptive; all = drained (cycles not overlapped), fixed, adaptive",
-                choices=tuple(MODES),
-            ),
-            "min_concurrency": Option("the adaptive controller's floor", 1, 512),
-            "cycles": Option("cycles per plan", least=1),
-            "continuous": Option("continuously watched cameras beside the patrol", least=0),
-            "continuous_fps": Option("their analysis rate", above=0),
-            "measure_s": Option("seconds the continuous cameras are measured alone", above=0),
-            "dead_share": Option("share of cameras dead (refused) in an extra faults run", least=0, below=1, flag="--dead"),
-            "hung_share": Option("share of cameras hung (accept, never send) in that run", least=0, below=1, flag="--hung"),
-            "open_timeout_s": Option("visit open timeout, s", above=0, flag="--open-timeout"),
-            "keyframe_timeout_s": Option("visit keyframe timeout, s", above=0, flag="--keyframe-timeout"),
-            "servers": Option("RTSP server processes, 0: 1 per 100 cameras, 1-4", 0, 16),
-            "phases": Option("phase-shifted copies per clip", least=1),
-            "keyframes": Option("keyframes per glance", least=1),
-            "naive_cameras": Option("cameras the naive patrol visits, 0 skips it", least=0),
-            "patrol_batch_slots": Option(
-                "most patrol frames per inference batch while a continuous camera is live, at most --max-batch; "
-                "default: the product's, half the batch", least=1, type=int,
-            ),
-            **_DETECTOR_OPTIONS,
-        },
-    )
+def _patrol_options(p: argparse.ArgumentParser) -> None:
     _media_option(p, "../shared/media")
     p.add_argument("--synthetic", action="store_true", help="use generated clips even if media exists")
     p.add_argument("--stagger-ms", type=float, default=10.0, help="least gap between visit starts, ms (default 10)")
-    _output_options(p)
 
 
 def _patrol(args: argparse.Namespace) -> int:
@@ -510,32 +568,11 @@ def _patrol(args: argparse.Namespace) -> int:
 # --- bench cluster (K workers through NATS JetStream, issue 12; cluster/bench.py) -------------
 
 
-def _register_cluster(bench_sub: Any) -> None:
-    from gridworker.cluster.bench import ClusterBenchConfig
-
-    p = _bench_parser(
-        bench_sub, "cluster", _cluster,
-        help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
-        description=(
-            "On this machine: real RTSP servers, a nats-server of its own, a case service on PostgreSQL and K "
-            "`gridworker worker` processes; prints visits_per_min against single_process_visits_per_min (over_single), "
-            "share_min/share_max, failover_s, lost_visits, duplicate_incidents and continuous_reassigned_s (docs/cluster.md)."
-        ),
-        settings=ClusterBenchConfig,
-        options={
-            "workers": Option("worker processes K", 1, 16),
-            "cameras": Option("patrol-only cameras N", 1, 5000),
-            "continuous": Option("continuously watched cameras placed on the workers", least=0),
-            "cycles": Option("cycles per run", least=1),
-            "slots": Option("visits in flight per worker", 1, 128),
-            "single_concurrency": Option("the single-process run's concurrency", least=1),
-        },
-    )
+def _cluster_options(p: argparse.ArgumentParser) -> None:
     _media_option(p)
     p.add_argument("--database", default=None, help="a scratch PostgreSQL URL (its schema is emptied); default gw_bench_cluster on 127.0.0.1")
     p.add_argument("--no-single", action="store_true", help="skip the single-process run")
     p.add_argument("--no-kill", action="store_true", help="skip the failover run")
-    _output_options(p)
 
 
 #: What ``bench cluster`` prints without ``--json``, one ``key: value`` a line.
@@ -558,47 +595,10 @@ def _cluster(args: argparse.Namespace) -> int:
 # --- bench stats and bench reliability (the case service's own figures; bench/stats.py, bench/reliability.py)
 
 
-def _register_stats(bench_sub: Any) -> None:
-    from .stats import StatsBenchConfig
-
-    p = _bench_parser(
-        bench_sub, "stats", _stats,
-        help="the numbers (GET /stats/cases) over many cases in SQLite",
-        description="Fill a scratch SQLite database with N work orders over a year and time the figures of 30 days and of the year, alternately.",
-        settings=StatsBenchConfig,
-        options={"cases": Option("work orders", 1, 5_000_000), "repetitions": Option("timings per period, the median is kept", 1, 20)},
-    )
-    _output_options(p)
-
-
 def _stats(args: argparse.Namespace) -> int:
     from .stats import StatsBenchConfig, format_summary, run_stats_bench
 
     return _report(args, run_stats_bench(_from_options(StatsBenchConfig, args)), format_summary)
-
-
-def _register_reliability(bench_sub: Any) -> None:
-    from .reliability import ReliabilityConfig
-
-    p = _bench_parser(
-        bench_sub, "reliability", _reliability,
-        help="forwarding under faults: webhook receiver down for N incidents, kill -9 of the service mid-burst",
-        description=(
-            "Run the two fault scenarios of docs/forwarding.md against real processes (a webhook receiver that "
-            "de-duplicates by Idempotency-Key, a service process killed with SIGKILL) and print produced, "
-            "delivered, duplicates, lost and lost_after_kill."
-        ),
-        settings=ReliabilityConfig,
-        options={
-            "incidents": Option("incidents produced while the receiver is down", least=1),
-            "burst": Option("incidents posted to the service around the kill", least=2),
-            "kill_at": Option("kill after this share of the burst is acknowledged", above=0, below=1),
-            "clients": Option("concurrent HTTP clients in the burst", least=1),
-            "database": Option("a scratch database URL (its gridworker tables are dropped); default: SQLite files", type=str),
-            "workdir": Option("where databases and logs go (default: a new temporary folder)", type=Path),
-        },
-    )
-    _output_options(p)
 
 
 def _reliability(args: argparse.Namespace) -> int:
