@@ -66,19 +66,24 @@ def test_check_lists_repeated_ids_and_file_sources_beside_field_errors(tmp_path,
     assert capsys.readouterr().err.count("is used twice") == 1
 
 
-def test_check_refuses_what_run_would_refuse_a_model_not_found(tmp_path, capsys):
+def _check_fails(tmp_path, capsys, body: str) -> str:
+    """``gridworker check`` of a config (database g.db in ``tmp_path``, then ``body``): exit 2, its stderr."""
     conf = tmp_path / "c.yaml"
-    conf.write_text(
-        f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n"
-        "detector: {model: ssd_mobilenet_v2}\n"
-        "detectors:\n  - {id: fall, model: /nowhere/fall.onnx}\n"
-        "cameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s}\n"
-    )
+    conf.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n{body}")
     assert main(["check", "--config", str(conf)]) == 2
-    err = capsys.readouterr().err
+    return capsys.readouterr().err
+
+
+def test_check_refuses_what_run_would_refuse_a_model_not_found(tmp_path, capsys):
+    err = _check_fails(
+        tmp_path,
+        capsys,
+        "detector: {model: ssd_mobilenet_v2}\ndetectors:\n  - {id: fall, model: /nowhere/fall.onnx}\n"
+        "cameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s}\n",
+    )
     assert "detector.model: model 'ssd_mobilenet_v2' not found" in err and "detectors[0] ('fall').model" in err, err
     # run says it in one line, before any port opens, not with a traceback
-    assert main(["run", "--config", str(conf)]) == 2
+    assert main(["run", "--config", str(tmp_path / "c.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gridworker: detector.model: model 'ssd_mobilenet_v2' not found") and "Traceback" not in err, err
 
@@ -86,16 +91,9 @@ def test_check_refuses_what_run_would_refuse_a_model_not_found(tmp_path, capsys)
 def test_check_lists_a_missing_model_and_an_exposed_port_beside_field_errors(tmp_path, capsys):
     """Field errors elsewhere do not hide what `run` would refuse: one pass lists them all, and
     check does not create the (not yet existing) database to find out that it holds no key."""
-    db = tmp_path / "g.db"
-    conf = tmp_path / "c.yaml"
-    conf.write_text(
-        f"database: {{url: 'sqlite:///{db}'}}\n"
-        "server: {host: 0.0.0.0}\n"
-        "detector: {model: /nowhere/model.onnx}\n"
-        "cameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s, fps: 0}\n"
+    err = _check_fails(
+        tmp_path, capsys, "server: {host: 0.0.0.0}\ndetector: {model: /nowhere/model.onnx}\ncameras:\n  - {id: cam1, url: rtsp://10.0.0.1/s, fps: 0}\n"
     )
-    assert main(["check", "--config", str(conf)]) == 2
-    err = capsys.readouterr().err
     assert "fps" in err and "detector.model: model '/nowhere/model.onnx' not found" in err and "refusing to listen on 0.0.0.0" in err, err
     assert "and 2 problem(s) that `gridworker run` would refuse" in err
     assert not list(tmp_path.glob("g.db*"))

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import faulthandler
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Flaky
 
@@ -34,7 +32,7 @@ from gridworker.delivery import ForwardingConfig, RetryPolicy, WebhookDestinatio
 from gridworker.service import Service
 from gridworker.settings import Settings
 
-from tests.factories import ParkedCarDetector, free_port
+from tests.factories import ParkedCarDetector, free_port, live_server
 from tests.forwarding.helpers import open_incident
 
 FORWARDING_SECRET = "fuzz-secret-0123456789"
@@ -68,19 +66,8 @@ class LiveApi:
 
 
 def _serve(service: Service) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not server.started and time.monotonic() < end:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with live_server(create_app(lambda: service), timeout_graceful_shutdown=None) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["key", "no-key"])

@@ -5,12 +5,10 @@ head and a second request on a keep-alive connection are not affected."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -18,7 +16,7 @@ from starlette.routing import Route
 
 from gridworker.api.http_protocol import head_deadline_protocol
 from gridworker.settings import Settings
-from tests.factories import free_port
+from tests.factories import live_server
 
 DEADLINE_S = 0.6
 
@@ -30,19 +28,9 @@ async def _echo(request: Request) -> PlainTextResponse:
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    port = free_port()
     app = Starlette(routes=[Route("/echo", _echo, methods=["GET", "POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_keep_alive=30, http=head_deadline_protocol(DEADLINE_S))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield port
-    server.should_exit = True
-    thread.join(10)
+    with live_server(app, lifespan="off", timeout_keep_alive=30, http=head_deadline_protocol(DEADLINE_S)) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> float | None:
