@@ -27,29 +27,58 @@ def _sqlite_file_missing(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:") and not Path(name).exists()
 
 
+def _holds_a_key(url: str, auth_enabled: bool | None) -> bool:
+    """Whether the database at ``url`` holds an unrevoked API key that the API would require.
+    It only reads: a database that does not exist yet, or has no keys table, holds none, and
+    its schema is neither created nor upgraded (`check` must not migrate a live database).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
+    """
+    import sqlalchemy as sa
+
+    from gridworker.incidents.db import Database
+    from gridworker.keystore import ApiKeyRow, KeyStore
+
+    if _sqlite_file_missing(url):
+        return False
+    db = Database(url)
+    try:
+        if not sa.inspect(db.engine).has_table(ApiKeyRow.__tablename__):
+            return False
+        keys = KeyStore(db, auth_enabled=auth_enabled)
+        return keys.auth_required() and keys.any_key()
+    finally:
+        db.close()
+
+
 def exposure_refusal(settings: Settings, config: str | None = None) -> str | None:
     """Why ``settings`` must not be served as they are, or None.
 
     A non-loopback ``server.host`` is refused until an API key exists (or ``auth.open`` is
     set): without keys every caller is an admin, so the API answers loopback clients only
-    and binding anything wider would only hide that behind 403s (docs/security.md)."""
+    and binding anything wider would only hide that behind 403s (docs/security.md). The
+    database is only read for this (see :func:`_holds_a_key`); one that cannot be read is a
+    refusal too, said in one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from gridworker.api.security import is_loopback_bind
-    from gridworker.incidents.db import Database
-    from gridworker.keystore import KeyStore
+    from gridworker.streams.redact import redact_text, url_secrets
 
     host = settings.server.host
     if is_loopback_bind(host) or settings.auth.open:
         return None
-    keyed = False
-    if not _sqlite_file_missing(settings.database.url):  # a database not made yet holds no key: do not make it here
-        db = Database.open(settings.database.url)
+    if settings.auth.enabled is not False:
         try:
-            keys = KeyStore(db, auth_enabled=settings.auth.enabled)
-            keyed = keys.auth_required() and keys.any_key()
-        finally:
-            db.close()
-    if keyed:
-        return None
+            if _holds_a_key(settings.database.url, settings.auth.enabled):
+                return None
+        except SQLAlchemyError as exc:
+            lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            reason = lines[0][:300] if lines else ""
+            return (
+                f"refusing to listen on {host}: cannot read the database to see whether an API key exists"
+                f" ({type(exc).__name__}: {redact_text(reason, url_secrets(settings.database.url))})"
+            )
     if settings.auth.enabled is False:
         return (
             f"refusing to listen on {host}: API keys are switched off (auth.enabled: false), so anyone who can reach"

@@ -146,3 +146,25 @@ def test_untracked_analysers_do_not_watch_their_pace(caplog):
     for i in range(5):
         glance.analyze(Frame("school", i, 1000.0 + 120 * i, image), sv.Detections.empty())
     assert not glance.pace(1500.0).behind and not caplog.records
+
+
+def test_check_reads_the_keys_without_upgrading_the_database_and_says_when_it_cannot(tmp_path, capsys):
+    """`check` before a deploy must not migrate the live database under the running service; a
+    database it cannot reach is one line (no traceback, no password)."""
+    from gridworker.incidents.db import Database
+
+    old = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    old.upgrade("0005")
+    old.close()
+    err = _check_fails(tmp_path, capsys, "server: {host: 0.0.0.0}\n")
+    assert "no API key exists yet" in err and "schema upgraded" not in err, err
+    again = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    assert again.revision() == "0005"
+    again.close()
+
+    conf = tmp_path / "pg.yaml"
+    conf.write_text("server: {host: 0.0.0.0}\ndatabase: {url: 'postgresql+psycopg://gw:Sekr3tPw@127.0.0.1:1/x'}\n")
+    assert main(["check", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the database to see whether an API key exists (OperationalError" in err, err
+    assert "Traceback" not in err and "Sekr3tPw" not in err
