@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -16,6 +16,14 @@ from gridworker.vision.config import CalibrationConfig, LineConfig, MaskConfig, 
 
 NETWORK_URL_PATTERN = r"^(rtsps?|rtmps?|https?)://[^\s/?#|]+(/[^\s|]*)?$"
 """The shape of a camera URL given to the API, for the OpenAPI schema (streams/sources.py checks)."""
+
+
+@overload
+def utc(ts: float) -> datetime: ...
+
+
+@overload
+def utc(ts: float | None) -> datetime | None: ...
 
 
 def utc(ts: float | None) -> datetime | None:

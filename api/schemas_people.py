@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
-from gridworker.cases.people import Person
+from gridworker.cases.people import Person, PersonProfile
 
 from .schemas import utc
 
 
-class PersonOut(BaseModel):
+@dataclass(frozen=True)
+class PersonOut(PersonProfile):
     """A person as the API shows them (never a password or its hash)."""
 
-    id: int
-    username: str
-    name: str
-    unit: str
-    area: str
-    phone: str
-    role: str
-    disabled: bool
-    has_password: bool = Field(description="Whether the person can log in")
+    has_password: Annotated[bool, Field(description="Whether the person can log in")]
     created_at: datetime
     updated_at: datetime
 

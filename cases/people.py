@@ -56,6 +56,7 @@ __all__ = [
     "PersonIn",
     "PersonNotFound",
     "PersonPatch",
+    "PersonProfile",
     "PersonRow",
     "Passwords",
 ]
@@ -123,8 +124,9 @@ class PersonRow(Base):
 
 
 @dataclass(frozen=True, slots=True)
-class Person:
-    """A person as the rest of gridworker sees them (never the password hash)."""
+class PersonProfile:
+    """Who a person is and what they may do: what gridworker and the API (``PersonOut``) both
+    show of a person, never a password or its hash."""
 
     id: int
     username: str
@@ -134,6 +136,12 @@ class Person:
     phone: str
     role: str
     disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Person(PersonProfile):
+    """A person as the rest of gridworker sees them (never the password hash)."""
+
     created_at: float
     updated_at: float
     has_password: bool = False

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
@@ -192,12 +192,16 @@ class WorkOrder:
         return self.overdue or (self.state in RUNNING and now > self.due_at)
 
 
+_When = TypeVar("_When")
+
+
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    incident_id: int
+class AuditRecord(Generic[_When]):
+    """One transition of a case: who moved it from where to where, and why. gridworker keeps
+    ``at`` as epoch seconds (:class:`AuditEntry`); the API shows it as a datetime (``AuditOut``)."""
+
     version: int
-    at: float
+    at: _When
     actor: str
     role: str
     action: str
@@ -206,6 +210,12 @@ class AuditEntry:
     from_unit: str | None
     to_unit: str | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry(AuditRecord[float]):
+    id: int
+    incident_id: int
     details: dict[str, Any] = field(default_factory=dict)
 
 

@@ -13,11 +13,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
+from pydantic.dataclasses import dataclass
 
 from gridworker.cases.idempotency import IDEMPOTENCY_KEY_PATTERN
 from gridworker.cases.places import Position
 from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow, WorkflowError, may
-from gridworker.cases.workorders import STATES, AuditEntry, WorkOrder, WorkOrderQuery, WorkOrders
+from gridworker.cases.workorders import STATES, AuditEntry, AuditRecord, WorkOrder, WorkOrderQuery, WorkOrders
 
 from ..auth import ANY_ROLE, require
 from ..deps import OrdersDep, WorkflowDep
@@ -50,17 +51,9 @@ State = Literal["detected", "dispatched", "accepted", "handled", "closed", "reje
 assert set(State.__args__) == set(STATES)  # type: ignore[attr-defined]
 
 
-class AuditOut(BaseModel):
-    version: int
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    from_state: str | None
-    to_state: str
-    from_unit: str | None
-    to_unit: str | None
-    reason: str
+@dataclass(frozen=True)
+class AuditOut(AuditRecord[datetime]):
+    at: datetime  # declared again for the schema (pydantic does not read the base's type argument)
     details: dict[str, Any]
 
     @classmethod
