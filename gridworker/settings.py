@@ -179,8 +179,9 @@ class ServerConfig(_Strict):
         gt=0,
         le=300,
         description=(
-            "Seconds a client has to send a request's line and headers, after connecting or after its previous response;"
-            " a later one is disconnected (a connection that never sends must not hold a socket for ever)."
+            "Seconds a client has to send a request's line and headers, after connecting or after its previous response,"
+            " and the longest pause inside a body (which must also average 500 bytes/s after this long); a client"
+            " later than that is disconnected (a connection that never sends must not hold a socket for ever)."
         ),
     )
     allowed_hosts: list[str] = Field(

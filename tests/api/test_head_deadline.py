@@ -1,6 +1,7 @@
-"""A request head must come in time (api/http_protocol.py), on a real uvicorn over real sockets:
-a connection that never sends, or dribbles its headers, is closed; a slow body after a complete
-head and a second request on a keep-alive connection are not affected."""
+"""A request head and body must come in time (api/http_protocol.py), on a real uvicorn over real
+sockets: a connection that never sends, dribbles its headers or trickles its body is closed; a
+body sent at a modest pace for longer than the head deadline, and a second request on a
+keep-alive connection, are served."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from gridworker.settings import Settings
 from tests.factories import live_server
 
 DEADLINE_S = 0.6
+MIN_RATE = 100.0  # bytes a second a body must average after its first DEADLINE_S
 
 
 async def _echo(request: Request) -> PlainTextResponse:
@@ -29,7 +31,7 @@ async def _echo(request: Request) -> PlainTextResponse:
 @pytest.fixture
 def port() -> Iterator[int]:
     app = Starlette(routes=[Route("/echo", _echo, methods=["GET", "POST"])])
-    with live_server(app, lifespan="off", timeout_keep_alive=30, http=head_deadline_protocol(DEADLINE_S)) as url:
+    with live_server(app, lifespan="off", timeout_keep_alive=30, http=head_deadline_protocol(DEADLINE_S, body_min_rate=MIN_RATE)) as url:
         yield int(url.rsplit(":", 1)[1])
 
 
@@ -86,15 +88,15 @@ def test_a_head_dribbled_a_byte_at_a_time_is_closed(port):
         assert closed and time.monotonic() - began < DEADLINE_S + 1.0
 
 
-def test_a_slow_body_after_a_complete_head_and_a_second_request_are_served(port):
+def test_a_body_at_a_modest_pace_and_a_second_request_are_served(port):
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\n")
-        for byte in b"abcd":  # the body takes longer than the head deadline
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n")
+        for _ in range(5):  # 100 bytes every DEADLINE_S / 2: 2.5 times the head deadline, above MIN_RATE
             time.sleep(DEADLINE_S / 2)
-            sock.sendall(bytes([byte]))
+            sock.sendall(b"x" * 100)
         sock.settimeout(5)
         first = _response(sock)
-        assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"got 4")
+        assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"got 500")
         time.sleep(DEADLINE_S / 3)
         sock.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         second = _response(sock)
@@ -102,6 +104,26 @@ def test_a_slow_body_after_a_complete_head_and_a_second_request_are_served(port)
         # and once idle again, the next head is under the deadline too (keep-alive here is 30 s)
         took = _closed_within(sock, 5)
         assert took is not None and took < DEADLINE_S + 1.0
+
+
+@pytest.mark.parametrize("pause_s", [DEADLINE_S / 4, DEADLINE_S * 2], ids=["trickled", "stalled"])
+def test_a_trickled_or_stalled_body_is_closed(port, pause_s):
+    """A byte every pause: under MIN_RATE (trickled), or a pause longer than the deadline (stalled)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n")
+        began = time.monotonic()
+        closed = False
+        while time.monotonic() - began < 5 and not closed:
+            time.sleep(pause_s)
+            try:
+                sock.sendall(b"x")
+                sock.settimeout(0.01)
+                closed = sock.recv(4096) == b""
+            except TimeoutError:
+                pass
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - began < DEADLINE_S * 2 + 1.0
 
 
 def test_the_deadline_is_a_server_setting_with_a_bounded_default():
