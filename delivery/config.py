@@ -27,9 +27,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gridworker.streams.redact import redact_url, url_origin
+from gridworker.streams.redact import AMBIGUOUS_USERINFO_HELP, ambiguous_userinfo, redact_url, url_origin
 from gridworker.validation import first_repeat
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -84,6 +85,13 @@ class WebhookDestination(_Destination):
     def _http(cls, url: str) -> str:
         if not url.lower().startswith(("http://", "https://")):
             raise ValueError(f"a webhook URL must be http:// or https://, not {redact_url(url)}")
+        scheme = url.split(":", 1)[0].lower()
+        if ambiguous_userinfo(url):  # nothing of it quoted: its user-info cannot be told apart
+            raise ValueError(f"the webhook URL ({scheme}://...) is ambiguous: {AMBIGUOUS_USERINFO_HELP}")
+        try:
+            httpx.URL(url)
+        except httpx.InvalidURL:  # httpx's message quotes the part it could not take (a port, a host)
+            raise ValueError(f"the webhook URL ({scheme}://...) is not a valid URL: its host or port cannot be read") from None
         return url
 
     def target(self) -> str:

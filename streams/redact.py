@@ -114,6 +114,33 @@ def split_userinfo(url: str) -> tuple[str, str | None, str] | None:
     return m.group("scheme"), m.group("userinfo"), url[m.end() :]
 
 
+#: What to tell whoever wrote a URL that :func:`ambiguous_userinfo` refuses.
+AMBIGUOUS_USERINFO_HELP = (
+    "it has an '@' after the first '/', '?' or '#' following '://', so its user name, password and host cannot be"
+    " told apart; percent-encode reserved characters in the user name and password ('/' as %2F, '?' as %3F,"
+    " '#' as %23, '@' as %40), and an '@' in the path or query as %40"
+)
+
+
+def ambiguous_userinfo(url: str) -> bool:
+    """Whether ``url`` has an ``@`` after the first ``/``, ``?`` or ``#`` that follows ``://``.
+
+    A URL parser ends the host there: with one of them unencoded in a password
+    (``rtsp://admin:12/34@10.0.0.7/s``) it takes ``admin`` for the host and the password's start
+    for the port, and would connect there with the rest of the password in the path. Camera
+    and webhook URLs like that are refused (say so with :data:`AMBIGUOUS_USERINFO_HELP`).
+
+    Example:
+        >>> ambiguous_userinfo("rtsp://admin:12/34@10.0.0.7/s"), ambiguous_userinfo("rtsp://admin:12%2F34@10.0.0.7/s")
+        (True, False)
+    """
+    start = url.find("://")
+    if start < 0:
+        return False
+    end = _AUTHORITY_END.search(url, start + 3)
+    return end is not None and "@" in url[end.start() :]
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any ``user:password@`` replaced by ``***@`` and secret parameters by ``***``.
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from .redact import redact_url
+from .redact import AMBIGUOUS_USERINFO_HELP, ambiguous_userinfo, redact_url
 
 __all__ = [
     "FILE_FORMATS",
@@ -81,8 +81,6 @@ _SCHEME_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
 _PROTOCOL_PREFIX = re.compile(r"^[A-Za-z0-9+.\-,]*:")
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f|<>\"\\^`{}]")
 _WHITESPACE = re.compile(r"\s")
-# where urlsplit ends the host ("scheme://" is already behind)
-_AUTHORITY_END = re.compile(r"[/?#]")
 
 
 class SourceError(ValueError):
@@ -179,7 +177,8 @@ def parse_source(url: str) -> Source:
             raise SourceError(f"unsupported URL scheme {scheme!r} in {_short(url)!r}: use {_ALLOWED_TEXT} or a video file path")
         if _WHITESPACE.search(url):
             raise SourceError(f"{_short(url)!r} is not a camera URL: it contains whitespace")
-        _refuse_ambiguous_userinfo(url, scheme)
+        if ambiguous_userinfo(url):  # the message shows only the scheme: the user-info cannot be told apart
+            raise SourceError(f"the camera URL ({scheme}://...) is ambiguous: {AMBIGUOUS_USERINFO_HELP}")
         parts = _split(url)
         host = parts.hostname or ""
         if not host:
@@ -188,24 +187,6 @@ def parse_source(url: str) -> Source:
     if url != url.strip():
         raise SourceError(f"file path {url!r} starts or ends with whitespace")
     return FileSource(Path(url))
-
-
-def _refuse_ambiguous_userinfo(url: str, scheme: str) -> None:
-    """Refuse a network URL with an ``@`` after the first ``/``, ``?`` or ``#`` that follows ``://``.
-
-    ``urlsplit`` ends the host there: with one of them unencoded in the password
-    (``rtsp://admin:12/34@10.0.0.7/s``) it would take ``admin`` for the host and the password's
-    start for the port. The message shows only the scheme: the user-info cannot be told apart.
-    """
-    start = url.index("://") + 3
-    end = _AUTHORITY_END.search(url, start)
-    if end is not None and "@" in url[end.start() :]:
-        raise SourceError(
-            f"the camera URL ({scheme}://...) is ambiguous: it has an '@' after the first '/', '?' or '#' "
-            "following '://', so its user name, password and host cannot be told apart; percent-encode reserved "
-            "characters in the user name and password ('/' as %2F, '?' as %3F, '#' as %23, '@' as %40), "
-            "and an '@' in the path or query as %40"
-        )
 
 
 def _split(url: str) -> SplitResult:

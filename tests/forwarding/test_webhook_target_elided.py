@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import ValidationError
 
 from gridworker.delivery import WebhookDestination
 from gridworker.delivery.outbox import OutboxEvent
@@ -24,7 +25,7 @@ SLACK = "XyZ0aBcDeFgHiJkLmNoPqRsT"
         (f"https://open.feishu.cn/open-apis/bot/v2/hook/{FEISHU}", "https://open.feishu.cn/...", (FEISHU,)),
         (f"https://hooks.slack.com/services/T0001/B0002/{SLACK}", "https://hooks.slack.com/...", (SLACK, "T0001")),
         ("https://oapi.dingtalk.com/robot/send?access_token=Ding-Tok-1&timestamp=1&sign=Sig-Val-2", "https://oapi.dingtalk.com/...", ("Ding-Tok-1", "Sig-Val-2")),
-        ("http://hookuser:pa/ss@10.0.0.9:8080/hook", "http://10.0.0.9:8080/...", ("hookuser", "pa/ss", "hook")),
+        ("http://hookuser:pa%2Fss@10.0.0.9:8080/hook", "http://10.0.0.9:8080/...", ("hookuser", "pa%2Fss", "pa/ss", "hook")),
         ("http://10.0.0.9:8080/", "http://10.0.0.9:8080/", ()),
         ("https://dispatch.example.gov.cn", "https://dispatch.example.gov.cn", ()),
     ],
@@ -34,6 +35,28 @@ def test_webhook_target_is_scheme_host_port_only(url, expected, secrets):
     assert target == expected
     for secret in secrets:
         assert secret not in target
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://hookuser:pa/ss@10.0.0.9:8080/hook", "http://hookuser:12/Tr0ub4dor@10.0.0.9/hook", "https://hookuser:Tr0ub?4dor@x.example/h"],
+)
+def test_a_webhook_url_whose_user_info_cannot_be_told_apart_is_refused_without_quoting_it(url):
+    """An unencoded '/', '?' or '#' in the password would make the host the user name and the
+    port the password's start: refused when the settings load, not a crash at start that quotes it."""
+    with pytest.raises(ValidationError) as err:
+        WebhookDestination(name="hook", url=url, secret="s3cret-hmac")
+    text = " ".join(e["msg"] for e in err.value.errors())  # what gridworker says (pydantic's repr adds the input)
+    assert "ambiguous" in text and "%2F" in text
+    for part in ("hookuser", "pa/ss", "Tr0ub", "10.0.0.9", "x.example"):
+        assert part not in text
+
+
+def test_a_webhook_url_httpx_cannot_take_is_refused_without_its_parts():
+    with pytest.raises(ValidationError) as err:
+        WebhookDestination(name="hook", url="http://10.0.0.9:Tok-Sekr3t/hook", secret="s3cret-hmac")
+    text = " ".join(e["msg"] for e in err.value.errors())
+    assert "not a valid URL" in text and "Tok-Sekr3t" not in text
 
 
 class _EchoingReceiver(BaseHTTPRequestHandler):
