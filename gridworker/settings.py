@@ -7,6 +7,7 @@ over the YAML file over defaults.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -548,7 +549,9 @@ def _cross_item_lines(data: Any) -> list[str]:
         if repeat is not None:
             out.append(f"  - (top level): {what} id {repeat!r} is used twice")
     cams = data.get("cameras")
-    media_dir = data.get("media_dir")
+    # the environment wins over the file (settings_customise_sources), here as in Settings
+    env_media_dir = next((v for k, v in os.environ.items() if k.upper() == "GRIDWORKER_MEDIA_DIR"), None)
+    media_dir = env_media_dir if env_media_dir is not None else data.get("media_dir")
     for i, cam in enumerate(cams if isinstance(cams, list) else []):
         if not isinstance(cam, dict):
             continue

@@ -168,3 +168,12 @@ def test_check_reads_the_keys_without_upgrading_the_database_and_says_when_it_ca
     err = capsys.readouterr().err
     assert "cannot read the database to see whether an API key exists (OperationalError" in err, err
     assert "Traceback" not in err and "Sekr3tPw" not in err
+
+
+def test_check_takes_media_dir_from_the_environment_as_run_does(tmp_path, capsys, monkeypatch):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "clip.mp4").write_bytes(b"")
+    monkeypatch.setenv("GRIDWORKER_MEDIA_DIR", str(media))
+    err = _check_fails(tmp_path, capsys, f"cameras:\n  - {{id: cam1, url: {media / 'clip.mp4'}, fps: 0}}\n")
+    assert "fps" in err and "1 problem(s)" in err and "needs media_dir" not in err, err
