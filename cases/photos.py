@@ -9,7 +9,8 @@ Every photo that enters the service passes :func:`normalise_photo` first:
   decompression bomb is a few KB of PNG); a JPEG is decoded at a reduced scale when that
   suffices (``draft``), so a 48 MP phone photo never sits in memory at full size;
 * what is decoded is bounded too: a PNG (which cannot be decoded at a reduced scale) or a
-  progressive JPEG (libjpeg holds all of its coefficients) of more than ``max_decoded_pixels``
+  progressive or multi-scan JPEG (libjpeg holds all of its coefficients: a progressive one, or
+  a sequential one whose colours come in separate scans) of more than ``max_decoded_pixels``
   (16 MP), or a JPEG still larger than that at its smallest decoding scale, is refused before
   its pixels are decoded; so one photo's decoding peaks at about 140 MB (a 16 MP RGBA PNG);
 * at most a :class:`PhotoGate`'s ``slots`` (2) photos are decoded at once; a photo waits for a
@@ -215,6 +216,39 @@ def _fit(w: int, h: int, side: int) -> tuple[int, int]:
     return max(1, round(w * side / h)), side
 
 
+#: Start-of-frame markers (every coding but DHT/JPG/DAC, which share the C4/C8/CC codes).
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _interleaved_jpeg(data: bytes) -> bool:
+    """Whether the JPEG's first scan holds all of its frame's components (read from the markers).
+
+    A sequential JPEG decodes a scan at a time; when each colour sits in a scan of its own,
+    libjpeg keeps every component's coefficients at full size until the last scan, as for a
+    progressive one, whatever the decoding scale. False for anything that cannot be read.
+    """
+    pos, components = 2, 0
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return False
+        if marker in _SOF_MARKERS and pos + 10 <= len(data):
+            components = data[pos + 9]
+        elif marker == 0xDA:  # start of scan: its component count follows the length
+            return pos + 5 <= len(data) and components > 0 and data[pos + 4] == components
+        pos += 2 + length
+    return False
+
+
 def _open(data: bytes, max_side: int, max_input_pixels: int, max_decoded_pixels: int) -> tuple[Image.Image, tuple[int, int]]:
     """The upload opened (header only, nothing decoded yet) and the size it is scaled to; a JPEG
     set to decode at the smallest scale still covering that size. Refuses too many pixels."""
@@ -231,12 +265,13 @@ def _open(data: bytes, max_side: int, max_input_pixels: int, max_decoded_pixels:
     target = _fit(w, h, max_side)
     if img.format == "JPEG":
         img.draft("RGB", target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers the result
-    # libjpeg holds all of a progressive JPEG's coefficients at full size, whatever the scale
-    scalable = img.format == "JPEG" and not img.info.get("progressive")
+    # libjpeg holds all of a progressive JPEG's coefficients at full size, whatever the scale,
+    # and so it does for a sequential one whose colours come in separate scans
+    scalable = img.format == "JPEG" and not img.info.get("progressive") and _interleaved_jpeg(data)
     dw, dh = img.size if scalable else (w, h)
     if dw * dh > max_decoded_pixels:
         img.close()
-        what = "a JPEG at its smallest decoding scale" if scalable else "a progressive JPEG" if img.format == "JPEG" else "a PNG"
+        what = "a JPEG at its smallest decoding scale" if scalable else "a PNG" if img.format != "JPEG" else "a progressive or multi-scan JPEG"
         raise PhotoError(f"the picture is {w}x{h} pixels; at most {max_decoded_pixels / 1e6:g} megapixels are decoded for {what}")
     return img, target
 
@@ -276,7 +311,7 @@ def normalise_photo(
         max_side: the longer side of the result, pixels.
         max_input_pixels: uploads with more pixels are refused before they are decoded.
         quality: JPEG quality of the result.
-        max_decoded_pixels: the most pixels decoded: a PNG or progressive JPEG with more, or a
+        max_decoded_pixels: the most pixels decoded: a PNG or progressive/multi-scan JPEG with more, or a
             JPEG with more at its smallest decoding scale, is refused before it is decoded.
         gate: the decoding slots to wait for (the service's one gate); None: not bounded here
             (a caller that decodes one photo at a time, as a test or an offline tool).

@@ -43,6 +43,44 @@ def _jpeg(size: tuple[int, int], **save: object) -> bytes:
     return out.getvalue()
 
 
+def _blank_jpeg(w: int, h: int, *, one_scan: bool) -> bytes:
+    """A valid baseline (SOF0) 3-colour JPEG of w x h flat blocks, written without pixels: one
+    Huffman code (length 1, symbol 0) serves as every DC difference and every AC end-of-block,
+    so a block is 2 bits. ``one_scan``: the colours interleaved in one scan (what cameras and
+    Pillow write); otherwise each colour in a scan of its own (what the reviewer's bomb does)."""
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+    one_code = bytes([1] + [0] * 15) + b"\x00"
+    head = segment(0xDB, b"\x00" + bytes([1] * 64))
+    head += segment(0xC0, b"\x08" + struct.pack(">HH", h, w) + b"\x03" + b"".join(bytes((c, 0x11, 0)) for c in (1, 2, 3)))
+    head += segment(0xC4, b"\x00" + one_code) + segment(0xC4, b"\x10" + one_code)
+    blocks = -(-w // 8) * -(-h // 8)
+    if one_scan:
+        scans = segment(0xDA, b"\x03" + b"".join(bytes((c, 0)) for c in (1, 2, 3)) + b"\x00\x3f\x00") + bytes(-(-blocks * 6 // 8))
+    else:
+        scans = b"".join(segment(0xDA, bytes((1, c, 0)) + b"\x00\x3f\x00") + bytes(-(-blocks * 2 // 8)) for c in (1, 2, 3))
+    return b"\xff\xd8" + head + scans + b"\xff\xd9"
+
+
+@pytest.fixture(scope="module")
+def multi_scan_jpeg() -> bytes:
+    data = _blank_jpeg(8000, 6000, one_scan=False)  # 48 MP in ~560 KB: ~290 MB of coefficients held whole
+    assert len(data) < 1_000_000
+    return data
+
+
+def test_a_multi_scan_baseline_jpeg_is_refused_before_it_is_decoded_and_a_one_scan_one_is_scaled(multi_scan_jpeg, monkeypatch):
+    seen = _decoded_sizes(monkeypatch)
+    with pytest.raises(PhotoError, match="16 megapixels are decoded for a progressive or multi-scan JPEG"):
+        normalise_photo(multi_scan_jpeg, max_side=1600)
+    assert seen == []
+    # the same picture with its colours in one scan decodes at 1/4 (the check reads the markers, not the size)
+    photo = normalise_photo(_blank_jpeg(8000, 6000, one_scan=True), max_side=1600)
+    assert (photo.width, photo.height) == (1600, 1200) and seen == [(2000, 1500)]
+
+
 @pytest.fixture(scope="module")
 def reviewer_png() -> bytes:
     data = _flat_png(7071, 7071)
@@ -101,7 +139,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_a_progressive_one_is_ref
     seen = _decoded_sizes(monkeypatch)
     photo = normalise_photo(_jpeg((7000, 7000)), max_side=1600)  # 49 MP, baseline: decoded at 1/4
     assert (photo.width, photo.height) == (1600, 1600) and seen == [(1750, 1750)]
-    with pytest.raises(PhotoError, match="16 megapixels are decoded for a progressive JPEG"):
+    with pytest.raises(PhotoError, match="16 megapixels are decoded for a progressive or multi-scan JPEG"):
         normalise_photo(_jpeg((4200, 4200), progressive=True), max_side=1600)  # libjpeg holds it whole
     # a stored size so large the JPEG cannot be decoded small enough is refused too
     with pytest.raises(PhotoError, match="smallest decoding scale"):
@@ -196,6 +234,11 @@ def test_the_keyless_report_form_refuses_the_reviewers_png(env, reviewer_png):
     assert env.client.get("/workorders", headers=env.h("operator")).json()["total"] == 0
 
 
+def test_the_keyless_report_form_refuses_a_multi_scan_jpeg(env, multi_scan_jpeg):
+    r = _report(env, multi_scan_jpeg)
+    assert r.status_code == 422 and "multi-scan" in r.json()["detail"]
+
+
 def test_the_keyless_report_form_answers_503_when_every_slot_stays_busy(env, busy_gate):
     r = _report(env, _flat_png(64, 48))
     assert r.status_code == 503 and "try again" in r.json()["detail"]
@@ -205,7 +248,7 @@ def test_the_keyless_report_form_answers_503_when_every_slot_stays_busy(env, bus
 def test_handle_re_encodes_its_photo_under_the_same_bounds(env, monkeypatch):
     wf: Workflow = env.service.workflow
     seen = _decoded_sizes(monkeypatch)
-    with pytest.raises(Invalid, match="progressive JPEG"):
+    with pytest.raises(Invalid, match="progressive or multi-scan JPEG"):
         wf.handle(1, BOSS, note="x", photo=_jpeg((4200, 4200), progressive=True))
     gate = wf.photo_gate
     gate.wait_s = 0.05
