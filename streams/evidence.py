@@ -56,7 +56,7 @@ from av.video.codeccontext import VideoCodecContext
 
 from .redact import get_logger
 
-__all__ = ["ClipSource", "CodecParams", "PacketRing", "RingBudget", "RingPacket", "has_picture", "write_mp4"]
+__all__ = ["ClipSource", "CodecParams", "PacketRing", "RingBudget", "RingPacket", "has_picture", "in_band_parameter_sets", "write_mp4"]
 
 log = get_logger(__name__)
 
@@ -101,6 +101,33 @@ def has_picture(data: bytes, codec_name: str) -> bool:
     if codec_name in ("hevc", "h265"):
         return any(((u[0] >> 1) & 0x3F) <= 31 for u in units)
     return True
+
+
+#: NAL unit types of parameter sets: H.264 SPS 7, PPS 8; HEVC VPS 32, SPS 33, PPS 34.
+_H264_SETS, _HEVC_SETS = frozenset({7, 8}), frozenset({32, 33, 34})
+
+
+def in_band_parameter_sets(data: bytes, codec_name: str) -> bytes | None:
+    """The parameter sets (H.264 SPS/PPS, HEVC VPS/SPS/PPS) a packet carries in-band, joined;
+    None when it carries none, or for another codec or data that is not NAL units. Comparing
+    them between keyframes tells, without decoding, whether the stream's parameters may have
+    changed.
+
+    Example:
+        >>> in_band_parameter_sets(bytes.fromhex("00000001 6764 00000001 68ee 000001 6588"), "h264").hex()  # SPS, PPS, IDR
+        '676468ee'
+        >>> in_band_parameter_sets(bytes.fromhex("00000001 6588"), "h264") is None  # a slice alone
+        True
+    """
+    units = _nal_units(data)
+    if codec_name == "h264":
+        sets = [u for u in units if (u[0] & 0x1F) in _H264_SETS]
+    elif codec_name in ("hevc", "h265"):
+        sets = [u for u in units if ((u[0] >> 1) & 0x3F) in _HEVC_SETS]
+    else:
+        return None
+    # a 4-byte start code leaves its first zero on the unit before: trailing zeros carry nothing
+    return b"".join(u.rstrip(b"\x00") for u in sets) if sets else None
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,7 @@ import numpy as np
 from .backoff import Backoff
 from .config import StreamConfig
 from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
-from .evidence import CodecParams, PacketRing
+from .evidence import CodecParams, PacketRing, in_band_parameter_sets
 from .frame import DecodedFrame, Frame, FrameListener, rgb_image
 from .health import StreamErrorKind, StreamHealth, StreamState
 from .redact import get_logger, redact_text, url_secrets
@@ -181,6 +181,7 @@ class CameraStream:
         self._pacer = _Pacer(self._stop)
         # Encoded packets for evidence clips; written by the worker only (the ring locks itself).
         self._ring: PacketRing | None = None
+        self._parameter_sets: bytes | None = None  # record-only: the last keyframe's in-band SPS/PPS
         # told of each published frame, outside ``_cond`` (the pipeline's batcher)
         self._listener: FrameListener | None = None
         if config.clip_buffer_s > 0:
@@ -480,6 +481,8 @@ class CameraStream:
                 self._on_packet()
                 if ring is not None:
                     ring.append_packet(packet, time.time())
+                    if packet.is_keyframe:
+                        self._follow_parameter_sets(ring, stream, packet)
                 self._check_progress()
                 continue
             try:
@@ -525,8 +528,27 @@ class CameraStream:
         log.info("camera %s: picture size changed to %dx%d; evidence clips start afresh", self._camera_id, *size)
         ring.change_params(replace(changed, width=size[0], height=size[1]))
 
+    def _follow_parameter_sets(self, ring: PacketRing, stream: av.video.stream.VideoStream, packet: av.Packet[av.VideoStream]) -> None:
+        """Record-only (nothing else is decoded): a keyframe whose in-band parameter sets differ
+        from the previous keyframe's (the session's first included) is decoded, that one alone,
+        to learn its picture size, which :meth:`_follow_picture_size` compares with the ring's.
+        One keyframe decode per change of parameters, not per GOP."""
+        sets = in_band_parameter_sets(bytes(packet), stream.codec_context.name)
+        if sets is None or sets == self._parameter_sets:
+            return
+        self._parameter_sets = sets
+        codec = stream.codec_context
+        try:
+            frames = [*codec.decode(packet), *codec.decode(None)]  # drained: a decoder may hold a frame back
+            codec.flush_buffers()
+        except (av.FFmpegError, ValueError):
+            return  # a keyframe that does not decode: the ring keeps its parameters
+        if frames:
+            self._follow_picture_size(ring, stream, frames[-1])
+
     def _start_ring_session(self, ring: PacketRing, stream: av.video.stream.VideoStream) -> None:
         """New container: the ring takes its codec parameters (a reconnect may bring a new SPS)."""
+        self._parameter_sets = None
         ring.start_session(self._ring_params(stream))
 
     def _ring_params(self, stream: av.video.stream.VideoStream, *, in_band: bool = False) -> CodecParams | None:
