@@ -225,7 +225,7 @@ class IncidentManager:
         # about the rules it left out
         for key in open_keys:
             if not partial and key[:3] not in seen:
-                self._close(key, now)
+                self._close(key, now, cleared=False)
         self._opened(opened)
         return opened
 
@@ -345,10 +345,11 @@ class IncidentManager:
                 log.exception("counting a failed %s listener failed", event)
 
     def close_camera(self, camera_id: str, now: float) -> None:
+        """The camera (or device) is gone: its open incidents close, their cases are not verified."""
         with self._lock:
             keys = [k for k in self._open if k[0] == camera_id]
         for key in keys:
-            self._close(key, now)
+            self._close(key, now, cleared=False)
 
     def _on_active(self, key: Key, verdict: RuleVerdict, analysis: FrameAnalysis, now: float, hit: Hit | None) -> Incident | None:
         result = verdict.result
@@ -462,7 +463,11 @@ class IncidentManager:
         if state is not None and now - state.last_active >= clear_after_s:
             self._close(key, now)
 
-    def _close(self, key: Key, now: float) -> None:
+    def _close(self, key: Key, now: float, *, cleared: bool = True) -> None:
+        """Close ``key``'s incident. ``cleared``: its condition cleared (on camera, or a device's
+        restore), so its cooldown starts and ``on_close`` is told (a handled case closes
+        verified). Not cleared: the camera or device went away, or the rule was taken out of the
+        scene; the incident closes and its case carries on untouched."""
         with self._lock:
             state = self._open.pop(key, None)
         if state is None:
@@ -470,6 +475,9 @@ class IncidentManager:
         if state.pending_observations or state.worst_details is not None:
             self._write(state, state.last_active, state.peak)
         self.store.close_incident(state.incident_id, at=now)
+        if not cleared:
+            log.info("incident %s closed without its condition clearing (%s on %s/%s): its case is left as it is", state.incident_id, state.type, key[0], key[1])
+            return
         if state.cooldown_s > 0:
             with self._lock:
                 self._cooling[key] = _Cooling(now + state.cooldown_s, state)
