@@ -31,6 +31,12 @@ def utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
+def epoch(value: datetime) -> float:
+    """A query's datetime as epoch seconds; one without a zone is UTC (as the API's times are),
+    never the server's local time."""
+    return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
 _dt = utc
 
 

@@ -15,7 +15,8 @@
 - escalation moves a case to a unit of a strictly higher level (default: its unit's
   parent) and raises its *floor*: it can never again be dispatched below that level;
 - ``WorkflowClock.tick(now)`` escalates running cases past their due time to the parent
-  unit (actor ``system:overdue``); at the top it records the lateness once;
+  unit (actor ``system:overdue``); at the top it records the lateness once (until the case
+  is dispatched back down);
 - ``Workflow.verify_cleared`` closes a handled case when the camera shows the condition
   cleared (actor ``system:auto-verify``), or notes the clearing on a case not yet handled.
 
@@ -208,6 +209,13 @@ def allowed(action: str, state: str, role: str) -> bool:
     return t is not None and state in t.sources and (role in t.roles or role == ADMIN)
 
 
+def _keep_lateness(row: WorkOrderRow, now: float) -> None:
+    """Before the due time moves (escalation, re-grade): a case running late at ``now`` stays
+    overdue ("late now, or ever"), even if the clock has not ticked since it became late."""
+    if row.state in RUNNING and now > row.due_at:
+        row.overdue = True
+
+
 class Workflow:
     """Applies lifecycle actions to the work orders of ``orders`` (thread-safe: each
     action is one transaction with the order's row locked).
@@ -302,16 +310,21 @@ class Workflow:
         try:
             with self.orders.transaction() as s:
                 row = self.orders.lock(s, incident_id)
-                if row is None or not actor.holds(row.unit, row.assignee):
+                if row is None:
                     raise NotFound(f"no work order {incident_id}")
+                # the caller's own first result even if the case has moved away from them since
+                # (the key is theirs: stored under their name); nothing about others' cases
+                sees = actor.holds(row.unit, row.assignee)
                 if key is not None:
                     try:
                         first = self.idempotency.replay(s, actor.name, key, incident_id, action)
                     except KeyReused as exc:
-                        raise Invalid(str(exc)) from None
+                        raise (Invalid(str(exc)) if sees else NotFound(f"no work order {incident_id}")) from None
                     if first is not None:
                         log.info("work order %s: %s repeated with the same idempotency key by %s: first result returned", incident_id, action, actor.name)
                         return first
+                if not sees:
+                    raise NotFound(f"no work order {incident_id}")
                 if action == "assign":
                     self._assign(s, row, actor, now, change)
                 else:
@@ -355,6 +368,7 @@ class Workflow:
                     raise Invalid(f"grade must be 1-4, not {grade}")
                 details["grade"] = [row.grade, grade]
                 row.grade = grade
+                _keep_lateness(row, now)
                 row.due_at = row.clock_start + cat.type(row.type).time_limit_s(grade)
             if from_state == HANDLED:  # rework: the handling did not pass the check
                 row.handled_at = None
@@ -392,9 +406,12 @@ class Workflow:
             row.unit = above
             row.floor_rank = max(row.floor_rank, cat.rank(above))
             row.escalations += 1
+            _keep_lateness(row, now)
             row.clock_start = now  # the upper level gets a fresh time limit
             row.due_at = now + cat.type(row.type).time_limit_s(row.grade)
             self._route(s, row, None, details)
+        if action in ("dispatch", "escalate") and cat.parent(row.unit) is not None:
+            row.top_overdue_noted = False  # below the top level the clock escalates it again when late
         row.state = t.target
         self.orders.record(
             s,
@@ -465,14 +482,27 @@ class Workflow:
 
     def condition_back(self, incident_id: int, at: float | None = None) -> str:
         """The camera shows the condition again within the rule's cooldown (the detector had
-        lost the object for a while): the incident continued, and so does its case. A case
-        still running loses its ``cleared_at`` and gets an audit note; one already finished
-        gets the note only (``"noted"``, ``"noted-finished"`` or ``"ignored"``: no order)."""
+        lost the object for a while, or the handling did not last): the incident continued,
+        and so does its case. A case still running loses its ``cleared_at`` and gets an audit
+        note. A case the camera itself closed as verified (:meth:`verify_cleared`) was closed
+        too soon: it goes back to its unit as rework (``dispatch`` by ``system:auto-verify``,
+        ``"reopened"``). One a person finished (closed, rejected) gets the note only.
+        Returns ``"noted"``, ``"reopened"``, ``"noted-finished"`` or ``"ignored"`` (no order)."""
         now = self.clock() if at is None else at
         with self.orders.transaction() as s:
             row = self.orders.lock(s, incident_id)
             if row is None:
                 return "ignored"
+            if row.state == CLOSED and self.orders.last_close_by(s, incident_id) == SYSTEM_VERIFY.name:
+                from_state = row.state
+                row.state, row.closed_at, row.handled_at, row.on_time, row.cleared_at = DISPATCHED, None, None, None, None
+                row.dispatched_at = now
+                self.orders.record(
+                    s, row, at=now, actor=SYSTEM_VERIFY.name, role=SYSTEM, action="dispatch", from_state=from_state, from_unit=row.unit,
+                    reason="the camera shows the condition again within the cooldown: the close verified on camera is undone (rework)",
+                    details={"rework": True, "reopened": True},
+                )
+                return "reopened"
             finished = row.state in TERMINAL
             if not finished:
                 row.cleared_at = None
@@ -514,10 +544,19 @@ class WorkflowClock:
     """Escalates overdue cases. ``tick(now)`` is safe to call from any thread; ``start``
     runs it every ``interval_s`` in a daemon thread until ``stop``."""
 
-    def __init__(self, workflow: Workflow, interval_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        repair: Callable[[float], int] | None = None,
+    ) -> None:
+        """``repair``: called with the time on every tick first, to make the work orders
+        incidents missed (``delivery.outbox.WorkOrderRepair.run``)."""
         self.workflow = workflow
         self.interval_s = interval_s
         self.clock = clock
+        self.repair = repair
         self._timer = Periodic("gw-workflow-clock", self.tick, interval_s)
         self._tick_lock = threading.Lock()
 
@@ -526,6 +565,11 @@ class WorkflowClock:
         now = self.clock() if now is None else now
         done = {"escalated": 0, "noted": 0, "skipped": 0}
         with self._tick_lock:
+            if self.repair is not None:  # (its count is in the result only then)
+                try:
+                    done["repaired"] = self.repair(now)
+                except Exception:  # the database away for a moment: the next tick tries again
+                    log.exception("making missed work orders failed")
             for incident_id in self.workflow.orders.due_ids(now):
                 try:
                     done[self.workflow.overdue_one(incident_id, now)] += 1

@@ -416,6 +416,16 @@ class WorkOrders:
             p = s.get(WorkOrderPhotoRow, incident_id)
             return None if p is None else bytes(p.jpeg)
 
+    def last_close_by(self, session: Session, incident_id: int) -> str | None:
+        """Who closed the case last (its newest ``close`` audit entry's actor), in ``session``;
+        None when it was never closed (or that entry is gone to retention)."""
+        return session.scalar(
+            select(AuditRow.actor)
+            .where(AuditRow.incident_id == incident_id, AuditRow.action == "close")
+            .order_by(AuditRow.version.desc(), AuditRow.id.desc())
+            .limit(1)
+        )
+
     def audit(self, incident_id: int) -> list[AuditEntry]:
         with self.transaction() as s:
             rows = s.scalars(select(AuditRow).where(AuditRow.incident_id == incident_id).order_by(AuditRow.version, AuditRow.id)).all()

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Float,
     Index,
     Integer,
@@ -502,35 +503,88 @@ class Outbox:
 
 # -- repair after a crash ------------------------------------------------------------------
 def reconcile_workorders(orders: WorkOrders, *, limit: int = 10_000) -> int:
-    """Create the missing work orders of incidents opened after the newest one that has a
+    """Create the missing work orders of incidents opened since the oldest one that has a
     work order.
 
     An incident is stored (``IncidentStore.open``) and its work order created
     (``WorkOrders.on_incident_opened``, which writes the outbox row) in two transactions;
-    a process killed between them leaves an incident with no work order and so no
-    message. Call this at start-up, before the cameras run: it closes that gap. Older
-    incidents without work orders (a database from before work orders existed) are left
-    alone, so an upgrade does not forward the whole history. Returns how many were made."""
+    a process killed between them, or a listener that failed once (a locked database),
+    leaves an incident with no work order and so no message — also below the newest one
+    that has one, since several threads open incidents at once. Call this at start-up,
+    before the cameras run; :class:`WorkOrderRepair` does the same while the service runs.
+    Incidents older than the first work order (a database from before work orders
+    existed) are left alone, so an upgrade does not forward the whole history. Returns how
+    many were made."""
+    from gridworker.cases.workorders import WorkOrderRow
+
+    with orders.transaction() as s:
+        oldest = s.scalar(select(func.min(WorkOrderRow.incident_id)))
+    # no work order at all yet: only incidents that are still open are worth one
+    cond = [IncidentRow.status == "open"] if oldest is None else [IncidentRow.id >= oldest]
+    made, _ = _create_missing(orders, cond, limit)
+    if made:
+        log.warning("created %d missing work order(s) of incidents stored just before a crash", made)
+    return made
+
+
+def _create_missing(orders: WorkOrders, cond: list[ColumnElement[bool]], limit: int) -> tuple[int, list[int]]:
+    """Work orders for the incidents matching ``cond`` that have none: (how many were made,
+    the ids whose creation failed)."""
     from gridworker.cases.workorders import WorkOrderRow
     from gridworker.incidents.store import _to_incident
 
     with orders.transaction() as s:
-        newest = s.scalar(select(func.max(WorkOrderRow.incident_id)))
-        if newest is None:
-            # no work order at all yet: only incidents that are still open are worth one
-            cond = [IncidentRow.status == "open"]
-        else:
-            cond = [IncidentRow.id > newest]
         has = exists().where(WorkOrderRow.incident_id == IncidentRow.id)
         rows = s.scalars(select(IncidentRow).where(*cond, ~has).order_by(IncidentRow.id).limit(limit)).all()
         incidents = [_to_incident(r, False) for r in rows]
-    made = 0
+    made, failed = 0, []
     for inc in incidents:
-        if orders.on_incident_opened(inc) is not None:
-            made += 1
-    if made:
-        log.warning("created %d missing work order(s) of incidents stored just before a crash", made)
-    return made
+        try:
+            if orders.on_incident_opened(inc) is not None:
+                made += 1
+        except Exception:  # one bad row must not stop the others; it is tried again next time
+            log.exception("incident %s: creating its missing work order failed", inc.id)
+            failed.append(inc.id)
+    return made, failed
+
+
+class WorkOrderRepair:
+    """While the service runs: the work orders incidents missed because creating one failed
+    (``IncidentManager`` logs a failing ``on_open`` listener and carries on), made on the
+    next :meth:`run` once the incident is ``settle_s`` old (so a case the live listener is
+    creating at that moment is not raced). Only incidents from the start on are looked at
+    (``reconcile_workorders`` covers what came before): a watermark moves past every
+    incident that has its work order, and stays at one whose creation keeps failing.
+
+    Example:
+        >>> from gridworker.incidents.db import Database
+        >>> from gridworker.cases.workorders import WorkOrders
+        >>> repair = WorkOrderRepair(WorkOrders(Database.open("sqlite:///:memory:")))
+        >>> repair.run(now=1000.0)
+        0
+    """
+
+    def __init__(self, orders: WorkOrders, settle_s: float = 30.0) -> None:
+        self.orders = orders
+        self.settle_s = settle_s
+        with orders.transaction() as s:
+            newest = s.scalar(select(func.max(IncidentRow.id)))
+        self._from_id = (newest or 0) + 1  # incidents before this were reconciled at start
+
+    def run(self, now: float) -> int:
+        """Create the missing work orders of settled incidents since the watermark; returns how many."""
+        settled = now - self.settle_s
+        with self.orders.transaction() as s:
+            unsettled = s.scalar(select(func.min(IncidentRow.id)).where(IncidentRow.id >= self._from_id, IncidentRow.opened_at >= settled))
+            newest = s.scalar(select(func.max(IncidentRow.id)).where(IncidentRow.id >= self._from_id))
+        if newest is None:
+            return 0
+        upto = unsettled if unsettled is not None else newest + 1
+        made, failed = _create_missing(self.orders, [IncidentRow.id >= self._from_id, IncidentRow.id < upto], 1_000)
+        self._from_id = min([upto, *failed])
+        if made:
+            log.warning("created %d work order(s) that incidents had missed (a failed listener)", made)
+        return made
 
 
 __all__ = [
@@ -546,5 +600,6 @@ __all__ = [
     "Route",
     "idempotency_key",
     "iso",
+    "WorkOrderRepair",
     "reconcile_workorders",
 ]

@@ -31,7 +31,7 @@ from gridworker.incidents.flows import FlowRecorder, FlowStore
 from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.incidents.trail import TrackTrail
 from gridworker.delivery import Dispatcher, build_dispatcher, build_outbox
-from gridworker.delivery.outbox import reconcile_workorders
+from gridworker.delivery.outbox import WorkOrderRepair, reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
 from gridworker.incidents.reports import ReportBook, ReportIntake  # reports from people (issue 15)
 from gridworker.cases.photos import PhotoGate, PhotoRetention, PhotoStore  # photos of cases (issue 15)
@@ -193,7 +193,10 @@ class Service:
         # the dispatcher drains it (a new one at each start: a stopped one has closed its senders)
         self.outbox = build_outbox(settings.forwarding, self.db, orders=self.workorders)
         self.forwarding: Dispatcher = build_dispatcher(settings.forwarding, self.outbox)
-        self.workflow_clock = WorkflowClock(self.workflow, interval_s=settings.workorders.tick_interval_s)
+        # late cases escalate on its ticks, and work orders incidents missed (a failed listener) are made then
+        self.workflow_clock = WorkflowClock(
+            self.workflow, interval_s=settings.workorders.tick_interval_s, repair=WorkOrderRepair(self.workorders).run
+        )
         # clips, settled outbox messages and old audit rows are deleted as configured (retention:)
         self.retention = RetentionWorker(
             self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve(),

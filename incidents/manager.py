@@ -269,7 +269,11 @@ class IncidentManager:
         return opened
 
     def _open_reported(self, key: Key, report: ObjectReport, obj: ObjectSighting) -> Incident | None:
-        if self._cooling_entry(key, report.at) is not None:
+        cooling = self._cooling_entry(key, report.at)
+        if cooling is not None:  # back within the cooldown: the closed incident continues, as on a live camera
+            state = self._reopen(key, cooling, report.at)
+            if state is not None:
+                state.pending_observations += 1
             return None
         info = self.camera_info(key[0])
         kind = report.kind

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from gridworker.incidents import IncidentQuery
 
 from ..deps import StoreDep
-from ..schemas import IncidentOut, IncidentPage
+from ..schemas import IncidentOut, IncidentPage, epoch
 from ..auth import READ, incident_evidence_access
 
 EVIDENCE = Depends(incident_evidence_access)
@@ -27,8 +27,8 @@ def list_incidents(
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
     type: Annotated[str | None, Query(max_length=64, description="Rule type, e.g. dwell")] = None,
     status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
-    since: Annotated[datetime | None, Query(description="Opened at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Opened at or before (ISO 8601)")] = None,
+    since: Annotated[datetime | None, Query(description="Opened at or after (ISO 8601; no zone: UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="Opened at or before (ISO 8601; no zone: UTC)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> IncidentPage:
@@ -46,7 +46,7 @@ def _timestamp(value: datetime | None, name: str) -> float | None:
     if value is None:
         return None
     try:
-        return value.timestamp()
+        return epoch(value)
     except (OverflowError, OSError, ValueError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"'{name}' is out of range") from None
 

@@ -19,6 +19,7 @@ from gridworker.cases.workflow import UNIT_HANDLER, Actor
 from gridworker.cases.workorders import StatsGroup
 
 from ..errors import Responses
+from ..schemas import epoch
 from ..stats_export import XLSX_MEDIA_TYPE, FiguresTable, Lang
 
 from ..auth import ANY_ROLE, require
@@ -64,8 +65,8 @@ def workorder_stats(
     handler = user.role == UNIT_HANDLER
     try:
         s = orders.stats(
-            since=None if since is None else since.timestamp(),
-            until=None if until is None else until.timestamp(),
+            since=None if since is None else epoch(since),
+            until=None if until is None else epoch(until),
             unit=user.unit if handler else None,
             assignee=user.person if handler else None,
         )
@@ -119,11 +120,6 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-def _epoch(value: datetime) -> float:
-    """A query datetime as epoch seconds; one without a zone is UTC."""
-    return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).timestamp()
-
-
 def chosen_period(
     since: Annotated[datetime | None, Query(description="Cases detected from (default: 30 days before `until`); no zone: UTC")] = None,
     until: Annotated[datetime | None, Query(description="Cases detected before (default: now); no zone: UTC")] = None,
@@ -133,8 +129,8 @@ def chosen_period(
 ) -> Period:
     """The period a statistics request asks for, at most ``MAX_PERIOD_S`` long (422 otherwise)."""
     try:
-        end = time.time() if until is None else _epoch(until)
-        start = end - DEFAULT_PERIOD.total_seconds() if since is None else _epoch(since)
+        end = time.time() if until is None else epoch(until)
+        start = end - DEFAULT_PERIOD.total_seconds() if since is None else epoch(since)
         return Period.of(since=start, until=end, utc_offset_min=utc_offset_min)
     except (OverflowError, OSError, ValueError) as exc:  # PeriodError is a ValueError
         detail = str(exc) if isinstance(exc, PeriodError) else "'since' or 'until' is out of range"

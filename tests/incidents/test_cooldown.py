@@ -87,11 +87,17 @@ def test_report_cooldown_and_continuation_after_a_restart(tmp_path):
     url = f"sqlite:///{tmp_path / 'a.db'}"
     store = IncidentStore(url)
     manager = _manager(store)
+    reopened = []
+    manager.on_reopen.append(lambda incident_id, at: reopened.append((incident_id, at)))
     (first,) = manager.report(_report(0.0, CAR, cooldown_s=60.0))
     manager.report(_report(10.0, cooldown_s=60.0))  # gone: closed, cooling down until 70 s
+    assert store.get(first.id).status == "closed"
+    # back within the cooldown: the same incident continues (and its case hears of it), as on a live camera
     assert manager.report(_report(20.0, CAR, cooldown_s=60.0)) == []
-    (second,) = manager.report(_report(75.0, CAR, cooldown_s=60.0))
-    assert second.id != first.id
+    assert store.get(first.id).status == "open" and reopened == [(first.id, 20.0)]
+    manager.report(_report(30.0, cooldown_s=60.0))  # gone again: closed, cooling down until 90 s
+    (second,) = manager.report(_report(95.0, CAR, cooldown_s=60.0))  # after the cooldown: a new incident
+    assert second.id != first.id and store.get(first.id).status == "closed"
     store.close()
 
     # a restart: a new manager adopts the open incident; the vehicle, seen again where it

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gridworker.incidents import IncidentStore
-from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING, DeliveryRow, Outbox, OutboxRow, Route, reconcile_workorders
+from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING, DeliveryRow, Outbox, OutboxRow, Route, WorkOrderRepair, reconcile_workorders
 from gridworker.cases.workflow import OPERATOR, SUPERVISOR, UNIT_HANDLER, Actor, Workflow
 from gridworker.cases.workorders import WorkOrderRow, WorkOrders
 
@@ -182,3 +182,38 @@ def test_reconcile_creates_the_work_order_a_crash_skipped(orders):
     with orders.transaction() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(WorkOrderRow)) == 2
         assert s.scalar(sa.select(sa.func.count()).select_from(OutboxRow)) == 2
+
+
+def _stored(orders, camera: str, at: float):
+    """An incident stored whose work order was never made (a crash, a listener that failed)."""
+    return IncidentStore(orders.db).open(camera_id=camera, camera_name="", site="s", zone_id="z", rule_id="r", type="wrong_way",
+                                         at=at, count=1, summary="", details={}, snapshot=None)
+
+
+def test_reconcile_fills_a_gap_below_the_newest_work_order(orders):
+    """Threads open incidents at once: one stored, another stored and given its case, then the
+    crash. The gap is below the newest work order and is filled all the same."""
+    first = open_incident(orders, camera="cam-1")
+    lost = _stored(orders, "cam-2", T0 + 5)
+    later = open_incident(orders, camera="cam-3")
+    assert orders.get(lost.id) is None and later.incident_id > lost.id
+    assert reconcile_workorders(orders) == 1
+    assert orders.get(lost.id) is not None and orders.get(first.incident_id) is not None
+
+
+def test_repair_makes_the_work_order_a_failed_listener_missed_once_the_incident_settles(orders, monkeypatch):
+    open_incident(orders, camera="cam-1")
+    repair = WorkOrderRepair(orders, settle_s=30.0)  # the service builds it before it starts
+    missed = _stored(orders, "cam-2", T0 + 100)  # on_incident_opened raised ("database is locked")
+    made_live = open_incident(orders, camera="cam-3")  # a later incident whose case was made
+    assert repair.run(now=T0 + 110) == 0  # not settled yet: the live listener may be making it now
+    # creating it fails once more: the watermark stays at it, and it is made on a later run
+    real = orders.on_incident_opened
+    monkeypatch.setattr(orders, "on_incident_opened", lambda inc: (_ for _ in ()).throw(RuntimeError("database is locked")))
+    assert repair.run(now=T0 + 200) == 0 and orders.get(missed.id) is None
+    monkeypatch.setattr(orders, "on_incident_opened", real)
+    assert repair.run(now=T0 + 260) == 1
+    assert orders.get(missed.id) is not None and orders.get(made_live.incident_id) is not None
+    assert repair.run(now=T0 + 320) == 0
+    with orders.transaction() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(WorkOrderRow)) == 3

@@ -275,6 +275,44 @@ def test_overdue_cases_escalate_on_the_clock(orders):
     assert o.on_time is False and o.overdue
 
 
+def test_escalation_or_regrade_just_after_the_due_time_keeps_the_lateness(orders):
+    """A new due time (escalation's fresh limit, a re-grade) does not erase a lateness the
+    clock has not seen yet (it ticks every 30 s): the case stays overdue, not on time."""
+    wf = _wf(orders)
+    late_up, late_regrade, early_up = (_incident(orders).incident_id for _ in range(3))  # grade 3: 60 min
+    for i in (late_up, late_regrade, early_up):
+        wf.dispatch(i, OP, at=T0 + 10)
+    o = wf.escalate(late_up, SUP, at=T0 + 60 * 60 + 20)  # 20 s late
+    assert o.overdue and o.due_at == T0 + 60 * 60 + 20 + 60 * 60
+    wf.accept(late_up, SUP, at=T0 + 61 * 60)
+    o = wf.handle(late_up, SUP, note="done", at=T0 + 62 * 60)
+    assert o.overdue and o.on_time is False
+    o = wf.dispatch(late_regrade, OP, grade=4, at=T0 + 60 * 60 + 20)
+    assert o.overdue and o.due_at == T0 + 240 * 60 and o.is_overdue(T0 + 61 * 60)
+    o = wf.escalate(early_up, SUP, at=T0 + 59 * 60)  # in time: not late
+    assert not o.overdue
+    [parking] = orders.stats(now=T0 + 62 * 60)["by_type"]
+    assert (parking.judged, parking.on_time) == (2, 0)
+
+
+def test_a_case_sent_back_down_from_the_top_escalates_again_when_late(orders):
+    """Late at the top level is noted once; dispatched back down (its floor allows it), the
+    case is the clock's again: escalated when late, noted again at the top."""
+    wf = _wf(orders)
+    clock = WorkflowClock(wf)
+    i = _incident(orders).incident_id  # traffic-squad, 60 min
+    wf.dispatch(i, OP, unit="city-centre", at=T0 + 10)
+    assert clock.tick(T0 + 60 * 60 + 1)["noted"] == 1
+    wf.dispatch(i, OP, unit="traffic-squad", at=T0 + 62 * 60)
+    assert clock.tick(T0 + 63 * 60) == {"escalated": 1, "noted": 0, "skipped": 0}
+    o = orders.get(i)
+    assert (o.state, o.unit, o.escalations, o.overdue) == ("escalated", "district-traffic", 1, True)
+    assert wf.escalate(i, SUP, unit="city-centre", at=T0 + 64 * 60).unit == "city-centre"
+    t = orders.get(i).due_at + 1
+    assert clock.tick(t)["noted"] == 1 and clock.tick(t + 60)["noted"] == 0
+    assert [a.action for a in orders.audit(i)] == ["detect", "dispatch", "overdue", "dispatch", "escalate", "escalate", "overdue"]
+
+
 def test_handled_and_finished_cases_do_not_escalate(orders):
     wf = _wf(orders)
     handled = _to_state(wf, orders, "handled")
@@ -314,10 +352,21 @@ def test_condition_back_continues_the_case(orders):
     assert (o.state, o.cleared_at) == ("dispatched", None), "no longer cleared: the car is back"
     last = orders.audit(j)[-1]
     assert (last.actor, last.action, last.to_state) == ("system:auto-verify", "verify", "dispatched") and "again" in last.reason
+    # closed by the camera itself, then the condition is back within the cooldown: the close
+    # was too soon, the case goes back to its unit as rework (the docs: "same case")
     i = _to_state(wf, orders, "handled")
     assert wf.verify_cleared(i, at=T0 + 800) == "closed"
-    assert wf.condition_back(i, at=T0 + 810) == "noted-finished"
-    assert orders.get(i).state == "closed" and "already finished" in orders.audit(i)[-1].reason
+    assert wf.condition_back(i, at=T0 + 810) == "reopened"
+    o = orders.get(i)
+    assert (o.state, o.closed_at, o.handled_at, o.cleared_at) == ("dispatched", None, None, None)
+    last = orders.audit(i)[-1]
+    assert (last.actor, last.action, last.from_state, last.to_state) == ("system:auto-verify", "dispatch", "closed", "dispatched")
+    assert last.details.get("rework") is True and "undone" in last.reason
+    # a case a person closed stays closed: the camera only notes it
+    k = _to_state(wf, orders, "handled")
+    wf.close(k, OP, at=T0 + 820)
+    assert wf.condition_back(k, at=T0 + 830) == "noted-finished"
+    assert orders.get(k).state == "closed" and "already finished" in orders.audit(k)[-1].reason
     assert wf.condition_back(123_456) == "ignored"
 
 

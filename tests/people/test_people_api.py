@@ -233,6 +233,39 @@ def test_a_repeated_action_with_the_same_idempotency_key_runs_once(env):
         assert r.status_code == 200 and r.json()["state"] == "rejected"
 
 
+def test_a_repeat_after_the_case_moved_away_still_gets_the_first_result(env):
+    """The phone's retry after a lost response, once the case went to someone else (escalated,
+    reassigned): the first result, not a 404. Only to the caller who stored it: the same key
+    from another caller, or for another case the caller cannot see, is a plain 404."""
+    i, j = env.dispatched(EAST, EAST)
+    key = {"Idempotency-Key": "phone-1-accept-0002"}
+    with env.client() as c:
+        csrf = env.login(c, "east1")
+        first = c.post(f"/workorders/{i}/accept", headers={**csrf, **key})
+        assert first.status_code == 200 and first.json()["state"] == "accepted"
+        r = c.post(f"/workorders/{i}/assign", json={"assignee": env.ids["west1"]}, headers=env.h("operator"))
+        assert r.status_code == 200
+        assert c.get(f"/workorders/{i}").status_code == 404  # no longer theirs
+        again = c.post(f"/workorders/{i}/accept", headers={**csrf, **key})
+        assert again.status_code == 200 and again.json() == first.json()
+        assert c.post(f"/workorders/{i}/escalate", headers=env.h("operator")).status_code == 403
+        assert c.post(f"/workorders/{i}/escalate", json={}, headers=env.h("admin")).status_code == 200
+        assert c.post(f"/workorders/{i}/accept", headers={**csrf, **key}).json() == first.json()
+        # without the key, or with it for a case they cannot see: 404 as for any other case
+        assert c.post(f"/workorders/{i}/accept", headers=csrf).status_code == 404
+        r = c.post(f"/workorders/{j}/assign", json={"assignee": env.ids["west1"]}, headers=env.h("operator"))
+        assert r.status_code == 200
+        assert c.post(f"/workorders/{j}/accept", headers={**csrf, **key}).status_code == 404
+    with env.client() as c:  # another person with the same key: not the stored result
+        csrf = env.login(c, "west1")
+        r = c.post(f"/workorders/{i}/accept", headers={**csrf, **key})
+        assert r.status_code == 404
+        r = c.post(f"/workorders/{j}/accept", headers={**csrf, **key})
+        assert r.status_code == 200 and r.json()["incident_id"] == j
+    trail = [e["action"] for e in env.client().get(f"/workorders/{i}", headers=env.h("operator")).json()["audit"]]
+    assert trail == ["detect", "dispatch", "accept", "assign", "escalate"]  # the repeats changed nothing
+
+
 def test_people_admin_api_and_csv_import(env):
     admin = env.h("admin")
     with env.client() as c:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -190,6 +191,32 @@ def test_period_selects_by_detection_time_and_unit_handler_sees_their_unit(env):
     # the default period is the last 30 days: the seeded cases of 2026-11 are not in it unless now is near
     assert client.get("/stats/cases", headers=_h(keys, "viewer")).status_code == 200
     assert client.get("/stats/cases").status_code == 401
+
+
+@pytest.fixture
+def server_in_china(monkeypatch):
+    """The server's local time is UTC+8 (POSIX form: no time zone database needed)."""
+    monkeypatch.setenv("TZ", "CST-8")
+    time.tzset()
+    assert time.timezone == -8 * 3600
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_without_a_zone_are_utc_on_every_route(env, server_in_china):
+    """``since``/``until`` without an offset are UTC (docs/workorders.md: "Times are ISO 8601
+    UTC") on /stats/workorders, /stats/cases and /incidents alike, whatever the server's zone."""
+    client, orders, keys = env
+    i = _open(orders, datetime(2026, 3, 1, 20, 0, tzinfo=UTC).timestamp())  # 04:00 on 2 March in UTC+8
+    day = {"since": "2026-03-01T00:00:00", "until": "2026-03-02T00:00:00"}
+    viewer = _h(keys, "viewer")
+    assert sum(client.get("/stats/workorders", params=day, headers=viewer).json()["by_state"].values()) == 1
+    assert client.get("/stats/cases", params=day, headers=viewer).json()["totals"]["total"] == 1
+    assert [x["id"] for x in client.get("/incidents", params=day, headers=viewer).json()["items"]] == [i]
+    china_day = {"since": "2026-03-01T00:00:00+08:00", "until": "2026-03-02T00:00:00+08:00"}  # an offset is kept
+    assert sum(client.get("/stats/workorders", params=china_day, headers=viewer).json()["by_state"].values()) == 0
+    assert client.get("/incidents", params=china_day, headers=viewer).json()["total"] == 0
 
 
 @pytest.mark.parametrize(
