@@ -35,6 +35,12 @@ DEFAULT_HEAD_TIMEOUT_S = 10.0
 DEFAULT_BODY_MIN_RATE = 500.0
 
 
+def _cancelled(timer: asyncio.TimerHandle | None) -> None:
+    """Cancel ``timer`` if there is one; None, for the attribute that held it."""
+    if timer is not None:
+        timer.cancel()
+
+
 class HeadDeadlineProtocol(H11Protocol):
     """:class:`H11Protocol` that closes a connection whose request head is late (see the module)."""
 
@@ -63,12 +69,13 @@ class HeadDeadlineProtocol(H11Protocol):
         self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_late)
 
     def _cancel_head_deadline(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._head_timer = _cancelled(self._head_timer)
 
     def _head_late(self) -> None:
         self._head_timer = None
+        self._hang_up()
+
+    def _hang_up(self) -> None:
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -88,26 +95,24 @@ class HeadDeadlineProtocol(H11Protocol):
         if self._body_timer is None:
             self._body_began, self._body_bytes = now, 0
         else:
-            self._body_timer.cancel()
+            _cancelled(self._body_timer)
             self._body_bytes += received
         self._body_last = now
         self._body_timer = self.loop.call_at(self._body_deadline(), self._body_late)
 
     def _cancel_body_deadline(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._body_timer = _cancelled(self._body_timer)
 
     def _body_late(self) -> None:
         self._body_timer = None
-        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+        if self.conn.their_state is not h11.SEND_BODY:
             return
         if self.flow.read_paused:  # the app is not taking the body yet: not the client's delay, start again
             self._body_began = self._body_last = self.loop.time()
             self._body_bytes = 0
             self._body_timer = self.loop.call_at(self._body_deadline(), self._body_late)
             return
-        self.transport.close()
+        self._hang_up()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows the type
         super().connection_made(transport)
