@@ -35,10 +35,11 @@ DEFAULT_HEAD_TIMEOUT_S = 10.0
 DEFAULT_BODY_MIN_RATE = 500.0
 
 
-def _cancelled(timer: asyncio.TimerHandle | None) -> None:
-    """Cancel ``timer`` if there is one; None, for the attribute that held it."""
+def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancel ``timer`` if there is one; returns None, for the attribute that held it."""
     if timer is not None:
         timer.cancel()
+    return None
 
 
 class HeadDeadlineProtocol(H11Protocol):
