@@ -22,7 +22,9 @@ incidents, has none. So the worker cuts the clip and the case service records it
   clip (``incident_clips``: ``GET /incidents/{id}/clip.mp4`` serves it as any clip); a second
   incident of the same frame gets a hard link (a copy where links are not supported) so that
   retention deleting one clip leaves the other. A reference whose observation opened no
-  incident is logged and its file deleted.
+  incident is logged and its file deleted, unless a clip record points at that file (a forged
+  or replayed reference never deletes another incident's clip). The observation consumer checks
+  a clip reference's lease token and sender before this class sees it (``cluster/observations.py``).
 
 Why a shared folder and not the JetStream object store: clips are up to a few megabytes each,
 the case service serves and prunes them as files already (retention, the clip API), and a
@@ -246,6 +248,8 @@ class ClipAttacher:
         self._clock = clock
         self.attached = 0
         self.unclaimed = 0
+        #: unclaimed references whose file was kept: a clip record points at it
+        self.kept = 0
 
     def attach(self, obs: Observation) -> list[int]:
         """Record the clip (or why there is none) on the incidents its observation opened;
@@ -292,6 +296,11 @@ class ClipAttacher:
         found, _ = self.store.list(IncidentQuery(camera_id=camera_id, since=ref.opened_at, until=ref.opened_at, limit=100))
         return sorted((i for i in found if i.details.get("frame_seq") == ref.frame_seq), key=lambda i: i.id)
 
+    def _recorded(self, path: Path) -> bool:
+        """Whether a clip record points at ``path`` (a resolved file of the clips folder)."""
+        real = os.path.realpath(path)
+        return any(os.path.realpath(recorded) == real for recorded in self.store.clip_paths())
+
     @staticmethod
     def _second_copy(first: Path, incident_id: int) -> Path:
         """The clip under a name of its own for another incident of the same frame (retention deletes per incident)."""
@@ -305,8 +314,14 @@ class ClipAttacher:
         return other
 
     def _discard(self, relpath: str, size_bytes: int) -> None:
+        """Delete an unclaimed clip's file, unless any clip record points at it."""
         try:
-            os.unlink(resolve_clip(self.clips_dir, relpath, size_bytes=size_bytes))
+            path = resolve_clip(self.clips_dir, relpath, size_bytes=size_bytes)
+            if self._recorded(path):
+                self.kept += 1
+                log.warning("unclaimed clip not deleted: an incident's clip record points at it")
+                return
+            os.unlink(path)
         except WireError as exc:
             log.debug("unclaimed clip not deleted: %s", exc)
         except OSError as exc:

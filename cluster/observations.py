@@ -24,19 +24,26 @@ report becomes one message (``cluster/wire.py``: what crosses the wire and why) 
 Case side, :class:`ObservationConsumer` is the one durable pull consumer ``cases`` of that
 stream, feeding the service's one :class:`~gridworker.incidents.IncidentManager`. Per message:
 parse and validate (hostile: refused with ``term``, counted by reason, the consumer carries
-on), skip an id already applied (:class:`~gridworker.cluster.applied.AppliedLog`), refuse a
+on), skip an id already applied (:class:`~gridworker.cluster.applied.AppliedLog`), check it
+against what the server issued: a continuous camera's message (frame, report, clip reference)
+against the camera's lease record, read from the leases bucket once per batch (a token above
+the lease's is redelivered later, ``nak`` with a delay, then refused; the lease's own token only
+from the lease's worker), a patrol visit's message against the visits this service queued
+(:class:`~gridworker.cluster.visits.VisitLedger`; the visit id names its camera); refuse a
 lease token below the camera's fence (the highest token accepted, or the current lease's), skip
 a frame older than the camera's last applied one, apply it, record the id and the fence in the
 database, and only then ``ack``. A fetched batch (up to 64) is checked against the applied ids
 in one query and recorded in one transaction, then acked: per message that was two database
 transactions, a quarter of the case service's CPU in the cluster bench. A case service that dies anywhere in that loses nothing: the
 message is redelivered; applied again, its incidents are found open under their keys. A clip
-reference is not fenced (its frame was applied before) and goes to ``on_clip``
+reference is checked against the lease like a frame; below the fence it passes only when its
+frame was applied (a clip cut before a handover), never raises the fence, and goes to ``on_clip``
 (:class:`~gridworker.cluster.clips.ClipAttacher`: the clip recorded for the incidents its frame opened).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -44,7 +51,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -58,12 +65,14 @@ from gridworker.vision.observations import IncidentSink, ObjectReport
 
 from .applied import AppliedLog
 from .clips import ClipAttacher, ClipCutter
+from .leases import LeaseRecord, read_lease
 from .link import NatsLink
 from .wire import MAX_IMAGE_BYTES, MAX_MESSAGE_BYTES, Observation, WireError, encode_frame, encode_outcome, encode_report, frame_keys, parse_observation, to_analysis, to_report, wire_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
+    from nats.js.kv import KeyValue
 
     from gridworker.incidents.db import Database
 
@@ -78,6 +87,7 @@ __all__ = [
     "build_worker_sink",
     "ensure_obs_stream",
     "ensure_stream",
+    "read_leases",
     "settle",
     "start_observation_consumer",
 ]
@@ -110,6 +120,12 @@ def settle(link: NatsLink, action: Callable[[], Awaitable[None]], what: str) -> 
         link.call(action)
     except Exception as exc:
         log.debug("%s failed: %s", what, type(exc).__name__)
+
+
+async def read_leases(kv: KeyValue, camera_ids: Sequence[str]) -> dict[str, LeaseRecord | None]:
+    """Each camera's lease now (None: never claimed, released or lapsed), read at once."""
+    records = await asyncio.gather(*(read_lease(kv, cam) for cam in camera_ids))
+    return dict(zip(camera_ids, records, strict=True))
 
 
 async def ensure_obs_stream(js: JetStreamContext, name: str, subject: str, *, max_bytes: int = 2_000_000_000) -> None:
@@ -392,6 +408,8 @@ class ConsumerStats:
     late: int = 0
     outcomes: int = 0
     clips: int = 0
+    #: redelivered later (nak): a lease token ahead of the camera's lease as read, a visit not queued here
+    deferred: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -403,7 +421,12 @@ class Decision:
     DUPLICATE = "duplicate"
     LATE = "late"
     OUTCOME = "outcome"
-    REJECTED = "rejected"  # malformed, oversized, wrong version, unknown camera, stale lease
+    REJECTED = "rejected"  # malformed, oversized, wrong version, unknown camera, stale lease, not the lease holder, unknown visit
+    DEFERRED = "deferred"  # a lease token ahead of the lease as read, a visit not queued here: redelivered later (nak with a delay)
+
+
+LeaseLookup = Callable[[Sequence[str]], Mapping[str, LeaseRecord | None]]
+"""camera ids -> each one's lease now (None: none), read from the leases bucket; raises when it cannot be read."""
 
 
 class ObservationConsumer:
@@ -415,6 +438,16 @@ class ObservationConsumer:
         db: where applied ids and fences are kept (the service's database).
         lease_token: the camera's current lease token (0 or None: no lease), read from the
             leases bucket; an observation below it is stale.
+        leases: reads the cameras' lease records (:func:`read_leases`), once per fetched batch: a
+            continuous camera's message (frame, report, clip reference) whose token is above the
+            lease's is deferred (redelivered after ``defer_s``; refused once deferred for
+            ``defer_for_s``), one with the lease's token must come from the lease's worker. The
+            last record read stands in for a camera whose lease is gone (a lapsed or released one).
+            None: not checked (tests without a leases bucket).
+        visit_issued: ``(visit id, camera id)`` -> whether this case service queued that patrol
+            visit lately (:meth:`~gridworker.cluster.visits.VisitLedger.issued`); a visit's
+            message for any other is deferred like a token ahead of its lease (another case
+            service may have queued it), then refused. None: only the visit id's camera is checked.
         known_camera: whether the camera exists (an unknown one is refused).
         on_outcome: told each patrol visit outcome a worker reported (an offline camera).
         on_clip: told each clip reference (``ClipAttacher.attach``); a :class:`WireError` it raises refuses it.
@@ -437,8 +470,12 @@ class ObservationConsumer:
         known_camera: Callable[[str], bool] | None = None,
         on_outcome: Callable[[Observation], None] | None = None,
         on_clip: Callable[[Observation], object] | None = None,
+        leases: LeaseLookup | None = None,
+        visit_issued: Callable[[str, str], bool] | None = None,
         batch: int = 64,
         keep_s: float = 7 * 86_400.0,
+        defer_s: float = 2.0,
+        defer_for_s: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._link = link
@@ -448,6 +485,12 @@ class ObservationConsumer:
         self._known = known_camera
         self._on_outcome = on_outcome
         self._on_clip = on_clip
+        self._leases = leases
+        self._visit_issued = visit_issued
+        self._lease_seen: dict[str, LeaseRecord] = {}
+        self._deferred: OrderedDict[str, float] = OrderedDict()
+        self._defer_s = defer_s
+        self._defer_for_s = defer_for_s
         self._batch = batch
         self._keep_s = keep_s
         self._clock = clock
@@ -491,6 +534,12 @@ class ObservationConsumer:
             for i, _ in parsed:
                 out[i] = exc
             return out
+        try:
+            self._read_leases({obs.camera_id for _, obs in parsed if obs.visit is None})
+        except Exception as exc:  # NATS away: nothing is checked against a lease unread; redelivered
+            for i, _ in parsed:
+                out[i] = exc
+            return out
         fences: dict[str, int] = {}  # fences raised by this batch, not yet recorded
         applied: list[tuple[int, Observation, int]] = []
         batch_ids: set[str] = set()
@@ -503,11 +552,23 @@ class ObservationConsumer:
                 self.stats.reject("unknown camera")
                 log.warning("observation %s refused: unknown camera", obs.id)
                 continue
-            fenced = obs.visit is None and obs.clip is None  # a clip reference belongs to a frame applied before
-            if fenced and obs.token < max(self._fence(obs.camera_id), fences.get(obs.camera_id, 0)):
-                self.stats.reject("stale lease")
-                log.warning("observation %s from %s refused: lease token %d is stale for %s", obs.id, obs.worker, obs.token, obs.camera_id)
-                continue
+            if obs.visit is not None:
+                unknown = self._visit_refusal(obs)
+                if unknown is not None:
+                    out[i] = unknown
+                    continue
+            fenced = obs.visit is None and obs.clip is None
+            if obs.visit is None:
+                held = self._lease_refusal(obs)
+                if held is not None:
+                    out[i] = held
+                    continue
+                fence = max(self._fence(obs.camera_id), fences.get(obs.camera_id, 0))
+                # a clip reference below the fence passes only as the evidence of a frame applied before the handover
+                if obs.token < fence and not (obs.clip is not None and self._was_applied(obs.clip.of, batch_ids)):
+                    self.stats.reject("stale lease")
+                    log.warning("observation %s from %s refused: lease token %d is stale for %s", obs.id, obs.worker, obs.token, obs.camera_id)
+                    continue
             try:
                 out[i] = self._apply(obs)
             except WireError as exc:
@@ -531,6 +592,68 @@ class ObservationConsumer:
         for _, obs, _ in applied:
             self._remember(obs)
         return out
+
+    def _read_leases(self, camera_ids: set[str]) -> None:
+        """Read the cameras' leases now (one trip); the last record read is kept per camera."""
+        if self._leases is None or not camera_ids:
+            return
+        for camera_id, record in self._leases(sorted(camera_ids)).items():
+            if record is not None and camera_id in camera_ids:
+                self._lease_seen[camera_id] = record
+
+    def _lease_refusal(self, obs: Observation) -> str | None:
+        """Why a continuous camera's message does not fit the camera's lease (its Decision), or None.
+
+        A token above the lease's (or, with no lease ever read, above the fence) is no token the
+        server issued yet: deferred, in case the record read lags, and refused once deferred for
+        ``defer_for_s``. The lease's own token must come from the lease's worker. An older token
+        passes on to the fence (the old owner's messages sent before a handover).
+        """
+        if self._leases is None:
+            return None
+        lease = self._lease_seen.get(obs.camera_id)
+        if lease is not None and obs.token == lease.token and obs.worker != lease.worker:
+            self.stats.reject("not the lease holder")
+            log.warning("observation %s refused: %s does not hold %s's lease %d", obs.id, obs.worker, obs.camera_id, obs.token)
+            return Decision.REJECTED
+        bound = lease.token if lease is not None else self._fence(obs.camera_id)
+        if obs.token <= bound:
+            self._deferred.pop(obs.id, None)
+            return None
+        return self._defer(obs, "lease token ahead of the lease", f"token {obs.token} is above {obs.camera_id}'s lease {bound}")
+
+    def _visit_refusal(self, obs: Observation) -> str | None:
+        """Why a visit's message is not accepted (its Decision), or None: its visit id
+        (``plan:cycle:camera``) must name its camera (else refused) and be a visit queued here
+        (else deferred: another case service may have queued it and takes it on a redelivery;
+        refused once deferred for ``defer_for_s``)."""
+        visit = obs.visit or ""
+        if visit.rsplit(":", 1)[-1] != obs.camera_id:
+            self.stats.reject("unknown visit")
+            log.warning("observation %s from %s refused: visit %s is not one of %s", obs.id, obs.worker, visit, obs.camera_id)
+            return Decision.REJECTED
+        if self._visit_issued is None or self._visit_issued(visit, obs.camera_id):
+            self._deferred.pop(obs.id, None)
+            return None
+        return self._defer(obs, "unknown visit", f"visit {visit} was not queued here")
+
+    def _defer(self, obs: Observation, reason: str, detail: str) -> str:
+        """Redeliver a message later (``DEFERRED``), or refuse it (``REJECTED``, counted by
+        ``reason``) once it has been deferred for ``defer_for_s``."""
+        now = self._clock()
+        first = self._deferred.setdefault(obs.id, now)
+        while len(self._deferred) > 10_000:
+            self._deferred.popitem(last=False)
+        if now - first >= self._defer_for_s:
+            self._deferred.pop(obs.id, None)
+            self.stats.reject(reason)
+            log.warning("observation %s from %s refused: %s", obs.id, obs.worker, detail)
+            return Decision.REJECTED
+        self.stats.deferred += 1
+        return Decision.DEFERRED
+
+    def _was_applied(self, obs_id: str, batch_ids: set[str]) -> bool:
+        return obs_id in self._recent or obs_id in batch_ids or bool(self._applied.seen_among([obs_id]))
 
     def _fence(self, camera_id: str) -> int:
         fence = self._fences.get(camera_id)
@@ -635,9 +758,15 @@ class ObservationConsumer:
 
         async def send() -> None:
             for msg, outcome in zip(msgs, outcomes, strict=True):
-                action = msg.nak if isinstance(outcome, Exception) else msg.term if outcome == Decision.REJECTED else msg.ack
                 try:
-                    await action()
+                    if isinstance(outcome, Exception):
+                        await msg.nak()
+                    elif outcome == Decision.DEFERRED:
+                        await msg.nak(delay=self._defer_s)
+                    elif outcome == Decision.REJECTED:
+                        await msg.term()
+                    else:
+                        await msg.ack()
                 except Exception as exc:
                     log.debug("observation ack failed: %s", type(exc).__name__)
 
@@ -662,6 +791,9 @@ def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
     before the new owner's first one are applied, and any it sends after are refused. Comparing
     with the current lease instead would refuse legitimate observations whenever the consumer
     lags behind a handover (70-94 observations refused per cluster bench run when it did).
+    The current lease is read all the same, to refuse what no lease issued: a token above it
+    (deferred, then refused) and its own token from another worker; a patrol visit's message
+    needs a visit this service queued (``ctx.visits``).
     """
     from gridworker.cameras import CameraNotFound
 
@@ -676,8 +808,14 @@ def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
 
     evidence = ctx.settings.evidence
     attacher = ClipAttacher(service.store, evidence.resolve_clips_dir(ctx.settings.database.url)) if evidence.clips else None
+    link = ctx.link
+
+    def leases(camera_ids: Sequence[str]) -> dict[str, LeaseRecord | None]:
+        return link.call(lambda: read_leases(link.buckets.leases, camera_ids), timeout=link.config.op_timeout_s * 3)
+
     consumer = ObservationConsumer(
-        ctx.link, service.incidents, service.db, known_camera=known, on_clip=attacher.attach if attacher is not None else None
+        link, service.incidents, service.db, known_camera=known, on_clip=attacher.attach if attacher is not None else None,
+        leases=leases, visit_issued=ctx.visits.issued,
     )
     consumer.start()
     return consumer

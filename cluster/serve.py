@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError
@@ -30,10 +30,12 @@ from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger
 
 from .bridge import AsyncBridge, BridgeTimeout
-from .leases import LeaseRecord, read_lease
+from .leases import LeaseRecord
 from .link import NatsLink
 from .membership import KvMirror, LeaderElection, WorkerInfo, list_workers, read_workers
+from .observations import read_leases
 from .placement import Placement, place
+from .visits import VisitLedger
 from .worker import ClusterContext, Stoppable
 
 __all__ = ["ClusterService", "ClusterView", "RemoteStream", "ServeContext", "require_postgres"]
@@ -59,9 +61,11 @@ def require_postgres(settings: Settings) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ServeContext(ClusterContext):
-    """What the case service hands the parts that plug into it (the observation consumer, the visit publisher)."""
+    """What the case service hands the parts that plug into it (the observation consumer, the visit
+    publisher). ``visits``: the patrol visits queued here, shared by the two."""
 
     service: Service
+    visits: VisitLedger = field(default_factory=VisitLedger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,7 @@ class ClusterService:
         self.instance = uuid.uuid4().hex[:16]
         self.bridge = AsyncBridge("nats-bridge-serve")
         self.link = NatsLink(self.config, self.bridge, name="gridworker-serve")
+        self.visits = VisitLedger()
         self.election = LeaderElection(self.link, self.instance, self.config.leader_ttl_s)
         self._assign = KvMirror(self.link, lambda b: b.assign)
         self._catalogue = KvMirror(self.link, lambda b: b.cameras)
@@ -116,7 +121,7 @@ class ClusterService:
 
     @property
     def context(self) -> ServeContext:
-        return ServeContext(self.service.settings, self.config, self.bridge, self.link, self.service)
+        return ServeContext(self.service.settings, self.config, self.bridge, self.link, self.service, self.visits)
 
     def start(self) -> None:
         self.bridge.start()
@@ -225,15 +230,10 @@ class ClusterService:
         workers = self.link.call(lambda: list_workers(self.link.buckets.workers))
         assignment = {c: w.decode(errors="replace") for c, w in self._assign.snapshot().items()}
         kv = self.link.buckets.leases
-
-        async def owners() -> dict[str, LeaseRecord]:
-            cams = list(assignment)
-            records = await asyncio.gather(*(read_lease(kv, cam) for cam in cams))
-            return {cam: record for cam, record in zip(cams, records) if record is not None}
-
+        records = self.link.call(lambda: read_leases(kv, list(assignment)), timeout=self.config.op_timeout_s * 3)
         return ClusterView(
             leader=self.election.leading, workers=workers, drained=sorted(self._drain.snapshot()),
-            assignment=assignment, owners=self.link.call(owners, timeout=self.config.op_timeout_s * 3),
+            assignment=assignment, owners={cam: record for cam, record in records.items() if record is not None},
         )
 
     def drain(self, worker_id: str, on: bool = True) -> None:

@@ -29,7 +29,7 @@ import functools
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,6 +59,7 @@ __all__ = [
     "QueueFeed",
     "VisitDone",
     "VisitConsumer",
+    "VisitLedger",
     "VisitStats",
     "VisitTask",
     "ensure_visit_stream",
@@ -431,6 +432,58 @@ def start_visit_consumer(ctx: WorkerContext, runtime: VisitRuntime) -> VisitCons
     return consumer
 
 
+class VisitLedger:
+    """The patrol visits this case service queued, waiting for a worker or finished lately: the
+    observation consumer accepts a visit's messages only for one of these (a visit id is no
+    secret, but one the server never queued, or for another camera, is a forgery).
+
+    Args:
+        keep_s: a visit is still known this long after it finished (its observations may be
+            consumed well after the worker's done signal, or redone after a redelivery).
+        max_visits: the most remembered (the oldest forgotten first).
+
+    Example:
+        >>> ledger = VisitLedger()
+        >>> ledger.issue(VisitTask(plan_id="p", cycle="r-1", camera_id="cam1"))
+        >>> ledger.issued("p:r-1:cam1", "cam1"), ledger.issued("p:r-1:cam1", "cam2"), ledger.issued("p:r-2:cam1", "cam1")
+        (True, False, False)
+    """
+
+    def __init__(self, *, keep_s: float = 86_400.0, max_visits: int = 200_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keep_s = keep_s
+        self._max = max_visits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._visits: OrderedDict[str, tuple[str, float | None]] = OrderedDict()  # visit id -> (camera, finished at)
+
+    def issue(self, task: VisitTask) -> None:
+        """The visit is being queued (call before publishing it)."""
+        with self._lock:
+            self._visits[task.visit_id] = (task.camera_id, None)
+            self._visits.move_to_end(task.visit_id)
+            while len(self._visits) > self._max:
+                self._visits.popitem(last=False)
+
+    def finish(self, visit_id: str) -> None:
+        """The visit is over here (done, given up or timed out): known ``keep_s`` longer."""
+        with self._lock:
+            entry = self._visits.get(visit_id)
+            if entry is not None:
+                self._visits[visit_id] = (entry[0], self._clock())
+
+    def issued(self, visit_id: str, camera_id: str) -> bool:
+        """Whether ``visit_id`` is a visit of ``camera_id`` queued here, waiting or finished within ``keep_s``."""
+        with self._lock:
+            entry = self._visits.get(visit_id)
+            if entry is None or entry[0] != camera_id:
+                return False
+            finished = entry[1]
+            if finished is not None and self._clock() - finished > self._keep_s:
+                del self._visits[visit_id]
+                return False
+            return True
+
+
 class QueueFeed:
     """The case service's patrol runs in cluster mode: each visit of a plan's cycle is a message
     on the visits queue, done by whichever worker pulls it.
@@ -454,8 +507,11 @@ class QueueFeed:
         *,
         on_outcome: Callable[[PatrolPlan, CameraOutcome], None] | None = None,
         wait_s: float | None = None,
+        ledger: VisitLedger | None = None,
     ) -> None:
         self._link = link
+        #: the visits queued here (what the observation consumer checks a visit's messages against)
+        self.ledger = ledger if ledger is not None else VisitLedger()
         self._targets = targets
         self._on_outcome = on_outcome
         self._wait_s = wait_s
@@ -529,6 +585,7 @@ class QueueFeed:
         event, box = threading.Event(), []  # type: tuple[threading.Event, list[VisitDone]]
         with self._lock:
             self._waiting[task.visit_id] = (event, box)
+        self.ledger.issue(task)
         try:
             publish_cycle(self._link, [task], ensure=False)
             deadline = time.monotonic() + wait_s
@@ -542,6 +599,7 @@ class QueueFeed:
         finally:
             with self._lock:
                 self._waiting.pop(task.visit_id, None)
+            self.ledger.finish(task.visit_id)
         if not box:
             return GlanceResult(task.camera_id, "", started, error_kind="stopped", error="stopped")
         done = box[0]
@@ -559,7 +617,9 @@ def start_visit_publisher(ctx: ServeContext) -> QueueFeed:
     """Serve side: plan cycles go out as visit messages (the service's patrol runs use a
     :class:`QueueFeed` instead of its own pipeline; the patrol API and console are unchanged)."""
     service = ctx.service
-    feed = QueueFeed(ctx.link, service.patrol_targets, on_outcome=lambda plan, o: service.metrics.patrol_visit(plan.id, o.ok, o.error_kind))
+    feed = QueueFeed(
+        ctx.link, service.patrol_targets, on_outcome=lambda plan, o: service.metrics.patrol_visit(plan.id, o.ok, o.error_kind), ledger=ctx.visits
+    )
     feed.start()
     service.patrol.make_run = feed.make_run
     return feed

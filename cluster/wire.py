@@ -249,10 +249,14 @@ class Observation(_Wire):
             key of the case service's applied-ids table (it skips a redelivered one).
         worker: the sending worker.
         token: the camera lease's fencing token (0 inside a patrol visit: those are fenced by
-            ``visit``, whose ids are the same whichever worker does the visit).
-        visit: ``plan:cycle:camera`` when made inside a patrol visit.
+            ``visit``, whose ids are the same whichever worker does the visit). Only a bound
+            here: the case service checks it against the lease it issued (none above it, the
+            lease's own token only from the lease's worker) and the camera's fence.
+        visit: ``plan:cycle:camera`` when made inside a patrol visit; the case service accepts it
+            only for a visit it queued for that camera.
         clip: a clip reference (continuous cameras): it carries the token of the frame it
-            belongs to and is not fenced (the clip is evidence of a frame already applied).
+            belongs to and is checked against the lease like a frame; below the fence only when
+            that frame was applied (the clip is evidence of a frame applied before a handover).
     """
 
     v: Literal[1]
