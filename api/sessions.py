@@ -13,9 +13,9 @@ rate-limited logins (docs/people.md).
   after login, at logout, and when the person is disabled or their password changed.
 * Memory is bounded: ``max_sessions`` in all (the least recently used one ends beyond) and
   ``max_sessions_per_person`` (their oldest ends). Sessions do not survive a restart.
-* Logins are limited per username (failures) and per client address (attempts) in a
-  sliding window (api/ratelimit.py); over a limit: 429 with ``Retry-After``, before any
-  password is hashed.
+* Logins are limited per username (attempts not followed by a success, counted before the
+  password is checked) and per client address (attempts) in a sliding window
+  (api/ratelimit.py); over a limit: 429 with ``Retry-After``, before any password is hashed.
 
 Persons and "no key means loopback only": the front door (api/security.py) lets non-loopback
 callers in only once API keys are required; sessions change nothing there (fail closed). People
@@ -66,23 +66,32 @@ def _digest(token: str) -> str:
 
 
 class LoginGuard:
-    """The login limits: failed logins per username, attempts per client address."""
+    """The login limits: unsuccessful logins per username, attempts per client address.
+
+    An attempt counts against its username when it is admitted, before the password is
+    checked, and is forgotten only when the login succeeds: logins sent at once cannot all
+    get a password check while the first ones are still hashing (at most
+    ``login_failures_per_user`` checks per window, however many arrive together).
+    """
 
     def __init__(self, config: PeopleConfig) -> None:
         self.per_user = RateLimiter(config.login_failures_per_user, config.login_window_s)
         self.per_client = RateLimiter(config.login_attempts_per_client, config.login_window_s)
+        self._lock = threading.Lock()  # the two limiters are checked and recorded together
 
     def admit(self, username: str, client: str, now: float) -> float | None:
-        """None when this login may be tried (the client's attempt is counted); else seconds to wait."""
-        wait = self.per_user.retry_after(username, now)
-        if wait is not None:
+        """None when this login may be tried (counted against the username and the client);
+        else seconds to wait (nothing counted)."""
+        with self._lock:
+            wait = self.per_client.retry_after(client, now)
+            if wait is None:
+                wait = self.per_user.hit(username, now)
+            if wait is None:
+                wait = self.per_client.hit(client, now)
             return wait
-        return self.per_client.hit(client, now)
-
-    def failed(self, username: str, now: float) -> None:
-        self.per_user.hit(username, now)
 
     def succeeded(self, username: str) -> None:
+        """The username's counted attempts are cleared (the login succeeded)."""
         self.per_user.forget(username)
 
 

@@ -104,6 +104,20 @@ class IotConfig(_Strict):
     alarm_clear_min: float = Field(
         30.0, gt=0.0, le=10_080.0, description="An alarm case closes, verified, after this many minutes without the alarm."
     )
+    restore_hold_s: float = Field(
+        60.0,
+        ge=0.0,
+        le=3600.0,
+        description="A restored alarm's case closes once the alarm has stayed clear this long; raised again sooner, the same "
+        "case goes on (a flapping device keeps one case). 0: close at the restore.",
+    )
+    openings_per_hour: int = Field(
+        12,
+        ge=1,
+        le=3600,
+        description="Cases one device may open per hour, as many at once (a token bucket); an alarm beyond is held back "
+        "(counted as flapping) and opens when the device has a token again, unless it ended meanwhile.",
+    )
     check_interval_s: float = Field(1.0, gt=0.0, le=60.0, description="How often offline devices and quiet alarms are looked for.")
     linkage_watch_s: SecondsUpToMinute = Field(
         5.0,

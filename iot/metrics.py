@@ -3,7 +3,8 @@ the composition root):
 
 * ``gridworker_iot_messages_total{outcome}``: messages by outcome (``heartbeat``,
   ``reading``, ``alarm``, ``restore``, ``malformed``, ``unknown_device``, ``foreign_topic``,
-  ``failed``);
+  ``failed``, ``retained``: a retained message, dropped; ``flapping``: an alarm held
+  back by ``iot.openings_per_hour``);
 * ``gridworker_iot_malformed_messages_total{device}``: malformed messages per registered
   device (bounded by the registry; messages of unknown devices count as ``unknown_device``);
 * ``gridworker_iot_devices{state}``: devices ``online`` / ``offline``;

@@ -3,10 +3,14 @@ that finds silent devices and quiet alarms. Every case it raises goes to the one
 writer (``IncidentManager.device_report``); work orders, forwarding and the console follow
 from the manager's ``on_open`` as for a camera's case.
 
-Ingest: paho-mqtt, QoS 1 subscription, a persistent session (``clean_session=False``, a
-fixed client id), so alarms sent while gridworker is down are delivered when it returns.
+Ingest: paho-mqtt over MQTT 5, QoS 1 subscription, a persistent session (``clean_start``
+off and a session that never expires, a fixed client id), so alarms sent while gridworker is
+down are delivered when it returns. The CONNECT's Maximum Packet Size
+(``iot.max_payload_bytes`` + :data:`PACKET_HEADROOM`) makes the broker drop a larger message
+instead of sending it: an oversized publish is never read into memory here.
 A message is handled in paho's network thread and acknowledged (PUBACK) after it returns:
-an alarm is written before the broker forgets it. A message that does not follow its
+an alarm is written before the broker forgets it. A retained message (the broker's stored
+copy, re-sent at every subscription) is counted as ``retained`` and dropped: it is not news. A message that does not follow its
 device type's mapping is counted per device and dropped: it never opens a case and never
 stops the ingest.
 
@@ -28,6 +32,8 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gridworker.cases.catalogue import Catalogue
 from gridworker.delivery.mqtt import log_in
@@ -45,6 +51,12 @@ from .tracker import OFFLINE, AlarmTracker
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "iot:"
 WRITE_ATTEMPTS = 3
+#: bytes of a PUBLISH packet besides its payload allowed for in the Maximum Packet Size: the
+#: fixed header, the topic (``topic_pattern`` is at most 200 characters), packet id, properties
+PACKET_HEADROOM = 4096
+#: MQTT 5 Session Expiry Interval meaning "never": the broker keeps the session as MQTT 3.1.1's
+#: ``clean_session=False`` did
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 
 
 class IotStore(SnapshotStore, Protocol):
@@ -113,6 +125,8 @@ class IotService:
             self._kind,
             clear_after_s=config.alarm_clear_min * 60.0,
             missed_heartbeats=config.missed_heartbeats,
+            restore_hold_s=config.restore_hold_s,
+            openings_per_hour=config.openings_per_hour,
             snapshot=self._linked if snapshot is not None and watch_of is not None else None,
         )
         self.linkage: Linkage | None = None
@@ -197,13 +211,16 @@ class IotService:
     def _connect(self) -> mqtt.Client:
         b = self.config.broker
         assert b is not None
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=mqtt.MQTTv311, clean_session=False)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=mqtt.MQTTv5)
         log_in(c, b)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.reconnect_delay_set(min_delay=1, max_delay=30)
-        c.connect_async(b.host, b.port, keepalive=b.keepalive_s)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
+        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        props.MaximumPacketSize = self.config.max_payload_bytes + PACKET_HEADROOM  # the broker drops larger ones
+        c.connect_async(b.host, b.port, keepalive=b.keepalive_s, clean_start=False, properties=props)
         c.loop_start()  # paho connects, reconnects and delivers in its own thread
         return c
 
@@ -219,6 +236,14 @@ class IotService:
         self._connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.retain:
+            # the broker's stored copy, sent again at every (re)subscription: not news, and
+            # ``handle`` would date it now (a stale alarm reopening its case after each
+            # reconnect, a dead device's heartbeat looking alive). Messages queued for the
+            # persistent session while gridworker was away arrive with retain unset.
+            self._count("retained")
+            log.debug("IoT retained message on %s dropped", message.topic[:200])
+            return
         try:
             self.handle(message.topic, bytes(message.payload))
         except Exception:  # the ingest must outlive any message (paho would stop its loop)
@@ -228,7 +253,8 @@ class IotService:
     # -- messages ----------------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, now: float | None = None) -> str:
         """Handle one message; returns its outcome (counted): the message kind, or
-        ``foreign_topic``, ``unknown_device``, ``malformed``."""
+        ``foreign_topic``, ``unknown_device``, ``malformed``, ``flapping`` (an alarm whose case
+        the device may not open yet: ``iot.openings_per_hour``)."""
         device_id = self.config.device_of(topic)
         if device_id is None:
             return self._count("foreign_topic")
@@ -246,8 +272,12 @@ class IotService:
             log.debug("IoT device %s: malformed message: %s", device.id, exc)
             return self._count("malformed")
         with self._lock:
+            refused = self.tracker.refused
             self._report(self.tracker.message(device, msg))
-        return self._count(msg.kind)
+            flapping = self.tracker.refused > refused
+        if flapping:
+            log.debug("IoT device %s: a case held back (too many opened this hour)", device.id)
+        return self._count("flapping" if flapping else msg.kind)
 
     def tick(self, now: float | None = None) -> None:
         """Look for silent devices and quiet alarms now (the clock calls it every ``check_interval_s``)."""

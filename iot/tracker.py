@@ -5,7 +5,12 @@ No I/O and no clock of its own (``now`` is passed in), so the rules are table-te
 
 * a message raising an alarm reports it active (the case opens, or the open one updates);
 * a "restored" message, or a reading back inside a ``clears_when_normal`` threshold,
-  reports an alarm that holds inactive (its case closes);
+  reports an alarm that holds inactive (its case closes) once the alarm has stayed clear
+  for ``restore_hold_s`` (reported by :meth:`tick`); raised again before that, the alarm
+  simply goes on holding, so a flapping device (alarm, restore, alarm, ...) keeps one case;
+* the cases a device opens are capped by a token bucket (``openings_per_hour``, as many
+  at once): an alarm that would open one beyond it is held back (counted in ``refused``)
+  and opens at a later tick once the device has a token again, unless it ended meanwhile;
 * an alarm not raised again for ``clear_after_s`` is reported inactive by :meth:`tick`;
 * a device silent for ``missed_heartbeats`` × its ``heartbeat_s`` is reported offline (its
   own case, alarm id ``offline``); any message from it closes that case.
@@ -34,6 +39,10 @@ class _State:
     last_seen: float
     offline: bool = False
     alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held
+    restoring: dict[str, DeviceMessage] = field(default_factory=dict)  # alarm id → its restore, held back
+    deferred: dict[str, DeviceMessage] = field(default_factory=dict)  # alarm id → its latest raise, no token to open
+    tokens: float | None = None  # case openings left (None: a full bucket)
+    tokens_at: float = 0.0  # when ``tokens`` was counted
 
 
 @dataclass(eq=False)
@@ -46,6 +55,10 @@ class AlarmTracker:
         clear_after_s: an alarm not raised again for this long is over.
         missed_heartbeats: heartbeat intervals of silence before a device is offline.
         snapshot: the evidence of a device's cameras (video linkage) when a case opens; None: none.
+        restore_hold_s: a restored alarm is reported over once it has stayed clear this long
+            (0: at once).
+        openings_per_hour: cases one device may open per hour, as many at once (a token
+            bucket); None: no cap.
     """
 
     mappings: Mapping[str, DeviceMapping]
@@ -54,6 +67,10 @@ class AlarmTracker:
     clear_after_s: float
     missed_heartbeats: int
     snapshot: Callable[[DeviceConfig], tuple[bytes | None, dict[str, Any]]] | None = None
+    restore_hold_s: float = 0.0
+    openings_per_hour: int | None = None
+    #: case openings held back by the cap so far (the caller's "flapping" figure)
+    refused: int = field(default=0, init=False)
     _states: dict[str, _State] = field(default_factory=dict, init=False)
 
     # -- what the service tells it -----------------------------------------------------------
@@ -77,7 +94,8 @@ class AlarmTracker:
             state.alarms[alarm] = now
 
     def state(self, device_id: str) -> tuple[float, bool, list[str]] | None:
-        """(last heard, offline, alarms that hold) of a watched device."""
+        """(last heard, offline, alarms that hold) of a watched device (a restored alarm holds
+        until its restore hold is over; one held back by the cap on openings does not)."""
         s = self._states.get(device_id)
         return None if s is None else (s.last_seen, s.offline, sorted(s.alarms))
 
@@ -92,13 +110,27 @@ class AlarmTracker:
             out.append(self._offline(device, msg.at, active=False, silent_s=0.0))
         mapping = self.mappings[device.type]
         for alarm_id in msg.restored:
-            if alarm_id in state.alarms and alarm_id not in msg.raised:
-                del state.alarms[alarm_id]
-                out.append(self._alarm(device, mapping, alarm_id, msg, active=False))
+            if alarm_id in msg.raised:
+                continue
+            state.deferred.pop(alarm_id, None)  # never opened: nothing to close
+            if alarm_id in state.alarms:
+                if self.restore_hold_s <= 0:
+                    del state.alarms[alarm_id]
+                    out.append(self._alarm(device, mapping, alarm_id, msg, active=False))
+                else:
+                    state.restoring.setdefault(alarm_id, msg)  # clear since the first restore
         for alarm_id in msg.raised:
-            first = alarm_id not in state.alarms
-            state.alarms[alarm_id] = msg.at
-            out.append(self._alarm(device, mapping, alarm_id, msg, active=True, first=first))
+            state.restoring.pop(alarm_id, None)  # raised again within the hold: the case goes on
+            if alarm_id in state.alarms:
+                state.alarms[alarm_id] = msg.at
+                out.append(self._alarm(device, mapping, alarm_id, msg, active=True))
+            elif self._take_token(state, msg.at):
+                state.deferred.pop(alarm_id, None)
+                state.alarms[alarm_id] = msg.at
+                out.append(self._alarm(device, mapping, alarm_id, msg, active=True, first=True))
+            else:
+                state.deferred[alarm_id] = msg
+                self.refused += 1
         return out
 
     def tick(self, devices: Iterable[DeviceConfig], now: float) -> list[DeviceReport]:
@@ -113,13 +145,42 @@ class AlarmTracker:
                 state.offline = True
                 out.append(self._offline(device, now, active=True, silent_s=silent))
             mapping = self.mappings.get(device.type)
+            for alarm_id, restore in list(state.restoring.items()):
+                if now - restore.at >= self.restore_hold_s:
+                    del state.restoring[alarm_id]
+                    if state.alarms.pop(alarm_id, None) is not None and mapping is not None:
+                        out.append(self._alarm(device, mapping, alarm_id, restore, active=False))
             for alarm_id, last in list(state.alarms.items()):
                 if now - last >= self.clear_after_s:
                     del state.alarms[alarm_id]
+                    state.restoring.pop(alarm_id, None)
                     if mapping is not None:
                         quiet = DeviceMessage("heartbeat", now, {})
                         out.append(self._alarm(device, mapping, alarm_id, quiet, active=False, reason="quiet"))
+            for alarm_id, raised in list(state.deferred.items()):
+                if now - raised.at >= self.clear_after_s or mapping is None:
+                    del state.deferred[alarm_id]  # gone quiet before it could open
+                elif self._take_token(state, now):
+                    del state.deferred[alarm_id]
+                    state.alarms[alarm_id] = raised.at
+                    out.append(self._alarm(device, mapping, alarm_id, raised, active=True, first=True))
         return out
+
+    def _take_token(self, state: _State, now: float) -> bool:
+        """One case opening from the device's bucket, if it has one (refilled at
+        ``openings_per_hour`` per hour, up to as many)."""
+        if self.openings_per_hour is None:
+            return True
+        cap = float(self.openings_per_hour)
+        if state.tokens is None:
+            state.tokens = cap
+        else:
+            state.tokens = min(cap, state.tokens + max(0.0, now - state.tokens_at) * cap / 3600.0)
+        state.tokens_at = max(state.tokens_at, now)
+        if state.tokens < 1.0:
+            return False
+        state.tokens -= 1.0
+        return True
 
     # -- reports ---------------------------------------------------------------------------
     def _alarm(

@@ -80,8 +80,7 @@ def login(body: LoginIn, request: Request, response: Response, people: PeopleDep
             status.HTTP_429_TOO_MANY_REQUESTS, "too many login attempts: wait and try again", headers={"Retry-After": str(int(wait) + 1)}
         )
     person = people.authenticate(username, body.password)
-    if person is None:
-        sessions.logins.failed(username, now)
+    if person is None:  # the attempt was counted against the username when admitted
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
     sessions.logins.succeeded(username)
     token, info = sessions.create(person.id)

@@ -31,12 +31,19 @@ class Bus:
         self._pub.connect(*SHARED)
         self._pub.loop_start()
 
-    def publish(self, device_id: str, body: bytes) -> None:
-        info = self._pub.publish(f"{self.prefix}/{device_id}/up", body, qos=1)
+        self._retained: set[str] = set()
+
+    def publish(self, device_id: str, body: bytes, *, retain: bool = False) -> None:
+        topic = f"{self.prefix}/{device_id}/up"
+        info = self._pub.publish(topic, body, qos=1, retain=retain)
         info.wait_for_publish(10)
         assert info.is_published()
+        if retain:
+            self._retained.add(topic)
 
     def close(self) -> None:
+        for topic in self._retained:  # an empty retained message clears the broker's copy
+            self._pub.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
         self._pub.disconnect()
         self._pub.loop_stop()
         # forget the ingest's persistent session on the broker
@@ -75,6 +82,7 @@ def iot_settings(db: str, bus: Bus, receiver: Receiver | None = None, **iot: obj
         "topic_pattern": bus.pattern,
         "devices": DEVICES,
         "check_interval_s": 0.1,
+        "restore_hold_s": 0.3,  # a restore closes its case after 0.3 s clear (the product waits 60 s)
         **iot,
     }
     return Settings(
