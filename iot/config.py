@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gridworker.delivery.config import topic_text
-from gridworker.fields import SecondsUpToMinute
+from gridworker.fields import SecondsUpToHour, SecondsUpToMinute
 from gridworker.validation import first_repeat
 
 #: Device ids: as camera ids, but 60 characters at most, so that ``iot:<id>`` (the incident's
@@ -104,19 +104,13 @@ class IotConfig(_Strict):
     alarm_clear_min: float = Field(
         30.0, gt=0.0, le=10_080.0, description="An alarm case closes, verified, after this many minutes without the alarm."
     )
-    restore_hold_s: float = Field(
-        60.0,
-        ge=0.0,
-        le=3600.0,
-        description="A restored alarm's case closes once the alarm has stayed clear this long; raised again sooner, the same "
-        "case goes on (a flapping device keeps one case). 0: close at the restore.",
+    restore_hold_s: SecondsUpToHour = Field(
+        60.0, description="A restored alarm's case closes once the alarm has stayed clear this long; raised again sooner, "
+        "the same case goes on (a flapping device keeps one case). 0: close at the restore.",
     )
     openings_per_hour: int = Field(
-        12,
-        ge=1,
-        le=3600,
-        description="Cases one device may open per hour, as many at once (a token bucket); an alarm beyond is held back "
-        "(counted as flapping) and opens when the device has a token again, unless it ended meanwhile.",
+        12, ge=1, le=3600, description="Cases one device may open per hour, as many at once (a token bucket); an alarm "
+        "beyond is held back (counted as flapping) and opens when the device has a token again, unless it ended meanwhile.",
     )
     check_interval_s: float = Field(1.0, gt=0.0, le=60.0, description="How often offline devices and quiet alarms are looked for.")
     linkage_watch_s: SecondsUpToMinute = Field(
