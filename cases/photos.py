@@ -103,15 +103,22 @@ class PhotoBusy(PhotoError):
         super().__init__(reason, status=503)
 
 
+#: Pixels decoded at most for one photo by default (a 16 MP RGBA PNG: about 140 MB while decoded).
+DEFAULT_MAX_DECODED_PIXELS = 16_000_000
+
+
 class PhotoGate:
     """At most ``slots`` photos normalised at once; a caller waits at most ``wait_s`` seconds for
-    a slot, then :class:`PhotoBusy`. Waiting callers are threads of the server's pool (bounded)."""
+    a slot, then :class:`PhotoBusy`. Waiting callers are threads of the server's pool (bounded).
+    ``max_decoded_pixels``: the most pixels one photo decodes through this gate (see
+    :func:`normalise_photo`), so the gate bounds the photos' memory together."""
 
-    def __init__(self, slots: int = 2, wait_s: float = 10.0) -> None:
-        if slots < 1 or wait_s < 0:
-            raise ValueError("a photo gate needs at least one slot and a wait of 0 s or more")
+    def __init__(self, slots: int = 2, wait_s: float = 10.0, max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> None:
+        if slots < 1 or wait_s < 0 or max_decoded_pixels < 1:
+            raise ValueError("a photo gate needs at least one slot, a wait of 0 s or more and a pixel bound")
         self.slots = slots
         self.wait_s = wait_s
+        self.max_decoded_pixels = max_decoded_pixels
         self._free = threading.BoundedSemaphore(slots)
 
     @contextmanager
@@ -301,7 +308,7 @@ def normalise_photo(
     max_side: int = 1600,
     max_input_pixels: int = 50_000_000,
     quality: int = 85,
-    max_decoded_pixels: int = 16_000_000,
+    max_decoded_pixels: int | None = None,
     gate: PhotoGate | None = None,
 ) -> Photo:
     """Check that ``data`` is a JPEG or PNG, and re-encode it bounded (see the module docstring).
@@ -312,7 +319,8 @@ def normalise_photo(
         max_input_pixels: uploads with more pixels are refused before they are decoded.
         quality: JPEG quality of the result.
         max_decoded_pixels: the most pixels decoded: a PNG or progressive/multi-scan JPEG with more, or a
-            JPEG with more at its smallest decoding scale, is refused before it is decoded.
+            JPEG with more at its smallest decoding scale, is refused before it is decoded (None:
+            the gate's bound, or 16 MP without a gate).
         gate: the decoding slots to wait for (the service's one gate); None: not bounded here
             (a caller that decodes one photo at a time, as a test or an offline tool).
 
@@ -332,6 +340,8 @@ def normalise_photo(
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise PhotoError("not a photo: only JPEG and PNG images are taken", status=415)
     try:
+        if max_decoded_pixels is None:
+            max_decoded_pixels = gate.max_decoded_pixels if gate is not None else DEFAULT_MAX_DECODED_PIXELS
         img, target = _open(data, max_side, max_input_pixels, max_decoded_pixels)
         with img, (nullcontext() if gate is None else gate.slot()):
             where = _location(img)  # (a PNG's EXIF may follow its pixels: read under the gate)

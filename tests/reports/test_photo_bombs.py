@@ -186,6 +186,20 @@ def test_the_services_one_gate_has_two_slots(env):
         PhotoGate(slots=0)
 
 
+def test_the_gate_and_its_pixel_bound_come_from_the_settings(tmp_path):
+    """`reports.photos`: decode_slots, decode_wait_s, max_decoded_megapixels make the service's one gate,
+    and the bound holds on the keyless form as on the handler's photos."""
+    from tests.reports.conftest import make_env
+
+    for env in make_env(tmp_path, photos={"decode_slots": 3, "decode_wait_s": 2.5, "max_decoded_megapixels": 4}):
+        gate = env.service.photos.gate
+        assert (gate.slots, gate.wait_s, gate.max_decoded_pixels) == (3, 2.5, 4_000_000)
+        assert env.service.workflow.photo_gate is gate
+        r = _report(env, _flat_png(2001, 2001))  # 4.004 MP: over this site's bound, under the default 16
+        assert r.status_code == 422 and "at most 4 megapixels are decoded" in r.json()["detail"]
+        assert normalise_photo(_flat_png(2000, 2000), max_side=1600, gate=gate).width == 1600
+
+
 def test_no_more_photos_decode_at_once_than_the_gate_has_slots(monkeypatch):
     gate = PhotoGate(slots=2, wait_s=30.0)
     lock = threading.Lock()
