@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Path, Request, Security, status
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gridworker.cases.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
@@ -61,6 +61,8 @@ def create_key(keys: KeyStore, *, name: str, role: str, unit: str | None = None,
     name = name.strip()
     if not name or len(name) > 200:
         raise KeyError_("a key needs a name of 1-200 characters")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):  # it is logged and audited as part of the actor
+        raise KeyError_("a key name may not contain control characters (line breaks, escapes)")
     if role not in ROLES:
         raise KeyError_(f"unknown role {role!r} (one of {', '.join(ROLES)})")
     if role == UNIT_HANDLER:
@@ -202,7 +204,11 @@ def key_admin(user: Annotated[Actor, ADMINISTER]) -> Actor:
     return user
 
 
-def incident_evidence_access(incident_id: int, user: CurrentUser, workflow: WorkflowDep) -> Actor:
+#: An incident's id in a path: checked (422) before any dependency looks it up.
+IncidentId = Annotated[int, Path(ge=1, le=2**62, description="Incident id")]
+
+
+def incident_evidence_access(incident_id: IncidentId, user: CurrentUser, workflow: WorkflowDep) -> Actor:
     """Detection incidents and their evidence: readers see all; a unit handler sees those of
     the cases their unit holds (404 otherwise, so ids of other units' cases don't leak)."""
     if user.role in (VIEWER, OPERATOR, SUPERVISOR, ADMIN):

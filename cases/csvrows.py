@@ -8,6 +8,8 @@ import csv
 import io
 from collections.abc import Sequence
 
+from gridworker.validation import first_repeat
+
 __all__ = ["csv_rows"]
 
 
@@ -18,8 +20,8 @@ def csv_rows(
     problems of the rows that could not be read.
 
     Raises:
-        error: a header naming a column not in ``columns`` or missing one of ``required``, or
-            more than ``max_rows`` rows.
+        error: a header naming a column not in ``columns``, one twice, or missing one of
+            ``required``; or more than ``max_rows`` rows.
         csv.Error: text Python's csv module cannot read (callers turn it into ``error``).
 
     Example:
@@ -32,6 +34,9 @@ def csv_rows(
     if unknown or not set(required) <= set(header):
         need = ", ".join(required[:-1]) + " and " + required[-1] if len(required) > 1 else required[0]
         raise error(f"CSV header must name {need}, and only columns of {', '.join(columns)} (unknown: {unknown[:5]})")
+    repeated = first_repeat(header)
+    if repeated is not None:  # csv keeps the last one: a second "role" column would win unseen
+        raise error(f"CSV header names the column {repeated!r} twice")
     reader.fieldnames = header
     rows: list[tuple[int, dict[str, str]]] = []
     problems: list[str] = []

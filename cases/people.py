@@ -67,6 +67,8 @@ AREA_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.\-]{0,63})?$"
 UNIT_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.\-]{0,63})?$"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
+#: People with a password one add (an import) may carry: each costs an Argon2 hash (~0.2 s here).
+MAX_PASSWORDS_PER_ADD = 100
 CSV_COLUMNS = ("username", "name", "unit", "area", "phone", "role", "password")
 Role = Literal["viewer", "operator", "unit_handler", "supervisor", "admin"]
 assert set(Role.__args__) == set(ROLES)  # type: ignore[attr-defined]
@@ -274,14 +276,17 @@ class People:
             if p.username in seen:
                 raise PersonExists(f"username {p.username!r} is listed twice")
             seen.add(p.username)
-        hashes = [None if (pw := _check_password(p.password)) is None else self.passwords.hash(pw) for p in people]
+        passwords = [_check_password(p.password) for p in people]
+        with_password = sum(pw is not None for pw in passwords)
+        if with_password > MAX_PASSWORDS_PER_ADD:  # each is a deliberately slow hash on the login's own slots
+            raise PeopleError(
+                f"{with_password} people with a password at once; at most {MAX_PASSWORDS_PER_ADD} (set the others' passwords later)"
+            )
+        with self.db.transaction() as s:  # refused before any hashing, checked again below
+            self._refuse_taken_or_full(s, seen)
+        hashes = [None if pw is None else self.passwords.hash(pw) for pw in passwords]
         with self._add_lock, self.db.transaction() as s:
-            count = s.scalar(select(func.count()).select_from(PersonRow)) or 0
-            if count + len(people) > self.config.max_people:
-                raise PeopleLimitReached(f"people.max_people ({self.config.max_people}) would be passed")
-            taken = s.scalars(select(PersonRow.username).where(PersonRow.username.in_(sorted(seen)))).first()
-            if taken is not None:
-                raise PersonExists(f"username {taken!r} is taken")
+            self._refuse_taken_or_full(s, seen)
             rows = [
                 PersonRow(
                     username=p.username, name=p.name, unit=p.unit, area=p.area, phone=p.phone, role=p.role,
@@ -295,6 +300,15 @@ class People:
             except IntegrityError:  # a concurrent add took the name
                 raise PersonExists("a username is taken") from None
             return [_to_person(r) for r in rows]
+
+    def _refuse_taken_or_full(self, s: Session, usernames: set[str]) -> None:
+        """PeopleLimitReached when adding ``usernames`` would pass ``max_people``; PersonExists when one is taken."""
+        count = s.scalar(select(func.count()).select_from(PersonRow)) or 0
+        if count + len(usernames) > self.config.max_people:
+            raise PeopleLimitReached(f"people.max_people ({self.config.max_people}) would be passed")
+        taken = s.scalars(select(PersonRow.username).where(PersonRow.username.in_(sorted(usernames)))).first()
+        if taken is not None:
+            raise PersonExists(f"username {taken!r} is taken")
 
     def update(self, person_id: int, patch: PersonPatch, *, at: float | None = None) -> Person:
         """Change a person. Raises PersonNotFound, PeopleError."""

@@ -12,13 +12,12 @@ from gridworker.incidents import IncidentQuery
 
 from ..deps import StoreDep
 from ..schemas import IncidentOut, IncidentPage, epoch
-from ..auth import READ, incident_evidence_access
+from ..auth import READ, IncidentId, incident_evidence_access
 
 EVIDENCE = Depends(incident_evidence_access)
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
-IncidentId = Annotated[int, Path(ge=1, le=2**62, description="Incident id")]
 
 
 @router.get("", response_model=IncidentPage, dependencies=[READ])

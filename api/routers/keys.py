@@ -22,7 +22,7 @@ Admin = Annotated[Actor, Depends(require(ADMIN))]
 
 
 class KeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$", description="No control characters")
     role: Literal["viewer", "operator", "unit_handler", "supervisor", "admin"]
     unit: str | None = Field(None, max_length=64, description="Required for unit_handler, refused otherwise")
 

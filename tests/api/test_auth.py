@@ -172,3 +172,15 @@ def test_a_key_without_the_bearer_scheme_is_told_how_to_send_it(keys):
         none = client.get("/workorders")
         assert none.status_code == 401 and "X-API-Key" in none.json()["detail"] and "no Bearer scheme" not in none.json()["detail"]
         assert client.get("/workorders", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["ops\n2026-12-04 15:00:00,000 INFO gridworker: forged", "a\x1b[31m", "tab\there", "nul\x00"])
+def test_a_key_name_with_control_characters_is_refused(keys, name):
+    """The name is part of the actor written to logs and the audit: no line breaks or escapes."""
+    with pytest.raises(KeyError_, match="control characters"):
+        create_key(keys, name=name, role="operator")
+    _, raw = create_key(keys, name="ops lead", role="admin")
+    with local_client(CaseParts.of(IncidentStore(keys.db), WorkOrders(keys.db), keys=keys).serve(create_app())) as client:
+        r = client.post("/keys", json={"name": name, "role": "viewer"}, headers={"X-API-Key": raw})
+        assert r.status_code == 422 and name not in r.text
+        assert client.post("/keys", json={"name": "night desk 夜班", "role": "viewer"}, headers={"X-API-Key": raw}).status_code == 201

@@ -200,3 +200,15 @@ def test_a_422_never_echoes_the_request(sqlite_client):
     # a body that is one big string is not copied back either
     r = client.post("/cameras", content=b'"' + b"x" * 500_000 + b'"', headers={"content-type": "application/json"})
     assert r.status_code == 422 and len(r.content) < 2_000
+
+
+@pytest.mark.parametrize("path", ["/incidents/{}", "/incidents/{}/snapshot.jpg", "/incidents/{}/clip.mp4", "/incidents/{}/clip/tracks"])
+def test_an_incident_id_out_of_range_is_422_for_a_unit_handler_too(sqlite_client, path):
+    """The unit handler's access check looks the incident up: the id's bounds come first
+    (an id past SQLite's integers answered 500, a negative one a lookup and 404)."""
+    client, service = sqlite_client
+    _, raw = create_key(service.keys, name="grid", role="unit_handler", unit="community-grid")
+    for bad in (2**63, 10**23, 0, -5):
+        r = client.get(path.format(bad), headers={"X-API-Key": raw})
+        assert r.status_code == 422, (path, bad, r.status_code, r.text)
+    assert client.get(path.format(1), headers={"X-API-Key": raw}).status_code == 404  # a real lookup: not theirs

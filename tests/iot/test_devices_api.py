@@ -49,6 +49,8 @@ def test_devices_are_registered_imported_listed_and_removed_by_admins(tmp_path, 
         assert client.post("/devices/import", headers={**auth, "Content-Type": "application/json"}, content=CSV).status_code == 415
         bad = client.post("/devices/import", headers=csv_headers, content="id,type,heartbeat_s\nok-1,smoke_detector,300\nbad-1,smoke_detector,-5\n")
         assert bad.status_code == 422 and "line 3" in bad.text and client.get("/devices/ok-1", headers=auth).status_code == 404  # all or none
+        twice = client.post("/devices/import", headers=csv_headers, content="id,id,type\nd4,d5,smoke_detector\n")
+        assert twice.status_code == 422 and "'id' twice" in twice.text and client.get("/devices/d5", headers=auth).status_code == 404
         r = client.post("/devices/import", headers=csv_headers, content=CSV)
         assert r.status_code == 200 and r.json() == {"imported": 2, "devices": ["smk-1", "mhc-1"]}
         assert client.post("/devices/import", headers=csv_headers, content=CSV).status_code == 409

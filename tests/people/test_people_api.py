@@ -284,6 +284,10 @@ def test_people_admin_api_and_csv_import(env):
         assert c.post("/people/import", content=csv_text, headers={**admin, "Content-Type": "application/json"}).status_code == 415
         r = c.post("/people/import", content="username,name,role,password\nsun,Sun,wizard,sun-secret-pw\n", headers={**admin, "Content-Type": "text/csv"})
         assert r.status_code == 422 and "line 2" in r.json()["detail"] and "sun-secret-pw" not in r.text
+        # a column twice: refused (csv would keep the last one — a second "role" column granting admin unseen)
+        r = c.post("/people/import", content="username,name,role,unit,role\nbob,Bob,viewer,,admin\n", headers={**admin, "Content-Type": "text/csv"})
+        assert r.status_code == 422 and "'role' twice" in r.json()["detail"]
+        assert "bob" not in {p["username"] for p in c.get("/people", headers=admin).json()["items"]}
         huge = "username,name,role\n" + "x" * (2 << 20)
         assert c.post("/people/import", content=huge, headers={**admin, "Content-Type": "text/csv"}).status_code == 413
         # an admin logged in manages people too; others do not

@@ -137,3 +137,23 @@ def test_routing_by_area_then_load(env):
         people.update(p.id, PersonPatch(role="viewer", unit=""))
     case = _case(store, orders, WEST)
     assert wf.dispatch(case.incident_id, op).assignee is None
+
+
+def test_an_import_is_refused_before_any_password_is_hashed(env, monkeypatch):
+    """A taken username, the people cap or too many passwords are refused before the Argon2 work
+    (a 5000-row import used to hash every password, ~13 CPU-minutes, then answer 409)."""
+    _store, _orders, people = env
+    people.add([_person("taken")])
+    hashed = []
+    real = people.passwords.hash
+    monkeypatch.setattr(people.passwords, "hash", lambda pw: hashed.append(1) or real(pw))
+    with pytest.raises(PersonExists, match="'taken'"):
+        people.add([_person("n1"), _person("n2"), _person("taken")])
+    with pytest.raises(PeopleLimitReached):
+        people.add([_person(f"c{i}") for i in range(6)])  # 7 with the one there: over the cap of 6
+    many = "username,name,role,password\n" + "".join(f"m{i},M,viewer,password-{i:04d}\n" for i in range(101))
+    with pytest.raises(PeopleError, match="at most 100"):
+        people.import_csv(many)
+    assert hashed == []
+    people.add([_person("ok1")])  # a good one still hashes its password
+    assert hashed == [1] and people.authenticate("ok1", PW) is not None
