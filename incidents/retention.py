@@ -129,6 +129,22 @@ def _drop(store: IncidentStore, clip: IncidentClip, reason: str, now: float) -> 
     return True
 
 
+def _forget_missing(store: IncidentStore, now: float, batch: int) -> int:
+    """Clip rows whose file is gone (deleted outside the service): removed, with the reason the
+    API gives for the incident's clip. Returns how many."""
+    kept = gone = 0
+    while clips := store.clips(limit=batch, offset=kept):
+        for clip in clips:
+            if os.path.exists(clip.path):
+                kept += 1
+            else:
+                store.remove_clip(clip.incident_id, "the clip file was deleted outside the service", at=now)
+                gone += 1
+    if gone:
+        log.warning("retention: %d clip file(s) had been deleted outside the service; their rows are removed", gone)
+    return gone
+
+
 def prune_clips(
     store: IncidentStore,
     *,
@@ -151,6 +167,7 @@ def prune_clips(
                 else:
                     failed += 1
     if max_total_bytes is not None:
+        _forget_missing(store, now, batch)  # else they count against the total and real clips go in their place
         total, failed = store.clip_bytes(), 0
         reason = f"deleted by retention: clips over {max_total_bytes / 1e6:g} MB in total, oldest first"
         while total > max_total_bytes and (clips := store.clips(limit=batch, offset=failed)):

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from gridworker.streams.config import READER_SECONDS_MAX
 from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult, glance
 from gridworker.streams.redact import get_logger, redact_url
@@ -250,7 +251,9 @@ def _watch(
         fps=plan.watch_fps,
         open_timeout_s=plan.open_timeout_s,
         read_timeout_s=min(plan.keyframe_timeout_s, 30.0),
-        backoff_initial_s=max(plan.watch_s, 1.0),  # one session per visit: no reconnect inside it
+        # one session per visit: no reconnect inside it (the reader's back-off is capped at 300 s,
+        # a watch at 600: a longer watch may reconnect once, which is better than no visit)
+        backoff_initial_s=min(max(plan.watch_s, 1.0), READER_SECONDS_MAX),
         backoff_max_s=max(plan.watch_s, 1.0),
     )
     stream = CameraStream(target.camera_id, config)
@@ -593,6 +596,8 @@ class PatrolRun:
             present = {t.camera_id for t in targets}
             for cid in [c for c in self._cams if c not in present and c not in self._in_flight]:
                 del self._cams[cid]  # removed from the plan or the service: forget it
+            for cid in [c for c in self._last if c not in present and c not in self._in_flight]:
+                del self._last[cid]  # (its last outcome too: a run that lasts sees camera ids come and go)
         # while idle (_note_idle says so once), cycles start quietly
         log.log(logging.INFO if targets and self._idle is None else logging.DEBUG,
                 "patrol %s: cycle %d, %d camera(s)", plan.id, cycle, len(targets))

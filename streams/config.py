@@ -15,7 +15,9 @@ from .sources import NETWORK_SCHEMES, FileSource, Source, parse_source
 __all__ = ["NETWORK_SCHEMES", "StreamConfig", "StreamTuning"]
 
 #: A reader's timeouts and its first reconnect delay: above 0, at most five minutes.
-ReaderSeconds = Annotated[float, Field(gt=0, le=300)]
+#: The longest of a reader's timeouts and back-offs (seconds).
+READER_SECONDS_MAX = 300.0
+ReaderSeconds = Annotated[float, Field(gt=0, le=READER_SECONDS_MAX)]
 
 
 class StreamTuning(BaseModel):

@@ -158,3 +158,28 @@ def test_sink_failure_fails_the_visit_not_the_run(rtsp_server: RtspServerProcess
     outcome = run.last_outcomes()["c"]
     assert not outcome.ok and "batcher gone" in (outcome.reason or "")
     assert run.status().state is PatrolState.FINISHED
+
+
+def test_a_long_run_forgets_the_last_outcome_of_cameras_that_left() -> None:
+    """A run that lasts (cycles: 0) sees cameras added and removed: it keeps the last outcome of
+    the cameras it still patrols, not of every camera id it ever met."""
+    import itertools
+    import time
+
+    from gridworker.streams.glance import GlanceResult
+
+    rounds = itertools.count()
+
+    def cameras() -> list[PatrolTarget]:  # a different set of 5 every cycle
+        k = next(rounds)
+        return [PatrolTarget(f"c{k}-{i}", "rtsp://10.0.0.1/x") for i in range(5)]
+
+    def visitor(target, plan, stop, first_seq, deliver):
+        return GlanceResult(target.camera_id, "x", time.time(), error_kind="open_failed", error="refused")
+
+    plan = PatrolPlan(id="p", cycles=40, stagger_s=0, concurrency=4)
+    run = PatrolRun(plan, cameras, lambda *a: None, visitor=visitor)
+    run.start()
+    assert run.wait(60)
+    assert run.status().completed_cycles == 40
+    assert len(run.last_outcomes()) <= 10  # was one per camera id ever visited: 200

@@ -163,3 +163,19 @@ def test_glance_plan_does_not_open_the_tracked_rule(tmp_path, rtsp_factory, samp
     assert kerb_visits[-1] - kerb_visits[0] >= 2 * DWELL_S
     # ... but a glance cannot track it: the dwell rule is not run on glances
     assert [i for i in incidents if i.type == "dwell"] == [], [(i.camera_id, i.type) for i in incidents]
+
+
+def test_a_watch_longer_than_the_readers_longest_back_off_still_visits():
+    """watch_s may be up to 600 s; the reader's back-off only up to 300: a 600 s watch plan's
+    visit of a dead camera fails as a dead camera (open_failed), not as a settings error that
+    the adaptive controller takes for an overloaded machine."""
+    from gridworker.patrol.config import PatrolPlan, PatrolTarget
+    from gridworker.patrol.engine import default_visitor
+    from tests.factories import free_port
+
+    plan = PatrolPlan(id="long", mode="watch", watch_s=600, open_timeout_s=1, keyframe_timeout_s=2)
+    target = PatrolTarget("dead", f"rtsp://127.0.0.1:{free_port()}/x")
+    stop = threading.Event()
+    threading.Timer(5.0, stop.set).start()  # a dead camera's visit must not need the whole watch
+    result = default_visitor(target, plan, stop, 0, lambda frames: None)
+    assert not result.ok and result.error_kind != "error", (result.error_kind, result.reason)
