@@ -322,7 +322,9 @@ class CameraRegistry:
                 raise CameraNotFound(camera_id)
             # with the listing: a camera added again under this id meanwhile keeps its slot (the
             # pipeline's remove never waits: it only takes its own small lock)
-            self._pipeline.remove(camera_id)
+            slot = self._pipeline.remove(camera_id)
+        if slot is not None:  # outside the lock: a frame or visit being judged looks cameras up
+            slot.retire()
         if cam.ring is not None:
             self._rings.detach(cam.ring)
         with self._persist_lock:  # after any save of this camera still in flight

@@ -203,3 +203,44 @@ def test_random_adds_edits_and_deletes_leave_memory_and_database_equal(settings)
     assert restarted.keys() == running.keys()
     for cam_id, config in restarted.items():
         assert config.zones == running[cam_id].zones
+
+
+def test_a_camera_removed_during_a_patrol_visit_leaves_no_open_incident(tmp_path):
+    """A visit's frames are being inferred when the camera is deleted: the judgement that comes
+    back after the removal opens nothing (it opened an incident on a camera that no longer
+    existed, which nothing closed until a restart)."""
+    import numpy as np
+
+    from gridworker.incidents import IncidentQuery
+    from gridworker.streams.frame import Frame
+    from gridworker.vision.pipeline import PatrolVisit
+
+    class Slow(ParkedCarDetector):
+        def detect(self, images):
+            time.sleep(1.0)
+            return super().detect(images)
+
+    service = Service(Settings(database={"url": f"sqlite:///{tmp_path / 'race.db'}"}, evidence={"clips": False}), Slow())
+    service.start()
+    try:
+        zones = [{"id": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "rules": [{"type": "intrusion", "classes": ["car"]}]}]
+        service.add_camera(CameraConfig(id="p1", url=f"rtsp://127.0.0.1:{free_port()}/x", watch="patrol", zones=zones))
+        frame = Frame("p1", 1, time.time(), np.zeros((240, 320, 3), np.uint8))
+        outcome: dict[str, object] = {}
+
+        def visit() -> None:
+            try:
+                outcome["shown"] = service.pipeline.judge_visit(PatrolVisit("p1", (frame,), "glance", timeout_s=20))
+            except Exception as exc:  # noqa: BLE001 - a cancelled visit is fine too
+                outcome["error"] = exc
+
+        judge = threading.Thread(target=visit)
+        judge.start()
+        time.sleep(0.3)  # the detector is busy with the visit's frame
+        service.remove_camera("p1")
+        judge.join(30)
+        assert outcome.get("shown") is None
+        assert service.incidents.open_count("p1") == 0
+        assert [i for i in service.store.list(IncidentQuery())[0] if i.camera_id == "p1" and i.status == "open"] == []
+    finally:
+        service.stop()

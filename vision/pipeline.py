@@ -161,7 +161,17 @@ class CameraSlot:
     _jpeg: tuple[FrameAnalysis, bytes] | None = field(default=None, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     # one visit of this camera judged and submitted at a time (two plans may visit it)
+    #: held while a frame or a visit's judgements go to the sink, and by :meth:`retire`: once
+    #: that returns, nothing more of this camera reaches the sink (its incidents can be closed)
     _visit_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    removed: bool = field(default=False, init=False)
+
+    def retire(self) -> None:
+        """After :meth:`Pipeline.remove`: wait for a frame or a visit of this camera being
+        judged, and let none through after it, so the camera's incidents can be closed for
+        good. Not under a lock the sink's listeners take (they look cameras up)."""
+        with self._visit_lock:
+            self.removed = True
 
     @property
     def patrol_only(self) -> bool:
@@ -457,8 +467,11 @@ class Pipeline:
             # with several inference workers a later batch can finish first: the tracker
             # only moves forward in time, so a frame older than the last analysed is dropped
             return
-        analysis = slot.analyzer.analyze(frame, dets)
-        self._sink.observe(analysis)
+        with slot._visit_lock:
+            if slot.removed:  # retired while this frame was in flight: its incidents are being closed
+                return
+            analysis = slot.analyzer.analyze(frame, dets)
+            self._sink.observe(analysis)
         done = time.time()
         slot.record(analysis, 1, done, raw=None if coasted else dets, coasted=coasted)
         latency = done - frame.ts
@@ -523,6 +536,8 @@ class Pipeline:
                 fut.cancel()
             raise
         with slot._visit_lock:
+            if slot.removed:  # the camera was retired while its frames were inferred
+                return None
             if visit.mode == "watch":
                 judgements = [slot.visits.analyse_watch(f, d) for f, d in zip(visit.frames, detections, strict=True)]
             else:
