@@ -190,8 +190,9 @@ def tour(base: str, receiver: str | None, sites: int, continuous: Sequence[str],
     if breakers:
         lines += [
             f"  6b. IoT: {breakers} simulated smart breakers of an old estate report over MQTT; about every 40 s one raises",
-            "     an alarm (overcurrent, leakage, arc fault...): a graded case in the queue, closed verified when the",
-            f"     breaker reports it restored. Devices: {base}/devices  (docs/iot.md: pointing real devices at it)",
+            "     an alarm (overcurrent, leakage, arc fault...): a graded case in the queue, closed verified once the",
+            "     breaker has reported it restored for a minute (iot.restore_hold_s: a flapping breaker keeps one case).",
+            f"     Devices: {base}/devices  (docs/iot.md: pointing real devices at it)",
         ]
     lines += [
         f"  7. Statistics: {base}/stats/workorders   API: {base}/docs   metrics: {base}/metrics",
