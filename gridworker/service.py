@@ -179,11 +179,8 @@ class Service:
         self.workorders.locate = self._case_position
         self.people = People(self.db, self.workorders.catalogue, self.workorders.areas, settings.people)
         # one gate for every photo decoded (reports, the phone page, a handler's photo): their memory together is bounded
-        photo_limits = settings.reports.photos
-        photo_gate = PhotoGate(
-            slots=photo_limits.decode_slots, wait_s=photo_limits.decode_wait_s,
-            max_decoded_pixels=int(photo_limits.max_decoded_megapixels * 1e6),
-        )
+        decoding = settings.reports.photos.decoding
+        photo_gate = PhotoGate(decoding.slots, decoding.wait_s, max_decoded_pixels=int(decoding.max_megapixels * 1e6))
         self.workflow = Workflow(self.workorders, assigner=self.people, photo_gate=photo_gate)
         # --- reports from people, photos of cases (issue 15, docs/people.md): reports open cases through the one incident writer ---
         photo_cfg = settings.reports.photos

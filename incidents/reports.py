@@ -68,6 +68,17 @@ DEFAULT_REPORT_TYPES = ("exposed_garbage", "illegal_parking", "nonmotor_parking"
 RECEIPT_BYTES = 16
 
 
+class PhotoDecoding(BaseModel):
+    """``reports.photos.decoding:``: the service's one photo gate (cases/photos.py ``PhotoGate``);
+    one decode holds about 9 MB a megapixel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: int = Field(2, ge=1, le=16, description="Photos decoded at once (reports, the phone page, handling).")
+    wait_s: float = Field(10.0, ge=0.0, le=120.0, description="How long a photo waits for a slot (503 after).")
+    max_megapixels: float = Field(16.0, ge=1.0, le=64.0, description="Most pixels one photo decodes (422 beyond).")
+
+
 class PhotosConfig(BaseModel):
     """``reports.photos:``: how photos of cases are taken and kept (cases/photos.py)."""
 
@@ -78,11 +89,7 @@ class PhotosConfig(BaseModel):
     max_upload_mb: float = Field(8.0, gt=0.0, le=32.0, description="Largest photo file taken, megabytes (413 beyond).")
     max_input_megapixels: float = Field(50.0, gt=0.0, le=200.0, description="Photos with more pixels are refused before decoding.")
     max_per_case: int = Field(12, ge=1, le=100, description="Photos one case may hold, report and handling photos together.")
-    decode_slots: int = Field(2, ge=1, le=16, description="Photos decoded at once in the service (reports, phone page, handling).")
-    decode_wait_s: float = Field(10.0, ge=0.0, le=120.0, description="How long a photo waits for a decoding slot before 503.")
-    max_decoded_megapixels: float = Field(
-        16.0, ge=1.0, le=64.0, description="Most pixels one photo decodes (a PNG or progressive JPEG with more is refused, 422)."
-    )
+    decoding: PhotoDecoding = Field(default_factory=PhotoDecoding, description="How many photos decode at once, and how large.")
     max_total_mb: float = Field(2000.0, gt=0.0, description="No photo is stored while all of them add up to this (507); retention deletes the oldest down to 90 % of it.")
     max_age_days: float | None = Field(180.0, gt=0.0, le=36_500.0, description="Retention deletes photos older than this (null: never).")
     min_free_mb: float = Field(256.0, ge=0.0, description="No photo is stored while the photo disk has less free space than this.")

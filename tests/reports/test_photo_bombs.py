@@ -187,11 +187,11 @@ def test_the_services_one_gate_has_two_slots(env):
 
 
 def test_the_gate_and_its_pixel_bound_come_from_the_settings(tmp_path):
-    """`reports.photos`: decode_slots, decode_wait_s, max_decoded_megapixels make the service's one gate,
-    and the bound holds on the keyless form as on the handler's photos."""
+    """`reports.photos.decoding`: slots, wait_s, max_megapixels make the service's one gate, and
+    the bound holds on the keyless form as on the handler's photos."""
     from tests.reports.conftest import make_env
 
-    for env in make_env(tmp_path, photos={"decode_slots": 3, "decode_wait_s": 2.5, "max_decoded_megapixels": 4}):
+    for env in make_env(tmp_path, photos={"decoding": {"slots": 3, "wait_s": 2.5, "max_megapixels": 4}}):
         gate = env.service.photos.gate
         assert (gate.slots, gate.wait_s, gate.max_decoded_pixels) == (3, 2.5, 4_000_000)
         assert env.service.workflow.photo_gate is gate
