@@ -139,6 +139,7 @@ class HeadDeadlineProtocol(H11Protocol):
             self._arm_head_deadline()  # the next request on this keep-alive connection
         super().on_response_complete()
 
+
 def head_deadline_protocol(
     head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S, body_min_rate: float = DEFAULT_BODY_MIN_RATE
 ) -> type[HeadDeadlineProtocol]:

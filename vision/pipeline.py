@@ -321,7 +321,8 @@ class Pipeline:
             slot.reader.on_frame(self.batcher.offer)
 
     def remove(self, camera_id: str) -> CameraSlot | None:
-        """Take a camera out (its reader is the caller's to stop); None when it was not in."""
+        """Take a camera out (its reader is the caller's to stop, and so is :meth:`CameraSlot.retire`
+        before its incidents are closed); None when it was not in. Never waits."""
         slot = self._slots.pop(camera_id)
         if slot is not None:
             slot.reader.on_frame(None)
