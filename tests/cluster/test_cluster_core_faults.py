@@ -61,7 +61,12 @@ def test_kill9_worker_its_cameras_live_elsewhere_within_15s(cluster):
     assert failover_s <= 15.0
     # minimal movement: the survivors' cameras stayed where they were
     assert {c: o for c, o in after.items() if c not in lost} == {c: o for c, o in before.items() if c not in lost}
-    view = wait_until(lambda: (v := serve.cluster()) and victim.worker_id not in {w["worker"] for w in v["workers"]} and v, timeout=20)
+    # the survivors' loads come from their heartbeats: wait for the ones that carry the moved cameras
+    view = wait_until(
+        lambda: (v := serve.cluster()) and victim.worker_id not in {w["worker"] for w in v["workers"]}
+        and sum(w["load"] for w in v["workers"]) == len(cameras) and v,
+        timeout=20,
+    )
     assert {c["camera_id"]: c["owner"] for c in view["cameras"]} == after  # /cluster shows the owners
     assert sum(w["load"] for w in view["workers"]) == len(cameras)
     # /cameras shows the worker that runs each camera and that worker's load
