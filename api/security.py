@@ -35,6 +35,10 @@ from gridworker.settings import ServerConfig
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Cache-Control of evidence (snapshots, clips, handlers' and residents' photos): a browser may
+#: keep it, a shared cache (a proxy or CDN in front) never may: a request authenticated by the
+#: session cookie carries no ``Authorization`` header, which is all that keeps shared caches off.
+EVIDENCE_CACHE = "private, max-age=3600"
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}

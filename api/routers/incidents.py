@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from gridworker.incidents import IncidentQuery
 
 from ..deps import StoreDep
+from ..security import EVIDENCE_CACHE
 from ..schemas import IncidentOut, IncidentPage, epoch
 from ..auth import READ, IncidentId, incident_evidence_access
 
@@ -67,7 +68,7 @@ def get_snapshot(incident_id: IncidentId, store: StoreDep) -> Response:
     jpeg = store.snapshot(incident_id)
     if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot for incident {incident_id}")
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": EVIDENCE_CACHE})
 
 
 @router.get(
@@ -97,7 +98,7 @@ def get_clip(incident_id: IncidentId, store: StoreDep) -> FileResponse:
         media_type="video/mp4",
         filename=f"incident-{incident_id}.mp4",
         content_disposition_type="inline",
-        headers={"Cache-Control": "max-age=3600"},
+        headers={"Cache-Control": EVIDENCE_CACHE},
     )
 
 

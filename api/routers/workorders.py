@@ -22,6 +22,7 @@ from gridworker.cases.workorders import STATES, AuditEntry, AuditRecord, WorkOrd
 
 from ..auth import ANY_ROLE, require
 from ..deps import OrdersDep, WorkflowDep
+from ..security import EVIDENCE_CACHE
 from ..schemas import utc
 
 router = APIRouter(tags=["work orders"])
@@ -183,7 +184,7 @@ def get_photo(incident_id: IncidentId, user: Reader, orders: OrdersDep, workflow
     jpeg = orders.photo(incident_id)
     if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo for work order {incident_id}")
-    return Response(jpeg, media_type="image/jpeg")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": EVIDENCE_CACHE})
 
 
 # -- actions ------------------------------------------------------------------------------
@@ -256,7 +257,8 @@ def accept(incident_id: IncidentId, user: Handler, workflow: WorkflowDep, body: 
 )
 def handle(incident_id: IncidentId, body: HandleIn, user: Handler, workflow: WorkflowDep, key: IdemKey = None) -> WorkOrderOut:
     """Report the case handled: a note and optionally a JPEG photo (base64), stored re-encoded
-    (at most 1600 pixels a side; of its EXIF only the GPS location is kept; cases/photos.py)."""
+    (at most ``reports.photos.max_side`` pixels a side, 1600 by default; of its EXIF only the GPS
+    location is kept; cases/photos.py)."""
     photo = None
     if body.photo_base64:
         try:

@@ -72,6 +72,7 @@ def test_rtsp_incident_gets_a_clip_served_by_the_api(tmp_path, rtsp_factory, sam
 
         r = client.get(got["clip_url"])
         assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+        assert r.headers["cache-control"].startswith("private")  # evidence: never in a shared cache
         n_frames, duration, size, codec = _decode(r.content, tmp_path)
         assert codec == "h264" and size == (320, 240)
         clip = service.store.clip(inc["id"])

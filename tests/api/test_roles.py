@@ -85,7 +85,8 @@ def test_unit_handler_sees_evidence_of_own_cases_only(env):
     assert mine and other, [o.unit for o in ids]
     h = _as(keys, "unit_handler")
     assert client.get(f"/incidents/{mine[0]}", headers=h).status_code == 200
-    assert client.get(f"/incidents/{mine[0]}/snapshot.jpg", headers=h).status_code == 200
+    snap = client.get(f"/incidents/{mine[0]}/snapshot.jpg", headers=h)
+    assert snap.status_code == 200 and snap.headers["cache-control"].startswith("private")  # never in a shared cache
     assert client.get(f"/incidents/{other[0]}", headers=h).status_code == 404
     assert client.get(f"/incidents/{other[0]}/snapshot.jpg", headers=h).status_code == 404
     assert client.get("/incidents", headers=h).status_code == 403

@@ -82,6 +82,7 @@ def test_full_case_through_the_api(env):
     assert r.status_code == 200 and r.json()["photo_url"] == f"/workorders/{i}/photo.jpg" and r.json()["on_time"] is True
     got = client.get(f"/workorders/{i}/photo.jpg", headers=_h(keys, "viewer"))
     assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+    assert got.headers["cache-control"].startswith("private")  # evidence: never in a shared cache
     # stored re-encoded (cases/photos.py): the same picture, nothing trailing, of the EXIF only the location
     assert got.content != JPEG and got.content.endswith(b"\xff\xd9") and b"TRAILING" not in got.content
     assert b"PhoneMaker" not in got.content and b"SecretModel" not in got.content and b"2026:12:03" not in got.content
@@ -191,7 +192,8 @@ def test_filters_and_stats(env):
     stats = client.get("/stats/workorders", headers=h).json()
     assert stats["by_state"]["detected"] == 1 and stats["by_state"]["rejected"] == 1
     assert {g["key"] for g in stats["by_site"]} == {"school", "market"}
-    assert client.get("/stats/workorders", params={"since": "2100-01-01T00:00:00Z"}, headers=h).json()["by_type"] == []
+    empty = {"since": "2099-12-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}  # a period without cases (at most 367 days)
+    assert client.get("/stats/workorders", params=empty, headers=h).json()["by_type"] == []
 
 
 def test_key_administration(env):
