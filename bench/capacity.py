@@ -68,6 +68,7 @@ class Trial:
     ok: bool
     rss_mb_per_stream: float | None = None
     inferred_fraction: float | None = None
+    anchor_slack_ms: float | None = None  # mean RTSP set-up time of the connections (gridworker only)
     notes: tuple[str, ...] = ()
 
     @classmethod
@@ -77,7 +78,8 @@ class Trial:
         p95 = result.extra.get("p95_age_ms")
         ok = low >= config.min_fps and p95 is not None and p95 < config.max_age_ms
         return cls(n, round(low, 2), None if p95 is None else round(p95, 1), ok,
-                   _r(result.extra.get("rss_mb_per_stream")), _r(result.extra.get("inferred_fraction"), 3), tuple(result.notes))  # fmt: skip
+                   _r(result.extra.get("rss_mb_per_stream")), _r(result.extra.get("inferred_fraction"), 3),
+                   _r(result.extra.get("anchor_slack_ms"), 1), tuple(result.notes))  # fmt: skip
 
 
 def _r(v: Any, digits: int = 2) -> float | None:
@@ -237,7 +239,8 @@ def _summary(prefix: str, best: Trial | None, trials: list[Trial]) -> dict[str, 
         f"{prefix}rss_mb_per_stream": best.rss_mb_per_stream if best else None,
         f"{prefix}inferred_fraction": best.inferred_fraction if best else None,
         f"{prefix}trials": [
-            {"cameras": t.cameras, "per_camera_fps_min": t.per_camera_fps_min, "p95_age_ms": t.p95_age_ms, "ok": t.ok} for t in trials
+            {"cameras": t.cameras, "per_camera_fps_min": t.per_camera_fps_min, "p95_age_ms": t.p95_age_ms, "ok": t.ok,
+             **({"anchor_slack_ms": t.anchor_slack_ms} if t.anchor_slack_ms is not None else {})} for t in trials
         ],
     }
 

@@ -311,6 +311,7 @@ def _naive_worker(
                     return
                 continue
             pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            clock.arrived(pts, time.time())  # read (decoded) now: anchors no later than its arrival
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             detector.detect([rgb])
             now = time.time()
@@ -454,10 +455,9 @@ def _torchvision_or_stand_in(notes: list[str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterator[None]:
-    """Note ``time.time()`` before each ``cv2.VideoCapture(url)`` Ultralytics makes.
-
-    The captures also report no frame count: the test server's SDP carries the looped
+def _endless_captures(loaders_module: Any) -> Iterator[None]:
+    """Wrap each ``cv2.VideoCapture(url)`` Ultralytics makes: it notes every read frame's PTS
+    and time for the frame-age clock (``SendClock``), and reports no frame count: the test server's SDP carries the looped
     file's duration (``a=range:npt=now-30.16``), from which OpenCV derives a frame count,
     and Ultralytics' reader thread stops after that many frames. A real camera advertises
     no end, so this keeps Ultralytics reading as it would from one.
@@ -474,6 +474,7 @@ def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterat
         def __init__(self, *args: Any) -> None:
             self._cap = original(*args)
             self.last_pts_s: float | None = None
+            self.clock = SendClock(t0=time.time(), p0=0.0)  # CAP_PROP_POS_MSEC counts from the first packet
 
         def get(self, prop: int) -> float:
             if prop == cv2_module.CAP_PROP_FRAME_COUNT:
@@ -482,13 +483,17 @@ def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterat
 
         def retrieve(self, *args: Any) -> Any:
             out = self._cap.retrieve(*args)
-            self.last_pts_s = self._cap.get(cv2_module.CAP_PROP_POS_MSEC) / 1000.0
+            self._note()
             return out
 
         def read(self, *args: Any) -> Any:
             out = self._cap.read(*args)
-            self.last_pts_s = self._cap.get(cv2_module.CAP_PROP_POS_MSEC) / 1000.0
+            self._note()
             return out
+
+        def _note(self) -> None:
+            self.last_pts_s = self._cap.get(cv2_module.CAP_PROP_POS_MSEC) / 1000.0
+            self.clock.arrived(self.last_pts_s, time.time())
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self._cap, name)
@@ -499,7 +504,6 @@ def _capture_open_times(loaders_module: Any, opened: dict[str, float]) -> Iterat
 
         @staticmethod
         def VideoCapture(source: Any, *args: Any) -> Any:  # noqa: N802 - cv2's own name
-            opened.setdefault(str(source), time.time())
             return _EndlessCapture(source, *args)
 
     loaders_module.cv2 = _Proxy()
@@ -524,7 +528,7 @@ def run_ultralytics(
     Ultralytics reads each stream in its own thread (``LoadStreams``, OpenCV, latest frame
     only) and runs the whole set as one batch. Frame age uses the PTS of the newest frame
     each reader thread had retrieved when the batch was taken (the analysed frame, give or
-    take one) and the wall time before Ultralytics opened that stream.
+    take one), anchored like gridworker's (bench/timing.py: ``SendClock``) on that stream's reads.
     """
     from ultralytics import YOLO
     from ultralytics.data import loaders
@@ -534,21 +538,21 @@ def run_ultralytics(
     source_file = workdir / f"bench-{n}.streams"
     source_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
     model = YOLO(str(onnx_path), task="detect")
-    opened: dict[str, float] = {}
-    taken: dict[int, float] = {}  # stream -> PTS (s) of its newest frame when the batch was taken
+    taken: dict[int, float] = {}  # stream -> send time of its newest frame when the batch was taken
     ages = AgeLog()
     original_next = loaders.LoadStreams.__next__
 
     def next_with_pts(self: Any) -> Any:
         batch = original_next(self)
         for i, cap in enumerate(self.caps):
-            pts = getattr(cap, "last_pts_s", None)
-            if pts is not None:
-                taken[i] = pts
+            pts, clock = getattr(cap, "last_pts_s", None), getattr(cap, "clock", None)
+            sent = clock.sent_at(pts) if isinstance(clock, SendClock) and pts is not None else None
+            if sent is not None:
+                taken[i] = sent
         return batch
 
     window: tuple[float, float] | None = None
-    with _opencv_tcp(), _capture_open_times(loaders, opened), _torchvision_or_stand_in(result.notes):
+    with _opencv_tcp(), _endless_captures(loaders), _torchvision_or_stand_in(result.notes):
         loaders.LoadStreams.__next__ = next_with_pts
         results = model.predict(source=str(source_file), stream=True, imgsz=imgsz, verbose=False)
         try:
@@ -557,8 +561,8 @@ def run_ultralytics(
             for r_index, res in enumerate(results):
                 now = time.time()
                 i = r_index % n  # one result per stream, in stream order, per batch
-                t0, pts = opened.get(urls[i]), taken.get(i)
-                ages.add(i, now, now - (t0 + pts) if t0 is not None and pts is not None else None)
+                sent = taken.get(i)
+                ages.add(i, now, now - sent if sent is not None else None)
                 del res
                 if window is None:
                     mono = time.monotonic()

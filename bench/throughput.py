@@ -174,11 +174,12 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _reader_lag_ms(result: PipelineResult) -> float | None:
     """Mean time frames waited in the client before being decoded: PTS age minus decode-time
-    age minus the connection's anchor slack. What ``Frame.ts`` alone does not see."""
-    age, age_ts, slack = result.mean_age_ms, result.extra.get("mean_age_ts_ms"), result.extra.get("anchor_slack_ms")
-    if age is None or age_ts is None or slack is None:
+    age (the PTS age is anchored on the least-delayed packet, bench/timing.py). What
+    ``Frame.ts`` alone does not see."""
+    age, age_ts = result.mean_age_ms, result.extra.get("mean_age_ts_ms")
+    if age is None or age_ts is None:
         return None
-    return float(age - age_ts - slack)
+    return float(age - age_ts)
 
 
 def _ms(seconds: float | None) -> float | None:

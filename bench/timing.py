@@ -1,11 +1,22 @@
 """Frame age, measured the same way for every pipeline the benchmark compares.
 
 The benchmark's RTSP server sends each stream in real time, so the moment a frame left the
-server follows from its presentation timestamp (PTS): for one connection, record the wall
-time ``t0`` just before the open request and the PTS ``p0`` of the first packet the client
-receives; the frame with PTS ``p`` was sent at about ``t0 + (p - p0)``, and its *age* when
-its analysis ends is ``now - (t0 + (p - p0))``. The estimate errs on the old side by the
-RTSP handshake (a few milliseconds on loopback), never on the young side by a keyframe wait.
+server follows from its presentation timestamp (PTS): for one connection, with ``p0`` the PTS
+of the first packet the client receives, the frame with PTS ``p`` was sent at
+``anchor + (p - p0)``, and its *age* when its analysis ends is ``now - (anchor + (p - p0))``.
+The anchor is the smallest ``arrival - (p - p0)`` over the connection's packets (the
+least-delayed packet is taken to have crossed loopback at once; the minimum one-way-delay
+estimate of RTP jitter buffers and NTP). Every later packet's wait in the server, the socket
+or the client is then part of its age, and the estimate errs on the young side only by the
+true minimum network delay (microseconds on loopback). A server that bursts packets ahead of
+their schedule makes it err on the old side. Before any packet is noted, the anchor is
+``t0``, the wall time just before the open request.
+
+Until 2026-12-04 the anchor was ``t0`` itself. That counts the RTSP set-up of each
+connection (DESCRIBE, SETUP, PLAY and the server's preroll) into every frame's age: a few
+milliseconds for one camera, but up to ~1 s for the last of 24 cameras opened at once on a
+loaded 2-core machine, which made their frames "not live" while they were analysed 0.4 s
+after arriving. ``anchor_slack_ms`` (``anchor - t0``) still reports that set-up time.
 
 Why not ``Frame.ts``: gridworker's reader stamps a frame with the wall time it was
 *decoded*. When the reader thread lags (CPU or GIL starved), packets wait in FFmpeg's and
@@ -40,16 +51,20 @@ class SendClock:
     """Maps the PTS of one connection's frames to the wall time the server sent them.
 
     Attributes:
-        t0: ``time.time()`` just before the open request.
+        t0: ``time.time()`` just before the open request (the anchor until a packet is noted).
         p0: PTS in seconds of the first packet received, ``None`` until then.
-        min_delay: smallest ``arrival - sent_at(pts)`` over the packets noted with
-            :meth:`arrived`: how much of every age is anchor slack (RTSP setup, server
-            buffering) rather than waiting on the client side. Diagnostic only.
+        min_delay: smallest ``arrival - (t0 + pts - p0)`` over the packets noted with
+            :meth:`arrived`: the connection's set-up time as seen from the client (the
+            anchor slack), by which an anchor at ``t0`` would overstate every age.
 
     Example:
         >>> clock = SendClock(t0=100.0, p0=5.0)
-        >>> clock.sent_at(7.5)
+        >>> clock.sent_at(7.5)  # no packet noted yet: anchored at t0
         102.5
+        >>> clock.arrived(5.0, now=100.4)  # the first packet came 0.4 s after the open request
+        >>> clock.arrived(6.0, now=101.9)  # this one waited 0.5 s somewhere: its age shows it
+        >>> round(clock.sent_at(7.5), 3)
+        102.9
     """
 
     t0: float
@@ -57,16 +72,18 @@ class SendClock:
     min_delay: float | None = None
 
     def arrived(self, pts: float, now: float) -> None:
-        """Note a packet's arrival; keeps the smallest ``now - sent_at(pts)`` seen."""
-        sent = self.sent_at(pts)
-        if sent is not None and (self.min_delay is None or now - sent < self.min_delay):
-            self.min_delay = now - sent
+        """Note a packet's (or a read frame's) arrival; keeps the smallest delay seen."""
+        if self.p0 is None:
+            return
+        delay = now - (self.t0 + (pts - self.p0))
+        if self.min_delay is None or delay < self.min_delay:
+            self.min_delay = delay
 
     def sent_at(self, pts: float) -> float | None:
         """Wall time the frame with PTS ``pts`` (seconds) was sent, or None before any packet."""
         if self.p0 is None:
             return None
-        return self.t0 + (pts - self.p0)
+        return self.t0 + (self.min_delay or 0.0) + (pts - self.p0)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -148,8 +165,8 @@ class PtsCameraStream(CameraStream):
     """gridworker's ``CameraStream`` plus the send time of every published frame.
 
     Behaviour is unchanged; the subclass only observes: it notes the wall time before each
-    open and the first packet's PTS (via a thin proxy around the container), and, for each
-    published frame, the estimated send time ``t0 + (pts - p0)`` under the frame's ``seq``.
+    open and the PTS and arrival of every packet (via a thin proxy around the container), and,
+    for each published frame, the estimated send time (:class:`SendClock`) under its ``seq``.
 
     It leans on two private methods of the reader (``_open`` and ``_on_frame``); the clean
     replacement is a send-time field on ``Frame`` filled by the reader itself (see
@@ -165,14 +182,16 @@ class PtsCameraStream(CameraStream):
     def __init__(self, camera_id: str, config: StreamConfig) -> None:
         super().__init__(camera_id, config)
         self._clock: SendClock | None = None
-        self._sent: OrderedDict[int, float | None] = OrderedDict()
+        self._sent: OrderedDict[int, tuple[SendClock, float] | None] = OrderedDict()  # seq -> its clock and PTS
 
     def sent_at(self, seq: int) -> float | None:
-        """Estimated send time of the published frame ``seq``; None if unknown."""
-        return self._sent.get(seq)
+        """Estimated send time of the published frame ``seq``; None if unknown. Asked when
+        its analysis ends, so the anchor includes every packet noted until then."""
+        entry = self._sent.get(seq)
+        return entry[0].sent_at(entry[1]) if entry is not None else None
 
     def min_packet_delay(self) -> float | None:
-        """Smallest packet arrival delay after its estimated send time, this connection."""
+        """This connection's set-up time as the client saw it (the anchor slack), s."""
         clock = self._clock
         return clock.min_delay if clock is not None else None
 
@@ -185,7 +204,7 @@ class PtsCameraStream(CameraStream):
     def _on_frame(self, vframe: Any, *args: Any, **kwargs: Any) -> None:
         clock = self._clock
         pts = vframe.time  # seconds, the stream's own timestamp (None if the packet had none)
-        sent = clock.sent_at(pts) if clock is not None and pts is not None else None
+        sent = (clock, float(pts)) if clock is not None and pts is not None else None
         # Stored under the seq the next published frame will get *before* publishing it,
         # so a consumer can never see the frame before its send time is known. A frame
         # that is not published is overwritten by the next one.

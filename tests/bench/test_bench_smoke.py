@@ -131,8 +131,14 @@ def test_send_clock_and_live_log() -> None:
     assert clock.sent_at(3.0) is None
     clock.p0 = 2.0
     assert clock.sent_at(3.5) == pytest.approx(101.5)
-    clock.arrived(3.5, 101.7)
+    clock.arrived(3.5, 101.7)  # 0.2 s of set-up before the first packets came
     assert clock.min_delay == pytest.approx(0.2)
+    assert clock.sent_at(3.5) == pytest.approx(101.7)  # anchored on the least-delayed packet
+    clock.arrived(4.5, 103.2)  # this packet waited 0.5 s more: the anchor stays, its age shows it
+    assert clock.sent_at(4.5) == pytest.approx(102.7)
+    clock.arrived(5.5, 103.6)  # one less delayed than the first: the anchor moves back to it
+    assert clock.min_delay == pytest.approx(0.1)
+    assert clock.sent_at(3.5) == pytest.approx(101.6)
     ages = AgeLog()
     ages.add(0, 10.0, 1.5)
     ages.add(1, 10.5, 0.3)
