@@ -68,6 +68,7 @@ __all__ = [
     "PhotoBusy",
     "PhotoError",
     "PhotoGate",
+    "PhotoLimits",
     "PhotoRetention",
     "PhotoStorageFull",
     "PhotoStore",
@@ -105,6 +106,25 @@ class PhotoBusy(PhotoError):
 
 #: Pixels decoded at most for one photo by default (a 16 MP RGBA PNG: about 140 MB while decoded).
 DEFAULT_MAX_DECODED_PIXELS = 16_000_000
+#: The longer side of a stored photo by default, pixels (``reports.photos.max_side``).
+DEFAULT_MAX_SIDE = 1600
+#: Photos with more pixels are refused before decoding by default (``reports.photos.max_input_megapixels``).
+DEFAULT_MAX_INPUT_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoLimits:
+    """The size limits :func:`normalise_photo` applies: the stored photo's longer side
+    (``max_side``, pixels) and the most pixels an upload may have before it is decoded
+    (``max_input_pixels``). The service builds one from ``reports.photos`` for the paths that
+    do not read the settings themselves (the workflow's ``handle``)."""
+
+    max_side: int = DEFAULT_MAX_SIDE
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.max_side < 1 or self.max_input_pixels < 1:
+            raise ValueError("photo limits need a side and a pixel bound of at least 1")
 
 
 class PhotoGate:
@@ -305,8 +325,8 @@ def _shrunk(img: Image.Image, target: tuple[int, int]) -> Image.Image:
 def normalise_photo(
     data: bytes,
     *,
-    max_side: int = 1600,
-    max_input_pixels: int = 50_000_000,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
     quality: int = 85,
     max_decoded_pixels: int | None = None,
     gate: PhotoGate | None = None,

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from gridworker.periodic import Periodic
 
 from .idempotency import IdempotencyLog, KeyReused, valid_key
-from .photos import JPEG_MAGIC, PhotoBusy, PhotoError, PhotoGate, normalise_photo
+from .photos import JPEG_MAGIC, PhotoBusy, PhotoError, PhotoGate, PhotoLimits, normalise_photo
 from .workorders import (
     ACCEPTED,
     CLOSED,
@@ -229,7 +229,7 @@ class Workflow:
 
     def __init__(
         self, orders: WorkOrders, clock: Callable[[], float] = time.time, *, assigner: Assigner | None = None,
-        idempotency: IdempotencyLog | None = None, photo_gate: PhotoGate | None = None,
+        idempotency: IdempotencyLog | None = None, photo_gate: PhotoGate | None = None, photo_limits: PhotoLimits | None = None,
     ) -> None:
         self.orders = orders
         self.catalogue = orders.catalogue
@@ -239,6 +239,8 @@ class Workflow:
         self.idempotency = idempotency if idempotency is not None else IdempotencyLog()
         #: the decoding slots a handling photo waits for (the service's one gate, shared with its photo store)
         self.photo_gate = photo_gate if photo_gate is not None else PhotoGate()
+        #: the handling photo's size limits (the service's ``reports.photos`` max_side and max_input_megapixels)
+        self.photo_limits = photo_limits if photo_limits is not None else PhotoLimits()
 
     # -- the actions ----------------------------------------------------------------------
     def dispatch(
@@ -261,8 +263,8 @@ class Workflow:
         self, incident_id: int, actor: Actor, *, note: str, photo: bytes | None = None, at: float | None = None, key: str | None = None
     ) -> WorkOrder:
         """Report the case handled, with a note (required) and optionally a JPEG photo, stored as
-        ``normalise_photo`` re-encodes it (bounded pixels, no EXIF but the location, nothing
-        trailing; cases/photos.py)."""
+        ``normalise_photo`` re-encodes it under ``photo_limits`` (bounded pixels, no EXIF but the
+        location, nothing trailing; cases/photos.py)."""
         if not note.strip():
             raise Invalid("a handling note is required")
         if photo is not None:
@@ -271,7 +273,8 @@ class Workflow:
             if not photo.startswith(JPEG_MAGIC):
                 raise Invalid("the photo is not a JPEG")
             try:
-                photo = normalise_photo(photo, gate=self.photo_gate).jpeg
+                limits = self.photo_limits
+                photo = normalise_photo(photo, max_side=limits.max_side, max_input_pixels=limits.max_input_pixels, gate=self.photo_gate).jpeg
             except PhotoBusy as exc:
                 raise Busy(exc.reason) from None
             except PhotoError as exc:

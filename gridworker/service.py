@@ -34,7 +34,7 @@ from gridworker.delivery import Dispatcher, build_dispatcher, build_outbox
 from gridworker.delivery.outbox import WorkOrderRepair, reconcile_workorders
 from gridworker.incidents.retention import RetentionWorker
 from gridworker.incidents.reports import ReportBook, ReportIntake  # reports from people (issue 15)
-from gridworker.cases.photos import PhotoGate, PhotoRetention, PhotoStore  # photos of cases (issue 15)
+from gridworker.cases.photos import PhotoGate, PhotoLimits, PhotoRetention, PhotoStore  # photos of cases (issue 15)
 from gridworker.cases.workflow import Workflow, WorkflowClock
 from gridworker.cases.workorders import build_workorders
 from gridworker.cases.people import People  # people and places (issue 15)
@@ -179,11 +179,13 @@ class Service:
         self.workorders.locate = self._case_position
         self.people = People(self.db, self.workorders.catalogue, self.workorders.areas, settings.people)
         # one gate for every photo decoded (reports, the phone page, a handler's photo): their memory together is bounded
-        decoding = settings.reports.photos.decoding
-        photo_gate = PhotoGate(decoding.slots, decoding.wait_s, max_decoded_pixels=int(decoding.max_megapixels * 1e6))
-        self.workflow = Workflow(self.workorders, assigner=self.people, photo_gate=photo_gate)
-        # --- reports from people, photos of cases (issue 15, docs/people.md): reports open cases through the one incident writer ---
         photo_cfg = settings.reports.photos
+        decoding = photo_cfg.decoding
+        photo_gate = PhotoGate(decoding.slots, decoding.wait_s, max_decoded_pixels=int(decoding.max_megapixels * 1e6))
+        # a handler's photo is stored as large as a report's (reports.photos.max_side, max_input_megapixels)
+        photo_limits = PhotoLimits(max_side=photo_cfg.max_side, max_input_pixels=int(photo_cfg.max_input_megapixels * 1e6))
+        self.workflow = Workflow(self.workorders, assigner=self.people, photo_gate=photo_gate, photo_limits=photo_limits)
+        # --- reports from people, photos of cases (issue 15, docs/people.md): reports open cases through the one incident writer ---
         self.photos = PhotoStore(
             self.db, photo_cfg.resolve_dir(evidence.resolve_clips_dir(settings.database.url)), max_total_bytes=int(photo_cfg.max_total_mb * 1e6),
             max_per_case=photo_cfg.max_per_case, min_free_bytes=int(photo_cfg.min_free_mb * 1e6), gate=photo_gate,

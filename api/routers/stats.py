@@ -1,5 +1,5 @@
 """``GET /stats/workorders``: counts by state; on-time rate and mean handling time by type,
-unit and site (docs/workorders.md).
+unit and site (docs/workorders.md), over a period bounded as ``/stats/cases``'s is.
 
 ``GET /stats/cases`` (the console's statistics page, docs/people.md "The numbers"): the same
 figures over a chosen, bounded period, also by person, with trends per day and per week;
@@ -52,26 +52,52 @@ class WorkOrderStats(BaseModel):
     by_site: list[StatsGroupOut]
 
 
-@router.get("/stats/workorders", response_model=WorkOrderStats)
-def workorder_stats(
-    user: Reader,
-    orders: OrdersDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> WorkOrderStats:
-    """Counts by state; on-time rate and mean handling time by type, unit and site
-    (cases detected in [since, until)). A unit handler's key gets their unit's figures; a unit
-    handler who is a person, their own cases'."""
-    handler = user.role == UNIT_HANDLER
+# -- the period of every statistics route: bounded (cases/stats.py Period) -----------------------
+DEFAULT_PERIOD = timedelta(days=30)
+_PERIOD_ERRORS: Responses = {422: {"description": "A bad period: reversed, empty, longer than the cap, or out of range"}}
+SinceQuery = Annotated[datetime | None, Query(description="Cases detected from (default: 30 days before `until`); no zone: UTC")]
+UntilQuery = Annotated[datetime | None, Query(description="Cases detected before (default: now); no zone: UTC")]
+
+
+def chosen_period(
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    utc_offset_min: Annotated[
+        int, Query(ge=MIN_OFFSET_MIN, le=MAX_OFFSET_MIN, description="Where days and weeks start: minutes east of UTC (China: 480)")
+    ] = 0,
+) -> Period:
+    """The period a statistics request asks for, at most ``MAX_PERIOD_S`` long (422 otherwise)."""
     try:
-        s = orders.stats(
-            since=None if since is None else epoch(since),
-            until=None if until is None else epoch(until),
-            unit=user.unit if handler else None,
-            assignee=user.person if handler else None,
-        )
-    except (OverflowError, OSError, ValueError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "'since' or 'until' is out of range") from None
+        end = time.time() if until is None else epoch(until)
+        start = end - DEFAULT_PERIOD.total_seconds() if since is None else epoch(since)
+        return Period.of(since=start, until=end, utc_offset_min=utc_offset_min)
+    except (OverflowError, OSError, ValueError) as exc:  # PeriodError is a ValueError
+        detail = str(exc) if isinstance(exc, PeriodError) else "'since' or 'until' is out of range"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+
+
+def chosen_span(since: SinceQuery = None, until: UntilQuery = None) -> Period:
+    """:func:`chosen_period` for a route without days and weeks (no ``utc_offset_min``): the
+    same defaults, the same cap, the same 422s."""
+    return chosen_period(since, until)
+
+
+PeriodDep = Annotated[Period, Depends(chosen_period)]
+SpanDep = Annotated[Period, Depends(chosen_span)]
+
+
+@router.get("/stats/workorders", response_model=WorkOrderStats, responses=_PERIOD_ERRORS)
+def workorder_stats(user: Reader, orders: OrdersDep, period: SpanDep) -> WorkOrderStats:
+    """Counts by state; on-time rate and mean handling time by type, unit and site
+    (cases detected in [since, until), at most 367 days). A unit handler's key gets their unit's
+    figures; a unit handler who is a person, their own cases'."""
+    handler = user.role == UNIT_HANDLER
+    s = orders.stats(
+        since=period.since,
+        until=period.until,
+        unit=user.unit if handler else None,
+        assignee=user.person if handler else None,
+    )
     return WorkOrderStats(
         by_state=s["by_state"],
         by_type=[StatsGroupOut.of(g) for g in s["by_type"]],
@@ -81,10 +107,6 @@ def workorder_stats(
 
 
 # -- the statistics page: a chosen period, trends, exports ----------------------------------------
-DEFAULT_PERIOD = timedelta(days=30)
-_PERIOD_ERRORS: Responses = {422: {"description": "A bad period: reversed, empty, longer than the cap, or out of range"}}
-
-
 class CaseStatsOut(BaseModel):
     since: datetime
     until: datetime
@@ -120,24 +142,6 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-def chosen_period(
-    since: Annotated[datetime | None, Query(description="Cases detected from (default: 30 days before `until`); no zone: UTC")] = None,
-    until: Annotated[datetime | None, Query(description="Cases detected before (default: now); no zone: UTC")] = None,
-    utc_offset_min: Annotated[
-        int, Query(ge=MIN_OFFSET_MIN, le=MAX_OFFSET_MIN, description="Where days and weeks start: minutes east of UTC (China: 480)")
-    ] = 0,
-) -> Period:
-    """The period a statistics request asks for, at most ``MAX_PERIOD_S`` long (422 otherwise)."""
-    try:
-        end = time.time() if until is None else epoch(until)
-        start = end - DEFAULT_PERIOD.total_seconds() if since is None else epoch(since)
-        return Period.of(since=start, until=end, utc_offset_min=utc_offset_min)
-    except (OverflowError, OSError, ValueError) as exc:  # PeriodError is a ValueError
-        detail = str(exc) if isinstance(exc, PeriodError) else "'since' or 'until' is out of range"
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-
-
-PeriodDep = Annotated[Period, Depends(chosen_period)]
 LangQuery = Annotated[Lang, Query(description="Language of the names and column headers")]
 
 

@@ -369,6 +369,6 @@ def test_a_grid_worker_logged_in_gets_their_own_cases_figures_only(tmp_path):
         text = client.get("/stats/cases.csv", params=_period(lang="en")).content.decode("utf-8-sig")
         assert "李娜" not in text and "王伟" in text
         # the older summary narrows the same way
-        old = client.get("/stats/workorders").json()
+        old = client.get("/stats/workorders", params=_period()).json()
         assert sum(old["by_state"].values()) == 2 and [g["total"] for g in old["by_unit"]] == [2]
     store.close()
