@@ -55,7 +55,7 @@ def create_app(service_factory: Callable[[], Service] | None = None, *, feeds: F
         if service is not None:
             wired.service = service
             wired.guard.configure(server=service.settings.server, keys=service.keys, tile_origin=service.settings.console.map.tile_origin())
-            wired.people, wired.sessions = service.people, Sessions(service.settings.people)  # people's logins (issue 15)
+            wired.people, wired.sessions = service.people, Sessions(service.db, service.settings.people)  # people's logins (issue 15), kept in the database
             service.start()
         try:
             yield

@@ -102,9 +102,9 @@ class Wiring:
     guard: SecurityGuard = field(default_factory=SecurityGuard)
     feeds: Feeds = field(default_factory=Feeds)
     service: Service | None = None
-    # people's logins (issue 15, api/sessions.py): their sessions, and the people they are of
-    # (the service's, or the parts' of ``CaseParts.serve``; None: no one can log in)
-    sessions: Sessions = field(default_factory=Sessions)
+    # people's logins (issue 15, api/sessions.py): their sessions (in the people's database), and
+    # the people they are of (the service's, or the parts' of ``CaseParts.serve``; None: no one can log in)
+    sessions: Sessions | None = None
     people: People | None = None
     # the public report form's limit per client address and in total (api/ratelimit.py)
     report_rate: ClientAndTotalLimit | None = None
@@ -234,7 +234,11 @@ def get_people(request: Request) -> People:
 
 
 def get_sessions(request: Request) -> Sessions:
-    return wiring(request.app).sessions
+    """The login sessions (beside the people); 503 without (no one can log in)."""
+    sessions = wiring(request.app).sessions
+    if sessions is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is not running")
+    return sessions
 
 
 def limits_of(app: object) -> LimitsConfig:
@@ -315,5 +319,5 @@ class CaseParts:
         wiring(app).guard.configure(server=None, keys=self.keys)
         if self.people is not None:
             wiring(app).people = self.people
-            wiring(app).sessions = Sessions(self.people.config)
+            wiring(app).sessions = Sessions(self.people.db, self.people.config)
         return app

@@ -6,6 +6,9 @@ Tables beside the work orders, in the same ``Database`` (schema: migration 0004)
 - ``people`` — one row per person: username (unique, lower case), name, unit, grid area,
   phone, role (the roles of API keys), an Argon2id password hash (or none: cannot log in),
   disabled flag. People are never deleted (audit rows name them); they are disabled.
+- ``login_sessions`` (migration 0009) — one row per login session (api/sessions.py keeps
+  them): ``sha256`` of the cookie's token (never the token), the person, when it began and
+  was last used.
 
 Passwords are hashed with Argon2id (argon2-cffi), a memory-hard KDF: unlike an API key's
 256-bit random secret, a password is guessable, so each guess must be expensive. Hashing is
@@ -47,6 +50,7 @@ from .workorders import RUNNING, WorkOrderRow
 
 __all__ = [
     "CSV_COLUMNS",
+    "LoginSessionRow",
     "People",
     "PeopleConfig",
     "PeopleError",
@@ -82,9 +86,17 @@ class PeopleConfig(BaseModel):
 
     session_idle_s: float = Field(1800.0, ge=60.0, le=7 * 86_400.0, description="A session unused this long ends (idle expiry).")
     session_max_age_s: float = Field(12 * 3600.0, ge=300.0, le=30 * 86_400.0, description="A session ends this long after login, used or not.")
-    max_sessions: int = Field(10_000, ge=1, le=1_000_000, description="Sessions held in memory in all (the least recently used one ends beyond).")
+    max_sessions: int = Field(10_000, ge=1, le=1_000_000, description="Sessions kept in all (the least recently used one ends beyond).")
     max_sessions_per_person: int = Field(5, ge=1, le=100, description="Sessions of one person (the oldest one ends beyond).")
-    login_failures_per_user: int = Field(5, ge=1, le=1000, description="Failed logins of one username per login_window_s (429 beyond).")
+    login_failures_per_user: int = Field(5, ge=1, le=1000, description="Failed logins of one username from one client address per login_window_s (429 beyond, for that client).")
+    login_failures_per_user_total: int = Field(
+        30, ge=1, le=100_000,
+        description="Failed logins of one username from all client addresses together per login_window_s (429 beyond, except from a known client).",
+    )
+    known_client_days: float = Field(
+        30.0, ge=0.0, le=365.0,
+        description="A client address from which a username logged in is known for it this long: not held to login_failures_per_user_total.",
+    )
     login_attempts_per_client: int = Field(20, ge=1, le=10_000, description="Logins from one client address per login_window_s (429 beyond).")
     login_window_s: float = Field(300.0, ge=1.0, le=86_400.0, description="The window of the login limits.")
     cookie_secure: bool | None = Field(None, description="Mark the session cookie Secure; default: when the request came over https.")
@@ -123,6 +135,19 @@ class PersonRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class LoginSessionRow(Base):
+    """A person's login session (api/sessions.py): the SHA-256 (hex) of its cookie's token,
+    never the token; times in Unix seconds (``last_seen`` is written at most every
+    ``Sessions.touch_every_s``)."""
+
+    __tablename__ = "login_sessions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float, index=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ def login(body: LoginIn, request: Request, response: Response, people: PeopleDep
     person = people.authenticate(username, body.password)
     if person is None:  # the attempt was counted against the username when admitted
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    sessions.logins.succeeded(username)
+    sessions.logins.succeeded(username, client, now)
     token, info = sessions.create(person.id)
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="strict", secure=cookie_secure(request, sessions.config), path="/"

@@ -211,6 +211,46 @@ def test_the_first_migration_is_the_schema_from_before_issue_10(url, other_url):
         db.close()
 
 
+def test_0009_adds_the_login_sessions_table_and_goes_back(url):
+    """Revision 0009 (people's login sessions, api/sessions.py) on a database at 0008 with a
+    person: the table with its key and indexes, sessions that work, the person intact; down again."""
+    from alembic import command
+
+    from gridworker.api.sessions import Sessions
+    from gridworker.incidents.db import alembic_config
+
+    db = Database(url)
+    try:
+        db.upgrade("0008")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO people (username, name, unit, area, phone, role, password_hash, disabled, created_at, updated_at)"
+                " VALUES ('li.wei', 'Li Wei', '', '', '', 'operator', NULL, false, :t, :t)"
+            ), {"t": T0})
+        assert "login_sessions" not in sa.inspect(db.engine).get_table_names()
+        db.upgrade()
+        assert db.revision() == head_revision()
+        insp = sa.inspect(db.engine)
+        assert [c["name"] for c in insp.get_columns("login_sessions")] == ["digest", "person_id", "created_at", "last_seen"]
+        assert insp.get_pk_constraint("login_sessions")["constrained_columns"] == ["digest"]
+        assert {i["name"]: i["column_names"] for i in insp.get_indexes("login_sessions")} == {
+            "ix_login_sessions_person_id": ["person_id"], "ix_login_sessions_last_seen": ["last_seen"],
+        }
+        assert _differences(db) == []
+        with db.engine.connect() as conn:
+            person = conn.execute(sa.text("SELECT id, username FROM people")).one()
+        assert person[1] == "li.wei"
+        token, info = Sessions(db).create(person[0])
+        assert Sessions(db).get(token).csrf == info.csrf  # another instance on the database accepts it
+        with db.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0008")
+        assert db.revision() == "0008" and "login_sessions" not in sa.inspect(db.engine).get_table_names()
+        db.upgrade()
+        assert db.revision() == head_revision() and _differences(db) == []
+    finally:
+        db.close()
+
+
 def test_concurrent_upgrades_are_serialised(url):
     """Processes starting together (a service and `gridworker keys create`) upgrade one at a time."""
     dbs = [Database(url) for _ in range(4)]

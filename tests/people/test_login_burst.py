@@ -37,11 +37,32 @@ def test_concurrent_wrong_logins_for_one_user_get_five_checks_then_429(tmp_path)
 def test_an_admitted_attempt_counts_until_the_login_succeeds():
     guard = LoginGuard(people_config(login_failures_per_user=2, login_attempts_per_client=10))
     assert guard.admit("ann", "10.0.0.1", 0.0) is None and guard.admit("ann", "10.0.0.1", 1.0) is None
-    assert guard.admit("ann", "10.0.0.2", 2.0) is not None  # two attempts in flight or failed: the third waits
-    guard.succeeded("ann")
+    assert guard.admit("ann", "10.0.0.1", 2.0) is not None  # two attempts in flight or failed: the third waits
+    guard.succeeded("ann", "10.0.0.1", 2.5)
     assert guard.admit("ann", "10.0.0.1", 3.0) is None  # a success clears the username's count
     for n in range(8):
         guard.admit(f"u{n}", "10.0.0.9", 4.0)
     assert guard.admit("bob", "10.0.0.9", 5.0) is None and guard.admit("bob", "10.0.0.9", 5.0) is None
     assert guard.admit("cat", "10.0.0.9", 5.0) is not None  # the client's 10 attempts are used up
     assert guard.admit("cat", "10.0.0.1", 5.0) is None  # refused by the client limit: nothing counted for cat
+
+
+def test_guessing_from_one_address_does_not_lock_the_person_out():
+    """Found by review: 5 wrong passwords from an attacker's address made the real operator's
+    right password answer 429 for 5 minutes, from any address."""
+    guard = LoginGuard(people_config(login_failures_per_user=5, login_failures_per_user_total=12, login_attempts_per_client=100))
+    assert all(guard.admit("east1", "203.0.113.7", float(t)) is None for t in range(5))
+    assert guard.admit("east1", "203.0.113.7", 6.0) is not None  # the guesser is held back
+    assert guard.admit("east1", "10.20.0.15", 7.0) is None  # the operator at their workstation is not
+    guard.succeeded("east1", "10.20.0.15", 7.5)
+
+
+def test_many_addresses_are_capped_together_except_a_known_client():
+    guard = LoginGuard(people_config(login_failures_per_user=5, login_failures_per_user_total=12, login_attempts_per_client=100))
+    assert guard.admit("east1", "10.20.0.15", 0.0) is None
+    guard.succeeded("east1", "10.20.0.15", 0.5)  # the operator's workstation is known for east1 from now on
+    admitted = [guard.admit("east1", f"198.51.100.{n}", 1.0 + n) is None for n in range(40)]
+    assert admitted.count(True) == 12  # guesses from many addresses: capped for the username
+    assert guard.admit("east1", "192.0.2.1", 50.0) is not None  # a new address waits too
+    assert guard.admit("east1", "10.20.0.15", 51.0) is None  # the known client is not held to that cap
+    assert guard.admit("east1", "192.0.2.1", 400.0) is None  # the window passed

@@ -84,8 +84,8 @@ def test_login_is_rate_limited_per_username_and_per_client(db_url):
             assert c.post("/auth/login", json={"username": "squad1", "password": PW}).status_code == 200
             assert c.post("/auth/login", json={"username": "boss", "password": PW}).status_code == 200
             assert c.post("/auth/login", json={"username": "boss", "password": PW}).status_code == 429
-        with env.client(client=("10.9.8.7", 4000)) as other:  # another client, same limits on east1
-            assert other.post("/auth/login", json={"username": "east1", "password": PW}).status_code == 429
+        with env.client(client=("10.9.8.7", 4000)) as other:  # another client: the guesser's failures do not lock east1 out
+            assert other.post("/auth/login", json={"username": "east1", "password": PW}).status_code == 200
             assert other.post("/auth/login", json={"username": "boss", "password": PW}).status_code == 200
     finally:
         env.store.close()
@@ -93,7 +93,7 @@ def test_login_is_rate_limited_per_username_and_per_client(db_url):
 
 def test_a_session_ends_when_idle_and_when_too_old(env):
     now = [1_000_000.0]
-    wiring(env.app).sessions = Sessions(people_config(session_idle_s=600, session_max_age_s=3600), clock=lambda: now[0])
+    wiring(env.app).sessions = Sessions(env.people.db, people_config(session_idle_s=600, session_max_age_s=3600), clock=lambda: now[0])
     with env.client() as c:
         env.login(c, "boss")
         for _ in range(5):  # used every 9 minutes: alive for 45 minutes

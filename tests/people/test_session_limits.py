@@ -1,36 +1,48 @@
-"""Bounded memory and storage: sessions (in all and per person), the login limiter's keys, the
+"""Bounded memory and storage: sessions (in all and per person, in the database), the login limiter's keys, the
 idempotency keys (age and count); all with a clock passed in, no sleeping."""
 
 import time
 
 import pytest
 
+from sqlalchemy import func, select
+
 from gridworker.api.ratelimit import RateLimiter
 from gridworker.api.sessions import Sessions
 from gridworker.cases.idempotency import IdempotencyLog, IdempotencyRow
+from gridworker.cases.people import LoginSessionRow
+from gridworker.incidents.db import Database
 from gridworker.cases.workflow import Actor, Workflow
 from gridworker.cases.workorders import WorkOrders
 from gridworker.incidents import IncidentStore
 from tests.people.conftest import people_config
 
 
-def test_sessions_are_capped_in_all_and_per_person():
+def test_sessions_are_capped_in_all_and_per_person(db_url):
+    db = Database.open(db_url)
     now = [0.0]
-    sessions = Sessions(people_config(max_sessions=3, max_sessions_per_person=2), clock=lambda: now[0])
-    a1, _ = sessions.create(1)
-    now[0] += 1
-    a2, _ = sessions.create(1)
-    now[0] += 1
-    a3, _ = sessions.create(1)  # person 1's third: their oldest (a1) ends
-    assert sessions.get(a1) is None and sessions.get(a2) and sessions.get(a3) and len(sessions) == 2
-    now[0] += 1
-    b1, _ = sessions.create(2)
-    assert sessions.get(a2) and sessions.get(a3)  # touched: b1 is now the least recently used
-    now[0] += 1
-    c1, _ = sessions.create(3)  # 4 > 3 in all: the least recently used (b1) ends
-    assert sessions.get(b1) is None and len(sessions) == 3 and sessions.get(c1)
-    assert sessions.end_person(1) == 2 and len(sessions) == 1
-    assert sessions.get("") is None and sessions.get("x" * 10_000) is None
+    sessions = Sessions(db, people_config(max_sessions=3, max_sessions_per_person=2), clock=lambda: now[0])
+    step = sessions.touch_every_s  # uses this far apart are each written down (the LRU order's precision)
+    try:
+        a1, _ = sessions.create(1)
+        now[0] += step
+        a2, _ = sessions.create(1)
+        now[0] += step
+        a3, _ = sessions.create(1)  # person 1's third: their oldest (a1) ends
+        assert sessions.get(a1) is None and sessions.get(a2) and sessions.get(a3) and len(sessions) == 2
+        now[0] += step
+        b1, _ = sessions.create(2)
+        now[0] += step
+        assert sessions.get(a2) and sessions.get(a3)  # touched: b1 is now the least recently used
+        now[0] += step
+        c1, _ = sessions.create(3)  # 4 > 3 in all: the least recently used (b1) ends
+        assert sessions.get(b1) is None and len(sessions) == 3 and sessions.get(c1)
+        assert sessions.end_person(1) == 2 and len(sessions) == 1
+        assert sessions.get("") is None and sessions.get("x" * 10_000) is None
+        with db.transaction() as s:  # the table holds what is left, no more
+            assert s.scalar(select(func.count()).select_from(LoginSessionRow)) == 1
+    finally:
+        db.close()
 
 
 def test_rate_limiter_window_and_bounded_keys():
