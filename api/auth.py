@@ -26,17 +26,19 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security, status
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gridworker.cases.workflow import ADMIN, OPERATOR, ROLES, SUPERVISOR, UNIT_HANDLER, VIEWER, Actor, NotFound
+from gridworker.cases.people import People
 from gridworker.keystore import KeyStore, StoredKey
 
 from .deps import KeysDep, WorkflowDep, wiring
 from .security import NO_KEY_MESSAGE, is_loopback_address
-from .sessions import SESSION_COOKIE, session_actor  # people's logins (issue 15)
+from .sessions import SESSION_COOKIE, Sessions, session_actor  # people's logins (issue 15)
 
 KEY_PREFIX = "gwk_"
 _KEY_RE = re.compile(r"^gwk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
@@ -122,6 +124,11 @@ SESSION = APIKeyCookie(
 )
 
 
+def _raw_key(x_api_key: str | None, bearer: HTTPAuthorizationCredentials | None) -> str | None:
+    """The key a request sends: ``X-API-Key``, else ``Authorization: Bearer``."""
+    return x_api_key or (bearer.credentials if bearer is not None else None)
+
+
 def current_user(
     request: Request,
     keys: KeysDep,
@@ -135,7 +142,7 @@ def current_user(
     Without either: 401 when keys are required; otherwise an
     anonymous admin, but only for a loopback client or with ``auth.open`` (api/security.py
     refuses the others first; this repeats it so no route is open by a middleware mistake)."""
-    raw = x_api_key or (bearer.credentials if bearer is not None else None)
+    raw = _raw_key(x_api_key, bearer)
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if raw:
         key = verify_key(keys, raw)
@@ -173,9 +180,100 @@ def require(*roles: str) -> Callable[..., Actor]:
     allowed = frozenset(roles) | {ADMIN}
 
     def dependency(user: CurrentUser) -> Actor:
-        if user.role not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not do this (needs {', '.join(sorted(allowed))})")
-        return user
+        return _admitted(user, allowed)
+
+    return dependency
+
+
+def _admitted(user: Actor, allowed: frozenset[str]) -> Actor:
+    """``user`` if their role is in ``allowed``; 403 otherwise."""
+    if user.role not in allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {user.role} role may not do this (needs {', '.join(sorted(allowed))})")
+    return user
+
+
+# -- long-lived responses (event streams) ------------------------------------------------------
+def _session_now(sessions: Sessions | None, people: People | None, token: str) -> Actor | None:
+    """The person of the session cookie ``token`` as an ``Actor`` now; None when the session is
+    over (logged out, idle, too old, replaced, ended by a change of the person) or its person is
+    gone or disabled. Blocking (the database); raises when the database fails."""
+    if sessions is None or people is None:
+        return None
+    info = sessions.get(token)
+    if info is None:
+        return None
+    person = people.get(info.person_id)
+    return None if person is None or person.disabled else person.actor()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCaller:
+    """The caller of a long-lived response (an event stream, api/feeds.py), with what they were
+    authenticated by, so that :meth:`recheck` can ask again, as a new request would be asked,
+    whether they may still read it.
+
+    Attributes:
+        actor: the caller when the stream opened.
+        allowed: the roles that may read the stream (admins always).
+        keys: the API keys (and whether keys are required).
+        api_key: the key the request sent (never shown in ``repr``); None: none was sent.
+        session: the session cookie's token when no key was sent (never shown in ``repr``).
+        sessions, people: the logins and the people they are of (None: no one can log in).
+    """
+
+    actor: Actor
+    allowed: frozenset[str]
+    keys: KeyStore
+    api_key: str | None = field(default=None, repr=False)
+    session: str | None = field(default=None, repr=False)
+    sessions: Sessions | None = field(default=None, repr=False)
+    people: People | None = field(default=None, repr=False)
+
+    def recheck(self) -> Actor | None:
+        """The caller as authorised now, None when no longer: the key revoked; the session over
+        (logout, idle or age expiry, the person disabled, deleted, their role, unit or password
+        changed: ``PATCH /people/{id}`` ends their sessions); the role no longer allowed; a caller
+        without credentials once keys are required. Blocking (reads the database: call it in the
+        thread pool); raises when the database fails (the stream then ends: fail closed)."""
+        if self.api_key is not None:
+            key = verify_key(self.keys, self.api_key)
+            now = None if key is None else actor_of(key)
+        elif self.session is not None:
+            now = _session_now(self.sessions, self.people, self.session)
+        else:  # the anonymous admin (loopback or auth.open): only while no key is required
+            now = None if self.keys.auth_required() else ANONYMOUS
+        return now if now is not None and now.role in self.allowed else None
+
+
+def stream_caller(*roles: str) -> Callable[..., StreamCaller]:
+    """A dependency admitting callers with one of ``roles`` (admins always; as :func:`require`)
+    to a long-lived response, answering a :class:`StreamCaller` that checks them again later.
+
+    Example:
+        >>> from fastapi import APIRouter
+        >>> router = APIRouter()
+        >>> @router.get("/feed")
+        ... async def feed(caller: Annotated[StreamCaller, Depends(stream_caller(VIEWER))]) -> str:
+        ...     return caller.actor.name
+        >>> [route.path for route in router.routes]
+        ['/feed']
+    """
+    allowed = frozenset(roles) | {ADMIN}
+
+    def dependency(
+        request: Request,
+        user: CurrentUser,
+        keys: KeysDep,
+        x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+        cookie: Annotated[str | None, Security(SESSION)],
+    ) -> StreamCaller:
+        raw = _raw_key(x_api_key, bearer) or None  # as current_user: a key wins over the cookie
+        wired = wiring(request.app)
+        session = (cookie or None) if raw is None else None
+        return StreamCaller(
+            _admitted(user, allowed), allowed, keys, api_key=raw, session=session, sessions=wired.sessions, people=wired.people
+        )
 
     return dependency
 

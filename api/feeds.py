@@ -18,7 +18,14 @@ the one helper both routes answer with:
 * :class:`StreamSlots` caps the open streams per key and in total (``limits:`` in the
   config); beyond them the route answers 429 with ``Retry-After``;
 * a keep-alive comment goes out after ``keepalive_s`` without a message, and a stream ends
-  after ``max_s`` (the client reconnects).
+  after ``max_s`` (the client reconnects);
+* the stream asks its :class:`Caller` again whether they may still read it before each batch
+  of messages it sends and at least every ``limits.event_stream_recheck_s`` (5 s) while idle
+  (in the thread pool: it reads the database), and ends when not: an API key revoked, a session
+  logged out, expired or ended (the person disabled, their role, unit or password changed).
+  Each message is rendered for the caller as just checked (a unit handler's scope is today's);
+  a check that fails (the database is down) ends the stream too (fail closed; the client
+  reconnects and is checked like any request).
 
 The poller runs as a task on the app's event loop; it ends when its last subscriber leaves
 and with the app (:meth:`Feeds.close` in the lifespan).
@@ -26,7 +33,8 @@ and with the app (:meth:`Feeds.close` in the lifespan).
 Example (in a route handler)::
 
     source = FeedSource("outbox", outbox.events_after, outbox.last_id, outbox.committed)
-    return await feeds.stream(source, user.name, limits, start=None, render=format_event,
+    # caller: the route's ``Annotated[StreamCaller, Depends(stream_caller(*ANY_ROLE))]`` (api/auth.py)
+    return await feeds.stream(source, caller, limits, start=None, render=lambda ev, actor: format_event(ev),
                               keepalive_s=15.0, max_s=300.0)
 """
 
@@ -46,12 +54,15 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from gridworker.cases.workflow import Actor
 from gridworker.incidents.db import CommitSignal
 from gridworker.settings import LimitsConfig
 
 from .errors import Responses
 
 __all__ = [
+    "ACCESS_ENDED",
+    "Caller",
     "FeedPoller",
     "FeedSource",
     "Feeds",
@@ -89,6 +100,21 @@ class HasId(Protocol):
 
 
 T = TypeVar("T", bound=HasId)
+
+
+class Caller(Protocol):
+    """Who reads a stream: as authorised when it opened, and how to ask again (api/auth.py:
+    ``StreamCaller``, the same credentials checked like a new request)."""
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as authorised when the stream opened (its name is its stream-cap key)."""
+        ...
+
+    def recheck(self) -> Actor | None:
+        """The caller as authorised now; None when they may no longer read the stream. Blocking
+        (it reads the database): called in the thread pool. May raise (the database failed)."""
+        ...
 
 
 @dataclass(eq=False)
@@ -359,20 +385,23 @@ class Feeds:
     async def stream(
         self,
         source: FeedSource[T],
-        key: str,
+        caller: Caller,
         limits: LimitsConfig,
         *,
         start: int | None,
-        render: Callable[[T], str | None],
+        render: Callable[[T, Actor], str | None],
         keepalive_s: float,
         max_s: float,
     ) -> StreamingResponse:
-        """A server-sent event stream of ``source`` after ``start`` (None: from now on), for the
-        caller ``key`` (the per-key cap counts it).
+        """A server-sent event stream of ``source`` after ``start`` (None: from now on), for
+        ``caller`` (the per-key cap counts ``caller.actor.name``).
 
-        ``render`` turns a row into its SSE message, or None when this caller may not see it.
-        Raises the 429 of :meth:`StreamSlots.refuse` when the caller is over a cap.
+        ``render(row, actor)`` turns a row into its SSE message for the caller as checked last,
+        or None when they may not see it. The stream checks the caller again before each batch it
+        sends and every ``limits.event_stream_recheck_s`` while idle, and ends once they may no
+        longer read it. Raises the 429 of :meth:`StreamSlots.refuse` when the caller is over a cap.
         """
+        key = caller.actor.name
         slots = self.slots(limits)
         if not slots.acquire(key):
             raise slots.refuse(key)
@@ -394,35 +423,117 @@ class Feeds:
                 feed.unsubscribe(sub)
                 slots.release(key)
 
-        return _SlotResponse(_messages(feed, sub, start, render, keepalive_s, max_s), release)
+        gate = _Gate(caller, limits.event_stream_recheck_s, feed.name)
+        return _SlotResponse(_messages(feed, sub, start, gate, render, keepalive_s, max_s), release)
+
+
+class _AccessEnded(Exception):
+    """The stream's caller may no longer read it (raised by :meth:`_Gate.check`)."""
+
+
+class _Gate:
+    """One stream's caller, checked again (:meth:`check`) before each batch and when due.
+
+    Args:
+        caller: who reads the stream.
+        every_s: the longest an idle stream goes without a check.
+        feed: the feed's name (for the log).
+    """
+
+    def __init__(self, caller: Caller, every_s: float, feed: str) -> None:
+        self.caller = caller
+        self.every_s = every_s
+        self.feed = feed
+        self.actor: Actor = caller.actor
+        self.checked = time.monotonic()  # the request itself was just authorised
+
+    @property
+    def due(self) -> float:
+        """When the next check is due (``time.monotonic()``) if nothing is sent before."""
+        return self.checked + self.every_s
+
+    async def check(self) -> None:
+        """Check the caller again now (in the thread pool) and keep them as :attr:`actor`.
+
+        Raises:
+            _AccessEnded: they may no longer read the stream, or the check failed (logged by
+                the error's type only, never its message: fail closed).
+        """
+        try:
+            actor = await run_in_threadpool(self.caller.recheck)
+        except Exception as exc:
+            log.warning("feed %s: checking a stream's caller failed (%s); the stream ends", self.feed, type(exc).__name__)
+            raise _AccessEnded() from None
+        self.checked = time.monotonic()
+        if actor is None:
+            log.info("feed %s: %s may no longer read the stream; it ends", self.feed, self.actor.name)
+            raise _AccessEnded()
+        self.actor = actor
+
+
+#: The last comment of a stream whose caller may no longer read it (reconnecting gets the 401/403).
+ACCESS_ENDED = ": access ended\n\n"
+
+
+def _take_queued(sub: Subscription[T], first: T, limit: int) -> tuple[list[T], bool]:
+    """``first`` and what else ``sub`` has queued (up to ``limit`` rows); whether the stream was
+    dropped behind them."""
+    rows = [first]
+    while len(rows) < limit and not sub.queue.empty():
+        row = sub.queue.get_nowait()
+        if row is None:
+            return rows, True
+        rows.append(row)
+    return rows, False
 
 
 async def _messages(
-    feed: FeedPoller[T], sub: Subscription[T], start: int, render: Callable[[T], str | None], keepalive_s: float, max_s: float
+    feed: FeedPoller[T],
+    sub: Subscription[T],
+    start: int,
+    gate: _Gate,
+    render: Callable[[T, Actor], str | None],
+    keepalive_s: float,
+    max_s: float,
 ) -> AsyncIterator[str]:
     """One stream's messages: the backfill from ``start``, then the subscription's rows, with
-    keep-alive comments, until ``max_s`` or the subscriber is dropped."""
+    keep-alive comments, until ``max_s``, the subscriber is dropped or the caller may no longer
+    read the stream (checked before each batch and when ``gate`` is due)."""
     last = start
     began = time.monotonic()
     next_ping = began + keepalive_s
+
+    async def deliver(rows: Sequence[T]) -> str:
+        """The messages of the rows after ``last``, for the caller checked just now (nothing
+        new: no check, no messages)."""
+        nonlocal last, next_ping
+        new = [row for row in rows if row.id > last]
+        if not new:
+            return ""
+        await gate.check()
+        last = new[-1].id
+        out = "".join(msg for msg in (render(row, gate.actor) for row in new) if msg is not None)
+        if out:
+            next_ping = time.monotonic() + keepalive_s
+        return out
+
     try:
         yield f"retry: {RETRY_MS}\n: resuming after {last}\n\n"
         while last < sub.head:  # what happened between ``start`` and the poller's position
             rows = await run_in_threadpool(feed.source.fetch_after, last, feed.batch)
-            for old in rows:
-                last = old.id
-                msg = render(old)
-                if msg is not None:
-                    next_ping = time.monotonic() + keepalive_s
-                    yield msg
+            if msgs := await deliver(rows):
+                yield msgs
             if len(rows) < feed.batch:
                 break
         while True:
             now = time.monotonic()
             if now - began >= max_s:
                 return
+            if now >= gate.due:
+                await gate.check()
+                continue
             try:
-                row = await sub.get(max(0.0, min(next_ping, began + max_s) - now))
+                row = await sub.get(max(0.0, min(next_ping, began + max_s, gate.due) - now))
             except TimeoutError:
                 if time.monotonic() >= next_ping:
                     next_ping = time.monotonic() + keepalive_s
@@ -430,13 +541,13 @@ async def _messages(
                 continue
             if row is None:
                 return  # dropped (too slow) or the app stops: the client reconnects and resumes
-            if row.id <= last:
-                continue
-            last = row.id
-            msg = render(row)
-            if msg is not None:
-                next_ping = time.monotonic() + keepalive_s
-                yield msg
+            rows, dropped = _take_queued(sub, row, feed.batch)
+            if msgs := await deliver(rows):
+                yield msgs
+            if dropped:
+                return
+    except _AccessEnded:
+        yield ACCESS_ENDED  # the client's reconnect is refused (401/403) like any request
     finally:
         feed.unsubscribe(sub)
 

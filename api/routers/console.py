@@ -14,7 +14,9 @@ transition, every "the camera shows it cleared" note) as server-sent events::
 ``Last-Event-ID``. It exists because the outbox behind ``GET /events`` is filled only when
 forwarding is wired into the service; ``/auth/me`` tells the console which feed to read
 (``events_url``). Both carry ``incident_id``, which is all the console needs: it re-reads
-the case, so a repeated or reordered message does no harm.
+the case, so a repeated or reordered message does no harm. Like ``/events``, a stream ends once
+its caller may no longer read it (a key revoked, a session over: api/feeds.py), and each change
+is filtered for the caller as checked last.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sqlalchemy import func, select
 from gridworker.cases.workflow import ADMIN, OPERATOR, SUPERVISOR, TRANSITIONS, UNIT_HANDLER, VIEWER, Actor, may
 from gridworker.cases.workorders import AuditRow, WorkOrderRow, WorkOrders
 
-from ..auth import ANY_ROLE, require
+from ..auth import ANY_ROLE, StreamCaller, require, stream_caller
 from ..deps import FeedsDep, KeysDep, LimitsDep, OrdersDep, OutboxDep
 from ..feeds import FeedSource, ResumeDep, StreamMaxS, event_stream_responses
 from ..schemas_people import PersonOut  # issue 15
@@ -45,6 +47,8 @@ BATCH = 200
 
 router = APIRouter(tags=["console"])
 Anyone = Annotated[Actor, Depends(require(*ANY_ROLE))]
+#: Any role, on a stream that checks them again while it runs (api/feeds.py)
+AnyStreamCaller = Annotated[StreamCaller, Depends(stream_caller(*ANY_ROLE))]
 
 
 class MeOut(BaseModel):
@@ -139,17 +143,19 @@ class AuditFeed:
 
 @router.get("/console/events", response_class=StreamingResponse, responses=event_stream_responses("A stream of case changes"))
 async def console_events(
-    user: Anyone, orders: OrdersDep, feeds: FeedsDep, limits: LimitsDep, start: ResumeDep, max_s: StreamMaxS = 300.0
+    caller: AnyStreamCaller, orders: OrdersDep, feeds: FeedsDep, limits: LimitsDep, start: ResumeDep, max_s: StreamMaxS = 300.0
 ) -> StreamingResponse:
     """Case changes (the work-order audit log) as server-sent events, resumable with
     ``Last-Event-ID`` (the events' ids are audit ids); a unit handler gets those of cases their unit
-    holds, a person who is one those of the cases assigned to them (now)."""
+    holds, a person who is one those of the cases assigned to them (now). The stream ends once
+    its caller may no longer read it (key revoked, session over; checked every
+    ``limits.event_stream_recheck_s`` and before each batch)."""
 
-    def render(change: AuditChange) -> str | None:
+    def render(change: AuditChange, user: Actor) -> str | None:  # ``user``: the caller as checked last
         return change.message() if user.holds(change.unit or "", change.assignee) else None
 
     # one reader of the audit log for all console streams (api/feeds.py); streams capped per key and in total
-    return await feeds.stream(AuditFeed(orders).source(), user.name, limits, start=start, render=render, keepalive_s=15.0, max_s=max_s)
+    return await feeds.stream(AuditFeed(orders).source(), caller, limits, start=start, render=render, keepalive_s=15.0, max_s=max_s)
 
 
 def mount_console(app: FastAPI) -> None:

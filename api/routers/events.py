@@ -17,6 +17,9 @@ All open streams share one reader of the outbox (``api/feeds.py``), woken when a
 change commits in this process (and every 2 s for changes written by another process),
 however many consoles listen. Open streams are capped per key and in total
 (``limits.max_event_streams_per_key`` / ``limits.max_event_streams``); beyond them: 429.
+A stream checks its key (or session) again before each batch and every
+``limits.event_stream_recheck_s`` (``StreamCaller``, api/auth.py): once the key is revoked it ends
+(``: access ended``) and sends nothing raised after.
 
 Keys go in a header (``Authorization``/``X-API-Key``), never in the URL (URLs end up in
 access logs): a console uses a fetch-based EventSource, or a proxy that adds the header.
@@ -34,12 +37,13 @@ from fastapi.responses import StreamingResponse
 from gridworker.delivery.outbox import Outbox, OutboxEvent
 from gridworker.cases.workflow import UNIT_HANDLER, Actor
 
-from ..auth import ANY_ROLE, require
+from ..auth import ANY_ROLE, StreamCaller, stream_caller
 from ..deps import DispatcherDep, FeedsDep, LimitsDep, OutboxDep
 from ..feeds import FeedSource, ResumeDep, StreamMaxS, event_stream_responses
 
 router = APIRouter(tags=["forwarding"])
-Reader = Annotated[Actor, Depends(require(*ANY_ROLE))]
+#: Any role, checked again while the stream runs (api/feeds.py)
+Reader = Annotated[StreamCaller, Depends(stream_caller(*ANY_ROLE))]
 
 
 def format_event(ev: OutboxEvent) -> str:
@@ -60,7 +64,7 @@ def outbox_source(outbox: Outbox) -> FeedSource[OutboxEvent]:
 
 @router.get("/events", response_class=StreamingResponse, responses=event_stream_responses("A stream of work-order events"))
 async def events(
-    user: Reader,
+    caller: Reader,
     outbox: OutboxDep,
     dispatcher: DispatcherDep,
     feeds: FeedsDep,
@@ -69,14 +73,16 @@ async def events(
     keepalive_s: Annotated[float | None, Query(ge=1, le=300, description="Keep-alive comment interval; default from the config (15 s)")] = None,
     max_s: StreamMaxS = 300.0,
 ) -> StreamingResponse:
-    """Work-order events as server-sent events, resumable with ``Last-Event-ID``."""
+    """Work-order events as server-sent events, resumable with ``Last-Event-ID``; the stream
+    ends once its caller may no longer read it (key revoked, session over; checked every
+    ``limits.event_stream_recheck_s`` and before each batch)."""
 
-    def render(ev: OutboxEvent) -> str | None:
+    def render(ev: OutboxEvent, user: Actor) -> str | None:  # ``user``: the caller as checked last
         return format_event(ev) if _visible(ev, user) else None
 
     return await feeds.stream(
         outbox_source(outbox),
-        user.name,
+        caller,
         limits,
         start=start,
         render=render,
