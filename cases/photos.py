@@ -29,10 +29,20 @@ Every photo that enters the service passes :func:`normalise_photo` first:
 :class:`PhotoStore` keeps the JPEG files beside the evidence clips (``<photos_dir>/<id>.jpg``)
 with one row each in ``case_photos`` (migration 0005). Its disk use is bounded: every file is
 small (bounded pixels), a case holds at most ``max_per_case`` photos, no photo is written
-while all of them add up to ``max_total_bytes`` or the disk has less than ``min_free_bytes``
-free (:class:`PhotoStorageFull`, 507), and retention deletes the oldest (``prune_photos``,
+while its budget is spent or the disk has less than ``min_free_bytes`` free
+(:class:`PhotoStorageFull`, 507), and retention deletes the oldest (``prune_photos``,
 incidents/retention.py). The same picture sent twice to a case (as the same kind) is stored once
 (its SHA-256): a phone's retried upload does not add a copy.
+
+There are two budgets, each with its own retention: the photos sent with residents' reports on
+the public page (no key: kind ``report``, actor :data:`PUBLIC_ACTOR`) add up to at most
+``public_max_total_bytes``; all others (handlers' photos, the intake API's report photos: people
+and systems with an account or a key) to at most ``max_total_bytes``. A full public budget
+refuses only new public photos, and retention deletes the oldest photos of each budget down to
+that budget's own bound, so anonymous uploads never push out a handler's evidence. The two are
+told apart by columns every row has had since migration 0005 (``kind``, ``actor``).
+:meth:`PhotoStore.reserve` holds a budget's room for photos before their case is opened, so a
+report refused for want of room opens no case.
 """
 
 from __future__ import annotations
@@ -48,30 +58,33 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 from PIL.ExifTags import GPS, IFD
-from sqlalchemy import Float, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy import ColumnElement, Float, ForeignKey, Integer, String, and_, delete, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridworker.incidents.db import Base, Database, to_domain
 
 __all__ = [
     "HANDLING",
+    "PUBLIC_ACTOR",
     "REPORT",
     "CasePhoto",
     "Photo",
     "PhotoBusy",
     "PhotoError",
     "PhotoGate",
+    "PhotoHold",
     "PhotoLimits",
     "PhotoRetention",
     "PhotoStorageFull",
     "PhotoStore",
+    "is_public",
     "normalise_photo",
     "prune_photos",
 ]
@@ -81,6 +94,10 @@ log = logging.getLogger(__name__)
 REPORT = "report"  # sent with a resident's or the 12345 platform's report
 HANDLING = "handling"  # taken by the handler on site
 KINDS = (REPORT, HANDLING)
+#: The ``actor`` of the photos sent with residents' reports on the public page (no key):
+#: incidents/reports.py writes ``report:<channel>``, and ``resident`` is the public page's
+#: channel only (the intake API refuses it). These photos have a budget of their own.
+PUBLIC_ACTOR = "report:resident"
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -418,17 +435,42 @@ class CasePhoto:
     created_at: float
 
 
+def is_public(kind: str, actor: str) -> bool:
+    """Whether a photo of ``kind`` stored by ``actor`` came with a resident's report on the public
+    page (no key): it counts in the public budget, every other photo in the main one."""
+    return kind == REPORT and actor == PUBLIC_ACTOR
+
+
+def _in_budget(public: bool) -> ColumnElement[bool]:
+    """The rows of the public budget (or of the main one): :func:`is_public` in SQL (both
+    columns are NOT NULL, so every row is in exactly one)."""
+    if public:
+        return and_(CasePhotoRow.kind == REPORT, CasePhotoRow.actor == PUBLIC_ACTOR)
+    return or_(CasePhotoRow.kind != REPORT, CasePhotoRow.actor != PUBLIC_ACTOR)
+
+
+@dataclass(slots=True)
+class PhotoHold:
+    """Room held in one budget by :meth:`PhotoStore.reserve` (``left``: bytes still held)."""
+
+    public: bool
+    left: int
+
+
 class PhotoStore:
     """The photos of cases: JPEG files in ``photos_dir``, a ``case_photos`` row each.
 
     Args:
         db: the service's database.
         photos_dir: folder of the files (created when needed).
-        max_total_bytes: no photo is written while the stored ones add up to this.
+        max_total_bytes: no photo but a public one is written while those stored add up to this
+            (handlers' photos and the intake API's report photos).
         max_per_case: photos one case may hold (report and handling photos together).
         min_free_bytes: no photo is written while the disk has less free space than this.
         gate: the decoding slots :meth:`normalise` waits for (the service's one gate; default
             a gate of this store's own).
+        public_max_total_bytes: no photo of a resident's public report (:func:`is_public`) is
+            written while those stored add up to this; they never count against the other budget.
 
     Example::
 
@@ -445,27 +487,79 @@ class PhotoStore:
         max_per_case: int = 12,
         min_free_bytes: int = 256_000_000,
         gate: PhotoGate | None = None,
+        public_max_total_bytes: int = 1_000_000_000,
     ) -> None:
         self.db = db
         self.photos_dir = Path(photos_dir).resolve()
         self.gate = gate if gate is not None else PhotoGate()
         self.max_total_bytes = max_total_bytes
+        self.public_max_total_bytes = public_max_total_bytes
         self.max_per_case = max_per_case
         self.min_free_bytes = min_free_bytes
+        # bytes promised to photos not yet stored, by budget (public or not): checked with the
+        # stored ones, so photos stored at once in this process never overrun a budget together
+        self._lock = threading.Lock()
+        self._held = {True: 0, False: 0}
 
     def normalise(self, data: bytes, *, max_side: int, max_input_pixels: int) -> Photo:
         """:func:`normalise_photo` under this store's gate."""
         return normalise_photo(data, max_side=max_side, max_input_pixels=max_input_pixels, gate=self.gate)
 
-    def total_bytes(self) -> int:
+    def total_bytes(self, public: bool | None = None) -> int:
+        """Bytes of the stored photos: all of them, or those of the public budget (True) or of the
+        main one (False)."""
+        query = select(func.coalesce(func.sum(CasePhotoRow.size_bytes), 0))
+        if public is not None:
+            query = query.where(_in_budget(public))
         with self.db.transaction() as s:
-            return int(s.scalar(select(func.coalesce(func.sum(CasePhotoRow.size_bytes), 0))) or 0)
+            return int(s.scalar(query) or 0)
 
-    def add(self, incident_id: int, kind: str, photo: Photo, *, actor: str = "", at: float | None = None) -> CasePhoto:
-        """Store ``photo`` for the case (the same picture again, of the same kind: its existing record).
+    def _check_room(self, public: bool, need: int) -> None:
+        """Raise :class:`PhotoStorageFull` unless ``need`` more bytes fit the budget and the disk
+        (with what is held for photos not yet stored). Called under ``_lock``."""
+        if public:
+            if self.total_bytes(True) + self._held[True] + need > self.public_max_total_bytes:
+                log.warning("public report photo refused: the residents' photo budget (%g MB) is spent", self.public_max_total_bytes / 1e6)
+                raise PhotoStorageFull("storage for residents' photos is full right now; try again later, or send the report without photos")
+        elif self.total_bytes(False) + self._held[False] + need > self.max_total_bytes:
+            raise PhotoStorageFull(f"photo storage is full ({self.max_total_bytes / 1e6:g} MB); retention frees it")
+        self.photos_dir.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(self.photos_dir).free - self._held[True] - self._held[False] - need < self.min_free_bytes:
+            raise PhotoStorageFull("the photo disk is nearly full")
+
+    @contextmanager
+    def reserve(self, kind: str, photos: Sequence[Photo], *, actor: str = "") -> Iterator[PhotoHold]:
+        """Hold room for ``photos`` of a case about to be opened (as ``kind`` from ``actor``) until
+        the block ends; :meth:`add` given the hold uses it. A report checks its photos' room this
+        way before it opens its case. Nothing to hold (no photos): never refused.
 
         Raises:
-            PhotoStorageFull: over the total, the disk's free space or the case's count.
+            PhotoStorageFull: more photos than a case holds (409), or no room in the budget or on
+                the disk (507), before anything is stored.
+        """
+        if len(photos) > self.max_per_case:
+            raise PhotoStorageFull(f"{len(photos)} photos are more than a case holds (at most {self.max_per_case})", status=409)
+        hold = PhotoHold(is_public(kind, actor), sum(len(p.jpeg) for p in photos))
+        if hold.left:
+            with self._lock:
+                self._check_room(hold.public, hold.left)
+                self._held[hold.public] += hold.left
+        try:
+            yield hold
+        finally:
+            with self._lock:
+                self._held[hold.public] -= hold.left
+                hold.left = 0
+
+    def add(
+        self, incident_id: int, kind: str, photo: Photo, *, actor: str = "", at: float | None = None, hold: PhotoHold | None = None
+    ) -> CasePhoto:
+        """Store ``photo`` for the case (the same picture again, of the same kind: its existing record).
+        Its budget is the public one when :func:`is_public` (``kind``, ``actor``), else the main
+        one; with a ``hold`` of :meth:`reserve` that still covers it, its room is the hold's.
+
+        Raises:
+            PhotoStorageFull: over its budget, the disk's free space or the case's count.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown photo kind {kind!r}")
@@ -479,11 +573,23 @@ class PhotoStore:
             count = int(s.scalar(select(func.count()).where(CasePhotoRow.incident_id == incident_id)) or 0)
         if count >= self.max_per_case:
             raise PhotoStorageFull(f"the case already has {count} photos (at most {self.max_per_case})", status=409)
-        if self.total_bytes() + len(photo.jpeg) > self.max_total_bytes:
-            raise PhotoStorageFull(f"photo storage is full ({self.max_total_bytes / 1e6:g} MB); retention frees it")
+        public, size = is_public(kind, actor), len(photo.jpeg)
+        with self._lock:
+            held = hold if hold is not None and hold.public == public and hold.left >= size else None
+            if held is None:  # no room held for it yet: check and hold its own
+                self._check_room(public, size)
+                self._held[public] += size
+        try:
+            return self._write(incident_id, kind, photo, digest, actor, at)
+        finally:  # stored (now counted in the total) or not: the room is no longer held for it
+            with self._lock:
+                self._held[public] -= size
+                if held is not None:
+                    held.left -= size
+
+    def _write(self, incident_id: int, kind: str, photo: Photo, digest: str, actor: str, at: float | None) -> CasePhoto:
+        """The file, then its row (no file without a row)."""
         self.photos_dir.mkdir(parents=True, exist_ok=True)
-        if shutil.disk_usage(self.photos_dir).free - len(photo.jpeg) < self.min_free_bytes:
-            raise PhotoStorageFull("the photo disk is nearly full")
         name = f"{secrets.token_urlsafe(18)}.jpg"
         path = self.photos_dir / name
         tmp = path.with_name(f".{name}.part")
@@ -524,9 +630,15 @@ class PhotoStore:
             return None
 
 
-def prune_photos(store: PhotoStore, *, now: float, max_age_s: float | None, max_total_bytes: int | None, batch: int = 500) -> tuple[int, int]:
-    """Delete photos older than ``max_age_s``, then the oldest while all add up to more than
-    ``max_total_bytes``: the file first, then its row. Returns (photos deleted, bytes freed)."""
+def prune_photos(
+    store: PhotoStore, *, now: float, max_age_s: float | None, max_total_bytes: int | None, batch: int = 500,
+    public_max_total_bytes: int | None = None,
+) -> tuple[int, int]:
+    """Delete photos older than ``max_age_s``, then, budget by budget, the oldest of a budget
+    while its photos add up to more than its bound: those of residents' public reports over
+    ``public_max_total_bytes``, all others over ``max_total_bytes`` (None: no bound). A photo
+    is deleted only for its own budget's sake. The file first, then its row. Returns (photos
+    deleted, bytes freed)."""
     deleted = freed = 0
 
     def drop(rows: list[CasePhotoRow]) -> None:
@@ -553,17 +665,21 @@ def prune_photos(store: PhotoStore, *, now: float, max_age_s: float | None, max_
             drop(old)
             if deleted == before:
                 break
-    if max_total_bytes is not None:
-        total = store.total_bytes()
-        while total > max_total_bytes:
+    for public, bound in ((True, public_max_total_bytes), (False, max_total_bytes)):
+        if bound is None:
+            continue
+        total = store.total_bytes(public)
+        while total > bound:
             with store.db.transaction() as s:
-                oldest = list(s.scalars(select(CasePhotoRow).order_by(CasePhotoRow.created_at, CasePhotoRow.id).limit(batch)).all())
+                oldest = list(s.scalars(
+                    select(CasePhotoRow).where(_in_budget(public)).order_by(CasePhotoRow.created_at, CasePhotoRow.id).limit(batch)
+                ).all())
                 s.expunge_all()
             if not oldest:
                 break
             before = deleted
             for r in oldest:
-                if total <= max_total_bytes:
+                if total <= bound:
                     break
                 drop([r])
                 total -= r.size_bytes
@@ -575,12 +691,18 @@ def prune_photos(store: PhotoStore, *, now: float, max_age_s: float | None, max_
 @dataclass(frozen=True, slots=True)
 class PhotoRetention:
     """What retention deletes of the photos of cases (``reports.photos`` in the config): the
-    photos of ``store`` older than ``max_age_s``, then the oldest while over ``max_total_bytes``."""
+    photos of ``store`` older than ``max_age_s``, then the oldest of residents' public reports
+    while those are over ``public_max_total_bytes``, and the oldest of the others (handlers', the
+    intake API's) while those are over ``max_total_bytes`` (see :func:`prune_photos`)."""
 
     store: PhotoStore
     max_age_s: float | None
     max_total_bytes: int | None
+    public_max_total_bytes: int | None = None
 
     def run(self, now: float) -> tuple[int, int]:
         """One pass; returns (photos deleted, bytes freed)."""
-        return prune_photos(self.store, now=now, max_age_s=self.max_age_s, max_total_bytes=self.max_total_bytes)
+        return prune_photos(
+            self.store, now=now, max_age_s=self.max_age_s, max_total_bytes=self.max_total_bytes,
+            public_max_total_bytes=self.public_max_total_bytes,
+        )

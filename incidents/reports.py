@@ -38,7 +38,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridworker.cases.catalogue import Catalogue
-from gridworker.cases.photos import REPORT, Photo, PhotoStore
+from gridworker.cases.photos import REPORT, Photo, PhotoStorageFull, PhotoStore
 from gridworker.cases.workorders import WorkOrderRow
 from gridworker.vision.rules.base import IncidentKind
 
@@ -90,9 +90,10 @@ class PhotosConfig(BaseModel):
     max_input_megapixels: float = Field(50.0, gt=0.0, le=200.0, description="Photos with more pixels are refused before decoding.")
     max_per_case: int = Field(12, ge=1, le=100, description="Photos one case may hold, report and handling photos together.")
     decoding: PhotoDecoding = Field(default_factory=PhotoDecoding, description="How many photos decode at once, and how large.")
-    max_total_mb: float = Field(2000.0, gt=0.0, description="No photo is stored while all of them add up to this (507); retention deletes the oldest down to 90 % of it.")
+    max_total_mb: float = Field(2000.0, gt=0.0, le=100_000_000.0, allow_inf_nan=False, description="No handler's photo or intake-API (POST /reports) report photo is stored while those add up to this (507); retention deletes the oldest of them down to 90 % of it. Residents' public-page photos have their own budget (public_max_total_mb) and never count here.")
+    public_max_total_mb: float = Field(1000.0, gt=0.0, le=100_000_000.0, allow_inf_nan=False, description="No photo of a resident's report on the public page (no key) is stored while those add up to this (507; the report is refused before its case opens); retention deletes the oldest of them down to 90 % of it, never another photo.")
     max_age_days: float | None = Field(180.0, gt=0.0, le=36_500.0, description="Retention deletes photos older than this (null: never).")
-    min_free_mb: float = Field(256.0, ge=0.0, description="No photo is stored while the photo disk has less free space than this.")
+    min_free_mb: float = Field(256.0, ge=0.0, le=100_000_000.0, allow_inf_nan=False, description="No photo is stored while the photo disk has less free space than this.")
 
     def resolve_dir(self, clips_dir: Path) -> Path:
         return self.photos_dir if self.photos_dir is not None else clips_dir.parent / "photos"
@@ -347,6 +348,9 @@ class ReportIntake:
         Raises:
             ReportError: an unknown type (for the public page: one not offered), empty text
                 without a photo, text too long.
+            PhotoStorageFull: no room for the photos in their budget (the public page's has its
+                own) or on the disk (507), or more than a case holds (409): nothing is stored
+                and no case opened.
         """
         now = time.time() if at is None else at
         allowed = {k.code for k in self.public_types()} if public else None
@@ -369,20 +373,27 @@ class ReportIntake:
             if located is not None:
                 lon, lat = located.lon, located.lat
         stored = report.model_copy(update={"text": text, "lon": lon, "lat": lat})
-        report_id, code = self.book.add(channel, stored, now)
-        t = self.catalogue.type(report.type)
-        details: dict[str, Any] = {"source": "report", "channel": channel, "report_id": report_id, "photos": len(photos)}
-        if lon is not None and lat is not None:
-            details["position"] = {"lon": round(lon, 7), "lat": round(lat, 7)}
-        if report.external_id:
-            details["external_id"] = report.external_id
-        observation = ReportObservation(
-            report_id, channel, IncidentKind(t.code, t.name_zh, t.name_en, t.category), now,
-            summary=text or t.name_zh, site=self.config.site, details=details, snapshot=photos[0].jpeg if photos else None,
-        )
-        incident_id = self.manager.resident_report(observation).id
-        self.book.link(report_id, incident_id)
-        for photo in photos:
-            self.photos.add(incident_id, REPORT, photo, actor=f"report:{channel}", at=now)
+        actor = f"report:{channel}"  # report:resident (the public page) is photos.PUBLIC_ACTOR: the public budget
+        # the photos' room is held before anything is stored: no room, no report row and no case
+        # (a refused report opens nothing; the resident's retry does not make a second case)
+        with self.photos.reserve(REPORT, photos, actor=actor) as hold:
+            report_id, code = self.book.add(channel, stored, now)
+            t = self.catalogue.type(report.type)
+            details: dict[str, Any] = {"source": "report", "channel": channel, "report_id": report_id, "photos": len(photos)}
+            if lon is not None and lat is not None:
+                details["position"] = {"lon": round(lon, 7), "lat": round(lat, 7)}
+            if report.external_id:
+                details["external_id"] = report.external_id
+            observation = ReportObservation(
+                report_id, channel, IncidentKind(t.code, t.name_zh, t.name_en, t.category), now,
+                summary=text or t.name_zh, site=self.config.site, details=details, snapshot=photos[0].jpeg if photos else None,
+            )
+            incident_id = self.manager.resident_report(observation).id
+            self.book.link(report_id, incident_id)
+            for photo in photos:
+                try:
+                    self.photos.add(incident_id, REPORT, photo, actor=actor, at=now, hold=hold)
+                except PhotoStorageFull as exc:  # the room went meanwhile (the disk, another process): the case stands
+                    log.warning("report %s: case %s is open, a photo of it was not stored: %s", report_id, incident_id, exc.reason)
         log.info("report %s from %s: %s, case %s, %d photo(s)", report_id, channel, report.type, incident_id, len(photos))
         return ReportReceipt(report_id, incident_id, code)
