@@ -6,13 +6,13 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Literal, overload
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gridworker.incidents import Incident
 from gridworker.service import CameraView
 from gridworker.settings import CameraConfig
 from gridworker.streams.sources import require_network
-from gridworker.vision.config import CalibrationConfig, LineConfig, MaskConfig, SignalConfig, ZoneConfig
+from gridworker.vision.config import CalibrationConfig, FilterConfig, LineConfig, MaskConfig, RiderConfig, SceneConfig, SignalConfig, ZoneConfig
 
 NETWORK_URL_PATTERN = r"^(rtsps?|rtmps?|https?)://[^\s/?#|]+(/[^\s|]*)?$"
 """The shape of a camera URL given to the API, for the OpenAPI schema (streams/sources.py checks)."""
@@ -81,6 +81,8 @@ class CameraOut(BaseModel):
     lines: list[LineConfig]
     signals: list[SignalConfig]
     calibration: CalibrationConfig | None
+    filters: FilterConfig = Field(description="Sanity filters between detector and rules (PUT /cameras/{id}/scene keeps them when left out).")
+    riders: RiderConfig = Field(description="Riders counted as their vehicle (PUT /cameras/{id}/scene keeps them when left out).")
 
     @classmethod
     def of(cls, view: CameraView, *, detail: bool = False) -> CameraOut:
@@ -116,7 +118,21 @@ class CameraOut(BaseModel):
             lines=view.config.lines,
             signals=view.config.signals,
             calibration=view.config.calibration,
+            filters=view.config.filters,
+            riders=view.config.riders,
         )
+
+
+class SceneUpdate(SceneConfig):
+    """The body of ``PUT /cameras/{id}/scene``: the parts of the scene to replace. Each part sent
+    replaces the camera's whole part (a list as a whole, ``calibration: null`` removes the
+    calibration); a part left out keeps the camera's current one. References (exempt zones,
+    signals, a calibration for speeds) are checked on the camera's scene with the update applied,
+    so a body may send zones alone that use the camera's signals."""
+
+    @model_validator(mode="after")
+    def _references(self) -> SceneUpdate:  # overrides SceneConfig's: checked on the merged scene (CameraRegistry.update_scene)
+        return self
 
 
 class NewCamera(CameraConfig):
@@ -185,11 +201,16 @@ class IncidentPage(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        description="ok: the service runs and every continuously watched camera is live (patrol-only cameras are"
-        " opened only by their visits, so they never count as down)."
+        description="ok: the service runs, every continuously watched camera is live (patrol-only cameras are"
+        " opened only by their visits, so they never count as down) and no detector batch failed in the last minute."
     )
     cameras: int
     cameras_live: int
     cameras_patrol_only: int = Field(0, description="Cameras only patrol visits open (not counted in cameras_live).")
     detector: str
     open_incidents: int
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="Why it is degraded besides the counts above: the detector failing on its batches (for a minute"
+        " after a failed batch; the error's type, its message in the log).",
+    )

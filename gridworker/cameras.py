@@ -9,13 +9,17 @@ patrol judge, latest frame, rate) lives in its :class:`~gridworker.vision.pipeli
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
+from pydantic import ValidationError
 
+from gridworker.models.config import DEFAULT_DETECTOR
+from gridworker.models.errors import ModelError
 from gridworker.models.tiling import Region
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
@@ -23,7 +27,7 @@ from gridworker.streams.config import StreamConfig
 from gridworker.streams.evidence import PacketRing, RingBudget
 from gridworker.streams.health import StreamHealth, StreamState
 from gridworker.streams.reader import CameraStream
-from gridworker.streams.redact import get_logger
+from gridworker.streams.redact import get_logger, redact_text
 from gridworker.streams.sources import require_network
 from gridworker.vision.analyzer import CameraAnalyzer
 from gridworker.vision.annotate import FrameAnnotator
@@ -33,9 +37,19 @@ from gridworker.vision.pipeline import CameraSlot, Pipeline
 from gridworker.vision.signals import SignalBoard
 from gridworker.vision.visits import VisitAnalyzer
 
-from .settings import CameraConfig, Settings, plan_camera_problems
+from .settings import CameraConfig, ConfigError, Settings, plan_camera_problems
 
-__all__ = ["CameraExists", "CameraLimitReached", "CameraNotFound", "CameraRegistry", "CameraView", "ReaderFactory", "SceneTooLarge"]
+__all__ = [
+    "CameraExists",
+    "CameraLimitReached",
+    "CameraModelMismatch",
+    "CameraNotFound",
+    "CameraRegistry",
+    "CameraView",
+    "ReaderFactory",
+    "SceneTooLarge",
+    "problem_text",
+]
 
 log = get_logger(__name__)  # scrubs URL credentials from every line (streams/redact.py)
 
@@ -44,11 +58,23 @@ ReaderFactory = Callable[[str, StreamConfig], CameraStream]
 
 
 class CameraExists(ValueError):
-    pass
+    """The id is taken: by a running camera, or by a saved one that is not running
+    (``not_started`` says why; it must be deleted first)."""
+
+    def __init__(self, camera_id: str, not_started: str | None = None) -> None:
+        super().__init__(camera_id)
+        self.camera_id = camera_id
+        self.not_started = not_started
 
 
 class CameraNotFound(KeyError):
-    pass
+    """No such camera running. ``not_started``: why a camera saved through the API is not
+    running (it could not be added at start; it stays saved), else None."""
+
+    def __init__(self, camera_id: str, not_started: str | None = None) -> None:
+        super().__init__(camera_id)
+        self.camera_id = camera_id
+        self.not_started = not_started
 
 
 class CameraLimitReached(ValueError):
@@ -57,6 +83,26 @@ class CameraLimitReached(ValueError):
 
 class SceneTooLarge(ValueError):
     """A scene over ``limits.scene`` (the API answers 422)."""
+
+
+class CameraModelMismatch(ValueError):
+    """The camera names a model the service does not run (``detectors``), or asks a model for
+    an input size it cannot take (``imgsz``); ``field`` is which (the message starts with it).
+    The API answers 422."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def problem_text(exc: Exception) -> str:
+    """Why a camera was refused, as text: where and why, never the input (pydantic's
+    ``input_value`` would echo the camera, URL and credentials included), credentials redacted."""
+    if isinstance(exc, ValidationError):
+        text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'camera'}: {e['msg']}" for e in exc.errors())
+    else:
+        text = str(exc)
+    return redact_text(text)
 
 
 @dataclass
@@ -109,11 +155,33 @@ def detect_region(config: CameraConfig) -> Region | None:
     return config.detect_region.region(points)
 
 
+#: How far (normalised frame units) on each side of a counting line, and past its ends, the
+#: motion gate watches: a car must be tracked before and after the line for a crossing to count.
+LINE_BAND = 0.1
+
+
+def line_band(start: tuple[float, float], end: tuple[float, float], margin: float = LINE_BAND) -> list[tuple[float, float]]:
+    """The rectangle around a line segment, ``margin`` to each side and past each end, clipped to the frame.
+
+    Example:
+        >>> line_band((0.2, 0.5), (0.8, 0.5))
+        [(0.1, 0.6), (0.9, 0.6), (0.9, 0.4), (0.1, 0.4)]
+    """
+    (x0, y0), (x1, y1) = start, end
+    length = math.hypot(x1 - x0, y1 - y0) or 1.0
+    dx, dy = (x1 - x0) / length * margin, (y1 - y0) / length * margin  # along the line
+    nx, ny = -dy, dx  # across it
+    corners = [(x0 - dx + nx, y0 - dy + ny), (x1 + dx + nx, y1 + dy + ny), (x1 + dx - nx, y1 + dy - ny), (x0 - dx - nx, y0 - dy - ny)]
+    return [(round(min(1.0, max(0.0, x)), 6), round(min(1.0, max(0.0, y)), 6)) for x, y in corners]
+
+
 def motion_gate(config: CameraConfig) -> MotionGate | None:
-    """The camera's motion gate, watching its rule zones; None when gating is off."""
+    """The camera's motion gate, watching its rule zones and a band around each counting line
+    (:data:`LINE_BAND`); None when gating is off."""
     if not config.motion.enabled or config.watch == "patrol":
         return None
-    return MotionGate(config.motion, [z.polygon for z in config.zones if z.rules])
+    bands = [line_band((line.points[0][0], line.points[0][1]), (line.points[1][0], line.points[1][1])) for line in config.lines]
+    return MotionGate(config.motion, [z.polygon for z in config.zones if z.rules] + bands)
 
 
 class CameraRegistry:
@@ -156,6 +224,9 @@ class CameraRegistry:
         self._rings = rings
         self._reader = reader
         self._cameras: dict[str, _Camera] = {}
+        # saved cameras that could not be added at start, with why: they stay saved (nothing
+        # accepted is lost), hold their id, and can be deleted (guarded by the cameras lock)
+        self._not_started: dict[str, str] = {}
         self._cameras_lock = threading.RLock()
         # serialises camera saves, deletes and stream starts (never taken by the pipeline): a save
         # checks, under it, that its camera is still the one listed, so a DELETE cannot be undone
@@ -164,9 +235,23 @@ class CameraRegistry:
 
     # -- start and stop -----------------------------------------------------------------
     def load(self) -> None:
-        """Add the config file's cameras, then those saved through the API (the file wins)."""
+        """Add the config file's cameras, then those saved through the API (the file wins).
+
+        A saved camera that cannot be added (it no longer validates, or names a model or an
+        input size the models loaded now cannot run) is not started: one error line names it
+        and why, it stays saved, :meth:`not_started` lists it and :meth:`remove` deletes it;
+        the other cameras start.
+
+        Raises:
+            ConfigError: a config-file camera names a model or input size the models cannot run.
+        """
+        with self._cameras_lock:
+            self._not_started.clear()
         for cam in self._settings.cameras:
-            self._add(cam, persist=False)
+            try:
+                self._add(cam, persist=False)
+            except CameraModelMismatch as exc:
+                raise ConfigError(f"camera {cam.id!r}: {exc}") from None
         for cam_id, raw in self._store.cameras.all():
             if cam_id in self._cameras:
                 log.warning("camera %r saved through the API is also in the config file; the config file wins", cam_id)
@@ -177,8 +262,16 @@ class CameraRegistry:
                 if saved.record_url is not None:
                     require_network(saved.record_url)
                 self._add(saved, persist=False, persisted=True)
-            except ValueError as exc:
-                log.error("skipping saved camera %r: %s", cam_id, exc)
+            except (ValueError, ModelError) as exc:
+                reason = problem_text(exc)
+                with self._cameras_lock:
+                    self._not_started[cam_id] = reason
+                log.error("saved camera %r not started: %s (it stays saved; DELETE /cameras/%s removes it)", cam_id, reason, cam_id)
+
+    def not_started(self) -> dict[str, str]:
+        """Saved cameras that could not be added at start, and why (see :meth:`load`)."""
+        with self._cameras_lock:
+            return dict(self._not_started)
 
     def stop_readers(self, timeout: float) -> None:
         """Stop every reader; the cameras stay listed (their last frame, "stopped")."""
@@ -193,6 +286,7 @@ class CameraRegistry:
         with self._cameras_lock:
             cams = list(self._cameras.values())
             self._cameras.clear()
+            self._not_started.clear()
             for cam in cams:
                 self._pipeline.remove(cam.config.id)
         for cam in cams:
@@ -236,11 +330,20 @@ class CameraRegistry:
         """The analyser of a patrol-only camera's visits (glance rules, revisit, watch stops)."""
         return VisitAnalyzer(config.id, config.scene(), annotator=self._annotator, tracker=self._settings.tracker)
 
+    def model_ids(self) -> set[str]:
+        """The models a camera's ``detectors`` may name: the pipeline's and those the settings
+        define (a cluster worker's pipeline runs the default model alone; the case service that
+        accepted the camera runs them all)."""
+        return {DEFAULT_DETECTOR, *self._pipeline.models, *(d.id for d in self._settings.detectors)}
+
     def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> _Camera:
         with self._cameras_lock:
-            if config.id in self._cameras:
-                raise CameraExists(config.id)
+            if config.id in self._cameras or config.id in self._not_started:
+                raise CameraExists(config.id, self._not_started.get(config.id))
             self._check_limits(config)
+            known = self.model_ids()
+            if unknown := [d for d in config.detectors if d not in known]:
+                raise CameraModelMismatch("detectors", f"detectors {unknown}: not models of this service (it has {sorted(known)})")
             patrol_only = config.watch == "patrol"
             detect_config, record_config = (config.stream_config(), None) if patrol_only else self._stream_configs(config)
             stream = self._reader(config.id, detect_config)
@@ -253,7 +356,10 @@ class CameraRegistry:
             )
             # in the same critical section as the listing (the pipeline never takes this lock); first,
             # so a camera the pipeline refuses (an imgsz its model cannot take) is not listed either
-            self._pipeline.add(slot)
+            try:
+                self._pipeline.add(slot)
+            except ModelError as exc:  # only a camera with an imgsz makes the pipeline resize a model
+                raise CameraModelMismatch("imgsz", f"imgsz {config.imgsz}: {exc}") from None
             cam = _Camera(config, stream, slot, persisted=persist or persisted, record=record)
             if cam.ring is not None:
                 self._rings.attach(cam.ring)
@@ -309,6 +415,9 @@ class CameraRegistry:
 
         Raises:
             SourceError: a video file (files are sources only in the config file, under media_dir).
+            CameraExists: the id is taken (by a saved camera that is not running, too).
+            CameraModelMismatch: ``detectors`` names a model the service does not have, or a model
+                cannot take the camera's ``imgsz``.
         """
         require_network(config.url)
         if config.record_url is not None:
@@ -316,13 +425,21 @@ class CameraRegistry:
         return self._view(self._add(config, persist=True))
 
     def remove(self, camera_id: str) -> None:
+        """Stop the camera and forget it (its saved row too); a saved camera that is not running
+        (see :meth:`load`) has its row deleted."""
         with self._cameras_lock:
             cam = self._cameras.pop(camera_id, None)
             if cam is None:
-                raise CameraNotFound(camera_id)
-            # with the listing: a camera added again under this id meanwhile keeps its slot (the
-            # pipeline's remove never waits: it only takes its own small lock)
-            slot = self._pipeline.remove(camera_id)
+                if camera_id not in self._not_started:
+                    raise CameraNotFound(camera_id)
+                slot = None
+            else:
+                # with the listing: a camera added again under this id meanwhile keeps its slot (the
+                # pipeline's remove never waits: it only takes its own small lock)
+                slot = self._pipeline.remove(camera_id)
+        if cam is None:
+            self._remove_not_started(camera_id)
+            return
         if slot is not None:  # outside the lock: a frame or visit being judged looks cameras up
             slot.retire()
         if cam.ring is not None:
@@ -338,8 +455,28 @@ class CameraRegistry:
         self._signals.forget(camera_id)
         log.info("camera %s removed", camera_id)
 
+    def _remove_not_started(self, camera_id: str) -> None:
+        """Delete the saved row of a camera that is not running (it never started: no reader,
+        slot or ring to let go of; its incidents closed at start with its rules)."""
+        with self._persist_lock:  # a camera added under this id meanwhile saves its row after this delete
+            with self._cameras_lock:
+                reason = self._not_started.pop(camera_id, None)
+            if reason is None:
+                return  # another DELETE took it meanwhile (and deletes the row)
+            try:
+                self._store.cameras.delete(camera_id)
+            except Exception:
+                with self._cameras_lock:
+                    if camera_id not in self._cameras:
+                        self._not_started[camera_id] = reason
+                raise
+        log.info("saved camera %s (not running) removed", camera_id)
+
     def update_scene(self, camera_id: str, scene: SceneConfig) -> tuple[CameraView, bool]:
-        """Replace a camera's zones, masks, lines, signals and calibration while it runs.
+        """Replace parts of a camera's scene while it runs: each part ``scene`` sets (zones,
+        masks, lines, signals, calibration, filters, riders) replaces the camera's whole part;
+        a part it leaves unset (``model_fields_set``) keeps the camera's current one, so a client
+        that sends only what it edits resets nothing else. ``calibration: null`` removes it.
 
         The next analysed frame uses the new scene (rule clocks restart; incidents of rules
         that are gone close). A camera added through the API is saved with it; a camera from
@@ -352,7 +489,8 @@ class CameraRegistry:
         """
         with self._cameras_lock:
             cam = self._get(camera_id)
-            merged = {**cam.config.model_dump(), **scene.model_dump()}
+            merged = {**cam.config.model_dump(), **scene.model_dump(include=set(scene.model_fields_set))}
+            # the references (exempt zones, signals, calibration) are checked here, on the whole scene
             config = CameraConfig.model_validate(merged)  # pydantic.ValidationError is a ValueError
             over = self._settings.limits.scene.problems(config)
             if over:
@@ -383,7 +521,7 @@ class CameraRegistry:
         with self._cameras_lock:
             if (cam := self._cameras.get(camera_id)) is not None:
                 return cam
-        raise CameraNotFound(camera_id)
+            raise CameraNotFound(camera_id, self._not_started.get(camera_id))
 
     def _view(self, cam: _Camera) -> CameraView:
         now = time.time()

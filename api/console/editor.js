@@ -114,7 +114,10 @@ export class Editor {
       }
       shapes.push(shape);
     }
-    for (const m of cam.masks) shapes.push({ kind: "mask", id: m.id, name: "", points: m.polygon.map((p) => [...p]), rules: [] });
+    for (const m of cam.masks) {
+      const { id, polygon, ...extra } = m;  // by, min_overlap, and any field added later: sent back as read
+      shapes.push({ kind: "mask", id, name: "", points: polygon.map((p) => [...p]), rules: [], extra });
+    }
     for (const l of cam.lines) {
       const { id, name, points, ...extra } = l;
       shapes.push({ kind: "line", id, name: name || "", points: points.map((p) => [...p]), extra });
@@ -137,7 +140,7 @@ export class Editor {
     let calibration = null;
     for (const s of this.shapes) {
       const points = s.points.map(([x, y]) => [round(x), round(y)]);
-      if (s.kind === "mask") masks.push({ id: s.id, polygon: points });
+      if (s.kind === "mask") masks.push({ ...s.extra, id: s.id, polygon: points });
       else if (s.kind === "signal") signals.push({ ...s.extra, id: s.id, region: points });
       else if (s.kind === "calibration") calibration = { image: points, ground: s.ground.map((g) => g.map(Number)) };
       else if (s.kind === "line") lines.push({ ...s.extra, id: s.id, name: s.name || null, points });

@@ -4,19 +4,17 @@ from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from gridworker.cameras import CameraModelMismatch, problem_text
 from gridworker.cases.workflow import ADMIN, SUPERVISOR, Actor
-from gridworker.models.errors import ModelError
 from gridworker.service import CameraExists, CameraLimitReached, CameraNotFound, SceneTooLarge
 from gridworker.settings import CAMERA_ID_PATTERN
-from gridworker.streams.redact import redact_text
 from gridworker.streams.sources import SourceError
-from gridworker.vision.config import SceneConfig
 
 from ..deps import CameraOwner, OwnersDep, ServiceDep
 from ..errors import Responses
-from ..schemas import CameraOut, NewCamera
+from ..schemas import CameraOut, NewCamera, SceneUpdate
 from ..auth import ADMINISTER, READ, require
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
@@ -28,19 +26,21 @@ _NOT_FOUND: Responses = {404: {"description": "No such camera"}}
 Reader = Annotated[Actor, READ]
 
 
-def _reason(exc: ValueError) -> str:
-    """A validation failure as text: where and why, never the input (pydantic's ``input_value``
-    would echo the camera, URL and credentials included)."""
-    if isinstance(exc, ValidationError):
-        text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'camera'}: {e['msg']}" for e in exc.errors())
-    else:
-        text = str(exc)
-    return redact_text(text)
-
-
 def _detail(user: Actor) -> bool:
     """Whether the caller sees stream errors in full (hosts, paths, server answers): admins only."""
     return user.role == ADMIN
+
+
+def _not_found(exc: CameraNotFound, detail: bool) -> HTTPException:
+    """The 404 of a camera that is not running: unknown, or saved but not started (the service
+    could not add it at start; why is for admins, others are pointed at the log)."""
+    if exc.not_started is None:
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {exc.camera_id!r}")
+    why = exc.not_started if detail else "see the service log"
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"camera {exc.camera_id!r} is saved but not running ({why}); DELETE /cameras/{exc.camera_id} removes it",
+    )
 
 
 def _placed(out: CameraOut, owners: Mapping[str, CameraOwner]) -> CameraOut:
@@ -64,7 +64,7 @@ def list_cameras(service: ServiceDep, user: Reader, owners: OwnersDep) -> list[C
     "",
     response_model=CameraOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Camera id taken, or limits.max_cameras reached"}, 422: {"description": "Invalid, or a scene over limits.scene"}},
+    responses={409: {"description": "Camera id taken, or limits.max_cameras reached"}, 422: {"description": "Invalid, a scene over limits.scene, or detectors / imgsz the loaded models cannot run"}},
     dependencies=[ADMINISTER],
 )
 def add_camera(config: NewCamera, service: ServiceDep) -> CameraOut:
@@ -74,13 +74,18 @@ def add_camera(config: NewCamera, service: ServiceDep) -> CameraOut:
         return CameraOut.of(service.add_camera(config), detail=True)
     except SourceError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    except CameraExists:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"camera {config.id!r} already exists") from None
+    except CameraExists as exc:
+        if exc.not_started is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"camera {config.id!r} already exists") from None
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"camera {config.id!r} is saved but not running ({exc.not_started}); DELETE /cameras/{config.id} first",
+        ) from None
     except CameraLimitReached as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except SceneTooLarge as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"camera {config.id!r}: {exc}") from None
-    except ModelError as exc:  # e.g. an imgsz the model cannot take
+    except CameraModelMismatch as exc:  # detectors: a model the service does not have; imgsz: one its model cannot take
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"camera {config.id!r}: {exc}") from None
 
 
@@ -88,12 +93,13 @@ def add_camera(config: NewCamera, service: ServiceDep) -> CameraOut:
 def get_camera(camera_id: CameraId, service: ServiceDep, user: Reader, owners: OwnersDep) -> CameraOut:
     try:
         return _placed(CameraOut.of(service.camera(camera_id), detail=_detail(user)), owners)
-    except CameraNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+    except CameraNotFound as exc:
+        raise _not_found(exc, _detail(user)) from None
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_NOT_FOUND, dependencies=[ADMINISTER])
 def remove_camera(camera_id: CameraId, service: ServiceDep) -> Response:
+    """Stop the camera and delete it (a saved camera that is not running: its saved row)."""
     try:
         service.remove_camera(camera_id)
     except CameraNotFound:
@@ -139,15 +145,16 @@ class SceneSaved(BaseModel):
     responses={**_NOT_FOUND, 422: {"description": "The scene does not validate (the message names the part)"}},
 )
 def put_scene(
-    camera_id: CameraId, scene: SceneConfig, service: ServiceDep, user: Annotated[Actor, Depends(require(SUPERVISOR))]
+    camera_id: CameraId, scene: SceneUpdate, service: ServiceDep, user: Annotated[Actor, Depends(require(SUPERVISOR))]
 ) -> SceneSaved:
-    """Replace the camera's zones (with their rules), masks, counting lines, signals and
-    calibration; the running analysis applies it from the next frame, no restart.
-    Supervisors and admins."""
+    """Replace the parts of the camera's scene the body sends: zones (with their rules), masks,
+    counting lines, signals, calibration, filters, riders. Each part sent replaces the camera's
+    whole part (a list as a whole; ``calibration: null`` removes it); a part left out is kept.
+    The running analysis applies it from the next frame, no restart. Supervisors and admins."""
     try:
         view, persisted = service.update_scene(camera_id, scene)
-    except CameraNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+    except CameraNotFound as exc:
+        raise _not_found(exc, _detail(user)) from None
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _reason(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem_text(exc)) from None
     return SceneSaved(camera=CameraOut.of(view, detail=_detail(user)), persisted=persisted)
