@@ -6,11 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .rule_classes import rule_class_warnings
 from .settings import CameraConfig, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from gridworker.models.base import Detector
+
     from .service import Service
 
 log = logging.getLogger("gridworker")
@@ -106,6 +110,61 @@ def _db_option(settings: Settings, config: str | None) -> str:
     return "--config <config.yaml>" if url.password else f"--database {settings.database.url}"
 
 
+@dataclass
+class LoadedModels:
+    """What :func:`load_models` built: the default model (None when it failed), the others by id
+    (those that loaded), and one line per model or camera that cannot run."""
+
+    default: Detector | None
+    named: dict[str, Detector] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_models(settings: Settings) -> LoadedModels:
+    """Load every model the settings name (``detector:``, each of ``detectors:``), warmed up at the
+    shapes live frames take, and each config camera's ``imgsz`` on each of its models, as the
+    service will at start: what `gridworker run` does before it binds the port, and
+    `gridworker check --load-models`. A model that fails is skipped (its cameras' sizes are not
+    tried) and said in one line naming the detector or camera; nothing raises for a bad model.
+    """
+    from gridworker.models.config import DEFAULT_DETECTOR
+    from gridworker.models.errors import ModelError
+    from gridworker.models.loader import load_detector
+    from gridworker.models.multi import resized
+
+    loaded = LoadedModels(default=None)
+    try:
+        loaded.default = load_detector(settings.detector)
+    except ModelError as exc:
+        loaded.problems.append(f"detector.model: {exc}")
+    for i, det in enumerate(settings.detectors):
+        try:
+            loaded.named[det.id] = load_detector(det)
+        except ModelError as exc:
+            loaded.problems.append(f"detectors[{i}] ({det.id!r}).model: {exc}")
+    models = {**({DEFAULT_DETECTOR: loaded.default} if loaded.default is not None else {}), **loaded.named}
+    tried: dict[tuple[str, int], str | None] = {}  # (model, size) -> its problem: each size runs once
+    for cam in settings.cameras:
+        if cam.imgsz is None:
+            continue
+        for model_id in cam.detectors:
+            detector = models.get(model_id)
+            if detector is None:  # it failed to load (said above)
+                continue
+            key = (model_id, cam.imgsz)
+            if key not in tried:
+                try:
+                    resized(detector, cam.imgsz, model_id)
+                    tried[key] = None
+                except ModelError as exc:
+                    tried[key] = str(exc)
+            problem = tried[key]
+            if problem is not None:
+                which = "" if f"model {model_id!r}" in problem else f" on model {model_id!r}"
+                loaded.problems.append(f"camera {cam.id!r}: imgsz {cam.imgsz}{which}: {problem}")
+    return loaded
+
+
 def _serve(
     settings: Settings,
     *,
@@ -118,7 +177,6 @@ def _serve(
     import uvicorn
 
     from gridworker.api import create_app
-    from gridworker.models.loader import load_detector
 
     from .service import Service
 
@@ -126,16 +184,17 @@ def _serve(
     if refusal is not None:
         print(f"gridworker: {refusal}", file=sys.stderr)
         return 2
-    from gridworker.models.errors import ModelError
-
-    try:
-        detector = load_detector(settings.detector)  # fail before binding the port if the model is bad
-    except ModelError as exc:
-        print(f"gridworker: detector.model: {exc}", file=sys.stderr)
+    # every model, and every config camera's imgsz on its models, runs once before the port is bound:
+    # a bad one stops the start here in one line, not as a traceback in the lifespan or on live frames
+    loaded = load_models(settings)
+    if loaded.problems or loaded.default is None:
+        for problem in loaded.problems:
+            print(f"gridworker: {problem}", file=sys.stderr)
         return 2
+    detector, models = loaded.default, loaded.named
 
     def build() -> Service:
-        service = Service(settings, detector)
+        service = Service(settings, detector, models=models)
         if on_service is not None:
             on_service(service)
         return service
@@ -174,7 +233,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def serve_problems(settings: Settings, config: str | None = None) -> list[str]:
     """What ``gridworker run`` would refuse in valid settings: a model that cannot be found
-    (``detector:``, each of ``detectors:``; found, not loaded), an exposed port without a key."""
+    (``detector:``, each of ``detectors:``; found, not loaded: :func:`load_models` loads them,
+    `check --load-models`), an exposed port without a key."""
     from gridworker.models.errors import ModelError
     from gridworker.models.loader import resolve_model
 
@@ -231,16 +291,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
             _print_refusals(args.config, refused, also=True)
         return 2
     problems = serve_problems(settings, args.config)
+    loaded: LoadedModels | None = None
+    if args.load_models:  # as `run` loads them: each model run once, each camera's imgsz too (a missing model said once)
+        loaded = load_models(settings)
+        problems = [p for p in problems if not p.startswith(("detector.", "detectors["))] + loaded.problems
     if problems:
         _print_refusals(args.config, problems)
         return 2
     print(f"{args.config}: OK, {len(settings.cameras)} camera(s), {len(settings.patrol_plans)} patrol plan(s)")
+    if loaded is not None:
+        sizes = sorted({c.imgsz for c in settings.cameras if c.imgsz is not None})
+        print(f"  models: {1 + len(loaded.named)} loaded and run" + (f", and at the cameras' imgsz {sizes}" if sizes else ""))
     for cam in settings.cameras:
         rules = sum(len(z.rules) for z in cam.zones)
         watch = f"@ {cam.fps} fps" if cam.watch == "continuous" else f"patrol only ({cam.patrol.site_type}, priority {cam.patrol.priority})"
         print(f"  {cam.id}: {cam.public_url()} {watch}, {len(cam.zones)} zone(s), {rules} rule(s)")
     for line in detector_load_lines(settings):
         print(line)
+    for warning in rule_class_warnings(settings):  # classes the camera's models never output: the rule never fires on them
+        print(f"  WARNING: {warning}")
     if settings.patrol_plans:
         from gridworker.patrol.config import PatrolTarget
         from gridworker.patrol.selection import select_cameras
@@ -398,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate a YAML config and exit")
     p.add_argument("--config", "-c", required=True)
+    p.add_argument(
+        "--load-models",
+        action="store_true",
+        help="also load every model and run it once at the shapes live frames take, and at each camera's imgsz, as"
+        " `run` does before it binds the port (seconds per model): a model that loads but cannot run is refused now,"
+        " not at the restart",
+    )
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("demo", help="run the whole service on sample cameras it builds itself")

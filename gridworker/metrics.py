@@ -14,17 +14,25 @@ cameras', three groups are read at scrape time from the parts that own them:
 
 ``gridworker_listener_failures_total{event,listener}`` counts listeners (incident open/close
 callbacks, frame observers) that raised; each is logged with its traceback too.
+
+**detector** (the pipeline's failed batches, ``vision/pipeline.py: DetectorFailures``):
+``gridworker_detector_failed_batches_total`` and ``gridworker_detector_failed_frames_total``
+(batches the model raised on, their frames skipped) and ``gridworker_detector_failing`` (1 for a
+minute after a failure: ``/health`` says degraded then).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gridworker.vision.pipeline import DetectorHealth
 
 
 class _CameraCollector(Collector):
@@ -72,6 +80,21 @@ class CaseFigures(Protocol):
     """Unfinished cases by state and how many are overdue (``WorkOrders.case_counts``)."""
 
     def case_counts(self, now: float) -> tuple[dict[str, int], int]: ...
+
+
+class _DetectorCollector(Collector):
+    def __init__(self, status: Callable[[], DetectorHealth]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterable[Any]:
+        figures = self._status()
+        batches = CounterMetricFamily("gridworker_detector_failed_batches", "Inference batches the detector raised on (their frames skipped)")
+        batches.add_metric([], float(figures.batches_failed))
+        frames = CounterMetricFamily("gridworker_detector_failed_frames", "Frames skipped because their batch failed in the detector")
+        frames.add_metric([], float(figures.frames_failed))
+        failing = GaugeMetricFamily("gridworker_detector_failing", "1 while a batch failed within the last minute (/health: degraded)")
+        failing.add_metric([], 1.0 if figures.failing else 0.0)
+        yield from (batches, frames, failing)
 
 
 class _DeliveryCollector(Collector):
@@ -198,6 +221,10 @@ class Metrics:
 
     def watch_cases(self, source: CaseFigures, clock: Callable[[], float] = time.time) -> None:
         self.registry.register(_CaseCollector(source, clock))
+
+    def watch_detector(self, status: Callable[[], DetectorHealth]) -> None:
+        """The detector's failed batches, read at scrape time (``Pipeline.detector_failures.status``)."""
+        self.registry.register(_DetectorCollector(status))
 
     def watch_patrol(self, last_cycles: Callable[[], Mapping[str, float | None]]) -> None:
         """Each plan's last cycle at scrape time; its keys are also the plans that exist: the

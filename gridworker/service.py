@@ -54,7 +54,7 @@ from gridworker.streams.redact import get_logger
 from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.batcher import Batcher
 from gridworker.vision.config import SceneConfig
-from gridworker.vision.pipeline import FrameObserver, Pipeline
+from gridworker.vision.pipeline import DetectorHealth, FrameObserver, Pipeline
 from gridworker.vision.signals import SignalBoard
 
 from .cameras import (
@@ -189,6 +189,7 @@ class Service:
         self.photos = PhotoStore(
             self.db, photo_cfg.resolve_dir(evidence.resolve_clips_dir(settings.database.url)), max_total_bytes=int(photo_cfg.max_total_mb * 1e6),
             max_per_case=photo_cfg.max_per_case, min_free_bytes=int(photo_cfg.min_free_mb * 1e6), gate=photo_gate,
+            public_max_total_bytes=int(photo_cfg.public_max_total_mb * 1e6),  # residents' public photos: their own budget
         )
         self.reports = ReportIntake(ReportBook(self.db), self.photos, self.incidents, self.workorders.catalogue, settings.reports)
         # --- end reports ---
@@ -204,7 +205,8 @@ class Service:
         self.retention = RetentionWorker(
             self.store, settings.retention, clips_dir=evidence.resolve_clips_dir(settings.database.url).resolve(),
             photos=PhotoRetention(  # photos of cases (issue 15)
-                self.photos, None if photo_cfg.max_age_days is None else photo_cfg.max_age_days * 86_400.0, int(photo_cfg.max_total_mb * 0.9e6)
+                self.photos, None if photo_cfg.max_age_days is None else photo_cfg.max_age_days * 86_400.0, int(photo_cfg.max_total_mb * 0.9e6),
+                int(photo_cfg.public_max_total_mb * 0.9e6),  # each budget pruned on its own: never a handler's photo for a resident's
             ),
         )
         # downstream of the one incident sink, in the order each opened incident meets them
@@ -219,6 +221,7 @@ class Service:
         self.metrics.watch_delivery(self.outbox)
         self.metrics.watch_cases(self.workorders)
         self.metrics.watch_patrol(self.patrol.last_cycles)
+        self.metrics.watch_detector(self.pipeline.detector_failures.status)  # failed batches (/health: degraded)
         # --- IoT alarms (issue 14, docs/iot.md): devices' alarms into the same incident writer ---
         self.iot = IotService(
             settings.iot, self.store, self.incidents, self.workorders.catalogue, snapshot=self.registry.latest_jpeg,
@@ -242,6 +245,10 @@ class Service:
     @property
     def batcher(self) -> Batcher:
         return self.pipeline.batcher
+
+    def detector_health(self) -> DetectorHealth:
+        """The detector's failed batches: ``failing`` for a minute after one (``/health`` says degraded)."""
+        return self.pipeline.detector_failures.status()
 
     @property
     def observers(self) -> list[FrameObserver]:

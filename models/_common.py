@@ -13,9 +13,10 @@ import numpy as np
 import supervision as sv
 
 from .config import DetectorConfig
-from .errors import ModelError
+from .errors import ModelError, ModelFormatError
 
 __all__ = [
+    "WARMUP_FRAME",
     "BatchDetector",
     "DetectorOptions",
     "NonFiniteLog",
@@ -26,10 +27,15 @@ __all__ = [
     "detector_options",
     "finite_rows",
     "pad_batch",
+    "run_failure",
     "static_batch",
 ]
 
 log = logging.getLogger(__name__)
+
+#: (height, width) of the 16:9 frame a warm-up runs besides the model's own size: the shape most
+#: cameras send, which a dynamic-size YOLO model with ``rect`` runs at its own input shape
+WARMUP_FRAME = (720, 1280)
 
 
 class DetectorOptions(TypedDict):
@@ -132,6 +138,41 @@ class BatchDetector(ABC):
     @abstractmethod
     def _detect_batch(self, batch: list[np.ndarray]) -> list[sv.Detections]:
         """One model run over at most ``max_batch`` checked images."""
+
+    def _warm_up(self, name: str, frames: Sequence[tuple[int, int]]) -> None:
+        """Run the model once on a black frame of each (height, width) in ``frames`` (the shapes
+        live frames will give it), so that a model that loads but cannot run at them is refused
+        now, not on every live batch.
+
+        Raises:
+            ModelFormatError: a run failed (ONNX Runtime's error, in one line).
+        """
+        for height, width in dict.fromkeys(frames):
+            try:
+                self.detect([np.zeros((height, width, 3), dtype=np.uint8)])
+            except ModelError:
+                raise
+            except Exception as exc:  # onnxruntime raises its own pybind exception types
+                what = f"a test run on a {width}x{height} frame{self._input_note(height, width)}"
+                raise run_failure(name, what, exc, self._run_hint(height, width)) from exc
+
+    def _input_note(self, height: int, width: int) -> str:
+        """How a frame of ``height x width`` reaches the model, for a warm-up error (e.g. `` (letterboxed to 384x640, ...)``)."""
+        return ""
+
+    def _run_hint(self, height: int, width: int) -> str:
+        """What may help when a frame of ``height x width`` fails in the model (a warm-up error's end), or ``""``."""
+        return ""
+
+
+def run_failure(name: str, what: str, exc: BaseException, hint: str = "") -> ModelFormatError:
+    """``ModelFormatError``: ``what`` failed in model ``name``: the error in one line (its first and
+    last 200 characters when longer: ONNX Runtime ends with the shapes), then ``hint``."""
+    text = " ".join(str(exc).split())  # ONNX Runtime's messages run over several lines
+    if len(text) > 400:
+        text = f"{text[:200]} ... {text[-200:]}"
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return ModelFormatError(f"model {name}: {what} failed, so it cannot run ({detail}){'; ' + hint if hint else ''}")
 
 
 def check_images(images: Sequence[np.ndarray]) -> None:

@@ -33,7 +33,9 @@ def create_session(path: Path, threads: int = 2) -> ort.InferenceSession:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    # fatal only: a failed load or run raises its error (said once, by the caller); ONNX Runtime's own
+    # ERROR line would go to stderr past the log's rate limit, once per failed batch
+    options.log_severity_level = 4
     # The pipeline shares the cores with the stream decoders: worker threads that spin
     # while waiting for work burn CPU the decoders need (measured: ~0.25 core, same speed).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

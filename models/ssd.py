@@ -14,7 +14,7 @@ from ._common import BatchDetector, NonFiniteLog, build_detections, class_filter
 from ._common import pad_batch, static_batch
 from .config import DetectorConfig
 from .errors import ModelFormatError
-from .manifest import Manifest, load_manifest
+from .manifest import InputSpec, Manifest, load_manifest
 from .onnx_session import create_session, tensor_info
 from .ssd_codec import BoxCoderScales, best_class, decode_boxes, select_detections
 
@@ -80,6 +80,7 @@ class SsdDetector(BatchDetector):
         outputs = {o.name: o for o in map(tensor_info, session.get_outputs())}
         if spec.name not in inputs:
             raise ModelFormatError(f"manifest input {spec.name!r} not in the model's inputs {sorted(inputs)}")
+        _check_input_shape(manifest.name, spec, inputs[spec.name].shape)
         self._box_output = manifest.outputs["box_encodings"]
         self._score_output = manifest.outputs["class_scores"]
         for name in (self._box_output, self._score_output):
@@ -111,8 +112,8 @@ class SsdDetector(BatchDetector):
         self._max_det = int(max_det)
         self._static_batch = static_batch(inputs[spec.name].shape)
         self._max_batch = int(max_batch) if self._static_batch is None else min(int(max_batch), self._static_batch)
-        if warmup:
-            self.detect([np.zeros((spec.height, spec.width, 3), dtype=np.uint8)])
+        if warmup:  # every frame is stretched to the one input size: one run tells
+            self._warm_up(repr(manifest.name), [(spec.height, spec.width)])
 
     @classmethod
     def from_directory(
@@ -196,3 +197,28 @@ class SsdDetector(BatchDetector):
             xyxy = np.clip(boxes[keep], 0.0, scale[i])
             results.append(build_detections(xyxy, best[keep], class_id[keep], self._names_array, self._nonfinite))
         return results
+
+
+def _check_input_shape(name: str, spec: InputSpec, shape: tuple[int | None, ...]) -> None:
+    """Model ``name``'s manifest input ``spec`` (layout, height, width, 3 channels) against the
+    ONNX input's ``shape`` (its fixed dims; ``None`` for a symbolic one).
+
+    Raises:
+        ModelFormatError: they differ (the model would fail on every frame).
+    """
+
+    def dims(layout: str) -> tuple[int, int, int]:
+        return (spec.height, spec.width, 3) if layout == "NHWC" else (3, spec.height, spec.width)
+
+    def fits(layout: str) -> bool:
+        return len(shape) == 4 and all(got is None or got == want for got, want in zip(shape[1:], dims(layout)))
+
+    if fits(spec.layout):
+        return
+    shown = "[" + ", ".join("N" if i == 0 and d is None else "?" if d is None else str(d) for i, d in enumerate(shape)) + "]"
+    other = "NCHW" if spec.layout == "NHWC" else "NHWC"
+    hint = f"; it fits layout {other}" if fits(other) else ""
+    raise ModelFormatError(
+        f"model {name!r}: manifest.json declares input {spec.name!r} {spec.layout} {spec.height}x{spec.width}"
+        f" (shape [N, {', '.join(map(str, dims(spec.layout)))}]), but the model's input is {shown}{hint}"
+    )

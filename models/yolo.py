@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ._common import BatchDetector, NonFiniteLog, build_detections, class_filter_ids, detector_options, finite_rows
-from ._common import pad_batch, static_batch
+from ._common import WARMUP_FRAME, BatchDetector, NonFiniteLog, build_detections, class_filter_ids, detector_options
+from ._common import finite_rows, pad_batch, run_failure, static_batch
 from .config import DetectorConfig
 from .errors import ModelFormatError
 from .manifest import MAX_INPUT_SIDE
@@ -289,7 +289,9 @@ class YoloDetector(BatchDetector):
         self._session = session
         metadata = literal_metadata(session)
         description = metadata.get("description")
-        self._nonfinite = NonFiniteLog(name or (description if isinstance(description, str) else "YOLO model"))
+        self._name = name or (description if isinstance(description, str) else "YOLO model")
+        self._nonfinite = NonFiniteLog(self._name)
+        self._warmup = bool(warmup)
         task = metadata.get("task")
         if isinstance(task, str) and task != "detect":
             raise ModelFormatError(f"YOLO model task is {task!r}; only 'detect' models are supported")
@@ -319,7 +321,11 @@ class YoloDetector(BatchDetector):
                 self._layout, num_classes = infer_yolo_layout(outputs[0].shape, len(names) if names else None, end2end)
             except ModelFormatError:
                 # Symbolic dims everywhere: look at a real output instead.
-                probe = self._run(self._preprocess([np.zeros((*self._size, 3), dtype=np.uint8)])[0], 1)
+                try:
+                    probe = self._run(self._preprocess([np.zeros((*self._size, 3), dtype=np.uint8)])[0], 1)
+                except Exception as exc:  # onnxruntime raises its own pybind exception types
+                    size = f"{self._size[0]}x{self._size[1]}"
+                    raise run_failure(self._name, f"a test run at its input size {size} (to read its output layout)", exc) from exc
                 self._layout, num_classes = infer_yolo_layout(probe.shape, len(names) if names else None, end2end)
         if num_classes is not None and num_classes > MAX_CLASSES:
             raise ModelFormatError(f"YOLO output has {num_classes} class columns; at most {MAX_CLASSES} classes are supported")
@@ -334,7 +340,7 @@ class YoloDetector(BatchDetector):
         self._iou = float(iou)
         self._max_det = int(max_det)
         if warmup:
-            self.detect([np.zeros((*self._size, 3), dtype=np.uint8)])
+            self._warm_up(self._name, self._warmup_frames())
 
     @classmethod
     def from_path(
@@ -348,15 +354,36 @@ class YoloDetector(BatchDetector):
     def with_imgsz(self, imgsz: int) -> YoloDetector:
         """This detector at another input size (the long side with ``rect``), sharing its ONNX
         session: a camera's own ``imgsz``. Only for models exported with a dynamic input size.
+        A detector built with ``warmup`` runs the new size once, as loading does (the square and
+        a 16:9 frame), so a model that cannot run at it is refused here, not on live frames.
 
         Raises:
-            ModelFormatError: the model's input size is fixed.
+            ModelFormatError: the model's input size is fixed, or it fails at this size.
         """
         if all(isinstance(d, int) for d in self._input.shape[2:4]):
             raise ModelFormatError(f"the model's input size is fixed at {self._size[0]}x{self._size[1]}: export it with dynamic axes")
         resized = copy.copy(self)
         resized._size = (int(imgsz), int(imgsz))
+        if self._warmup:
+            resized._warm_up(f"{self._name} at imgsz {int(imgsz)}", resized._warmup_frames())
         return resized
+
+    def _warmup_frames(self) -> list[tuple[int, int]]:
+        """Frames (height, width) whose model inputs are those live frames will mostly take: the
+        square input size and, with ``rect``, a 16:9 frame's letterbox (one frame per input shape)."""
+        frames: dict[tuple[int, int], tuple[int, int]] = {}
+        for height, width in (self._size, WARMUP_FRAME):
+            frames.setdefault(self.target_size(height, width), (height, width))
+        return list(frames.values())
+
+    def _input_note(self, height: int, width: int) -> str:
+        target = self.target_size(height, width)
+        return f" (letterboxed to {target[0]}x{target[1]}, height x width)"
+
+    def _run_hint(self, height: int, width: int) -> str:
+        if self._rect and self.target_size(height, width) != self._size:
+            return "a model that runs only at its square input size needs `rect: false` in its detector config"
+        return ""
 
     @property
     def layout(self) -> YoloLayout:
