@@ -77,7 +77,7 @@ class WorkOrdersConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     catalogue: Path | None = Field(None, description="Catalogue YAML; default: the one shipped with gridworker.")
-    tick_interval_s: float = Field(30.0, gt=0, description="How often overdue cases are looked for.")
+    tick_interval_s: float = Field(30.0, gt=0, le=3600.0, allow_inf_nan=False, description="How often overdue cases are looked for (at most hourly).")
 
 
 # -- tables -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 
@@ -25,13 +26,23 @@ class Periodic:
 
     The first call comes ``first_s`` after the start (default: ``interval_s``). A step that
     raises is logged (with the thread's name) and the next one runs on time; steps never overlap.
+
+    Raises:
+        ValueError: ``interval_s`` is not a finite number above 0, or ``first_s`` not a finite
+            number of at least 0 (an infinite wait would end the thread with an OverflowError,
+            and its work silently with it). Waits beyond ``threading.TIMEOUT_MAX`` (about 292
+            years) are cut to it, for the same reason.
     """
 
     def __init__(self, name: str, step: Callable[[], object], interval_s: float, *, first_s: float | None = None) -> None:
+        if not (math.isfinite(interval_s) and interval_s > 0):
+            raise ValueError(f"{name}: interval_s must be a finite number of seconds above 0, got {interval_s!r}")
+        if first_s is not None and not (math.isfinite(first_s) and first_s >= 0):
+            raise ValueError(f"{name}: first_s must be a finite number of seconds, at least 0, got {first_s!r}")
         self.name = name
         self._step = step
-        self._interval_s = interval_s
-        self._first_s = interval_s if first_s is None else first_s
+        self._interval_s = min(interval_s, threading.TIMEOUT_MAX)
+        self._first_s = self._interval_s if first_s is None else min(first_s, threading.TIMEOUT_MAX)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -7,17 +7,19 @@ over the YAML file over defaults.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from gridworker.delivery import ForwardingConfig
-from gridworker.fields import AnalysisFps, RingMegabytes, SecondsUpToMinute
+from gridworker.fields import AnalysisFps, DiskMegabytes, RingMegabytes, SecondsUpToMinute
 from gridworker.incidents.retention import RetentionConfig
 from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
 from gridworker.cluster.config import ClusterConfig  # cluster mode (issue 12)
@@ -39,6 +41,7 @@ from gridworker.vision.lowlight import LowLightConfig  # low-light correction (i
 from gridworker.vision.tracker import TrackerConfig
 from gridworker.validation import first_repeat, read_yaml
 
+ENV_PREFIX = "GRIDWORKER_"
 CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 #: A camera's stream URL (or, in the config file, a video file's path), as its ``url`` and ``record_url`` take it.
 CameraUrl = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -49,7 +52,8 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities parse from YAML (.nan, .inf) and JSON (Infinity, 1e400); no setting means them
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CameraConfig(SceneConfig):
@@ -294,9 +298,8 @@ class EvidenceConfig(_Strict):
         "(0 turns clips off for that camera).",
     )
     buffer_mb: RingMegabytes = Field(32.0, description="Cap of each camera's ring, megabytes.")
-    min_free_mb: float = Field(
+    min_free_mb: DiskMegabytes = Field(
         256.0,
-        ge=0.0,
         description="No clip is written while the clip disk has less free space than this (megabytes); the "
         "incident still opens and says its clip is missing. Retention (retention:) bounds what clips take.",
     )
@@ -343,6 +346,13 @@ class LimitsConfig(_Strict):
     )
     max_event_streams: int = Field(64, ge=1, le=100_000, description="Open server-sent event streams in all (429 beyond).")
     max_event_streams_per_key: int = Field(8, ge=1, le=100_000, description="Open event streams of one API key (429 beyond).")
+    event_stream_recheck_s: float = Field(
+        5.0,
+        ge=0.2,
+        le=60.0,
+        description="An open event stream checks its caller again this often, seconds (and before each batch it sends): "
+        "it ends once the key is revoked or the session is over (logout, idle, the person disabled or changed).",
+    )
     max_cameras: int = Field(1000, ge=1, le=100_000, description="Cameras in all, config file and API together (409 beyond).")
     max_patrol_plans: int = Field(64, ge=1, le=10_000, description="Patrol plans in all (409 beyond).")
     max_patrol_concurrency: int = Field(
@@ -377,32 +387,70 @@ class LimitsConfig(_Strict):
                 best, limit = len(prefix), n
         return limit
 
-    def problems(self, settings: Settings) -> list[str]:
-        """What in the config file exceeds these caps (empty when it fits)."""
+    def problems(self, config: Mapping[str, Any]) -> list[str]:
+        """What in ``config`` exceeds these caps (empty when it fits): the config file's mapping,
+        raw (one that fails other checks too, for ``gridworker check``) or ``Settings.checked_view``."""
         out: list[str] = []
-        if len(settings.cameras) > self.max_cameras:
-            out.append(f"{len(settings.cameras)} cameras, more than limits.max_cameras ({self.max_cameras})")
-        if len(settings.patrol_plans) > self.max_patrol_plans:
-            out.append(f"{len(settings.patrol_plans)} patrol plans, more than limits.max_patrol_plans ({self.max_patrol_plans})")
-        for plan in settings.patrol_plans:
-            if plan.concurrency > self.max_patrol_concurrency:
+        cams = _mappings(config.get("cameras"))
+        plans = _mappings(config.get("patrol_plans"))
+        if _count(config.get("cameras")) > self.max_cameras:
+            out.append(f"{_count(config.get('cameras'))} cameras, more than limits.max_cameras ({self.max_cameras})")
+        if _count(config.get("patrol_plans")) > self.max_patrol_plans:
+            out.append(f"{_count(config.get('patrol_plans'))} patrol plans, more than limits.max_patrol_plans ({self.max_patrol_plans})")
+        for _, plan in plans:
+            concurrency = plan.get("concurrency")
+            if _is_number(concurrency) and concurrency > self.max_patrol_concurrency:
                 out.append(
-                    f"patrol plan {plan.id!r}: concurrency {plan.concurrency} is more than limits.max_patrol_concurrency ({self.max_patrol_concurrency})"
+                    f"patrol plan {plan.get('id')!r}: concurrency {concurrency} is more than limits.max_patrol_concurrency ({self.max_patrol_concurrency})"
                 )
-        for cam in settings.cameras:
-            out.extend(f"camera {cam.id!r}: {p}" for p in self.scene.problems(cam))
-            ring_mb = cam.stream.clip_buffer_mb if "clip_buffer_mb" in cam.stream.model_fields_set else None
-            if ring_mb is not None and ring_mb > self.clip_buffers_total_mb:
-                out.append(f"camera {cam.id!r}: stream.clip_buffer_mb {ring_mb} is more than limits.clip_buffers_total_mb ({self.clip_buffers_total_mb})")
-        if settings.evidence.buffer_mb > self.clip_buffers_total_mb:
-            out.append(f"evidence.buffer_mb {settings.evidence.buffer_mb} is more than limits.clip_buffers_total_mb ({self.clip_buffers_total_mb})")
+        for _, cam in cams:
+            out.extend(f"camera {cam.get('id')!r}: {p}" for p in self.scene.problems(cam))
+            stream = cam.get("stream")
+            ring_mb = stream.get("clip_buffer_mb") if isinstance(stream, Mapping) else None
+            if _is_number(ring_mb) and ring_mb > self.clip_buffers_total_mb:
+                out.append(f"camera {cam.get('id')!r}: stream.clip_buffer_mb {ring_mb} is more than limits.clip_buffers_total_mb ({self.clip_buffers_total_mb})")
+        evidence = config.get("evidence")
+        buffer_mb = evidence.get("buffer_mb", EvidenceConfig.model_fields["buffer_mb"].default) if isinstance(evidence, Mapping) else None
+        if _is_number(buffer_mb) and buffer_mb > self.clip_buffers_total_mb:
+            out.append(f"evidence.buffer_mb {buffer_mb} is more than limits.clip_buffers_total_mb ({self.clip_buffers_total_mb})")
         return out
 
 
-class Settings(BaseSettings):
+def _mappings(value: object) -> list[tuple[int, Mapping[str, Any]]]:
+    """The mappings in a raw list, with their index in it (a non-list: none)."""
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _count(value: object) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _EnvOverFile(BaseSettings):
+    """Settings whose environment variables (``GRIDWORKER_`` prefix) win over the YAML file's
+    values, which arrive as init kwargs."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings
+
+
+class Settings(_EnvOverFile):
     """The whole service configuration (the composition root's view)."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDWORKER_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(extra="forbid")
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -442,59 +490,34 @@ class Settings(BaseSettings):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The console: the map view's basemap (docs/people.md, The map).")
 
     @model_validator(mode="after")
-    def _file_sources_in_media_dir(self) -> Settings:
-        problems = []
-        for i, cam in enumerate(self.cameras):
-            for key, url in (("url", cam.url), ("record_url", cam.record_url)):
-                source = parse_source(url) if url is not None else None
-                if isinstance(source, FileSource):
-                    try:
-                        check_media_path(source, self.media_dir)
-                    except ValueError as exc:
-                        problems.append(f"camera {cam.id!r} (cameras[{i}]): {key}: {exc}")
+    def _whole_config(self) -> Settings:
+        # one list of every problem that spans items (ids, references, file sources, limits), one
+        # per line: describe_errors shows each on its own, and finds the same ones on a raw file
+        problems = whole_config_problems(self.checked_view(), self.limits, self.media_dir)
         if problems:
-            raise ValueError("; ".join(problems[:10]))
+            more = [f"and {len(problems) - MAX_LISTED_PROBLEMS} more"] if len(problems) > MAX_LISTED_PROBLEMS else []
+            raise ValueError("\n".join(problems[:MAX_LISTED_PROBLEMS] + more))
         return self
 
-    @model_validator(mode="after")
-    def _unique_cameras(self) -> Settings:
-        if (cam_id := first_repeat(cam.id for cam in self.cameras)) is not None:
-            raise ValueError(f"camera id {cam_id!r} is used twice")
-        if (plan_id := first_repeat(plan.id for plan in self.patrol_plans)) is not None:
-            raise ValueError(f"patrol plan id {plan_id!r} is used twice")
-        if (det_id := first_repeat(d.id for d in self.detectors)) is not None:
-            raise ValueError(f"detector id {det_id!r} is used twice")
-        models = {DEFAULT_DETECTOR, *(d.id for d in self.detectors)}
-        for cam in self.cameras:
-            if unknown := [d for d in cam.detectors if d not in models]:
-                raise ValueError(f"camera {cam.id!r}: detectors {unknown} are not defined (known: {sorted(models)})")
-        cameras = {cam.id for cam in self.cameras}
-        for plan in self.patrol_plans:
-            problems = plan_camera_problems(plan, cameras)
-            if problems:
-                raise ValueError(f"patrol plan {plan.id!r}: {problems}")
-        over = self.limits.problems(self)
-        if over:
-            raise ValueError("over the limits: " + "; ".join(over[:10]) + (f"; and {len(over) - 10} more" if len(over) > 10 else ""))
-        return self
+    def checked_view(self) -> dict[str, Any]:
+        """What ``whole_config_problems`` reads of these settings, as a config file would give it."""
+        return {
+            "cameras": [cam.model_dump(include=_CHECKED_CAMERA_KEYS) for cam in self.cameras],
+            "patrol_plans": [plan.model_dump(include={"id", "select", "concurrency"}) for plan in self.patrol_plans],
+            "detectors": [{"id": d.id} for d in self.detectors],
+            "evidence": {"buffer_mb": self.evidence.buffer_mb},
+        }
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # the environment wins over the YAML file, which arrives as init kwargs
-        return env_settings, init_settings
 
 
 def plan_camera_problems(plan: PatrolPlan, camera_ids: set[str] | frozenset[str]) -> str | None:
     """Why ``plan`` does not fit these cameras (unknown listed ids), or None when it does."""
-    unknown = [c for c in plan.select.camera_ids if c not in camera_ids]
-    unknown_ex = [c for c in plan.select.exclude if c not in camera_ids]
+    return _unknown_cameras(plan.select.camera_ids, plan.select.exclude, camera_ids)
+
+
+def _unknown_cameras(listed: object, excluded: object, camera_ids: Set[object]) -> str | None:
+    unknown = [c for c in listed if c not in camera_ids] if isinstance(listed, list) else []
+    unknown_ex = [c for c in excluded if c not in camera_ids] if isinstance(excluded, list) else []
     parts = []
     if unknown:
         parts.append(f"select.camera_ids names unknown camera(s) {unknown[:10]}" + (" ..." if len(unknown) > 10 else ""))
@@ -503,58 +526,35 @@ def plan_camera_problems(plan: PatrolPlan, camera_ids: set[str] | frozenset[str]
     return "; ".join(parts) or None
 
 
-# lists whose items errors name by id: key -> (what an item is, the name of a whole item's fault)
-_NAMED_ITEMS = {"cameras": ("camera", "(camera)"), "patrol_plans": ("patrol plan", "(plan)")}
+#: Most whole-config problems one error lists (then "and N more").
+MAX_LISTED_PROBLEMS = 50
+#: The camera keys ``whole_config_problems`` reads.
+_CHECKED_CAMERA_KEYS = {"id", "url", "record_url", "detectors", "stream", "zones", "masks", "lines", "signals"}
 
 
-def describe_errors(err: ValidationError, data: Any, source: str = "config") -> str:
-    """Turn a pydantic error into lines naming the camera (by id) and the key at fault."""
-    lines = [f"{source}: {err.error_count()} problem(s)"]
-    for e in err.errors():
-        loc = list(e["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        named = _NAMED_ITEMS.get(str(loc[0])) if len(loc) >= 2 and isinstance(loc[1], int) else None
-        if named is not None:
-            what, whole = named
-            try:
-                item_id = data[loc[0]][loc[1]].get("id", "?")
-            except (KeyError, IndexError, TypeError, AttributeError):
-                item_id = "?"
-            rest = ".".join(str(p) for p in loc[2:]) or whole
-            where = f"{what} {item_id!r} ({loc[0]}[{loc[1]}]): {rest}"
-        msg = e["msg"]
-        # pydantic echoes the input value; never echo a URL's password
-        msg = re.sub(r"\w+://[^\s'\"]+", lambda m: redact_url(m.group(0)), msg)
-        lines.append(f"  - {where}: {msg}")
-    # issue 16: a camera with other errors never reaches its scene's reference check (a model
-    # validator runs only on valid fields): list those problems too, so one pass shows all
-    more = [
-        line for line in [*_scene_reference_lines(data), *_cross_item_lines(data)] if not any(line.split(": ", 1)[1] in seen for seen in lines)
-    ]
-    if more:
-        lines[0] = f"{source}: {err.error_count() + len(more)} problem(s)"
-    return "\n".join(lines + more)
+def whole_config_problems(config: Mapping[str, Any], limits: LimitsConfig | None, media_dir: Path | None) -> list[str]:
+    """Every problem that spans items of the config: ids used twice, cameras' models and rules'
+    detectors that are not defined, patrol plans naming unknown cameras, file sources outside
+    ``media_dir``, and what exceeds ``limits`` (None: not checked). One line each.
 
+    ``config`` is the config file's mapping, raw (``gridworker check`` lists these beside field
+    errors: pydantic runs ``Settings``' own check only once every field is valid) or
+    ``Settings.checked_view``: the same lines either way.
 
-def _cross_item_lines(data: Any) -> list[str]:
-    """The whole-config checks (repeated ids, file sources outside ``media_dir``) on the raw
-    config, as ``describe_errors`` lines: pydantic runs them only once every field is valid."""
-    if not isinstance(data, dict):
-        return []
+    Example:
+        >>> whole_config_problems({"cameras": [{"id": "a", "url": "rtsp://h/s", "detectors": ["fall"]}],
+        ...     "patrol_plans": [{"id": "p", "select": {"camera_ids": ["b"]}}]}, None, None)
+        ["camera 'a' (cameras[0]): detectors ['fall'] are not defined (known: ['default'])", "patrol plan 'p': select.camera_ids names unknown camera(s) ['b']"]
+    """
     out: list[str] = []
     for key, what in (("cameras", "camera"), ("patrol_plans", "patrol plan"), ("detectors", "detector")):
-        items = data.get(key)
-        ids = [item.get("id") for item in items if isinstance(item, dict)] if isinstance(items, list) else []
-        repeat = first_repeat(i for i in ids if isinstance(i, str))
+        repeat = first_repeat(i for _, item in _mappings(config.get(key)) if isinstance(i := item.get("id"), str))
         if repeat is not None:
-            out.append(f"  - (top level): {what} id {repeat!r} is used twice")
-    cams = data.get("cameras")
-    # the environment wins over the file (settings_customise_sources), here as in Settings
-    env_media_dir = next((v for k, v in os.environ.items() if k.upper() == "GRIDWORKER_MEDIA_DIR"), None)
-    media_dir = env_media_dir if env_media_dir is not None else data.get("media_dir")
-    for i, cam in enumerate(cams if isinstance(cams, list) else []):
-        if not isinstance(cam, dict):
-            continue
+            out.append(f"{what} id {repeat!r} is used twice")
+    cams = _mappings(config.get("cameras"))
+    models = {DEFAULT_DETECTOR, *(i for _, d in _mappings(config.get("detectors")) if isinstance(i := d.get("id"), str))}
+    for i, cam in cams:
+        where = f"camera {cam.get('id', '?')!r} (cameras[{i}])"
         for key in ("url", "record_url"):
             url = cam.get(key)
             if not isinstance(url, str):
@@ -562,14 +562,117 @@ def _cross_item_lines(data: Any) -> list[str]:
             try:
                 source = parse_source(url)
             except ValueError:
-                continue  # a malformed URL is the field's own error, listed already
-            if not isinstance(source, FileSource):
-                continue
-            try:
-                check_media_path(source, Path(media_dir) if isinstance(media_dir, str) else None)
-            except ValueError as exc:
-                out.append(f"  - camera {cam.get('id', '?')!r} (cameras[{i}]): {key}: {exc}")
+                continue  # a malformed URL is the field's own error
+            if isinstance(source, FileSource):
+                try:
+                    check_media_path(source, media_dir)
+                except ValueError as exc:
+                    out.append(f"{where}: {key}: {exc}")
+        detectors = cam.get("detectors", [DEFAULT_DETECTOR])
+        if not isinstance(detectors, list):
+            continue
+        if unknown := [d for d in detectors if d not in models]:
+            out.append(f"{where}: detectors {unknown} are not defined (known: {sorted(models)})")
+        for _, zone in _mappings(cam.get("zones")):
+            for _, rule in _mappings(zone.get("rules")):
+                detector = rule.get("detector")
+                if detector is not None and detector not in detectors:
+                    out.append(
+                        f"{where}: zone {zone.get('id')!r} rule {rule.get('id') or rule.get('type')!r}: detector {detector!r}"
+                        f" is not one of the camera's detectors {detectors}"
+                    )
+    camera_ids = {cam.get("id") for _, cam in cams}
+    for _, plan in _mappings(config.get("patrol_plans")):
+        select = plan.get("select")
+        if isinstance(select, Mapping) and (problem := _unknown_cameras(select.get("camera_ids"), select.get("exclude"), camera_ids)):
+            out.append(f"patrol plan {plan.get('id')!r}: {problem}")
+    if limits is not None:
+        out.extend(limits.problems(config))
     return out
+
+
+# lists whose items errors name by id: key -> (what an item is, the name of a whole item's fault)
+_NAMED_ITEMS = {"cameras": ("camera", "(camera)"), "patrol_plans": ("patrol plan", "(plan)")}
+
+
+def _env_variable(loc: Sequence[str | int]) -> str | None:
+    """The environment variable that set the value at ``loc`` (a section's JSON, or a nested
+    ``GRIDWORKER_A__B``), or None when it came from the file. Names match case-insensitively."""
+    present = {name.upper(): name for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    keys: list[str] = []
+    for part in loc:
+        if not isinstance(part, str):
+            break
+        keys.append(part.upper())
+        name = present.get(ENV_PREFIX + "__".join(keys))
+        if name is not None:
+            return name
+    return None
+
+
+def _item_id(data: Any, loc: Sequence[str | int], env_name: str | None) -> object:
+    """The ``id`` of the list item at ``loc[:2]``, from the file or from the environment's JSON."""
+    try:
+        items = json.loads(os.environ[env_name]) if env_name is not None else data[loc[0]]
+        item = items[loc[1]]
+        return item.get("id", "?") if isinstance(item, dict) else "?"
+    except (KeyError, IndexError, TypeError, ValueError, RecursionError):
+        return "?"
+
+
+def describe_errors(err: ValidationError, data: Any, source: str = "config") -> str:
+    """Turn a pydantic error into lines naming the camera (by id) and the key at fault; a value
+    set by an environment variable names the variable (it is not in the file)."""
+    lines: list[str] = []
+    for e in err.errors():
+        loc = list(e["loc"])
+        # pydantic echoes the input value; never echo a URL's password
+        msg = re.sub(r"\w+://[^\s'\"]+", lambda m: redact_url(m.group(0)), e["msg"])
+        if not loc and e["type"] == "value_error":
+            # the whole-config check: one problem a line, each naming its own place
+            lines.extend(f"  - {problem}" for problem in msg.removeprefix("Value error, ").split("\n"))
+            continue
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        env_name = _env_variable(loc)
+        named = _NAMED_ITEMS.get(str(loc[0])) if len(loc) >= 2 and isinstance(loc[1], int) else None
+        if named is not None:
+            what, whole = named
+            rest = ".".join(str(p) for p in loc[2:]) or whole
+            where = f"{what} {_item_id(data, loc, env_name)!r} ({loc[0]}[{loc[1]}]): {rest}"
+        if env_name is not None:
+            where += f" (from the environment variable {env_name})"
+        lines.append(f"  - {where}: {msg}")
+    # issue 16: a camera with other errors never reaches its scene's reference check, nor the
+    # config its whole-config check (a model validator runs only on valid fields): list those
+    # problems too, from the raw mapping, so that one pass shows all
+    for line in [*_scene_reference_lines(data), *_cross_item_lines(data)]:
+        if not any(all(part in seen for part in line[4:].split(": ", 1)) for seen in lines):
+            lines.append(line)
+    return "\n".join([f"{source}: {len(lines)} problem(s)", *lines])
+
+
+def _cross_item_lines(data: Any) -> list[str]:
+    """``whole_config_problems`` of the raw config, as ``describe_errors`` lines, with the limits
+    and ``media_dir`` the environment may set (it wins over the file, here as in Settings)."""
+    if not isinstance(data, dict):
+        return []
+    env_media_dir = next((v for k, v in os.environ.items() if k.upper() == ENV_PREFIX + "MEDIA_DIR"), None)
+    media_dir = env_media_dir if env_media_dir is not None else data.get("media_dir")
+    try:
+        limits: LimitsConfig | None = _LimitsOnly(**({"limits": data["limits"]} if "limits" in data else {})).limits
+    except (ValidationError, SettingsError):
+        limits = None  # the limits' own error is listed; what exceeds them shows once they are valid
+    problems = whole_config_problems(data, limits, Path(media_dir) if isinstance(media_dir, str) else None)
+    return [f"  - {problem}" for problem in problems]
+
+
+class _LimitsOnly(_EnvOverFile):
+    """The ``limits:`` section alone, with the environment's overrides: what a raw config's
+    whole-config check measures against."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
 
 def _scene_reference_lines(data: Any) -> list[str]:
@@ -580,6 +683,19 @@ def _scene_reference_lines(data: Any) -> list[str]:
         if isinstance(cam, dict):
             out.extend(f"  - camera {cam.get('id', '?')!r} (cameras[{i}]): {p}" for p in reference_problems(cam))
     return out
+
+
+def _environment_error(exc: SettingsError) -> str:
+    """A ``SettingsError`` (an environment variable whose value is not JSON) as one line naming
+    the variable; never its value (it may hold a password)."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else "?"
+    wanted = (ENV_PREFIX + field).upper()
+    names = sorted(n for n in os.environ if n.upper() == wanted or n.upper().startswith(wanted + "__"))
+    name = ", ".join(names) or wanted
+    cause = exc.__cause__
+    reason = f"{cause.msg} at line {cause.lineno} column {cause.colno}" if isinstance(cause, json.JSONDecodeError) else type(cause).__name__
+    return f"environment variable {name}: its value for {field!r} is not valid JSON ({reason}); the value is not shown"
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -604,3 +720,5 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as err:
         raise ConfigError(describe_errors(err, data, source)) from None
+    except SettingsError as exc:  # the environment's value for a section or list is not JSON
+        raise ConfigError(f"{source}: {_environment_error(exc)}") from None

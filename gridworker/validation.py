@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["first_repeat", "read_yaml"]
+__all__ = ["DuplicateKeyError", "UniqueKeyLoader", "first_repeat", "load_yaml", "read_yaml"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -44,6 +44,62 @@ def read_yaml(path: Path, what: str, error: Callable[[str], Exception]) -> objec
     except OSError as exc:
         raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         raise error(f"{path}: invalid YAML: {exc}") from None
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key repeated in one mapping of a YAML document (see :func:`load_yaml`)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that notes the keys repeated in one mapping (``repeated``): plain YAML
+    keeps the last and drops the first without a word (two ``cameras:`` sections, two ``rules:``
+    of a zone). A key given beside a merge (``<<: *defaults``) still overrides the merged one."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.repeated: list[str] = []  # the first 10 repeats, said
+        self.repeated_count = 0
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Hashable, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = first_line.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class says so
+                if first is None:
+                    first_line[key] = line
+                else:
+                    self.repeated_count += 1
+                    if len(self.repeated) < 10:
+                        self.repeated.append(f"key {repr(key)[:100]} on line {line} repeats line {first}")
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """The YAML document in ``text``, as ``yaml.safe_load`` reads it, except that keys repeated
+    in one mapping raise :class:`DuplicateKeyError` naming each key and its lines.
+
+    Example:
+        >>> load_yaml("cameras: []\\nserver: {port: 80}\\ncameras: [{id: a}]")
+        Traceback (most recent call last):
+        ...
+        gridworker.validation.DuplicateKeyError: key 'cameras' on line 3 repeats line 1 (YAML would keep only the last: merge them into one)
+    """
+    loader = UniqueKeyLoader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.repeated:
+        more = f"; and {loader.repeated_count - len(loader.repeated)} more" if loader.repeated_count > len(loader.repeated) else ""
+        raise DuplicateKeyError("; ".join(loader.repeated) + more + " (YAML would keep only the last: merge them into one)")
+    return data

@@ -60,12 +60,12 @@ _CLUSTER_CLIP_NAME = re.compile(r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]*\.mp4$")
 class RetentionConfig(BaseModel):
     """``retention:`` in the service config. An age or size of ``null`` keeps that kind for ever."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     interval_s: float = Field(3600.0, gt=0.0, le=7 * DAY_S, description="Seconds between two retention passes.")
     clips_max_age_days: float | None = Field(30.0, gt=0.0, le=36_500.0, description="Evidence clips older than this are deleted.")
     clips_max_total_mb: float | None = Field(
-        20_000.0, gt=0.0, description="The oldest clips are deleted while all of them add up to more than this (megabytes)."
+        20_000.0, gt=0.0, le=100_000_000.0, description="The oldest clips are deleted while all of them add up to more than this (megabytes)."
     )
     outbox_delivered_max_age_days: float | None = Field(
         7.0, gt=0.0, le=36_500.0, description="Outbox messages every destination delivered longer ago than this are deleted."

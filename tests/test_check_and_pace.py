@@ -177,3 +177,15 @@ def test_check_takes_media_dir_from_the_environment_as_run_does(tmp_path, capsys
     monkeypatch.setenv("GRIDWORKER_MEDIA_DIR", str(media))
     err = _check_fails(tmp_path, capsys, f"cameras:\n  - {{id: cam1, url: {media / 'clip.mp4'}, fps: 0}}\n")
     assert "fps" in err and "1 problem(s)" in err and "needs media_dir" not in err, err
+
+
+def test_check_warns_about_rule_classes_the_model_lacks(tmp_path, capsys):
+    conf = tmp_path / "typo.yaml"
+    conf.write_text(
+        f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n"
+        "cameras:\n  - id: gate\n    url: rtsp://10.0.0.1/s\n    zones:\n      - id: no-parking\n"
+        "        rules:\n          - {type: illegal_parking, classes: [Car, lorry]}\n"
+    )
+    assert main(["check", "--config", str(conf)]) == 0  # a warning, not an error
+    out = capsys.readouterr().out
+    assert "WARNING: camera 'gate' zone 'no-parking' rule 'illegal_parking': classes 'Car' (did you mean 'car'?), 'lorry'" in out, out

@@ -46,7 +46,9 @@ class GroundPlane:
         return norm * np.array([max(w - 1, 1), max(h - 1, 1)], dtype=np.float64)
 
     def area_m2(self, polygon: list[Point]) -> float:
-        """Ground area of a normalised image polygon (shoelace on its projected vertices)."""
+        """Ground area of a normalised image polygon (shoelace on its projected vertices). The
+        outline must not cross itself (``ZoneConfig`` refuses one that does): the shoelace sum of
+        a "bow tie" subtracts one loop from the other, far less than the area it is drawn over."""
         pts = cv2.perspectiveTransform(np.asarray(polygon, dtype=np.float64).reshape(-1, 1, 2), self._h).reshape(-1, 2)
         x, y = pts[:, 0], pts[:, 1]
         return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2.0)

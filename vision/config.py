@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gridworker.fields import Fraction, PositiveFraction, SecondsUpToDay, SecondsUpToHour, SecondsUpToMinute
 from gridworker.validation import first_repeat
@@ -33,6 +35,22 @@ Point = tuple[float, float]
 LostGraceSeconds = Annotated[float, Field(ge=0.0, le=600.0)]
 #: One side of an M-of-N setting (M hits of the last N frames).
 FrameCount = Annotated[int, Field(ge=1, le=30)]
+#: Most names in one of a rule's or a counting line's lists (``classes``, ``goods_classes``,
+#: ``exempt_zones``): each rule is judged on every analysed frame.
+MAX_LISTED = 64
+
+
+def _unique(names: list[str]) -> list[str]:
+    """The names in their order, each once (a name listed twice means nothing more)."""
+    return list(dict.fromkeys(names))
+
+
+#: A detector class name, as the model's labels spell it ("person", "dining table").
+ClassName = Annotated[str, Field(min_length=1, max_length=100)]
+#: The detector classes a rule or a counting line looks at: 1 to ``MAX_LISTED`` names, repeats dropped.
+ClassList = Annotated[list[ClassName], Field(min_length=1, max_length=MAX_LISTED), AfterValidator(_unique)]
+#: Ids of other zones of the camera: up to ``MAX_LISTED``, repeats dropped.
+ZoneIdList = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=MAX_LISTED), AfterValidator(_unique)]
 
 
 class _Strict(BaseModel):
@@ -54,7 +72,49 @@ def _check_polygon(polygon: list[Point]) -> list[Point]:
     area2 = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(polygon)))
     if abs(area2) < 1e-9:
         raise ValueError("polygon has no area (its vertices are collinear or repeated)")
+    crossing = first_crossing(polygon)
+    if crossing is not None:
+        i, j = crossing
+        n = len(polygon)
+        raise ValueError(
+            f"polygon crosses itself: edge {i}-{(i + 1) % n} (point {i} to point {(i + 1) % n}) crosses edge"
+            f" {j}-{(j + 1) % n}; list the points in order around the area (the zone's ground area and its"
+            " drawn area would differ)"
+        )
     return polygon
+
+
+def first_crossing(polygon: Sequence[tuple[float, float]]) -> tuple[int, int] | None:
+    """The first pair of edges ``(i, j)``, ``i < j``, that properly cross (edge ``i`` runs from
+    point ``i`` to point ``i + 1``, the last one back to point 0), or None for a simple polygon.
+    Edges that only touch (a shared or repeated vertex, a vertex on another edge) do not count.
+    All pairs at once in numpy: 256 points are 32 640 pairs.
+
+    Example:
+        >>> first_crossing([(0, 0), (1, 1), (1, 0), (0, 1)]), first_crossing([(0, 0), (1, 0), (1, 1), (0, 1)])
+        ((0, 2), None)
+    """
+    p = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    n = len(p)
+    if n < 4:
+        return None
+    d = np.roll(p, -1, axis=0) - p  # edge k runs from p[k] by d[k]
+    after = np.roll(d, -1, axis=0)
+    turns = d[:, 0] * after[:, 1] - d[:, 1] * after[:, 0]  # at each vertex: left (> 0) or right
+    if np.all(turns > 1e-12) or np.all(turns < -1e-12):
+        winding = np.sum(np.arctan2(turns, np.sum(d * after, axis=1)))
+        if abs(abs(winding) - 2 * np.pi) < 1e-6:
+            return None  # convex, turning once around (not a star): the zones one draws, in O(n)
+    # [i, j]: which side of edge i's line point j lies on (cross product of d[i] and p[j] - p[i])
+    cross = np.outer(d[:, 0], p[:, 1]) - np.outer(d[:, 1], p[:, 0]) - (d[:, 0] * p[:, 1] - d[:, 1] * p[:, 0])[:, None]
+    left, right = cross > 1e-12, cross < -1e-12
+    straddles = (left & np.roll(right, -1, axis=1)) | (right & np.roll(left, -1, axis=1))  # [i, j]: edge j's ends on either side of edge i's line
+    crosses = np.triu(straddles & straddles.T, k=2)  # i < j, not neighbours ...
+    crosses[0, n - 1] = False  # ... the last edge and the first are neighbours too
+    if not crosses.any():
+        return None
+    i, j = divmod(int(np.argmax(crosses)), n)  # the first in row order
+    return i, j
 
 
 def _check_segment(points: list[Point]) -> list[Point]:
@@ -132,10 +192,10 @@ class _RuleBase(_Strict):
         type: str  # each rule's config declares it as its Literal discriminator
 
     id: str | None = Field(None, pattern=_ID_PATTERN, description="Rule id, unique within its zone; defaults to the rule type.")
-    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Detector class names the rule looks at.")
+    classes: ClassList = Field(default_factory=lambda: ["person"], description="Detector class names the rule looks at.")
     min_confidence: Fraction = Field(0.3, description="Ignore detections below this score.")
     min_box_height: Fraction = Field(0.0, description="Ignore boxes shorter than this fraction of the frame height (far, tiny objects).")
-    exempt_zones: list[str] = Field(
+    exempt_zones: ZoneIdList = Field(
         default_factory=list, description="Ids of other zones of the camera where the rule does not apply (crosswalks, parking bays)."
     )
     schedule: ScheduleConfig | None = Field(None, description="Only armed inside these time windows; always armed when unset.")
@@ -177,7 +237,7 @@ class LaneIntrusionRuleConfig(_RuleBase):
     """行人/非机动车闯入机动车道: a person or non-motor vehicle in a motor-lane zone; crosswalks exempt."""
 
     type: Literal["lane_intrusion"] = "lane_intrusion"
-    classes: list[str] = Field(default_factory=lambda: ["person", "bicycle"], min_length=1)
+    classes: ClassList = Field(default_factory=lambda: ["person", "bicycle"])
     min_duration_s: SecondsUpToHour = Field(2.0, description="A track must stay in the lane this long before it counts.")
     grace_s: SecondsUpToMinute = Field(
         1.0, description="A track missed by the detector for less than this keeps its clock (min_duration_s)."
@@ -200,7 +260,7 @@ class DwellRuleConfig(_RuleBase):
     """滞留 a stationary object in the zone for ``min_duration_s`` (the generic form of the parking rules)."""
 
     type: Literal["dwell"] = "dwell"
-    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    classes: ClassList = Field(default_factory=lambda: list(VEHICLE_CLASSES))
     min_duration_s: SecondsUpToDay = Field(60.0, description="How long the object must stay still.")
     max_movement: float = Field(
         0.3,
@@ -242,7 +302,7 @@ class NonMotorParkingRuleConfig(DwellRuleConfig):
     """非机动车乱停放: bicycles/motorcycles parked ≥ ``min_duration_s`` outside the allowed parking zones (``exempt_zones``)."""
 
     type: Literal["nonmotor_parking"] = "nonmotor_parking"  # type: ignore[assignment]
-    classes: list[str] = Field(default_factory=lambda: list(NON_MOTOR_CLASSES), min_length=1)
+    classes: ClassList = Field(default_factory=lambda: list(NON_MOTOR_CLASSES))
     min_duration_s: SecondsUpToDay = Field(300.0, description="How long the vehicle must stay still.")
 
 
@@ -263,8 +323,8 @@ class StreetVendingRuleConfig(_RuleBase):
     """占道经营/游商 street vending: stationary persons with stationary goods-like objects in a kerb zone for ≥ T."""
 
     type: Literal["street_vending"] = "street_vending"
-    classes: list[str] = Field(default_factory=lambda: ["person"], min_length=1, description="Who sells.")
-    goods_classes: list[str] = Field(default_factory=lambda: list(GOODS_CLASSES), min_length=1, description="What counts as goods/stall.")
+    classes: ClassList = Field(default_factory=lambda: ["person"], description="Who sells.")
+    goods_classes: ClassList = Field(default_factory=lambda: list(GOODS_CLASSES), description="What counts as goods/stall.")
     min_duration_s: SecondsUpToDay = Field(300.0, description="How long person and goods must stay.")
     max_movement: float = Field(0.6, gt=0.0, le=5.0, description="Drift (in box heights) still called stationary; people fidget.")
     max_gap: float = Field(2.0, gt=0.0, le=20.0, description="How near (in person heights) goods must be to the person.")
@@ -275,7 +335,7 @@ class WrongWayRuleConfig(_RuleBase):
     """车辆逆行 wrong-way driving: a vehicle whose smoothed motion runs against the lane's allowed direction."""
 
     type: Literal["wrong_way"] = "wrong_way"
-    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    classes: ClassList = Field(default_factory=lambda: list(VEHICLE_CLASSES))
     direction: tuple[float, float] = Field(
         description="Allowed direction of travel as an image vector (dx, dy), y down: (0, 1) = towards the bottom of the frame."
     )
@@ -299,7 +359,7 @@ class SpeedingRuleConfig(_RuleBase):
     """超速 speeding: a vehicle's ground speed (from the camera's calibration) above ``max_speed_kmh``."""
 
     type: Literal["speeding"] = "speeding"
-    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    classes: ClassList = Field(default_factory=lambda: list(VEHICLE_CLASSES))
     max_speed_kmh: float = Field(gt=0.0, le=400.0, description="Speed limit in this zone.")
     tolerance_kmh: float = Field(0.0, ge=0.0, le=100.0, description="Only speeds above limit + tolerance fire.")
     window_s: float = Field(1.0, gt=0.0, le=30.0, description="Speed is measured over this much track history.")
@@ -310,7 +370,7 @@ class RedLightRuleConfig(_RuleBase):
     """闯红灯 red-light running: a vehicle crossing the stop line while the signal is red."""
 
     type: Literal["red_light"] = "red_light"
-    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    classes: ClassList = Field(default_factory=lambda: list(VEHICLE_CLASSES))
     stop_line: list[Point] = Field(min_length=2, max_length=2, description="The stop line, two points (normalised).")
     signal: str = Field(pattern=_ID_PATTERN, description="Id of the camera signal (``signals``) that governs this approach.")
     direction: Literal["left_to_right", "right_to_left", "any"] = Field(
@@ -417,7 +477,7 @@ class LineConfig(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     name: str | None = Field(None, max_length=200)
     points: list[Point] = Field(min_length=2, max_length=2, description="start and end (normalised).")
-    classes: list[str] = Field(default_factory=lambda: ["person", "bicycle", *VEHICLE_CLASSES], min_length=1)
+    classes: ClassList = Field(default_factory=lambda: ["person", "bicycle", *VEHICLE_CLASSES])
     min_confidence: Fraction = 0.3
     hysteresis: float = Field(
         0.1,
@@ -650,8 +710,8 @@ class SceneConfig(_Strict):
 
 class SceneLimits(_Strict):
     """Caps on a camera's scene (``limits.scene`` in the config file): every zone, rule, mask,
-    line and polygon vertex costs work on every analysed frame. The schema's own caps (the
-    ``le`` bounds here) hold whatever the config says.
+    line, polygon vertex and listed class costs work on every analysed frame. The schema's own
+    caps (the ``le`` bounds here, ``MAX_LISTED`` names in a list) hold whatever the config says.
 
     Example:
         >>> SceneLimits(zones=2).problems(SceneConfig(zones=[{"id": z} for z in "abc"]))
@@ -664,24 +724,46 @@ class SceneLimits(_Strict):
     lines: int = Field(64, ge=0, le=256, description="Most counting lines per camera.")
     signals: int = Field(16, ge=0, le=64, description="Most signal heads per camera.")
     polygon_points: int = Field(128, ge=3, le=256, description="Most vertices of one zone, mask or signal region.")
+    classes: int = Field(
+        MAX_LISTED,
+        ge=1,
+        le=MAX_LISTED,
+        description="Most class names in one list of a rule or counting line (classes, goods_classes).",
+    )
 
-    def problems(self, scene: SceneConfig) -> list[str]:
-        """What in ``scene`` exceeds these caps (empty when it fits)."""
+    def problems(self, scene: SceneConfig | Mapping[str, object]) -> list[str]:
+        """What in ``scene`` exceeds these caps (empty when it fits). ``scene`` may be the raw
+        mapping of a config that fails other checks, so that ``gridworker check`` lists these too."""
+        data = scene.model_dump() if isinstance(scene, BaseModel) else scene
+
+        def items(holder: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+            value = holder.get(key)
+            return [i for i in value if isinstance(i, Mapping)] if isinstance(value, list) else []
+
+        def size(value: object) -> int:
+            return len(value) if isinstance(value, list) else 0
+
         out: list[str] = []
-        for what, n, cap in (
-            ("zones", len(scene.zones), self.zones),
-            ("masks", len(scene.masks), self.masks),
-            ("lines", len(scene.lines), self.lines),
-            ("signals", len(scene.signals), self.signals),
-        ):
+        for what, cap in (("zones", self.zones), ("masks", self.masks), ("lines", self.lines), ("signals", self.signals)):
+            n = size(data.get(what))
             if n > cap:
                 out.append(f"{n} {what}, more than limits.scene.{what} ({cap})")
-        for z in scene.zones:
-            if len(z.rules) > self.rules_per_zone:
-                out.append(f"zone {z.id!r} has {len(z.rules)} rules, more than limits.scene.rules_per_zone ({self.rules_per_zone})")
-        shapes = [(f"zone {z.id!r}", z.polygon) for z in scene.zones] + [(f"mask {m.id!r}", m.polygon) for m in scene.masks]
-        shapes += [(f"signal {s.id!r} region", s.region) for s in scene.signals if s.region is not None]
+        for z in items(data, "zones"):
+            rules = items(z, "rules")
+            if len(rules) > self.rules_per_zone:
+                out.append(f"zone {z.get('id')!r} has {len(rules)} rules, more than limits.scene.rules_per_zone ({self.rules_per_zone})")
+            for r in rules:
+                for key in ("classes", "goods_classes"):
+                    if size(r.get(key)) > self.classes:
+                        where = f"zone {z.get('id')!r} rule {r.get('id') or r.get('type')!r}"
+                        out.append(f"{where} lists {size(r.get(key))} {key}, more than limits.scene.classes ({self.classes})")
+        for line in items(data, "lines"):
+            if size(line.get("classes")) > self.classes:
+                out.append(f"line {line.get('id')!r} lists {size(line.get('classes'))} classes, more than limits.scene.classes ({self.classes})")
+        shapes = [(f"zone {z.get('id')!r}", z.get("polygon")) for z in items(data, "zones")]
+        shapes += [(f"mask {m.get('id')!r}", m.get("polygon")) for m in items(data, "masks")]
+        shapes += [(f"signal {s.get('id')!r} region", s.get("region")) for s in items(data, "signals")]
         for name, points in shapes:
-            if len(points) > self.polygon_points:
-                out.append(f"{name} has {len(points)} points, more than limits.scene.polygon_points ({self.polygon_points})")
+            if size(points) > self.polygon_points:
+                out.append(f"{name} has {size(points)} points, more than limits.scene.polygon_points ({self.polygon_points})")
         return out

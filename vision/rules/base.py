@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -130,15 +131,25 @@ class Scene:
         return np.full(len(self.detections), "", dtype=object) if names is None else np.asarray(names)
 
 
-def class_mask(detections: sv.Detections, classes: set[str], min_confidence: float, roles: np.ndarray | None = None) -> np.ndarray:
+def class_mask(detections: sv.Detections, classes: AbstractSet[str], min_confidence: float, roles: np.ndarray | None = None) -> np.ndarray:
     """(n,) bool: detections of one of ``classes`` at or above ``min_confidence``; with
-    ``roles`` (``Scene.roles``), the class each detection stands for replaces its own."""
+    ``roles`` (``Scene.roles``), the class each detection stands for replaces its own.
+
+    One set lookup per box: the cost does not grow with the number of classes (a rule's set is
+    built once, when the rule is).
+
+    Example:
+        >>> dets = sv.Detections(xyxy=np.zeros((3, 4)), confidence=np.array([0.9, 0.9, 0.1]), data={"class_name": np.array(["car", "bus", "car"])})
+        >>> class_mask(dets, frozenset({"car"}), 0.3).tolist()
+        [True, False, False]
+    """
     if len(detections) == 0:
         return np.zeros(0, dtype=bool)
     names = detections.data.get("class_name") if roles is None else roles
     if names is None:
         return np.zeros(len(detections), dtype=bool)
-    keep = np.isin(np.asarray(names), list(classes))
+    listed = np.asarray(names).tolist()
+    keep = np.fromiter((name in classes for name in listed), dtype=bool, count=len(listed))
     if detections.confidence is not None:
         keep &= detections.confidence >= min_confidence
     return keep
@@ -202,14 +213,14 @@ class Rule(ABC, Generic[ConfigT]):
     def __init__(self, config: ConfigT) -> None:
         self.config: ConfigT = config
         self.id: str = config.rule_id
-        self._classes = set(config.classes)
+        self._classes = frozenset(config.classes)  # once per rule: class_mask looks each box's class up in it
 
     @property
     def incident_kind(self) -> IncidentKind:
         """The incident type this rule opens (a class-event rule takes it from its config)."""
         return self.kind
 
-    def candidates(self, scene: Scene, classes: set[str] | None = None) -> np.ndarray:
+    def candidates(self, scene: Scene, classes: AbstractSet[str] | None = None) -> np.ndarray:
         """(n,) bool: detections in the zone, of the rule's (or the given) classes, confident
         and big enough, and not standing in an exempt zone. A rider counts as its vehicle
         (``Scene.roles``): not for person rules, once for the vehicle's rules."""
