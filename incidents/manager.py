@@ -13,12 +13,21 @@ uses its count, so a crowd shows its peak), its details and summary become that 
 ``details["worst"]`` (the value) and ``details["worst_at"]`` (when). They are written with the
 incident's progress: every ``write_interval_s``, at once for a new peak count, within a second
 for a worst value 5 % above the one written (a new top speed), and on close.
+
+Only watched time counts as clear: a gap between two frames of a camera much longer than its
+usual frame interval (a stream outage, a reconnect, a stalled pipeline) is not time the
+condition was seen clear, so it does not count towards ``clear_after_s`` (see :class:`_FrameClock`).
+An incident opened by a check's report (the patrol's revisit check) is cleared by that check's
+reports only: a frame's verdicts keep it open while they see its object, never close it.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import statistics
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,6 +69,8 @@ class _Open:
     worst_details: dict[str, Any] | None = None
     written_worst: float | None = None  # the worst as last written
     cooldown_s: float = 0.0  # the rule's: once closed, the key opens nothing for this long
+    #: opened by a check's report (the revisit check): only that check's reports clear it
+    reported: bool = False
 
 
 class ClockKeeper(Protocol):
@@ -75,6 +86,27 @@ class _Cooling:
 
     until: float
     state: _Open
+
+
+@dataclass(slots=True)
+class _FrameClock:
+    """When a camera's last frame came and its usual interval (the median of the last
+    ``GAP_WINDOW`` gaps): a gap longer than ``OUTAGE_FACTOR`` usual intervals (at least
+    ``OUTAGE_MIN_S``) was not watched."""
+
+    last: float
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_WINDOW))
+
+    def unwatched(self, now: float) -> float:
+        """Seconds before ``now`` since the previous frame that nobody watched (0.0: the gap was
+        a usual one, or this is the first frame, or frames came out of order)."""
+        gap = now - self.last
+        if gap <= 0:
+            return 0.0
+        usual = statistics.median(self.gaps) if self.gaps else gap
+        self.gaps.append(gap)  # an outage too: a camera whose rate was lowered learns its new interval
+        self.last = now
+        return gap if gap > max(OUTAGE_MIN_S, OUTAGE_FACTOR * usual) else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +157,9 @@ class IncidentManager:
     _open: dict[Key, _Open] = field(default_factory=dict, init=False)
     #: key → its closed incident, in the rule's ``cooldown_s`` after the close
     _cooling: dict[Key, _Cooling] = field(default_factory=dict, init=False)
+    _sweep_at: float = field(default=float("-inf"), init=False)  # when expired cooldowns are next swept
+    #: camera id → when its last frame came (only watched time counts towards ``clear_after_s``)
+    _frames: dict[str, _FrameClock] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def adopt_open(self, valid_rules: Iterable[RuleKey], now: float) -> None:
@@ -153,7 +188,7 @@ class IncidentManager:
                     worst = float(stored) if isinstance(stored, (int, float)) else None
                     current = self._open[key] = _Open(
                         inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan,  # type: ignore[arg-type]
-                        summary=inc.summary, worst=worst, written_worst=worst,
+                        summary=inc.summary, worst=worst, written_worst=worst, reported=_by_revisit(inc.details),
                     )
                 keep = current is not None and current.incident_id == inc.id
             if not keep:  # its rule is gone, or a duplicate of an incident already open
@@ -200,6 +235,18 @@ class IncidentManager:
         opened: list[Incident] = []
         with self._lock:
             open_keys = [k for k in self._open if k[0] == cam]
+            clock = self._frames.get(cam)
+            if clock is None:
+                self._frames[cam] = _FrameClock(now)
+            unwatched = 0.0 if clock is None else clock.unwatched(now)
+            if unwatched > 0:  # nobody saw the condition clear meanwhile: the clear clocks stop over the gap
+                for k in open_keys:
+                    state = self._open[k]
+                    state.last_active = min(now, state.last_active + unwatched)
+            reported = {k for k in open_keys if self._open[k].reported}
+        if unwatched > 0 and open_keys:
+            log.info("camera %s: %.1f s without frames; not counted as clear for its %d open incident(s)", cam, unwatched, len(open_keys))
+        self._sweep_cooling(now)
         by_rule: dict[RuleKey, list[Key]] = {}
         for k in open_keys:
             by_rule.setdefault(k[:3], []).append(k)
@@ -216,9 +263,11 @@ class IncidentManager:
                 inc = self._on_active(key, verdict, analysis, now, hit)
                 if inc is not None:
                     opened.append(inc)
-            # this rule's open incidents whose object (or condition) is not there on this frame
+            # this rule's open incidents whose object (or condition) is not there on this frame;
+            # a revisit incident is the revisit check's to clear (a watch stop's tracked rule
+            # cannot see a car parked before the stop began until it has watched it that long)
             for key in by_rule.get(rule_key, ()):
-                if key not in active:
+                if key not in active and key not in reported:
                     self._on_clear(key, verdict.clear_after_s, now)
         # rules that vanished from the config (zones edited) close their incidents; a partial
         # analysis (a patrol glance runs only the rules that need no tracking) says nothing
@@ -243,6 +292,7 @@ class IncidentManager:
         rule_key = (report.camera_id, report.zone_id, report.rule_id)
         with self._lock:
             rule_keys = [k for k in self._open if k[:3] == rule_key]
+        self._sweep_cooling(now)
         opened: list[Incident] = []
         seen: set[Key] = set()
         for obj in report.objects:
@@ -294,7 +344,7 @@ class IncidentManager:
         with self._lock:
             self._open[key] = _Open(
                 inc.id, kind.code, last_active=report.at, last_written=report.at, peak=1, summary=obj.summary,
-                cooldown_s=report.cooldown_s,
+                cooldown_s=report.cooldown_s, reported=True,
             )
         log.info("incident %s opened: %s on %s/%s: %s", inc.id, kind.code, key[0], key[1], obj.summary)
         return inc
@@ -308,10 +358,27 @@ class IncidentManager:
             if now < entry.until:
                 return entry
             del self._cooling[key]
-            if len(self._cooling) > 1024:  # keys of objects long gone
-                for k in [k for k, c in self._cooling.items() if c.until <= now]:
-                    del self._cooling[k]
             return None
+
+    def _sweep_cooling(self, now: float) -> None:
+        """Forget the cooldowns over by ``now`` (the keys of objects long gone), at most once
+        every ``COOLING_SWEEP_S``: the table holds only cooldowns still running."""
+        with self._lock:
+            if self._sweep_at - COOLING_SWEEP_S <= now < self._sweep_at:  # (a clock far behind sweeps at once)
+                return
+            self._sweep_at = now + COOLING_SWEEP_S
+            for k in [k for k, c in self._cooling.items() if c.until <= now]:
+                del self._cooling[k]
+
+    def _cool(self, key: Key, entry: _Cooling) -> None:
+        """Start ``key``'s cooldown; past ``MAX_COOLING`` running ones the soonest to end go first."""
+        with self._lock:
+            self._cooling[key] = entry
+            if len(self._cooling) > MAX_COOLING:
+                extra = len(self._cooling) - MAX_COOLING
+                for k, _ in heapq.nsmallest(extra, self._cooling.items(), key=lambda kc: kc[1].until):
+                    del self._cooling[k]
+                log.warning("more than %d cooldowns running: the %d ending soonest were dropped", MAX_COOLING, extra)
 
     def _reopen(self, key: Key, entry: _Cooling, now: float) -> _Open | None:
         """Continue a closed incident whose object came back within the cooldown (None: it
@@ -352,6 +419,7 @@ class IncidentManager:
         """The camera (or device) is gone: its open incidents close, their cases are not verified."""
         with self._lock:
             keys = [k for k in self._open if k[0] == camera_id]
+            self._frames.pop(camera_id, None)
         for key in keys:
             self._close(key, now, cleared=False)
 
@@ -482,9 +550,9 @@ class IncidentManager:
         if not cleared:
             log.info("incident %s closed without its condition clearing (%s on %s/%s): its case is left as it is", state.incident_id, state.type, key[0], key[1])
             return
+        self._sweep_cooling(now)
         if state.cooldown_s > 0:
-            with self._lock:
-                self._cooling[key] = _Cooling(now + state.cooldown_s, state)
+            self._cool(key, _Cooling(now + state.cooldown_s, state))
         for callback in self.on_close:
             try:
                 callback(state.incident_id, now)
@@ -569,6 +637,23 @@ PROMPT_MIN_S = 1.0
 
 #: How much an object's box must overlap the box of an incident adopted after a restart to continue it.
 ORPHAN_IOU = 0.5
+
+#: A camera's usual frame interval is the median of its last this many gaps between frames.
+GAP_WINDOW = 15
+#: A gap between two frames longer than this many usual intervals, and than ``OUTAGE_MIN_S``,
+#: was not watched: it does not count towards an open incident's ``clear_after_s``.
+OUTAGE_FACTOR = 3.0
+OUTAGE_MIN_S = 2.0
+
+#: Expired cooldowns are swept at most this often (seconds of observation time) ...
+COOLING_SWEEP_S = 30.0
+#: ... and at most this many run at once (past it, those ending soonest are forgotten).
+MAX_COOLING = 4096
+
+
+def _by_revisit(details: object) -> bool:
+    """A stored incident opened by the patrol's revisit check (its details say ``method: revisit``)."""
+    return isinstance(details, dict) and details.get("method") == "revisit"
 
 
 def _name(callback: Callable[..., object]) -> str:

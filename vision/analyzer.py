@@ -25,7 +25,7 @@ from .filters import TrackConfirmer, prefilter
 from .lines import Crossing, LineCounter
 from .pace import Pace, PaceWatch
 from .riders import RiderLinker
-from .rules import INACTIVE, IncidentKind, Rule, RuleResult, Scene, build_rule
+from .rules import IncidentKind, Rule, RuleResult, Scene, build_rule
 from .rules.base import SignalState
 from .signals import SignalBoard, SignalReader
 from .tracker import ModelTrackers, TrackerConfig
@@ -54,7 +54,14 @@ class RuleVerdict:
 
 @dataclass(frozen=True, slots=True)
 class FrameAnalysis:
-    """Everything known about one analysed frame: the frame, its tracked detections and verdicts."""
+    """Everything known about one analysed frame: the frame, its tracked detections and verdicts.
+
+    ``verdicts`` holds one verdict per rule *in force* on the frame. A rule outside its
+    schedule's windows gives none (it is not judging: its open incidents close without their
+    condition having cleared, and their cases are not verified), nor does a rule that a scene
+    edit changed, on the first ``CHANGED_RULE_SILENT_FRAMES`` frames after the edit (its
+    incidents, judged by the old settings, close the same way; the new rule judges afresh).
+    """
 
     frame: Frame
     detections: sv.Detections
@@ -68,20 +75,53 @@ class FrameAnalysis:
         return tuple(v for v in self.verdicts if v.result.active)
 
 
+#: After a scene edit, a rule whose settings changed gives no verdict on this many frames: the
+#: incident writer closes its open incidents as "not cleared" (like a rule taken out of the scene).
+CHANGED_RULE_SILENT_FRAMES = 3
+#: Rules that measure on the ground plane: a new calibration changes them.
+_GROUND_RULES = frozenset({"speeding", "crowd"})
+
+
 class _ZoneRules:
-    def __init__(self, config: ZoneConfig) -> None:
+    """One zone's rules. ``before``: the zone of the same id before a scene edit: each of its
+    rules that the edit left as it was (same id and settings, the zone's polygon unchanged, and
+    for :data:`_GROUND_RULES` the same calibration) carries on with its state (clocks, tracks,
+    whether it was armed); one whose settings changed is rebuilt and stays silent for
+    :data:`CHANGED_RULE_SILENT_FRAMES` frames."""
+
+    def __init__(self, config: ZoneConfig, before: _ZoneRules | None = None, *, same_ground: bool = True) -> None:
         self.zone = Zone(config)
-        self.rules: list[Rule[RuleConfigBase]] = [build_rule(r) for r in config.rules]
-        self.armed: dict[str, bool] = {r.id: True for r in self.rules}
+        self.config = config
+        self.rules: list[Rule[RuleConfigBase]] = []
+        self.armed: dict[str, bool] = {}
+        self.silent: dict[str, int] = {}  # rule id → frames it gives no verdict on
+        kept = {r.id: r for r in before.rules} if before is not None else {}
+        same_place = before is not None and list(before.config.polygon) == list(config.polygon)
+        for rc in config.rules:
+            old = kept.get(rc.rule_id)
+            if old is not None and same_place and old.config == rc and (same_ground or rc.type not in _GROUND_RULES):
+                assert before is not None
+                self.rules.append(old)
+                self.armed[old.id] = before.armed.get(old.id, True)
+                if old.id in before.silent:
+                    self.silent[old.id] = before.silent[old.id]
+                continue
+            rule = build_rule(rc)
+            self.rules.append(rule)
+            self.armed[rule.id] = True
+            if old is not None:  # changed: its incidents were judged by other settings
+                self.silent[rule.id] = CHANGED_RULE_SILENT_FRAMES
 
 
 class _SceneState:
     """The built, per-camera form of a SceneConfig (swapped whole when the config changes;
-    the track confirmation and rider pairing carry over when their settings did not change)."""
+    the rules the edit left unchanged, the track confirmation and rider pairing carry over)."""
 
     def __init__(self, camera_id: str, config: SceneConfig, board: SignalBoard | None, before: _SceneState | None = None) -> None:
         self.config = config
-        self.zones = [_ZoneRules(z) for z in config.zones]
+        previous: dict[str, _ZoneRules] = {zr.zone.id: zr for zr in before.zones} if before is not None else {}
+        same_ground = before is None or before.config.calibration == config.calibration
+        self.zones: list[_ZoneRules] = [_ZoneRules(z, previous.get(z.id), same_ground=same_ground) for z in config.zones]
         self.masks = [Zone(m) for m in config.masks]
         confirm, riders = config.filters.confirm, config.riders
         self.confirmer: TrackConfirmer | None = TrackConfirmer(confirm) if confirm is not None else None
@@ -148,10 +188,13 @@ class CameraAnalyzer:
         return scene if isinstance(scene, SceneConfig) else SceneConfig(zones=list(scene))
 
     def set_scene(self, scene: SceneConfig | list[ZoneConfig]) -> None:
+        """Judge later frames by ``scene`` (a console or API edit). A rule the edit did not
+        change carries on (a car parked before the edit is still parked since then, on the same
+        incident); a changed rule starts afresh and closes its incidents as not cleared (see
+        :class:`FrameAnalysis`); a removed rule's incidents close the same way."""
         with self._lock:
             before = self._state
-        built = _SceneState(self.camera_id, self._as_scene(scene), self._board, before)
-        with self._lock:
+            built = _SceneState(self.camera_id, self._as_scene(scene), self._board, before)
             self._state = built
 
     def pace(self, now: float) -> Pace:
@@ -229,15 +272,21 @@ class CameraAnalyzer:
             for rule in zr.rules:
                 schedule = rule.config.schedule
                 armed = schedule is None or schedule.active(now)
-                if not armed:
+                if not armed:  # idle: no verdict (its open incidents close, not as cleared)
                     if zr.armed[rule.id]:
                         rule.reset()
                         zr.armed[rule.id] = False
-                    result = INACTIVE
-                else:
-                    zr.armed[rule.id] = True
-                    model = rule.config.detector
-                    result = rule.evaluate(scene if model is None else dataclasses.replace(scene, in_zone=scene.in_zone & _from_model(tracked, model)))
+                    continue
+                zr.armed[rule.id] = True
+                model = rule.config.detector
+                result = rule.evaluate(scene if model is None else dataclasses.replace(scene, in_zone=scene.in_zone & _from_model(tracked, model)))
+                silent = zr.silent.get(rule.id)
+                if silent is not None:  # changed by a scene edit: its old incidents close first
+                    if silent <= 1:
+                        del zr.silent[rule.id]
+                    else:
+                        zr.silent[rule.id] = silent - 1
+                    continue
                 verdicts.append(
                     RuleVerdict(
                         zr.zone.id, rule.id, rule.type, rule.config.clear_after_s, result, rule.incident_kind, rule.per_object,

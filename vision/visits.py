@@ -17,7 +17,9 @@ visit in two ways:
   minutes apart" method, :class:`~gridworker.vision.revisit.RevisitChecker`) opens an
   ``illegal_parking`` incident whose snapshot shows both captures side by side, with both
   times and boxes in its details (``method: "revisit"``). It closes on the first visit
-  after the vehicle is gone.
+  after the vehicle is gone (the revisit check's word: a watch stop's tracked rule, which
+  cannot call a car parked before it has watched it ``min_duration_s``, keeps such an
+  incident open while it sees the car there, and never closes it).
 
 The analyser writes nothing: each visit gives a :class:`~gridworker.vision.observations.VisitJudgement`
 (the visit's analysed frame and the revisit check's
@@ -29,13 +31,21 @@ vehicle still standing where an open revisit incident's vehicle stood continues 
 
 In ``watch`` mode the visit's frames are tracked and every rule of the camera runs, as on a
 continuous camera, with a tracker (and rule clocks) that start afresh at each visit
-(:meth:`VisitAnalyzer.begin_watch`). The time between two stops is not watched, so it does
+(:meth:`VisitAnalyzer.begin_watch`). The time between two stops (or since the last glance) is not watched, so it does
 not count towards ``clear_after_s``: an incident open from an earlier stop is kept through
 the new stop's warm-up (the longest ``min_duration_s`` of the camera's rules, during which
-a tracked rule cannot fire yet) and closes only if the stop shows the condition clear for
-``clear_after_s`` or past its warm-up. A car still parked at the next stop keeps its incident:
+a tracked rule cannot fire yet) and closes only if the stop shows the condition clear
+past its warm-up. A car still parked at the next stop keeps its incident:
 an object that a per-object rule reports in the new stop where an object of the previous
-stop stood (box IoU >= 0.5, same zone and rule) continues that object's incident.
+stop stood, or a vehicle of an open revisit incident (box IoU >= 0.5, same zone and rule),
+continues that object's incident. The other way round, a glance's revisit check keeps a
+watch stop's parking incident open while it sees a vehicle where the stop's car stood, and
+clears it once the check has lost that vehicle (as its own).
+
+A glance with several keyframes judges each of them: a rule fires if it fires on any
+keyframe. The visit's analysis shows the keyframe that is the worst for the most rules; a rule
+that fires only on another keyframe keeps that keyframe's summary and details (its boxes,
+``keyframe_seq`` and ``keyframe_at`` name it), drawn without boxes on the shown one.
 """
 
 from __future__ import annotations
@@ -63,7 +73,7 @@ from .zones import Zone
 
 from .revisit import ParkedVehicle, RevisitChecker, RevisitConfig, RevisitMemory, RevisitViolation, Sighting, merge_memories
 
-__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "VisitMemory", "glance_scene", "merge_visit_memories"]
+__all__ = ["GLANCE_RULE_TYPES", "REVISIT_RULE_TYPES", "VisitAnalyzer", "VisitMemory", "glance_scene", "merge_keyframes", "merge_visit_memories"]
 
 #: Rules judged on a single glance (no tracking needed).
 GLANCE_RULE_TYPES = frozenset({"crowd", "intrusion", "lane_intrusion", "class_event"})
@@ -73,6 +83,8 @@ REVISIT_RULE_TYPES = frozenset({"illegal_parking"})
 _NEW_VISIT_GAP_S = 5.0
 #: Box overlap at which an object of a watch stop continues an object of the previous stop.
 _CONTINUE_IOU = 0.5
+#: The most ``clear_after_s`` a verdict may carry (what the cluster's wire accepts: a day).
+MAX_CLEAR_AFTER_S = 86_400.0
 
 
 def _iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -81,6 +93,52 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def merge_keyframes(analyses: Sequence[FrameAnalysis]) -> FrameAnalysis:
+    """One glance's keyframes judged as one visit: a rule fires if it fires on any of them.
+
+    Each firing rule takes its worst keyframe's verdict (the highest severity, else count; the
+    latest on a tie). The analysis is the keyframe that is the worst for the most rules (then:
+    with the most rules firing, the latest); a rule firing on it keeps its verdict there (its
+    boxes are on that picture), a rule firing only on another keyframe keeps that keyframe's
+    summary and details, with ``keyframe_seq``/``keyframe_at`` and no boxes (they are not on the
+    picture shown).
+    """
+    if len(analyses) == 1:
+        return analyses[0]
+    worst: dict[tuple[str, str], tuple[float, int, RuleVerdict]] = {}
+    for k, analysis in enumerate(analyses):
+        for v in analysis.verdicts:
+            if not v.result.active:
+                continue
+            measure = float(v.result.count if v.result.severity is None else v.result.severity)
+            best = worst.get((v.zone_id, v.rule_id))
+            if best is None or measure >= best[0]:
+                worst[(v.zone_id, v.rule_id)] = (measure, k, v)
+    shown = max(
+        range(len(analyses)),
+        key=lambda k: (sum(1 for _, kk, _ in worst.values() if kk == k), len(analyses[k].active), k),
+    )
+    rep = analyses[shown]
+    verdicts: list[RuleVerdict] = []
+    done: set[tuple[str, str]] = set()
+    for v, on_shown in (*((v, True) for v in rep.verdicts), *((w, False) for _, _, w in worst.values())):
+        rule = (v.zone_id, v.rule_id)
+        if rule in done:
+            continue
+        done.add(rule)
+        best = worst.get(rule)
+        if best is None or (on_shown and v.result.active):  # fires on the shown keyframe (or nowhere): its own verdict
+            verdicts.append(v)
+            continue
+        _, k, w = best
+        frame = analyses[k].frame
+        details = {**w.result.details, "keyframe_seq": frame.seq, "keyframe_at": round(frame.ts, 3)}
+        empty = np.zeros(0, dtype=np.int64)
+        hits = tuple(dataclasses.replace(hit, subjects=empty) for hit in w.result.hits)
+        verdicts.append(dataclasses.replace(w, result=dataclasses.replace(w.result, subjects=empty, details=details, hits=hits)))
+    return dataclasses.replace(rep, verdicts=tuple(verdicts))
 
 
 def glance_scene(scene: SceneConfig) -> SceneConfig:
@@ -184,6 +242,8 @@ class VisitAnalyzer:
         self._watch_last_ts: float | None = None  # last frame of the previous (or current) stop
         self._watch_start_ts: float | None = None  # first frame of the current stop
         self._watch_gap_s = 0.0  # unwatched time between the previous stop and this one
+        self._judged_ts: float | None = None  # the last frame judged, glance or watch
+        self._glance_size: tuple[int, int] | None = None  # the last glance's frame size
         self._new_stop = True
         # per-object incidents across stops: (zone, rule) → object key → its last box, for the
         # previous stop (``_carry``) and this one (``_boxes``); new key → carried key (``_alias``)
@@ -193,6 +253,9 @@ class VisitAnalyzer:
         self._revisit: list[_RevisitZone] = []
         self._evidence: dict[str, bytes] = {}  # frame_ref → annotated JPEG of a first sighting
         self._reported: dict[tuple[str, str], _Evidence] = {}  # (checker key, vehicle key) → its incident's evidence
+        #: (checker key, vehicle key) → the key of a watch stop's object the vehicle stands on:
+        #: the check reports it under that key (its incident, not a second one)
+        self._as_watched: dict[tuple[str, str], str] = {}
         self._use(scene)
 
     def set_scene(self, scene: SceneConfig) -> None:
@@ -237,6 +300,8 @@ class VisitAnalyzer:
         keys = {rz.key for rz in revisit}
         for gone in [k for k in self._reported if k[0] not in keys]:
             del self._reported[gone]
+        for gone in [k for k in self._as_watched if k[0] not in keys]:
+            del self._as_watched[gone]
 
     @property
     def revisit_zones(self) -> list[str]:
@@ -264,6 +329,8 @@ class VisitAnalyzer:
             remembered = {(rz.key, p.key) for rz in self._revisit for p in rz.checker.parked(rz.key)}
             for gone in [k for k in self._reported if k not in remembered]:
                 del self._reported[gone]
+            for gone in [k for k in self._as_watched if k not in remembered]:
+                del self._as_watched[gone]
 
     # ------------------------------------------------------------------ glance
     def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None:
@@ -277,8 +344,9 @@ class VisitAnalyzer:
             return None
         with self._lock:
             analyses = [self._glance.analyze(f, d) for f, d in zip(frames, detections, strict=True)]
-            rep = max(enumerate(analyses), key=lambda ia: (len(ia[1].active), ia[0]))[1]
+            rep = merge_keyframes(analyses)
             reports = self._revisit_step(frames[-1], detections[-1])
+            self._judged_ts = max(f.ts for f in frames) if self._judged_ts is None else max(self._judged_ts, *(f.ts for f in frames))
         return VisitJudgement(rep, partial=True, reports=tuple(reports))
 
     # ------------------------------------------------------------------ watch
@@ -298,31 +366,51 @@ class VisitAnalyzer:
             last = self._watch_last_ts
             if self._watch is None or self._new_stop or last is None or frame.ts - last > _NEW_VISIT_GAP_S:
                 self._watch = CameraAnalyzer(self.camera_id, self._watch_fps, self._scene, self._tracker_config, pace=False)
-                self._watch_gap_s = 0.0 if last is None else max(0.0, frame.ts - last)
+                judged = self._judged_ts  # (a glance since the last stop: the stop's unwatched time ends there)
+                self._watch_gap_s = 0.0 if judged is None else max(0.0, frame.ts - judged)
                 self._watch_start_ts = frame.ts
                 self._new_stop = False
                 self._carry = {k: dict(v) for k, v in self._boxes.items() if v} or self._carry
+                self._carry_revisit()
                 self._boxes, self._alias = {}, {}
             self._watch_last_ts = frame.ts
+            self._judged_ts = frame.ts if self._judged_ts is None else max(self._judged_ts, frame.ts)
             analysis = self._watch.analyze(frame, dets)
             assert self._watch_start_ts is not None
-            warm = self._watch_gap_s > 0 and frame.ts - self._watch_start_ts <= self._warmup_s + max(1.0, 3.0 / self._watch_fps)
+            warmup = self._warmup_s + max(1.0, 3.0 / self._watch_fps)
+            warm = self._watch_gap_s > 0 and frame.ts - self._watch_start_ts <= warmup
             verdicts = []
             for v in analysis.verdicts:
                 if v.per_object and v.result.hits:
                     v = dataclasses.replace(v, result=dataclasses.replace(v.result, hits=self._continue_hits(v, analysis)))
-                if warm:  # in the stop's warm-up the unwatched gap does not count as "clear"
-                    v = dataclasses.replace(v, clear_after_s=v.clear_after_s + self._watch_gap_s)
+                if warm:  # in the stop's warm-up neither the unwatched gap nor the warm-up itself counts as "clear"
+                    # (the gap for a writer that counts it, the warm-up for one that already leaves the gap out)
+                    v = dataclasses.replace(v, clear_after_s=min(MAX_CLEAR_AFTER_S, v.clear_after_s + self._watch_gap_s + warmup))
                 verdicts.append(v)
             return VisitJudgement(dataclasses.replace(analysis, verdicts=tuple(verdicts)))
 
+    def _carry_revisit(self) -> None:
+        """At a new stop: the vehicles of the revisit incidents (reported, still remembered) are
+        objects a car of this stop standing at their place continues (their incident's key)."""
+        if self._glance_size is None:
+            return
+        w, h = self._glance_size
+        for rz in self._revisit:
+            for vehicle in rz.checker.parked(rz.key):
+                if (rz.key, vehicle.key) in self._reported:
+                    x0, y0, x1, y1 = vehicle.latest.xyxy
+                    key = self._as_watched.get((rz.key, vehicle.key), vehicle.key)
+                    self._carry.setdefault((rz.zone.id, rz.rule_id), {})[key] = (x0 / w, y0 / h, x1 / w, y1 / h)
+
     def _continue_hits(self, verdict: RuleVerdict, analysis: FrameAnalysis) -> tuple[Hit, ...]:
-        """Give an object reported in this stop the key of the previous stop's object that stood
-        at the same place (so its incident continues), and remember every object's last box."""
+        """Give an object reported in this stop the key of the previous stop's object (or of a
+        revisit incident's vehicle) that stood at the same place (so its incident continues),
+        and remember every object's last box (normalised xyxy)."""
         rule = (verdict.zone_id, verdict.rule_id)
         carried = self._carry.get(rule, {})
         boxes = self._boxes.setdefault(rule, {})
-        xyxy = analysis.detections.xyxy
+        w, h = max(analysis.frame.width, 1), max(analysis.frame.height, 1)
+        xyxy = analysis.detections.xyxy / np.array([w, h, w, h], dtype=np.float64) if len(analysis.detections) else analysis.detections.xyxy
         out = []
         for hit in verdict.result.hits:
             box = tuple(float(x) for x in xyxy[int(hit.subjects[0])]) if len(hit.subjects) else None
@@ -348,9 +436,11 @@ class VisitAnalyzer:
         """The revisit check on one visit's frame: one report per zone + rule, listing every
         remembered vehicle (reported ones qualify; the others only keep an incident open)."""
         size = (frame.width, frame.height)
+        self._glance_size = (max(frame.width, 1), max(frame.height, 1))
         ref = f"{self.camera_id}#{frame.seq}@{frame.ts:.3f}"
         reports: list[ObjectReport] = []
         jpeg: bytes | None = None
+        had_incident = set(self._reported)  # the vehicles reported before this visit
         for rz in self._revisit:
             try:
                 violations = rz.checker.observe(rz.key, ref, frame.ts, dets, size, [rz.zone])
@@ -368,7 +458,9 @@ class VisitAnalyzer:
             remembered = {(rz.key, p.key) for p in parked}
             for gone in [k for k in self._reported if k[0] == rz.key and k not in remembered]:
                 del self._reported[gone]  # the vehicle left: its incident clears
-            objects = tuple(self._sighting(rz, p, size) for p in parked)
+            for gone in [k for k in self._as_watched if k[0] == rz.key and k not in remembered]:
+                del self._as_watched[gone]
+            objects = self._sightings(rz, parked, size, had_incident)
             reports.append(
                 ObjectReport(
                     self.camera_id, rz.zone.id, rz.rule_id, IllegalParkingRule.kind, at=frame.ts, objects=objects,
@@ -379,6 +471,36 @@ class VisitAnalyzer:
         for stale in [r for r in self._evidence if r not in keep]:
             del self._evidence[stale]
         return reports
+
+    def _sightings(
+        self, rz: _RevisitZone, parked: list[ParkedVehicle], size: tuple[int, int], had_incident: set[tuple[str, str]]
+    ) -> tuple[ObjectSighting, ...]:
+        """The check's sightings of this zone + rule. A vehicle without a revisit incident of its
+        own (``had_incident``: reported before this visit) that stands where an object of the
+        last watch stops stood (box IoU >= ``_CONTINUE_IOU``) is reported under that object's
+        key, from then on: the stop's incident stays open while the check sees the vehicle, is
+        the one the check reports (not a second incident for the car), and clears once the check
+        has lost the vehicle. A watch object the check does not list clears (its incident
+        closes), so it is no longer carried to the next stop."""
+        rule = (rz.zone.id, rz.rule_id)
+        keys = {p.key for p in parked}
+        watched = {k: b for k, b in {**self._carry.get(rule, {}), **self._boxes.get(rule, {})}.items() if k not in keys}
+        taken = {self._as_watched[(rz.key, p.key)] for p in parked if (rz.key, p.key) in self._as_watched}
+        out = []
+        for vehicle in parked:
+            sighting = self._sighting(rz, vehicle, size)
+            alias = self._as_watched.get((rz.key, vehicle.key))
+            if alias is None and (rz.key, vehicle.key) not in had_incident:
+                iou, key = max(((_iou(sighting.box, b), k) for k, b in watched.items() if k not in taken), default=(0.0, ""))
+                if iou >= _CONTINUE_IOU:
+                    alias = self._as_watched[(rz.key, vehicle.key)] = key
+                    taken.add(key)
+            out.append(dataclasses.replace(sighting, key=alias) if alias else sighting)
+        listed = {o.key for o in out}
+        for boxes in (self._carry.get(rule, {}), self._boxes.get(rule, {})):
+            for gone in [k for k in boxes if k not in listed]:
+                del boxes[gone]
+        return tuple(out)
 
     def _sighting(self, rz: _RevisitZone, vehicle: ParkedVehicle, size: tuple[int, int]) -> ObjectSighting:
         w, h = max(size[0], 1), max(size[1], 1)

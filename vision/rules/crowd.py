@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
+
 import numpy as np
 
 from ..config import CrowdRuleConfig
@@ -12,7 +15,10 @@ class CrowdRule(Rule[CrowdRuleConfig]):
     """Counts listed objects in the zone; fires once the count has held ``min_duration_s``.
 
     Short dips below the count (a missed detection, an occlusion) shorter than ``grace_s``
-    do not restart the clock.
+    do not restart the clock. Time without frames is not time the crowd was seen: after a gap
+    longer than ``grace_s`` and than ``STALL_FACTOR`` usual frame intervals (a stalled
+    stream, a reconnect, the clock jumping ahead) the count held before it does not count, and
+    the clock starts again from the first frame after it.
     """
 
     type = "crowd"
@@ -21,6 +27,18 @@ class CrowdRule(Rule[CrowdRuleConfig]):
     def __init__(self, config: CrowdRuleConfig) -> None:
         super().__init__(config)
         self._held = HeldClock()
+        self._last_frame: float | None = None
+        self._gaps: deque[float] = deque(maxlen=STALL_WINDOW)  # the last gaps between frames
+
+    def _stalled(self, now: float) -> bool:
+        """Whether no frame came for much longer than usual before ``now`` (see the class docstring)."""
+        last, self._last_frame = self._last_frame, now
+        if last is None or now <= last:
+            return False
+        gap = now - last
+        usual = statistics.median(self._gaps) if self._gaps else 0.0
+        self._gaps.append(gap)
+        return gap > max(self.config.grace_s, STALL_FACTOR * usual)
 
     def _needed(self, scene: Scene) -> int:
         cfg = self.config
@@ -33,6 +51,8 @@ class CrowdRule(Rule[CrowdRuleConfig]):
         cfg = self.config
         now = scene.now
         needed = self._needed(scene)
+        if self._stalled(now):  # frames stopped: nobody saw the crowd meanwhile
+            self._held = HeldClock()
         held = self._held.update(now, len(idx) >= needed, grace_s=cfg.grace_s)
         if held is None or held < cfg.min_duration_s:
             return INACTIVE
@@ -46,3 +66,9 @@ class CrowdRule(Rule[CrowdRuleConfig]):
             summary=f"{len(idx)} objects in the zone for {held:.0f} s (threshold {needed})",
             details=details,
         )
+
+
+#: A frame interval is "usual" as the median of the last this many gaps between frames ...
+STALL_WINDOW = 9
+#: ... and a gap longer than this many usual intervals (and than ``grace_s``) is a stall.
+STALL_FACTOR = 3.0

@@ -40,7 +40,10 @@ More guards, for stationary mode:
   remembered, dormant, for ``rejoin_s``. A track that *begins* where it stood (as for an ID
   switch, at its anchor, with a similar box) takes it back over: same start time, same key,
   so the incident manager sees the same object again (and its per-key cooldown holds)
-  instead of a new car. A track that drives in from elsewhere never does.
+  instead of a new car. Only a track of the same class that was never seen anywhere but at
+  that place does: one seen outside the zone away from it (a car that drove along the road
+  and pulled in sideways, its ground point entering the zone right at the spot) is another
+  car, and a track that drives in from elsewhere never does.
 * **two tracks on one object** (hand-on): a detector that boxes a car whole on some
   frames and only a part of it (its rear) on others gives the car two tracks, and their
   ids swap. When a stay ends because its track moved off (the id went over to the part
@@ -76,6 +79,9 @@ BORDER = 0.01
 START_POINTS = 3
 #: At most this many dormant stays are remembered per tracker (oldest forgotten first).
 MAX_DORMANT = 256
+#: At most this many tracks seen outside the zone are remembered per tracker (for lost and
+#: found: where a track was before it entered the zone); the longest unseen forgotten first.
+MAX_OUTSIDE = 1024
 
 
 @dataclass(slots=True, eq=False)
@@ -117,6 +123,9 @@ class Stay:
     fresh: bool = True
     #: (4,) xyxy box on the last frame the object was seen within ``max_movement`` of its anchor
     placed: np.ndarray | None = None
+    #: (4,) bounds (x0, y0, x1, y1) of the ground points where this track was seen outside the
+    #: zone before the stay began; None: never seen outside (lost and found judges on it)
+    outside: np.ndarray | None = None
 
     def settle(self, point: np.ndarray) -> None:
         """Fold a ground point within the movement limit into the anchor (running mean)."""
@@ -214,6 +223,8 @@ class StayTracker:
         self._present: set[int] = set()
         self._restored: list[tuple[int, float, tuple[float, float, float, float], str]] = []
         self._ghosts = 0
+        #: track id → (last seen outside the zone, bounds of its ground points there), oldest first
+        self._outside: dict[int, tuple[float, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self._stays)
@@ -269,6 +280,8 @@ class StayTracker:
             self._bring_back(now, size)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         points = ground_points(boxes).astype(np.float64)
+        if self.rejoin_s > 0:
+            self._note_outside(now, elsewhere)
         present: dict[int, Stay] = {}
         out: list[Stay] = []
         ended: list[Stay] = []  # stays whose track moved off this frame (for the hand-on)
@@ -280,6 +293,9 @@ class StayTracker:
                 stay = None  # it moved away: a new stay begins where it is now
             if stay is None:
                 stay = Stay(tid, str(name), now, point.copy(), point.copy(), box.copy(), now, now, point.copy(), fresh=fresh)
+                seen_outside = self._outside.pop(tid, None) if self._outside else None
+                if seen_outside is not None:
+                    stay.outside = seen_outside[1]
             stay.class_name = str(name)
             stay.point, stay.box, stay.last_seen, stay.left = point.copy(), box.copy(), now, False
             if stay.moved_since is None:
@@ -316,6 +332,22 @@ class StayTracker:
         self._present = set(present)
         return out
 
+    def _note_outside(self, now: float, elsewhere: Mapping[int, np.ndarray] | None) -> None:
+        """Remember where tracks were seen outside the zone (bounded: ``MAX_OUTSIDE`` tracks,
+        none unseen there for longer than a lost stay is remembered)."""
+        for tid, box in (elsewhere or {}).items():
+            b = np.asarray(box, dtype=np.float64)
+            x, y = float((b[0] + b[2]) / 2.0), float(b[3])  # the ground point (zones.ground_points)
+            seen = self._outside.pop(int(tid), None)
+            bounds = np.array([x, y, x, y]) if seen is None else np.array([min(seen[1][0], x), min(seen[1][1], y), max(seen[1][2], x), max(seen[1][3], y)])
+            self._outside[int(tid)] = (now, bounds)  # (re)inserted last: the dict runs oldest first
+        horizon = now - (self.lost_grace_s + self.rejoin_s)
+        while self._outside:
+            tid, (last, _) = next(iter(self._outside.items()))
+            if last >= horizon and len(self._outside) <= MAX_OUTSIDE:
+                break
+            del self._outside[tid]
+
     def _fall_dormant(self, stay: Stay) -> None:
         """A stay gone past its grace: remember it for ``rejoin_s`` if it had counted."""
         if self.rejoin_s > 0 and stay.seen_for >= self.remember_after_s:
@@ -329,12 +361,30 @@ class StayTracker:
         for p in present.values():
             if not p.fresh or p.previous or p.started != p.since:  # drove in, or has a history of its own
                 continue
-            fits = [o for o in self._dormant if p.started - o.last_seen <= limit and self._may_take_over(p, o, late=True)]
+            fits = [
+                o
+                for o in self._dormant
+                if p.started - o.last_seen <= limit
+                and p.class_name == o.class_name
+                and self._only_seen_there(p, o)
+                and self._may_take_over(p, o, late=True)
+            ]
             if not fits:
                 continue
             o = min(fits, key=lambda d: _dist(p.origin, d.point) / d.height)
             self._dormant.remove(o)
             self._inherit(p, o)
+
+    def _only_seen_there(self, p: Stay, o: Stay) -> bool:
+        """``p``'s track was seen nowhere but where ``o`` stood (within ``rejoin_distance`` of its
+        last point): never outside the zone, or outside only at that place."""
+        if p.outside is None:
+            return True
+        reach = self.rejoin_distance * o.height
+        x0, y0, x1, y1 = (float(v) for v in p.outside)
+        far_x = max(abs(x0 - float(o.point[0])), abs(x1 - float(o.point[0])))
+        far_y = max(abs(y0 - float(o.point[1])), abs(y1 - float(o.point[1])))
+        return bool(np.hypot(far_x, far_y) <= reach)
 
     def _hand_on(self, present: dict[int, Stay], ended: list[Stay]) -> None:
         """Give stays whose track moved off to the stays standing at their place since before
