@@ -54,6 +54,7 @@ from gridworker.streams.reader import _Sampler, media_time  # the live reader's 
 from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.vision.lowlight import correct
+from gridworker.vision.coasting import UNSURE_INFER_S, analysing
 from gridworker.vision.motion import MotionConfig
 from gridworker.vision.tracker import TrackerConfig
 
@@ -270,10 +271,14 @@ def replay_clip(
         detector = resized(detector, camera.imgsz)
     last: tuple[np.ndarray, sv.Detections] | None = None  # the last inferred frame, for coasted ones
     inferred = 0
+    infer_until = float("-inf")  # frames before this are inferred, motion or not (as live: vision/coasting.py)
 
-    def analyse(frame: Frame, dets: sv.Detections) -> None:
-        nonlocal analysed
-        analysis = analyzer.analyze(frame, dets)
+    def analyse(frame: Frame, dets: sv.Detections, coasted: bool = False) -> None:
+        nonlocal analysed, infer_until
+        with analysing(coasted=coasted) as sighting:
+            analysis = analyzer.analyze(frame, dets)
+        if sighting.unsure:  # an object the model has not seen often enough: it looks again
+            infer_until = max(infer_until, frame.ts + UNSURE_INFER_S)
         for inc in manager.observe(analysis):
             opened_ids.append(inc.id)
             subjects[inc.id] = _subjects(analysis, inc.zone_id, inc.rule_id, str(inc.details.get("object", "")))
@@ -315,10 +320,11 @@ def replay_clip(
                 continue
             if gate is not None and not gate.should_infer(vframe, start_ts + media_t):
                 flush()  # in order: the frames before it first
-                if last is not None:
-                    seq += 1
-                    analyse(Frame(camera.id, seq, start_ts + media_t, last[0]), last[1])
-                continue
+                if start_ts + media_t >= infer_until:
+                    if last is not None:
+                        seq += 1
+                        analyse(Frame(camera.id, seq, start_ts + media_t, last[0]), last[1], coasted=True)
+                    continue
             image = vframe.to_ndarray(format="rgb24")
             size = (int(image.shape[1]), int(image.shape[0]))
             seq += 1

@@ -21,7 +21,7 @@ from .tiling import Region, TileConfig, detect_tiled
 
 __all__ = ["DETECTOR_KEY", "Resizable", "detect_models", "resized"]
 
-#: ``Detections.data`` key naming the model each box came from (set only when a batch used several models)
+#: ``Detections.data`` key naming the model each box came from (always set by :func:`detect_models`)
 DETECTOR_KEY = "detector"
 
 
@@ -70,15 +70,17 @@ def detect_models(
 ) -> list[sv.Detections]:
     """Detections of each image from the models ``chosen`` for it (model ids of ``models``).
 
-    When every image uses only ``default`` at its own size, this is exactly ``detect_tiled``
-    with that model (no tagging). Otherwise every image's boxes carry ``data["detector"]``;
-    a model id not in ``models`` is skipped (settings validate them). ``sizes``: each image's
-    input size (a camera's ``imgsz``; None: the model's own), run through the resized model
+    Every box carries ``data["detector"]``, the model it came from, whichever cameras share
+    the batch (a camera's frames are tracked by model: a tag that came and went with its
+    batch-mates would split its objects' tracks). When every image uses only ``default`` at
+    its own size, this is ``detect_tiled`` with that model, tagged. A model id not in
+    ``models`` is skipped (settings validate them). ``sizes``: each image's input size (a
+    camera's ``imgsz``; None: the model's own), run through the resized model
     ``sized[(model id, size)]``; images of one model and size go in one batch.
     """
     per_size = list(sizes) if sizes is not None else [None] * len(images)
     if all(tuple(c) == (default,) for c in chosen) and all(z is None for z in per_size):
-        return detect_tiled(models[default], images, tiles, regions)
+        return [_tagged(d, default) for d in detect_tiled(models[default], images, tiles, regions)]
     per_image: list[list[sv.Detections]] = [[] for _ in images]
     for model_id in dict.fromkeys(m for c in chosen for m in c):
         for size in dict.fromkeys(per_size[i] for i, c in enumerate(chosen) if model_id in c):

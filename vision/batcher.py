@@ -14,7 +14,13 @@ Two kinds of work share one detector:
 
 The pipeline's inference loop (vision/pipeline.py) calls :meth:`Batcher.next_work`, runs the
 detector on ``work.frames`` and hands the results back with :meth:`Work.resolve` (submitted
-frames get their future set, live frames go on to post-processing). Readers push each
+frames get their future set, live frames go on to post-processing). It takes work with
+``hold=True``: a camera whose frame it took (inferred or coasted) gives no other until the
+pipeline says that frame is done (:meth:`Batcher.done`, once analysed), so with several
+inference workers a camera's frames are still analysed one after the other, in order, each
+gated against the frame the model saw last; ``done(infer_until=ts)`` has the camera's frames
+before frame time ``ts`` inferred whatever its gate says (an object the model has seen only
+once). Readers push each
 published frame with :meth:`Batcher.offer`, which replaces the camera's frame still waiting
 and wakes the gatherer; the gatherer sleeps on one condition until then (no timer polls) and
 never calls back into the readers: the frames it needs are already here.
@@ -150,6 +156,8 @@ class Batcher:
         self._cameras: set[str] = set()  # attached live cameras; frames of others are ignored
         self._gates: dict[str, FrameGate] = {}  # camera → its motion gate (cameras without one: every frame)
         self._ready: dict[str, DecodedFrame] = {}  # newest untaken frame per camera, oldest-waiting first
+        self._held: set[str] = set()  # cameras with a frame taken with hold=True and not yet done
+        self._force: dict[str, float] = {}  # camera → frames before this frame time are inferred whatever the gate says
         self._seen: dict[str, float] = {}  # camera → monotonic time of its last offered frame
         self._queue: deque[tuple[Frame, Future[Any]]] = deque()
         self._news = 0  # bumped by every offer, submit and wake: a gatherer sleeps until it moves
@@ -175,6 +183,8 @@ class Batcher:
             self._gates.pop(camera_id, None)
             self._ready.pop(camera_id, None)
             self._seen.pop(camera_id, None)
+            self._held.discard(camera_id)
+            self._force.pop(camera_id, None)
             self._news += 1
             self._cond.notify_all()
 
@@ -192,6 +202,25 @@ class Batcher:
             self._news += 1
             self._cond.notify_all()
         return replaced
+
+    def done(self, camera_id: str, infer_until: float | None = None) -> None:
+        """The camera's frame taken with ``hold=True`` is done (analysed, or given up): its next
+        frame may be taken. ``infer_until``: the camera's frames with an earlier frame time are
+        inferred whatever its gate says (a later call may extend that, never shorten it).
+        Safe from any thread."""
+        with self._cond:
+            self._held.discard(camera_id)
+            if infer_until is not None and camera_id in self._cameras:
+                self._force[camera_id] = max(infer_until, self._force.get(camera_id, infer_until))
+            self._news += 1
+            self._cond.notify_all()
+
+    def release_all(self) -> None:
+        """Every held camera may give frames again (the pipeline starts afresh: frames it held are gone)."""
+        with self._cond:
+            self._held.clear()
+            self._news += 1
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ wake-ups
     def wake(self) -> None:
@@ -261,28 +290,36 @@ class Batcher:
             self._cond.notify_all()  # room for the patrol's admission
         return out
 
-    def _collect(self, batch: list[Frame], coasted: list[Coasted], taken: set[str]) -> int:
+    def _collect(self, batch: list[Frame], coasted: list[Coasted], taken: set[str], hold: bool) -> tuple[int, int]:
         """Add waiting frames to ``batch`` (or ``coasted``, when the camera's gate keeps them
-        from the model); returns how many live cameras are connected."""
-        picked: list[tuple[DecodedFrame, FrameGate | None]] = []
+        from the model; ``hold``: their cameras give no more until :meth:`done`); returns how
+        many live cameras are connected, and how many of them could give a frame now (not held)."""
+        picked: list[tuple[DecodedFrame, FrameGate | None, bool]] = []
         with self._cond:
             now = time.monotonic()
-            connected = sum(1 for t in self._seen.values() if now - t <= self.live_window_s)
+            live = [cam for cam, t in self._seen.items() if now - t <= self.live_window_s]
             for cam in list(self._ready):
                 if len(batch) + len(picked) >= self.max_batch:
                     break
-                if cam not in taken:  # a camera's next frame waits for the next batch
-                    picked.append((self._ready.pop(cam), self._gates.get(cam)))
+                if cam not in taken and cam not in self._held:  # a camera's next frame waits for the next batch
+                    d = self._ready.pop(cam)
+                    picked.append((d, self._gates.get(cam), d.ts < self._force.get(cam, d.ts)))
                     taken.add(cam)
-        for d, gate in picked:  # outside the lock: readers keep offering meanwhile
-            if gate is not None and not gate.should_infer(d.picture, d.ts):
+                    if hold:
+                        self._held.add(cam)
+            free = sum(1 for cam in live if cam not in self._held or cam in taken)
+        for d, gate, forced in picked:  # outside the lock: readers keep offering meanwhile
+            # the gate judges every frame (an inferred one becomes its reference); a forced frame is inferred anyway
+            if gate is not None and not gate.should_infer(d.picture, d.ts) and not forced:
                 coasted.append(Coasted(d.camera_id, d.seq, d.ts))
                 continue
             try:
                 batch.append(Frame(d.camera_id, d.seq, d.ts, rgb_image(d.picture)))
             except (ValueError, av.FFmpegError):  # a picture swscale cannot convert: skip this frame only
                 log.warning("camera %s: frame %d could not be converted; skipped", d.camera_id, d.seq)
-        return connected
+                if hold:
+                    self.done(d.camera_id)
+        return len(live), free
 
     def next_batch(self, stop: threading.Event, idle_timeout_s: float = 0.5) -> list[Frame]:
         """Block until a batch is ready, ``stop`` is set, or ``idle_timeout_s`` passes with no frame.
@@ -290,17 +327,19 @@ class Batcher:
         Safe to call from several threads: each frame goes to exactly one batch.
         """
         with self._lock:
-            return self._next_batch(stop, idle_timeout_s, with_submitted=False)[0]  # (coasted frames are dropped)
+            return self._next_batch(stop, idle_timeout_s, with_submitted=False, hold=False)[0]  # (coasted frames are dropped)
 
-    def next_work(self, stop: threading.Event, idle_timeout_s: float = 0.5) -> Work:
+    def next_work(self, stop: threading.Event, idle_timeout_s: float = 0.5, *, hold: bool = False) -> Work:
         """Like :meth:`next_batch`, topped up with submitted frames.
 
         Live frames are gathered exactly as in :meth:`next_batch`; the free slots then take
         the oldest submitted frames (at most ``submit_max_per_batch`` while a live camera is
         connected). When no live frame is ready but submitted frames wait, they go at once.
+        ``hold``: each camera with a frame in the work (inferred or coasted) gives no other
+        until :meth:`done` is called for it (the pipeline, once it analysed the frame).
         """
         with self._lock:
-            live, coasted, n_sources = self._next_batch(stop, idle_timeout_s, with_submitted=True)
+            live, coasted, n_sources = self._next_batch(stop, idle_timeout_s, with_submitted=True, hold=hold)
             room = self.max_batch - len(live)
             if n_sources:
                 room = min(room, self.submit_max_per_batch)
@@ -308,7 +347,7 @@ class Batcher:
             return Work(live, submitted, coasted)
 
     def _next_batch(
-        self, stop: threading.Event, idle_timeout_s: float, *, with_submitted: bool
+        self, stop: threading.Event, idle_timeout_s: float, *, with_submitted: bool, hold: bool
     ) -> tuple[list[Frame], list[Coasted], int]:
         batch: list[Frame] = []
         coasted: list[Coasted] = []
@@ -319,12 +358,12 @@ class Batcher:
         while not stop.is_set():
             with self._cond:
                 news = self._news  # a frame published from here on wakes the wait below
-            n_sources = self._collect(batch, coasted, taken)
+            n_sources, free = self._collect(batch, coasted, taken, hold)
             now = time.monotonic()
             if taken and first_at is None:
                 first_at = now
-            # full, or every camera already has its frame in: waiting longer gains nothing
-            if len(batch) >= self.max_batch or (taken and len(taken) >= n_sources):
+            # full, or every camera that can give a frame already has it in: waiting longer gains nothing
+            if len(batch) >= self.max_batch or (taken and len(taken) >= free):
                 break
             wait_until = first_at + self.deadline_s if first_at is not None else t0 + idle_timeout_s
             if now >= wait_until:

@@ -9,8 +9,10 @@ looks like, each switchable in the scene config so the rule benchmark can measur
 * **shape** (before tracking): a box too large for its class (a whole-frame "person") or
   of a shape its class never has;
 * **confirmation** (after tracking): a track counts only once seen on M of its last N
-  analysed frames; boxes without a track id (below the tracker's activation score and
-  matched to nothing) are not confirmed either.
+  inferred frames; boxes without a track id (below the tracker's activation score and
+  matched to nothing) are not confirmed either. A coasted frame (motion gating: the last
+  inferred frame's boxes replayed, see ``coasting``) is no sighting: it shows the confirmed
+  tracks and counts nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import supervision as sv
 
 from gridworker.models.base import subset
 
+from .coasting import current
 from .config import ConfirmConfig, FilterConfig, MaskConfig
 from .zones import Zone, ground_points
 
@@ -101,9 +104,15 @@ def prefilter(detections: sv.Detections, masks: list[Zone], config: FilterConfig
 class TrackConfirmer:
     """M-of-N confirmation of tracks: ``update(ids) -> (n,) bool`` says which boxes count.
 
-    A track is confirmed once it has been seen on ``hits`` of the last ``frames`` analysed
+    A track is confirmed once it has been seen on ``hits`` of the last ``frames`` inferred
     frames, and stays confirmed while it keeps being seen within ``frames`` frames; a track
     missing longer starts over. Untracked boxes (id -1) are never confirmed.
+
+    Frames are counted only when the model ran on them: a coasted frame (inside
+    ``coasting.analysing(coasted=True)``) shows the tracks already confirmed and moves no
+    count, so a track is never confirmed by its own box replayed. Inside ``analysing`` a frame
+    holding a track not yet confirmed sets ``Sighting.unsure`` (the pipeline infers the
+    camera's next frame).
 
     Example:
         >>> c = TrackConfirmer(ConfirmConfig(hits=2, frames=3))
@@ -119,6 +128,16 @@ class TrackConfirmer:
         self._frame = 0
 
     def update(self, ids: np.ndarray) -> np.ndarray:
+        sighting = current()
+        if sighting is not None and sighting.coasted:
+            out = np.array([int(t) in self._confirmed for t in ids], dtype=bool)
+        else:
+            out = self._sighted(ids)
+        if sighting is not None and bool(((np.asarray(ids) >= 0) & ~out).any()):
+            sighting.unsure = True  # a track not confirmed yet: the model looks again
+        return out
+
+    def _sighted(self, ids: np.ndarray) -> np.ndarray:
         self._frame += 1
         now = self._frame
         out = np.zeros(len(ids), dtype=bool)

@@ -14,6 +14,14 @@ Threads: ``inference_workers`` inference threads (gather a batch, run the detect
 live frames on through a bounded queue of 2) and one post-processing thread (analyse each
 live frame in order, submit it, record it). Patrol visits run on the patrol's own threads
 and block on their frames' futures.
+
+A live camera has one frame in the pipeline at a time: the batcher gives none of its frames
+(inferred or coasted) while an earlier one is still inferred or waits to be analysed, so with
+several inference workers a coasted frame never overtakes the inferred frame it should coast
+on. Under motion gating, a frame holding an object the model has seen only once (or a track
+the confirmation has not confirmed: ``vision/coasting.py``) has the camera's frames inferred
+whatever their motion for ``UNSURE_INFER_S``, so one detection is never replayed until the
+next refresh.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from gridworker.streams.redact import get_logger
 from .analyzer import CameraAnalyzer, FrameAnalysis
 from .annotate import FrameAnnotator
 from .batcher import Batcher, Coasted
+from .coasting import UNSURE_INFER_S, analysing
 from .config import SceneConfig
 from .lowlight import LowLightConfig, correct
 from .motion import MotionGate
@@ -50,6 +59,8 @@ from .observations import IncidentSink, VisitJudgement
 
 __all__ = [
     "CameraSlot",
+    "DetectorFailures",
+    "DetectorHealth",
     "FrameObserver",
     "LiveReader",
     "PatrolVisit",
@@ -230,6 +241,145 @@ class CameraSlot:
 
 
 @dataclass(frozen=True, slots=True)
+class DetectorHealth:
+    """The detector's batches at one moment (``/health``, ``/metrics``).
+
+    Attributes:
+        failing: a batch failed within the last ``window_s`` (its frames were skipped).
+        batches_failed: batches failed since the pipeline was built.
+        frames_failed: their frames (live and patrol).
+        last_failed_ago_s: seconds since the last failure; None before one.
+        last_error: the last failure's exception type (its message is in the log, not here:
+            ``/health`` answers without a key).
+        window_s: how long after a failure ``failing`` stays true.
+    """
+
+    failing: bool
+    batches_failed: int
+    frames_failed: int
+    last_failed_ago_s: float | None
+    last_error: str | None
+    window_s: float
+
+    @property
+    def reason(self) -> str | None:
+        """Why the detector is degraded, in one line; None while it is not failing."""
+        if not self.failing:
+            return None
+        return (
+            f"detector: {self.batches_failed} batch(es) failed since start ({self.frames_failed} frame(s) skipped),"
+            f" the last {self.last_failed_ago_s or 0.0:.0f} s ago ({self.last_error}); see the log"
+        )
+
+
+class DetectorFailures:
+    """Batches the detector failed on: counted, logged without flooding, told to ``/health``.
+
+    The first failure is logged with its traceback; while failures go on, one ERROR line every
+    ``log_interval_s`` sums them up (how many batches and frames since the last line, and the
+    last error). A failure after a quiet ``log_interval_s`` starts over with a traceback. When
+    the batches run again, failures not yet summed up are said in one line. ``status`` is
+    ``failing`` for ``window_s`` after each failure. Thread-safe; bounded (counters only).
+
+    Example:
+        >>> failures = DetectorFailures()
+        >>> failures.status().failing
+        False
+    """
+
+    def __init__(self, *, log_interval_s: float = 60.0, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = float(log_interval_s)
+        self._window = float(window_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._batches = 0
+        self._frames = 0
+        self._pending_batches = 0  # failures since the last log line
+        self._pending_frames = 0
+        self._last_log: float | None = None
+        self._last_failed: float | None = None
+        self._last_error: str | None = None
+
+    def failed(self, frames: int, exc: BaseException) -> None:
+        """A batch of ``frames`` failed with ``exc`` (called in its ``except`` block)."""
+        with self._lock:
+            now = self._clock()
+            self._batches += 1
+            self._frames += frames
+            self._pending_batches += 1
+            self._pending_frames += frames
+            self._last_failed = now
+            self._last_error = type(exc).__name__
+            if self._last_log is not None and now - self._last_log < self._interval:
+                return
+            batches, frames_sum, total = self._pending_batches, self._pending_frames, self._batches
+            since = None if self._last_log is None else now - self._last_log
+            self._pending_batches = self._pending_frames = 0
+            self._last_log = now
+        if batches == 1:  # a new run of failures: its traceback, once
+            log.error(
+                "detector failed on a batch of %d frame(s); batch skipped (%d failed batch(es) since start; while failures go on,"
+                " one line every %.0f s sums them up)", frames, total, self._interval, exc_info=exc,
+            )
+        else:
+            log.error(
+                "detector failed on %d batch(es) (%d frame(s) skipped) in the last %.0f s, %d since start; last error: %s",
+                batches, frames_sum, since or 0.0, total, _one_line(exc),
+            )
+
+    def succeeded(self) -> None:
+        """A batch ran: failures not yet summed up are, once ``log_interval_s`` has passed."""
+        with self._lock:
+            if not self._pending_batches or self._last_log is None:
+                return
+            now = self._clock()
+            if now - self._last_log < self._interval:
+                return
+            batches, frames, since = self._pending_batches, self._pending_frames, now - self._last_log
+            self._pending_batches = self._pending_frames = 0
+            self._last_log = now
+            error = self._last_error
+        log.warning(
+            "detector failed on %d more batch(es) (%d frame(s) skipped) in the last %.0f s (last error %s); it runs again",
+            batches, frames, since, error,
+        )
+
+    def status(self) -> DetectorHealth:
+        with self._lock:
+            now = self._clock()
+            ago = None if self._last_failed is None else max(0.0, now - self._last_failed)
+            return DetectorHealth(
+                failing=ago is not None and ago < self._window,
+                batches_failed=self._batches,
+                frames_failed=self._frames,
+                last_failed_ago_s=ago,
+                last_error=self._last_error,
+                window_s=self._window,
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, at most 300 characters of the message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+class _Held:
+    """A live frame's hold on its camera in the batcher (``next_work(hold=True)``): released
+    once, by the post thread, when the frame is analysed or given up."""
+
+    __slots__ = ("_batcher", "_camera_id", "_released")
+
+    def __init__(self, batcher: Batcher, camera_id: str) -> None:
+        self._batcher, self._camera_id, self._released = batcher, camera_id, False
+
+    def release(self, infer_until: float | None = None) -> None:
+        if not self._released:
+            self._released = True
+            self._batcher.done(self._camera_id, infer_until)
+
+
+@dataclass(frozen=True, slots=True)
 class PatrolVisit:
     """One patrol visit's frames for the shared detector: the patrol's one way in.
 
@@ -298,23 +448,34 @@ class Pipeline:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._results: queue.Queue[list[_PostItem]] = queue.Queue(maxsize=2)
+        #: failed batches: counted, logged at most once a minute after the first, told to /health
+        self.detector_failures = DetectorFailures()
 
     # -- cameras ----------------------------------------------------------------------
     def add(self, slot: CameraSlot) -> None:
         """Put a camera in the pipeline; a continuously watched one's reader pushes its frames to the batcher.
 
+        A camera's ``imgsz`` makes its models at that size first (once per model and size), each
+        run once on the frames it will get (``with_imgsz``'s warm-up), outside the cameras' lock.
+
         Raises:
             KeyError: a camera with this id is in already.
-            ModelFormatError: the camera's ``imgsz`` needs a model that cannot resize.
+            ModelFormatError: the camera's ``imgsz`` needs a model that cannot resize, or that
+                fails at that size.
         """
+        made: dict[tuple[str, int], Detector] = {}
+        if slot.imgsz is not None:
+            with self._slots.locked() as slots:
+                if slot.camera_id in slots:
+                    raise KeyError(slot.camera_id)
+                need = [(m, slot.imgsz) for m in slot.detectors if m in self.models and (m, slot.imgsz) not in self._sized]
+            made = {key: resized(self.models[key[0]], key[1], key[0]) for key in need}  # runs the model: not under the lock
         with self._slots.locked() as slots:
             if slot.camera_id in slots:
                 raise KeyError(slot.camera_id)
-            if slot.imgsz is not None:
-                need = [(m, slot.imgsz) for m in slot.detectors if m in self.models and (m, slot.imgsz) not in self._sized]
-                made = {key: resized(self.models[key[0]], key[1], key[0]) for key in need}
-                if made:
-                    self._sized = {**self._sized, **made}
+            fresh = {key: det for key, det in made.items() if key not in self._sized}
+            if fresh:
+                self._sized = {**self._sized, **fresh}
             slots[slot.camera_id] = slot
         if not slot.patrol_only:
             self.batcher.attach(slot.camera_id, slot.motion)
@@ -371,6 +532,7 @@ class Pipeline:
             return
         self._stop = threading.Event()
         self._results = queue.Queue(maxsize=2)
+        self.batcher.release_all()  # frames held by an earlier run were dropped with its queue
         stop = self._stop
         self._threads = [
             threading.Thread(target=self._inference_loop, args=(stop,), name=f"gw-inference-{i}", daemon=True)
@@ -397,7 +559,8 @@ class Pipeline:
     # -- the live path ----------------------------------------------------------------
     def _inference_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            work = self.batcher.next_work(stop)
+            # hold: each camera taken gives no other frame until the post thread is done with this one
+            work = self.batcher.next_work(stop, hold=True)
             items: list[_PostItem] = [(c, None) for c in work.coasted]
             frames = work.frames
             if frames:
@@ -415,9 +578,12 @@ class Pipeline:
                     live = work.resolve(detections)  # patrol frames: their visits get the detections
                 except Exception as exc:  # a bad frame must not kill the pipeline
                     work.fail(exc)
-                    log.exception("detector failed on a batch of %d; batch skipped", len(work))
+                    self.detector_failures.failed(len(work), exc)  # logged once, then summed up once a minute
+                    for f in work.live:  # not analysed: the cameras give their next frame
+                        self.batcher.done(f.camera_id)
                     live = []
                 else:
+                    self.detector_failures.succeeded()
                     self._meter.batch_done(len(work), time.perf_counter() - t0)
                 items = [*live, *items]
             if not items:
@@ -428,6 +594,9 @@ class Pipeline:
                     break
                 except queue.Full:
                     continue
+            else:  # stopping: these frames are not analysed
+                for frame, _ in items:
+                    self.batcher.done(frame.camera_id)
 
     def _post_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -436,42 +605,52 @@ class Pipeline:
             except queue.Empty:
                 continue
             for frame, dets in items:
+                held = _Held(self.batcher, frame.camera_id)
                 try:
                     if isinstance(frame, Coasted):
-                        self._post_coasted(frame)
+                        self._post_coasted(frame, held)
                     elif dets is not None:
-                        self._post_one(frame, dets)
+                        self._post_one(frame, dets, held)
                 except Exception:
                     log.exception("post-processing failed for camera %s", frame.camera_id)
+                finally:  # not analysed: the camera gives its next frame all the same
+                    held.release()
 
-    def _post_coasted(self, coasted: Coasted) -> None:
+    def _post_coasted(self, coasted: Coasted, held: _Held) -> None:
         """A frame the motion gate kept from the model: analysed with the last inferred frame's
         picture and detections, at its own time (tracks coast, rule clocks count on)."""
         slot = self.slot(coasted.camera_id)
         if slot is None or slot.patrol_only:
             return
         source = slot.coast_input()
-        if source is None:  # nothing inferred yet: nothing to coast on
+        if source is None:  # nothing inferred yet: nothing to coast on; the next frames are inferred
+            held.release(infer_until=coasted.ts + UNSURE_INFER_S)
             return
         image, raw = source
-        self._analyse(slot, Frame(coasted.camera_id, coasted.seq, coasted.ts, image), raw, coasted=True)
+        self._analyse(slot, Frame(coasted.camera_id, coasted.seq, coasted.ts, image), raw, held, coasted=True)
 
-    def _post_one(self, frame: Frame, dets: sv.Detections) -> None:
+    def _post_one(self, frame: Frame, dets: sv.Detections, held: _Held) -> None:
         slot = self.slot(frame.camera_id)
         if slot is None or slot.patrol_only:  # removed meanwhile
             return
-        self._analyse(slot, frame, dets, coasted=False)
+        self._analyse(slot, frame, dets, held, coasted=False)
 
-    def _analyse(self, slot: CameraSlot, frame: Frame, dets: sv.Detections, *, coasted: bool) -> None:
+    def _analyse(self, slot: CameraSlot, frame: Frame, dets: sv.Detections, held: _Held, *, coasted: bool) -> None:
+        """Analyse one live frame. Once analysed, the camera may give its next frame (``held``):
+        when this one holds an object the model has not seen often enough
+        (``coasting.Sighting.unsure``), its frames of the next ``UNSURE_INFER_S`` are inferred
+        whatever their motion. The next frame's results queue behind this one's."""
         last = slot.last
         if last is not None and frame.seq <= last.frame.seq:
-            # with several inference workers a later batch can finish first: the tracker
-            # only moves forward in time, so a frame older than the last analysed is dropped
+            # the tracker only moves forward in time: a frame older than the last analysed is
+            # dropped (a camera has one frame in flight at a time, so this is a safeguard)
             return
         with slot._visit_lock:
             if slot.removed:  # retired while this frame was in flight: its incidents are being closed
                 return
-            analysis = slot.analyzer.analyze(frame, dets)
+            with analysing(coasted=coasted) as sighting:
+                analysis = slot.analyzer.analyze(frame, dets)
+            held.release(infer_until=frame.ts + UNSURE_INFER_S if sighting.unsure else None)
             self._sink.observe(analysis)
         done = time.time()
         slot.record(analysis, 1, done, raw=None if coasted else dets, coasted=coasted)
