@@ -337,6 +337,11 @@ class CameraRegistry:
         return {DEFAULT_DETECTOR, *self._pipeline.models, *(d.id for d in self._settings.detectors)}
 
     def _add(self, config: CameraConfig, *, persist: bool, persisted: bool = False) -> _Camera:
+        if config.imgsz is not None:  # the model's warm-up at that size: before the cameras lock, which the post thread needs
+            try:
+                self._pipeline.prepare_sizes(tuple(config.detectors), config.imgsz)
+            except ModelError as exc:
+                raise CameraModelMismatch("imgsz", f"imgsz {config.imgsz}: {exc}") from None
         with self._cameras_lock:
             if config.id in self._cameras or config.id in self._not_started:
                 raise CameraExists(config.id, self._not_started.get(config.id))
@@ -478,8 +483,9 @@ class CameraRegistry:
         a part it leaves unset (``model_fields_set``) keeps the camera's current one, so a client
         that sends only what it edits resets nothing else. ``calibration: null`` removes it.
 
-        The next analysed frame uses the new scene (rule clocks restart; incidents of rules
-        that are gone close). A camera added through the API is saved with it; a camera from
+        The next analysed frame uses the new scene (unchanged rules keep their clocks; changed
+        rules start afresh and their incidents, like those of rules that are gone, close as not
+        cleared). A camera added through the API is saved with it; a camera from
         the config file keeps the edit until the service restarts (the file stays the source
         of truth). Returns the camera's view and whether the edit was saved.
 

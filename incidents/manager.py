@@ -102,6 +102,8 @@ class _FrameClock:
         a usual one, or this is the first frame, or frames came out of order)."""
         gap = now - self.last
         if gap <= 0:
+            if gap < -OUTAGE_MIN_S:  # the host clock was set back: measure from here, or outages go unseen until it catches up
+                self.last = now
             return 0.0
         usual = statistics.median(self.gaps) if self.gaps else gap
         self.gaps.append(gap)  # an outage too: a camera whose rate was lowered learns its new interval

@@ -41,6 +41,7 @@ import numpy as np
 
 from gridworker.streams.frame import DecodedFrame, Frame, rgb_image
 from gridworker.streams.redact import get_logger
+from gridworker.vision.coasting import UNSURE_INFER_S
 
 log = get_logger(__name__)
 
@@ -303,14 +304,23 @@ class Batcher:
                     break
                 if cam not in taken and cam not in self._held:  # a camera's next frame waits for the next batch
                     d = self._ready.pop(cam)
-                    picked.append((d, self._gates.get(cam), d.ts < self._force.get(cam, d.ts)))
+                    force = self._force.get(cam, d.ts)
+                    if force - d.ts > 2 * UNSURE_INFER_S:  # the host clock was set back: the force is void, not an hour of ungated frames
+                        del self._force[cam]
+                        force = d.ts
+                    picked.append((d, self._gates.get(cam), d.ts < force))
                     taken.add(cam)
                     if hold:
                         self._held.add(cam)
             free = sum(1 for cam in live if cam not in self._held or cam in taken)
         for d, gate, forced in picked:  # outside the lock: readers keep offering meanwhile
             # the gate judges every frame (an inferred one becomes its reference); a forced frame is inferred anyway
-            if gate is not None and not gate.should_infer(d.picture, d.ts) and not forced:
+            try:
+                infer = gate is None or gate.should_infer(d.picture, d.ts) or forced
+            except Exception:  # a gate that fails must not hold its camera for good: the model decides
+                log.exception("camera %s: motion gate failed on frame %d; inferred", d.camera_id, d.seq)
+                infer = True
+            if not infer:
                 coasted.append(Coasted(d.camera_id, d.seq, d.ts))
                 continue
             try:

@@ -455,31 +455,41 @@ class Pipeline:
     def add(self, slot: CameraSlot) -> None:
         """Put a camera in the pipeline; a continuously watched one's reader pushes its frames to the batcher.
 
-        A camera's ``imgsz`` makes its models at that size first (once per model and size), each
-        run once on the frames it will get (``with_imgsz``'s warm-up), outside the cameras' lock.
+        A camera's ``imgsz`` makes its models at that size first (:meth:`prepare_sizes`; the
+        camera registry calls that before taking its own lock, so here they are ready).
 
         Raises:
             KeyError: a camera with this id is in already.
             ModelFormatError: the camera's ``imgsz`` needs a model that cannot resize, or that
                 fails at that size.
         """
-        made: dict[tuple[str, int], Detector] = {}
-        if slot.imgsz is not None:
-            with self._slots.locked() as slots:
-                if slot.camera_id in slots:
-                    raise KeyError(slot.camera_id)
-                need = [(m, slot.imgsz) for m in slot.detectors if m in self.models and (m, slot.imgsz) not in self._sized]
-            made = {key: resized(self.models[key[0]], key[1], key[0]) for key in need}  # runs the model: not under the lock
         with self._slots.locked() as slots:
             if slot.camera_id in slots:
                 raise KeyError(slot.camera_id)
-            fresh = {key: det for key, det in made.items() if key not in self._sized}
-            if fresh:
-                self._sized = {**self._sized, **fresh}
+        if slot.imgsz is not None:
+            self.prepare_sizes(slot.detectors, slot.imgsz)
+        with self._slots.locked() as slots:
+            if slot.camera_id in slots:
+                raise KeyError(slot.camera_id)
             slots[slot.camera_id] = slot
         if not slot.patrol_only:
             self.batcher.attach(slot.camera_id, slot.motion)
             slot.reader.on_frame(self.batcher.offer)
+
+    def prepare_sizes(self, detectors: Sequence[str], imgsz: int) -> None:
+        """Make the camera's models at ``imgsz`` (once per model and size), each run once on the
+        frames it will get (``with_imgsz``'s warm-up). Runs the model, so callers keep it out of
+        their locks (the camera registry calls it before taking its own).
+
+        Raises:
+            ModelFormatError: a model that cannot resize, or that fails at that size.
+        """
+        with self._slots.locked():
+            need = [(m, imgsz) for m in detectors if m in self.models and (m, imgsz) not in self._sized]
+        made = {key: resized(self.models[key[0]], key[1], key[0]) for key in need}  # runs the model: not under the lock
+        if made:
+            with self._slots.locked():
+                self._sized = {**made, **self._sized}  # one made meanwhile by another call stays
 
     def remove(self, camera_id: str) -> CameraSlot | None:
         """Take a camera out (its reader is the caller's to stop, and so is :meth:`CameraSlot.retire`
@@ -564,16 +574,16 @@ class Pipeline:
             items: list[_PostItem] = [(c, None) for c in work.coasted]
             frames = work.frames
             if frames:
-                with self._slots.locked() as by_id:  # one lookup per batch, not per frame
-                    slots = [by_id.get(f.camera_id) for f in frames]
-                tiles = [s.tiles if s is not None else None for s in slots]
-                regions = [s.region if s is not None else None for s in slots]
-                chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
-                sizes = [s.imgsz if s is not None else None for s in slots]
-                sized = self._sized
-                images = [f.image if s is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
                 t0 = time.perf_counter()
-                try:
+                try:  # all of it: a frame that fails anywhere here must not keep its camera held
+                    with self._slots.locked() as by_id:  # one lookup per batch, not per frame
+                        slots = [by_id.get(f.camera_id) for f in frames]
+                    tiles = [s.tiles if s is not None else None for s in slots]
+                    regions = [s.region if s is not None else None for s in slots]
+                    chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
+                    sizes = [s.imgsz if s is not None else None for s in slots]
+                    sized = self._sized
+                    images = [f.image if s is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
                     detections = detect_models(self.models, DEFAULT_DETECTOR, images, tiles, regions, chosen, sizes, sized)
                     live = work.resolve(detections)  # patrol frames: their visits get the detections
                 except Exception as exc:  # a bad frame must not kill the pipeline

@@ -161,14 +161,17 @@ def create_person(body: PersonIn, user: Admin, people: PeopleDep) -> PersonOut:
 @router.patch("/people/{person_id}", response_model=PersonOut, responses={**_WRITE_RESPONSES, 404: {"description": "No such person"}})
 def update_person(person_id: PersonIdPath, body: PersonPatch, user: Admin, people: PeopleDep, sessions: SessionsDep) -> PersonOut:
     """Change a person (admins). A new password, role, unit or disabling ends their sessions."""
+    ends = body.password is not None or body.role is not None or body.unit is not None or bool(body.disabled)
+    if ends:  # first: if the sessions cannot be ended (503), nothing is changed, no old cookie outlives a new password
+        sessions.end_person(person_id)
     try:
         person = people.update(person_id, body)
     except PersonNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no person {person_id}") from None
     except PeopleError as exc:
         raise _people_error(exc) from None
-    if body.password is not None or body.role is not None or body.unit is not None or body.disabled:
-        sessions.end_person(person_id)
+    if ends:
+        sessions.end_person(person_id)  # and any begun meanwhile, with the old password
     return PersonOut.of(person)
 
 

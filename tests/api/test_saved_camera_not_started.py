@@ -149,3 +149,35 @@ def test_unknown_detectors_are_422_and_a_saved_camera_naming_a_gone_model_is_not
         (cam,) = client.get("/cameras").json()
         assert cam["id"] == "ward" and cam["zones"][0]["rules"][0]["detector"] == "fall"
         assert holder["service"].pipeline.slot("ward").detectors == ("default", "fall")
+
+
+def test_the_models_warm_up_at_a_new_imgsz_does_not_hold_the_camera_registry(tmp_path):
+    """Found by review: the warm-up ran inside the registry's lock, which the post thread takes
+    for every incident (camera_info, the clip's packet ring): adding a camera with a new imgsz
+    froze every camera's analysis for as long as the model ran."""
+    import threading
+    import time
+
+    from gridworker.settings import CameraConfig
+
+    class SlowResizable(ParkedCarDetector):
+        def with_imgsz(self, imgsz: int) -> Detector:
+            time.sleep(1.5)  # the warm-up: runs the model at the new size
+            return self
+
+    holder, factory = _run(tmp_path / "g.db", SlowResizable())
+    service = factory()
+    service.start()
+    try:
+        service.registry.add(CameraConfig(id="near", url=_url()))
+        adder = threading.Thread(target=service.registry.add, args=(CameraConfig(id="far", url=_url(), imgsz=640),))
+        adder.start()
+        time.sleep(0.3)  # the warm-up is under way
+        t0 = time.monotonic()
+        service.registry.info("near")  # what the post thread asks for each incident
+        waited = time.monotonic() - t0
+        adder.join(10)
+        assert waited < 0.5, f"the registry was held {waited:.2f} s by a warm-up"
+        assert service.registry.ids() == {"near", "far"}
+    finally:
+        service.stop()

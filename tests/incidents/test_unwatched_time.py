@@ -82,3 +82,17 @@ def test_a_slow_cameras_usual_interval_is_watched_time(tmp_path, fps):
     assert inc.status == "closed" and len(told.closed) == 1
     # last seen < 300, then lost_grace_s + clear_after_s (and one interval of rounding)
     assert 300.0 <= inc.closed_at - T0 <= 320.0 + 2 * step, inc.closed_at - T0
+
+
+def test_after_the_host_clock_is_set_back_an_outage_is_still_seen():
+    """Found by review: with the clock set back an hour, every gap read as negative and an
+    outage went unseen (counted as clear) until the clock caught up."""
+    from gridworker.incidents.manager import _FrameClock
+
+    clock = _FrameClock(1000.0)
+    for t in np.arange(1000.5, 1010.0, 0.5):
+        assert clock.unwatched(float(t)) == 0.0
+    assert clock.unwatched(-2600.0) == 0.0  # the step back itself is not an outage
+    for t in np.arange(-2599.5, -2590.0, 0.5):
+        assert clock.unwatched(float(t)) == 0.0
+    assert clock.unwatched(-2530.0) == pytest.approx(60.5)  # a minute without frames, on the new clock

@@ -237,3 +237,24 @@ def test_a_failing_database_refuses_the_session_with_503_and_no_secrets(env, cap
             conn.exec_driver_sql("ALTER TABLE login_sessions_away RENAME TO login_sessions")
         assert c.get("/auth/me").status_code == 200
         assert c.post(f"/workorders/{i}/accept", headers=csrf).json()["state"] == "accepted"
+
+
+def test_a_password_change_is_refused_whole_when_the_sessions_cannot_be_ended(env):
+    """Found by review: the new password was saved, then ending the person's sessions failed
+    (503), and the old cookie, maybe a stolen one, stayed valid."""
+    with env.client() as c:
+        env.login(c, "west1")
+        person_id = c.get("/auth/me").json()["person"]["id"]
+        with env.store.db.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE login_sessions RENAME TO login_sessions_away")
+        with env.client() as admin:
+            r = admin.patch(f"/people/{person_id}", json={"password": "a brand new password 42"}, headers=env.h("admin"))
+            assert r.status_code == 503, r.text
+        with env.store.db.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE login_sessions_away RENAME TO login_sessions")
+        assert c.get("/auth/me").status_code == 200  # nothing changed: the old password still logs in
+        with env.client() as other:
+            env.login(other, "west1")
+        with env.client() as admin:
+            assert admin.patch(f"/people/{person_id}", json={"password": "a brand new password 42"}, headers=env.h("admin")).status_code == 200
+        assert c.get("/auth/me").status_code == 401  # the change ended the session

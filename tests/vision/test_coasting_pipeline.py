@@ -148,6 +148,25 @@ def test_a_held_camera_gives_no_frame_until_done_and_its_forced_frames_are_infer
     assert [c.seq for c in batcher.next_work(stop, 0.05, hold=True).coasted] == [3], "past the forced time: the gate decides"
 
 
+def test_a_host_clock_set_back_voids_the_forced_inference() -> None:
+    """Found by review: a force set just before the host clock stepped back an hour would have
+    kept the camera ungated for that hour."""
+
+    class Coast:
+        def should_infer(self, picture: av.VideoFrame, ts: float) -> bool:
+            return False
+
+    batcher = Batcher(max_batch=4)
+    batcher.attach("cam", Coast())
+    stop = threading.Event()
+    picture = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+    batcher.offer(DecodedFrame("cam", 1, 10_000.0, picture))
+    batcher.next_work(stop, 0.05, hold=True)
+    batcher.done("cam", infer_until=10_001.0)
+    batcher.offer(DecodedFrame("cam", 2, 6_400.0, picture))  # the clock went back an hour
+    assert [c.seq for c in batcher.next_work(stop, 0.05, hold=True).coasted] == [2], "the gate decides again"
+
+
 # --------------------------------------------------------------------------- one false detection
 
 YARD = ZoneConfig(
