@@ -127,15 +127,21 @@ def test_with_two_workers_a_car_that_stops_is_seen_on_the_coasted_frames() -> No
     assert len(with_car) >= 0.9 * len(after) and len(after) >= 15, after
 
 
-def test_a_held_camera_gives_no_frame_until_done_and_its_forced_frames_are_inferred() -> None:
-    class Coast:
-        def should_infer(self, picture: av.VideoFrame, ts: float) -> bool:
-            return False
+class _Coast:
+    """A motion gate that always says: no motion."""
 
+    def should_infer(self, picture: av.VideoFrame, ts: float) -> bool:
+        return False
+
+
+def _coasting_batcher() -> tuple[Batcher, threading.Event, av.VideoFrame]:
     batcher = Batcher(max_batch=4)
-    batcher.attach("cam", Coast())
-    stop = threading.Event()
-    picture = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+    batcher.attach("cam", _Coast())
+    return batcher, threading.Event(), av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+
+
+def test_a_held_camera_gives_no_frame_until_done_and_its_forced_frames_are_inferred() -> None:
+    batcher, stop, picture = _coasting_batcher()
     batcher.offer(DecodedFrame("cam", 1, 0.0, picture))
     assert [c.seq for c in batcher.next_work(stop, 0.05, hold=True).coasted] == [1]
     batcher.offer(DecodedFrame("cam", 2, 0.2, picture))
@@ -151,15 +157,7 @@ def test_a_held_camera_gives_no_frame_until_done_and_its_forced_frames_are_infer
 def test_a_host_clock_set_back_voids_the_forced_inference() -> None:
     """Found by review: a force set just before the host clock stepped back an hour would have
     kept the camera ungated for that hour."""
-
-    class Coast:
-        def should_infer(self, picture: av.VideoFrame, ts: float) -> bool:
-            return False
-
-    batcher = Batcher(max_batch=4)
-    batcher.attach("cam", Coast())
-    stop = threading.Event()
-    picture = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+    batcher, stop, picture = _coasting_batcher()
     batcher.offer(DecodedFrame("cam", 1, 10_000.0, picture))
     batcher.next_work(stop, 0.05, hold=True)
     batcher.done("cam", infer_until=10_001.0)
