@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from collections.abc import Mapping  # cluster mode (issue 12)
-from typing import Annotated, NamedTuple, Protocol
+from typing import Annotated, NamedTuple, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from starlette.applications import Starlette
@@ -140,11 +140,18 @@ def running_service(app: object) -> Service | None:
 
 
 # -- getters --------------------------------------------------------------------------------
-def get_service(request: Request) -> Service:
-    service = wiring(request.app).service
-    if service is None:
+_Part = TypeVar("_Part")
+
+
+def _running(part: _Part | None) -> _Part:
+    """``part`` of the running service; 503 when it is not wired (the service is not running)."""
+    if part is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is not running")
-    return service
+    return part
+
+
+def get_service(request: Request) -> Service:
+    return _running(wiring(request.app).service)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -227,18 +234,12 @@ def get_photos(service: ServiceDep) -> PhotoStore:
 
 def get_people(request: Request) -> People:
     """The people of the running service (or of the parts served); 503 without."""
-    people = wiring(request.app).people
-    if people is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is not running")
-    return people
+    return _running(wiring(request.app).people)
 
 
 def get_sessions(request: Request) -> Sessions:
     """The login sessions (beside the people); 503 without (no one can log in)."""
-    sessions = wiring(request.app).sessions
-    if sessions is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is not running")
-    return sessions
+    return _running(wiring(request.app).sessions)
 
 
 def limits_of(app: object) -> LimitsConfig:
