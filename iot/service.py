@@ -216,6 +216,7 @@ class IotService:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
         props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
@@ -229,6 +230,13 @@ class IotService:
             log.error("MQTT broker refused the IoT ingest: %s", reason)
             return
         client.subscribe(self.config.topic_filter(), qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: Sequence[Any], props: object = None) -> None:
+        # connected means subscribed: before the broker's SUBACK, an alarm published on the topic
+        # may reach the broker ahead of the subscription and go to no one
+        if any(getattr(r, "is_failure", False) for r in reasons):
+            log.error("MQTT broker refused the IoT ingest's subscription to %s: %s", self.config.topic_filter(), [str(r) for r in reasons])
+            return
         self._connected.set()
         log.info("IoT ingest subscribed to %s (QoS 1, persistent session)", self.config.topic_filter())
 
