@@ -52,7 +52,7 @@ import av
 import numpy as np
 import psutil
 
-from gridworker.bench.throughput import default_media_dir, video_files
+from gridworker.bench.throughput import BenchDetector, default_media_dir, video_files
 from gridworker.models.base import Detector
 from gridworker.patrol.concurrency import cpu_busy_share
 from gridworker.periodic import Periodic
@@ -106,8 +106,8 @@ class PhasedClips:
 
 
 @dataclass
-class PatrolBenchConfig(PhasedClips):
-    """What ``bench patrol`` runs (the clips: :class:`PhasedClips`).
+class PatrolBenchConfig(BenchDetector, PhasedClips):
+    """What ``bench patrol`` runs (the clips: :class:`PhasedClips`; the detector: :class:`BenchDetector`).
 
     Attributes:
         cameras: N, distinct camera URLs visited once each.
@@ -115,7 +115,6 @@ class PatrolBenchConfig(PhasedClips):
         servers: RTSP server processes the mounts are spread over (0: 1 per 100 cameras, 1..4).
         keyframes: keyframes per glance.
         naive_cameras: how many cameras the naive sequential patrol visits (0: skip it).
-        model / threads / max_batch: the detector (as in the ``detector`` settings).
         open_timeout_s / keyframe_timeout_s: per-visit timeouts of the plan.
         stagger_s: least gap between two visit starts.
         patrol_batch_slots: most patrol frames per inference batch while a continuous camera is
@@ -134,9 +133,6 @@ class PatrolBenchConfig(PhasedClips):
     servers: int = 0
     keyframes: int = 1
     naive_cameras: int = 12
-    model: str = "ssd_mobilenet_v2_coco"
-    threads: int = 2
-    max_batch: int = 8
     open_timeout_s: float = 10.0
     keyframe_timeout_s: float = 12.0
     stagger_s: float = 0.01
@@ -527,7 +523,6 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         RtspServerUnavailable: gst-rtsp-server is not installed.
         ValueError: bad arguments or an empty media folder.
     """
-    from gridworker.models.config import DetectorConfig
     from gridworker.models.loader import load_detector
     from gridworker.service import Service
     from gridworker.settings import Settings
@@ -555,7 +550,7 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         live_ids = [f"live{i}" for i in range(config.continuous)]
         if live_ids:  # the continuous cameras have a server of their own: a busy patrol server does not starve them
             mount_sets.append({cid: clips[(i * 5) % len(clips)] for i, cid in enumerate(live_ids)})
-        detector = load_detector(DetectorConfig(model=config.model, threads=config.threads, max_batch=config.max_batch))
+        detector = load_detector(config.detector_config())
         servers = stack.enter_context(_servers(mount_sets))
         urls = {cid: servers[i % n_servers].url(cid) for i, cid in enumerate(camera_ids)}
         cameras = [_camera(cid, urls[cid], "patrol") for cid in camera_ids]

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from gridworker.models.base import Detector
+from gridworker.models.config import DEFAULT_MODEL, DetectorConfig
 
 from .parts import (
     BATCH_SIZES,
@@ -62,6 +63,7 @@ __all__ = [
     "TARGET_OVER_CEILING",
     "TARGET_OVER_NAIVE",
     "TARGET_STREAMS",
+    "BenchDetector",
     "ThroughputConfig",
     "default_media_dir",
     "format_table",
@@ -81,7 +83,31 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv"}
 
 
 @dataclass
-class ThroughputConfig:
+class BenchDetector:
+    """The detector a bench loads, as in the ``detector`` settings (the ``--model``, ``--threads``
+    and ``--max-batch`` options of ``bench throughput`` and ``bench patrol``).
+
+    Attributes:
+        model: detector model (embedded name or path).
+        threads: ONNX Runtime intra-op threads (pipeline and bare measurement alike).
+        max_batch: the detector's largest batch.
+    """
+
+    model: str = DEFAULT_MODEL
+    threads: int = 2
+    max_batch: int = 8
+
+    def detector_settings(self) -> dict[str, Any]:
+        """The ``detector`` settings section of a service run with this detector."""
+        return {"model": self.model, "threads": self.threads, "max_batch": self.max_batch}
+
+    def detector_config(self, model: str | None = None) -> DetectorConfig:
+        """This detector's config; ``model``: another model with the same threads and batch."""
+        return DetectorConfig(model=self.model if model is None else model, threads=self.threads, max_batch=self.max_batch)
+
+
+@dataclass
+class ThroughputConfig(BenchDetector):
     """What ``bench throughput`` measures and how long.
 
     Attributes:
@@ -91,9 +117,7 @@ class ThroughputConfig:
             else generated clips.
         synthetic: use generated clips even when ``media`` exists.
         fps: sampling rate per camera for gridworker; None: each clip's native rate.
-        model: detector model (embedded name or path), as in the ``detector`` settings.
-        threads: ONNX Runtime intra-op threads (pipeline and bare measurement alike).
-        max_batch: the detector's largest batch.
+        model / threads / max_batch: the detector (:class:`BenchDetector`).
         calibrate_s: time budget of each isolated part measurement.
         ultralytics: compare with Ultralytics where it is installed.
         ultralytics_seconds: window of each pipeline in that (slow) comparison.
@@ -112,9 +136,6 @@ class ThroughputConfig:
     media: Path | None = None
     synthetic: bool = False
     fps: float | None = None
-    model: str = "ssd_mobilenet_v2_coco"
-    threads: int = 2
-    max_batch: int = 8
     calibrate_s: float = 1.0
     ultralytics: bool = True
     ultralytics_seconds: float = 8.0
@@ -235,14 +256,13 @@ class _Setup:
 
 def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Callable[[str], None]) -> _Setup:
     """Clips, detector(s) and the decode timings (they do not depend on N; inference is timed per N)."""
-    from gridworker.models.config import DetectorConfig
     from gridworker.models.loader import load_detector
 
     clips, source = _clips(config, workdir)
     say(f"clips: {source}: " + ", ".join(f"{c.name} ({c.width}x{c.height} @ {c.fps:g})" for c in clips))
-    detector_settings = {"model": config.model, "threads": config.threads, "max_batch": config.max_batch}
+    detector_settings = config.detector_settings()
     pipeline_settings = {} if config.batch_deadline_ms is None else {"batch_deadline_ms": config.batch_deadline_ms}
-    detector = load_detector(DetectorConfig(**detector_settings))
+    detector = load_detector(config.detector_config())
     images = sample_frames(clips[0], count=max(BATCH_SIZES))
     detector.detect(images[: detector.max_batch])  # grow the arena before any RSS baseline
 
@@ -260,9 +280,7 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
     if skipped is None:
         try:
             yolo_onnx = config.yolo_onnx or export_yolo_onnx(workdir / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
-            yolo_detector = load_detector(
-                DetectorConfig(model=str(yolo_onnx), threads=config.threads, max_batch=config.max_batch)
-            )
+            yolo_detector = load_detector(config.detector_config(str(yolo_onnx)))
         except Exception as exc:  # noqa: BLE001 - the comparison is optional
             skipped = f"YOLO ONNX export/load failed: {type(exc).__name__}: {exc}"
     if skipped is not None:

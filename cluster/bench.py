@@ -49,6 +49,7 @@ import sqlalchemy as sa
 import yaml
 
 from gridworker.bench.patrol import PhasedClips
+from gridworker.models.config import DEFAULT_MODEL
 from gridworker.periodic import Periodic
 
 __all__ = ["ClusterBenchConfig", "run_cluster_bench"]
@@ -82,7 +83,7 @@ class ClusterBenchConfig(PhasedClips):
     slots: int = 16
     worker_slots: int | None = None
     single_concurrency: int = 48
-    model: str = "ssd_mobilenet_v2_coco"
+    model: str = DEFAULT_MODEL
     worker_threads: int = 1
     open_timeout_s: float = 5.0
     keyframe_timeout_s: float = 8.0

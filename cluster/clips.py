@@ -45,14 +45,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from gridworker.incidents.clips import ClipRecorder, RingLookup
 from gridworker.incidents.store import Incident, IncidentClip, IncidentQuery, IncidentStore
 
 from .wire import MAX_CLIP_BYTES, Observation, WireClip, WireError, encode_clip
 
-__all__ = ["CLUSTER_DIR", "ClipAttacher", "ClipCutter", "clip_relpath", "resolve_clip"]
+__all__ = ["CLUSTER_DIR", "ClipAttacher", "ClipCutter", "RecorderOptions", "clip_relpath", "resolve_clip"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,18 @@ class _Request:
     frame_seq: int
 
 
+class RecorderOptions(TypedDict, total=False):
+    """The :class:`ClipRecorder` options a :class:`ClipCutter` hands on as they are (left out: the
+    recorder's defaults)."""
+
+    pre_s: float
+    post_s: float
+    grace_s: float
+    min_free_bytes: int
+    max_pending: int
+    clock: Callable[[], float]
+
+
 class ClipCutter:
     """The worker's clips: a :class:`ClipRecorder` whose results become clip references (module docstring).
 
@@ -128,7 +140,7 @@ class ClipCutter:
         worker_id: this worker (its clips go to ``cluster/<worker_id>/``).
         ring_for: camera id -> its packet ring, or None (camera gone or clips off for it).
         send: queues one message (id, bytes) on the observations stream, never blocking.
-        pre_s, post_s, grace_s, min_free_bytes, max_pending: as :class:`ClipRecorder`'s.
+        recorder: the recorder's :class:`RecorderOptions` (its ``clock`` also times the references).
 
     Example::
 
@@ -137,31 +149,17 @@ class ClipCutter:
     """
 
     def __init__(
-        self,
-        clips_dir: str | Path,
-        worker_id: str,
-        ring_for: RingLookup,
-        send: Callable[[str, bytes], None],
-        *,
-        pre_s: float = 5.0,
-        post_s: float = 5.0,
-        grace_s: float = 0.5,
-        min_free_bytes: int = 0,
-        max_pending: int = 1000,
-        clock: Callable[[], float] = time.time,
+        self, clips_dir: str | Path, worker_id: str, ring_for: RingLookup, send: Callable[[str, bytes], None], **recorder: Unpack[RecorderOptions]
     ) -> None:
         self.worker_id = worker_id
         self._send = send
-        self._clock = clock
         self._folder = f"{CLUSTER_DIR}/{worker_id}"
         self._requests: dict[int, _Request] = {}
-        self._max_requests = 2 * max_pending
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self.recorder = ClipRecorder(
-            self, ring_for, Path(clips_dir) / self._folder, pre_s=pre_s, post_s=post_s, grace_s=grace_s,
-            clock=clock, max_pending=max_pending, min_free_bytes=min_free_bytes, file_name=self._file_name,
-        )
+        self.recorder = ClipRecorder(self, ring_for, Path(clips_dir) / self._folder, file_name=self._file_name, **recorder)
+        self._clock = self.recorder.clock
+        self._max_requests = 2 * self.recorder.max_pending
         self.sent = 0
         self.missing = 0
 

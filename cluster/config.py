@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ClusterConfig", "WORKER_ID_PATTERN", "default_worker_id"]
+__all__ = ["ClusterConfig", "KeyTtlSeconds", "WORKER_ID_PATTERN", "default_worker_id"]
 
 WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+#: How long a key of the cluster's buckets lives after its last renewal, seconds: a camera's lease,
+#: a worker's heartbeat, the placement leader's key (each renewed every ``renew_interval_s``).
+KeyTtlSeconds = Annotated[float, Field(ge=1.0, le=300.0)]
 
 
 def default_worker_id() -> str:
@@ -35,10 +39,10 @@ class ClusterConfig(BaseModel):
     nats_url: str = Field("nats://127.0.0.1:4222", max_length=512, description="NATS server (JetStream enabled).")
     worker_id: str | None = Field(None, pattern=WORKER_ID_PATTERN, description="This worker's id; default <hostname>-<pid>.")
     prefix: str = Field("gw", pattern=r"^[A-Za-z0-9_]{1,16}$", description="Prefix of every bucket and stream name.")
-    lease_ttl_s: float = Field(8.0, ge=1.0, le=300.0, description="A camera's lease lapses this long after its last renewal.")
+    lease_ttl_s: KeyTtlSeconds = Field(8.0, description="A camera's lease lapses this long after its last renewal.")
     renew_interval_s: float = Field(2.0, ge=0.2, le=60.0, description="Lease renewal, heartbeat and placement period.")
-    heartbeat_ttl_s: float = Field(6.0, ge=1.0, le=300.0, description="A worker without a heartbeat this long is gone.")
-    leader_ttl_s: float = Field(6.0, ge=1.0, le=300.0, description="The placement leader's key lapses this long after its renewal.")
+    heartbeat_ttl_s: KeyTtlSeconds = Field(6.0, description="A worker without a heartbeat this long is gone.")
+    leader_ttl_s: KeyTtlSeconds = Field(6.0, description="The placement leader's key lapses this long after its renewal.")
     max_cameras_per_worker: int = Field(50, ge=1, le=10_000, description="Most continuous cameras one worker runs.")
     visit_slots: int = Field(
         32, ge=1, le=128,

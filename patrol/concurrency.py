@@ -116,6 +116,16 @@ class ControllerStats:
     last_reason: str | None
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What the interval being judged saw: visits finished, those of them that failed pointing
+    at the machine (``visit_done``'s ``overload``), and whether the limit was reached."""
+
+    finished: int = 0
+    overloaded: int = 0
+    saturated: bool = False
+
+
 class ConcurrencyController:
     """AIMD limit of visits in flight (see the module docstring). Thread-safe.
 
@@ -151,9 +161,7 @@ class ConcurrencyController:
         self._peak = self._limit
         self._slow_start = True
         self._interval_start: float | None = None
-        self._saturated = False
-        self._finished = 0
-        self._overloaded = 0
+        self._tally = _Tally()
         self._increases = 0
         self._decreases = 0
         self._last_reason: str | None = None
@@ -173,9 +181,9 @@ class ConcurrencyController:
         """A visit finished. ``overload``: it failed in a way that points at the machine, not
         the camera (a camera that was fine before failed, or the analysis failed)."""
         with self._lock:
-            self._finished += 1
+            self._tally.finished += 1
             if not ok and overload:
-                self._overloaded += 1
+                self._tally.overloaded += 1
 
     def update(self, in_flight: int) -> int:
         """The limit to apply now. ``in_flight``: visits running now. Judges the last
@@ -183,29 +191,27 @@ class ConcurrencyController:
         now = self._clock()
         with self._lock:
             if in_flight >= self._limit:
-                self._saturated = True
+                self._tally.saturated = True
             if self._interval_start is None:
                 self._interval_start = now
                 return self._limit
             if now - self._interval_start < self._tuning.interval_s:
                 return self._limit
-            finished, overloaded, saturated = self._finished, self._overloaded, self._saturated
-            self._finished = self._overloaded = 0
-            self._saturated = in_flight >= self._limit
+            tally, self._tally = self._tally, _Tally(saturated=in_flight >= self._limit)
             self._interval_start = now
         sample = self._probe() if self._probe is not None else LoadSample()
         with self._lock:
-            self._judge(sample, finished, overloaded, saturated, now)
+            self._judge(sample, tally, now)
             return self._limit
 
-    def _judge(self, sample: LoadSample, finished: int, overloaded: int, saturated: bool, now: float) -> None:
+    def _judge(self, sample: LoadSample, tally: _Tally, now: float) -> None:
         t = self._tuning
         if sample.live_ratio is not None:
             a = t.live_smoothing
             self._live = sample.live_ratio if self._live is None else a * sample.live_ratio + (1 - a) * self._live
         live = self._live if sample.live_ratio is not None else None  # no live camera now: not judged
         reason: str | None = None
-        if finished >= t.min_finished and overloaded > t.max_failure_rate * finished:
+        if tally.finished >= t.min_finished and tally.overloaded > t.max_failure_rate * tally.finished:
             reason = "failures"
         elif live is not None and live < t.live_low:
             reason = "live"
@@ -226,7 +232,7 @@ class ConcurrencyController:
             and (sample.queue_fill is None or sample.queue_fill < t.queue_grow)
             and (live is None or live >= t.live_grow)
         )
-        if saturated and room and self._limit < self.cap:
+        if tally.saturated and room and self._limit < self.cap:
             grown = self._limit * 2 if self._slow_start else self._limit + t.increase
             self._limit = min(self.cap, grown)
             self._peak = max(self._peak, self._limit)

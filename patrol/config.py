@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridworker.fields import SecondsUpToDay
 from gridworker.vision.config import ScheduleConfig, TimeWindow
 
 __all__ = [
@@ -145,10 +146,8 @@ class PatrolPlan(_Strict):
         0.01, ge=0, le=10, description="Least time between two visit starts (spreads RTSP handshakes)."
     )
     cycles: int = Field(1, ge=0, description="Number of passes over the cameras; 0 = repeat until stopped.")
-    min_cycle_s: float = Field(
+    min_cycle_s: SecondsUpToDay = Field(
         0.0,
-        ge=0,
-        le=86_400,
         description="A cycle shorter than this waits before the next one. A cycle that started no visit (no camera "
         "selected, or all of them offline) is followed by at least 5 s (engine.IDLE_CYCLE_S), even when this is shorter.",
     )

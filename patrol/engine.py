@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from gridworker.streams.config import READER_SECONDS_MAX
+from gridworker.streams.config import READER_SECONDS_MAX, StreamConfig
 from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult, glance
 from gridworker.streams.redact import get_logger, redact_url
@@ -103,6 +103,16 @@ class CameraOutcome:
     packets_skipped: int = 0
     error_kind: str | None = None
     reason: str | None = None
+
+    @classmethod
+    def of_visit(cls, result: GlanceResult, *, camera_id: str, cycle: int, duration_s: float, frames: int) -> CameraOutcome:
+        """The outcome of a visit that returned ``result``: its start, timings, packets and error as the glance (or
+        watch) measured them; ``duration_s`` and ``frames`` as the engine counted them."""
+        return cls(
+            camera_id=camera_id, cycle=cycle, ok=result.ok, started_at=result.started_at, duration_s=duration_s, frames=frames,
+            connect_s=result.connect_s, first_keyframe_s=result.first_keyframe_s, packets_decoded=result.packets_decoded,
+            packets_skipped=result.packets_skipped, error_kind=result.error_kind, reason=result.reason,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +223,7 @@ def default_visitor(
 ) -> GlanceResult:
     """Glance (or watch) one camera as the plan says, and hand its frames to ``deliver``."""
     if plan.mode == "watch":
-        return _watch(target, plan, stop, first_seq, deliver)
+        return _Watch(target, plan).run(stop, first_seq, deliver)
     result = glance_call(target, plan, stop, first_seq)()
     if result.ok and result.frames:
         deliver(result.frames)
@@ -234,65 +244,72 @@ def glance_call(target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, f
     )
 
 
-def _watch(
-    target: PatrolTarget,
-    plan: PatrolPlan,
-    stop: threading.Event,
-    first_seq: int,
-    deliver: Callable[[Sequence[Frame]], None],
-) -> GlanceResult:
-    """``plan.watch_s`` seconds of video at ``plan.watch_fps`` through the regular stream reader."""
-    from gridworker.streams.config import StreamConfig
-    from gridworker.streams.reader import CameraStream
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """A watch stop at ``target``: ``plan.watch_s`` seconds of video at ``plan.watch_fps`` through
+    the regular stream reader."""
 
-    started_at, t0 = time.time(), time.monotonic()
-    config = StreamConfig(
-        url=target.url,
-        fps=plan.watch_fps,
-        open_timeout_s=plan.open_timeout_s,
-        read_timeout_s=min(plan.keyframe_timeout_s, 30.0),
-        # one session per visit: no reconnect inside it (the reader's back-off is capped at 300 s,
-        # a watch at 600: a longer watch may reconnect once, which is better than no visit)
-        backoff_initial_s=min(max(plan.watch_s, 1.0), READER_SECONDS_MAX),
-        backoff_max_s=max(plan.watch_s, 1.0),
-    )
-    stream = CameraStream(target.camera_id, config)
-    delivered = 0
-    first: float | None = None
-    last_seq = -1
-    stream.start()
-    try:
-        deadline_first = t0 + plan.open_timeout_s + plan.keyframe_timeout_s
-        end: float | None = None
-        while not stop.is_set():
-            now = time.monotonic()
-            if end is None and now > deadline_first:
-                break
-            if end is not None and now >= end:
-                break
-            frame = stream.wait(after_seq=last_seq, timeout=0.25)
-            if frame is None:
-                continue
-            last_seq = frame.seq
-            if first is None:
-                first = time.monotonic() - t0
-                end = time.monotonic() + plan.watch_s
-            deliver([Frame(frame.camera_id, first_seq + delivered, frame.ts, frame.image)])
-            delivered += 1
-        health = stream.health()
-    finally:
-        stream.stop()
-    total = time.monotonic() - t0
-    safe = redact_url(target.url)
-    if stop.is_set() and delivered == 0:
-        return GlanceResult(target.camera_id, safe, started_at, total_s=total, error_kind="stopped", error="stopped")
-    if delivered == 0:
-        why = health.last_error or f"no frame within {plan.open_timeout_s + plan.keyframe_timeout_s:g} s"
-        return GlanceResult(target.camera_id, safe, started_at, total_s=total, error_kind="keyframe_timeout", error=why)
-    return GlanceResult(
-        target.camera_id, safe, started_at, connect_s=None, first_keyframe_s=first, total_s=total,
-        packets_decoded=health.frames_decoded,
-    )
+    target: PatrolTarget
+    plan: PatrolPlan
+
+    def stream_config(self) -> StreamConfig:
+        """The reader's settings: one session per visit, no reconnect inside it (the reader's back-off
+        is capped at 300 s, a watch at 600: a longer watch may reconnect once, which is better than
+        no visit)."""
+        plan = self.plan
+        return StreamConfig(
+            url=self.target.url,
+            fps=plan.watch_fps,
+            open_timeout_s=plan.open_timeout_s,
+            read_timeout_s=min(plan.keyframe_timeout_s, 30.0),
+            backoff_initial_s=min(max(plan.watch_s, 1.0), READER_SECONDS_MAX),
+            backoff_max_s=max(plan.watch_s, 1.0),
+        )
+
+    def run(self, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]) -> GlanceResult:
+        """Read until the watch is over (or no frame came in time, or ``stop``); each frame goes to
+        ``deliver`` as it comes, numbered from ``first_seq``."""
+        from gridworker.streams.reader import CameraStream
+
+        target, plan = self.target, self.plan
+        started_at, t0 = time.time(), time.monotonic()
+        stream = CameraStream(target.camera_id, self.stream_config())
+        delivered = 0
+        first: float | None = None
+        last_seq = -1
+        stream.start()
+        try:
+            deadline_first = t0 + plan.open_timeout_s + plan.keyframe_timeout_s
+            end: float | None = None
+            while not stop.is_set():
+                now = time.monotonic()
+                if end is None and now > deadline_first:
+                    break
+                if end is not None and now >= end:
+                    break
+                frame = stream.wait(after_seq=last_seq, timeout=0.25)
+                if frame is None:
+                    continue
+                last_seq = frame.seq
+                if first is None:
+                    first = time.monotonic() - t0
+                    end = time.monotonic() + plan.watch_s
+                deliver([Frame(frame.camera_id, first_seq + delivered, frame.ts, frame.image)])
+                delivered += 1
+            health = stream.health()
+        finally:
+            stream.stop()
+        total = time.monotonic() - t0
+        safe = redact_url(target.url)
+        if stop.is_set() and delivered == 0:
+            return GlanceResult(target.camera_id, safe, started_at, total_s=total, error_kind="stopped", error="stopped")
+        if delivered == 0:
+            why = health.last_error or f"no frame within {plan.open_timeout_s + plan.keyframe_timeout_s:g} s"
+            return GlanceResult(target.camera_id, safe, started_at, total_s=total, error_kind="keyframe_timeout", error=why)
+        return GlanceResult(
+            target.camera_id, safe, started_at, connect_s=None, first_keyframe_s=first, total_s=total,
+            packets_decoded=health.frames_decoded,
+        )
 
 
 class PatrolRun:
@@ -727,19 +744,9 @@ class PatrolRun:
 
         try:
             result = self._visitor(target, self.plan, self._stop, first_seq, deliver)
-            outcome = CameraOutcome(
-                camera_id=target.camera_id,
-                cycle=cycle,
-                ok=result.ok,
-                started_at=result.started_at,
-                duration_s=time.monotonic() - t0,
+            outcome = CameraOutcome.of_visit(
+                result, camera_id=target.camera_id, cycle=cycle, duration_s=time.monotonic() - t0,
                 frames=max(delivered, len(result.frames)),  # a pipeline's glance visit judges its frames itself
-                connect_s=result.connect_s,
-                first_keyframe_s=result.first_keyframe_s,
-                packets_decoded=result.packets_decoded,
-                packets_skipped=result.packets_skipped,
-                error_kind=result.error_kind,
-                reason=result.reason,
             )
         except Exception as exc:  # noqa: BLE001 - a failing sink or visitor fails this visit, not the run
             log.exception("patrol %s: visit of %s failed", self.plan.id, target.camera_id)
