@@ -124,34 +124,49 @@ SESSION = APIKeyCookie(
 )
 
 
-def _raw_key(x_api_key: str | None, bearer: HTTPAuthorizationCredentials | None) -> str | None:
-    """The key a request sends: ``X-API-Key``, else ``Authorization: Bearer``."""
-    return x_api_key or (bearer.credentials if bearer is not None else None)
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request sent to be known by (neither is shown in ``repr``).
+
+    Attributes:
+        api_key: the key (``X-API-Key``, else ``Authorization: Bearer``); None: none was sent.
+        session: the session cookie's token; None: none was sent.
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    session: str | None = field(default=None, repr=False)
 
 
-def current_user(
-    request: Request,
-    keys: KeysDep,
+def credentials(
     x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
     cookie: Annotated[str | None, Security(SESSION)],
-) -> Actor:
+) -> Credentials:
+    """The one dependency that declares the ways to be known (see above); an empty value counts
+    as not sent."""
+    raw = x_api_key or (bearer.credentials if bearer is not None else None)
+    return Credentials(api_key=raw or None, session=cookie or None)
+
+
+SentCredentials = Annotated[Credentials, Depends(credentials)]
+
+
+def current_user(request: Request, keys: KeysDep, sent: SentCredentials) -> Actor:
     """The caller: the key's holder when a key is sent (``X-API-Key``, else ``Authorization:
     Bearer``; 401 if it is not valid). Else a person logged in, by the session cookie
     (api/sessions.py: 401 once it ended, 403 for an unsafe method without its CSRF token).
     Without either: 401 when keys are required; otherwise an
     anonymous admin, but only for a loopback client or with ``auth.open`` (api/security.py
     refuses the others first; this repeats it so no route is open by a middleware mistake)."""
-    raw = _raw_key(x_api_key, bearer)
     unauthorized = {"WWW-Authenticate": "Bearer"}
-    if raw:
-        key = verify_key(keys, raw)
+    if sent.api_key is not None:
+        key = verify_key(keys, sent.api_key)
         if key is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=unauthorized)
         return actor_of(key)
-    if cookie:
+    if sent.session is not None:
         wired = wiring(request.app)
-        return session_actor(request, cookie, wired.sessions, wired.people)
+        return session_actor(request, sent.session, wired.sessions, wired.people)
     if keys.auth_required():
         how = "send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`"
         if request.headers.get("authorization") is not None:  # e.g. the key alone, or Basic: say which part is wrong
@@ -216,16 +231,14 @@ class StreamCaller:
         actor: the caller when the stream opened.
         allowed: the roles that may read the stream (admins always).
         keys: the API keys (and whether keys are required).
-        api_key: the key the request sent (never shown in ``repr``); None: none was sent.
-        session: the session cookie's token when no key was sent (never shown in ``repr``).
+        sent: what the request sent to be known by (as :func:`current_user`, a key wins over the cookie).
         sessions, people: the logins and the people they are of (None: no one can log in).
     """
 
     actor: Actor
     allowed: frozenset[str]
     keys: KeyStore
-    api_key: str | None = field(default=None, repr=False)
-    session: str | None = field(default=None, repr=False)
+    sent: Credentials = Credentials()
     sessions: Sessions | None = field(default=None, repr=False)
     people: People | None = field(default=None, repr=False)
 
@@ -235,11 +248,11 @@ class StreamCaller:
         changed: ``PATCH /people/{id}`` ends their sessions); the role no longer allowed; a caller
         without credentials once keys are required. Blocking (reads the database: call it in the
         thread pool); raises when the database fails (the stream then ends: fail closed)."""
-        if self.api_key is not None:
-            key = verify_key(self.keys, self.api_key)
+        if self.sent.api_key is not None:
+            key = verify_key(self.keys, self.sent.api_key)
             now = None if key is None else actor_of(key)
-        elif self.session is not None:
-            now = _session_now(self.sessions, self.people, self.session)
+        elif self.sent.session is not None:
+            now = _session_now(self.sessions, self.people, self.sent.session)
         else:  # the anonymous admin (loopback or auth.open): only while no key is required
             now = None if self.keys.auth_required() else ANONYMOUS
         return now if now is not None and now.role in self.allowed else None
@@ -260,20 +273,9 @@ def stream_caller(*roles: str) -> Callable[..., StreamCaller]:
     """
     allowed = frozenset(roles) | {ADMIN}
 
-    def dependency(
-        request: Request,
-        user: CurrentUser,
-        keys: KeysDep,
-        x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
-        cookie: Annotated[str | None, Security(SESSION)],
-    ) -> StreamCaller:
-        raw = _raw_key(x_api_key, bearer) or None  # as current_user: a key wins over the cookie
+    def dependency(request: Request, user: CurrentUser, keys: KeysDep, sent: SentCredentials) -> StreamCaller:
         wired = wiring(request.app)
-        session = (cookie or None) if raw is None else None
-        return StreamCaller(
-            _admitted(user, allowed), allowed, keys, api_key=raw, session=session, sessions=wired.sessions, people=wired.people
-        )
+        return StreamCaller(_admitted(user, allowed), allowed, keys, sent, sessions=wired.sessions, people=wired.people)
 
     return dependency
 

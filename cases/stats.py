@@ -166,7 +166,9 @@ class CaseStats:
         sums = (func.count(), func.sum(c.finished), func.sum(c.judged), func.sum(c.on_time), func.avg(c.handling_s))
         no_name = cast(literal_column("NULL"), String)
 
-        def branch(section: str, key: Any, *, by_count: bool = True, person: bool = False) -> Any:
+        def branch(section: str, *, by_count: bool = True, person: bool = False) -> Any:
+            """One grouping: by the period's column named ``section`` (a person: by ``assignee``)."""
+            key = c.assignee if person else c[section]
             label = literal_column(f"'{section}'", String).label("section")  # a fixed word of this module
             name = func.max(PersonRow.name) if person else no_name
             q = select(label, cast(key, String).label("key"), name.label("name"), *sums).select_from(cases)
@@ -178,13 +180,13 @@ class CaseStats:
         totals = select(literal_column("'all'", String), literal_column("'all'", String), no_name, *sums).select_from(cases)
         statement = union_all(
             totals,
-            branch("state", c.state),
-            branch("type", c.type),
-            branch("unit", c.unit),
-            branch("site", c.site),
-            branch("person", c.assignee, person=True),
-            branch("day", c.day, by_count=False),
-            branch("week", c.week, by_count=False),
+            branch("state"),
+            branch("type"),
+            branch("unit"),
+            branch("site"),
+            branch("person", person=True),
+            branch("day", by_count=False),
+            branch("week", by_count=False),
         )
         with self.orders.transaction() as s:
             rows = s.execute(statement).all()
@@ -203,17 +205,17 @@ class CaseStats:
         ]
         total_row = groups["all"][0]
         by_state = {st: 0 for st in STATES} | {str(r[0]): int(r[2]) for r in groups.get("state", [])}
-        by_person = [outcome(str(r[0]), *r[2:]) for r in groups.get("person", [])]
+        ranked = {section: [outcome(str(r[0]), *r[2:]) for r in groups.get(section, [])] for section in ("type", "unit", "site", "person")}
         person_names = {str(r[0]): str(r[1] or "") for r in groups.get("person", [])}
         return Figures(
             period=period,
             now=now,
             totals=outcome("all", *total_row[2:]),
             by_state=by_state,
-            by_type=[outcome(str(r[0]), *r[2:]) for r in groups.get("type", [])],
-            by_unit=[outcome(str(r[0]), *r[2:]) for r in groups.get("unit", [])],
-            by_site=[outcome(str(r[0]), *r[2:]) for r in groups.get("site", [])],
-            by_person=by_person,
+            by_type=ranked["type"],
+            by_unit=ranked["unit"],
+            by_site=ranked["site"],
+            by_person=ranked["person"],
             person_names=person_names,
             by_day=by_day,
             by_week=by_week,

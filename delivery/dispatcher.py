@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gridworker.delivery.outbox import Due, Outbox, OutboxEvent
 from gridworker.streams.redact import redact_text
@@ -50,6 +50,14 @@ class Outcome(enum.Enum):
     DEAD = "dead"
     UNREACHABLE = "unreachable"
     NOT_READY = "not_ready"
+
+
+#: Where a destination's worker is: waiting for work, sending, waiting after a failed attempt
+#: (``backing_off``), or after one that never reached the receiver (``unreachable``, ``not_ready``:
+#: the sender's own work, e.g. a registration, is not done), or stopped.
+DestinationState = Literal["idle", "delivering", "backing_off", "unreachable", "not_ready", "stopped"]
+#: The state an attempt that did not reach the receiver leaves its worker in (any other failure: backing_off).
+_NOT_REACHED: dict[Outcome, DestinationState] = {Outcome.UNREACHABLE: "unreachable", Outcome.NOT_READY: "not_ready"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +100,7 @@ class DestinationStatus:
     kind: str
     target: str
     running: bool = False
-    state: str = "idle"  # idle | delivering | backing_off | unreachable | not_ready | stopped
+    state: DestinationState = "idle"
     consecutive_failures: int = 0
     paused_until: float | None = None
     last_error: str = ""
@@ -312,7 +320,7 @@ class Dispatcher:
                 pause = max(w.retry.delay(st.consecutive_failures, self.rand()), res.retry_after_s or 0.0)
                 w.paused_until = now + pause
                 st.paused_until = w.paused_until
-                st.state = {Outcome.UNREACHABLE: "unreachable", Outcome.NOT_READY: "not_ready"}.get(res.outcome, "backing_off")
+                st.state = _NOT_REACHED.get(res.outcome, "backing_off")
             if res.outcome in (Outcome.UNREACHABLE, Outcome.NOT_READY):
                 # not handed over: the message keeps its place and its attempts
                 self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)

@@ -20,18 +20,17 @@ or the ingest's quiet timer). Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from gridworker.vision.rules.base import IncidentKind
+from .source_report import SourceReport
 
 __all__ = ["DeviceReport"]
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceReport:
-    """One device's word on one of its alarms at ``at``.
+class DeviceReport(SourceReport):
+    """One device's word on one of its alarms at ``at`` (the incident's part, keyword-only, as
+    :class:`~gridworker.incidents.source_report.SourceReport`).
 
     Attributes:
         source_id: ``iot:<device id>`` (the incident's ``camera_id``).
@@ -48,8 +47,9 @@ class DeviceReport:
         snapshot: evidence JPEG (video linkage), used when the incident opens.
 
     Example:
+        >>> from gridworker.vision.rules.base import IncidentKind
         >>> kind = IncidentKind("iot_breaker_overcurrent", "智能空开过流报警", "smart breaker overcurrent", "public_safety")
-        >>> report = DeviceReport("iot:brk-1", "Block 3 breaker", "estate-7", "smart_breaker", "overcurrent", kind, 1.7e9, True)
+        >>> report = DeviceReport("iot:brk-1", "Block 3 breaker", "estate-7", "smart_breaker", "overcurrent", True, kind=kind, at=1.7e9)
         >>> report.source_id, report.active, report.details
         ('iot:brk-1', True, {})
     """
@@ -59,9 +59,4 @@ class DeviceReport:
     site: str
     group: str
     alarm: str
-    kind: IncidentKind
-    at: float
     active: bool
-    summary: str = ""
-    details: Mapping[str, Any] = field(default_factory=dict)
-    snapshot: bytes | None = None

@@ -333,9 +333,7 @@ class IncidentManager:
             **obj.details,
             "object": obj.key,
             "box": [round(v, 4) for v in obj.box],
-            "type_name_zh": kind.name_zh,
-            "type_name_en": kind.name_en,
-            "category": kind.category,
+            **kind.names(),
         }
         if report.frame_seq is not None:
             details["frame_seq"] = report.frame_seq
@@ -467,13 +465,7 @@ class IncidentManager:
                 at=now,
                 count=count,
                 summary=summary,
-                details={
-                    **details,
-                    "frame_seq": analysis.frame.seq,
-                    "type_name_zh": verdict.kind.name_zh,
-                    "type_name_en": verdict.kind.name_en,
-                    "category": verdict.kind.category,
-                },
+                details={**details, "frame_seq": analysis.frame.seq, **verdict.kind.names()},
                 snapshot=snapshot,
             )
             with self._lock:
@@ -592,8 +584,7 @@ class IncidentManager:
         inc = self.store.open(
             camera_id=report.source_id, camera_name=report.source_name, site=report.site, zone_id=report.group,
             rule_id=report.alarm, type=kind.code, at=report.at, count=1, summary=report.summary,
-            details={**report.details, "type_name_zh": kind.name_zh, "type_name_en": kind.name_en, "category": kind.category},
-            snapshot=report.snapshot,
+            details=report.incident_details(), snapshot=report.snapshot,
         )
         with self._lock:
             self._open[key] = _Open(inc.id, kind.code, last_active=report.at, last_written=report.at, peak=1, summary=report.summary)
@@ -622,8 +613,7 @@ class IncidentManager:
         inc = self.store.open(
             camera_id=report.source_id, camera_name=report.channel, site=report.site, zone_id=report.channel,
             rule_id=f"r{report.report_id}", type=kind.code, at=report.at, count=1, summary=report.summary,
-            details={**report.details, "type_name_zh": kind.name_zh, "type_name_en": kind.name_en, "category": kind.category},
-            snapshot=report.snapshot,
+            details=report.incident_details(), snapshot=report.snapshot,
         )
         self.store.close_incident(inc.id, at=report.at)
         log.info("incident %s opened: %s reported through %s (report %s)", inc.id, kind.code, report.channel, report.report_id)

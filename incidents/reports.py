@@ -28,10 +28,10 @@ import math
 import secrets
 import time
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, select
@@ -43,6 +43,7 @@ from gridworker.cases.workorders import WorkOrderRow
 from gridworker.vision.rules.base import IncidentKind
 
 from .db import Base, Database
+from .source_report import SourceReport
 from .store import Incident
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "ReportIn",
     "ReportIntake",
     "ReportObservation",
+    "ReportProgress",
     "ReportReceipt",
     "ReportStatus",
     "ReportsConfig",
@@ -119,8 +121,9 @@ class ReportsConfig(BaseModel):
 
 # -- what the incident writer is handed ---------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class ReportObservation:
-    """A person's report of a problem at ``at`` (the incidents side of a report).
+class ReportObservation(SourceReport):
+    """A person's report of a problem at ``at`` (the incidents side of a report; the incident's
+    part keyword-only, as :class:`~gridworker.incidents.source_report.SourceReport`).
 
     Attributes:
         report_id: the ``reports`` row.
@@ -134,18 +137,13 @@ class ReportObservation:
 
     Example:
         >>> kind = IncidentKind("exposed_garbage", "暴露垃圾", "exposed garbage", "city_appearance")
-        >>> ReportObservation(7, "resident", kind, 1.7e9, "bins overflowing at gate 3").source_id
+        >>> ReportObservation(7, "resident", kind=kind, at=1.7e9, summary="bins overflowing at gate 3").source_id
         'report:resident'
     """
 
     report_id: int
     channel: str
-    kind: IncidentKind
-    at: float
-    summary: str
     site: str = ""
-    details: Mapping[str, Any] = field(default_factory=dict)
-    snapshot: bytes | None = None
 
     @property
     def source_id(self) -> str:
@@ -205,18 +203,28 @@ class ReportReceipt:
     duplicate: bool = False
 
 
+_When = TypeVar("_When")
+
+
 @dataclass(frozen=True, slots=True)
-class ReportStatus:
-    """A report's progress as its reporter may see it (no contact, nothing of other reports)."""
+class ReportProgress(Generic[_When]):
+    """A report's progress as its reporter may see it (no contact, nothing of other reports).
+    gridworker keeps the times as epoch seconds (:class:`ReportStatus`); the API shows them as
+    datetimes (``ReportStatusOut``)."""
 
     type: str
     type_name_zh: str
     type_name_en: str
-    received_at: float
     state: str  # received, or the case's work-order state
-    updated_at: float
-    handled_at: float | None
-    closed_at: float | None
+    received_at: _When
+    updated_at: _When
+    handled_at: _When | None
+    closed_at: _When | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStatus(ReportProgress[float]):
+    """A report's progress, its times in epoch seconds."""
 
 
 def receipt_digest(code: str) -> str:
@@ -273,9 +281,9 @@ class ReportBook:
             order = s.get(WorkOrderRow, row.incident_id) if row.incident_id is not None else None
             t = catalogue.type(row.type)
             if order is None:
-                return ReportStatus(row.type, t.name_zh, t.name_en, row.created_at, "received", row.created_at, None, None)
+                return ReportStatus(row.type, t.name_zh, t.name_en, "received", row.created_at, row.created_at, None, None)
             return ReportStatus(
-                row.type, t.name_zh, t.name_en, row.created_at, order.state, order.updated_at, order.handled_at, order.closed_at
+                row.type, t.name_zh, t.name_en, order.state, row.created_at, order.updated_at, order.handled_at, order.closed_at
             )
 
 
@@ -385,8 +393,8 @@ class ReportIntake:
             if report.external_id:
                 details["external_id"] = report.external_id
             observation = ReportObservation(
-                report_id, channel, IncidentKind(t.code, t.name_zh, t.name_en, t.category), now,
-                summary=text or t.name_zh, site=self.config.site, details=details, snapshot=photos[0].jpeg if photos else None,
+                report_id, channel, self.config.site, kind=IncidentKind(t.code, t.name_zh, t.name_en, t.category), at=now,
+                summary=text or t.name_zh, details=details, snapshot=photos[0].jpeg if photos else None,
             )
             incident_id = self.manager.resident_report(observation).id
             self.book.link(report_id, incident_id)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
+from gridworker.delivery.dispatcher import DestinationState
 from gridworker.delivery.outbox import DEAD, Delivery
 from gridworker.cases.workflow import SUPERVISOR, Actor
 
@@ -25,7 +26,7 @@ class DestinationOut(BaseModel):
     target: str = Field(description="Where it sends (credentials redacted)")
     configured: bool
     running: bool
-    state: str = Field(description="idle, delivering, backing_off, unreachable, stopped")
+    state: DestinationState
     pending: int
     delivered: int
     dead: int

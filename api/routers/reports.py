@@ -28,11 +28,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from gridworker.cases.photos import Photo, PhotoError, PhotoStorageFull
 from gridworker.cases.workflow import OPERATOR, SUPERVISOR, Actor
-from gridworker.incidents.reports import ReportError, ReportIn, ReportIntake, ReportReceipt
+from gridworker.incidents.reports import ReportError, ReportIn, ReportIntake, ReportProgress, ReportReceipt, ReportStatus
 
 from ..auth import require
 from ..bodies import multipart_body, read_uploads
@@ -99,15 +100,21 @@ class ReportTypeOut(BaseModel):
     name_en: str
 
 
-class ReportStatusOut(BaseModel):
-    type: str
-    type_name_zh: str
-    type_name_en: str
-    state: str = Field(description="received, or the case's state: detected, dispatched, accepted, handled, closed, rejected, escalated")
+@dataclass(frozen=True)
+class ReportStatusOut(ReportProgress[datetime]):
+    # declared again for the schema: the state for its description, the times as pydantic does not read the base's type argument
+    state: Annotated[str, Field(description="received, or the case's state: detected, dispatched, accepted, handled, closed, rejected, escalated")]
     received_at: datetime
     updated_at: datetime
     handled_at: datetime | None
     closed_at: datetime | None
+
+    @classmethod
+    def of(cls, found: ReportStatus) -> ReportStatusOut:
+        return cls(
+            type=found.type, type_name_zh=found.type_name_zh, type_name_en=found.type_name_en, state=found.state,
+            received_at=utc(found.received_at), updated_at=utc(found.updated_at), handled_at=utc(found.handled_at), closed_at=utc(found.closed_at),
+        )
 
 
 def _http(exc: ReportError | PhotoError | PhotoStorageFull) -> HTTPException:
@@ -263,10 +270,7 @@ def receipt_status(code: ReceiptCode, intake: ReportsDep) -> ReportStatusOut:
     found = intake.book.status(code, intake.catalogue)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no report has this receipt code")
-    return ReportStatusOut(
-        type=found.type, type_name_zh=found.type_name_zh, type_name_en=found.type_name_en, state=found.state,
-        received_at=utc(found.received_at), updated_at=utc(found.updated_at), handled_at=utc(found.handled_at), closed_at=utc(found.closed_at),
-    )
+    return ReportStatusOut.of(found)
 
 
 @router.get("/report/status/{code}", include_in_schema=False)

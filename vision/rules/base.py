@@ -33,6 +33,10 @@ class IncidentKind:
     name_en: str
     category: Category
 
+    def names(self) -> dict[str, str]:
+        """The type's names and category, as an incident's details and forwarded messages carry them."""
+        return {"type_name_zh": self.name_zh, "type_name_en": self.name_en, "category": self.category}
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
