@@ -45,6 +45,7 @@ from gridworker.models.base import Detector
 from gridworker.models.config import DetectorConfig
 from gridworker.replay import ReplayIncident, load_replay_setup, replay_clip
 from gridworker.settings import CameraConfig, ConfigError
+from gridworker.validation import load_yaml
 from gridworker.streams.clips import encode_frames
 
 __all__ = [
@@ -151,10 +152,10 @@ def _read_truth(path: Path) -> TruthFile:
     try:
         if path.stat().st_size > _MAX_TRUTH_BYTES:
             raise TruthError(f"{path}: larger than {_MAX_TRUTH_BYTES} bytes")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))  # a key written twice is an error, not the last one kept
     except OSError as exc:
         raise TruthError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:  # DuplicateKeyError is a YAMLError
         raise TruthError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise TruthError(f"{path}: the top level must be a mapping with clip, scene and events")

@@ -10,6 +10,11 @@ __all__ = ["DEFAULT_DETECTOR", "DEFAULT_MODEL", "DetectorConfig", "NamedDetector
 
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
 DEFAULT_DETECTOR = "default"  # the id of the ``detector:`` section among a camera's ``detectors``
+#: Most names in a detector's class filter (``classes``) and in all of a tiling's ``merge_classes``
+#: groups: every detection of every frame is looked up in them.
+MAX_FILTER_CLASSES = 1_000
+#: Longest class name a filter may list (model labels are a few words: "dining table").
+MAX_CLASS_NAME = 100
 
 
 class DetectorConfig(BaseModel):
@@ -70,6 +75,7 @@ class DetectorConfig(BaseModel):
         title="Class filter",
         description="Keep only detections of these class names (None keeps every class).",
         min_length=1,
+        max_length=MAX_FILTER_CLASSES,
     )
 
     @field_validator("classes")
@@ -80,6 +86,8 @@ class DetectorConfig(BaseModel):
         cleaned = [name.strip() for name in value]
         if any(not name for name in cleaned):
             raise ValueError("class names must not be empty")
+        if any(len(name) > MAX_CLASS_NAME for name in cleaned):
+            raise ValueError(f"class names are at most {MAX_CLASS_NAME} characters")
         return list(dict.fromkeys(cleaned))
 
 

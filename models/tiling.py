@@ -18,13 +18,14 @@ in the whole frame's pixels either way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import numpy as np
 import supervision as sv
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .base import subset
+from .config import MAX_CLASS_NAME, MAX_FILTER_CLASSES
 
 
 class TileConfig(BaseModel):
@@ -44,10 +45,17 @@ class TileConfig(BaseModel):
     merge_threshold: float = Field(
         0.6, gt=0.0, le=1.0, description="Boxes of one class overlapping by more than this (intersection over the smaller) merge."
     )
-    merge_classes: list[list[str]] = Field(
+    merge_classes: list[list[Annotated[str, Field(min_length=1, max_length=MAX_CLASS_NAME)]]] = Field(
         default_factory=lambda: [["car", "truck", "bus"]],
         description="Classes a model confuses on one object (a van as car in one tile, truck in another): merged as one class.",
     )
+
+    @field_validator("merge_classes")
+    @classmethod
+    def _bounded(cls, groups: list[list[str]]) -> list[list[str]]:
+        if sum(len(g) for g in groups) > MAX_FILTER_CLASSES:
+            raise ValueError(f"merge_classes lists more than {MAX_FILTER_CLASSES} class names in all")
+        return groups
 
     @property
     def count(self) -> int:

@@ -107,6 +107,8 @@ def test_score_time_tolerance_and_open_incidents() -> None:
         ("clip: ../../etc/passwd\nscene: s.yaml\n", "clip"),
         ("- just a list\n", "top level"),
         ("clip: [unclosed\n", "invalid YAML"),
+        # a second `events:` would silently replace the first list: the events an operator wrote would not be scored
+        ("clip: a.mp4\nscene: s.yaml\nevents: [{rule: crowd, zone: z, start: 0, end: 1}]\nevents: []\n", "key 'events' on line 4 repeats line 3"),
     ],
 )
 def test_bad_truth_files_are_refused_with_the_file_named(tmp_path: Path, text: str, problem: str) -> None:

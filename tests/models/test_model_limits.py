@@ -105,3 +105,23 @@ def test_unusable_manifest_json_is_refused(tmp_path: Path, tail: str, match: str
 def test_a_modestly_nested_reference_section_still_loads(tmp_path: Path) -> None:
     write_manifest(tmp_path, '"upstream_postprocess": {"a": ' + "[" * 50 + "]" * 50 + "}")
     assert load_manifest(tmp_path, verify=False).name == "ssd_mobilenet_v2_coco"
+
+
+def test_class_filters_and_merge_groups_are_bounded():
+    """Every detection of every frame is looked up in these lists: a config cannot make them huge."""
+    from pydantic import ValidationError
+
+    from gridworker.models.config import MAX_CLASS_NAME, MAX_FILTER_CLASSES, DetectorConfig
+    from gridworker.models.tiling import TileConfig
+
+    names = [f"c{i}" for i in range(MAX_FILTER_CLASSES)]
+    assert DetectorConfig(classes=names).classes == names
+    assert TileConfig(merge_classes=[names]).merge_classes == [names]
+    with pytest.raises(ValidationError, match="at most 1000 items"):
+        DetectorConfig(classes=[*names, "one more"])
+    with pytest.raises(ValidationError, match=f"at most {MAX_CLASS_NAME} characters"):
+        DetectorConfig(classes=["x" * (MAX_CLASS_NAME + 1)])
+    with pytest.raises(ValidationError, match="more than 1000 class names in all"):
+        TileConfig(merge_classes=[names[:600], names[:401]])
+    with pytest.raises(ValidationError):
+        TileConfig(merge_classes=[["car", ""]])
