@@ -113,6 +113,10 @@ class IotConfig(_Strict):
         "beyond is held back (counted as flapping) and opens when the device has a token again, unless it ended meanwhile.",
     )
     check_interval_s: float = Field(1.0, gt=0.0, le=60.0, description="How often offline devices and quiet alarms are looked for.")
+    offline_per_check: int = Field(
+        100, ge=1, le=1_000_000, description="Devices one check may report offline (their cases open) at most; more silent "
+        "devices wait for the next checks (a mass outage opens cases at a bounded rate).",
+    )
     linkage_watch_s: SecondsUpToMinute = Field(
         5.0,
         description="Video linkage: an alarm's case that opened without a frame (no continuously watched camera of the "

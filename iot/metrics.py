@@ -8,7 +8,11 @@ the composition root):
 * ``gridworker_iot_malformed_messages_total{device}``: malformed messages per registered
   device (bounded by the registry; messages of unknown devices count as ``unknown_device``);
 * ``gridworker_iot_devices{state}``: devices ``online`` / ``offline``;
-* ``gridworker_iot_connected``: 1 while subscribed to the broker.
+* ``gridworker_iot_connected``: 1 while subscribed to the broker;
+* ``gridworker_iot_offline_waiting``: devices silent past their limit whose offline case waits
+  for a later check (``iot.offline_per_check``);
+* ``gridworker_iot_clock_gaps_total`` / ``gridworker_iot_clock_gap_seconds_total``: pauses of
+  the process (suspended) not counted as the devices' silence.
 """
 
 from __future__ import annotations
@@ -43,4 +47,13 @@ class IotCollector(Collector):
         devices.add_metric(["offline"], float(offline))
         up = GaugeMetricFamily("gridworker_iot_connected", "1 while the IoT ingest is subscribed to its broker")
         up.add_metric([], 1.0 if self._iot.connected else 0.0)
-        yield from (msgs, bad, devices, up)
+        silence = self._iot.silence()
+        waiting = GaugeMetricFamily(
+            "gridworker_iot_offline_waiting", "Silent IoT devices whose offline case waits for a later check (iot.offline_per_check)"
+        )
+        waiting.add_metric([], float(silence.offline_waiting))
+        gaps = CounterMetricFamily("gridworker_iot_clock_gaps", "Pauses of the IoT clock (process suspended) not counted as silence")
+        gaps.add_metric([], float(silence.gaps))
+        gap_s = CounterMetricFamily("gridworker_iot_clock_gap_seconds", "Seconds of those pauses")
+        gap_s.add_metric([], silence.gaps_s)
+        yield from (msgs, bad, devices, up, waiting, gaps, gap_s)

@@ -46,7 +46,7 @@ from .config import DeviceConfig, IotConfig, source_id
 from .linkage import Linkage, Patrols, SnapshotStore
 from .mapping import DeviceMapping, MalformedMessage, load_mappings
 from .registry import DeviceNotFound, DeviceRegistry, DeviceStore, parse_csv
-from .tracker import OFFLINE, AlarmTracker
+from .tracker import OFFLINE, AlarmTracker, Silence
 
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "iot:"
@@ -57,6 +57,10 @@ PACKET_HEADROOM = 4096
 #: MQTT 5 Session Expiry Interval meaning "never": the broker keeps the session as MQTT 3.1.1's
 #: ``clean_session=False`` did
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+#: a step of the monotonic clock between two readings longer than this many checks (and
+#: :data:`SUSPENDED_AFTER_MIN_S`) is a pause of the process, not the devices' silence
+SUSPENDED_AFTER_CHECKS = 5
+SUSPENDED_AFTER_MIN_S = 2.0
 
 
 class IotStore(SnapshotStore, Protocol):
@@ -98,6 +102,9 @@ class IotService:
         snapshot: camera id → the camera's latest analysed JPEG (video linkage); None: no linkage.
         watch_of: camera id → its ``watch`` ("continuous" or "patrol"; KeyError: no such camera).
         patrols: the service's patrol manager, for linkage watches of patrol-only cameras (None: none).
+        clock: the wall clock: the times cases and devices show.
+        monotonic: the clock silence is judged on (never stepped by NTP; a pause of the process
+            longer than :data:`SUSPENDED_AFTER_CHECKS` checks is not counted: ``AwakeClock``).
     """
 
     def __init__(
@@ -111,6 +118,7 @@ class IotService:
         watch_of: Callable[[str], str] | None = None,
         patrols: Patrols | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.mappings: dict[str, DeviceMapping] = load_mappings(config.mappings_dir)
@@ -120,6 +128,7 @@ class IotService:
         self._camera_jpeg = snapshot
         self._watch_of = watch_of
         self._clock = clock
+        self._monotonic = monotonic
         self.tracker = AlarmTracker(
             self.mappings,
             self._kind,
@@ -127,6 +136,8 @@ class IotService:
             missed_heartbeats=config.missed_heartbeats,
             restore_hold_s=config.restore_hold_s,
             openings_per_hour=config.openings_per_hour,
+            suspended_after_s=max(SUSPENDED_AFTER_CHECKS * config.check_interval_s, SUSPENDED_AFTER_MIN_S),
+            offline_per_tick=config.offline_per_check,
             snapshot=self._linked if snapshot is not None and watch_of is not None else None,
         )
         self.linkage: Linkage | None = None
@@ -141,6 +152,7 @@ class IotService:
         self._stop = threading.Event()
         self._clock_timer = Periodic("iot-clock", self.tick, config.check_interval_s)
         self._loaded = False
+        self._logged = Silence(0, 0.0, 0)  # what the clock last logged
         #: told (incident, device) after each case the ingest opened (linkage, benchmarks)
         self.on_opened: list[Callable[[Incident, DeviceConfig], object]] = []
         if self.linkage is not None:
@@ -180,12 +192,13 @@ class IotService:
         now = self._clock() if now is None else now
         self._load_saved()
         with self._lock:
+            mono = self._monotonic()
             for dev in self.registry.devices():
-                self.tracker.watch(dev, now)
+                self.tracker.watch(dev, now, mono)
             for key, _ in self._sink.open_sources(SOURCE_PREFIX):
                 device = self.registry.get(key[0][len(SOURCE_PREFIX):])
                 if device is not None:
-                    self.tracker.adopt(device, key[2], now)
+                    self.tracker.adopt(device, key[2], now, mono)
         self._stop.clear()
         if self.linkage is not None:
             self.linkage.reopen()
@@ -281,17 +294,42 @@ class IotService:
             return self._count("malformed")
         with self._lock:
             refused = self.tracker.refused
-            self._report(self.tracker.message(device, msg))
+            self._report(self.tracker.message(device, msg, self._monotonic()))
             flapping = self.tracker.refused > refused
         if flapping:
             log.debug("IoT device %s: a case held back (too many opened this hour)", device.id)
         return self._count("flapping" if flapping else msg.kind)
 
     def tick(self, now: float | None = None) -> None:
-        """Look for silent devices and quiet alarms now (the clock calls it every ``check_interval_s``)."""
+        """Look for silent devices and quiet alarms now (the clock calls it every ``check_interval_s``).
+        ``now`` is the wall clock's time (the cases' times, alarms' quiet and restore hold);
+        silence is judged on the monotonic clock all the same."""
         now = self._clock() if now is None else now
         with self._lock:
-            self._report(self.tracker.tick(self.registry.devices(), now))
+            reports = self.tracker.tick(self.registry.devices(), now, self._monotonic())
+            self._log_silence(self.tracker.silence())
+            self._report(reports)
+
+    def _log_silence(self, current: Silence) -> None:
+        """Say when a pause was not counted as silence, and when offline cases start and stop waiting."""
+        if current.gaps > self._logged.gaps:
+            log.warning(
+                "IoT clock: %.0f s passed between checks unseen (the process was suspended?); not counted as the devices' "
+                "silence", current.gaps_s - self._logged.gaps_s,
+            )
+        if current.offline_waiting and not self._logged.offline_waiting:
+            log.warning(
+                "IoT: more devices silent than iot.offline_per_check (%d) allows; %d offline case(s) wait for the next checks",
+                self.config.offline_per_check, current.offline_waiting,
+            )
+        elif self._logged.offline_waiting and not current.offline_waiting:
+            log.info("IoT: no offline case waits any more")
+        self._logged = current
+
+    def silence(self) -> Silence:
+        """Pauses not counted as silence so far, and offline cases waiting for a later check."""
+        with self._lock:
+            return self.tracker.silence()
 
     def _report(self, reports: Sequence[DeviceReport]) -> None:
         for report in reports:
@@ -364,8 +402,9 @@ class IotService:
         added = self.registry.add(devices, replace=replace)
         now = self._clock()
         with self._lock:
+            mono = self._monotonic()
             for dev in added:
-                self.tracker.watch(dev, now)
+                self.tracker.watch(dev, now, mono)
         return added
 
     def import_csv(self, text: str, *, replace: bool = False) -> list[DeviceConfig]:

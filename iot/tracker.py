@@ -13,7 +13,11 @@ No I/O and no clock of its own (``now`` is passed in), so the rules are table-te
   and opens at a later tick once the device has a token again, unless it ended meanwhile;
 * an alarm not raised again for ``clear_after_s`` is reported inactive by :meth:`tick`;
 * a device silent for ``missed_heartbeats`` × its ``heartbeat_s`` is reported offline (its
-  own case, alarm id ``offline``); any message from it closes that case.
+  own case, alarm id ``offline``); any message from it closes that case. Silence is judged on
+  an :class:`AwakeClock` (a monotonic reading, ``mono``, less the pauses in which nothing could
+  be heard), never on the wall clock: a step of the wall clock (NTP, a VM resumed) neither
+  marks every device offline at once nor hides a silent one. At most ``offline_per_tick``
+  devices go offline in one :meth:`tick`; the others wait for the next ones (``offline_waiting``).
 
 Not thread-safe: the caller (``IotService``) serialises calls.
 """
@@ -36,13 +40,53 @@ OFFLINE_TYPE = "iot_device_offline"
 
 @dataclass(slots=True)
 class _State:
-    last_seen: float
+    last_seen: float  # wall clock: shown
+    heard: float  # AwakeClock: silence is judged on it
     offline: bool = False
     alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held
     restoring: dict[str, DeviceMessage] = field(default_factory=dict)  # alarm id → its restore, held back
     deferred: dict[str, DeviceMessage] = field(default_factory=dict)  # alarm id → its latest raise, no token to open
     tokens: float | None = None  # case openings left (None: a full bucket)
     tokens_at: float = 0.0  # when ``tokens`` was counted
+
+
+@dataclass(slots=True)
+class AwakeClock:
+    """Seconds in which the ingest could hear its devices: a monotonic clock's readings, less
+    every step between two readings longer than ``suspended_after_s``. Such a step means the
+    process (or its VM) was suspended, or a check held the ingest that long: no message could
+    be read either, so it is not a device's silence. A reading behind the last one counts as
+    none. The first reading is the clock's start. ``suspended_after_s`` None: every step counts.
+    """
+
+    suspended_after_s: float | None = None
+    gaps: int = 0  # steps not counted
+    gaps_s: float = 0.0  # seconds not counted
+    _at: float | None = None  # the last reading
+    _awake: float = 0.0
+
+    def read(self, mono: float) -> float:
+        """The awake seconds at the monotonic reading ``mono``."""
+        if self._at is None:
+            self._at = self._awake = mono
+        step = max(0.0, mono - self._at)
+        self._at = mono
+        if self.suspended_after_s is not None and step > self.suspended_after_s:
+            self.gaps += 1
+            self.gaps_s += step
+        else:
+            self._awake += step
+        return self._awake
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """How silence was judged: pauses not counted (:class:`AwakeClock`) and devices silent past
+    their limit whose offline case waits for a later tick (``offline_per_tick``)."""
+
+    gaps: int
+    gaps_s: float
+    offline_waiting: int
 
 
 @dataclass(eq=False)
@@ -59,6 +103,13 @@ class AlarmTracker:
             (0: at once).
         openings_per_hour: cases one device may open per hour, as many at once (a token
             bucket); None: no cap.
+        suspended_after_s: a step of the monotonic clock between two calls longer than this
+            is a pause, not silence (:class:`AwakeClock`); None: every step is silence.
+        offline_per_tick: devices reported offline by one :meth:`tick` at most (the rest wait
+            for later ticks); None: no cap.
+
+    Every method that takes ``now`` (the wall clock, or a message's ``at``: the times reports
+    carry) also takes ``mono``, the monotonic clock that silence is judged on; None: ``now``.
     """
 
     mappings: Mapping[str, DeviceMapping]
@@ -69,25 +120,35 @@ class AlarmTracker:
     snapshot: Callable[[DeviceConfig], tuple[bytes | None, dict[str, Any]]] | None = None
     restore_hold_s: float = 0.0
     openings_per_hour: int | None = None
+    suspended_after_s: float | None = None
+    offline_per_tick: int | None = None
+    #: devices silent past their limit whose offline case waits for a later tick (the last tick's)
+    offline_waiting: int = field(default=0, init=False)
     #: case openings held back by the cap so far (the caller's "flapping" figure)
     refused: int = field(default=0, init=False)
     _states: dict[str, _State] = field(default_factory=dict, init=False)
+    _awake: AwakeClock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._awake = AwakeClock(self.suspended_after_s)
 
     # -- what the service tells it -----------------------------------------------------------
-    def watch(self, device: DeviceConfig, now: float) -> None:
+    def watch(self, device: DeviceConfig, now: float, mono: float | None = None) -> None:
         """Start watching a device (again, after a restart): it has ``missed_heartbeats``
         intervals from ``now`` before it counts as offline."""
-        state = self._states.setdefault(device.id, _State(last_seen=now))
+        heard = self._awake.read(now if mono is None else mono)
+        state = self._state_of(device, now, heard)
         state.last_seen = max(state.last_seen, now)
+        state.heard = heard
 
     def forget(self, device_id: str) -> None:
         self._states.pop(device_id, None)
 
-    def adopt(self, device: DeviceConfig, alarm: str, now: float) -> None:
+    def adopt(self, device: DeviceConfig, alarm: str, now: float, mono: float | None = None) -> None:
         """An incident of ``device`` + ``alarm`` open from before a restart: it holds from
         ``now`` (it clears after ``clear_after_s`` unless raised again; an offline case
         closes at the device's next message)."""
-        state = self._states.setdefault(device.id, _State(last_seen=now))
+        state = self._state_of(device, now, self._awake.read(now if mono is None else mono))
         if alarm == OFFLINE:
             state.offline = True
         else:
@@ -99,11 +160,20 @@ class AlarmTracker:
         s = self._states.get(device_id)
         return None if s is None else (s.last_seen, s.offline, sorted(s.alarms))
 
+    def silence(self) -> Silence:
+        return Silence(self._awake.gaps, self._awake.gaps_s, self.offline_waiting)
+
+    def _state_of(self, device: DeviceConfig, now: float, heard: float) -> _State:
+        """The device's state; a new one, last seen ``now`` and heard at ``heard`` (awake), if it has none."""
+        return self._states.setdefault(device.id, _State(last_seen=now, heard=heard))
+
     # -- messages and time -------------------------------------------------------------------
-    def message(self, device: DeviceConfig, msg: DeviceMessage) -> list[DeviceReport]:
+    def message(self, device: DeviceConfig, msg: DeviceMessage, mono: float | None = None) -> list[DeviceReport]:
         """What one parsed message of ``device`` changes."""
-        state = self._states.setdefault(device.id, _State(last_seen=msg.at))
+        heard = self._awake.read(msg.at if mono is None else mono)
+        state = self._state_of(device, msg.at, heard)
         state.last_seen = max(state.last_seen, msg.at)
+        state.heard = heard
         out: list[DeviceReport] = []
         if state.offline:
             state.offline = False
@@ -133,17 +203,23 @@ class AlarmTracker:
                 self.refused += 1
         return out
 
-    def tick(self, devices: Iterable[DeviceConfig], now: float) -> list[DeviceReport]:
-        """Devices gone silent, alarms gone quiet."""
+    def tick(self, devices: Iterable[DeviceConfig], now: float, mono: float | None = None) -> list[DeviceReport]:
+        """Devices gone silent (at most ``offline_per_tick``), alarms gone quiet."""
+        awake = self._awake.read(now if mono is None else mono)
         out: list[DeviceReport] = []
+        opened = waiting = 0
         for device in devices:
             state = self._states.get(device.id)
             if state is None:
                 continue
-            silent = now - state.last_seen
+            silent = awake - state.heard
             if not state.offline and silent > device.heartbeat_s * self.missed_heartbeats:
-                state.offline = True
-                out.append(self._offline(device, now, active=True, silent_s=silent))
+                if self.offline_per_tick is not None and opened >= self.offline_per_tick:
+                    waiting += 1  # silent still at a later tick: reported then
+                else:
+                    opened += 1
+                    state.offline = True
+                    out.append(self._offline(device, now, active=True, silent_s=silent))
             mapping = self.mappings.get(device.type)
             for alarm_id, restore in list(state.restoring.items()):
                 if now - restore.at >= self.restore_hold_s:
@@ -164,6 +240,7 @@ class AlarmTracker:
                     del state.deferred[alarm_id]
                     state.alarms[alarm_id] = raised.at
                     out.append(self._alarm(device, mapping, alarm_id, raised, active=True, first=True))
+        self.offline_waiting = waiting
         return out
 
     def _take_token(self, state: _State, now: float) -> bool:
