@@ -29,6 +29,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gridworker.validation import load_yaml
+
 from .config import TYPE_PATTERN
 
 SHIPPED = Path(__file__).with_name("mappings")
@@ -262,8 +264,8 @@ def load_mappings(extra_dir: Path | None = None) -> dict[str, DeviceMapping]:
         mine: set[str] = set()
         for path in sorted(folder.glob("*.yaml")):
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
+                data = load_yaml(path.read_text(encoding="utf-8"))  # a key written twice is refused, not the last kept
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
                 raise MappingError(f"{path}: cannot read: {exc}") from None
             mapping = parse_mapping(data, str(path))
             if mapping.type in mine:

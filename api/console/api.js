@@ -71,9 +71,10 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 /**
  * Server-sent events over fetch: like EventSource (reconnects, sends Last-Event-ID), but with
- * the Authorization header. onMessage gets each `data:` parsed as JSON.
+ * the Authorization header. onMessage gets each `data:` parsed as JSON. A 401 answer ends it
+ * and calls onUnauthorized (when given) instead of reconnecting.
  */
-export function eventStream(url, onMessage, { onState = () => {} } = {}) {
+export function eventStream(url, onMessage, { onState = () => {}, onUnauthorized = null } = {}) {
   let lastId = null;
   let retry = 3000;
   let stopped = false;
@@ -102,6 +103,12 @@ export function eventStream(url, onMessage, { onState = () => {} } = {}) {
         const h = headers({ Accept: "text/event-stream" });
         if (lastId !== null) h["Last-Event-ID"] = lastId;
         const r = await fetch(url, { headers: h, signal: ctrl.signal, cache: "no-store" });
+        if (r.status === 401 && onUnauthorized) {  // the key was revoked or the session ended: retrying cannot help
+          stopped = true;
+          onState(false);
+          onUnauthorized();
+          return;
+        }
         if (!r.ok) throw new ApiError(r.status, r.statusText);
         onState(true);
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();

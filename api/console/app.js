@@ -101,6 +101,7 @@ async function start() {
   if (me.may.patrol) every(PATROL_MS, refreshPatrol);
   state.feed = eventStream(me.events_url, onCaseEvent, {
     onState: (on) => { const f = $("#feed-state"); f.dataset.state = on ? "on" : "off"; f.textContent = t(on ? "feed.on" : "feed.off"); if (on) loadQueue(); },
+    onUnauthorized: () => showLogin(auth.key ? t("login.bad") : t("login.ended")),  // at once, not at the next poll
   });
   every(30000, loadQueue);  // a safety net: the feed is the fast path
 }

@@ -155,3 +155,16 @@ def test_text_that_is_not_csv_is_a_device_error_not_a_crash():
 
     with pytest.raises(DeviceError, match="not a valid CSV"):
         parse_csv("id,type\nbrk-1,smart\rbreaker\n")
+
+
+def test_a_mapping_file_with_a_key_written_twice_is_refused(tmp_path):
+    """YAML keeps only the last of two `alarms:` lists: the first list's alarms would silently not exist."""
+    text = (
+        "type: gas_meter\nname_zh: 燃气\nname_en: gas\nalarm_code_field: code\n"
+        "message: {field: m, heartbeat: [h], reading: [r], alarm: [a], restore: [c]}\n"
+        "alarms: [{id: leak, catalogue: gas_leak, name_zh: 泄漏, name_en: leak}]\n"
+        "alarms: [{id: smoke, catalogue: gas_leak, name_zh: 烟, name_en: smoke}]\n"
+    )
+    (tmp_path / "gas.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(MappingError, match="gas.yaml.*key 'alarms' on line 7 repeats line 6"):
+        load_mappings(tmp_path)

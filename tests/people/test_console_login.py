@@ -94,3 +94,31 @@ def test_an_admin_manages_people_in_the_console(tmp_path, browser):  # noqa: F81
             context.close()
     finally:
         env.store.close()
+
+
+def test_the_console_shows_the_login_as_soon_as_its_event_stream_is_refused(tmp_path, browser):  # noqa: F811
+    """The session ends on the server (the person's sessions ended by an admin): the event stream's
+    re-check closes it, the console's reconnect gets 401, and the login shows then, not at the
+    queue's 30 s safety-net poll (before, the feed retried the 401 every 3 s meanwhile)."""
+    import time
+
+    env = make_env(f"sqlite:///{tmp_path / 'console.db'}")
+    try:
+        with live_server(env.app) as url:
+            context, page = logged_in_page(browser, url, "east1")
+            page.wait_for_selector("#monitor:not([hidden])")
+            page.wait_for_selector('#feed-state[data-state="on"]', timeout=15_000)
+            events: list[int] = []
+            page.on("response", lambda r: events.append(r.status) if "/events" in r.url else None)
+            ended_at = time.monotonic()  # within a few seconds of the queue's first poll: the next is ~30 s away
+            assert wiring(env.app).sessions.end_person(env.ids["east1"]) == 1
+            page.wait_for_selector("#login:not([hidden])", timeout=25_000)
+            took = time.monotonic() - ended_at
+            assert took < 15, took  # the stream's re-check (5 s) + the reconnect delay (3 s), not the 30 s poll
+            assert page.inner_text("#login-error").strip() != ""  # "your session has ended"
+            time.sleep(4)  # longer than the feed's reconnect delay
+            assert events.count(401) == 1  # refused once, then no more tries
+            assert page.errors == []
+            context.close()
+    finally:
+        env.store.close()
