@@ -3,7 +3,8 @@
 * ``cluster_applied``: the id of every observation applied (committed with the incident
   writes' aftermath, before the message is acked), so one redelivered after a crash, or sent
   again by a second worker doing the same patrol visit after the broker's de-duplication
-  window, is skipped. Rows older than ``keep_s`` are pruned.
+  window, is skipped. Rows older than ``keep_s`` are pruned (every minute, in chunks, by the
+  observation consumer between batches).
 * ``cluster_fences``: the highest lease token accepted per camera; an observation carrying a
   lower one comes from a worker whose lease was taken over (a stale owner) and is refused,
   across restarts of the case service too.
@@ -81,10 +82,17 @@ class AppliedLog:
                 elif token > fence.token:
                     fence.token = token
 
-    def prune(self, before: float) -> int:
-        """Forget ids applied before ``before``; returns how many."""
-        with self._db.transaction() as s:
-            ids = s.execute(select(AppliedRow.msg_id).where(AppliedRow.applied_at < before).limit(10_000)).scalars().all()
-            if ids:
-                s.execute(delete(AppliedRow).where(AppliedRow.msg_id.in_(ids)))
-            return len(ids)
+    def prune(self, before: float, *, chunk: int = 10_000, max_chunks: int = 100) -> int:
+        """Forget ids applied before ``before``, ``chunk`` rows per transaction until a chunk comes
+        back short (all gone) or ``max_chunks`` were deleted (bounded work per call: the rest goes
+        next call); returns how many."""
+        total = 0
+        for _ in range(max_chunks):
+            with self._db.transaction() as s:
+                ids = s.execute(select(AppliedRow.msg_id).where(AppliedRow.applied_at < before).limit(chunk)).scalars().all()
+                if ids:
+                    s.execute(delete(AppliedRow).where(AppliedRow.msg_id.in_(ids)))
+            total += len(ids)
+            if len(ids) < chunk:
+                break
+        return total

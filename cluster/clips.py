@@ -47,8 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
+from sqlalchemy import select
+
 from gridworker.incidents.clips import ClipRecorder, RingLookup
-from gridworker.incidents.store import Incident, IncidentClip, IncidentQuery, IncidentStore
+from gridworker.incidents.store import ClipRow, Incident, IncidentClip, IncidentQuery, IncidentStore
 
 from .wire import MAX_CLIP_BYTES, Observation, WireClip, WireError, encode_clip
 
@@ -295,9 +297,11 @@ class ClipAttacher:
         return sorted((i for i in found if i.details.get("frame_seq") == ref.frame_seq), key=lambda i: i.id)
 
     def _recorded(self, path: Path) -> bool:
-        """Whether a clip record points at ``path`` (a resolved file of the clips folder)."""
-        real = os.path.realpath(path)
-        return any(os.path.realpath(recorded) == real for recorded in self.store.clip_paths())
+        """Whether a clip record points at ``path`` (a resolved file of the clips folder): one
+        query for that exact path, as :meth:`attach` stores it (resolved), in the database instead of
+        every clip's path loaded and resolved here on the consumer thread."""
+        with self.store.db.transaction() as s:
+            return s.scalar(select(ClipRow.incident_id).where(ClipRow.path == str(path)).limit(1)) is not None
 
     @staticmethod
     def _second_copy(first: Path, incident_id: int) -> Path:

@@ -452,7 +452,10 @@ class ObservationConsumer:
         on_outcome: told each patrol visit outcome a worker reported (an offline camera).
         on_clip: told each clip reference (``ClipAttacher.attach``); a :class:`WireError` it raises refuses it.
         batch: messages fetched at once.
-        keep_s: applied ids are remembered this long.
+        keep_s: applied ids are remembered this long; older ones are pruned every ``prune_every_s``
+            (checked after every batch, so a busy stream prunes too).
+        may_write: whether this case service may write incidents now (it holds the case-writer
+            lease, ``cluster/serve.py``); while it answers False nothing is fetched. None: always.
 
     Example::
 
@@ -474,6 +477,8 @@ class ObservationConsumer:
         visit_issued: Callable[[str, str], bool] | None = None,
         batch: int = 64,
         keep_s: float = 7 * 86_400.0,
+        prune_every_s: float = 60.0,
+        may_write: Callable[[], bool] | None = None,
         defer_s: float = 2.0,
         defer_for_s: float = 120.0,
         clock: Callable[[], float] = time.time,
@@ -493,6 +498,8 @@ class ObservationConsumer:
         self._defer_for_s = defer_for_s
         self._batch = batch
         self._keep_s = keep_s
+        self._prune_every_s = prune_every_s
+        self._may_write = may_write
         self._clock = clock
         self._fences: dict[str, int] = {}
         self._last_ts: dict[str, float] = {}
@@ -732,6 +739,9 @@ class ObservationConsumer:
     def _run(self, sub: object) -> None:
         fetch = getattr(sub, "fetch")
         while not self._stop.is_set():
+            if self._may_write is not None and not self._may_write():  # not (or no longer surely) the case writer
+                self._stop.wait(0.5)
+                continue
             try:
                 msgs: list[Msg] = self._link.call(lambda: fetch(self._batch, timeout=1.0), timeout=self._link.config.op_timeout_s + 2.0)
             except (nats.errors.TimeoutError, TimeoutError):
@@ -743,11 +753,15 @@ class ObservationConsumer:
                 continue
             if not msgs:
                 continue
+            if self._may_write is not None and not self._may_write():  # the lease lapsed during the fetch: redelivered
+                self._settle_all(msgs, [Decision.DEFERRED] * len(msgs))
+                continue
             try:
                 outcomes = self.handle_all([msg.data for msg in msgs])
             except Exception as exc:  # a fence read failed (database down): the batch is redelivered
                 outcomes = [exc] * len(msgs)
             self._settle_all(msgs, outcomes)
+            self._maybe_prune()  # time-gated: a stream that never goes quiet is pruned too
 
     def _settle_all(self, msgs: Sequence[Msg], outcomes: Sequence[str | Exception]) -> None:
         """Ack (term a refused one, nak a failed one) a batch in one trip to the event loop; a
@@ -774,7 +788,7 @@ class ObservationConsumer:
 
     def _maybe_prune(self) -> None:
         now = self._clock()
-        if now - self._last_prune < 600:
+        if now - self._last_prune < self._prune_every_s:
             return
         self._last_prune = now
         try:
@@ -815,7 +829,7 @@ def start_observation_consumer(ctx: ServeContext) -> ObservationConsumer:
 
     consumer = ObservationConsumer(
         link, service.incidents, service.db, known_camera=known, on_clip=attacher.attach if attacher is not None else None,
-        leases=leases, visit_issued=ctx.visits.issued,
+        leases=leases, visit_issued=ctx.visits.issued, may_write=ctx.writing,
     )
     consumer.start()
     return consumer
