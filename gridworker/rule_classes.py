@@ -55,10 +55,10 @@ def _onnx_names(path: Path) -> list[str] | None:
     """The ``names`` metadata of an Ultralytics ONNX export, read as the YOLO detector reads it, or None."""
     from gridworker.models.errors import ModelError
     from gridworker.models.onnx_session import create_session, literal_metadata
-    from gridworker.models.yolo import _names_from_metadata
+    from gridworker.models.yolo import names_from_metadata
 
     try:
-        return _names_from_metadata(literal_metadata(create_session(path, threads=1)).get("names")) or None
+        return names_from_metadata(literal_metadata(create_session(path, threads=1)).get("names")) or None
     except ModelError:
         return None
 

@@ -309,7 +309,7 @@ class YoloDetector(BatchDetector):
         self._size = self._input_size(metadata, imgsz)
         self._rect = bool(rect) and not all(isinstance(d, int) for d in self._input.shape[2:4])
 
-        names = list(class_names) if class_names is not None else _names_from_metadata(metadata.get("names"))
+        names = list(class_names) if class_names is not None else names_from_metadata(metadata.get("names"))
         end2end = metadata.get("end2end") if isinstance(metadata.get("end2end"), bool) else None
         self._static_batch = static_batch(self._input.shape)
         self._max_batch = int(max_batch) if self._static_batch is None else min(int(max_batch), self._static_batch)
@@ -482,7 +482,7 @@ def _checked_size(height: int, width: int, source: str, stride: int) -> tuple[in
     return height, width
 
 
-def _names_from_metadata(value: Any) -> list[str]:
+def names_from_metadata(value: Any) -> list[str]:
     """Class names from Ultralytics' ``names`` metadata (a dict id -> name, or a list).
 
     Raises:
