@@ -13,7 +13,10 @@ Around each glance visit of a camera with a revisit zone, :class:`SharedRevisitJ
 1. reads the key; when its revision is not the one this judge wrote or loaded last (another
    worker made the previous visit), it validates the value as hostile input and restores it
    (a worker that made the previous visit itself only compares the revision);
-2. judges the visit with the local judge;
+2. judges the visit with the local judge and hands the judgement to the sink (the worker's
+   publisher); when the sink raises (the visit's reports not stored: the visit fails and is
+   done again), the local judge forgets the visit and nothing is written, so the visit done
+   again reports a vehicle this one would have marked reported;
 3. writes the new memory with ``update(last=revision)`` (``create`` for a new key). Two visits
    of one camera do not run at once by design, but two plans may race: a write refused for a
    revision conflict reads the other's memory, merges both
@@ -39,11 +42,9 @@ import binascii
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
-import cv2
-import numpy as np
 import supervision as sv
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -58,6 +59,7 @@ from gridworker.vision.revisit import ParkedState, RevisitMemory, Sighting
 from gridworker.vision.visits import VisitAnalyzer, VisitMemory, merge_visit_memories
 
 from .link import NatsLink
+from .wire import fit_jpeg
 
 __all__ = [
     "MAX_PICTURE_BYTES",
@@ -137,20 +139,6 @@ def _sighting(s: _SightingJson) -> Sighting:
     return Sighting(s.ts, s.frame_ref, (x0, y0, x1, y1), s.class_name, s.confidence)
 
 
-def _fit_picture(jpeg: bytes) -> bytes | None:
-    """The picture within :data:`MAX_PICTURE_BYTES` (same size, lower JPEG quality), or None."""
-    if len(jpeg) <= MAX_PICTURE_BYTES:
-        return jpeg
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    for quality in (60, 40, 25):
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok and len(buf) <= MAX_PICTURE_BYTES:
-            return bytes(buf.tobytes())
-    return None
-
-
 def encode_memory(camera_id: str, memory: VisitMemory) -> bytes:
     """The value stored for ``camera_id``: versioned JSON, pictures base64, within :data:`MAX_VALUE_BYTES`.
 
@@ -173,7 +161,7 @@ def encode_memory(camera_id: str, memory: VisitMemory) -> bytes:
     budget = MAX_PICTURES_BYTES
     for ref, _ in first_seen:
         jpeg = memory.evidence.get(ref)
-        picture = _fit_picture(jpeg) if jpeg else None
+        picture = fit_jpeg(jpeg, MAX_PICTURE_BYTES) if jpeg else None
         if picture is None or len(picture) > budget or len(evidence) >= 32:
             continue
         budget -= len(picture)
@@ -291,6 +279,10 @@ class RevisitStore:
                 slot.visits = SharedRevisitJudge(judge, self)
 
 
+def _taken(judgement: VisitJudgement) -> None:
+    """A sink that takes every judgement (judging without one)."""
+
+
 class SharedRevisitJudge:
     """A patrol-only camera's visit judge whose revisit memory lives in the bucket (cluster mode).
 
@@ -324,10 +316,19 @@ class SharedRevisitJudge:
         return self.inner.analyse_watch(frame, dets)
 
     def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None:
+        """Judge a glance and write the memory, without a sink (what :meth:`judge_glance` does)."""
+        return self.judge_glance(frames, detections, _taken)
+
+    def judge_glance(
+        self, frames: Sequence[Frame], detections: Sequence[sv.Detections], submit: Callable[[VisitJudgement], None]
+    ) -> VisitJudgement | None:
+        """Sync the memory, judge the glance, ``submit`` the judgement, then write the memory.
+        When ``submit`` raises, the memory is not written (the local judge restored what it
+        remembered before): the visit done again, here or on another worker, reports again."""
         if not frames or not self.inner.revisit_zones:
-            return self.inner.analyse_glance(frames, detections)
+            return self.inner.judge_glance(frames, detections, submit)
         base = self.sync()
-        judgement = self.inner.analyse_glance(frames, detections)
+        judgement = self.inner.judge_glance(frames, detections, submit)
         self.save(base)
         return judgement
 

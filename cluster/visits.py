@@ -16,8 +16,12 @@ never acks, and the visit is redelivered to another worker within ``AckWait``. O
   publishes them synchronously), then ``ack``;
 * the camera is offline (``open_failed``, ``open_timeout``): ``term`` (AckTerm: not retried)
   and reported to the case service as a visit outcome;
-* anything else (no keyframe in time, inference timed out, the worker stopping): ``nak`` with
-  a growing delay, redelivered up to ``max_deliver`` times, then reported and terminated.
+* anything else (no keyframe in time, inference timed out, the worker stopping, the visit
+  raised): ``nak`` with a growing delay, redelivered up to ``max_deliver`` times, then reported
+  and terminated.
+
+The case service sends no visit for a continuously watched camera (its worker already runs all
+its rules on its stream): :class:`QueueFeed` answers such a visit itself.
 
 Hostile task messages (oversized, malformed) are terminated and counted; a task for a camera the
 worker does not know (yet) is retried with backoff like a failed visit, then reported.
@@ -43,6 +47,7 @@ from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.patrol.engine import CameraOutcome, PatrolRun
 from gridworker.streams.frame import Frame
 from gridworker.streams.glance import GlanceResult, glance
+from gridworker.streams.redact import redact_url
 
 from .link import NatsLink
 from .observations import ObservationPublisher, ensure_stream, settle
@@ -50,6 +55,8 @@ from .revisit_store import RevisitStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from nats.aio.msg import Msg
+
+    from gridworker.service import Service
 
     from .serve import ServeContext
     from .worker import VisitRuntime, WorkerContext
@@ -317,6 +324,21 @@ class VisitConsumer:
         finally:
             self._slots.release()
 
+    def _attempt(self, task: VisitTask, stop: threading.Event) -> GlanceResult:
+        """Run the visit (in the sink's visit scope); one that raises is a failed visit like any
+        other ("error"): retried with backoff, and on its last delivery reported and terminated."""
+        started = time.time()
+        try:
+            if self._sink is None:
+                return self._run(task, stop)
+            with self._sink.visit_scope(task.visit_id):
+                return self._run(task, stop)
+        except Exception as exc:
+            log.exception("patrol visit %s failed unexpectedly", task.visit_id)
+            return GlanceResult(
+                task.camera_id, "", started, total_s=time.time() - started, error_kind="error", error=f"visit failed: {type(exc).__name__}"
+            )
+
     def _visit(self, msg: Msg) -> None:
         try:
             if len(msg.data) > MAX_TASK_BYTES:
@@ -341,11 +363,8 @@ class VisitConsumer:
                 # a camera this worker does not know (yet: added a moment ago, or its settings
                 # not loaded here): retried with backoff, maybe by another worker, then reported
                 result = GlanceResult(task.camera_id, "", time.time(), error_kind="error", error="unknown camera: this worker does not know it (yet)")
-            elif self._sink is not None:
-                with self._sink.visit_scope(task.visit_id):
-                    result = self._run(task, stop)
             else:
-                result = self._run(task, stop)
+                result = self._attempt(task, stop)
         finally:
             with self._lock:
                 self.stats.in_flight -= 1
@@ -399,14 +418,10 @@ def start_visit_consumer(ctx: WorkerContext, runtime: VisitRuntime) -> VisitCons
     the worker's pipeline (``Pipeline.glance_visit``: the shared batcher, the camera's visit judge,
     the observation sink), judged with the worker's observation publisher in visit scope."""
     pipeline = runtime.pipeline
-    targets = {t.camera_id: t for t in runtime.targets()}
 
     def url_of(camera_id: str) -> str | None:
-        target = targets.get(camera_id)
-        if target is None:
-            targets.update({t.camera_id: t for t in runtime.targets()})
-            target = targets.get(camera_id)
-        return target.url if target is not None else None
+        """The camera's URL in the worker's registry now (an edited URL, a removed camera: at once)."""
+        return next((t.url for t in runtime.targets() if t.camera_id == camera_id), None)
 
     glance_only = glance_runner(url_of)
     revisit = RevisitStore(ctx.link)  # the revisit check's memory, shared by the workers (cluster/revisit_store.py)
@@ -493,6 +508,9 @@ class QueueFeed:
     visit (``Nats-Msg-Id = plan:cycle:camera``, the cycle being ``<run>-<n>``: the run's start
     and the camera's n-th visit in it) and waits for the worker's done signal. The plan's
     ``concurrency`` is the number of visits in flight over all workers (workers × their slots).
+    A continuously watched camera (``continuous_fps`` gives its analysis fps) is not sent to the
+    workers: a second RTSP session would add nothing to the rules its worker already runs on
+    its stream, so its visit is answered here (as the embedded service answers it).
 
     Example::
 
@@ -508,8 +526,11 @@ class QueueFeed:
         on_outcome: Callable[[PatrolPlan, CameraOutcome], None] | None = None,
         wait_s: float | None = None,
         ledger: VisitLedger | None = None,
+        continuous_fps: Callable[[str], float | None] | None = None,
     ) -> None:
         self._link = link
+        #: a continuously watched camera's analysis fps (None: a patrol camera, visited by a worker)
+        self._continuous_fps = continuous_fps
         #: the visits queued here (what the observation consumer checks a visit's messages against)
         self.ledger = ledger if ledger is not None else VisitLedger()
         self._targets = targets
@@ -565,6 +586,9 @@ class QueueFeed:
         def visit(
             target: PatrolTarget, plan: PatrolPlan, stop: threading.Event, first_seq: int, deliver: Callable[[Sequence[Frame]], None]
         ) -> GlanceResult:
+            fps = self._continuous_fps(target.camera_id) if self._continuous_fps is not None else None
+            if fps is not None:
+                return _watched_visit(target, stop, fps)
             with count_lock:
                 n = counts[target.camera_id] = counts.get(target.camera_id, 0) + 1
             task = VisitTask(
@@ -610,6 +634,28 @@ class QueueFeed:
         )
 
 
+def _watched_visit(target: PatrolTarget, stop: threading.Event, fps: float) -> GlanceResult:
+    """The visit of a continuously watched camera: not opened again, no message to the workers
+    (all its rules already run on its stream, on the worker that holds it); like the embedded
+    service's visit (its next analysed frame), it lasts one frame interval."""
+    started, t0 = time.time(), time.monotonic()
+    stopped = stop.wait(1.0 / fps)
+    took = time.monotonic() - t0
+    url = redact_url(target.url)
+    if stopped:
+        return GlanceResult(target.camera_id, url, started, total_s=took, error_kind="stopped", error="stopped")
+    return GlanceResult(target.camera_id, url, started, first_keyframe_s=took, total_s=took)
+
+
+def _continuous_fps(service: Service, camera_id: str) -> float | None:
+    """The camera's analysis fps when it is watched continuously; None for a patrol camera (or an unknown one)."""
+    try:
+        config = service.camera(camera_id).config
+    except KeyError:
+        return None
+    return float(config.fps) if config.watch == "continuous" else None
+
+
 _GLANCE_KINDS = frozenset({"open_failed", "open_timeout", "keyframe_timeout", "ended", "stopped", "error"})
 
 
@@ -618,7 +664,8 @@ def start_visit_publisher(ctx: ServeContext) -> QueueFeed:
     :class:`QueueFeed` instead of its own pipeline; the patrol API and console are unchanged)."""
     service = ctx.service
     feed = QueueFeed(
-        ctx.link, service.patrol_targets, on_outcome=lambda plan, o: service.metrics.patrol_visit(plan.id, o.ok, o.error_kind), ledger=ctx.visits
+        ctx.link, service.patrol_targets, on_outcome=lambda plan, o: service.metrics.patrol_visit(plan.id, o.ok, o.error_kind), ledger=ctx.visits,
+        continuous_fps=functools.partial(_continuous_fps, service),
     )
     feed.start()
     service.patrol.make_run = feed.make_run

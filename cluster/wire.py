@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Literal, Protocol
 
+import cv2
 import numpy as np
 import supervision as sv
 from PIL import Image
@@ -54,6 +55,7 @@ __all__ = [
     "encode_frame",
     "encode_outcome",
     "encode_report",
+    "fit_jpeg",
     "parse_observation",
     "to_analysis",
     "to_report",
@@ -434,29 +436,61 @@ def encode_frame(
     return _dumps({**_envelope(obs_id, worker, frame.camera_id, token, visit, sent_at), "frame": body})
 
 
-def encode_report(report: ObjectReport, *, obs_id: str, worker: str, token: int, visit: str | None, sent_at: float) -> bytes:
-    """A check's :class:`ObjectReport` as a message (each sighting's snapshot inside)."""
-    body = {
-        "zone_id": report.zone_id,
-        "rule_id": report.rule_id,
-        "kind": _kind(report.kind),
-        "at": float(report.at),
-        "clear_after_s": float(report.clear_after_s),
-        "cooldown_s": float(report.cooldown_s),
-        "frame_seq": report.frame_seq,
-        "objects": [
-            {
-                "key": o.key,
-                "box": [float(v) for v in o.box],
-                "qualifies": o.qualifies,
-                "summary": o.summary,
-                "details": dict(o.details),
-                "jpeg": base64.b64encode(o.snapshot).decode() if o.snapshot is not None else None,
-            }
-            for o in report.objects
-        ],
+def fit_jpeg(jpeg: bytes, max_bytes: int) -> bytes | None:
+    """The picture within ``max_bytes`` (same size, lower JPEG quality), or None when it cannot be."""
+    if len(jpeg) <= max_bytes:
+        return jpeg
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    for quality in (60, 40, 25):
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and len(buf) <= max_bytes:
+            return bytes(buf.tobytes())
+    return None
+
+
+def _sighting_body(o: ObjectSighting, jpeg: bytes | None, left_out: str | None) -> dict[str, object]:
+    details = dict(o.details) if left_out is None else {**o.details, "snapshot_left_out": left_out}
+    return {
+        "key": o.key,
+        "box": [float(v) for v in o.box],
+        "qualifies": o.qualifies,
+        "summary": o.summary,
+        "details": details,
+        "jpeg": base64.b64encode(jpeg).decode() if jpeg is not None else None,
     }
-    return _dumps({**_envelope(obs_id, worker, report.camera_id, token, visit, sent_at), "report": body})
+
+
+def encode_report(report: ObjectReport, *, obs_id: str, worker: str, token: int, visit: str | None, sent_at: float) -> bytes:
+    """A check's :class:`ObjectReport` as a message (each sighting's snapshot inside).
+
+    A snapshot over :data:`MAX_IMAGE_BYTES` is re-encoded at a lower quality (:func:`fit_jpeg`) or
+    left out; while the message is over :data:`MAX_MESSAGE_BYTES` the pictures are left out from
+    the first sighting on (the oldest vehicle: its incident opened at an earlier visit; the newest
+    one's picture is the one that may open an incident now). A sighting without its picture says
+    why in ``details["snapshot_left_out"]``; the report itself always goes.
+    """
+    pictures = [fit_jpeg(o.snapshot, MAX_IMAGE_BYTES) if o.snapshot is not None else None for o in report.objects]
+    notes = [None if o.snapshot is None or p is not None else "picture over its size cap" for o, p in zip(report.objects, pictures)]
+    envelope = _envelope(obs_id, worker, report.camera_id, token, visit, sent_at)
+    dropping = iter([i for i, p in enumerate(pictures) if p is not None])
+    while True:
+        body = {
+            "zone_id": report.zone_id,
+            "rule_id": report.rule_id,
+            "kind": _kind(report.kind),
+            "at": float(report.at),
+            "clear_after_s": float(report.clear_after_s),
+            "cooldown_s": float(report.cooldown_s),
+            "frame_seq": report.frame_seq,
+            "objects": [_sighting_body(o, p, n) for o, p, n in zip(report.objects, pictures, notes)],
+        }
+        data = _dumps({**envelope, "report": body})
+        drop = next(dropping, None) if len(data) > MAX_MESSAGE_BYTES else None
+        if drop is None:
+            return data
+        pictures[drop], notes[drop] = None, "report over the message size cap"
 
 
 def encode_outcome(

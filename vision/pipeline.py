@@ -107,7 +107,11 @@ class VisitJudge(Protocol):
 
     def set_scene(self, scene: SceneConfig) -> None: ...
 
-    def analyse_glance(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> VisitJudgement | None: ...
+    def judge_glance(
+        self, frames: Sequence[Frame], detections: Sequence[sv.Detections], submit: Callable[[VisitJudgement], None]
+    ) -> VisitJudgement | None:
+        """Judge a glance and ``submit`` the judgement; when ``submit`` raises, forget the visit
+        (a vehicle it reported is reported again by the visit done again) and let it raise."""
 
     def analyse_watch(self, frame: Frame, dets: sv.Detections) -> VisitJudgement: ...
 
@@ -706,6 +710,12 @@ class Pipeline:
         if slot is not None and slot.visits is not None:
             slot.visits.begin_watch(fps)
 
+    def _submit(self, judgement: VisitJudgement) -> None:
+        """One visit judgement to the sink: its analysed frame, then its reports."""
+        self._sink.observe(judgement.analysis, partial=judgement.partial)
+        for report in judgement.reports:
+            self._sink.report(report)
+
     def judge_visit(self, visit: PatrolVisit) -> FrameAnalysis | None:
         """Run a patrol-only camera's visit frames through the shared detector, judge them
         and submit the judgements to the sink. Returns the visit's shown analysis (None for
@@ -714,6 +724,8 @@ class Pipeline:
         Raises:
             TimeoutError: the detections did not come within ``visit.timeout_s`` (the
                 frames still waiting are cancelled).
+            Exception: what the sink raised (a glance's judgement it did not take is forgotten
+                by the camera's judge, so the visit done again judges it afresh).
         """
         slot = self.slot(visit.camera_id)
         if slot is None or slot.visits is None or not visit.frames:
@@ -730,13 +742,11 @@ class Pipeline:
                 return None
             if visit.mode == "watch":
                 judgements = [slot.visits.analyse_watch(f, d) for f, d in zip(visit.frames, detections, strict=True)]
-            else:
-                judged = slot.visits.analyse_glance(visit.frames, detections)
+                for judgement in judgements:
+                    self._submit(judgement)
+            else:  # the judge keeps what it learnt only once the sink took the judgement
+                judged = slot.visits.judge_glance(visit.frames, detections, self._submit)
                 judgements = [judged] if judged is not None else []
-            for judgement in judgements:
-                self._sink.observe(judgement.analysis, partial=judgement.partial)
-                for report in judgement.reports:
-                    self._sink.report(report)
             if not judgements:
                 return None
             shown = judgements[-1].analysis

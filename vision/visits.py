@@ -201,6 +201,19 @@ def merge_visit_memories(ours: VisitMemory, theirs: VisitMemory) -> VisitMemory:
     return VisitMemory(zones, evidence)
 
 
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """What a glance may change of a judge's revisit state, as it was before the glance."""
+
+    zones: dict[str, RevisitMemory]
+    evidence: dict[str, bytes]
+    reported: dict[tuple[str, str], _Evidence]
+    as_watched: dict[tuple[str, str], str]
+    carry: dict[tuple[str, str], dict[str, tuple[float, ...]]]
+    boxes: dict[tuple[str, str], dict[str, tuple[float, ...]]]
+    glance_size: tuple[int, int] | None
+
+
 class VisitAnalyzer:
     """Judges the visits of one patrol camera; writes nothing (see the module docstring).
 
@@ -348,6 +361,39 @@ class VisitAnalyzer:
             reports = self._revisit_step(frames[-1], detections[-1])
             self._judged_ts = max(f.ts for f in frames) if self._judged_ts is None else max(self._judged_ts, *(f.ts for f in frames))
         return VisitJudgement(rep, partial=True, reports=tuple(reports))
+
+    def judge_glance(
+        self, frames: Sequence[Frame], detections: Sequence[sv.Detections], submit: Callable[[VisitJudgement], None]
+    ) -> VisitJudgement | None:
+        """Judge one glance visit (:meth:`analyse_glance`) and hand its judgement to ``submit``
+        (the sink). When ``submit`` raises (the judgement was not taken: a publish failed), the
+        revisit check forgets the visit (what it remembered before is restored, a vehicle it
+        reported is not marked reported) and the exception goes on: the visit done again reports
+        the vehicle again."""
+        before = self._checkpoint()
+        judged = self.analyse_glance(frames, detections)
+        if judged is not None:
+            try:
+                submit(judged)
+            except BaseException:
+                self._rollback(before)
+                raise
+        return judged
+
+    def _checkpoint(self) -> _Checkpoint:
+        with self._lock:
+            return _Checkpoint(
+                {rz.key: rz.checker.export(rz.key) for rz in self._revisit}, dict(self._evidence), dict(self._reported),
+                dict(self._as_watched), {k: dict(v) for k, v in self._carry.items()}, {k: dict(v) for k, v in self._boxes.items()},
+                self._glance_size,
+            )
+
+    def _rollback(self, before: _Checkpoint) -> None:
+        with self._lock:
+            for rz in self._revisit:
+                rz.checker.restore(rz.key, before.zones.get(rz.key, RevisitMemory()))
+            self._evidence, self._reported, self._as_watched = before.evidence, before.reported, before.as_watched
+            self._carry, self._boxes, self._glance_size = before.carry, before.boxes, before.glance_size
 
     # ------------------------------------------------------------------ watch
     def begin_watch(self, fps: float) -> None:

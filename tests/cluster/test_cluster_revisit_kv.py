@@ -141,21 +141,27 @@ class _NoStream:
         raise AssertionError("a patrol-only camera's reader is never asked")
 
 
+def worker_pipeline(link: NatsLink, sink: Any) -> Pipeline:
+    """A worker's started pipeline with the patrol-only camera "cam" (a kerb revisit zone), its
+    visit judge shared through the bucket as ``start_visit_consumer`` does (``RevisitStore.share``)."""
+    pipeline = Pipeline(ParkedCarDetector(), sink, annotator=FrameAnnotator(), meter=_Meter())
+    scene = _kerb_scene(300)
+    slot = CameraSlot("cam", _NoStream(), CameraAnalyzer("cam", 1.0, scene, track=False),
+                      visits=VisitAnalyzer("cam", scene, annotator=FrameAnnotator()))
+    pipeline.add(slot)
+    RevisitStore(link).share(slot)
+    assert isinstance(slot.visits, SharedRevisitJudge)
+    pipeline.start()
+    return pipeline
+
+
 def test_two_workers_pipelines_find_the_pair_through_the_visit_wiring(links) -> None:
     """What ``start_visit_consumer`` does on each worker: ``RevisitStore.share`` on the camera's
     slot, then the visit through ``Pipeline.judge_visit`` (shared batcher, detector, judge, sink)."""
     workers = []
     for link in links[:2]:
         sink = _Reports()
-        pipeline = Pipeline(ParkedCarDetector(), sink, annotator=FrameAnnotator(), meter=_Meter())
-        scene = _kerb_scene(300)
-        slot = CameraSlot("cam", _NoStream(), CameraAnalyzer("cam", 1.0, scene, track=False),
-                          visits=VisitAnalyzer("cam", scene, annotator=FrameAnnotator()))
-        pipeline.add(slot)
-        RevisitStore(link).share(slot)
-        assert isinstance(slot.visits, SharedRevisitJudge)
-        pipeline.start()
-        workers.append((pipeline, sink))
+        workers.append((worker_pipeline(link, sink), sink))
     try:
         for (pipeline, _), ts in zip(workers, (1000.0, 1310.0)):
             frame = Frame("cam", int(ts), ts, np.full((360, 640, 3), GRAY, np.uint8))
