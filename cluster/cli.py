@@ -40,11 +40,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": args.port})})
     if args.drain or args.undrain:
         return _drain(settings, args.drain or args.undrain, on=bool(args.drain), wait_s=args.wait)
-    from gridworker.models.loader import load_detector
-
     from .worker import WorkerProcess
 
-    detector = load_detector(settings.detector)
+    from gridworker.cli import models_or_say
+
+    models = models_or_say(settings)  # every model, warmed up, as `gridworker run` loads them
+    if models is None:
+        return 2
+    detector, named = models
     observations = importlib.import_module("gridworker.cluster.observations")
     try:
         visits: Any = importlib.import_module("gridworker.cluster.visits")
@@ -52,7 +55,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         visits = None
     worker = WorkerProcess(
         settings, detector, sink_factory=observations.build_worker_sink,
-        visits_factory=getattr(visits, "start_visit_consumer", None) if visits is not None else None,
+        visits_factory=getattr(visits, "start_visit_consumer", None) if visits is not None else None, models=named,
     )
     done = threading.Event()
 
@@ -115,7 +118,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from gridworker.api import create_app
     from gridworker.cli import exposure_refusal
-    from gridworker.models.loader import load_detector
     from gridworker.service import Service
 
     from .api import router
@@ -128,11 +130,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"gridworker: {refusal}", file=sys.stderr)
         return 2
-    detector = load_detector(settings.detector)
+    from gridworker.cli import models_or_say
+
+    models = models_or_say(settings)  # serve judges patrol-only cameras' visits with them
+    if models is None:
+        return 2
+    detector, named = models
     services: list[Service] = []
 
     def build() -> Service:
-        service = Service(settings, detector, reader=RemoteStream)  # cameras run on the workers
+        service = Service(settings, detector, models=named, reader=RemoteStream)  # cameras run on the workers
         services.append(service)
         return service
 

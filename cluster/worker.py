@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.incidents.db import Database
 from gridworker.metrics import Metrics
 from gridworker.models.base import Detector
+from gridworker.models.loader import load_detector
 from gridworker.patrol.config import PatrolTarget
 from gridworker.settings import CameraConfig, Settings
 from gridworker.streams.evidence import PacketRing, RingBudget
@@ -150,6 +151,7 @@ class WorkerProcess:
         sink_factory: SinkFactory,
         visits_factory: VisitsFactory | None = None,
         reader: ReaderFactory = CameraStream,
+        models: Mapping[str, Detector] | None = None,
     ) -> None:
         if settings.cluster is None:
             raise ValueError("gridworker worker needs a cluster: section (cluster: {nats_url: ...})")
@@ -170,6 +172,8 @@ class WorkerProcess:
         self._sink_factory = sink_factory
         self._visits_factory = visits_factory
         self._detector = detector
+        # the site's other models (``detectors:``) by id; loaded here when not given, as Service does
+        self._models = dict(models) if models is not None else {d.id: load_detector(d) for d in settings.detectors}
         self._reader = reader
         self._catalogue = KvMirror(self.link, lambda b: b.cameras)
         self._assign = KvMirror(self.link, lambda b: b.assign, on_change=self._wake_soon)
@@ -204,7 +208,7 @@ class WorkerProcess:
         annotator = FrameAnnotator(jpeg_quality=settings.pipeline.snapshot_quality)
         local_manager = IncidentManager(store=self._local_store, camera_info=lambda _c: CameraInfo())
         self._pipeline = pipeline = Pipeline(
-            self._detector, sink, annotator=annotator, meter=self.metrics,
+            self._detector, sink, annotator=annotator, meter=self.metrics, models=self._models,
             deadline_s=settings.pipeline.batch_deadline_ms / 1000.0, patrol_batch_slots=settings.pipeline.patrol_batch_slots,
             patrol_max_pending=settings.pipeline.patrol_max_pending, inference_workers=settings.pipeline.inference_workers,
         )
@@ -503,9 +507,16 @@ class WorkerProcess:
             }
             for v in views
         }
+        detector = self._pipeline.detector_failures.status() if self._pipeline is not None else None
         return {
             "worker": self.worker_id, "instance": self.instance, "nats_connected": self.link.connected,
             "draining": self._draining, "cameras": cameras,
+            # batches the model failed (their frames skipped): degraded for a minute after one
+            "status": "degraded" if detector is not None and detector.failing else "ok",
+            "detector": None if detector is None else {
+                "failing": detector.failing, "batches_failed": detector.batches_failed, "frames_failed": detector.frames_failed,
+                "last_error": detector.last_error, "reason": detector.reason,
+            },
         }
 
     # -- health / metrics HTTP ------------------------------------------------------------

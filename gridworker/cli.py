@@ -120,6 +120,18 @@ class LoadedModels:
     problems: list[str] = field(default_factory=list)
 
 
+def models_or_say(settings: Settings) -> tuple[Detector, dict[str, Detector]] | None:
+    """:func:`load_models` for a process about to run them (`gridworker run`, a cluster worker or
+    serve): the default model and the others by id; None after saying on stderr, one line
+    each, what cannot run."""
+    loaded = load_models(settings)
+    if loaded.problems or loaded.default is None:
+        for problem in loaded.problems:
+            print(f"gridworker: {problem}", file=sys.stderr)
+        return None
+    return loaded.default, loaded.named
+
+
 def load_models(settings: Settings) -> LoadedModels:
     """Load every model the settings name (``detector:``, each of ``detectors:``), warmed up at the
     shapes live frames take, and each config camera's ``imgsz`` on each of its models, as the
@@ -186,12 +198,10 @@ def _serve(
         return 2
     # every model, and every config camera's imgsz on its models, runs once before the port is bound:
     # a bad one stops the start here in one line, not as a traceback in the lifespan or on live frames
-    loaded = load_models(settings)
-    if loaded.problems or loaded.default is None:
-        for problem in loaded.problems:
-            print(f"gridworker: {problem}", file=sys.stderr)
+    ready = models_or_say(settings)
+    if ready is None:
         return 2
-    detector, models = loaded.default, loaded.named
+    detector, models = ready
 
     def build() -> Service:
         service = Service(settings, detector, models=models)
