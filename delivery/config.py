@@ -75,7 +75,7 @@ class WebhookDestination(_Destination):
     kind: Literal["webhook"] = "webhook"
     url: str = Field(min_length=1, max_length=2000)
     secret: SecretStr = Field(description="HMAC key shared with the receiver")
-    timeout_s: float = Field(10.0, gt=0, le=300)
+    timeout_s: float = Field(10.0, gt=0, le=300, description="The whole request's budget: connecting, sending, the answer (its first 4 KiB)")
     connect_timeout_s: float = Field(5.0, gt=0, le=120)
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers")
     verify_tls: bool = True

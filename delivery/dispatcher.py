@@ -21,13 +21,17 @@ Failures, by what the sender reports (``Result.outcome``):
   call when it becomes ready, which ends the destination's pause at once.
 
 After any failure the whole destination pauses for ``delay(consecutive failures)`` (a
-down receiver gets one probe per pause, not a flood); a success resets the count.
+down receiver gets one probe per pause, not a flood); a success resets the count. A
+receiver's own "retry after" (HTTP or SIP ``Retry-After``) lengthens a wait up to
+``MAX_RETRY_AFTER_S``. The pause runs on the monotonic clock (a wall clock stepped back
+does not lengthen it); wall time is only what the API shows and the outbox stores.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 import threading
 import time
@@ -58,6 +62,28 @@ class Outcome(enum.Enum):
 DestinationState = Literal["idle", "delivering", "backing_off", "unreachable", "not_ready", "stopped"]
 #: The state an attempt that did not reach the receiver leaves its worker in (any other failure: backing_off).
 _NOT_REACHED: dict[Outcome, DestinationState] = {Outcome.UNREACHABLE: "unreachable", Outcome.NOT_READY: "not_ready"}
+
+
+#: The longest wait a receiver's "retry after" can ask for (more, or not a number, is capped or ignored).
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def retry_after_seconds(value: float | str | None) -> float | None:
+    """A receiver's "retry after" in seconds (a number, or the text of a delta-seconds
+    header, a SIP comment or parameter after it ignored) within [0, ``MAX_RETRY_AFTER_S``];
+    None when absent or not a number.
+
+    Example:
+        >>> retry_after_seconds("120;duration=3600"), retry_after_seconds("1e12"), retry_after_seconds("nan")
+        (120.0, 3600.0, None)
+    """
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value.split(";")[0].split("(")[0]) if isinstance(value, str) else float(value)
+    except ValueError:
+        return None
+    return None if math.isnan(seconds) else max(0.0, min(seconds, MAX_RETRY_AFTER_S))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +144,7 @@ class _Worker:
     status: DestinationStatus
     wake: threading.Event
     thread: threading.Thread | None = None
-    paused_until: float = 0.0
+    paused_until: float = 0.0  # on the dispatcher's monotonic clock
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -131,6 +157,7 @@ class Dispatcher:
         retry: the default policy; ``retries`` overrides it per destination name.
         poll_interval_s: the longest sleep when nothing wakes a worker.
         secrets: strings scrubbed from every stored or logged error.
+        clock: wall time (what is stored and shown); monotonic: what a pause is measured on.
     """
 
     def __init__(
@@ -145,6 +172,7 @@ class Dispatcher:
         secrets: Iterable[str] = (),
         sse_keepalive_s: float = 15.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.outbox = outbox
@@ -154,6 +182,7 @@ class Dispatcher:
         self.secrets = tuple(s for s in secrets if s)
         self.sse_keepalive_s = sse_keepalive_s
         self.clock = clock
+        self.monotonic = monotonic
         self.rand = rand
         self._stop = threading.Event()
         self._workers: dict[str, _Worker] = {}
@@ -249,18 +278,23 @@ class Dispatcher:
     def _scrub(self, text: str) -> str:
         return redact_text(text, self.secrets)[:2000]
 
+    def _wait(self, retry: RetryPolicy, failures: int, res: Result) -> float:
+        """The backoff after the ``failures``-th failure, or the receiver's "retry after" when longer
+        (capped here too, whichever sender set it)."""
+        return max(retry.delay(failures, self.rand()), retry_after_seconds(res.retry_after_s) or 0.0)
+
     def _run(self, w: _Worker) -> None:
         name = w.sender.name
         while not self._stop.is_set():
-            now = self.clock()
+            mono = self.monotonic()
             with w.lock:
                 paused = w.paused_until
-            if now < paused:
-                w.wake.wait(min(paused - now, self.poll_interval_s))
+            if mono < paused:
+                w.wake.wait(min(paused - mono, self.poll_interval_s))
                 w.wake.clear()
                 continue
             try:
-                batch = self.outbox.due(name, now, self.batch)
+                batch = self.outbox.due(name, self.clock(), self.batch)
             except Exception as exc:  # the database is away: try again later
                 log.warning("forwarding %s: cannot read the outbox: %s", name, self._scrub(str(exc)))
                 self._stop.wait(self.poll_interval_s)
@@ -317,9 +351,9 @@ class Dispatcher:
                 continue  # the receiver refuses this one message; the others go on
             with w.lock:
                 st.consecutive_failures += 1
-                pause = max(w.retry.delay(st.consecutive_failures, self.rand()), res.retry_after_s or 0.0)
-                w.paused_until = now + pause
-                st.paused_until = w.paused_until
+                pause = self._wait(w.retry, st.consecutive_failures, res)
+                w.paused_until = self.monotonic() + pause
+                st.paused_until = now + pause
                 st.state = _NOT_REACHED.get(res.outcome, "backing_off")
             if res.outcome in (Outcome.UNREACHABLE, Outcome.NOT_READY):
                 # not handed over: the message keeps its place and its attempts
@@ -336,7 +370,7 @@ class Dispatcher:
                     w.status.dead += 1
                 log.warning("forwarding %s: %s is dead after %d attempts: %s", name, ev.idempotency_key, attempts, error)
             else:
-                wait = max(w.retry.delay(attempts, self.rand()), res.retry_after_s or 0.0)
+                wait = self._wait(w.retry, attempts, res)
                 self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
                 blocked.add(ev.incident_id)
                 log.info("forwarding %s: %s failed (attempt %d), retry in %.1f s: %s", name, ev.idempotency_key, attempts, wait, error)

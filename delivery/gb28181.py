@@ -53,7 +53,7 @@ from xml.sax.saxutils import escape
 from gridworker.delivery.outbox import OutboxEvent
 
 from .config import Gb28181Destination
-from .dispatcher import Outcome, Result
+from .dispatcher import Outcome, Result, retry_after_seconds
 from .sip import DigestError, Outgoing, Reply, SipEndpoint, SipError, SipRequest, SipResponse, digest_authorization, expires_of, parse_challenge
 
 log = logging.getLogger(__name__)
@@ -555,12 +555,7 @@ class Gb28181Sender:
         # 4xx: the platform refuses this request (except a timeout or "try later")
         if 400 <= resp.status < 500 and resp.status not in (408, 480, 486, 491):
             return Result(Outcome.DEAD, error)
-        retry_after = resp.header("retry-after")
-        try:
-            wait = float(retry_after.split(";")[0]) if retry_after else None
-        except ValueError:
-            wait = None
-        return Result(Outcome.RETRY, error, wait)
+        return Result(Outcome.RETRY, error, retry_after_seconds(resp.header("retry-after")))
 
     def close(self) -> None:
         if self.device is not None:

@@ -4,6 +4,10 @@ when the broker's PUBACK arrives (paho-mqtt's network loop runs in its own threa
 Topic levels are the site and incident type with ``/ + #`` and control characters
 replaced by ``_`` (an empty site is ``_``), so a subscriber can take
 ``gridworker/incidents/market-east/#`` or ``gridworker/incidents/+/illegal_parking``.
+
+One message at a time. A message paho could not hand over (no connection) or whose PUBACK
+did not come in time is the dispatcher's to retry (or dead-letter): the client is dropped
+with it, so paho does not send it again by itself on its next connection.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class MqttSender:
 
     # -- connection ------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object = None) -> None:
+        if client is not self._client:  # one dropped meanwhile
+            return
         if getattr(reason, "is_failure", False):
             self._connect_error = f"CONNACK refused: {reason}"
             self._connected.clear()
@@ -89,7 +95,8 @@ class MqttSender:
             self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object = None) -> None:
-        self._connected.clear()
+        if client is self._client:
+            self._connected.clear()
 
     def _ensure(self) -> str | None:
         """Connected (or connecting in the background); an error text when not."""
@@ -106,12 +113,13 @@ class MqttSender:
             c.on_disconnect = self._on_disconnect
             c.reconnect_delay_set(min_delay=1, max_delay=30)
             c.max_inflight_messages_set(100)
+            c.max_queued_messages_set(1)  # the one being sent: a failed one leaves with its client
             try:
                 c.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
             except OSError as exc:
                 return redact_text(f"cannot connect to {cfg.host}:{cfg.port}: {exc}", self._secrets)
-            c.loop_start()  # from here on paho reconnects by itself
             self._client = c
+            c.loop_start()  # from here on paho reconnects by itself
         if not self._connected.wait(cfg.timeout_s):
             return self._connect_error or f"not connected to {cfg.host}:{cfg.port}"
         return None
@@ -119,27 +127,37 @@ class MqttSender:
     # -- sending ------------------------------------------------------------------------------
     def send(self, event: OutboxEvent) -> Result:
         with self._lock:
-            err = self._ensure()
-            if err is not None:
-                return Result(Outcome.UNREACHABLE, err)
-            assert self._client is not None
-            info = self._client.publish(topic_for(self.config.topic_prefix, event), event.body(), qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return Result(Outcome.UNREACHABLE, f"publish failed: {mqtt.error_string(info.rc)}")
+            res = self._publish(event)
+            if res.outcome is not Outcome.DELIVERED:
+                self._drop()  # with the message paho still holds
+            return res
+
+    def _publish(self, event: OutboxEvent) -> Result:
+        err = self._ensure()
+        if err is not None:
+            return Result(Outcome.UNREACHABLE, err)
+        assert self._client is not None
+        info = self._client.publish(topic_for(self.config.topic_prefix, event), event.body(), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return Result(Outcome.UNREACHABLE, f"publish failed: {mqtt.error_string(info.rc)}")
+        try:
+            info.wait_for_publish(self.config.timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            return Result(Outcome.RETRY, f"publish failed: {exc}")
+        if not info.is_published():
+            return Result(Outcome.RETRY, f"no PUBACK within {self.config.timeout_s:g} s")
+        return Result.ok()
+
+    def _drop(self) -> None:
+        """Disconnect and forget the client (and what it still queues); the next send starts a new one."""
+        c, self._client = self._client, None
+        self._connected.clear()
+        if c is not None:
             try:
-                info.wait_for_publish(self.config.timeout_s)
-            except (RuntimeError, ValueError) as exc:
-                return Result(Outcome.RETRY, f"publish failed: {exc}")
-            if not info.is_published():
-                return Result(Outcome.RETRY, f"no PUBACK within {self.config.timeout_s:g} s")
-            return Result.ok()
+                c.disconnect()
+            finally:
+                c.loop_stop()
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                try:
-                    self._client.disconnect()
-                finally:
-                    self._client.loop_stop()
-                self._client = None
-                self._connected.clear()
+            self._drop()

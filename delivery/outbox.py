@@ -521,15 +521,16 @@ def reconcile_workorders(orders: WorkOrders, *, limit: int = 10_000) -> int:
         oldest = s.scalar(select(func.min(WorkOrderRow.incident_id)))
     # no work order at all yet: only incidents that are still open are worth one
     cond = [IncidentRow.status == "open"] if oldest is None else [IncidentRow.id >= oldest]
-    made, _ = _create_missing(orders, cond, limit)
+    made, _, _ = _create_missing(orders, cond, limit)
     if made:
         log.warning("created %d missing work order(s) of incidents stored just before a crash", made)
     return made
 
 
-def _create_missing(orders: WorkOrders, cond: list[ColumnElement[bool]], limit: int) -> tuple[int, list[int]]:
-    """Work orders for the incidents matching ``cond`` that have none: (how many were made,
-    the ids whose creation failed)."""
+def _create_missing(orders: WorkOrders, cond: list[ColumnElement[bool]], limit: int) -> tuple[int, list[int], int | None]:
+    """Work orders for the first ``limit`` incidents matching ``cond`` that have none: (how
+    many were made, the ids whose creation failed, the last id looked at when there were
+    ``limit`` of them — more may follow — else None)."""
     from gridworker.cases.workorders import WorkOrderRow
     from gridworker.incidents.store import _to_incident
 
@@ -545,7 +546,7 @@ def _create_missing(orders: WorkOrders, cond: list[ColumnElement[bool]], limit: 
         except Exception:  # one bad row must not stop the others; it is tried again next time
             log.exception("incident %s: creating its missing work order failed", inc.id)
             failed.append(inc.id)
-    return made, failed
+    return made, failed, incidents[-1].id if len(incidents) >= limit else None
 
 
 class WorkOrderRepair:
@@ -554,7 +555,8 @@ class WorkOrderRepair:
     next :meth:`run` once the incident is ``settle_s`` old (so a case the live listener is
     creating at that moment is not raced). Only incidents from the start on are looked at
     (``reconcile_workorders`` covers what came before): a watermark moves past every
-    incident that has its work order, and stays at one whose creation keeps failing.
+    incident that has its work order, and stays at one whose creation keeps failing; at most
+    ``page`` are made per run (the watermark stops after the last one looked at).
 
     Example:
         >>> from gridworker.incidents.db import Database
@@ -564,9 +566,10 @@ class WorkOrderRepair:
         0
     """
 
-    def __init__(self, orders: WorkOrders, settle_s: float = 30.0) -> None:
+    def __init__(self, orders: WorkOrders, settle_s: float = 30.0, page: int = 1_000) -> None:
         self.orders = orders
         self.settle_s = settle_s
+        self.page = page
         with orders.transaction() as s:
             newest = s.scalar(select(func.max(IncidentRow.id)))
         self._from_id = (newest or 0) + 1  # incidents before this were reconciled at start
@@ -580,8 +583,8 @@ class WorkOrderRepair:
         if newest is None:
             return 0
         upto = unsettled if unsettled is not None else newest + 1
-        made, failed = _create_missing(self.orders, [IncidentRow.id >= self._from_id, IncidentRow.id < upto], 1_000)
-        self._from_id = min([upto, *failed])
+        made, failed, last = _create_missing(self.orders, [IncidentRow.id >= self._from_id, IncidentRow.id < upto], self.page)
+        self._from_id = min([upto if last is None else last + 1, *failed])
         if made:
             log.warning("created %d work order(s) that incidents had missed (a failed listener)", made)
         return made

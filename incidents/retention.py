@@ -14,7 +14,9 @@ What may go, and what never does:
   an operator replays them from ``/forwarding/dead``). A message still pending anywhere is
   never deleted, however old; so is one with a dead letter while dead letters are kept
   (``outbox_dead_max_age_days: null``). Each deletion re-checks the delivery's state, so a
-  dead letter replayed meanwhile stays.
+  dead letter replayed meanwhile stays. The newest message always stays: its id is where the
+  next one's counts on (SQLite gives an emptied table's next row id 1 again, and event-stream
+  clients resuming after id 3, GB/T 28181 SNs and ``X-Gridworker-Delivery`` would repeat).
 - **Audit rows** older than ``audit_max_age_days`` of work orders that are finished (closed or
   rejected); a case still running keeps its whole history.
 
@@ -243,7 +245,7 @@ def prune_outbox(
     batch: int = 1000,
 ) -> tuple[int, int]:
     """Delete settled outbox messages (see the module docstring) older than
-    ``delivered_max_age_s``. Returns (outbox rows, delivery rows) deleted."""
+    ``delivered_max_age_s``, all but the newest one. Returns (outbox rows, delivery rows) deleted."""
     if delivered_max_age_s is None:
         return 0, 0
     cut_delivered = now - delivered_max_age_s
@@ -254,12 +256,13 @@ def prune_outbox(
     settled = or_(*settled_conds)
     still_needed = exists().where(DeliveryRow.outbox_id == OutboxRow.id, not_(settled))
     any_delivery = exists().where(DeliveryRow.outbox_id == OutboxRow.id)
+    below_newest = OutboxRow.id < select(func.max(OutboxRow.id)).correlate(None).scalar_subquery()
     rows = deliveries = 0
     while True:
         with db.transaction() as s:
             ids = list(
                 s.scalars(
-                    select(OutboxRow.id).where(OutboxRow.created_at < cut_delivered, ~still_needed).order_by(OutboxRow.id).limit(batch)
+                    select(OutboxRow.id).where(OutboxRow.created_at < cut_delivered, below_newest, ~still_needed).order_by(OutboxRow.id).limit(batch)
                 ).all()
             )
             if not ids:

@@ -217,3 +217,26 @@ def test_repair_makes_the_work_order_a_failed_listener_missed_once_the_incident_
     assert repair.run(now=T0 + 320) == 0
     with orders.transaction() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(WorkOrderRow)) == 3
+
+
+def test_repair_of_more_than_a_page_goes_on_from_where_the_page_ended(orders, monkeypatch):
+    """Repair makes at most ``page`` work orders a run; the watermark stops after the last
+    incident it looked at, so the rest are made on later runs (not skipped)."""
+    repair = WorkOrderRepair(orders, settle_s=30.0, page=3)
+    missed = [_stored(orders, f"cam-{i}", T0 + i) for i in range(8)]
+    real = orders.on_incident_opened
+    stuck = missed[1].id  # its creation fails on the first run
+    runs = [0]
+
+    def flaky(inc):
+        if inc.id == stuck and runs[0] == 1:
+            raise RuntimeError("database is locked")
+        return real(inc)
+
+    monkeypatch.setattr(orders, "on_incident_opened", flaky)
+    made = []
+    for n in range(1, 6):
+        runs[0] = n
+        made.append(repair.run(now=T0 + 1000))
+    assert made == [2, 3, 3, 0, 0]
+    assert all(orders.get(inc.id) is not None for inc in missed)

@@ -208,8 +208,9 @@ def test_dead_letters_kept_for_ever_keep_their_message(outbox_env):
     orders, outbox = outbox_env
     dead = _message(orders, outbox, 400, a=(DELIVERED, 400), b=(DEAD, 399))
     done = _message(orders, outbox, 400, a=(DELIVERED, 400), b=(DELIVERED, 399))
+    young = _message(orders, outbox, 1)  # the newest message always stays
     assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None) == (1, 2)
-    assert _left(outbox) == {dead}
+    assert _left(outbox) == {dead, young}
     assert done not in _left(outbox)
 
 
@@ -235,6 +236,19 @@ def test_outbox_pruned_in_batches(outbox_env):
     keep = _message(orders, outbox, 20, a=(DELIVERED, 20))
     assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None, batch=3) == (7, 14)
     assert _left(outbox) == {keep} and not set(ids) & _left(outbox)
+
+
+def test_the_newest_message_stays_so_its_id_is_never_given_again(outbox_env):
+    """On SQLite a table emptied gives its next row id 1 again: an event-stream client
+    resuming after the last id it saw would get nothing, GB/T 28181 SNs and the
+    X-Gridworker-Delivery header would repeat."""
+    orders, outbox = outbox_env
+    ids = [_message(orders, outbox, 20, a=(DELIVERED, 20), b=(DELIVERED, 20)) for _ in range(3)]
+    assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None) == (2, 4)
+    assert _left(outbox) == {ids[-1]}
+    assert prune_outbox(orders.db, now=NOW, delivered_max_age_s=7 * DAY_S, dead_max_age_s=None) == (0, 0)
+    after = _message(orders, outbox, 0)
+    assert after > ids[-1] and [e.id for e in outbox.events_after(ids[-1])] == [after]
 
 
 # ---------------------------------------------------------------------------------- audit
