@@ -253,31 +253,33 @@ class IncidentManager:
         for k in open_keys:
             by_rule.setdefault(k[:3], []).append(k)
         seen: set[RuleKey] = set()
-        for verdict in analysis.verdicts:
-            rule_key = (cam, verdict.zone_id, verdict.rule_id)
-            seen.add(rule_key)
-            active: set[Key] = set()
-            for obj, hit in _objects(verdict):
-                key = (*rule_key, obj)
-                if hit is not None:
-                    self._take_orphan(key, by_rule.get(rule_key, []), _box(analysis, hit))
-                active.add(key)
-                inc = self._on_active(key, verdict, analysis, now, hit)
-                if inc is not None:
-                    opened.append(inc)
-            # this rule's open incidents whose object (or condition) is not there on this frame;
-            # a revisit incident is the revisit check's to clear (a watch stop's tracked rule
-            # cannot see a car parked before the stop began until it has watched it that long)
-            for key in by_rule.get(rule_key, ()):
-                if key not in active and key not in reported:
-                    self._on_clear(key, verdict.clear_after_s, now)
-        # rules that vanished from the config (zones edited) close their incidents; a partial
-        # analysis (a patrol glance runs only the rules that need no tracking) says nothing
-        # about the rules it left out
-        for key in open_keys:
-            if not partial and key[:3] not in seen:
-                self._close(key, now, cleared=False)
-        self._opened(opened)
+        try:  # a later verdict failing (the database, a snapshot) must not cost the ones opened before it their listeners
+            for verdict in analysis.verdicts:
+                rule_key = (cam, verdict.zone_id, verdict.rule_id)
+                seen.add(rule_key)
+                active: set[Key] = set()
+                for obj, hit in _objects(verdict):
+                    key = (*rule_key, obj)
+                    if hit is not None:
+                        self._take_orphan(key, by_rule.get(rule_key, []), _box(analysis, hit))
+                    active.add(key)
+                    inc = self._on_active(key, verdict, analysis, now, hit)
+                    if inc is not None:
+                        opened.append(inc)
+                # this rule's open incidents whose object (or condition) is not there on this frame;
+                # a revisit incident is the revisit check's to clear (a watch stop's tracked rule
+                # cannot see a car parked before the stop began until it has watched it that long)
+                for key in by_rule.get(rule_key, ()):
+                    if key not in active and key not in reported:
+                        self._on_clear(key, verdict.clear_after_s, now)
+            # rules that vanished from the config (zones edited) close their incidents; a partial
+            # analysis (a patrol glance runs only the rules that need no tracking) says nothing
+            # about the rules it left out
+            for key in open_keys:
+                if not partial and key[:3] not in seen:
+                    self._close(key, now, cleared=False)
+        finally:
+            self._opened(opened)
         return opened
 
     def report(self, report: ObjectReport) -> list[Incident]:
@@ -297,27 +299,29 @@ class IncidentManager:
         self._sweep_cooling(now)
         opened: list[Incident] = []
         seen: set[Key] = set()
-        for obj in report.objects:
-            key = (*rule_key, obj.key)
-            self._take_orphan(key, rule_keys, obj.box)
-            with self._lock:
-                state = self._open.get(key)
-            if state is None and not obj.qualifies:
-                continue
-            seen.add(key)
-            if state is None:
-                inc = self._open_reported(key, report, obj)
-                if inc is not None:
-                    opened.append(inc)
-                continue
-            state.last_active = now
-            state.pending_observations += 1
-            if now - state.last_written >= self.write_interval_s:
-                self._write(state, now, state.peak)
-        for key in rule_keys:
-            if key not in seen:
-                self._on_clear(key, report.clear_after_s, now)
-        self._opened(opened)
+        try:  # (as in observe: what opened before a failure still reaches the listeners)
+            for obj in report.objects:
+                key = (*rule_key, obj.key)
+                self._take_orphan(key, rule_keys, obj.box)
+                with self._lock:
+                    state = self._open.get(key)
+                if state is None and not obj.qualifies:
+                    continue
+                seen.add(key)
+                if state is None:
+                    inc = self._open_reported(key, report, obj)
+                    if inc is not None:
+                        opened.append(inc)
+                    continue
+                state.last_active = now
+                state.pending_observations += 1
+                if now - state.last_written >= self.write_interval_s:
+                    self._write(state, now, state.peak)
+            for key in rule_keys:
+                if key not in seen:
+                    self._on_clear(key, report.clear_after_s, now)
+        finally:
+            self._opened(opened)
         return opened
 
     def _open_reported(self, key: Key, report: ObjectReport, obj: ObjectSighting) -> Incident | None:
@@ -534,13 +538,18 @@ class IncidentManager:
         restore), so its cooldown starts and ``on_close`` is told (a handled case closes
         verified). Not cleared: the camera or device went away, or the rule was taken out of the
         scene; the incident closes and its case carries on untouched."""
-        with self._lock:
+        with self._lock:  # taken out first: a close running on another thread finds nothing to close
             state = self._open.pop(key, None)
         if state is None:
             return
-        if state.pending_observations or state.worst_details is not None:
-            self._write(state, state.last_active, state.peak)
-        self.store.close_incident(state.incident_id, at=now)
+        try:
+            if state.pending_observations or state.worst_details is not None:
+                self._write(state, state.last_active, state.peak)
+            self.store.close_incident(state.incident_id, at=now)
+        except Exception:  # still open in the database (a failover, a full disk): kept, so the next frame closes it again
+            with self._lock:
+                self._open.setdefault(key, state)
+            raise
         if not cleared:
             log.info("incident %s closed without its condition clearing (%s on %s/%s): its case is left as it is", state.incident_id, state.type, key[0], key[1])
             return

@@ -8,6 +8,9 @@ What may go, and what never does:
   record says why its clip is gone (``IncidentStore.remove_clip``): ``GET /incidents/{id}``
   shows ``clip_missing``, ``GET /incidents/{id}/clip.mp4`` answers 404 with the reason. Stray
   files in the clip folder (a clip no row names, a ``.part`` left by a crash) go after an hour.
+  A clip row whose file is missing on two passes in a row is forgotten; while the clip volume
+  looks away (its folder unreadable, no clip file visible) nothing is forgotten or swept, and a
+  forgotten clip's file that comes back stays (:class:`MissingClips`).
 - **Outbox messages** (``outbox`` rows and their ``deliveries``) once they are settled: every
   destination has delivered the message more than ``outbox_delivered_max_age_days`` ago, or
   dead-lettered it more than ``outbox_dead_max_age_days`` ago (dead letters are kept longer:
@@ -47,7 +50,7 @@ from gridworker.periodic import Periodic
 from .db import Database, affected_rows
 from .store import IncidentClip, IncidentStore
 
-__all__ = ["RetentionConfig", "RetentionReport", "RetentionWorker", "prune_audit", "prune_clips", "prune_outbox", "run_retention"]
+__all__ = ["MissingClips", "RetentionConfig", "RetentionReport", "RetentionWorker", "prune_audit", "prune_clips", "prune_outbox", "run_retention"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ class RetentionReport:
     audit_rows: int = 0
     photos: int = 0  # photos of cases (issue 15)
     photo_bytes_freed: int = 0
+    clip_volume_away: int = 0  # 1: the clip volume looked away, nothing was forgotten or swept (MissingClips)
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -131,19 +135,66 @@ def _drop(store: IncidentStore, clip: IncidentClip, reason: str, now: float) -> 
     return True
 
 
-def _forget_missing(store: IncidentStore, now: float, batch: int) -> int:
-    """Clip rows whose file is gone (deleted outside the service): removed, with the reason the
-    API gives for the incident's clip. Returns how many."""
-    kept = gone = 0
-    while clips := store.clips(limit=batch, offset=kept):
+FORGOTTEN = "the clip file was deleted outside the service"
+
+
+@dataclass(eq=False)
+class MissingClips:
+    """What retention passes saw of clip rows whose file was not there.
+
+    A row is forgotten (removed, its incident saying :data:`FORGOTTEN`) only when its file was
+    missing on the previous pass too. When the clip folder cannot be read, or no clip file at
+    all is visible while rows name some, the clip volume is taken for away (a late network
+    mount, a dropped disk): that pass forgets nothing and sweeps no stray file. Rows whose file
+    is missing never count against the size cap. :class:`RetentionWorker` keeps one across its
+    passes; a pass given none forgets nothing.
+    """
+
+    suspects: set[int] = field(default_factory=set)  # incident ids whose file the last judged pass missed
+    away_passes: int = 0  # passes that found the clip volume away
+    away: bool = False  # the last pass did
+
+    def judge(self, missing: dict[int, IncidentClip], away: bool) -> list[IncidentClip]:
+        """Note one pass's findings; returns the clips to forget now."""
+        self.away = away
+        if away:
+            self.away_passes += 1
+            return []
+        due = [clip for clip_id, clip in missing.items() if clip_id in self.suspects]
+        self.suspects = set(missing)
+        return due
+
+
+def _readable(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            next(entries, None)
+    except OSError:
+        return False
+    return True
+
+
+def _missing_clips(store: IncidentStore, clips_dir: Path | None, batch: int) -> tuple[dict[int, IncidentClip], bool]:
+    """The clips whose file is not there (by incident id), and whether the clip volume looks away."""
+    if clips_dir is not None and not _readable(clips_dir):
+        return {}, bool(store.clips(limit=1))  # (no clip yet, no folder yet: nothing is away)
+    missing: dict[int, IncidentClip] = {}
+    offset = found = 0
+    while clips := store.clips(limit=batch, offset=offset):
+        offset += len(clips)
         for clip in clips:
             if os.path.exists(clip.path):
-                kept += 1
+                found += 1
             else:
-                store.remove_clip(clip.incident_id, "the clip file was deleted outside the service", at=now)
-                gone += 1
+                missing[clip.incident_id] = clip
+    return missing, bool(missing) and not found
+
+
+def _forget(store: IncidentStore, clips: list[IncidentClip], now: float) -> set[int]:
+    """Remove the rows of ``clips`` whose file is still missing; returns their incident ids."""
+    gone = {c.incident_id for c in clips if not os.path.exists(c.path) and store.remove_clip(c.incident_id, FORGOTTEN, at=now) is not None}
     if gone:
-        log.warning("retention: %d clip file(s) had been deleted outside the service; their rows are removed", gone)
+        log.warning("retention: %d clip file(s) missing on two passes had been deleted outside the service; their rows are removed", len(gone))
     return gone
 
 
@@ -155,9 +206,11 @@ def prune_clips(
     max_total_bytes: int | None,
     clips_dir: Path | None = None,
     batch: int = 500,
+    missing: MissingClips | None = None,
 ) -> tuple[int, int, int, int]:
     """Delete expired clips, then the oldest while over ``max_total_bytes``, then stray files
-    in ``clips_dir``. Returns (expired, over size, bytes freed, stray files)."""
+    in ``clips_dir``; rows whose file is missing are judged by ``missing`` (see
+    :class:`MissingClips`). Returns (expired, over size, bytes freed, stray files)."""
     expired = over = freed = 0
     if max_age_s is not None:
         cutoff, failed = now - max_age_s, 0
@@ -168,19 +221,23 @@ def prune_clips(
                     expired, freed = expired + 1, freed + clip.size_bytes
                 else:
                     failed += 1
-    if max_total_bytes is not None:
-        _forget_missing(store, now, batch)  # else they count against the total and real clips go in their place
-        total, failed = store.clip_bytes(), 0
+    absent, away = _missing_clips(store, clips_dir, batch)
+    if away:
+        log.warning("retention: the clip volume looks away (%s unreadable, or no clip file visible): no clip is forgotten or swept", clips_dir)
+    forgotten = _forget(store, (MissingClips() if missing is None else missing).judge(absent, away), now)
+    if max_total_bytes is not None:  # a row whose file is missing counts for nothing, else real clips would go in its place
+        total = store.clip_bytes() - sum(c.size_bytes for i, c in absent.items() if i not in forgotten)
+        skipped = 0
         reason = f"deleted by retention: clips over {max_total_bytes / 1e6:g} MB in total, oldest first"
-        while total > max_total_bytes and (clips := store.clips(limit=batch, offset=failed)):
+        while total > max_total_bytes and (clips := store.clips(limit=batch, offset=skipped)):
             for clip in clips:
                 if total <= max_total_bytes:
                     break
-                if _drop(store, clip, reason, now):
+                if clip.incident_id not in absent and _drop(store, clip, reason, now):
                     over, freed, total = over + 1, freed + clip.size_bytes, total - clip.size_bytes
                 else:
-                    failed += 1
-    stray = _sweep(clips_dir, store, now) if clips_dir is not None else 0
+                    skipped += 1
+    stray = _sweep(clips_dir, store, now) if clips_dir is not None and not away else 0
     return expired, over, freed, stray
 
 
@@ -189,11 +246,14 @@ def _sweep(clips_dir: Path, store: IncidentStore, now: float) -> int:
     an hour old: in ``clips_dir`` itself (``<incident id>.mp4``) and in the cluster workers'
     folders ``clips_dir/cluster/<worker>/`` (``<observation id>.mp4``, cluster/clips.py: a
     worker's clip whose reference never reached the case service). Other files are never
-    touched, and nothing else below ``clips_dir`` is read."""
+    touched, and nothing else below ``clips_dir`` is read. An ``<incident id>.mp4`` of an
+    incident that has a clip row, or whose clip was forgotten as deleted outside the service
+    (its file is back: a volume away for longer), is evidence and stays."""
     named = {os.path.realpath(p) for p in store.clip_paths()}
-    swept = _sweep_folder(clips_dir, _CLIP_NAME, named, now)
+    owners = store.clip_owners(FORGOTTEN)
+    swept = _sweep_folder(clips_dir, _CLIP_NAME, named, now, owners)
     for worker in _subfolders(clips_dir / _CLUSTER_DIR):
-        swept += _sweep_folder(worker, _CLUSTER_CLIP_NAME, named, now)
+        swept += _sweep_folder(worker, _CLUSTER_CLIP_NAME, named, now, set())
     return swept
 
 
@@ -207,7 +267,8 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
-def _sweep_folder(folder: Path, clip_name: re.Pattern[str], named: set[str], now: float) -> int:
+def _sweep_folder(folder: Path, clip_name: re.Pattern[str], named: set[str], now: float, owners: set[int]) -> int:
+    """``owners``: incident ids whose ``<id>.mp4`` stays wherever it lies."""
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
@@ -223,7 +284,7 @@ def _sweep_folder(folder: Path, clip_name: re.Pattern[str], named: set[str], now
         try:
             if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < STRAY_AGE_S:
                 continue
-            if stray_clip and os.path.realpath(entry.path) in named:
+            if stray_clip and (os.path.realpath(entry.path) in named or _owner(entry.name) in owners):
                 continue
             os.unlink(entry.path)
         except FileNotFoundError:
@@ -233,6 +294,12 @@ def _sweep_folder(folder: Path, clip_name: re.Pattern[str], named: set[str], now
             continue
         swept += 1
     return swept
+
+
+def _owner(name: str) -> int | None:
+    """The incident id an ``<id>.mp4`` name carries (None for other names)."""
+    stem = name.removesuffix(".mp4")
+    return int(stem) if stem.isdigit() else None
 
 
 # -- outbox ----------------------------------------------------------------------------------
@@ -302,14 +369,22 @@ def _seconds(days: float | None) -> float | None:
 
 
 def run_retention(
-    store: IncidentStore, config: RetentionConfig, *, now: float | None = None, clips_dir: Path | None = None, photos: PhotoRetention | None = None
+    store: IncidentStore,
+    config: RetentionConfig,
+    *,
+    now: float | None = None,
+    clips_dir: Path | None = None,
+    photos: PhotoRetention | None = None,
+    missing: MissingClips | None = None,
 ) -> RetentionReport:
     """One retention pass over clips, the outbox and the audit log (see the module docstring),
-    and the photos of cases when ``photos`` is given (their limits are ``reports.photos``'s)."""
+    and the photos of cases when ``photos`` is given (their limits are ``reports.photos``'s).
+    ``missing``: what earlier passes saw of missing clip files (:class:`MissingClips`)."""
     now = time.time() if now is None else now
+    missing = MissingClips() if missing is None else missing
     max_bytes = None if config.clips_max_total_mb is None else int(config.clips_max_total_mb * 1e6)
     expired, over, freed, stray = prune_clips(
-        store, now=now, max_age_s=_seconds(config.clips_max_age_days), max_total_bytes=max_bytes, clips_dir=clips_dir
+        store, now=now, max_age_s=_seconds(config.clips_max_age_days), max_total_bytes=max_bytes, clips_dir=clips_dir, missing=missing
     )
     outbox_rows, deliveries = prune_outbox(
         store.db,
@@ -319,7 +394,7 @@ def run_retention(
     )
     audit_rows = prune_audit(store.db, now=now, max_age_s=_seconds(config.audit_max_age_days))
     photo_count, photo_bytes = photos.run(now) if photos is not None else (0, 0)
-    return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows, photo_count, photo_bytes)
+    return RetentionReport(expired, over, freed, stray, outbox_rows, deliveries, audit_rows, photo_count, photo_bytes, int(missing.away))
 
 
 @dataclass(eq=False)
@@ -348,6 +423,7 @@ class RetentionWorker:
     first_delay_s: float = 60.0
     last: RetentionReport | None = field(default=None, init=False)
     passes: int = field(default=0, init=False)
+    missing: MissingClips = field(default_factory=MissingClips, init=False)  # clip files missing, pass after pass
     _pass_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
@@ -364,7 +440,7 @@ class RetentionWorker:
     def run_once(self) -> RetentionReport:
         """One pass now (passes never overlap)."""
         with self._pass_lock:
-            report = run_retention(self.store, self.config, now=self.clock(), clips_dir=self.clips_dir, photos=self.photos)
+            report = run_retention(self.store, self.config, now=self.clock(), clips_dir=self.clips_dir, photos=self.photos, missing=self.missing)
             self.last = report
             self.passes += 1
         if report:

@@ -418,6 +418,13 @@ class IncidentStore:
         with self._session() as s:
             return set(s.scalars(select(ClipRow.path)).all())
 
+    def clip_owners(self, missing_reason: str) -> set[int]:
+        """The incidents that have a clip row, and those whose clip is missing for ``missing_reason``."""
+        with self._session() as s:
+            with_row = s.scalars(select(ClipRow.incident_id)).all()
+            missing = s.scalars(select(ClipMissingRow.incident_id).where(ClipMissingRow.reason == missing_reason)).all()
+            return {*with_row, *missing}
+
     def list(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         conditions = equal_filters(
             (IncidentRow.camera_id, query.camera_id), (IncidentRow.type, query.type), (IncidentRow.status, query.status)

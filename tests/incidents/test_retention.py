@@ -17,6 +17,7 @@ from gridworker.incidents import IncidentStore
 from gridworker.delivery.outbox import DEAD, DELIVERED, PENDING, Outbox, Route
 from gridworker.incidents.retention import (
     DAY_S,
+    MissingClips,
     RetentionConfig,
     RetentionWorker,
     prune_audit,
@@ -97,14 +98,18 @@ def test_a_clip_whose_file_is_already_gone_is_still_pruned(store, tmp_path):
 
 def test_a_clip_file_deleted_outside_the_service_does_not_cost_a_real_clip(store, tmp_path):
     """Rows whose file someone deleted by hand no longer count against the size cap: the disk
-    holds 2 MB under a 2 MB cap, so no real clip goes; the ghost row is removed with its reason."""
+    holds 2 MB under a 2 MB cap, so no real clip goes; the ghost row is removed with its reason
+    once its file was missing on two passes."""
     clips = tmp_path / "clips"
     oldest, mid, newest = (_clip(store, clips, age, MB) for age in (3, 2, 1))
     (clips / f"{newest}.mp4").unlink()
-    expired, over, freed, _ = prune_clips(store, now=NOW, max_age_s=None, max_total_bytes=2 * MB)
-    assert (expired, over, freed) == (0, 0, 0)
-    assert (clips / f"{oldest}.mp4").exists() and store.clip(oldest) is not None and store.clip(mid) is not None
-    assert store.clip(newest) is None and "deleted outside the service" in store.get(newest).clip_missing
+    missing = MissingClips()
+    for first in (True, False):
+        expired, over, freed, _ = prune_clips(store, now=NOW, max_age_s=None, max_total_bytes=2 * MB, clips_dir=clips, missing=missing)
+        assert (expired, over, freed) == (0, 0, 0)
+        assert (clips / f"{oldest}.mp4").exists() and store.clip(oldest) is not None and store.clip(mid) is not None
+        assert (store.clip(newest) is not None) is first
+    assert "deleted outside the service" in store.get(newest).clip_missing
     assert store.clip_bytes() == 2 * MB
 
 
