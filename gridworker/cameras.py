@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from gridworker.models.tiling import Region
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.streams.config import StreamConfig
-from gridworker.streams.evidence import PacketRing, RingBudget
+from gridworker.streams.evidence import CodecParams, PacketRing, RingBudget, RingPacket
 from gridworker.streams.health import StreamHealth, StreamState
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger, redact_text
@@ -46,6 +46,8 @@ __all__ = [
     "CameraNotFound",
     "CameraRegistry",
     "CameraView",
+    "MainStreamBusy",
+    "MainStreamStill",
     "ReaderFactory",
     "SceneTooLarge",
     "problem_text",
@@ -95,6 +97,72 @@ class CameraModelMismatch(ValueError):
         self.field = field
 
 
+class MainStreamBusy(RuntimeError):
+    """No main-stream picture could be decoded in time: every decode slot stayed busy (the API
+    answers 503 with ``Retry-After``)."""
+
+
+#: Main-stream pictures decoded at once, all cameras together: each is a full-resolution decode
+#: and JPEG encode on the CPUs inference uses. A request waits at most MAIN_STREAM_WAIT_S for a
+#: slot (and for a decode of the same camera in flight), then MainStreamBusy.
+MAIN_STREAM_DECODES = 2
+MAIN_STREAM_WAIT_S = 2.0
+
+
+def newest_keyframe(ring: PacketRing) -> tuple[CodecParams, RingPacket] | None:
+    """The ring's codec parameters and its newest keyframe packet, nothing decoded; None when it
+    holds no keyframe."""
+    clip = ring.cut(-math.inf, math.inf)  # every packet held, by reference
+    if clip is None:
+        return None
+    packet = next((p for p in reversed(clip.packets) if p.keyframe), None)
+    return None if packet is None else (clip.params, packet)
+
+
+class MainStreamStill:
+    """One camera's main-stream picture (``frame.jpg?stream=main``): its newest keyframe, decoded
+    and JPEG-encoded once per keyframe however many ask. Requests for the same camera wait for a
+    decode in flight and take its picture; decodes of all cameras share ``slots``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one decode of this camera at a time
+        self._key: tuple[object, ...] | None = None  # the keyframe (and quality) of _jpeg
+        self._jpeg = b""
+
+    def jpeg(self, ring: PacketRing, quality: int, slots: threading.Semaphore, wait_s: float) -> bytes | None:
+        """The ring's newest keyframe as a JPEG; None when it holds none or it does not decode.
+
+        Raises:
+            MainStreamBusy: no slot (or this camera's decode in flight) came free within ``wait_s``.
+        """
+        newest = newest_keyframe(ring)
+        if newest is None:
+            return None
+        params, packet = newest
+        key: tuple[object, ...] = (params, packet.ts, packet.t, packet.pts, quality)  # CodecParams compare by identity
+        deadline = time.monotonic() + wait_s
+        if not self._lock.acquire(timeout=wait_s):
+            raise MainStreamBusy("a picture of this camera's main stream is being decoded; try again in a moment")
+        try:
+            if self._key == key:
+                return self._jpeg
+            if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise MainStreamBusy("every main-stream decode slot is busy; try again in a moment")
+            try:
+                picture = ring.latest_keyframe()  # at least as new as the key: never older than what it names
+                if picture is None:
+                    return None
+                ok, buf = cv2.imencode(".jpg", picture.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+            finally:
+                slots.release()
+            if not ok:
+                return None
+            self._key, self._jpeg = key, buf.tobytes()
+            return self._jpeg
+        finally:
+            self._lock.release()
+
+
 def problem_text(exc: Exception) -> str:
     """Why a camera was refused, as text: where and why, never the input (pydantic's
     ``input_value`` would echo the camera, URL and credentials included), credentials redacted."""
@@ -116,6 +184,8 @@ class _Camera:
     persisted: bool = False
     #: the record-only reader of the camera's main stream (``record_url``), if it has one
     record: CameraStream | None = None
+    #: ``frame.jpg?stream=main``: the newest keyframe's picture, decoded once per keyframe
+    still: MainStreamStill = field(default_factory=MainStreamStill)
 
     @property
     def patrol_only(self) -> bool:
@@ -232,6 +302,8 @@ class CameraRegistry:
         # checks, under it, that its camera is still the one listed, so a DELETE cannot be undone
         # by a save that was still in flight (it would bring the camera back after a restart)
         self._persist_lock = threading.Lock()
+        # main-stream pictures decoded at once, all cameras together (MainStreamStill)
+        self._main_decodes = threading.BoundedSemaphore(MAIN_STREAM_DECODES)
 
     # -- start and stop -----------------------------------------------------------------
     def load(self) -> None:
@@ -447,6 +519,10 @@ class CameraRegistry:
             return
         if slot is not None:  # outside the lock: a frame or visit being judged looks cameras up
             slot.retire()
+        # at once, before the reader stops (seconds): the id is free again, and a camera added
+        # under it meanwhile (a URL changed by DELETE then POST) must keep its incidents and signals
+        self._incidents.close_camera(camera_id, time.time())
+        self._signals.forget(camera_id)
         if cam.ring is not None:
             self._rings.detach(cam.ring)
         with self._persist_lock:  # after any save of this camera still in flight
@@ -456,8 +532,6 @@ class CameraRegistry:
                 self._store.cameras.delete(camera_id)
         for reader in cam.readers:  # after the persist lock: an _add in flight has started them by now, or never will
             reader.stop(timeout=5.0)
-        self._incidents.close_camera(camera_id, time.time())
-        self._signals.forget(camera_id)
         log.info("camera %s removed", camera_id)
 
     def _remove_not_started(self, camera_id: str) -> None:
@@ -559,14 +633,19 @@ class CameraRegistry:
 
     def main_stream_jpeg(self, camera_id: str, quality: int = 90) -> bytes | None:
         """The newest keyframe of the camera's evidence stream (its main stream, with stream
-        roles), decoded on demand at full resolution, without drawings; None before one arrived
-        or when the camera keeps no evidence ring."""
-        ring = self._get(camera_id).ring  # CameraNotFound
-        picture = ring.latest_keyframe() if ring is not None else None
-        if picture is None:
+        roles) at full resolution, without drawings: decoded once per keyframe (later requests
+        get the same JPEG), at most :data:`MAIN_STREAM_DECODES` decodes at once; None before one
+        arrived or when the camera keeps no evidence ring.
+
+        Raises:
+            CameraNotFound: no such camera.
+            MainStreamBusy: no decode slot came free within :data:`MAIN_STREAM_WAIT_S`.
+        """
+        cam = self._get(camera_id)
+        ring = cam.ring
+        if ring is None:
             return None
-        ok, buf = cv2.imencode(".jpg", picture.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        return buf.tobytes() if ok else None
+        return cam.still.jpeg(ring, quality, self._main_decodes, MAIN_STREAM_WAIT_S)
 
     def latest_jpeg(self, camera_id: str) -> bytes | None:
         """The latest analysed frame with boxes and zones drawn, or None before the first."""

@@ -135,12 +135,24 @@ class TimeWindow(_Strict):
     """A daily window, e.g. school hours ``{days: [mon, tue, wed, thu, fri], start: "07:00", end: "17:30"}``.
 
     ``end`` before ``start`` wraps past midnight (``22:00``-``06:00``); the window then
-    belongs to the day it starts on.
+    belongs to the day it starts on. ``end`` equal to ``start`` is refused: such a window
+    would never be active (whole days: no schedule, or ``00:00``-``12:00`` plus ``12:00``-``00:00``).
     """
 
     days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS), min_length=1)
     start: dt.time = Field(description="Local start time, HH:MM.")
-    end: dt.time = Field(description="Local end time, HH:MM (exclusive).")
+    end: dt.time = Field(description="Local end time, HH:MM (exclusive); not equal to start.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TimeWindow:
+        if self.start == self.end:
+            shown = self.start.isoformat("minutes" if self.start.second == self.start.microsecond == 0 else "auto")
+            raise ValueError(
+                f"start and end are both {shown}: the window is never active (end is exclusive). "
+                'For all day on every day leave the schedule out; for whole days on some days use two windows, '
+                'start "00:00" end "12:00" and start "12:00" end "00:00"'
+            )
+        return self
 
     def contains(self, when: dt.datetime) -> bool:
         t = when.time()

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
-from gridworker.cameras import CameraModelMismatch, problem_text
+from gridworker.cameras import CameraModelMismatch, MainStreamBusy, problem_text
 from gridworker.cases.workflow import ADMIN, SUPERVISOR, Actor
 from gridworker.service import CameraExists, CameraLimitReached, CameraNotFound, SceneTooLarge
 from gridworker.settings import CAMERA_ID_PATTERN
@@ -110,14 +110,21 @@ def remove_camera(camera_id: CameraId, service: ServiceDep) -> Response:
 @router.get(
     "/{camera_id}/frame.jpg",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, **_NOT_FOUND}, dependencies=[READ])
+    responses={
+        200: {"content": {"image/jpeg": {}}},
+        **_NOT_FOUND,
+        503: {"description": "stream=main: every main-stream decode slot stayed busy; try again after Retry-After seconds"},
+    },
+    dependencies=[READ],
+)
 def latest_frame(
     camera_id: CameraId,
     service: ServiceDep,
     stream: Literal["analysed", "main"] = Query(
         "analysed",
         description="analysed: the latest analysed frame with detections and zones drawn; main: the newest keyframe of the "
-        "camera's evidence stream (its main stream when it has a record_url), decoded now at full resolution, undrawn.",
+        "camera's evidence stream (its main stream when it has a record_url) at full resolution, undrawn; decoded once per "
+        "keyframe, a few cameras' at a time (beyond that: 503 with Retry-After).",
     ),
 ) -> Response:
     """The camera's latest picture."""
@@ -125,6 +132,8 @@ def latest_frame(
         jpeg = service.latest_jpeg(camera_id) if stream == "analysed" else service.main_stream_jpeg(camera_id)
     except CameraNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}") from None
+    except MainStreamBusy as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"}) from None
     if jpeg is None:
         what = "analysed frame" if stream == "analysed" else "keyframe in its evidence ring (clips off, or none arrived)"
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id!r} has no {what} yet")
