@@ -40,6 +40,7 @@ from typing import Literal
 import av
 import av.error
 
+from .demux import video_packets
 from .frame import Frame, rgb_image
 from .redact import get_logger, redact_text, redact_url, url_secrets
 from .sources import NetworkSource, SourceError, parse_source
@@ -237,7 +238,7 @@ def _run(
         stream.thread_type = "SLICE"
         codec.thread_count = 1  # one decoder thread per visit: many visits share 2 cores
         deadline = time.monotonic() + keyframe_timeout_s
-        packets = container.demux(stream)
+        packets = video_packets(container, stream)  # None: another stream's packet
         while len(visit.frames) < keyframes:
             if stop is not None and stop.is_set():
                 raise _Failed("stopped", "stopped during the visit")
@@ -256,7 +257,7 @@ def _run(
                 raise _Failed("keyframe_timeout", f"no data from {safe_url} (read timed out)") from None
             except (av.FFmpegError, OSError) as exc:
                 raise _Failed("error", f"read from {safe_url} failed: {type(exc).__name__}: {exc}") from None
-            if packet.size == 0:  # flush packet at the end of a file
+            if packet is None or packet.size == 0:  # audio (the loop checks stop and deadline), end of a file
                 continue
             if not packet.is_keyframe:
                 visit.skipped += 1

@@ -16,6 +16,7 @@ import numpy as np
 from .backoff import Backoff
 from .config import StreamConfig
 from .errors import StreamEnded, StreamError, StreamOpenError, StreamTimeout
+from .demux import video_packets
 from .evidence import CodecParams, PacketRing, in_band_parameter_sets
 from .frame import DecodedFrame, Frame, FrameListener, rgb_image
 from .health import StreamErrorKind, StreamHealth, StreamState
@@ -461,7 +462,7 @@ class CameraStream:
         ring = self._ring
         if ring is not None:
             self._start_ring_session(ring, stream)
-        packets = container.demux(stream)
+        packets = video_packets(container, stream)  # None: another stream's packet
         while not self._stop.is_set():
             try:
                 packet = next(packets)
@@ -471,6 +472,9 @@ class CameraStream:
                 raise StreamTimeout(f"no data from {self._safe_url} for {cfg.read_timeout_s:g} s") from None
             except (av.FFmpegError, OSError) as exc:
                 raise StreamError(f"read from {self._safe_url} failed: {self._describe(exc)}") from None
+            if packet is None:  # audio goes on while the video may have stopped: check for a stall
+                self._check_progress()
+                continue
             if not cfg.decode:  # record-only: the packet is the product
                 if cfg.is_file and packet.pts is not None and packet.time_base is not None:
                     packet_time = float(packet.pts * packet.time_base)
@@ -488,7 +492,7 @@ class CameraStream:
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:
-                continue  # a corrupt packet; the decoder resyncs at the next keyframe
+                frames = []  # a corrupt packet; the decoder resyncs at the next keyframe, the ring keeps it
             for vframe in frames:
                 if not cfg.is_file:
                     # Live: sample on arrival time; camera timestamps can be garbage.

@@ -15,7 +15,10 @@ nor the password survives); the value of every query or ``;`` parameter whose na
 secret (:func:`is_secret_name`: ``pwd``, ``password``, ``passwd``, ``pass``, ``token``,
 ``key``, ``auth``, ``secret``, ``signature``, ``sig``, ``sign``, ``hash``, ``md5`` and names
 ending in them, such as ``access_token`` or ``api_key``; case-insensitive) becomes ``***``.
-Other parameters (``user``, ``channel``, ``subtype``) stay readable.
+Other parameters (``user``, ``channel``, ``subtype``) stay readable. In a URL a value runs
+to the next ``&``, ``;`` or ``#`` (a ``;param`` before the query also ends at its ``?``), so a
+password holding ``,`` or ``)`` is hidden whole (``?password=a,b`` reads ``?password=***``);
+in free text outside a URL it also ends at whitespace, a quote, ``,`` or ``)``.
 
 The user-info is found the way a human would read a mistyped URL, not the way ``urlsplit``
 does: a password with an unencoded ``/``, ``?`` or ``#`` (``rtsp://admin:12/34@host/s``) ends
@@ -58,15 +61,22 @@ __all__ = [
 
 REDACTED = "***"
 
-# scheme://userinfo@ in free text: userinfo runs to the LAST '@' before whitespace or a quote,
-# past any '/', '?' or '#' (an unencoded one in a password)
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>]*)@")
-# the same at the start of one URL (whitespace and all: the whole string is the URL)
+# scheme://userinfo@ at the start of one URL (whitespace and all: the whole string is the URL);
+# the user-info runs to the LAST '@', past any '/', '?' or '#' (an unencoded one in a password)
 _URL_HEAD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?:(?P<userinfo>.*)@)?", re.DOTALL)
 # where the host[:port] ends once the user-info is gone
 _AUTHORITY_END = re.compile(r"[/?#]")
 # name=value after ? & ; # (a query, a ;param, a fragment) or at a word start in free text
 _PARAM = re.compile(r"(?P<lead>(?:^|[?&;#\s'\"(,]))(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)=(?P<value>[^?&;#\s'\"<>),]*)")
+# the start of a name=value in one URL; where its value ends: _secret_spans
+_URL_PARAM = re.compile(r"[?&;#](?P<name>[A-Za-z][A-Za-z0-9_.\-]*)=")
+# where the path ends: the query or the fragment begins
+_QUERY_START = re.compile(r"[?#]")
+# where a value ends in one URL: in the query or fragment at & ; #, before them also at the query's ?
+_QUERY_VALUE_END = re.compile(r"[&;#]")
+_PATH_VALUE_END = re.compile(r"[?&;#]")
+# a URL in free text: it ends at whitespace, a quote or < >
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
 # an Authorization header in a protocol dump (FFmpeg's RTSP/HTTP debug log): Basic is base64 of user:password
 _AUTH_HEADER = re.compile(r"(?im)^(?P<head>[ \t]*(?:proxy-)?authorization:[ \t]*)(?P<value>[^\r\n]+)")
 _SECRET_WORDS = (
@@ -93,6 +103,37 @@ def _redact_params(text: str) -> str:
         return f"{m.group('lead')}{m.group('name')}={REDACTED}"
 
     return _PARAM.sub(sub, text)
+
+
+def _secret_spans(rest: str) -> list[tuple[int, int]]:
+    """Where the values of ``rest``'s secret parameters lie (``rest``: one URL from its host on).
+
+    In one URL a value runs to the next ``&``, ``;`` or ``#`` (or the end): a password may hold
+    ``,`` ``)`` ``'`` or ``?``. Before the query (a ``;param`` in the path) the query's ``?``
+    ends it too. Every ``name=`` after ``? & ; #`` is looked at, also inside another
+    parameter's value, and what the free-text reading (:data:`_PARAM`) finds is added, so a
+    URL is never redacted less than free text would be. Overlapping spans are all returned.
+    """
+    query = _QUERY_START.search(rest)
+    query_at = len(rest) if query is None else query.start()
+    spans: list[tuple[int, int]] = []
+    for m in _URL_PARAM.finditer(rest):
+        if is_secret_name(m.group("name")):
+            end = (_PATH_VALUE_END if m.start() < query_at else _QUERY_VALUE_END).search(rest, m.end())
+            spans.append((m.end(), len(rest) if end is None else end.start()))
+    spans += [m.span("value") for m in _PARAM.finditer(rest) if is_secret_name(m.group("name"))]
+    return [(start, end) for start, end in spans if end > start]
+
+
+def _redact_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each stretch that ``spans`` cover (overlapping or not) replaced by ``***``."""
+    out: list[str] = []
+    done = 0
+    for start, end in sorted(spans):
+        if start >= done:  # not inside the stretch before
+            out += [text[done:start], REDACTED]
+        done = max(done, end)
+    return "".join(out) + text[done:]
 
 
 def split_userinfo(url: str) -> tuple[str, str | None, str] | None:
@@ -153,7 +194,7 @@ def redact_url(url: str) -> str:
     if split is None:
         return redact_text(url)
     scheme, userinfo, rest = split
-    return f"{scheme}{'' if userinfo is None else REDACTED + '@'}{_redact_params(rest)}"
+    return f"{scheme}{'' if userinfo is None else REDACTED + '@'}{_redact_spans(rest, _secret_spans(rest))}"
 
 
 def url_origin(url: str) -> str:
@@ -191,9 +232,7 @@ def url_secrets(url: str) -> tuple[str, ...]:
     _, sep, password = (userinfo or "").partition(":")
     if sep:
         values.append(password)
-    for m in _PARAM.finditer(rest):
-        if is_secret_name(m.group("name")):
-            values.append(m.group("value"))
+    values += [rest[start:end] for start, end in _secret_spans(rest)]
     spellings: set[str] = set()
     for value in values:
         if len(value) >= 3:
@@ -202,15 +241,18 @@ def url_secrets(url: str) -> tuple[str, ...]:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Redact credentials of every URL inside ``text``, secret ``name=value`` parameters,
-    ``Authorization:`` header lines and every literal ``secrets`` string."""
-    out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
-    out = _redact_params(out)
-    out = _AUTH_HEADER.sub(lambda m: f"{m.group('head')}{REDACTED}", out)
+    """Redact every literal ``secrets`` string, every URL inside ``text`` (as :func:`redact_url`),
+    secret ``name=value`` parameters elsewhere and ``Authorization:`` header lines.
+
+    The literal secrets go first: redacting a parameter first could split one (``a,b`` of
+    ``password=a,b`` outside a URL reads as ``a``) so that its rest is no longer found."""
+    out = text
     for secret in secrets:
         if secret:
             out = out.replace(secret, REDACTED)
-    return out
+    out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), out)
+    out = _redact_params(out)
+    return _AUTH_HEADER.sub(lambda m: f"{m.group('head')}{REDACTED}", out)
 
 
 class RedactingFilter(logging.Filter):
