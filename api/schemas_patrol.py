@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gridworker.patrol.config import PatrolPlan
-from gridworker.patrol.engine import PatrolStatus
+from gridworker.patrol.engine import FailedVisit, PatrolStatus
+from gridworker.streams.health import GENERIC_ERRORS
+
+_PUBLIC_REASONS: dict[str, str] = {
+    "open_failed": GENERIC_ERRORS["open_failed"],
+    "open_timeout": GENERIC_ERRORS["timeout"],
+    "keyframe_timeout": GENERIC_ERRORS["timeout"],
+    "ended": GENERIC_ERRORS["ended"],
+    "error": GENERIC_ERRORS["error"],
+}
+
+
+def public_reason(reason: str) -> str:
+    """A failed visit's reason (``"<error kind>: <detail>"``) without its detail, which names hosts,
+    paths and server answers (docs/security.md): the kind and its generic text, for non-admins.
+
+    Example::
+
+        >>> public_reason("open_failed: cannot open rtsp://***@10.0.0.7/1: ConnectionRefusedError")
+        'open_failed: cannot open the stream'
+    """
+    kind = reason.split(":", 1)[0].strip()
+    if kind not in _PUBLIC_REASONS:
+        kind = "error"
+    return f"{kind}: {_PUBLIC_REASONS[kind]}"
+
+
+def _public_visits(visits: Iterable[FailedVisit]) -> tuple[FailedVisit, ...]:
+    return tuple(replace(v, reason=public_reason(v.reason)) for v in visits)
+
+
+def _public_status(st: PatrolStatus) -> PatrolStatus:
+    """``st`` with every failure reason cut to its kind (:func:`public_reason`)."""
+    last = st.last_cycle
+    return replace(
+        st,
+        failed_this_cycle=_public_visits(st.failed_this_cycle),
+        offline=tuple(replace(o, reason=public_reason(o.reason)) for o in st.offline),
+        last_cycle=None if last is None else replace(last, failed_visits=_public_visits(last.failed_visits)),
+    )
 
 
 def _rounded(digits: int) -> AfterValidator:
@@ -22,14 +63,17 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+_REASON = "Why it failed, '<kind>: <detail>'; only admins read the detail, other roles the kind's generic text."
+
+
 class FailedVisitOut(_Out):
     camera_id: str
-    reason: str
+    reason: str = Field(description=_REASON)
 
 
 class OfflineCameraOut(_Out):
     camera_id: str
-    reason: str
+    reason: str = Field(description=_REASON)
     failures: int = Field(description="Failed visits in a row.")
     since: datetime | None
     retry_cycle: int = Field(description="The cycle in which the camera is tried again.")
@@ -71,8 +115,10 @@ class PatrolStatusOut(_Out):
     last_cycle: CycleSummaryOut | None
 
     @classmethod
-    def of(cls, st: PatrolStatus) -> PatrolStatusOut:
-        return cls.model_validate(st)
+    def of(cls, st: PatrolStatus, *, detail: bool) -> PatrolStatusOut:
+        """The status as served; without ``detail`` (every caller but an admin) failure reasons
+        carry only their kind (:func:`public_reason`), as ``/cameras`` serves ``last_error``."""
+        return cls.model_validate(st if detail else _public_status(st))
 
 
 class PatrolPlanOut(BaseModel):

@@ -9,6 +9,11 @@ batcher and rules as every visit), then attaches the first of their frames as th
 snapshot (``IncidentStore.attach_snapshot``, like a clip added after the opening) and
 records which camera it came from. The plan is not saved and is deleted when done; at most
 ``max_in_flight`` watches run at once (an alarm beyond that gets no watch, logged).
+
+Ids starting with :data:`PLAN_PREFIX` are reserved for these watches (the API refuses them
+with 422). Should a plan of that id exist anyway (a config-file plan, or one saved before the
+prefix was reserved), the alarm gets no watch (logged) and that plan, its run and its saved
+row are left alone: the linkage only ever stops and deletes a plan it added itself.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from gridworker.patrol.manager import PatrolConflict
 from .config import DeviceConfig
 
 log = logging.getLogger(__name__)
+
+PLAN_PREFIX = "iot-"
+"""The id prefix of the linkage's watch plans (``iot-<device id>``), reserved: no plan made
+through the API may use it."""
 
 
 class Patrols(Protocol):
@@ -85,7 +94,7 @@ class Linkage:
         cams = [c for c in device.cameras if self.cameras(c)]
         if not cams:
             return False
-        plan_id = f"iot-{device.id}"[:64]
+        plan_id = f"{PLAN_PREFIX}{device.id}"[:64]
         with self._lock:
             if plan_id in self._threads or not self._slots.acquire(blocking=False):
                 log.info("incident %s: no linkage watch (one runs for %s, or too many run)", incident.id, device.id)
@@ -96,13 +105,16 @@ class Linkage:
         return True
 
     def _watch(self, plan_id: str, incident_id: int, cams: list[str]) -> None:
+        adopted = False
         try:
             plan = PatrolPlan(
-                id=plan_id, name=f"IoT linkage {plan_id[4:]}", select={"camera_ids": cams}, order="listed", mode="watch",
-                watch_s=self.watch_s, cycles=1, concurrency=len(cams), stagger_s=0.0,
+                id=plan_id, name=f"IoT linkage {plan_id[len(PLAN_PREFIX):]}", select={"camera_ids": cams}, order="listed",
+                mode="watch", watch_s=self.watch_s, cycles=1, concurrency=len(cams), stagger_s=0.0,
             )
             try:
-                if not self.patrols.adopt(plan):
+                adopted = self.patrols.adopt(plan)
+                if not adopted:
+                    log.warning("incident %s: no linkage watch: a patrol plan %r exists that is not the linkage's", incident_id, plan_id)
                     return
                 self.patrols.start(plan_id)
             except PatrolConflict as exc:  # the limit on plans, or the service is stopping
@@ -116,10 +128,11 @@ class Linkage:
         except Exception:  # a failed watch costs the case its snapshot, nothing else
             log.exception("incident %s: linkage watch failed", incident_id)
         finally:
-            try:
-                self.patrols.delete_plan(plan_id)
-            except (KeyError, PatrolConflict):
-                pass
+            if adopted:  # only the plan this watch added: never someone else's
+                try:
+                    self.patrols.delete_plan(plan_id)
+                except (KeyError, PatrolConflict):
+                    pass
             with self._lock:
                 self._threads.pop(plan_id, None)
             self._slots.release()

@@ -15,6 +15,8 @@ plan. Semantics (the API maps them to HTTP codes):
   runtime is kept until the restart (the file stays the source of truth).
 * ``delete_plan``: runtime plans only; :class:`PatrolConflict` while it runs or for a plan
   from the config file (409).
+* ``adopt``: add a plan only if no plan has its id (a saved plan at service start, the IoT
+  linkage's watch plan); False, and nothing changes, when one does: it never replaces a plan.
 
 Example::
 
@@ -103,10 +105,12 @@ class PatrolManager:
         return "config" if plan_id in self._config_ids else "api"
 
     def adopt(self, plan: PatrolPlan) -> bool:
-        """Add a plan saved by an earlier run (service start). False, and nothing changes, when
-        a config-file plan has its id (the config file wins). Raises PatrolLimitReached."""
+        """Add a plan that is not saved through ``save``: one saved by an earlier run (service
+        start), or the IoT linkage's watch plan. False, and nothing changes, when a plan has its
+        id already (a config-file plan wins over a saved one; someone else's plan, and its run,
+        are left alone). Raises PatrolLimitReached."""
         with self._lock:
-            if plan.id in self._config_ids:
+            if plan.id in self._plans:
                 return False
             self._check_room(plan.id)
             self._plans[plan.id] = plan
