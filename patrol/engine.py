@@ -15,7 +15,9 @@ A visit that fails (refused, 404, no answer, no keyframe in time) is recorded wi
 reason; the camera is listed offline and retried in a later cycle once two back-offs have
 passed: one counted in cycles (:func:`~gridworker.patrol.selection.skip_cycles`), one in
 seconds (:func:`~gridworker.patrol.selection.retry_delay_s`), so that cameras are not
-retried faster when cycles get short. Nothing a camera does can stall the cycle: every
+retried faster when cycles get short (a camera replaced under its id starts afresh). A time
+window of the plan closing ends the cycle: the next window starts a new one. Nothing a camera
+does can stall the cycle: every
 visit has its own open and keyframe timeouts. A cycle that started no visit (the plan
 selects no camera, or every camera sits out its back-off) is followed by a wait of at least
 :data:`IDLE_CYCLE_S` (or ``min_cycle_s`` if longer): an idle plan never spins.
@@ -47,7 +49,7 @@ from gridworker.streams.redact import get_logger, redact_url
 
 from .concurrency import ConcurrencyController, ControllerStats, LoadProbe
 from .config import PatrolPlan, PatrolTarget
-from .selection import plan_order, retry_delay_s, skip_cycles
+from .selection import plan_order, retry_delay_s, select_cameras, skip_cycles
 
 __all__ = [
     "IDLE_CYCLE_S",
@@ -202,8 +204,20 @@ class _CycleCount:
         return self.dispatched and self.ok + self.failed + self.skipped >= self.total
 
 
+class _Go(enum.Enum):
+    """Whether the dispatcher goes on with a cycle."""
+
+    ON = "on"
+    CUT = "cut"  # the plan's time window closed: the cycle ends here (cut short)
+    STOP = "stop"  # the run is stopping
+
+
 @dataclass
 class _CameraState:
+    """What the run knows of one camera; ``target`` is the camera it was learnt on (a camera
+    replaced under the same id, with another URL or other patrol attributes, starts afresh)."""
+
+    target: PatrolTarget | None = None
     failures: int = 0
     retry_cycle: int = 0
     retry_mono: float = 0.0  # not retried before this time.monotonic() (retry_delay_s)
@@ -318,7 +332,9 @@ class PatrolRun:
     Args:
         plan: what to visit and how.
         cameras: the candidate cameras, or a callable returning them (read at each cycle's
-            start, so cameras added or removed in the service take effect next cycle).
+            start, so cameras added or removed in the service take effect next cycle, and again
+            at each visit's start: a camera deleted meanwhile is left out of the cycle, one
+            replaced under its id is visited at its new URL).
         visit_sink: gets each visit's frames; must be thread-safe (visits run in parallel).
         visitor: performs one visit (default :func:`default_visitor`: a real glance/watch).
         on_outcome: optional callback per finished visit (metrics, logs), any thread.
@@ -529,19 +545,21 @@ class PatrolRun:
     # ------------------------------------------------------------------ dispatcher
     def _dispatch(self) -> None:
         plan = self.plan
+        cut = 0  # cycles a time window cut short: they do not count towards plan.cycles (passes over the cameras)
         try:
             while not self._stop.is_set():
-                if plan.cycles and self._cycle >= plan.cycles:
+                if plan.cycles and self._cycle - cut >= plan.cycles:
                     break
-                if not self._wait_window():
+                if self._wait_window() is not _Go.ON:
                     break
                 cycle_t0 = time.monotonic()
-                self._run_cycle(self._cycle + 1)
+                if self._run_cycle(self._cycle + 1) is _Go.CUT:
+                    cut += 1
                 if self._stop.is_set():
                     break
                 idle = self._note_idle()
                 floor = max(plan.min_cycle_s, IDLE_CYCLE_S) if idle else plan.min_cycle_s
-                more = not plan.cycles or self._cycle < plan.cycles
+                more = not plan.cycles or self._cycle - cut < plan.cycles
                 if time.monotonic() - cycle_t0 < floor and more:
                     self._set_state(PatrolState.PAUSED if self._paused else PatrolState.WAITING)
                     if idle:  # past min_cycle_s, a camera change (wake) ends the wait
@@ -581,8 +599,13 @@ class PatrolRun:
                 self._state = state
             self._cond.notify_all()
 
-    def _wait_window(self) -> bool:
-        """Block while paused or outside the plan's time windows. False if stopped meanwhile."""
+    def _wait_window(self, *, within_cycle: bool = False) -> _Go:
+        """Block while paused, and (between cycles) while outside the plan's time windows.
+
+        Inside a cycle (``within_cycle``) a closed window is not waited out: it ends the cycle
+        (:attr:`_Go.CUT`), so that the next window starts a fresh cycle over the cameras of its
+        day, and the cut cycle's duration leaves the night out. :attr:`_Go.STOP` if stopped meanwhile.
+        """
         schedule = self.plan.schedule
         while not self._stop.is_set():
             if not self._resume.is_set():
@@ -590,17 +613,20 @@ class PatrolRun:
                 continue
             if schedule is None or schedule.active(self._clock()):
                 self._set_state(PatrolState.PAUSED if self._paused else PatrolState.RUNNING)
-                return True
+                return _Go.ON
+            if within_cycle:
+                return _Go.CUT
             self._set_state(PatrolState.WAITING)
             self._stop.wait(1.0)
-        return False
+        return _Go.STOP
 
-    def _run_cycle(self, cycle: int) -> None:
+    def _run_cycle(self, cycle: int) -> _Go:
         """Start every visit of the cycle, and return: the last visits finish while the next
         cycle starts (their keyframe waits overlap it), so a cycle's tail leaves no slots
         idle (``plan.overlap_cycles``; off: wait for them first). A camera still being visited when its turn comes again is visited at the end
-        of the cycle, after that visit finished. The cycle is summed up when its last visit
-        finished (:meth:`_record`)."""
+        of the cycle, after that visit finished. A time window closing ends the cycle there
+        (cut short: its total is the cameras it reached; returns :attr:`_Go.CUT`). The cycle is
+        summed up when its last visit finished (:meth:`_record`)."""
         plan = self.plan
         self._wake.clear()  # a change from now on ends the idle wait after this cycle
         if self._stop.is_set():
@@ -618,51 +644,108 @@ class PatrolRun:
         # while idle (_note_idle says so once), cycles start quietly
         log.log(logging.INFO if targets and self._idle is None else logging.DEBUG,
                 "patrol %s: cycle %d, %d camera(s)", plan.id, cycle, len(targets))
-        later: list[PatrolTarget] = []
-        for target in targets:
-            if not self._wait_window():
-                return
-            with self._cond:
-                busy = target.camera_id in self._in_flight
-            if busy:
-                later.append(target)  # still on its visit of the previous cycle
-            elif not self._start_visit(target, count):
-                return
-        for target in later:
-            if not self._wait_window() or not self._wait_idle(target.camera_id) or not self._start_visit(target, count):
-                return
+        go = self._start_all(targets, count)
+        if go is _Go.STOP:
+            return go
         with self._cond:
             count.dispatched = True
+            if go is _Go.CUT:
+                reached = count.started + count.skipped
+                log.info("patrol %s: cycle %d cut short by its time window after %d of %d camera(s)",
+                         plan.id, cycle, reached, count.total)
+                count.total = reached
             self._close_cycle(count)
             while not self.plan.overlap_cycles and count.number in self._open and not self._stop.is_set():
                 self._cond.wait(0.2)  # the plan asks to drain each cycle before the next
+        return go
 
-    def _start_visit(self, target: PatrolTarget, count: _CycleCount) -> bool:
-        """Start one visit (or count the camera as skipped while it is offline). False when
-        stopped meanwhile."""
+    def _start_all(self, targets: Sequence[PatrolTarget], count: _CycleCount) -> _Go:
+        """Start (or skip) the visit of every camera of the cycle, in order; a camera still on
+        its visit of the previous cycle at the end. What ended the cycle's dispatch."""
+        later: list[PatrolTarget] = []
+        for target in targets:
+            go = self._wait_window(within_cycle=True)
+            if go is _Go.ON:
+                with self._cond:
+                    busy = target.camera_id in self._in_flight
+                if busy:
+                    later.append(target)  # still on its visit of the previous cycle
+                    continue
+                go = self._start_visit(target, count)
+            if go is not _Go.ON:
+                return go
+        for target in later:
+            go = self._wait_window(within_cycle=True)
+            if go is _Go.ON:
+                go = self._start_visit(target, count) if self._wait_idle(target.camera_id) else _Go.STOP
+            if go is not _Go.ON:
+                return go
+        return _Go.ON
+
+    def _start_visit(self, target: PatrolTarget, count: _CycleCount) -> _Go:
+        """Start one visit (or count the camera as skipped while it is offline).
+
+        The visit is of the camera as it is when its slot is free, not as it was at the cycle's
+        start: a camera deleted (or no longer selected) meanwhile is left out of the cycle, and
+        one replaced under the same id (another URL) is visited at its new URL. The window is
+        checked again once the slot is free: a closed one ends the cycle (:attr:`_Go.CUT`)."""
         with self._cond:
-            st = self._cams.setdefault(target.camera_id, _CameraState())
+            st = self._state_of(target)
             if st.offline_since is not None and (st.retry_cycle > count.number or st.retry_mono > time.monotonic()):
                 count.skipped += 1
                 self._cond.notify_all()
-                return True
+                return _Go.ON
         if not self._acquire_slot():
-            return False
-        if not self._wait_admitted():
+            return _Go.STOP
+        go = _Go.ON if self._wait_admitted() else _Go.STOP
+        if go is _Go.ON:
+            gap = self.plan.stagger_s - (time.monotonic() - self._last_start)
+            if gap > 0:
+                self._stop.wait(gap)
+            go = self._wait_window(within_cycle=True)
+        current = self._current(target.camera_id) if go is _Go.ON else None
+        if current is None:
             self._release_slot()
-            return False
-        gap = self.plan.stagger_s - (time.monotonic() - self._last_start)
-        if gap > 0:
-            self._stop.wait(gap)
+            if go is _Go.ON:
+                self._leave_out(target.camera_id, count)
+            return go
         self._last_start = time.monotonic()
         with self._cond:
-            self._in_flight[target.camera_id] = self._last_start
+            st = self._state_of(current)
+            self._in_flight[current.camera_id] = self._last_start
             count.started += 1
             first_seq = st.seq + 1
             self._cond.notify_all()
         assert self._pool is not None
-        self._pool.submit(self._visit, target, count.number, first_seq)
-        return True
+        self._pool.submit(self._visit, current, count.number, first_seq)
+        return _Go.ON
+
+    def _current(self, camera_id: str) -> PatrolTarget | None:
+        """The camera as the service has it now, if the plan still selects it (else None)."""
+        for cam in self._cameras():
+            if cam.camera_id == camera_id:
+                return cam if select_cameras([cam], self.plan.select) else None
+        return None
+
+    def _state_of(self, target: PatrolTarget) -> _CameraState:
+        """The camera's state (under ``_cond``): a fresh one when ``target`` is not the camera the
+        state was learnt on (a camera replaced by DELETE+POST keeps no failures or back-off of the old one)."""
+        st = self._cams.get(target.camera_id)
+        if st is None or st.target != target:
+            st = _CameraState(target=target, seq=st.seq if st is not None else 0)  # frame numbers go on rising
+            self._cams[target.camera_id] = st
+        return st
+
+    def _leave_out(self, camera_id: str, count: _CycleCount) -> None:
+        """A camera of the cycle that is gone (deleted, or no longer selected) by its turn: the
+        cycle has one camera less, and the run forgets it."""
+        log.info("patrol %s: %s left out of cycle %d (removed from the service or the plan)", self.plan.id, camera_id, count.number)
+        with self._cond:
+            count.total -= 1
+            if camera_id not in self._in_flight:
+                self._cams.pop(camera_id, None)
+                self._last.pop(camera_id, None)
+            self._cond.notify_all()
 
     def _wait_idle(self, camera_id: str) -> bool:
         """Wait until the camera's visit in flight finished. False when stopped meanwhile."""
@@ -757,13 +840,13 @@ class PatrolRun:
             )
         finally:
             self._release_slot()
-        self._record(outcome, first_seq)
+        self._record(outcome, target, first_seq)
 
-    def _record(self, outcome: CameraOutcome, first_seq: int) -> None:
+    def _record(self, outcome: CameraOutcome, target: PatrolTarget, first_seq: int) -> None:
         stopped = outcome.error_kind == "stopped"
         with self._cond:
             self._in_flight.pop(outcome.camera_id, None)
-            st = self._cams.setdefault(outcome.camera_id, _CameraState())
+            st = self._state_of(target)
             # a failure points at the machine, not the camera, when the camera was fine on its
             # last visit, or when the analysis failed; dead and hung cameras never were fine
             overload = not outcome.ok and (outcome.error_kind == "error" or (st.seen_ok and st.failures == 0))

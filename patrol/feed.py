@@ -10,7 +10,9 @@ to run inside a service.
   :class:`~gridworker.vision.pipeline.PatrolVisit` and are judged there;
 * **the visitor**: a patrol-only camera gets a real glance/watch; a continuously watched
   camera is not opened again: its visit is its next analysed frame (all its rules already
-  run on it), waited for on the camera's condition;
+  run on it), waited for on the camera's condition. A patrol-only camera has one watch stop
+  at a time, whichever plans watch it (two watch plans, or an IoT linkage's watch during a
+  watch plan): the camera has one tracker, so a second stop waits for the first to end;
 * **the load** an adaptive plan's controller reads (:class:`~gridworker.patrol.concurrency.PipelineProbe`):
   this process's CPU, the patrol frames waiting in the batcher, and the share of the
   continuous cameras' offered frames that were analysed.
@@ -18,9 +20,10 @@ to run inside a service.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from gridworker.streams.frame import Frame
@@ -37,6 +40,34 @@ __all__ = ["PipelineFeed"]
 
 #: Extra seconds a visit waits for its detections beyond the plan's own visit budget.
 _INFERENCE_GRACE_S = 30.0
+
+
+class _WatchStops:
+    """The patrol-only cameras a watch stop is on now, over all plans: one stop per camera at a
+    time (a stop's :meth:`Pipeline.begin_watch` resets the camera's one tracker and rule clocks,
+    and two sessions' frames would interleave out of order in it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._cameras: set[str] = set()
+
+    @contextlib.contextmanager
+    def hold(self, camera_id: str, stop: threading.Event) -> Iterator[bool]:
+        """The camera's watch, held for the ``with`` block once the stop on it now ended (True),
+        or False when ``stop`` was set while waiting (nothing held)."""
+        with self._cond:
+            while camera_id in self._cameras and not stop.is_set():
+                self._cond.wait(0.5)
+            held = camera_id not in self._cameras
+            if held:
+                self._cameras.add(camera_id)
+        try:
+            yield held
+        finally:
+            if held:
+                with self._cond:
+                    self._cameras.discard(camera_id)
+                    self._cond.notify_all()
 
 
 class PipelineFeed:
@@ -63,6 +94,7 @@ class PipelineFeed:
         self._pipeline = pipeline
         self._targets = targets
         self._on_outcome = on_outcome
+        self._watch_stops = _WatchStops()  # shared by every plan's run
 
     def make_run(self, plan: PatrolPlan) -> PatrolRun:
         def sink(target: PatrolTarget, frames: Sequence[Frame]) -> None:
@@ -101,9 +133,13 @@ class PipelineFeed:
             # the whole visit in the pipeline: admission, the camera's keyframes, detection, judgement
             timeout = _INFERENCE_GRACE_S + plan.visit_budget_s()
             return self._pipeline.glance_visit(target.camera_id, glance_call(target, plan, stop, first_seq), stop, timeout)
-        if slot is None or slot.patrol_only:
-            if slot is not None and plan.mode == "watch":
+        if slot is not None and slot.patrol_only:  # a watch stop
+            with self._watch_stops.hold(target.camera_id, stop) as held:
+                if not held:
+                    return GlanceResult(target.camera_id, redact_url(target.url), time.time(), error_kind="stopped", error="stopped")
                 self._pipeline.begin_watch(target.camera_id, plan.watch_fps)  # a fresh tracker and rule clocks for this stop
+                return default_visitor(target, plan, stop, first_seq, deliver)
+        if slot is None:
             return default_visitor(target, plan, stop, first_seq, deliver)
         started_at, t0 = time.time(), time.monotonic()
         before = slot.frames_analysed

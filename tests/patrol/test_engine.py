@@ -168,16 +168,20 @@ def test_a_long_run_forgets_the_last_outcome_of_cameras_that_left() -> None:
 
     from gridworker.streams.glance import GlanceResult
 
-    rounds = itertools.count()
+    visits = itertools.count(1)
+    generation = [0]
 
-    def cameras() -> list[PatrolTarget]:  # a different set of 5 every cycle
-        k = next(rounds)
+    def cameras() -> list[PatrolTarget]:  # a different set of 5 every cycle (each visit reads them too)
+        k = generation[0]
         return [PatrolTarget(f"c{k}-{i}", "rtsp://10.0.0.1/x") for i in range(5)]
 
     def visitor(target, plan, stop, first_seq, deliver):
+        if next(visits) % 5 == 0:  # the cycle's last visit started: the set changes for the next cycle
+            generation[0] += 1
         return GlanceResult(target.camera_id, "x", time.time(), error_kind="open_failed", error="refused")
 
-    plan = PatrolPlan(id="p", cycles=40, stagger_s=0, concurrency=4)
+    # drained cycles: the next one starts (and reads the new set) once this one's visits all ended
+    plan = PatrolPlan(id="p", cycles=40, stagger_s=0, concurrency=4, overlap_cycles=False)
     run = PatrolRun(plan, cameras, lambda *a: None, visitor=visitor)
     run.start()
     assert run.wait(60)
