@@ -2,53 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gridworker.patrol.config import PatrolPlan
-from gridworker.patrol.engine import FailedVisit, PatrolStatus
+from gridworker.patrol.engine import FailedVisit, OfflineCamera, PatrolStatus
 from gridworker.streams.health import GENERIC_ERRORS
 
-_PUBLIC_REASONS: dict[str, str] = {
+PUBLIC_TEXTS: dict[str, str] = {
     "open_failed": GENERIC_ERRORS["open_failed"],
     "open_timeout": GENERIC_ERRORS["timeout"],
     "keyframe_timeout": GENERIC_ERRORS["timeout"],
     "ended": GENERIC_ERRORS["ended"],
+    "stopped": "the visit was stopped",
     "error": GENERIC_ERRORS["error"],
 }
+"""What a non-admin reads of a failed visit, per ``error_kind`` (every
+:data:`~gridworker.streams.glance.GlanceErrorKind`); any other kind, or none, reads as ``"error"``."""
 
 
-def public_reason(reason: str) -> str:
-    """A failed visit's reason (``"<error kind>: <detail>"``) without its detail, which names hosts,
-    paths and server answers (docs/security.md): the kind and its generic text, for non-admins.
+def public_kind(error_kind: str | None) -> str:
+    """``error_kind`` if it is one of :data:`PUBLIC_TEXTS`, else ``"error"``."""
+    return error_kind if error_kind is not None and error_kind in PUBLIC_TEXTS else "error"
+
+
+def public_text(error_kind: str | None) -> str:
+    """What a non-admin reads for a failure of kind ``error_kind`` (never the reason's text, which
+    names hosts, paths and server answers, docs/security.md): the kind and its generic text.
 
     Example::
 
-        >>> public_reason("open_failed: cannot open rtsp://***@10.0.0.7/1: ConnectionRefusedError")
-        'open_failed: cannot open the stream'
+        >>> public_text("open_failed"), public_text(None)
+        ('open_failed: cannot open the stream', 'error: the stream failed')
     """
-    kind = reason.split(":", 1)[0].strip()
-    if kind not in _PUBLIC_REASONS:
-        kind = "error"
-    return f"{kind}: {_PUBLIC_REASONS[kind]}"
+    kind = public_kind(error_kind)
+    return f"{kind}: {PUBLIC_TEXTS[kind]}"
 
 
-def _public_visits(visits: Iterable[FailedVisit]) -> tuple[FailedVisit, ...]:
-    return tuple(replace(v, reason=public_reason(v.reason)) for v in visits)
+_Failure = TypeVar("_Failure", FailedVisit, OfflineCamera)
+
+
+def _public(failure: _Failure) -> _Failure:
+    """``failure`` with its reason replaced by the generic text of its kind (:func:`public_text`)."""
+    return replace(failure, reason=public_text(failure.error_kind), error_kind=public_kind(failure.error_kind))
 
 
 def _public_status(st: PatrolStatus) -> PatrolStatus:
-    """``st`` with every failure reason cut to its kind (:func:`public_reason`)."""
+    """``st`` with every failure reason replaced by its kind's generic text (:func:`public_text`)."""
     last = st.last_cycle
     return replace(
         st,
-        failed_this_cycle=_public_visits(st.failed_this_cycle),
-        offline=tuple(replace(o, reason=public_reason(o.reason)) for o in st.offline),
-        last_cycle=None if last is None else replace(last, failed_visits=_public_visits(last.failed_visits)),
+        failed_this_cycle=tuple(_public(v) for v in st.failed_this_cycle),
+        offline=tuple(_public(o) for o in st.offline),
+        last_cycle=None if last is None else replace(last, failed_visits=tuple(_public(v) for v in last.failed_visits)),
     )
 
 
@@ -63,17 +72,26 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-_REASON = "Why it failed, '<kind>: <detail>'; only admins read the detail, other roles the kind's generic text."
+_REASON = (
+    "Why it failed: admins read it in full (it names hosts, paths and server answers), other roles "
+    "'<error_kind>: <generic text>' chosen from error_kind."
+)
+_KIND = (
+    "The failure's kind: open_failed, open_timeout, keyframe_timeout, ended, stopped or error "
+    "(null when not known; other roles read any kind but these, and null, as error)."
+)
 
 
 class FailedVisitOut(_Out):
     camera_id: str
     reason: str = Field(description=_REASON)
+    error_kind: str | None = Field(None, description=_KIND)
 
 
 class OfflineCameraOut(_Out):
     camera_id: str
     reason: str = Field(description=_REASON)
+    error_kind: str | None = Field(None, description=_KIND)
     failures: int = Field(description="Failed visits in a row.")
     since: datetime | None
     retry_cycle: int = Field(description="The cycle in which the camera is tried again.")
@@ -116,8 +134,8 @@ class PatrolStatusOut(_Out):
 
     @classmethod
     def of(cls, st: PatrolStatus, *, detail: bool) -> PatrolStatusOut:
-        """The status as served; without ``detail`` (every caller but an admin) failure reasons
-        carry only their kind (:func:`public_reason`), as ``/cameras`` serves ``last_error``."""
+        """The status as served; without ``detail`` (every caller but an admin) a failure's reason
+        is the generic text of its ``error_kind`` (:func:`public_text`), as ``/cameras`` serves ``last_error``."""
         return cls.model_validate(st if detail else _public_status(st))
 
 

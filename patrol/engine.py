@@ -119,8 +119,12 @@ class CameraOutcome:
 
 @dataclass(frozen=True, slots=True)
 class FailedVisit:
+    """A failed visit: its ``reason`` (redacted, but naming hosts, paths and server answers) and
+    ``error_kind``, the visit's :attr:`CameraOutcome.error_kind` (None when not known)."""
+
     camera_id: str
     reason: str
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +142,8 @@ class CycleSummary:
 
 @dataclass(frozen=True, slots=True)
 class OfflineCamera:
-    """A camera whose last visit failed. It is tried again in cycle ``retry_cycle`` or later,
-    not before ``retry_at`` (wall clock, Unix seconds)."""
+    """A camera whose last visit failed (``reason`` and ``error_kind`` as in :class:`FailedVisit`).
+    It is tried again in cycle ``retry_cycle`` or later, not before ``retry_at`` (wall clock, Unix seconds)."""
 
     camera_id: str
     reason: str
@@ -147,6 +151,7 @@ class OfflineCamera:
     since: float
     retry_cycle: int
     retry_at: float | None = None
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,7 @@ class _CameraState:
     retry_at: float | None = None  # the same on the run's clock (for the status)
     offline_since: float | None = None
     reason: str | None = None
+    error_kind: str | None = None  # the last failed visit's (with reason)
     seq: int = 0
     seen_ok: bool = False  # gave a good visit in this run
 
@@ -489,7 +495,7 @@ class PatrolRun:
                 elif self._last_cycle_s is not None:
                     eta = self._last_cycle_s
             offline = tuple(
-                OfflineCamera(cid, st.reason or "", st.failures, st.offline_since, st.retry_cycle, st.retry_at)
+                OfflineCamera(cid, st.reason or "", st.failures, st.offline_since, st.retry_cycle, st.retry_at, st.error_kind)
                 for cid, st in sorted(self._cams.items())
                 if st.offline_since is not None
             )
@@ -859,14 +865,14 @@ class PatrolRun:
                 if outcome.ok:
                     if count is not None:
                         count.ok += 1
-                    st.failures, st.offline_since, st.reason, st.seen_ok = 0, None, None, True
+                    st.failures, st.offline_since, st.reason, st.error_kind, st.seen_ok = 0, None, None, None, True
                 else:
                     reason = outcome.reason or "failed"
                     if count is not None:
                         count.failed += 1
-                        count.failed_visits.append(FailedVisit(outcome.camera_id, reason))
+                        count.failed_visits.append(FailedVisit(outcome.camera_id, reason, outcome.error_kind))
                     st.failures += 1
-                    st.reason = reason
+                    st.reason, st.error_kind = reason, outcome.error_kind
                     if st.offline_since is None:
                         st.offline_since = self._clock()
                     st.retry_cycle = outcome.cycle + 1 + skip_cycles(st.failures, self.plan.retry_max_skip_cycles)

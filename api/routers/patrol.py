@@ -8,8 +8,9 @@ id starts with ``iot-``, the prefix reserved for the IoT linkage's watches). ``s
 are idempotent (200 with the status either way; ``start`` answers 202 when it started a run now).
 
 Failure reasons in a status (``failed_this_cycle``, ``offline``, ``last_cycle``) name hosts, paths
-and server answers: admins read them in full, every other role only their kind
-(:func:`~gridworker.api.schemas_patrol.public_reason`), as ``/cameras`` serves ``last_error``.
+and server answers: admins read them in full, every other role the generic text of the failure's
+``error_kind`` (:func:`~gridworker.api.schemas_patrol.public_text`; the reason's text is never
+read), as ``/cameras`` serves ``last_error``.
 """
 
 from __future__ import annotations
