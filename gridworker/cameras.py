@@ -24,7 +24,7 @@ from gridworker.models.tiling import Region
 from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.patrol.config import PatrolPlan, PatrolTarget
 from gridworker.streams.config import StreamConfig
-from gridworker.streams.evidence import CodecParams, PacketRing, RingBudget, RingPacket
+from gridworker.streams.evidence import PacketRing, RingBudget
 from gridworker.streams.health import StreamHealth, StreamState
 from gridworker.streams.reader import CameraStream
 from gridworker.streams.redact import get_logger, redact_text
@@ -109,16 +109,6 @@ MAIN_STREAM_DECODES = 2
 MAIN_STREAM_WAIT_S = 2.0
 
 
-def newest_keyframe(ring: PacketRing) -> tuple[CodecParams, RingPacket] | None:
-    """The ring's codec parameters and its newest keyframe packet, nothing decoded; None when it
-    holds no keyframe."""
-    clip = ring.cut(-math.inf, math.inf)  # every packet held, by reference
-    if clip is None:
-        return None
-    packet = next((p for p in reversed(clip.packets) if p.keyframe), None)
-    return None if packet is None else (clip.params, packet)
-
-
 class MainStreamStill:
     """One camera's main-stream picture (``frame.jpg?stream=main``): its newest keyframe, decoded
     and JPEG-encoded once per keyframe however many ask. Requests for the same camera wait for a
@@ -135,7 +125,7 @@ class MainStreamStill:
         Raises:
             MainStreamBusy: no slot (or this camera's decode in flight) came free within ``wait_s``.
         """
-        newest = newest_keyframe(ring)
+        newest = ring.newest_keyframe()
         if newest is None:
             return None
         params, packet = newest

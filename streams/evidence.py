@@ -553,14 +553,23 @@ class PacketRing:
             return None
         return ClipSource(params, tuple(packets), (start_ts, end_ts))
 
-    def latest_keyframe(self) -> av.VideoFrame | None:
-        """The newest keyframe held, decoded (a full-resolution picture of the stream, at the
-        cost of decoding one picture); None when the ring holds none or it does not decode."""
+    def newest_keyframe(self) -> tuple[CodecParams, RingPacket] | None:
+        """The codec parameters and the newest keyframe packet held, nothing decoded or copied;
+        None when the ring holds no keyframe."""
         with self._lock:
             params = self._params
             newest = self._gops[-1][0] if self._gops else None
-        if params is None or newest is None:
+        if params is None or newest is None or not newest.keyframe:
             return None
+        return params, newest
+
+    def latest_keyframe(self) -> av.VideoFrame | None:
+        """The newest keyframe held, decoded (a full-resolution picture of the stream, at the
+        cost of decoding one picture); None when the ring holds none or it does not decode."""
+        held = self.newest_keyframe()
+        if held is None:
+            return None
+        params, newest = held
         try:
             ctx = av.CodecContext.create(params.codec_name, "r")
             if not isinstance(ctx, VideoCodecContext):

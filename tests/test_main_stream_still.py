@@ -6,6 +6,7 @@ with ``Retry-After``. Real H.264 packets in a real ring; no camera is connected.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -20,7 +21,7 @@ from gridworker.cameras import MainStreamBusy, MainStreamStill
 from gridworker.service import Service
 from gridworker.settings import CameraConfig, Settings
 from gridworker.streams.config import StreamConfig
-from gridworker.streams.evidence import CodecParams, PacketRing
+from gridworker.streams.evidence import ClipSource, CodecParams, PacketRing
 from gridworker.streams.reader import CameraStream
 from tests.factories import ParkedCarDetector, free_port, h264_packets, local_client
 
@@ -81,6 +82,45 @@ def test_one_decode_per_keyframe(h264):
     assert ring.decodes == 2
     assert still.jpeg(ring, 50, slots, 1.0) is not None  # another quality is another picture
     assert ring.decodes == 3
+
+
+class _NoCopyRing(PacketRing):
+    """A ring that refuses to copy out its packets (``cut``): what a main-stream picture needs is
+    one packet, not all of them."""
+
+    def cut(self, start_ts: float, end_ts: float) -> ClipSource | None:
+        raise AssertionError("the main-stream picture copied every packet of the ring")
+
+
+def test_the_picture_reads_one_packet_not_a_copy_of_the_ring(h264):
+    ring, still = _NoCopyRing(seconds=60.0), MainStreamStill()
+    _fill(ring, h264, 2 * FPS + 3)
+    jpeg = still.jpeg(ring, 90, threading.BoundedSemaphore(1), 1.0)
+    assert jpeg is not None and _size(jpeg) == (320, 240)
+
+
+def test_a_ring_joined_mid_gop_holds_no_keyframe_until_one_arrives(h264):
+    """A reader that connects mid-GOP: the packets before its first keyframe are not kept, so
+    there is no picture until that keyframe; then the newest keyframe is the newest GOP's first
+    packet, the one a search of every packet held finds."""
+    params, packets = h264
+    ring, still, slots = PacketRing(seconds=60.0), MainStreamStill(), threading.BoundedSemaphore(1)
+    ring.start_session(params)
+    _append(ring, h264, 3, FPS)  # the rest of the first GOP, its keyframe missed
+    assert len(ring) == 0
+    assert ring.newest_keyframe() is None and ring.latest_keyframe() is None
+    assert still.jpeg(ring, 90, slots, 1.0) is None
+    _append(ring, h264, FPS, 3 * FPS + 4)  # two keyframes and four packets after the second
+    held = ring.newest_keyframe()
+    assert held is not None and held[0] is params
+    newest = held[1]
+    assert newest.keyframe and newest.data == bytes(packets[2 * FPS])
+    clip = ring.cut(-math.inf, math.inf)
+    assert clip is not None and newest is next(p for p in reversed(clip.packets) if p.keyframe)
+    picture = ring.latest_keyframe()
+    assert picture is not None and (picture.width, picture.height) == (320, 240)
+    jpeg = still.jpeg(ring, 90, slots, 1.0)
+    assert jpeg is not None and _size(jpeg) == (320, 240)
 
 
 def test_no_keyframe_yet_decodes_nothing():
