@@ -69,6 +69,7 @@ class CameraOut(BaseModel):
     inferred_fraction: float | None = Field(
         description="Inferred / analysed live frames: below 1 when motion gating kept still frames from the model; null before the first."
     )
+    frames_cropped: int = Field(0, description="Inferred live frames the model saw only the moved part of (motion.crop).")
     last_analysed_at: datetime | None
     analysis_behind: bool = Field(
         False, description="Analysed below half the configured fps for the last minute (a warning is logged; the console shows a badge)."
@@ -110,6 +111,7 @@ class CameraOut(BaseModel):
             frames_analysed=view.frames_analysed,
             frames_inferred=view.frames_inferred,
             inferred_fraction=view.inferred_fraction,
+            frames_cropped=view.frames_cropped,
             last_analysed_at=_dt(view.last_analysed_at),
             analysis_behind=view.analysis_behind,
             open_incident_types=view.open_incident_types,

@@ -12,10 +12,15 @@ The same search runs for gridworker (its Service, the camera's ``fps`` set to ``
 motion gating on or off), the naive loop (a thread per camera: read, detect, repeat) and,
 when installed, Ultralytics' streaming predictor on a YOLO ONNX export (and gridworker on
 that same ONNX), so ``over_ultralytics`` and ``over_naive`` are ratios of two searches on
-the same machine in the same run.
+the same machine in the same run. With motion gating, gridworker's cameras also crop
+(``motion.crop``: the model sees only the part that moved, at the whole frame's scale; it
+applies to the YOLO model, whose input size is dynamic, not to the fixed 300x300 SSD), and
+gridworker on the YOLO model is searched again on whole frames (``yolo_whole_``,
+``over_ultralytics_whole_frames``): what the crops add, side by side.
 
     gridworker bench capacity --json                       # default model, motion gating on
     gridworker bench capacity --no-motion --max-cameras 48  # every frame inferred
+    gridworker bench capacity --no-motion-crop              # gating only, whole frames
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class CapacityConfig:
     start: int = 4
     max_cameras: int = 64
     motion: bool = True
+    motion_crop: bool = True  # with motion: infer only the moved part (models with a dynamic input)
     threads: int = 2
     naive: bool = True
     ultralytics: bool = True
@@ -178,12 +184,13 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
                 setup.yolo_detector = load_detector(DetectorConfig(model=str(setup.yolo_onnx), threads=config.threads))
             except Exception as exc:  # noqa: BLE001 - the comparison is optional
                 skipped = f"YOLO ONNX export failed: {type(exc).__name__}: {exc}"
-        camera = {"motion": {"enabled": True}} if config.motion else {}
+        crop = config.motion and config.motion_crop
+        camera = {"motion": {"enabled": True, "crop": crop}} if config.motion else {}
 
-        def gridworker(det: Detector, label: str) -> Callable[[int], Trial]:
+        def gridworker(det: Detector, label: str, settings: dict[str, Any] = camera) -> Callable[[int], Trial]:
             def trial(n: int) -> Trial:
                 result = _with_server(setup, n, lambda urls, rates: run_gridworker(
-                    urls, [config.sample_fps] * len(urls), det, workdir=work, camera_settings=camera,
+                    urls, [config.sample_fps] * len(urls), det, workdir=work, camera_settings=settings,
                     seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s))  # fmt: skip
                 t = Trial.of(n, result, config)
                 say(f"{label} N={n}: min {t.per_camera_fps_min} fps/camera, p95 age {t.p95_age_ms} ms -> {'ok' if t.ok else 'too slow'}")
@@ -199,7 +206,7 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
 
             return trial
 
-        out: dict[str, Any] = {"cpu_cores": os.cpu_count(), "model": config.model, "motion": config.motion,
+        out: dict[str, Any] = {"cpu_cores": os.cpu_count(), "model": config.model, "motion": config.motion, "motion_crop": crop,
                                "sample_fps": config.sample_fps, "min_fps": config.min_fps, "max_age_ms": config.max_age_ms}  # fmt: skip
         best, trials = search(gridworker(detector, "gridworker"), config.start, config.max_cameras)
         out.update(_summary("", best, trials))
@@ -220,6 +227,11 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
             out.update(_summary("ultralytics_", best_u, u_trials))
             out.update(_summary("yolo_", best_y, y_trials))
             out["over_ultralytics"] = _over(best_y, best_u)
+            if crop:  # the same model on whole frames (gating only), side by side: what the crops add
+                whole = {"motion": {"enabled": True, "crop": False}}
+                best_w, w_trials = search(gridworker(setup.yolo_detector, "gridworker (yolo, whole frames)", whole), config.start, config.max_cameras)
+                out.update(_summary("yolo_whole_", best_w, w_trials))
+                out["over_ultralytics_whole_frames"] = _over(best_w, best_u)
         else:
             out["ultralytics_skipped"] = skipped
     return out
@@ -247,13 +259,17 @@ def _summary(prefix: str, best: Trial | None, trials: list[Trial]) -> dict[str, 
 
 def format_capacity(r: dict[str, Any]) -> str:
     lines = [f"capacity on {r['cpu_cores']} cores: every camera >= {r['min_fps']:g} fps, frame age p95 < {r['max_age_ms']:g} ms"]
-    for prefix, label in (("", "gridworker"), ("naive_", "naive loop"), ("ultralytics_", "ultralytics"), ("yolo_", "gridworker (same YOLO ONNX)")):
+    labels = (
+        ("", "gridworker"), ("naive_", "naive loop"), ("ultralytics_", "ultralytics"), ("yolo_", "gridworker (same YOLO ONNX)"),
+        ("yolo_whole_", "gridworker (YOLO, whole frames)"),
+    )
+    for prefix, label in labels:
         if f"{prefix}cameras_max" in r:
             lines.append(
                 f"  {label:28s} {r[f'{prefix}cameras_max']:3d} cameras  (min {r[f'{prefix}per_camera_fps_min']} fps/camera, "
                 f"p95 age {r[f'{prefix}p95_age_ms']} ms, inferred {r[f'{prefix}inferred_fraction']})"
             )
-    for key in ("over_naive", "over_ultralytics"):
+    for key in ("over_naive", "over_ultralytics", "over_ultralytics_whole_frames"):
         if key in r:
             lines.append(f"  {key}: {r[key]}")
     if r.get("ultralytics_skipped"):

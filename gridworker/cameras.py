@@ -205,6 +205,7 @@ class CameraView:
     patrol_only: bool = False
     frames_inferred: int = 0  # live frames the model ran on
     frames_coasted: int = 0  # live frames the motion gate kept from the model
+    frames_cropped: int = 0  # inferred live frames the model saw only the moved part of (motion.crop)
     inferred_fraction: float | None = None  # inferred / analysed live frames (None before the first)
     analysis_behind: bool = False  # analysed below half the configured fps for a whole window (vision/pace.py)
 
@@ -609,6 +610,7 @@ class CameraRegistry:
             patrol_only=cam.patrol_only,
             frames_inferred=stats.frames_inferred,
             frames_coasted=stats.frames_coasted,
+            frames_cropped=stats.frames_cropped,
             inferred_fraction=stats.inferred_fraction,
             analysis_behind=behind,
         )

@@ -55,6 +55,9 @@ class _CameraCollector(Collector):
         coasted = CounterMetricFamily(
             "gridworker_camera_frames_coasted", "Live frames the motion gate kept from the model (analysed with the last detections)", labels=["camera"]
         )
+        cropped = CounterMetricFamily(
+            "gridworker_camera_frames_cropped", "Inferred live frames the model saw only the moved part of (motion.crop)", labels=["camera"]
+        )
         for cam in self._snapshot():
             cid = cam["id"]
             fps.add_metric([cid], cam["analysed_fps"])
@@ -65,9 +68,10 @@ class _CameraCollector(Collector):
             opened.add_metric([cid], cam["open_incidents"])
             inferred.add_metric([cid], cam.get("frames_inferred", 0))
             coasted.add_metric([cid], cam.get("frames_coasted", 0))
+            cropped.add_metric([cid], cam.get("frames_cropped", 0))
             # issue 16: analysis falling behind (vision/pace.py)
             behind.add_metric([cid], 1.0 if cam.get("behind") else 0.0)
-        yield from (fps, dec, live, rec, drop, opened, inferred, coasted, behind)
+        yield from (fps, dec, live, rec, drop, opened, inferred, coasted, cropped, behind)
 
 
 class DeliveryFigures(Protocol):

@@ -56,6 +56,7 @@ from gridworker.incidents.snapshots import EvidenceRenderer
 from gridworker.vision.lowlight import correct
 from gridworker.vision.coasting import UNSURE_INFER_S, analysing
 from gridworker.vision.motion import MotionConfig
+from gridworker.vision.motioncrop import CropModels, SeenBoxes, merge_outside
 from gridworker.vision.tracker import TrackerConfig
 
 from .cameras import detect_region, motion_gate
@@ -121,6 +122,7 @@ class ReplayResult:
     detect_s: float
     incidents: list[ReplayIncident]
     frames_inferred: int = 0  # analysed frames the model ran on (fewer with motion gating)
+    frames_cropped: int = 0  # inferred frames the model saw only the moved part of (motion.crop)
 
     def counts(self) -> dict[str, int]:
         """Incident type → how many opened."""
@@ -270,7 +272,10 @@ def replay_clip(
     if camera.imgsz is not None:  # the camera's own input size, as the live pipeline runs it
         detector = resized(detector, camera.imgsz)
     last: tuple[np.ndarray, sv.Detections] | None = None  # the last inferred frame, for coasted ones
-    inferred = 0
+    inferred = cropped = 0
+    # motion crops (``motion.crop``), as live: not with tiles or a detect_region (vision/motioncrop.py)
+    crops = CropModels() if gate is not None and gate.config.crop and camera.detect_tiles is None and region is None else None
+    seen = SeenBoxes(gate.config.crop_hold_s) if gate is not None and crops is not None else None
     infer_until = float("-inf")  # frames before this are inferred, motion or not (as live: vision/coasting.py)
 
     def analyse(frame: Frame, dets: sv.Detections, coasted: bool = False) -> None:
@@ -295,6 +300,8 @@ def replay_clip(
         found: list[sv.Detections] = detect_tiled(detector, images, [camera.detect_tiles] * len(pending), [region] * len(pending))
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):
+            if seen is not None:
+                seen.add(frame.ts, dets.xyxy)
             analyse(frame, dets)
         inferred += len(pending)
         last = (pending[-1].image, found[-1])
@@ -327,6 +334,25 @@ def replay_clip(
                     continue
             image = vframe.to_ndarray(format="rgb24")
             size = (int(image.shape[1]), int(image.shape[0]))
+            changed = gate.crop_region() if gate is not None and crops is not None else None
+            planned = None
+            if changed is not None and crops is not None and gate is not None and seen is not None:
+                flush()  # the window is planned on the boxes of the last inferred frames
+                planned = crops.plan("replay", detector, None, changed, seen.boxes(start_ts + media_t), size, max_area=gate.config.crop_max_area)
+            if planned is None and changed is not None and gate is not None:
+                gate.saw_whole()
+            if planned is not None:
+                plan, at_size = planned
+                t0 = time.perf_counter()
+                fresh = detect_tiled(at_size, [correct(image, camera.low_light)], [None], [plan.region])[0]
+                detect_s += time.perf_counter() - t0
+                dets = merge_outside(last[1], fresh, plan.region, size) if last is not None else fresh
+                seq += 1
+                analyse(Frame(camera.id, seq, start_ts + media_t, image, plan.region), dets)
+                inferred, cropped, last = inferred + 1, cropped + 1, (image, dets)
+                if seen is not None:
+                    seen.add(start_ts + media_t, dets.xyxy)
+                continue
             seq += 1
             pending.append(Frame(camera.id, seq, start_ts + media_t, image))
             if len(pending) >= max(1, detector.max_batch):
@@ -377,6 +403,7 @@ def replay_clip(
         frames_decoded=decoded,
         frames_analysed=analysed,
         frames_inferred=inferred,
+        frames_cropped=cropped,
         wall_s=round(wall, 3),
         detect_s=round(detect_s, 3),
         incidents=incidents,

@@ -401,6 +401,7 @@ class Service:
                     "frames_dropped": view.health.frames_dropped,
                     "frames_inferred": view.frames_inferred,
                     "frames_coasted": view.frames_coasted,
+                    "frames_cropped": view.frames_cropped,
                     "open_incidents": len(view.open_incident_types),
                     "behind": view.analysis_behind,  # issue 16: vision/pace.py
                 }

@@ -394,6 +394,11 @@ class YoloDetector(BatchDetector):
         """Model input (height, width)."""
         return self._size
 
+    @property
+    def stride(self) -> int:
+        """The model's largest stride: its input sides are multiples of it."""
+        return self._stride
+
     def target_size(self, height: int, width: int) -> tuple[int, int]:
         """The model input (H, W) an image of ``height x width`` is letterboxed into: the
         square input size, or with ``rect`` the scaled image padded to the stride."""

@@ -18,6 +18,8 @@ class Frame:
         seq: per-camera sequence number of the *published* frame, strictly increasing.
         ts: wall-clock time (``time.time()``) at which the frame was received and decoded.
         image: ``(H, W, 3) uint8`` **RGB** pixels, full source resolution.
+        region: the part of the frame the model looks at (normalised x0, y0, x1, y1; the
+            motion gate's crop, ``vision/motioncrop.py``); None: the whole frame.
 
     Example:
         >>> f = Frame("cam1", 1, 0.0, np.zeros((2, 2, 3), np.uint8))
@@ -29,6 +31,7 @@ class Frame:
     seq: int
     ts: float
     image: np.ndarray
+    region: tuple[float, float, float, float] | None = None
 
     @property
     def height(self) -> int:

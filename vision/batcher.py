@@ -51,6 +51,14 @@ class FrameGate(Protocol):
 
     def should_infer(self, picture: av.VideoFrame, ts: float) -> bool: ...
 
+    def crop_region(self) -> tuple[float, float, float, float] | None:
+        """The part of the frame just let through that changed (None: look at all of it)."""
+        ...
+
+    def saw_whole(self) -> None:
+        """The frame whose part :meth:`crop_region` gave was inferred whole after all."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Coasted:
@@ -315,8 +323,12 @@ class Batcher:
             free = sum(1 for cam in live if cam not in self._held or cam in taken)
         for d, gate, forced in picked:  # outside the lock: readers keep offering meanwhile
             # the gate judges every frame (an inferred one becomes its reference); a forced frame is inferred anyway
+            region = None
             try:
-                infer = gate is None or gate.should_infer(d.picture, d.ts) or forced
+                infer = gate is None or gate.should_infer(d.picture, d.ts)
+                if infer and gate is not None:
+                    region = gate.crop_region()
+                infer = infer or forced
             except Exception:  # a gate that fails must not hold its camera for good: the model decides
                 log.exception("camera %s: motion gate failed on frame %d; inferred", d.camera_id, d.seq)
                 infer = True
@@ -324,7 +336,7 @@ class Batcher:
                 coasted.append(Coasted(d.camera_id, d.seq, d.ts))
                 continue
             try:
-                batch.append(Frame(d.camera_id, d.seq, d.ts, rgb_image(d.picture)))
+                batch.append(Frame(d.camera_id, d.seq, d.ts, rgb_image(d.picture), region))
             except (ValueError, av.FFmpegError):  # a picture swscale cannot convert: skip this frame only
                 log.warning("camera %s: frame %d could not be converted; skipped", d.camera_id, d.seq)
                 if hold:

@@ -16,7 +16,14 @@ the same idea, per camera, cheap enough to run on every sampled frame:
   last inferred frame's detections (the tracker and the rules' clocks keep running, so a parked
   car's stay keeps counting), and
 * at least every ``refresh_s`` a frame is inferred whatever the motion, so stationary objects
-  are re-confirmed by the model.
+  are re-confirmed by the model;
+* with ``crop``, a frame whose change lies in a small part of the frame is inferred **there
+  only** (Frigate's motion regions): the gate hands out the changed part's bounding box
+  (:meth:`MotionGate.crop_region`), the pipeline grows it to hold every object the model saw
+  there last time and runs the model on that window at the whole frame's scale (fewer input
+  pixels, same object sizes), and the objects outside it keep their last detections, as a
+  coasted frame's do (``vision/motioncrop.py``). Only the window's part of the reference
+  image is renewed, and the ``refresh_s`` clock is not reset: the full-frame refresh stays.
 
 The gate fails open: a picture it cannot scale is inferred.
 """
@@ -29,6 +36,8 @@ import av
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from gridworker.models.tiling import Region, region_window
 
 __all__ = ["MotionConfig", "MotionGate"]
 
@@ -49,6 +58,15 @@ class MotionConfig(BaseModel):
     min_changed: float = Field(0.002, gt=0.0, le=1.0, description="Fraction of the watched pixels that must change.")
     width: int = Field(160, ge=32, le=640, description="Width of the small grey image motion is judged on.")
     margin: float = Field(0.05, ge=0.0, le=0.5, description="Rule zones grown by this fraction of the frame.")
+    crop: bool = Field(
+        False,
+        description="When the change lies in a small part of the frame, infer only that part (grown to hold the objects last "
+        "seen there) at the whole frame's scale; the rest keeps its last detections. Needs a model with a dynamic input "
+        "size (YOLO exported with dynamic axes); other models and tiled cameras infer the whole frame.",
+    )
+    crop_max_area: float = Field(0.5, gt=0.0, le=1.0, description="Crop only when the grown part covers at most this fraction of the frame.")
+    crop_margin: float = Field(0.04, ge=0.0, le=0.5, description="The changed part grown by this fraction of the frame on each side.")
+    crop_hold_s: float = Field(2.0, ge=0.0, le=60.0, description="The window also holds every object the model saw in this many seconds.")
 
 
 class MotionGate:
@@ -70,6 +88,8 @@ class MotionGate:
         self._size: tuple[int, int] | None = None
         self._reference: np.ndarray | None = None  # small grey image of the last inferred frame
         self._inferred_at: float | None = None
+        self._region: Region | None = None  # the changed part of the last frame judged (crop only)
+        self._partial: tuple[np.ndarray, float] | None = None  # that frame's small image and time, while only its part is renewed
 
     def set_zones(self, zones: Sequence[Polygon]) -> None:
         """The camera's rule zones changed (a scene edit): watch the new ones from the next frame on."""
@@ -78,8 +98,10 @@ class MotionGate:
         self._size = None
 
     def should_infer(self, picture: av.VideoFrame, ts: float) -> bool:
-        """True: run the model on this frame (and remember it as the reference); False: coast."""
+        """True: run the model on this frame (and remember it as the reference); False: coast.
+        With ``crop``, :meth:`crop_region` then says which part of it changed."""
         cfg = self.config
+        self._region = self._partial = None
         try:
             small = self._small(picture)
         except (ValueError, av.FFmpegError):
@@ -88,14 +110,46 @@ class MotionGate:
         if not due and self._reference is not None and self._reference.shape == small.shape:
             diff = cv2.absdiff(small, self._reference) > cfg.threshold
             mask = self._watched(small.shape)
-            changed = np.count_nonzero(diff & mask) if mask is not None else np.count_nonzero(diff)
+            moved = diff & mask if mask is not None else diff
             total = np.count_nonzero(mask) if mask is not None else diff.size
-            due = bool(total > 0 and changed >= cfg.min_changed * total)
-        elif not due:
-            due = True  # a new picture size (the camera changed its stream): look at it
-        if due:
-            self._reference, self._inferred_at = small, ts
-        return due
+            if not (total > 0 and np.count_nonzero(moved) >= cfg.min_changed * total):
+                return False
+            if cfg.crop:
+                self._region = self._changed_part(moved)
+            if self._region is not None:  # only the part the model will see is renewed; the refresh clock runs on
+                x0, y0, x1, y1 = region_window(self._region, (small.shape[1], small.shape[0]))
+                self._reference[y0:y1, x0:x1] = small[y0:y1, x0:x1]
+                self._partial = (small, ts)
+                return True
+        # first frame, refresh due, a new picture size (the camera changed its stream), or motion
+        # over the whole frame: the model looks at all of it
+        self._reference, self._inferred_at = small, ts
+        return True
+
+    def crop_region(self) -> Region | None:
+        """The changed part of the frame :meth:`should_infer` last let through (normalised
+        x0, y0, x1, y1, grown by ``crop_margin``), or None: infer the whole frame (no ``crop``,
+        first frame, refresh, or the change covers more than ``crop_max_area``)."""
+        return self._region
+
+    def saw_whole(self) -> None:
+        """The frame :meth:`crop_region` handed a part of was inferred whole after all (its window
+        grew too big, or the model cannot crop): the whole reference is renewed and the refresh
+        clock starts again, as for a frame let through whole."""
+        if self._partial is not None:
+            (self._reference, self._inferred_at), self._partial = self._partial, None
+
+    def _changed_part(self, moved: np.ndarray) -> Region | None:
+        ys, xs = np.nonzero(moved)
+        if not len(xs):
+            return None
+        h, w = moved.shape
+        m = self.config.crop_margin
+        x0, y0 = max(0.0, xs.min() / w - m), max(0.0, ys.min() / h - m)
+        x1, y1 = min(1.0, (xs.max() + 1) / w + m), min(1.0, (ys.max() + 1) / h + m)
+        if (x1 - x0) * (y1 - y0) > self.config.crop_max_area:
+            return None
+        return (x0, y0, x1, y1)
 
     def _small(self, picture: av.VideoFrame) -> np.ndarray:
         w = self.config.width

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -55,6 +55,7 @@ from .coasting import UNSURE_INFER_S, analysing
 from .config import SceneConfig
 from .lowlight import LowLightConfig, correct
 from .motion import MotionGate
+from .motioncrop import CropModels, CropPlan, SeenBoxes, merge_outside
 from .observations import IncidentSink, VisitJudgement
 
 __all__ = [
@@ -135,6 +136,7 @@ class SlotStats:
     last_analysed_at: float | None
     frames_inferred: int = 0  # live frames the model ran on
     frames_coasted: int = 0  # live frames the motion gate kept from the model
+    frames_cropped: int = 0  # inferred live frames the model saw only the moved part of (motion.crop)
 
     @property
     def inferred_fraction(self) -> float | None:
@@ -172,6 +174,8 @@ class CameraSlot:
     _frames: int = field(default=0, init=False)
     _inferred: int = field(default=0, init=False)  # live frames that went through the model
     _coasted: int = field(default=0, init=False)  # live frames analysed with the last detections
+    _cropped: int = field(default=0, init=False)  # inferred live frames the model saw only a window of
+    _seen: SeenBoxes | None = field(default=None, init=False)  # what a motion crop's window must hold
     _times: deque[float] = field(default_factory=lambda: deque(maxlen=50), init=False)
     _jpeg: tuple[FrameAnalysis, bytes] | None = field(default=None, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
@@ -197,9 +201,12 @@ class CameraSlot:
         with self._cond:
             return self._last
 
-    def record(self, analysis: FrameAnalysis, frames: int, at: float, raw: sv.Detections | None = None, coasted: bool = False) -> None:
-        """An analysed frame: ``raw`` its detections from the model (a live inferred frame),
-        ``coasted`` when it was analysed with the last ones instead."""
+    def record(
+        self, analysis: FrameAnalysis, frames: int, at: float, raw: sv.Detections | None = None, coasted: bool = False, cropped: bool = False
+    ) -> None:
+        """An analysed frame: ``raw`` its detections from the model (a live inferred frame;
+        ``cropped`` when the model saw only a window of it), ``coasted`` when it was analysed
+        with the last ones instead."""
         with self._cond:
             self._last = analysis
             self._frames += frames
@@ -207,9 +214,20 @@ class CameraSlot:
             if raw is not None:
                 self._last_raw = raw
                 self._inferred += frames
+                self._cropped += frames if cropped else 0
             elif coasted:
                 self._coasted += frames
             self._cond.notify_all()
+
+    def seen_boxes(self) -> SeenBoxes | None:
+        """The boxes the model found lately on this camera, when its motion gate crops (None otherwise)."""
+        cfg = self.motion.config if self.motion is not None else None
+        if cfg is None or not cfg.crop:
+            return None
+        with self._cond:
+            if self._seen is None or self._seen.hold_s != cfg.crop_hold_s:
+                self._seen = SeenBoxes(cfg.crop_hold_s)
+            return self._seen
 
     def coast_input(self) -> tuple[np.ndarray, sv.Detections] | None:
         """The last inferred live frame's picture and detections, for a coasted frame (None before one)."""
@@ -220,11 +238,11 @@ class CameraSlot:
 
     def stats(self, now: float) -> SlotStats:
         with self._cond:
-            ts, frames, inferred, coasted = list(self._times), self._frames, self._inferred, self._coasted
+            ts, frames, inferred, coasted, cropped = list(self._times), self._frames, self._inferred, self._coasted, self._cropped
         fps = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0
         if ts and now - ts[-1] > 5.0:
             fps = 0.0
-        return SlotStats(frames, round(fps, 2), ts[-1] if ts else None, inferred, coasted)
+        return SlotStats(frames, round(fps, 2), ts[-1] if ts else None, inferred, coasted, cropped)
 
     def wait_analysed(self, after: int, stop: threading.Event, timeout: float) -> bool:
         """Block until more than ``after`` frames were analysed (True), ``timeout`` passes or
@@ -362,6 +380,12 @@ class DetectorFailures:
             )
 
 
+def _windowed(frame: Frame, crop: tuple[CropPlan, Detector] | None) -> Frame:
+    """``frame`` carrying the window the model ran on (None: the whole frame)."""
+    region = crop[0].region if crop is not None else None
+    return frame if frame.region == region else replace(frame, region=region)
+
+
 def _one_line(exc: BaseException) -> str:
     """``Type: message`` on one line, at most 300 characters of the message."""
     text = " ".join(str(exc).split())
@@ -439,6 +463,7 @@ class Pipeline:
         # the models at a camera's own input size (``imgsz``), sharing their sessions; made when
         # a camera that needs one is added, read by the inference threads (replaced whole)
         self._sized: dict[tuple[str, int], Detector] = {}
+        self._crops = CropModels()  # the models at motion crops' sizes (``motion.crop``)
         self._sink = sink
         self._annotator = annotator
         self._meter = meter
@@ -582,14 +607,21 @@ class Pipeline:
                 try:  # all of it: a frame that fails anywhere here must not keep its camera held
                     with self._slots.locked() as by_id:  # one lookup per batch, not per frame
                         slots = [by_id.get(f.camera_id) for f in frames]
+                    crops = [self._crop(f, s) for f, s in zip(frames, slots)]
+                    for f, s, c in zip(frames, slots, crops):
+                        if c is None and f.region is not None and s is not None and s.motion is not None:
+                            s.motion.saw_whole()  # its camera is held: the gate judges none of its frames meanwhile
                     tiles = [s.tiles if s is not None else None for s in slots]
-                    regions = [s.region if s is not None else None for s in slots]
+                    regions = [c[0].region if c else s.region if s is not None else None for c, s in zip(crops, slots)]
                     chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]
-                    sizes = [s.imgsz if s is not None else None for s in slots]
+                    sizes = [c[0].imgsz if c else s.imgsz if s is not None else None for c, s in zip(crops, slots)]
                     sized = self._sized
+                    if any(crops):
+                        sized = {**sized, **{(ch[0], c[0].imgsz): c[1] for c, ch in zip(crops, chosen) if c}}
                     images = [f.image if s is None else correct(f.image, s.low_light) for f, s in zip(frames, slots)]
                     detections = detect_models(self.models, DEFAULT_DETECTOR, images, tiles, regions, chosen, sizes, sized)
-                    live = work.resolve(detections)  # patrol frames: their visits get the detections
+                    # patrol frames: their visits get the detections; a live frame carries the window inferred (or None)
+                    live = [(_windowed(f, c), d) for (f, d), c in zip(work.resolve(detections), crops)]
                 except Exception as exc:  # a bad frame must not kill the pipeline
                     work.fail(exc)
                     self.detector_failures.failed(len(work), exc)  # logged once, then summed up once a minute
@@ -643,10 +675,34 @@ class Pipeline:
         image, raw = source
         self._analyse(slot, Frame(coasted.camera_id, coasted.seq, coasted.ts, image), raw, held, coasted=True)
 
+    def _crop(self, frame: Frame, slot: CameraSlot | None) -> tuple[CropPlan, Detector] | None:
+        """The window of a live frame to infer, when its motion gate found the change in a
+        small part and the camera's one model can run it at the frame's scale (no tiles, no
+        ``detect_region``: their windows have their own scale)."""
+        if frame.region is None or slot is None or slot.motion is None or slot.tiles is not None or slot.region is not None:
+            return None
+        if len(slot.detectors) != 1:
+            return None
+        seen = slot.seen_boxes()
+        if seen is None:
+            return None
+        model_id = slot.detectors[0]
+        return self._crops.plan(
+            model_id, self.models.get(model_id), slot.imgsz, frame.region, seen.boxes(frame.ts),
+            (frame.width, frame.height), max_area=slot.motion.config.crop_max_area,
+        )
+
     def _post_one(self, frame: Frame, dets: sv.Detections, held: _Held) -> None:
         slot = self.slot(frame.camera_id)
         if slot is None or slot.patrol_only:  # removed meanwhile
             return
+        if frame.region is not None:  # the model saw a window: the objects outside it stay where it last saw them
+            source = slot.coast_input()
+            if source is not None:
+                dets = merge_outside(source[1], dets, frame.region, (frame.width, frame.height))
+        seen = slot.seen_boxes()
+        if seen is not None:
+            seen.add(frame.ts, dets.xyxy)
         self._analyse(slot, frame, dets, held, coasted=False)
 
     def _analyse(self, slot: CameraSlot, frame: Frame, dets: sv.Detections, held: _Held, *, coasted: bool) -> None:
@@ -667,7 +723,7 @@ class Pipeline:
             held.release(infer_until=frame.ts + UNSURE_INFER_S if sighting.unsure else None)
             self._sink.observe(analysis)
         done = time.time()
-        slot.record(analysis, 1, done, raw=None if coasted else dets, coasted=coasted)
+        slot.record(analysis, 1, done, raw=None if coasted else dets, coasted=coasted, cropped=frame.region is not None)
         latency = done - frame.ts
         self._meter.frames_done(1, latency)
         for observer in self.observers:

@@ -81,6 +81,16 @@ def fall_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fall_onnx(fall_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fall model exported to ONNX with dynamic axes (a real trained YOLOv8s), once a session."""
+    for name in ("torch", "onnx", "onnxslim", "ultralytics"):
+        pytest.importorskip(name)
+    from gridworker.models import export_ultralytics
+
+    return export_ultralytics(fall_model_dir / "best.pt", tmp_path_factory.mktemp("fall") / "fall.onnx")
+
+
+@pytest.fixture(scope="session")
 def ssd_dir() -> Path:
     return WEIGHTS_DIR / "ssd_mobilenet_v2_coco"
 

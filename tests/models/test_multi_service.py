@@ -17,7 +17,7 @@ import pytest
 
 from gridworker.api import create_app
 from gridworker.assets import ultralytics_asset
-from gridworker.models import DetectorConfig, export_ultralytics, load_detector
+from gridworker.models import DetectorConfig, load_detector
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_still
@@ -27,13 +27,6 @@ pytestmark = [pytest.mark.export, pytest.mark.model, pytest.mark.rtsp]
 
 FALLEN = {"code": "person_fallen", "name_zh": "人员摔倒", "name_en": "person fallen"}
 WRONG = {"code": "coco_fall", "name_zh": "不应出现", "name_en": "never"}
-
-
-@pytest.fixture(scope="module")
-def fall_onnx(fall_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    for name in ("torch", "onnx", "onnxslim", "ultralytics"):
-        pytest.importorskip(name)
-    return export_ultralytics(fall_model_dir / "best.pt", tmp_path_factory.mktemp("fall") / "fall.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,12 @@ class _Coast:
     def should_infer(self, picture: av.VideoFrame, ts: float) -> bool:
         return False
 
+    def crop_region(self) -> tuple[float, float, float, float] | None:
+        return None
+
+    def saw_whole(self) -> None:
+        return None
+
 
 def _coasting_batcher() -> tuple[Batcher, threading.Event, av.VideoFrame]:
     batcher = Batcher(max_batch=4)
