@@ -12,15 +12,16 @@ The same search runs for gridworker (its Service, the camera's ``fps`` set to ``
 motion gating on or off), the naive loop (a thread per camera: read, detect, repeat) and,
 when installed, Ultralytics' streaming predictor on a YOLO ONNX export (and gridworker on
 that same ONNX), so ``over_ultralytics`` and ``over_naive`` are ratios of two searches on
-the same machine in the same run. With motion gating, gridworker's cameras also crop
+the same machine in the same run. With ``--motion-crop`` gridworker's cameras also crop
 (``motion.crop``: the model sees only the part that moved, at the whole frame's scale; it
 applies to the YOLO model, whose input size is dynamic, not to the fixed 300x300 SSD), and
 gridworker on the YOLO model is searched again on whole frames (``yolo_whole_``,
-``over_ultralytics_whole_frames``): what the crops add, side by side.
+``over_ultralytics_whole_frames``): what the crops add, side by side. (The bench's cameras
+have no zones, so the whole busy frame is watched and windows are seldom small.)
 
     gridworker bench capacity --json                       # default model, motion gating on
     gridworker bench capacity --no-motion --max-cameras 48  # every frame inferred
-    gridworker bench capacity --no-motion-crop              # gating only, whole frames
+    gridworker bench capacity --motion-crop                 # the YOLO model on crops, and on whole frames
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class CapacityConfig:
     start: int = 4
     max_cameras: int = 64
     motion: bool = True
-    motion_crop: bool = True  # with motion: infer only the moved part (models with a dynamic input)
+    motion_crop: bool = False  # with motion: infer only the moved part (models with a dynamic input)
     threads: int = 2
     naive: bool = True
     ultralytics: bool = True

@@ -383,6 +383,10 @@ def _throughput_options(p: argparse.ArgumentParser) -> None:
         "--synthetic-size", type=_size, default=(640, 360), metavar="WxH",
         help="size of the generated clips (default 640x360; 1280x720 for the Ultralytics comparison at --yolo-imgsz 640)",
     )
+    p.add_argument(
+        "--media-width", type=int, default=None, metavar="W",
+        help="re-encode the media clips to W px wide first (e.g. 1280: real footage for the comparison at --yolo-imgsz 640)",
+    )
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics comparison")
 
 
@@ -399,6 +403,8 @@ def _throughput(args: argparse.Namespace) -> int:
 
     if _no_media(args):
         return 2
+    if args.media_width is not None and not (64 <= args.media_width <= 3840 and args.media_width % 2 == 0):
+        return fail("bench throughput", "--media-width: an even number from 64 to 3840")
     config = _from_options(ThroughputConfig, args, ultralytics=not args.no_ultralytics)
 
     def table(rows: list[dict[str, Any]]) -> str:
@@ -491,9 +497,8 @@ def _capacity_options(p: argparse.ArgumentParser) -> None:
     _media_option(p)
     p.add_argument("--no-motion", action="store_true", help="infer every sampled frame (motion gating off)")
     p.add_argument(
-        "--no-motion-crop", action="store_true",
-        help="infer whole frames when there is motion (by default gridworker on the YOLO model infers only the moved part, "
-        "and is searched on whole frames too)",
+        "--motion-crop", action="store_true",
+        help="gridworker on the YOLO model infers only the moved part (motion.crop), and is searched on whole frames too",
     )
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop's search")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics search")
@@ -505,7 +510,7 @@ def _capacity(args: argparse.Namespace) -> int:
     if args.start > args.max_cameras:
         return fail("bench capacity", f"--start must be at most --max-cameras ({args.max_cameras}), got {args.start}")
     config = _from_options(
-        CapacityConfig, args, motion=not args.no_motion, motion_crop=not args.no_motion_crop, naive=not args.no_naive,
+        CapacityConfig, args, motion=not args.no_motion, motion_crop=args.motion_crop, naive=not args.no_naive,
         ultralytics=not args.no_ultralytics,
     )
     return _report(args, _served(lambda: run_capacity(config, progress=_progress)), format_capacity)

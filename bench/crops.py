@@ -1,7 +1,7 @@
 """``gridworker bench crops``: what motion crops save, and what the model still finds.
 
 Each clip is replayed with its scene (tests/field/scenes, else bench/truth/scenes; tiles
-off, since a tiled camera is never cropped) three times on the same frames, side by side:
+and ``detect_region`` off, since such a camera is never cropped) three times on the same frames, side by side:
 
 * **whole**: every sampled frame inferred whole (no gating): the reference;
 * **gate**: motion gating (``motion.enabled``), frames inferred whole;
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from gridworker.models.base import Detector
+from gridworker.models.tiling import RegionConfig
 from gridworker.vision.analyzer import FrameAnalysis
 from gridworker.vision.motion import MotionConfig
 
@@ -116,7 +117,7 @@ def crops_bench(
             progress(f"{clip.name}: no scene, skipped")
             continue
         setup = load_replay_setup(scene, clip)
-        camera = setup.camera.model_copy(update={"detect_tiles": None})
+        camera = setup.camera.model_copy(update={"detect_tiles": None, "detect_region": RegionConfig()})  # neither is cropped
         boxes_of = _in_zones([np.asarray(z.polygon, dtype=np.float32) for z in camera.zones])
         seen: dict[str, dict[float, np.ndarray]] = {}
         row: dict[str, Any] = {"clip": clip.name}

@@ -301,7 +301,7 @@ def replay_clip(
         detect_s += time.perf_counter() - t0
         for frame, dets in zip(pending, found):
             if seen is not None:
-                seen.add(frame.ts, dets.xyxy)
+                seen.add(frame.ts, dets.xyxy, (frame.width, frame.height))
             analyse(frame, dets)
         inferred += len(pending)
         last = (pending[-1].image, found[-1])
@@ -338,7 +338,10 @@ def replay_clip(
             planned = None
             if changed is not None and crops is not None and gate is not None and seen is not None:
                 flush()  # the window is planned on the boxes of the last inferred frames
-                planned = crops.plan("replay", detector, None, changed, seen.boxes(start_ts + media_t), size, max_area=gate.config.crop_max_area)
+                boxes = seen.boxes(start_ts + media_t, size)
+                if last is not None and last[0].shape == image.shape:  # the window holds every box the merge would keep
+                    boxes = np.concatenate([boxes, np.asarray(last[1].xyxy, dtype=np.float64).reshape(-1, 4)])
+                planned = crops.plan("replay", detector, None, changed, boxes, size, max_area=gate.config.crop_max_area)
             if planned is None and changed is not None and gate is not None:
                 gate.saw_whole()
             if planned is not None:
@@ -346,12 +349,12 @@ def replay_clip(
                 t0 = time.perf_counter()
                 fresh = detect_tiled(at_size, [correct(image, camera.low_light)], [None], [plan.region])[0]
                 detect_s += time.perf_counter() - t0
-                dets = merge_outside(last[1], fresh, plan.region, size) if last is not None else fresh
+                dets = merge_outside(last[1], fresh, plan.region, size) if last is not None and last[0].shape == image.shape else fresh
                 seq += 1
                 analyse(Frame(camera.id, seq, start_ts + media_t, image, plan.region), dets)
                 inferred, cropped, last = inferred + 1, cropped + 1, (image, dets)
                 if seen is not None:
-                    seen.add(start_ts + media_t, dets.xyxy)
+                    seen.add(start_ts + media_t, dets.xyxy, size)
                 continue
             seq += 1
             pending.append(Frame(camera.id, seq, start_ts + media_t, image))

@@ -90,6 +90,7 @@ class MotionGate:
         self._inferred_at: float | None = None
         self._region: Region | None = None  # the changed part of the last frame judged (crop only)
         self._partial: tuple[np.ndarray, float] | None = None  # that frame's small image and time, while only its part is renewed
+        self._picture_size: tuple[int, int] | None = None  # the last judged picture's (width, height)
 
     def set_zones(self, zones: Sequence[Polygon]) -> None:
         """The camera's rule zones changed (a scene edit): watch the new ones from the next frame on."""
@@ -107,6 +108,8 @@ class MotionGate:
         except (ValueError, av.FFmpegError):
             return True  # fail open
         due = self._inferred_at is None or ts - self._inferred_at >= cfg.refresh_s or ts < self._inferred_at
+        size, self._picture_size = self._picture_size, (picture.width, picture.height)
+        due = due or size != self._picture_size  # a new picture size (one with the same aspect too): look at all of it
         if not due and self._reference is not None and self._reference.shape == small.shape:
             diff = cv2.absdiff(small, self._reference) > cfg.threshold
             mask = self._watched(small.shape)

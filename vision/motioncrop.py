@@ -94,10 +94,14 @@ def plan_crop(
     # each side grown to a whole number of strides at the whole frame's scale: the window is
     # then letterboxed at exactly that scale, with no padding (as the frame would be seen)
     scale = imgsz / max(w, h)
-    least = MIN_CROP_IMGSZ / scale
-    x0, x1 = _fit(x0, x1, float(w), stride / scale, least if x1 - x0 >= y1 - y0 else 0.0)
-    y0, y1 = _fit(y0, y1, float(h), stride / scale, least if y1 - y0 > x1 - x0 else 0.0)
-    if (x1 - x0) * (y1 - y0) > max_area * w * h:
+    x0, x1 = _fit(x0, x1, float(w), stride / scale, 0.0)
+    y0, y1 = _fit(y0, y1, float(h), stride / scale, 0.0)
+    least = MIN_CROP_IMGSZ / scale  # the long side after fitting: at least the smallest input
+    if x1 - x0 >= y1 - y0:
+        x0, x1 = _fit(x0, x1, float(w), stride / scale, least)
+    else:
+        y0, y1 = _fit(y0, y1, float(h), stride / scale, least)
+    if (x1 - x0) * (y1 - y0) > max_area * w * h or (x1 - x0 >= w and y1 - y0 >= h):
         return None
     crop_imgsz = min(imgsz, stride * math.ceil(round(max(x1 - x0, y1 - y0) * scale, 6) / stride))
     region = (x0 / w, y0 / h, x1 / w, y1 / h)
@@ -118,14 +122,16 @@ def _fit(lo: float, hi: float, extent: float, step: float, least: float) -> tupl
 
 
 def merge_outside(last: sv.Detections, fresh: sv.Detections, region: Region, size: tuple[int, int]) -> sv.Detections:
-    """``fresh`` (the window's detections) with the ``last`` detections whose box centre lies
-    outside the window: the frame's detections as if the whole of it had been inferred."""
+    """``fresh`` (the window's detections) with the ``last`` detections lying wholly outside
+    the window: the frame's detections as if the whole of it had been inferred. (The window is
+    planned to hold every last box, so this keeps none unless the camera's last detections
+    changed between planning and now; a box across the window's edge is never kept beside
+    the window's own, cut, sighting of it.)"""
     if not len(last):
         return fresh
     x0, y0, x1, y1 = region_window(region, size)
-    cx = (last.xyxy[:, 0] + last.xyxy[:, 2]) / 2
-    cy = (last.xyxy[:, 1] + last.xyxy[:, 3]) / 2
-    outside = (cx < x0) | (cx >= x1) | (cy < y0) | (cy >= y1)
+    b = last.xyxy
+    outside = (b[:, 2] <= x0) | (b[:, 0] >= x1) | (b[:, 3] <= y0) | (b[:, 1] >= y1)
     if not outside.any():
         return fresh
     kept = subset(last, outside)
@@ -226,16 +232,22 @@ class SeenBoxes:
     def __init__(self, hold_s: float, max_frames: int = 64) -> None:
         self.hold_s = hold_s
         self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=max_frames)
+        self._size = (0, 0)  # the frames' (width, height)
         self._lock = threading.Lock()
 
-    def add(self, ts: float, xyxy: np.ndarray) -> None:
-        """The boxes found on the inferred frame of time ``ts``."""
+    def add(self, ts: float, xyxy: np.ndarray, size: tuple[int, int] = (0, 0)) -> None:
+        """The boxes found on the inferred frame of time ``ts`` and ``size`` (width, height)."""
         with self._lock:
+            if size != self._size:  # the camera's picture changed size: older boxes are in other pixels
+                self._frames.clear()
+                self._size = size
             self._frames.append((ts, np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)))
 
-    def boxes(self, now: float) -> np.ndarray:
-        """``(N, 4)`` boxes seen from ``now - hold_s`` on (older frames are let go)."""
+    def boxes(self, now: float, size: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """``(N, 4)`` boxes seen from ``now - hold_s`` on, on frames of ``size`` (older frames are let go)."""
         with self._lock:
+            if size != self._size:
+                return np.zeros((0, 4))
             while self._frames and self._frames[0][0] < now - self.hold_s:
                 self._frames.popleft()
             parts = [b for _, b in self._frames]

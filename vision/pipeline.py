@@ -686,11 +686,13 @@ class Pipeline:
         seen = slot.seen_boxes()
         if seen is None:
             return None
+        size = (frame.width, frame.height)
+        boxes = seen.boxes(frame.ts, size)
+        last = slot.coast_input()  # what the frame's detections outside the window will be: the window holds them all
+        if last is not None and last[0].shape == frame.image.shape:
+            boxes = np.concatenate([boxes, np.asarray(last[1].xyxy, dtype=np.float64).reshape(-1, 4)])
         model_id = slot.detectors[0]
-        return self._crops.plan(
-            model_id, self.models.get(model_id), slot.imgsz, frame.region, seen.boxes(frame.ts),
-            (frame.width, frame.height), max_area=slot.motion.config.crop_max_area,
-        )
+        return self._crops.plan(model_id, self.models.get(model_id), slot.imgsz, frame.region, boxes, size, max_area=slot.motion.config.crop_max_area)
 
     def _post_one(self, frame: Frame, dets: sv.Detections, held: _Held) -> None:
         slot = self.slot(frame.camera_id)
@@ -698,11 +700,11 @@ class Pipeline:
             return
         if frame.region is not None:  # the model saw a window: the objects outside it stay where it last saw them
             source = slot.coast_input()
-            if source is not None:
+            if source is not None and source[0].shape == frame.image.shape:
                 dets = merge_outside(source[1], dets, frame.region, (frame.width, frame.height))
         seen = slot.seen_boxes()
         if seen is not None:
-            seen.add(frame.ts, dets.xyxy)
+            seen.add(frame.ts, dets.xyxy, (frame.width, frame.height))
         self._analyse(slot, frame, dets, held, coasted=False)
 
     def _analyse(self, slot: CameraSlot, frame: Frame, dets: sv.Detections, held: _Held, *, coasted: bool) -> None:

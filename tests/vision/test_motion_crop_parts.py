@@ -154,3 +154,36 @@ def test_a_part_inferred_whole_after_all_renews_the_whole_reference() -> None:
     gate.saw_whole()
     assert not gate.should_infer(_picture((140, 100)), 3.0), "the refresh clock started again at 1.5 s"
     assert gate.should_infer(_picture((140, 100)), 3.6) and gate.crop_region() is None, "the refresh, 2 s after 1.5 s"
+
+
+def test_a_small_change_is_inferred_at_the_smallest_input_whichever_side_is_longer() -> None:
+    tall = plan_crop((0.4, 0.4, 0.41, 0.41), np.array([[500.0, 300.0, 540.0, 345.0]]), (1280, 720), 640, max_area=0.5)
+    assert tall is not None and tall.imgsz == 128, tall
+    assert plan_crop((0.0, 0.0, 1.0, 1.0), np.zeros((0, 4)), (1280, 720), 640, max_area=1.0) is None, "all of it is no crop"
+
+
+def test_a_box_across_the_windows_edge_is_not_kept_beside_the_windows_own_sighting() -> None:
+    last = _dets([[100, 100, 300, 200]], ["car"])  # across the window's left edge at x 256
+    fresh = _dets([[256, 100, 300, 200]], ["car"])
+    merged = merge_outside(last, fresh, (0.4, 0.2, 0.6, 0.7), (640, 360))
+    assert merged.xyxy.tolist() == [[256, 100, 300, 200]]
+
+
+def test_a_new_picture_size_is_seen_whole_even_with_the_same_aspect() -> None:
+    gate = _crop_gate()
+    assert gate.should_infer(_picture((100, 100)), 0.0)
+    small = av.VideoFrame.from_ndarray(np.full((180, 320, 3), 120, np.uint8), format="rgb24")
+    small_moved = np.full((180, 320, 3), 120, np.uint8)
+    small_moved[50:70, 70:90] = 20
+    assert gate.should_infer(small, 0.2) and gate.crop_region() is None, "640x360 -> 320x180: whole"
+    assert gate.should_infer(av.VideoFrame.from_ndarray(small_moved, format="rgb24"), 0.4) and gate.crop_region() is not None
+
+
+def test_seen_boxes_of_another_picture_size_are_let_go() -> None:
+    from gridworker.vision.motioncrop import SeenBoxes
+
+    seen = SeenBoxes(hold_s=5.0)
+    seen.add(0.0, np.array([[1.0, 1.0, 5.0, 5.0]]), (1920, 1080))
+    assert len(seen.boxes(0.5, (1920, 1080))) == 1 and len(seen.boxes(0.5, (1280, 720))) == 0
+    seen.add(0.6, np.zeros((0, 4)), (1280, 720))
+    assert len(seen.boxes(0.7, (1920, 1080))) == 0 and len(seen.boxes(0.7, (1280, 720))) == 0
