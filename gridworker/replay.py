@@ -343,7 +343,7 @@ def replay_clip(
                     boxes = np.concatenate([boxes, np.asarray(last[1].xyxy, dtype=np.float64).reshape(-1, 4)])
                 planned = crops.plan("replay", detector, None, changed, boxes, size, max_area=gate.config.crop_max_area)
             if planned is None and changed is not None and gate is not None:
-                gate.saw_whole()
+                gate.saw_whole(start_ts + media_t)
             if planned is not None:
                 plan, at_size = planned
                 t0 = time.perf_counter()

@@ -55,8 +55,8 @@ class FrameGate(Protocol):
         """The part of the frame just let through that changed (None: look at all of it)."""
         ...
 
-    def saw_whole(self) -> None:
-        """The frame whose part :meth:`crop_region` gave was inferred whole after all."""
+    def saw_whole(self, ts: float) -> None:
+        """The frame of time ``ts`` whose part :meth:`crop_region` gave was inferred whole after all."""
         ...
 
 

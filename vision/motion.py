@@ -135,12 +135,14 @@ class MotionGate:
         first frame, refresh, or the change covers more than ``crop_max_area``)."""
         return self._region
 
-    def saw_whole(self) -> None:
-        """The frame :meth:`crop_region` handed a part of was inferred whole after all (its window
-        grew too big, or the model cannot crop): the whole reference is renewed and the refresh
-        clock starts again, as for a frame let through whole."""
-        if self._partial is not None:
-            (self._reference, self._inferred_at), self._partial = self._partial, None
+    def saw_whole(self, ts: float) -> None:
+        """The frame of time ``ts`` that :meth:`crop_region` handed a part of was inferred whole
+        after all (its window grew too big, or the model cannot crop): the whole reference is
+        renewed and the refresh clock starts again, as for a frame let through whole. Nothing
+        happens for another frame (a camera replaced while its frame was in flight has a new gate)."""
+        partial = self._partial
+        if partial is not None and partial[1] == ts:
+            (self._reference, self._inferred_at), self._partial = partial, None
 
     def _changed_part(self, moved: np.ndarray) -> Region | None:
         ys, xs = np.nonzero(moved)

@@ -610,7 +610,7 @@ class Pipeline:
                     crops = [self._crop(f, s) for f, s in zip(frames, slots)]
                     for f, s, c in zip(frames, slots, crops):
                         if c is None and f.region is not None and s is not None and s.motion is not None:
-                            s.motion.saw_whole()  # its camera is held: the gate judges none of its frames meanwhile
+                            s.motion.saw_whole(f.ts)  # its camera is held: the gate judges none of its frames meanwhile
                     tiles = [s.tiles if s is not None else None for s in slots]
                     regions = [c[0].region if c else s.region if s is not None else None for c, s in zip(crops, slots)]
                     chosen = [s.detectors if s is not None else (DEFAULT_DETECTOR,) for s in slots]

@@ -136,7 +136,7 @@ class _Coast:
     def crop_region(self) -> tuple[float, float, float, float] | None:
         return None
 
-    def saw_whole(self) -> None:
+    def saw_whole(self, ts: float) -> None:
         return None
 
 

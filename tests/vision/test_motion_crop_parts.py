@@ -151,7 +151,8 @@ def test_a_part_inferred_whole_after_all_renews_the_whole_reference() -> None:
     gate = _crop_gate(refresh_s=2.0)
     assert gate.should_infer(_picture((100, 100)), 0.0)
     assert gate.should_infer(_picture((140, 100)), 1.5) and gate.crop_region() is not None
-    gate.saw_whole()
+    gate.saw_whole(1.4)  # another frame's: nothing happens
+    gate.saw_whole(1.5)
     assert not gate.should_infer(_picture((140, 100)), 3.0), "the refresh clock started again at 1.5 s"
     assert gate.should_infer(_picture((140, 100)), 3.6) and gate.crop_region() is None, "the refresh, 2 s after 1.5 s"
 
