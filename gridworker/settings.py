@@ -22,6 +22,7 @@ from gridworker.delivery import ForwardingConfig
 from gridworker.fields import AnalysisFps, DiskMegabytes, RingMegabytes, SecondsUpToMinute
 from gridworker.incidents.retention import RetentionConfig
 from gridworker.iot.config import IotConfig  # IoT alarms (issue 14)
+from gridworker.iot.linkage import PLAN_PREFIX as IOT_PLAN_PREFIX  # reserved plan ids (the API refuses them too)
 from gridworker.cluster.config import ClusterConfig  # cluster mode (issue 12)
 from gridworker.cases.workorders import WorkOrdersConfig
 from gridworker.incidents.reports import ReportsConfig  # reports from people (issue 15)
@@ -534,7 +535,8 @@ _CHECKED_CAMERA_KEYS = {"id", "url", "record_url", "detectors", "stream", "zones
 
 def whole_config_problems(config: Mapping[str, Any], limits: LimitsConfig | None, media_dir: Path | None) -> list[str]:
     """Every problem that spans items of the config: ids used twice, cameras' models and rules'
-    detectors that are not defined, patrol plans naming unknown cameras, file sources outside
+    detectors that are not defined, patrol plans naming unknown cameras or with an id reserved
+    for the IoT linkage's watches (``iot.linkage.PLAN_PREFIX``), file sources outside
     ``media_dir``, and what exceeds ``limits`` (None: not checked). One line each.
 
     ``config`` is the config file's mapping, raw (``gridworker check`` lists these beside field
@@ -583,6 +585,8 @@ def whole_config_problems(config: Mapping[str, Any], limits: LimitsConfig | None
                     )
     camera_ids = {cam.get("id") for _, cam in cams}
     for _, plan in _mappings(config.get("patrol_plans")):
+        if isinstance(plan_id := plan.get("id"), str) and plan_id.startswith(IOT_PLAN_PREFIX):
+            out.append(f"patrol plan {plan_id!r}: ids starting with {IOT_PLAN_PREFIX!r} are reserved for the IoT linkage's watches")
         select = plan.get("select")
         if isinstance(select, Mapping) and (problem := _unknown_cameras(select.get("camera_ids"), select.get("exclude"), camera_ids)):
             out.append(f"patrol plan {plan.get('id')!r}: {problem}")

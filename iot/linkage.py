@@ -11,8 +11,8 @@ records which camera it came from. The plan is not saved and is deleted when don
 ``max_in_flight`` watches run at once (an alarm beyond that gets no watch, logged).
 
 Ids starting with :data:`PLAN_PREFIX` are reserved for these watches (the API refuses them
-with 422). Should a plan of that id exist anyway (a config-file plan, or one saved before the
-prefix was reserved), the alarm gets no watch (logged) and that plan, its run and its saved
+with 422, the settings refuse them in the config file). Should a plan of that id exist anyway
+(one saved before the prefix was reserved), the alarm gets no watch (logged) and that plan, its run and its saved
 row are left alone: the linkage only ever stops and deletes a plan it added itself.
 """
 
