@@ -271,14 +271,16 @@ class ClusterService:
             if refusal is not None:
                 raise ValueError(refusal)
         self.bridge.start()
+        try:
+            self._start_parts()
+        except BaseException:  # nothing it started outlives it: the lease, the plug-ins' threads, the bridge
+            self.stop()
+            raise
+
+    def _start_parts(self) -> None:
         self.link.connect()
         if self.writer is not None:
-            try:
-                self.writer.acquire(wait_s=self.config.leader_ttl_s + self.config.renew_interval_s)
-            except BaseException:
-                self.link.close()
-                self.bridge.stop()
-                raise
+            self.writer.acquire(wait_s=self.config.leader_ttl_s + self.config.renew_interval_s)
         for mirror in (self._assign, self._catalogue, self._drain):
             self.bridge.spawn(mirror.run)
         for mirror in (self._assign, self._catalogue, self._drain):
@@ -298,9 +300,13 @@ class ClusterService:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the control thread (it renews the case-writer lease) and the plug-ins, give the lease
+        up, close the link and the bridge. Each wait is bounded by ``timeout``; idempotent."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the cluster control thread did not exit within %.1f s", timeout)
         for part in reversed(self._started):
             part.stop(timeout)
         if self.bridge.running:

@@ -46,6 +46,7 @@ def test_a_parked_bus_seen_by_one_worker_is_reported_by_another(tmp_path: Path, 
     service = Service(settings, load_detector(settings.detector), reader=RemoteStream)
     procs: list[Worker] = []
     link = None
+    serve: ClusterService | None = None
     try:
         service.start()
         serve = ClusterService(service)
@@ -86,6 +87,8 @@ def test_a_parked_bus_seen_by_one_worker_is_reported_by_another(tmp_path: Path, 
         if link is not None:
             close_link(link)
         try:
+            if serve is not None:  # its control thread renews the case-writer lease: stopped while NATS still answers
+                serve.stop()
             service.stop()
         finally:
             nats.stop()
