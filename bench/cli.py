@@ -405,6 +405,8 @@ def _throughput(args: argparse.Namespace) -> int:
         return 2
     if args.media_width is not None and not (64 <= args.media_width <= 3840 and args.media_width % 2 == 0):
         return fail("bench throughput", "--media-width: an even number from 64 to 3840")
+    if args.media_width is not None and args.synthetic:
+        return fail("bench throughput", "--media-width re-encodes the media clips: not with --synthetic (use --synthetic-size)")
     config = _from_options(ThroughputConfig, args, ultralytics=not args.no_ultralytics)
 
     def table(rows: list[dict[str, Any]]) -> str:

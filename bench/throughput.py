@@ -176,7 +176,7 @@ def _clips(config: ThroughputConfig, workdir: Path) -> tuple[list[Clip], str]:
         from gridworker.streams.clips import transcode_h264
 
         width = config.media_width
-        scaled = [transcode_h264(p, workdir / f"{p.stem}-{width}.mp4", max_seconds=30.0, scale_width=width) for p in video_files(media)]
+        scaled = [transcode_h264(p, workdir / f"{p.name}-{width}.mp4", max_seconds=30.0, scale_width=width) for p in video_files(media)]
         return [probe_clip(p) for p in scaled], f"{media}, re-encoded {width} px wide"
     if media is not None:
         return [probe_clip(p) for p in video_files(media)], str(media)

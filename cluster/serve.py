@@ -308,7 +308,10 @@ class ClusterService:
             if self._thread.is_alive():
                 log.warning("the cluster control thread did not exit within %.1f s", timeout)
         for part in reversed(self._started):
-            part.stop(timeout)
+            try:  # one part failing to stop must not keep the lease held or the bridge running
+                part.stop(timeout)
+            except Exception:
+                log.exception("a cluster part failed to stop")
         if self.bridge.running:
             self.election.resign()
             if self.writer is not None:

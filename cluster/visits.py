@@ -628,9 +628,11 @@ class QueueFeed:
             return GlanceResult(task.camera_id, "", started, error_kind="stopped", error="stopped")
         done = box[0]
         kind = done.error_kind if done.error_kind in _GLANCE_KINDS else ("error" if not done.ok else None)
+        # the worker's reason is "<kind>: <detail>" already; the result names the kind itself
+        detail = (done.reason or "").removeprefix(f"{done.error_kind}: ") if done.error_kind else done.reason
         return GlanceResult(
             task.camera_id, "", started, total_s=done.total_s, first_keyframe_s=done.first_keyframe_s,
-            error_kind=kind, error=done.reason if not done.ok else None,  # type: ignore[arg-type]
+            error_kind=kind, error=detail if not done.ok else None,  # type: ignore[arg-type]
         )
 
 

@@ -185,6 +185,7 @@ def test_a_patrol_plan_runs_through_the_queue_on_several_workers(link) -> None:
     assert len(ok) == 16  # 8 cameras x 2 cycles, each done once
     failed = [o for o in outcomes if not o.ok]
     assert failed and all(o.camera_id == "depot-yard" and o.error_kind == "open_failed" for o in failed)
+    assert {o.reason for o in failed} == {"open_failed: refused"}, "the worker's reason, its kind named once"
     assert sum(w.stats.offline for w in workers) == len(failed)  # terminated, not retried
     assert status.visits_total == len(outcomes)
 

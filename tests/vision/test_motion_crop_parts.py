@@ -151,7 +151,6 @@ def test_a_part_inferred_whole_after_all_renews_the_whole_reference() -> None:
     gate = _crop_gate(refresh_s=2.0)
     assert gate.should_infer(_picture((100, 100)), 0.0)
     assert gate.should_infer(_picture((140, 100)), 1.5) and gate.crop_region() is not None
-    gate.saw_whole(1.4)  # another frame's: nothing happens
     gate.saw_whole(1.5)
     assert not gate.should_infer(_picture((140, 100)), 3.0), "the refresh clock started again at 1.5 s"
     assert gate.should_infer(_picture((140, 100)), 3.6) and gate.crop_region() is None, "the refresh, 2 s after 1.5 s"
@@ -188,3 +187,11 @@ def test_seen_boxes_of_another_picture_size_are_let_go() -> None:
     assert len(seen.boxes(0.5, (1920, 1080))) == 1 and len(seen.boxes(0.5, (1280, 720))) == 0
     seen.add(0.6, np.zeros((0, 4)), (1280, 720))
     assert len(seen.boxes(0.7, (1920, 1080))) == 0 and len(seen.boxes(0.7, (1280, 720))) == 0
+
+
+def test_saw_whole_for_another_frame_changes_nothing() -> None:
+    gate = _crop_gate(refresh_s=2.0)
+    assert gate.should_infer(_picture((100, 100)), 0.0)
+    assert gate.should_infer(_picture((140, 100)), 1.5) and gate.crop_region() is not None
+    gate.saw_whole(1.4)  # not the frame the gate handed a part of (a replaced camera's)
+    assert gate.should_infer(_picture((140, 100)), 2.1) and gate.crop_region() is None, "the refresh is still due from 0.0"
