@@ -31,13 +31,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+import supervision as sv
 
 from gridworker.models.base import Detector
 from gridworker.models.tiling import RegionConfig
 from gridworker.vision.analyzer import FrameAnalysis
 from gridworker.vision.motion import MotionConfig
+from gridworker.vision.zones import Zone, build_zones
 
 __all__ = ["MODES", "crops_bench", "f1_matched", "format_crops"]
 
@@ -55,13 +56,7 @@ def f1_matched(reference: np.ndarray, other: np.ndarray, iou: float = 0.5) -> tu
     """
     if not len(reference) or not len(other):
         return 0, len(reference), len(other)
-    a, b = reference[:, None, :], other[None, :, :]
-    inter = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None) * np.clip(
-        np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None
-    )
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    overlap = inter / np.maximum(area_a + area_b - inter, 1e-9)
+    overlap = sv.box_iou_batch(np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64))
     used: set[int] = set()
     matched = 0
     for i in np.argsort(-overlap.max(axis=1)):
@@ -75,16 +70,16 @@ def f1_matched(reference: np.ndarray, other: np.ndarray, iou: float = 0.5) -> tu
     return matched, len(reference) - matched, len(other) - matched
 
 
-def _in_zones(polygons: Sequence[np.ndarray]) -> Callable[[FrameAnalysis], np.ndarray]:
+def _in_zones(zones: Sequence[Zone]) -> Callable[[FrameAnalysis], np.ndarray]:
+    """The boxes of an analysis whose ground point stands in one of ``zones`` (all of them without zones),
+    by the zones' own test, as the rules see them."""
+
     def boxes(analysis: FrameAnalysis) -> np.ndarray:
         xyxy = np.asarray(analysis.detections.xyxy, dtype=np.float64).reshape(-1, 4)
-        if not polygons or not len(xyxy):
+        if not zones or not len(xyxy):
             return xyxy
-        w, h = analysis.frame.width, analysis.frame.height
-        keep = [
-            any(cv2.pointPolygonTest(p, (float((b[0] + b[2]) / 2 / w), float(b[3] / h)), False) >= 0 for p in polygons) for b in xyxy
-        ]
-        inside: np.ndarray = xyxy[np.asarray(keep, dtype=bool)]
+        size = (analysis.frame.width, analysis.frame.height)
+        inside: np.ndarray = xyxy[np.logical_or.reduce([z.contains(analysis.detections, size) for z in zones])]
         return inside
 
     return boxes
@@ -118,7 +113,7 @@ def crops_bench(
             continue
         setup = load_replay_setup(scene, clip)
         camera = setup.camera.model_copy(update={"detect_tiles": None, "detect_region": RegionConfig()})  # neither is cropped
-        boxes_of = _in_zones([np.asarray(z.polygon, dtype=np.float32) for z in camera.zones])
+        boxes_of = _in_zones(build_zones(camera.zones))
         seen: dict[str, dict[float, np.ndarray]] = {}
         row: dict[str, Any] = {"clip": clip.name}
         for mode in MODES:

@@ -337,10 +337,8 @@ def replay_clip(
             changed = gate.crop_region() if gate is not None and crops is not None else None
             planned = None
             if changed is not None and crops is not None and gate is not None and seen is not None:
-                flush()  # the window is planned on the boxes of the last inferred frames
+                flush()  # the window is planned on the boxes of the last inferred frames (the newest's among them)
                 boxes = seen.boxes(start_ts + media_t, size)
-                if last is not None and last[0].shape == image.shape:  # the window holds every box the merge would keep
-                    boxes = np.concatenate([boxes, np.asarray(last[1].xyxy, dtype=np.float64).reshape(-1, 4)])
                 planned = crops.plan("replay", detector, None, changed, boxes, size, max_area=gate.config.crop_max_area)
             if planned is None and changed is not None and gate is not None:
                 gate.saw_whole(start_ts + media_t)

@@ -220,13 +220,15 @@ class CropModels:
 
 class SeenBoxes:
     """The boxes the model found on a camera's inferred frames of the last ``hold_s`` seconds
-    (at most ``max_frames`` frames): what a motion crop's window must hold. Thread-safe.
+    (at most ``max_frames`` frames), and always those of its newest inferred frame, however old
+    (the detections a cropped frame would otherwise keep outside its window): what a motion
+    crop's window must hold. Thread-safe.
 
     Example:
         >>> seen = SeenBoxes(hold_s=2.0)
         >>> seen.add(0.0, np.array([[0.0, 0.0, 10.0, 10.0]])); seen.add(1.5, np.zeros((0, 4)))
-        >>> len(seen.boxes(1.9)), len(seen.boxes(2.5))
-        (1, 0)
+        >>> len(seen.boxes(1.9)), len(seen.boxes(2.5)), len(seen.boxes(60.0))
+        (1, 0, 0)
     """
 
     def __init__(self, hold_s: float, max_frames: int = 64) -> None:
@@ -244,11 +246,12 @@ class SeenBoxes:
             self._frames.append((ts, np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)))
 
     def boxes(self, now: float, size: tuple[int, int] = (0, 0)) -> np.ndarray:
-        """``(N, 4)`` boxes seen from ``now - hold_s`` on, on frames of ``size`` (older frames are let go)."""
+        """``(N, 4)`` boxes seen from ``now - hold_s`` on and those of the newest frame, on frames
+        of ``size`` (older frames are let go)."""
         with self._lock:
             if size != self._size:
                 return np.zeros((0, 4))
-            while self._frames and self._frames[0][0] < now - self.hold_s:
+            while len(self._frames) > 1 and self._frames[0][0] < now - self.hold_s:
                 self._frames.popleft()
             parts = [b for _, b in self._frames]
         return np.concatenate(parts) if parts else np.zeros((0, 4))

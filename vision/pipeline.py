@@ -225,8 +225,9 @@ class CameraSlot:
         if cfg is None or not cfg.crop:
             return None
         with self._cond:
-            if self._seen is None or self._seen.hold_s != cfg.crop_hold_s:
+            if self._seen is None:
                 self._seen = SeenBoxes(cfg.crop_hold_s)
+            self._seen.hold_s = cfg.crop_hold_s  # a scene edit may change it; the boxes seen stay
             return self._seen
 
     def coast_input(self) -> tuple[np.ndarray, sv.Detections] | None:
@@ -687,10 +688,7 @@ class Pipeline:
         if seen is None:
             return None
         size = (frame.width, frame.height)
-        boxes = seen.boxes(frame.ts, size)
-        last = slot.coast_input()  # what the frame's detections outside the window will be: the window holds them all
-        if last is not None and last[0].shape == frame.image.shape:
-            boxes = np.concatenate([boxes, np.asarray(last[1].xyxy, dtype=np.float64).reshape(-1, 4)])
+        boxes = seen.boxes(frame.ts, size)  # the last inferred frame's among them: the window holds every box the merge could keep
         model_id = slot.detectors[0]
         return self._crops.plan(model_id, self.models.get(model_id), slot.imgsz, frame.region, boxes, size, max_area=slot.motion.config.crop_max_area)
 

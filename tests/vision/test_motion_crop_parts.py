@@ -195,3 +195,14 @@ def test_saw_whole_for_another_frame_changes_nothing() -> None:
     assert gate.should_infer(_picture((140, 100)), 1.5) and gate.crop_region() is not None
     gate.saw_whole(1.4)  # not the frame the gate handed a part of (a replaced camera's)
     assert gate.should_infer(_picture((140, 100)), 2.1) and gate.crop_region() is None, "the refresh is still due from 0.0"
+
+
+def test_seen_boxes_always_hold_the_newest_frame_however_old() -> None:
+    """The last inferred frame's boxes are what a cropped frame keeps outside its window, so the
+    window must hold them even when they are older than hold_s (a long refresh, a short hold)."""
+    from gridworker.vision.motioncrop import SeenBoxes
+
+    seen = SeenBoxes(hold_s=0.0)
+    seen.add(0.0, np.array([[1.0, 1.0, 5.0, 5.0]]), (640, 360))
+    seen.add(1.0, np.array([[7.0, 7.0, 9.0, 9.0]]), (640, 360))
+    assert seen.boxes(30.0, (640, 360)).tolist() == [[7.0, 7.0, 9.0, 9.0]]
