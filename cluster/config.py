@@ -49,6 +49,12 @@ class ClusterConfig(BaseModel):
         description="Patrol visits one worker runs at once (a thread each; a visit mostly waits for its camera's keyframe). "
         "Default: a patrol plan's default concurrency in one process; workers sharing a machine split it.",
     )
+    obs_stream_mb: int = Field(
+        2000, ge=1, le=1_000_000,
+        description="Most the observations stream holds on the NATS server's disk, in MB. JetStream reserves it when the "
+        "stream is made (the server refuses a stream beyond its max_file_store); a full stream refuses new observations, "
+        "which workers keep and retry.",
+    )
     connect_timeout_s: float = Field(5.0, gt=0, le=120.0)
     op_timeout_s: float = Field(3.0, gt=0, le=60.0, description="Every NATS call's timeout.")
 

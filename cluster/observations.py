@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from gridworker.vision.analyzer import FrameAnalysis
 from gridworker.vision.observations import IncidentSink, ObjectReport
@@ -84,6 +84,7 @@ __all__ = [
     "ObservationConsumer",
     "ObservationPublisher",
     "PublisherStats",
+    "StreamRefused",
     "build_worker_sink",
     "ensure_obs_stream",
     "ensure_stream",
@@ -93,6 +94,14 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: JetStream's error code for a stream whose storage the server cannot reserve.
+INSUFFICIENT_STORAGE = 10047
+
+
+class StreamRefused(RuntimeError):
+    """The NATS server would not make a stream this cluster needs (its message says why and what to change)."""
+
 
 #: The broker drops a message whose Nats-Msg-Id it saw this recently (seconds).
 DUPLICATE_WINDOW_S = 600.0
@@ -110,7 +119,16 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         return
     except NotFoundError:
         pass
-    await js.add_stream(config)
+    try:
+        await js.add_stream(config)
+    except APIError as exc:
+        if exc.err_code != INSUFFICIENT_STORAGE:
+            raise
+        size = f"{config.max_bytes / 1e6:.0f} MB" if config.max_bytes and config.max_bytes > 0 else "unbounded"
+        raise StreamRefused(
+            f"the NATS server has no room for stream {config.name} ({size}): its JetStream store (max_file_store) is "
+            "taken by other streams or its disk is small; give it room, or lower cluster.obs_stream_mb"
+        ) from exc
 
 
 def settle(link: NatsLink, action: Callable[[], Awaitable[None]], what: str) -> None:
@@ -128,19 +146,20 @@ async def read_leases(kv: KeyValue, camera_ids: Sequence[str]) -> dict[str, Leas
     return dict(zip(camera_ids, records, strict=True))
 
 
-async def ensure_obs_stream(js: JetStreamContext, name: str, subject: str, *, max_bytes: int = 2_000_000_000) -> None:
-    """Create (or leave as is) the observations stream: file storage, work-queue retention (a
-    message goes once acked by the case service), refused publishes when full (a worker retries,
-    nothing is dropped silently), messages capped at :data:`MAX_MESSAGE_BYTES`."""
+async def ensure_obs_stream(link: NatsLink) -> None:
+    """Create (or leave as is) the observations stream ``<prefix>_obs``: file storage of at most
+    ``cluster.obs_stream_mb``, work-queue retention (a message goes once acked by the case
+    service), refused publishes when full (a worker retries, nothing is dropped silently),
+    messages capped at :data:`MAX_MESSAGE_BYTES`."""
     await ensure_stream(
-        js,
+        link.js,
         StreamConfig(
-            name=name,
-            subjects=[subject],
+            name=link.name("obs"),
+            subjects=[obs_subject(link)],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             discard=DiscardPolicy.NEW,
-            max_bytes=max_bytes,
+            max_bytes=link.config.obs_stream_mb * 1_000_000,
             max_msg_size=MAX_MESSAGE_BYTES,
             duplicate_window=DUPLICATE_WINDOW_S,
         ),
@@ -378,7 +397,7 @@ class ObservationPublisher:
 
 def build_worker_sink(ctx: WorkerContext) -> ObservationPublisher:
     """The worker's incident sink (``gridworker worker``): the observations stream exists first."""
-    ctx.link.call(lambda: ensure_obs_stream(ctx.link.js, ctx.link.name("obs"), obs_subject(ctx.link)))
+    ctx.link.call(lambda: ensure_obs_stream(ctx.link))
     sink = ObservationPublisher(ctx.link, ctx.worker_id, ctx.leases.token)
     evidence = ctx.settings.evidence
     if evidence.clips and evidence.clips_dir is not None:  # clips only into a folder set explicitly (the shared mount)
@@ -715,7 +734,7 @@ class ObservationConsumer:
     def start(self) -> None:
         link = self._link
         name, subject = link.name("obs"), obs_subject(link)
-        link.call(lambda: ensure_obs_stream(link.js, name, subject))
+        link.call(lambda: ensure_obs_stream(link))
 
         async def subscribe() -> object:
             config = ConsumerConfig(

@@ -25,6 +25,7 @@ FAST = {  # short enough for a failover well within 15 s, long enough for a load
     "op_timeout_s": 2.0,
     "connect_timeout_s": 3.0,
     "max_cameras_per_worker": 10,
+    "obs_stream_mb": 64,  # JetStream reserves it on the server's disk while the stream lives
 }
 
 

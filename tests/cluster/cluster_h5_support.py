@@ -4,6 +4,7 @@ a real analyser that raises an intrusion on a scripted person."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 import secrets
 import shutil
@@ -25,21 +26,29 @@ from gridworker.vision.analyzer import CameraAnalyzer, FrameAnalysis
 from gridworker.vision.config import SceneConfig, ZoneConfig
 
 NATS_BIN = shutil.which("nats-server") or "/usr/sbin/nats-server"
-SHARED_URL = "nats://127.0.0.1:4222"
+#: the nats-server every machine of the project runs (tests that need their own start NatsServer)
+SHARED_URL = os.environ.get("GRIDWORKER_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 class NatsServer:
     """A nats-server of the test's own (JetStream, file store in ``store``), restartable on one port."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, *, max_file_store: str | None = None) -> None:
         self.store = store
+        self.max_file_store = max_file_store  # e.g. "64MB": JetStream's disk budget (default: 75 % of the free disk)
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        args = [NATS_BIN, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
+        if self.max_file_store is not None:
+            self.store.mkdir(parents=True, exist_ok=True)
+            conf = self.store.parent / f"{self.store.name}.conf"
+            conf.write_text(f'jetstream {{\n  store_dir: "{self.store}"\n  max_file_store: {self.max_file_store}\n}}\n')
+            args = [NATS_BIN, "-a", "127.0.0.1", "-p", str(self.port), "-c", str(conf)]
         self.proc = subprocess.Popen(
-            [NATS_BIN, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         import socket
@@ -57,10 +66,10 @@ class NatsServer:
             self.proc = None
 
 
-def link_to(url: str, prefix: str | None = None) -> NatsLink:
+def link_to(url: str, prefix: str | None = None, *, obs_stream_mb: int = 64) -> NatsLink:
     bridge = AsyncBridge()
     bridge.start()
-    config = ClusterConfig(nats_url=url, prefix=prefix or f"t{secrets.token_hex(4)}", op_timeout_s=2.0)
+    config = ClusterConfig(nats_url=url, prefix=prefix or f"t{secrets.token_hex(4)}", op_timeout_s=2.0, obs_stream_mb=obs_stream_mb)
     link = NatsLink(config, bridge)
     link.connect()
     return link
@@ -85,7 +94,7 @@ def obs_link() -> Iterator[NatsLink]:
     from gridworker.cluster.observations import ensure_obs_stream, obs_subject
 
     lk = link_to(SHARED_URL)
-    lk.call(lambda: ensure_obs_stream(lk.js, lk.name("obs"), obs_subject(lk)))
+    lk.call(lambda: ensure_obs_stream(lk))
     yield lk
     drop_streams(lk, "obs", "visits")
     close_link(lk)

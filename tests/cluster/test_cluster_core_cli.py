@@ -43,3 +43,30 @@ def test_worker_without_nats_fails_fast(tmp_path, capsys):
     assert main(["worker", "--config", _config(tmp_path, cluster=cluster), "--port", "0"]) == 3
     err = capsys.readouterr().err
     assert "worker could not start" in err and "secret" not in err
+
+
+def test_worker_on_a_server_without_room_for_the_stream_says_so(tmp_path, capsys):
+    """A NATS server whose JetStream store cannot hold the observations stream refuses it with
+    'insufficient storage'; the worker names the stream, the size and the setting to change."""
+    from tests.cluster.cluster_h5_support import NatsServer
+
+    server = NatsServer(tmp_path / "js", max_file_store="32MB")
+    server.start()
+    try:
+        cluster = {"nats_url": server.url, "prefix": "room", "obs_stream_mb": 64, "connect_timeout_s": 3.0, "op_timeout_s": 2.0}
+        assert main(["worker", "--config", _config(tmp_path, cluster=cluster), "--port", "0"]) == 3
+        err = capsys.readouterr().err
+        assert "StreamRefused" in err and "room_obs (64 MB)" in err and "cluster.obs_stream_mb" in err
+        # the same server takes a stream that fits: the setting is what decides
+        from gridworker.cluster.observations import ensure_obs_stream
+        from tests.cluster.cluster_h5_support import close_link, link_to
+
+        link = link_to(server.url, prefix="room", obs_stream_mb=16)
+        try:
+            link.call(lambda: ensure_obs_stream(link))
+            info = link.call(lambda: link.js.stream_info("room_obs"))
+            assert info.config.max_bytes == 16_000_000
+        finally:
+            close_link(link)
+    finally:
+        server.stop()

@@ -73,7 +73,7 @@ def test_stale_lease_token_is_refused_across_a_consumer_restart(link, tmp_path: 
 def test_case_service_restart_loses_nothing_and_applies_once(link, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     manager, store = manager_on(url)
-    link.call(lambda: ensure_obs_stream(link.js, link.name("obs"), obs_subject(link)))
+    link.call(lambda: ensure_obs_stream(link))
     sink = ObservationPublisher(link, "w1", lambda cam: 3)
     cams = [Scripted(f"cam{i}") for i in range(4)]
     for _ in range(3):
@@ -108,7 +108,7 @@ def test_nats_restart_loses_no_observation(tmp_path: Path) -> None:
     server = NatsServer(tmp_path / "js")
     server.start()
     lk = link_to(server.url)
-    lk.call(lambda: ensure_obs_stream(lk.js, lk.name("obs"), obs_subject(lk)))
+    lk.call(lambda: ensure_obs_stream(lk))
     try:
         manager, store = manager_on(f"sqlite:///{tmp_path / 'c.db'}")
         consumer = _consumer(lk, manager, store)

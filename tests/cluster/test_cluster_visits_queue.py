@@ -23,7 +23,7 @@ from gridworker.streams.glance import GlanceResult
 def link():
     lk = link_to(SHARED_URL)
     lk.call(lambda: ensure_visit_stream(lk))
-    lk.call(lambda: ensure_obs_stream(lk.js, lk.name("obs"), obs_subject(lk)))
+    lk.call(lambda: ensure_obs_stream(lk))
     yield lk
     drop_streams(lk, "visits", "obs")
     close_link(lk)
