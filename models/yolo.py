@@ -395,6 +395,11 @@ class YoloDetector(BatchDetector):
         return self._size
 
     @property
+    def input_name(self) -> str:
+        """The model's input tensor name."""
+        return self._input.name
+
+    @property
     def stride(self) -> int:
         """The model's largest stride: its input sides are multiples of it."""
         return self._stride
@@ -408,6 +413,11 @@ class YoloDetector(BatchDetector):
         ratio = min(size_h / height, size_w / width)
         new_h, new_w = max(1, round(height * ratio)), max(1, round(width * ratio))
         return new_h + (size_h - new_h) % self._stride, new_w + (size_w - new_w) % self._stride
+
+    def input_tensor(self, images: Sequence[np.ndarray], target: tuple[int, int]) -> np.ndarray:
+        """The (n, 3, H, W) model input of RGB ``images`` letterboxed into ``target``, exactly
+        as :meth:`detect` feeds the model (what INT8 calibration must see)."""
+        return self._preprocess(list(images), target)[0]
 
     def _detect_batch(self, batch: list[np.ndarray]) -> list[sv.Detections]:
         groups: dict[tuple[int, int], list[int]] = {}
