@@ -69,15 +69,16 @@ class QuantizeResult:
 
 
 def sample_frames(sources: Sequence[Path], count: int) -> list[np.ndarray]:
-    """Up to ``count`` RGB frames spread over ``sources`` (video files, or image files): an equal
-    share from each, evenly spaced through each clip.
+    """Up to ``count`` RGB frames from ``sources``: each image file's picture, and from the video
+    files an equal share of the rest, evenly spaced through each clip.
 
     Raises:
         QuantizeError: no source gave a frame (each source's problem is named).
     """
     if count < 1:
         raise QuantizeError("count must be at least 1")
-    share = math.ceil(count / max(1, len(sources)))
+    images = sum(Path(s).suffix.lower() in IMAGE_SUFFIXES for s in sources)  # one frame each; the clips share the rest
+    share = math.ceil(max(1, count - images) / max(1, len(sources) - images))
     frames: list[np.ndarray] = []
     problems: list[str] = []
     for source in sources:
