@@ -528,9 +528,9 @@ def _quantize(args: argparse.Namespace) -> int:
             int8 = Path(args.int8) if args.int8 else quantize_yolo(model, Path(work) / "int8.onnx", clips).path
             fp32_detector = load_detector(DetectorConfig(model=str(model), confidence=args.confidence))
             int8_detector = load_detector(DetectorConfig(model=str(int8), confidence=args.confidence))
+            result = quantize_bench(clips, fp32_detector, int8_detector, frames_per_clip=args.frames, progress=_progress)
         except ModelError as exc:
             return fail("bench quantize", str(exc), 1)
-        result = quantize_bench(clips, fp32_detector, int8_detector, frames_per_clip=args.frames, progress=_progress)
     return _report(args, result, format_quantize)
 
 

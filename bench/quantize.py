@@ -2,7 +2,8 @@
 
 The INT8 model is made by ``gridworker models quantize`` (:func:`gridworker.models.quantize.quantize_yolo`),
 calibrated on frames of the same clips. The frames measured here are others: taken at other
-places in each clip (``offset``), so the model is not judged on the frames that set its ranges.
+times in each clip (between the calibration's), so the model is not judged on the frames that
+set its ranges. A clip that gives no frame is listed under ``skipped`` with why.
 Per clip, the same frames go through both models in turns (batches of ``batch``), so the machine's
 noise falls on both alike:
 
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from gridworker.models.base import Detector
+from gridworker.models.errors import QuantizeError
 from gridworker.models.quantize import sample_frames
 
 from .crops import f1_matched
@@ -55,10 +57,14 @@ def quantize_bench(
 ) -> dict[str, Any]:
     """Both detectors on the same ``frames_per_clip`` frames of each clip; the figures of the module doc."""
     rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     totals = {"fp32_s": 0.0, "int8_s": 0.0, "matched": 0, "only_fp32": 0, "only_int8": 0, "frames": 0}
     for clip in clips:
-        images = sample_frames([clip], frames_per_clip * 2)[1::2]  # between the calibration's places
-        if not images:
+        try:
+            images = sample_frames([clip], frames_per_clip * 2)[1::2]  # between the calibration's times
+        except QuantizeError as exc:
+            skipped.append({"clip": clip.name, "reason": str(exc)})
+            progress(f"{clip.name}: skipped ({exc})")
             continue
         spent = {"fp32": 0.0, "int8": 0.0}
         found: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
@@ -95,6 +101,7 @@ def quantize_bench(
     return {
         "cpu": cpu_int8_flags(),
         "clips": rows,
+        "skipped": skipped,
         "frames": int(totals["frames"]),
         "fp32_s": round(totals["fp32_s"], 3),
         "int8_s": round(totals["int8_s"], 3),
@@ -127,4 +134,5 @@ def format_quantize(result: dict[str, Any]) -> str:
         f"{'':9s} {'':9s} {result['f1_vs_fp32']!s:>10s}"
     )
     lines.append(f"boxes: fp32 {result['boxes_fp32']}, int8 {result['boxes_int8']}")
+    lines.extend(f"skipped {s['clip']}: {s['reason']}" for s in result["skipped"])
     return "\n".join(lines)

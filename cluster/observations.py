@@ -112,22 +112,35 @@ def obs_subject(link: NatsLink) -> str:
     return f"{link.config.prefix}.obs"
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream ``config.name`` unless it exists (an existing one is left as it is)."""
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, size_setting: str | None = None) -> None:
+    """Create the stream ``config.name`` unless it exists. An existing one is left as it is; a
+    different size than ``config`` asks for is logged (JetStream keeps the size it was made with).
+    ``size_setting``: the setting that sizes the stream, named when the server has no room.
+
+    Raises:
+        StreamRefused: the server has no room for the stream on its store.
+    """
     try:
-        await js.stream_info(str(config.name))
-        return
+        info = await js.stream_info(str(config.name))
     except NotFoundError:
         pass
+    else:
+        if config.max_bytes and info.config.max_bytes != config.max_bytes:
+            log.warning(
+                "stream %s exists with max_bytes %s; %s asks for %s: left as it is (delete or edit the stream to change it)",
+                config.name, info.config.max_bytes, size_setting or "the configuration", config.max_bytes,
+            )
+        return
     try:
         await js.add_stream(config)
     except APIError as exc:
         if exc.err_code != INSUFFICIENT_STORAGE:
             raise
         size = f"{config.max_bytes / 1e6:.0f} MB" if config.max_bytes and config.max_bytes > 0 else "unbounded"
+        lower = f", or lower {size_setting}" if size_setting else ""
         raise StreamRefused(
             f"the NATS server has no room for stream {config.name} ({size}): its JetStream store (max_file_store) is "
-            "taken by other streams or its disk is small; give it room, or lower cluster.obs_stream_mb"
+            f"taken by other streams or its disk is small; give it room{lower}"
         ) from exc
 
 
@@ -163,6 +176,7 @@ async def ensure_obs_stream(link: NatsLink) -> None:
             max_msg_size=MAX_MESSAGE_BYTES,
             duplicate_window=DUPLICATE_WINDOW_S,
         ),
+        size_setting="cluster.obs_stream_mb",
     )
 
 

@@ -11,7 +11,8 @@ How it is done, with ONNX Runtime's own tools (``onnxruntime.quantization``):
 * calibration on real frames from the site's clips (:func:`sample_frames`), letterboxed exactly
   as the detector feeds its model (:meth:`YoloDetector.input_tensor`), all into one input shape;
   activation ranges by the 99.99th percentile of each tensor's histogram (min/max let one bright
-  pixel stretch a range; measured: agreement with float32 0.92 against 0.90);
+  pixel stretch a range; measured: agreement with float32 0.92 against 0.90), min/max when a
+  tensor is too narrow for the histogram (untrained weights);
 * the detect head's decoding stays in float (:func:`float_nodes`): its last layer writes box
   coordinates (0-640) and class scores (0-1) into one tensor, and one uint8 scale for both
   wipes out the scores. Its convolution blocks are quantised.
@@ -24,7 +25,9 @@ once before it replaces ``out``.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -44,14 +47,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["DEFAULT_FRAMES", "QuantizeResult", "float_nodes", "quantize_yolo", "sample_frames"]
 
+log = logging.getLogger(__name__)
+
 #: calibration frames taken by default (spread over the clips given)
 DEFAULT_FRAMES = 48
 #: the percentile of each activation's histogram that sets its range
 PERCENTILE = 99.99
 #: calibration frames run at once (the calibrator holds all their activations; the histograms merge across chunks)
 CALIBRATION_CHUNK = 4
-#: most frames decoded from one clip while looking for its calibration frames
+#: most frames decoded after a seek on the way to a calibration frame (a long GOP's worth)
+MAX_DECODED_PER_SEEK = 600
+#: most frames decoded from a clip that has no duration to seek by
 MAX_DECODED_PER_CLIP = 3000
+MIN_IMGSZ, MAX_IMGSZ = 32, 4096
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 TOOLS_HINT = "needs onnx and onnxruntime's quantisation tools: pip install 'gridworker[export]'"
 
@@ -93,6 +101,8 @@ def sample_frames(sources: Sequence[Path], count: int) -> list[np.ndarray]:
     if not frames:
         detail = "; ".join(problems) if problems else "no clips given"
         raise QuantizeError(f"no calibration frames ({detail})")
+    for problem in problems:
+        log.warning("calibration: %s (skipped)", problem)
     return frames[:count]
 
 
@@ -109,17 +119,33 @@ def _frames_of(path: Path, share: int) -> Iterator[np.ndarray]:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
-        total = stream.frames
-        if not total and stream.duration and stream.time_base and stream.average_rate:
-            total = int(float(stream.duration * stream.time_base) * float(stream.average_rate))
-        step = max(1, min(total or 0, MAX_DECODED_PER_CLIP) // share) if total else 25
-        kept = 0
+        if stream.duration and stream.time_base:
+            yield from _spread(container, stream, share)
+            return
+        kept = 0  # no duration to seek by: the first frames, one a second at 25 fps
         for index, frame in enumerate(container.decode(stream)):
             if index >= MAX_DECODED_PER_CLIP or kept >= share:
                 return
-            if index % step == step // 2:
+            if index % 25 == 12:
                 kept += 1
                 yield frame.to_ndarray(format="rgb24")
+
+
+def _spread(container: av.container.InputContainer, stream: av.VideoStream, share: int) -> Iterator[np.ndarray]:
+    """``share`` frames at evenly spaced times through the clip (seek to the keyframe before
+    each, decode up to it); a time that lands on a frame already taken gives nothing."""
+    assert stream.duration is not None
+    start = stream.start_time or 0
+    taken: set[int] = set()
+    for k in range(share):
+        target = start + int(stream.duration * (k + 0.5) / share)
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        for decoded, frame in enumerate(container.decode(stream)):
+            if frame.pts is None or frame.pts >= target or decoded >= MAX_DECODED_PER_SEEK:
+                if frame.pts not in taken:
+                    taken.add(frame.pts if frame.pts is not None else -k - 1)
+                    yield frame.to_ndarray(format="rgb24")
+                break
 
 
 def float_nodes(graph: onnx.GraphProto) -> list[str]:
@@ -165,18 +191,18 @@ def quantize_yolo(model: Path, out: Path, clips: Sequence[Path], *, frames: int 
     from .yolo import YoloDetector
 
     model, out = Path(model), Path(out)
-    if model.resolve() == out.resolve():
-        raise QuantizeError("out must not be the model itself")
+    _check_out(model, out)
     config = DetectorConfig(model=str(model))
     detector = YoloDetector.from_path(model, config)
     if imgsz is not None:
+        if not MIN_IMGSZ <= imgsz <= MAX_IMGSZ or imgsz % detector.stride:
+            raise QuantizeError(f"imgsz must be a multiple of the model's stride {detector.stride} from {MIN_IMGSZ} to {MAX_IMGSZ}, not {imgsz}")
         detector = detector.with_imgsz(imgsz)
     images = sample_frames(clips, frames)
     target = detector.target_size(images[0].shape[0], images[0].shape[1])
     chunk = min(CALIBRATION_CHUNK, len(images))
     tensors = [detector.input_tensor([image], target) for image in images[: len(images) - len(images) % chunk]]
     source = onnx.load(str(model))
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     class Frames(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type hints
         """The calibration frames, read ``chunk`` at a time (ONNX Runtime's calibrator keeps every
@@ -196,33 +222,60 @@ def quantize_yolo(model: Path, out: Path, clips: Sequence[Path], *, frames: int 
             tensor = next(self._left, None)
             return None if tensor is None else {self._input: tensor}
 
-    with tempfile.TemporaryDirectory(prefix="gw-int8-", dir=out.parent) as work:
-        prepared, written = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
-        try:
-            quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
-            keep_float = float_nodes(onnx.load(str(prepared)).graph)
-            quantize_static(
-                str(prepared), str(written), Frames(),
-                quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                per_channel=True, calibrate_method=CalibrationMethod.Percentile,
-                extra_options={"CalibPercentile": PERCENTILE, "CalibStridedMinMax": chunk}, nodes_to_exclude=keep_float,
-            )
-        except QuantizeError:
-            raise
-        except Exception as exc:  # onnxruntime's tools raise plain Exceptions and their own types
-            raise QuantizeError(f"quantising {model.name} failed: {type(exc).__name__}: {exc}") from exc
-        quantized = onnx.load(str(written))
-        _carry_metadata(source, quantized, {"frames": len(tensors), "input": list(target), "percentile": PERCENTILE, "from": model.name})
-        onnx.save(quantized, str(written))
-        try:
-            YoloDetector.from_path(written, config)  # loads, reads its layout and runs once (warm-up)
-        except ModelError as exc:
-            raise QuantizeError(f"the quantised model does not run: {exc}") from exc
-        written.replace(out)
+    def quantize(prepared: Path, written: Path, method: CalibrationMethod, keep_float: list[str]) -> None:
+        quantize_static(
+            str(prepared), str(written), Frames(),
+            quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            per_channel=True, calibrate_method=method,
+            extra_options={"CalibPercentile": PERCENTILE, "CalibStridedMinMax": chunk}, nodes_to_exclude=keep_float,
+        )
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="gw-int8-", dir=out.parent) as work:
+            prepared, written = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
+            method = "percentile"
+            try:
+                quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
+                keep_float = float_nodes(onnx.load(str(prepared)).graph)
+                try:
+                    quantize(prepared, written, CalibrationMethod.Percentile, keep_float)
+                except ValueError as exc:  # a tensor too narrow for the histogram's bins (untrained weights): min/max
+                    log.warning("percentile calibration failed (%s); using min/max ranges", exc)
+                    method = "minmax"
+                    quantize(prepared, written, CalibrationMethod.MinMax, keep_float)
+            except QuantizeError:
+                raise
+            except Exception as exc:  # onnxruntime's tools raise plain Exceptions and their own types
+                raise QuantizeError(f"quantising {model.name} failed: {type(exc).__name__}: {exc}") from exc
+            quantized = onnx.load(str(written))
+            how = {"frames": len(tensors), "input": list(target), "ranges": method, "percentile": PERCENTILE, "from": model.name}
+            _carry_metadata(source, quantized, how)
+            onnx.save(quantized, str(written))
+            try:
+                YoloDetector.from_path(written, config)  # loads, reads its layout and runs once (warm-up)
+            except ModelError as exc:
+                raise QuantizeError(f"the quantised model does not run: {exc}") from exc
+            written.replace(out)
+    except OSError as exc:
+        raise QuantizeError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return QuantizeResult(
         path=out, frames=len(tensors), input_shape=target, float_nodes=len(keep_float),
         source_bytes=model.stat().st_size, size_bytes=out.stat().st_size,
     )
+
+
+def _check_out(model: Path, out: Path) -> None:
+    """Refuse an ``out`` that cannot be written, before any work."""
+    if model.resolve() == out.resolve():
+        raise QuantizeError("out must not be the model itself")
+    if out.is_dir():
+        raise QuantizeError(f"out is a directory: {out} (name the .onnx file to write)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QuantizeError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise QuantizeError(f"cannot write {out}: its folder is not writable")
 
 
 def _carry_metadata(source: onnx.ModelProto, quantized: onnx.ModelProto, how: dict[str, object]) -> None:

@@ -69,7 +69,7 @@ class NatsServer:
 def link_to(url: str, prefix: str | None = None, *, obs_stream_mb: int = 64) -> NatsLink:
     bridge = AsyncBridge()
     bridge.start()
-    config = ClusterConfig(nats_url=url, prefix=prefix or f"t{secrets.token_hex(4)}", op_timeout_s=2.0, obs_stream_mb=obs_stream_mb)
+    config = ClusterConfig(nats_url=url, prefix=prefix or f"zt{secrets.token_hex(4)}", op_timeout_s=2.0, obs_stream_mb=obs_stream_mb)
     link = NatsLink(config, bridge)
     link.connect()
     return link

@@ -29,7 +29,7 @@ GATE = {"id": "gate", "url": "rtsp://127.0.0.1:9/gate", "watch": "patrol"}
 def service(tmp_path: Path) -> Iterator[Service]:
     settings = Settings(
         database={"url": f"sqlite:///{tmp_path / 'case.db'}"}, cameras=[GATE], evidence={"clips": False},
-        cluster={"nats_url": SHARED_URL, "prefix": f"cwl{secrets.token_hex(3)}", **FAST},
+        cluster={"nats_url": SHARED_URL, "prefix": f"ztl{secrets.token_hex(3)}", **FAST},
     )
     service = Service(settings, ParkedCarDetector(), reader=RemoteStream)
     service.start()

@@ -167,7 +167,7 @@ def _serve(settings: Settings) -> tuple[Service, ClusterService]:
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
 def test_a_second_serve_does_not_become_a_second_incident_writer() -> None:
-    settings = _settings(pg_database("gw_case_writer_two"), f"cw{secrets.token_hex(3)}")
+    settings = _settings(pg_database("gw_case_writer_two"), f"ztc{secrets.token_hex(3)}")
     first_service, first = _serve(settings)
     second_service, second = _serve(settings)
     stopped: list[ClusterService] = []
@@ -197,10 +197,10 @@ def test_a_second_serve_does_not_become_a_second_incident_writer() -> None:
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
 def test_a_watch_plan_is_refused_when_stored_or_started_in_cluster_mode() -> None:
-    settings = _settings(pg_database("gw_case_writer_watch"), f"cw{secrets.token_hex(3)}", [GLANCE])
+    settings = _settings(pg_database("gw_case_writer_watch"), f"ztc{secrets.token_hex(3)}", [GLANCE])
     service, cluster = _serve(settings)
     with pytest.raises(ValueError, match="mode: watch"):  # in the config: refused at start
-        ClusterService(Service(_settings(settings.database.url, "cwx", [WATCH]), ParkedCarDetector())).start()
+        ClusterService(Service(_settings(settings.database.url, "ztx", [WATCH]), ParkedCarDetector())).start()
     try:
         cluster.start()
         with pytest.raises(ValueError, match="mode: watch"):

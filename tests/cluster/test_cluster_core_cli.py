@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import yaml
 
 from gridworker.cli import main
@@ -45,7 +47,7 @@ def test_worker_without_nats_fails_fast(tmp_path, capsys):
     assert "worker could not start" in err and "secret" not in err
 
 
-def test_worker_on_a_server_without_room_for_the_stream_says_so(tmp_path, capsys):
+def test_worker_on_a_server_without_room_for_the_stream_says_so(tmp_path, capsys, caplog):
     """A NATS server whose JetStream store cannot hold the observations stream refuses it with
     'insufficient storage'; the worker names the stream, the size and the setting to change."""
     from tests.cluster.cluster_h5_support import NatsServer
@@ -68,5 +70,14 @@ def test_worker_on_a_server_without_room_for_the_stream_says_so(tmp_path, capsys
             assert info.config.max_bytes == 16_000_000
         finally:
             close_link(link)
+        # a later start asking another size finds the stream as it was made, and says so
+        other = link_to(server.url, prefix="room", obs_stream_mb=24)
+        try:
+            with caplog.at_level(logging.WARNING, logger="gridworker.cluster.observations"):
+                other.call(lambda: ensure_obs_stream(other))
+            assert other.call(lambda: other.js.stream_info("room_obs")).config.max_bytes == 16_000_000
+            assert "room_obs exists with max_bytes 16000000; cluster.obs_stream_mb asks for 24000000" in caplog.text
+        finally:
+            close_link(other)
     finally:
         server.stop()

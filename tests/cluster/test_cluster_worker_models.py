@@ -25,7 +25,7 @@ def test_a_worker_loads_the_sites_other_models_and_reports_failing_batches(tmp_p
         database={"url": f"sqlite:///{tmp_path / 'w.db'}"},
         evidence={"clips": False},
         detectors=[{"id": "second", "model": "ssd_mobilenet_v2_coco", "confidence": 0.5}],
-        cluster={"nats_url": SHARED_URL, "prefix": f"gwm{time.monotonic_ns() % 10**9}", "worker_id": "wm", **FAST},
+        cluster={"nats_url": SHARED_URL, "prefix": f"ztm{time.monotonic_ns() % 10**9}", "worker_id": "wm", **FAST},
     )
     worker = WorkerProcess(settings, load_detector(DetectorConfig()), sink_factory=build_worker_sink)
     worker.start()

@@ -105,6 +105,15 @@ def test_the_cli_says_what_is_wrong(tmp_path: Path, fall_onnx: Path, capsys: pyt
     assert main(["models", "quantize", str(fall_onnx), str(tmp_path / "missing.mp4"), "--out", str(fall_onnx)]) == 1
     assert "must not be the model itself" in capsys.readouterr().err
     assert main(["models", "quantize", str(fall_onnx), str(tmp_path / "missing.mp4"), "--out", str(out), "--frames", "0"]) == 1
+    assert "--frames must be between 1 and 1000" in capsys.readouterr().err
+    assert main(["models", "quantize", str(fall_onnx), str(tmp_path / "missing.mp4"), "--out", str(tmp_path)]) == 1
+    assert "out is a directory" in capsys.readouterr().err
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["models", "quantize", str(fall_onnx), str(tmp_path / "missing.mp4"), "--out", str(blocked / "x.onnx")]) == 1
+    assert "cannot write" in capsys.readouterr().err  # its folder would be a file
+    assert main(["models", "quantize", str(fall_onnx), str(tmp_path / "missing.mp4"), "--out", str(out), "--imgsz", "0"]) == 1
+    assert "imgsz must be a multiple of the model's stride" in capsys.readouterr().err
     assert main(["bench", "quantize", "--media", str(tmp_path)]) == 2
     assert "no clips" in capsys.readouterr().err
 
@@ -125,6 +134,35 @@ def test_the_bench_compares_the_same_frames(fall_onnx: Path, calibration: list[P
     assert same["int8_speedup"] is not None and same["clips"][0]["clip"] == calibration[0].name
     blind = quantize_bench([calibration[0]], fp32, _Blind(), frames_per_clip=2, batch=1)  # type: ignore[arg-type]
     assert blind["f1_vs_fp32"] == 0.0 and blind["boxes_int8"] == 0
+
+
+def test_the_bench_skips_a_clip_without_frames_and_says_why(fall_onnx: Path, calibration: list[Path], tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00not a video" * 50)
+    fp32 = load_detector(DetectorConfig(model=str(fall_onnx), confidence=0.4))
+    result = quantize_bench([corrupt, calibration[0]], fp32, fp32, frames_per_clip=2, batch=2)
+    assert [r["clip"] for r in result["clips"]] == [calibration[0].name] and result["frames"] == 2
+    assert result["skipped"][0]["clip"] == "corrupt.mp4" and "no calibration frames" in result["skipped"][0]["reason"]
+
+
+def test_calibration_frames_are_spread_through_the_clip(tmp_path: Path) -> None:
+    """Frames come from evenly spaced times (a seek each), not the clip's first seconds."""
+    import av
+
+    path = tmp_path / "ramp.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": "50", "preset": "ultrafast"}
+        for i in range(6000):  # 4 minutes; the picture's brightness rises with the frame's index
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 250 // 6000, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    levels = [int(np.median(f)) for f in sample_frames([path], 4)]
+    assert len(levels) == 4 and levels == sorted(levels)
+    assert levels[0] < 60 and levels[-1] > 180, levels  # about 31, 94, 156, 219: the whole clip, not its first 3000 frames
 
 
 @pytest.mark.media
