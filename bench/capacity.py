@@ -63,6 +63,7 @@ class CapacityConfig:
     naive: bool = True
     ultralytics: bool = True
     yolo_imgsz: int = 640
+    yolo_onnx: Path | None = None  # an existing YOLO ONNX for the comparison (e.g. an INT8 copy); else YOLOv8n is exported
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,7 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
         skipped = skipped or ultralytics_available()
         if skipped is None:
             try:
-                setup.yolo_onnx = export_yolo_onnx(work / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
+                setup.yolo_onnx = config.yolo_onnx or export_yolo_onnx(work / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
                 setup.yolo_detector = load_detector(DetectorConfig(model=str(setup.yolo_onnx), threads=config.threads))
             except Exception as exc:  # noqa: BLE001 - the comparison is optional
                 skipped = f"YOLO ONNX export failed: {type(exc).__name__}: {exc}"

@@ -373,6 +373,7 @@ def _benches() -> tuple[_Bench, ...]:
                 "start": Option("first N tried", least=1),
                 "max_cameras": Option("largest N tried, at least --start", 1, 256),
                 "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
+                "yolo_onnx": Option("existing YOLO ONNX for the Ultralytics comparison (e.g. an INT8 copy)", type=Path),
             },
             more=_capacity_options,
         ),
