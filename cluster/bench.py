@@ -15,7 +15,8 @@ One invocation, all on this machine:
    (``share_min``, ``share_max``: 1/K when even), CPU seconds per good visit of the case service
    and the workers together and per process (``cpu_s_per_visit_by_process``: also nats-server
    and the RTSP servers); each worker runs ``slots`` visits at once (``cluster.visit_slots``);
-5. a second run in which one worker is killed (SIGKILL) once a third of the visits are done:
+5. a second run in which one worker is killed (SIGKILL) once a third of the visits are done
+   (the one holding the first continuous camera, so its handover is timed; w1 when none is held):
    ``failover_s`` (kill → the last visit it held done by another worker),
    ``continuous_reassigned_s`` (kill → its continuous cameras analysed live by other workers,
    as the fault test counts it: stream live, lease held, frames analysed; timed while the run
@@ -495,18 +496,25 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
         lost = clean["lost"]
         kill_run: dict[str, Any] = {}
         if config.kill and k > 1:
-            victim = "w1"
             killed_at: list[float] = []
+            victims: list[str] = []  # the worker killed: the one holding the first continuous camera (w1 when none is)
             victim_cams: list[str] = []
             watches: list[_FailoverWatch] = []
 
             def maybe_kill(done: int) -> None:
                 if killed_at or done < n * config.cycles // 3:
                     return
-                for cam in live:
-                    rec = lease_of(cam)
-                    if rec is not None and rec.worker == victim:
-                        victim_cams.append(cam)
+                holders: dict[str, str] = {}
+                settle_by = time.monotonic() + 10.0  # a camera between owners (placement moving it) gets one
+                while True:
+                    records = {cam: lease_of(cam) for cam in live}
+                    holders = {cam: rec.worker for cam, rec in records.items() if rec is not None and rec.worker in procs}
+                    if len(holders) == len(live) or time.monotonic() > settle_by:
+                        break
+                    time.sleep(0.2)
+                victim = holders.get(live[0], "w1") if live else "w1"
+                victims.append(victim)
+                victim_cams.extend(cam for cam in live if holders.get(cam) == victim)
                 os.kill(procs[victim].pid, signal.SIGKILL)
                 killed_at.append(time.time())
                 # watched while the run goes on: the handover happens under the run's load
@@ -518,7 +526,7 @@ def run_cluster_bench(config: ClusterBenchConfig, progress: Callable[[str], None
             lost += kill_run["lost"]
             if killed_at:
                 t_kill = killed_at[0]
-                redone = [t for t, d in kill_run["signals"] if d.deliveries > 1 and d.worker != victim and t > t_kill]
+                redone = [t for t, d in kill_run["signals"] if d.deliveries > 1 and d.worker != victims[0] and t > t_kill]
                 failover = _r(max(redone) - t_kill, 2) if redone else None
                 # the victim's continuous cameras: analysed live by another worker again (timed
                 # by the watch started at the kill, not after the run: the run outlasts the handover)
