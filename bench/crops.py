@@ -40,7 +40,7 @@ from gridworker.vision.analyzer import FrameAnalysis
 from gridworker.vision.motion import MotionConfig
 from gridworker.vision.zones import Zone, build_zones
 
-__all__ = ["MODES", "crops_bench", "f1_matched", "format_crops"]
+__all__ = ["MODES", "crops_bench", "f1_matched", "f1_score", "format_crops", "ratio"]
 
 MODES = ("whole", "gate", "crop")
 SCENE_DIRS = (Path("tests/field/scenes"), Path("bench/truth/scenes"))
@@ -139,37 +139,39 @@ def crops_bench(
                 "detect_s": round(result.detect_s, 2),
                 "wall_s": round(wall, 1),
                 "dets_per_frame": round(statistics.fmean(len(v) for v in frames.values()), 3) if frames else None,
-                "f1_vs_whole": _f1(matched, only_whole, only_mode),
+                "f1_vs_whole": f1_score(matched, only_whole, only_mode),
             }
             t = totals[mode]
             t["detect_s"] += result.detect_s
             t["matched"], t["only_whole"], t["only_mode"] = t["matched"] + matched, t["only_whole"] + only_whole, t["only_mode"] + only_mode
             t["inferred"], t["cropped"], t["analysed"] = t["inferred"] + result.frames_inferred, t["cropped"] + result.frames_cropped, t["analysed"] + result.frames_analysed
             progress(f"{clip.name} {mode}: {row[mode]}")
-        row["crop_over_gate"] = _ratio(row["crop"]["detect_s"], row["gate"]["detect_s"])
+        row["crop_over_gate"] = ratio(row["crop"]["detect_s"], row["gate"]["detect_s"])
         rows.append(row)
     summary = {
         m: {
             "detect_s": round(float(t["detect_s"]), 2), "analysed": t["analysed"], "inferred": t["inferred"], "cropped": t["cropped"],
-            "f1_vs_whole": _f1(int(t["matched"]), int(t["only_whole"]), int(t["only_mode"])),
+            "f1_vs_whole": f1_score(int(t["matched"]), int(t["only_whole"]), int(t["only_mode"])),
         }
         for m, t in totals.items()
     }
     return {
         "clips": rows,
         "all": summary,
-        "crop_over_gate": _ratio(summary["crop"]["detect_s"], summary["gate"]["detect_s"]),
-        "crop_over_whole": _ratio(summary["crop"]["detect_s"], summary["whole"]["detect_s"]),
+        "crop_over_gate": ratio(summary["crop"]["detect_s"], summary["gate"]["detect_s"]),
+        "crop_over_whole": ratio(summary["crop"]["detect_s"], summary["whole"]["detect_s"]),
         "max_seconds": max_seconds,
     }
 
 
-def _f1(matched: int, only_a: int, only_b: int) -> float | None:
+def f1_score(matched: int, only_a: int, only_b: int) -> float | None:
+    """F1 of two box sets from :func:`f1_matched`'s counts (None when both are empty)."""
     total = 2 * matched + only_a + only_b
     return round(2 * matched / total, 3) if total else None
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` to three places (None when either is missing or ``b`` is 0)."""
     return round(a / b, 3) if a is not None and b else None
 
 

@@ -30,7 +30,7 @@ from gridworker.models.base import Detector
 from gridworker.models.errors import QuantizeError
 from gridworker.models.quantize import sample_frames
 
-from .crops import f1_matched
+from .crops import f1_matched, f1_score, ratio
 
 __all__ = ["cpu_int8_flags", "format_quantize", "quantize_bench"]
 
@@ -85,10 +85,10 @@ def quantize_bench(
             "frames": len(images),
             "fp32_s": round(spent["fp32"], 3),
             "int8_s": round(spent["int8"], 3),
-            "int8_speedup": _ratio(spent["fp32"], spent["int8"]),
+            "int8_speedup": ratio(spent["fp32"], spent["int8"]),
             "dets_per_frame_fp32": round(statistics.fmean(len(b) for b in found["fp32"]), 3),
             "dets_per_frame_int8": round(statistics.fmean(len(b) for b in found["int8"]), 3),
-            "f1_vs_fp32": _f1(matched, only_fp32, only_int8),
+            "f1_vs_fp32": f1_score(matched, only_fp32, only_int8),
         }
         rows.append(row)
         progress(f"{clip.name}: {row}")
@@ -105,20 +105,11 @@ def quantize_bench(
         "frames": int(totals["frames"]),
         "fp32_s": round(totals["fp32_s"], 3),
         "int8_s": round(totals["int8_s"], 3),
-        "int8_speedup": _ratio(totals["fp32_s"], totals["int8_s"]),
-        "f1_vs_fp32": _f1(int(totals["matched"]), int(totals["only_fp32"]), int(totals["only_int8"])),
+        "int8_speedup": ratio(totals["fp32_s"], totals["int8_s"]),
+        "f1_vs_fp32": f1_score(int(totals["matched"]), int(totals["only_fp32"]), int(totals["only_int8"])),
         "boxes_fp32": int(totals["matched"] + totals["only_fp32"]),
         "boxes_int8": int(totals["matched"] + totals["only_int8"]),
     }
-
-
-def _f1(matched: int, only_a: int, only_b: int) -> float | None:
-    total = 2 * matched + only_a + only_b
-    return round(2 * matched / total, 3) if total else None
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b > 0 else None
 
 
 def format_quantize(result: dict[str, Any]) -> str:
