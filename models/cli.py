@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, DetectorConfig
-from .quantize import DEFAULT_FRAMES
+from .config import DEFAULT_CALIBRATION_FRAMES, DEFAULT_MODEL, DetectorConfig
 from .errors import ModelError
 
 __all__ = ["add_detector_options", "register"]
@@ -82,7 +81,7 @@ def register(subparsers: Any) -> None:
     quantize.add_argument("model", type=Path, metavar="MODEL.onnx", help="a YOLO detection model exported to ONNX")
     quantize.add_argument("clips", type=Path, nargs="+", metavar="CLIP", help="video or image files of the cameras it will watch")
     quantize.add_argument("--out", type=Path, required=True, metavar="PATH", help="the INT8 .onnx file to write")
-    quantize.add_argument("--frames", type=int, default=DEFAULT_FRAMES, metavar="N", help=f"calibration frames (default: {DEFAULT_FRAMES})")
+    quantize.add_argument("--frames", type=int, default=DEFAULT_CALIBRATION_FRAMES, metavar="N", help=f"calibration frames (default: {DEFAULT_CALIBRATION_FRAMES})")
     quantize.add_argument("--imgsz", type=int, default=None, metavar="N", help="input size to calibrate at (default: the model's)")
     quantize.set_defaults(func=_quantize)
     listing = models_sub.add_parser("list", help="list the embedded models")

@@ -9,6 +9,8 @@ from gridworker.fields import Fraction, PositiveFraction
 __all__ = ["DEFAULT_DETECTOR", "DEFAULT_MODEL", "DetectorConfig", "NamedDetectorConfig"]
 
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
+#: calibration frames ``gridworker models quantize`` takes by default (spread over the clips given)
+DEFAULT_CALIBRATION_FRAMES = 48
 DEFAULT_DETECTOR = "default"  # the id of the ``detector:`` section among a camera's ``detectors``
 #: Most names in a detector's class filter (``classes``) and in all of a tiling's ``merge_classes``
 #: groups: every detection of every frame is looked up in them.

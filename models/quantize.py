@@ -39,18 +39,16 @@ import av
 import cv2
 import numpy as np
 
-from .config import DetectorConfig
+from .config import DEFAULT_CALIBRATION_FRAMES, DetectorConfig
 from .errors import ModelError, QuantizeError
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
 
-__all__ = ["DEFAULT_FRAMES", "QuantizeResult", "float_nodes", "quantize_yolo", "sample_frames"]
+__all__ = ["QuantizeResult", "float_nodes", "quantize_yolo", "sample_frames"]
 
 log = logging.getLogger(__name__)
 
-#: calibration frames taken by default (spread over the clips given)
-DEFAULT_FRAMES = 48
 #: the percentile of each activation's histogram that sets its range
 PERCENTILE = 99.99
 #: calibration frames run at once (the calibrator holds all their activations; the histograms merge across chunks)
@@ -173,7 +171,7 @@ def float_nodes(graph: onnx.GraphProto) -> list[str]:
     return [node.name for node in graph.node if node.name.startswith(head) and not any(node.name.startswith(b) for b in blocks)]
 
 
-def quantize_yolo(model: Path, out: Path, clips: Sequence[Path], *, frames: int = DEFAULT_FRAMES, imgsz: int | None = None) -> QuantizeResult:
+def quantize_yolo(model: Path, out: Path, clips: Sequence[Path], *, frames: int = DEFAULT_CALIBRATION_FRAMES, imgsz: int | None = None) -> QuantizeResult:
     """Write an INT8 copy of the Ultralytics YOLO detection model ``model`` to ``out``,
     calibrated on ``frames`` frames of ``clips`` at the model's input size (or ``imgsz``).
 
