@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gridworker.models.config import session_threads, usable_cores
+
 from .rule_classes import rule_class_warnings
 from .settings import CameraConfig, ConfigError, Settings, load_settings
 
@@ -145,13 +147,14 @@ def load_models(settings: Settings) -> LoadedModels:
     from gridworker.models.multi import resized
 
     loaded = LoadedModels(default=None)
+    workers = settings.pipeline.inference_worker_count()  # the cores are shared out among them
     try:
-        loaded.default = load_detector(settings.detector)
+        loaded.default = load_detector(settings.detector, workers=workers)
     except ModelError as exc:
         loaded.problems.append(f"detector.model: {exc}")
     for i, det in enumerate(settings.detectors):
         try:
-            loaded.named[det.id] = load_detector(det)
+            loaded.named[det.id] = load_detector(det, workers=workers)
         except ModelError as exc:
             loaded.problems.append(f"detectors[{i}] ({det.id!r}).model: {exc}")
     models = {**({DEFAULT_DETECTOR: loaded.default} if loaded.default is not None else {}), **loaded.named}
@@ -309,6 +312,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         _print_refusals(args.config, problems)
         return 2
     print(f"{args.config}: OK, {len(settings.cameras)} camera(s), {len(settings.patrol_plans)} patrol plan(s)")
+    workers = settings.pipeline.inference_worker_count()
+    threads = session_threads(settings.detector.threads, workers)
+    print(f"  inference: {workers} worker(s), {threads} ONNX Runtime thread(s) each ({usable_cores()} usable core(s))")
     if loaded is not None:
         sizes = sorted({c.imgsz for c in settings.cameras if c.imgsz is not None})
         print(f"  models: {1 + len(loaded.named)} loaded and run" + (f", and at the cameras' imgsz {sizes}" if sizes else ""))

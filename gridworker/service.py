@@ -97,7 +97,7 @@ class Service:
 
     Example::
 
-        service = Service(settings, detector=load_detector(settings.detector))
+        service = Service(settings, detector=load_detector(settings.detector, workers=settings.pipeline.inference_worker_count()))
         service.start(); ...; service.stop()
     """
 
@@ -141,8 +141,8 @@ class Service:
             deadline_s=pipeline.batch_deadline_ms / 1000.0,
             patrol_batch_slots=pipeline.patrol_batch_slots,
             patrol_max_pending=pipeline.patrol_max_pending,
-            inference_workers=pipeline.inference_workers,
-            models=models if models is not None else {d.id: load_detector(d) for d in settings.detectors},
+            inference_workers=pipeline.inference_worker_count(),
+            models=models if models is not None else {d.id: load_detector(d, workers=pipeline.inference_worker_count()) for d in settings.detectors},
         )
         self.signals = SignalBoard()
         # every camera's clip ring draws on one total (limits.clip_buffers_total_mb)

@@ -30,7 +30,7 @@ from gridworker.cases.places import AreaList, Position  # places (issue 15)
 from gridworker.cases.people import PeopleConfig  # people, logins (issue 15)
 from gridworker.cases.basemap import ConsoleConfig  # the console map's basemap (issue 15)
 from gridworker.keystore import AuthConfig
-from gridworker.models.config import DEFAULT_DETECTOR, DetectorConfig, NamedDetectorConfig
+from gridworker.models.config import DEFAULT_DETECTOR, DetectorConfig, NamedDetectorConfig, auto_inference_workers
 from gridworker.models.tiling import RegionConfig, TileConfig
 from gridworker.patrol.config import CameraPatrolConfig, PatrolPlan
 from gridworker.streams.config import StreamConfig, StreamTuning
@@ -249,16 +249,21 @@ class PipelineConfig(_Strict):
             " raise it on a GPU, where large batches pay."
         ),
     )
-    inference_workers: int = Field(
-        1,
+    inference_workers: int | None = Field(
+        None,
         ge=1,
         le=8,
         description=(
-            "Threads that each gather a batch and run the detector (ONNX Runtime's run is thread-safe). On 2 cores"
-            " one is best (bench, 8 streams: 2 workers gave the same live fps at 15% more CPU per frame);"
-            " more may pay with more cores or a GPU."
+            "Threads that each gather a batch and run the detector (ONNX Runtime's run is thread-safe). None (the"
+            " default): 2 where the process may use 2 cores or more, else 1; a detector without `threads` then runs"
+            " each model run on its share of the cores (1 thread each on 2 cores). Measured on 2 cores: 2 workers"
+            " of 1 thread analysed 22-24% more live frames than 1 worker of 2 threads (docs/benchmarks.md)."
         ),
     )
+
+    def inference_worker_count(self) -> int:
+        """``inference_workers``, or :func:`~gridworker.models.config.auto_inference_workers` when unset."""
+        return self.inference_workers if self.inference_workers is not None else auto_inference_workers()
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots and live frames.")
     incident_write_interval_s: float = Field(5.0, ge=0.1, le=600.0, description="How often an open incident's progress is written.")
     patrol_batch_slots: int | None = Field(

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gridworker.fields import Fraction, PositiveFraction
 
-__all__ = ["DEFAULT_DETECTOR", "DEFAULT_MODEL", "DetectorConfig", "NamedDetectorConfig"]
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_MODEL",
+    "DetectorConfig",
+    "NamedDetectorConfig",
+    "auto_inference_workers",
+    "session_threads",
+    "usable_cores",
+]
 
 DEFAULT_MODEL = "ssd_mobilenet_v2_coco"
 #: calibration frames ``gridworker models quantize`` takes by default (spread over the clips given)
@@ -19,13 +29,51 @@ MAX_FILTER_CLASSES = 1_000
 MAX_CLASS_NAME = 100
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (a container's cpuset, ``taskset``),
+    else ``os.cpu_count()``; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_inference_workers(cores: int | None = None) -> int:
+    """Inference threads when ``pipeline.inference_workers`` is not set: 2 on two cores or more,
+    so one thread prepares a batch (letterbox, decode of the outputs, NMS: Python, one core)
+    while the other's model runs; 1 on one core.
+
+    Measured on 2 cores (docs/benchmarks.md, "Two inference workers"): 2 workers of 1
+    intra-op thread each analysed 22-24 % more live frames than 1 worker of 2 threads, with
+    the embedded SSD and with YOLOv8n alike.
+
+    >>> auto_inference_workers(1), auto_inference_workers(2), auto_inference_workers(16)
+    (1, 2, 2)
+    """
+    cores = usable_cores() if cores is None else cores
+    return 2 if cores >= 2 else 1
+
+
+def session_threads(threads: int | None, workers: int = 1, cores: int | None = None) -> int:
+    """ONNX Runtime intra-op threads of one model run: ``threads`` when set, else the usable
+    cores shared out among ``workers`` concurrent runs (at least 1).
+
+    >>> session_threads(3, workers=2, cores=8), session_threads(None, workers=2, cores=2), session_threads(None, workers=2, cores=8)
+    (3, 1, 4)
+    """
+    if threads is not None:
+        return threads
+    cores = usable_cores() if cores is None else cores
+    return max(1, cores // max(1, workers))
+
+
 class DetectorConfig(BaseModel):
     """How to load and run the object detector.
 
     Example:
         >>> config = DetectorConfig(model="ssd_mobilenet_v2_coco", confidence=0.5)
-        >>> config.threads
-        2
+        >>> config.threads is None  # the usable cores shared out among the inference workers
+        True
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,10 +87,13 @@ class DetectorConfig(BaseModel):
         ),
         min_length=1,
     )
-    threads: int = Field(
-        default=2,
+    threads: int | None = Field(
+        default=None,
         title="Threads",
-        description="ONNX Runtime intra-op threads used by one inference (inter-op is always 1).",
+        description=(
+            "ONNX Runtime intra-op threads used by one inference (inter-op is always 1). None (the default): the "
+            "cores this process may use divided by pipeline.inference_workers (1 each on 2 cores)."
+        ),
         ge=1,
         le=64,
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ._common import detector_options
 from .base import Detector
-from .config import DetectorConfig
+from .config import DetectorConfig, session_threads
 from .errors import ModelFormatError, ModelNotFoundError
 from .manifest import MANIFEST_NAME, load_manifest
 from .onnx_session import create_session, literal_metadata, tensor_info
@@ -45,8 +45,11 @@ def resolve_model(model: str) -> Path:
     )
 
 
-def load_detector(config: DetectorConfig | None = None) -> Detector:
+def load_detector(config: DetectorConfig | None = None, *, workers: int = 1) -> Detector:
     """Build the detector ``config.model`` names, with its session ready and warmed up.
+
+    ``workers``: the inference threads that will run it at once (``pipeline.inference_workers``);
+    an unset ``config.threads`` shares the usable cores out among them (:func:`session_threads`).
 
     * an embedded model name or a directory with ``manifest.json``: the manifest's
       ``family`` picks the detector; every file's sha256 is checked first;
@@ -64,6 +67,7 @@ def load_detector(config: DetectorConfig | None = None) -> Detector:
         'person'
     """
     config = config or DetectorConfig()
+    config = config.model_copy(update={"threads": session_threads(config.threads, workers)})
     path = resolve_model(config.model)
     if path.is_dir():
         manifest = load_manifest(path)

@@ -9,15 +9,17 @@ from typing import Any
 
 import onnxruntime as ort
 
+from .config import session_threads
 from .errors import ModelFormatError, ModelNotFoundError
 
 __all__ = ["TensorInfo", "create_session", "literal_metadata", "tensor_info"]
 
 
-def create_session(path: Path, threads: int = 2) -> ort.InferenceSession:
+def create_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
     """Load an ONNX model for CPU inference.
 
-    Sequential execution, ``intra_op_num_threads=threads``, ``inter_op_num_threads=1``,
+    Sequential execution, ``intra_op_num_threads=threads`` (None: every usable core),
+    ``inter_op_num_threads=1``,
     all graph optimisations, no busy-waiting worker threads. Build it once (at startup) and share it: ``run`` is
     thread-safe.
 
@@ -29,7 +31,7 @@ def create_session(path: Path, threads: int = 2) -> ort.InferenceSession:
     if not path.is_file():
         raise ModelNotFoundError(f"ONNX model file not found: {path}")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
+    options.intra_op_num_threads = session_threads(threads)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -12,7 +12,7 @@ from gridworker.models import DetectorConfig
 def test_defaults() -> None:
     config = DetectorConfig()
     assert config.model == "ssd_mobilenet_v2_coco"
-    assert (config.threads, config.confidence, config.iou, config.max_batch) == (2, 0.4, 0.5, 8)
+    assert (config.threads, config.confidence, config.iou, config.max_batch) == (None, 0.4, 0.5, 8)
     assert config.classes is None
 
 
