@@ -59,7 +59,7 @@ class CapacityConfig:
     max_cameras: int = 64
     motion: bool = True
     motion_crop: bool = False  # with motion: infer only the moved part (models with a dynamic input)
-    threads: int = 2
+    threads: int | None = None  # None: the cores shared out among the inference workers
     naive: bool = True
     ultralytics: bool = True
     yolo_imgsz: int = 640
@@ -163,7 +163,7 @@ def _with_server(setup: _Setup, n: int, run: Callable[[list[str], list[float]], 
 
 def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Search each pipeline's camera capacity; one JSON-able result with the ratios."""
-    from gridworker.models.config import DetectorConfig
+    from gridworker.models.config import DetectorConfig, auto_inference_workers
     from gridworker.models.loader import load_detector
     from gridworker.streams.clips import synthetic_clip
 
@@ -176,14 +176,15 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
             paths = [synthetic_clip(work / "street.mp4", seconds=10, size=(1280, 720), fps=25)]
         clips = [probe_clip(p) for p in paths]
         say("clips: " + ", ".join(f"{c.name} ({c.width}x{c.height} @ {c.fps:g})" for c in clips))
-        detector = load_detector(DetectorConfig(model=config.model, threads=config.threads))
+        workers = auto_inference_workers()  # the product's default pipeline, which run_gridworker keeps
+        detector = load_detector(DetectorConfig(model=config.model, threads=config.threads), workers=workers)
         setup = _Setup(clips, work, detector)
         skipped = None if config.ultralytics else "disabled (--no-ultralytics)"
         skipped = skipped or ultralytics_available()
         if skipped is None:
             try:
                 setup.yolo_onnx = config.yolo_onnx or export_yolo_onnx(work / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
-                setup.yolo_detector = load_detector(DetectorConfig(model=str(setup.yolo_onnx), threads=config.threads))
+                setup.yolo_detector = load_detector(DetectorConfig(model=str(setup.yolo_onnx), threads=config.threads), workers=workers)
             except Exception as exc:  # noqa: BLE001 - the comparison is optional
                 skipped = f"YOLO ONNX export failed: {type(exc).__name__}: {exc}"
         crop = config.motion and config.motion_crop

@@ -115,7 +115,7 @@ def _media_option(p: argparse.ArgumentParser, default: str = "../shared/media, e
 #: fields, as its ``detector`` settings take it.
 _DETECTOR_OPTIONS: Mapping[str, Option] = {
     "model": Option("detector model name or path"),
-    "threads": Option("ONNX Runtime intra-op threads", least=1),
+    "threads": Option("ONNX Runtime intra-op threads of each inference worker (default: the cores shared out among them)", least=1, type=int),
     "max_batch": Option("largest detector batch", least=1),
 }
 

@@ -8,7 +8,8 @@ Definitions (also in docs/benchmarks.md):
   that are analysed);
 * ``i`` — seconds of bare ``InferenceSession.run`` per image at the best batch size ``b``
   in {1, 2, 4, 8} with ``b <= N`` (one camera gives at most one frame per batch), the
-  session built exactly like the detector's (same threads, same options);
+  session built exactly like the detector's (same threads, same options) and run by as
+  many concurrent workers as the pipeline has (wall time of a round / its images);
 * ``R`` — offered rate, the sum of the N streams' native frame rates (every offered frame
   must be decoded: H.264 P-frames need their predecessors);
 * ``S`` — sampled rate, the sum of ``min(fps, native)`` (the most a pipeline may analyse).
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
+from gridworker.models.config import session_threads
 from gridworker.models.onnx_session import create_session
 
 __all__ = [
@@ -217,36 +220,49 @@ def _model_input(session: Any, images: Sequence[np.ndarray], batch: int) -> dict
 def measure_inference(
     model_path: Path,
     images: Sequence[np.ndarray],
-    threads: int = 2,
+    threads: int | None = None,
     batches: Sequence[int] = BATCH_SIZES,
     budget_s: float = 1.0,
+    workers: int = 1,
 ) -> InferenceCost:
-    """Bare ``session.run`` seconds per image for each batch size.
+    """Bare ``session.run`` seconds per image for each batch size, with ``workers`` runs at
+    once (as the pipeline's inference workers run them).
 
     The session is built by gridworker's own ``create_session`` (same threads and options as
-    the detector). Two warm-up runs per batch size, then rounds of one run per batch size
-    for about ``budget_s`` seconds per size (at least three rounds); the median run time
-    divided by the batch size is reported.
+    the detector; ``threads`` None: the usable cores shared out among ``workers``). Two
+    warm-up rounds per batch size, then rounds of ``workers`` concurrent runs per batch size
+    for about ``budget_s`` seconds per size (at least three rounds); the median round time
+    divided by the images of the round (batch x workers) is reported.
     """
-    session = create_session(Path(model_path), threads)
+    workers = max(1, workers)
+    session = create_session(Path(model_path), session_threads(threads, workers))
     feeds = {batch: _model_input(session, images, batch) for batch in batches}
-    for feed in feeds.values():
-        for _ in range(2):
-            session.run(None, feed)
-    # Round-robin over the batch sizes, so a burst of load from elsewhere on the machine
-    # hits all sizes alike instead of skewing one of them.
-    times: dict[int, list[float]] = {batch: [] for batch in batches}
-    cpu: dict[int, list[float]] = {batch: [] for batch in batches}
-    started = time.perf_counter()
-    while min(len(t) for t in times.values()) < 3 or time.perf_counter() - started < budget_s * len(batches):
-        for batch, feed in feeds.items():
-            t, c = time.perf_counter(), time.process_time()
-            session.run(None, feed)
-            times[batch].append(time.perf_counter() - t)
-            cpu[batch].append(time.process_time() - c)
-    per_image = {batch: float(np.median(t)) / batch for batch, t in times.items()}
-    per_image_cpu = {batch: float(np.median(c)) / batch for batch, c in cpu.items()}
-    return InferenceCost(per_image, threads, per_image_cpu)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-infer") as pool:
+
+        def round_of(feed: dict[str, np.ndarray]) -> None:
+            if workers == 1:
+                session.run(None, feed)
+            else:
+                for _ in pool.map(lambda f: session.run(None, f), [feed] * workers):
+                    pass
+
+        for feed in feeds.values():
+            for _ in range(2):
+                round_of(feed)
+        # Round-robin over the batch sizes, so a burst of load from elsewhere on the machine
+        # hits all sizes alike instead of skewing one of them.
+        times: dict[int, list[float]] = {batch: [] for batch in batches}
+        cpu: dict[int, list[float]] = {batch: [] for batch in batches}
+        started = time.perf_counter()
+        while min(len(t) for t in times.values()) < 3 or time.perf_counter() - started < budget_s * len(batches):
+            for batch, feed in feeds.items():
+                t, c = time.perf_counter(), time.process_time()
+                round_of(feed)
+                times[batch].append(time.perf_counter() - t)
+                cpu[batch].append(time.process_time() - c)
+    per_image = {batch: float(np.median(t)) / (batch * workers) for batch, t in times.items()}
+    per_image_cpu = {batch: float(np.median(c)) / (batch * workers) for batch, c in cpu.items()}
+    return InferenceCost(per_image, session_threads(threads, workers), per_image_cpu)
 
 
 def ceiling(

@@ -550,7 +550,7 @@ def run_patrol_bench(config: PatrolBenchConfig, progress: Callable[[str], None] 
         live_ids = [f"live{i}" for i in range(config.continuous)]
         if live_ids:  # the continuous cameras have a server of their own: a busy patrol server does not starve them
             mount_sets.append({cid: clips[(i * 5) % len(clips)] for i, cid in enumerate(live_ids)})
-        detector = load_detector(config.detector_config())
+        detector = load_detector(config.detector_config(), workers=config.workers)
         servers = stack.enter_context(_servers(mount_sets))
         urls = {cid: servers[i % n_servers].url(cid) for i, cid in enumerate(camera_ids)}
         cameras = [_camera(cid, urls[cid], "patrol") for cid in camera_ids]

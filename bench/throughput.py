@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from gridworker.models.base import Detector
-from gridworker.models.config import DEFAULT_MODEL, DetectorConfig
+from gridworker.models.config import DEFAULT_MODEL, DetectorConfig, auto_inference_workers, session_threads
 
 from .parts import (
     BATCH_SIZES,
@@ -91,13 +91,20 @@ class BenchDetector:
 
     Attributes:
         model: detector model (embedded name or path).
-        threads: ONNX Runtime intra-op threads (pipeline and bare measurement alike).
+        threads: ONNX Runtime intra-op threads of each inference worker (pipeline and bare
+            measurement alike); None: the usable cores shared out among the product's default
+            inference workers, as the service does.
         max_batch: the detector's largest batch.
     """
 
     model: str = DEFAULT_MODEL
-    threads: int = 2
+    threads: int | None = None
     max_batch: int = 8
+
+    @property
+    def workers(self) -> int:
+        """The inference workers a service run with the product's pipeline defaults has."""
+        return auto_inference_workers()
 
     def detector_settings(self) -> dict[str, Any]:
         """The ``detector`` settings section of a service run with this detector."""
@@ -273,7 +280,7 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
     say(f"clips: {source}: " + ", ".join(f"{c.name} ({c.width}x{c.height} @ {c.fps:g})" for c in clips))
     detector_settings = config.detector_settings()
     pipeline_settings = {} if config.batch_deadline_ms is None else {"batch_deadline_ms": config.batch_deadline_ms}
-    detector = load_detector(config.detector_config())
+    detector = load_detector(config.detector_config(), workers=config.workers)
     images = sample_frames(clips[0], count=max(BATCH_SIZES))
     detector.detect(images[: detector.max_batch])  # grow the arena before any RSS baseline
 
@@ -291,7 +298,7 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
     if skipped is None:
         try:
             yolo_onnx = config.yolo_onnx or export_yolo_onnx(workdir / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
-            yolo_detector = load_detector(config.detector_config(str(yolo_onnx)))
+            yolo_detector = load_detector(config.detector_config(str(yolo_onnx)), workers=config.workers)
         except Exception as exc:  # noqa: BLE001 - the comparison is optional
             skipped = f"YOLO ONNX export/load failed: {type(exc).__name__}: {exc}"
     if skipped is not None:
@@ -306,8 +313,8 @@ def _time_inference(setup: _Setup, when: str) -> InferenceCost:
     """Bare inference timed now, at every batch size the run can use."""
     config = setup.config
     cost = measure_inference(
-        _model_file(config.model), setup.timing_images, threads=config.threads,
-        batches=setup.timing_batches, budget_s=config.calibrate_s,
+        _model_file(config.model), setup.timing_images, threads=session_threads(config.threads, config.workers),
+        batches=setup.timing_batches, budget_s=config.calibrate_s, workers=config.workers,
     )  # fmt: skip
     setup.say(f"bare inference {when}, ms/image: " + ", ".join(f"b{b}={t * 1e3:.1f}" for b, t in cost.per_image_s.items()))
     return cost
