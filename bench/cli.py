@@ -327,6 +327,13 @@ def _benches() -> tuple[_Bench, ...]:
             "the float model's. See docs/models.md, 'INT8 models'.",
             more=_quantize_options,
         ),
+        _Bench(
+            "workers", _workers,
+            help="inference workers x ONNX Runtime threads: live fps of each layout on the same real RTSP cameras, in turns",
+            description="Run gridworker's Service on N real RTSP cameras once per layout (WORKERSxTHREADS) per round, in turns; "
+            "print each layout's live fps, its ratio to the first's, the slowest camera and frame age. See docs/benchmarks.md.",
+            more=_workers_options,
+        ),
         _Bench(  # cluster mode (issue 12): cluster/bench.py
             "cluster", _cluster,
             help="K worker processes sharing N patrol cameras through NATS JetStream, against one process; kill -9 of a worker",
@@ -533,6 +540,47 @@ def _quantize(args: argparse.Namespace) -> int:
         except ModelError as exc:
             return fail("bench quantize", str(exc), 1)
     return _report(args, result, format_quantize)
+
+
+# --- bench workers (inference workers x threads, side by side; bench/workers.py) -------------
+
+
+def _workers_options(p: argparse.ArgumentParser) -> None:
+    _media_option(p, "../shared/media")
+    p.add_argument("--streams", type=int, default=8, help="cameras (default 8)")
+    p.add_argument("--seconds", type=positive, default=15.0, help="window of each layout, each round, s (default 15)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds, every layout once per round (default 2)")
+    p.add_argument("--media-width", type=int, default=None, metavar="W", help="re-encode the clips W px wide first (e.g. 1280)")
+    p.add_argument("--fps", type=positive, default=None, help="analysis rate per camera (default each clip's native rate)")
+    p.add_argument("--model", default=None, help="detector model, embedded name or ONNX path (default the embedded SSD)")
+    p.add_argument(
+        "--layouts", default=None, metavar="WxT[,WxT...]",
+        help="layouts compared, the first the base (default: 1 worker on every core, then the product's default)",
+    )
+
+
+def _workers(args: argparse.Namespace) -> int:
+    from gridworker.models.config import DEFAULT_MODEL
+
+    from .workers import WorkersConfig, format_workers, parse_layouts, run_workers
+
+    if _no_media(args):
+        return 2
+    if not 1 <= args.streams <= 128:
+        return fail("bench workers", "--streams must be between 1 and 128")
+    if not 1 <= args.rounds <= 20:
+        return fail("bench workers", "--rounds must be between 1 and 20")
+    if args.media_width is not None and not (64 <= args.media_width <= 3840 and args.media_width % 2 == 0):
+        return fail("bench workers", "--media-width: an even number from 64 to 3840")
+    try:
+        layouts = parse_layouts(args.layouts) if args.layouts else []
+    except ValueError as exc:
+        return fail("bench workers", str(exc))
+    config = WorkersConfig(
+        streams=args.streams, seconds=args.seconds, rounds=args.rounds, media=args.media, media_width=args.media_width,
+        fps=args.fps, model=args.model or DEFAULT_MODEL, layouts=layouts,
+    )  # fmt: skip
+    return _report(args, _served(lambda: run_workers(config, progress=_progress), "bench workers"), format_workers)
 
 
 # --- bench soak (memory, threads and descriptors over time; bench/soak.py) -------------------
