@@ -139,7 +139,7 @@ class MainStreamStill:
             if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 raise MainStreamBusy("every main-stream decode slot is busy; try again in a moment")
             try:
-                picture = ring.latest_keyframe()  # at least as new as the key: never older than what it names
+                picture = ring.latest_keyframe(newest)  # the keyframe the key names, whatever arrived since
                 if picture is None:
                     return None
                 ok, buf = cv2.imencode(".jpg", picture.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

@@ -563,10 +563,13 @@ class PacketRing:
             return None
         return params, newest
 
-    def latest_keyframe(self) -> av.VideoFrame | None:
+    def latest_keyframe(self, held: tuple[CodecParams, RingPacket] | None = None) -> av.VideoFrame | None:
         """The newest keyframe held, decoded (a full-resolution picture of the stream, at the
-        cost of decoding one picture); None when the ring holds none or it does not decode."""
-        held = self.newest_keyframe()
+        cost of decoding one picture); None when the ring holds none or it does not decode.
+
+        ``held``: decode this keyframe (as :meth:`newest_keyframe` gave it, so a caller that
+        keys a cache on it gets that very picture, not a newer one that arrived meanwhile)."""
+        held = held if held is not None else self.newest_keyframe()
         if held is None:
             return None
         params, newest = held

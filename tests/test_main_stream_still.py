@@ -21,7 +21,7 @@ from gridworker.cameras import MainStreamBusy, MainStreamStill
 from gridworker.service import Service
 from gridworker.settings import CameraConfig, Settings
 from gridworker.streams.config import StreamConfig
-from gridworker.streams.evidence import ClipSource, CodecParams, PacketRing
+from gridworker.streams.evidence import ClipSource, CodecParams, PacketRing, RingPacket
 from gridworker.streams.reader import CameraStream
 from tests.factories import ParkedCarDetector, free_port, h264_packets, local_client
 
@@ -42,12 +42,12 @@ class _CountedRing(PacketRing):
         self.gate: threading.Event | None = None
         self.decoding = threading.Event()
 
-    def latest_keyframe(self) -> av.VideoFrame | None:
+    def latest_keyframe(self, held: tuple[CodecParams, RingPacket] | None = None) -> av.VideoFrame | None:
         self.decodes += 1
         self.decoding.set()
         if self.gate is not None:
             assert self.gate.wait(10.0)
-        return super().latest_keyframe()
+        return super().latest_keyframe(held)
 
 
 def _fill(ring: PacketRing, h264: tuple[CodecParams, list[av.Packet]], upto: int) -> None:
@@ -82,6 +82,31 @@ def test_one_decode_per_keyframe(h264):
     assert ring.decodes == 2
     assert still.jpeg(ring, 50, slots, 1.0) is not None  # another quality is another picture
     assert ring.decodes == 3
+
+
+def test_a_keyframe_arriving_during_the_decode_is_decoded_by_the_next_request(h264):
+    """The picture is of the keyframe its cache key names: one that arrives while the decode runs
+    is the next request's (before: the decode took the newest keyframe then, the key named the
+    older one, and the next request decoded the same picture again)."""
+    alone = PacketRing(seconds=60.0)
+    _fill(alone, h264, FPS + 3)
+    expected_first = MainStreamStill().jpeg(alone, 90, threading.BoundedSemaphore(1), 1.0)
+    ring, still, slots = _CountedRing(), MainStreamStill(), threading.BoundedSemaphore(2)
+    _fill(ring, h264, FPS + 3)
+    ring.gate = threading.Event()
+    got: list[bytes | None] = []
+    viewer = threading.Thread(target=lambda: got.append(still.jpeg(ring, 90, slots, 5.0)))
+    viewer.start()
+    try:
+        assert ring.decoding.wait(10.0)
+        _append(ring, h264, FPS + 3, 2 * FPS + 1)  # the next keyframe, while the first is being decoded
+    finally:
+        ring.gate.set()
+        viewer.join(10.0)
+    assert got == [expected_first]
+    second = still.jpeg(ring, 90, slots, 1.0)
+    assert second is not None and second != expected_first and ring.decodes == 2
+    assert still.jpeg(ring, 90, slots, 1.0) == second and ring.decodes == 2
 
 
 class _NoCopyRing(PacketRing):
@@ -189,10 +214,10 @@ def test_the_api_answers_503_with_retry_after_beyond_the_decode_bound(tmp_path, 
         gate, decoding = threading.Event(), threading.Event()
         decode_a = rings["a"].latest_keyframe
 
-        def held() -> av.VideoFrame | None:
+        def held(keyframe: tuple[CodecParams, RingPacket] | None = None) -> av.VideoFrame | None:
             decoding.set()
             assert gate.wait(10.0)
-            return decode_a()
+            return decode_a(keyframe)
 
         monkeypatch.setattr(rings["a"], "latest_keyframe", held)
         answers: list[int] = []
