@@ -257,7 +257,7 @@ class PipelineConfig(_Strict):
             "Threads that each gather a batch and run the detector (ONNX Runtime's run is thread-safe). None (the"
             " default): 2 where the process may use 2 cores or more, else 1; a detector without `threads` then runs"
             " each model run on its share of the cores (1 thread each on 2 cores). Measured on 2 cores: 2 workers"
-            " of 1 thread analysed 22-24% more live frames than 1 worker of 2 threads (docs/benchmarks.md)."
+            " of 1 thread analysed 1.20x (SSD) and 1.31x (YOLOv8n) the live frames of 1 worker of 2 threads (docs/benchmarks.md)."
         ),
     )
 
