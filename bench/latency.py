@@ -35,6 +35,7 @@ from gridworker.assets import ultralytics_asset
 from gridworker.demo_webhooks import WebhookReceiver
 from gridworker.incidents import Incident
 from gridworker.models import DetectorConfig, load_detector
+from gridworker.models.config import auto_inference_workers
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import encode_frames
@@ -110,7 +111,7 @@ def run_latency(seconds: float = 40.0, progress: Callable[[str], None] | None = 
                 forwarding={"destinations": [{"kind": "webhook", "name": "bench", "url": receiver.url, "secret": secret}],
                             "retry": {"base_s": 0.5, "cap_s": 2}},
             )
-            service = Service(settings, load_detector(DetectorConfig()))
+            service = Service(settings, load_detector(DetectorConfig(), workers=auto_inference_workers()))
             opened: dict[int, tuple[float, float]] = {}  # incident id → (frame time, told at)
             lock = threading.Lock()
 

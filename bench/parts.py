@@ -271,6 +271,7 @@ def ceiling(
     inference: InferenceCost,
     fps: float | None = None,
     max_batch: int = 8,
+    workers: int = 1,
 ) -> Ceiling:
     """The sum-of-parts ceiling for these streams (one entry per stream, clips may repeat).
 
@@ -280,6 +281,8 @@ def ceiling(
         inference: measured bare inference costs.
         fps: sampling rate per camera (None: each clip's native rate).
         max_batch: the detector's largest batch.
+        workers: the pipeline's inference workers (``inference`` timed with as many runs at
+            once); each camera has one frame in flight, so a batch takes at most N / workers.
     """
     n = len(streams)
     offered = sum(c.fps for c in streams)
@@ -287,7 +290,7 @@ def ceiling(
     sampled = sum(rates)
     decode_load = sum(decode[c.path].decode_s * c.fps for c in streams)  # decode-seconds per second
     convert = sum(decode[c.path].convert_s * r for c, r in zip(streams, rates, strict=True)) / sampled
-    batch, infer = inference.best(min(n, max_batch))
+    batch, infer = inference.best(min(max(1, n // max(1, workers)), max_batch))
     capacity = max(0.0, 1.0 - decode_load) / (convert + infer)
     analysed_only = 1.0 / (decode_load / sampled + convert + infer)
     mean_decode = decode_load / offered

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from gridworker.incidents import IncidentQuery
 from gridworker.models import DetectorConfig, load_detector
+from gridworker.models.config import auto_inference_workers
 from gridworker.service import Service
 from gridworker.settings import Settings
 from gridworker.streams.clips import synthetic_clip
@@ -99,7 +100,7 @@ def run_soak(
             crowd = {"id": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "rules": [{"type": "crowd", "min_count": 2, "min_duration_s": 1.0}]}
             cameras = [{"id": f"cam{i}", "url": server.url(f"cam{i}"), "fps": 5, "zones": [crowd]} for i in range(streams)]
             settings = Settings(database={"url": f"sqlite:///{work / 'soak.db'}"}, cameras=cameras, evidence={"clips": True})
-            service = Service(settings, load_detector(DetectorConfig()))
+            service = Service(settings, load_detector(DetectorConfig(), workers=auto_inference_workers()))
             service.start()
             samples: list[Sample] = []
             t0 = time.monotonic()

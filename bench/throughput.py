@@ -289,7 +289,8 @@ def _prepare(config: ThroughputConfig, workdir: Path, counts: list[int], say: Ca
         cost = decode[clip.path] = measure_decode(clip, budget_s=config.calibrate_s)
         say(f"decode {clip.name}: {cost.decode_s * 1e3:.2f} ms/frame + {cost.convert_s * 1e3:.2f} ms RGB")
     # bare inference is timed beside each N's gridworker window (_measure), not here
-    batches = [b for b in BATCH_SIZES if b <= min(max(counts), detector.max_batch)]
+    # each camera has one frame in flight: a batch of W workers' takes at most N / W of them
+    batches = [b for b in BATCH_SIZES if b <= min(max(1, max(counts) // config.workers), detector.max_batch)]
 
     skipped = None if config.ultralytics else "disabled (--no-ultralytics)"
     skipped = skipped or ultralytics_available()
@@ -394,8 +395,10 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     # run) moved the ratio by more than the pipeline's own overhead.
     bracket = InferenceCost.mean([before, after])
     max_batch = setup.detector.max_batch
-    ceil = ceiling(streams, setup.decode, bracket, fps=config.fps, max_batch=max_batch)
-    ceil_before, ceil_after = (ceiling(streams, setup.decode, c, fps=config.fps, max_batch=max_batch) for c in (before, after))
+    ceil = ceiling(streams, setup.decode, bracket, fps=config.fps, max_batch=max_batch, workers=config.workers)
+    ceil_before, ceil_after = (
+        ceiling(streams, setup.decode, c, fps=config.fps, max_batch=max_batch, workers=config.workers) for c in (before, after)
+    )
     drift = abs(ceil_before.fps - ceil_after.fps) / max(ceil.fps, 1e-9)
     if drift > 0.10:
         notes.append(

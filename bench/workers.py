@@ -7,7 +7,7 @@ cameras (the ``../shared/media`` clips at their native rates, looped, assigned r
 once per layout per round, the layouts in turns within each round, so a machine whose speed
 drifts meets every layout alike. Per layout: live analysed fps (frames at most 1 s old), the
 slowest camera's fps, frame age p95, CPU cores used, and ``over_first``: its mean live fps over
-the first layout's (by default one worker on every core, the layout before 2026-12-05).
+the first layout's (by default one worker of two threads, the defaults before 2026-12-05).
 
 Example::
 
@@ -46,14 +46,15 @@ class Layout:
 
 
 def default_layouts(cores: int | None = None) -> list[Layout]:
-    """One worker on every core (the old default), then the product's default layout.
+    """One worker of two threads (the defaults before 2026-12-05; one thread on one core), then
+    the product's default layout on these cores (at most 64 threads a run, the setting's bound).
 
     >>> [str(x) for x in default_layouts(2)], [str(x) for x in default_layouts(8)]
-    (['1x2', '2x1'], ['1x8', '2x4'])
+    (['1x2', '2x1'], ['1x2', '2x4'])
     """
     cores = usable_cores() if cores is None else cores
     auto = auto_inference_workers(cores)
-    layouts = [Layout(1, cores), Layout(auto, session_threads(None, auto, cores))]
+    layouts = [Layout(1, min(2, cores)), Layout(auto, min(64, session_threads(None, auto, cores)))]
     return list(dict.fromkeys(layouts))
 
 

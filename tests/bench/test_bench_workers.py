@@ -14,10 +14,11 @@ from gridworker.bench.cli import register
 from gridworker.bench.workers import Layout, default_layouts, parse_layouts
 
 
-def test_default_layouts_compare_one_worker_on_every_core_with_the_product_default() -> None:
+def test_default_layouts_compare_the_old_defaults_with_the_product_default() -> None:
     assert default_layouts(1) == [Layout(1, 1)]  # one core: nothing to compare, one layout
     assert default_layouts(2) == [Layout(1, 2), Layout(2, 1)]
-    assert default_layouts(16) == [Layout(1, 16), Layout(2, 8)]
+    assert default_layouts(16) == [Layout(1, 2), Layout(2, 8)]
+    assert default_layouts(256) == [Layout(1, 2), Layout(2, 64)]  # detector.threads' bound
 
 
 @pytest.mark.parametrize("text", ["", "2", "2x", "x1", "0x1", "9x1", "1x65", "1x2,1x2", "ax1", "2*1"])
