@@ -39,7 +39,7 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), membership: Path = Pat
     ``cpu.cfs_period_us``).
 
     >>> import tempfile; folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "cpu.max").write_text("150000 100000\n")
+    >>> _ = (folder / "cpu.max").write_text("150000 100000")
     >>> cgroup_cpu_limit(folder, folder / "missing")
     1.5
     """
