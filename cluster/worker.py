@@ -173,7 +173,8 @@ class WorkerProcess:
         self._visits_factory = visits_factory
         self._detector = detector
         # the site's other models (``detectors:``) by id; loaded here when not given, as Service does
-        self._models = dict(models) if models is not None else {d.id: load_detector(d, workers=settings.pipeline.inference_worker_count()) for d in settings.detectors}
+        self._inference_workers = settings.pipeline.inference_worker_count()  # reads the usable cores: once
+        self._models = dict(models) if models is not None else {d.id: load_detector(d, workers=self._inference_workers) for d in settings.detectors}
         self._reader = reader
         self._catalogue = KvMirror(self.link, lambda b: b.cameras)
         self._assign = KvMirror(self.link, lambda b: b.assign, on_change=self._wake_soon)
@@ -210,7 +211,7 @@ class WorkerProcess:
         self._pipeline = pipeline = Pipeline(
             self._detector, sink, annotator=annotator, meter=self.metrics, models=self._models,
             deadline_s=settings.pipeline.batch_deadline_ms / 1000.0, patrol_batch_slots=settings.pipeline.patrol_batch_slots,
-            patrol_max_pending=settings.pipeline.patrol_max_pending, inference_workers=settings.pipeline.inference_worker_count(),
+            patrol_max_pending=settings.pipeline.patrol_max_pending, inference_workers=self._inference_workers,
         )
         self._registry = CameraRegistry(
             settings, self._local_store, pipeline, local_manager, SignalBoard(), annotator,

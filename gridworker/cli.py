@@ -312,9 +312,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         _print_refusals(args.config, problems)
         return 2
     print(f"{args.config}: OK, {len(settings.cameras)} camera(s), {len(settings.patrol_plans)} patrol plan(s)")
-    workers = settings.pipeline.inference_worker_count()
-    threads = session_threads(settings.detector.threads, workers)
-    print(f"  inference: {workers} worker(s), {threads} ONNX Runtime thread(s) each ({usable_cores()} usable core(s))")
+    cores = usable_cores()
+    workers = settings.pipeline.inference_worker_count(cores)
+    threads = session_threads(settings.detector.threads, workers, cores)
+    print(f"  inference: {workers} worker(s), {threads} ONNX Runtime thread(s) each ({cores} usable core(s))")
     if loaded is not None:
         sizes = sorted({c.imgsz for c in settings.cameras if c.imgsz is not None})
         print(f"  models: {1 + len(loaded.named)} loaded and run" + (f", and at the cameras' imgsz {sizes}" if sizes else ""))

@@ -133,6 +133,7 @@ class Service:
             trail=trail,
         )
         pipeline = settings.pipeline
+        workers = pipeline.inference_worker_count()  # reads the usable cores: once
         self.pipeline = Pipeline(
             detector,
             self.incidents,
@@ -141,8 +142,8 @@ class Service:
             deadline_s=pipeline.batch_deadline_ms / 1000.0,
             patrol_batch_slots=pipeline.patrol_batch_slots,
             patrol_max_pending=pipeline.patrol_max_pending,
-            inference_workers=pipeline.inference_worker_count(),
-            models=models if models is not None else {d.id: load_detector(d, workers=pipeline.inference_worker_count()) for d in settings.detectors},
+            inference_workers=workers,
+            models=models if models is not None else {d.id: load_detector(d, workers=workers) for d in settings.detectors},
         )
         self.signals = SignalBoard()
         # every camera's clip ring draws on one total (limits.clip_buffers_total_mb)

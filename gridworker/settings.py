@@ -260,10 +260,6 @@ class PipelineConfig(_Strict):
             " of 1 thread analysed 1.20x (SSD) and 1.31x (YOLOv8n) the live frames of 1 worker of 2 threads (docs/benchmarks.md)."
         ),
     )
-
-    def inference_worker_count(self) -> int:
-        """``inference_workers``, or :func:`~gridworker.models.config.auto_inference_workers` when unset."""
-        return self.inference_workers if self.inference_workers is not None else auto_inference_workers()
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots and live frames.")
     incident_write_interval_s: float = Field(5.0, ge=0.1, le=600.0, description="How often an open incident's progress is written.")
     patrol_batch_slots: int | None = Field(
@@ -280,6 +276,11 @@ class PipelineConfig(_Strict):
         description="A patrol starts no new visit while this many of its frames wait for inference "
         "(default: twice the detector's batch): back-pressure that keeps decode and inference in step.",
     )
+
+    def inference_worker_count(self, cores: int | None = None) -> int:
+        """``inference_workers``, or :func:`~gridworker.models.config.auto_inference_workers` (on
+        ``cores``, default the usable ones) when unset."""
+        return self.inference_workers if self.inference_workers is not None else auto_inference_workers(cores)
 
 
 class EvidenceConfig(_Strict):
