@@ -415,12 +415,17 @@ def _no_media(args: argparse.Namespace) -> bool:
     return True
 
 
+def _bad_media_width(args: argparse.Namespace) -> bool:
+    """``--media-width`` is given and is not an even number from 64 to 3840."""
+    return args.media_width is not None and not (64 <= args.media_width <= 3840 and args.media_width % 2 == 0)
+
+
 def _throughput(args: argparse.Namespace) -> int:
     from .throughput import ThroughputConfig, format_table, live_definition, run_throughput, target_verdict, to_json
 
     if _no_media(args):
         return 2
-    if args.media_width is not None and not (64 <= args.media_width <= 3840 and args.media_width % 2 == 0):
+    if _bad_media_width(args):
         return fail("bench throughput", "--media-width: an even number from 64 to 3840")
     if args.media_width is not None and args.synthetic:
         return fail("bench throughput", "--media-width re-encodes the media clips: not with --synthetic (use --synthetic-size)")
@@ -570,7 +575,7 @@ def _workers(args: argparse.Namespace) -> int:
         return fail("bench workers", "--streams must be between 1 and 128")
     if not 1 <= args.rounds <= 20:
         return fail("bench workers", "--rounds must be between 1 and 20")
-    if args.media_width is not None and not (64 <= args.media_width <= 3840 and args.media_width % 2 == 0):
+    if _bad_media_width(args):
         return fail("bench workers", "--media-width: an even number from 64 to 3840")
     try:
         layouts = parse_layouts(args.layouts) if args.layouts else []

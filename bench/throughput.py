@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from gridworker.models.base import Detector
-from gridworker.models.config import DEFAULT_MODEL, DetectorConfig, auto_inference_workers, session_threads
+from gridworker.models.config import DEFAULT_MODEL, DetectorConfig, auto_inference_workers
 
 from .parts import (
     BATCH_SIZES,
@@ -176,17 +176,23 @@ def video_files(folder: Path) -> list[Path]:
     return paths
 
 
+def media_clips(media: Path, workdir: Path, width: int | None = None) -> list[Clip]:
+    """The clips of ``media`` (:func:`video_files`), or with ``width`` each re-encoded that many
+    px wide into ``workdir`` first (its first 30 s; the height keeps the aspect)."""
+    paths = video_files(media)
+    if width is not None:
+        from gridworker.streams.clips import transcode_h264
+
+        paths = [transcode_h264(p, workdir / f"{p.name}-{width}.mp4", max_seconds=30.0, scale_width=width) for p in paths]
+    return [probe_clip(p) for p in paths]
+
+
 def _clips(config: ThroughputConfig, workdir: Path) -> tuple[list[Clip], str]:
     """The clips to serve, and where they came from."""
     media = None if config.synthetic else (config.media or default_media_dir())
-    if media is not None and config.media_width is not None:
-        from gridworker.streams.clips import transcode_h264
-
-        width = config.media_width
-        scaled = [transcode_h264(p, workdir / f"{p.name}-{width}.mp4", max_seconds=30.0, scale_width=width) for p in video_files(media)]
-        return [probe_clip(p) for p in scaled], f"{media}, re-encoded {width} px wide"
     if media is not None:
-        return [probe_clip(p) for p in video_files(media)], str(media)
+        width = config.media_width
+        return media_clips(media, workdir, width), f"{media}, re-encoded {width} px wide" if width is not None else str(media)
     from gridworker.streams.clips import synthetic_clip
 
     width, height = config.synthetic_size
@@ -314,7 +320,7 @@ def _time_inference(setup: _Setup, when: str) -> InferenceCost:
     """Bare inference timed now, at every batch size the run can use."""
     config = setup.config
     cost = measure_inference(
-        _model_file(config.model), setup.timing_images, threads=session_threads(config.threads, config.workers),
+        _model_file(config.model), setup.timing_images, threads=config.threads,
         batches=setup.timing_batches, budget_s=config.calibrate_s, workers=config.workers,
     )  # fmt: skip
     setup.say(f"bare inference {when}, ms/image: " + ", ".join(f"b{b}={t * 1e3:.1f}" for b, t in cost.per_image_s.items()))

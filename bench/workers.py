@@ -27,9 +27,8 @@ from typing import Any
 
 from gridworker.models.config import DEFAULT_MODEL, auto_inference_workers, session_threads, usable_cores
 
-from .parts import Clip, probe_clip
 from .pipelines import PipelineResult, run_gridworker
-from .throughput import default_media_dir, video_files
+from .throughput import default_media_dir, media_clips
 
 __all__ = ["Layout", "WorkersConfig", "default_layouts", "format_workers", "parse_layouts", "run_workers"]
 
@@ -102,19 +101,6 @@ class WorkersConfig:
     warmup_timeout_s: float = 30.0
 
 
-def _clips(config: WorkersConfig, work: Path) -> list[Clip]:
-    folder = config.media or default_media_dir()
-    if folder is None:
-        raise ValueError("no clips: pass --media DIR (../shared/media is absent)")
-    paths = video_files(folder)
-    if config.media_width is not None:
-        from gridworker.streams.clips import transcode_h264
-
-        width = config.media_width
-        paths = [transcode_h264(p, work / f"{p.stem}-{width}.mp4", max_seconds=30.0, scale_width=width) for p in paths]
-    return [probe_clip(p) for p in paths]
-
-
 def _row(layout: Layout, runs: Sequence[PipelineResult]) -> dict[str, Any]:
     def mean(key: str) -> float | None:
         values = [r.extra[key] for r in runs if isinstance(r.extra.get(key), (int, float))]
@@ -145,7 +131,10 @@ def run_workers(config: WorkersConfig, progress: Callable[[str], None] | None = 
     layouts = config.layouts or default_layouts()
     with tempfile.TemporaryDirectory(prefix="gw-bench-workers-") as tmp:
         work = Path(tmp)
-        clips = _clips(config, work)
+        folder = config.media or default_media_dir()
+        if folder is None:
+            raise ValueError("no clips: pass --media DIR (../shared/media is absent)")
+        clips = media_clips(folder, work, config.media_width)
         say("clips: " + ", ".join(f"{c.name} ({c.width}x{c.height} @ {c.fps:g})" for c in clips))
         detectors = {
             layout: load_detector(DetectorConfig(model=config.model, threads=layout.threads), workers=layout.workers) for layout in layouts
