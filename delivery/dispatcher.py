@@ -339,39 +339,48 @@ class Dispatcher:
                     w.paused_until = 0.0
                 continue
             error = self._scrub(res.error or res.outcome.value)
-            with w.lock:
-                st = w.status
-                st.last_error, st.last_error_at = error, now
             if res.outcome is Outcome.DEAD:
                 self.outbox.mark_dead(due.delivery_id, now, error)
                 with w.lock:
-                    w.status.dead += 1
-                    w.status.failed_attempts += 1
+                    st = w.status
+                    st.last_error, st.last_error_at = error, now
+                    st.dead += 1
+                    st.failed_attempts += 1
                 log.warning("forwarding %s: %s (%s) is dead: %s", name, ev.idempotency_key, ev.event, error)
                 continue  # the receiver refuses this one message; the others go on
             with w.lock:
-                st.consecutive_failures += 1
-                pause = self._wait(w.retry, st.consecutive_failures, res)
-                w.paused_until = self.monotonic() + pause
-                st.paused_until = now + pause
-                st.state = _NOT_REACHED.get(res.outcome, "backing_off")
-            if res.outcome in (Outcome.UNREACHABLE, Outcome.NOT_READY):
+                failures = w.status.consecutive_failures + 1
+            pause = self._wait(w.retry, failures, res)
+            state = _NOT_REACHED.get(res.outcome, "backing_off")
+            handed_over = res.outcome not in (Outcome.UNREACHABLE, Outcome.NOT_READY)
+            # The outbox is written before the status is published, so whoever sees a failure
+            # counted in the status finds it stored on the delivery.
+            attempts, dead, wait = due.attempts + 1, False, 0.0
+            if not handed_over:
                 # not handed over: the message keeps its place and its attempts
                 self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
-                if st.consecutive_failures in (1, 5) or st.consecutive_failures % 50 == 0:
-                    log.warning("forwarding %s: %s (%d in a row), next try in %.1f s: %s", name, st.state.replace("_", " "), st.consecutive_failures, pause, error)
-                return
-            attempts = due.attempts + 1
-            with w.lock:
-                w.status.failed_attempts += 1
-            if attempts >= w.retry.max_attempts:
+            elif attempts >= w.retry.max_attempts:
                 self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
-                with w.lock:
-                    w.status.dead += 1
-                log.warning("forwarding %s: %s is dead after %d attempts: %s", name, ev.idempotency_key, attempts, error)
+                dead = True
             else:
                 wait = self._wait(w.retry, attempts, res)
                 self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
                 blocked.add(ev.incident_id)
+            with w.lock:
+                st = w.status
+                st.last_error, st.last_error_at = error, now
+                st.consecutive_failures = failures
+                w.paused_until = self.monotonic() + pause
+                st.paused_until = now + pause
+                st.state = state
+                if handed_over:
+                    st.failed_attempts += 1
+                    st.dead += dead
+            if not handed_over:
+                if failures in (1, 5) or failures % 50 == 0:
+                    log.warning("forwarding %s: %s (%d in a row), next try in %.1f s: %s", name, state.replace("_", " "), failures, pause, error)
+            elif dead:
+                log.warning("forwarding %s: %s is dead after %d attempts: %s", name, ev.idempotency_key, attempts, error)
+            else:
                 log.info("forwarding %s: %s failed (attempt %d), retry in %.1f s: %s", name, ev.idempotency_key, attempts, wait, error)
             return
