@@ -93,3 +93,6 @@ def test_check_says_how_inference_is_shared_out(tmp_path: Path, capsys: pytest.C
     assert f"inference: {workers} worker(s), {max(1, cores // workers)} ONNX Runtime thread(s) each ({cores} usable core(s))" in out, out
     out = _check(tmp_path, capsys, "pipeline: {inference_workers: 3}\ndetector: {threads: 2}\n")
     assert f"inference: 3 worker(s), 2 ONNX Runtime thread(s) each ({cores} usable core(s))" in out, out
+    out = _check(tmp_path, capsys, "detectors:\n  - {id: own, model: ssd_mobilenet_v2_coco, threads: 3}\n  - {id: other, model: ssd_mobilenet_v2_coco}\n")
+    assert "    detectors[own]: 3 ONNX Runtime thread(s) each" in out, out
+    assert f"    detectors[other]: {max(1, cores // workers)} ONNX Runtime thread(s) each" in out, out
