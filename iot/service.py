@@ -272,10 +272,12 @@ class IotService:
             self._count("failed")
 
     # -- messages ----------------------------------------------------------------------------------
-    def handle(self, topic: str, payload: bytes, now: float | None = None) -> str:
+    def handle(self, topic: str, payload: bytes, now: float | None = None, mono: float | None = None) -> str:
         """Handle one message; returns its outcome (counted): the message kind, or
         ``foreign_topic``, ``unknown_device``, ``malformed``, ``flapping`` (an alarm whose case
-        the device may not open yet: ``iot.openings_per_hour``)."""
+        the device may not open yet: ``iot.openings_per_hour``). ``now``: the wall clock's
+        time (what the cases show); ``mono``: the monotonic clock's (what holds and silence
+        are judged on); None: the service's clocks."""
         device_id = self.config.device_of(topic)
         if device_id is None:
             return self._count("foreign_topic")
@@ -294,19 +296,19 @@ class IotService:
             return self._count("malformed")
         with self._lock:
             refused = self.tracker.refused
-            self._report(self.tracker.message(device, msg, self._monotonic()))
+            self._report(self.tracker.message(device, msg, self._monotonic() if mono is None else mono))
             flapping = self.tracker.refused > refused
         if flapping:
             log.debug("IoT device %s: a case held back (too many opened this hour)", device.id)
         return self._count("flapping" if flapping else msg.kind)
 
-    def tick(self, now: float | None = None) -> None:
+    def tick(self, now: float | None = None, mono: float | None = None) -> None:
         """Look for silent devices and quiet alarms now (the clock calls it every ``check_interval_s``).
-        ``now`` is the wall clock's time (the cases' times, alarms' quiet and restore hold);
-        silence is judged on the monotonic clock all the same."""
+        ``now`` is the wall clock's time (the times the cases show); silence, an alarm's quiet
+        and a restore's hold are judged on the monotonic clock (``mono``); None: the service's clocks."""
         now = self._clock() if now is None else now
         with self._lock:
-            reports = self.tracker.tick(self.registry.devices(), now, self._monotonic())
+            reports = self.tracker.tick(self.registry.devices(), now, self._monotonic() if mono is None else mono)
             self._log_silence(self.tracker.silence())
             self._report(reports)
 

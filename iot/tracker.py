@@ -12,6 +12,8 @@ No I/O and no clock of its own (``now`` is passed in), so the rules are table-te
   at once): an alarm that would open one beyond it is held back (counted in ``refused``)
   and opens at a later tick once the device has a token again, unless it ended meanwhile;
 * an alarm not raised again for ``clear_after_s`` is reported inactive by :meth:`tick`;
+  this hold, the restore hold and a held-back alarm's wait are judged on the same
+  :class:`AwakeClock` as silence (below);
 * a device silent for ``missed_heartbeats`` × its ``heartbeat_s`` is reported offline (its
   own case, alarm id ``offline``); any message from it closes that case. Silence is judged on
   an :class:`AwakeClock` (a monotonic reading, ``mono``, less the pauses in which nothing could
@@ -38,16 +40,26 @@ OFFLINE = "offline"
 OFFLINE_TYPE = "iot_device_offline"
 
 
+@dataclass(frozen=True, slots=True)
+class _Stamped:
+    """A message and when it was heard on the :class:`AwakeClock`."""
+
+    msg: DeviceMessage
+    awake: float
+
+
 @dataclass(slots=True)
 class _State:
     last_seen: float  # wall clock: shown
     heard: float  # AwakeClock: silence is judged on it
     offline: bool = False
-    alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held
-    restoring: dict[str, DeviceMessage] = field(default_factory=dict)  # alarm id → its restore, held back
-    deferred: dict[str, DeviceMessage] = field(default_factory=dict)  # alarm id → its latest raise, no token to open
+    # The holds below are stamped on the AwakeClock, as silence is: a step of the wall clock
+    # neither ends every alarm as quiet nor holds one for good.
+    alarms: dict[str, float] = field(default_factory=dict)  # alarm id → when it last held (awake)
+    restoring: dict[str, _Stamped] = field(default_factory=dict)  # alarm id → its restore, held back
+    deferred: dict[str, _Stamped] = field(default_factory=dict)  # alarm id → its latest raise, no token to open
     tokens: float | None = None  # case openings left (None: a full bucket)
-    tokens_at: float = 0.0  # when ``tokens`` was counted
+    tokens_at: float = 0.0  # when ``tokens`` was counted (AwakeClock)
 
 
 @dataclass(slots=True)
@@ -148,11 +160,12 @@ class AlarmTracker:
         """An incident of ``device`` + ``alarm`` open from before a restart: it holds from
         ``now`` (it clears after ``clear_after_s`` unless raised again; an offline case
         closes at the device's next message)."""
-        state = self._state_of(device, now, self._awake.read(now if mono is None else mono))
+        awake = self._awake.read(now if mono is None else mono)
+        state = self._state_of(device, now, awake)
         if alarm == OFFLINE:
             state.offline = True
         else:
-            state.alarms[alarm] = now
+            state.alarms[alarm] = awake
 
     def state(self, device_id: str) -> tuple[float, bool, list[str]] | None:
         """(last heard, offline, alarms that hold) of a watched device (a restored alarm holds
@@ -188,18 +201,18 @@ class AlarmTracker:
                     del state.alarms[alarm_id]
                     out.append(self._alarm(device, mapping, alarm_id, msg, active=False))
                 else:
-                    state.restoring.setdefault(alarm_id, msg)  # clear since the first restore
+                    state.restoring.setdefault(alarm_id, _Stamped(msg, heard))  # clear since the first restore
         for alarm_id in msg.raised:
             state.restoring.pop(alarm_id, None)  # raised again within the hold: the case goes on
             if alarm_id in state.alarms:
-                state.alarms[alarm_id] = msg.at
+                state.alarms[alarm_id] = heard
                 out.append(self._alarm(device, mapping, alarm_id, msg, active=True))
-            elif self._take_token(state, msg.at):
+            elif self._take_token(state, heard):
                 state.deferred.pop(alarm_id, None)
-                state.alarms[alarm_id] = msg.at
+                state.alarms[alarm_id] = heard
                 out.append(self._alarm(device, mapping, alarm_id, msg, active=True, first=True))
             else:
-                state.deferred[alarm_id] = msg
+                state.deferred[alarm_id] = _Stamped(msg, heard)
                 self.refused += 1
         return out
 
@@ -222,28 +235,28 @@ class AlarmTracker:
                     out.append(self._offline(device, now, active=True, silent_s=silent))
             mapping = self.mappings.get(device.type)
             for alarm_id, restore in list(state.restoring.items()):
-                if now - restore.at >= self.restore_hold_s:
+                if awake - restore.awake >= self.restore_hold_s:
                     del state.restoring[alarm_id]
                     if state.alarms.pop(alarm_id, None) is not None and mapping is not None:
-                        out.append(self._alarm(device, mapping, alarm_id, restore, active=False))
+                        out.append(self._alarm(device, mapping, alarm_id, restore.msg, active=False))
             for alarm_id, last in list(state.alarms.items()):
-                if now - last >= self.clear_after_s:
+                if awake - last >= self.clear_after_s:
                     del state.alarms[alarm_id]
                     state.restoring.pop(alarm_id, None)
                     if mapping is not None:
                         quiet = DeviceMessage("heartbeat", now, {})
                         out.append(self._alarm(device, mapping, alarm_id, quiet, active=False, reason="quiet"))
             for alarm_id, raised in list(state.deferred.items()):
-                if now - raised.at >= self.clear_after_s or mapping is None:
+                if awake - raised.awake >= self.clear_after_s or mapping is None:
                     del state.deferred[alarm_id]  # gone quiet before it could open
-                elif self._take_token(state, now):
+                elif self._take_token(state, awake):
                     del state.deferred[alarm_id]
-                    state.alarms[alarm_id] = raised.at
-                    out.append(self._alarm(device, mapping, alarm_id, raised, active=True, first=True))
+                    state.alarms[alarm_id] = raised.awake
+                    out.append(self._alarm(device, mapping, alarm_id, raised.msg, active=True, first=True))
         self.offline_waiting = waiting
         return out
 
-    def _take_token(self, state: _State, now: float) -> bool:
+    def _take_token(self, state: _State, awake: float) -> bool:
         """One case opening from the device's bucket, if it has one (refilled at
         ``openings_per_hour`` per hour, up to as many)."""
         if self.openings_per_hour is None:
@@ -252,8 +265,8 @@ class AlarmTracker:
         if state.tokens is None:
             state.tokens = cap
         else:
-            state.tokens = min(cap, state.tokens + max(0.0, now - state.tokens_at) * cap / 3600.0)
-        state.tokens_at = max(state.tokens_at, now)
+            state.tokens = min(cap, state.tokens + max(0.0, awake - state.tokens_at) * cap / 3600.0)
+        state.tokens_at = max(state.tokens_at, awake)
         if state.tokens < 1.0:
             return False
         state.tokens -= 1.0

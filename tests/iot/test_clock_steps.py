@@ -160,3 +160,38 @@ def test_the_service_forgives_a_suspension_and_caps_a_mass_outage(caplog):
             assert len({r.source_id for r in sink.reports}) == 250 and "no offline case waits any more" in caplog.text
     finally:
         iot.stop()
+
+
+def _alarm_msg(body: dict, at: float):
+    return MAPPINGS["smart_breaker"].parse(json.dumps(body).encode(), at)
+
+
+def test_alarm_holds_are_judged_on_the_monotonic_clock_too():
+    """An alarm's quiet (``clear_after_s``), a restore's hold and the cap on openings follow the
+    monotonic clock: the wall clock stepped two hours ahead ends no alarm as quiet, stepped
+    back it holds none longer, and the reports still carry the wall times."""
+    dev = DeviceConfig(id="brk-1", type="smart_breaker", heartbeat_s=600)
+    alarm, restore = {"msg": "alarm", "code": "E01"}, {"msg": "restore", "code": "E01"}
+    t = AlarmTracker(MAPPINGS, _kind, clear_after_s=60.0, missed_heartbeats=3, suspended_after_s=5.0, restore_hold_s=30.0)
+    wall, mono = 1_700_000_000.0, 100.0
+    t.watch(dev, wall, mono)
+    assert [(r.alarm, r.active) for r in t.message(dev, _alarm_msg(alarm, wall), mono)] == [("overcurrent", True)]
+    assert t.tick([dev], wall + 7201.0, mono + 1.0) == []  # NTP: two hours ahead, one second later
+    assert t.state("brk-1")[2] == ["overcurrent"]
+    assert t.tick([dev], wall - 3600.0, mono + 2.0) == []  # ... and an hour back
+    quiet = []
+    for s in range(3, 62):  # a tick each second, the wall clock an hour behind
+        quiet += t.tick([dev], wall - 3600.0 + s, mono + s)
+    assert [(r.alarm, r.active, r.details["ended_by"]) for r in quiet] == [("overcurrent", False, "quiet")]
+    assert quiet[0].at == wall - 3600.0 + 60  # 60 s on the monotonic clock; the wall time is what the case shows
+    # a restore's hold: 30 s of the monotonic clock, whatever the wall clock does meanwhile
+    w2, m2 = wall + 500.0, mono + 500.0
+    for s in range(0, 500, 2):  # the service's clock keeps ticking meanwhile (no pause to forgive)
+        t.tick([dev], wall - 3600.0 + 61 + s, mono + 61 + s)
+    assert t.message(dev, _alarm_msg(alarm, w2), m2)
+    t.message(dev, _alarm_msg(restore, w2 + 1.0), m2 + 1.0)
+    assert t.tick([dev], w2 + 5000.0, m2 + 2.0) == []  # two seconds of monotonic time: still held
+    ended = []
+    for s in range(3, 32):
+        ended += t.tick([dev], w2 - 900.0 + s, m2 + s)
+    assert [(r.alarm, r.active, r.details["ended_by"]) for r in ended] == [("overcurrent", False, "restored")]

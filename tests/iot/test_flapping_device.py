@@ -89,11 +89,12 @@ def _counts(service):
 def test_fifty_flaps_in_a_minute_open_one_incident_and_a_real_restore_closes_it_verified(tmp_path):
     service = _service(tmp_path)  # the defaults: restore_hold_s 60, openings_per_hour 12
     try:
-        t0 = time.time() + 3600.0  # ahead of the service's own clock: only the ticks below count
+        # both clocks ahead of the service's own: only the ticks below count
+        t0, m0 = time.time() + 3600.0, time.monotonic() + 3600.0
         for n in range(50):
-            service.iot.handle("gridworker/iot/brk-1/up", json.dumps(ALARM).encode(), now=t0 + n)
-            service.iot.handle("gridworker/iot/brk-1/up", json.dumps(RESTORE).encode(), now=t0 + n + 0.5)
-            service.iot.tick(now=t0 + n + 0.9)
+            service.iot.handle("gridworker/iot/brk-1/up", json.dumps(ALARM).encode(), now=t0 + n, mono=m0 + n)
+            service.iot.handle("gridworker/iot/brk-1/up", json.dumps(RESTORE).encode(), now=t0 + n + 0.5, mono=m0 + n + 0.5)
+            service.iot.tick(now=t0 + n + 0.9, mono=m0 + n + 0.9)
         [inc] = wait_until(lambda: service.store.list(IncidentQuery())[0], timeout=5)
         wait_until(lambda: service.workorders.get(inc.id), timeout=5)
         assert _counts(service) == (1, 1) and inc.status == "open"
@@ -101,7 +102,8 @@ def test_fifty_flaps_in_a_minute_open_one_incident_and_a_real_restore_closes_it_
         service.workflow.dispatch(inc.id, boss)
         service.workflow.accept(inc.id, boss)
         service.workflow.handle(inc.id, boss, note="breaker replaced")
-        service.iot.tick(now=t0 + 49.5 + 60.0)  # clear for the hold since the last restore
+        for s in range(1, 61):  # the service's clock: a tick a second (a longer step would be a pause, not time)
+            service.iot.tick(now=t0 + 49.5 + s, mono=m0 + 49.5 + s)  # at 60 s: clear for the hold since the last restore
         wait_until(lambda: service.store.get(inc.id).status == "closed", timeout=10)
         wait_until(lambda: service.workorders.get(inc.id).state == "closed", timeout=5)
         assert service.workorders.audit(inc.id)[-1].actor == "system:auto-verify"
