@@ -125,15 +125,17 @@ class MainStreamStill:
         Raises:
             MainStreamBusy: no slot (or this camera's decode in flight) came free within ``wait_s``.
         """
-        newest = ring.newest_keyframe()
-        if newest is None:
-            return None
-        params, packet = newest
-        key: tuple[object, ...] = (params, packet.ts, packet.t, packet.pts, quality)  # CodecParams compare by identity
         deadline = time.monotonic() + wait_s
         if not self._lock.acquire(timeout=wait_s):
             raise MainStreamBusy("a picture of this camera's main stream is being decoded; try again in a moment")
         try:
+            # the newest keyframe once the lock is held: a request that waited for a decode takes
+            # that decode's picture rather than decoding (and caching) the older keyframe it saw first
+            newest = ring.newest_keyframe()
+            if newest is None:
+                return None
+            params, packet = newest
+            key: tuple[object, ...] = (params, packet.ts, packet.t, packet.pts, quality)  # CodecParams compare by identity
             if self._key == key:
                 return self._jpeg
             if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):

@@ -109,6 +109,38 @@ def test_a_keyframe_arriving_during_the_decode_is_decoded_by_the_next_request(h2
     assert still.jpeg(ring, 90, slots, 1.0) == second and ring.decodes == 2
 
 
+def test_a_request_that_waited_for_a_decode_gets_the_newest_keyframe(h264):
+    """A request waiting for this camera's decode reads the newest keyframe once its turn comes:
+    it neither answers the older picture it would have seen on arrival nor decodes (and caches)
+    that older keyframe over a newer one another request already decoded."""
+    ring, still, slots = _CountedRing(), MainStreamStill(), threading.BoundedSemaphore(2)
+    _fill(ring, h264, FPS + 3)
+    ring.gate = threading.Event()
+    got: dict[str, bytes | None] = {}
+
+    def ask(name: str) -> threading.Thread:
+        thread = threading.Thread(target=lambda: got.__setitem__(name, still.jpeg(ring, 90, slots, 10.0)))
+        thread.start()
+        return thread
+
+    threads = [ask("first")]
+    try:
+        assert ring.decoding.wait(10.0)  # the first request decodes the first keyframe
+        threads.append(ask("waited"))  # arrives while the first keyframe is the newest, waits for the decode
+        time.sleep(0.1)
+        _append(ring, h264, FPS + 3, 2 * FPS + 1)  # the next keyframe
+        threads.append(ask("later"))
+        time.sleep(0.1)
+    finally:
+        ring.gate.set()
+        for thread in threads:
+            thread.join(10.0)
+    newest = still.jpeg(ring, 90, slots, 1.0)
+    assert newest is not None and got["first"] not in (None, newest)
+    assert got["waited"] == newest and got["later"] == newest
+    assert ring.decodes == 2  # one per keyframe: the second request's keyframe is never decoded again
+
+
 class _NoCopyRing(PacketRing):
     """A ring that refuses to copy out its packets (``cut``): what a main-stream picture needs is
     one packet, not all of them."""
