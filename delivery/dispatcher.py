@@ -322,16 +322,20 @@ class Dispatcher:
             if ev.incident_id in blocked:
                 continue
             with w.lock:
-                w.status.state = "delivering"
+                if w.status.consecutive_failures == 0:  # a probe of a destination found down keeps its state
+                    w.status.state = "delivering"
             try:
                 res = w.sender.send(ev)
             except Exception as exc:  # noqa: BLE001 - a sender bug must not kill the worker
                 res = Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
             now = self.clock()
+            # Each outcome is written to the outbox and published in the status under the worker's
+            # lock (``statuses`` takes it): whoever sees one sees the other.
             if res.outcome is Outcome.DELIVERED:
-                self.outbox.mark_delivered(due.delivery_id, now)
                 with w.lock:
+                    self.outbox.mark_delivered(due.delivery_id, now)
                     st = w.status
+                    st.state = "delivering"
                     st.consecutive_failures = 0
                     st.delivered += 1
                     st.last_delivered_at = now
@@ -340,39 +344,34 @@ class Dispatcher:
                 continue
             error = self._scrub(res.error or res.outcome.value)
             if res.outcome is Outcome.DEAD:
-                self.outbox.mark_dead(due.delivery_id, now, error)
                 with w.lock:
+                    self.outbox.mark_dead(due.delivery_id, now, error)
                     st = w.status
                     st.last_error, st.last_error_at = error, now
                     st.dead += 1
                     st.failed_attempts += 1
                 log.warning("forwarding %s: %s (%s) is dead: %s", name, ev.idempotency_key, ev.event, error)
                 continue  # the receiver refuses this one message; the others go on
-            with w.lock:
-                failures = w.status.consecutive_failures + 1
-            pause = self._wait(w.retry, failures, res)
-            state = _NOT_REACHED.get(res.outcome, "backing_off")
             handed_over = res.outcome not in (Outcome.UNREACHABLE, Outcome.NOT_READY)
-            # The outbox is written before the status is published, so whoever sees a failure
-            # counted in the status finds it stored on the delivery.
             attempts, dead, wait = due.attempts + 1, False, 0.0
-            if not handed_over:
-                # not handed over: the message keeps its place and its attempts
-                self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
-            elif attempts >= w.retry.max_attempts:
-                self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
-                dead = True
-            else:
-                wait = self._wait(w.retry, attempts, res)
-                self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
-                blocked.add(ev.incident_id)
             with w.lock:
                 st = w.status
+                failures = st.consecutive_failures + 1
+                pause = self._wait(w.retry, failures, res)
+                if not handed_over:
+                    # not handed over: the message keeps its place and its attempts
+                    self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
+                elif attempts >= w.retry.max_attempts:
+                    self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
+                    dead = True
+                else:
+                    wait = self._wait(w.retry, attempts, res)
+                    self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
                 st.last_error, st.last_error_at = error, now
                 st.consecutive_failures = failures
                 w.paused_until = self.monotonic() + pause
                 st.paused_until = now + pause
-                st.state = state
+                st.state = state = _NOT_REACHED.get(res.outcome, "backing_off")
                 if handed_over:
                     st.failed_attempts += 1
                     st.dead += dead
@@ -382,5 +381,6 @@ class Dispatcher:
             elif dead:
                 log.warning("forwarding %s: %s is dead after %d attempts: %s", name, ev.idempotency_key, attempts, error)
             else:
+                blocked.add(ev.incident_id)
                 log.info("forwarding %s: %s failed (attempt %d), retry in %.1f s: %s", name, ev.idempotency_key, attempts, wait, error)
             return
