@@ -708,20 +708,27 @@ class PatrolRun:
             gap = self.plan.stagger_s - (time.monotonic() - self._last_start)
             if gap > 0:
                 self._stop.wait(gap)
-            go = self._wait_window(within_cycle=True)
-        current = self._current(target.camera_id) if go is _Go.ON else None
-        if current is None:
-            self._release_slot()
+        while True:
             if go is _Go.ON:
-                self._leave_out(target.camera_id, count)
-            return go
-        self._last_start = time.monotonic()
-        with self._cond:
-            st = self._state_of(current)
-            self._in_flight[current.camera_id] = self._last_start
-            count.started += 1
-            first_seq = st.seq + 1
-            self._cond.notify_all()
+                go = self._wait_window(within_cycle=True)
+            current = self._current(target.camera_id) if go is _Go.ON else None
+            if current is None:
+                self._release_slot()
+                if go is _Go.ON:
+                    self._leave_out(target.camera_id, count)
+                return go
+            with self._cond:
+                # a pause (or stop) that came after the window was found open: no visit starts
+                # now; the slot is kept and the window waited for again
+                if self._paused or self._stop.is_set():
+                    continue
+                self._last_start = time.monotonic()
+                st = self._state_of(current)
+                self._in_flight[current.camera_id] = self._last_start
+                count.started += 1
+                first_seq = st.seq + 1
+                self._cond.notify_all()
+            break
         assert self._pool is not None
         self._pool.submit(self._visit, current, count.number, first_seq)
         return _Go.ON
