@@ -276,8 +276,8 @@ class Gb28181Device:
         """The registration is gone (the platform said so): register again now."""
         with self._lock:
             was = self.registered.is_set()
-            self.registered.clear()
             self.last_error = f"registration lost: {why}"
+            self.registered.clear()  # last: whoever sees the registration gone finds why
         if was:
             log.warning("GB/T 28181 %s: %s; registering again", self.config.name, self.last_error)
         try:
@@ -334,8 +334,8 @@ class Gb28181Device:
         if not ok:
             with self._lock:
                 first = self.registered.is_set() or self.last_error != why
-                self.registered.clear()
                 self.last_error = why
+                self.registered.clear()  # last: whoever sees the registration gone finds why
             (log.warning if first else log.debug)("GB/T 28181 %s: registration failed: %s", self.config.name, why)
             return False
         with self._lock:
