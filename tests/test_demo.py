@@ -84,7 +84,9 @@ def test_demo_shows_the_whole_loop(tmp_path, gst_rtsp):
         # the simulated smart breakers: an alarm over MQTT became a graded case, like a camera's
         iot = wait_until(lambda: [i for i in httpx.get(f"{base}/incidents", params={"limit": 200}).json()["items"]
                                   if i["camera_id"].startswith("iot:demo-brk-")], timeout=60)
-        assert httpx.get(f"{base}/workorders/{iot[0]['id']}").json()["grade"] in (1, 2, 3, 4)
+        # the work order is written just after the incident (its listener): wait for it too
+        order = wait_until(lambda: (r := httpx.get(f"{base}/workorders/{iot[0]['id']}")).status_code == 200 and r.json(), timeout=10)
+        assert order["grade"] in (1, 2, 3, 4)
         assert len(httpx.get(f"{base}/devices").json()) == 3
         started = time.monotonic()
     assert demo.returncode == 0, demo.output[-2000:]

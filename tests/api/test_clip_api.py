@@ -128,7 +128,8 @@ def test_clips_off_globally_or_per_camera(tmp_path, sample_clip):
         assert off.clips is None and off._packet_ring("on") is None
         assert on.clips in on.incidents.on_open and off.clips not in off.incidents.on_open
         # the camera with a ring gets a clip for its incident; the one without does not
-        wait_until(lambda: on.incidents.open_count() >= 2, timeout=15)
+        # the clip job is queued by the opening's listener, just after the incident counts as open
+        wait_until(lambda: on.incidents.open_count() >= 2 and on.clips.pending >= 1, timeout=15)
         assert on.clips.pending == 1  # due 5 s after the opening; "off" queued nothing
     finally:
         for service in (on, off):

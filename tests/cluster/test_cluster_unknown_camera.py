@@ -5,7 +5,6 @@ reported once after max_deliver. Real nats-server (issue 12)."""
 from __future__ import annotations
 
 import threading
-import time
 
 from tests.cluster.test_cluster_visits_queue import _ok, _queued, _tasks, link  # noqa: F401 - the fixture
 from tests.factories import wait_until
@@ -35,7 +34,7 @@ def test_a_camera_known_a_moment_later_is_visited(link) -> None:  # noqa: F811
         known.set()  # the camera's settings arrive
         wait_until(lambda: worker.stats.done == 1, timeout=20)
         assert ran == ["key-sites:7:new-cam"] and worker.stats.rejected == 0 and worker.stats.retried >= 1
-        assert _queued(link) == 0
+        wait_until(lambda: _queued(link) == 0, timeout=10)  # an ack is published, not confirmed: the server drops it soon after
     finally:
         worker.stop(5)
 
@@ -46,8 +45,7 @@ def test_a_camera_no_worker_knows_is_given_up_after_max_deliver(link) -> None:  
     worker.start()
     try:
         wait_until(lambda: worker.stats.given_up == 1, timeout=20)
-        time.sleep(0.5)
+        wait_until(lambda: _queued(link) == 0, timeout=10)
         assert worker.stats.retried == 2 and worker.stats.done == 0 and worker.stats.rejected == 0
-        assert _queued(link) == 0
     finally:
         worker.stop(5)

@@ -92,8 +92,8 @@ def test_broker_down_then_back(sqlite_orders, tmp_path):
     s.close()
     conf = tmp_path / "m.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    # pauses of 1-2 s after each failure: room to start the broker and subscribe between two probes
-    slow = RetryPolicy(base_s=2.0, cap_s=2.0, max_attempts=2, jitter=0.5)
+    # a pause of 2 s after each failure: room to start the broker and subscribe between two probes
+    slow = RetryPolicy(base_s=2.0, cap_s=2.0, max_attempts=2, jitter=0.0)
     cfg = ForwardingConfig(
         destinations=[MqttDestination(name="bus", host="127.0.0.1", port=port, topic_prefix="gw", timeout_s=2)],
         retry=slow, poll_interval_s=0.05,
@@ -108,9 +108,9 @@ def test_broker_down_then_back(sqlite_orders, tmp_path):
             assert (c["pending"], c["dead"], c["delivered"]) == (5, 0, 0)
             assert disp.statuses()[0].state == "unreachable"
             n = disp.statuses()[0].consecutive_failures
-            assert wait_until(lambda: disp.statuses()[0].consecutive_failures > n)  # a probe just failed
+            assert wait_until(lambda: disp.statuses()[0].consecutive_failures > n, interval=0.02)  # a probe just failed
             broker = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            assert wait_until(lambda: _port_open("127.0.0.1", port), 10)
+            assert wait_until(lambda: _port_open("127.0.0.1", port), 10, interval=0.05)
             sub = Subscriber(port, "gw/#")
             assert disp.statuses()[0].delivered == 0, "the subscriber came too late for this test"
             assert disp.drain(30)

@@ -25,7 +25,7 @@ from gridworker.cases.workflow import OPERATOR, Actor, Workflow
 from gridworker.cases.workorders import WorkOrders
 from gridworker.keystore import KeyStore
 
-from tests.factories import live_server
+from tests.factories import live_server, wait_until
 from tests.forwarding.helpers import T0, open_incident
 
 OP = Actor("op-li", OPERATOR)
@@ -113,8 +113,7 @@ def test_live_events_resume_and_keepalive(server):
         assert [json.loads(e["data"])["idempotency_key"] for e in live.wait(2)] == [f"{b.incident_id}:1", f"{a.incident_id}:2"]
         assert "event" not in got[0]  # every message arrives on onmessage
         assert full.blocks[0].get("retry") == "3000"
-        time.sleep(1.6)
-        assert "keep-alive" in full.comments
+        assert wait_until(lambda: "keep-alive" in full.comments, timeout=5, interval=0.05)  # ~1 s after the last message
         # the console drops and comes back with the last id it saw: only what it missed
         seen = got[1]["id"]
     finally:
@@ -141,7 +140,8 @@ def test_auth_and_unit_handlers(server):
     assert mine.unit == "community-grid" and other.unit != "community-grid", (mine.unit, other.unit)
     s = Stream(f"{base}/events?after=0&max_s=3", {"X-API-Key": keys["grid"]})
     try:
-        time.sleep(1.0)
+        s.thread.join(10.0)  # the stream ends by itself after max_s: everything it would send is in
+        assert not s.thread.is_alive()
         keys_ = [json.loads(e["data"])["incident_id"] for e in s.events()]
         assert keys_ == [mine.incident_id]
     finally:
