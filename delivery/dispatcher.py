@@ -358,23 +358,26 @@ class Dispatcher:
                 st = w.status
                 failures = st.consecutive_failures + 1
                 pause = self._wait(w.retry, failures, res)
-                if not handed_over:
-                    # not handed over: the message keeps its place and its attempts
-                    self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
-                elif attempts >= w.retry.max_attempts:
-                    self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
-                    dead = True
-                else:
-                    wait = self._wait(w.retry, attempts, res)
-                    self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
-                st.last_error, st.last_error_at = error, now
-                st.consecutive_failures = failures
-                w.paused_until = self.monotonic() + pause
-                st.paused_until = now + pause
-                st.state = state = _NOT_REACHED.get(res.outcome, "backing_off")
-                if handed_over:
-                    st.failed_attempts += 1
-                    st.dead += dead
+                state = _NOT_REACHED.get(res.outcome, "backing_off")
+                try:
+                    if not handed_over:
+                        # not handed over: the message keeps its place and its attempts
+                        self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
+                    elif attempts >= w.retry.max_attempts:
+                        self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
+                        dead = True
+                    else:
+                        wait = self._wait(w.retry, attempts, res)
+                        self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
+                finally:  # the database failing too: the destination still pauses (no hammering it)
+                    st.last_error, st.last_error_at = error, now
+                    st.consecutive_failures = failures
+                    w.paused_until = self.monotonic() + pause
+                    st.paused_until = now + pause
+                    st.state = state
+                    if handed_over:
+                        st.failed_attempts += 1
+                        st.dead += dead
             if not handed_over:
                 if failures in (1, 5) or failures % 50 == 0:
                     log.warning("forwarding %s: %s (%d in a row), next try in %.1f s: %s", name, state.replace("_", " "), failures, pause, error)

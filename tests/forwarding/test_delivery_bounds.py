@@ -128,6 +128,33 @@ def test_the_pause_shown_is_wall_time(sqlite_orders):
     assert st.state == "unreachable" and st.paused_until == pytest.approx(wall + 0.2)
 
 
+def test_a_failure_the_database_cannot_record_still_pauses_the_destination(sqlite_orders):
+    """The receiver is down and the outbox write fails too (the database away): the failure is
+    still counted and the destination still waits out its backoff, rather than being tried
+    again at every poll of the outbox."""
+    slow = RetryPolicy(base_s=1.0, cap_s=1.0, max_attempts=5, jitter=0)
+    sender = _Scripted("hook", lambda n: Result(Outcome.UNREACHABLE, "refused") if n == 1 else Result.ok())
+    cfg = ForwardingConfig(destinations=[WebhookDestination(name="hook", url="http://127.0.0.1:9/x", secret="s")], retry=slow)
+    disp = Dispatcher(build_outbox(cfg, sqlite_orders.db, orders=sqlite_orders), [sender], retry=slow, poll_interval_s=0.05, rand=lambda: 0.0)
+    real = disp.outbox.mark_retry
+    failed: list[int] = []
+
+    def away(delivery_id: int, *args: object, **kwargs: object) -> None:
+        if not failed:
+            failed.append(delivery_id)
+            raise RuntimeError("database is locked")
+        real(delivery_id, *args, **kwargs)
+
+    disp.outbox.mark_retry = away
+    open_incident(sqlite_orders)
+    with disp:
+        wait_until(lambda: len(sender.sends) >= 2, timeout=10)
+        assert disp.drain(5)
+        (st,) = disp.statuses()  # the delivery and its status are written together
+    assert failed and st.consecutive_failures == 0 and st.last_error == "refused"  # counted, then delivered
+    assert sender.sends[1] - sender.sends[0] >= 0.9  # the 1 s pause, not the 0.05 s poll
+
+
 # -- a webhook receiver trickling its answer -----------------------------------------------------
 class _Trickler:
     """A TCP server answering each connection with ``head`` and then ``chunk`` every ``every`` s,
