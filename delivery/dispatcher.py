@@ -329,11 +329,12 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - a sender bug must not kill the worker
                 res = Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
             now = self.clock()
-            # Each outcome is written to the outbox and published in the status under the worker's
-            # lock (``statuses`` takes it): whoever sees one sees the other.
+            # Each outcome is written to the outbox first and then published in the status (never
+            # a database write under the worker's lock: ``statuses`` and ``wake`` take it), so
+            # whoever sees an outcome in the status finds it stored on the delivery.
             if res.outcome is Outcome.DELIVERED:
+                self.outbox.mark_delivered(due.delivery_id, now)
                 with w.lock:
-                    self.outbox.mark_delivered(due.delivery_id, now)
                     st = w.status
                     st.state = "delivering"
                     st.consecutive_failures = 0
@@ -344,9 +345,19 @@ class Dispatcher:
                 continue
             error = self._scrub(res.error or res.outcome.value)
             if res.outcome is Outcome.DEAD:
-                with w.lock:
+                try:
                     self.outbox.mark_dead(due.delivery_id, now, error)
+                except Exception:  # the database away: the refused message is not sent again at every poll
+                    with w.lock:
+                        pause = self._wait(w.retry, w.status.consecutive_failures + 1, res)
+                        w.paused_until = self.monotonic() + pause
+                        w.status.paused_until = now + pause
+                        w.status.last_error, w.status.last_error_at = error, now
+                    raise
+                with w.lock:
                     st = w.status
+                    st.state = "delivering"  # the receiver answered: it is reached, it refuses this one message
+                    st.consecutive_failures = 0
                     st.last_error, st.last_error_at = error, now
                     st.dead += 1
                     st.failed_attempts += 1
@@ -355,21 +366,22 @@ class Dispatcher:
             handed_over = res.outcome not in (Outcome.UNREACHABLE, Outcome.NOT_READY)
             attempts, dead, wait = due.attempts + 1, False, 0.0
             with w.lock:
-                st = w.status
-                failures = st.consecutive_failures + 1
-                pause = self._wait(w.retry, failures, res)
-                state = _NOT_REACHED.get(res.outcome, "backing_off")
-                try:
-                    if not handed_over:
-                        # not handed over: the message keeps its place and its attempts
-                        self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
-                    elif attempts >= w.retry.max_attempts:
-                        self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
-                        dead = True
-                    else:
-                        wait = self._wait(w.retry, attempts, res)
-                        self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
-                finally:  # the database failing too: the destination still pauses (no hammering it)
+                failures = w.status.consecutive_failures + 1  # (only this worker's thread changes it)
+            pause = self._wait(w.retry, failures, res)
+            state = _NOT_REACHED.get(res.outcome, "backing_off")
+            try:
+                if not handed_over:
+                    # not handed over: the message keeps its place and its attempts
+                    self.outbox.mark_retry(due.delivery_id, now, now, error, count=False)
+                elif attempts >= w.retry.max_attempts:
+                    self.outbox.mark_dead(due.delivery_id, now, f"{error} (after {attempts} attempts)")
+                    dead = True
+                else:
+                    wait = self._wait(w.retry, attempts, res)
+                    self.outbox.mark_retry(due.delivery_id, now, now + wait, error)
+            finally:  # the database failing too: the destination still pauses (no hammering it)
+                with w.lock:
+                    st = w.status
                     st.last_error, st.last_error_at = error, now
                     st.consecutive_failures = failures
                     w.paused_until = self.monotonic() + pause

@@ -74,9 +74,10 @@ def test_a_huge_retry_after_from_any_sender_is_capped(sqlite_orders, asked):
     open_incident(sqlite_orders)
     with disp:
         wait_until(lambda: sender.sends, timeout=10)
-        (d,), _ = wait_until(lambda: (got := disp.outbox.deliveries()) and got[0][0].attempts == 1 and got, timeout=10)
-        (st,) = disp.statuses()
-    assert d.state == "pending" and d.next_attempt_at - d.last_attempt_at == pytest.approx(MAX_RETRY_AFTER_S, abs=1)
+        # the status is published just after the delivery is stored: wait for both
+        (st,) = wait_until(lambda: [s for s in disp.statuses() if s.paused_until is not None], timeout=10)
+        (d,), _ = disp.outbox.deliveries()
+    assert d.attempts == 1 and d.state == "pending" and d.next_attempt_at - d.last_attempt_at == pytest.approx(MAX_RETRY_AFTER_S, abs=1)
     assert st.paused_until is not None and st.paused_until - st.last_error_at == pytest.approx(MAX_RETRY_AFTER_S, abs=1)
     assert utc(st.paused_until).year < 3000 and utc(d.next_attempt_at).year < 3000  # what the API shows
 
@@ -90,11 +91,11 @@ def test_a_gb28181_platform_asking_retry_after_1e12_waits_an_hour_at_most(sqlite
         disp = build_forwarding(_config(sipp.port), sqlite_orders.db, orders=sqlite_orders)
         open_incident(sqlite_orders, camera="cam-17")
         with disp:
-            (d,), _ = wait_until(lambda: (got := disp.outbox.deliveries()) and got[0][0].attempts == 1 and got, timeout=20)
-            (st,) = disp.statuses()
+            (st,) = wait_until(lambda: [s for s in disp.statuses() if s.paused_until is not None], timeout=20)
+            (d,), _ = disp.outbox.deliveries()  # stored before the status was published
     finally:
         sipp.stop()
-    assert d.last_error == "SIP 503 Service Unavailable"
+    assert d.attempts == 1 and d.last_error == "SIP 503 Service Unavailable"
     assert d.next_attempt_at - d.last_attempt_at == pytest.approx(MAX_RETRY_AFTER_S, abs=1)
     assert st.paused_until is not None and utc(st.paused_until).year < 3000
 
@@ -153,6 +154,18 @@ def test_a_failure_the_database_cannot_record_still_pauses_the_destination(sqlit
         (st,) = disp.statuses()  # the delivery and its status are written together
     assert failed and st.consecutive_failures == 0 and st.last_error == "refused"  # counted, then delivered
     assert sender.sends[1] - sender.sends[0] >= 0.9  # the 1 s pause, not the 0.05 s poll
+
+
+def test_a_receiver_that_answers_after_being_down_is_no_longer_shown_unreachable(sqlite_orders):
+    """Down once, then it refuses the message for good (a 4xx): the receiver is reached, so the
+    destination goes back to delivering and then idle, not "unreachable" for ever."""
+    sender = _Scripted("hook", lambda n: Result(Outcome.UNREACHABLE, "refused") if n == 1 else Result(Outcome.DEAD, "HTTP 410"))
+    disp = _dispatcher(sqlite_orders, sender)
+    open_incident(sqlite_orders)
+    with disp:
+        (st,) = wait_until(lambda: [s for s in disp.statuses() if s.dead == 1], timeout=10)
+        assert st.consecutive_failures == 0 and st.last_error == "HTTP 410"
+        wait_until(lambda: disp.statuses()[0].state == "idle", timeout=5)
 
 
 # -- a webhook receiver trickling its answer -----------------------------------------------------
