@@ -103,7 +103,7 @@ class IotService:
         watch_of: camera id → its ``watch`` ("continuous" or "patrol"; KeyError: no such camera).
         patrols: the service's patrol manager, for linkage watches of patrol-only cameras (None: none).
         clock: the wall clock: the times cases and devices show.
-        monotonic: the clock silence is judged on (never stepped by NTP; a pause of the process
+        monotonic: the clock silence and alarm holds are judged on (never stepped by NTP; a pause of the process
             longer than :data:`SUSPENDED_AFTER_CHECKS` checks is not counted: ``AwakeClock``).
     """
 

@@ -121,7 +121,7 @@ class AlarmTracker:
             for later ticks); None: no cap.
 
     Every method that takes ``now`` (the wall clock, or a message's ``at``: the times reports
-    carry) also takes ``mono``, the monotonic clock that silence is judged on; None: ``now``.
+    carry) also takes ``mono``, the monotonic clock that silence and alarm holds are judged on; None: ``now``.
     """
 
     mappings: Mapping[str, DeviceMapping]

@@ -87,7 +87,9 @@ def _counts(service):
 
 
 def test_fifty_flaps_in_a_minute_open_one_incident_and_a_real_restore_closes_it_verified(tmp_path):
-    service = _service(tmp_path)  # the defaults: restore_hold_s 60, openings_per_hour 12
+    # the defaults (restore_hold_s 60, openings_per_hour 12); the service's own clock checks once a
+    # minute, so that its ticks (an hour behind the test's clocks) do not interleave with the test's
+    service = _service(tmp_path, check_interval_s=60)
     try:
         # both clocks ahead of the service's own: only the ticks below count
         t0, m0 = time.time() + 3600.0, time.monotonic() + 3600.0
