@@ -118,9 +118,16 @@ def _frames_of(path: Path, share: int) -> Iterator[np.ndarray]:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
         if stream.duration and stream.time_base:
-            yield from _spread(container, stream, share)
-            return
-        kept = 0  # no duration to seek by: the first frames, one a second at 25 fps
+            try:
+                spread = list(_spread(container, stream, share))
+            except av.FFmpegError as exc:  # a clip FFmpeg cannot seek in (EPERM on some MP4s): read it from the start
+                log.debug("%s: cannot seek (%s); frames taken from the start", path.name, exc)
+            else:
+                yield from spread
+                return
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        kept = 0  # no duration to seek by (or no seeking): the first frames, one a second at 25 fps
         for index, frame in enumerate(container.decode(stream)):
             if index >= MAX_DECODED_PER_CLIP or kept >= share:
                 return

@@ -173,3 +173,23 @@ def test_on_real_street_footage_the_int8_copy_agrees(fall_onnx: Path, shared_med
     int8_detector = load_detector(DetectorConfig(model=str(int8), confidence=0.25))
     result = quantize_bench(clips[:1], fp32_detector, int8_detector, frames_per_clip=8)
     assert result["boxes_fp32"] >= 30 and result["f1_vs_fp32"] >= 0.9, result
+
+
+def test_a_clip_that_cannot_seek_gives_its_first_frames(tmp_path: Path, calibration: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg refusing a seek (EPERM on some MP4s, as on the shared kerb clip) costs the
+    spread through the clip, not the clip: its frames are read from the start."""
+    import av
+
+    import gridworker.models.quantize as quantize
+
+    def refuse(*_args: object) -> None:
+        raise av.PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(quantize, "_spread", refuse)
+    assert len(sample_frames([calibration[0]], 2)) == 2
+
+
+@pytest.mark.media
+def test_the_shared_kerb_clip_gives_calibration_frames(shared_media: Path) -> None:
+    frames = sample_frames([shared_media / "street_parking_kerb.mp4"], 8)
+    assert len(frames) == 8 and len({int(f.mean()) for f in frames}) > 1
