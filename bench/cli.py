@@ -328,6 +328,13 @@ def _benches() -> tuple[_Bench, ...]:
             more=_quantize_options,
         ),
         _Bench(
+            "runtimes", _runtimes,
+            help="a YOLO model on ONNX Runtime and on OpenVINO (bfloat16 on Intel AMX) on real clips: speed-up and agreement",
+            description="Loads the same ONNX on both runtimes (detector.runtime) and runs them on the same frames in turns: "
+            "each one's time, OpenVINO's speed-up and its boxes' F1 against ONNX Runtime's. See docs/models.md, 'Runtimes'.",
+            more=_runtimes_options,
+        ),
+        _Bench(
             "workers", _workers,
             help="inference workers x ONNX Runtime threads: live fps of each layout on the same real RTSP cameras, in turns",
             description="Run gridworker's Service on N real RTSP cameras once per layout (WORKERSxTHREADS) per round, in turns; "
@@ -545,6 +552,46 @@ def _quantize(args: argparse.Namespace) -> int:
         except ModelError as exc:
             return fail("bench quantize", str(exc), 1)
     return _report(args, result, format_quantize)
+
+
+# --- bench runtimes (ONNX Runtime against OpenVINO; bench/runtimes.py) -------------------------
+
+
+def _runtimes_options(p: argparse.ArgumentParser) -> None:
+    _model_on_clips_options(p, "a YOLO ONNX")
+    p.add_argument("--precision", choices=("auto", "f32"), default="auto", help="OpenVINO's precision (default auto: bfloat16 where native)")
+    p.add_argument("--threads", type=int, default=None, help="threads of each runtime (default: the cores shared out among the inference workers)")
+    p.add_argument("--frames", type=int, default=16, help="frames measured per clip (default 16)")
+
+
+def _runtimes(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gridworker.models.errors import ModelError
+
+    from .crops import fall_model
+    from .runtimes import format_runtimes, missing, runtimes_bench
+
+    clips = _chosen_clips(args)
+    if isinstance(clips, str):
+        return fail("bench runtimes", clips)
+    if not 1 <= args.frames <= 1000:
+        return fail("bench runtimes", "--frames must lie in [1, 1000]")
+    if args.threads is not None and not 1 <= args.threads <= 64:
+        return fail("bench runtimes", "--threads must lie in [1, 64]")
+    why = missing()
+    if why is not None:
+        return fail("bench runtimes", why, 1)
+    with tempfile.TemporaryDirectory(prefix="gw-bench-runtimes-") as work:
+        try:
+            model = Path(args.model) if args.model else fall_model(Path(work))
+            result = runtimes_bench(
+                clips, model, confidence=args.confidence, precision=args.precision, threads=args.threads,
+                frames_per_clip=args.frames, progress=_progress,
+            )
+        except ModelError as exc:
+            return fail("bench runtimes", str(exc), 1)
+    return _report(args, result, format_runtimes)
 
 
 # --- bench workers (inference workers x threads, side by side; bench/workers.py) -------------

@@ -32,7 +32,7 @@ from gridworker.models.quantize import sample_frames
 
 from .crops import f1_matched, f1_score, ratio
 
-__all__ = ["cpu_int8_flags", "format_quantize", "quantize_bench"]
+__all__ = ["cpu_int8_flags", "format_quantize", "format_side_by_side", "quantize_bench", "side_by_side"]
 
 
 def cpu_int8_flags() -> list[str]:
@@ -56,9 +56,29 @@ def quantize_bench(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Both detectors on the same ``frames_per_clip`` frames of each clip; the figures of the module doc."""
+    result = side_by_side(clips, fp32, int8, ("fp32", "int8"), frames_per_clip=frames_per_clip, batch=batch, progress=progress)
+    return {"cpu": cpu_int8_flags(), **result}
+
+
+def side_by_side(
+    clips: Sequence[Path],
+    reference: Detector,
+    candidate: Detector,
+    labels: tuple[str, str],
+    *,
+    frames_per_clip: int = 16,
+    batch: int = 4,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    """Two detectors on the same ``frames_per_clip`` frames of each clip, in turns (batches of
+    ``batch``, the order swapped every batch): per clip and in all, each one's time
+    (``{label}_s``), the candidate's speed-up (``{candidate}_speedup``), boxes per frame and
+    the F1 of the candidate's boxes against the reference's (``f1_vs_{reference}``; matched
+    one to one at IoU 0.5). ``labels``: (reference, candidate)."""
+    ref, cand = labels
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    totals = {"fp32_s": 0.0, "int8_s": 0.0, "matched": 0, "only_fp32": 0, "only_int8": 0, "frames": 0}
+    totals = {"ref_s": 0.0, "cand_s": 0.0, "matched": 0, "only_ref": 0, "only_cand": 0, "frames": 0}
     for clip in clips:
         try:
             images = sample_frames([clip], frames_per_clip * 2)[1::2]  # between the calibration's times
@@ -66,64 +86,69 @@ def quantize_bench(
             skipped.append({"clip": clip.name, "reason": str(exc)})
             progress(f"{clip.name}: skipped ({exc})")
             continue
-        spent = {"fp32": 0.0, "int8": 0.0}
-        found: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
+        spent = {ref: 0.0, cand: 0.0}
+        found: dict[str, list[np.ndarray]] = {ref: [], cand: []}
         for start in range(0, len(images), batch):
             chunk = images[start : start + batch]
-            order = (("fp32", fp32), ("int8", int8)) if start % (2 * batch) == 0 else (("int8", int8), ("fp32", fp32))
+            order = ((ref, reference), (cand, candidate)) if start % (2 * batch) == 0 else ((cand, candidate), (ref, reference))
             for name, detector in order:
                 t0 = time.perf_counter()
                 detections = detector.detect(chunk)
                 spent[name] += time.perf_counter() - t0
                 found[name].extend(np.asarray(d.xyxy) for d in detections)
-        matched = only_fp32 = only_int8 = 0
-        for a, b in zip(found["fp32"], found["int8"], strict=True):
+        matched = only_ref = only_cand = 0
+        for a, b in zip(found[ref], found[cand], strict=True):
             m, x, y = f1_matched(a, b)
-            matched, only_fp32, only_int8 = matched + m, only_fp32 + x, only_int8 + y
+            matched, only_ref, only_cand = matched + m, only_ref + x, only_cand + y
         row = {
             "clip": clip.name,
             "frames": len(images),
-            "fp32_s": round(spent["fp32"], 3),
-            "int8_s": round(spent["int8"], 3),
-            "int8_speedup": ratio(spent["fp32"], spent["int8"]),
-            "dets_per_frame_fp32": round(statistics.fmean(len(b) for b in found["fp32"]), 3),
-            "dets_per_frame_int8": round(statistics.fmean(len(b) for b in found["int8"]), 3),
-            "f1_vs_fp32": f1_score(matched, only_fp32, only_int8),
+            f"{ref}_s": round(spent[ref], 3),
+            f"{cand}_s": round(spent[cand], 3),
+            f"{cand}_speedup": ratio(spent[ref], spent[cand]),
+            f"dets_per_frame_{ref}": round(statistics.fmean(len(b) for b in found[ref]), 3),
+            f"dets_per_frame_{cand}": round(statistics.fmean(len(b) for b in found[cand]), 3),
+            f"f1_vs_{ref}": f1_score(matched, only_ref, only_cand),
         }
         rows.append(row)
         progress(f"{clip.name}: {row}")
-        totals["fp32_s"] += spent["fp32"]
-        totals["int8_s"] += spent["int8"]
+        totals["ref_s"] += spent[ref]
+        totals["cand_s"] += spent[cand]
         totals["frames"] += len(images)
         totals["matched"] += matched
-        totals["only_fp32"] += only_fp32
-        totals["only_int8"] += only_int8
+        totals["only_ref"] += only_ref
+        totals["only_cand"] += only_cand
     return {
-        "cpu": cpu_int8_flags(),
         "clips": rows,
         "skipped": skipped,
         "frames": int(totals["frames"]),
-        "fp32_s": round(totals["fp32_s"], 3),
-        "int8_s": round(totals["int8_s"], 3),
-        "int8_speedup": ratio(totals["fp32_s"], totals["int8_s"]),
-        "f1_vs_fp32": f1_score(int(totals["matched"]), int(totals["only_fp32"]), int(totals["only_int8"])),
-        "boxes_fp32": int(totals["matched"] + totals["only_fp32"]),
-        "boxes_int8": int(totals["matched"] + totals["only_int8"]),
+        f"{ref}_s": round(totals["ref_s"], 3),
+        f"{cand}_s": round(totals["cand_s"], 3),
+        f"{cand}_speedup": ratio(totals["ref_s"], totals["cand_s"]),
+        f"f1_vs_{ref}": f1_score(int(totals["matched"]), int(totals["only_ref"]), int(totals["only_cand"])),
+        f"boxes_{ref}": int(totals["matched"] + totals["only_ref"]),
+        f"boxes_{cand}": int(totals["matched"] + totals["only_cand"]),
     }
 
 
 def format_quantize(result: dict[str, Any]) -> str:
     lines = [f"cpu INT8 instructions: {', '.join(result['cpu']) or 'none found'}"]
-    lines.append(f"{'clip':28s} {'frames':>6s} {'fp32 s':>8s} {'int8 s':>8s} {'speedup':>8s} {'dets fp32':>9s} {'dets int8':>9s} {'F1 vs fp32':>10s}")
+    return "\n".join(lines + format_side_by_side(result, ("fp32", "int8")))
+
+
+def format_side_by_side(result: dict[str, Any], labels: tuple[str, str]) -> list[str]:
+    """:func:`side_by_side`'s table, one line per clip and one for all."""
+    ref, cand = labels
+    lines = [f"{'clip':28s} {'frames':>6s} {ref + ' s':>12s} {cand + ' s':>12s} {'speedup':>8s} {'dets ' + ref:>16s} {'dets ' + cand:>16s} {'F1 vs ' + ref:>17s}"]
     for r in result["clips"]:
         lines.append(
-            f"{r['clip']:28s} {r['frames']:6d} {r['fp32_s']:8.2f} {r['int8_s']:8.2f} {r['int8_speedup']!s:>8s} "
-            f"{r['dets_per_frame_fp32']:9.2f} {r['dets_per_frame_int8']:9.2f} {r['f1_vs_fp32']!s:>10s}"
+            f"{r['clip']:28s} {r['frames']:6d} {r[f'{ref}_s']:12.2f} {r[f'{cand}_s']:12.2f} {r[f'{cand}_speedup']!s:>8s} "
+            f"{r[f'dets_per_frame_{ref}']:16.2f} {r[f'dets_per_frame_{cand}']:16.2f} {r[f'f1_vs_{ref}']!s:>17s}"
         )
     lines.append(
-        f"{'all':28s} {result['frames']:6d} {result['fp32_s']:8.2f} {result['int8_s']:8.2f} {result['int8_speedup']!s:>8s} "
-        f"{'':9s} {'':9s} {result['f1_vs_fp32']!s:>10s}"
+        f"{'all':28s} {result['frames']:6d} {result[f'{ref}_s']:12.2f} {result[f'{cand}_s']:12.2f} {result[f'{cand}_speedup']!s:>8s} "
+        f"{'':16s} {'':16s} {result[f'f1_vs_{ref}']!s:>17s}"
     )
-    lines.append(f"boxes: fp32 {result['boxes_fp32']}, int8 {result['boxes_int8']}")
+    lines.append(f"boxes: {ref} {result[f'boxes_{ref}']}, {cand} {result[f'boxes_{cand}']}")
     lines.extend(f"skipped {s['clip']}: {s['reason']}" for s in result["skipped"])
-    return "\n".join(lines)
+    return lines

@@ -78,7 +78,7 @@ def load_detector(config: DetectorConfig | None = None, *, workers: int = 1) -> 
         )
     if path.suffix.lower() != ".onnx":
         raise ModelFormatError(f"{path}: expected an .onnx file or a model directory with {MANIFEST_NAME}")
-    session = create_session(path, config.threads)
+    session = create_session(path, config.threads, runtime=config.runtime, precision=config.precision)
     metadata = literal_metadata(session)
     outputs = [tensor_info(o) for o in session.get_outputs()]
     output_names = {o.name for o in outputs}

@@ -11,12 +11,18 @@ import onnxruntime as ort
 
 from .config import session_threads
 from .errors import ModelFormatError, ModelNotFoundError
+from .openvino_session import OpenVinoSession, Precision
 
 __all__ = ["TensorInfo", "create_session", "literal_metadata", "tensor_info"]
 
 
-def create_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+def create_session(
+    path: Path, threads: int | None = None, *, runtime: str = "onnxruntime", precision: Precision = "auto"
+) -> ort.InferenceSession | OpenVinoSession:
     """Load an ONNX model for CPU inference.
+
+    ``runtime="openvino"`` runs it with OpenVINO instead (:class:`~.openvino_session.OpenVinoSession`,
+    ``precision`` as there); what follows is ONNX Runtime's session.
 
     Sequential execution, ``intra_op_num_threads=threads`` (None: every usable core),
     ``inter_op_num_threads=1``,
@@ -28,6 +34,10 @@ def create_session(path: Path, threads: int | None = None) -> ort.InferenceSessi
         ModelFormatError: ONNX Runtime cannot load it.
     """
     path = Path(path)
+    if runtime == "openvino":
+        return OpenVinoSession(path, session_threads(threads), precision)
+    if runtime != "onnxruntime":
+        raise ModelFormatError(f"unknown runtime {runtime!r}: onnxruntime or openvino")
     if not path.is_file():
         raise ModelNotFoundError(f"ONNX model file not found: {path}")
     options = ort.SessionOptions()

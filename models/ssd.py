@@ -135,7 +135,7 @@ class SsdDetector(BatchDetector):
             raise ModelFormatError(f"cannot read anchors {directory / manifest.anchors.file}: {exc}") from exc
         if anchors.shape != (manifest.anchors.count, 4):
             raise ModelFormatError(f"anchors have shape {anchors.shape}, manifest says ({manifest.anchors.count}, 4)")
-        session = create_session(directory / manifest.model.file, config.threads)
+        session = create_session(directory / manifest.model.file, config.threads, runtime=config.runtime, precision=config.precision)
         return cls(session, manifest, anchors, **detector_options(config))
 
     @property

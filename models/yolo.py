@@ -348,7 +348,7 @@ class YoloDetector(BatchDetector):
     ) -> YoloDetector:
         """Load an Ultralytics-exported ``.onnx`` file with settings from ``config``."""
         config = config or DetectorConfig()
-        session = create_session(Path(path), config.threads)
+        session = create_session(Path(path), config.threads, runtime=config.runtime, precision=config.precision)
         return cls(session, class_names=class_names, rect=config.rect, name=str(path), **detector_options(config))
 
     def with_imgsz(self, imgsz: int) -> YoloDetector:

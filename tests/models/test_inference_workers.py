@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 
 from gridworker.cli import main
@@ -75,8 +76,10 @@ def test_a_cgroup_cpu_quota_limits_the_cores(tmp_path: Path) -> None:
 def test_the_session_gets_the_threads_it_is_given() -> None:
     model_dir = resolve_model("ssd_mobilenet_v2_coco")
     model = model_dir / load_manifest(model_dir).model.file
-    assert create_session(model, 1).get_session_options().intra_op_num_threads == 1
-    assert create_session(model, None).get_session_options().intra_op_num_threads == usable_cores()
+    one, every = create_session(model, 1), create_session(model, None)
+    assert isinstance(one, ort.InferenceSession) and isinstance(every, ort.InferenceSession)
+    assert one.get_session_options().intra_op_num_threads == 1
+    assert every.get_session_options().intra_op_num_threads == usable_cores()
 
 
 def _check(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str) -> str:
