@@ -388,6 +388,7 @@ def _benches() -> tuple[_Bench, ...]:
                 "max_cameras": Option("largest N tried, at least --start", 1, 256),
                 "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
                 "yolo_onnx": Option("existing YOLO ONNX for the Ultralytics comparison (e.g. an INT8 copy)", type=Path),
+                "runtime": Option("what runs gridworker's models (detector.runtime; Ultralytics keeps ONNX Runtime)", choices=("onnxruntime", "openvino")),
             },
             more=_capacity_options,
         ),
