@@ -315,9 +315,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     cores = usable_cores()
     workers = settings.pipeline.inference_worker_count(cores)
     threads = session_threads(settings.detector.threads, workers, cores)
-    print(f"  inference: {workers} worker(s), {threads} ONNX Runtime thread(s) each ({cores} usable core(s))")
-    for named in settings.detectors:  # each named model's session has its own threads setting
-        print(f"    detectors[{named.id}]: {session_threads(named.threads, workers, cores)} ONNX Runtime thread(s) each")
+    runtimes = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+    print(f"  inference: {workers} worker(s), {threads} {runtimes[settings.detector.runtime]} thread(s) each ({cores} usable core(s))")
+    for named in settings.detectors:  # each named model's session has its own threads and runtime settings
+        print(f"    detectors[{named.id}]: {session_threads(named.threads, workers, cores)} {runtimes[named.runtime]} thread(s) each")
     if loaded is not None:
         sizes = sorted({c.imgsz for c in settings.cameras if c.imgsz is not None})
         print(f"  models: {1 + len(loaded.named)} loaded and run" + (f", and at the cameras' imgsz {sizes}" if sizes else ""))
