@@ -72,13 +72,13 @@ def load_detector(config: DetectorConfig | None = None, *, workers: int = 1) -> 
     if path.is_dir():
         manifest = load_manifest(path)
         if manifest.family == "ssd":
-            return SsdDetector.from_directory(path, config, manifest=manifest)
+            return SsdDetector.from_directory(path, config, manifest=manifest, workers=workers)
         return YoloDetector.from_path(
-            path / manifest.model.file, config, class_names=manifest.class_names or None
+            path / manifest.model.file, config, class_names=manifest.class_names or None, workers=workers
         )
     if path.suffix.lower() != ".onnx":
         raise ModelFormatError(f"{path}: expected an .onnx file or a model directory with {MANIFEST_NAME}")
-    session = create_session(path, config.threads, runtime=config.runtime, precision=config.precision)
+    session = create_session(path, config.threads, runtime=config.runtime, precision=config.precision, streams=workers)
     metadata = literal_metadata(session)
     outputs = [tensor_info(o) for o in session.get_outputs()]
     output_names = {o.name for o in outputs}

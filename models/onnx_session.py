@@ -17,12 +17,13 @@ __all__ = ["TensorInfo", "create_session", "literal_metadata", "tensor_info"]
 
 
 def create_session(
-    path: Path, threads: int | None = None, *, runtime: str = "onnxruntime", precision: Precision = "auto"
+    path: Path, threads: int | None = None, *, runtime: str = "onnxruntime", precision: Precision = "auto", streams: int = 1
 ) -> ort.InferenceSession | OpenVinoSession:
     """Load an ONNX model for CPU inference.
 
     ``runtime="openvino"`` runs it with OpenVINO instead (:class:`~.openvino_session.OpenVinoSession`,
-    ``precision`` as there); what follows is ONNX Runtime's session.
+    ``precision`` and ``streams`` as there); what follows is ONNX Runtime's session (whose ``run``
+    any number of threads may call at once).
 
     Sequential execution, ``intra_op_num_threads=threads`` (None: every usable core),
     ``inter_op_num_threads=1``,
@@ -35,7 +36,7 @@ def create_session(
     """
     path = Path(path)
     if runtime == "openvino":
-        return OpenVinoSession(path, session_threads(threads), precision)
+        return OpenVinoSession(path, session_threads(threads), precision, streams=streams)
     if runtime != "onnxruntime":
         raise ModelFormatError(f"unknown runtime {runtime!r}: onnxruntime or openvino")
     if not path.is_file():

@@ -77,9 +77,13 @@ class OpenVinoSession:
 
     Args:
         path: the ``.onnx`` file.
-        threads: OpenVINO inference threads per run (``INFERENCE_NUM_THREADS``).
+        threads: OpenVINO inference threads per run.
         precision: ``auto`` (OpenVINO's default: bfloat16 where the CPU has it natively,
             else float32) or ``f32`` (float32 everywhere).
+        streams: runs that may go on at once (the inference workers calling :meth:`run`). A
+            compiled model runs as many requests at once as it has streams (one stream: the
+            second worker's run waits for the first), so it gets ``streams`` streams of
+            ``threads`` threads each.
 
     Raises:
         ModelNotFoundError: ``path`` is not a file.
@@ -87,7 +91,7 @@ class OpenVinoSession:
             cannot read the model.
     """
 
-    def __init__(self, path: Path, threads: int, precision: Precision = "auto") -> None:
+    def __init__(self, path: Path, threads: int, precision: Precision = "auto", *, streams: int = 1) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelNotFoundError(f"ONNX model file not found: {path}")
@@ -109,6 +113,7 @@ class OpenVinoSession:
             raise ModelFormatError(f"ONNX Runtime cannot read {path}: {exc}") from exc
         self.path = path
         self.threads = int(threads)
+        self.streams = max(1, int(streams))
         self.precision: Precision = precision
         self._core = ov.Core()
         try:
@@ -184,9 +189,8 @@ class OpenVinoSession:
                     shape = self._model.inputs[0].get_partial_shape()
                     model.reshape({0: ov.PartialShape([shape[0], shape[1], hw[0], hw[1]])})
                 config: dict[str, Any] = {
-                    "INFERENCE_NUM_THREADS": self.threads,
-                    "NUM_STREAMS": 1,
-                    "PERFORMANCE_HINT": "LATENCY",
+                    "INFERENCE_NUM_THREADS": self.threads * self.streams,
+                    "NUM_STREAMS": self.streams,
                     # two inference workers of one thread each must not be pinned to one core
                     "ENABLE_CPU_PINNING": False,
                 }

@@ -117,9 +117,10 @@ class SsdDetector(BatchDetector):
 
     @classmethod
     def from_directory(
-        cls, directory: Path, config: DetectorConfig | None = None, *, manifest: Manifest | None = None
+        cls, directory: Path, config: DetectorConfig | None = None, *, manifest: Manifest | None = None, workers: int = 1
     ) -> SsdDetector:
         """Load an SSD model directory (manifest, model.onnx, anchors.npy), checking sha256s.
+        ``workers``: the inference workers that will run it at once (OpenVINO's streams).
 
         Raises:
             ModelError: missing files, sha256 mismatch or a manifest that is not SSD.
@@ -135,7 +136,9 @@ class SsdDetector(BatchDetector):
             raise ModelFormatError(f"cannot read anchors {directory / manifest.anchors.file}: {exc}") from exc
         if anchors.shape != (manifest.anchors.count, 4):
             raise ModelFormatError(f"anchors have shape {anchors.shape}, manifest says ({manifest.anchors.count}, 4)")
-        session = create_session(directory / manifest.model.file, config.threads, runtime=config.runtime, precision=config.precision)
+        session = create_session(
+            directory / manifest.model.file, config.threads, runtime=config.runtime, precision=config.precision, streams=workers
+        )
         return cls(session, manifest, anchors, **detector_options(config))
 
     @property

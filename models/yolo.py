@@ -344,11 +344,12 @@ class YoloDetector(BatchDetector):
 
     @classmethod
     def from_path(
-        cls, path: Path, config: DetectorConfig | None = None, *, class_names: Sequence[str] | None = None
+        cls, path: Path, config: DetectorConfig | None = None, *, class_names: Sequence[str] | None = None, workers: int = 1
     ) -> YoloDetector:
-        """Load an Ultralytics-exported ``.onnx`` file with settings from ``config``."""
+        """Load an Ultralytics-exported ``.onnx`` file with settings from ``config``; ``workers``:
+        the inference workers that will run it at once (OpenVINO's streams)."""
         config = config or DetectorConfig()
-        session = create_session(Path(path), config.threads, runtime=config.runtime, precision=config.precision)
+        session = create_session(Path(path), config.threads, runtime=config.runtime, precision=config.precision, streams=workers)
         return cls(session, class_names=class_names, rect=config.rect, name=str(path), **detector_options(config))
 
     def with_imgsz(self, imgsz: int) -> YoloDetector:

@@ -98,6 +98,6 @@ def test_check_says_how_inference_is_shared_out(tmp_path: Path, capsys: pytest.C
     assert f"inference: 3 worker(s), 2 ONNX Runtime thread(s) each ({cores} usable core(s))" in out, out
     out = _check(tmp_path, capsys, "detectors:\n  - {id: own, model: ssd_mobilenet_v2_coco, threads: 3}\n  - {id: other, model: ssd_mobilenet_v2_coco}\n")
     assert "    detectors[own]: 3 ONNX Runtime thread(s) each" in out, out
+    assert f"    detectors[other]: {max(1, cores // workers)} ONNX Runtime thread(s) each" in out, out
     out = _check(tmp_path, capsys, "detector: {runtime: openvino, threads: 1}\ndetectors:\n  - {id: own, model: ssd_mobilenet_v2_coco, runtime: openvino}\n")
     assert f"inference: {workers} worker(s), 1 OpenVINO thread(s) each" in out and "    detectors[own]: " in out and out.count("OpenVINO") == 2, out
-    assert f"    detectors[other]: {max(1, cores // workers)} ONNX Runtime thread(s) each" in out, out

@@ -30,9 +30,10 @@ def _agree(a, b, iou: float) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def yolo_pair(fall_onnx: Path):
-    """The fall model (a trained YOLOv8s) on ONNX Runtime and on OpenVINO in float32."""
+    """The fall model (a trained YOLOv8s) on ONNX Runtime and on OpenVINO in float32, loaded for
+    two inference workers (OpenVINO: two streams, so both may run at once)."""
     base = DetectorConfig(model=str(fall_onnx), confidence=0.25, threads=1)
-    return load_detector(base), load_detector(base.model_copy(update={"runtime": "openvino", "precision": "f32"}))
+    return load_detector(base, workers=2), load_detector(base.model_copy(update={"runtime": "openvino", "precision": "f32"}), workers=2)
 
 
 def test_float32_openvino_finds_what_onnx_runtime_finds(yolo_pair, bus_image: np.ndarray, hopper_image: np.ndarray) -> None:
