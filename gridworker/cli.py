@@ -250,6 +250,7 @@ def serve_problems(settings: Settings, config: str | None = None) -> list[str]:
     `check --load-models`), an exposed port without a key."""
     from gridworker.models.errors import ModelError
     from gridworker.models.loader import resolve_model
+    from gridworker.models.openvino_session import openvino_available
 
     problems = []
     for where, det in [("detector", settings.detector), *((f"detectors[{i}] ({d.id!r})", d) for i, d in enumerate(settings.detectors))]:
@@ -257,6 +258,8 @@ def serve_problems(settings: Settings, config: str | None = None) -> list[str]:
             resolve_model(det.model)
         except ModelError as exc:
             problems.append(f"{where}.model: {exc}")
+        if det.runtime == "openvino" and (missing := openvino_available()) is not None:
+            problems.append(f"{where}.runtime: {missing}")
     refusal = exposure_refusal(settings, config)
     if refusal is not None:
         problems.append(f"server.host: {refusal}")

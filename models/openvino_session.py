@@ -10,9 +10,9 @@ without it both run float32 and OpenVINO is about as fast as ONNX Runtime.
 use (``get_inputs``, ``get_outputs``, ``get_modelmeta``, ``run``), so every detector runs on
 either runtime unchanged. The model's inputs, outputs and metadata are read once with ONNX
 Runtime (the ONNX file is the source of truth for both). OpenVINO compiles the model once per
-input height and width it meets (the batch stays dynamic: static spatial shapes are what makes
-it fast); past :data:`MAX_SHAPES` shapes (motion crops of many sizes) the rest share one
-model compiled for any shape. Each thread runs its own inference requests, so several
+input shape it meets but the batch (which stays dynamic: fixed spatial shapes are what make it
+fast), a compile at a time per shape, outside the lock runs take; past :data:`MAX_SHAPES`
+shapes (motion crops of many sizes) the rest share one model compiled for any shape. Each thread runs its own inference requests, so several
 inference workers may call :meth:`OpenVinoSession.run` at once.
 
 The ``openvino`` package is optional (``pip install gridworker[openvino]``); without it this
@@ -21,6 +21,7 @@ runtime is refused with a clear error when the model is loaded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +35,12 @@ from .errors import ModelFormatError, ModelNotFoundError
 
 __all__ = ["MAX_SHAPES", "OpenVinoSession", "bf16_native", "openvino_available"]
 
-#: Input shapes (height, width) compiled one by one; further shapes run on one dynamic model.
-MAX_SHAPES = 32
+log = logging.getLogger(__name__)
+
+#: Input shapes compiled one by one; further shapes run on one dynamic model. Each compiled
+#: model holds its own copy of the weights, working memory and threads (measured: ~40 MB for a
+#: YOLOv8s at batch 1, far more at larger batches and sizes), so the bound is low.
+MAX_SHAPES = 6
 
 Precision = Literal["auto", "f32"]
 
@@ -122,9 +127,12 @@ class OpenVinoSession:
             raise ModelFormatError(f"OpenVINO cannot read {path}: {exc}") from exc
         if len(self._model.inputs) != 1:
             raise ModelFormatError(f"{path}: the openvino runtime runs models with one input, this one has {len(self._model.inputs)}")
-        self._lock = threading.Lock()  # guards _compiled (compiling is done under it, once per shape)
-        self._compiled: dict[tuple[int, int] | None, Any] = {}  # (h, w) → CompiledModel; None: any shape
+        self._lock = threading.Lock()  # guards _compiled and _compiling (never held while compiling)
+        self._compiled: dict[tuple[int, ...] | None, Any] = {}  # input shape but the batch → CompiledModel; None: any shape
+        self._compiling: dict[tuple[int, ...] | None, threading.Event] = {}  # shapes being compiled → set when done
         self._local = threading.local()  # per thread: key → InferRequest
+        self._input_type = self._inputs[0].type if self._inputs else ""
+        self._said_capped = False
 
     # -- what the detectors call (as on an onnxruntime.InferenceSession) ------------------------
     def get_inputs(self) -> list[_Arg]:
@@ -142,12 +150,15 @@ class OpenVinoSession:
         Raises:
             ModelFormatError: the feed is not the model's one 4-D input.
         """
-        if len(feeds) != 1:
-            raise ModelFormatError(f"the model has one input, {len(feeds)} fed")
-        (x,) = feeds.values()
+        if len(feeds) != 1 or self._inputs[0].name not in feeds:
+            raise ModelFormatError(f"the model has one input, {self._inputs[0].name!r}; fed {sorted(feeds)}")
+        x = feeds[self._inputs[0].name]
         if x.ndim != 4:
             raise ModelFormatError(f"expected a 4-D input, got shape {x.shape}")
-        request = self._request((int(x.shape[2]), int(x.shape[3])))
+        want = _ONNX_TYPES.get(self._input_type)
+        if want is not None and x.dtype != want:  # OpenVINO would convert it silently; ONNX Runtime refuses
+            raise ModelFormatError(f"the model's input is {self._input_type}, fed {x.dtype}")
+        request = self._request(tuple(int(d) for d in x.shape[1:]))
         result = request.infer({0: x})
         names = [o.name for o in self._outputs] if output_names is None else list(output_names)
         by_name = {o.name: i for i, o in enumerate(self._outputs)}
@@ -155,7 +166,7 @@ class OpenVinoSession:
         for name in names:
             if name not in by_name:
                 raise ModelFormatError(f"the model has no output {name!r}")
-            out.append(np.array(result[by_name[name]], copy=True))  # the request's buffer is reused by its next run
+            out.append(np.asarray(result[by_name[name]]))  # (infer returns copies, not the request's buffers)
         return out
 
     # -- compiling ------------------------------------------------------------------------------
@@ -164,40 +175,81 @@ class OpenVinoSession:
         with self._lock:
             return sum(1 for key in self._compiled if key is not None)
 
-    def _request(self, hw: tuple[int, int]) -> Any:
-        requests: dict[tuple[int, int] | None, Any] | None = getattr(self._local, "requests", None)
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        requests: dict[tuple[int, ...] | None, Any] | None = getattr(self._local, "requests", None)
         if requests is None:
             requests = self._local.requests = {}
-        compiled, key = self._compiled_for(hw)
+        compiled, key = self._compiled_for(shape)
         request = requests.get(key)
         if request is None:
             request = requests[key] = compiled.create_infer_request()
         return request
 
-    def _compiled_for(self, hw: tuple[int, int]) -> tuple[Any, tuple[int, int] | None]:
-        """The model compiled for ``hw`` (or the dynamic one past :data:`MAX_SHAPES`), and its key."""
+    def _compiled_for(self, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...] | None]:
+        """The model compiled for ``shape`` (the input's dims but the batch), or the dynamic one
+        past :data:`MAX_SHAPES`, and its key. A shape is compiled once, by the first run that
+        needs it; runs of shapes already compiled never wait for it."""
+        compiled = self._compiled.get(shape)  # (a dict read: no lock on the hot path)
+        if compiled is not None:
+            return compiled, shape
+        with self._lock:
+            shaped = sum(1 for key in self._compiled if key is not None) + sum(1 for key in self._compiling if key is not None)
+            key = shape if shape in self._compiling or shaped < MAX_SHAPES else None
+            if key in self._compiled:
+                return self._compiled[key], key
+            done = self._compiling.get(key)
+            mine = done is None
+            if mine:
+                done = self._compiling[key] = threading.Event()
+        assert done is not None
+        if not mine:
+            done.wait()
+            with self._lock:
+                if key not in self._compiled:
+                    raise ModelFormatError(f"OpenVINO could not compile {self.path} for input {shape}")
+                return self._compiled[key], key
+        try:
+            compiled = self._compile(key)
+            with self._lock:
+                self._compiled[key] = compiled
+        finally:
+            with self._lock:
+                del self._compiling[key]
+            done.set()
+        return compiled, key
+
+    def _compile(self, key: tuple[int, ...] | None) -> Any:
         import openvino as ov
 
-        with self._lock:
-            if hw in self._compiled:
-                return self._compiled[hw], hw
-            shaped = sum(1 for key in self._compiled if key is not None) < MAX_SHAPES
-            key = hw if shaped else None
-            if key not in self._compiled:
-                model = self._model.clone()
-                if key is not None:
-                    shape = self._model.inputs[0].get_partial_shape()
-                    model.reshape({0: ov.PartialShape([shape[0], shape[1], hw[0], hw[1]])})
-                config: dict[str, Any] = {
-                    "INFERENCE_NUM_THREADS": self.threads * self.streams,
-                    "NUM_STREAMS": self.streams,
-                    # two inference workers of one thread each must not be pinned to one core
-                    "ENABLE_CPU_PINNING": False,
-                }
-                if self.precision == "f32":
-                    config["INFERENCE_PRECISION_HINT"] = "f32"
-                try:
-                    self._compiled[key] = self._core.compile_model(model, "CPU", config)
-                except Exception as exc:  # openvino raises RuntimeError and its own types
-                    raise ModelFormatError(f"OpenVINO cannot compile {self.path} at {hw[0]}x{hw[1]}: {exc}") from exc
-            return self._compiled[key], key
+        model = self._model.clone()
+        if key is not None:
+            batch = self._model.inputs[0].get_partial_shape()[0]
+            model.reshape({0: ov.PartialShape([batch, *key])})
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": self.threads * self.streams,
+            "NUM_STREAMS": self.streams,
+            # two inference workers of one thread each must not be pinned to one core
+            "ENABLE_CPU_PINNING": False,
+        }
+        if self.precision == "f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        try:
+            compiled = self._core.compile_model(model, "CPU", config)
+        except Exception as exc:  # openvino raises RuntimeError and its own types
+            raise ModelFormatError(f"OpenVINO cannot compile {self.path} for input {key or 'of any shape'}: {exc}") from exc
+        got = (int(compiled.get_property("NUM_STREAMS")), int(compiled.get_property("INFERENCE_NUM_THREADS")))
+        if got != (self.streams, self.threads * self.streams) and not self._said_capped:
+            self._said_capped = True  # OpenVINO caps streams and threads at the cores it has
+            log.info(
+                "OpenVINO runs %s with %d stream(s) and %d thread(s) in all (asked: %d x %d): capped at this machine's cores",
+                self.path.name, got[0], got[1], self.streams, self.threads,
+            )
+        return compiled
+
+
+#: ONNX element types of the inputs the detectors feed, and the numpy dtype each must be.
+_ONNX_TYPES: dict[str, np.dtype[Any]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(float16)": np.dtype(np.float16),
+}

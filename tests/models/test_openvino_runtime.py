@@ -75,6 +75,21 @@ def test_shapes_are_compiled_one_by_one_up_to_the_bound(fall_onnx: Path, monkeyp
         assert out.shape[0] == 2
     assert session.shapes_compiled() == 2  # the third shape ran on the dynamic model
     assert outs[(192, 320)].shape[2] < outs[(256, 320)].shape[2] < outs[(320, 320)].shape[2]  # fewer anchors for fewer pixels
+    import onnxruntime as ort
+
+    reference = ort.InferenceSession(str(fall_onnx), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(192).random((2, 3, 192, 320), dtype=np.float32)
+    assert np.allclose(reference.run(None, {name: x})[0], outs[(192, 320)], atol=0.05)  # the dynamic model computes the same
+
+
+def test_a_feed_of_the_wrong_type_or_name_is_refused(fall_onnx: Path) -> None:
+    """As ONNX Runtime refuses them (OpenVINO would convert uint8 pixels to floats silently)."""
+    session = ovs.OpenVinoSession(fall_onnx, threads=1, precision="f32")
+    (name,) = [i.name for i in session.get_inputs()]
+    with pytest.raises(ModelFormatError, match="input is tensor"):
+        session.run(None, {name: np.zeros((1, 3, 64, 64), np.uint8)})
+    with pytest.raises(ModelFormatError, match="fed"):
+        session.run(None, {"other": np.zeros((1, 3, 64, 64), np.float32)})
 
 
 def test_two_workers_run_it_at_once(yolo_pair, bus_image: np.ndarray, hopper_image: np.ndarray) -> None:
@@ -95,10 +110,17 @@ def test_two_workers_run_it_at_once(yolo_pair, bus_image: np.ndarray, hopper_ima
         assert len(got[k]) == 3 and all(np.allclose(d.xyxy, alone[k].xyxy, atol=1e-3) for d in got[k])
 
 
-def test_without_the_package_the_runtime_is_refused_clearly(fall_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_package_the_runtime_is_refused_clearly(ssd_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from gridworker.cli import main
+    from tests.factories import free_port
+
     monkeypatch.setattr(ovs, "openvino_available", lambda: "the openvino package is not installed (pip install 'gridworker[openvino]')")
     with pytest.raises(ModelFormatError, match="detector.runtime openvino: the openvino package is not installed"):
-        load_detector(DetectorConfig(model=str(fall_onnx), runtime="openvino"))
+        load_detector(DetectorConfig(model=str(ssd_dir), runtime="openvino"))
+    conf = tmp_path / "c.yaml"  # and `gridworker check` says so without loading the model
+    conf.write_text(f"server: {{host: 127.0.0.1, port: {free_port()}}}\ndatabase: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\ndetector: {{runtime: openvino}}\n")
+    assert main(["check", "--config", str(conf)]) == 2
+    assert "detector.runtime: the openvino package is not installed" in capsys.readouterr().err
 
 
 def test_an_unknown_runtime_is_refused_by_the_settings() -> None:
