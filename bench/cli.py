@@ -522,6 +522,17 @@ def _crops(args: argparse.Namespace) -> int:
 # --- bench quantize (an INT8 copy against the model; bench/quantize.py) -----------------------
 
 
+def _frames_on_clips(args: argparse.Namespace, command: str) -> list[Path] | int:
+    """The clips (``--media``, ``--only``) of a bench that measures ``--frames`` frames of each,
+    or the exit status once what is wrong with them is said."""
+    clips = _chosen_clips(args)
+    if isinstance(clips, str):
+        return fail(command, clips)
+    if not 1 <= args.frames <= 1000:
+        return fail(command, "--frames must lie in [1, 1000]")
+    return clips
+
+
 def _quantize_options(p: argparse.ArgumentParser) -> None:
     _model_on_clips_options(p, "a YOLO ONNX")
     p.add_argument("--int8", default=None, help="its INT8 copy (default: made now, calibrated on the clips)")
@@ -538,11 +549,9 @@ def _quantize(args: argparse.Namespace) -> int:
     from .crops import fall_model
     from .quantize import format_quantize, quantize_bench
 
-    clips = _chosen_clips(args)
-    if isinstance(clips, str):
-        return fail("bench quantize", clips)
-    if not 1 <= args.frames <= 1000:
-        return fail("bench quantize", "--frames must lie in [1, 1000]")
+    clips = _frames_on_clips(args, "bench quantize")
+    if isinstance(clips, int):
+        return clips
     with tempfile.TemporaryDirectory(prefix="gw-bench-int8-") as work:
         try:
             model = Path(args.model) if args.model else fall_model(Path(work))
@@ -573,11 +582,9 @@ def _runtimes(args: argparse.Namespace) -> int:
     from .crops import fall_model
     from .runtimes import format_runtimes, missing, runtimes_bench
 
-    clips = _chosen_clips(args)
-    if isinstance(clips, str):
-        return fail("bench runtimes", clips)
-    if not 1 <= args.frames <= 1000:
-        return fail("bench runtimes", "--frames must lie in [1, 1000]")
+    clips = _frames_on_clips(args, "bench runtimes")
+    if isinstance(clips, int):
+        return clips
     if args.threads is not None and not 1 <= args.threads <= 64:
         return fail("bench runtimes", "--threads must lie in [1, 64]")
     why = missing()
