@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gridworker.models.base import Detector
-from gridworker.models.config import DEFAULT_MODEL
+from gridworker.models.config import DEFAULT_MODEL, Runtime
 
 from .parts import Clip, probe_clip
 from .pipelines import PipelineResult, export_yolo_onnx, run_gridworker, run_naive, run_ultralytics, ultralytics_available
@@ -65,7 +65,7 @@ class CapacityConfig:
     ultralytics: bool = True
     yolo_imgsz: int = 640
     yolo_onnx: Path | None = None  # an existing YOLO ONNX for the comparison (e.g. an INT8 copy); else YOLOv8n is exported
-    runtime: str = "onnxruntime"  # what runs gridworker's models (detector.runtime); Ultralytics runs the ONNX on ONNX Runtime
+    runtime: Runtime = "onnxruntime"  # what runs gridworker's models (detector.runtime); Ultralytics runs the ONNX on ONNX Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +179,7 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
         clips = [probe_clip(p) for p in paths]
         say("clips: " + ", ".join(f"{c.name} ({c.width}x{c.height} @ {c.fps:g})" for c in clips))
         workers = auto_inference_workers()  # the product's default pipeline, which run_gridworker keeps
-        runtime = "openvino" if config.runtime == "openvino" else "onnxruntime"
-        detector = load_detector(DetectorConfig(model=config.model, threads=config.threads, runtime=runtime), workers=workers)
+        detector = load_detector(DetectorConfig(model=config.model, threads=config.threads, runtime=config.runtime), workers=workers)
         setup = _Setup(clips, work, detector)
         skipped = None if config.ultralytics else "disabled (--no-ultralytics)"
         skipped = skipped or ultralytics_available()
@@ -188,7 +187,7 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
             try:
                 setup.yolo_onnx = config.yolo_onnx or export_yolo_onnx(work / f"yolov8n-{config.yolo_imgsz}.onnx", config.yolo_imgsz)
                 setup.yolo_detector = load_detector(
-                    DetectorConfig(model=str(setup.yolo_onnx), threads=config.threads, runtime=runtime), workers=workers
+                    DetectorConfig(model=str(setup.yolo_onnx), threads=config.threads, runtime=config.runtime), workers=workers
                 )
             except Exception as exc:  # noqa: BLE001 - the comparison is optional
                 skipped = f"YOLO ONNX export failed: {type(exc).__name__}: {exc}"
@@ -214,7 +213,7 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
 
             return trial
 
-        out: dict[str, Any] = {"cpu_cores": os.cpu_count(), "model": config.model, "runtime": runtime, "motion": config.motion, "motion_crop": crop,
+        out: dict[str, Any] = {"cpu_cores": os.cpu_count(), "model": config.model, "runtime": config.runtime, "motion": config.motion, "motion_crop": crop,
                                "sample_fps": config.sample_fps, "min_fps": config.min_fps, "max_age_ms": config.max_age_ms}  # fmt: skip
         best, trials = search(gridworker(detector, "gridworker"), config.start, config.max_cameras)
         out.update(_summary("", best, trials))

@@ -189,6 +189,7 @@ def _benches() -> tuple[_Bench, ...]:
     """The ``bench`` sub-commands, in the order ``bench --help`` lists them (the sections below
     hold what each adds beyond its settings, and runs)."""
     from gridworker.cluster.bench import ClusterBenchConfig
+    from gridworker.models.config import RUNTIMES
 
     from .capacity import CapacityConfig
     from .patrol import MODES, PatrolBenchConfig
@@ -388,7 +389,7 @@ def _benches() -> tuple[_Bench, ...]:
                 "max_cameras": Option("largest N tried, at least --start", 1, 256),
                 "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
                 "yolo_onnx": Option("existing YOLO ONNX for the Ultralytics comparison (e.g. an INT8 copy)", type=Path),
-                "runtime": Option("what runs gridworker's models (detector.runtime; Ultralytics keeps ONNX Runtime)", choices=("onnxruntime", "openvino")),
+                "runtime": Option("what runs gridworker's models (detector.runtime; Ultralytics keeps ONNX Runtime)", choices=RUNTIMES),
             },
             more=_capacity_options,
         ),
@@ -568,8 +569,10 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _runtimes_options(p: argparse.ArgumentParser) -> None:
+    from gridworker.models.config import PRECISIONS
+
     _model_on_clips_options(p, "a YOLO ONNX")
-    p.add_argument("--precision", choices=("auto", "f32"), default="auto", help="OpenVINO's precision (default auto: bfloat16 where native)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="OpenVINO's precision (default auto: bfloat16 where native)")
     p.add_argument("--threads", type=int, default=None, help="threads of each runtime (default: the cores shared out among the inference workers)")
     p.add_argument("--frames", type=int, default=16, help="frames measured per clip (default 16)")
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gridworker.models import DetectorConfig, load_detector
+from gridworker.models.config import Precision, Runtime
 from gridworker.models.openvino_session import bf16_native, openvino_available
 
 from .quantize import format_side_by_side, side_by_side
 
 __all__ = ["LABELS", "format_runtimes", "runtimes_bench"]
 
-LABELS = ("onnxruntime", "openvino")
+LABELS: tuple[Runtime, Runtime] = ("onnxruntime", "openvino")
 
 
 def runtimes_bench(
@@ -33,7 +34,7 @@ def runtimes_bench(
     model: Path,
     *,
     confidence: float = 0.25,
-    precision: Literal["auto", "f32"] = "auto",
+    precision: Precision = "auto",
     threads: int | None = None,
     frames_per_clip: int = 16,
     batch: int = 4,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,8 +14,12 @@ from gridworker.fields import Fraction, PositiveFraction
 __all__ = [
     "DEFAULT_DETECTOR",
     "DEFAULT_MODEL",
+    "PRECISIONS",
+    "RUNTIMES",
     "DetectorConfig",
     "NamedDetectorConfig",
+    "Precision",
+    "Runtime",
     "auto_inference_workers",
     "cgroup_cpu_limit",
     "session_threads",
@@ -31,6 +35,12 @@ DEFAULT_DETECTOR = "default"  # the id of the ``detector:`` section among a came
 MAX_FILTER_CLASSES = 1_000
 #: Longest class name a filter may list (model labels are a few words: "dining table").
 MAX_CLASS_NAME = 100
+
+#: What runs an ONNX model (``detector.runtime``), and OpenVINO's precision (``detector.precision``).
+Runtime = Literal["onnxruntime", "openvino"]
+Precision = Literal["auto", "f32"]
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> float | None:
@@ -149,7 +159,7 @@ class DetectorConfig(BaseModel):
         ge=1,
         le=64,
     )
-    runtime: Literal["onnxruntime", "openvino"] = Field(
+    runtime: Runtime = Field(
         default="onnxruntime",
         title="Runtime",
         description=(
@@ -158,7 +168,7 @@ class DetectorConfig(BaseModel):
             "(measure yours: gridworker bench runtimes)."
         ),
     )
-    precision: Literal["auto", "f32"] = Field(
+    precision: Precision = Field(
         default="auto",
         title="Precision (openvino)",
         description=(

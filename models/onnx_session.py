@@ -9,15 +9,15 @@ from typing import Any
 
 import onnxruntime as ort
 
-from .config import session_threads
+from .config import Precision, Runtime, session_threads
 from .errors import ModelFormatError, ModelNotFoundError
-from .openvino_session import OpenVinoSession, Precision
+from .openvino_session import OpenVinoSession
 
 __all__ = ["TensorInfo", "create_session", "literal_metadata", "tensor_info"]
 
 
 def create_session(
-    path: Path, threads: int | None = None, *, runtime: str = "onnxruntime", precision: Precision = "auto", streams: int = 1
+    path: Path, threads: int | None = None, *, runtime: Runtime = "onnxruntime", precision: Precision = "auto", streams: int = 1
 ) -> ort.InferenceSession | OpenVinoSession:
     """Load an ONNX model for CPU inference.
 

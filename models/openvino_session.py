@@ -26,11 +26,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from .config import Precision
 from .errors import ModelFormatError, ModelNotFoundError
 
 __all__ = ["MAX_SHAPES", "OpenVinoSession", "bf16_native", "openvino_available"]
@@ -41,9 +42,6 @@ log = logging.getLogger(__name__)
 #: model holds its own copy of the weights, working memory and threads (measured: ~40 MB for a
 #: YOLOv8s at batch 1, far more at larger batches and sizes), so the bound is low.
 MAX_SHAPES = 6
-
-Precision = Literal["auto", "f32"]
-
 
 def openvino_available() -> str | None:
     """None when the ``openvino`` package imports; else why not (for the error a user sees)."""
