@@ -82,7 +82,7 @@ class AwakeClock:
         if self._at is None:
             self._at = self._awake = mono
         step = max(0.0, mono - self._at)
-        self._at = mono
+        self._at = max(self._at, mono)  # a reading behind the last: the next step is counted from the furthest
         if self.suspended_after_s is not None and step > self.suspended_after_s:
             self.gaps += 1
             self.gaps_s += step

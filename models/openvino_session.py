@@ -114,6 +114,7 @@ class OpenVinoSession:
             del probe
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelFormatError(f"ONNX Runtime cannot read {path}: {exc}") from exc
+        self._output_index = {o.name: i for i, o in enumerate(self._outputs)}
         self.path = path
         self.threads = int(threads)
         self.streams = max(1, int(streams))
@@ -159,7 +160,7 @@ class OpenVinoSession:
         request = self._request(tuple(int(d) for d in x.shape[1:]))
         result = request.infer({0: x})
         names = [o.name for o in self._outputs] if output_names is None else list(output_names)
-        by_name = {o.name: i for i, o in enumerate(self._outputs)}
+        by_name = self._output_index
         out: list[np.ndarray] = []
         for name in names:
             if name not in by_name:

@@ -186,7 +186,7 @@ def test_alarm_holds_are_judged_on_the_monotonic_clock_too():
     assert quiet[0].at == wall - 3600.0 + 60  # 60 s on the monotonic clock; the wall time is what the case shows
     # a restore's hold: 30 s of the monotonic clock, whatever the wall clock does meanwhile
     w2, m2 = wall + 500.0, mono + 500.0
-    for s in range(0, 500, 2):  # the service's clock keeps ticking meanwhile (no pause to forgive)
+    for s in range(0, 438, 2):  # the service's clock keeps ticking up to the alarm (no pause to forgive)
         t.tick([dev], wall - 3600.0 + 61 + s, mono + 61 + s)
     assert t.message(dev, _alarm_msg(alarm, w2), m2)
     t.message(dev, _alarm_msg(restore, w2 + 1.0), m2 + 1.0)
@@ -195,3 +195,15 @@ def test_alarm_holds_are_judged_on_the_monotonic_clock_too():
     for s in range(3, 32):
         ended += t.tick([dev], w2 - 900.0 + s, m2 + s)
     assert [(r.alarm, r.active, r.details["ended_by"]) for r in ended] == [("overcurrent", False, "restored")]
+
+
+def test_a_reading_behind_the_last_counts_no_time_now_or_later():
+    from gridworker.iot.tracker import AwakeClock
+
+    clock = AwakeClock(suspended_after_s=5.0)
+    assert clock.read(100.0) == 100.0
+    assert clock.read(103.0) == 103.0
+    assert clock.read(101.0) == 103.0  # behind: none
+    # the next reading counts from the furthest one (103), not from the one behind it (101)
+    assert clock.read(104.0) == 104.0
+    assert clock.gaps == 0
