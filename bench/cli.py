@@ -111,13 +111,18 @@ def _media_option(p: argparse.ArgumentParser, default: str = "../shared/media, e
     p.add_argument("--media", type=Path, default=None, metavar="DIR", help=f"folder of H.264 clips (default {default})")
 
 
-#: ``--model``, ``--threads``, ``--max-batch``: the detector of a bench whose settings have these
-#: fields, as its ``detector`` settings take it.
-_DETECTOR_OPTIONS: Mapping[str, Option] = {
-    "model": Option("detector model name or path"),
-    "threads": Option("ONNX Runtime intra-op threads of each inference worker (default: the cores shared out among them)", least=1, type=int),
-    "max_batch": Option("largest detector batch", least=1),
-}
+def _detector_options() -> dict[str, Option]:
+    """``--model``, ``--threads``, ``--max-batch``, ``--runtime``: the detector of a bench whose
+    settings have these fields (:class:`~bench.throughput.BenchDetector`), as its ``detector``
+    settings take it."""
+    from gridworker.models.config import RUNTIMES
+
+    return {
+        "model": Option("detector model name or path"),
+        "threads": Option("ONNX Runtime intra-op threads of each inference worker (default: the cores shared out among them)", least=1, type=int),
+        "max_batch": Option("largest detector batch", least=1),
+        "runtime": Option("what runs gridworker's models (detector.runtime; Ultralytics keeps ONNX Runtime)", choices=RUNTIMES),
+    }
 
 
 def _output_options(p: argparse.ArgumentParser, what: str = "the result as JSON") -> None:
@@ -222,7 +227,7 @@ def _benches() -> tuple[_Bench, ...]:
                 "ultralytics_seconds": Option("window of each pipeline in the Ultralytics comparison, s", above=0),
                 "yolo_onnx": Option("existing YOLO ONNX export for that comparison", type=Path),
                 "yolo_imgsz": Option("YOLO input size", least=32),
-                **_DETECTOR_OPTIONS,
+                **_detector_options(),
             },
             more=_throughput_options,
             printed="the results as a JSON list",
@@ -262,7 +267,7 @@ def _benches() -> tuple[_Bench, ...]:
                     "most patrol frames per inference batch while a continuous camera is live, at most --max-batch; "
                     "default: the product's, half the batch", least=1, type=int,
                 ),
-                **_DETECTOR_OPTIONS,
+                **_detector_options(),
             },
             more=_patrol_options,
         ),

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from gridworker.models.base import Detector
-from gridworker.models.config import DEFAULT_MODEL, DetectorConfig, auto_inference_workers
+from gridworker.models.config import DEFAULT_MODEL, DetectorConfig, Runtime, auto_inference_workers
 
 from .parts import (
     BATCH_SIZES,
@@ -95,11 +95,14 @@ class BenchDetector:
             measurement alike); None: the usable cores shared out among the product's default
             inference workers, as the service does.
         max_batch: the detector's largest batch.
+        runtime: what runs the model (``detector.runtime``); a comparison's Ultralytics side
+            keeps ONNX Runtime, as it does.
     """
 
     model: str = DEFAULT_MODEL
     threads: int | None = None
     max_batch: int = 8
+    runtime: Runtime = "onnxruntime"
 
     @property
     def workers(self) -> int:
@@ -108,11 +111,13 @@ class BenchDetector:
 
     def detector_settings(self) -> dict[str, Any]:
         """The ``detector`` settings section of a service run with this detector."""
-        return {"model": self.model, "threads": self.threads, "max_batch": self.max_batch}
+        return {"model": self.model, "threads": self.threads, "max_batch": self.max_batch, "runtime": self.runtime}
 
     def detector_config(self, model: str | None = None) -> DetectorConfig:
         """This detector's config; ``model``: another model with the same threads and batch."""
-        return DetectorConfig(model=self.model if model is None else model, threads=self.threads, max_batch=self.max_batch)
+        return DetectorConfig(
+            model=self.model if model is None else model, threads=self.threads, max_batch=self.max_batch, runtime=self.runtime
+        )
 
 
 @dataclass
@@ -414,6 +419,7 @@ def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     cpu_per_frame = parts_cpu_per_frame(streams, setup.decode, bracket, e2e.all_fps, e2e.extra.get("mean_batch") or 1)
     row: dict[str, Any] = {
         "streams": n,
+        "runtime": config.runtime,
         "offered_fps": _r(ceil.offered_fps),
         "sampled_fps": _r(ceil.sampled_fps),
         "ceiling_fps": _r(ceil.fps),

@@ -60,7 +60,7 @@ def test_throughput_smoke_json(gst_rtsp: None, bench_json: Callable[..., Any]) -
     assert isinstance(rows, list) and len(rows) == 1
     row = rows[0]
     assert row.keys() >= REQUIRED_KEYS, sorted(REQUIRED_KEYS - row.keys())
-    assert row["streams"] == 1
+    assert row["streams"] == 1 and row["runtime"] == "onnxruntime"
     for key in POSITIVE_KEYS:
         value = row[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value, row.get("notes"))

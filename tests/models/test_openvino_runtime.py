@@ -147,3 +147,18 @@ def test_bench_runtimes_compares_both_on_the_same_frames(fall_onnx: Path, tmp_pa
     assert "openvino" in capsys.readouterr().err
     assert main(["bench", "runtimes", "--media", str(media), "--frames", "0"]) == 2
     assert "--frames must lie in [1, 1000]" in capsys.readouterr().err
+
+
+def test_the_throughput_and_patrol_benches_load_their_detector_on_the_runtime_named() -> None:
+    from gridworker.bench.patrol import PatrolBenchConfig
+    from gridworker.bench.throughput import ThroughputConfig
+    from gridworker.cli import build_parser
+
+    parser = build_parser()
+    for command, cls in (("throughput", ThroughputConfig), ("patrol", PatrolBenchConfig)):
+        args = parser.parse_args(["bench", command, "--runtime", "openvino"])
+        config = cls(runtime=args.runtime)
+        assert config.detector_config().runtime == "openvino" and config.detector_settings()["runtime"] == "openvino"
+        assert parser.parse_args(["bench", command]).runtime == "onnxruntime"
+        with pytest.raises(SystemExit):
+            parser.parse_args(["bench", command, "--runtime", "tensorrt"])
