@@ -120,6 +120,11 @@ class OpenVinoSession:
         self.streams = max(1, int(streams))
         self.precision: Precision = precision
         self._core = ov.Core()
+        # OpenVINO's bindings set up their NumPy interface on first use, once per process; two
+        # inference workers making their first run at the same moment were seen deadlocking in
+        # that set-up (both threads parked in pybind11's one-time initialisation). Do it here,
+        # on the loading thread, before any worker can run.
+        ov.Tensor(np.zeros((1,), dtype=np.float32))
         try:
             self._model = self._core.read_model(str(path))
         except Exception as exc:  # openvino raises RuntimeError and its own types
