@@ -395,6 +395,7 @@ def _benches() -> tuple[_Bench, ...]:
                 "yolo_imgsz": Option("YOLO input size of the Ultralytics comparison", least=32),
                 "yolo_onnx": Option("existing YOLO ONNX for the Ultralytics comparison (e.g. an INT8 copy)", type=Path),
                 "runtime": Option("what runs gridworker's models (detector.runtime; Ultralytics keeps ONNX Runtime)", choices=RUNTIMES),
+                "tries": Option("trials of an N that fails before it counts as failed (every pipeline alike)", 1, 5),
             },
             more=_capacity_options,
         ),

@@ -62,4 +62,26 @@ def test_a_short_capacity_run_reports_every_key(gst_rtsp, bench_json, tmp_path):
     assert result["per_camera_fps_min"] >= 2.0 and result["p95_age_ms"] < 1000
     assert 0.0 < result["inferred_fraction"] <= 1.0
     assert [t["cameras"] for t in result["trials"]][:1] == [1]
+    assert result["tries"] == 2 and all(t["tries"] in (1, 2) and (t["ok"] or t["tries"] == 2) for t in result["trials"])
     assert result["ultralytics_skipped"] == "disabled (--no-ultralytics)"
+
+
+def test_a_failed_trial_is_tried_again_and_passes_if_any_try_does():
+    from gridworker.bench.capacity import confirmed
+
+    outcomes = {4: [True], 5: [False, True], 6: [False, False, False]}
+    calls: list[int] = []
+
+    def trial(n: int) -> Trial:
+        calls.append(n)
+        ok = outcomes[n].pop(0)
+        return Trial(n, 2.5 if ok else 1.0, 300.0, ok)
+
+    run = confirmed(trial, tries=2)
+    four = run(4)
+    assert four.ok and four.tries == 1  # a pass is not tried again
+    five = run(5)
+    assert five.ok and five.tries == 2  # a chance failure, then a pass: N passes
+    six = run(6)
+    assert not six.ok and six.tries == 2 and outcomes[6] == [False]  # failed twice: no third try
+    assert calls == [4, 5, 5, 6, 6]
