@@ -12,9 +12,9 @@ The same search runs for gridworker (its Service, the camera's ``fps`` set to ``
 motion gating on or off), the naive loop (a thread per camera: read, detect, repeat) and,
 when installed, Ultralytics' streaming predictor on a YOLO ONNX export (and gridworker on
 that same ONNX), so ``over_ultralytics`` and ``over_naive`` are ratios of two searches on
-the same machine in the same run. On a shared machine one window can fall short by chance, so a failed trial is run
-again (``tries``, 2 by default) and N passes if any try does: every pipeline alike, so the ratios
-stay fair. With ``--motion-crop`` gridworker's cameras also crop
+the same machine in the same run. On a shared machine one window can fall short by chance,
+so a failed trial is run again (``tries``, 2 by default) and N passes if any try does: every
+pipeline alike, so the ratios stay fair. With ``--motion-crop`` gridworker's cameras also crop
 (``motion.crop``: the model sees only the part that moved, at the whole frame's scale; it
 applies to the YOLO model, whose input size is dynamic, not to the fixed 300x300 SSD), and
 gridworker on the YOLO model is searched again on whole frames (``yolo_whole_``,
