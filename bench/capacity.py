@@ -223,7 +223,7 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
                 say(f"{label} N={n}: min {t.per_camera_fps_min} fps/camera, p95 age {t.p95_age_ms} ms -> {'ok' if t.ok else 'too slow'}")
                 return t
 
-            return trial
+            return confirmed(trial, config.tries)
 
         def other(label: str, run: Callable[[list[str]], PipelineResult]) -> Callable[[int], Trial]:
             def trial(n: int) -> Trial:
@@ -231,15 +231,15 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
                 say(f"{label} N={n}: min {t.per_camera_fps_min} fps/camera, p95 age {t.p95_age_ms} ms -> {'ok' if t.ok else 'too slow'}")
                 return t
 
-            return trial
+            return confirmed(trial, config.tries)
 
         out: dict[str, Any] = {"cpu_cores": os.cpu_count(), "model": config.model, "runtime": config.runtime, "motion": config.motion, "motion_crop": crop,
                                "sample_fps": config.sample_fps, "min_fps": config.min_fps, "max_age_ms": config.max_age_ms, "tries": config.tries}  # fmt: skip
-        best, trials = search(confirmed(gridworker(detector, "gridworker"), config.tries), config.start, config.max_cameras)
+        best, trials = search(gridworker(detector, "gridworker"), config.start, config.max_cameras)
         out.update(_summary("", best, trials))
         if config.naive:
             best_naive, naive_trials = search(
-                confirmed(other("naive", lambda urls: run_naive(urls, detector, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)), config.tries),
+                other("naive", lambda urls: run_naive(urls, detector, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)),
                 max(1, config.start // 2), config.max_cameras,
             )
             out.update(_summary("naive_", best_naive, naive_trials))
@@ -247,19 +247,17 @@ def run_capacity(config: CapacityConfig, progress: Callable[[str], None] | None 
         if setup.yolo_detector is not None and setup.yolo_onnx is not None:
             onnx = setup.yolo_onnx
             best_u, u_trials = search(
-                confirmed(other("ultralytics", lambda urls: run_ultralytics(
-                    urls, onnx, workdir=work, imgsz=config.yolo_imgsz, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)), config.tries),
+                other("ultralytics", lambda urls: run_ultralytics(
+                    urls, onnx, workdir=work, imgsz=config.yolo_imgsz, seconds=config.seconds, warmup_timeout_s=config.warmup_timeout_s)),
                 max(1, config.start // 2), config.max_cameras,
             )  # fmt: skip
-            best_y, y_trials = search(confirmed(gridworker(setup.yolo_detector, "gridworker (yolo)"), config.tries), config.start, config.max_cameras)
+            best_y, y_trials = search(gridworker(setup.yolo_detector, "gridworker (yolo)"), config.start, config.max_cameras)
             out.update(_summary("ultralytics_", best_u, u_trials))
             out.update(_summary("yolo_", best_y, y_trials))
             out["over_ultralytics"] = _over(best_y, best_u)
             if crop:  # the same model on whole frames (gating only), side by side: what the crops add
                 whole = {"motion": {"enabled": True, "crop": False}}
-                best_w, w_trials = search(
-                    confirmed(gridworker(setup.yolo_detector, "gridworker (yolo, whole frames)", whole), config.tries), config.start, config.max_cameras
-                )
+                best_w, w_trials = search(gridworker(setup.yolo_detector, "gridworker (yolo, whole frames)", whole), config.start, config.max_cameras)
                 out.update(_summary("yolo_whole_", best_w, w_trials))
                 out["over_ultralytics_whole_frames"] = _over(best_w, best_u)
         else:
