@@ -177,7 +177,7 @@ class OpenVinoSession:
     def shapes_compiled(self) -> int:
         """How many input shapes have a model of their own (the dynamic one not counted)."""
         with self._lock:
-            return sum(1 for key in self._compiled if key is not None)
+            return _shaped(self._compiled)
 
     def _request(self, shape: tuple[int, ...]) -> Any:
         requests: dict[tuple[int, ...] | None, Any] | None = getattr(self._local, "requests", None)
@@ -197,7 +197,7 @@ class OpenVinoSession:
         if compiled is not None:
             return compiled, shape
         with self._lock:
-            shaped = sum(1 for key in self._compiled if key is not None) + sum(1 for key in self._compiling if key is not None)
+            shaped = _shaped(self._compiled) + _shaped(self._compiling)
             key = shape if shape in self._compiling or shaped < MAX_SHAPES else None
             if key in self._compiled:
                 return self._compiled[key], key
@@ -249,6 +249,11 @@ class OpenVinoSession:
                 self.path.name, got[0], got[1], self.streams, self.threads,
             )
         return compiled
+
+
+def _shaped(models: Mapping[tuple[int, ...] | None, object]) -> int:
+    """How many of ``models`` are for one input shape (the key None, any shape, not counted)."""
+    return sum(1 for key in models if key is not None)
 
 
 #: ONNX element types of the inputs the detectors feed, and the numpy dtype each must be.
