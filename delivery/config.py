@@ -77,8 +77,19 @@ class WebhookDestination(_Destination):
     secret: SecretStr = Field(description="HMAC key shared with the receiver")
     timeout_s: float = Field(10.0, gt=0, le=300, description="The whole request's budget: connecting, sending, the answer (its first 4 KiB)")
     connect_timeout_s: float = Field(5.0, gt=0, le=120)
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (their values are treated as secrets: an API key, a bearer token)")
     verify_tls: bool = True
+
+    def header_secrets(self) -> list[str]:
+        """The extra headers' values, and a credential's token on its own (``Bearer <token>``):
+        what a receiver's error page may echo back."""
+        out: list[str] = []
+        for value in self.headers.values():
+            out.append(value)
+            scheme, _, token = value.strip().partition(" ")
+            if token.strip() and scheme.isalpha():
+                out.append(token.strip())
+        return [s for s in out if len(s) >= 4]  # shorter would blank out ordinary words of the text
 
     @field_validator("url")
     @classmethod
@@ -240,6 +251,7 @@ class ForwardingConfig(BaseModel):
             if isinstance(d, WebhookDestination):
                 out.append(d.secret.get_secret_value())
                 out.extend(url_secrets(d.url))
+                out.extend(d.header_secrets())
             elif isinstance(d, (MqttDestination, Gb28181Destination)) and d.password is not None:
                 out.append(d.password.get_secret_value())
         return [s for s in out if len(s) >= 3]

@@ -170,7 +170,7 @@ class WebhookSender:
         self._secret = config.secret.get_secret_value()
         # what a receiver's error page or an exception may echo: the URL's secrets, and its path
         # (a chat bot's hook carries its token there; target() shows none of it either)
-        self._scrub = (self._secret, *url_secrets(config.url), *_path_tokens(config.url))
+        self._scrub = (self._secret, *url_secrets(config.url), *_path_tokens(config.url), *config.header_secrets())
         # credentials in the URL become a Basic auth header, and leave the URL (httpx logs URLs)
         parsed = httpx.URL(config.url)
         self._auth = (parsed.username, parsed.password) if parsed.username or parsed.password else None

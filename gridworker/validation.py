@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from gridworker.streams.redact import redact_text
+
 __all__ = ["DuplicateKeyError", "UniqueKeyLoader", "first_repeat", "load_yaml", "read_yaml"]
 
 K = TypeVar("K", bound=Hashable)
@@ -46,7 +48,26 @@ def read_yaml(path: Path, what: str, error: Callable[[str], Exception]) -> objec
     try:
         return load_yaml(text)
     except yaml.YAMLError as exc:
-        raise error(f"{path}: invalid YAML: {exc}") from None
+        raise error(f"{path}: invalid YAML: {yaml_problem(exc)}") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML text, and where (line, column), without the snippet of the
+    line that PyYAML quotes: a config line holds camera URLs, passwords and all.
+
+    Example:
+        >>> try:
+        ...     load_yaml("cameras:\\n  - url: rtsp://admin:Sup3r@10.0.0.7/s: x\\n")
+        ... except yaml.YAMLError as exc:
+        ...     yaml_problem(exc)
+        'line 2, column 39: mapping values are not allowed here'
+    """
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = "" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}: "
+        context = f" ({exc.context})" if exc.context else ""
+        return redact_text(f"{where}{exc.problem}{context}")
+    return redact_text(str(exc))
 
 
 class DuplicateKeyError(yaml.YAMLError):

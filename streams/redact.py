@@ -77,6 +77,10 @@ _QUERY_VALUE_END = re.compile(r"[&;#]")
 _PATH_VALUE_END = re.compile(r"[?&;#]")
 # a URL in free text: it ends at whitespace, a quote or < >
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
+# user-info with a quote in it (a password may hold ' or "), where _URL_IN_TEXT would end the URL
+_QUOTED_USERINFO = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s@/<>]*['\"][^\s@/<>]*@")
+# an authority that is a host[:port] (or a bracketed IPv6 one): anything else with a ':' is user:password cut short
+_PLAIN_AUTHORITY = re.compile(r"(?:\[[^\]]*\]|[^:\[\]]*)(?::\d*)?")
 # an Authorization header in a protocol dump (FFmpeg's RTSP/HTTP debug log): Basic is base64 of user:password
 _AUTH_HEADER = re.compile(r"(?im)^(?P<head>[ \t]*(?:proxy-)?authorization:[ \t]*)(?P<value>[^\r\n]+)")
 _SECRET_WORDS = (
@@ -240,6 +244,21 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(sorted((s for s in spellings if len(s) >= 3), key=len, reverse=True))
 
 
+def _redact_url_in_text(url: str) -> str:
+    """:func:`redact_url`, and a URL cut short inside its user-info (``rtsp://admin:Sup3r...``,
+    a message shortened for display, its ``@`` gone) loses its whole authority: a ``:``
+    followed by anything but a port's digits is no host[:port]."""
+    redacted = redact_url(url)
+    if redacted != url:
+        return redacted
+    head, _, rest = url.partition("://")
+    end = _AUTHORITY_END.search(rest)
+    authority = rest if end is None else rest[: end.start()]
+    if _PLAIN_AUTHORITY.fullmatch(authority):
+        return url
+    return f"{head}://{REDACTED}{rest[len(authority):]}"
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Redact every literal ``secrets`` string, every URL inside ``text`` (as :func:`redact_url`),
     secret ``name=value`` parameters elsewhere and ``Authorization:`` header lines.
@@ -250,7 +269,8 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             out = out.replace(secret, REDACTED)
-    out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), out)
+    out = _QUOTED_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", out)
+    out = _URL_IN_TEXT.sub(lambda m: _redact_url_in_text(m.group(0)), out)
     out = _redact_params(out)
     return _AUTH_HEADER.sub(lambda m: f"{m.group('head')}{REDACTED}", out)
 

@@ -66,3 +66,17 @@ def test_what_yaml_allows_still_loads():
     assert load_yaml("") is None
     with pytest.raises(yaml.YAMLError):
         load_yaml("!!python/object/apply:os.system [echo]")  # still a safe loader
+
+
+def test_a_yaml_syntax_error_names_the_line_not_its_password(tmp_path, capsys):
+    """PyYAML quotes the offending line in its message, and a config line holds a camera's URL:
+    ``gridworker check`` printed the password (security review). The error says where and what."""
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("cameras:\n  - id: gate\n    url: rtsp://admin:Sup3rS3cret@10.0.0.7/s: x\n")
+    assert main(["check", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3" in err and "mapping values are not allowed here" in err, err
+    assert "Sup3rS3cret" not in err and "admin" not in err
+    with pytest.raises(ConfigError) as caught:
+        load_settings(conf)
+    assert "Sup3rS3cret" not in str(caught.value) and "line 3, column" in str(caught.value)

@@ -28,12 +28,13 @@ def open_incident(orders: WorkOrders, *, type: str = "illegal_parking", site: st
 
 class Receiver:
     """A real HTTP server (thread) that records every POST; ``respond`` decides the status
-    (default 200)."""
+    (default 200), and may give headers and a body too."""
 
     def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.respond: Callable[[dict[str, Any]], int | tuple[int, dict[str, str]]] = lambda req: 200
+        # a status, (status, headers) or (status, headers, body)
+        self.respond: Callable[[dict[str, Any]], int | tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]] = lambda req: 200
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,13 +45,19 @@ class Receiver:
                 with outer.lock:
                     outer.requests.append(req)
                 out = outer.respond(req)
-                code, headers = out if isinstance(out, tuple) else (out, {})
+                headers: dict[str, str] = {}
+                answer = b"ok"
+                if isinstance(out, tuple):
+                    code, headers = out[0], out[1]
+                    answer = out[2] if len(out) == 3 else answer
+                else:
+                    code = out
                 self.send_response(code)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -180,3 +180,28 @@ def test_forwarding_api_roles_status_dead_letters_and_replay(sqlite_orders, rece
         assert client.post("/forwarding/dead/424242/replay", headers={"X-API-Key": sup}).status_code == 404
         assert client.get("/forwarding/dead", headers={"X-API-Key": sup}).json()["total"] == 0
     assert [r["headers"]["idempotency-key"] for r in receiver.requests] == [f"{inc.incident_id}:1"] * 2
+
+
+def test_a_receiver_echoing_the_request_headers_leaks_no_header_value(sqlite_orders, receiver, caplog):
+    """An extra header is how many receivers take an API key (``Authorization: Bearer …``,
+    ``X-Api-Key``); a receiver whose error page echoes the request's headers put them in the
+    stored error, which supervisors read in the forwarding status and dead letters, and in the log."""
+    token, api_key = "tk_LIVE_9f8e7d6c5b", "ak-31c9e07f2d"
+
+    def echo(req):
+        got = {k: req["headers"][k] for k in ("authorization", "x-api-key")}  # first: within the 200 characters kept
+        return 400, {"Content-Type": "application/json"}, json.dumps({"error": "bad tenant", "got": got}).encode()
+
+    receiver.respond = echo
+    config = _config(receiver.url, headers={"Authorization": f"Bearer {token}", "X-Api-Key": api_key})
+    disp = build_forwarding(config, sqlite_orders.db, orders=sqlite_orders)
+    with disp:
+        open_incident(sqlite_orders)
+        assert wait_until(lambda: disp.outbox.counters()["city"]["dead"] == 1)
+        statuses = json.dumps([vars(s) for s in disp.statuses()], default=str)
+    d = disp.outbox.deliveries()[0][0]
+    assert d.last_error.startswith("HTTP 400") and "bad tenant" in d.last_error  # the error is still told
+    for secret in (token, api_key, SECRET):
+        assert secret not in d.last_error and secret not in statuses
+        assert not any(secret in m for m in caplog.messages)
+    assert receiver.requests[0]["headers"]["x-api-key"] == api_key  # the header was sent

@@ -130,3 +130,37 @@ def test_signing_parameters_are_secret(name):
 
 def test_plain_parameters_stay_readable():
     assert redact_url("https://hook.example/x?ts=1&user=ops&channel=2") == "https://hook.example/x?ts=1&user=ops&channel=2"
+
+
+@pytest.mark.parametrize(
+    "text, hidden",
+    [
+        # pydantic shortens a long input_value: the '@' is cut away, the password's start is not
+        ("input_value='rtsp://admin:Sup3rS3cret...Channels/101 x'", "Sup3rS3cret"),
+        ("input_value='rtsp://admin:Gr1dW0rkerP...'", "Gr1dW0rkerP"),
+        # a quote in the password ended the URL in free text before its '@'
+        ("open rtsp://admin:pa'ss9@10.0.0.7/s failed", "pa'ss9"),
+        ('open rtsp://admin:pa"ss9@10.0.0.7/s failed', 'pa"ss9'),
+    ],
+)
+def test_a_url_cut_short_or_quoted_in_free_text_shows_no_password(text, hidden):
+    out = redact_text(text)
+    assert hidden not in out and "ss9" not in out and "Sup3r" not in out and "admin" not in out
+    assert "***" in out
+
+
+def test_urls_without_credentials_in_free_text_are_left_readable():
+    text = "see http://127.0.0.1:8080/x, http://[::1]:80/y and rtsp://cam.local/s; 'rtsp://cam/a' and 'ops@city'"
+    assert redact_text(text) == text
+
+
+def test_a_catalogue_camera_refused_by_a_worker_logs_no_password(caplog):
+    """The worker logged ``str(ValidationError)[:300]``: pydantic's shortened ``input_value``
+    kept the password's start, its '@' cut away (security review)."""
+    from gridworker.cluster.worker import parse_catalogue  # noqa: PLC0415
+
+    raw = {"gate": b'{"id": "gate", "url": "rtsp://admin:Gr1dW0rkerPr0dSecret@10.0.0.7:554/Streaming/Channels/101 ", "fps": "many"}'}
+    with caplog.at_level(logging.ERROR):
+        assert parse_catalogue(raw) == {}
+    assert caplog.messages and "gate" in caplog.text
+    assert "Gr1dW0rker" not in caplog.text and "Pr0dSecret" not in caplog.text
