@@ -10,6 +10,7 @@ import supervision as sv
 
 from gridworker.models.base import subset
 
+from .sizecache import SizeCache
 from .config import ZoneConfig
 from .zones import Zone
 
@@ -28,17 +29,17 @@ class FrameAnnotator:
 
     def __init__(self, jpeg_quality: int = 85) -> None:
         self._quality = int(jpeg_quality)
-        self._by_size: dict[tuple[int, int], tuple[sv.BoxAnnotator, sv.LabelAnnotator, float, int]] = {}
+        self._by_size = SizeCache(self._build_annotators, keep=4)  # a few cameras' sizes share one annotator
 
     def _annotators(self, size: tuple[int, int]) -> tuple[sv.BoxAnnotator, sv.LabelAnnotator, float, int]:
         """Box/label annotators with line width and text size that suit the frame size."""
-        found = self._by_size.get(size)
-        if found is None:
-            scale = max(0.4, sv.calculate_optimal_text_scale(resolution_wh=size))
-            thickness = max(2, sv.calculate_optimal_line_thickness(resolution_wh=size))
-            found = (sv.BoxAnnotator(thickness=thickness), sv.LabelAnnotator(text_scale=scale, text_padding=3), scale, thickness)
-            self._by_size[size] = found
-        return found
+        return self._by_size.get(size)
+
+    @staticmethod
+    def _build_annotators(size: tuple[int, int]) -> tuple[sv.BoxAnnotator, sv.LabelAnnotator, float, int]:
+        scale = max(0.4, sv.calculate_optimal_text_scale(resolution_wh=size))
+        thickness = max(2, sv.calculate_optimal_line_thickness(resolution_wh=size))
+        return sv.BoxAnnotator(thickness=thickness), sv.LabelAnnotator(text_scale=scale, text_padding=3), scale, thickness
 
     def draw(
         self,

@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 import supervision as sv
 
+from .sizecache import SizeCache
 from .config import LineConfig
 from .rules.base import class_mask
 from .zones import ground_points
@@ -61,15 +62,15 @@ class _Line:
         self.config = config
         self.classes = set(config.classes)
         self.tracks: dict[int, _Side] = {}
-        self._px: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._px = SizeCache(self._endpoints)
 
     def endpoints(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        got = self._px.get(size)
-        if got is None:
-            scale = np.array([max(size[0] - 1, 1), max(size[1] - 1, 1)], dtype=np.float64)
-            (x0, y0), (x1, y1) = self.config.points
-            got = self._px[size] = (np.array([x0, y0]) * scale, np.array([x1, y1]) * scale)
-        return got
+        return self._px.get(size)
+
+    def _endpoints(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        scale = np.array([max(size[0] - 1, 1), max(size[1] - 1, 1)], dtype=np.float64)
+        (x0, y0), (x1, y1) = self.config.points
+        return np.array([x0, y0]) * scale, np.array([x1, y1]) * scale
 
     def signed_distance(self, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """(n,) pixels from the line; positive on its right side (y-down image coordinates)."""

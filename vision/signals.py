@@ -12,6 +12,8 @@ Two sources, chosen per signal in the camera config (``SignalConfig.source``):
 
 from __future__ import annotations
 
+import functools
+
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .sizecache import SizeCache
 from .config import SignalConfig
 from .rules.base import SignalState
 from .zones import polygon_mask
@@ -152,6 +155,17 @@ class SignalBoard:
                     del table[key]
 
 
+def _crop_of(cfg: SignalConfig, size: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
+    """The rows and columns of ``cfg``'s region in a frame of ``size``, and its mask there."""
+    full = polygon_mask(cfg.region or [], size)
+    ys, xs = np.nonzero(full)
+    if len(ys) == 0:
+        rows, cols = slice(0, 0), slice(0, 0)
+    else:
+        rows, cols = slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1)
+    return rows, cols, full[rows, cols]
+
+
 class SignalReader:
     """The states of one camera's signals on one frame."""
 
@@ -159,22 +173,12 @@ class SignalReader:
         self.camera_id = camera_id
         self.configs = list(configs)
         self.board = board
-        self._crops: dict[tuple[str, tuple[int, int]], tuple[slice, slice, np.ndarray]] = {}
+        # per signal (bounded by the scene's limit), per frame size (the last few)
+        self._crops = {cfg.id: SizeCache(functools.partial(_crop_of, cfg)) for cfg in self.configs}
         self._held: dict[str, tuple[SignalState, float]] = {}
 
     def _crop(self, cfg: SignalConfig, size: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
-        key = (cfg.id, size)
-        got = self._crops.get(key)
-        if got is None:
-            full = polygon_mask(cfg.region or [], size)
-            ys, xs = np.nonzero(full)
-            if len(ys) == 0:
-                rows, cols = slice(0, 0), slice(0, 0)
-            else:
-                rows, cols = slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1)
-            got = (rows, cols, full[rows, cols])
-            self._crops[key] = got
-        return got
+        return self._crops[cfg.id].get(size)
 
     def _from_image(self, cfg: SignalConfig, image: np.ndarray, size: tuple[int, int], now: float) -> SignalState:
         rows, cols, mask = self._crop(cfg, size)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from .sizecache import SIZES_KEPT, SizeCache
 from .config import MaskConfig, ZoneConfig
 
 
@@ -33,7 +34,7 @@ def polygon_mask(polygon: Sequence[tuple[float, float]], size: tuple[int, int]) 
     return canvas.astype(bool)
 
 
-MASK_CACHE_SIZES = 2
+MASK_CACHE_SIZES = SIZES_KEPT
 """How many frame sizes each zone keeps a rasterised mask for (least recently used dropped first)."""
 
 
@@ -50,7 +51,7 @@ class Zone:
         self.config = config
         self.id = config.id
         self._polygon = np.asarray(config.polygon, dtype=np.float32)
-        self._masks: dict[tuple[int, int], np.ndarray] = {}
+        self._masks = SizeCache(lambda size: polygon_mask(self.config.polygon, size), keep=MASK_CACHE_SIZES)
 
     def polygon_px(self, size: tuple[int, int]) -> np.ndarray:
         """Vertices in pixels for a frame of ``size`` = (width, height), (k, 2) int32."""
@@ -63,13 +64,7 @@ class Zone:
         Only the ``MASK_CACHE_SIZES`` most recently used sizes stay cached, so a stream whose
         picture size keeps changing does not pile up one full-frame mask per size.
         """
-        mask = self._masks.pop(size, None)
-        if mask is None:
-            mask = polygon_mask(self.config.polygon, size)
-            while len(self._masks) >= MASK_CACHE_SIZES:
-                del self._masks[next(iter(self._masks))]
-        self._masks[size] = mask
-        return mask
+        return self._masks.get(size)
 
     def contains_points(self, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """(n,) bool: which (n, 2) pixel points fall inside the zone."""
