@@ -183,10 +183,6 @@ async def ensure_obs_stream(link: NatsLink) -> None:
 # -- worker side --------------------------------------------------------------------------
 
 
-class WorkerSink(IncidentSink, Protocol):
-    def close(self, timeout: float) -> None: ...
-
-
 @dataclass(slots=True)
 class PublisherStats:
     published: int = 0
@@ -282,6 +278,11 @@ class ObservationPublisher:
         self._enqueue(_Pending(obs_id, data))
         if new_keys and self.clips is not None:  # it may open an incident: its clip follows once cut
             self.clips.request(cam, obs_id, token, float(analysis.frame.ts), int(analysis.frame.seq))
+
+    def forget(self, camera_id: str) -> None:
+        """The camera left this worker (moved, removed): should it come back, its first
+        active frame carries the picture again (the case side opens a new incident then)."""
+        self._last_keys.pop(camera_id, None)
 
     def report(self, report: ObjectReport) -> None:
         scope: _VisitScope | None = getattr(self._local, "scope", None)

@@ -53,7 +53,7 @@ from gridworker.vision.annotate import FrameAnnotator
 from gridworker.vision.observations import IncidentSink
 from gridworker.vision.pipeline import Pipeline
 from gridworker.vision.signals import SignalBoard
-from gridworker.cameras import CameraNotFound, CameraRegistry, ReaderFactory
+from gridworker.cameras import CameraNotFound, CameraRegistry, ReaderFactory, problem_text
 
 from .bridge import AsyncBridge
 from .config import ClusterConfig, default_worker_id
@@ -78,6 +78,9 @@ class WorkerSink(IncidentSink, Protocol):
     """The worker's incident sink (observations to the case service) and its shutdown."""
 
     def close(self, timeout: float) -> None: ...
+
+    def forget(self, camera_id: str) -> None:
+        """The camera left this worker: what the sink remembers of it goes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,7 @@ def parse_catalogue(raw: dict[str, bytes]) -> dict[str, CameraConfig]:
             if config.record_url is not None:
                 require_network(config.record_url)
         except ValueError as exc:
-            log.error("catalogue camera %r skipped: %s", cam_id, str(exc)[:300])
+            log.error("catalogue camera %r skipped: %s", cam_id, problem_text(exc)[:300])
             continue
         if config.id == cam_id:
             out[cam_id] = config
@@ -461,6 +464,9 @@ class WorkerProcess:
             self._registry.remove(cam_id)  # its slot leaves the pipeline first, then its readers stop
         except CameraNotFound:
             pass
+        finally:
+            if self._sink is not None:  # after the slot left: no frame of it is observed any more
+                self._sink.forget(cam_id)
 
     def _restart_camera(self, config: CameraConfig) -> None:
         assert self._registry is not None
@@ -483,7 +489,7 @@ class WorkerProcess:
                 try:
                     self._start_camera(config)
                 except Exception as exc:
-                    log.error("patrol-only camera %s not added: %s", cam_id, str(exc)[:300])
+                    log.error("patrol-only camera %s not added: %s", cam_id, problem_text(exc)[:300])
 
     def _targets(self) -> list[PatrolTarget]:
         return self._registry.targets() if self._registry is not None else []

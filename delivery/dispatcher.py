@@ -283,6 +283,12 @@ class Dispatcher:
         (capped here too, whichever sender set it)."""
         return max(retry.delay(failures, self.rand()), retry_after_seconds(res.retry_after_s) or 0.0)
 
+    def _pause(self, w: _Worker, pause: float, now: float) -> None:
+        """Pause ``w`` for ``pause`` seconds (caller holds ``w.lock``): measured on the
+        monotonic clock, shown in the status on the wall clock."""
+        w.paused_until = self.monotonic() + pause
+        w.status.paused_until = now + pause
+
     def _run(self, w: _Worker) -> None:
         name = w.sender.name
         while not self._stop.is_set():
@@ -349,9 +355,7 @@ class Dispatcher:
                     self.outbox.mark_dead(due.delivery_id, now, error)
                 except Exception:  # the database away: the refused message is not sent again at every poll
                     with w.lock:
-                        pause = self._wait(w.retry, w.status.consecutive_failures + 1, res)
-                        w.paused_until = self.monotonic() + pause
-                        w.status.paused_until = now + pause
+                        self._pause(w, self._wait(w.retry, w.status.consecutive_failures + 1, res), now)
                         w.status.last_error, w.status.last_error_at = error, now
                     raise
                 with w.lock:
@@ -384,8 +388,7 @@ class Dispatcher:
                     st = w.status
                     st.last_error, st.last_error_at = error, now
                     st.consecutive_failures = failures
-                    w.paused_until = self.monotonic() + pause
-                    st.paused_until = now + pause
+                    self._pause(w, pause, now)
                     st.state = state
                     if handed_over:
                         st.failed_attempts += 1

@@ -514,17 +514,28 @@ class CameraRegistry:
             slot.retire()
         # at once, before the reader stops (seconds): the id is free again, and a camera added
         # under it meanwhile (a URL changed by DELETE then POST) must keep its incidents and signals
-        self._incidents.close_camera(camera_id, time.time())
+        try:
+            self._incidents.close_camera(camera_id, time.time())
+        except Exception as exc:  # the database away: the camera still goes; what stays open closes at the next start
+            log.warning("camera %s: its open incidents could not be closed now (%s); they close at the next start", camera_id, type(exc).__name__)
         self._signals.forget(camera_id)
         if cam.ring is not None:
             self._rings.detach(cam.ring)
-        with self._persist_lock:  # after any save of this camera still in flight
-            with self._cameras_lock:
-                readded = camera_id in self._cameras  # added again meanwhile: its row is the new camera's
-            if not readded:
-                self._store.cameras.delete(camera_id)
-        for reader in cam.readers:  # after the persist lock: an _add in flight has started them by now, or never will
-            reader.stop(timeout=5.0)
+        try:
+            with self._persist_lock:  # after any save of this camera still in flight
+                with self._cameras_lock:
+                    readded = camera_id in self._cameras  # added again meanwhile: its row is the new camera's
+                if not readded:
+                    try:
+                        self._store.cameras.delete(camera_id)
+                    except Exception:  # the row stays: listed as saved, not running, so a DELETE again removes it
+                        with self._cameras_lock:
+                            if camera_id not in self._cameras:
+                                self._not_started.setdefault(camera_id, "removed while the database failed: DELETE it again")
+                        raise
+        finally:
+            for reader in cam.readers:  # after the persist lock: an _add in flight has started them by now, or never will
+                reader.stop(timeout=5.0)
         log.info("camera %s removed", camera_id)
 
     def _remove_not_started(self, camera_id: str) -> None:

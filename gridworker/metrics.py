@@ -197,6 +197,7 @@ class Metrics:
         )
         self.registry.register(_CameraCollector(camera_snapshot))
         self._patrol_plans: Callable[[], Mapping[str, float | None]] | None = None
+        self._lines: Callable[[], set[tuple[str, str]]] | None = None
 
     # -- what the parts tell ------------------------------------------------------------
     def batch_done(self, size: int, seconds: float) -> None:
@@ -248,7 +249,26 @@ class Metrics:
             for values in gone:
                 counter.remove(*values)
 
+    def watch_lines(self, lines: Callable[[], set[tuple[str, str]]]) -> None:
+        """The (camera, line) pairs that exist, read at scrape time: the crossing counts of any
+        other (a camera removed, a line taken out of its scene) are dropped before each scrape."""
+        self._lines = lines
+
+    def _drop_gone_lines(self, lines: Callable[[], set[tuple[str, str]]]) -> None:
+        live = lines()
+        names = ("camera", "line", "class_name", "direction")
+        gone = {
+            tuple(sample.labels[n] for n in names)
+            for family in self.line_crossings.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total") and (sample.labels["camera"], sample.labels["line"]) not in live
+        }
+        for values in gone:
+            self.line_crossings.remove(*values)
+
     def render(self) -> bytes:
         if self._patrol_plans is not None:
             self._drop_gone_plans(self._patrol_plans)
+        if self._lines is not None:
+            self._drop_gone_lines(self._lines)
         return generate_latest(self.registry)

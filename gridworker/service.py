@@ -222,6 +222,7 @@ class Service:
         self.metrics.watch_delivery(self.outbox)
         self.metrics.watch_cases(self.workorders)
         self.metrics.watch_patrol(self.patrol.last_cycles)
+        self.metrics.watch_lines(lambda: {(v.config.id, line.id) for v in self.cameras() for line in v.config.lines})
         self.metrics.watch_detector(self.pipeline.detector_failures.status)  # failed batches (/health: degraded)
         # --- IoT alarms (issue 14, docs/iot.md): devices' alarms into the same incident writer ---
         self.iot = IotService(
@@ -362,8 +363,10 @@ class Service:
         return view
 
     def remove_camera(self, camera_id: str) -> None:
-        self.registry.remove(camera_id)
-        self.patrol.cameras_changed()
+        try:
+            self.registry.remove(camera_id)
+        finally:  # a removal that failed half-way (the database) has still taken the camera out of the list
+            self.patrol.cameras_changed()
 
     def update_scene(self, camera_id: str, scene: SceneConfig) -> tuple[CameraView, bool]:
         return self.registry.update_scene(camera_id, scene)

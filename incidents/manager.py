@@ -424,8 +424,14 @@ class IncidentManager:
         with self._lock:
             keys = [k for k in self._open if k[0] == camera_id]
             self._frames.pop(camera_id, None)
-        for key in keys:
-            self._close(key, now, cleared=False)
+        failed: Exception | None = None
+        for key in keys:  # every one tried: one failing write does not keep the others open
+            try:
+                self._close(key, now, cleared=False)
+            except Exception as exc:  # noqa: BLE001 - kept open (see _close), the first error raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def _on_active(self, key: Key, verdict: RuleVerdict, analysis: FrameAnalysis, now: float, hit: Hit | None) -> Incident | None:
         result = verdict.result

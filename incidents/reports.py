@@ -250,6 +250,15 @@ class ReportBook:
             s.flush()
             return row.id, code
 
+    def new_code(self, report_id: int) -> str:
+        """A new receipt code for a stored report (the first was never handed out: its call failed)."""
+        code = secrets.token_urlsafe(RECEIPT_BYTES)
+        with self.db.transaction() as s:
+            row = s.get(ReportRow, report_id)
+            if row is not None:
+                row.receipt_sha256 = receipt_digest(code)
+        return code
+
     def link(self, report_id: int, incident_id: int) -> None:
         with self.db.transaction() as s:
             row = s.get(ReportRow, report_id)
@@ -351,7 +360,8 @@ class ReportIntake:
 
         A report of the intake API naming the platform's own id (``external_id``) that was
         already received returns the first one's receipt (``duplicate``, with a new code: the
-        first code is not stored) and opens nothing.
+        first code is not stored) and opens nothing; one whose case never opened (the database
+        failed after its row was stored, the call answered 500) has its case opened by the retry.
 
         Raises:
             ReportError: an unknown type (for the public page: one not offered), empty text
@@ -373,8 +383,11 @@ class ReportIntake:
             raise ReportError("a position needs both lon and lat")
         if report.lon is not None and report.lat is not None and not (math.isfinite(report.lon) and math.isfinite(report.lat)):
             raise ReportError("the position is not a number")
+        stored_id: int | None = None  # the platform's report stored by an earlier call whose case never opened
         if not public and (seen := self.book.by_external(channel, report.external_id)) is not None:
-            return ReportReceipt(seen[0], seen[1], secrets.token_urlsafe(RECEIPT_BYTES), duplicate=True)
+            if seen[1] is not None:
+                return ReportReceipt(seen[0], seen[1], secrets.token_urlsafe(RECEIPT_BYTES), duplicate=True)
+            stored_id = seen[0]  # the database failed after the report's row: the retry opens its case now
         lon, lat = report.lon, report.lat
         if lon is None:  # the first photo's EXIF location stands in for a missing one
             located = next((p for p in photos if p.lon is not None and p.lat is not None), None)
@@ -385,7 +398,7 @@ class ReportIntake:
         # the photos' room is held before anything is stored: no room, no report row and no case
         # (a refused report opens nothing; the resident's retry does not make a second case)
         with self.photos.reserve(REPORT, photos, actor=actor) as hold:
-            report_id, code = self.book.add(channel, stored, now)
+            report_id, code = self.book.add(channel, stored, now) if stored_id is None else (stored_id, self.book.new_code(stored_id))
             t = self.catalogue.type(report.type)
             details: dict[str, Any] = {"source": "report", "channel": channel, "report_id": report_id, "photos": len(photos)}
             if lon is not None and lat is not None:

@@ -34,6 +34,9 @@ from .config import DeviceConfig
 
 log = logging.getLogger(__name__)
 
+DROP_WAIT_S = 60.0
+"""How long a watch waits for its stopped run to end before giving up deleting its plan."""
+
 PLAN_PREFIX = "iot-"
 """The id prefix of the linkage's watch plans (``iot-<device id>``), reserved: no plan made
 through the API may use it."""
@@ -70,6 +73,9 @@ class Linkage:
         store: where the snapshot goes.
         watch_s: seconds of video per camera.
         max_in_flight: most watches at once.
+        open_timeout_s, keyframe_timeout_s: the watch plan's (:class:`PatrolPlan`).
+        stop_grace_s: past its expected end, a watch is stopped; a run still stopping is
+            waited for (up to ``DROP_WAIT_S`` more) before its plan is deleted.
     """
 
     patrols: Patrols
@@ -79,9 +85,13 @@ class Linkage:
     _: KW_ONLY
     watch_s: float = 5.0
     max_in_flight: int = 4
+    open_timeout_s: float = 5.0
+    keyframe_timeout_s: float = 8.0
+    stop_grace_s: float = 5.0
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _threads: dict[str, threading.Thread] = field(default_factory=dict, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _left: set[str] = field(default_factory=set, init=False)  # this linkage's plans whose run outlived DROP_WAIT_S
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
@@ -110,7 +120,20 @@ class Linkage:
             plan = PatrolPlan(
                 id=plan_id, name=f"IoT linkage {plan_id[len(PLAN_PREFIX):]}", select={"camera_ids": cams}, order="listed",
                 mode="watch", watch_s=self.watch_s, cycles=1, concurrency=len(cams), stagger_s=0.0,
+                open_timeout_s=self.open_timeout_s, keyframe_timeout_s=self.keyframe_timeout_s,
             )
+            with self._lock:
+                left = plan_id in self._left
+            if left:  # this linkage's own plan from an earlier watch whose run would not stop then
+                try:
+                    self.patrols.delete_plan(plan_id)
+                except KeyError:
+                    pass
+                except PatrolConflict:
+                    log.warning("incident %s: no linkage watch: the earlier watch of %s is still stopping", incident_id, plan_id)
+                    return
+                with self._lock:
+                    self._left.discard(plan_id)
             try:
                 adopted = self.patrols.adopt(plan)
                 if not adopted:
@@ -121,21 +144,38 @@ class Linkage:
                 log.warning("incident %s: no linkage watch: %s", incident_id, exc)
                 return
             run = self.patrols.run(plan_id)
-            deadline = self.watch_s + plan.open_timeout_s + plan.keyframe_timeout_s + 5.0
+            deadline = self.watch_s + plan.open_timeout_s + plan.keyframe_timeout_s + self.stop_grace_s
             if run is not None and not self._finished(run, deadline):
-                self.patrols.stop(plan_id, timeout=5.0)
+                self.patrols.stop(plan_id, timeout=self.stop_grace_s)
             self._attach(incident_id, cams)
         except Exception:  # a failed watch costs the case its snapshot, nothing else
             log.exception("incident %s: linkage watch failed", incident_id)
         finally:
             if adopted:  # only the plan this watch added: never someone else's
-                try:
-                    self.patrols.delete_plan(plan_id)
-                except (KeyError, PatrolConflict):
-                    pass
+                self._drop_plan(plan_id)
             with self._lock:
                 self._threads.pop(plan_id, None)
             self._slots.release()
+
+    def _drop_plan(self, plan_id: str) -> None:
+        """Delete the watch's plan. A run still stopping (a visit stuck in an RTSP handshake
+        that does not heed the stop) is waited for, at most ``DROP_WAIT_S``: a plan left behind
+        would count against the plan limit and refuse every later watch of the device."""
+        end = time.monotonic() + DROP_WAIT_S
+        while True:
+            try:
+                self.patrols.delete_plan(plan_id)
+                return
+            except KeyError:  # deleted already (PlanNotFound)
+                return
+            except PatrolConflict:
+                run, left = self.patrols.run(plan_id), end - time.monotonic()
+                if run is None or left <= 0:
+                    log.warning("linkage plan %s is still stopping after %.0f s; the device's next watch deletes it", plan_id, DROP_WAIT_S)
+                    with self._lock:
+                        self._left.add(plan_id)
+                    return
+                run.wait(min(0.5, left))
 
     def _finished(self, run: PatrolRun, timeout: float) -> bool:
         end = time.monotonic() + timeout

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,6 +51,9 @@ from .tracker import OFFLINE, AlarmTracker, Silence
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "iot:"
 WRITE_ATTEMPTS = 3
+#: device reports the incident writer refused (the database away), kept in order and written
+#: again at each message and clock check; beyond this many the oldest are dropped (logged)
+MAX_UNWRITTEN = 10_000
 #: bytes of a PUBLISH packet besides its payload allowed for in the Maximum Packet Size: the
 #: fixed header, the topic (``topic_pattern`` is at most 200 characters), packet id, properties
 PACKET_HEADROOM = 4096
@@ -146,6 +149,9 @@ class IotService:
         self._lock = threading.Lock()  # one message or tick at a time: the tracker and the sink's device keys
         self._stats_lock = threading.Lock()
         self._outcomes: Counter[str] = Counter()
+        #: reports decided by the tracker but not yet written (the database failed), oldest first
+        self._unwritten: deque[DeviceReport] = deque()
+        self._unwritten_dropped = 0
         self._malformed: Counter[str] = Counter()
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
@@ -220,6 +226,11 @@ class IotService:
         self._connected.clear()
         if self.linkage is not None:
             self.linkage.stop(timeout)
+        with self._lock:
+            if self._unwritten:
+                self._report(())  # one last try
+            if self._unwritten:
+                log.error("IoT: %d case update(s) never reached the database before the stop", len(self._unwritten))
 
     def _connect(self) -> mqtt.Client:
         b = self.config.broker
@@ -334,8 +345,25 @@ class IotService:
             return self.tracker.silence()
 
     def _report(self, reports: Sequence[DeviceReport]) -> None:
+        """Write ``reports`` behind any the database refused before, in order (the tracker has
+        moved on already: an alarm and its restore must both reach the case, the restore
+        second). What cannot be written now waits for the next message or clock check."""
+        backlog = bool(self._unwritten)
         for report in reports:
-            inc = self._write(report)
+            if len(self._unwritten) >= MAX_UNWRITTEN:
+                dropped = self._unwritten.popleft()
+                self._unwritten_dropped += 1
+                log.error("IoT %s %s: dropped unwritten (more than %d case updates wait for the database)", dropped.source_id, dropped.alarm, MAX_UNWRITTEN)
+            self._unwritten.append(report)
+        while self._unwritten:
+            report = self._unwritten[0]
+            try:
+                inc = self._write(report, attempts=1 if backlog else WRITE_ATTEMPTS)
+            except Exception:  # noqa: BLE001 - the database away: kept, tried again at the next message or check
+                log.error("IoT: %d case update(s) wait for the database (%s %s failed); tried again at the next check",
+                          len(self._unwritten), report.source_id, report.alarm, exc_info=not backlog)
+                return
+            self._unwritten.popleft()
             device = self.registry.get(report.source_id[len(SOURCE_PREFIX):]) if inc is not None else None
             if inc is not None and device is not None:
                 for callback in self.on_opened:
@@ -344,14 +372,15 @@ class IotService:
                     except Exception:  # a listener must not cost the ingest its message
                         log.exception("incident %s: IoT listener failed", inc.id)
 
-    def _write(self, report: DeviceReport) -> Incident | None:
+    def _write(self, report: DeviceReport, attempts: int = WRITE_ATTEMPTS) -> Incident | None:
         """The report to the incident writer; a failure (the database away a moment) is tried
-        again twice before it is given up (logged, and the message still acknowledged)."""
-        for attempt in range(WRITE_ATTEMPTS):
+        again up to ``attempts`` times in all before it is raised (the report then waits in
+        the backlog, :meth:`_report`)."""
+        for attempt in range(attempts):
             try:
                 return self._sink.device_report(report)
             except Exception:
-                if attempt == WRITE_ATTEMPTS - 1 or self._stop.is_set():
+                if attempt == attempts - 1 or self._stop.is_set():
                     raise
                 log.warning("IoT %s %s: writing the case failed, trying again", report.source_id, report.alarm, exc_info=True)
                 time.sleep(0.5 * (attempt + 1))
@@ -388,6 +417,11 @@ class IotService:
         """(messages by outcome, malformed messages by device)."""
         with self._stats_lock:
             return dict(self._outcomes), dict(self._malformed)
+
+    def unwritten(self) -> tuple[int, int]:
+        """(case updates waiting for the database now, dropped so far for want of room)."""
+        with self._lock:
+            return len(self._unwritten), self._unwritten_dropped
 
     # -- devices ------------------------------------------------------------------------------------
     def view(self, device: DeviceConfig) -> DeviceView:

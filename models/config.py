@@ -67,7 +67,7 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), membership: Path = Pat
     except OSError:
         pass
     candidates += [root / "cpu.max", root / "cpu" / "cpu.cfs_quota_us", root / "cpu,cpuacct" / "cpu.cfs_quota_us"]
-    for file in candidates:
+    for file in dict.fromkeys(candidates):  # each file once, first place kept
         try:
             text = file.read_text(encoding="utf-8").split()
             if file.name == "cpu.max":

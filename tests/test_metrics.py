@@ -78,3 +78,20 @@ def test_a_failing_listener_is_counted(tmp_path):
     name = "test_a_failing_listener_is_counted.<locals>.broken"
     assert _value(text, "gridworker_listener_failures_total", event="open", listener=name) == 1
     store.close()
+
+
+def test_crossing_counts_of_a_removed_camera_or_line_are_dropped():
+    """``gridworker_line_crossings`` is labelled by camera and line: the label sets of cameras
+    removed and lines taken out of a scene went on being exported (and held) for good."""
+    live = {("gate", "in-lane"), ("gate", "out-lane"), ("yard", "door")}
+    metrics = Metrics(lambda: [])
+    metrics.watch_lines(lambda: set(live))
+    for cam, line in sorted(live):
+        metrics.line_crossings.labels(camera=cam, line=line, class_name="car", direction="in").inc()
+    assert metrics.render().decode().count("gridworker_line_crossings_total{") == 3
+    live -= {("gate", "out-lane"), ("yard", "door")}  # a line edited out, a camera removed
+    text = metrics.render().decode()
+    assert re.findall(r'gridworker_line_crossings_total\{[^}]*line="([^"]+)"', text) == ["in-lane"]
+    metrics.line_crossings.labels(camera="yard", line="door", class_name="car", direction="in").inc()  # back again: counts afresh
+    live.add(("yard", "door"))
+    assert 'line="door"' in metrics.render().decode()

@@ -134,3 +134,20 @@ def test_nats_restart_loses_no_observation(tmp_path: Path) -> None:
     finally:
         close_link(lk)
         server.stop()
+
+
+def test_a_camera_back_on_the_worker_sends_its_picture_again(link) -> None:
+    """The camera left this worker while its rule held (moved to another, ``forget``) and comes
+    back with the rule holding again: the case side opens a new incident, which needs the
+    picture. Before, the publisher still remembered the old active keys and sent none."""
+    sink = ObservationPublisher(link, "w1", lambda cam: 11)
+    cam = Scripted("cam1")
+    try:
+        sink.observe(cam.frame(True))
+        sink.observe(cam.frame(True))
+        sink.forget("cam1")
+        sink.forget("never-here")  # nothing known of it: nothing happens
+        sink.observe(cam.frame(True))
+    finally:
+        sink.close(10)
+    assert sink.stats.published == 3 and sink.stats.images == 2

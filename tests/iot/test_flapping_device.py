@@ -6,6 +6,7 @@ clock passed in, then the real Service (incidents and work orders in SQLite)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 from gridworker.cases.catalogue import load_catalogue
@@ -125,6 +126,41 @@ def test_openings_beyond_the_cap_count_as_flapping(tmp_path):
         wait_until(lambda: _counts(service) == (2, 2), timeout=5)
         assert service.iot.stats()[0] == {"alarm": 2, "flapping": 3, "restore": 5}
         assert b'gridworker_iot_messages_total{outcome="flapping"} 3.0' in service.metrics.render()
+    finally:
+        service.stop()
+        service.db.close()
+
+
+def test_an_alarm_and_its_restore_sent_while_the_database_is_away_reach_the_case_once_it_is_back(tmp_path, monkeypatch):
+    """The tracker moves on as each message arrives (the alarm holds, then it is over); the
+    incident writer's database was away, so both writes failed and were given up: the device
+    never had a case, and an alarm with no restore after it would have held its case open in
+    the tracker's mind only. The reports now wait, in order, and are written once the
+    database is back (at the next message or clock check)."""
+    service = _service(tmp_path, check_interval_s=60, restore_hold_s=0)
+    try:
+        manager = service.incidents
+        real, down = manager.device_report, {"on": True}
+
+        def writer(report):
+            if down["on"]:
+                raise sqlite3.OperationalError("database is locked")
+            return real(report)
+
+        monkeypatch.setattr(manager, "device_report", writer)
+        monkeypatch.setattr("gridworker.iot.service.time.sleep", lambda s: None)  # its short retries
+        t0, m0 = time.time() + 3600.0, time.monotonic() + 3600.0
+        assert service.iot.handle("gridworker/iot/brk-1/up", json.dumps(ALARM).encode(), now=t0, mono=m0) == "alarm"
+        assert service.iot.handle("gridworker/iot/brk-1/up", json.dumps(RESTORE).encode(), now=t0 + 5, mono=m0 + 5) == "restore"
+        service.iot.tick(now=t0 + 6, mono=m0 + 6)
+        assert _counts(service) == (0, 0) and service.iot.unwritten() == (2, 0)
+        assert b"gridworker_iot_unwritten 2.0" in service.metrics.render()
+        down["on"] = False
+        service.iot.tick(now=t0 + 7, mono=m0 + 7)  # the database is back
+        assert service.iot.unwritten() == (0, 0)
+        [inc] = service.store.list(IncidentQuery())[0]
+        assert inc.status == "closed" and inc.opened_at == t0  # opened at the alarm's time, closed by its restore
+        wait_until(lambda: service.workorders.get(inc.id), timeout=5)
     finally:
         service.stop()
         service.db.close()

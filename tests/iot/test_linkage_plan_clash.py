@@ -135,3 +135,29 @@ def test_without_a_clash_the_watch_runs_and_its_plan_goes():
         assert store.attached and store.attached[0][0] == 9 and store.attached[0][1]["linked_camera"] == "gate-cam"
     finally:
         manager.stop_all(5)
+
+
+def test_a_watch_whose_run_is_slow_to_stop_still_deletes_its_plan():
+    """A visit stuck in its RTSP handshake ignores the stop: ``stop`` returns with the run still
+    stopping, and its plan used to stay for good (counting against the plan limit, and every
+    later alarm of the device refused as "a plan exists that is not the linkage's"). The watch
+    now waits for the run to end and deletes its plan; the device's next alarm gets a watch."""
+
+    def stuck(target, plan, stop, seq, deliver):
+        time.sleep(2.0)  # heeds no stop
+        return GlanceResult(target.camera_id, target.url, time.time())
+
+    saved = Saved()
+    manager = PatrolManager(lambda plan: PatrolRun(plan, lambda: CAMS, lambda t, f: None, visitor=stuck), (), save=saved.save, forget=saved.forget)
+    store = Store()
+    link = Linkage(manager, lambda cam: cam == "gate-cam", lambda cam: JPEG, store, watch_s=0.1,
+                   open_timeout_s=0.1, keyframe_timeout_s=0.1, stop_grace_s=0.2)
+    try:
+        assert link.on_case(_incident(11), DEVICE) is True
+        _join(link)
+        assert manager.plans() == [], "the watch's plan outlived it"
+        assert link.on_case(_incident(12), DEVICE) is True  # the device's next alarm is watched
+        _join(link)
+        assert manager.plans() == [] and [i for i, _ in store.attached] == [11, 12]
+    finally:
+        manager.stop_all(5)

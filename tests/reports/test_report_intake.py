@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import sqlite3
 
 import pytest
 from PIL import Image
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from gridworker.delivery.outbox import OutboxRow
 from gridworker.incidents.reports import ReportRow
+from tests.factories import local_client
 from tests.reports.conftest import jpeg_with_exif, make_env
 
 CONTACT_NAME = "Wang Xiaoming"
@@ -153,3 +155,34 @@ def test_reports_switched_off(tmp_path):
         assert env.client.get("/report/types").status_code == 404
         assert _submit(env).status_code == 404
         assert _intake(env).status_code == 201  # the platform's API stays
+
+
+def test_a_retry_after_the_case_failed_to_open_opens_it_once(tmp_path, monkeypatch):
+    """The report's row is stored, then opening its case fails (the database away): the API
+    answers 500. The platform's retry with the same ``external_id`` opens the case for that
+    report (it was answered "duplicate" with no case before); a third call is a duplicate."""
+    for env in make_env(tmp_path):
+        manager = env.service.incidents
+        real = manager.resident_report
+        calls = {"n": 0}
+
+        def fails_once(observation):  # noqa: ANN001, ANN202
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise sqlite3.OperationalError("database is locked")
+            return real(observation)
+
+        monkeypatch.setattr(manager, "resident_report", fails_once)
+        body = {"type": "exposed_garbage", "text": "bins overflowing at gate 3", "external_id": "SH-2026-0077"}
+        with local_client(env.client.app, raise_server_exceptions=False) as client:
+            assert client.post("/reports", json=body, headers=env.h("operator")).status_code == 500
+        retry = env.client.post("/reports", json=body, headers=env.h("operator"))
+        assert retry.status_code == 201, retry.text
+        first = retry.json()
+        assert first["duplicate"] is False and first["incident_id"] is not None
+        again = env.client.post("/reports", json=body, headers=env.h("operator")).json()
+        assert again["duplicate"] is True and (again["report_id"], again["incident_id"]) == (first["report_id"], first["incident_id"])
+        cases = [o["incident_id"] for o in env.client.get("/workorders", headers=env.h("operator")).json()["items"]]
+        assert cases == [first["incident_id"]]
+        status = env.client.get(first["status_url"].replace("/report/status/", "/report/receipts/"))
+        assert status.status_code == 200, status.text  # the retry's receipt code is the one stored
