@@ -160,6 +160,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 await run_in_threadpool(cluster.stop)
 
     app.router.lifespan_context = lifespan
+    from gridworker.api.access_log import log_config
     from gridworker.api.http_protocol import head_deadline_protocol
 
     uvicorn.run(
@@ -168,6 +169,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=settings.server.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=5,
+        log_config=log_config(),
         http=head_deadline_protocol(settings.server.request_head_timeout_s),
     )
     return 0

@@ -81,10 +81,16 @@ class WebhookDestination(_Destination):
     verify_tls: bool = True
 
     def header_secrets(self) -> list[str]:
-        """The extra headers' values, and a credential's token on its own (``Bearer <token>``):
-        what a receiver's error page may echo back."""
+        """The values of the extra headers that carry a credential (``Authorization``,
+        ``Cookie``, or a secret-sounding name: ``X-Api-Key``, ``X-Auth-Token``), and a
+        credential's token on its own (``Bearer <token>``): what a receiver's error page may
+        echo back. Others (``X-Tenant: city``) stay readable."""
+        from gridworker.streams.redact import is_secret_name
+
         out: list[str] = []
-        for value in self.headers.values():
+        for name, value in self.headers.items():
+            if name.lower() not in ("authorization", "proxy-authorization", "cookie") and not is_secret_name(name):
+                continue
             out.append(value)
             scheme, _, token = value.strip().partition(" ")
             if token.strip() and scheme.isalpha():

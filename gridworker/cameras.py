@@ -367,6 +367,11 @@ class CameraRegistry:
         with self._cameras_lock:
             return set(self._cameras)
 
+    def line_keys(self) -> set[tuple[str, str]]:
+        """(camera, line) of every counting line configured now."""
+        with self._cameras_lock:
+            return {(cam_id, line.id) for cam_id, cam in self._cameras.items() for line in cam.config.lines}
+
     def rule_keys(self) -> list[tuple[str, str, str]]:
         """(camera, zone, rule) of every rule configured now (open incidents of others close at start)."""
         with self._cameras_lock:

@@ -212,6 +212,7 @@ def _serve(
             on_service(service)
         return service
 
+    from gridworker.api.access_log import log_config
     from gridworker.api.http_protocol import head_deadline_protocol
 
     app = create_app(build)
@@ -223,6 +224,7 @@ def _serve(
         log_level=log_level,
         timeout_graceful_shutdown=5,
         access_log=access_log,
+        log_config=log_config(),  # its own handlers: scrubbed too (secret parameters, receipt codes)
         http=head_deadline_protocol(settings.server.request_head_timeout_s),
     )
     return 0
@@ -567,7 +569,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     from gridworker.streams.redact import install_handler_redaction
 
-    # every record, FFmpeg's libav.* and the web server's included, loses URL credentials
+    # every record, FFmpeg's libav.* included, loses URL credentials (the web server's own
+    # handlers are filtered by the log_config _serve hands it: api/access_log.py)
     install_handler_redaction()
     return int(args.func(args) or 0)
 

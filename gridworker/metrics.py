@@ -255,14 +255,10 @@ class Metrics:
         self._lines = lines
 
     def _drop_gone_lines(self, lines: Callable[[], set[tuple[str, str]]]) -> None:
-        live = lines()
         names = ("camera", "line", "class_name", "direction")
-        gone = {
-            tuple(sample.labels[n] for n in names)
-            for family in self.line_crossings.collect()
-            for sample in family.samples
-            if sample.name.endswith("_total") and (sample.labels["camera"], sample.labels["line"]) not in live
-        }
+        samples = [sample.labels for family in self.line_crossings.collect() for sample in family.samples if sample.name.endswith("_total")]
+        live = lines()  # after the samples: a camera added meanwhile keeps its first crossings
+        gone = {tuple(labels[n] for n in names) for labels in samples if (labels["camera"], labels["line"]) not in live}
         for values in gone:
             self.line_crossings.remove(*values)
 

@@ -222,7 +222,7 @@ class Service:
         self.metrics.watch_delivery(self.outbox)
         self.metrics.watch_cases(self.workorders)
         self.metrics.watch_patrol(self.patrol.last_cycles)
-        self.metrics.watch_lines(lambda: {(v.config.id, line.id) for v in self.cameras() for line in v.config.lines})
+        self.metrics.watch_lines(self.registry.line_keys)
         self.metrics.watch_detector(self.pipeline.detector_failures.status)  # failed batches (/health: degraded)
         # --- IoT alarms (issue 14, docs/iot.md): devices' alarms into the same incident writer ---
         self.iot = IotService(

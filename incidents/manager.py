@@ -593,7 +593,11 @@ class IncidentManager:
             state.summary = report.summary or state.summary
             state.worst_details = {**(state.worst_details or {}), **report.details, "last_at": round(report.at, 3)}
             if report.at - state.last_written >= self.write_interval_s:
-                self._write(state, report.at, state.peak)
+                try:
+                    self._write(state, report.at, state.peak)
+                except Exception:  # not written: the caller sends this report again, which counts it then
+                    state.pending_observations -= 1
+                    raise
             return None
         kind = report.kind
         inc = self.store.open(
@@ -634,6 +638,10 @@ class IncidentManager:
         log.info("incident %s opened: %s reported through %s (report %s)", inc.id, kind.code, report.channel, report.report_id)
         self._opened([inc])
         return inc
+
+    def report_incident(self, channel: str, report_id: int) -> int | None:
+        """The incident opened for report ``report_id`` of ``channel`` (its key, above), if any."""
+        return self.store.latest_of(f"report:{channel}", channel, f"r{report_id}")
 
     # --- end reports from people ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import secrets
+import threading
 import time
 
 from collections.abc import Sequence
@@ -301,6 +302,9 @@ class ReportSink(Protocol):
 
     def resident_report(self, report: ReportObservation) -> Incident: ...
 
+    def report_incident(self, channel: str, report_id: int) -> int | None:
+        """The incident opened for report ``report_id`` of ``channel``, if any."""
+
 
 class ReportIntake:
     """Checks a report, stores it with its photos and opens its case through the incident writer.
@@ -334,6 +338,9 @@ class ReportIntake:
         self.manager = manager
         self.catalogue = catalogue
         self.config = config
+        # the platform's calls naming its own id, one at a time: a retry arriving while the
+        # first call still opens the case must find that case, not open a second
+        self._intake_lock = threading.Lock()
 
     def public_types(self) -> list[IncidentKind]:
         """The types residents may pick (those of ``config.types`` the catalogue lists)."""
@@ -356,6 +363,12 @@ class ReportIntake:
         return [self.photos.normalise(d, max_side=pc.max_side, max_input_pixels=int(pc.max_input_megapixels * 1e6)) for d in uploads]
 
     def submit(self, channel: str, report: ReportIn, photos: Sequence[Photo], *, public: bool, at: float | None = None) -> ReportReceipt:
+        if public or not report.external_id:
+            return self._submit(channel, report, photos, public=public, at=at)
+        with self._intake_lock:
+            return self._submit(channel, report, photos, public=public, at=at)
+
+    def _submit(self, channel: str, report: ReportIn, photos: Sequence[Photo], *, public: bool, at: float | None = None) -> ReportReceipt:
         """Store the report, open its case (one incident, one work order) and store its photos.
 
         A report of the intake API naming the platform's own id (``external_id``) that was
@@ -387,7 +400,12 @@ class ReportIntake:
         if not public and (seen := self.book.by_external(channel, report.external_id)) is not None:
             if seen[1] is not None:
                 return ReportReceipt(seen[0], seen[1], secrets.token_urlsafe(RECEIPT_BYTES), duplicate=True)
-            stored_id = seen[0]  # the database failed after the report's row: the retry opens its case now
+            # the database failed after the report's row: its case was opened but not linked
+            # (found and linked now), or never opened (the retry opens it)
+            if (opened := self.manager.report_incident(channel, seen[0])) is not None:
+                self.book.link(seen[0], opened)
+                return ReportReceipt(seen[0], opened, secrets.token_urlsafe(RECEIPT_BYTES), duplicate=True)
+            stored_id = seen[0]
         lon, lat = report.lon, report.lat
         if lon is None:  # the first photo's EXIF location stands in for a missing one
             located = next((p for p in photos if p.lon is not None and p.lat is not None), None)

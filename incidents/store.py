@@ -447,6 +447,16 @@ class IncidentStore:
             ).all()
             return [_to_incident(r, snap is not None, clip is not None, missing) for r, snap, clip, missing in rows], int(total)
 
+    def latest_of(self, camera_id: str, zone_id: str, rule_id: str) -> int | None:
+        """The id of the latest incident of this camera (source), zone and rule, if any."""
+        with self._session() as s:
+            return s.scalar(
+                select(IncidentRow.id)
+                .where(IncidentRow.camera_id == camera_id, IncidentRow.zone_id == zone_id, IncidentRow.rule_id == rule_id)
+                .order_by(IncidentRow.id.desc())
+                .limit(1)
+            )
+
     def open_incidents(self) -> builtins.list[Incident]:
         with self._session() as s:
             rows = s.scalars(select(IncidentRow).where(IncidentRow.status == OPEN)).all()

@@ -34,9 +34,6 @@ from .config import DeviceConfig
 
 log = logging.getLogger(__name__)
 
-DROP_WAIT_S = 60.0
-"""How long a watch waits for its stopped run to end before giving up deleting its plan."""
-
 PLAN_PREFIX = "iot-"
 """The id prefix of the linkage's watch plans (``iot-<device id>``), reserved: no plan made
 through the API may use it."""
@@ -75,7 +72,7 @@ class Linkage:
         max_in_flight: most watches at once.
         open_timeout_s, keyframe_timeout_s: the watch plan's (:class:`PatrolPlan`).
         stop_grace_s: past its expected end, a watch is stopped; a run still stopping is
-            waited for (up to ``DROP_WAIT_S`` more) before its plan is deleted.
+            waited for (up to ``drop_wait_s`` more) before its plan is deleted.
     """
 
     patrols: Patrols
@@ -88,10 +85,11 @@ class Linkage:
     open_timeout_s: float = 5.0
     keyframe_timeout_s: float = 8.0
     stop_grace_s: float = 5.0
+    drop_wait_s: float = 60.0
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _threads: dict[str, threading.Thread] = field(default_factory=dict, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _left: set[str] = field(default_factory=set, init=False)  # this linkage's plans whose run outlived DROP_WAIT_S
+    _left: set[str] = field(default_factory=set, init=False)  # this linkage's plans whose run outlived drop_wait_s
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
@@ -122,18 +120,9 @@ class Linkage:
                 mode="watch", watch_s=self.watch_s, cycles=1, concurrency=len(cams), stagger_s=0.0,
                 open_timeout_s=self.open_timeout_s, keyframe_timeout_s=self.keyframe_timeout_s,
             )
-            with self._lock:
-                left = plan_id in self._left
-            if left:  # this linkage's own plan from an earlier watch whose run would not stop then
-                try:
-                    self.patrols.delete_plan(plan_id)
-                except KeyError:
-                    pass
-                except PatrolConflict:
-                    log.warning("incident %s: no linkage watch: the earlier watch of %s is still stopping", incident_id, plan_id)
-                    return
-                with self._lock:
-                    self._left.discard(plan_id)
+            if plan_id in self._sweep_left():  # this device's plan of an earlier watch whose run would not stop
+                log.warning("incident %s: no linkage watch: the earlier watch of %s is still stopping", incident_id, plan_id)
+                return
             try:
                 adopted = self.patrols.adopt(plan)
                 if not adopted:
@@ -157,11 +146,29 @@ class Linkage:
                 self._threads.pop(plan_id, None)
             self._slots.release()
 
+    def _sweep_left(self) -> set[str]:
+        """Delete the plans of earlier watches whose runs outlived ``drop_wait_s`` (any device's:
+        they count against the plan limit); returns those still stopping."""
+        with self._lock:
+            left = set(self._left)
+        for plan_id in left:
+            try:
+                self.patrols.delete_plan(plan_id)
+            except KeyError:
+                pass
+            except PatrolConflict:
+                continue
+            with self._lock:
+                self._left.discard(plan_id)
+        with self._lock:
+            return set(self._left)
+
     def _drop_plan(self, plan_id: str) -> None:
         """Delete the watch's plan. A run still stopping (a visit stuck in an RTSP handshake
-        that does not heed the stop) is waited for, at most ``DROP_WAIT_S``: a plan left behind
-        would count against the plan limit and refuse every later watch of the device."""
-        end = time.monotonic() + DROP_WAIT_S
+        that does not heed the stop) is waited for, at most ``drop_wait_s``: a plan left behind
+        would count against the plan limit and refuse every later watch of the device (one left
+        all the same, the service stopping or the run stuck, is deleted by the next watch)."""
+        end = time.monotonic() + self.drop_wait_s
         while True:
             try:
                 self.patrols.delete_plan(plan_id)
@@ -170,8 +177,8 @@ class Linkage:
                 return
             except PatrolConflict:
                 run, left = self.patrols.run(plan_id), end - time.monotonic()
-                if run is None or left <= 0:
-                    log.warning("linkage plan %s is still stopping after %.0f s; the device's next watch deletes it", plan_id, DROP_WAIT_S)
+                if run is None or left <= 0 or self._stop.is_set():  # stopping: the service's stop ends the run
+                    log.warning("linkage plan %s is still stopping; the next linkage watch deletes it", plan_id)
                     with self._lock:
                         self._left.add(plan_id)
                     return

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+import sqlalchemy.exc
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -54,6 +56,9 @@ WRITE_ATTEMPTS = 3
 #: device reports the incident writer refused (the database away), kept in order and written
 #: again at each message and clock check; beyond this many the oldest are dropped (logged)
 MAX_UNWRITTEN = 10_000
+#: what a database that is away (down, locked, failing over, its pool exhausted) raises: the
+#: update waits; any other error would come back on every try, so that update is dropped
+DATABASE_AWAY = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError, sqlite3.OperationalError)
 #: bytes of a PUBLISH packet besides its payload allowed for in the Maximum Packet Size: the
 #: fixed header, the topic (``topic_pattern`` is at most 200 characters), packet id, properties
 PACKET_HEADROOM = 4096
@@ -359,10 +364,15 @@ class IotService:
             report = self._unwritten[0]
             try:
                 inc = self._write(report, attempts=1 if backlog else WRITE_ATTEMPTS)
-            except Exception:  # noqa: BLE001 - the database away: kept, tried again at the next message or check
+            except DATABASE_AWAY:
+                # the database away: kept, tried again at the next message or check
                 log.error("IoT: %d case update(s) wait for the database (%s %s failed); tried again at the next check",
                           len(self._unwritten), report.source_id, report.alarm, exc_info=not backlog)
                 return
+            except Exception:  # anything else would fail again: this one update goes (logged), the others are written
+                self._unwritten.popleft()
+                log.exception("IoT %s %s: the case update could not be written and is dropped", report.source_id, report.alarm)
+                continue
             self._unwritten.popleft()
             device = self.registry.get(report.source_id[len(SOURCE_PREFIX):]) if inc is not None else None
             if inc is not None and device is not None:
@@ -451,7 +461,9 @@ class IotService:
         dev = self.registry.remove(device_id)
         with self._lock:
             self.tracker.forget(dev.id)
-            self._sink.close_camera(source_id(dev.id), self._clock())
+            gone = source_id(dev.id)  # its updates still waiting for the database would reopen what closes now
+            self._unwritten = deque(r for r in self._unwritten if r.source_id != gone)
+            self._sink.close_camera(gone, self._clock())
         with self._stats_lock:
             self._malformed.pop(dev.id, None)
 

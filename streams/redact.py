@@ -77,10 +77,15 @@ _QUERY_VALUE_END = re.compile(r"[&;#]")
 _PATH_VALUE_END = re.compile(r"[?&;#]")
 # a URL in free text: it ends at whitespace, a quote or < >
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
-# user-info with a quote in it (a password may hold ' or "), where _URL_IN_TEXT would end the URL
-_QUOTED_USERINFO = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s@/<>]*['\"][^\s@/<>]*@")
+# user:password with a quote in the password (where _URL_IN_TEXT would end the URL): no quote,
+# ':' or JSON punctuation in the user, none of ',{}[]' in the password, bounded lengths
+_QUOTED_USERINFO = re.compile(
+    r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s@/<>:'\",{}\[\]]{1,256}:[^\s@/<>,{}\[\]'\"]{0,256}['\"][^\s@/<>,{}\[\]]{0,256}@"
+)
 # an authority that is a host[:port] (or a bracketed IPv6 one): anything else with a ':' is user:password cut short
 _PLAIN_AUTHORITY = re.compile(r"(?:\[[^\]]*\]|[^:\[\]]*)(?::\d*)?")
+# what may follow a URL in a sentence without being part of it
+_TRAILING_PUNCTUATION = ".,;:!?)]}`"
 # an Authorization header in a protocol dump (FFmpeg's RTSP/HTTP debug log): Basic is base64 of user:password
 _AUTH_HEADER = re.compile(r"(?im)^(?P<head>[ \t]*(?:proxy-)?authorization:[ \t]*)(?P<value>[^\r\n]+)")
 _SECRET_WORDS = (
@@ -254,7 +259,8 @@ def _redact_url_in_text(url: str) -> str:
     head, _, rest = url.partition("://")
     end = _AUTHORITY_END.search(rest)
     authority = rest if end is None else rest[: end.start()]
-    if _PLAIN_AUTHORITY.fullmatch(authority):
+    # a host has no ',': what follows one is the sentence (or a list of URLs), as is punctuation at the end
+    if _PLAIN_AUTHORITY.fullmatch(authority.split(",", 1)[0].rstrip(_TRAILING_PUNCTUATION)):
         return url
     return f"{head}://{REDACTED}{rest[len(authority):]}"
 

@@ -29,7 +29,7 @@ class FrameAnnotator:
 
     def __init__(self, jpeg_quality: int = 85) -> None:
         self._quality = int(jpeg_quality)
-        self._by_size = SizeCache(self._build_annotators, keep=4)  # a few cameras' sizes share one annotator
+        self._by_size = SizeCache(self._build_annotators, keep=64)  # one annotator for the service: every camera's size
 
     def _annotators(self, size: tuple[int, int]) -> tuple[sv.BoxAnnotator, sv.LabelAnnotator, float, int]:
         """Box/label annotators with line width and text size that suit the frame size."""

@@ -189,11 +189,11 @@ def test_a_receiver_echoing_the_request_headers_leaks_no_header_value(sqlite_ord
     token, api_key = "tk_LIVE_9f8e7d6c5b", "ak-31c9e07f2d"
 
     def echo(req):
-        got = {k: req["headers"][k] for k in ("authorization", "x-api-key")}  # first: within the 200 characters kept
+        got = {k: req["headers"][k] for k in ("x-tenant", "authorization", "x-api-key")}  # first: within the 200 characters kept
         return 400, {"Content-Type": "application/json"}, json.dumps({"error": "bad tenant", "got": got}).encode()
 
     receiver.respond = echo
-    config = _config(receiver.url, headers={"Authorization": f"Bearer {token}", "X-Api-Key": api_key})
+    config = _config(receiver.url, headers={"Authorization": f"Bearer {token}", "X-Api-Key": api_key, "X-Tenant": "pudong-district"})
     disp = build_forwarding(config, sqlite_orders.db, orders=sqlite_orders)
     with disp:
         open_incident(sqlite_orders)
@@ -201,6 +201,7 @@ def test_a_receiver_echoing_the_request_headers_leaks_no_header_value(sqlite_ord
         statuses = json.dumps([vars(s) for s in disp.statuses()], default=str)
     d = disp.outbox.deliveries()[0][0]
     assert d.last_error.startswith("HTTP 400") and "bad tenant" in d.last_error  # the error is still told
+    assert "pudong-district" in d.last_error  # a header that is no credential stays readable
     for secret in (token, api_key, SECRET):
         assert secret not in d.last_error and secret not in statuses
         assert not any(secret in m for m in caplog.messages)

@@ -164,3 +164,47 @@ def test_an_alarm_and_its_restore_sent_while_the_database_is_away_reach_the_case
     finally:
         service.stop()
         service.db.close()
+
+
+def test_a_waiting_update_that_can_never_be_written_does_not_block_the_rest(tmp_path, monkeypatch):
+    """Only a database that is away keeps an update waiting: any other error would come back at
+    every try and hold up every later case, so that one update is dropped (logged) and the
+    others are written. A repeat of an open alarm whose write failed is counted once, not once
+    per try; a device removed while its updates wait takes them with it."""
+    service = _service(tmp_path, check_interval_s=60, restore_hold_s=0)
+    try:
+        manager = service.incidents
+        real, fault = manager.device_report, {"kind": None}
+
+        def writer(report):
+            if fault["kind"] == "bug" and report.alarm == "overcurrent" and not report.active:
+                raise ValueError("a bug in this one update")
+            if fault["kind"] == "down":
+                raise sqlite3.OperationalError("database is locked")
+            return real(report)
+
+        monkeypatch.setattr(manager, "device_report", writer)
+        monkeypatch.setattr("gridworker.iot.service.time.sleep", lambda s: None)
+        t0, m0 = time.time() + 3600.0, time.monotonic() + 3600.0
+        send = lambda body, dt: service.iot.handle("gridworker/iot/brk-1/up", json.dumps(body).encode(), now=t0 + dt, mono=m0 + dt)  # noqa: E731
+        send(ALARM, 0)  # opens the case
+        fault["kind"] = "down"
+        for n in range(1, 4):  # three repeats while the database is away, one write each tried again and again
+            send(ALARM, n)
+            service.iot.tick(now=t0 + n + 0.5, mono=m0 + n + 0.5)
+        fault["kind"] = "bug"
+        send(RESTORE, 5)  # the repeats are written; the restore fails for good and is dropped
+        assert service.iot.unwritten() == (0, 0)
+        [inc] = service.store.list(IncidentQuery())[0]
+        assert inc.status == "open" and inc.observations == 4  # the alarm and its three repeats, each once
+        service.iot.add([BRK.model_copy(update={"id": "brk-9"})])  # a device added at run time
+        fault["kind"] = "down"
+        service.iot.handle("gridworker/iot/brk-9/up", json.dumps(ALARM).encode(), now=t0 + 6, mono=m0 + 6)  # its alarm waits...
+        assert service.iot.unwritten()[0] == 1
+        fault["kind"] = None
+        service.iot.remove("brk-9")  # ...and goes with the device: nothing reopens for a device that is gone
+        assert service.iot.unwritten() == (0, 0)
+        assert [i.camera_id for i in service.store.list(IncidentQuery())[0]] == ["iot:brk-1"]
+    finally:
+        service.stop()
+        service.db.close()

@@ -161,3 +161,30 @@ def test_a_watch_whose_run_is_slow_to_stop_still_deletes_its_plan():
         assert manager.plans() == [] and [i for i, _ in store.attached] == [11, 12]
     finally:
         manager.stop_all(5)
+
+
+def test_a_plan_left_by_a_run_that_would_not_stop_is_deleted_by_the_next_watch_of_any_device():
+    """A run that outlives even the wait for it (``drop_wait_s``) leaves its plan; the next
+    linkage watch, whichever device it is for, deletes it once the run has ended (it counted
+    against the plan limit for everyone)."""
+
+    def stuck(target, plan, stop, seq, deliver):
+        if target.camera_id == "gate-cam" and plan.id == "iot-gate":
+            time.sleep(1.0)  # heeds no stop
+        return GlanceResult(target.camera_id, target.url, time.time())
+
+    saved = Saved()
+    manager = PatrolManager(lambda plan: PatrolRun(plan, lambda: CAMS, lambda t, f: None, visitor=stuck), (), save=saved.save, forget=saved.forget)
+    link = Linkage(manager, lambda cam: cam in ("gate-cam", "other"), lambda cam: JPEG, Store(), watch_s=0.1,
+                   open_timeout_s=0.1, keyframe_timeout_s=0.1, stop_grace_s=0.1, drop_wait_s=0.1)
+    try:
+        assert link.on_case(_incident(21), DEVICE) is True
+        _join(link)
+        assert [p.id for p in manager.plans()] == ["iot-gate"]  # left: its run still stopping
+        time.sleep(1.2)  # the stuck visit ends
+        other = DeviceConfig(id="pump", type="water_level", cameras=["other"])
+        assert link.on_case(_incident(22), other) is True
+        _join(link)
+        assert manager.plans() == [] and link._left == set()
+    finally:
+        manager.stop_all(5)

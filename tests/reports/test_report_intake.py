@@ -8,6 +8,7 @@ import base64
 import io
 import logging
 import sqlite3
+import time
 
 import pytest
 from PIL import Image
@@ -186,3 +187,54 @@ def test_a_retry_after_the_case_failed_to_open_opens_it_once(tmp_path, monkeypat
         assert cases == [first["incident_id"]]
         status = env.client.get(first["status_url"].replace("/report/status/", "/report/receipts/"))
         assert status.status_code == 200, status.text  # the retry's receipt code is the one stored
+
+
+def test_a_case_opened_but_not_linked_is_found_by_the_retry_and_two_retries_at_once_open_one(tmp_path, monkeypatch):
+    """Two ways the resumed report could get two cases (review): the case opened but linking
+    the report to it failed (the retry must find that case), and two retries arriving together
+    (the second must wait for the first and find its case)."""
+    import threading  # noqa: PLC0415
+
+    for env in make_env(tmp_path):
+        book = env.service.reports.book
+        real_link, link_fails = book.link, {"on": True}
+
+        def link(report_id, incident_id):  # noqa: ANN001, ANN202
+            if link_fails["on"]:
+                raise sqlite3.OperationalError("database is locked")
+            return real_link(report_id, incident_id)
+
+        monkeypatch.setattr(book, "link", link)
+        body = {"type": "exposed_garbage", "text": "bins overflowing at gate 3", "external_id": "SH-2026-0078"}
+        with local_client(env.client.app, raise_server_exceptions=False) as client:
+            assert client.post("/reports", json=body, headers=env.h("operator")).status_code == 500
+        link_fails["on"] = False
+        again = env.client.post("/reports", json=body, headers=env.h("operator")).json()
+        cases = [o["incident_id"] for o in env.client.get("/workorders", headers=env.h("operator")).json()["items"]]
+        assert again["duplicate"] is True and cases == [again["incident_id"]]
+
+        # two retries at once of a report whose case never opened: one case
+        manager = env.service.incidents
+        real, gate = manager.resident_report, threading.Event()
+
+        def slow_once(observation):  # noqa: ANN001, ANN202
+            if not gate.is_set():
+                gate.set()
+                raise sqlite3.OperationalError("database is locked")
+            time.sleep(0.3)  # the first retry is still opening the case when the second arrives
+            return real(observation)
+
+        monkeypatch.setattr(manager, "resident_report", slow_once)
+        body = {**body, "external_id": "SH-2026-0079"}
+        with local_client(env.client.app, raise_server_exceptions=False) as client:
+            assert client.post("/reports", json=body, headers=env.h("operator")).status_code == 500
+        answers: list[dict] = []
+        threads = [threading.Thread(target=lambda: answers.append(env.client.post("/reports", json=body, headers=env.h("operator")).json()))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert sorted(a["duplicate"] for a in answers) == [False, True]
+        assert len({a["incident_id"] for a in answers}) == 1
+        assert len(env.client.get("/workorders", headers=env.h("operator")).json()["items"]) == 2

@@ -44,7 +44,7 @@ def test_signals_lines_and_annotators_keep_a_few_sizes_too():
     reader = SignalReader("cam", [SignalConfig(id="lamp", region=SQUARE)], None)
     counter = LineCounter([LineConfig(id="l", points=[(0.0, 0.5), (1.0, 0.5)])])
     annotator = FrameAnnotator()
-    for i in range(40):
+    for i in range(70):
         size = (160 + 2 * i, 120 + i)
         image = np.zeros((size[1], size[0], 3), np.uint8)
         reader.read(image, size, float(i))
@@ -54,4 +54,4 @@ def test_signals_lines_and_annotators_keep_a_few_sizes_too():
         annotator.draw(image, car, [])
     assert 1 <= len(reader._crops["lamp"]) <= 2
     assert all(1 <= len(line._px) <= 2 for line in counter._lines)
-    assert 1 <= len(annotator._by_size) <= 4
+    assert 1 <= len(annotator._by_size) <= 64  # one annotator for the service: room for every camera's size
