@@ -148,7 +148,7 @@ def test_an_alarm_and_its_restore_sent_while_the_database_is_away_reach_the_case
             return real(report)
 
         monkeypatch.setattr(manager, "device_report", writer)
-        monkeypatch.setattr("gridworker.iot.service.time.sleep", lambda s: None)  # its short retries
+        monkeypatch.setattr("gridworker.iot.service.WRITE_ATTEMPTS", 1)  # no short retries: each failure waits at once
         t0, m0 = time.time() + 3600.0, time.monotonic() + 3600.0
         assert service.iot.handle("gridworker/iot/brk-1/up", json.dumps(ALARM).encode(), now=t0, mono=m0) == "alarm"
         assert service.iot.handle("gridworker/iot/brk-1/up", json.dumps(RESTORE).encode(), now=t0 + 5, mono=m0 + 5) == "restore"
@@ -184,7 +184,7 @@ def test_a_waiting_update_that_can_never_be_written_does_not_block_the_rest(tmp_
             return real(report)
 
         monkeypatch.setattr(manager, "device_report", writer)
-        monkeypatch.setattr("gridworker.iot.service.time.sleep", lambda s: None)
+        monkeypatch.setattr("gridworker.iot.service.WRITE_ATTEMPTS", 1)
         t0, m0 = time.time() + 3600.0, time.monotonic() + 3600.0
         send = lambda body, dt: service.iot.handle("gridworker/iot/brk-1/up", json.dumps(body).encode(), now=t0 + dt, mono=m0 + dt)  # noqa: E731
         send(ALARM, 0)  # opens the case
