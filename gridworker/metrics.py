@@ -24,7 +24,7 @@ minute after a failure: ``/health`` says degraded then).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -237,34 +237,28 @@ class Metrics:
         self._patrol_plans = last_cycles
         self.registry.register(_PatrolCycleCollector(last_cycles))
 
+    @staticmethod
+    def _drop_gone(counter: Counter, names: tuple[str, ...], key: Callable[[dict[str, str]], object], live: Callable[[], Container[object]]) -> None:
+        """Remove ``counter``'s label sets whose ``key`` is not in ``live()``; ``live`` is read
+        after the samples, so a label set added meanwhile (a camera, a plan just made) stays."""
+        samples = [sample.labels for family in counter.collect() for sample in family.samples]
+        alive = live()
+        for values in {tuple(labels[n] for n in names) for labels in samples if key(labels) not in alive}:
+            counter.remove(*values)
+
     def _drop_gone_plans(self, plans: Callable[[], Mapping[str, float | None]]) -> None:
-        live = plans().keys()
         for counter, names in ((self.patrol_visits, ("plan", "outcome")), (self.patrol_failures, ("plan", "kind"))):
-            gone = {
-                tuple(sample.labels[n] for n in names)
-                for family in counter.collect()
-                for sample in family.samples
-                if sample.labels["plan"] not in live
-            }
-            for values in gone:
-                counter.remove(*values)
+            self._drop_gone(counter, names, lambda labels: labels["plan"], lambda: plans().keys())
 
     def watch_lines(self, lines: Callable[[], set[tuple[str, str]]]) -> None:
         """The (camera, line) pairs that exist, read at scrape time: the crossing counts of any
         other (a camera removed, a line taken out of its scene) are dropped before each scrape."""
         self._lines = lines
 
-    def _drop_gone_lines(self, lines: Callable[[], set[tuple[str, str]]]) -> None:
-        names = ("camera", "line", "class_name", "direction")
-        samples = [sample.labels for family in self.line_crossings.collect() for sample in family.samples if sample.name.endswith("_total")]
-        live = lines()  # after the samples: a camera added meanwhile keeps its first crossings
-        gone = {tuple(labels[n] for n in names) for labels in samples if (labels["camera"], labels["line"]) not in live}
-        for values in gone:
-            self.line_crossings.remove(*values)
-
     def render(self) -> bytes:
         if self._patrol_plans is not None:
             self._drop_gone_plans(self._patrol_plans)
         if self._lines is not None:
-            self._drop_gone_lines(self._lines)
+            names = ("camera", "line", "class_name", "direction")
+            self._drop_gone(self.line_crossings, names, lambda labels: (labels["camera"], labels["line"]), self._lines)
         return generate_latest(self.registry)

@@ -82,8 +82,8 @@ class Linkage:
     _: KW_ONLY
     watch_s: float = 5.0
     max_in_flight: int = 4
-    open_timeout_s: float = 5.0
-    keyframe_timeout_s: float = 8.0
+    open_timeout_s: float = PatrolPlan.model_fields["open_timeout_s"].default
+    keyframe_timeout_s: float = PatrolPlan.model_fields["keyframe_timeout_s"].default
     stop_grace_s: float = 5.0
     drop_wait_s: float = 60.0
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
