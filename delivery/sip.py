@@ -254,6 +254,22 @@ class Outgoing:
     timeout_s: float | None = None  # default: the endpoint's
 
 
+def _route_address(peer: tuple[str, int]) -> str:
+    """The local IPv4 address the kernel sends to ``peer`` from (no packet is sent).
+
+        >>> _route_address(("127.0.0.1", 5060))
+        '127.0.0.1'
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(peer)
+        return str(probe.getsockname()[0])
+    except OSError as exc:
+        raise SipError(f"no route to {peer[0]}:{peer[1]}: {exc}", unreachable=True) from None
+    finally:
+        probe.close()
+
+
 class SipEndpoint:
     """gridworker's SIP user agent towards one peer (the platform).
 
@@ -338,12 +354,15 @@ class SipEndpoint:
                 return self._sock
         peer = self._resolve()
         if self.transport == "udp":
+            # Listen only on the interface that faces the platform, never on every interface:
+            # a configured local_host, else the address the kernel routes the peer from.
+            host = self.local_host or _route_address(peer)
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                sock.bind((self.local_host or "0.0.0.0", self.local_port))
+                sock.bind((host, self.local_port))
             except OSError as exc:
                 sock.close()
-                raise SipError(f"cannot bind {self.local_host or '0.0.0.0'}:{self.local_port}: {exc}", unreachable=True) from None
+                raise SipError(f"cannot bind {host}:{self.local_port}: {exc}", unreachable=True) from None
         else:
             try:
                 sock = socket.create_connection(peer, timeout=min(self.timeout_s, 10.0), source_address=(self.local_host or "", self.local_port) if self.local_port else None)
@@ -406,15 +425,7 @@ class SipEndpoint:
     def _sent_by(self, sock: socket.socket) -> str:
         host = self.local_host
         if not host:
-            if self.transport == "tcp":
-                host = sock.getsockname()[0]
-            else:
-                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                try:
-                    probe.connect(self._peer or self._resolve())
-                    host = probe.getsockname()[0]
-                finally:
-                    probe.close()
+            host = sock.getsockname()[0]  # UDP: bound to the routed address (see _open)
         return f"{host}:{sock.getsockname()[1]}"
 
     def _write(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:

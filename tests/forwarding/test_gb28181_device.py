@@ -449,3 +449,29 @@ def test_requests_from_other_addresses_are_dropped():
         sender.close()
         platform.close()
         stranger.close()
+
+
+def test_the_udp_socket_listens_only_where_the_platform_is_routed():
+    """No wildcard bind: with the platform on 127.0.0.1 the socket is on 127.0.0.1 alone, so a
+    datagram to the same port on another local address (127.0.0.2) never reaches it."""
+    port = free_port(socket.SOCK_DGRAM)
+    platform = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    platform.bind(("127.0.0.1", port))
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.3", 0))
+    sender = Gb28181Sender(device_config(port, local_host=None, local_port=free_port(socket.SOCK_DGRAM)).destinations[0])
+    ep: SipEndpoint = sender.endpoint
+    try:
+        host, my_port = ep.contact().split(":")
+        assert host == "127.0.0.1"
+        stranger.sendto(_query_bytes("Catalog"), ("127.0.0.2", int(my_port)))
+        time.sleep(0.8)  # the reader polls every 0.5 s
+        assert ep.dropped == 0  # bound to 0.0.0.0 it would have read (and dropped) the datagram
+        platform.sendto(_query_bytes("Catalog"), ("127.0.0.1", int(my_port)))
+        platform.settimeout(2.0)
+        answer = parse_message(platform.recvfrom(65535)[0])
+        assert isinstance(answer, SipResponse) and answer.status == 200
+    finally:
+        sender.close()
+        platform.close()
+        stranger.close()
