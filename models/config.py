@@ -45,9 +45,10 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> float | None:
     """CPUs the process's control group may use (a CFS quota: ``docker run --cpus 2``, a
-    Kubernetes CPU limit), or None when it has no quota or none can be read. cgroup v2
-    (``cpu.max`` of the process's own group, then the root's) and v1 (``cpu.cfs_quota_us`` /
-    ``cpu.cfs_period_us``).
+    Kubernetes CPU limit), or None when it has no quota or none can be read. The smallest
+    quota over the process's own group and every group above it (a limit set on a parent,
+    as Kubernetes sets a pod's over its containers, binds the children too): cgroup v2
+    ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``.
 
     >>> import tempfile; folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "cpu.max").write_text("150000 100000")
@@ -59,31 +60,33 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), membership: Path = Pat
         for line in membership.read_text(encoding="utf-8").splitlines():
             hierarchy, _, rest = line.partition(":")
             controllers, _, path = rest.partition(":")
+            parts = [p for p in path.split("/") if p and p not in (".", "..")]
+            groups = [Path(*parts[:n]) if n else Path() for n in range(len(parts), -1, -1)]  # own group first, root last
             if hierarchy == "0" and not controllers:  # v2: the unified hierarchy
-                candidates.append(root / path.lstrip("/") / "cpu.max")
+                candidates += [root / group / "cpu.max" for group in groups]
             elif "cpu" in controllers.split(","):  # v1
                 for folder in (root / controllers, root / "cpu", root / "cpu,cpuacct"):
-                    candidates.append(folder / path.lstrip("/") / "cpu.cfs_quota_us")
+                    candidates += [folder / group / "cpu.cfs_quota_us" for group in groups]
     except OSError:
         pass
     candidates += [root / "cpu.max", root / "cpu" / "cpu.cfs_quota_us", root / "cpu,cpuacct" / "cpu.cfs_quota_us"]
-    for file in dict.fromkeys(candidates):  # each file once, first place kept
-        try:
-            text = file.read_text(encoding="utf-8").split()
-            if file.name == "cpu.max":
-                quota, period = text[0], text[1] if len(text) > 1 else "100000"
-            else:
-                quota, period = text[0], (file.parent / "cpu.cfs_period_us").read_text(encoding="utf-8").split()[0]
-        except (OSError, IndexError):
-            continue
-        if quota in ("max", "-1"):
-            return None
-        try:
-            cpus = int(quota) / int(period)
-        except (ValueError, ZeroDivisionError):
-            continue
-        return cpus if cpus > 0 else None
-    return None
+    limits = [cpus for file in dict.fromkeys(candidates) if (cpus := _quota_cpus(file)) is not None]  # each file once
+    return min(limits) if limits else None
+
+
+def _quota_cpus(file: Path) -> float | None:
+    """The CPUs one ``cpu.max`` or ``cpu.cfs_quota_us`` file allows; None for no quota
+    (``max``, ``-1``) or a file that is missing or unreadable."""
+    try:
+        text = file.read_text(encoding="utf-8").split()
+        if file.name == "cpu.max":
+            quota, period = text[0], text[1] if len(text) > 1 else "100000"
+        else:
+            quota, period = text[0], (file.parent / "cpu.cfs_period_us").read_text(encoding="utf-8").split()[0]
+        cpus = int(quota) / int(period)
+    except (OSError, IndexError, ValueError, ZeroDivisionError):  # "max" and "-1" too
+        return None
+    return cpus if cpus > 0 else None
 
 
 def usable_cores() -> int:

@@ -73,6 +73,34 @@ def test_a_cgroup_cpu_quota_limits_the_cores(tmp_path: Path) -> None:
     assert cgroup_cpu_limit(tmp_path / "junk", tmp_path / "absent") is None  # unreadable: no limit, no error
 
 
+def test_a_quota_on_a_parent_group_binds_its_children(tmp_path: Path) -> None:
+    """Kubernetes sets a pod's limit on the pod's group and leaves the container's at ``max``:
+    the smallest quota on the way up counts; a ``..`` in the membership line climbs nowhere."""
+    v2 = tmp_path / "v2"
+    (v2 / "kubepods" / "pod1" / "ctr").mkdir(parents=True)
+    membership = tmp_path / "cgroup"
+    membership.write_text("0::/kubepods/pod1/ctr\n")
+    (v2 / "kubepods" / "pod1" / "ctr" / "cpu.max").write_text("max 100000\n")
+    (v2 / "kubepods" / "pod1" / "cpu.max").write_text("150000 100000\n")
+    (v2 / "kubepods" / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(v2, membership) == 1.5
+    (v2 / "kubepods" / "pod1" / "ctr" / "cpu.max").write_text("100000 100000\n")  # the tighter one wins
+    assert cgroup_cpu_limit(v2, membership) == 1.0
+    (v2 / "kubepods" / "pod1" / "ctr" / "cpu.max").write_text("400000 100000\n")
+    assert cgroup_cpu_limit(v2, membership) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "docker" / "abc").mkdir(parents=True)
+    membership.write_text("4:cpu,cpuacct:/docker/abc\n")
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu,cpuacct" / "docker" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(v1, membership) == 3.0
+    outside = tmp_path / "cpu.max"
+    outside.write_text("10000 100000\n")  # 0.1 CPU beside the root: never read
+    membership.write_text("0::/../..\n")
+    assert cgroup_cpu_limit(v2, membership) is None
+
+
 def test_the_session_gets_the_threads_it_is_given() -> None:
     model_dir = resolve_model("ssd_mobilenet_v2_coco")
     model = model_dir / load_manifest(model_dir).model.file
