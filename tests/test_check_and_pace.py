@@ -138,6 +138,30 @@ def test_analyser_falling_behind_is_logged_and_exported(caplog):
     assert 'gridworker_camera_behind{camera="cam2"} 0.0' in text
 
 
+def test_polling_the_pace_between_frames_neither_hides_nor_repeats_the_warning(caplog):
+    """/cameras, /metrics and the console read the pace between frames: whichever call sees the
+    camera fall behind logs it, once, and the catch-up once."""
+    from gridworker.vision.pace import PaceWatch
+
+    caplog.set_level(logging.INFO, logger="gridworker.vision.pace")
+    watch = PaceWatch("cam1", fps=5.0)
+    for i in range(70):  # 1 fps, configured 5, read after every frame
+        watch.tick(1000.0 + i)
+        watch.pace(1000.5 + i)
+    behind = [r for r in caplog.records if r.levelno == logging.WARNING and "behind" in r.getMessage()]
+    assert len(behind) == 1 and watch.pace(1070.0).behind
+    for i in range(300):  # 5 fps again for a minute: caught up, said once
+        watch.tick(1070.0 + i / 5)
+        watch.pace(1070.1 + i / 5)
+    caught = [r for r in caplog.records if "caught up" in r.getMessage()]
+    assert len(caught) == 1 and not watch.pace(1130.0).behind
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    stalled = PaceWatch("cam2", fps=5.0)
+    stalled.tick(2000.0)  # then nothing comes: only a read can tell
+    assert stalled.pace(2061.0).behind
+    assert any("cam2" in r.getMessage() and "behind" in r.getMessage() for r in caplog.records)
+
+
 def test_untracked_analysers_do_not_watch_their_pace(caplog):
     """A patrol's glance analyser (keyframes minutes apart) never warns."""
     glance = CameraAnalyzer("school", fps=1.0, scene=SceneConfig(), track=False)

@@ -68,17 +68,20 @@ class PaceWatch:
             if self._first is None or ts < self._first:
                 self._first = ts
             self._times.append(ts)
-            was = self._behind_since is not None
-            self._judge(ts)
-            now_behind = self._behind_since is not None
-            rate = self._rate(ts)
-        if now_behind and not was:
+            change = self._judge(ts)
+        self._log(change)
+
+    def _log(self, change: tuple[bool, float] | None) -> None:
+        if change is None:
+            return
+        behind, rate = change
+        if behind:
             log.warning(
                 "camera %s: analysis is behind: %.1f frames/s analysed over the last %.0f s, configured %.1f"
                 " (too many cameras or tiles for this machine; see gridworker check)",
                 self.camera_id, rate, self.window_s, self.fps,
             )
-        elif was and not now_behind:
+        else:
             log.info("camera %s: analysis caught up (%.1f frames/s, configured %.1f)", self.camera_id, rate, self.fps)
 
     def _rate(self, now: float) -> float:
@@ -87,18 +90,26 @@ class PaceWatch:
         span = min(self.window_s, now - self._first) if self._first is not None else 0.0
         return (len(self._times) - 1) / span if span > 0 and len(self._times) > 1 else 0.0
 
-    def _judge(self, now: float) -> None:
+    def _judge(self, now: float) -> tuple[bool, float] | None:
+        """Update the verdict as of ``now``; (behind, rate) when it changed (to be logged once,
+        by whichever of ``tick`` and ``pace`` saw it change), else None. Called under the lock."""
         rate = self._rate(now)
         full = self._first is not None and now - self._first >= self.window_s
+        was = self._behind_since is not None
         if rate < self.ratio * self.fps and full:
             # the mean rate of a whole window is below: the camera has been behind for a minute
             if self._behind_since is None:
                 self._behind_since = now
         else:
             self._behind_since = None
+        behind = self._behind_since is not None
+        return (behind, rate) if behind != was else None
 
     def pace(self, now: float) -> Pace:
-        """The rate as of ``now``; a camera that analysed nothing for a whole window is behind too."""
+        """The rate as of ``now``; a camera that analysed nothing for a whole window is behind too
+        (and the warning is logged here, since no frame comes to log it)."""
         with self._lock:
-            self._judge(now)
-            return Pace(self.fps, round(self._rate(now), 2), self._behind_since is not None, self._behind_since)
+            change = self._judge(now)
+            pace = Pace(self.fps, round(self._rate(now), 2), self._behind_since is not None, self._behind_since)
+        self._log(change)
+        return pace
