@@ -87,8 +87,23 @@ def test_the_same_car_found_again_at_its_spot_continues(tmp_path):
     assert at_440 and "(was #1)" in at_440[0]
 
 
-def test_a_truck_at_the_cars_spot_is_another_vehicle(tmp_path):
+@pytest.mark.parametrize("label", ["truck", "bus"])
+def test_the_car_found_again_as_a_truck_or_bus_continues(tmp_path, label):
+    """The embedded detector calls one parked van "car" and "truck" by turns: found again at
+    its spot under the other label it is the same vehicle (SAME_OBJECT_CLASSES)."""
+    items, reopened, at_440 = _play(tmp_path, lambda t: _found_at_the_spot(t, label))
+    (a,) = items
+    assert a.details["object"] == "1@1000.000" and a.status == "open"
+    assert reopened == [a.id] and at_440 and "(was #1)" in at_440[0]
+
+
+def test_without_class_groups_a_truck_at_the_cars_spot_is_another_vehicle(tmp_path, monkeypatch):
+    """Only the groups count as one object: with none, a truck at the car's spot is its own
+    stay (its own clock from its first point in the zone)."""
+    from gridworker.vision.rules import stays as stays_module
+
+    monkeypatch.setattr(stays_module, "SAME_OBJECT_CLASSES", ())
     items, reopened, at_440 = _play(tmp_path, lambda t: _found_at_the_spot(t, "truck"))
     a, b = items
     assert reopened == [] and at_440 == []
-    assert b.details["object"] == "2@1422.000"  # its own stay, from its first point in the zone
+    assert b.details["object"] == "2@1422.000"

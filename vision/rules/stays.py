@@ -40,7 +40,8 @@ More guards, for stationary mode:
   remembered, dormant, for ``rejoin_s``. A track that *begins* where it stood (as for an ID
   switch, at its anchor, with a similar box) takes it back over: same start time, same key,
   so the incident manager sees the same object again (and its per-key cooldown holds)
-  instead of a new car. Only a track of the same class that was never seen anywhere but at
+  instead of a new car. Only a track of the same class (or one the detector confuses it
+  with: car, truck and bus, ``SAME_OBJECT_CLASSES``) that was never seen anywhere but at
   that place does: one seen outside the zone away from it (a car that drove along the road
   and pulled in sideways, its ground point entering the zone right at the spot) is another
   car, and a track that drives in from elsewhere never does.
@@ -82,6 +83,10 @@ MAX_DORMANT = 256
 #: At most this many tracks seen outside the zone are remembered per tracker (for lost and
 #: found: where a track was before it entered the zone); the longest unseen forgotten first.
 MAX_OUTSIDE = 1024
+#: Labels a detector gives one object by turns, taken as one object when a lost stay is found
+#: again (the SSD calls the kerb clip's white car "car" and "truck"; the same group as the
+#: tiling's default ``merge_classes``).
+SAME_OBJECT_CLASSES: tuple[frozenset[str], ...] = (frozenset({"car", "truck", "bus"}),)
 
 
 @dataclass(slots=True, eq=False)
@@ -209,8 +214,10 @@ class StayTracker:
         max_travel: float | None = None,
         rejoin_s: float = 0.0,
         remember_after_s: float = 0.0,
+        same_object: Sequence[frozenset[str]] | None = None,
     ) -> None:
         self.max_movement = max_movement
+        self.same_object = tuple(SAME_OBJECT_CLASSES if same_object is None else same_object)
         self.max_travel = max_travel if max_movement is not None else None
         self.rejoin_s = rejoin_s if max_movement is not None else 0.0
         self.remember_after_s = remember_after_s
@@ -365,7 +372,7 @@ class StayTracker:
                 o
                 for o in self._dormant
                 if p.started - o.last_seen <= limit
-                and p.class_name == o.class_name
+                and self._same_kind(p.class_name, o.class_name)
                 and self._only_seen_there(p, o)
                 and self._may_take_over(p, o, late=True)
             ]
@@ -374,6 +381,11 @@ class StayTracker:
             o = min(fits, key=lambda d: _dist(p.origin, d.point) / d.height)
             self._dormant.remove(o)
             self._inherit(p, o)
+
+    def _same_kind(self, a: str, b: str) -> bool:
+        """One object's label either way: the same class, or two a detector confuses on one
+        object (``same_object``: a parked van is "car" one minute and "truck" the next)."""
+        return a == b or any(a in group and b in group for group in self.same_object)
 
     def _only_seen_there(self, p: Stay, o: Stay) -> bool:
         """``p``'s track was seen nowhere but where ``o`` stood (within ``rejoin_distance`` of its
