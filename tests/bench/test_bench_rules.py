@@ -245,3 +245,26 @@ def test_bench_rules_on_the_shared_motorway_clip(shared_media: Path, tmp_path: P
     wrong = _run(capsys, shared_media, truth)["rules"]["lane_intrusion"]
     assert wrong["true_positives"] == 0 and wrong["missed"] == 1
     assert wrong["false_positives"] == wrong["incidents"] >= 1
+
+
+@pytest.mark.model
+def test_the_rule_targets_hold_on_the_shared_clips(shared_media: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16's targets on the real clips the other tests do not already score (the kerb's
+    tiled replay, ~1 min, is held by tests/field): crowd, intrusion and wrong way at precision
+    >= 0.9, recall >= 0.7 and <= 1.1 incidents per event; no false alarm on the clips with no
+    event; the night clip's one known false lane intrusion (a rider the detector boxes as one
+    "person", docs/rules-field.md) does not grow and no false wrong-way alarm comes back."""
+    clips = ["campus_pedestrians", "oneway_overpass", "oneway_overpass_reversed", "car_park_topdown", "night_divided_road"]
+    result = _run(capsys, shared_media, DEFAULT_TRUTH, *(a for c in clips for a in ("--only", c)))
+    rules = result["rules"]
+    for rule in ("crowd", "intrusion", "wrong_way"):
+        s = rules[rule]
+        assert s["precision"] >= 0.9 and s["recall"] >= 0.7 and s["incidents_per_event"] <= 1.1, (rule, s)
+    by_truth = {c["truth"]: c for c in result["clips"]}
+    assert sorted(by_truth) == sorted(clips) and not result["skipped"]
+    night = by_truth["night_divided_road"]
+    assert night["rules"]["wrong_way"]["incidents"] == 0
+    assert night["rules"]["lane_intrusion"]["false_positives"] <= 1
+    for c in result["clips"]:
+        if not c["events"]:  # a negative clip: nothing may fire
+            assert all(s["incidents"] == 0 for s in c["rules"].values()), c["clip"]
