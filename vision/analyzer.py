@@ -253,7 +253,7 @@ class CameraAnalyzer:
         ground = state.plane.to_ground(points, size) if state.plane is not None else None
         image = frame.image if (state.signals is not None or _wants_image(state)) else None
         signals = state.signals.read(image, size, now) if state.signals is not None else {}
-        crossings = tuple(state.lines.update(tracked, size, now)) if state.lines is not None else ()
+        crossings = tuple(state.lines.update(tracked, size, now, roles=roles)) if state.lines is not None else ()
         verdicts: list[RuleVerdict] = []
         for zr in state.zones:
             scene = Scene(

@@ -11,6 +11,11 @@ object parked on the line with a wobbling box never counts, and one that crosses
 once. A crossing counts only where the path crosses the segment itself, not its
 extension. Tracks unseen for ``forget_after_s`` are forgotten.
 
+Riders (``vision/riders.py``): given the frame's :class:`~.riders.Roles`, a line counts what
+the rules see. A cyclist counts once, as the bicycle: the rider's own box is left out while
+the bicycle's is on the frame, and stands in for it, under the bicycle's track id and class,
+on frames where the detector missed the bicycle (its side is kept, not restarted).
+
 Counts are flow statistics, not incidents: the service turns them into a Prometheus
 counter and per-minute rows (``incidents/flows.py``).
 
@@ -32,6 +37,7 @@ import supervision as sv
 
 from .sizecache import SizeCache
 from .config import LineConfig
+from .riders import Roles
 from .rules.base import class_mask
 from .zones import ground_points
 
@@ -95,8 +101,9 @@ class _Line:
 class LineCounter:
     """All counting lines of one camera.
 
-    ``update`` takes one frame's tracked detections and returns the crossings completed on
-    it; ``counts`` holds the running totals per line, class and direction.
+    ``update`` takes one frame's tracked detections (and, with rider pairing on, the roles
+    the rules got: ``RiderLinker.update``) and returns the crossings completed on it;
+    ``counts`` holds the running totals per line, class and direction.
 
     Example:
         >>> counter = LineCounter([LineConfig(id="gate", points=[(0, 0.5), (1, 0.5)], classes=["person"])])
@@ -108,17 +115,23 @@ class LineCounter:
         self._lines = [_Line(c) for c in self.configs]
         self.counts: dict[str, Counter[tuple[str, Direction]]] = {c.id: Counter() for c in self.configs}
 
-    def update(self, detections: sv.Detections, size: tuple[int, int], now: float) -> list[Crossing]:
+    def update(self, detections: sv.Detections, size: tuple[int, int], now: float, *, roles: Roles | None = None) -> list[Crossing]:
+        """The crossings completed on this frame. ``roles``: what each box stands for
+        (``RiderLinker.update`` on the same detections): a rider riding along with its
+        vehicle's box is not counted, one standing in for its missed vehicle counts as that
+        vehicle's class and track; None: every box is its own class and track."""
         out: list[Crossing] = []
         n = len(detections)
         if n and detections.tracker_id is not None:
-            ids = detections.tracker_id
-            names = detections.data.get("class_name")
+            ids = detections.tracker_id if roles is None else roles.ids
+            names = detections.data.get("class_name") if roles is None else roles.classes
             names = np.asarray(names) if names is not None else np.full(n, "", dtype=object)
             points = ground_points(detections.xyxy).astype(np.float64)
             heights = np.maximum(detections.xyxy[:, 3] - detections.xyxy[:, 1], 1.0)
+            single = self._one_stand_in(detections.tracker_id, roles)
             for line in self._lines:
-                keep = np.flatnonzero(class_mask(detections, line.classes, line.config.min_confidence) & (ids >= 0))
+                wanted = class_mask(detections, line.classes, line.config.min_confidence, None if roles is None else roles.classes)
+                keep = np.flatnonzero(wanted & (ids >= 0) & single)
                 if not len(keep):
                     continue
                 dist = line.signed_distance(points[keep], size)
@@ -131,6 +144,19 @@ class LineCounter:
         for line in self._lines:
             line.tracks = {t: s for t, s in line.tracks.items() if now - s.last_seen <= self.forget_after_s}
         return out
+
+    @staticmethod
+    def _one_stand_in(own: np.ndarray, roles: Roles | None) -> np.ndarray:
+        """(n,) bool: False for a second rider standing in for the same missed vehicle (a
+        pillion passenger): the vehicle counts once."""
+        single = np.ones(len(own), dtype=bool)
+        if roles is None:
+            return single
+        seen: set[int] = set()
+        for i in np.flatnonzero(roles.ids != own):
+            single[i] = int(roles.ids[i]) not in seen
+            seen.add(int(roles.ids[i]))
+        return single
 
     @staticmethod
     def _step(
