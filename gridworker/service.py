@@ -161,6 +161,7 @@ class Service:
                 post_s=evidence.clip_post_s,
                 min_free_bytes=int(evidence.min_free_mb * 1e6),
                 trail=trail,
+                highlighted=self.incidents.highlighted,  # the ids the objects had while the incident was open
             )
         self.patrol = PatrolManager(
             PipelineFeed(self.pipeline, self.registry.targets, on_outcome=self._patrol_outcome).make_run,

@@ -21,7 +21,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,6 +83,10 @@ class ClipRecorder:
         trail: the cameras' recent tracked boxes; with it, each clip is stored with its
             triggering objects' boxes over the clip (``details["track_ids"]``), which the
             console draws over the video (the clip itself is never re-encoded).
+        highlighted: incident id → the track ids it highlights when its clip is cut
+            (``IncidentManager.highlighted``: the ids its objects had while it was open, an ID
+            switch or a crowd's new members included), or None when it is not known; without
+            it (or when it fails) the ids stored when the incident opened are used.
 
     Example::
 
@@ -105,6 +109,7 @@ class ClipRecorder:
         min_free_bytes: int = 0,
         trail: TrackTrail | None = None,
         file_name: Callable[[int], str] = "{}.mp4".format,
+        highlighted: Callable[[int], Sequence[int] | None] | None = None,
     ) -> None:
         if pre_s < 0 or post_s < 0:
             raise ValueError("pre_s and post_s must be >= 0")
@@ -119,6 +124,7 @@ class ClipRecorder:
         self.min_free_bytes = int(min_free_bytes)
         self.trail = trail
         self.file_name = file_name
+        self.highlighted = highlighted
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -272,8 +278,9 @@ class ClipRecorder:
             self._missing(job.incident_id, f"the clip could not be written ({_why(exc)})")
             return None
         tracks = None
-        if self.trail is not None and job.track_ids:
-            points = self.trail.path(job.camera_id, clip.start_ts, clip.start_ts + clip.duration_s, job.track_ids, start_ts=clip.start_ts)
+        track_ids = self._track_ids(job) if self.trail is not None else ()
+        if self.trail is not None and track_ids:
+            points = self.trail.path(job.camera_id, clip.start_ts, clip.start_ts + clip.duration_s, track_ids, start_ts=clip.start_ts)
             tracks = [p.as_json() for p in points]
         try:
             size = path.stat().st_size
@@ -299,6 +306,19 @@ class ClipRecorder:
             size,
         )
         return stored
+
+
+    def _track_ids(self, job: _Job) -> tuple[int, ...]:
+        """The ids whose boxes the clip carries: the incident's as they are now (``highlighted``),
+        else those it opened with."""
+        if self.highlighted is None:
+            return job.track_ids
+        try:
+            now = self.highlighted(job.incident_id)
+        except Exception:  # noqa: BLE001 - the database may be down: the clip still comes, with the opening's ids
+            log.exception("incident %s: its current track ids could not be read; the clip carries those it opened with", job.incident_id)
+            return job.track_ids
+        return job.track_ids if now is None else tuple(int(i) for i in now)
 
 
 def _why(exc: OSError) -> str:

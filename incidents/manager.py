@@ -14,6 +14,13 @@ uses its count, so a crowd shows its peak), its details and summary become that 
 incident's progress: every ``write_interval_s``, at once for a new peak count, within a second
 for a worst value 5 % above the one written (a new top speed), and on close.
 
+The objects an incident highlights (``details["track_ids"]``: the snapshot's boxes, the clip's
+overlay) are followed while it is open: every track id its triggering objects show on a frame
+joins them (a tracker ID switch the rule handed on, an object back in the cooldown under a new
+id, a crowd's new members), at most ``MAX_TRACK_IDS``, the least recently seen dropped first.
+A new id is written like a new top speed, within a second; frames that bring none write nothing
+more. The clip recorder reads them when it cuts the clip (:meth:`IncidentManager.highlighted`).
+
 Only watched time counts as clear: a gap between two frames of a camera much longer than its
 usual frame interval (a stream outage, a reconnect, a stalled pipeline) is not time the
 condition was seen clear, so it does not count towards ``clear_after_s`` (see :class:`_FrameClock`).
@@ -71,6 +78,11 @@ class _Open:
     cooldown_s: float = 0.0  # the rule's: once closed, the key opens nothing for this long
     #: opened by a check's report (the revisit check): only that check's reports clear it
     reported: bool = False
+    #: the track ids drawn as the incident's objects (``details["track_ids"]``): every id its
+    #: triggering objects had while it was open, least recently seen first, at most
+    #: ``MAX_TRACK_IDS`` (see :func:`_follow`); ``ids_changed``: one joined since the last write
+    track_ids: dict[int, None] = field(default_factory=dict)
+    ids_changed: bool = False
 
 
 class ClockKeeper(Protocol):
@@ -191,6 +203,7 @@ class IncidentManager:
                     current = self._open[key] = _Open(
                         inc.id, inc.type, last_active=now, last_written=now, peak=inc.peak_count, orphan_box=orphan,  # type: ignore[arg-type]
                         summary=inc.summary, worst=worst, written_worst=worst, reported=_by_revisit(inc.details),
+                        track_ids=_stored_track_ids(inc.details),
                     )
                 keep = current is not None and current.incident_id == inc.id
             if not keep:  # its rule is gone, or a duplicate of an incident already open
@@ -219,6 +232,23 @@ class IncidentManager:
                 continue
             restored += bool(analyzer.restore(inc.zone_id, inc.rule_id, key, xyxy, str(details.get("class", ""))))
         return restored
+
+    def highlighted(self, incident_id: int) -> list[int] | None:
+        """The track ids incident ``incident_id`` highlights now (``details["track_ids"]``,
+        least recently seen first): every id its triggering objects had while it was open,
+        at most ``MAX_TRACK_IDS``. From memory while it is open or in its cooldown (ids that
+        joined since the last write included), else as stored; None for no such incident.
+        The clip recorder asks this when it cuts the incident's clip (``ClipRecorder(highlighted=...)``).
+        """
+        with self._lock:
+            for state in self._open.values():
+                if state.incident_id == incident_id:
+                    return list(state.track_ids)
+            for entry in self._cooling.values():
+                if entry.state.incident_id == incident_id:
+                    return list(entry.state.track_ids)
+        inc = self.store.get(incident_id)
+        return None if inc is None else list(_stored_track_ids(inc.details))
 
     def open_count(self, camera_id: str | None = None) -> int:
         with self._lock:
@@ -462,9 +492,10 @@ class IncidentManager:
                 zone=zone.polygon if zone is not None else None,
                 zone_name=(zone.name if isinstance(zone, ZoneConfig) and zone.name else verdict.zone_id),
             )
-            track_ids = subject_track_ids(analysis.detections, subjects)
-            if track_ids:
-                details["track_ids"] = track_ids
+            followed: dict[int, None] = {}
+            _follow(followed, subject_track_ids(analysis.detections, subjects))
+            if followed:
+                details["track_ids"] = list(followed)
             inc = self.store.open(
                 camera_id=key[0],
                 camera_name=info.name,
@@ -481,7 +512,7 @@ class IncidentManager:
             with self._lock:
                 self._open[key] = _Open(
                     inc.id, verdict.kind.code, last_active=now, last_written=now, peak=count, summary=summary, worst=worst, written_worst=worst,
-                    cooldown_s=verdict.cooldown_s,
+                    cooldown_s=verdict.cooldown_s, track_ids=followed,
                 )
             log.info("incident %s opened: %s on %s/%s: %s", inc.id, verdict.kind.code, key[0], verdict.zone_id, summary)
             return inc
@@ -489,20 +520,35 @@ class IncidentManager:
         state.pending_observations += 1
         if state.worst is None or worst >= state.worst:  # as bad as ever (ties: the latest): the incident shows this frame
             state.worst, state.worst_details, state.summary = worst, details, summary
-        # a markedly worse frame (a new top speed) is written soon, at most once a second: an
-        # operator opening the case sees it; slow growth (a stay's seconds) waits for the interval
+        # the objects' boxes on this frame, under whatever ids they have now (a tracker's ID
+        # switch the rule handed on, a crowd's new members): the evidence follows them
+        ids = subject_track_ids(analysis.detections, subjects)
+        if ids:
+            with self._lock:  # (read by highlighted() from the clip recorder's thread)
+                if _follow(state.track_ids, ids):
+                    state.ids_changed = True
+        # a markedly worse frame (a new top speed) or a new object id is written soon, at most
+        # once a second: an operator opening the case sees it; slow growth (a stay's seconds)
+        # waits for the interval
         rising = state.worst_details is not None and (state.written_worst is None or state.worst > state.written_worst * PROMPT_RISE)
-        due = now - state.last_written >= self.write_interval_s or (rising and now - state.last_written >= PROMPT_MIN_S)
+        prompt = rising or state.ids_changed
+        due = now - state.last_written >= self.write_interval_s or (prompt and now - state.last_written >= PROMPT_MIN_S)
         if count > state.peak or due:
             state.peak = max(state.peak, count)
             self._write(state, now, count)
         return None
 
     def _write(self, state: _Open, at: float, count: int) -> None:
-        """Write an open incident's progress: observations, peak, and its worst frame's summary and details."""
-        self.store.touch(
-            state.incident_id, at=at, count=count, summary=state.summary, observations=state.pending_observations, details=state.worst_details
-        )
+        """Write an open incident's progress: observations, peak, its worst frame's summary and
+        details, and its objects' track ids when one joined since the last write."""
+        details = state.worst_details
+        changed = state.ids_changed
+        if changed:
+            with self._lock:
+                details = {**(details or {}), "track_ids": list(state.track_ids)}
+        self.store.touch(state.incident_id, at=at, count=count, summary=state.summary, observations=state.pending_observations, details=details)
+        if changed:
+            state.ids_changed = False
         state.pending_observations = 0
         state.worst_details = None
         state.written_worst = state.worst
@@ -549,7 +595,7 @@ class IncidentManager:
         if state is None:
             return
         try:
-            if state.pending_observations or state.worst_details is not None:
+            if state.pending_observations or state.worst_details is not None or state.ids_changed:
                 self._write(state, state.last_active, state.peak)
             self.store.close_incident(state.incident_id, at=now)
         except Exception:  # still open in the database (a failover, a full disk): kept, so the next frame closes it again
@@ -650,6 +696,11 @@ class IncidentManager:
 PROMPT_RISE = 1.05
 PROMPT_MIN_S = 1.0
 
+#: An incident highlights at most this many track ids (``details["track_ids"]``): past it, the
+#: ids seen least recently are dropped as new ones join (a crowd of more objects than this on one
+#: frame keeps the ones it already had). Ids still on the latest frame are never dropped for new ones.
+MAX_TRACK_IDS = 64
+
 #: How much an object's box must overlap the box of an incident adopted after a restart to continue it.
 ORPHAN_IOU = 0.5
 
@@ -669,6 +720,32 @@ MAX_COOLING = 4096
 def _by_revisit(details: object) -> bool:
     """A stored incident opened by the patrol's revisit check (its details say ``method: revisit``)."""
     return isinstance(details, dict) and details.get("method") == "revisit"
+
+
+def _follow(followed: dict[int, None], ids: Iterable[int]) -> bool:
+    """Note the track ids a frame shows an incident's objects under in ``followed`` (insertion
+    order: least recently seen first); True when one is new. Ids already followed move to the
+    end; new ones join after them while there is room among ``MAX_TRACK_IDS`` for every id of
+    this frame; past the cap the least recently seen ids are dropped (never one of this frame)."""
+    current = list(dict.fromkeys(int(i) for i in ids))
+    known = [i for i in current if i in followed]
+    fresh = [i for i in current if i not in followed][: max(0, MAX_TRACK_IDS - len(known))]
+    for i in known:
+        del followed[i]
+        followed[i] = None
+    for i in fresh:
+        followed[i] = None
+    while len(followed) > MAX_TRACK_IDS:
+        del followed[next(iter(followed))]
+    return bool(fresh)
+
+
+def _stored_track_ids(details: object) -> dict[int, None]:
+    """An incident's stored ``details["track_ids"]`` (the last ``MAX_TRACK_IDS``), as ``_Open.track_ids``."""
+    ids = details.get("track_ids") if isinstance(details, dict) else None
+    if not isinstance(ids, list):
+        return {}
+    return dict.fromkeys([int(i) for i in ids if isinstance(i, int) and not isinstance(i, bool)][-MAX_TRACK_IDS:])
 
 
 def _name(callback: Callable[..., object]) -> str:

@@ -5,7 +5,8 @@ that triggered the rule (a per-object rule's one object; every contributing obje
 zone-level rule such as a crowd) are boxed and labelled in the trigger colour, the rule's
 zone is outlined, and every other detection is drawn thin and grey, unlabelled. Nothing else
 is drawn in the trigger colour. The incident stores the track ids of the triggering objects
-(``details["track_ids"]``), so the case names them too.
+(``details["track_ids"]``), so the case names them too; the incident manager adds the ids they
+take later while the incident is open (``incidents/manager.py``), which the clip's overlay draws.
 
 The console's live view (every box, every zone, ``vision/annotate.py``) is a different
 picture for a different question and is drawn on the vision side.

@@ -3,7 +3,8 @@ overlay draws.
 
 A clip is the camera's own video, remuxed, never re-encoded (docs/evidence.md), so nothing is
 burnt into it. Instead, when the clip is cut, the boxes of the incident's triggering objects
-(its ``details["track_ids"]``) over the clip's time span are stored with it, and the console
+(its ``details["track_ids"]`` as they are when the clip is cut: every id the objects had while
+the incident was open) over the clip's time span are stored with it, and the console
 draws them over the playing video in the trigger colour, as Frigate overlays an event's
 object path on its recording.
 

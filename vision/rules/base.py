@@ -131,8 +131,20 @@ class Scene:
 
     @property
     def class_names(self) -> np.ndarray:
+        """(n,) the class each detection stands for in summaries and clocks: its own, except a
+        rider standing in for its unseen vehicle (``roles``), which is the vehicle's class (a
+        non-motor rule's summary names the bicycle it follows, not "person")."""
         names = self.detections.data.get("class_name")
-        return np.full(len(self.detections), "", dtype=object) if names is None else np.asarray(names)
+        own = np.full(len(self.detections), "", dtype=object) if names is None else np.asarray(names)
+        if self.roles is None or len(own) == 0:
+            return own
+        roles = np.asarray(self.roles, dtype=object)
+        stand_in = (roles != "") & (roles != own.astype(object))
+        if not stand_in.any():
+            return own
+        named = own.astype(object)
+        named[stand_in] = roles[stand_in]
+        return named
 
 
 def class_mask(detections: sv.Detections, classes: AbstractSet[str], min_confidence: float, roles: np.ndarray | None = None) -> np.ndarray:
