@@ -72,3 +72,18 @@ def test_red_light_queue_with_default_thresholds_never_fires():
     default = [{"id": "kerb", "polygon": KERB, "rules": [{"type": "illegal_parking"}]}]
     run = sc.run(zones=default, until=400)
     assert run.first_active("kerb", "illegal_parking") is None
+
+
+def test_a_jam_inching_forward_for_longer_than_the_threshold_never_fires():
+    """A queue that stands for 260 s in all, longer than the default 180 s, but moves up by
+    0.6 of a car length (a car's height) every minute: each stop is its own stay, so it never
+    fires; counted as one stay (the creep not seen) it would have fired at 180 s."""
+    sc = Scenario(fps=1)
+    car = sc.track("car", CAR)
+    for k in range(4):  # 4 stops of 60 s, each followed by 5 s of inching 60 px
+        car.stay(65 * k, 65 * k + 60).move(65 * k + 60, 65 * k + 65, dx=-60)
+    car.move(260, 270, dx=-400).hide(270, 400)
+    default = [{"id": "kerb", "polygon": KERB, "rules": [{"type": "illegal_parking"}]}]
+    assert sc.run(zones=default, until=400).first_active("kerb", "illegal_parking") is None
+    blind = [{"id": "kerb", "polygon": KERB, "rules": [{"type": "illegal_parking", "max_movement": 5.0, "max_travel": 10}]}]
+    assert sc.run(zones=blind, until=400).first_active("kerb", "illegal_parking") is not None
