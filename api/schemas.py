@@ -72,7 +72,10 @@ class CameraOut(BaseModel):
     frames_cropped: int = Field(0, description="Inferred live frames the model saw only the moved part of (motion.crop).")
     last_analysed_at: datetime | None
     analysis_behind: bool = Field(
-        False, description="Analysed below half the configured fps for the last minute (a warning is logged; the console shows a badge)."
+        False,
+        description="A live camera analysed below half its configured fps for the last pipeline.behind_window_s (default 60 s): "
+        "a warning is logged, gridworker_camera_behind is 1 and the console's wall shows a 'behind' badge. False for patrol-only "
+        "and non-live cameras.",
     )
     open_incident_types: list[str]
     worker: str | None = Field(None, description="Cluster mode (gridworker serve): the worker that runs the camera now; null otherwise, or while none does.")

@@ -423,7 +423,10 @@ class CameraRegistry:
             detect_config, record_config = (config.stream_config(), None) if patrol_only else self._stream_configs(config)
             stream = self._reader(config.id, detect_config)
             record = self._reader(config.id, record_config) if record_config is not None else None
-            analyzer = CameraAnalyzer(config.id, config.fps, config.scene(), self._settings.tracker, signals=self._signals)
+            analyzer = CameraAnalyzer(
+                config.id, config.fps, config.scene(), self._settings.tracker, signals=self._signals,
+                pace_window_s=self._settings.pipeline.behind_window_s,
+            )
             visits = self._visit_analyzer(config) if patrol_only else None
             slot = CameraSlot(
                 config.id, stream, analyzer, visits=visits, tiles=config.detect_tiles, region=detect_region(config),

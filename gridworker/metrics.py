@@ -49,7 +49,7 @@ class _CameraCollector(Collector):
         drop = CounterMetricFamily("gridworker_camera_frames_dropped", "Sampled frames replaced before analysis", labels=["camera"])
         opened = GaugeMetricFamily("gridworker_incidents_open", "Open incidents", labels=["camera"])
         behind = GaugeMetricFamily(
-            "gridworker_camera_behind", "1 while the camera's analysed fps has stayed below half its configured fps for a minute", labels=["camera"]
+            "gridworker_camera_behind", "1 while the camera's analysed fps has stayed below half its configured fps for pipeline.behind_window_s (default a minute)", labels=["camera"]
         )
         inferred = CounterMetricFamily("gridworker_camera_frames_inferred", "Live frames the model ran on", labels=["camera"])
         coasted = CounterMetricFamily(

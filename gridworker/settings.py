@@ -276,6 +276,14 @@ class PipelineConfig(_Strict):
         description="A patrol starts no new visit while this many of its frames wait for inference "
         "(default: twice the detector's batch): back-pressure that keeps decode and inference in step.",
     )
+    behind_window_s: float = Field(
+        60.0,
+        ge=5.0,
+        le=3600.0,
+        description="A live camera is 'behind' (a warning logged, gridworker_camera_behind 1, analysis_behind on "
+        "/cameras, a badge on the console's wall) once its analysed fps has stayed below half its configured fps "
+        "for this many seconds; the rate is judged over the same window (vision/pace.py).",
+    )
 
     def inference_worker_count(self, cores: int | None = None) -> int:
         """``inference_workers``, or :func:`~gridworker.models.config.auto_inference_workers` (on

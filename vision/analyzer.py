@@ -23,6 +23,7 @@ from .calibration import GroundPlane
 from .config import RuleConfigBase, SceneConfig, ZoneConfig
 from .filters import TrackConfirmer, prefilter
 from .lines import Crossing, LineCounter
+from .pace import WINDOW_S as PACE_WINDOW_S
 from .pace import Pace, PaceWatch
 from .riders import RiderLinker
 from .rules import IncidentKind, Rule, RuleResult, Scene, build_rule
@@ -159,6 +160,8 @@ class CameraAnalyzer:
         pace: watch whether analysis keeps up with ``fps`` and log when it falls behind
             (``vision/pace.py``); default: when tracking (not for a patrol's glance analyser,
             whose keyframes come minutes apart, nor for scripted scenarios).
+        pace_window_s: how long the analysed rate must stay below half ``fps`` before the
+            camera is behind (``pipeline.behind_window_s``; the rate is judged over it too).
 
     Example:
         >>> analyzer = CameraAnalyzer("cam1", fps=5, scene=SceneConfig())
@@ -174,6 +177,7 @@ class CameraAnalyzer:
         track: bool = True,
         signals: SignalBoard | None = None,
         pace: bool | None = None,
+        pace_window_s: float = PACE_WINDOW_S,
     ) -> None:
         self.camera_id = camera_id
         self._tracker = ModelTrackers(fps=fps, config=tracker) if track else None
@@ -181,7 +185,7 @@ class CameraAnalyzer:
         self._lock = threading.Lock()
         self._state = _SceneState(camera_id, self._as_scene(scene), signals)
         self._fps = fps
-        self._pace = PaceWatch(camera_id, fps) if (track if pace is None else pace) else None
+        self._pace = PaceWatch(camera_id, fps, window_s=pace_window_s) if (track if pace is None else pace) else None
 
     @staticmethod
     def _as_scene(scene: SceneConfig | list[ZoneConfig]) -> SceneConfig:

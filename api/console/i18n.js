@@ -37,7 +37,7 @@ const STRINGS = {
   "wall.noframe": ["暂无画面", "no picture yet"],
   "wall.behind": ["分析滞后 {fps}/{cfg} fps", "behind {fps}/{cfg} fps"],
   "wall.worker": ["{worker} ({load} 路)", "{worker} ({load} cameras)"],
-  "wall.behind.tip": ["一分钟以来分析帧率低于设定的一半: 摄像机或分块过多", "analysed below half the configured fps for a minute: too many cameras or tiles for this machine"],
+  "wall.behind.tip": ["分析帧率持续低于设定的一半 (默认一分钟): 摄像机或分块过多", "analysed below half the configured fps for a while (a minute by default): too many cameras or tiles for this machine"],
   "health.live": ["在线", "live"],
   "health.reconnecting": ["重连中", "reconnecting"],
   "health.offline": ["离线", "offline"],
