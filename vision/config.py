@@ -586,7 +586,7 @@ def _hits_within(hits: int, frames: int) -> None:
 
 
 def _default_shapes() -> dict[str, ShapeLimits]:
-    person = ShapeLimits(max_area=0.3, min_aspect=0.5, max_aspect=8.0)
+    person = ShapeLimits(max_area=0.3, min_aspect=0.2, max_aspect=8.0)  # 0.2: a person lying down is wider than tall
     vehicle = ShapeLimits(max_area=0.7, min_aspect=0.15, max_aspect=3.0)
     two_wheels = ShapeLimits(max_area=0.4, min_aspect=0.3, max_aspect=5.0)
     return {"person": person, **{c: vehicle for c in ("car", "bus", "truck")}, **{c: two_wheels for c in NON_MOTOR_CLASSES}}

@@ -31,6 +31,18 @@ def test_whole_frame_person_is_dropped_by_default_and_kept_when_switched_off():
     assert off.first_active("square", "crowd") == 1.0
 
 
+def test_a_person_lying_in_the_road_is_kept_and_a_flat_sliver_person_dropped():
+    """A fallen person seen from a pole is wider than tall (height/width 0.3 here): kept, so
+    lane intrusion still sees them; a 0.1 sliver labelled "person" is no body."""
+    sc = Scenario(fps=FPS)
+    sc.track("person", (300, 600, 500, 660)).stay(0, 3)  # 200 x 60: lying down
+    sc.track("person", (100, 300, 500, 340)).stay(0, 3)  # 400 x 40: a kerb edge, not a person
+    road = [{"id": "road", "polygon": ALL, "rules": [{"type": "lane_intrusion", "classes": ["person"], "min_duration_s": 1}]}]
+    run = sc.run(zones=road, until=3)
+    assert all(a.detections.xyxy.tolist() == [[300, 600, 500, 660]] for a in run.analyses)
+    assert run.first_active("road", "lane_intrusion") is not None
+
+
 def test_flat_sliver_car_is_dropped():
     sc = Scenario(fps=FPS)
     sc.track("car", (100, 500, 700, 520)).stay(0, 2)  # 600 × 20: no car looks like that
