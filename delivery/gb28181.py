@@ -329,8 +329,7 @@ class Gb28181Device:
             ok, why = self._register(self.config.expires_s)
         except SipError as exc:
             ok, why = False, str(exc)
-            if self.config.transport == "tcp":
-                self.endpoint.reset()
+            self.endpoint.reset()
         if not ok:
             with self._lock:
                 first = self.registered.is_set() or self.last_error != why
@@ -372,8 +371,7 @@ class Gb28181Device:
             missed = self._missed
         if missed >= cfg.keepalive_max_missed:
             self.lost(f"{missed} keepalives unanswered ({why})")
-            if cfg.transport == "tcp":
-                self.endpoint.reset()
+            self.endpoint.reset()
 
     def _run(self) -> None:
         cfg = self.config

@@ -416,11 +416,22 @@ class SipEndpoint:
             reader.join(2.0)
 
     def reset(self) -> None:
-        """Drop the connection (TCP) so the next request opens a new one."""
+        """After a failure: drop the connection (TCP) so the next request opens a new one; drop
+        a UDP socket bound to the routed address once the platform is routed from another one
+        (a failover link, a VPN back up), so the next request binds and says the new one."""
         with self._lock:
-            sock = self._sock
-        if sock is not None and self.transport == "tcp":
+            sock, peer = self._sock, self._peer
+        if sock is None:
+            return
+        if self.transport == "tcp":
             self._drop_socket(sock, "reset")
+        elif not self.local_host and peer is not None:
+            try:
+                moved = _route_address(peer) != sock.getsockname()[0]
+            except (SipError, OSError):  # no route at all now: the next request says so
+                moved = True
+            if moved:
+                self._drop_socket(sock, "the route to the platform changed")
 
     def _sent_by(self, sock: socket.socket) -> str:
         host = self.local_host

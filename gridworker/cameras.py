@@ -619,7 +619,7 @@ class CameraRegistry:
         now = time.time()
         stats = cam.slot.stats(now)
         health = cam.stream.health()
-        # a live, continuously analysed camera below half its fps for a minute (CameraAnalyzer.pace)
+        # a live, continuously analysed camera below half its fps for pipeline.behind_window_s (CameraAnalyzer.pace)
         behind = not cam.patrol_only and health.state is StreamState.LIVE and cam.slot.analyzer.pace(now).behind
         return CameraView(
             config=cam.config,

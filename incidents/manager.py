@@ -18,8 +18,9 @@ The objects an incident highlights (``details["track_ids"]``: the snapshot's box
 overlay) are followed while it is open: every track id its triggering objects show on a frame
 joins them (a tracker ID switch the rule handed on, an object back in the cooldown under a new
 id, a crowd's new members), at most ``MAX_TRACK_IDS``, the least recently seen dropped first.
-A new id is written like a new top speed, within a second; frames that bring none write nothing
-more. The clip recorder reads them when it cuts the clip (:meth:`IncidentManager.highlighted`).
+A per-object incident's new id (an ID switch) is written like a new top speed, within a
+second; a zone-level incident's (a crowd's members come and go) with its next interval write;
+frames that bring none write nothing more. The clip recorder reads them when it cuts the clip (:meth:`IncidentManager.highlighted`).
 
 Only watched time counts as clear: a gap between two frames of a camera much longer than its
 usual frame interval (a stream outage, a reconnect, a stalled pipeline) is not time the
@@ -531,7 +532,9 @@ class IncidentManager:
         # once a second: an operator opening the case sees it; slow growth (a stay's seconds)
         # waits for the interval
         rising = state.worst_details is not None and (state.written_worst is None or state.worst > state.written_worst * PROMPT_RISE)
-        prompt = rising or state.ids_changed
+        # one object's new id (an ID switch) is written soon; a zone-level incident's members come
+        # and go all the time (a crowd): theirs wait for the interval (the clip reads them from memory)
+        prompt = rising or (state.ids_changed and hit is not None)
         due = now - state.last_written >= self.write_interval_s or (prompt and now - state.last_written >= PROMPT_MIN_S)
         if count > state.peak or due:
             state.peak = max(state.peak, count)

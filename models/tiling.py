@@ -28,6 +28,11 @@ from .base import subset
 from .config import MAX_CLASS_NAME, MAX_FILTER_CLASSES
 
 
+#: Vehicle classes a COCO detector gives one object by turns (a van is "car" in one tile or
+#: minute and "truck" in the next): one class for the tiles' merge and for a parked vehicle
+#: found again (vision/rules/stays.py).
+CONFUSED_VEHICLES: tuple[str, ...] = ("car", "truck", "bus")
+
 class TileConfig(BaseModel):
     """How to cut a camera's frames for detection (``detect_tiles:`` on a camera).
 
@@ -46,7 +51,7 @@ class TileConfig(BaseModel):
         0.6, gt=0.0, le=1.0, description="Boxes of one class overlapping by more than this (intersection over the smaller) merge."
     )
     merge_classes: list[list[Annotated[str, Field(min_length=1, max_length=MAX_CLASS_NAME)]]] = Field(
-        default_factory=lambda: [["car", "truck", "bus"]],
+        default_factory=lambda: [list(CONFUSED_VEHICLES)],
         description="Classes a model confuses on one object (a van as car in one tile, truck in another): merged as one class.",
     )
 

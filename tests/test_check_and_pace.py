@@ -352,6 +352,41 @@ def test_polling_the_pace_between_frames_neither_hides_nor_repeats_the_warning(c
     assert any("cam2" in r.getMessage() and "behind" in r.getMessage() for r in caplog.records)
 
 
+def test_a_camera_hovering_at_half_its_rate_does_not_flap(caplog):
+    """Analysed at 0.8-1.2 s intervals against 2 fps configured (about half), read at every
+    frame, for an hour: one warning, no stream of warning / caught-up pairs (the verdict clears
+    only at 0.6 of the configured fps); back at full rate it clears once."""
+    import random
+
+    from gridworker.vision.pace import PaceWatch
+
+    caplog.set_level(logging.INFO, logger="gridworker.vision.pace")
+    watch = PaceWatch("cam1", fps=2.0, window_s=5.0)
+    rng = random.Random(7)
+    t = 1000.0
+    while t < 4600.0:
+        t += rng.uniform(0.8, 1.2)
+        watch.tick(t)
+        watch.pace(t + 0.1)
+    warnings = [r for r in caplog.records if "behind" in r.getMessage()]
+    assert len(warnings) == 1 and not [r for r in caplog.records if "caught up" in r.getMessage()]
+    for i in range(40):  # 2 fps again
+        watch.tick(t + 0.5 * (i + 1))
+    assert not watch.pace(t + 20.0).behind
+    assert len([r for r in caplog.records if "caught up" in r.getMessage()]) == 1
+
+
+def test_a_long_window_at_a_high_rate_keeps_a_bounded_record():
+    from gridworker.vision.pace import MAX_TIMES, PaceWatch
+
+    watch = PaceWatch("cam1", fps=60.0, window_s=3600.0)
+    for i in range(20_000):  # 60 fps for 333 s
+        watch.tick(1000.0 + i / 60)
+    now = 1000.0 + 19_999 / 60
+    assert watch.pace(now).analysed_fps == pytest.approx(60.0, rel=0.01)
+    assert len(watch._times) <= MAX_TIMES  # 216,000 frame times without the cap
+
+
 def test_untracked_analysers_do_not_watch_their_pace(caplog):
     """A patrol's glance analyser (keyframes minutes apart) never warns."""
     glance = CameraAnalyzer("school", fps=1.0, scene=SceneConfig(), track=False)

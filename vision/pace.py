@@ -5,7 +5,10 @@ newest frame, so a camera configured at 5 fps may be analysed at 1: rules that c
 seconds still work, but tracks jump, short events are missed and nothing says so. A
 :class:`PaceWatch` counts the analysed frames of the last ``window_s`` and calls the camera
 **behind** once its rate has stayed below ``ratio`` × the configured fps for a whole
-window; it logs a warning when that starts and a note when it ends.
+window; it logs a warning when that starts and a note when it ends. It is caught up again
+only once a window's rate is back at ``recover`` × the configured fps (0.6: a camera hovering
+at half its rate stays behind instead of flapping between the two verdicts, and the log,
+gauge and badge with it).
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ log = logging.getLogger(__name__)
 
 #: The analysed rate is judged over this many seconds ...
 WINDOW_S = 60.0
-#: ... and is "behind" below this fraction of the configured fps.
+#: ... and is "behind" below this fraction of the configured fps ...
 RATIO = 0.5
+#: ... and caught up again only at this fraction (above ``RATIO``: no flapping at the edge).
+RECOVER = 0.6
+#: At most this many frame times are kept per camera (60 fps over a 34 s window); beyond it
+#: the rate is that of the frames kept (the newest), so a long window costs no more memory.
+MAX_TIMES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +38,8 @@ class Pace:
     Attributes:
         configured_fps: the rate the camera is configured to be analysed at.
         analysed_fps: frames analysed per second over the last window (0 before any).
-        behind: the rate has stayed below ``RATIO`` × configured for a whole window.
+        behind: the rate has stayed below ``RATIO`` × configured for a whole window (and has
+            not been back at ``RECOVER`` × configured since).
         behind_since: when that began (frame clock, epoch seconds), None when not behind.
     """
 
@@ -51,13 +60,15 @@ class PaceWatch:
         True
     """
 
-    def __init__(self, camera_id: str, fps: float, *, window_s: float = WINDOW_S, ratio: float = RATIO) -> None:
+    def __init__(self, camera_id: str, fps: float, *, window_s: float = WINDOW_S, ratio: float = RATIO, recover: float = RECOVER) -> None:
         self.camera_id = camera_id
         self.fps = fps
         self.window_s = window_s
         self.ratio = ratio
-        # a frame time per analysed frame within the window; bounded by twice the configured rate
-        self._times: deque[float] = deque(maxlen=max(8, int(fps * window_s * 2) + 2))
+        self.recover = max(recover, ratio)
+        # a frame time per analysed frame within the window; bounded by twice the configured
+        # rate over the window, and by MAX_TIMES
+        self._times: deque[float] = deque(maxlen=min(MAX_TIMES, max(8, int(fps * window_s * 2) + 2)))
         self._first: float | None = None
         self._behind_since: float | None = None
         self._lock = threading.Lock()
@@ -87,8 +98,12 @@ class PaceWatch:
     def _rate(self, now: float) -> float:
         while self._times and self._times[0] < now - self.window_s:
             self._times.popleft()
-        span = min(self.window_s, now - self._first) if self._first is not None else 0.0
-        return (len(self._times) - 1) / span if span > 0 and len(self._times) > 1 else 0.0
+        if self._first is None or len(self._times) < 2:
+            return 0.0
+        span = min(self.window_s, now - self._first)
+        if len(self._times) == self._times.maxlen:  # more frames in the window than kept: the rate of those kept
+            span = min(span, now - self._times[0])
+        return (len(self._times) - 1) / span if span > 0 else 0.0
 
     def _judge(self, now: float) -> tuple[bool, float] | None:
         """Update the verdict as of ``now``; (behind, rate) when it changed (to be logged once,
@@ -97,11 +112,11 @@ class PaceWatch:
         full = self._first is not None and now - self._first >= self.window_s
         was = self._behind_since is not None
         if rate < self.ratio * self.fps and full:
-            # the mean rate of a whole window is below: the camera has been behind for a minute
+            # the mean rate of a whole window is below: the camera has been behind for the window
             if self._behind_since is None:
                 self._behind_since = now
-        else:
-            self._behind_since = None
+        elif not full or rate >= self.recover * self.fps:
+            self._behind_since = None  # back at ``recover`` (between the two, the verdict holds)
         behind = self._behind_since is not None
         return (behind, rate) if behind != was else None
 

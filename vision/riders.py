@@ -85,6 +85,7 @@ class _Pairing:
     start_vehicle: int = -1
     start: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 1.0)  # person x, y, vehicle x, y, height
     last_overlap: float = float("-inf")
+    first_seen: float = float("-inf")  # when this person track was first seen (inheriting a ride needs a new track)
 
 
 class RiderLinker:
@@ -130,7 +131,7 @@ class RiderLinker:
         cfg = self.config
         for k, p in enumerate(p_idx):
             tid = int(ids[p])
-            pairing = self._tracks.pop(tid, None) or _Pairing(deque(maxlen=cfg.frames))
+            pairing = self._tracks.pop(tid, None) or _Pairing(deque(maxlen=cfg.frames), first_seen=now)
             self._tracks[tid] = pairing  # re-inserted: ordered by last sighting
             pairing.last_seen = now
             m = int(match[k])
@@ -201,7 +202,10 @@ class RiderLinker:
         if pairing.vehicle >= 0 and now - pairing.last_together <= hold:
             return True
         ridden = self._ridden.get(vehicle)
-        return ridden is not None and now - ridden[0] <= hold and ridden[1] not in present
+        # the rider's track is gone from this frame and this person track is new since the ride:
+        # the same rider renumbered; a person already standing there while the rider rode (and
+        # missed by the detector on this one frame) is not
+        return ridden is not None and now - ridden[0] <= hold and ridden[1] not in present and pairing.first_seen > ridden[0]
 
     def _together(self, pairing: _Pairing, vehicle: int) -> bool:
         """Seen on this vehicle on ``hits`` of the last ``frames`` frames, at a steady offset:

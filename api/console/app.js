@@ -167,7 +167,7 @@ function renderWall() {
   for (const [id, tile] of state.tiles) if (!seen.has(id)) { tile.node.remove(); state.tiles.delete(id); state.slowSince.delete(id); }
 }
 
-// issue 16: a live camera analysed below half its configured fps for a minute (the service logs
+// issue 16: a live camera analysed below half its configured fps for pipeline.behind_window_s, a minute by default (the service logs
 // it and exports gridworker_camera_behind; the wall judges it from /cameras' analysed_fps, or
 // takes the service's own verdict when /cameras carries `analysis_behind`)
 const BEHIND_MS = 60_000;

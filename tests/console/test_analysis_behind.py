@@ -132,9 +132,10 @@ def test_a_camera_that_cannot_keep_up_is_flagged_in_log_api_metrics_and_wall(pac
         # /cameras: busy behind, calm not, read together (a loaded machine may slow calm for a moment)
         cams = poll(cameras, lambda c: c["busy"]["analysis_behind"] and not c["calm"]["analysis_behind"], 30, "busy behind, calm not")
         busy, calm = cams["busy"], cams["calm"]
-        # measured: busy really is analysed below half its fps, though its stream brings enough frames
+        # measured: busy really is analysed below half its fps, and below what its stream brings
+        # (the detector, not the camera, is what falls behind)
         assert busy["health"]["state"] == "live" and busy["frames_analysed"] > 0, busy
-        assert busy["analysed_fps"] < BUSY_FPS / 2 <= busy["health"]["stream_fps"], busy
+        assert busy["analysed_fps"] < BUSY_FPS / 2 and busy["analysed_fps"] * 2 < busy["health"]["stream_fps"], busy
         assert calm["health"]["state"] == "live" and calm["analysed_fps"] >= CALM_FPS / 2, calm
 
         # the log: busy's warning, judged over the configured window (the setting reached its PaceWatch)

@@ -475,3 +475,25 @@ def test_the_udp_socket_listens_only_where_the_platform_is_routed():
         sender.close()
         platform.close()
         stranger.close()
+
+
+def test_a_changed_route_to_the_platform_rebinds_the_udp_socket_after_a_failure(monkeypatch):
+    """The route to the platform moves to another local address (a failover link; simulated:
+    no second route exists here): a reset after a failed registration or keepalive drops the
+    socket, and the next request binds, and names in Via/Contact, the new address. With the
+    route unchanged, a reset keeps the socket."""
+    import gridworker.delivery.sip as sip
+
+    port = free_port(socket.SOCK_DGRAM)
+    sender = Gb28181Sender(device_config(port, local_host=None, local_port=0).destinations[0])
+    ep: SipEndpoint = sender.endpoint
+    try:
+        assert ep.contact().startswith("127.0.0.1:")
+        ep.reset()
+        assert ep.connected  # same route: kept
+        monkeypatch.setattr(sip, "_route_address", lambda peer: "127.0.0.2")
+        ep.reset()
+        assert not ep.connected
+        assert ep.contact().startswith("127.0.0.2:")
+    finally:
+        sender.close()

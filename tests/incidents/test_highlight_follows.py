@@ -188,8 +188,9 @@ def test_crowd_highlights_its_members_as_they_join_written_only_when_they_change
 
 def test_highlighted_ids_are_capped_keeping_those_still_on_screen(tmp_path):
     """A crowd of more people than ``MAX_TRACK_IDS``: the incident keeps the first
-    ``MAX_TRACK_IDS`` and does not churn (no write per frame); when ten leave and ten others
-    come, the ids least recently seen make room, never one still on the frame."""
+    ``MAX_TRACK_IDS`` and does not churn; when ten leave and ten others come, the ids least
+    recently seen make room, never one still on the frame, and nothing is written for it before
+    the interval."""
     assert MAX_TRACK_IDS == 64
     store = _CountingStore(f"sqlite:///{tmp_path / 'i.db'}")
     sc = Scenario(fps=5)
@@ -214,10 +215,12 @@ def test_highlighted_ids_are_capped_keeping_those_still_on_screen(tmp_path):
     # 1..10 left: they make room; the room goes to those on the frame in frame order (65..70 had waited)
     final = manager.highlighted(inc.id)
     assert final is not None and sorted(final) == list(range(11, 75))
-    assert len(store.id_writes) == 1 and sorted(store.id_writes[0]) == list(range(11, 75)), "one change, one write"
+    # a zone-level incident's members churn: their ids wait for the interval write (off here),
+    # not a prompt write per change; the clip reads them from memory meanwhile
+    assert store.id_writes == [], "no prompt write for a crowd's changing members"
     stored = store.get(inc.id)
     store.close()
-    assert stored is not None and sorted(stored.details["track_ids"]) == list(range(11, 75))
+    assert stored is not None and stored.details["track_ids"] == list(range(1, 65))  # as opened, until the next write
 
 
 def test_rider_standing_in_for_a_hidden_bicycle_is_drawn_as_its_own_box_and_named_the_bicycle(tmp_path):

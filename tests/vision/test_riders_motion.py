@@ -93,6 +93,20 @@ def test_pedestrian_stepping_up_behind_a_waiting_rider_inherits_nothing():
     assert all(r.details["tracks"] == [3] for t, r in run.results("lane", "lane") if r.active)
 
 
+def test_pedestrian_behind_a_waiting_rider_inherits_nothing_when_the_rider_is_missed_a_frame():
+    """The detector misses the waiting rider on one frame while the pedestrian stands behind:
+    the pedestrian's track is not new (it stood there while the rider rode), so it is not the
+    rider renumbered, and stays in the lane before, during and after the miss."""
+    sc = Scenario(fps=FPS)
+    rider, bike = _rides_in(sc, 10)
+    rider.hide(10, 10.2).stay(10.2, 30)
+    bike.stay(10, 30)
+    sc.track("person", (480, 290, 560, 472), track_id=3).stay(5, 30).jitter(2, seed=3)
+    run = sc.run(zones=_lane(classes=["person"]), until=30)
+    assert run.first_active("lane", "lane") == pytest.approx(7.0, abs=FRAME)
+    assert all(r.active and r.details["tracks"] == [3] for t, r in run.results("lane", "lane") if t >= 7.2)
+
+
 # --- loitering, street vending ---------------------------------------------------------------
 
 

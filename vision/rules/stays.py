@@ -65,6 +65,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from gridworker.models.tiling import CONFUSED_VEHICLES
+
 from ..config import DwellRuleConfig, LoiteringRuleConfig
 from ..zones import ground_points
 from .base import INACTIVE, Hit, Rule, RuleResult, Scene
@@ -84,9 +86,9 @@ MAX_DORMANT = 256
 #: found: where a track was before it entered the zone); the longest unseen forgotten first.
 MAX_OUTSIDE = 1024
 #: Labels a detector gives one object by turns, taken as one object when a lost stay is found
-#: again (the SSD calls the kerb clip's white car "car" and "truck"; the same group as the
-#: tiling's default ``merge_classes``).
-SAME_OBJECT_CLASSES: tuple[frozenset[str], ...] = (frozenset({"car", "truck", "bus"}),)
+#: again (the SSD calls the kerb clip's white car "car" and "truck"; the tiling's default
+#: ``merge_classes`` group).
+SAME_OBJECT_CLASSES: tuple[frozenset[str], ...] = (frozenset(CONFUSED_VEHICLES),)
 
 
 @dataclass(slots=True, eq=False)
@@ -214,10 +216,9 @@ class StayTracker:
         max_travel: float | None = None,
         rejoin_s: float = 0.0,
         remember_after_s: float = 0.0,
-        same_object: Sequence[frozenset[str]] | None = None,
     ) -> None:
         self.max_movement = max_movement
-        self.same_object = tuple(SAME_OBJECT_CLASSES if same_object is None else same_object)
+        self.same_object = SAME_OBJECT_CLASSES
         self.max_travel = max_travel if max_movement is not None else None
         self.rejoin_s = rejoin_s if max_movement is not None else 0.0
         self.remember_after_s = remember_after_s
