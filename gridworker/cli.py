@@ -134,6 +134,19 @@ def models_or_say(settings: Settings) -> tuple[Detector, dict[str, Detector]] | 
     return loaded.default, loaded.named
 
 
+def _model_where(settings: Settings) -> dict[str, str]:
+    """Each model id's place in the config, as a refusal names it: ``detector`` or ``detectors[i] ('id')``."""
+    from gridworker.models.config import DEFAULT_DETECTOR
+
+    return {DEFAULT_DETECTOR: "detector", **{d.id: f"detectors[{i}] ({d.id!r})" for i, d in enumerate(settings.detectors)}}
+
+
+def _imgsz_problem(camera_id: str, imgsz: int, model_id: str, problem: str) -> str:
+    """The line refusing a camera's ``imgsz`` on one of its models."""
+    which = "" if f"model {model_id!r}" in problem else f" on model {model_id!r}"
+    return f"camera {camera_id!r}: imgsz {imgsz}{which}: {problem}"
+
+
 def load_models(settings: Settings) -> LoadedModels:
     """Load every model the settings name (``detector:``, each of ``detectors:``), warmed up at the
     shapes live frames take, and each config camera's ``imgsz`` on each of its models, as the
@@ -148,15 +161,16 @@ def load_models(settings: Settings) -> LoadedModels:
 
     loaded = LoadedModels(default=None)
     workers = settings.pipeline.inference_worker_count()  # the cores are shared out among them
+    where = _model_where(settings)
     try:
         loaded.default = load_detector(settings.detector, workers=workers)
     except ModelError as exc:
-        loaded.problems.append(f"detector.model: {exc}")
-    for i, det in enumerate(settings.detectors):
+        loaded.problems.append(f"{where[DEFAULT_DETECTOR]}.model: {exc}")
+    for det in settings.detectors:
         try:
             loaded.named[det.id] = load_detector(det, workers=workers)
         except ModelError as exc:
-            loaded.problems.append(f"detectors[{i}] ({det.id!r}).model: {exc}")
+            loaded.problems.append(f"{where[det.id]}.model: {exc}")
     models = {**({DEFAULT_DETECTOR: loaded.default} if loaded.default is not None else {}), **loaded.named}
     tried: dict[tuple[str, int], str | None] = {}  # (model, size) -> its problem: each size runs once
     for cam in settings.cameras:
@@ -175,8 +189,7 @@ def load_models(settings: Settings) -> LoadedModels:
                     tried[key] = str(exc)
             problem = tried[key]
             if problem is not None:
-                which = "" if f"model {model_id!r}" in problem else f" on model {model_id!r}"
-                loaded.problems.append(f"camera {cam.id!r}: imgsz {cam.imgsz}{which}: {problem}")
+                loaded.problems.append(_imgsz_problem(cam.id, cam.imgsz, model_id, problem))
     return loaded
 
 
@@ -448,7 +461,7 @@ def measure_run_costs(settings: Settings, loaded: LoadedModels | None = None) ->
     from gridworker.models.multi import resized
 
     configs = _model_configs(settings)
-    where = {DEFAULT_DETECTOR: "detector", **{d.id: f"detectors[{i}] ({d.id!r})" for i, d in enumerate(settings.detectors)}}
+    where = _model_where(settings)
     workers = settings.pipeline.inference_worker_count()
     models: dict[str, Detector | None] = {}
     if loaded is not None:
@@ -479,10 +492,12 @@ def measure_run_costs(settings: Settings, loaded: LoadedModels | None = None) ->
             problem = str(exc) if isinstance(exc, ModelError) else f"a timed run failed ({type(exc).__name__}: {exc})"
             if size is None:
                 problems.append(f"{where[model_id]}.model: {problem}")
-            else:
-                camera = next(c.id for c in settings.cameras if c.watch == "continuous" and c.imgsz == size and model_id in c.detectors)
-                which = "" if f"model {model_id!r}" in problem else f" on model {model_id!r}"
-                problems.append(f"camera {camera!r}: imgsz {size}{which}: {problem}")
+            else:  # every camera that asks it, as load_models says them
+                problems += [
+                    _imgsz_problem(c.id, size, model_id, problem)
+                    for c in settings.cameras
+                    if c.watch == "continuous" and c.imgsz == size and model_id in c.detectors
+                ]
             continue
         threads = session_threads(config.threads, workers)
         how = f"median CPU time of {len(spent)} warm run(s) on a blank {frame[1]}x{frame[0]} frame, {config.runtime}, {threads} thread(s)"
