@@ -197,6 +197,19 @@ def h264_packets(out_dir, seconds: int, fps: int = 10):
         return CodecParams.from_stream(s), [p for p in c.demux(s) if p.size]
 
 
+def h264_ring(out_dir, seconds: int, fps: int, start: float):
+    """A camera's evidence ring (``PacketRing``, 60 s) holding a real H.264 clip of ``seconds``
+    whose first packet arrived at ``start`` (wall clock) and the rest ``1/fps`` apart."""
+    from gridworker.streams.evidence import PacketRing
+
+    params, packets = h264_packets(out_dir, seconds=seconds, fps=fps)
+    ring = PacketRing(seconds=60)
+    ring.start_session(params)
+    for i, p in enumerate(packets):
+        ring.append_packet(p, start + i / fps)
+    return ring
+
+
 class BackgroundLoop:
     """A test helper's daemon thread for the length of a ``with`` block: ``loop()`` runs in it until
     ``self._stop`` is set at the block's end; then the thread is joined (``join_s``) and

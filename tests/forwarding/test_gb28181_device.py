@@ -7,6 +7,8 @@ from its ``-trace_msg`` log. The parser and query-handler tables at the end need
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 import re
 import statistics
 import socket
@@ -424,57 +426,57 @@ def test_query_handling_table(request_, status):
         sender.close()
 
 
-def test_requests_from_other_addresses_are_dropped():
-    """Only the platform's address is answered: a query from 127.0.0.2 gets nothing."""
+@contextmanager
+def _platform_and_stranger(stranger_ip: str, **config: object) -> Iterator[tuple[socket.socket, socket.socket, SipEndpoint]]:
+    """A platform's UDP socket on 127.0.0.1, a stranger's on ``stranger_ip``, and the device's
+    SIP endpoint registered towards the platform (``config``: device_config overrides)."""
     port = free_port(socket.SOCK_DGRAM)
     platform = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     platform.bind(("127.0.0.1", port))
     stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    stranger.bind(("127.0.0.2", 0))
-    sender = Gb28181Sender(device_config(port, local_port=free_port(socket.SOCK_DGRAM)).destinations[0])
-    ep: SipEndpoint = sender.endpoint
+    stranger.bind((stranger_ip, 0))
+    destination = device_config(port, local_port=free_port(socket.SOCK_DGRAM), **config).destinations[0]
+    assert isinstance(destination, Gb28181Destination)
+    sender = Gb28181Sender(destination)
     try:
+        yield platform, stranger, sender.endpoint
+    finally:
+        sender.close()
+        platform.close()
+        stranger.close()
+
+
+def _answered(platform: socket.socket, me: tuple[str, int]) -> None:
+    """A catalog query from the platform's address gets its 200."""
+    platform.sendto(_query_bytes("Catalog"), me)
+    platform.settimeout(2.0)
+    answer = parse_message(platform.recvfrom(65535)[0])
+    assert isinstance(answer, SipResponse) and answer.status == 200
+
+
+def test_requests_from_other_addresses_are_dropped():
+    """Only the platform's address is answered: a query from 127.0.0.2 gets nothing."""
+    with _platform_and_stranger("127.0.0.2") as (platform, stranger, ep):
         me = ("127.0.0.1", int(ep.contact().split(":")[1]))
-        query = _query_bytes("Catalog")
-        stranger.sendto(query, me)
-        platform.settimeout(0.5)
+        stranger.sendto(_query_bytes("Catalog"), me)
         stranger.settimeout(0.5)
         with pytest.raises(TimeoutError):
             stranger.recvfrom(65535)
         assert ep.dropped == 1
-        platform.sendto(query, me)  # the same from the platform's address is answered
-        answer = parse_message(platform.recvfrom(65535)[0])
-        assert isinstance(answer, SipResponse) and answer.status == 200
-    finally:
-        sender.close()
-        platform.close()
-        stranger.close()
+        _answered(platform, me)  # the same from the platform's address is answered
 
 
 def test_the_udp_socket_listens_only_where_the_platform_is_routed():
-    """No wildcard bind: with the platform on 127.0.0.1 the socket is on 127.0.0.1 alone, so a
-    datagram to the same port on another local address (127.0.0.2) never reaches it."""
-    port = free_port(socket.SOCK_DGRAM)
-    platform = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    platform.bind(("127.0.0.1", port))
-    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    stranger.bind(("127.0.0.3", 0))
-    sender = Gb28181Sender(device_config(port, local_host=None, local_port=free_port(socket.SOCK_DGRAM)).destinations[0])
-    ep: SipEndpoint = sender.endpoint
-    try:
+    """No wildcard bind: with the platform on 127.0.0.1 the socket is on 127.0.0.1 alone (its
+    Contact says the bound address), so a datagram to the same port on another local address
+    (127.0.0.2) never reaches it."""
+    with _platform_and_stranger("127.0.0.3", local_host=None) as (platform, stranger, ep):
         host, my_port = ep.contact().split(":")
-        assert host == "127.0.0.1"
+        assert host == "127.0.0.1"  # getsockname of the bound socket: 0.0.0.0 if bound to every interface
         stranger.sendto(_query_bytes("Catalog"), ("127.0.0.2", int(my_port)))
         time.sleep(0.8)  # the reader polls every 0.5 s
         assert ep.dropped == 0  # bound to 0.0.0.0 it would have read (and dropped) the datagram
-        platform.sendto(_query_bytes("Catalog"), ("127.0.0.1", int(my_port)))
-        platform.settimeout(2.0)
-        answer = parse_message(platform.recvfrom(65535)[0])
-        assert isinstance(answer, SipResponse) and answer.status == 200
-    finally:
-        sender.close()
-        platform.close()
-        stranger.close()
+        _answered(platform, ("127.0.0.1", int(my_port)))
 
 
 def test_a_changed_route_to_the_platform_rebinds_the_udp_socket_after_a_failure(monkeypatch):

@@ -16,10 +16,9 @@ from gridworker.incidents import CameraInfo, IncidentManager, IncidentStore
 from gridworker.incidents.clips import ClipRecorder
 from gridworker.incidents.manager import MAX_TRACK_IDS
 from gridworker.incidents.trail import TrackTrail
-from gridworker.streams.evidence import PacketRing
 from gridworker.streams.frame import Frame
 from gridworker.vision.analyzer import FrameAnalysis
-from tests.factories import h264_packets
+from tests.factories import h264_ring
 from tests.scenario import Scenario
 
 FPS = 10  # the clip's frame rate; the scenario is analysed at 5 fps
@@ -63,12 +62,8 @@ def test_parked_car_renumbered_mid_incident_stays_boxed_in_its_clip(tmp_path):
     sc.track("car", CAR_B, track_id=2).stay(0, 10)  # parked too: its own incident, never in the other's clip
     run = sc.run([KERB], until=10)
 
-    params, packets = h264_packets(tmp_path, seconds=11, fps=FPS)
     t0 = time.time() - 11.0  # the camera's video and the analysed frames share the wall clock
-    ring = PacketRing(seconds=60)
-    ring.start_session(params)
-    for i, p in enumerate(packets):
-        ring.append_packet(p, t0 + i / FPS)
+    ring = h264_ring(tmp_path, seconds=11, fps=FPS, start=t0)
     trail = TrackTrail(keep_s=60.0)
     store = IncidentStore(f"sqlite:///{tmp_path / 'i.db'}")
     manager = _manager(store, write_interval_s=1.0, trail=trail)
@@ -112,12 +107,8 @@ def test_parked_car_renumbered_mid_incident_stays_boxed_in_its_clip(tmp_path):
 def test_without_the_live_lookup_the_clip_keeps_the_opening_ids(tmp_path):
     """A recorder not given ``highlighted`` (or whose lookup fails) still cuts the clip, with
     the ids the incident opened with."""
-    params, packets = h264_packets(tmp_path, seconds=3, fps=FPS)
     now = time.time()
-    ring = PacketRing(seconds=60)
-    ring.start_session(params)
-    for i, p in enumerate(packets):
-        ring.append_packet(p, now - 3.0 + i / FPS)
+    ring = h264_ring(tmp_path, seconds=3, fps=FPS, start=now - 3.0)
     trail = TrackTrail(keep_s=60.0)
     trail.add("cam1", now - 1.0, np.array([5, 6]), np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.6, 0.6]]))
     store = IncidentStore(f"sqlite:///{tmp_path / 'i.db'}")

@@ -15,7 +15,7 @@ from gridworker.incidents.trail import TrackTrail
 from gridworker.streams.evidence import PacketRing
 from gridworker.streams.frame import Frame
 from gridworker.vision.analyzer import FrameAnalysis
-from tests.factories import h264_packets
+from tests.factories import h264_packets, h264_ring
 
 FPS = 10
 
@@ -97,13 +97,9 @@ def test_clip_carries_the_triggering_boxes(tmp_path):
 
 
 def test_an_incident_without_track_ids_stores_no_tracks(tmp_path):
-    params, packets = h264_packets(tmp_path, seconds=3, fps=FPS)
     store = IncidentStore(f"sqlite:///{tmp_path / 'i.db'}")
     now = time.time()
-    ring = PacketRing(seconds=60)
-    ring.start_session(params)
-    for i, p in enumerate(packets):
-        ring.append_packet(p, now - 3.0 + i / FPS)
+    ring = h264_ring(tmp_path, seconds=3, fps=FPS, start=now - 3.0)
     trail = TrackTrail(keep_s=60.0)
     trail.record(_analysis("cam1", now - 1.0, [1], [[0, 0, 10, 10]]))
     recorder = ClipRecorder(store, {"cam1": ring}.get, tmp_path / "clips", pre_s=1.0, post_s=0.0, grace_s=0.0, trail=trail)
