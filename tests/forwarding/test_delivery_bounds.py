@@ -151,7 +151,8 @@ def test_a_failure_the_database_cannot_record_still_pauses_the_destination(sqlit
     with disp:
         wait_until(lambda: len(sender.sends) >= 2, timeout=10)
         assert disp.drain(5)
-        (st,) = disp.statuses()  # the delivery and its status are written together
+        # the outbox row is written first and the status published after it: wait for the status
+        st = wait_until(lambda: next((s for s in disp.statuses() if s.delivered == 1), None), timeout=5)
     assert failed and st.consecutive_failures == 0 and st.last_error == "refused"  # counted, then delivered
     assert sender.sends[1] - sender.sends[0] >= 0.9  # the 1 s pause, not the 0.05 s poll
 
