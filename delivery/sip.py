@@ -434,9 +434,7 @@ class SipEndpoint:
                 self._drop_socket(sock, "the route to the platform changed")
 
     def _sent_by(self, sock: socket.socket) -> str:
-        host = self.local_host
-        if not host:
-            host = sock.getsockname()[0]  # UDP: bound to the routed address (see _open)
+        host = self.local_host or sock.getsockname()[0]  # UDP: bound to the routed address (see _open)
         return f"{host}:{sock.getsockname()[1]}"
 
     def _write(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:

@@ -393,12 +393,6 @@ class RunCost:
 EMBEDDED_COST = RunCost(EMBEDDED_RUN_MS, "the embedded SSD's CPU time per run on one thread, measured on a 2-core Xeon, docs/models.md; not timed here")
 
 
-def _model_configs(settings: Settings) -> dict[str, DetectorConfig]:
-    from gridworker.models.config import DEFAULT_DETECTOR
-
-    return {DEFAULT_DETECTOR: settings.detector, **{d.id: d for d in settings.detectors}}
-
-
 def _embedded_reference(config: DetectorConfig) -> bool:
     """Whether ``config`` runs the model ``EMBEDDED_RUN_MS`` was measured on (an embedded one, ONNX Runtime)."""
     from gridworker.models.loader import embedded_models
@@ -450,8 +444,8 @@ def time_model_run(detector: Detector, size: tuple[int, int], runs: int = TIMED_
 def measure_run_costs(settings: Settings, loaded: LoadedModels | None = None) -> tuple[dict[CostKey, RunCost], list[str]]:
     """The cost of one run of each model the continuously analysed cameras use, at each camera's
     ``imgsz``, for :func:`detector_load_lines`; and one line per model that cannot load or run (what
-    `run` would refuse). The embedded SSD costs ``EMBEDDED_RUN_MS`` (not loaded for it); any other
-    model is timed (:func:`time_model_run`) on the detector ``loaded`` holds (`check --load-models`),
+    `run` would refuse). The embedded SSD is left out (not loaded: :func:`detector_load_lines`
+    counts ``EMBEDDED_RUN_MS`` for it); any other model is timed (:func:`time_model_run`) on the detector ``loaded`` holds (`check --load-models`),
     else loaded here as `run` loads it (``load_detector`` with its config and the inference workers)."""
     import statistics
 
@@ -460,7 +454,7 @@ def measure_run_costs(settings: Settings, loaded: LoadedModels | None = None) ->
     from gridworker.models.loader import load_detector
     from gridworker.models.multi import resized
 
-    configs = _model_configs(settings)
+    configs = settings.model_configs()
     where = _model_where(settings)
     workers = settings.pipeline.inference_worker_count()
     models: dict[str, Detector | None] = {}
@@ -472,8 +466,7 @@ def measure_run_costs(settings: Settings, loaded: LoadedModels | None = None) ->
         config = configs.get(model_id)
         if config is None:  # settings refuse an undefined model
             continue
-        if _embedded_reference(config):
-            costs[(model_id, size)] = EMBEDDED_COST
+        if _embedded_reference(config):  # not loaded: detector_load_lines counts EMBEDDED_COST
             continue
         if model_id not in models:
             try:
@@ -515,7 +508,7 @@ def detector_load_lines(settings: Settings, cores: int | None = None, costs: Map
     live = [c for c in settings.cameras if c.watch == "continuous"]
     if not live:
         return []
-    configs = _model_configs(settings)
+    configs = settings.model_configs()
     known: dict[CostKey, RunCost] = dict(costs or {})
     keys = _live_cost_keys(settings)
     for key in keys:

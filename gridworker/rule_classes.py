@@ -18,7 +18,7 @@ import difflib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from gridworker.models.config import DEFAULT_DETECTOR, DetectorConfig
+from gridworker.models.config import DetectorConfig
 from gridworker.settings import Settings
 
 __all__ = ["model_class_names", "rule_class_warnings", "unknown_class_note"]
@@ -92,7 +92,7 @@ def rule_class_warnings(settings: Settings, classes_of: ClassesOf = model_class_
         >>> rule_class_warnings(settings, lambda det: ["person", "car", "truck"])
         ["camera 'gate' zone 'kerb' rule 'illegal_parking': classes 'Car' (did you mean 'car'?), 'lorry' are not among the classes of model(s) default: the rule never fires on them"]
     """
-    models: dict[str, DetectorConfig] = {DEFAULT_DETECTOR: settings.detector, **{d.id: d for d in settings.detectors}}
+    models = settings.model_configs()
     cache: dict[str, Sequence[str] | None] = {}
 
     def known(ids: Sequence[str]) -> list[str] | None:

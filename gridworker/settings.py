@@ -514,6 +514,10 @@ class Settings(_EnvOverFile):
             raise ValueError("\n".join(problems[:MAX_LISTED_PROBLEMS] + more))
         return self
 
+    def model_configs(self) -> dict[str, DetectorConfig]:
+        """Every model by id: ``detector:`` as ``default``, then each of ``detectors:``."""
+        return {DEFAULT_DETECTOR: self.detector, **{d.id: d for d in self.detectors}}
+
     def checked_view(self) -> dict[str, Any]:
         """What ``whole_config_problems`` reads of these settings, as a config file would give it."""
         return {

@@ -61,7 +61,7 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), membership: Path = Pat
             hierarchy, _, rest = line.partition(":")
             controllers, _, path = rest.partition(":")
             parts = [p for p in path.split("/") if p and p not in (".", "..")]
-            groups = [Path(*parts[:n]) if n else Path() for n in range(len(parts), -1, -1)]  # own group first, root last
+            groups = [Path(*parts[:n]) for n in range(len(parts), -1, -1)]  # own group first, root (Path()) last
             if hierarchy == "0" and not controllers:  # v2: the unified hierarchy
                 candidates += [root / group / "cpu.max" for group in groups]
             elif "cpu" in controllers.split(","):  # v1

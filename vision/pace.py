@@ -79,13 +79,13 @@ class PaceWatch:
             if self._first is None or ts < self._first:
                 self._first = ts
             self._times.append(ts)
-            change = self._judge(ts)
-        self._log(change)
+            rate, changed = self._judge(ts)
+            behind = self._behind_since is not None
+        if changed:
+            self._log(behind, rate)
 
-    def _log(self, change: tuple[bool, float] | None) -> None:
-        if change is None:
-            return
-        behind, rate = change
+    def _log(self, behind: bool, rate: float) -> None:
+        """The verdict changed (to ``behind``): say so once, outside the lock."""
         if behind:
             log.warning(
                 "camera %s: analysis is behind: %.1f frames/s analysed over the last %.0f s, configured %.1f"
@@ -105,9 +105,9 @@ class PaceWatch:
             span = min(span, now - self._times[0])
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
-    def _judge(self, now: float) -> tuple[bool, float] | None:
-        """Update the verdict as of ``now``; (behind, rate) when it changed (to be logged once,
-        by whichever of ``tick`` and ``pace`` saw it change), else None. Called under the lock."""
+    def _judge(self, now: float) -> tuple[float, bool]:
+        """Update the verdict as of ``now``: the rate, and whether the verdict changed (to be
+        logged once, by whichever of ``tick`` and ``pace`` saw it change). Called under the lock."""
         rate = self._rate(now)
         full = self._first is not None and now - self._first >= self.window_s
         was = self._behind_since is not None
@@ -117,14 +117,14 @@ class PaceWatch:
                 self._behind_since = now
         elif not full or rate >= self.recover * self.fps:
             self._behind_since = None  # back at ``recover`` (between the two, the verdict holds)
-        behind = self._behind_since is not None
-        return (behind, rate) if behind != was else None
+        return rate, (self._behind_since is not None) != was
 
     def pace(self, now: float) -> Pace:
         """The rate as of ``now``; a camera that analysed nothing for a whole window is behind too
         (and the warning is logged here, since no frame comes to log it)."""
         with self._lock:
-            change = self._judge(now)
-            pace = Pace(self.fps, round(self._rate(now), 2), self._behind_since is not None, self._behind_since)
-        self._log(change)
+            rate, changed = self._judge(now)
+            pace = Pace(self.fps, round(rate, 2), self._behind_since is not None, self._behind_since)
+        if changed:
+            self._log(pace.behind, rate)
         return pace

@@ -218,7 +218,6 @@ class StayTracker:
         remember_after_s: float = 0.0,
     ) -> None:
         self.max_movement = max_movement
-        self.same_object = SAME_OBJECT_CLASSES
         self.max_travel = max_travel if max_movement is not None else None
         self.rejoin_s = rejoin_s if max_movement is not None else 0.0
         self.remember_after_s = remember_after_s
@@ -383,10 +382,11 @@ class StayTracker:
             self._dormant.remove(o)
             self._inherit(p, o)
 
-    def _same_kind(self, a: str, b: str) -> bool:
+    @staticmethod
+    def _same_kind(a: str, b: str) -> bool:
         """One object's label either way: the same class, or two a detector confuses on one
-        object (``same_object``: a parked van is "car" one minute and "truck" the next)."""
-        return a == b or any(a in group and b in group for group in self.same_object)
+        object (``SAME_OBJECT_CLASSES``: a parked van is "car" one minute and "truck" the next)."""
+        return a == b or any(a in group and b in group for group in SAME_OBJECT_CLASSES)
 
     def _only_seen_there(self, p: Stay, o: Stay) -> bool:
         """``p``'s track was seen nowhere but where ``o`` stood (within ``rejoin_distance`` of its
